@@ -1,0 +1,1 @@
+//! Linux FIB over netlink. TO BE IMPLEMENTED.

@@ -1,0 +1,251 @@
+//! Routing policy: named lists of rules applied at import and export.
+//!
+//! These types are both the configuration schema (deserialized from the
+//! YAML config, camelCase, unknown keys rejected) and the input to the
+//! evaluator. Semantics:
+//!
+//! * A peer's `import`/`export` is `all`, `none`, or a list of policy names.
+//! * A policy is an ordered list of rules. A rule whose `match` holds (every
+//!   given condition holds; an absent condition always holds) applies its
+//!   `set` actions, then its `action`: `accept` or `reject` ends evaluation,
+//!   `continue` (the default) goes on to the next rule, keeping the changes.
+//! * After the last rule of the last policy in the list, the route is
+//!   rejected ("no rule accepted it").
+//! * A peer with no `import` (or `export`) at all: iBGP peers accept
+//!   everything; eBGP peers exchange nothing (RFC 8212).
+
+use std::fmt;
+use std::str::FromStr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use wire::{Community, Family, LargeCommunity};
+
+/// A named policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Policy {
+    pub name: String,
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rule {
+    #[serde(default, rename = "match")]
+    pub matches: Match,
+    #[serde(default)]
+    pub set: Set,
+    #[serde(default)]
+    pub action: Action,
+}
+
+/// Conditions; all given ones must hold. A list condition holds when any of
+/// its entries matches.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Match {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prefixes: Vec<PrefixMatch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<Family>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub communities: Vec<Community>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub large_communities: Vec<LargeCommunity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_path: Option<AsPathMatch>,
+    /// Peer names: at import the peer the route came from, at export the
+    /// peer it is going to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub neighbors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AsPathMatch {
+    /// The path contains this ASN anywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contains: Option<u32>,
+    /// The last ASN of the path (the originator) is this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub originated_by: Option<u32>,
+    /// Path length (RFC 4271 §9.1.2.2 a counting) at least / at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_length: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_length: Option<usize>,
+}
+
+/// Modifications applied when a rule matches.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Set {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_pref: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub med: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add_communities: Vec<Community>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_communities: Vec<Community>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add_large_communities: Vec<LargeCommunity>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_large_communities: Vec<LargeCommunity>,
+    /// Prepend the local ASN this many times (at export: on top of the one
+    /// eBGP always prepends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prepend_as_path: Option<u8>,
+    /// At export: our own address as next hop.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub next_hop_self: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Accept,
+    Reject,
+    #[default]
+    Continue,
+}
+
+/// A prefix filter entry, written `PREFIX [ge N] [le M]` in config, e.g.
+/// `10.0.0.0/8 ge 24 le 24`. Without ge/le only the exact prefix matches;
+/// with them, any more-specific prefix of `prefix` whose length is in
+/// `[ge, le]` (ge defaults to the prefix length, le to the family maximum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PrefixMatch {
+    pub prefix: IpNet,
+    pub ge: Option<u8>,
+    pub le: Option<u8>,
+}
+
+impl PrefixMatch {
+    pub fn matches(&self, p: &IpNet) -> bool {
+        if self.ge.is_none() && self.le.is_none() {
+            return p == &self.prefix;
+        }
+        let max = self.prefix.max_prefix_len();
+        let lo = self.ge.unwrap_or(self.prefix.prefix_len());
+        let hi = self.le.unwrap_or(max);
+        self.prefix.contains(p) && (lo..=hi).contains(&p.prefix_len())
+    }
+}
+
+impl fmt::Display for PrefixMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.prefix)?;
+        if let Some(ge) = self.ge {
+            write!(f, " ge {ge}")?;
+        }
+        if let Some(le) = self.le {
+            write!(f, " le {le}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for PrefixMatch {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut words = s.split_whitespace();
+        let p = words
+            .next()
+            .ok_or_else(|| "empty prefix match".to_string())?;
+        let prefix: IpNet = p
+            .parse()
+            .map_err(|_| format!("invalid prefix {p:?} (expected ADDRESS/LENGTH)"))?;
+        if prefix.trunc() != prefix {
+            return Err(format!(
+                "prefix {prefix} has host bits set (did you mean {}?)",
+                prefix.trunc()
+            ));
+        }
+        let mut m = PrefixMatch {
+            prefix,
+            ge: None,
+            le: None,
+        };
+        while let Some(w) = words.next() {
+            let v = words
+                .next()
+                .ok_or_else(|| format!("{w:?} needs a length after it"))?;
+            let n: u8 = v
+                .parse()
+                .map_err(|_| format!("invalid length {v:?} after {w:?}"))?;
+            if n < prefix.prefix_len() || n > prefix.max_prefix_len() {
+                return Err(format!(
+                    "{w} {n} is outside {}..={} for {prefix}",
+                    prefix.prefix_len(),
+                    prefix.max_prefix_len()
+                ));
+            }
+            match w {
+                "ge" => m.ge = Some(n),
+                "le" => m.le = Some(n),
+                _ => return Err(format!("unexpected {w:?} (expected ge or le)")),
+            }
+        }
+        if let (Some(ge), Some(le)) = (m.ge, m.le) {
+            if ge > le {
+                return Err(format!("ge {ge} is greater than le {le}"));
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Serialize for PrefixMatch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PrefixMatch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// What a peer's `import` or `export` says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum PolicyChain {
+    /// Not configured: iBGP accepts all, eBGP nothing (RFC 8212).
+    #[default]
+    Unset,
+    All,
+    None,
+    Named(Vec<String>),
+}
+
+impl Serialize for PolicyChain {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            PolicyChain::Unset => s.serialize_none(),
+            PolicyChain::All => s.serialize_str("all"),
+            PolicyChain::None => s.serialize_str("none"),
+            PolicyChain::Named(v) => v.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PolicyChain {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(match Option::<Raw>::deserialize(d)? {
+            None => PolicyChain::Unset,
+            Some(Raw::One(s)) if s == "all" => PolicyChain::All,
+            Some(Raw::One(s)) if s == "none" => PolicyChain::None,
+            Some(Raw::One(s)) => PolicyChain::Named(vec![s]),
+            Some(Raw::Many(v)) => PolicyChain::Named(v),
+        })
+    }
+}

@@ -1,0 +1,10 @@
+//! BGP-4 wire format: messages, capabilities, path attributes and NLRI.
+//! Pure: no sockets, no clock. Malformed input never panics; errors follow
+//! RFC 7606.
+
+pub mod codec;
+pub mod notification;
+pub mod types;
+
+pub use codec::{decode_message, encode_message, DecodeError, SessionCodec, MAX_MESSAGE_LEN};
+pub use types::*;
