@@ -1,1 +1,77 @@
-fn main() {}
+//! kroute: a BGP node router for bare-metal Kubernetes.
+
+mod api;
+mod cli;
+mod config;
+mod daemon;
+mod ifaddrs;
+mod rib_task;
+mod session;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command, ConfigCmd};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Daemon => {
+            let Some(path) = cli.config.clone() else {
+                eprintln!("kroute daemon needs a config file: kroute daemon -c FILE");
+                return ExitCode::from(2);
+            };
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("kroute: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(daemon::run(&path)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("kroute: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Config {
+            what: ConfigCmd::Check { file, print },
+        } => match config::load(file) {
+            Ok(c) => {
+                if *print {
+                    print!("{}", c.to_yaml());
+                    return ExitCode::SUCCESS;
+                }
+                println!(
+                    "{}: ok ({} peers, {} policies, {} advertise entries)",
+                    file.display(),
+                    c.peers.len(),
+                    c.policies.len(),
+                    c.advertise.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        _ => match cli::run_client(&cli) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("kroute: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

@@ -1,1 +1,243 @@
-//! Linux FIB over netlink. TO BE IMPLEMENTED.
+//! Linux FIB over netlink — the only place kroute talks to the kernel's
+//! routing tables.
+//!
+//! * [`Fib::start`] opens three rtnetlink sockets in the calling thread's
+//!   network namespace (a writer, a query socket, a monitor subscribed to
+//!   link/address/route groups), dumps what a previous run left behind, and
+//!   spawns two std threads: the FIB worker, which owns all state, and the
+//!   monitor. No tokio runtime is needed at `start`; the async methods only
+//!   await a oneshot answer from the worker and work in any runtime.
+//! * Route changes are coalesced per prefix (last change wins) and written
+//!   in ~64 KiB batches of RTM_NEWROUTE/RTM_DELROUTE messages, one
+//!   `sendmsg` each, with NLM_F_ACK on the last message of a batch only;
+//!   errors come back as NLMSG_ERROR carrying the failing message's
+//!   sequence number and are mapped back to the prefix
+//!   ([`FibEvent::RouteFailed`]).
+//! * Next hops are resolved like `ip route get fibmatch ADDR`, re-resolved
+//!   (debounced) on every link, address or foreign route change, and routes
+//!   follow their next hops in and out of the kernel.
+//!
+//! Limits: a BGP next hop whose `address` is link-local (fe80::/10) cannot be
+//! resolved without an interface and is reported unreachable; the
+//! `link_local` field of [`BgpNextHop`] is carried but not used for
+//! installation yet. A next hop whose best kernel match is a route of our own
+//! protocol is unreachable ("resolves only through a BGP route"), even if a
+//! less specific non-BGP route would cover it.
+
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::atomic::AtomicBool;
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc::UnboundedSender, oneshot};
+
+mod hash;
+mod monitor;
+mod msg;
+mod netlink;
+mod resolve;
+mod worker;
+mod writer;
+
+pub use netlink::describe as describe_errno;
+
+/// What the FIB writes and how it behaves at exit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FibConfig {
+    /// Kernel routing table (254 = main). Tables above 255 go in RTA_TABLE.
+    pub table: u32,
+    /// rtm_protocol of our routes (186 = bgp).
+    pub protocol: u8,
+    /// RTA_PRIORITY of our routes.
+    pub metric: u32,
+    /// False: never write routes (next hops are still resolved and reported).
+    pub install: bool,
+    /// True: leave our routes in the kernel at shutdown.
+    pub keep_on_exit: bool,
+}
+
+impl Default for FibConfig {
+    fn default() -> Self {
+        FibConfig {
+            table: 254,
+            protocol: 186,
+            metric: 20,
+            install: true,
+            keep_on_exit: false,
+        }
+    }
+}
+
+/// A BGP next hop as learned; the FIB resolves it to a kernel gateway + interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BgpNextHop {
+    pub address: IpAddr,
+    pub link_local: Option<Ipv6Addr>,
+}
+
+impl BgpNextHop {
+    pub fn new(address: IpAddr) -> BgpNextHop {
+        BgpNextHop {
+            address,
+            link_local: None,
+        }
+    }
+}
+
+/// One prefix's wanted next-hop set; empty = remove.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteChange {
+    pub prefix: IpNet,
+    pub next_hops: Vec<BgpNextHop>,
+}
+
+/// A next hop's verdict.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NexthopState {
+    /// Reachable through a kernel route with this metric (RTA_PRIORITY).
+    Reachable { metric: u32 },
+    /// An address of this host (routes via it are not installed).
+    Local,
+    /// Not usable, with the reason in words.
+    Unreachable(String),
+}
+
+/// What the FIB reports to the RIB.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FibEvent {
+    /// For watched next hops: first resolution and every change.
+    Nexthop {
+        address: IpAddr,
+        state: NexthopState,
+    },
+    /// The kernel refused a route, e.g. "Invalid argument (EINVAL): ...".
+    RouteFailed { prefix: IpNet, error: String },
+    /// A prefix previously reported as failed is now in the kernel.
+    RouteInstalled { prefix: IpNet },
+}
+
+/// One prefix as the FIB sees it, for `show fib` and `explain`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FibEntry {
+    pub prefix: IpNet,
+    pub bgp_next_hops: Vec<BgpNextHop>,
+    /// e.g. "via 10.0.0.1 dev veth0"
+    pub kernel_next_hops: Vec<String>,
+    /// "installed" | "next hop unresolved" | "failed: <err>" |
+    /// "next hop is local" | "install disabled" | "pending"
+    pub status: String,
+    /// Why, when the status alone does not say it: the unresolved next hops
+    /// and their reasons, or the resolution when install is disabled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+pub(crate) enum Cmd {
+    Apply(Vec<RouteChange>),
+    Watch(Vec<IpAddr>),
+    InitialSyncDone,
+    Entries(Option<IpNet>, oneshot::Sender<Vec<FibEntry>>),
+    Flush(oneshot::Sender<()>),
+    Shutdown(oneshot::Sender<()>),
+    /// From the monitor: a link appeared or changed.
+    Link {
+        index: u32,
+        name: Option<String>,
+        up: bool,
+    },
+    LinkGone(u32),
+    /// From the monitor: an address or a foreign route changed.
+    Changed,
+    /// From the monitor: notifications were lost (ENOBUFS).
+    Overrun,
+}
+
+/// Handle on the FIB worker; cheap to clone.
+#[derive(Clone)]
+pub struct Fib {
+    tx: mpsc::Sender<Cmd>,
+}
+
+const GROUPS: [u32; 5] = [
+    netlink::RTNLGRP_LINK,
+    netlink::RTNLGRP_IPV4_IFADDR,
+    netlink::RTNLGRP_IPV6_IFADDR,
+    netlink::RTNLGRP_IPV4_ROUTE,
+    netlink::RTNLGRP_IPV6_ROUTE,
+];
+
+impl Fib {
+    /// Opens all netlink sockets synchronously in the calling thread's
+    /// network namespace, dumps the routes of `protocol` in `table` left by a
+    /// previous run (kept until [`Fib::initial_sync_done`]), subscribes to
+    /// link/address/route changes and spawns the worker and monitor threads.
+    /// Needs no tokio runtime.
+    pub fn start(cfg: FibConfig, events: UnboundedSender<FibEvent>) -> std::io::Result<Fib> {
+        let query = netlink::NlSocket::open(4 << 20, Some(Duration::from_secs(10)))?;
+        let write = netlink::NlSocket::open(32 << 20, Some(Duration::from_secs(30)))?;
+        let mon = netlink::NlSocket::open(8 << 20, Some(Duration::from_millis(200)))?;
+        for g in GROUPS {
+            mon.join(g)?;
+        }
+        netlink::drop_own_route_notifications(mon.fd(), cfg.protocol)?;
+        let (tx, rx) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        // Subscribed before the dumps: nothing falls between them.
+        let worker = worker::Worker::new(cfg.clone(), events, query, write, stop.clone())?;
+        let mon_tx = tx.clone();
+        let protocol = cfg.protocol;
+        std::thread::Builder::new()
+            .name("fib-monitor".into())
+            .spawn(move || monitor::run(mon, mon_tx, stop, protocol))?;
+        std::thread::Builder::new()
+            .name("fib-worker".into())
+            .spawn(move || worker.run(rx))?;
+        Ok(Fib { tx })
+    }
+
+    /// Queues route changes; never blocks on the kernel.
+    pub fn apply(&self, changes: Vec<RouteChange>) {
+        if !changes.is_empty() {
+            let _ = self.tx.send(Cmd::Apply(changes));
+        }
+    }
+
+    /// Resolves these next hops now, reports each ([`FibEvent::Nexthop`]) and
+    /// keeps reporting changes.
+    pub fn watch_nexthops(&self, addrs: Vec<IpAddr>) {
+        let _ = self.tx.send(Cmd::Watch(addrs));
+    }
+
+    /// Removes routes of a previous run that are not wanted now.
+    pub fn initial_sync_done(&self) {
+        let _ = self.tx.send(Cmd::InitialSyncDone);
+    }
+
+    /// Every wanted prefix (or just `prefix`) with its kernel state.
+    pub async fn entries(&self, prefix: Option<IpNet>) -> Vec<FibEntry> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Cmd::Entries(prefix, tx)).is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Writes what is pending; unless `keep_on_exit`, removes every route we
+    /// installed; then stops the worker and the monitor.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Cmd::Shutdown(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Resolves once every change applied so far has been written.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Cmd::Flush(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}

@@ -1,3 +1,166 @@
-//! The routing information bases and the decision process. Pure: no I/O.
+//! The routing information bases and the decision process. Pure: no I/O,
+//! no clock, no threads.
+//!
+//! The daemon owns one [`Rib`] and feeds it events (peer up/down, UPDATEs,
+//! next-hop states, config reloads); each call appends what must happen as
+//! a consequence (FIB changes, UPDATEs to send, next hops to resolve) to an
+//! [`Outputs`].
+//!
+//! Layout: `attrs` (interning), `table` (per-prefix records), `decision`
+//! (best path), `policy` (schema + evaluator), `import`/`export` (the
+//! per-peer pipelines), `explain` (why), `rib` (the event handlers).
 
+pub mod attrs;
+pub mod decision;
+mod explain;
+mod export;
+mod import;
 pub mod policy;
+mod rib;
+pub mod table;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use serde::Serialize;
+use wire::{Community, LargeCommunity};
+
+pub use explain::{Explanation, PathExplanation, PeerExport, RouteView};
+pub use rib::Rib;
+
+/// The daemon's handle for a configured peer.
+pub type PeerId = u32;
+
+/// Global settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RibConfig {
+    pub local_asn: u32,
+    pub router_id: Ipv4Addr,
+    /// Route-reflection cluster id; `None` = `router_id`.
+    pub cluster_id: Option<Ipv4Addr>,
+    /// ECMP width, at least 1.
+    pub max_paths: usize,
+    /// Allow multipath across different neighbouring ASes when the AS_PATH
+    /// lengths are equal.
+    pub multipath_relax: bool,
+    /// `kernel.install`: false => nothing is ever installed.
+    pub install: bool,
+    pub policies: Vec<policy::Policy>,
+}
+
+impl RibConfig {
+    pub fn cluster_id(&self) -> Ipv4Addr {
+        self.cluster_id.unwrap_or(self.router_id)
+    }
+}
+
+/// One configured neighbour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerConfig {
+    pub name: String,
+    pub address: IpAddr,
+    /// iBGP iff equal to the local ASN.
+    pub remote_asn: u32,
+    /// Configured families.
+    pub families: Vec<wire::Family>,
+    /// Accept paths containing the local ASN up to this many times.
+    pub allow_as_in: u8,
+    pub next_hop_self: bool,
+    pub route_reflector_client: bool,
+    pub import: policy::PolicyChain,
+    pub export: policy::PolicyChain,
+}
+
+/// Learned when the session reaches Established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub remote_router_id: Ipv4Addr,
+    /// Negotiated (both sides).
+    pub families: Vec<wire::Family>,
+    /// Our address to use as next hop for IPv4 NLRI towards this peer.
+    pub local_next_hop_v4: Option<Ipv4Addr>,
+    /// Same for IPv6 NLRI.
+    pub local_next_hop_v6: Option<Ipv6Addr>,
+    /// RFC 8950 negotiated: IPv4 NLRI may carry `local_next_hop_v6`.
+    pub extended_next_hop_v4: bool,
+}
+
+/// A prefix this node announces itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origination {
+    pub prefix: wire::Prefix,
+    pub communities: Vec<Community>,
+    pub large_communities: Vec<LargeCommunity>,
+}
+
+/// Next-hop reachability as the kernel sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NexthopState {
+    Reachable {
+        metric: u32,
+    },
+    /// One of our own addresses (e.g. `::1` of the CNI peering).
+    Local,
+    Unreachable(String),
+}
+
+/// A prefix and its new next-hop set; empty = remove from the kernel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FibChange {
+    pub prefix: wire::Prefix,
+    pub next_hops: Vec<wire::NextHop>,
+}
+
+/// What the daemon must do after an event.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Outputs {
+    pub fib: Vec<FibChange>,
+    /// UPDATEs to send, in order. Prefixes sharing attributes share one
+    /// Update (the encoder splits to the message size).
+    pub updates: Vec<(PeerId, wire::Update)>,
+    /// Next hops the RIB needs a state for (each reported once).
+    pub watch_nexthops: Vec<IpAddr>,
+    /// Ask that peer to resend a family.
+    pub route_refresh: Vec<(PeerId, wire::Family)>,
+}
+
+/// What the kernel made of a FibChange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FibStatus {
+    Installed,
+    Failed(String),
+}
+
+/// Which table [`Rib::routes`] reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Table {
+    /// Loc-RIB: every accepted path, best ones flagged.
+    #[default]
+    Loc,
+    /// Adj-RIB-In: every received path, pre-policy, rejected ones too.
+    Received,
+    /// Adj-RIB-Out: what was sent.
+    Advertised,
+}
+
+/// A query for [`Rib::routes`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouteQuery {
+    /// Exact prefix if present, else the longest prefix containing it.
+    pub prefix: Option<wire::Prefix>,
+    pub peer: Option<PeerId>,
+    pub table: Table,
+}
+
+/// Per-peer prefix counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerCounters {
+    /// Paths in Adj-RIB-In.
+    pub received: usize,
+    /// Of those, accepted by import.
+    pub accepted: usize,
+    /// Prefixes in Adj-RIB-Out.
+    pub advertised: usize,
+}

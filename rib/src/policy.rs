@@ -249,3 +249,199 @@ impl<'de> Deserialize<'de> for PolicyChain {
         })
     }
 }
+
+// ---------------------------------------------------------------------------
+// Evaluator
+// ---------------------------------------------------------------------------
+
+/// What a route is being judged as: the prefix and the neighbour named by
+/// `neighbors` matches (source peer at import, destination peer at export).
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub prefix: &'a IpNet,
+    pub neighbor: &'a str,
+}
+
+/// The outcome of running a chain of named policies over one route.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Outcome {
+    /// `None` = accepted; `Some(reason)` = rejected and why.
+    pub rejected: Option<String>,
+    /// Some evaluated condition looked at the prefix: the result may differ
+    /// for another prefix with the same attributes (callers cache on this).
+    pub used_prefix: bool,
+    /// Sum of `prependAsPath` of the rules that applied.
+    pub prepend: u8,
+    /// Some applied rule asked for next-hop-self.
+    pub next_hop_self: bool,
+    /// Some applied rule set the MED.
+    pub med_set: bool,
+}
+
+/// The configured policies, indexed by name.
+#[derive(Debug, Clone, Default)]
+pub struct Policies {
+    by_name: std::collections::HashMap<String, Policy>,
+}
+
+impl Policies {
+    pub fn new(list: &[Policy]) -> Policies {
+        Policies {
+            by_name: list.iter().map(|p| (p.name.clone(), p.clone())).collect(),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Policy> {
+        self.by_name.get(name)
+    }
+
+    /// Runs the named policies in order over `attrs`, which set actions
+    /// change (cloned on first change only). See the module doc.
+    pub fn evaluate(
+        &self,
+        names: &[String],
+        subject: Subject<'_>,
+        attrs: &mut std::borrow::Cow<'_, wire::PathAttributes>,
+    ) -> Outcome {
+        let mut out = Outcome::default();
+        for name in names {
+            let Some(policy) = self.get(name) else {
+                out.rejected = Some(format!("policy {name:?} is not defined"));
+                return out;
+            };
+            for (i, rule) in policy.rules.iter().enumerate() {
+                if !rule.matches.holds(subject, attrs, &mut out.used_prefix) {
+                    continue;
+                }
+                rule.set.apply(attrs, &mut out);
+                match rule.action {
+                    Action::Accept => return out,
+                    Action::Reject => {
+                        out.rejected = Some(format!(
+                            "rejected by policy {name:?} rule {} (of {})",
+                            i + 1,
+                            policy.rules.len()
+                        ));
+                        return out;
+                    }
+                    Action::Continue => {}
+                }
+            }
+        }
+        out.rejected = Some(format!(
+            "no rule accepted it (policies: {})",
+            names.join(", ")
+        ));
+        out
+    }
+}
+
+impl Match {
+    /// True when every given condition holds. Sets `used_prefix` when a
+    /// prefix list was consulted.
+    pub fn holds(
+        &self,
+        subject: Subject<'_>,
+        attrs: &wire::PathAttributes,
+        used_prefix: &mut bool,
+    ) -> bool {
+        if let Some(f) = self.family {
+            if Family::of_prefix(subject.prefix) != f {
+                return false;
+            }
+        }
+        if !self.neighbors.is_empty() && !self.neighbors.iter().any(|n| n == subject.neighbor) {
+            return false;
+        }
+        if !self.communities.is_empty()
+            && !self
+                .communities
+                .iter()
+                .any(|c| attrs.communities.contains(c))
+        {
+            return false;
+        }
+        if !self.large_communities.is_empty()
+            && !self
+                .large_communities
+                .iter()
+                .any(|c| attrs.large_communities.contains(c))
+        {
+            return false;
+        }
+        if let Some(m) = &self.as_path {
+            if !m.holds(&attrs.as_path) {
+                return false;
+            }
+        }
+        if !self.prefixes.is_empty() {
+            *used_prefix = true;
+            if !self.prefixes.iter().any(|p| p.matches(subject.prefix)) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+impl AsPathMatch {
+    pub fn holds(&self, path: &wire::AsPath) -> bool {
+        if let Some(asn) = self.contains {
+            if path.count(asn) == 0 {
+                return false;
+            }
+        }
+        if let Some(asn) = self.originated_by {
+            if path.origin_asn() != Some(asn) {
+                return false;
+            }
+        }
+        let len = path.path_len();
+        if self.min_length.is_some_and(|m| len < m) || self.max_length.is_some_and(|m| len > m) {
+            return false;
+        }
+        true
+    }
+}
+
+impl Set {
+    fn apply(&self, attrs: &mut std::borrow::Cow<'_, wire::PathAttributes>, out: &mut Outcome) {
+        if let Some(lp) = self.local_pref {
+            if attrs.local_pref != Some(lp) {
+                attrs.to_mut().local_pref = Some(lp);
+            }
+        }
+        if let Some(med) = self.med {
+            out.med_set = true;
+            if attrs.med != Some(med) {
+                attrs.to_mut().med = Some(med);
+            }
+        }
+        for c in &self.remove_communities {
+            if attrs.communities.contains(c) {
+                attrs.to_mut().communities.retain(|x| x != c);
+            }
+        }
+        for c in &self.add_communities {
+            if !attrs.communities.contains(c) {
+                attrs.to_mut().communities.push(*c);
+            }
+        }
+        for c in &self.remove_large_communities {
+            if attrs.large_communities.contains(c) {
+                attrs.to_mut().large_communities.retain(|x| x != c);
+            }
+        }
+        for c in &self.add_large_communities {
+            if !attrs.large_communities.contains(c) {
+                attrs.to_mut().large_communities.push(*c);
+            }
+        }
+        if let Some(n) = self.prepend_as_path {
+            out.prepend = out.prepend.saturating_add(n);
+        }
+        if self.next_hop_self {
+            out.next_hop_self = true;
+        }
+    }
+}

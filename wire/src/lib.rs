@@ -6,5 +6,8 @@ pub mod codec;
 pub mod notification;
 pub mod types;
 
-pub use codec::{decode_message, encode_message, DecodeError, SessionCodec, MAX_MESSAGE_LEN};
+pub use codec::{
+    decode_message, encode_message, update_attributes_fit, DecodeError, SessionCodec,
+    MAX_MESSAGE_LEN,
+};
 pub use types::*;

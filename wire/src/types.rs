@@ -165,9 +165,7 @@ impl AsPath {
             Some(AsSegment::Sequence(v)) => {
                 v.splice(0..0, std::iter::repeat_n(asn, count));
             }
-            _ => self
-                .0
-                .insert(0, AsSegment::Sequence(vec![asn; count])),
+            _ => self.0.insert(0, AsSegment::Sequence(vec![asn; count])),
         }
     }
 }
@@ -245,7 +243,11 @@ impl fmt::Display for LargeCommunity {
 impl FromStr for LargeCommunity {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("invalid large community {s:?} (expected GLOBAL:LOCAL1:LOCAL2, each 0-4294967295)");
+        let bad = || {
+            format!(
+                "invalid large community {s:?} (expected GLOBAL:LOCAL1:LOCAL2, each 0-4294967295)"
+            )
+        };
         let mut it = s.split(':');
         let mut next = || -> Result<u32, String> {
             it.next().ok_or_else(bad)?.parse::<u32>().map_err(|_| bad())
@@ -412,7 +414,10 @@ impl Update {
             }
         }
         if family == Family::Ipv4Unicast {
-            return self.attributes.next_hop.map(|a| NextHop::new(IpAddr::V4(a)));
+            return self
+                .attributes
+                .next_hop
+                .map(|a| NextHop::new(IpAddr::V4(a)));
         }
         None
     }
@@ -493,6 +498,9 @@ pub struct RouteRefresh {
     pub family: Family,
 }
 
+// Update is much larger than the other variants; messages are short-lived
+// values, so boxing it is not worth the API churn.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Message {

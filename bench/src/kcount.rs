@@ -1,0 +1,360 @@
+//! Ask the kernel, not the daemon: count the routes in the main table by a
+//! netlink dump (RTM_GETROUTE), and watch route events during the churn run.
+//! A raw NETLINK_ROUTE socket: one request type and two reply fields are all
+//! this needs. Sockets belong to the namespace of the thread that opens them.
+
+use std::collections::HashSet;
+use std::io;
+use std::mem::size_of;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+const RTM_NEWROUTE: u16 = 24;
+const RTM_DELROUTE: u16 = 25;
+const RTM_GETROUTE: u16 = 26;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_DUMP: u16 = 0x300;
+const RT_TABLE_MAIN: u8 = 254;
+const RTN_UNICAST: u8 = 1;
+const RTPROT_KERNEL: u8 = 2;
+const RTA_DST: u16 = 1;
+const RTA_TABLE: u16 = 15;
+const NETLINK_GET_STRICT_CHK: libc::c_int = 12;
+const RTMGRP_IPV4_ROUTE: u32 = 0x40;
+const RTMGRP_IPV6_ROUTE: u32 = 0x400;
+const NLMSG_HDRLEN: usize = 16;
+const RTMSG_LEN: usize = 12;
+
+fn socket(groups: u32, rcvbuf: usize) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscalls; the fd is owned right away.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        );
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fd = OwnedFd::from_raw_fd(fd);
+        let one: libc::c_int = 1;
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_NETLINK,
+            NETLINK_GET_STRICT_CHK,
+            (&one as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as u32,
+        );
+        let size = rcvbuf as libc::c_int;
+        // FORCE needs CAP_NET_ADMIN (we are root); fall back silently.
+        if libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&size as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as u32,
+        ) != 0
+        {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&size as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as u32,
+            );
+        }
+        let mut sa: libc::sockaddr_nl = std::mem::zeroed();
+        sa.nl_family = libc::AF_NETLINK as u16;
+        sa.nl_groups = groups;
+        if libc::bind(
+            fd.as_raw_fd(),
+            (&sa as *const libc::sockaddr_nl).cast(),
+            size_of::<libc::sockaddr_nl>() as u32,
+        ) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(fd)
+    }
+}
+
+fn recv(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: buf is valid for its length.
+        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// One route message's fields that matter here.
+struct RouteMsg<'a> {
+    family: u8,
+    dst_len: u8,
+    table: u32,
+    protocol: u8,
+    rtype: u8,
+    attrs: &'a [u8],
+}
+
+fn parse_route(body: &[u8]) -> Option<RouteMsg<'_>> {
+    if body.len() < RTMSG_LEN {
+        return None;
+    }
+    let mut m = RouteMsg {
+        family: body[0],
+        dst_len: body[1],
+        table: u32::from(body[4]),
+        protocol: body[5],
+        rtype: body[7],
+        attrs: &body[RTMSG_LEN..],
+    };
+    if let Some(t) = attr(m.attrs, RTA_TABLE) {
+        if t.len() >= 4 {
+            m.table = u32::from_ne_bytes([t[0], t[1], t[2], t[3]]);
+        }
+    }
+    Some(m)
+}
+
+fn attr(mut b: &[u8], want: u16) -> Option<&[u8]> {
+    while b.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([b[0], b[1]]));
+        let ty = u16::from_ne_bytes([b[2], b[3]]) & 0x3fff;
+        if len < 4 || len > b.len() {
+            return None;
+        }
+        if ty == want {
+            return Some(&b[4..len]);
+        }
+        b = &b[(len.div_ceil(4) * 4).min(b.len())..];
+    }
+    None
+}
+
+/// A route the receiver put there: main table, unicast, not one the kernel
+/// made for an address (proto kernel).
+fn counts_as_receiver_route(m: &RouteMsg) -> bool {
+    m.table == u32::from(RT_TABLE_MAIN) && m.rtype == RTN_UNICAST && m.protocol != RTPROT_KERNEL
+}
+
+fn prefix_of(m: &RouteMsg) -> Option<IpNet> {
+    let dst = attr(m.attrs, RTA_DST);
+    match i32::from(m.family) {
+        libc::AF_INET => {
+            let mut a = [0u8; 4];
+            if let Some(d) = dst {
+                a.copy_from_slice(d.get(..4)?);
+            }
+            Ipv4Net::new(Ipv4Addr::from(a), m.dst_len)
+                .ok()
+                .map(IpNet::V4)
+        }
+        libc::AF_INET6 => {
+            let mut a = [0u8; 16];
+            if let Some(d) = dst {
+                a.copy_from_slice(d.get(..16)?);
+            }
+            Ipv6Net::new(Ipv6Addr::from(a), m.dst_len)
+                .ok()
+                .map(IpNet::V6)
+        }
+        _ => None,
+    }
+}
+
+/// Walk the netlink messages in `b`, calling `f(type, body)`; returns true
+/// when NLMSG_DONE was seen.
+fn walk(mut b: &[u8], mut f: impl FnMut(u16, &[u8]) -> io::Result<()>) -> io::Result<bool> {
+    while b.len() >= NLMSG_HDRLEN {
+        let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        let ty = u16::from_ne_bytes([b[4], b[5]]);
+        if len < NLMSG_HDRLEN || len > b.len() {
+            break;
+        }
+        let body = &b[NLMSG_HDRLEN..len];
+        match ty {
+            NLMSG_DONE => return Ok(true),
+            NLMSG_ERROR => {
+                let code = i32::from_ne_bytes([body[0], body[1], body[2], body[3]]);
+                if code != 0 {
+                    return Err(io::Error::from_raw_os_error(-code));
+                }
+            }
+            _ => f(ty, body)?,
+        }
+        b = &b[(len.div_ceil(4) * 4).min(b.len())..];
+    }
+    Ok(false)
+}
+
+/// Counts routes by dump, in the namespace it was created in.
+pub struct RouteCounter {
+    fd: OwnedFd,
+    buf: Vec<u8>,
+    seq: u32,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub v4: u64,
+    pub v6: u64,
+}
+
+impl Counts {
+    pub fn total(&self) -> u64 {
+        self.v4 + self.v6
+    }
+}
+
+impl RouteCounter {
+    pub fn new() -> io::Result<RouteCounter> {
+        Ok(RouteCounter {
+            fd: socket(0, 4 << 20)?,
+            buf: vec![0u8; 1 << 20],
+            seq: 0,
+        })
+    }
+
+    fn dump_family(&mut self, family: u8) -> io::Result<u64> {
+        self.seq += 1;
+        let mut req = [0u8; NLMSG_HDRLEN + RTMSG_LEN];
+        req[0..4].copy_from_slice(&((NLMSG_HDRLEN + RTMSG_LEN) as u32).to_ne_bytes());
+        req[4..6].copy_from_slice(&RTM_GETROUTE.to_ne_bytes());
+        req[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+        req[8..12].copy_from_slice(&self.seq.to_ne_bytes());
+        req[16] = family;
+        // With strict checking the kernel filters on the table itself.
+        req[16 + 4] = RT_TABLE_MAIN;
+        // SAFETY: req is a valid buffer.
+        let n = unsafe { libc::send(self.fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut count = 0u64;
+        loop {
+            let n = recv(&self.fd, &mut self.buf)?;
+            let done = walk(&self.buf[..n], |ty, body| {
+                if ty == RTM_NEWROUTE {
+                    if let Some(m) = parse_route(body) {
+                        if counts_as_receiver_route(&m) {
+                            count += 1;
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+            if done {
+                return Ok(count);
+            }
+        }
+    }
+
+    pub fn count(&mut self) -> io::Result<Counts> {
+        Ok(Counts {
+            v4: self.dump_family(libc::AF_INET as u8)?,
+            v6: self.dump_family(libc::AF_INET6 as u8)?,
+        })
+    }
+}
+
+/// Listens to route events and tracks which of a watched set of prefixes are
+/// in the kernel's main table.
+pub struct RouteWatch {
+    fd: OwnedFd,
+    buf: Vec<u8>,
+    watched: HashSet<IpNet>,
+    pub present: HashSet<IpNet>,
+}
+
+impl RouteWatch {
+    /// `present` is the state when the watch starts.
+    pub fn new(watched: HashSet<IpNet>, present: HashSet<IpNet>) -> io::Result<RouteWatch> {
+        let fd = socket(RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE, 256 << 20)?;
+        // A timeout so the owner can stop the watch.
+        let tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 100_000,
+        };
+        // SAFETY: valid pointer and size.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                size_of::<libc::timeval>() as u32,
+            );
+        }
+        Ok(RouteWatch {
+            fd,
+            buf: vec![0u8; 1 << 20],
+            watched,
+            present,
+        })
+    }
+
+    /// Wait up to ~100 ms for events and apply them; Ok(true) if any watched
+    /// prefix changed. An overrun (ENOBUFS) is an error: the state is lost.
+    pub fn poll(&mut self) -> io::Result<bool> {
+        let n = match recv(&self.fd, &mut self.buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let mut changed = false;
+        let (watched, present) = (&self.watched, &mut self.present);
+        walk(&self.buf[..n], |ty, body| {
+            if ty != RTM_NEWROUTE && ty != RTM_DELROUTE {
+                return Ok(());
+            }
+            let Some(m) = parse_route(body) else {
+                return Ok(());
+            };
+            if !counts_as_receiver_route(&m) {
+                return Ok(());
+            }
+            if let Some(p) = prefix_of(&m).filter(|p| watched.contains(p)) {
+                changed |= if ty == RTM_NEWROUTE {
+                    present.insert(p)
+                } else {
+                    present.remove(&p)
+                };
+            }
+            Ok(())
+        })?;
+        Ok(changed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attr_walk() {
+        // RTA_TABLE = 1000, then RTA_DST 10.0.0.0.
+        let mut b = Vec::new();
+        b.extend_from_slice(&8u16.to_ne_bytes());
+        b.extend_from_slice(&RTA_TABLE.to_ne_bytes());
+        b.extend_from_slice(&1000u32.to_ne_bytes());
+        b.extend_from_slice(&8u16.to_ne_bytes());
+        b.extend_from_slice(&RTA_DST.to_ne_bytes());
+        b.extend_from_slice(&[10, 0, 0, 0]);
+        assert_eq!(attr(&b, RTA_DST), Some(&[10u8, 0, 0, 0][..]));
+        let mut body = vec![libc::AF_INET as u8, 8, 0, 0, 254, 186, 0, 1, 0, 0, 0, 0];
+        body.extend_from_slice(&b);
+        let m = parse_route(&body).unwrap();
+        assert_eq!(m.table, 1000);
+        assert_eq!(prefix_of(&m).unwrap().to_string(), "10.0.0.0/8");
+    }
+}

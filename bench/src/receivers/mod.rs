@@ -1,0 +1,153 @@
+//! The daemons under test. Each starts in the receiver namespace, peers
+//! passively with the sender (10.255.255.1, AS 65000) as AS 65001, imports
+//! everything, exports nothing, and (except GoBGP) installs its best paths in
+//! the kernel's main table. Each answers "how many prefixes from the sender
+//! are in your RIB" through its own CLI.
+
+mod bird;
+mod frr;
+mod gobgp;
+mod kroute;
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::process::Command;
+use std::str::FromStr;
+
+use crate::netns::{Netns, Proc};
+
+pub const SENDER_ASN: u32 = 65000;
+pub const RECEIVER_ASN: u32 = 65001;
+/// The sender's session name in every receiver's config.
+pub const PEER_NAME: &str = "blaster";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Kroute,
+    Bird,
+    Frr,
+    Gobgp,
+    /// Not a daemon: `ip -batch` of the same routes, the kernel's bound.
+    Kernel,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [Kind::Kroute, Kind::Bird, Kind::Frr, Kind::Gobgp, Kind::Kernel];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Kroute => "kroute",
+            Kind::Bird => "bird",
+            Kind::Frr => "frr",
+            Kind::Gobgp => "gobgp",
+            Kind::Kernel => "kernel",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Kroute => "kroute",
+            Kind::Bird => "BIRD 2",
+            Kind::Frr => "FRR (bgpd + zebra)",
+            Kind::Gobgp => "GoBGP (RIB only)",
+            Kind::Kernel => "kernel bound (`ip -batch`, one nhid)",
+        }
+    }
+
+    /// Does this receiver put routes in the kernel?
+    pub fn programs_kernel(self) -> bool {
+        !matches!(self, Kind::Gobgp)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Kind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Kind, String> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown receiver {s:?} (kroute, bird, frr, gobgp, kernel)"))
+    }
+}
+
+pub struct Ctx<'a> {
+    pub ns: &'a Netns,
+    /// A scratch directory for configs and logs.
+    pub dir: PathBuf,
+    pub kroute_bin: PathBuf,
+}
+
+pub trait Receiver {
+    /// Every process of the receiver (for RSS and CPU).
+    fn pids(&self) -> Vec<i32>;
+    /// Prefixes from the sender in the RIB (accepted), or None while the
+    /// daemon does not answer yet.
+    fn rib_count(&self) -> Option<u64>;
+    /// An error if a process died.
+    fn check_alive(&mut self) -> Result<(), String>;
+    /// Where its logs are, for error messages.
+    fn logs(&self) -> String;
+}
+
+pub fn start(kind: Kind, ctx: &Ctx) -> io::Result<Box<dyn Receiver>> {
+    Ok(match kind {
+        Kind::Kroute => Box::new(kroute::Kroute::start(ctx)?),
+        Kind::Bird => Box::new(bird::Bird::start(ctx)?),
+        Kind::Frr => Box::new(frr::Frr::start(ctx)?),
+        Kind::Gobgp => Box::new(gobgp::Gobgp::start(ctx)?),
+        Kind::Kernel => {
+            return Err(io::Error::other(
+                "the kernel bound is not a daemon; run.rs measures it directly",
+            ))
+        }
+    })
+}
+
+/// Run a status command; its stdout if it succeeded.
+fn query(cmd: &mut Command) -> Option<String> {
+    let out = cmd.stdin(std::process::Stdio::null()).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn check(procs: &mut [&mut Proc]) -> Result<(), String> {
+    for p in procs.iter_mut() {
+        if let Some(st) = p.exited() {
+            return Err(format!("{} exited ({st})", p.name));
+        }
+    }
+    Ok(())
+}
+
+/// The version line of a program, for the report.
+pub fn version(kind: Kind, kroute_bin: &std::path::Path) -> String {
+    let (prog, args): (PathBuf, &[&str]) = match kind {
+        Kind::Bird => ("bird".into(), &["--version"]),
+        Kind::Frr => ("/usr/lib/frr/bgpd".into(), &["--version"]),
+        Kind::Gobgp => ("gobgpd".into(), &["--version"]),
+        Kind::Kroute => (kroute_bin.to_path_buf(), &["--version"]),
+        Kind::Kernel => ("ip".into(), &["-V"]),
+    };
+    let Ok(out) = Command::new(&prog).args(args).output() else {
+        return "not installed".into();
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}

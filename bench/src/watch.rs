@@ -1,0 +1,224 @@
+//! Threads that live in the receiver's namespace and report what its kernel
+//! holds: a poller that counts the main table by dump, and (for the churn
+//! run) a watcher that follows route events for the flapping prefixes.
+
+use std::collections::HashSet;
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+
+use crate::kcount::{Counts, RouteCounter, RouteWatch};
+use crate::netns::Netns;
+
+fn enter(ns: &PathBuf) -> io::Result<()> {
+    Netns {
+        name: String::new(),
+    }
+    .enter_path(ns)
+}
+
+/// One completed dump: when it started and ended, and what it counted.
+#[derive(Debug, Clone, Copy)]
+pub struct Obs {
+    pub start: Instant,
+    pub end: Instant,
+    pub counts: Counts,
+}
+
+pub struct Poller {
+    latest: Arc<Mutex<Option<Obs>>>,
+    error: Arc<Mutex<Option<String>>>,
+    stop: Arc<AtomicBool>,
+    pause: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Poller {
+    /// Dump the kernel table every `min_interval`, or every two dump
+    /// durations if that is longer (so polling never takes more than about a
+    /// third of one core from the receiver).
+    pub fn start(ns: &Netns, min_interval: Duration) -> io::Result<Poller> {
+        let latest = Arc::new(Mutex::new(None));
+        let error = Arc::new(Mutex::new(None));
+        let stop = Arc::new(AtomicBool::new(false));
+        let pause = Arc::new(AtomicBool::new(false));
+        let path = ns.path();
+        let (l, e, s, p) = (latest.clone(), error.clone(), stop.clone(), pause.clone());
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let handle = thread::spawn(move || {
+            let counter = enter(&path).and_then(|_| RouteCounter::new());
+            let mut counter = match counter {
+                Ok(c) => {
+                    let _ = ready_tx.send(Ok(()));
+                    c
+                }
+                Err(err) => {
+                    let _ = ready_tx.send(Err(err));
+                    return;
+                }
+            };
+            while !s.load(Ordering::Relaxed) {
+                if p.load(Ordering::Relaxed) {
+                    thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+                let start = Instant::now();
+                match counter.count() {
+                    Ok(counts) => {
+                        let end = Instant::now();
+                        *l.lock().unwrap_or_else(|x| x.into_inner()) =
+                            Some(Obs { start, end, counts });
+                        let wait = min_interval.max((end - start) * 2);
+                        let until = end + wait;
+                        while Instant::now() < until && !s.load(Ordering::Relaxed) {
+                            thread::sleep(Duration::from_millis(10));
+                        }
+                    }
+                    Err(err) => {
+                        *e.lock().unwrap_or_else(|x| x.into_inner()) =
+                            Some(format!("kernel route dump: {err}"));
+                        thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            }
+        });
+        ready_rx
+            .recv()
+            .map_err(|_| io::Error::other("poller thread died"))??;
+        Ok(Poller {
+            latest,
+            error,
+            stop,
+            pause,
+            handle: Some(handle),
+        })
+    }
+
+    pub fn latest(&self) -> Option<Obs> {
+        *self.latest.lock().unwrap_or_else(|x| x.into_inner())
+    }
+
+    pub fn error(&self) -> Option<String> {
+        self.error.lock().unwrap_or_else(|x| x.into_inner()).clone()
+    }
+
+    /// The first observation that started after `after`.
+    pub fn fresh(&self, after: Instant, timeout: Duration) -> Option<Obs> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(o) = self.latest().filter(|o| o.start >= after) {
+                return Some(o);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn set_paused(&self, paused: bool) {
+        self.pause.store(paused, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Times at which all watched prefixes were present (`full`) or none was.
+#[derive(Debug, Default, Clone)]
+pub struct Transitions {
+    pub full: Vec<Instant>,
+    pub empty: Vec<Instant>,
+}
+
+pub struct Watcher {
+    state: Arc<Mutex<(Transitions, usize)>>,
+    error: Arc<Mutex<Option<String>>>,
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Watcher {
+    /// Start following route events for `watched`, all present now.
+    pub fn start(ns: &Netns, watched: HashSet<IpNet>) -> io::Result<Watcher> {
+        let state = Arc::new(Mutex::new((Transitions::default(), watched.len())));
+        let error = Arc::new(Mutex::new(None));
+        let stop = Arc::new(AtomicBool::new(false));
+        let path = ns.path();
+        let (st, e, s) = (state.clone(), error.clone(), stop.clone());
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let handle = thread::spawn(move || {
+            let n = watched.len();
+            let w = enter(&path).and_then(|_| RouteWatch::new(watched.clone(), watched));
+            let mut w = match w {
+                Ok(w) => {
+                    let _ = ready_tx.send(Ok(()));
+                    w
+                }
+                Err(err) => {
+                    let _ = ready_tx.send(Err(err));
+                    return;
+                }
+            };
+            while !s.load(Ordering::Relaxed) {
+                match w.poll() {
+                    Ok(true) => {
+                        let now = Instant::now();
+                        let present = w.present.len();
+                        let mut g = st.lock().unwrap_or_else(|x| x.into_inner());
+                        g.1 = present;
+                        if present == n {
+                            g.0.full.push(now);
+                        } else if present == 0 {
+                            g.0.empty.push(now);
+                        }
+                    }
+                    Ok(false) => {}
+                    Err(err) => {
+                        *e.lock().unwrap_or_else(|x| x.into_inner()) =
+                            Some(format!("route event watch: {err}"));
+                        return;
+                    }
+                }
+            }
+        });
+        ready_rx
+            .recv()
+            .map_err(|_| io::Error::other("watch thread died"))??;
+        Ok(Watcher {
+            state,
+            error,
+            stop,
+            handle: Some(handle),
+        })
+    }
+
+    /// (transitions so far, watched prefixes present now)
+    pub fn snapshot(&self) -> (Transitions, usize) {
+        self.state.lock().unwrap_or_else(|x| x.into_inner()).clone()
+    }
+
+    pub fn error(&self) -> Option<String> {
+        self.error.lock().unwrap_or_else(|x| x.into_inner()).clone()
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}

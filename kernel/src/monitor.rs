@@ -1,0 +1,94 @@
+//! The monitor thread: reads link/address/route notifications and tells the
+//! worker what changed. Our own route notifications are dropped in the
+//! kernel by a socket filter (see `netlink::drop_own_route_notifications`).
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+
+use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_route::RouteNetlinkMessage;
+
+use crate::netlink::{header_of, split_messages, NlSocket, NLMSG_HDRLEN, RTM_DELROUTE, RTM_NEWROUTE};
+use crate::Cmd;
+
+const RTM_NEWLINK: u16 = 16;
+const RTM_DELLINK: u16 = 17;
+const RTM_NEWADDR: u16 = 20;
+const RTM_DELADDR: u16 = 21;
+
+pub(crate) fn link_cmd(l: &LinkMessage) -> Cmd {
+    let name = l.attributes.iter().find_map(|a| match a {
+        LinkAttribute::IfName(n) => Some(n.clone()),
+        _ => None,
+    });
+    Cmd::Link {
+        index: l.header.index,
+        name,
+        up: l.header.flags.contains(LinkFlags::Up),
+    }
+}
+
+pub(crate) fn run(mut sock: NlSocket, tx: mpsc::Sender<Cmd>, stop: Arc<AtomicBool>, protocol: u8) {
+    let mut out = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let data = match sock.recv() {
+            Ok(d) => d,
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                tracing::debug!("monitor socket overflowed");
+                out.push(Cmd::Overrun);
+                &[][..]
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
+            Err(e) => {
+                tracing::warn!("netlink monitor: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                continue;
+            }
+        };
+        let mut changed = false;
+        for raw in split_messages(data) {
+            match header_of(raw).kind {
+                RTM_NEWLINK | RTM_DELLINK => {
+                    let Ok(m) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(raw) else {
+                        changed = true;
+                        continue;
+                    };
+                    match m.payload {
+                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) => {
+                            out.push(link_cmd(&l))
+                        }
+                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) => {
+                            out.push(Cmd::LinkGone(l.header.index))
+                        }
+                        _ => {}
+                    }
+                }
+                RTM_NEWADDR | RTM_DELADDR => changed = true,
+                RTM_NEWROUTE | RTM_DELROUTE => {
+                    // rtm_protocol is byte 5 of struct rtmsg.
+                    if raw.get(NLMSG_HDRLEN + 5) != Some(&protocol) {
+                        changed = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if changed {
+            out.push(Cmd::Changed);
+        }
+        for c in out.drain(..) {
+            if tx.send(c).is_err() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,674 @@
+//! The FIB worker: owns the wanted routes, the next-hop resolutions and our
+//! view of the kernel, and is the only writer of routes.
+
+use std::collections::HashMap;
+use std::io;
+use std::mem;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use netlink_packet_core::NetlinkPayload;
+use netlink_packet_route::RouteNetlinkMessage;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::oneshot;
+
+use crate::hash::{FastMap, FastSet};
+use crate::msg::{self, KernelHop, RouteKey};
+use crate::netlink::NlSocket;
+use crate::resolve::{resolve, Resolved};
+use crate::writer::{Op, Outcome, Writer};
+use crate::{BgpNextHop, Cmd, FibConfig, FibEntry, FibEvent, NexthopState, RouteChange};
+
+/// Quiet time after a link/address/route notification before next hops are
+/// resolved again.
+const DEBOUNCE: Duration = Duration::from_millis(60);
+
+/// What we believe the kernel holds for a prefix we wrote.
+#[derive(Debug, Clone)]
+enum Current {
+    Installed(Arc<[KernelHop]>),
+    /// The kernel refused our last write (an older version may remain).
+    Failed(String),
+    /// Unknown after a lost acknowledgement or a link going down.
+    Unknown,
+}
+
+/// What we want the kernel to hold for a prefix.
+#[derive(Debug, Clone)]
+enum Desired {
+    Install(Arc<[KernelHop]>),
+    Local,
+    Unresolved(String),
+}
+
+/// Everything we know about one prefix.
+#[derive(Debug, Default)]
+struct Route {
+    /// Wanted next hops (None: withdrawn).
+    want: Option<Vec<BgpNextHop>>,
+    /// Our view of the kernel (None: absent).
+    cur: Option<Current>,
+    /// Reported with RouteFailed and not recovered since.
+    reported_failed: bool,
+}
+
+struct Link {
+    name: String,
+    up: bool,
+}
+
+struct NextHop {
+    res: Resolved,
+    /// Asked for by `watch_nexthops` (events are sent only for these).
+    watched: bool,
+}
+
+pub(crate) struct Worker {
+    cfg: FibConfig,
+    events: UnboundedSender<FibEvent>,
+    query: NlSocket,
+    writer: Writer,
+    stop: Arc<AtomicBool>,
+    links: HashMap<u32, Link>,
+    routes: FastMap<IpNet, Route>,
+    /// Prefixes to reconcile (sorted and deduplicated before writing).
+    dirty: Vec<IpNet>,
+    nexthops: FastMap<IpAddr, NextHop>,
+    /// Routes of a previous run (prefix, metric), until initial sync.
+    stale: Option<Vec<(IpNet, u32)>>,
+    sync_requested: bool,
+    debounce: Option<Instant>,
+    links_down: Vec<u32>,
+    verify: bool,
+}
+
+fn link_name(links: &HashMap<u32, Link>, index: u32) -> String {
+    links
+        .get(&index)
+        .map(|l| l.name.clone())
+        .unwrap_or_else(|| format!("if{index}"))
+}
+
+impl Worker {
+    pub(crate) fn new(
+        cfg: FibConfig,
+        events: UnboundedSender<FibEvent>,
+        query: NlSocket,
+        write: NlSocket,
+        stop: Arc<AtomicBool>,
+    ) -> io::Result<Worker> {
+        let key = RouteKey {
+            table: cfg.table,
+            protocol: cfg.protocol,
+            metric: cfg.metric,
+        };
+        let mut w = Worker {
+            events,
+            writer: Writer::new(write, key),
+            stop,
+            links: HashMap::new(),
+            routes: FastMap::default(),
+            dirty: Vec::new(),
+            nexthops: FastMap::default(),
+            stale: None,
+            sync_requested: false,
+            debounce: None,
+            links_down: Vec::new(),
+            verify: false,
+            query,
+            cfg,
+        };
+        w.refresh_links()?;
+        let stale = w.dump_ours()?;
+        if !stale.is_empty() {
+            tracing::info!(
+                "found {} routes of protocol {} in table {} from a previous run; kept until initial sync",
+                stale.len(),
+                w.cfg.protocol,
+                w.cfg.table
+            );
+        }
+        w.stale = Some(stale);
+        Ok(w)
+    }
+
+    /// Re-reads the link table; returns indexes of links that went down or
+    /// disappeared since we last knew them.
+    fn refresh_links(&mut self) -> io::Result<Vec<u32>> {
+        let replies = self
+            .query
+            .request(msg::dump_links(), true)
+            .map_err(|e| io::Error::from_raw_os_error(e.errno))?;
+        let mut fresh = HashMap::new();
+        for m in replies {
+            if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) = m.payload {
+                if let Cmd::Link { index, name, up } = crate::monitor::link_cmd(&l) {
+                    let name = name.unwrap_or_else(|| format!("if{index}"));
+                    fresh.insert(index, Link { name, up });
+                }
+            }
+        }
+        let went_down = self
+            .links
+            .iter()
+            .filter(|(i, l)| l.up && !fresh.get(i).is_some_and(|f| f.up))
+            .map(|(i, _)| *i)
+            .collect();
+        self.links = fresh;
+        Ok(went_down)
+    }
+
+    /// Our protocol's routes in our table: (prefix, metric).
+    fn dump_ours(&mut self) -> io::Result<Vec<(IpNet, u32)>> {
+        let replies = self
+            .query
+            .request(msg::dump_routes(), true)
+            .map_err(|e| io::Error::from_raw_os_error(e.errno))?;
+        let mut out = Vec::new();
+        for m in replies {
+            if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r)) = m.payload {
+                if u8::from(r.header.protocol) != self.cfg.protocol {
+                    continue;
+                }
+                let info = msg::route_info(&r);
+                if info.table != self.cfg.table {
+                    continue;
+                }
+                if let Some(p) = info.prefix {
+                    out.push((p, info.metric));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn run(mut self, rx: mpsc::Receiver<Cmd>) {
+        let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
+        let mut queries: Vec<(Option<IpNet>, oneshot::Sender<Vec<FibEntry>>)> = Vec::new();
+        let mut shutdown: Option<oneshot::Sender<()>> = None;
+        loop {
+            let first = match self.debounce {
+                Some(t) => match rx.recv_timeout(t.saturating_duration_since(Instant::now())) {
+                    Ok(c) => Some(c),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                },
+                None => match rx.recv() {
+                    Ok(c) => Some(c),
+                    Err(_) => break,
+                },
+            };
+            let mut next = first;
+            while let Some(cmd) = next {
+                match cmd {
+                    Cmd::Apply(changes) => self.apply(changes),
+                    Cmd::Watch(addrs) => self.watch(addrs),
+                    Cmd::InitialSyncDone => self.sync_requested = true,
+                    Cmd::Entries(p, tx) => queries.push((p, tx)),
+                    Cmd::Flush(tx) => flushes.push(tx),
+                    Cmd::Shutdown(tx) => shutdown = Some(tx),
+                    other => self.kernel_event(other),
+                }
+                if shutdown.is_some() {
+                    break;
+                }
+                next = rx.try_recv().ok();
+            }
+            if self.debounce.is_some_and(|t| t <= Instant::now()) {
+                self.debounce = None;
+                self.reresolve();
+            }
+            self.write_dirty();
+            if self.sync_requested {
+                self.sync_requested = false;
+                self.initial_sync();
+            }
+            for tx in flushes.drain(..) {
+                let _ = tx.send(());
+            }
+            for (p, tx) in queries.drain(..) {
+                let _ = tx.send(self.entries(p));
+            }
+            if let Some(tx) = shutdown.take() {
+                self.shutdown();
+                let _ = tx.send(());
+                break;
+            }
+        }
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    fn ensure_nexthop(&mut self, addr: IpAddr) {
+        if !self.nexthops.contains_key(&addr) {
+            let links = &self.links;
+            let res = resolve(&mut self.query, addr, self.cfg.protocol, &|i| link_name(links, i));
+            tracing::debug!("next hop {addr} resolves to {:?}", res);
+            self.nexthops.insert(
+                addr,
+                NextHop {
+                    res,
+                    watched: false,
+                },
+            );
+        }
+    }
+
+    fn apply(&mut self, changes: Vec<RouteChange>) {
+        self.routes.reserve(changes.len());
+        self.dirty.reserve(changes.len());
+        let mut last_nh = None;
+        for RouteChange { prefix, mut next_hops } in changes {
+            let prefix = prefix.trunc();
+            if next_hops.is_empty() {
+                if let Some(r) = self.routes.get_mut(&prefix) {
+                    r.want = None;
+                    r.reported_failed = false;
+                    if r.cur.is_none() {
+                        self.routes.remove(&prefix);
+                    } else {
+                        self.dirty.push(prefix);
+                    }
+                }
+                continue;
+            }
+            if next_hops.len() > 1 {
+                next_hops.sort();
+                next_hops.dedup();
+            }
+            for nh in &next_hops {
+                if last_nh != Some(nh.address) {
+                    self.ensure_nexthop(nh.address);
+                    last_nh = Some(nh.address);
+                }
+            }
+            self.routes.entry(prefix).or_default().want = Some(next_hops);
+            self.dirty.push(prefix);
+        }
+    }
+
+    fn watch(&mut self, addrs: Vec<IpAddr>) {
+        for addr in addrs {
+            self.ensure_nexthop(addr);
+            let nh = self.nexthops.get_mut(&addr).expect("just resolved");
+            nh.watched = true;
+            let _ = self.events.send(FibEvent::Nexthop {
+                address: addr,
+                state: nh.res.state.clone(),
+            });
+        }
+    }
+
+    fn kernel_event(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Link { index, name, up } => {
+                let name = name.unwrap_or_else(|| link_name(&self.links, index));
+                let was_up = self.links.get(&index).map(|l| l.up);
+                if was_up == Some(true) && !up {
+                    tracing::info!("interface {name} is down");
+                    self.links_down.push(index);
+                } else if was_up == Some(false) && up {
+                    tracing::info!("interface {name} is up");
+                }
+                self.links.insert(index, Link { name, up });
+            }
+            Cmd::LinkGone(index) => {
+                if let Some(l) = self.links.remove(&index) {
+                    tracing::info!("interface {} is gone", l.name);
+                }
+                self.links_down.push(index);
+            }
+            Cmd::Overrun => {
+                match self.refresh_links() {
+                    Ok(down) => self.links_down.extend(down),
+                    Err(e) => tracing::warn!("link dump failed: {e}"),
+                }
+                self.verify = true;
+            }
+            _ => {}
+        }
+        if self.debounce.is_none() {
+            self.debounce = Some(Instant::now() + DEBOUNCE);
+        }
+    }
+
+    /// Resolves every next hop again; routes whose next hops changed, or
+    /// that went through a link that went down (the kernel flushes those
+    /// without telling), are written again.
+    fn reresolve(&mut self) {
+        let mut changed: FastSet<IpAddr> = FastSet::default();
+        let links = &self.links;
+        for (addr, nh) in self.nexthops.iter_mut() {
+            let res = resolve(&mut self.query, *addr, self.cfg.protocol, &|i| link_name(links, i));
+            if res == nh.res {
+                continue;
+            }
+            if res.state != nh.res.state {
+                match &res.state {
+                    NexthopState::Unreachable(why) => {
+                        tracing::info!("next hop {addr} is unreachable: {why}")
+                    }
+                    NexthopState::Reachable { metric } => {
+                        tracing::info!("next hop {addr} is reachable (metric {metric})")
+                    }
+                    NexthopState::Local => tracing::info!("next hop {addr} is local"),
+                }
+                if nh.watched {
+                    let _ = self.events.send(FibEvent::Nexthop {
+                        address: *addr,
+                        state: res.state.clone(),
+                    });
+                }
+            }
+            nh.res = res;
+            changed.insert(*addr);
+        }
+        let down = mem::take(&mut self.links_down);
+        if !changed.is_empty() || !down.is_empty() {
+            for (p, r) in self.routes.iter_mut() {
+                if let Some(Current::Installed(h)) = &r.cur {
+                    if h.iter().any(|k| down.contains(&k.ifindex)) {
+                        // The kernel flushed it without telling.
+                        r.cur = Some(Current::Unknown);
+                        self.dirty.push(*p);
+                        continue;
+                    }
+                }
+                if let Some(nhs) = &r.want {
+                    if nhs.iter().any(|n| changed.contains(&n.address)) {
+                        self.dirty.push(*p);
+                    }
+                }
+            }
+        }
+        if mem::take(&mut self.verify) {
+            self.verify_kernel();
+        }
+    }
+
+    /// Compares our view with a dump of the kernel; prefixes that differ
+    /// become Unknown and are written again.
+    fn verify_kernel(&mut self) {
+        let present: FastSet<IpNet> = match self.dump_ours() {
+            Ok(v) => v
+                .into_iter()
+                .filter(|(_, m)| *m == self.cfg.metric)
+                .map(|(p, _)| p)
+                .collect(),
+            Err(e) => {
+                tracing::warn!("route dump failed: {e}");
+                return;
+            }
+        };
+        let mut n = 0;
+        for (p, r) in self.routes.iter_mut() {
+            let installed = matches!(r.cur, Some(Current::Installed(_)));
+            let stray = r.cur.is_none() && r.want.is_some() && present.contains(p);
+            if (installed && !present.contains(p)) || stray {
+                r.cur = Some(Current::Unknown);
+                self.dirty.push(*p);
+                n += 1;
+            }
+        }
+        if n > 0 {
+            tracing::info!("kernel table differs from our view for {n} prefixes; rewriting them");
+        }
+    }
+
+    fn desired(&self, nhs: &[BgpNextHop]) -> Desired {
+        let state_of = |a: &IpAddr| self.nexthops.get(a).map(|n| &n.res);
+        if let [one] = nhs {
+            return match state_of(&one.address) {
+                Some(r) => match &r.state {
+                    NexthopState::Reachable { .. } => Desired::Install(r.hops.clone()),
+                    NexthopState::Local => Desired::Local,
+                    NexthopState::Unreachable(why) => {
+                        Desired::Unresolved(format!("{}: {why}", one.address))
+                    }
+                },
+                None => Desired::Unresolved(format!("{}: not resolved yet", one.address)),
+            };
+        }
+        let mut hops: Vec<KernelHop> = Vec::new();
+        let mut local = false;
+        let mut why = Vec::new();
+        for nh in nhs {
+            match state_of(&nh.address) {
+                Some(r) => match &r.state {
+                    NexthopState::Reachable { .. } => hops.extend(r.hops.iter().copied()),
+                    NexthopState::Local => local = true,
+                    NexthopState::Unreachable(w) => why.push(format!("{}: {w}", nh.address)),
+                },
+                None => why.push(format!("{}: not resolved yet", nh.address)),
+            }
+        }
+        hops.sort();
+        hops.dedup();
+        if !hops.is_empty() {
+            Desired::Install(Arc::from(hops))
+        } else if local {
+            Desired::Local
+        } else {
+            Desired::Unresolved(why.join("; "))
+        }
+    }
+
+    fn write_dirty(&mut self) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        let mut dirty = mem::take(&mut self.dirty);
+        if !self.cfg.install {
+            return;
+        }
+        // In order: coalesces repeated changes and writes neighbouring
+        // prefixes together.
+        dirty.sort_unstable();
+        dirty.dedup();
+        let mut ops = Vec::with_capacity(dirty.len());
+        for p in dirty {
+            let Some(r) = self.routes.get(&p) else {
+                continue;
+            };
+            let want = r.want.as_deref().map(|n| self.desired(n));
+            match (want, &r.cur) {
+                (Some(Desired::Install(h)), Some(Current::Installed(c)))
+                    if Arc::ptr_eq(&h, c) || h[..] == c[..] => {}
+                (Some(Desired::Install(h)), _) => ops.push(Op::Replace(p, h)),
+                (_, Some(_)) => ops.push(Op::Delete {
+                    prefix: p,
+                    metric: self.cfg.metric,
+                    track: true,
+                }),
+                (_, None) => {}
+            }
+        }
+        self.run_ops(ops);
+    }
+
+    fn run_ops(&mut self, ops: Vec<Op>) {
+        if ops.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let total = ops.len();
+        let mut first_refusal: Option<(IpNet, String)> = None;
+        let mut unknown = 0usize;
+        let routes = &mut self.routes;
+        let events = &self.events;
+        let stats = self.writer.write(ops, &mut |op, outcome| match (op, outcome) {
+            (Op::Replace(p, h), Outcome::Done) => {
+                let r = routes.entry(p).or_default();
+                r.cur = Some(Current::Installed(h));
+                if mem::take(&mut r.reported_failed) {
+                    let _ = events.send(FibEvent::RouteInstalled { prefix: p });
+                }
+            }
+            (Op::Replace(p, _), Outcome::Refused(e)) => {
+                let error = e.to_string();
+                if first_refusal.is_none() {
+                    first_refusal = Some((p, error.clone()));
+                }
+                let r = routes.entry(p).or_default();
+                r.cur = Some(Current::Failed(error.clone()));
+                r.reported_failed = true;
+                let _ = events.send(FibEvent::RouteFailed { prefix: p, error });
+            }
+            (Op::Replace(p, _), Outcome::Unknown) => {
+                unknown += 1;
+                routes.entry(p).or_default().cur = Some(Current::Unknown);
+            }
+            (Op::Delete { prefix, track, .. }, outcome) => {
+                if let Outcome::Refused(e) = &outcome {
+                    if e.errno != libc::ESRCH && first_refusal.is_none() {
+                        first_refusal = Some((prefix, e.to_string()));
+                    }
+                }
+                if !track {
+                    return;
+                }
+                if let Some(r) = routes.get_mut(&prefix) {
+                    if matches!(outcome, Outcome::Unknown) {
+                        unknown += 1;
+                        r.cur = Some(Current::Unknown);
+                    } else {
+                        r.cur = None;
+                        if r.want.is_none() {
+                            routes.remove(&prefix);
+                        }
+                    }
+                }
+            }
+        });
+        tracing::debug!(
+            "wrote {} route changes in {} batches in {:?}",
+            stats.messages,
+            stats.batches,
+            started.elapsed()
+        );
+        if let Some((p, e)) = first_refusal {
+            tracing::warn!(
+                "kernel refused {} of {total} route changes; first: {p}: {e}",
+                stats.refused
+            );
+        }
+        if unknown > 0 || stats.lost_reports {
+            tracing::warn!("{unknown} route changes unconfirmed; re-reading the kernel table");
+            self.verify = true;
+            if self.debounce.is_none() {
+                self.debounce = Some(Instant::now() + DEBOUNCE);
+            }
+        }
+    }
+
+    fn initial_sync(&mut self) {
+        let Some(stale) = self.stale.take() else {
+            return;
+        };
+        if !self.cfg.install {
+            return;
+        }
+        let ops: Vec<Op> = stale
+            .into_iter()
+            .filter(|(p, m)| {
+                let ours = self.routes.get(p).and_then(|r| r.cur.as_ref());
+                !(*m == self.cfg.metric && matches!(ours, Some(Current::Installed(_))))
+            })
+            .map(|(prefix, metric)| Op::Delete {
+                prefix,
+                metric,
+                track: false,
+            })
+            .collect();
+        if !ops.is_empty() {
+            tracing::info!("initial sync: removing {} routes of a previous run", ops.len());
+        }
+        self.run_ops(ops);
+    }
+
+    fn shutdown(&mut self) {
+        if !self.cfg.install || self.cfg.keep_on_exit {
+            let n = self.routes.values().filter(|r| r.cur.is_some()).count();
+            tracing::info!("FIB stopped; {n} routes left in the kernel");
+            return;
+        }
+        let ops: Vec<Op> = self
+            .routes
+            .iter()
+            .filter(|(_, r)| r.cur.is_some())
+            .map(|(p, _)| Op::Delete {
+                prefix: *p,
+                metric: self.cfg.metric,
+                track: true,
+            })
+            .collect();
+        let n = ops.len();
+        self.run_ops(ops);
+        tracing::info!("FIB stopped; removed {n} routes from the kernel");
+    }
+
+    fn hop_text(&self, prefix: &IpNet, h: &KernelHop) -> String {
+        let dev = link_name(&self.links, h.ifindex);
+        let family = match (prefix, h.gateway) {
+            (IpNet::V4(_), IpAddr::V6(_)) => "inet6 ",
+            (IpNet::V6(_), IpAddr::V4(_)) => "inet ",
+            _ => "",
+        };
+        format!("via {family}{} dev {dev}", h.gateway)
+    }
+
+    fn entry(&self, prefix: IpNet, nhs: &[BgpNextHop]) -> FibEntry {
+        let want = self.desired(nhs);
+        let hops = match &want {
+            Desired::Install(h) => h.iter().map(|h| self.hop_text(&prefix, h)).collect(),
+            _ => Vec::new(),
+        };
+        let (status, detail) = if !self.cfg.install {
+            let detail = match &want {
+                Desired::Install(_) => "next hops resolved".to_string(),
+                Desired::Local => "next hop is local".to_string(),
+                Desired::Unresolved(w) => format!("next hop unresolved: {w}"),
+            };
+            ("install disabled".to_string(), Some(detail))
+        } else {
+            let cur = self.routes.get(&prefix).and_then(|r| r.cur.as_ref());
+            match (&want, cur) {
+                (_, Some(Current::Failed(e))) => (format!("failed: {e}"), None),
+                (Desired::Install(_), Some(Current::Installed(_))) => ("installed".to_string(), None),
+                (Desired::Install(_), _) => ("pending".to_string(), None),
+                (Desired::Local, _) => ("next hop is local".to_string(), None),
+                (Desired::Unresolved(w), _) => ("next hop unresolved".to_string(), Some(w.clone())),
+            }
+        };
+        FibEntry {
+            prefix,
+            bgp_next_hops: nhs.to_vec(),
+            kernel_next_hops: hops,
+            status,
+            detail,
+        }
+    }
+
+    fn entries(&self, prefix: Option<IpNet>) -> Vec<FibEntry> {
+        match prefix {
+            Some(p) => {
+                let p = p.trunc();
+                match self.routes.get(&p).and_then(|r| r.want.as_deref()) {
+                    Some(n) => vec![self.entry(p, n)],
+                    None => Vec::new(),
+                }
+            }
+            None => {
+                let mut v: Vec<FibEntry> = self
+                    .routes
+                    .iter()
+                    .filter_map(|(p, r)| r.want.as_deref().map(|n| self.entry(*p, n)))
+                    .collect();
+                v.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+                v
+            }
+        }
+    }
+}

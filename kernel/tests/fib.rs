@@ -1,0 +1,420 @@
+//! The FIB against the real kernel, each test in its own network namespace.
+
+mod common;
+
+use common::*;
+use kernel::{FibConfig, FibEvent, NexthopState};
+
+fn is_nexthop(e: &FibEvent, addr: &str, pred: impl Fn(&NexthopState) -> bool) -> bool {
+    matches!(e, FibEvent::Nexthop { address, state } if address.to_string() == addr && pred(state))
+}
+
+fn reachable(s: &NexthopState) -> bool {
+    matches!(s, NexthopState::Reachable { .. })
+}
+
+fn unreachable(s: &NexthopState) -> bool {
+    matches!(s, NexthopState::Unreachable(_))
+}
+
+#[test]
+fn ipv4_single_next_hop() {
+    let ns = Netns::new("v4single");
+    ns.run(|ns| async move {
+        let (fib, _rx) = start(cfg());
+        fib.apply(vec![change("10.10.0.0/24", &["10.0.0.2"])]);
+        fib.flush().await;
+        let r = ns.v4();
+        let route = find(&r, "10.10.0.0/24").expect("route installed");
+        assert_eq!(paths(route), vec![pair("10.0.0.2", "veth0")]);
+        assert_eq!(route["metric"], 20);
+        let e = fib.entries(Some("10.10.0.0/24".parse().unwrap())).await;
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].status, "installed");
+        assert_eq!(e[0].kernel_next_hops, vec!["via 10.0.0.2 dev veth0"]);
+        fib.shutdown().await;
+    });
+}
+
+#[test]
+fn ipv6_single_next_hop() {
+    let ns = Netns::new("v6single");
+    ns.run(|ns| async move {
+        let (fib, _rx) = start(cfg());
+        fib.apply(vec![change("2001:db8:10::/48", &["2001:db8::2"])]);
+        fib.flush().await;
+        let r = ns.v6();
+        let route = find(&r, "2001:db8:10::/48").expect("route installed");
+        assert_eq!(paths(route), vec![pair("2001:db8::2", "veth0")]);
+        assert_eq!(route["metric"], 20);
+        fib.shutdown().await;
+    });
+}
+
+#[test]
+fn multipath_ipv4_and_ipv6() {
+    let ns = Netns::new("multipath");
+    ns.run(|ns| async move {
+        let (fib, _rx) = start(cfg());
+        fib.apply(vec![
+            change("10.20.0.0/24", &["10.0.0.2", "10.0.1.2"]),
+            change("2001:db8:20::/48", &["2001:db8::2", "2001:db8:1::2"]),
+        ]);
+        fib.flush().await;
+        let r = ns.v4();
+        let route = find(&r, "10.20.0.0/24").expect("v4 multipath installed");
+        assert_eq!(
+            paths(route),
+            vec![pair("10.0.0.2", "veth0"), pair("10.0.1.2", "veth1")]
+        );
+        let r = ns.v6();
+        let route = find(&r, "2001:db8:20::/48").expect("v6 multipath installed");
+        assert_eq!(
+            paths(route),
+            vec![pair("2001:db8:1::2", "veth1"), pair("2001:db8::2", "veth0")]
+        );
+        let e = fib.entries(Some("10.20.0.0/24".parse().unwrap())).await;
+        assert_eq!(e[0].kernel_next_hops.len(), 2);
+        // Back to one path, then withdrawn: both families.
+        fib.apply(vec![
+            change("10.20.0.0/24", &["10.0.1.2"]),
+            change("2001:db8:20::/48", &["2001:db8::2"]),
+        ]);
+        fib.flush().await;
+        assert_eq!(paths(find(&ns.v4(), "10.20.0.0/24").unwrap()), vec![pair("10.0.1.2", "veth1")]);
+        assert_eq!(paths(find(&ns.v6(), "2001:db8:20::/48").unwrap()), vec![pair("2001:db8::2", "veth0")]);
+        fib.apply(vec![
+            change("10.20.0.0/24", &["10.0.0.2", "10.0.1.2"]),
+            change("2001:db8:20::/48", &["2001:db8::2", "2001:db8:1::2"]),
+        ]);
+        fib.flush().await;
+        fib.apply(vec![change("10.20.0.0/24", &[]), change("2001:db8:20::/48", &[])]);
+        fib.flush().await;
+        assert!(ns.v4().is_empty() && ns.v6().is_empty());
+        fib.shutdown().await;
+    });
+}
+
+#[test]
+fn removal() {
+    let ns = Netns::new("removal");
+    ns.run(|ns| async move {
+        let (fib, _rx) = start(cfg());
+        fib.apply(vec![
+            change("10.30.0.0/24", &["10.0.0.2"]),
+            change("10.31.0.0/24", &["10.0.0.2"]),
+            change("2001:db8:30::/48", &["2001:db8::2"]),
+        ]);
+        fib.flush().await;
+        assert_eq!(ns.v4().len(), 2);
+        fib.apply(vec![change("10.30.0.0/24", &[]), change("2001:db8:30::/48", &[])]);
+        fib.flush().await;
+        let r = ns.v4();
+        assert_eq!(r.len(), 1);
+        assert!(find(&r, "10.31.0.0/24").is_some());
+        assert!(ns.v6().is_empty());
+        assert!(fib.entries(Some("10.30.0.0/24".parse().unwrap())).await.is_empty());
+        fib.shutdown().await;
+    });
+}
+
+#[test]
+fn replace_changes_next_hop_in_place() {
+    let ns = Netns::new("replace");
+    ns.run(|ns| async move {
+        let (fib, _rx) = start(cfg());
+        fib.apply(vec![change("10.40.0.0/24", &["10.0.0.2"])]);
+        fib.flush().await;
+        // Several changes in one go: the last one wins.
+        fib.apply(vec![change("10.40.0.0/24", &["10.0.0.3"])]);
+        fib.apply(vec![change("10.40.0.0/24", &["10.0.1.2"])]);
+        fib.flush().await;
+        let r = ns.v4();
+        assert_eq!(r.len(), 1, "replaced, not added: {r:?}");
+        assert_eq!(paths(&r[0]), vec![pair("10.0.1.2", "veth1")]);
+        fib.shutdown().await;
+    });
+}
+
+#[test]
+fn unresolved_next_hop_then_reachable() {
+    let ns = Netns::new("unresolved");
+    ns.run(|ns| async move {
+        let (fib, mut rx) = start(cfg());
+        fib.watch_nexthops(vec!["10.50.0.1".parse().unwrap(), "10.70.0.5".parse().unwrap()]);
+        let e = wait_for(&mut rx, "10.50.0.1 unreachable", |e| is_nexthop(e, "10.50.0.1", unreachable)).await;
+        assert_eq!(
+            e,
+            FibEvent::Nexthop {
+                address: "10.50.0.1".parse().unwrap(),
+                state: NexthopState::Unreachable("Network is unreachable (ENETUNREACH)".into())
+            }
+        );
+        fib.apply(vec![
+            change("10.60.0.0/24", &["10.50.0.1"]),
+            change("10.61.0.0/24", &["10.70.0.5"]),
+        ]);
+        fib.flush().await;
+        assert!(ns.v4().is_empty());
+        let e = fib.entries(Some("10.60.0.0/24".parse().unwrap())).await;
+        assert_eq!(e[0].status, "next hop unresolved");
+        let why = e[0].detail.clone().unwrap();
+        assert!(why.contains("10.50.0.1") && why.contains("ENETUNREACH"), "{why}");
+
+        // A route to the next hop appears: recursive resolution.
+        ns.ip("route add 10.50.0.0/24 via 10.0.0.2");
+        wait_for(&mut rx, "10.50.0.1 reachable", |e| is_nexthop(e, "10.50.0.1", reachable)).await;
+        fib.flush().await;
+        let r = ns.v4();
+        assert_eq!(paths(find(&r, "10.60.0.0/24").expect("installed")), vec![pair("10.0.0.2", "veth0")]);
+
+        // An address makes the next hop directly connected.
+        ns.ip("addr add 10.70.0.1/24 dev veth1");
+        wait_for(&mut rx, "10.70.0.5 reachable", |e| is_nexthop(e, "10.70.0.5", reachable)).await;
+        fib.flush().await;
+        let r = ns.v4();
+        assert_eq!(paths(find(&r, "10.61.0.0/24").expect("installed")), vec![pair("10.70.0.5", "veth1")]);
+        assert_eq!(fib.entries(None).await.iter().filter(|e| e.status == "installed").count(), 2);
+
+        // And away again.
+        ns.ip("route del 10.50.0.0/24");
+        wait_for(&mut rx, "10.50.0.1 unreachable again", |e| is_nexthop(e, "10.50.0.1", unreachable)).await;
+        fib.flush().await;
+        assert!(find(&ns.v4(), "10.60.0.0/24").is_none());
+        fib.shutdown().await;
+    });
+}
+
+#[test]
+fn link_down_removes_routes_and_up_restores_them() {
+    let ns = Netns::new("linkdown");
+    ns.run(|ns| async move {
+        let (fib, mut rx) = start(cfg());
+        fib.watch_nexthops(vec!["10.0.0.2".parse().unwrap(), "10.0.1.2".parse().unwrap()]);
+        wait_for(&mut rx, "10.0.0.2 reachable", |e| is_nexthop(e, "10.0.0.2", reachable)).await;
+        fib.apply(vec![
+            change("10.80.0.0/24", &["10.0.0.2"]),
+            change("10.81.0.0/24", &["10.0.1.2"]),
+            change("10.82.0.0/24", &["10.0.0.2", "10.0.1.2"]),
+        ]);
+        fib.flush().await;
+        assert_eq!(ns.v4().len(), 3);
+
+        ns.ip("link set veth0 down");
+        let e = wait_for(&mut rx, "10.0.0.2 unreachable", |e| is_nexthop(e, "10.0.0.2", |_| true)).await;
+        assert!(matches!(e, FibEvent::Nexthop { state: NexthopState::Unreachable(_), .. }), "{e:?}");
+        fib.flush().await;
+        let r = ns.v4();
+        assert!(find(&r, "10.80.0.0/24").is_none(), "{r:?}");
+        assert_eq!(paths(find(&r, "10.81.0.0/24").unwrap()), vec![pair("10.0.1.2", "veth1")]);
+        assert_eq!(paths(find(&r, "10.82.0.0/24").unwrap()), vec![pair("10.0.1.2", "veth1")]);
+        let e = fib.entries(Some("10.80.0.0/24".parse().unwrap())).await;
+        assert_eq!(e[0].status, "next hop unresolved");
+
+        ns.ip("link set veth0 up");
+        wait_for(&mut rx, "10.0.0.2 reachable again", |e| is_nexthop(e, "10.0.0.2", reachable)).await;
+        fib.flush().await;
+        let r = ns.v4();
+        assert_eq!(paths(find(&r, "10.80.0.0/24").expect("back")), vec![pair("10.0.0.2", "veth0")]);
+        assert_eq!(
+            paths(find(&r, "10.82.0.0/24").unwrap()),
+            vec![pair("10.0.0.2", "veth0"), pair("10.0.1.2", "veth1")]
+        );
+        fib.shutdown().await;
+    });
+}
+
+#[test]
+fn previous_run_routes_survive_until_initial_sync() {
+    let ns = Netns::new("stale");
+    ns.ip("route add 10.90.0.0/24 via 10.0.0.2 proto 186 metric 20");
+    ns.ip("route add 10.91.0.0/24 via 10.0.0.2 proto 186 metric 20");
+    ns.ip("route add 10.92.0.0/24 via 10.0.0.2 proto 186 metric 30");
+    ns.ip("-6 route add 2001:db8:90::/48 via 2001:db8::2 proto 186 metric 20");
+    ns.ip("route add 10.93.0.0/24 via 10.0.0.2 proto static");
+    ns.run(|ns| async move {
+        let (fib, _rx) = start(cfg());
+        fib.apply(vec![change("10.90.0.0/24", &["10.0.1.2"])]);
+        fib.flush().await;
+        let r = ns.v4();
+        assert_eq!(r.len(), 3, "nothing removed before initial sync: {r:?}");
+        assert_eq!(paths(find(&r, "10.90.0.0/24").unwrap()), vec![pair("10.0.1.2", "veth1")]);
+        assert_eq!(ns.v6().len(), 1);
+        fib.initial_sync_done();
+        fib.flush().await;
+        let r = ns.v4();
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!(paths(find(&r, "10.90.0.0/24").unwrap()), vec![pair("10.0.1.2", "veth1")]);
+        assert!(ns.v6().is_empty());
+        let other = ns.ip("-j route show 10.93.0.0/24");
+        assert!(other.contains("10.93.0.0"), "foreign route untouched");
+        fib.shutdown().await;
+    });
+}
+
+#[test]
+fn shutdown_removes_routes_unless_kept() {
+    let ns = Netns::new("shutdown");
+    ns.run(|ns| async move {
+        let (fib, _rx) = start(cfg());
+        fib.apply(vec![
+            change("10.100.0.0/24", &["10.0.0.2"]),
+            change("10.101.0.0/24", &["10.0.0.2", "10.0.1.2"]),
+            change("2001:db8:100::/48", &["2001:db8::2"]),
+        ]);
+        fib.shutdown().await; // flushes pending changes first
+        assert!(ns.v4().is_empty() && ns.v6().is_empty());
+
+        let (fib, _rx) = start(FibConfig {
+            keep_on_exit: true,
+            ..cfg()
+        });
+        fib.apply(vec![change("10.100.0.0/24", &["10.0.0.2"]), change("2001:db8:100::/48", &["2001:db8::2"])]);
+        fib.shutdown().await;
+        assert_eq!(ns.v4().len(), 1);
+        assert_eq!(ns.v6().len(), 1);
+        // Further calls on a stopped FIB do nothing and do not hang.
+        fib.flush().await;
+        assert!(fib.entries(None).await.is_empty());
+    });
+}
+
+#[test]
+fn kernel_refusal_is_reported_in_words_and_recovery_announced() {
+    let ns = Netns::new("refused");
+    ns.run(|ns| async move {
+        let (fib, mut rx) = start(cfg());
+        // An IPv6 prefix via an IPv4 next hop: the kernel refuses RTA_VIA.
+        fib.apply(vec![
+            change("2001:db8:40::/48", &["10.0.0.2"]),
+            change("10.110.0.0/24", &["10.0.0.2"]),
+        ]);
+        fib.flush().await;
+        let e = wait_for(&mut rx, "RouteFailed", |e| matches!(e, FibEvent::RouteFailed { .. })).await;
+        let FibEvent::RouteFailed { prefix, error } = e else { unreachable!() };
+        assert_eq!(prefix.to_string(), "2001:db8:40::/48");
+        assert!(error.starts_with("Invalid argument (EINVAL)"), "{error}");
+        // The other route of the batch went in.
+        assert!(find(&ns.v4(), "10.110.0.0/24").is_some());
+        let entry = fib.entries(Some(prefix)).await;
+        assert!(entry[0].status.starts_with("failed: Invalid argument (EINVAL)"), "{:?}", entry[0]);
+
+        fib.apply(vec![change("2001:db8:40::/48", &["2001:db8::2"])]);
+        fib.flush().await;
+        let e = wait_for(&mut rx, "RouteInstalled", |e| matches!(e, FibEvent::RouteInstalled { .. })).await;
+        assert_eq!(e, FibEvent::RouteInstalled { prefix });
+        assert!(find(&ns.v6(), "2001:db8:40::/48").is_some());
+        assert_eq!(fib.entries(Some(prefix)).await[0].status, "installed");
+        fib.shutdown().await;
+    });
+}
+
+#[test]
+fn local_next_hops_are_not_installed() {
+    let ns = Netns::new("local");
+    ns.run(|ns| async move {
+        let (fib, mut rx) = start(cfg());
+        fib.watch_nexthops(vec!["::1".parse().unwrap(), "10.0.0.1".parse().unwrap()]);
+        wait_for(&mut rx, "::1 local", |e| is_nexthop(e, "::1", |s| *s == NexthopState::Local)).await;
+        wait_for(&mut rx, "10.0.0.1 local", |e| is_nexthop(e, "10.0.0.1", |s| *s == NexthopState::Local)).await;
+        fib.apply(vec![
+            change("2001:db8:50::/48", &["::1"]),
+            change("10.120.0.0/24", &["10.0.0.1"]),
+            change("10.121.0.0/24", &["127.0.0.1"]),
+        ]);
+        fib.flush().await;
+        assert!(ns.v4().is_empty() && ns.v6().is_empty());
+        for e in fib.entries(None).await {
+            assert_eq!(e.status, "next hop is local", "{e:?}");
+        }
+        fib.shutdown().await;
+    });
+}
+
+#[test]
+fn install_disabled_still_resolves() {
+    let ns = Netns::new("noinstall");
+    ns.ip("route add 10.130.0.0/24 via 10.0.0.2 proto 186");
+    ns.run(|ns| async move {
+        let (fib, mut rx) = start(FibConfig {
+            install: false,
+            ..cfg()
+        });
+        fib.watch_nexthops(vec!["10.0.1.2".parse().unwrap()]);
+        let e = wait_for(&mut rx, "10.0.1.2", |e| is_nexthop(e, "10.0.1.2", |_| true)).await;
+        assert_eq!(
+            e,
+            FibEvent::Nexthop {
+                address: "10.0.1.2".parse().unwrap(),
+                state: NexthopState::Reachable { metric: 0 }
+            }
+        );
+        fib.apply(vec![change("10.131.0.0/24", &["10.0.1.2"])]);
+        fib.initial_sync_done();
+        fib.flush().await;
+        let r = ns.v4();
+        assert_eq!(r.len(), 1, "nothing written, nothing removed: {r:?}");
+        let e = fib.entries(None).await;
+        assert_eq!(e[0].status, "install disabled");
+        assert_eq!(e[0].kernel_next_hops, vec!["via 10.0.1.2 dev veth1"]);
+        fib.shutdown().await;
+        assert_eq!(ns.v4().len(), 1);
+    });
+}
+
+#[test]
+fn other_table_and_ipv4_via_ipv6_next_hop() {
+    let ns = Netns::new("table");
+    ns.run(|ns| async move {
+        let (fib, _rx) = start(FibConfig {
+            table: 1000,
+            ..cfg()
+        });
+        fib.apply(vec![
+            change("10.140.0.0/24", &["2001:db8::2"]),
+            change("10.141.0.0/24", &["10.0.0.2", "2001:db8:1::2"]),
+        ]);
+        fib.flush().await;
+        assert!(ns.v4().is_empty(), "nothing in main");
+        let r = ns.routes("-4", "1000");
+        let route = find(&r, "10.140.0.0/24").expect("installed in table 1000");
+        assert_eq!(route["via"]["family"], "inet6");
+        assert_eq!(paths(route), vec![pair("2001:db8::2", "veth0")]);
+        assert_eq!(
+            paths(find(&r, "10.141.0.0/24").unwrap()),
+            vec![pair("10.0.0.2", "veth0"), pair("2001:db8:1::2", "veth1")]
+        );
+        let e = fib.entries(Some("10.140.0.0/24".parse().unwrap())).await;
+        assert_eq!(e[0].kernel_next_hops, vec!["via inet6 2001:db8::2 dev veth0"]);
+        fib.shutdown().await;
+        assert!(ns.routes("-4", "1000").is_empty());
+    });
+}
+
+#[test]
+fn next_hop_through_own_route_or_link_local_is_unreachable() {
+    let ns = Netns::new("ownroute");
+    ns.ip("route add 10.150.0.0/24 via 10.0.0.2 proto 186 metric 20");
+    ns.ip("route add blackhole 10.151.0.0/24");
+    ns.run(|_ns| async move {
+        let (fib, mut rx) = start(cfg());
+        fib.watch_nexthops(vec![
+            "10.150.0.5".parse().unwrap(),
+            "fe80::1".parse().unwrap(),
+            "10.151.0.5".parse().unwrap(),
+        ]);
+        let want = [
+            ("10.150.0.5", "resolves only through a BGP route"),
+            ("fe80::1", "link-local next hop without interface"),
+            ("10.151.0.5", "blackhole"),
+        ];
+        for (addr, words) in want {
+            let e = wait_for(&mut rx, addr, |e| is_nexthop(e, addr, |_| true)).await;
+            let FibEvent::Nexthop { state: NexthopState::Unreachable(why), .. } = e else {
+                panic!("{addr}: {e:?}")
+            };
+            assert!(why.contains(words), "{addr}: {why}");
+        }
+        fib.shutdown().await;
+    });
+}

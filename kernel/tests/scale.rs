@@ -1,0 +1,81 @@
+//! Many routes in one apply; the timing run is ignored by default.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::time::Instant;
+
+use common::*;
+use ipnet::{IpNet, Ipv4Net};
+use kernel::RouteChange;
+
+fn routes(n: u32, nhs: &[&str]) -> Vec<RouteChange> {
+    let nhs: Vec<_> = nhs.iter().map(|a| nh(a)).collect();
+    (0..n)
+        .map(|i| RouteChange {
+            prefix: IpNet::V4(Ipv4Net::new(Ipv4Addr::from(0x0b00_0000 + (i << 8)), 24).unwrap()),
+            next_hops: nhs.clone(),
+        })
+        .collect()
+}
+
+fn count(ns: &Ns) -> usize {
+    ns.ip("route show proto 186").lines().count()
+}
+
+#[test]
+fn ten_thousand_routes_in_one_apply() {
+    let ns = Netns::new("tenk");
+    ns.run(|ns| async move {
+        let (fib, _rx) = start(cfg());
+        fib.apply(routes(10_000, &["10.0.0.2"]));
+        fib.flush().await;
+        assert_eq!(ns.v4().len(), 10_000);
+        assert_eq!(fib.entries(None).await.len(), 10_000);
+        // Move them all to a multipath set, then withdraw them all.
+        fib.apply(routes(10_000, &["10.0.0.2", "10.0.1.2"]));
+        fib.flush().await;
+        let r = ns.v4();
+        assert_eq!(r.len(), 10_000);
+        assert!(r.iter().all(|r| paths(r).len() == 2));
+        fib.apply(routes(10_000, &[]));
+        fib.flush().await;
+        assert_eq!(count(&ns), 0);
+        fib.shutdown().await;
+    });
+}
+
+/// `cargo test --release -p kernel --test scale -- --ignored --nocapture`;
+/// KROUTE_BENCH_ROUTES overrides the sizes (comma separated).
+#[test]
+#[ignore]
+fn timing_full_table_install() {
+    let sizes: Vec<u32> = std::env::var("KROUTE_BENCH_ROUTES")
+        .unwrap_or_else(|_| "100000,1000000".into())
+        .split(',')
+        .map(|s| s.trim().parse().unwrap())
+        .collect();
+    for n in sizes {
+        let ns = Netns::new(&format!("bench{n}"));
+        ns.run(move |ns| async move {
+            let (fib, _rx) = start(cfg());
+            let changes = routes(n, &["10.0.0.2"]);
+            let t = Instant::now();
+            fib.apply(changes);
+            fib.flush().await;
+            let install = t.elapsed();
+            let t = Instant::now();
+            fib.apply(routes(n, &["10.0.1.2"]));
+            fib.flush().await;
+            let replace = t.elapsed();
+            assert_eq!(count(&ns), n as usize);
+            let t = Instant::now();
+            fib.shutdown().await;
+            let remove = t.elapsed();
+            eprintln!(
+                "{n} IPv4 routes: install {install:?}, replace {replace:?}, remove {remove:?}"
+            );
+            assert_eq!(count(&ns), 0);
+        });
+    }
+}

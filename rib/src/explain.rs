@@ -1,0 +1,506 @@
+//! Why: `explain` for one prefix and the `routes` listings.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+use wire::Prefix;
+
+use crate::attrs::{Attrs, PathInfo, LOCAL_PEER};
+use crate::decision::{self, origin_str, Step};
+use crate::rib::{Ctx, NhStatus};
+use crate::table::Dest;
+use crate::{Rib, RouteQuery, Table};
+
+/// Everything the RIB knows about one prefix and why.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Explanation {
+    pub prefix: Prefix,
+    /// One line: the outcome in short.
+    pub summary: String,
+    /// A less specific Loc-RIB route covering the prefix, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub covered_by: Option<Prefix>,
+    pub paths: Vec<PathExplanation>,
+    pub installed: bool,
+    /// "installed via ..." or "not installed: <why>".
+    pub kernel: String,
+    pub peers: Vec<PeerExport>,
+}
+
+/// One path of the prefix.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PathExplanation {
+    /// Peer name, or "local" for our own origination.
+    pub from: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_hop: Option<String>,
+    pub as_path: String,
+    pub origin: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_pref: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub med: Option<u32>,
+    pub communities: Vec<String>,
+    pub large_communities: Vec<String>,
+    pub accepted: bool,
+    /// Import verdict in words ("accepted" or the rejection reason).
+    pub import: String,
+    pub eligible: bool,
+    /// Next-hop state in words.
+    pub next_hop_state: String,
+    /// "best", "multipath", "lost", "ineligible" or "rejected".
+    pub status: String,
+    /// Why this status, e.g. "lost to b's path at step: shorter AS_PATH (2 vs 3)".
+    pub detail: String,
+}
+
+/// What happened towards one peer.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerExport {
+    pub peer: String,
+    pub advertised: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_hop: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// One route in a `routes` listing.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteView {
+    pub prefix: Prefix,
+    /// The peer it came from ("local" for originated); for the Advertised
+    /// table, the peer it was sent to.
+    pub peer: String,
+    pub best: bool,
+    pub multipath: bool,
+    pub installed: bool,
+    pub next_hops: Vec<String>,
+    pub as_path: String,
+    pub origin: String,
+    pub local_pref: Option<u32>,
+    pub med: Option<u32>,
+    pub communities: Vec<String>,
+    pub large_communities: Vec<String>,
+    pub accepted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+fn strings<T: ToString>(v: &[T]) -> Vec<String> {
+    v.iter().map(ToString::to_string).collect()
+}
+
+fn as_path_str(a: &Attrs) -> String {
+    a.attrs.as_path.to_string()
+}
+
+impl Ctx<'_> {
+    fn nh_words(&self, p: &PathInfo) -> String {
+        let nh = p.post.next_hop;
+        match self.nh_status(p) {
+            NhStatus::Originated => "none (locally originated)".into(),
+            NhStatus::Unresolved => format!("next hop {nh} not yet resolved"),
+            NhStatus::Unreachable(r) => format!("next hop {nh} unreachable: {r}"),
+            NhStatus::Local => format!("next hop {nh} is local"),
+            NhStatus::Reachable(m) => format!("next hop {nh} reachable (IGP cost {m})"),
+        }
+    }
+
+    fn installed(&self, rib: &Rib, prefix: &Prefix, dest: &Dest) -> (bool, String) {
+        let Some(best) = dest.best() else {
+            return (false, "not installed: no usable path".into());
+        };
+        if best.peer == LOCAL_PEER || dest.path_of(LOCAL_PEER).is_some() {
+            return (false, "not installed: locally originated".into());
+        }
+        if !self.cfg.install {
+            return (
+                false,
+                "not installed: install disabled (kernel.install is false)".into(),
+            );
+        }
+        if self.nh_status(best) == NhStatus::Local {
+            return (false, "not installed: next hop is local".into());
+        }
+        match (&dest.fib, rib.fib_failed.get(prefix)) {
+            (Some(_), Some(err)) => (false, format!("not installed: kernel error: {err}")),
+            (Some(set), None) => (true, format!("installed via {}", strings(set).join(", "))),
+            (None, _) => (false, "not installed: no reachable next hop".into()),
+        }
+    }
+
+    fn explain_path(&self, dest: &Dest, i: usize) -> PathExplanation {
+        let p = &dest.paths()[i];
+        let a = &p.post.attrs;
+        let peer = self.peers.get(&p.peer);
+        let eligible = self.eligible(p);
+        let (status, detail) = if let Some(r) = &p.rejected {
+            ("rejected", format!("rejected at import: {r}"))
+        } else if !eligible {
+            ("ineligible", self.nh_words(p))
+        } else if i == 0 && dest.nbest() > 0 {
+            (
+                "best",
+                if p.is_local() {
+                    "best: locally originated".to_string()
+                } else {
+                    "best path".to_string()
+                },
+            )
+        } else if i < dest.nbest() {
+            (
+                "multipath",
+                "multipath (equal to best through IGP cost)".into(),
+            )
+        } else {
+            ("lost", self.lost_detail(dest, p))
+        };
+        PathExplanation {
+            from: self.peer_name(p.peer),
+            peer_address: peer.map(|q| q.cfg.address.to_string()),
+            next_hop: (!p.is_local()).then(|| p.post.next_hop.to_string()),
+            as_path: as_path_str(&p.post),
+            origin: a.origin.map_or("-", origin_str).to_string(),
+            local_pref: a.local_pref,
+            med: a.med,
+            communities: strings(&a.communities),
+            large_communities: strings(&a.large_communities),
+            accepted: p.accepted(),
+            import: p
+                .rejected
+                .as_deref()
+                .map_or_else(|| "accepted".to_string(), |r| format!("rejected: {r}")),
+            eligible,
+            next_hop_state: self.nh_words(p),
+            status: status.into(),
+            detail,
+        }
+    }
+
+    fn lost_detail(&self, dest: &Dest, p: &PathInfo) -> String {
+        let Some(best) = dest.best() else {
+            return "no best path".into();
+        };
+        let (b, c) = (self.candidate(best), self.candidate(p));
+        let (_, step) = decision::compare(&b, &c, &self.decision_ctx());
+        let who = self.peer_name(best.peer);
+        if step > Step::IgpMetric && !b.local {
+            let why = if b.neighbor_as != c.neighbor_as && !self.cfg.multipath_relax {
+                format!(
+                    "different neighbour AS ({} vs {}) and multipathRelax is off",
+                    fmt_as(b.neighbor_as),
+                    fmt_as(c.neighbor_as)
+                )
+            } else {
+                format!("maxPaths {} reached", self.cfg.max_paths)
+            };
+            return format!(
+                "equal to best through IGP cost but not multipath ({why}); lost to {who}'s path at step: {}",
+                step.describe(&b, &c)
+            );
+        }
+        format!("lost to {who}'s path at step: {}", step.describe(&b, &c))
+    }
+}
+
+fn fmt_as(a: Option<u32>) -> String {
+    a.map_or_else(|| "none".into(), |a| format!("AS{a}"))
+}
+
+impl Rib {
+    /// Everything known about `prefix`, with reasons.
+    pub fn explain(&self, prefix: &Prefix) -> crate::Explanation {
+        let prefix = prefix.trunc();
+        let ctx = self.ctx();
+        let covered_by = self
+            .table
+            .covering(&prefix)
+            .and_then(|(q, d)| d.best().map(|_| q));
+        let Some(dest) = self.table.get(&prefix) else {
+            let summary = match covered_by {
+                Some(q) => format!(
+                    "no path for {prefix}; it is covered by the less specific route {q} in Loc-RIB"
+                ),
+                None => format!("no path for {prefix}, and no less specific route covers it"),
+            };
+            return Explanation {
+                prefix,
+                summary,
+                covered_by,
+                paths: Vec::new(),
+                installed: false,
+                kernel: "not installed: no path".into(),
+                peers: Vec::new(),
+            };
+        };
+        let paths: Vec<PathExplanation> = (0..dest.paths().len())
+            .map(|i| ctx.explain_path(dest, i))
+            .collect();
+        let (installed, kernel) = ctx.installed(self, &prefix, dest);
+        let best = dest.best();
+        let peers = self
+            .peers
+            .iter()
+            .map(|(id, peer)| {
+                let sent = self.adj_out.get(id).and_then(|a| a.get(&prefix));
+                let name = peer.cfg.name.clone();
+                match (sent, best) {
+                    (Some(a), _) => PeerExport {
+                        peer: name,
+                        advertised: true,
+                        next_hop: Some(a.next_hop.to_string()),
+                        as_path: Some(as_path_str(a)),
+                        reason: None,
+                    },
+                    (None, None) => PeerExport {
+                        peer: name,
+                        advertised: false,
+                        next_hop: None,
+                        as_path: None,
+                        reason: Some("no best path to advertise".into()),
+                    },
+                    (None, Some(b)) => PeerExport {
+                        peer: name,
+                        advertised: false,
+                        next_hop: None,
+                        as_path: None,
+                        reason: Some(
+                            ctx.export(b, &prefix, *id)
+                                .result
+                                .err()
+                                .unwrap_or_else(|| "not yet sent".into()),
+                        ),
+                    },
+                }
+            })
+            .collect();
+        let summary = match best {
+            None if dest.paths().iter().all(|p| !p.accepted()) => {
+                format!("{prefix}: every path was rejected at import")
+            }
+            None => format!("{prefix}: no usable path (next hops not reachable)"),
+            Some(b) => {
+                let mp = dest.nbest();
+                let via = if b.is_local() {
+                    "locally originated".to_string()
+                } else {
+                    format!("best via {}", ctx.peer_name(b.peer))
+                };
+                if mp > 1 {
+                    format!("{prefix}: {via}, {mp} paths multipath")
+                } else {
+                    format!("{prefix}: {via}")
+                }
+            }
+        };
+        Explanation {
+            prefix,
+            summary,
+            covered_by,
+            paths,
+            installed,
+            kernel,
+            peers,
+        }
+    }
+
+    /// Routes of one table; see [`RouteQuery`].
+    pub fn routes(&self, q: &RouteQuery) -> Vec<RouteView> {
+        let ctx = self.ctx();
+        let mut out = Vec::new();
+        match q.table {
+            Table::Loc | Table::Received => {
+                let loc = q.table == Table::Loc;
+                let mut visit = |prefix: Prefix, dest: &Dest| {
+                    let installed = dest.fib.is_some() && !self.fib_failed.contains_key(&prefix);
+                    for (i, p) in dest.paths().iter().enumerate() {
+                        if q.peer.is_some_and(|id| id != p.peer) || (loc && !p.accepted()) {
+                            continue;
+                        }
+                        let best = i == 0 && dest.nbest() > 0;
+                        out.push(view(
+                            prefix,
+                            ctx.peer_name(p.peer),
+                            if loc { &p.post } else { &p.pre },
+                            p,
+                            best,
+                            i < dest.nbest(),
+                            best && installed,
+                        ));
+                    }
+                };
+                match &q.prefix {
+                    Some(p) => {
+                        if let Some((k, d)) = self.table.longest_match(&p.trunc()) {
+                            visit(k, d);
+                        }
+                    }
+                    None => self.table.iter().for_each(|(k, d)| visit(k, d)),
+                }
+            }
+            Table::Advertised => {
+                for (id, adj) in &self.adj_out {
+                    if q.peer.is_some_and(|p| p != *id) {
+                        continue;
+                    }
+                    let name = ctx.peer_name(*id);
+                    let mut push = |prefix: Prefix, a: &Arc<Attrs>| {
+                        out.push(RouteView {
+                            prefix,
+                            peer: name.clone(),
+                            best: true,
+                            multipath: false,
+                            installed: false,
+                            next_hops: vec![a.next_hop.to_string()],
+                            as_path: as_path_str(a),
+                            origin: a.attrs.origin.map_or("-", origin_str).into(),
+                            local_pref: a.attrs.local_pref,
+                            med: a.attrs.med,
+                            communities: strings(&a.attrs.communities),
+                            large_communities: strings(&a.attrs.large_communities),
+                            accepted: true,
+                            reason: None,
+                        })
+                    };
+                    match &q.prefix {
+                        Some(p) => {
+                            if let Some((k, a)) = adj.longest_match(&p.trunc()) {
+                                push(k, a);
+                            }
+                        }
+                        None => adj.iter().for_each(|(k, a)| push(k, a)),
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| (a.prefix, !a.best, &a.peer).cmp(&(b.prefix, !b.best, &b.peer)));
+        out
+    }
+}
+
+fn view(
+    prefix: Prefix,
+    peer: String,
+    a: &Attrs,
+    p: &PathInfo,
+    best: bool,
+    multipath: bool,
+    installed: bool,
+) -> RouteView {
+    RouteView {
+        prefix,
+        peer,
+        best,
+        multipath,
+        installed,
+        next_hops: if p.is_local() {
+            Vec::new()
+        } else {
+            vec![a.next_hop.to_string()]
+        },
+        as_path: as_path_str(a),
+        origin: a.attrs.origin.map_or("-", origin_str).into(),
+        local_pref: a.attrs.local_pref,
+        med: a.attrs.med,
+        communities: strings(&a.attrs.communities),
+        large_communities: strings(&a.attrs.large_communities),
+        accepted: p.accepted(),
+        reason: p.rejected.as_deref().map(str::to_string),
+    }
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}", self.summary)?;
+        if let Some(q) = self.covered_by {
+            if !self.paths.is_empty() {
+                writeln!(f, "  (also covered by the less specific route {q})")?;
+            }
+        }
+        if self.paths.is_empty() {
+            return Ok(());
+        }
+        writeln!(f)?;
+        writeln!(f, "paths ({}):", self.paths.len())?;
+        let w = self.paths.iter().map(|p| p.from.len()).max().unwrap_or(0);
+        for p in &self.paths {
+            let mark = match p.status.as_str() {
+                "best" => '*',
+                "multipath" => '=',
+                _ => ' ',
+            };
+            let addr = p
+                .peer_address
+                .as_deref()
+                .map(|a| format!(" ({a})"))
+                .unwrap_or_default();
+            writeln!(f, "  {mark} {:<w$}{addr}  {}", p.from, p.status)?;
+            let path = if p.as_path.is_empty() {
+                "(empty)"
+            } else {
+                &p.as_path
+            };
+            write!(f, "      as-path {path}  origin {}", p.origin)?;
+            if let Some(lp) = p.local_pref {
+                write!(f, "  local-pref {lp}")?;
+            }
+            if let Some(m) = p.med {
+                write!(f, "  med {m}")?;
+            }
+            writeln!(f)?;
+            if !p.communities.is_empty() || !p.large_communities.is_empty() {
+                let all: Vec<&str> = p
+                    .communities
+                    .iter()
+                    .chain(&p.large_communities)
+                    .map(String::as_str)
+                    .collect();
+                writeln!(f, "      communities {}", all.join(" "))?;
+            }
+            writeln!(f, "      {}", p.next_hop_state)?;
+            writeln!(f, "      import: {}", p.import)?;
+            if p.status != "rejected" && p.status != "ineligible" {
+                writeln!(f, "      {}", p.detail)?;
+            }
+        }
+        writeln!(f)?;
+        writeln!(f, "kernel: {}", self.kernel)?;
+        if !self.peers.is_empty() {
+            writeln!(f)?;
+            writeln!(f, "advertised to:")?;
+            let w = self.peers.iter().map(|p| p.peer.len()).max().unwrap_or(0);
+            for p in &self.peers {
+                if p.advertised {
+                    writeln!(
+                        f,
+                        "  {:<w$}  yes  next hop {}  as-path {}",
+                        p.peer,
+                        p.next_hop.as_deref().unwrap_or("-"),
+                        p.as_path
+                            .as_deref()
+                            .filter(|s| !s.is_empty())
+                            .unwrap_or("(empty)")
+                    )?;
+                } else {
+                    writeln!(
+                        f,
+                        "  {:<w$}  no   {}",
+                        p.peer,
+                        p.reason.as_deref().unwrap_or("")
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

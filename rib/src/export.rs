@@ -1,0 +1,282 @@
+//! Export: what (if anything) the best path of a prefix becomes towards
+//! one peer, and the grouping of results into UPDATE messages.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ipnet::{IpNet, Ipv4Net};
+use wire::{Community, Family, MpReach, MpUnreach, NextHop, Prefix, RawAttribute, Update};
+
+use crate::attrs::{Attrs, PathInfo};
+use crate::policy::{PolicyChain, Subject};
+use crate::rib::{Ctx, NhStatus};
+use crate::PeerId;
+
+pub(crate) struct Exported {
+    /// The attributes to send (next hop in `Attrs::next_hop`), or why not.
+    pub result: Result<Attrs, String>,
+    /// The result may differ for another prefix with the same best path.
+    pub used_prefix: bool,
+}
+
+impl Ctx<'_> {
+    /// The export pipeline for `best` (the best path of `prefix`) towards
+    /// peer `to`. Pure: `explain` calls it too.
+    pub(crate) fn export(&self, best: &PathInfo, prefix: &Prefix, to: PeerId) -> Exported {
+        let mut used_prefix = false;
+        let result = self.export_inner(best, prefix, to, &mut used_prefix);
+        Exported {
+            result,
+            used_prefix,
+        }
+    }
+
+    fn export_inner(
+        &self,
+        best: &PathInfo,
+        prefix: &Prefix,
+        to: PeerId,
+        used_prefix: &mut bool,
+    ) -> Result<Attrs, String> {
+        let peer = self.peers.get(&to).ok_or("peer is not configured")?;
+        let session = peer.session.as_ref().ok_or("session not established")?;
+        let family = Family::of_prefix(prefix);
+        if !session.families.contains(&family) {
+            return Err(format!("family {family} not negotiated"));
+        }
+        if best.peer == to {
+            return Err("learned from this peer".into());
+        }
+        let local_asn = self.cfg.local_asn;
+        let to_ebgp = peer.cfg.remote_asn != local_asn;
+        let a = &best.post.attrs;
+        if a.communities.contains(&Community::NO_ADVERTISE) {
+            return Err("NO_ADVERTISE community: not sent to any peer".into());
+        }
+        if to_ebgp && a.communities.contains(&Community::NO_EXPORT) {
+            return Err("NO_EXPORT community: not sent to eBGP peers".into());
+        }
+        let source = (!best.is_local())
+            .then(|| self.peers.get(&best.peer))
+            .flatten();
+        let from_ibgp = source.is_some_and(|s| s.cfg.remote_asn == local_asn);
+        let reflect = from_ibgp && !to_ebgp;
+        if reflect {
+            let s = source.expect("from_ibgp implies a source");
+            // RFC 4456 §6: client routes go to everyone, non-client routes
+            // to clients only.
+            if !s.cfg.route_reflector_client && !peer.cfg.route_reflector_client {
+                return Err(format!(
+                    "iBGP split horizon: learned from iBGP peer {} and neither it nor {} is a route-reflector client",
+                    s.cfg.name, peer.cfg.name
+                ));
+            }
+        }
+
+        let mut attrs = Cow::Borrowed(a);
+        let outcome = match &peer.cfg.export {
+            PolicyChain::Unset if to_ebgp => return Err(
+                "no export policy (RFC 8212: eBGP sessions exchange nothing until a policy is set)"
+                    .into(),
+            ),
+            PolicyChain::Unset | PolicyChain::All => Default::default(),
+            PolicyChain::None => return Err("export none".into()),
+            PolicyChain::Named(names) => {
+                let subject = Subject {
+                    prefix,
+                    neighbor: &peer.cfg.name,
+                };
+                let o = self.policies.evaluate(names, subject, &mut attrs);
+                *used_prefix = o.used_prefix;
+                if let Some(r) = o.rejected {
+                    return Err(format!("export: {r}"));
+                }
+                o
+            }
+        };
+
+        let mut out = attrs.into_owned();
+        out.next_hop = None;
+        let path_nh_local = matches!(self.nh_status(best), NhStatus::Local);
+        let nh_self = to_ebgp
+            || peer.cfg.next_hop_self
+            || outcome.next_hop_self
+            || best.is_local()
+            || path_nh_local;
+        if to_ebgp {
+            out.as_path
+                .prepend(local_asn, 1 + usize::from(outcome.prepend));
+            out.local_pref = None;
+            if !(outcome.med_set || best.is_local()) {
+                out.med = None;
+            }
+            out.originator_id = None;
+            out.cluster_list.clear();
+        } else {
+            out.as_path.prepend(local_asn, usize::from(outcome.prepend));
+            out.local_pref = Some(out.local_pref.unwrap_or(100));
+            if reflect {
+                if out.originator_id.is_none() {
+                    let s = source.expect("reflect implies a source");
+                    out.originator_id = s.session.as_ref().map(|i| i.remote_router_id);
+                }
+                out.cluster_list.insert(0, self.cfg.cluster_id());
+            }
+        }
+        out.unknown.retain(|u| {
+            u.flags & RawAttribute::FLAG_OPTIONAL == 0
+                || u.flags & RawAttribute::FLAG_TRANSITIVE != 0
+        });
+
+        let path_nh = best.post.next_hop;
+        let keep = !nh_self
+            && match (family, path_nh.address) {
+                (Family::Ipv4Unicast, IpAddr::V4(_)) | (Family::Ipv6Unicast, IpAddr::V6(_)) => true,
+                (Family::Ipv4Unicast, IpAddr::V6(_)) => session.extended_next_hop_v4,
+                (Family::Ipv6Unicast, IpAddr::V4(_)) => false,
+            };
+        let next_hop = if keep {
+            NextHop::new(path_nh.address)
+        } else {
+            match family {
+                Family::Ipv4Unicast => match (session.local_next_hop_v4, session.local_next_hop_v6)
+                {
+                    (Some(v4), _) => NextHop::new(IpAddr::V4(v4)),
+                    (None, Some(v6)) if session.extended_next_hop_v4 => {
+                        NextHop::new(IpAddr::V6(v6))
+                    }
+                    _ => return Err("no IPv4 next hop for this session".into()),
+                },
+                Family::Ipv6Unicast => match session.local_next_hop_v6 {
+                    Some(v6) => NextHop::new(IpAddr::V6(v6)),
+                    None => return Err("no IPv6 next hop for this session".into()),
+                },
+            }
+        };
+        Ok(Attrs {
+            next_hop,
+            attrs: out,
+        })
+    }
+}
+
+/// Collects announcements and withdrawals per peer during one event and
+/// turns them into UPDATEs, one per distinct attribute set and family.
+#[derive(Default)]
+pub(crate) struct UpdateBuilder {
+    peers: Vec<(PeerId, PeerBatch)>,
+}
+
+#[derive(Default)]
+struct PeerBatch {
+    groups: Vec<(Arc<Attrs>, Family, Vec<Prefix>)>,
+    index: HashMap<(*const Attrs, Family), usize>,
+    withdraw_v4: Vec<Ipv4Net>,
+    withdraw_v6: Vec<Prefix>,
+}
+
+impl UpdateBuilder {
+    fn batch(&mut self, peer: PeerId) -> &mut PeerBatch {
+        let i = match self.peers.iter().position(|(p, _)| *p == peer) {
+            Some(i) => i,
+            None => {
+                self.peers.push((peer, PeerBatch::default()));
+                self.peers.len() - 1
+            }
+        };
+        &mut self.peers[i].1
+    }
+
+    pub fn announce(&mut self, peer: PeerId, attrs: &Arc<Attrs>, prefix: Prefix) {
+        let b = self.batch(peer);
+        let family = Family::of_prefix(&prefix);
+        let key = (Arc::as_ptr(attrs), family);
+        match b.index.get(&key) {
+            Some(&i) => b.groups[i].2.push(prefix),
+            None => {
+                b.index.insert(key, b.groups.len());
+                b.groups.push((attrs.clone(), family, vec![prefix]));
+            }
+        }
+    }
+
+    pub fn withdraw(&mut self, peer: PeerId, prefix: Prefix) {
+        let b = self.batch(peer);
+        match prefix {
+            IpNet::V4(n) => b.withdraw_v4.push(n),
+            IpNet::V6(_) => b.withdraw_v6.push(prefix),
+        }
+    }
+
+    pub fn flush(self, out: &mut Vec<(PeerId, Update)>) {
+        for (peer, b) in self.peers {
+            if !b.withdraw_v4.is_empty() || !b.withdraw_v6.is_empty() {
+                out.push((
+                    peer,
+                    Update {
+                        withdrawn: b.withdraw_v4,
+                        mp_unreach: (!b.withdraw_v6.is_empty()).then_some(MpUnreach {
+                            family: Family::Ipv6Unicast,
+                            withdrawn: b.withdraw_v6,
+                        }),
+                        ..Default::default()
+                    },
+                ));
+            }
+            for (attrs, family, prefixes) in b.groups {
+                out.push((peer, make_update(&attrs, family, prefixes)));
+            }
+        }
+    }
+}
+
+/// One UPDATE announcing `prefixes` (all of `family`) with `attrs`: IPv4
+/// NLRI with an IPv4 next hop go in the classic NLRI field with NEXT_HOP,
+/// everything else in MP_REACH_NLRI.
+pub(crate) fn make_update(attrs: &Attrs, family: Family, prefixes: Vec<Prefix>) -> Update {
+    let mut pa = attrs.attrs.clone();
+    match (family, attrs.next_hop.address) {
+        (Family::Ipv4Unicast, IpAddr::V4(nh)) => {
+            pa.next_hop = Some(nh);
+            Update {
+                attributes: pa,
+                nlri: prefixes
+                    .into_iter()
+                    .filter_map(|p| match p {
+                        IpNet::V4(n) => Some(n),
+                        IpNet::V6(_) => None,
+                    })
+                    .collect(),
+                ..Default::default()
+            }
+        }
+        _ => {
+            pa.next_hop = None;
+            Update {
+                attributes: pa,
+                mp_reach: Some(MpReach {
+                    family,
+                    next_hop: attrs.next_hop,
+                    nlri: prefixes,
+                }),
+                ..Default::default()
+            }
+        }
+    }
+}
+
+/// The End-of-RIB marker for `family` (RFC 4724 §2).
+pub(crate) fn end_of_rib(family: Family) -> Update {
+    match family {
+        Family::Ipv4Unicast => Update::default(),
+        Family::Ipv6Unicast => Update {
+            mp_unreach: Some(MpUnreach {
+                family,
+                withdrawn: Vec::new(),
+            }),
+            ..Default::default()
+        },
+    }
+}

@@ -1,0 +1,727 @@
+//! The event handlers: the one owner of Adj-RIB-In, Loc-RIB and
+//! Adj-RIB-Out.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use wire::{Family, NextHop, Origin, PathAttributes, Prefix, Update};
+
+use crate::attrs::{Attrs, Interner, NhSet, PathInfo, LOCAL_PEER};
+use crate::decision::{self, Candidate, DecisionCtx};
+use crate::export::{end_of_rib, UpdateBuilder};
+use crate::import::import_path;
+use crate::policy::Policies;
+use crate::table::{Dest, PrefixMap};
+use crate::{
+    FibChange, FibStatus, NexthopState, Origination, Outputs, PeerConfig, PeerCounters, PeerId,
+    RibConfig, SessionInfo,
+};
+
+pub(crate) struct Peer {
+    pub cfg: PeerConfig,
+    pub session: Option<SessionInfo>,
+    pub received: usize,
+    pub accepted: usize,
+}
+
+#[derive(Default)]
+pub(crate) struct Interners {
+    pub attrs: Interner<Attrs>,
+    pub paths: Interner<PathInfo>,
+    pub nhsets: Interner<NhSet>,
+}
+
+impl Interners {
+    fn sweep(&mut self, force: bool) {
+        let before = self.paths.len();
+        self.paths.sweep(force);
+        self.attrs.sweep(force || self.paths.len() < before);
+        self.nhsets.sweep(force);
+    }
+}
+
+/// The read-only state the pure parts (decision, import, export, explain)
+/// look at.
+pub(crate) struct Ctx<'a> {
+    pub cfg: &'a RibConfig,
+    pub policies: &'a Policies,
+    pub peers: &'a BTreeMap<PeerId, Peer>,
+    pub nexthops: &'a HashMap<IpAddr, NexthopState>,
+}
+
+/// A path's next hop as the decision process sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum NhStatus<'a> {
+    /// Locally originated: no next hop to resolve.
+    Originated,
+    Unresolved,
+    Unreachable(&'a str),
+    Local,
+    Reachable(u32),
+}
+
+impl<'a> Ctx<'a> {
+    pub fn nh_status(&self, p: &PathInfo) -> NhStatus<'a> {
+        if p.is_local() {
+            return NhStatus::Originated;
+        }
+        match self.nexthops.get(&p.post.next_hop.address) {
+            None => NhStatus::Unresolved,
+            Some(NexthopState::Unreachable(r)) => NhStatus::Unreachable(r),
+            Some(NexthopState::Local) => NhStatus::Local,
+            Some(NexthopState::Reachable { metric }) => NhStatus::Reachable(*metric),
+        }
+    }
+
+    /// Accepted by import and its next hop is usable (RFC 4271 §9.1.2.1).
+    pub fn eligible(&self, p: &PathInfo) -> bool {
+        p.accepted()
+            && !matches!(
+                self.nh_status(p),
+                NhStatus::Unresolved | NhStatus::Unreachable(_)
+            )
+    }
+
+    pub fn is_ebgp(&self, peer: PeerId) -> bool {
+        self.peers
+            .get(&peer)
+            .is_some_and(|p| p.cfg.remote_asn != self.cfg.local_asn)
+    }
+
+    pub fn peer_name(&self, peer: PeerId) -> String {
+        if peer == LOCAL_PEER {
+            return "local".into();
+        }
+        self.peers
+            .get(&peer)
+            .map_or_else(|| format!("peer {peer}"), |p| p.cfg.name.clone())
+    }
+
+    pub fn candidate(&self, p: &PathInfo) -> Candidate {
+        let a = &p.post.attrs;
+        let peer = self.peers.get(&p.peer);
+        let ebgp = self.is_ebgp(p.peer);
+        let peer_router_id = peer
+            .and_then(|q| q.session.as_ref())
+            .map_or(Ipv4Addr::UNSPECIFIED, |s| s.remote_router_id);
+        Candidate {
+            local: p.is_local(),
+            // Import already dropped a LOCAL_PREF received over eBGP.
+            local_pref: a.local_pref.unwrap_or(100),
+            as_path_len: a.as_path.path_len(),
+            origin: a.origin.unwrap_or(Origin::Incomplete),
+            med: a.med.unwrap_or(0),
+            neighbor_as: a.as_path.first_asn(),
+            ebgp,
+            igp_metric: match self.nh_status(p) {
+                NhStatus::Reachable(m) => m,
+                _ => 0,
+            },
+            router_id: if p.is_local() {
+                self.cfg.router_id
+            } else {
+                a.originator_id.unwrap_or(peer_router_id)
+            },
+            cluster_list_len: a.cluster_list.len(),
+            peer_address: peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |q| q.cfg.address),
+        }
+    }
+
+    pub fn decision_ctx(&self) -> DecisionCtx {
+        DecisionCtx::default()
+    }
+
+    /// Runs the decision over `dest` and records the selection.
+    pub fn decide(&self, dest: &mut Dest) {
+        let paths = dest.paths();
+        if paths.len() == 1 {
+            let n = usize::from(self.eligible(&paths[0]));
+            dest.set_selection(&[0], n);
+            return;
+        }
+        // Canonical order (by peer address, locals first) so the outcome
+        // never depends on arrival order.
+        let mut idx: Vec<(usize, Candidate)> = paths
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| self.eligible(p))
+            .map(|(i, p)| (i, self.candidate(p)))
+            .collect();
+        idx.sort_by(|a, b| {
+            (!a.1.local, a.1.peer_address, paths[a.0].peer).cmp(&(
+                !b.1.local,
+                b.1.peer_address,
+                paths[b.0].peer,
+            ))
+        });
+        let cands: Vec<Candidate> = idx.iter().map(|(_, c)| c.clone()).collect();
+        let sel = decision::select(
+            &cands,
+            self.cfg.max_paths,
+            self.cfg.multipath_relax,
+            &self.decision_ctx(),
+        );
+        let order: Vec<usize> = sel.iter().map(|&i| idx[i].0).collect();
+        dest.set_selection(&order, order.len());
+    }
+
+    /// The next-hop set the FIB should hold for `dest`, `None` for nothing.
+    pub fn fib_set(&self, dest: &Dest) -> Option<Vec<NextHop>> {
+        if !self.cfg.install {
+            return None;
+        }
+        let n = dest.nbest();
+        let best = dest.best()?;
+        if best.is_local() || dest.path_of(LOCAL_PEER).is_some() {
+            return None;
+        }
+        if self.nh_status(best) == NhStatus::Local {
+            return None;
+        }
+        let mut v: Vec<NextHop> = dest.paths()[..n]
+            .iter()
+            .filter(|p| matches!(self.nh_status(p), NhStatus::Reachable(_)))
+            .map(|p| p.post.next_hop)
+            .collect();
+        v.sort_by_key(|h| (h.address, h.link_local));
+        v.dedup();
+        (!v.is_empty()).then_some(v)
+    }
+}
+
+type ExportKey = (*const PathInfo, PeerId, Family);
+
+/// Per-event scratch: the peers to export to, a cache of export results
+/// and the UPDATEs being built.
+struct Batch {
+    peers: Vec<PeerId>,
+    /// (best path, destination peer, family) -> export result, for results
+    /// that do not depend on the prefix. The key's path is kept alive in
+    /// the value so its address cannot be reused within the event.
+    cache: HashMap<ExportKey, (Arc<PathInfo>, Option<Arc<Attrs>>)>,
+    updates: UpdateBuilder,
+}
+
+/// The RIB. See the crate documentation.
+pub struct Rib {
+    pub(crate) cfg: RibConfig,
+    pub(crate) policies: Policies,
+    pub(crate) peers: BTreeMap<PeerId, Peer>,
+    pub(crate) table: PrefixMap<Dest>,
+    pub(crate) adj_out: HashMap<PeerId, PrefixMap<Arc<Attrs>>>,
+    pub(crate) ints: Interners,
+    pub(crate) nexthops: HashMap<IpAddr, NexthopState>,
+    watched: HashSet<IpAddr>,
+    originated: HashMap<Prefix, Arc<PathInfo>>,
+    pub(crate) fib_failed: HashMap<Prefix, String>,
+}
+
+impl Rib {
+    pub fn new(cfg: RibConfig) -> Rib {
+        Rib {
+            policies: Policies::new(&cfg.policies),
+            cfg,
+            peers: BTreeMap::new(),
+            table: PrefixMap::default(),
+            adj_out: HashMap::new(),
+            ints: Interners::default(),
+            nexthops: HashMap::new(),
+            watched: HashSet::new(),
+            originated: HashMap::new(),
+            fib_failed: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            cfg: &self.cfg,
+            policies: &self.policies,
+            peers: &self.peers,
+            nexthops: &self.nexthops,
+        }
+    }
+
+    /// Reload: re-run import, decision and export for everything; emit
+    /// only the differences.
+    pub fn set_config(&mut self, cfg: RibConfig, out: &mut Outputs) {
+        self.policies = Policies::new(&cfg.policies);
+        self.cfg = cfg;
+        self.reimport(None);
+        self.process_all(out);
+    }
+
+    pub fn add_peer(&mut self, id: PeerId, cfg: PeerConfig) {
+        self.peers.insert(
+            id,
+            Peer {
+                cfg,
+                session: None,
+                received: 0,
+                accepted: 0,
+            },
+        );
+    }
+
+    /// Reload one peer without a session reset: re-run import over its
+    /// stored Adj-RIB-In and export over Loc-RIB; emit the differences.
+    pub fn set_peer_config(&mut self, id: PeerId, cfg: PeerConfig, out: &mut Outputs) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            self.add_peer(id, cfg);
+            return;
+        };
+        peer.cfg = cfg;
+        self.reimport(Some(id));
+        self.process_all(out);
+    }
+
+    pub fn remove_peer(&mut self, id: PeerId, out: &mut Outputs) {
+        self.peer_down(id, out);
+        self.peers.remove(&id);
+    }
+
+    /// The session reached Established: send the full Adj-RIB-Out, then
+    /// End-of-RIB for each negotiated family.
+    pub fn peer_up(&mut self, id: PeerId, info: SessionInfo, out: &mut Outputs) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let families = info.families.clone();
+        peer.session = Some(info);
+        self.adj_out.insert(id, PrefixMap::default());
+        let mut batch = self.batch_for(vec![id]);
+        let keys: Vec<Prefix> = self.table.keys().collect();
+        for p in keys {
+            self.process(p, &mut batch, out);
+        }
+        self.finish(batch, out);
+        for f in families {
+            out.updates.push((id, end_of_rib(f)));
+        }
+    }
+
+    /// The session went down: drop its Adj-RIB-In and Adj-RIB-Out and
+    /// decide again.
+    pub fn peer_down(&mut self, id: PeerId, out: &mut Outputs) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        peer.session = None;
+        peer.received = 0;
+        peer.accepted = 0;
+        self.adj_out.remove(&id);
+        let touched: Vec<Prefix> = self
+            .table
+            .iter()
+            .filter(|(_, d)| d.path_of(id).is_some())
+            .map(|(p, _)| p)
+            .collect();
+        for p in &touched {
+            if let Some(d) = self.table.get_mut(p) {
+                d.remove(id);
+            }
+        }
+        let mut batch = self.batch_all();
+        for p in touched {
+            self.process(p, &mut batch, out);
+        }
+        self.finish(batch, out);
+    }
+
+    /// An UPDATE from peer `id`.
+    pub fn receive(&mut self, id: PeerId, update: Update, out: &mut Outputs) {
+        if self.peers.get(&id).is_none_or(|p| p.session.is_none()) {
+            return;
+        }
+        let mut touched: Vec<Prefix> = Vec::with_capacity(
+            update.withdrawn.len()
+                + update.nlri.len()
+                + update.mp_reach.as_ref().map_or(0, |r| r.nlri.len()),
+        );
+        let withdrawn = update.withdrawn.iter().map(|n| Prefix::V4(*n)).chain(
+            update
+                .mp_unreach
+                .iter()
+                .flat_map(|u| u.withdrawn.iter().copied()),
+        );
+        for p in withdrawn {
+            self.withdraw_path(id, p);
+            touched.push(p);
+        }
+        let nlri = update.nlri.iter().map(|n| Prefix::V4(*n));
+        let v4_nh = update
+            .attributes
+            .next_hop
+            .map(|a| NextHop::new(IpAddr::V4(a)));
+        match (&update.treat_as_withdraw, v4_nh) {
+            (None, Some(nh)) if !update.nlri.is_empty() => {
+                self.announce(id, &update.attributes, nh, nlri, &mut touched, out)
+            }
+            // RFC 7606 treat-as-withdraw (or reachable NLRI without a next hop).
+            _ => {
+                for p in nlri {
+                    self.withdraw_path(id, p);
+                    touched.push(p);
+                }
+            }
+        }
+        if let Some(r) = &update.mp_reach {
+            let nlri = r.nlri.iter().copied();
+            if update.treat_as_withdraw.is_none() {
+                self.announce(id, &update.attributes, r.next_hop, nlri, &mut touched, out);
+            } else {
+                for p in nlri {
+                    self.withdraw_path(id, p);
+                    touched.push(p);
+                }
+            }
+        }
+        let mut batch = self.batch_all();
+        for p in touched {
+            self.process(p, &mut batch, out);
+        }
+        self.finish(batch, out);
+    }
+
+    /// The peer asked us to resend a family (RFC 2918).
+    pub fn route_refresh(&mut self, id: PeerId, family: Family, out: &mut Outputs) {
+        let Some(adj) = self.adj_out.get(&id) else {
+            return;
+        };
+        let mut b = UpdateBuilder::default();
+        for (p, a) in adj.iter() {
+            if Family::of_prefix(&p) == family {
+                b.announce(id, a, p);
+            }
+        }
+        b.flush(&mut out.updates);
+    }
+
+    /// Replaces the whole set of locally originated prefixes.
+    pub fn set_originated(&mut self, origins: Vec<Origination>, out: &mut Outputs) {
+        let mut next: HashMap<Prefix, Arc<PathInfo>> = HashMap::new();
+        for o in origins {
+            let prefix = o.prefix.trunc();
+            let unspecified = match prefix {
+                Prefix::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                Prefix::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            };
+            let attrs = self.ints.attrs.intern(Attrs {
+                next_hop: NextHop::new(unspecified),
+                attrs: PathAttributes {
+                    origin: Some(Origin::Igp),
+                    communities: o.communities,
+                    large_communities: o.large_communities,
+                    ..Default::default()
+                },
+            });
+            let info = self.ints.paths.intern(PathInfo {
+                peer: LOCAL_PEER,
+                pre: attrs.clone(),
+                post: attrs,
+                rejected: None,
+            });
+            next.insert(prefix, info);
+        }
+        let mut touched = Vec::new();
+        for p in self.originated.keys() {
+            if !next.contains_key(p) {
+                if let Some(d) = self.table.get_mut(p) {
+                    d.remove(LOCAL_PEER);
+                }
+                touched.push(*p);
+            }
+        }
+        for (p, info) in &next {
+            if self.originated.get(p).is_none_or(|o| !Arc::ptr_eq(o, info)) {
+                self.table
+                    .get_or_insert_with(*p, Dest::default)
+                    .upsert(info.clone());
+                touched.push(*p);
+            }
+        }
+        self.originated = next;
+        let mut batch = self.batch_all();
+        for p in touched {
+            self.process(p, &mut batch, out);
+        }
+        self.finish(batch, out);
+    }
+
+    /// The FIB task's verdict on a next hop.
+    pub fn set_nexthop(&mut self, addr: IpAddr, state: NexthopState, out: &mut Outputs) {
+        if self.nexthops.get(&addr) == Some(&state) {
+            return;
+        }
+        self.nexthops.insert(addr, state);
+        self.watched.insert(addr);
+        let touched: Vec<Prefix> = self
+            .table
+            .iter()
+            .filter(|(_, d)| {
+                d.paths()
+                    .iter()
+                    .any(|p| !p.is_local() && p.post.next_hop.address == addr)
+            })
+            .map(|(p, _)| p)
+            .collect();
+        let mut batch = self.batch_all();
+        for p in touched {
+            self.process(p, &mut batch, out);
+        }
+        self.finish(batch, out);
+    }
+
+    /// The kernel's answer to a FibChange.
+    pub fn set_fib_status(&mut self, prefix: Prefix, status: FibStatus) {
+        match status {
+            FibStatus::Installed => {
+                self.fib_failed.remove(&prefix);
+            }
+            FibStatus::Failed(msg) => {
+                self.fib_failed.insert(prefix, msg);
+            }
+        }
+    }
+
+    pub fn peer_counters(&self, id: PeerId) -> PeerCounters {
+        let Some(p) = self.peers.get(&id) else {
+            return PeerCounters::default();
+        };
+        PeerCounters {
+            received: p.received,
+            accepted: p.accepted,
+            advertised: self.adj_out.get(&id).map_or(0, |a| a.len()),
+        }
+    }
+
+    /// Number of distinct interned attribute sets and paths (for tests and
+    /// metrics).
+    pub fn interned(&self) -> (usize, usize) {
+        (self.ints.attrs.len(), self.ints.paths.len())
+    }
+
+    /// Drops unused interned attributes now (normally amortised).
+    pub fn compact(&mut self) {
+        self.ints.sweep(true);
+    }
+
+    // --- internals -------------------------------------------------------
+
+    fn batch_for(&self, peers: Vec<PeerId>) -> Batch {
+        Batch {
+            peers,
+            cache: HashMap::new(),
+            updates: UpdateBuilder::default(),
+        }
+    }
+
+    fn batch_all(&self) -> Batch {
+        let peers = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.session.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        self.batch_for(peers)
+    }
+
+    fn finish(&mut self, batch: Batch, out: &mut Outputs) {
+        batch.updates.flush(&mut out.updates);
+        drop(batch.cache);
+        self.ints.sweep(false);
+    }
+
+    fn watch(&mut self, addr: IpAddr, out: &mut Outputs) {
+        if self.watched.insert(addr) {
+            out.watch_nexthops.push(addr);
+        }
+    }
+
+    fn announce(
+        &mut self,
+        id: PeerId,
+        attrs: &PathAttributes,
+        nh: NextHop,
+        prefixes: impl Iterator<Item = Prefix>,
+        touched: &mut Vec<Prefix>,
+        out: &mut Outputs,
+    ) {
+        let mut a = attrs.clone();
+        a.next_hop = None;
+        let pre = self.ints.attrs.intern(Attrs {
+            next_hop: nh,
+            attrs: a,
+        });
+        self.watch(nh.address, out);
+        let mut same_for_all: Option<Arc<PathInfo>> = None;
+        for p in prefixes {
+            let info = match &same_for_all {
+                Some(i) => i.clone(),
+                None => {
+                    let ctx = Ctx {
+                        cfg: &self.cfg,
+                        policies: &self.policies,
+                        peers: &self.peers,
+                        nexthops: &self.nexthops,
+                    };
+                    let imp = import_path(&ctx, &mut self.ints, id, &pre, &p);
+                    if !imp.used_prefix {
+                        same_for_all = Some(imp.info.clone());
+                    }
+                    imp.info
+                }
+            };
+            self.insert_path(id, p, info);
+            touched.push(p);
+        }
+    }
+
+    fn insert_path(&mut self, id: PeerId, prefix: Prefix, info: Arc<PathInfo>) {
+        let accepted = info.accepted();
+        let old = self
+            .table
+            .get_or_insert_with(prefix, Dest::default)
+            .upsert(info);
+        if let Some(peer) = self.peers.get_mut(&id) {
+            match old {
+                None => peer.received += 1,
+                Some(o) if o.accepted() => peer.accepted -= 1,
+                Some(_) => {}
+            }
+            if accepted {
+                peer.accepted += 1;
+            }
+        }
+    }
+
+    fn withdraw_path(&mut self, id: PeerId, prefix: Prefix) {
+        let Some(old) = self.table.get_mut(&prefix).and_then(|d| d.remove(id)) else {
+            return;
+        };
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.received -= 1;
+            if old.accepted() {
+                peer.accepted -= 1;
+            }
+        }
+    }
+
+    /// Re-runs import over the stored Adj-RIB-In of `only` (or every peer).
+    fn reimport(&mut self, only: Option<PeerId>) {
+        let ctx = Ctx {
+            cfg: &self.cfg,
+            policies: &self.policies,
+            peers: &self.peers,
+            nexthops: &self.nexthops,
+        };
+        let ints = &mut self.ints;
+        // old path -> (old path kept alive, new path), for results that do
+        // not depend on the prefix.
+        let mut cache: HashMap<*const PathInfo, (Arc<PathInfo>, Arc<PathInfo>)> = HashMap::new();
+        let mut accepted: HashMap<PeerId, usize> = HashMap::new();
+        for (prefix, dest) in self.table.iter_mut() {
+            dest.map_paths(|p| {
+                if p.is_local() || only.is_some_and(|o| o != p.peer) {
+                    return p.clone();
+                }
+                let new = match cache.get(&Arc::as_ptr(p)) {
+                    Some((_, n)) => n.clone(),
+                    None => {
+                        let imp = import_path(&ctx, ints, p.peer, &p.pre, &prefix);
+                        if !imp.used_prefix {
+                            cache.insert(Arc::as_ptr(p), (p.clone(), imp.info.clone()));
+                        }
+                        imp.info
+                    }
+                };
+                if new.accepted() {
+                    *accepted.entry(p.peer).or_default() += 1;
+                }
+                new
+            });
+        }
+        for (id, peer) in self.peers.iter_mut() {
+            if only.is_none_or(|o| o == *id) {
+                peer.accepted = accepted.get(id).copied().unwrap_or(0);
+            }
+        }
+    }
+
+    fn process_all(&mut self, out: &mut Outputs) {
+        let keys: Vec<Prefix> = self.table.keys().collect();
+        let mut batch = self.batch_all();
+        for p in keys {
+            self.process(p, &mut batch, out);
+        }
+        self.finish(batch, out);
+        self.ints.sweep(true);
+    }
+
+    /// Decision, FIB and export for one prefix whose paths (or whose
+    /// paths' context) may have changed. Emits only differences.
+    fn process(&mut self, prefix: Prefix, batch: &mut Batch, out: &mut Outputs) {
+        let ctx = Ctx {
+            cfg: &self.cfg,
+            policies: &self.policies,
+            peers: &self.peers,
+            nexthops: &self.nexthops,
+        };
+        let Some(dest) = self.table.get_mut(&prefix) else {
+            return;
+        };
+        ctx.decide(dest);
+
+        let fib = ctx.fib_set(dest);
+        if fib.as_deref() != dest.fib.as_deref().map(Vec::as_slice) {
+            out.fib.push(FibChange {
+                prefix,
+                next_hops: fib.clone().unwrap_or_default(),
+            });
+            dest.fib = fib.map(|v| self.ints.nhsets.intern(v));
+            self.fib_failed.remove(&prefix);
+        }
+
+        let best = dest.best().cloned();
+        let empty = dest.is_empty();
+        let family = Family::of_prefix(&prefix);
+        for &to in &batch.peers {
+            let result: Option<Arc<Attrs>> = match &best {
+                None => None,
+                Some(b) => {
+                    let key = (Arc::as_ptr(b), to, family);
+                    match batch.cache.get(&key) {
+                        Some((_, r)) => r.clone(),
+                        None => {
+                            let e = ctx.export(b, &prefix, to);
+                            let r = e.result.ok().map(|a| self.ints.attrs.intern(a));
+                            if !e.used_prefix {
+                                batch.cache.insert(key, (b.clone(), r.clone()));
+                            }
+                            r
+                        }
+                    }
+                }
+            };
+            let Some(adj) = self.adj_out.get_mut(&to) else {
+                continue;
+            };
+            match result {
+                Some(a) => {
+                    if adj.get(&prefix).is_none_or(|old| !Arc::ptr_eq(old, &a)) {
+                        batch.updates.announce(to, &a, prefix);
+                        adj.insert(prefix, a);
+                    }
+                }
+                None => {
+                    if adj.remove(&prefix).is_some() {
+                        batch.updates.withdraw(to, prefix);
+                    }
+                }
+            }
+        }
+        if empty {
+            self.table.remove(&prefix);
+        }
+    }
+}

@@ -1,0 +1,177 @@
+mod common;
+
+use common::*;
+use rib::*;
+
+#[test]
+fn unreachable_next_hop_not_installed_until_reachable() {
+    let mut rib = Rib::new(cfg());
+    let up = add_up(&mut rib, 1, ebgp("a", "192.0.2.1", 65101), "192.0.2.1");
+    assert!(up.watch_nexthops.is_empty());
+    let out = receive(
+        &mut rib,
+        1,
+        update_v4(&["10.1.0.0/24"], "192.0.2.1", attrs(&[65101])),
+    );
+    assert_eq!(out.watch_nexthops, vec![ip("192.0.2.1")]);
+    assert!(out.fib.is_empty());
+    let e = rib.explain(&p("10.1.0.0/24"));
+    assert!(
+        e.to_string()
+            .contains("next hop 192.0.2.1 not yet resolved"),
+        "{e}"
+    );
+
+    let mut out = Outputs::default();
+    rib.set_nexthop(
+        ip("192.0.2.1"),
+        NexthopState::Unreachable("no route to host".into()),
+        &mut out,
+    );
+    assert!(out.fib.is_empty());
+    let e = rib.explain(&p("10.1.0.0/24"));
+    assert_eq!(e.paths[0].status, "ineligible");
+    assert!(e
+        .to_string()
+        .contains("next hop 192.0.2.1 unreachable: no route to host"));
+    assert!(!e.installed);
+
+    let out = reach(&mut rib, "192.0.2.1", 10);
+    assert_eq!(fib_for(&out, "10.1.0.0/24"), vec![vec![ip("192.0.2.1")]]);
+    assert!(rib.explain(&p("10.1.0.0/24")).installed);
+    // Same next hop again: not reported twice.
+    let out = receive(
+        &mut rib,
+        1,
+        update_v4(&["10.1.1.0/24"], "192.0.2.1", attrs(&[65101])),
+    );
+    assert!(out.watch_nexthops.is_empty());
+    assert_eq!(fib_for(&out, "10.1.1.0/24").len(), 1);
+
+    // And back to unreachable: removed.
+    let mut out = Outputs::default();
+    rib.set_nexthop(
+        ip("192.0.2.1"),
+        NexthopState::Unreachable("link down".into()),
+        &mut out,
+    );
+    assert_eq!(out.fib.len(), 2);
+    assert!(out.fib.iter().all(|c| c.next_hops.is_empty()));
+}
+
+#[test]
+fn local_next_hop_not_installed_but_exported_with_next_hop_self() {
+    let mut rib = Rib::new(cfg());
+    // The CNI peers over [::1] and announces the pod CIDR with next hop ::1.
+    add_up(&mut rib, 1, ebgp("cilium", "::1", 65010), "10.0.0.1");
+    add_up(&mut rib, 2, ebgp("tor", "192.0.2.1", 65101), "192.0.2.1");
+    add_up(&mut rib, 3, ibgp("peer-node", "10.0.0.2"), "10.0.0.2");
+    let out = receive(
+        &mut rib,
+        1,
+        update_v6(&["fd00:10:244:1::/64"], "::1", attrs(&[65010])),
+    );
+    assert_eq!(out.watch_nexthops, vec![ip("::1")]);
+    let mut out = Outputs::default();
+    rib.set_nexthop(ip("::1"), NexthopState::Local, &mut out);
+    assert!(out.fib.is_empty(), "local next hops never go to the FIB");
+    let to_tor = announced(&out, 2);
+    assert_eq!(to_tor.len(), 1);
+    assert_eq!(to_tor[0].1.address, ip("fd00::1"));
+    assert_eq!(to_tor[0].2.as_path.to_string(), "65000 65010");
+    let to_ibgp = announced(&out, 3);
+    assert_eq!(
+        to_ibgp[0].1.address,
+        ip("fd00::1"),
+        "iBGP too: next hop self for a local next hop"
+    );
+    let e = rib.explain(&p("fd00:10:244:1::/64"));
+    assert_eq!(e.kernel, "not installed: next hop is local");
+    let r = rib.routes(&RouteQuery {
+        prefix: Some(p("fd00:10:244:1::/64")),
+        ..Default::default()
+    });
+    assert!(r[0].best && !r[0].installed);
+}
+
+#[test]
+fn install_disabled_installs_nothing() {
+    let mut rib = Rib::new(RibConfig {
+        install: false,
+        ..cfg()
+    });
+    add_up(&mut rib, 1, ebgp("a", "192.0.2.1", 65101), "192.0.2.1");
+    reach(&mut rib, "192.0.2.1", 0);
+    let out = receive(
+        &mut rib,
+        1,
+        update_v4(&["10.1.0.0/24"], "192.0.2.1", attrs(&[65101])),
+    );
+    assert!(out.fib.is_empty());
+    assert!(rib
+        .explain(&p("10.1.0.0/24"))
+        .kernel
+        .contains("install disabled"));
+    // Turning it on installs.
+    let mut out = Outputs::default();
+    rib.set_config(cfg(), &mut out);
+    assert_eq!(fib_for(&out, "10.1.0.0/24").len(), 1);
+}
+
+#[test]
+fn kernel_error_is_reported() {
+    let mut rib = Rib::new(cfg());
+    add_up(&mut rib, 1, ebgp("a", "192.0.2.1", 65101), "192.0.2.1");
+    reach(&mut rib, "192.0.2.1", 0);
+    receive(
+        &mut rib,
+        1,
+        update_v4(&["10.1.0.0/24"], "192.0.2.1", attrs(&[65101])),
+    );
+    rib.set_fib_status(
+        p("10.1.0.0/24"),
+        FibStatus::Failed("RTNETLINK answers: File exists".into()),
+    );
+    let e = rib.explain(&p("10.1.0.0/24"));
+    assert!(!e.installed);
+    assert_eq!(
+        e.kernel,
+        "not installed: kernel error: RTNETLINK answers: File exists"
+    );
+    rib.set_fib_status(p("10.1.0.0/24"), FibStatus::Installed);
+    assert!(rib.explain(&p("10.1.0.0/24")).installed);
+}
+
+#[test]
+fn originated_and_learned_is_not_installed() {
+    let mut rib = Rib::new(cfg());
+    add_up(&mut rib, 1, ebgp("a", "192.0.2.1", 65101), "192.0.2.1");
+    reach(&mut rib, "192.0.2.1", 0);
+    let out = receive(
+        &mut rib,
+        1,
+        update_v4(&["10.244.0.0/24"], "192.0.2.1", attrs(&[65101])),
+    );
+    assert_eq!(out.fib.len(), 1);
+    let mut out = Outputs::default();
+    rib.set_originated(
+        vec![Origination {
+            prefix: p("10.244.0.0/24"),
+            communities: vec![],
+            large_communities: vec![],
+        }],
+        &mut out,
+    );
+    assert_eq!(
+        fib_for(&out, "10.244.0.0/24"),
+        vec![Vec::<std::net::IpAddr>::new()]
+    );
+    let e = rib.explain(&p("10.244.0.0/24"));
+    assert_eq!(e.kernel, "not installed: locally originated");
+    let lost = e.paths.iter().find(|x| x.from == "a").unwrap();
+    assert!(
+        lost.detail.contains("step: locally originated"),
+        "{}",
+        lost.detail
+    );
+}

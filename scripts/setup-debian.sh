@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Install what kroute's build and tests need on a fresh Debian 12 machine.
+# Run as root; safe to run again (installs only what is missing).
+set -euo pipefail
+
+if [ "$(id -u)" != 0 ]; then
+    echo "setup-debian.sh: run as root (it installs packages with apt-get)" >&2
+    exit 1
+fi
+
+# Debian package → a command it provides, to skip apt when all are present.
+declare -A provides=(
+    [bird2]=bird
+    [frr]=vtysh
+    [gobgpd]=gobgpd
+    [iproute2]=ip
+    [iputils-ping]=ping
+    [exabgp]=exabgp
+    [procps]=pgrep
+)
+missing=()
+for pkg in "${!provides[@]}"; do
+    command -v "${provides[$pkg]}" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup-debian.sh: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The packages may start their daemons on install where an init system
+# exists; the tests start their own instances in namespaces.
+# vtysh talks to FRR daemons only for members of frrvty.
+if getent group frrvty >/dev/null && ! id -nG root | grep -qw frrvty; then
+    usermod -a -G frrvty root
+fi
+mkdir -p /var/run/frr && chown frr:frr /var/run/frr
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup-debian.sh: cargo is missing; install a Rust toolchain (rustup) first" >&2
+    exit 1
+fi
+echo "setup-debian.sh: ready"

@@ -1,0 +1,221 @@
+//! The checks serde cannot express: names, references, combinations. Each
+//! failure names the key path of the offending value; `ConfigError::at`
+//! finds its line.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+use rib::policy::PolicyChain;
+use wire::Family;
+
+use super::error::KeyPath;
+use super::Config;
+
+type Invalid = (KeyPath, String);
+
+/// The first problem found, with the key path of the offending value.
+pub(super) fn validate(c: &Config) -> Result<(), Invalid> {
+    let root = KeyPath::default();
+    let router = root.key("router");
+    if c.router.router_id.is_unspecified() {
+        return Err((
+            router.key("routerId"),
+            "router ID must not be 0.0.0.0".to_string(),
+        ));
+    }
+    if c.router.cluster_id.is_some_and(|id| id.is_unspecified()) {
+        return Err((
+            router.key("clusterId"),
+            "cluster ID must not be 0.0.0.0".to_string(),
+        ));
+    }
+
+    let policy_names = check_policies(c)?;
+    let peer_names = check_peers(c, &policy_names)?;
+    check_neighbor_refs(c, &peer_names)?;
+    check_advertise(c)
+}
+
+fn check_name(path: &KeyPath, what: &str, name: &str) -> Result<(), Invalid> {
+    if name.is_empty() {
+        return Err((path.clone(), format!("{what} name must not be empty")));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|ch| !(ch.is_ascii_alphanumeric() || "_.-".contains(*ch)))
+    {
+        return Err((
+            path.clone(),
+            format!("{what} name {name:?} contains {bad:?} (allowed: letters, digits, _ . -)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Policy names are valid and unique; returns them in file order.
+fn check_policies(c: &Config) -> Result<Vec<&str>, Invalid> {
+    let mut names: Vec<&str> = Vec::new();
+    for (i, p) in c.policies.iter().enumerate() {
+        let path = KeyPath::default().key("policies").index(i).key("name");
+        check_name(&path, "policy", &p.name)?;
+        if let Some(first) = names.iter().position(|n| *n == p.name) {
+            return Err((
+                path,
+                format!(
+                    "policy {:?} is already defined at policies[{first}]",
+                    p.name
+                ),
+            ));
+        }
+        names.push(&p.name);
+    }
+    Ok(names)
+}
+
+fn check_peers<'c>(c: &'c Config, policies: &[&str]) -> Result<HashSet<&'c str>, Invalid> {
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    let mut endpoints: HashMap<(IpAddr, u16), usize> = HashMap::new();
+    for (i, peer) in c.peers.iter().enumerate() {
+        let path = KeyPath::default().key("peers").index(i);
+        check_name(&path.key("name"), "peer", &peer.name)?;
+        if let Some(first) = names.insert(&peer.name, i) {
+            return Err((
+                path.key("name"),
+                format!(
+                    "peer name {:?} is already used by peers[{first}]",
+                    peer.name
+                ),
+            ));
+        }
+        let a = peer.address;
+        if a.is_unspecified() || a.is_multicast() {
+            return Err((path.key("address"), format!("{a} is not a unicast address")));
+        }
+        if let Some(first) = endpoints.insert((a, peer.port), i) {
+            return Err((
+                path.key("address"),
+                format!("peers[{first}] already has address {a} port {}", peer.port),
+            ));
+        }
+        if let Some(local) = peer.local_address {
+            if local.is_ipv4() != a.is_ipv4() {
+                return Err((
+                    path.key("localAddress"),
+                    format!("{local} and the peer address {a} are of different families"),
+                ));
+            }
+        }
+        check_families(&path.key("families"), &peer.families)?;
+        if peer.route_reflector_client && !peer.is_ibgp(c.router.asn) {
+            return Err((
+                path.key("routeReflectorClient"),
+                format!(
+                    "only an iBGP peer can be a route reflector client (peer AS {} is not router AS {})",
+                    peer.asn, c.router.asn
+                ),
+            ));
+        }
+        if let Some(pw) = &peer.password {
+            let n = pw.chars().count();
+            if !(1..=80).contains(&n) {
+                return Err((
+                    path.key("password"),
+                    format!("a TCP-MD5 password has 1..=80 characters, not {n}"),
+                ));
+            }
+        }
+        check_chain(&path, "import", &peer.import, policies)?;
+        check_chain(&path, "export", &peer.export, policies)?;
+    }
+    Ok(names.into_keys().collect())
+}
+
+fn check_families(path: &KeyPath, families: &[Family]) -> Result<(), Invalid> {
+    if families.is_empty() {
+        return Err((
+            path.clone(),
+            "at least one family is needed (ipv4-unicast, ipv6-unicast)".to_string(),
+        ));
+    }
+    for (j, f) in families.iter().enumerate() {
+        if families[..j].contains(f) {
+            return Err((path.index(j), format!("family {f} is listed twice")));
+        }
+    }
+    Ok(())
+}
+
+fn check_chain(
+    peer: &KeyPath,
+    which: &str,
+    chain: &PolicyChain,
+    policies: &[&str],
+) -> Result<(), Invalid> {
+    let PolicyChain::Named(names) = chain else {
+        return Ok(());
+    };
+    if names.is_empty() {
+        return Err((
+            peer.key(which),
+            "empty policy list (use `none` to exchange nothing)".to_string(),
+        ));
+    }
+    for name in names {
+        if !policies.contains(&name.as_str()) {
+            let defined = if policies.is_empty() {
+                "no policies are defined".to_string()
+            } else {
+                format!("defined: {}", policies.join(", "))
+            };
+            return Err((
+                peer.key(which),
+                format!("policy {name:?} is not defined ({defined})"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `match.neighbors` in policy rules name existing peers.
+fn check_neighbor_refs(c: &Config, peers: &HashSet<&str>) -> Result<(), Invalid> {
+    for (i, p) in c.policies.iter().enumerate() {
+        for (j, rule) in p.rules.iter().enumerate() {
+            for (k, n) in rule.matches.neighbors.iter().enumerate() {
+                if !peers.contains(n.as_str()) {
+                    let path = KeyPath::default()
+                        .key("policies")
+                        .index(i)
+                        .key("rules")
+                        .index(j)
+                        .key("match")
+                        .key("neighbors")
+                        .index(k);
+                    return Err((path, format!("peer {n:?} is not defined")));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_advertise(c: &Config) -> Result<(), Invalid> {
+    for (i, a) in c.advertise.iter().enumerate() {
+        let path = KeyPath::default().key("advertise").index(i);
+        if a.prefixes.is_empty() && a.interfaces.is_empty() {
+            return Err((path, "give `prefixes`, `interfaces` or both".to_string()));
+        }
+        for (j, ifname) in a.interfaces.iter().enumerate() {
+            // Linux: IFNAMSIZ is 16 with the NUL; no '/' or whitespace.
+            let bad = ifname.is_empty()
+                || ifname.len() > 15
+                || ifname.contains(|ch: char| ch == '/' || ch.is_whitespace());
+            if bad {
+                return Err((
+                    path.key("interfaces").index(j),
+                    format!("{ifname:?} is not a valid interface name"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}

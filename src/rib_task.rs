@@ -1,0 +1,644 @@
+//! The router task: the one owner of the RIB and of the peer registry.
+//!
+//! Sessions send it what they hear ([`RibEvent`]); it runs the pure
+//! [`rib::Rib`], then hands FIB changes to the kernel task and UPDATEs to
+//! the sessions. The API and reloads come through the same channel, so all
+//! routing state changes in one place, one message at a time.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info};
+
+use kernel::{BgpNextHop, Fib, FibEvent, RouteChange};
+use rib::{FibStatus, NexthopState, Outputs, PeerId, Rib, RouteQuery, Table};
+use wire::notification as n;
+use wire::{Family, Notification, Prefix, Update};
+
+use crate::api::{Reply, Request, Response};
+use crate::config::{self, Config};
+use crate::session::{PeerCmd, PeerStatus, PeerTask};
+
+pub enum RibEvent {
+    SessionUp {
+        peer: PeerId,
+        generation: u64,
+        info: rib::SessionInfo,
+    },
+    SessionDown {
+        peer: PeerId,
+        generation: u64,
+    },
+    Updates {
+        peer: PeerId,
+        generation: u64,
+        updates: Vec<Update>,
+    },
+    RouteRefresh {
+        peer: PeerId,
+        generation: u64,
+        family: Family,
+    },
+    Incoming {
+        stream: TcpStream,
+        remote: IpAddr,
+    },
+    Api {
+        request: Request,
+        reply: Reply,
+    },
+    /// SIGHUP: re-read the config file.
+    Reload,
+    Shutdown {
+        done: tokio::sync::oneshot::Sender<()>,
+    },
+}
+
+struct PeerEntry {
+    cfg: config::Peer,
+    cmd: mpsc::UnboundedSender<PeerCmd>,
+    status: watch::Receiver<PeerStatus>,
+    /// Generation of the Established session, if any.
+    generation: Option<u64>,
+    /// Families whose End-of-RIB we still wait for (initial convergence).
+    awaiting_eor: HashSet<Family>,
+    up_since: Option<Instant>,
+}
+
+/// How long after start we wait for peers before removing routes a
+/// previous run left in the kernel (no blackhole during a restart).
+const INITIAL_SYNC_DEADLINE: Duration = Duration::from_secs(30);
+/// A peer that never sends End-of-RIB counts as converged after this.
+const EOR_GRACE: Duration = Duration::from_secs(5);
+
+pub struct RouterTask {
+    config_path: PathBuf,
+    config: Config,
+    rib: Rib,
+    fib: Fib,
+    peers: BTreeMap<PeerId, PeerEntry>,
+    next_peer_id: PeerId,
+    events: mpsc::Sender<RibEvent>,
+    started: Instant,
+    initial_sync_done: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NeighborView {
+    name: String,
+    address: IpAddr,
+    port: u16,
+    asn: u32,
+    uptime_seconds: u64,
+    prefixes_received: usize,
+    prefixes_accepted: usize,
+    prefixes_advertised: usize,
+    #[serde(flatten)]
+    status: PeerStatus,
+}
+
+pub fn rib_config(c: &Config) -> rib::RibConfig {
+    rib::RibConfig {
+        local_asn: c.router.asn,
+        router_id: c.router.router_id,
+        cluster_id: c.router.cluster_id,
+        max_paths: c.router.max_paths,
+        multipath_relax: c.router.multipath_relax,
+        install: c.kernel.install,
+        policies: c.policies.clone(),
+    }
+}
+
+fn peer_config(p: &config::Peer) -> rib::PeerConfig {
+    rib::PeerConfig {
+        name: p.name.clone(),
+        address: p.address,
+        remote_asn: p.asn,
+        families: p.families.clone(),
+        allow_as_in: p.allow_as_in,
+        next_hop_self: p.next_hop_self,
+        route_reflector_client: p.route_reflector_client,
+        import: p.import.clone(),
+        export: p.export.clone(),
+    }
+}
+
+fn session_config(c: &Config, p: &config::Peer) -> crate::session::SessionConfig {
+    use crate::session::open::LocalOpen;
+    use crate::session::socket::SocketOptions;
+    crate::session::SessionConfig {
+        name: p.name.clone(),
+        remote: std::net::SocketAddr::new(p.address, p.port),
+        remote_asn: p.asn,
+        local: LocalOpen {
+            asn: c.router.asn,
+            router_id: c.router.router_id,
+            hold_time: p.hold_time_or(&c.router),
+            families: p.families.clone(),
+        },
+        passive: p.passive,
+        socket: SocketOptions {
+            local_address: p.local_address,
+            ttl: p.ttl(c.router.asn),
+            password: p.password.clone(),
+        },
+        connect_retry: Duration::from_secs(u64::from(c.router.connect_retry)),
+        next_hop_ipv4: p.next_hop_ipv4,
+        next_hop_ipv6: p.next_hop_ipv6,
+    }
+}
+
+/// The prefixes we originate: static ones and the addresses of the named
+/// interfaces as host routes.
+pub fn originations(c: &Config) -> Vec<rib::Origination> {
+    let mut out = Vec::new();
+    for a in &c.advertise {
+        let mut prefixes: Vec<Prefix> = a.prefixes.clone();
+        for ifname in &a.interfaces {
+            for addr in crate::ifaddrs::of_interface(ifname) {
+                if addr.is_loopback() {
+                    continue;
+                }
+                prefixes.push(Prefix::from(addr));
+            }
+        }
+        for prefix in prefixes {
+            out.push(rib::Origination {
+                prefix,
+                communities: a.communities.clone(),
+                large_communities: a.large_communities.clone(),
+            });
+        }
+    }
+    out
+}
+
+fn to_kernel(c: rib::FibChange) -> RouteChange {
+    RouteChange {
+        prefix: c.prefix,
+        next_hops: c
+            .next_hops
+            .iter()
+            .map(|nh| BgpNextHop {
+                address: nh.address,
+                link_local: nh.link_local,
+            })
+            .collect(),
+    }
+}
+
+fn from_kernel(s: kernel::NexthopState) -> NexthopState {
+    match s {
+        kernel::NexthopState::Reachable { metric } => NexthopState::Reachable { metric },
+        kernel::NexthopState::Local => NexthopState::Local,
+        kernel::NexthopState::Unreachable(why) => NexthopState::Unreachable(why),
+    }
+}
+
+impl RouterTask {
+    pub fn new(
+        config_path: PathBuf,
+        config: Config,
+        fib: Fib,
+        events: mpsc::Sender<RibEvent>,
+    ) -> RouterTask {
+        let rib = Rib::new(rib_config(&config));
+        RouterTask {
+            config_path,
+            config,
+            rib,
+            fib,
+            peers: BTreeMap::new(),
+            next_peer_id: 1,
+            events,
+            started: Instant::now(),
+            initial_sync_done: false,
+        }
+    }
+
+    fn add_peer(&mut self, p: &config::Peer) {
+        let id = self.next_peer_id;
+        self.next_peer_id += 1;
+        self.rib.add_peer(id, peer_config(p));
+        let (cmd, status) = PeerTask::spawn(id, session_config(&self.config, p), self.events.clone());
+        self.peers.insert(
+            id,
+            PeerEntry {
+                cfg: p.clone(),
+                cmd,
+                status,
+                generation: None,
+                awaiting_eor: HashSet::new(),
+                up_since: None,
+            },
+        );
+    }
+
+    fn flush(&mut self, out: Outputs) {
+        if !out.fib.is_empty() {
+            self.fib.apply(out.fib.into_iter().map(to_kernel).collect());
+        }
+        if !out.watch_nexthops.is_empty() {
+            self.fib.watch_nexthops(out.watch_nexthops);
+        }
+        let mut per_peer: BTreeMap<PeerId, Vec<Update>> = BTreeMap::new();
+        for (peer, u) in out.updates {
+            per_peer.entry(peer).or_default().push(u);
+        }
+        for (peer, updates) in per_peer {
+            if let Some(e) = self.peers.get(&peer) {
+                if let Some(generation) = e.generation {
+                    let _ = e.cmd.send(PeerCmd::Send {
+                        generation,
+                        updates,
+                    });
+                }
+            }
+        }
+        for (peer, family) in out.route_refresh {
+            if let Some(e) = self.peers.get(&peer) {
+                let _ = e.cmd.send(PeerCmd::RequestRefresh(family));
+            }
+        }
+    }
+
+    pub async fn run(
+        mut self,
+        mut events: mpsc::Receiver<RibEvent>,
+        mut fib_events: mpsc::UnboundedReceiver<FibEvent>,
+    ) {
+        let peers = self.config.peers.clone();
+        for p in &peers {
+            self.add_peer(p);
+        }
+        let mut out = Outputs::default();
+        self.rib.set_originated(originations(&self.config), &mut out);
+        self.flush(out);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            let mut out = Outputs::default();
+            tokio::select! {
+                ev = events.recv() => {
+                    let Some(ev) = ev else { return };
+                    if let Some(done) = self.handle(ev, &mut out).await {
+                        self.flush(out);
+                        self.shutdown().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    // Drain what else is queued before flushing, so the FIB
+                    // and the peers get big batches under load.
+                    for _ in 0..256 {
+                        match events.try_recv() {
+                            Ok(ev) => {
+                                if let Some(done) = self.handle(ev, &mut out).await {
+                                    self.flush(out);
+                                    self.shutdown().await;
+                                    let _ = done.send(());
+                                    return;
+                                }
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Some(ev) = fib_events.recv() => self.fib_event(ev, &mut out),
+                _ = tick.tick() => self.check_initial_sync(),
+            }
+            self.flush(out);
+        }
+    }
+
+    fn fib_event(&mut self, ev: FibEvent, out: &mut Outputs) {
+        match ev {
+            FibEvent::Nexthop { address, state } => {
+                self.rib.set_nexthop(address, from_kernel(state), out)
+            }
+            FibEvent::RouteFailed { prefix, error } => {
+                self.rib.set_fib_status(prefix, FibStatus::Failed(error))
+            }
+            FibEvent::RouteInstalled { prefix } => {
+                self.rib.set_fib_status(prefix, FibStatus::Installed)
+            }
+        }
+    }
+
+    fn check_initial_sync(&mut self) {
+        if self.initial_sync_done {
+            return;
+        }
+        let all_converged = self.peers.values().all(|p| {
+            p.generation.is_some()
+                && (p.awaiting_eor.is_empty()
+                    || p.up_since.is_some_and(|t| t.elapsed() > EOR_GRACE))
+        });
+        if all_converged || self.started.elapsed() > INITIAL_SYNC_DEADLINE {
+            info!(
+                all_peers_converged = all_converged,
+                "initial convergence: removing routes a previous run left in the kernel that are no longer wanted"
+            );
+            self.fib.initial_sync_done();
+            self.initial_sync_done = true;
+        }
+    }
+
+    /// Returns `Some(done)` when asked to shut down.
+    async fn handle(
+        &mut self,
+        ev: RibEvent,
+        out: &mut Outputs,
+    ) -> Option<tokio::sync::oneshot::Sender<()>> {
+        match ev {
+            RibEvent::SessionUp {
+                peer,
+                generation,
+                info,
+            } => {
+                if let Some(e) = self.peers.get_mut(&peer) {
+                    e.generation = Some(generation);
+                    e.awaiting_eor = info.families.iter().copied().collect();
+                    e.up_since = Some(Instant::now());
+                    self.rib.peer_up(peer, info, out);
+                }
+            }
+            RibEvent::SessionDown { peer, generation } => {
+                if let Some(e) = self.peers.get_mut(&peer) {
+                    if e.generation == Some(generation) {
+                        e.generation = None;
+                        e.up_since = None;
+                        self.rib.peer_down(peer, out);
+                    }
+                }
+            }
+            RibEvent::Updates {
+                peer,
+                generation,
+                updates,
+            } => {
+                let Some(e) = self.peers.get_mut(&peer) else {
+                    return None;
+                };
+                if e.generation != Some(generation) {
+                    return None;
+                }
+                for u in updates {
+                    if let Some(f) = u.end_of_rib() {
+                        e.awaiting_eor.remove(&f);
+                    }
+                    self.rib.receive(peer, u, out);
+                }
+            }
+            RibEvent::RouteRefresh {
+                peer,
+                generation,
+                family,
+            } => {
+                if self.peers.get(&peer).and_then(|e| e.generation) == Some(generation) {
+                    self.rib.route_refresh(peer, family, out);
+                }
+            }
+            RibEvent::Incoming { stream, remote } => {
+                let target = self
+                    .peers
+                    .values()
+                    .find(|e| e.cfg.address == remote && e.generation.is_none())
+                    .or_else(|| self.peers.values().find(|e| e.cfg.address == remote));
+                match target {
+                    Some(e) => {
+                        let _ = e.cmd.send(PeerCmd::Incoming(stream));
+                    }
+                    None => info!(%remote, "connection from an address that is not a configured peer: closed"),
+                }
+            }
+            RibEvent::Api { request, reply } => self.api(request, reply, out),
+            RibEvent::Reload => {
+                if let Err(e) = self.reload(out) {
+                    error!("reload failed, still running the previous config: {e}");
+                }
+            }
+            RibEvent::Shutdown { done } => return Some(done),
+        }
+        None
+    }
+
+    fn neighbors(&self) -> Vec<NeighborView> {
+        self.peers
+            .iter()
+            .map(|(id, e)| {
+                let status = e.status.borrow().clone();
+                let counters = self.rib.peer_counters(*id);
+                NeighborView {
+                    name: e.cfg.name.clone(),
+                    address: e.cfg.address,
+                    port: e.cfg.port,
+                    asn: e.cfg.asn,
+                    uptime_seconds: status
+                        .established_at
+                        .map(|t| t.elapsed().as_secs())
+                        .unwrap_or(0),
+                    prefixes_received: counters.received,
+                    prefixes_accepted: counters.accepted,
+                    prefixes_advertised: counters.advertised,
+                    status,
+                }
+            })
+            .collect()
+    }
+
+    fn peer_id(&self, name: &str) -> Option<PeerId> {
+        self.peers
+            .iter()
+            .find(|(_, e)| e.cfg.name == name)
+            .map(|(id, _)| *id)
+    }
+
+    fn api(&mut self, request: Request, reply: Reply, out: &mut Outputs) {
+        let json = |v: Result<serde_json::Value, serde_json::Error>| match v {
+            Ok(v) => Response::Ok(v),
+            Err(e) => Response::Error(e.to_string()),
+        };
+        let resp = match request {
+            Request::Neighbors => json(serde_json::to_value(self.neighbors())),
+            Request::Routes {
+                prefix,
+                peer,
+                received,
+                advertised,
+            } => {
+                let prefix = match prefix.as_deref().map(parse_prefix).transpose() {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = reply.send(Response::Error(e));
+                        return;
+                    }
+                };
+                let peer_id = match peer.as_deref() {
+                    None => None,
+                    Some(name) => match self.peer_id(name) {
+                        Some(id) => Some(id),
+                        None => {
+                            let _ = reply.send(Response::Error(format!("no peer named {name:?}")));
+                            return;
+                        }
+                    },
+                };
+                let table = if received {
+                    Table::Received
+                } else if advertised {
+                    Table::Advertised
+                } else {
+                    Table::Loc
+                };
+                json(serde_json::to_value(self.rib.routes(&RouteQuery {
+                    prefix,
+                    peer: peer_id,
+                    table,
+                })))
+            }
+            Request::Fib { prefix } => {
+                let prefix = match prefix.as_deref().map(parse_prefix).transpose() {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = reply.send(Response::Error(e));
+                        return;
+                    }
+                };
+                let fib = self.fib.clone();
+                tokio::spawn(async move {
+                    let entries = fib.entries(prefix).await;
+                    let _ = reply.send(match serde_json::to_value(entries) {
+                        Ok(v) => Response::Ok(v),
+                        Err(e) => Response::Error(e.to_string()),
+                    });
+                });
+                return;
+            }
+            Request::Explain { prefix } => match parse_prefix(&prefix) {
+                Err(e) => Response::Error(e),
+                Ok(p) => {
+                    let ex = self.rib.explain(&p);
+                    let text = ex.to_string();
+                    match serde_json::to_value(&ex) {
+                        Ok(v) => Response::Ok(serde_json::json!({ "text": text, "explanation": v })),
+                        Err(e) => Response::Error(e.to_string()),
+                    }
+                }
+            },
+            Request::Reload => match self.reload(out) {
+                Ok(summary) => Response::Ok(serde_json::json!({ "reloaded": true, "changes": summary })),
+                Err(e) => Response::Error(format!("reload failed, still running the previous config: {e}")),
+            },
+        };
+        let _ = reply.send(resp);
+    }
+
+    /// Apply a changed config file, touching only what changed. Returns a
+    /// list of what was done, in words.
+    fn reload(&mut self, out: &mut Outputs) -> Result<Vec<String>, String> {
+        let new = config::load(&self.config_path).map_err(|e| e.to_string())?;
+        let mut done = Vec::new();
+        if new.router.asn != self.config.router.asn
+            || new.router.router_id != self.config.router.router_id
+            || new.kernel != self.config.kernel
+            || new.api != self.config.api
+            || new.router.listen != self.config.router.listen
+        {
+            return Err(
+                "router.asn, router.routerId, router.listen, kernel and api changes need a restart of the daemon"
+                    .into(),
+            );
+        }
+        if rib_config(&new) != rib_config(&self.config) {
+            self.rib.set_config(rib_config(&new), out);
+            done.push("policies / decision settings re-applied".to_string());
+        }
+        let old = std::mem::replace(&mut self.config, new);
+        // Peers removed or whose session parameters changed.
+        let ids: Vec<PeerId> = self.peers.keys().copied().collect();
+        for id in ids {
+            let name = self.peers[&id].cfg.name.clone();
+            let new_p = self.config.peers.iter().find(|p| p.name == name).cloned();
+            match new_p {
+                None => {
+                    let e = self.peers.remove(&id).unwrap();
+                    let _ = e.cmd.send(PeerCmd::Stop(Notification {
+                        code: n::CEASE,
+                        subcode: n::cease::PEER_DECONFIGURED,
+                        data: vec![],
+                    }));
+                    self.rib.remove_peer(id, out);
+                    done.push(format!("peer {name} removed"));
+                }
+                Some(p) => {
+                    let old_p = self.peers[&id].cfg.clone();
+                    if session_config(&old, &old_p) != session_config(&self.config, &p) {
+                        let e = self.peers.remove(&id).unwrap();
+                        let _ = e.cmd.send(PeerCmd::Stop(Notification {
+                            code: n::CEASE,
+                            subcode: n::cease::OTHER_CONFIGURATION_CHANGE,
+                            data: vec![],
+                        }));
+                        self.rib.remove_peer(id, out);
+                        self.add_peer(&p);
+                        done.push(format!("peer {name}: session settings changed, session reset"));
+                    } else if peer_config(&old_p) != peer_config(&p) {
+                        self.rib.set_peer_config(id, peer_config(&p), out);
+                        self.peers.get_mut(&id).unwrap().cfg = p;
+                        done.push(format!("peer {name}: policy settings re-applied without a session reset"));
+                    }
+                }
+            }
+        }
+        let new_peers: Vec<config::Peer> = self
+            .config
+            .peers
+            .iter()
+            .filter(|p| !self.peers.values().any(|e| e.cfg.name == p.name))
+            .cloned()
+            .collect();
+        for p in new_peers {
+            done.push(format!("peer {} added", p.name));
+            self.add_peer(&p);
+        }
+        if old.advertise != self.config.advertise {
+            self.rib.set_originated(originations(&self.config), out);
+            done.push("advertised prefixes updated".to_string());
+        }
+        if done.is_empty() {
+            done.push("no changes".to_string());
+        }
+        for d in &done {
+            info!("reload: {d}");
+        }
+        Ok(done)
+    }
+
+    async fn shutdown(&mut self) {
+        for e in self.peers.values() {
+            let _ = e.cmd.send(PeerCmd::Stop(Notification {
+                code: n::CEASE,
+                subcode: n::cease::ADMINISTRATIVE_SHUTDOWN,
+                data: vec![],
+            }));
+        }
+        self.fib.shutdown().await;
+        // Give the sessions a moment to put their NOTIFICATIONs on the wire.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn parse_prefix(s: &str) -> Result<Prefix, String> {
+    if let Ok(p) = Prefix::from_str(s) {
+        return Ok(p.trunc());
+    }
+    IpAddr::from_str(s)
+        .map(Prefix::from)
+        .map_err(|_| format!("invalid prefix {s:?} (expected ADDRESS/LENGTH or ADDRESS)"))
+}

@@ -1,0 +1,183 @@
+//! OPEN messages: what we send and what we agree on with the peer
+//! (RFC 4271 §4.2 and §6.2, RFC 5492 capabilities). Pure functions.
+
+use std::net::Ipv4Addr;
+
+use wire::notification as n;
+use wire::{Capability, Family, Notification, Open, SessionCodec, AS_TRANS};
+
+/// What we announce about ourselves to one peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalOpen {
+    pub asn: u32,
+    pub router_id: Ipv4Addr,
+    pub hold_time: u16,
+    pub families: Vec<Family>,
+}
+
+/// The outcome of a successful OPEN exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Negotiated {
+    pub remote_router_id: Ipv4Addr,
+    pub hold_time: u16,
+    /// Send a KEEPALIVE this often (a third of the hold time, RFC 4271 §4.4).
+    pub keepalive_secs: u16,
+    pub families: Vec<Family>,
+    pub codec: SessionCodec,
+    pub route_refresh: bool,
+}
+
+pub fn local_open(l: &LocalOpen) -> Open {
+    let mut caps: Vec<Capability> = l
+        .families
+        .iter()
+        .map(|f| Capability::Multiprotocol(*f))
+        .collect();
+    caps.push(Capability::RouteRefresh);
+    caps.push(Capability::FourOctetAs(l.asn));
+    Open {
+        version: 4,
+        asn: l.asn,
+        hold_time: l.hold_time,
+        router_id: l.router_id,
+        capabilities: caps,
+    }
+}
+
+fn notification(code: u8, subcode: u8, data: Vec<u8>) -> Notification {
+    Notification {
+        code,
+        subcode,
+        data,
+    }
+}
+
+/// Check the peer's OPEN against what we expect (RFC 4271 §6.2) and agree
+/// on hold time, families and ASN width.
+pub fn negotiate(
+    local: &LocalOpen,
+    expected_asn: u32,
+    remote: &Open,
+) -> Result<Negotiated, Notification> {
+    if remote.asn != expected_asn {
+        // Data: the 2-octet "My AS" field as received (RFC 4271 §6.2).
+        let two = u16::try_from(remote.asn).unwrap_or(AS_TRANS);
+        return Err(notification(
+            n::OPEN_MESSAGE_ERROR,
+            n::open::BAD_PEER_AS,
+            two.to_be_bytes().to_vec(),
+        ));
+    }
+    let id = remote.router_id;
+    // RFC 6286 §2.2: zero is invalid; the same ID as ours is invalid on iBGP.
+    if id.is_unspecified() || (id == local.router_id && expected_asn == local.asn) {
+        return Err(notification(
+            n::OPEN_MESSAGE_ERROR,
+            n::open::BAD_BGP_IDENTIFIER,
+            id.octets().to_vec(),
+        ));
+    }
+    if remote.hold_time == 1 || remote.hold_time == 2 {
+        return Err(notification(
+            n::OPEN_MESSAGE_ERROR,
+            n::open::UNACCEPTABLE_HOLD_TIME,
+            vec![],
+        ));
+    }
+    let hold_time = local.hold_time.min(remote.hold_time);
+    let remote_families: Vec<Family> = remote.families().collect();
+    let remote_mp = remote.has_capability(|c| matches!(c, Capability::Multiprotocol(_)));
+    let families = local
+        .families
+        .iter()
+        .copied()
+        .filter(|f| {
+            if remote_mp {
+                remote_families.contains(f)
+            } else {
+                // No multiprotocol capability at all: plain IPv4 unicast
+                // (RFC 4760 §8).
+                *f == Family::Ipv4Unicast
+            }
+        })
+        .collect();
+    let four_octet_as = remote.has_capability(|c| matches!(c, Capability::FourOctetAs(_)));
+    Ok(Negotiated {
+        remote_router_id: id,
+        hold_time,
+        keepalive_secs: hold_time / 3,
+        families,
+        codec: SessionCodec { four_octet_as },
+        route_refresh: remote.has_capability(|c| matches!(c, Capability::RouteRefresh)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local() -> LocalOpen {
+        LocalOpen {
+            asn: 4210101011,
+            router_id: Ipv4Addr::new(10, 101, 254, 11),
+            hold_time: 90,
+            families: vec![Family::Ipv4Unicast, Family::Ipv6Unicast],
+        }
+    }
+
+    fn remote(asn: u32, caps: Vec<Capability>) -> Open {
+        Open {
+            version: 4,
+            asn,
+            hold_time: 30,
+            router_id: Ipv4Addr::new(10, 0, 0, 2),
+            capabilities: caps,
+        }
+    }
+
+    #[test]
+    fn agrees_on_common_families_and_lower_hold_time() {
+        let r = remote(
+            65000,
+            vec![
+                Capability::Multiprotocol(Family::Ipv6Unicast),
+                Capability::FourOctetAs(65000),
+            ],
+        );
+        let n = negotiate(&local(), 65000, &r).unwrap();
+        assert_eq!(n.families, vec![Family::Ipv6Unicast]);
+        assert_eq!(n.hold_time, 30);
+        assert_eq!(n.keepalive_secs, 10);
+        assert!(n.codec.four_octet_as);
+        assert!(!n.route_refresh);
+    }
+
+    #[test]
+    fn no_multiprotocol_means_ipv4_only_and_two_octet() {
+        let n = negotiate(&local(), 65000, &remote(65000, vec![])).unwrap();
+        assert_eq!(n.families, vec![Family::Ipv4Unicast]);
+        assert!(!n.codec.four_octet_as);
+    }
+
+    #[test]
+    fn wrong_asn_is_bad_peer_as() {
+        let e = negotiate(&local(), 65001, &remote(65000, vec![])).unwrap_err();
+        assert_eq!((e.code, e.subcode), (2, 2));
+    }
+
+    #[test]
+    fn same_router_id_on_ibgp_is_rejected() {
+        let mut r = remote(4210101011, vec![]);
+        r.router_id = local().router_id;
+        let e = negotiate(&local(), 4210101011, &r).unwrap_err();
+        assert_eq!((e.code, e.subcode), (2, 3));
+    }
+
+    #[test]
+    fn our_open_carries_families_refresh_and_asn4() {
+        let o = local_open(&local());
+        assert_eq!(o.families().count(), 2);
+        assert!(o.has_capability(|c| *c == Capability::RouteRefresh));
+        assert!(o.has_capability(|c| *c == Capability::FourOctetAs(4210101011)));
+    }
+}
