@@ -77,7 +77,14 @@ async fn handle(stream: UnixStream, rib: mpsc::Sender<RibEvent>) -> io::Result<(
             Err(e) => Response::Error(format!("bad request: {e}")),
             Ok(req) => {
                 let (tx, rx) = oneshot::channel();
-                if rib.send(RibEvent::Api { request: req, reply: tx }).await.is_err() {
+                if rib
+                    .send(RibEvent::Api {
+                        request: req,
+                        reply: tx,
+                    })
+                    .await
+                    .is_err()
+                {
                     Response::Error("daemon is shutting down".into())
                 } else {
                     rx.await

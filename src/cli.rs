@@ -130,7 +130,10 @@ pub fn run_client(cli: &Cli) -> Result<(), String> {
             (Request::Explain { .. }, v) => v.get("explanation").cloned().unwrap_or(Value::Null),
             (_, v) => v.clone(),
         };
-        println!("{}", serde_json::to_string_pretty(&shown).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&shown).unwrap_or_default()
+        );
         return Ok(());
     }
     match req {
@@ -138,7 +141,10 @@ pub fn run_client(cli: &Cli) -> Result<(), String> {
         Request::Routes { .. } => print_routes(&value),
         Request::Fib { .. } => print_fib(&value),
         Request::Explain { .. } => {
-            print!("{}", value.get("text").and_then(Value::as_str).unwrap_or(""))
+            print!(
+                "{}",
+                value.get("text").and_then(Value::as_str).unwrap_or("")
+            )
         }
         Request::Reload => {
             for c in value
@@ -233,7 +239,17 @@ fn print_neighbors(v: &Value) {
     print!(
         "{}",
         table(
-            &["NAME", "ADDRESS", "ASN", "STATE", "UPTIME", "RECEIVED", "ACCEPTED", "ADVERTISED", "LAST ERROR"],
+            &[
+                "NAME",
+                "ADDRESS",
+                "ASN",
+                "STATE",
+                "UPTIME",
+                "RECEIVED",
+                "ACCEPTED",
+                "ADVERTISED",
+                "LAST ERROR"
+            ],
             rows
         )
     );

@@ -51,7 +51,9 @@ pub async fn run(config_path: &Path) -> Result<(), String> {
         let addr = SocketAddr::new(listen.address, listen.port);
         let listener = socket::listen(addr).map_err(|e| format!("listen on {addr}: {e}"))?;
         for p in cfg.peers.iter().filter(|p| p.password.is_some()) {
-            if let Err(e) = socket::listener_md5(&listener, p.address, p.password.as_deref().unwrap_or("")) {
+            if let Err(e) =
+                socket::listener_md5(&listener, p.address, p.password.as_deref().unwrap_or(""))
+            {
                 warn!(peer = %p.name, "TCP-MD5 on listener: {e}");
             }
         }
@@ -62,7 +64,11 @@ pub async fn run(config_path: &Path) -> Result<(), String> {
                 match listener.accept().await {
                     Ok((stream, remote)) => {
                         let remote = socket::unmap(remote.ip());
-                        if tx.send(RibEvent::Incoming { stream, remote }).await.is_err() {
+                        if tx
+                            .send(RibEvent::Incoming { stream, remote })
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -91,7 +97,11 @@ pub async fn run(config_path: &Path) -> Result<(), String> {
     }
     info!("shutting down");
     let (done_tx, done_rx) = oneshot::channel();
-    if ev_tx.send(RibEvent::Shutdown { done: done_tx }).await.is_ok() {
+    if ev_tx
+        .send(RibEvent::Shutdown { done: done_tx })
+        .await
+        .is_ok()
+    {
         let _ = done_rx.await;
     }
     if let Err(e) = router.await {

@@ -227,7 +227,8 @@ impl RouterTask {
         let id = self.next_peer_id;
         self.next_peer_id += 1;
         self.rib.add_peer(id, peer_config(p));
-        let (cmd, status) = PeerTask::spawn(id, session_config(&self.config, p), self.events.clone());
+        let (cmd, status) =
+            PeerTask::spawn(id, session_config(&self.config, p), self.events.clone());
         self.peers.insert(
             id,
             PeerEntry {
@@ -279,7 +280,8 @@ impl RouterTask {
             self.add_peer(p);
         }
         let mut out = Outputs::default();
-        self.rib.set_originated(originations(&self.config), &mut out);
+        self.rib
+            .set_originated(originations(&self.config), &mut out);
         self.flush(out);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -382,9 +384,7 @@ impl RouterTask {
                 generation,
                 updates,
             } => {
-                let Some(e) = self.peers.get_mut(&peer) else {
-                    return None;
-                };
+                let e = self.peers.get_mut(&peer)?;
                 if e.generation != Some(generation) {
                     return None;
                 }
@@ -414,7 +414,9 @@ impl RouterTask {
                     Some(e) => {
                         let _ = e.cmd.send(PeerCmd::Incoming(stream));
                     }
-                    None => info!(%remote, "connection from an address that is not a configured peer: closed"),
+                    None => {
+                        info!(%remote, "connection from an address that is not a configured peer: closed")
+                    }
                 }
             }
             RibEvent::Api { request, reply } => self.api(request, reply, out),
@@ -526,14 +528,20 @@ impl RouterTask {
                     let ex = self.rib.explain(&p);
                     let text = ex.to_string();
                     match serde_json::to_value(&ex) {
-                        Ok(v) => Response::Ok(serde_json::json!({ "text": text, "explanation": v })),
+                        Ok(v) => {
+                            Response::Ok(serde_json::json!({ "text": text, "explanation": v }))
+                        }
                         Err(e) => Response::Error(e.to_string()),
                     }
                 }
             },
             Request::Reload => match self.reload(out) {
-                Ok(summary) => Response::Ok(serde_json::json!({ "reloaded": true, "changes": summary })),
-                Err(e) => Response::Error(format!("reload failed, still running the previous config: {e}")),
+                Ok(summary) => {
+                    Response::Ok(serde_json::json!({ "reloaded": true, "changes": summary }))
+                }
+                Err(e) => Response::Error(format!(
+                    "reload failed, still running the previous config: {e}"
+                )),
             },
         };
         let _ = reply.send(resp);
@@ -587,11 +595,15 @@ impl RouterTask {
                         }));
                         self.rib.remove_peer(id, out);
                         self.add_peer(&p);
-                        done.push(format!("peer {name}: session settings changed, session reset"));
+                        done.push(format!(
+                            "peer {name}: session settings changed, session reset"
+                        ));
                     } else if peer_config(&old_p) != peer_config(&p) {
                         self.rib.set_peer_config(id, peer_config(&p), out);
                         self.peers.get_mut(&id).unwrap().cfg = p;
-                        done.push(format!("peer {name}: policy settings re-applied without a session reset"));
+                        done.push(format!(
+                            "peer {name}: policy settings re-applied without a session reset"
+                        ));
                     }
                 }
             }

@@ -152,12 +152,26 @@ pub(crate) enum Cmd {
     Changed,
     /// From the monitor: notifications were lost (ENOBUFS).
     Overrun,
+    /// The last handle was dropped without shutdown: stop, leave routes.
+    Detach,
 }
 
-/// Handle on the FIB worker; cheap to clone.
+/// Handle on the FIB worker; cheap to clone. Dropping the last handle
+/// without [`Fib::shutdown`] stops the threads and leaves the routes in the
+/// kernel.
 #[derive(Clone)]
 pub struct Fib {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     tx: mpsc::Sender<Cmd>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = self.tx.send(Cmd::Detach);
+    }
 }
 
 const GROUPS: [u32; 5] = [
@@ -194,31 +208,37 @@ impl Fib {
         std::thread::Builder::new()
             .name("fib-worker".into())
             .spawn(move || worker.run(rx))?;
-        Ok(Fib { tx })
+        Ok(Fib {
+            inner: Arc::new(Inner { tx }),
+        })
+    }
+
+    fn send(&self, cmd: Cmd) -> bool {
+        self.inner.tx.send(cmd).is_ok()
     }
 
     /// Queues route changes; never blocks on the kernel.
     pub fn apply(&self, changes: Vec<RouteChange>) {
         if !changes.is_empty() {
-            let _ = self.tx.send(Cmd::Apply(changes));
+            self.send(Cmd::Apply(changes));
         }
     }
 
     /// Resolves these next hops now, reports each ([`FibEvent::Nexthop`]) and
     /// keeps reporting changes.
     pub fn watch_nexthops(&self, addrs: Vec<IpAddr>) {
-        let _ = self.tx.send(Cmd::Watch(addrs));
+        self.send(Cmd::Watch(addrs));
     }
 
     /// Removes routes of a previous run that are not wanted now.
     pub fn initial_sync_done(&self) {
-        let _ = self.tx.send(Cmd::InitialSyncDone);
+        self.send(Cmd::InitialSyncDone);
     }
 
     /// Every wanted prefix (or just `prefix`) with its kernel state.
     pub async fn entries(&self, prefix: Option<IpNet>) -> Vec<FibEntry> {
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(Cmd::Entries(prefix, tx)).is_err() {
+        if !self.send(Cmd::Entries(prefix, tx)) {
             return Vec::new();
         }
         rx.await.unwrap_or_default()
@@ -228,7 +248,7 @@ impl Fib {
     /// installed; then stops the worker and the monitor.
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(Cmd::Shutdown(tx)).is_ok() {
+        if self.send(Cmd::Shutdown(tx)) {
             let _ = rx.await;
         }
     }
@@ -236,7 +256,7 @@ impl Fib {
     /// Resolves once every change applied so far has been written.
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(Cmd::Flush(tx)).is_ok() {
+        if self.send(Cmd::Flush(tx)) {
             let _ = rx.await;
         }
     }

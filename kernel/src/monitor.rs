@@ -10,7 +10,9 @@ use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 
-use crate::netlink::{header_of, split_messages, NlSocket, NLMSG_HDRLEN, RTM_DELROUTE, RTM_NEWROUTE};
+use crate::netlink::{
+    header_of, split_messages, NlSocket, NLMSG_HDRLEN, RTM_DELROUTE, RTM_NEWROUTE,
+};
 use crate::Cmd;
 
 const RTM_NEWLINK: u16 = 16;
@@ -43,7 +45,9 @@ pub(crate) fn run(mut sock: NlSocket, tx: mpsc::Sender<Cmd>, stop: Arc<AtomicBoo
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
                 ) =>
             {
                 continue
@@ -73,11 +77,9 @@ pub(crate) fn run(mut sock: NlSocket, tx: mpsc::Sender<Cmd>, stop: Arc<AtomicBoo
                     }
                 }
                 RTM_NEWADDR | RTM_DELADDR => changed = true,
-                RTM_NEWROUTE | RTM_DELROUTE => {
-                    // rtm_protocol is byte 5 of struct rtmsg.
-                    if raw.get(NLMSG_HDRLEN + 5) != Some(&protocol) {
-                        changed = true;
-                    }
+                // rtm_protocol is byte 5 of struct rtmsg; ours are ignored.
+                RTM_NEWROUTE | RTM_DELROUTE if raw.get(NLMSG_HDRLEN + 5) != Some(&protocol) => {
+                    changed = true
                 }
                 _ => {}
             }

@@ -10,8 +10,8 @@ use netlink_packet_core::{
 };
 use netlink_packet_route::link::LinkMessage;
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteNextHop,
-    RouteProtocol, RouteScope, RouteType, RouteVia,
+    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteNextHop, RouteProtocol,
+    RouteScope, RouteType, RouteVia,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -108,7 +108,11 @@ pub(crate) fn new_route(
 }
 
 /// RTM_DELROUTE for the prefix with our table, protocol and `metric`.
-pub(crate) fn del_route(prefix: &IpNet, key: &RouteKey, seq: u32) -> NetlinkMessage<RouteNetlinkMessage> {
+pub(crate) fn del_route(
+    prefix: &IpNet,
+    key: &RouteKey,
+    seq: u32,
+) -> NetlinkMessage<RouteNetlinkMessage> {
     let m = base_route(prefix, key);
     wrap(RouteNetlinkMessage::DelRoute(m), NLM_F_REQUEST, seq)
 }
@@ -126,7 +130,11 @@ pub(crate) fn get_route(addr: IpAddr) -> NetlinkMessage<RouteNetlinkMessage> {
 pub(crate) fn dump_routes() -> NetlinkMessage<RouteNetlinkMessage> {
     let mut m = RouteMessage::default();
     m.header.address_family = AddressFamily::Unspec;
-    wrap(RouteNetlinkMessage::GetRoute(m), NLM_F_REQUEST | NLM_F_DUMP, 0)
+    wrap(
+        RouteNetlinkMessage::GetRoute(m),
+        NLM_F_REQUEST | NLM_F_DUMP,
+        0,
+    )
 }
 
 pub(crate) fn dump_links() -> NetlinkMessage<RouteNetlinkMessage> {

@@ -210,8 +210,8 @@ pub(crate) fn split_messages(data: &[u8]) -> impl Iterator<Item = &[u8]> {
         if off + NLMSG_HDRLEN > data.len() {
             return None;
         }
-        let len = u32::from_ne_bytes([data[off], data[off + 1], data[off + 2], data[off + 3]])
-            as usize;
+        let len =
+            u32::from_ne_bytes([data[off], data[off + 1], data[off + 2], data[off + 3]]) as usize;
         if len < NLMSG_HDRLEN || off + len > data.len() {
             return None;
         }
@@ -255,7 +255,9 @@ pub(crate) fn parse_error(raw: &[u8]) -> ErrorReply {
         } else {
             u32::from_ne_bytes([inner[0], inner[1], inner[2], inner[3]]) as usize
         };
-        let mut tlvs = inner.get(((skip + 3) & !3).min(inner.len())..).unwrap_or(&[]);
+        let mut tlvs = inner
+            .get(((skip + 3) & !3).min(inner.len())..)
+            .unwrap_or(&[]);
         while tlvs.len() >= 4 {
             let len = u16::from_ne_bytes([tlvs[0], tlvs[1]]) as usize;
             let kind = u16::from_ne_bytes([tlvs[2], tlvs[3]]) & 0x3fff;
@@ -368,14 +370,14 @@ pub(crate) fn drop_own_route_notifications(fd: i32, protocol: u8) -> io::Result<
     const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
     let ins = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
     let prog = [
-        ins(LD_H_ABS, 0, 0, 4),                    // 0: A = nlmsg_type
-        ins(JEQ_K, 2, 0, swap(RTM_NEWROUTE)),      // 1: -> 4
-        ins(JEQ_K, 1, 0, swap(RTM_DELROUTE)),      // 2: -> 4
-        ins(RET_K, 0, 0, u32::MAX),                // 3: accept
+        ins(LD_H_ABS, 0, 0, 4),                       // 0: A = nlmsg_type
+        ins(JEQ_K, 2, 0, swap(RTM_NEWROUTE)),         // 1: -> 4
+        ins(JEQ_K, 1, 0, swap(RTM_DELROUTE)),         // 2: -> 4
+        ins(RET_K, 0, 0, u32::MAX),                   // 3: accept
         ins(LD_B_ABS, 0, 0, NLMSG_HDRLEN as u32 + 5), // 4: A = rtm_protocol
-        ins(JEQ_K, 0, 1, protocol as u32),         // 5
-        ins(RET_K, 0, 0, 0),                       // 6: drop ours
-        ins(RET_K, 0, 0, u32::MAX),                // 7: accept
+        ins(JEQ_K, 0, 1, protocol as u32),            // 5
+        ins(RET_K, 0, 0, 0),                          // 6: drop ours
+        ins(RET_K, 0, 0, u32::MAX),                   // 7: accept
     ];
     let fprog = libc::sock_fprog {
         len: prog.len() as u16,
@@ -395,7 +397,10 @@ mod tests {
             "Network is unreachable (ENETUNREACH)"
         );
         assert_eq!(
-            describe(libc::EINVAL, Some("IPv6 does not support RTA_VIA attribute")),
+            describe(
+                libc::EINVAL,
+                Some("IPv6 does not support RTA_VIA attribute")
+            ),
             "Invalid argument (EINVAL): IPv6 does not support RTA_VIA attribute"
         );
     }

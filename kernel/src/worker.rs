@@ -189,6 +189,7 @@ impl Worker {
         let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
         let mut queries: Vec<(Option<IpNet>, oneshot::Sender<Vec<FibEntry>>)> = Vec::new();
         let mut shutdown: Option<oneshot::Sender<()>> = None;
+        let mut detached = false;
         loop {
             let first = match self.debounce {
                 Some(t) => match rx.recv_timeout(t.saturating_duration_since(Instant::now())) {
@@ -210,9 +211,10 @@ impl Worker {
                     Cmd::Entries(p, tx) => queries.push((p, tx)),
                     Cmd::Flush(tx) => flushes.push(tx),
                     Cmd::Shutdown(tx) => shutdown = Some(tx),
+                    Cmd::Detach => detached = true,
                     other => self.kernel_event(other),
                 }
-                if shutdown.is_some() {
+                if shutdown.is_some() || detached {
                     break;
                 }
                 next = rx.try_recv().ok();
@@ -237,6 +239,10 @@ impl Worker {
                 let _ = tx.send(());
                 break;
             }
+            if detached {
+                tracing::info!("FIB handle dropped without shutdown; routes left in the kernel");
+                break;
+            }
         }
         self.stop.store(true, Ordering::Relaxed);
     }
@@ -244,7 +250,9 @@ impl Worker {
     fn ensure_nexthop(&mut self, addr: IpAddr) {
         if !self.nexthops.contains_key(&addr) {
             let links = &self.links;
-            let res = resolve(&mut self.query, addr, self.cfg.protocol, &|i| link_name(links, i));
+            let res = resolve(&mut self.query, addr, self.cfg.protocol, &|i| {
+                link_name(links, i)
+            });
             tracing::debug!("next hop {addr} resolves to {:?}", res);
             self.nexthops.insert(
                 addr,
@@ -260,7 +268,11 @@ impl Worker {
         self.routes.reserve(changes.len());
         self.dirty.reserve(changes.len());
         let mut last_nh = None;
-        for RouteChange { prefix, mut next_hops } in changes {
+        for RouteChange {
+            prefix,
+            mut next_hops,
+        } in changes
+        {
             let prefix = prefix.trunc();
             if next_hops.is_empty() {
                 if let Some(r) = self.routes.get_mut(&prefix) {
@@ -341,7 +353,9 @@ impl Worker {
         let mut changed: FastSet<IpAddr> = FastSet::default();
         let links = &self.links;
         for (addr, nh) in self.nexthops.iter_mut() {
-            let res = resolve(&mut self.query, *addr, self.cfg.protocol, &|i| link_name(links, i));
+            let res = resolve(&mut self.query, *addr, self.cfg.protocol, &|i| {
+                link_name(links, i)
+            });
             if res == nh.res {
                 continue;
             }
@@ -498,50 +512,52 @@ impl Worker {
         let mut unknown = 0usize;
         let routes = &mut self.routes;
         let events = &self.events;
-        let stats = self.writer.write(ops, &mut |op, outcome| match (op, outcome) {
-            (Op::Replace(p, h), Outcome::Done) => {
-                let r = routes.entry(p).or_default();
-                r.cur = Some(Current::Installed(h));
-                if mem::take(&mut r.reported_failed) {
-                    let _ = events.send(FibEvent::RouteInstalled { prefix: p });
-                }
-            }
-            (Op::Replace(p, _), Outcome::Refused(e)) => {
-                let error = e.to_string();
-                if first_refusal.is_none() {
-                    first_refusal = Some((p, error.clone()));
-                }
-                let r = routes.entry(p).or_default();
-                r.cur = Some(Current::Failed(error.clone()));
-                r.reported_failed = true;
-                let _ = events.send(FibEvent::RouteFailed { prefix: p, error });
-            }
-            (Op::Replace(p, _), Outcome::Unknown) => {
-                unknown += 1;
-                routes.entry(p).or_default().cur = Some(Current::Unknown);
-            }
-            (Op::Delete { prefix, track, .. }, outcome) => {
-                if let Outcome::Refused(e) = &outcome {
-                    if e.errno != libc::ESRCH && first_refusal.is_none() {
-                        first_refusal = Some((prefix, e.to_string()));
+        let stats = self
+            .writer
+            .write(ops, &mut |op, outcome| match (op, outcome) {
+                (Op::Replace(p, h), Outcome::Done) => {
+                    let r = routes.entry(p).or_default();
+                    r.cur = Some(Current::Installed(h));
+                    if mem::take(&mut r.reported_failed) {
+                        let _ = events.send(FibEvent::RouteInstalled { prefix: p });
                     }
                 }
-                if !track {
-                    return;
+                (Op::Replace(p, _), Outcome::Refused(e)) => {
+                    let error = e.to_string();
+                    if first_refusal.is_none() {
+                        first_refusal = Some((p, error.clone()));
+                    }
+                    let r = routes.entry(p).or_default();
+                    r.cur = Some(Current::Failed(error.clone()));
+                    r.reported_failed = true;
+                    let _ = events.send(FibEvent::RouteFailed { prefix: p, error });
                 }
-                if let Some(r) = routes.get_mut(&prefix) {
-                    if matches!(outcome, Outcome::Unknown) {
-                        unknown += 1;
-                        r.cur = Some(Current::Unknown);
-                    } else {
-                        r.cur = None;
-                        if r.want.is_none() {
-                            routes.remove(&prefix);
+                (Op::Replace(p, _), Outcome::Unknown) => {
+                    unknown += 1;
+                    routes.entry(p).or_default().cur = Some(Current::Unknown);
+                }
+                (Op::Delete { prefix, track, .. }, outcome) => {
+                    if let Outcome::Refused(e) = &outcome {
+                        if e.errno != libc::ESRCH && first_refusal.is_none() {
+                            first_refusal = Some((prefix, e.to_string()));
+                        }
+                    }
+                    if !track {
+                        return;
+                    }
+                    if let Some(r) = routes.get_mut(&prefix) {
+                        if matches!(outcome, Outcome::Unknown) {
+                            unknown += 1;
+                            r.cur = Some(Current::Unknown);
+                        } else {
+                            r.cur = None;
+                            if r.want.is_none() {
+                                routes.remove(&prefix);
+                            }
                         }
                     }
                 }
-            }
-        });
+            });
         tracing::debug!(
             "wrote {} route changes in {} batches in {:?}",
             stats.messages,
@@ -583,7 +599,10 @@ impl Worker {
             })
             .collect();
         if !ops.is_empty() {
-            tracing::info!("initial sync: removing {} routes of a previous run", ops.len());
+            tracing::info!(
+                "initial sync: removing {} routes of a previous run",
+                ops.len()
+            );
         }
         self.run_ops(ops);
     }
@@ -636,7 +655,9 @@ impl Worker {
             let cur = self.routes.get(&prefix).and_then(|r| r.cur.as_ref());
             match (&want, cur) {
                 (_, Some(Current::Failed(e))) => (format!("failed: {e}"), None),
-                (Desired::Install(_), Some(Current::Installed(_))) => ("installed".to_string(), None),
+                (Desired::Install(_), Some(Current::Installed(_))) => {
+                    ("installed".to_string(), None)
+                }
                 (Desired::Install(_), _) => ("pending".to_string(), None),
                 (Desired::Local, _) => ("next hop is local".to_string(), None),
                 (Desired::Unresolved(w), _) => ("next hop unresolved".to_string(), Some(w.clone())),
@@ -666,7 +687,7 @@ impl Worker {
                     .iter()
                     .filter_map(|(p, r)| r.want.as_deref().map(|n| self.entry(*p, n)))
                     .collect();
-                v.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+                v.sort_by_key(|a| a.prefix);
                 v
             }
         }

@@ -158,7 +158,9 @@ impl Writer {
                     }
                     Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                         stats.lost_reports = true;
-                        tracing::warn!("netlink receive buffer overflowed: some route errors were lost");
+                        tracing::warn!(
+                            "netlink receive buffer overflowed: some route errors were lost"
+                        );
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {

@@ -81,14 +81,23 @@ fn multipath_ipv4_and_ipv6() {
             change("2001:db8:20::/48", &["2001:db8::2"]),
         ]);
         fib.flush().await;
-        assert_eq!(paths(find(&ns.v4(), "10.20.0.0/24").unwrap()), vec![pair("10.0.1.2", "veth1")]);
-        assert_eq!(paths(find(&ns.v6(), "2001:db8:20::/48").unwrap()), vec![pair("2001:db8::2", "veth0")]);
+        assert_eq!(
+            paths(find(&ns.v4(), "10.20.0.0/24").unwrap()),
+            vec![pair("10.0.1.2", "veth1")]
+        );
+        assert_eq!(
+            paths(find(&ns.v6(), "2001:db8:20::/48").unwrap()),
+            vec![pair("2001:db8::2", "veth0")]
+        );
         fib.apply(vec![
             change("10.20.0.0/24", &["10.0.0.2", "10.0.1.2"]),
             change("2001:db8:20::/48", &["2001:db8::2", "2001:db8:1::2"]),
         ]);
         fib.flush().await;
-        fib.apply(vec![change("10.20.0.0/24", &[]), change("2001:db8:20::/48", &[])]);
+        fib.apply(vec![
+            change("10.20.0.0/24", &[]),
+            change("2001:db8:20::/48", &[]),
+        ]);
         fib.flush().await;
         assert!(ns.v4().is_empty() && ns.v6().is_empty());
         fib.shutdown().await;
@@ -107,13 +116,19 @@ fn removal() {
         ]);
         fib.flush().await;
         assert_eq!(ns.v4().len(), 2);
-        fib.apply(vec![change("10.30.0.0/24", &[]), change("2001:db8:30::/48", &[])]);
+        fib.apply(vec![
+            change("10.30.0.0/24", &[]),
+            change("2001:db8:30::/48", &[]),
+        ]);
         fib.flush().await;
         let r = ns.v4();
         assert_eq!(r.len(), 1);
         assert!(find(&r, "10.31.0.0/24").is_some());
         assert!(ns.v6().is_empty());
-        assert!(fib.entries(Some("10.30.0.0/24".parse().unwrap())).await.is_empty());
+        assert!(fib
+            .entries(Some("10.30.0.0/24".parse().unwrap()))
+            .await
+            .is_empty());
         fib.shutdown().await;
     });
 }
@@ -141,8 +156,14 @@ fn unresolved_next_hop_then_reachable() {
     let ns = Netns::new("unresolved");
     ns.run(|ns| async move {
         let (fib, mut rx) = start(cfg());
-        fib.watch_nexthops(vec!["10.50.0.1".parse().unwrap(), "10.70.0.5".parse().unwrap()]);
-        let e = wait_for(&mut rx, "10.50.0.1 unreachable", |e| is_nexthop(e, "10.50.0.1", unreachable)).await;
+        fib.watch_nexthops(vec![
+            "10.50.0.1".parse().unwrap(),
+            "10.70.0.5".parse().unwrap(),
+        ]);
+        let e = wait_for(&mut rx, "10.50.0.1 unreachable", |e| {
+            is_nexthop(e, "10.50.0.1", unreachable)
+        })
+        .await;
         assert_eq!(
             e,
             FibEvent::Nexthop {
@@ -159,26 +180,51 @@ fn unresolved_next_hop_then_reachable() {
         let e = fib.entries(Some("10.60.0.0/24".parse().unwrap())).await;
         assert_eq!(e[0].status, "next hop unresolved");
         let why = e[0].detail.clone().unwrap();
-        assert!(why.contains("10.50.0.1") && why.contains("ENETUNREACH"), "{why}");
+        assert!(
+            why.contains("10.50.0.1") && why.contains("ENETUNREACH"),
+            "{why}"
+        );
 
         // A route to the next hop appears: recursive resolution.
         ns.ip("route add 10.50.0.0/24 via 10.0.0.2");
-        wait_for(&mut rx, "10.50.0.1 reachable", |e| is_nexthop(e, "10.50.0.1", reachable)).await;
+        wait_for(&mut rx, "10.50.0.1 reachable", |e| {
+            is_nexthop(e, "10.50.0.1", reachable)
+        })
+        .await;
         fib.flush().await;
         let r = ns.v4();
-        assert_eq!(paths(find(&r, "10.60.0.0/24").expect("installed")), vec![pair("10.0.0.2", "veth0")]);
+        assert_eq!(
+            paths(find(&r, "10.60.0.0/24").expect("installed")),
+            vec![pair("10.0.0.2", "veth0")]
+        );
 
         // An address makes the next hop directly connected.
         ns.ip("addr add 10.70.0.1/24 dev veth1");
-        wait_for(&mut rx, "10.70.0.5 reachable", |e| is_nexthop(e, "10.70.0.5", reachable)).await;
+        wait_for(&mut rx, "10.70.0.5 reachable", |e| {
+            is_nexthop(e, "10.70.0.5", reachable)
+        })
+        .await;
         fib.flush().await;
         let r = ns.v4();
-        assert_eq!(paths(find(&r, "10.61.0.0/24").expect("installed")), vec![pair("10.70.0.5", "veth1")]);
-        assert_eq!(fib.entries(None).await.iter().filter(|e| e.status == "installed").count(), 2);
+        assert_eq!(
+            paths(find(&r, "10.61.0.0/24").expect("installed")),
+            vec![pair("10.70.0.5", "veth1")]
+        );
+        assert_eq!(
+            fib.entries(None)
+                .await
+                .iter()
+                .filter(|e| e.status == "installed")
+                .count(),
+            2
+        );
 
         // And away again.
         ns.ip("route del 10.50.0.0/24");
-        wait_for(&mut rx, "10.50.0.1 unreachable again", |e| is_nexthop(e, "10.50.0.1", unreachable)).await;
+        wait_for(&mut rx, "10.50.0.1 unreachable again", |e| {
+            is_nexthop(e, "10.50.0.1", unreachable)
+        })
+        .await;
         fib.flush().await;
         assert!(find(&ns.v4(), "10.60.0.0/24").is_none());
         fib.shutdown().await;
@@ -190,8 +236,14 @@ fn link_down_removes_routes_and_up_restores_them() {
     let ns = Netns::new("linkdown");
     ns.run(|ns| async move {
         let (fib, mut rx) = start(cfg());
-        fib.watch_nexthops(vec!["10.0.0.2".parse().unwrap(), "10.0.1.2".parse().unwrap()]);
-        wait_for(&mut rx, "10.0.0.2 reachable", |e| is_nexthop(e, "10.0.0.2", reachable)).await;
+        fib.watch_nexthops(vec![
+            "10.0.0.2".parse().unwrap(),
+            "10.0.1.2".parse().unwrap(),
+        ]);
+        wait_for(&mut rx, "10.0.0.2 reachable", |e| {
+            is_nexthop(e, "10.0.0.2", reachable)
+        })
+        .await;
         fib.apply(vec![
             change("10.80.0.0/24", &["10.0.0.2"]),
             change("10.81.0.0/24", &["10.0.1.2"]),
@@ -201,21 +253,45 @@ fn link_down_removes_routes_and_up_restores_them() {
         assert_eq!(ns.v4().len(), 3);
 
         ns.ip("link set veth0 down");
-        let e = wait_for(&mut rx, "10.0.0.2 unreachable", |e| is_nexthop(e, "10.0.0.2", |_| true)).await;
-        assert!(matches!(e, FibEvent::Nexthop { state: NexthopState::Unreachable(_), .. }), "{e:?}");
+        let e = wait_for(&mut rx, "10.0.0.2 unreachable", |e| {
+            is_nexthop(e, "10.0.0.2", |_| true)
+        })
+        .await;
+        assert!(
+            matches!(
+                e,
+                FibEvent::Nexthop {
+                    state: NexthopState::Unreachable(_),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
         fib.flush().await;
         let r = ns.v4();
         assert!(find(&r, "10.80.0.0/24").is_none(), "{r:?}");
-        assert_eq!(paths(find(&r, "10.81.0.0/24").unwrap()), vec![pair("10.0.1.2", "veth1")]);
-        assert_eq!(paths(find(&r, "10.82.0.0/24").unwrap()), vec![pair("10.0.1.2", "veth1")]);
+        assert_eq!(
+            paths(find(&r, "10.81.0.0/24").unwrap()),
+            vec![pair("10.0.1.2", "veth1")]
+        );
+        assert_eq!(
+            paths(find(&r, "10.82.0.0/24").unwrap()),
+            vec![pair("10.0.1.2", "veth1")]
+        );
         let e = fib.entries(Some("10.80.0.0/24".parse().unwrap())).await;
         assert_eq!(e[0].status, "next hop unresolved");
 
         ns.ip("link set veth0 up");
-        wait_for(&mut rx, "10.0.0.2 reachable again", |e| is_nexthop(e, "10.0.0.2", reachable)).await;
+        wait_for(&mut rx, "10.0.0.2 reachable again", |e| {
+            is_nexthop(e, "10.0.0.2", reachable)
+        })
+        .await;
         fib.flush().await;
         let r = ns.v4();
-        assert_eq!(paths(find(&r, "10.80.0.0/24").expect("back")), vec![pair("10.0.0.2", "veth0")]);
+        assert_eq!(
+            paths(find(&r, "10.80.0.0/24").expect("back")),
+            vec![pair("10.0.0.2", "veth0")]
+        );
         assert_eq!(
             paths(find(&r, "10.82.0.0/24").unwrap()),
             vec![pair("10.0.0.2", "veth0"), pair("10.0.1.2", "veth1")]
@@ -238,13 +314,19 @@ fn previous_run_routes_survive_until_initial_sync() {
         fib.flush().await;
         let r = ns.v4();
         assert_eq!(r.len(), 3, "nothing removed before initial sync: {r:?}");
-        assert_eq!(paths(find(&r, "10.90.0.0/24").unwrap()), vec![pair("10.0.1.2", "veth1")]);
+        assert_eq!(
+            paths(find(&r, "10.90.0.0/24").unwrap()),
+            vec![pair("10.0.1.2", "veth1")]
+        );
         assert_eq!(ns.v6().len(), 1);
         fib.initial_sync_done();
         fib.flush().await;
         let r = ns.v4();
         assert_eq!(r.len(), 1, "{r:?}");
-        assert_eq!(paths(find(&r, "10.90.0.0/24").unwrap()), vec![pair("10.0.1.2", "veth1")]);
+        assert_eq!(
+            paths(find(&r, "10.90.0.0/24").unwrap()),
+            vec![pair("10.0.1.2", "veth1")]
+        );
         assert!(ns.v6().is_empty());
         let other = ns.ip("-j route show 10.93.0.0/24");
         assert!(other.contains("10.93.0.0"), "foreign route untouched");
@@ -269,13 +351,23 @@ fn shutdown_removes_routes_unless_kept() {
             keep_on_exit: true,
             ..cfg()
         });
-        fib.apply(vec![change("10.100.0.0/24", &["10.0.0.2"]), change("2001:db8:100::/48", &["2001:db8::2"])]);
+        fib.apply(vec![
+            change("10.100.0.0/24", &["10.0.0.2"]),
+            change("2001:db8:100::/48", &["2001:db8::2"]),
+        ]);
         fib.shutdown().await;
         assert_eq!(ns.v4().len(), 1);
         assert_eq!(ns.v6().len(), 1);
         // Further calls on a stopped FIB do nothing and do not hang.
         fib.flush().await;
         assert!(fib.entries(None).await.is_empty());
+
+        // Dropping the last handle without shutdown leaves routes in place.
+        let (fib, _rx) = start(cfg());
+        fib.apply(vec![change("10.102.0.0/24", &["10.0.0.2"])]);
+        fib.flush().await;
+        drop(fib);
+        assert!(find(&ns.v4(), "10.102.0.0/24").is_some());
     });
 }
 
@@ -290,18 +382,32 @@ fn kernel_refusal_is_reported_in_words_and_recovery_announced() {
             change("10.110.0.0/24", &["10.0.0.2"]),
         ]);
         fib.flush().await;
-        let e = wait_for(&mut rx, "RouteFailed", |e| matches!(e, FibEvent::RouteFailed { .. })).await;
-        let FibEvent::RouteFailed { prefix, error } = e else { unreachable!() };
+        let e = wait_for(&mut rx, "RouteFailed", |e| {
+            matches!(e, FibEvent::RouteFailed { .. })
+        })
+        .await;
+        let FibEvent::RouteFailed { prefix, error } = e else {
+            unreachable!()
+        };
         assert_eq!(prefix.to_string(), "2001:db8:40::/48");
         assert!(error.starts_with("Invalid argument (EINVAL)"), "{error}");
         // The other route of the batch went in.
         assert!(find(&ns.v4(), "10.110.0.0/24").is_some());
         let entry = fib.entries(Some(prefix)).await;
-        assert!(entry[0].status.starts_with("failed: Invalid argument (EINVAL)"), "{:?}", entry[0]);
+        assert!(
+            entry[0]
+                .status
+                .starts_with("failed: Invalid argument (EINVAL)"),
+            "{:?}",
+            entry[0]
+        );
 
         fib.apply(vec![change("2001:db8:40::/48", &["2001:db8::2"])]);
         fib.flush().await;
-        let e = wait_for(&mut rx, "RouteInstalled", |e| matches!(e, FibEvent::RouteInstalled { .. })).await;
+        let e = wait_for(&mut rx, "RouteInstalled", |e| {
+            matches!(e, FibEvent::RouteInstalled { .. })
+        })
+        .await;
         assert_eq!(e, FibEvent::RouteInstalled { prefix });
         assert!(find(&ns.v6(), "2001:db8:40::/48").is_some());
         assert_eq!(fib.entries(Some(prefix)).await[0].status, "installed");
@@ -315,8 +421,14 @@ fn local_next_hops_are_not_installed() {
     ns.run(|ns| async move {
         let (fib, mut rx) = start(cfg());
         fib.watch_nexthops(vec!["::1".parse().unwrap(), "10.0.0.1".parse().unwrap()]);
-        wait_for(&mut rx, "::1 local", |e| is_nexthop(e, "::1", |s| *s == NexthopState::Local)).await;
-        wait_for(&mut rx, "10.0.0.1 local", |e| is_nexthop(e, "10.0.0.1", |s| *s == NexthopState::Local)).await;
+        wait_for(&mut rx, "::1 local", |e| {
+            is_nexthop(e, "::1", |s| *s == NexthopState::Local)
+        })
+        .await;
+        wait_for(&mut rx, "10.0.0.1 local", |e| {
+            is_nexthop(e, "10.0.0.1", |s| *s == NexthopState::Local)
+        })
+        .await;
         fib.apply(vec![
             change("2001:db8:50::/48", &["::1"]),
             change("10.120.0.0/24", &["10.0.0.1"]),
@@ -385,7 +497,10 @@ fn other_table_and_ipv4_via_ipv6_next_hop() {
             vec![pair("10.0.0.2", "veth0"), pair("2001:db8:1::2", "veth1")]
         );
         let e = fib.entries(Some("10.140.0.0/24".parse().unwrap())).await;
-        assert_eq!(e[0].kernel_next_hops, vec!["via inet6 2001:db8::2 dev veth0"]);
+        assert_eq!(
+            e[0].kernel_next_hops,
+            vec!["via inet6 2001:db8::2 dev veth0"]
+        );
         fib.shutdown().await;
         assert!(ns.routes("-4", "1000").is_empty());
     });
@@ -410,11 +525,37 @@ fn next_hop_through_own_route_or_link_local_is_unreachable() {
         ];
         for (addr, words) in want {
             let e = wait_for(&mut rx, addr, |e| is_nexthop(e, addr, |_| true)).await;
-            let FibEvent::Nexthop { state: NexthopState::Unreachable(why), .. } = e else {
+            let FibEvent::Nexthop {
+                state: NexthopState::Unreachable(why),
+                ..
+            } = e
+            else {
                 panic!("{addr}: {e:?}")
             };
             assert!(why.contains(words), "{addr}: {why}");
         }
+        fib.shutdown().await;
+    });
+}
+
+#[test]
+fn multipath_keeps_only_reachable_paths() {
+    let ns = Netns::new("partial");
+    ns.run(|ns| async move {
+        let (fib, _rx) = start(cfg());
+        fib.apply(vec![change(
+            "10.160.0.0/24",
+            &["10.0.0.2", "10.99.0.1", "10.0.0.2"],
+        )]);
+        fib.flush().await;
+        let r = ns.v4();
+        assert_eq!(
+            paths(find(&r, "10.160.0.0/24").expect("installed")),
+            vec![pair("10.0.0.2", "veth0")]
+        );
+        let e = fib.entries(None).await;
+        assert_eq!(e[0].status, "installed");
+        assert_eq!(e[0].bgp_next_hops.len(), 2, "duplicates removed");
         fib.shutdown().await;
     });
 }

@@ -335,7 +335,7 @@ impl Rib {
                             p,
                             best,
                             i < dest.nbest(),
-                            best && installed,
+                            i < dest.nbest() && installed,
                         ));
                     }
                 };
@@ -361,7 +361,7 @@ impl Rib {
                             best: true,
                             multipath: false,
                             installed: false,
-                            next_hops: vec![a.next_hop.to_string()],
+                            next_hops: vec![a.next_hop.address.to_string()],
                             as_path: as_path_str(a),
                             origin: a.attrs.origin.map_or("-", origin_str).into(),
                             local_pref: a.attrs.local_pref,
@@ -406,7 +406,7 @@ fn view(
         next_hops: if p.is_local() {
             Vec::new()
         } else {
-            vec![a.next_hop.to_string()]
+            vec![a.next_hop.address.to_string()]
         },
         as_path: as_path_str(a),
         origin: a.attrs.origin.map_or("-", origin_str).into(),

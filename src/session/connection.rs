@@ -76,9 +76,8 @@ pub async fn run_reader(mut rd: OwnedReadHalf, a: ReaderArgs) {
                     match msg {
                         Message::Update(u) => updates.push(u),
                         Message::Open(o) => {
-                            codec.four_octet_as = o.has_capability(|c| {
-                                matches!(c, wire::Capability::FourOctetAs(_))
-                            });
+                            codec.four_octet_as =
+                                o.has_capability(|c| matches!(c, wire::Capability::FourOctetAs(_)));
                             let negotiated = a.local_hold_time.min(o.hold_time);
                             hold = if negotiated == 0 {
                                 Duration::MAX
@@ -101,7 +100,10 @@ pub async fn run_reader(mut rd: OwnedReadHalf, a: ReaderArgs) {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    stop = Some(fail(Some(e.0.clone()), format!("bad message from peer: {e}")));
+                    stop = Some(fail(
+                        Some(e.0.clone()),
+                        format!("bad message from peer: {e}"),
+                    ));
                     break;
                 }
             }
@@ -148,7 +150,9 @@ pub async fn run_reader(mut rd: OwnedReadHalf, a: ReaderArgs) {
                     subcode: 0,
                     data: vec![],
                 };
-                let _ = a.events.send((a.conn, fail(Some(nf), "hold timer expired".into())));
+                let _ = a
+                    .events
+                    .send((a.conn, fail(Some(nf), "hold timer expired".into())));
                 return;
             }
             Ok(Ok(0)) => {

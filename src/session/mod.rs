@@ -90,7 +90,10 @@ impl PeerStatus {
 
 pub enum PeerCmd {
     /// UPDATEs for the session of this generation (stale ones are dropped).
-    Send { generation: u64, updates: Vec<Update> },
+    Send {
+        generation: u64,
+        updates: Vec<Update>,
+    },
     /// Ask the peer to resend a family (RFC 2918).
     RequestRefresh(Family),
     /// A TCP connection the listener accepted from this peer's address.
@@ -370,7 +373,8 @@ impl PeerTask {
                         subcode: 0,
                         data: vec![],
                     };
-                    self.drop_conn(id, Some(nf), "OPEN received twice".into()).await;
+                    self.drop_conn(id, Some(nf), "OPEN received twice".into())
+                        .await;
                     return;
                 }
                 match open::negotiate(&self.cfg.local, self.cfg.remote_asn, &o) {
@@ -399,7 +403,8 @@ impl PeerTask {
                         subcode: 0,
                         data: vec![],
                     };
-                    self.drop_conn(id, Some(nf), "KEEPALIVE before OPEN".into()).await;
+                    self.drop_conn(id, Some(nf), "KEEPALIVE before OPEN".into())
+                        .await;
                 }
             }
             ConnEvent::RouteRefresh(family) => {
@@ -446,12 +451,20 @@ impl PeerTask {
         let why = "connection collision resolved (RFC 4271 §6.8)".to_string();
         if survives {
             for o in others {
-                self.drop_conn(o, Some(cease(n::cease::CONNECTION_COLLISION_RESOLUTION)), why.clone())
-                    .await;
+                self.drop_conn(
+                    o,
+                    Some(cease(n::cease::CONNECTION_COLLISION_RESOLUTION)),
+                    why.clone(),
+                )
+                .await;
             }
         } else {
-            self.drop_conn(id, Some(cease(n::cease::CONNECTION_COLLISION_RESOLUTION)), why)
-                .await;
+            self.drop_conn(
+                id,
+                Some(cease(n::cease::CONNECTION_COLLISION_RESOLUTION)),
+                why,
+            )
+            .await;
         }
         survives
     }
@@ -467,8 +480,14 @@ impl PeerTask {
         let info = rib::SessionInfo {
             remote_router_id: neg.remote_router_id,
             families: neg.families.clone(),
-            local_next_hop_v4: self.cfg.next_hop_ipv4.or_else(|| local_ip.and_then(|ip| crate::ifaddrs::sibling_v4(ip))),
-            local_next_hop_v6: self.cfg.next_hop_ipv6.or_else(|| local_ip.and_then(|ip| crate::ifaddrs::sibling_v6(ip))),
+            local_next_hop_v4: self
+                .cfg
+                .next_hop_ipv4
+                .or_else(|| local_ip.and_then(crate::ifaddrs::sibling_v4)),
+            local_next_hop_v6: self
+                .cfg
+                .next_hop_ipv6
+                .or_else(|| local_ip.and_then(crate::ifaddrs::sibling_v6)),
             extended_next_hop_v4: false,
         };
         info!(

@@ -6,7 +6,7 @@
 use super::peer::{PeerDaemon, PeerRoute, PeerSpec};
 use super::{cmd, cmd_ok, require_bin, wait_until, Netns, Proc};
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub struct Frr {
@@ -82,7 +82,7 @@ impl Frr {
         c
     }
 
-    fn daemon(ns: &Netns, name: &str, dir: &PathBuf, daemon: &str) -> Proc {
+    fn daemon(ns: &Netns, name: &str, dir: &Path, daemon: &str) -> Proc {
         let bin = format!("/usr/lib/frr/{daemon}");
         let pidfile = dir.join(format!("{daemon}.pid"));
         let log = dir.join(format!("{daemon}.log"));

@@ -184,7 +184,7 @@ impl PeerDaemon for GoBgp {
                     .cloned()
                     .unwrap_or(Value::Null);
                 // apipb.PeerState.SessionState: 6 = ESTABLISHED.
-                return if st == Value::from(6)
+                return if st == 6
                     || st
                         .as_str()
                         .is_some_and(|s| s.eq_ignore_ascii_case("established"))

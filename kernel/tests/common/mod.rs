@@ -42,9 +42,12 @@ impl Netns {
         run("ip", &["netns", "add", &name]);
         let ns = Netns { ns: Ns { name } };
         ns.ip("link set lo up");
-        for (i, (v4, v6)) in [("10.0.0.1/24", "2001:db8::1/64"), ("10.0.1.1/24", "2001:db8:1::1/64")]
-            .iter()
-            .enumerate()
+        for (i, (v4, v6)) in [
+            ("10.0.0.1/24", "2001:db8::1/64"),
+            ("10.0.1.1/24", "2001:db8:1::1/64"),
+        ]
+        .iter()
+        .enumerate()
         {
             ns.ip(&format!("link add veth{i} type veth peer name veth{i}p"));
             ns.ip(&format!("link set veth{i} up"));
@@ -108,7 +111,9 @@ impl Ns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.ns.name]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.ns.name])
+            .output();
     }
 }
 
