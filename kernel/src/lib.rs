@@ -120,8 +120,11 @@ pub enum FibEvent {
 
 /// One prefix as the FIB sees it, for `show fib` and `explain`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct FibEntry {
     pub prefix: IpNet,
+    /// As learned: "10.0.0.1", or "fd00::1 (fe80::1)" with a link-local.
+    #[serde(serialize_with = "display_all")]
     pub bgp_next_hops: Vec<BgpNextHop>,
     /// e.g. "via 10.0.0.1 dev veth0"
     pub kernel_next_hops: Vec<String>,
@@ -132,6 +135,13 @@ pub struct FibEntry {
     /// and their reasons, or the resolution when install is disabled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+fn display_all<S: serde::Serializer>(v: &[BgpNextHop], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(|nh| match nh.link_local {
+        Some(ll) => format!("{} ({ll})", nh.address),
+        None => nh.address.to_string(),
+    }))
 }
 
 pub(crate) enum Cmd {

@@ -108,7 +108,7 @@ impl Ctx<'_> {
     fn nh_words(&self, p: &PathInfo) -> String {
         let nh = p.post.next_hop;
         match self.nh_status(p) {
-            NhStatus::Originated => "none (locally originated)".into(),
+            NhStatus::Originated => "next hop: ourselves (locally originated)".into(),
             NhStatus::Unresolved => format!("next hop {nh} not yet resolved"),
             NhStatus::Unreachable(r) => format!("next hop {nh} unreachable: {r}"),
             NhStatus::Local => format!("next hop {nh} is local"),

@@ -17,7 +17,7 @@ use serde::Serialize;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use rib::PeerId;
 use wire::notification as n;
@@ -201,13 +201,32 @@ impl PeerTask {
         }
     }
 
+    /// Record the state and log the change, once, with its reason. The
+    /// Idle/Connect/Active churn of a peer that is down goes to debug so a
+    /// dead peer does not fill the log; everything from OpenSent up is info,
+    /// and losing an Established session is a warning.
     fn publish(&self) {
         let state = self.current_state();
         self.status.send_if_modified(|s| {
             if s.state == state {
                 return false;
             }
-            info!(peer = %self.cfg.name, from = ?s.state, to = ?state, "session state");
+            let from = s.state;
+            let reason = if state < from {
+                s.last_error.as_deref().unwrap_or("")
+            } else {
+                ""
+            };
+            let name = &self.cfg.name;
+            if from == SessionState::Established {
+                warn!(peer = %name, ?from, to = ?state, reason, "session down");
+            } else if state == SessionState::Established {
+                // session_up() logs the negotiated parameters.
+            } else if from.max(state) >= SessionState::OpenSent {
+                info!(peer = %name, ?from, to = ?state, reason, "session state");
+            } else {
+                debug!(peer = %name, ?from, to = ?state, reason, "session state");
+            }
             s.state = state;
             s.last_change = SystemTime::now();
             true
@@ -540,7 +559,6 @@ impl PeerTask {
         let was_established = c.state == SessionState::Established;
         c.close(nf);
         if was_established {
-            warn!(peer = %self.cfg.name, reason = %why, "session down");
             self.status.send_modify(|s| {
                 s.established_at = None;
                 s.flaps += 1;
@@ -552,8 +570,6 @@ impl PeerTask {
                     generation: self.generation,
                 })
                 .await;
-        } else {
-            info!(peer = %self.cfg.name, reason = %why, "connection closed");
         }
         self.note_error(why);
         if self.conns.is_empty() {
