@@ -15,6 +15,9 @@ pub struct Bird {
     statics: Vec<(String, Vec<u32>)>,
     /// Route-reflector role: (client addresses, cluster id).
     rr: Option<(Vec<String>, String)>,
+    /// Raw extra options per neighbor address, written inside that
+    /// neighbor's `protocol bgp` block (e.g. `password "x";`, `enable as4 off;`).
+    extra: Vec<(String, String)>,
 }
 
 /// BIRD protocol name for a neighbor address.
@@ -54,6 +57,7 @@ impl Bird {
         spec: &PeerSpec,
         statics: &[(String, Vec<u32>)],
         rr: &Option<(Vec<String>, String)>,
+        extra: &[(String, String)],
     ) -> String {
         let mut c = String::new();
         c += "log stderr all;\n";
@@ -96,6 +100,11 @@ impl Bird {
             c += "  hold time 9;\n  keepalive time 3;\n";
             // Else BIRD keeps a dead neighbor's routes as stale for 120 s.
             c += "  graceful restart off;\n";
+            for (addr, opts) in extra {
+                if *addr == n.address {
+                    c += &format!("  {opts}\n");
+                }
+            }
             if ibgp {
                 // Clients and reflector share a LAN in the tests.
                 c += "  direct;\n";
@@ -126,7 +135,7 @@ impl Bird {
     }
 
     fn reconfigure(&mut self) {
-        let text = Self::render(&self.spec, &self.statics, &self.rr);
+        let text = Self::render(&self.spec, &self.statics, &self.rr, &self.extra);
         std::fs::write(self.config_path(), text).expect("write bird.conf");
         let out = self.birdc(&["configure"]);
         assert!(
@@ -135,28 +144,45 @@ impl Bird {
         );
     }
 
-    /// The protocol state line (`show protocols NAME`).
-    pub fn protocol_line(&self, neighbor: &str) -> String {
-        let name = proto_name(neighbor);
-        self.birdc(&["show", "protocols", &name])
-            .lines()
-            .find(|l| l.starts_with(&name))
-            .unwrap_or("(no such protocol)")
-            .to_string()
+    /// Start BIRD with raw extra options in some neighbors' `protocol bgp`
+    /// blocks: `(neighbor address, options)`, e.g.
+    /// `("10.1.0.1", "password \"s3cret\";")`.
+    pub fn start_with(ns: &Netns, spec: PeerSpec, extra: &[(&str, &str)]) -> Bird {
+        let extra: Vec<(String, String)> = extra
+            .iter()
+            .map(|(a, o)| (a.to_string(), o.to_string()))
+            .collect();
+        Self::start_inner(ns, spec, extra)
     }
-}
 
-impl PeerDaemon for Bird {
-    const KIND: &'static str = "bird";
-    const IPV4_NEXT_HOP_OVER_IPV6: bool = true;
-    const INSTALLS_KERNEL: bool = true;
+    /// Replace the raw extra options of `neighbor`'s protocol and
+    /// reconfigure (BIRD restarts the protocol if they changed).
+    pub fn set_protocol_options(&mut self, neighbor: &str, options: &str) {
+        self.extra.retain(|(a, _)| a != neighbor);
+        self.extra.push((neighbor.to_string(), options.to_string()));
+        self.reconfigure();
+    }
 
-    fn start(ns: &Netns, spec: PeerSpec) -> Bird {
+    /// `birdc show protocols all NAME` for a neighbor address.
+    pub fn protocol_all(&self, neighbor: &str) -> String {
+        self.birdc(&["show", "protocols", "all", &proto_name(neighbor)])
+    }
+
+    /// BIRD's own log (stderr), e.g. to see the NOTIFICATIONs it received.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.file("bird.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
+    fn start_inner(ns: &Netns, spec: PeerSpec, extra: Vec<(String, String)>) -> Bird {
         require_bin("bird", "bird2");
         require_bin("birdc", "bird2");
         let dir = TestDir::new(&format!("bird-{}", ns.name));
         let conf = dir.file("bird.conf");
-        std::fs::write(&conf, Self::render(&spec, &[], &None)).expect("write bird.conf");
+        std::fs::write(&conf, Self::render(&spec, &[], &None, &extra)).expect("write bird.conf");
         let check = super::cmd(&["bird", "-p", "-c", conf.to_str().unwrap()]);
         assert!(
             check.status.success(),
@@ -189,6 +215,7 @@ impl PeerDaemon for Bird {
             ns: ns.name.clone(),
             statics: Vec::new(),
             rr: None,
+            extra,
         };
         wait_until(Duration::from_secs(10), "BIRD control socket", || {
             b.proc.assert_alive();
@@ -200,6 +227,26 @@ impl PeerDaemon for Bird {
             }
         });
         b
+    }
+
+    /// The protocol state line (`show protocols NAME`).
+    pub fn protocol_line(&self, neighbor: &str) -> String {
+        let name = proto_name(neighbor);
+        self.birdc(&["show", "protocols", &name])
+            .lines()
+            .find(|l| l.starts_with(&name))
+            .unwrap_or("(no such protocol)")
+            .to_string()
+    }
+}
+
+impl PeerDaemon for Bird {
+    const KIND: &'static str = "bird";
+    const IPV4_NEXT_HOP_OVER_IPV6: bool = true;
+    const INSTALLS_KERNEL: bool = true;
+
+    fn start(ns: &Netns, spec: PeerSpec) -> Bird {
+        Self::start_inner(ns, spec, Vec::new())
     }
 
     fn announce_prepend(&mut self, prefix: &str, prepend: &[u32]) {

@@ -21,6 +21,13 @@ pub struct KPeer {
     pub route_reflector_client: bool,
     pub next_hop_ipv4: Option<String>,
     pub next_hop_ipv6: Option<String>,
+    /// TCP-MD5 password (`password:`).
+    pub password: Option<String>,
+    /// Per-peer `holdTime:`.
+    pub hold_time: Option<u32>,
+    /// Raw extra lines for this peer's entry (without indentation), e.g.
+    /// `passive: true`.
+    pub extra: Vec<String>,
 }
 
 impl KPeer {
@@ -36,6 +43,9 @@ impl KPeer {
             route_reflector_client: false,
             next_hop_ipv4: None,
             next_hop_ipv6: None,
+            password: None,
+            hold_time: None,
+            extra: Vec::new(),
         }
     }
 }
@@ -51,6 +61,13 @@ pub struct KrouteConfig {
     pub peers: Vec<KPeer>,
     /// `advertise: [{prefixes: ...}]`.
     pub advertise: Vec<String>,
+    /// `kernel.keepOnExit`.
+    pub keep_on_exit: bool,
+    /// `router.holdTime`.
+    pub hold_time: Option<u32>,
+    /// Raw YAML appended at the end of the file (top-level keys, or an
+    /// error on purpose).
+    pub extra_yaml: String,
 }
 
 impl KrouteConfig {
@@ -63,6 +80,9 @@ impl KrouteConfig {
             cluster_id: None,
             peers: Vec::new(),
             advertise: Vec::new(),
+            keep_on_exit: false,
+            hold_time: None,
+            extra_yaml: String::new(),
         }
     }
 
@@ -85,8 +105,15 @@ impl KrouteConfig {
         if let Some(c) = &self.cluster_id {
             y += &format!("  clusterId: {c}\n");
         }
+        if let Some(h) = self.hold_time {
+            y += &format!("  holdTime: {h}\n");
+        }
         y += &format!("api:\n  socket: \"{socket}\"\n");
-        y += "kernel: { install: true, table: main, protocol: bgp }\n";
+        y += "kernel: { install: true, table: main, protocol: bgp";
+        if self.keep_on_exit {
+            y += ", keepOnExit: true";
+        }
+        y += " }\n";
         y += "peers:\n";
         for p in &self.peers {
             y += &format!(
@@ -109,11 +136,21 @@ impl KrouteConfig {
             if let Some(nh) = &p.next_hop_ipv6 {
                 y += &format!("    nextHopIpv6: \"{nh}\"\n");
             }
+            if let Some(pw) = &p.password {
+                y += &format!("    password: \"{pw}\"\n");
+            }
+            if let Some(h) = p.hold_time {
+                y += &format!("    holdTime: {h}\n");
+            }
+            for line in &p.extra {
+                y += &format!("    {line}\n");
+            }
         }
         if !self.advertise.is_empty() {
             let list: Vec<String> = self.advertise.iter().map(|p| format!("\"{p}\"")).collect();
             y += &format!("advertise:\n  - prefixes: [{}]\n", list.join(", "));
         }
+        y += &self.extra_yaml;
         y
     }
 }
@@ -164,7 +201,8 @@ impl Kroute {
         self.dir.file("kroute.yaml")
     }
 
-    fn write_config(&self) {
+    /// Write the current `config` to the config file (no reload).
+    pub fn write_config(&self) {
         std::fs::write(self.config_path(), self.config.to_yaml(&self.socket()))
             .expect("write kroute.yaml");
     }
@@ -218,6 +256,56 @@ impl Kroute {
         }
     }
 
+    /// SIGTERM, wait up to `grace` (then SIGKILL); returns the exit status.
+    pub fn stop_status(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
+        self.proc.take().and_then(|mut p| p.stop_status(grace))
+    }
+
+    /// The daemon's PID (None when stopped).
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.as_ref().map(|p| p.pid())
+    }
+
+    /// Panic with the log tail if the daemon has exited.
+    pub fn assert_alive(&mut self) {
+        if let Some(p) = self.proc.as_mut() {
+            p.assert_alive();
+        } else {
+            panic!("kroute is not running");
+        }
+    }
+
+    /// SIGKILL at once (a crash: no NOTIFICATION, no kernel cleanup).
+    pub fn kill(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+    }
+
+    /// Start the daemon again (after `stop` or `kill`) with the current
+    /// `config`; returns once the API answers.
+    pub fn start_again(&mut self, ns: &Netns) {
+        assert!(self.proc.is_none(), "kroute is still running");
+        self.write_config();
+        self.spawn(ns);
+    }
+
+    /// The tails of all daemon logs of this instance (every start), for
+    /// failure messages.
+    pub fn log_tails(&self, n: usize) -> String {
+        let mut logs: Vec<PathBuf> = std::fs::read_dir(&self.dir.path)
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "log"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        logs.sort();
+        logs.iter()
+            .map(|l| format!("----- {} -----\n{}\n", l.display(), super::tail(l, n)))
+            .collect()
+    }
+
     /// Stop, then start again with the current `config`.
     pub fn restart(&mut self, ns: &Netns) {
         self.stop();
@@ -231,7 +319,8 @@ impl Kroute {
         self.cli_ok(&["reload"]);
     }
 
-    fn cli_raw(&self, args: &[&str]) -> std::process::Output {
+    /// Run a CLI command, whatever its exit status.
+    pub fn cli_raw(&self, args: &[&str]) -> std::process::Output {
         let sock = self.socket();
         Command::new(BIN)
             .args(["--socket", &sock])

@@ -14,6 +14,9 @@ pub struct Proc {
     child: Option<Child>,
     /// Logs whose tails are printed when the test fails.
     pub logs: Vec<PathBuf>,
+    /// Reaped by [`Proc::stop_status`]: its PID may belong to someone else
+    /// now, so it is not signalled again.
+    reaped: bool,
 }
 
 impl Proc {
@@ -37,6 +40,7 @@ impl Proc {
             pid: child.id(),
             child: Some(child),
             logs: vec![log.to_path_buf()],
+            reaped: false,
         }
     }
 
@@ -47,6 +51,7 @@ impl Proc {
             pid,
             child: None,
             logs,
+            reaped: false,
         }
     }
 
@@ -85,6 +90,19 @@ impl Proc {
         }
     }
 
+    /// Like [`Proc::stop`], returning how the process ended (None when it
+    /// was not our child). A status "signal: 9" means it ignored SIGTERM
+    /// for `grace` and was killed.
+    pub fn stop_status(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
+        if self.reaped {
+            return None;
+        }
+        terminate_pid(self.pid, grace);
+        let status = self.child.as_mut().and_then(|c| c.wait().ok());
+        self.reaped = self.child.is_some();
+        status
+    }
+
     /// SIGKILL at once (a crash, as a peer would see it).
     pub fn kill(&mut self) {
         super::signal(self.pid, "KILL");
@@ -117,6 +135,8 @@ impl Drop for Proc {
         if std::thread::panicking() {
             eprintln!("{}", self.log_tails(40));
         }
-        self.stop(Duration::from_secs(3));
+        if !self.reaped {
+            self.stop(Duration::from_secs(3));
+        }
     }
 }
