@@ -54,6 +54,12 @@ pub enum Command {
         #[command(subcommand)]
         what: ConfigCmd,
     },
+    /// The seed clusters on this machine, in network namespaces, with kroute
+    /// on every node (root only)
+    Lab {
+        #[command(subcommand)]
+        what: crate::lab::LabCmd,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -122,7 +128,9 @@ pub fn run_client(cli: &Cli) -> Result<(), String> {
             prefix: prefix.clone(),
         },
         Command::Reload => Request::Reload,
-        Command::Daemon | Command::Config { .. } => unreachable!("handled in main"),
+        Command::Daemon | Command::Config { .. } | Command::Lab { .. } => {
+            unreachable!("handled in main")
+        }
     };
     let value = api::call(&cli.socket_path()?, &req)?;
     if cli.output == Output::Json {

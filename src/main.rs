@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod daemon;
 mod ifaddrs;
+mod lab;
 mod rib_task;
 mod session;
 
@@ -66,6 +67,13 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Lab { what } => match lab::run(what, cli.output) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("kroute lab: {e}");
                 ExitCode::FAILURE
             }
         },

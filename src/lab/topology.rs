@@ -1,0 +1,706 @@
+//! Scenario → nodes, routers, links, addresses and configs. Pure: no
+//! namespaces, no processes; everything here is unit-tested.
+//!
+//! Addressing (ULA and private ranges only, and only inside the lab's own
+//! namespaces), following the seed clusters:
+//!
+//! | what | node i (id = 10 + i) |
+//! |---|---|
+//! | LAN (bridge `br0` in `NAME-fabric`) | `fd00:101::{id}/64`, `10.101.0.{id}/24` |
+//! | upstream router k of K | `fd00:101::{fffe-(K-k)}`, `10.101.0.{254-(K-k)}` |
+//! | node loopback on `lo` | `fd00:101:fe::{id}/128`, `10.101.254.{id}/32` (seed 001: `fd00:255:101::{id}`, `10.255.101.{id}`) |
+//! | pod CIDR | `fd00:101:224:{i}::/64`, `10.101.{224+i}.0/24`; node side `::1`/`.1`, pod `::10`/`.10` |
+//! | LoadBalancer VIP (cilium-frr) | `fd00:101:250::{id}/128`, `10.101.250.{id}/32` |
+//! | service (clusterip-return-path, node 1) | `fd00:101:96::1/128`, `10.101.96.1/32` |
+//! | node ASN | `42101010{id}` (seed 000), `65101` (seed 001) |
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// Seed 000: Cilium (GoBGP) on every node, per-node ASNs, three FRR
+    /// upstreams in an iBGP full mesh
+    CiliumFrr,
+    /// Seed 001: every node in AS 65101 behind route reflectors in AS 65000
+    /// (needs allowAsIn)
+    SameAsnRr,
+    /// Seed 004: a service address on one node reached by TCP from pods on
+    /// the others; the reply needs the return route to the pod CIDR
+    ClusteripReturnPath,
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Scenario::CiliumFrr => "cilium-frr",
+            Scenario::SameAsnRr => "same-asn-rr",
+            Scenario::ClusteripReturnPath => "clusterip-return-path",
+        })
+    }
+}
+
+/// Seed 000's ASNs.
+pub const CLUSTER_ASN: u32 = 4_220_101_000;
+pub const UPSTREAM_ASN: u32 = 4_200_001_000;
+pub const NODE_ASN_BASE: u32 = 4_210_101_000;
+/// Seed 001's ASNs.
+pub const SAME_ASN: u32 = 65101;
+pub const REFLECTOR_ASN: u32 = 65000;
+/// The seed's "internal" large community, on everything the CNI announces.
+pub const INTERNAL_LC: &str = "4200001000:0:100";
+/// Cilium's BGP control plane listens here; kroute's peer config names it.
+pub const CNI_PORT: u16 = 1790;
+/// The GoBGP stand-in's gRPC API, on each node namespace's own loopback.
+pub const CNI_API: &str = "127.0.0.1:50051";
+
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    pub name: String,
+    pub scenario: Scenario,
+    pub nodes: Option<u8>,
+    pub allow_as_in: bool,
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Topology {
+    pub name: String,
+    pub scenario: Scenario,
+    /// same-asn-rr only: false rebuilds the seed's failure.
+    pub allow_as_in: bool,
+    pub state_dir: PathBuf,
+    pub fabric: Fabric,
+    pub nodes: Vec<Node>,
+    pub routers: Vec<Router>,
+}
+
+/// The shared LAN: a bridge in its own namespace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Fabric {
+    pub ns: String,
+    pub bridge: String,
+    pub lan_v6: Ipv6Net,
+    pub lan_v4: Ipv4Net,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Node {
+    /// `n1`, `n2`, ...
+    pub name: String,
+    pub ns: String,
+    pub asn: u32,
+    pub router_id: Ipv4Addr,
+    /// The node's end of its LAN veth (`lan0`) and the bridge's end (`n1`).
+    pub lan_dev: String,
+    pub fabric_dev: String,
+    pub lan_v6: Ipv6Addr,
+    pub lan_v4: Ipv4Addr,
+    /// On `lo`, advertised by kroute itself.
+    pub loopbacks: Vec<IpNet>,
+    /// On `lo`, announced by the CNI stand-in (LoadBalancer VIPs, services).
+    pub vips: Vec<IpNet>,
+    pub pod: Pod,
+    /// The CNI's BGP control plane (GoBGP) on this node, if the scenario has one.
+    pub cni: Option<Cni>,
+    /// Prefixes kroute originates (`advertise.prefixes`).
+    pub originate: Vec<IpNet>,
+    /// This node's files: config, API socket, logs.
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub socket: PathBuf,
+}
+
+/// One pod: a namespace behind a veth (`pod0` in the node, `eth0` in the pod).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pod {
+    pub name: String,
+    pub ns: String,
+    pub node_dev: String,
+    pub pod_dev: String,
+    pub cidr_v6: Ipv6Net,
+    pub cidr_v4: Ipv4Net,
+    pub addr_v6: Ipv6Addr,
+    pub addr_v4: Ipv4Addr,
+    pub gw_v6: Ipv6Addr,
+    pub gw_v4: Ipv4Addr,
+}
+
+/// The stand-in for Cilium's BGP control plane.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cni {
+    pub asn: u32,
+    pub router_id: Ipv4Addr,
+    /// Where it listens (Cilium: 1790) and where kroute's peer config points.
+    pub port: u16,
+    /// kroute, which it connects to on port 179.
+    pub peer_address: IpAddr,
+    pub peer_asn: u32,
+    pub api: String,
+    pub routes: Vec<CniRoute>,
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CniRoute {
+    pub prefix: IpNet,
+    pub next_hop: IpAddr,
+    pub large_communities: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Router {
+    /// `r1`, `r2`, ...
+    pub name: String,
+    pub ns: String,
+    pub asn: u32,
+    pub router_id: Ipv4Addr,
+    pub lan_dev: String,
+    pub fabric_dev: String,
+    pub lan_v6: Ipv6Addr,
+    pub lan_v4: Ipv4Addr,
+    /// Advertise itself as next hop to the nodes (traffic crosses the
+    /// router, as through the seed's Proxmox VRF), or pass the originating
+    /// node's address on (a route reflector on a shared LAN).
+    pub next_hop_self: bool,
+    pub neighbors: Vec<RouterNeighbor>,
+    /// FRR's run directory (`/var/run/frr/NS`).
+    pub run_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouterNeighbor {
+    pub name: String,
+    pub address: Ipv6Addr,
+    pub asn: u32,
+}
+
+impl Topology {
+    /// Whether every node should end up with every other pod CIDR (false
+    /// only for same-asn-rr without allowAsIn: the seed's failure).
+    pub fn expect_routes(&self) -> bool {
+        self.scenario != Scenario::SameAsnRr || self.allow_as_in
+    }
+
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// Every namespace, in creation order.
+    pub fn namespaces(&self) -> Vec<String> {
+        let mut v = vec![self.fabric.ns.clone()];
+        v.extend(self.routers.iter().map(|r| r.ns.clone()));
+        for n in &self.nodes {
+            v.push(n.ns.clone());
+            v.push(n.pod.ns.clone());
+        }
+        v
+    }
+
+    /// Service addresses pods are expected to reach (ping matrix columns).
+    pub fn services(&self) -> Vec<(&Node, IpNet)> {
+        if self.scenario != Scenario::ClusteripReturnPath {
+            return Vec::new();
+        }
+        self.nodes
+            .iter()
+            .flat_map(|n| n.vips.iter().map(move |v| (n, *v)))
+            .collect()
+    }
+}
+
+/// Lay out the scenario.
+pub fn build(o: &LabOptions) -> Result<Topology, String> {
+    let default_nodes = match o.scenario {
+        Scenario::ClusteripReturnPath => 3,
+        _ => 6,
+    };
+    let n = o.nodes.unwrap_or(default_nodes);
+    if !(2..=9).contains(&n) {
+        return Err(format!("--nodes {n}: the lab builds 2 to 9 nodes"));
+    }
+    let routers = match o.scenario {
+        Scenario::CiliumFrr => 3,
+        Scenario::SameAsnRr | Scenario::ClusteripReturnPath => 2,
+    };
+    let lan_v6: Ipv6Net = "fd00:101::/64".parse().expect("literal");
+    let lan_v4: Ipv4Net = "10.101.0.0/24".parse().expect("literal");
+    let ns = |short: &str| format!("{}-{short}", o.name);
+
+    let nodes: Vec<Node> = (1..=n).map(|i| node(o, i, &ns)).collect();
+    let routers: Vec<Router> = (1..=routers)
+        .map(|k| router(o, k, routers, &nodes, &ns))
+        .collect();
+    Ok(Topology {
+        name: o.name.clone(),
+        scenario: o.scenario,
+        allow_as_in: o.allow_as_in,
+        state_dir: o.state_dir.clone(),
+        fabric: Fabric {
+            ns: ns("fabric"),
+            bridge: "br0".into(),
+            lan_v6,
+            lan_v4,
+        },
+        nodes,
+        routers,
+    })
+}
+
+fn v6(s: &str) -> Ipv6Addr {
+    s.parse().expect("lab address literal")
+}
+
+fn net(s: &str) -> IpNet {
+    s.parse().expect("lab prefix literal")
+}
+
+fn node(o: &LabOptions, i: u8, ns: &impl Fn(&str) -> String) -> Node {
+    let id = 10 + u32::from(i);
+    let name = format!("n{i}");
+    let dir = o.state_dir.join(&name);
+    let pod_v4 = 224 + i;
+    let pod = Pod {
+        name: format!("p{i}"),
+        ns: ns(&format!("p{i}")),
+        node_dev: "pod0".into(),
+        pod_dev: "eth0".into(),
+        cidr_v6: format!("fd00:101:224:{i}::/64").parse().expect("literal"),
+        cidr_v4: format!("10.101.{pod_v4}.0/24").parse().expect("literal"),
+        addr_v6: v6(&format!("fd00:101:224:{i}::10")),
+        addr_v4: Ipv4Addr::new(10, 101, pod_v4, 10),
+        gw_v6: v6(&format!("fd00:101:224:{i}::1")),
+        gw_v4: Ipv4Addr::new(10, 101, pod_v4, 1),
+    };
+    let lan_v6 = v6(&format!("fd00:101::{id}"));
+    let (asn, router_id, loopbacks) = match o.scenario {
+        Scenario::SameAsnRr => (
+            SAME_ASN,
+            Ipv4Addr::new(10, 255, 101, id as u8),
+            vec![
+                net(&format!("fd00:255:101::{id}/128")),
+                net(&format!("10.255.101.{id}/32")),
+            ],
+        ),
+        _ => (
+            NODE_ASN_BASE + id,
+            Ipv4Addr::new(10, 101, 254, id as u8),
+            vec![
+                net(&format!("fd00:101:fe::{id}/128")),
+                net(&format!("10.101.254.{id}/32")),
+            ],
+        ),
+    };
+    let vips = match o.scenario {
+        Scenario::CiliumFrr => vec![
+            net(&format!("fd00:101:250::{id}/128")),
+            net(&format!("10.101.250.{id}/32")),
+        ],
+        Scenario::ClusteripReturnPath if i == 1 => {
+            vec![net("fd00:101:96::1/128"), net("10.101.96.1/32")]
+        }
+        _ => Vec::new(),
+    };
+    let (cni, originate) = match o.scenario {
+        Scenario::SameAsnRr => (None, vec![IpNet::V6(pod.cidr_v6), IpNet::V4(pod.cidr_v4)]),
+        _ => {
+            let mut routes = vec![
+                CniRoute {
+                    prefix: IpNet::V6(pod.cidr_v6),
+                    next_hop: IpAddr::V6(Ipv6Addr::LOCALHOST),
+                    large_communities: vec![INTERNAL_LC.into()],
+                },
+                CniRoute {
+                    prefix: IpNet::V4(pod.cidr_v4),
+                    next_hop: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    large_communities: vec![INTERNAL_LC.into()],
+                },
+            ];
+            routes.extend(vips.iter().map(|v| CniRoute {
+                prefix: *v,
+                next_hop: match v {
+                    IpNet::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+                    IpNet::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                },
+                large_communities: vec![INTERNAL_LC.into()],
+            }));
+            (
+                Some(Cni {
+                    asn: CLUSTER_ASN,
+                    router_id: Ipv4Addr::new(10, 101, 254, id as u8),
+                    port: CNI_PORT,
+                    peer_address: IpAddr::V6(Ipv6Addr::LOCALHOST),
+                    peer_asn: asn,
+                    api: CNI_API.into(),
+                    routes,
+                    config: dir.join("gobgpd.toml"),
+                }),
+                Vec::new(),
+            )
+        }
+    };
+    Node {
+        name: name.clone(),
+        ns: ns(&name),
+        asn,
+        router_id,
+        lan_dev: "lan0".into(),
+        fabric_dev: name.clone(),
+        lan_v6,
+        lan_v4: Ipv4Addr::new(10, 101, 0, id as u8),
+        loopbacks,
+        vips,
+        pod,
+        cni,
+        originate,
+        config: dir.join("kroute.yaml"),
+        socket: dir.join("kroute.sock"),
+        dir,
+    }
+}
+
+fn router(
+    o: &LabOptions,
+    k: u8,
+    count: u8,
+    nodes: &[Node],
+    ns: &impl Fn(&str) -> String,
+) -> Router {
+    let back = u16::from(count - k);
+    let name = format!("r{k}");
+    let lan_v6 = v6(&format!("fd00:101::{:x}", 0xfffe - back));
+    let lan_v4 = Ipv4Addr::new(10, 101, 0, 254 - back as u8);
+    let (asn, mesh, next_hop_self) = match o.scenario {
+        Scenario::SameAsnRr => (REFLECTOR_ASN, false, false),
+        _ => (UPSTREAM_ASN, true, true),
+    };
+    let mut neighbors: Vec<RouterNeighbor> = nodes
+        .iter()
+        .map(|n| RouterNeighbor {
+            name: n.name.clone(),
+            address: n.lan_v6,
+            asn: n.asn,
+        })
+        .collect();
+    if mesh {
+        for j in (1..=count).filter(|&j| j != k) {
+            let back = u16::from(count - j);
+            neighbors.push(RouterNeighbor {
+                name: format!("r{j}"),
+                address: v6(&format!("fd00:101::{:x}", 0xfffe - back)),
+                asn,
+            });
+        }
+    }
+    let ns_name = ns(&name);
+    Router {
+        run_dir: PathBuf::from("/var/run/frr").join(&ns_name),
+        name: name.clone(),
+        ns: ns_name,
+        asn,
+        router_id: lan_v4,
+        lan_dev: "lan0".into(),
+        fabric_dev: name,
+        lan_v6,
+        lan_v4,
+        next_hop_self,
+        neighbors,
+    }
+}
+
+/// The kroute config of one node, as the lab writes it.
+pub fn kroute_config(t: &Topology, n: &Node) -> String {
+    let mut y = String::new();
+    match t.scenario {
+        Scenario::CiliumFrr | Scenario::ClusteripReturnPath => {
+            y += &format!(
+                "# Node {} of `kroute lab up --scenario {}` (seed 000): Cilium's BGP\n\
+                 # control plane (GoBGP, AS {CLUSTER_ASN}) peers with kroute over [::1]\n\
+                 # and announces this node's pod CIDRs{}\n\
+                 # with next hop ::1 / 127.0.0.1.\n\
+                 # kroute re-advertises them to the upstream FRR routers (AS {UPSTREAM_ASN})\n\
+                 # and installs the other nodes' pod CIDRs they send back, ECMP across them.\n",
+                n.name,
+                t.scenario,
+                if t.scenario == Scenario::CiliumFrr {
+                    " and LoadBalancer VIPs"
+                } else {
+                    " (and, on node 1, a service address)"
+                }
+            );
+        }
+        Scenario::SameAsnRr => {
+            y += &format!(
+                "# Node {} of `kroute lab up --scenario same-asn-rr` (seed 001): every node\n\
+                 # is in AS {SAME_ASN} and peers with route reflectors in AS {REFLECTOR_ASN}; the\n\
+                 # other nodes' routes come back with {SAME_ASN} in the AS_PATH, so\n",
+                n.name
+            );
+            y += if t.allow_as_in {
+                "# accept our own ASN once.\n"
+            } else {
+                "# without accepting our own ASN once they are all rejected (the seed's failure).\n"
+            };
+        }
+    }
+    y += "router:\n";
+    y += &format!("  asn: {}\n  routerId: {}\n", n.asn, n.router_id);
+    y += &format!("  maxPaths: {}\n", t.routers.len().max(1));
+    y += "  holdTime: 9\n  connectRetry: 2\n";
+    y += &format!("api:\n  socket: {}\n", n.socket.display());
+    y += "kernel:\n  keepOnExit: true         # a restart of kroute does not blackhole the node\n";
+    y += "peers:\n";
+    if let Some(c) = &n.cni {
+        y += "  - name: cilium\n";
+        y += &format!("    address: \"{}\"\n", c.peer_address);
+        y += &format!("    port: {}\n", c.port);
+        y += &format!("    asn: {}\n", c.asn);
+        y += "    passive: true          # Cilium connects to us\n";
+        y += "    import: [cluster-prefixes]\n";
+        y += "    export: none           # Cilium only advertises\n";
+    }
+    for r in &t.routers {
+        y += &format!("  - name: {}\n", router_peer_name(t, r));
+        y += &format!("    address: {}\n", r.lan_v6);
+        y += &format!("    asn: {}\n", r.asn);
+        if t.scenario == Scenario::SameAsnRr && t.allow_as_in {
+            y += "    allowAsIn: 1\n";
+        }
+        y += "    import: [cluster-prefixes]\n";
+        y += "    export: [own-prefixes]\n";
+    }
+    let mut own: Vec<String> = n.loopbacks.iter().map(IpNet::to_string).collect();
+    own.extend(n.originate.iter().map(IpNet::to_string));
+    y += "advertise:\n";
+    y += &format!("  - prefixes: [{}]\n", own.join(", "));
+    if t.scenario == Scenario::SameAsnRr {
+        y += &format!("    communities: [\"{SAME_ASN}:100\"]\n");
+    } else {
+        y += &format!("    largeCommunities: [\"{INTERNAL_LC}\"]\n");
+    }
+    y += "policies:\n";
+    y += "  - name: cluster-prefixes\n    rules:\n      - match:\n          prefixes:\n";
+    for (p, what) in cluster_ranges(t.scenario) {
+        y += &format!("            - {p:<28} # {what}\n");
+    }
+    y += "        action: accept\n";
+    y += "  - name: own-prefixes\n    rules:\n";
+    match t.scenario {
+        Scenario::SameAsnRr => {
+            y += "      - match: { asPath: { maxLength: 0 } }   # originated here, never transit\n"
+        }
+        _ => {
+            y += "      - match: { asPath: { maxLength: 1 } }   # originated here or by Cilium, never transit\n"
+        }
+    }
+    y += "        action: accept\n";
+    y
+}
+
+/// The name kroute gives an upstream router peer.
+pub fn router_peer_name(t: &Topology, r: &Router) -> String {
+    match t.scenario {
+        Scenario::SameAsnRr => format!("rr-{}", r.name),
+        _ => format!("frr-{}", r.name),
+    }
+}
+
+/// The prefix ranges a node accepts, with what they are.
+fn cluster_ranges(s: Scenario) -> Vec<(&'static str, &'static str)> {
+    let mut v = vec![
+        ("fd00:101:224::/60 le 64", "pod CIDRs"),
+        ("10.101.224.0/20 le 24", "pod CIDRs (IPv4)"),
+    ];
+    match s {
+        Scenario::CiliumFrr => {
+            v.push(("fd00:101:250::/112 le 128", "LoadBalancer VIPs"));
+            v.push(("10.101.250.0/24 le 32", "LoadBalancer VIPs (IPv4)"));
+            v.push(("fd00:101:fe::/64 le 128", "node loopbacks"));
+            v.push(("10.101.254.0/24 le 32", "node loopbacks (IPv4)"));
+        }
+        Scenario::ClusteripReturnPath => {
+            v.push(("fd00:101:96::/108 le 128", "services"));
+            v.push(("10.101.96.0/24 le 32", "services (IPv4)"));
+            v.push(("fd00:101:fe::/64 le 128", "node loopbacks"));
+            v.push(("10.101.254.0/24 le 32", "node loopbacks (IPv4)"));
+        }
+        Scenario::SameAsnRr => {
+            v.push(("fd00:255:101::/64 le 128", "node loopbacks"));
+            v.push(("10.255.101.0/24 le 32", "node loopbacks (IPv4)"));
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topo(s: Scenario, nodes: Option<u8>) -> Topology {
+        build(&LabOptions {
+            name: "kl".into(),
+            scenario: s,
+            nodes,
+            allow_as_in: true,
+            state_dir: PathBuf::from("/run/kroute-lab/kl"),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn cilium_frr_is_the_seed_cluster() {
+        let t = topo(Scenario::CiliumFrr, None);
+        assert_eq!(t.nodes.len(), 6);
+        assert_eq!(t.routers.len(), 3);
+        let n1 = &t.nodes[0];
+        assert_eq!(n1.asn, 4_210_101_011);
+        assert_eq!(n1.lan_v6, v6("fd00:101::11"));
+        assert_eq!(n1.pod.cidr_v6.to_string(), "fd00:101:224:1::/64");
+        assert_eq!(n1.pod.cidr_v4.to_string(), "10.101.225.0/24");
+        assert_eq!(t.routers[2].lan_v6, v6("fd00:101::fffe"));
+        assert_eq!(t.routers[0].lan_v6, v6("fd00:101::fffc"));
+        // Every router peers with every node and the two other routers.
+        assert!(t.routers.iter().all(|r| r.neighbors.len() == 6 + 2));
+        assert_eq!(n1.cni.as_ref().unwrap().routes.len(), 4);
+        assert_eq!(t.namespaces().len(), 1 + 3 + 12);
+        assert!(t.namespaces().iter().all(|n| n.starts_with("kl-")));
+    }
+
+    #[test]
+    fn addresses_are_unique_and_in_lab_ranges() {
+        for s in [
+            Scenario::CiliumFrr,
+            Scenario::SameAsnRr,
+            Scenario::ClusteripReturnPath,
+        ] {
+            let t = topo(s, Some(9));
+            let mut all: Vec<IpAddr> = Vec::new();
+            for n in &t.nodes {
+                all.extend([IpAddr::V6(n.lan_v6), IpAddr::V4(n.lan_v4)]);
+                all.extend([IpAddr::V6(n.pod.addr_v6), IpAddr::V4(n.pod.addr_v4)]);
+                all.extend(n.loopbacks.iter().map(IpNet::addr));
+            }
+            for r in &t.routers {
+                all.extend([IpAddr::V6(r.lan_v6), IpAddr::V4(r.lan_v4)]);
+            }
+            for a in &all {
+                let ok = match a {
+                    IpAddr::V6(a) => a.segments()[0] == 0xfd00,
+                    IpAddr::V4(a) => a.octets()[0] == 10,
+                };
+                assert!(ok, "{a} outside the lab ranges");
+            }
+            let mut dedup = all.clone();
+            dedup.sort();
+            dedup.dedup();
+            assert_eq!(dedup.len(), all.len(), "{s}: duplicate address");
+            for n in &t.nodes {
+                assert!(t.fabric.lan_v6.contains(&n.lan_v6));
+                assert!(t.fabric.lan_v4.contains(&n.lan_v4));
+                assert!(n.pod.cidr_v6.contains(&n.pod.addr_v6));
+                assert!(n.pod.cidr_v4.contains(&n.pod.gw_v4));
+            }
+        }
+    }
+
+    #[test]
+    fn generated_configs_parse() {
+        for s in [
+            Scenario::CiliumFrr,
+            Scenario::SameAsnRr,
+            Scenario::ClusteripReturnPath,
+        ] {
+            let t = topo(s, None);
+            for n in &t.nodes {
+                let y = kroute_config(&t, n);
+                let c = crate::config::parse(&y, "lab.yaml")
+                    .unwrap_or_else(|e| panic!("{s} {}: {e}\n{y}", n.name));
+                assert_eq!(c.router.asn, n.asn);
+                assert_eq!(
+                    c.peers.len(),
+                    t.routers.len() + usize::from(n.cni.is_some())
+                );
+                assert!(c.kernel.keep_on_exit);
+            }
+        }
+    }
+
+    #[test]
+    fn same_asn_rr_without_allowas_in() {
+        let mut o = LabOptions {
+            name: "kl".into(),
+            scenario: Scenario::SameAsnRr,
+            nodes: Some(3),
+            allow_as_in: false,
+            state_dir: PathBuf::from("/tmp/x"),
+        };
+        let t = build(&o).unwrap();
+        assert!(!t.expect_routes());
+        let y = kroute_config(&t, &t.nodes[0]);
+        assert!(!y.contains("allowAsIn"));
+        o.allow_as_in = true;
+        let t = build(&o).unwrap();
+        assert!(t.expect_routes());
+        assert!(kroute_config(&t, &t.nodes[0]).contains("allowAsIn: 1"));
+        assert!(t.nodes.iter().all(|n| n.asn == SAME_ASN && n.cni.is_none()));
+    }
+
+    #[test]
+    fn clusterip_has_one_service_on_node_1() {
+        let t = topo(Scenario::ClusteripReturnPath, None);
+        assert_eq!(t.nodes.len(), 3);
+        let s = t.services();
+        assert_eq!(s.len(), 2);
+        assert!(s.iter().all(|(n, _)| n.name == "n1"));
+    }
+
+    #[test]
+    fn node_count_is_bounded() {
+        let o = LabOptions {
+            name: "kl".into(),
+            scenario: Scenario::CiliumFrr,
+            nodes: Some(10),
+            allow_as_in: true,
+            state_dir: PathBuf::from("/tmp/x"),
+        };
+        assert!(build(&o).is_err());
+    }
+
+    /// The example configs in `examples/` are what the lab writes for node 1.
+    #[test]
+    fn examples_are_what_the_lab_generates() {
+        for (s, file) in [
+            (Scenario::CiliumFrr, "cilium-frr-node.yaml"),
+            (Scenario::SameAsnRr, "same-asn-rr.yaml"),
+            (
+                Scenario::ClusteripReturnPath,
+                "clusterip-return-path-node.yaml",
+            ),
+        ] {
+            let t = topo(s, None);
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("examples")
+                .join(file);
+            let want = kroute_config(&t, &t.nodes[0]);
+            if std::env::var_os("LAB_BLESS").is_some() {
+                std::fs::write(&path, &want).unwrap();
+            }
+            let have = std::fs::read_to_string(&path).unwrap();
+            assert_eq!(have, want, "{file} differs (LAB_BLESS=1 regenerates it)");
+        }
+    }
+}
