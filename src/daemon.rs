@@ -45,7 +45,7 @@ pub async fn run(config_path: &Path) -> Result<(), String> {
         .map_err(|e| format!("api socket {}: {e}", cfg.api.socket.display()))?;
     // Bounded: when the RIB falls behind, session readers stop reading and
     // TCP pushes back on the sender instead of memory growing.
-    let (ev_tx, ev_rx) = mpsc::channel::<RibEvent>(256);
+    let (ev_tx, ev_rx) = mpsc::channel::<RibEvent>(16);
 
     if let Some(listen) = &cfg.router.listen {
         let addr = SocketAddr::new(listen.address, listen.port);

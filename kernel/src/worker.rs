@@ -1,7 +1,7 @@
 //! The FIB worker: owns the wanted routes, the next-hop resolutions and our
 //! view of the kernel, and is the only writer of routes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::mem;
 use std::net::IpAddr;
@@ -31,7 +31,7 @@ const DEBOUNCE: Duration = Duration::from_millis(60);
 enum Current {
     Installed(Arc<[KernelHop]>),
     /// The kernel refused our last write (an older version may remain).
-    Failed(String),
+    Failed(Arc<str>),
     /// Unknown after a lost acknowledgement or a link going down.
     Unknown,
 }
@@ -47,8 +47,10 @@ enum Desired {
 /// Everything we know about one prefix.
 #[derive(Debug, Default)]
 struct Route {
-    /// Wanted next hops (None: withdrawn).
-    want: Option<Vec<BgpNextHop>>,
+    /// Wanted next hops (None: withdrawn). Shared between prefixes: a full
+    /// table has few distinct next-hop sets, so this costs a pointer per
+    /// prefix, not an allocation.
+    want: Option<Arc<[BgpNextHop]>>,
     /// Our view of the kernel (None: absent).
     cur: Option<Current>,
     /// Reported with RouteFailed and not recovered since.
@@ -73,7 +75,11 @@ pub(crate) struct Worker {
     writer: Writer,
     stop: Arc<AtomicBool>,
     links: HashMap<u32, Link>,
-    routes: FastMap<IpNet, Route>,
+    /// Ordered, not hashed: a hash table of a million routes doubles in
+    /// one step (briefly holding old and new tables, a peak of ~250 MB at
+    /// 1M), where a B-tree grows a node at a time; and writes go out in
+    /// prefix order anyway.
+    routes: BTreeMap<IpNet, Route>,
     /// Prefixes to reconcile (sorted and deduplicated before writing).
     dirty: Vec<IpNet>,
     nexthops: FastMap<IpAddr, NextHop>,
@@ -110,7 +116,7 @@ impl Worker {
             writer: Writer::new(write, key),
             stop,
             links: HashMap::new(),
-            routes: FastMap::default(),
+            routes: BTreeMap::new(),
             dirty: Vec::new(),
             nexthops: FastMap::default(),
             stale: None,
@@ -265,9 +271,11 @@ impl Worker {
     }
 
     fn apply(&mut self, changes: Vec<RouteChange>) {
-        self.routes.reserve(changes.len());
+        // No `routes.reserve(changes.len())`: withdrawals would make the
+        // table double its capacity just as it is about to empty.
         self.dirty.reserve(changes.len());
         let mut last_nh = None;
+        let mut last_set: Option<Arc<[BgpNextHop]>> = None;
         for RouteChange {
             prefix,
             mut next_hops,
@@ -296,7 +304,15 @@ impl Worker {
                     last_nh = Some(nh.address);
                 }
             }
-            self.routes.entry(prefix).or_default().want = Some(next_hops);
+            let set = match &last_set {
+                Some(a) if **a == *next_hops => a.clone(),
+                _ => {
+                    let a: Arc<[BgpNextHop]> = next_hops.into();
+                    last_set = Some(a.clone());
+                    a
+                }
+            };
+            self.routes.entry(prefix).or_default().want = Some(set);
             self.dirty.push(prefix);
         }
     }
@@ -528,7 +544,7 @@ impl Worker {
                         first_refusal = Some((p, error.clone()));
                     }
                     let r = routes.entry(p).or_default();
-                    r.cur = Some(Current::Failed(error.clone()));
+                    r.cur = Some(Current::Failed(error.as_str().into()));
                     r.reported_failed = true;
                     let _ = events.send(FibEvent::RouteFailed { prefix: p, error });
                 }
