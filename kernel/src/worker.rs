@@ -518,10 +518,27 @@ impl Worker {
         self.run_ops(ops);
     }
 
-    fn run_ops(&mut self, ops: Vec<Op>) {
+    fn run_ops(&mut self, mut ops: Vec<Op>) {
         if ops.is_empty() {
             return;
         }
+        // Installs in ascending prefix order, then removals in descending
+        // order. On every removal the kernel's trie rescans the children of
+        // the leaf's node from the first one (update_suffix in
+        // net/ipv4/fib_trie.c); removing in ascending order makes that scan
+        // walk past every child already removed, quadratic in a full node.
+        // Measured with 1M IPv4 + 200k IPv6: removing all took 16.9 s
+        // ascending (30 % of the writer's time in update_suffix).
+        ops.sort_unstable_by(|a, b| match (a, b) {
+            (Op::Replace(x, _), Op::Replace(y, _)) => x.cmp(y),
+            (Op::Replace(..), Op::Delete { .. }) => std::cmp::Ordering::Less,
+            (Op::Delete { .. }, Op::Replace(..)) => std::cmp::Ordering::Greater,
+            (Op::Delete { prefix: x, .. }, Op::Delete { prefix: y, .. }) => y.cmp(x),
+        });
+        self.write_ops(ops);
+    }
+
+    fn write_ops(&mut self, ops: Vec<Op>) {
         let started = Instant::now();
         let total = ops.len();
         let mut first_refusal: Option<(IpNet, String)> = None;

@@ -458,14 +458,11 @@ impl fmt::Display for Explanation {
                 write!(f, "  med {m}")?;
             }
             writeln!(f)?;
-            if !p.communities.is_empty() || !p.large_communities.is_empty() {
-                let all: Vec<&str> = p
-                    .communities
-                    .iter()
-                    .chain(&p.large_communities)
-                    .map(String::as_str)
-                    .collect();
-                writeln!(f, "      communities {}", all.join(" "))?;
+            if !p.communities.is_empty() {
+                writeln!(f, "      communities {}", p.communities.join(" "))?;
+            }
+            if !p.large_communities.is_empty() {
+                writeln!(f, "      large-communities {}", p.large_communities.join(" "))?;
             }
             writeln!(f, "      {}", p.next_hop_state)?;
             writeln!(f, "      import: {}", p.import)?;
