@@ -35,7 +35,10 @@ pub struct SessionParams {
 #[derive(Debug)]
 pub enum Event {
     /// We received the peer's KEEPALIVE after exchanging OPENs.
-    Established { at: Instant, peer: Box<Open> },
+    Established {
+        at: Instant,
+        peer: Box<Open>,
+    },
     /// Every UPDATE and End-of-RIB is in the kernel's send buffer.
     Sent {
         at: Instant,
@@ -43,12 +46,20 @@ pub enum Event {
         messages: usize,
     },
     /// A churn burst started (withdraw or re-announce).
-    ChurnPhase { at: Instant, withdraw: bool },
-    ChurnDone { at: Instant },
+    ChurnPhase {
+        at: Instant,
+        withdraw: bool,
+    },
+    ChurnDone,
     /// Our side closed the session.
-    Closed { at: Instant },
+    Closed {
+        at: Instant,
+    },
     /// The peer sent a NOTIFICATION or closed the connection.
-    PeerGone { at: Instant, why: String },
+    PeerGone {
+        at: Instant,
+        why: String,
+    },
 }
 
 pub enum Control {
@@ -227,7 +238,8 @@ pub fn run_session(
     loop {
         match ctl.recv_timeout(keepalive_every) {
             Err(RecvTimeoutError::Timeout) => {
-                s.write_all(&ka).map_err(|e| format!("sending KEEPALIVE: {e}"))?;
+                s.write_all(&ka)
+                    .map_err(|e| format!("sending KEEPALIVE: {e}"))?;
             }
             Ok(Control::Churn {
                 withdraw,
@@ -251,7 +263,7 @@ pub fn run_session(
                     down = !down;
                     next = at + half_period;
                 }
-                let _ = ev.send(Event::ChurnDone { at: Instant::now() });
+                let _ = ev.send(Event::ChurnDone);
             }
             Ok(Control::Close) | Err(RecvTimeoutError::Disconnected) => {
                 let _ = s.write_all(&encode::cease());

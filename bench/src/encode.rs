@@ -65,9 +65,8 @@ pub fn announce(table: &Table, nh: &NextHops, out: &mut Vec<u8>) -> usize {
 /// Append UPDATEs withdrawing every prefix of `table`.
 pub fn withdraw(table: &Table, out: &mut Vec<u8>) -> usize {
     let before = out.len();
-    let (v4, v6): (Vec<_>, Vec<_>) = table
-        .prefixes()
-        .partition(|p| matches!(p, IpNet::V4(_)));
+    let (v4, v6): (Vec<&IpNet>, Vec<&IpNet>) =
+        table.prefixes().partition(|p| matches!(p, IpNet::V4(_)));
     if !v4.is_empty() {
         let u = Update {
             withdrawn: v4

@@ -257,9 +257,15 @@ pub mod tests {
         let attrs_b: &[u8] = &[0x40, 1, 1, 2, 0x40, 2, 6, 2, 1, 0, 0, 0x19, 0x35];
         let looped: &[u8] = &[0x40, 1, 1, 0, 0x40, 2, 6, 2, 1, 0, 0, 0xfd, 0xe9];
         let mut d = record(PEER_INDEX_TABLE, &[0; 8]);
-        d.extend(record(RIB_IPV4_UNICAST, &rib(0, &[16, 10, 1], &[attrs_a, attrs_b])));
+        d.extend(record(
+            RIB_IPV4_UNICAST,
+            &rib(0, &[16, 10, 1], &[attrs_a, attrs_b]),
+        ));
         d.extend(record(RIB_IPV4_UNICAST, &rib(1, &[16, 10, 2], &[attrs_a])));
-        d.extend(record(RIB_IPV4_UNICAST, &rib(2, &[24, 10, 3, 0], &[looped])));
+        d.extend(record(
+            RIB_IPV4_UNICAST,
+            &rib(2, &[24, 10, 3, 0], &[looped]),
+        ));
         d.extend(record(
             RIB_IPV6_UNICAST,
             &rib(3, &[32, 0x20, 0x01, 0x0d, 0xb8], &[attrs_b]),

@@ -151,17 +151,17 @@ impl Netns {
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> io::Result<Command> {
         command_in(&self.path(), program)
     }
+}
 
-    /// Move the calling thread into this namespace (for the threads that
-    /// poll its kernel or speak BGP from it).
-    pub fn enter_current_thread(&self) -> io::Result<()> {
-        let f = File::open(self.path())?;
-        // SAFETY: valid fd; affects only the calling thread.
-        if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+/// Move the calling thread into the namespace at `ns_path` (for the threads
+/// that poll its kernel or speak BGP from it).
+pub fn enter_thread(ns_path: &Path) -> io::Result<()> {
+    let f = File::open(ns_path)?;
+    // SAFETY: valid fd; affects only the calling thread.
+    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(io::Error::last_os_error());
     }
+    Ok(())
 }
 
 impl Drop for Netns {
@@ -277,7 +277,9 @@ impl Proc {
 
     /// Exit status if it has exited (and then it is reaped).
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     pub fn stop(&mut self) {

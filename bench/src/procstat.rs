@@ -52,7 +52,8 @@ pub fn sum_mem(pids: &[i32]) -> Option<Mem> {
 }
 
 pub fn sum_cpu(pids: &[i32]) -> Option<f64> {
-    pids.iter().try_fold(0.0, |acc, p| Some(acc + cpu_seconds(*p)?))
+    pids.iter()
+        .try_fold(0.0, |acc, p| Some(acc + cpu_seconds(*p)?))
 }
 
 #[cfg(test)]

@@ -56,7 +56,7 @@ impl Table {
         for g in &self.groups {
             let mut picked = Vec::new();
             for p in &g.prefixes {
-                if i % step == 0 && taken < n {
+                if i.is_multiple_of(step) && taken < n {
                     picked.push(*p);
                     taken += 1;
                 }
@@ -202,7 +202,11 @@ fn random_attrs(rng: &mut Rng, p: &GenParams) -> PathAttributes {
         for _ in 0..1 + rng.below(4) {
             // Tagged by some AS on the path that fits a standard community.
             let asn = path[rng.below(path.len() as u64) as usize];
-            let asn = if asn <= 0xffff { asn } else { p.sender_asn & 0xffff };
+            let asn = if asn <= 0xffff {
+                asn
+            } else {
+                p.sender_asn & 0xffff
+            };
             communities.push(Community((asn << 16) | rng.below(3000) as u32));
         }
         communities.sort();
@@ -315,7 +319,9 @@ mod tests {
         }
         let share = |l: u8| by_len.get(&l).copied().unwrap_or(0) as f64 / 50_000.0;
         assert!((0.60..0.68).contains(&share(24)), "/24 share {}", share(24));
-        let v6_48 = t.prefixes().filter(|p| matches!(p, IpNet::V6(n) if n.prefix_len() == 48));
+        let v6_48 = t
+            .prefixes()
+            .filter(|p| matches!(p, IpNet::V6(n) if n.prefix_len() == 48));
         let s48 = v6_48.count() as f64 / 10_000.0;
         assert!((0.48..0.58).contains(&s48), "/48 share {s48}");
         // About 4 prefixes per attribute set.

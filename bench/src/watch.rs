@@ -4,7 +4,6 @@
 
 use std::collections::HashSet;
 use std::io;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -13,14 +12,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 
 use crate::kcount::{Counts, RouteCounter, RouteWatch};
-use crate::netns::Netns;
-
-fn enter(ns: &PathBuf) -> io::Result<()> {
-    Netns {
-        name: String::new(),
-    }
-    .enter_path(ns)
-}
+use crate::netns::{enter_thread, Netns};
 
 /// One completed dump: when it started and ended, and what it counted.
 #[derive(Debug, Clone, Copy)]
@@ -51,7 +43,7 @@ impl Poller {
         let (l, e, s, p) = (latest.clone(), error.clone(), stop.clone(), pause.clone());
         let (ready_tx, ready_rx) = mpsc::channel();
         let handle = thread::spawn(move || {
-            let counter = enter(&path).and_then(|_| RouteCounter::new());
+            let counter = enter_thread(&path).and_then(|_| RouteCounter::new());
             let mut counter = match counter {
                 Ok(c) => {
                     let _ = ready_tx.send(Ok(()));
@@ -160,7 +152,7 @@ impl Watcher {
         let (ready_tx, ready_rx) = mpsc::channel();
         let handle = thread::spawn(move || {
             let n = watched.len();
-            let w = enter(&path).and_then(|_| RouteWatch::new(watched.clone(), watched));
+            let w = enter_thread(&path).and_then(|_| RouteWatch::new(watched.clone(), watched));
             let mut w = match w {
                 Ok(w) => {
                     let _ = ready_tx.send(Ok(()));

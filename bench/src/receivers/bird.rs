@@ -76,12 +76,12 @@ impl Receiver for Bird {
     }
 
     fn rib_count(&self) -> Option<u64> {
-        let out = query(
-            Command::new("birdc")
-                .arg("-s")
-                .arg(&self.ctl)
-                .args(["show", "protocols", "all", PEER_NAME]),
-        )?;
+        let out = query(Command::new("birdc").arg("-s").arg(&self.ctl).args([
+            "show",
+            "protocols",
+            "all",
+            PEER_NAME,
+        ]))?;
         out.contains(PEER_NAME).then(|| parse_imported(&out))
     }
 

@@ -98,7 +98,10 @@ impl Frr {
                 .arg("-i")
                 .arg(dir.path.join(format!("{prog}.pid")))
                 .arg("--log")
-                .arg(format!("file:{}", dir.path.join(format!("{prog}.log")).display()))
+                .arg(format!(
+                    "file:{}",
+                    dir.path.join(format!("{prog}.log")).display()
+                ))
                 .args(extra);
             Ok(c)
         };
@@ -147,12 +150,8 @@ impl Receiver for Frr {
     }
 
     fn rib_count(&self) -> Option<u64> {
-        let out = query(Command::new("vtysh").args([
-            "-N",
-            &self.name,
-            "-c",
-            "show bgp summary json",
-        ]))?;
+        let out =
+            query(Command::new("vtysh").args(["-N", &self.name, "-c", "show bgp summary json"]))?;
         let v: Value = serde_json::from_str(&out).ok()?;
         parse_pfx_rcd(&v).or(Some(0))
     }

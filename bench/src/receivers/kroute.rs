@@ -53,7 +53,10 @@ impl Kroute {
         std::fs::write(&conf, config(&socket))?;
         let log = ctx.dir.join("kroute.log");
         let mut cmd = ctx.ns.command(&ctx.kroute_bin)?;
-        cmd.arg("-c").arg(&conf).arg("daemon").env("RUST_LOG", "info");
+        cmd.arg("-c")
+            .arg(&conf)
+            .arg("daemon")
+            .env("RUST_LOG", "info");
         let proc = Proc::spawn("kroute", &mut cmd, &log)?;
         Ok(Kroute {
             proc,

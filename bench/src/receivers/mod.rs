@@ -31,10 +31,20 @@ pub enum Kind {
     Gobgp,
     /// Not a daemon: `ip -batch` of the same routes, the kernel's bound.
     Kernel,
+    /// Not a daemon: the same routes in 64 KiB netlink batches without a
+    /// per-route ack, the kernel's floor.
+    Netlink,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [Kind::Kroute, Kind::Bird, Kind::Frr, Kind::Gobgp, Kind::Kernel];
+    pub const ALL: [Kind; 6] = [
+        Kind::Kroute,
+        Kind::Bird,
+        Kind::Frr,
+        Kind::Gobgp,
+        Kind::Kernel,
+        Kind::Netlink,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -43,6 +53,7 @@ impl Kind {
             Kind::Frr => "frr",
             Kind::Gobgp => "gobgp",
             Kind::Kernel => "kernel",
+            Kind::Netlink => "netlink",
         }
     }
 
@@ -53,7 +64,13 @@ impl Kind {
             Kind::Frr => "FRR (bgpd + zebra)",
             Kind::Gobgp => "GoBGP (RIB only)",
             Kind::Kernel => "kernel bound (`ip -batch`, one nhid)",
+            Kind::Netlink => "kernel floor (64 KiB netlink batches, no per-route ack, one nhid)",
         }
+    }
+
+    /// Not a daemon: the harness itself writes the routes.
+    pub fn is_bound(self) -> bool {
+        matches!(self, Kind::Kernel | Kind::Netlink)
     }
 
     /// Does this receiver put routes in the kernel?
@@ -74,7 +91,9 @@ impl FromStr for Kind {
         Kind::ALL
             .into_iter()
             .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("unknown receiver {s:?} (kroute, bird, frr, gobgp, kernel)"))
+            .ok_or_else(|| {
+                format!("unknown receiver {s:?} (kroute, bird, frr, gobgp, kernel, netlink)")
+            })
     }
 }
 
@@ -103,9 +122,9 @@ pub fn start(kind: Kind, ctx: &Ctx) -> io::Result<Box<dyn Receiver>> {
         Kind::Bird => Box::new(bird::Bird::start(ctx)?),
         Kind::Frr => Box::new(frr::Frr::start(ctx)?),
         Kind::Gobgp => Box::new(gobgp::Gobgp::start(ctx)?),
-        Kind::Kernel => {
+        Kind::Kernel | Kind::Netlink => {
             return Err(io::Error::other(
-                "the kernel bound is not a daemon; run.rs measures it directly",
+                "the kernel bounds are not daemons; run.rs measures them directly",
             ))
         }
     })
@@ -136,6 +155,10 @@ pub fn version(kind: Kind, kroute_bin: &std::path::Path) -> String {
         Kind::Gobgp => ("gobgpd".into(), &["--version"]),
         Kind::Kroute => (kroute_bin.to_path_buf(), &["--version"]),
         Kind::Kernel => ("ip".into(), &["-V"]),
+        Kind::Netlink => {
+            let r = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+            return format!("Linux {}", r.trim());
+        }
     };
     let Ok(out) = Command::new(&prog).args(args).output() else {
         return "not installed".into();
