@@ -462,7 +462,11 @@ impl fmt::Display for Explanation {
                 writeln!(f, "      communities {}", p.communities.join(" "))?;
             }
             if !p.large_communities.is_empty() {
-                writeln!(f, "      large-communities {}", p.large_communities.join(" "))?;
+                writeln!(
+                    f,
+                    "      large-communities {}",
+                    p.large_communities.join(" ")
+                )?;
             }
             writeln!(f, "      {}", p.next_hop_state)?;
             writeln!(f, "      import: {}", p.import)?;
