@@ -87,6 +87,8 @@ pub struct RouterTask {
     events: mpsc::Sender<RibEvent>,
     started: Instant,
     initial_sync_done: bool,
+    /// What we last gave the RIB to originate (interface addresses change).
+    originated: Vec<rib::Origination>,
 }
 
 #[derive(Serialize)]
@@ -220,6 +222,7 @@ impl RouterTask {
             events,
             started: Instant::now(),
             initial_sync_done: false,
+            originated: Vec::new(),
         }
     }
 
@@ -280,8 +283,7 @@ impl RouterTask {
             self.add_peer(p);
         }
         let mut out = Outputs::default();
-        self.rib
-            .set_originated(originations(&self.config), &mut out);
+        self.refresh_originations(&mut out);
         self.flush(out);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -312,7 +314,13 @@ impl RouterTask {
                     }
                 }
                 Some(ev) = fib_events.recv() => self.fib_event(ev, &mut out),
-                _ = tick.tick() => self.check_initial_sync(),
+                _ = tick.tick() => {
+                    self.check_initial_sync();
+                    // `advertise.interfaces` follows address changes.
+                    if self.config.advertise.iter().any(|a| !a.interfaces.is_empty()) {
+                        self.refresh_originations(&mut out);
+                    }
+                }
             }
             self.flush(out);
         }
@@ -329,6 +337,20 @@ impl RouterTask {
             FibEvent::RouteInstalled { prefix } => {
                 self.rib.set_fib_status(prefix, FibStatus::Installed)
             }
+        }
+    }
+
+    /// Give the RIB the prefixes to originate if they changed.
+    fn refresh_originations(&mut self, out: &mut Outputs) {
+        let now = originations(&self.config);
+        if now != self.originated {
+            let mut shown: Vec<String> = now.iter().take(8).map(|o| o.prefix.to_string()).collect();
+            if now.len() > 8 {
+                shown.push(format!("and {} more", now.len() - 8));
+            }
+            info!(prefixes = now.len(), "originating {}", shown.join(" "));
+            self.originated = now.clone();
+            self.rib.set_originated(now, out);
         }
     }
 
@@ -620,7 +642,7 @@ impl RouterTask {
             self.add_peer(&p);
         }
         if old.advertise != self.config.advertise {
-            self.rib.set_originated(originations(&self.config), out);
+            self.refresh_originations(out);
             done.push("advertised prefixes updated".to_string());
         }
         if done.is_empty() {

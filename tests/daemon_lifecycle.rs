@@ -1,6 +1,7 @@
 //! Daemon-level behaviour of kroute against a real BIRD 2 peer and the real
 //! kernel: clean exit, keepOnExit, restart without blackhole, link down,
-//! SIGHUP reload, bad reload, TCP-MD5, a 2-octet-AS peer and RFC 8212.
+//! SIGHUP reload, bad reload, TCP-MD5, a 2-octet-AS peer, RFC 8212 and
+//! interface addresses advertised as they come and go.
 //!
 //! Topology (one per test): kroute in namespace K (10.1.0.1/24), BIRD in its
 //! own namespace (10.1.0.2/24), one veth between them, one IPv4 session.
@@ -759,4 +760,37 @@ fn rfc8212_ebgp_without_policy_exchanges_nothing() {
         std::thread::sleep(Duration::from_millis(300));
     }
     t.bird.session_state(K4).unwrap();
+}
+
+#[test]
+fn advertised_interface_addresses_follow_changes() {
+    // `advertise.interfaces: [lo]` (seed 001's loopbacks): an address added
+    // to lo while kroute runs is announced, and withdrawn when removed.
+    const LOOPBACK: &str = "10.201.0.1/32";
+    let t = Pair::new("ifa", PairOpts::default(), |c| {
+        c.advertise.clear();
+        c.extra_yaml = "advertise:\n  - interfaces: [lo]\n".into();
+    });
+    t.wait_established();
+    let has_loopback = |b: &Bird| b.rib().iter().any(|r| r.prefix == LOOPBACK);
+    assert!(
+        !has_loopback(&t.bird),
+        "{LOOPBACK} is not on lo yet, BIRD must not have it"
+    );
+    t.k_ns.ip(&["addr", "add", LOOPBACK, "dev", "lo"]);
+    wait_until(CONVERGE, "BIRD to learn kroute's new loopback", || {
+        if has_loopback(&t.bird) {
+            Ok(())
+        } else {
+            Err(describe_rib(&t.bird.rib()))
+        }
+    });
+    t.k_ns.ip(&["addr", "del", LOOPBACK, "dev", "lo"]);
+    wait_until(CONVERGE, "BIRD to see the loopback withdrawn", || {
+        if has_loopback(&t.bird) {
+            Err(describe_rib(&t.bird.rib()))
+        } else {
+            Ok(())
+        }
+    });
 }
