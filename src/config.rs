@@ -135,6 +135,11 @@ pub struct Kernel {
     /// Leave our routes in the kernel when kroute exits.
     #[serde(default)]
     pub keep_on_exit: bool,
+    /// Point routes at shared kernel nexthop objects (`ip nexthop`, Linux
+    /// 5.3+) instead of writing the next hops into every route. Much less
+    /// kernel work per route; falls back by itself on older kernels.
+    #[serde(default = "yes")]
+    pub nexthop_objects: bool,
 }
 
 impl Default for Kernel {
@@ -145,6 +150,7 @@ impl Default for Kernel {
             protocol: default_protocol(),
             metric: default_metric(),
             keep_on_exit: false,
+            nexthop_objects: true,
         }
     }
 }

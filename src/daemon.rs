@@ -24,6 +24,7 @@ pub fn fib_config(c: &Config) -> kernel::FibConfig {
         metric: c.kernel.metric,
         install: c.kernel.install,
         keep_on_exit: c.kernel.keep_on_exit,
+        nexthop_objects: c.kernel.nexthop_objects,
     }
 }
 

@@ -117,10 +117,11 @@ fn runs_note(samples: &[Sample], kind: Kind, point: &str) -> String {
 
 fn load_table(out: &mut String, samples: &[Sample], kinds: &[Kind], point: &str) {
     out.push_str(
-        "| receiver | runs | Established → RIB (s) | Established → kernel (s) | × BIRD | × bound | × floor | \
+        "| receiver | runs | Established → RIB (s) | × BIRD | Established → kernel (s) | × BIRD | × bound | × floor | \
          drop → kernel empty (s) | × BIRD | × bound | × floor | peak RSS (MiB) | × BIRD | bytes / route | CPU (s) | × BIRD |\n",
     );
-    out.push_str("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+    out.push_str("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+    let bird_r = med(samples, Kind::Bird, point, |s| s.rib_s);
     let bird_k = med(samples, Kind::Bird, point, |s| s.kernel_s);
     let bird_d = med(samples, Kind::Bird, point, |s| s.drop_s);
     let bird_m = med(samples, Kind::Bird, point, rss_mib);
@@ -149,7 +150,7 @@ fn load_table(out: &mut String, samples: &[Sample], kinds: &[Kind], point: &str)
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             k.label(),
             runs_note(samples, k, point),
             if k.is_bound() {
@@ -157,6 +158,7 @@ fn load_table(out: &mut String, samples: &[Sample], kinds: &[Kind], point: &str)
             } else {
                 num(rib, 2)
             },
+            ratio(rib, bird_r),
             kern_s,
             ratio(kern, bird_k),
             ratio(kern, bound_k),

@@ -13,6 +13,8 @@
 //!   errors come back as NLMSG_ERROR carrying the failing message's
 //!   sequence number and are mapped back to the prefix
 //!   ([`FibEvent::RouteFailed`]).
+//! * Routes point at kernel nexthop objects shared by every route with the
+//!   same kernel next hops (see `nexthop`), unless disabled or unavailable.
 //! * Next hops are resolved like `ip route get fibmatch ADDR`, re-resolved
 //!   (debounced) on every link, address or foreign route change, and routes
 //!   follow their next hops in and out of the kernel.
@@ -37,6 +39,7 @@ mod hash;
 mod monitor;
 mod msg;
 mod netlink;
+mod nexthop;
 mod resolve;
 mod worker;
 mod writer;
@@ -56,6 +59,10 @@ pub struct FibConfig {
     pub install: bool,
     /// True: leave our routes in the kernel at shutdown.
     pub keep_on_exit: bool,
+    /// True: routes point at shared kernel nexthop objects (`ip nexthop`)
+    /// instead of carrying their next hops; falls back by itself on a
+    /// kernel without them.
+    pub nexthop_objects: bool,
 }
 
 impl Default for FibConfig {
@@ -66,6 +73,7 @@ impl Default for FibConfig {
             metric: 20,
             install: true,
             keep_on_exit: false,
+            nexthop_objects: true,
         }
     }
 }
@@ -158,6 +166,8 @@ pub(crate) enum Cmd {
         up: bool,
     },
     LinkGone(u32),
+    /// From the monitor: a nexthop object of our protocol was deleted.
+    ObjectGone(u32),
     /// From the monitor: an address or a foreign route changed.
     Changed,
     /// From the monitor: notifications were lost (ENOBUFS).
@@ -204,6 +214,10 @@ impl Fib {
         let mon = netlink::NlSocket::open(8 << 20, Some(Duration::from_millis(200)))?;
         for g in GROUPS {
             mon.join(g)?;
+        }
+        if cfg.nexthop_objects {
+            // Absent before Linux 5.3; the worker then falls back too.
+            let _ = mon.join(nexthop::RTNLGRP_NEXTHOP);
         }
         netlink::drop_own_route_notifications(mon.fd(), cfg.protocol)?;
         let (tx, rx) = mpsc::channel();

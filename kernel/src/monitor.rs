@@ -1,4 +1,4 @@
-//! The monitor thread: reads link/address/route notifications and tells the
+//! The monitor thread: reads link/address/route/nexthop notifications and tells the
 //! worker what changed. Our own route notifications are dropped in the
 //! kernel by a socket filter (see `netlink::drop_own_route_notifications`).
 
@@ -13,6 +13,7 @@ use netlink_packet_route::RouteNetlinkMessage;
 use crate::netlink::{
     header_of, split_messages, NlSocket, NLMSG_HDRLEN, RTM_DELROUTE, RTM_NEWROUTE,
 };
+use crate::nexthop;
 use crate::Cmd;
 
 const RTM_NEWLINK: u16 = 16;
@@ -28,7 +29,12 @@ pub(crate) fn link_cmd(l: &LinkMessage) -> Cmd {
     Cmd::Link {
         index: l.header.index,
         name,
-        up: l.header.flags.contains(LinkFlags::Up),
+        // Up and with carrier: the kernel flushes the nexthop objects of a
+        // link that loses either (nh_netdev_event in net/ipv4/nexthop.c).
+        up: l.header.flags.contains(LinkFlags::Up)
+            && l.header
+                .flags
+                .intersects(LinkFlags::Running | LinkFlags::LowerUp),
     }
 }
 
@@ -77,6 +83,13 @@ pub(crate) fn run(mut sock: NlSocket, tx: mpsc::Sender<Cmd>, stop: Arc<AtomicBoo
                     }
                 }
                 RTM_NEWADDR | RTM_DELADDR => changed = true,
+                nexthop::RTM_DELNEXTHOP => {
+                    if let Some((id, p)) = nexthop::parse(raw) {
+                        if p == protocol {
+                            out.push(Cmd::ObjectGone(id));
+                        }
+                    }
+                }
                 // rtm_protocol is byte 5 of struct rtmsg; ours are ignored.
                 RTM_NEWROUTE | RTM_DELROUTE if raw.get(NLMSG_HDRLEN + 5) != Some(&protocol) => {
                     changed = true

@@ -113,12 +113,34 @@ impl NlSocket {
         mut msg: NetlinkMessage<RouteNetlinkMessage>,
         dump: bool,
     ) -> Result<Vec<NetlinkMessage<RouteNetlinkMessage>>, NlError> {
-        let seq = self.next_seq();
-        msg.header.sequence_number = seq;
         msg.finalize();
         let mut out = vec![0u8; msg.buffer_len()];
         msg.serialize(&mut out);
-        self.send(&out).map_err(NlError::from_io)?;
+        let replies = self.request_raw(&mut out, dump)?;
+        Ok(replies
+            .iter()
+            .filter_map(
+                |raw| match NetlinkMessage::<RouteNetlinkMessage>::deserialize(raw) {
+                    Ok(m) => Some(m),
+                    Err(e) => {
+                        tracing::debug!("undecodable netlink message: {e}");
+                        None
+                    }
+                },
+            )
+            .collect())
+    }
+
+    /// [`NlSocket::request`] for an encoded message (its sequence number is
+    /// set here); the replies come back undecoded.
+    pub(crate) fn request_raw(
+        &mut self,
+        msg: &mut [u8],
+        dump: bool,
+    ) -> Result<Vec<Vec<u8>>, NlError> {
+        let seq = self.next_seq();
+        msg[8..12].copy_from_slice(&seq.to_ne_bytes());
+        self.send(msg).map_err(NlError::from_io)?;
         let mut replies = Vec::new();
         let mut interrupted = false;
         loop {
@@ -145,10 +167,7 @@ impl NlSocket {
                         done = true;
                     }
                     _ => {
-                        match NetlinkMessage::<RouteNetlinkMessage>::deserialize(raw) {
-                            Ok(m) => replies.push(m),
-                            Err(e) => tracing::debug!("undecodable netlink message: {e}"),
-                        }
+                        replies.push(raw.to_vec());
                         if !dump {
                             done = true;
                         }

@@ -13,14 +13,16 @@ use netlink_packet_core::{NLMSG_ERROR, NLM_F_ACK};
 
 use crate::msg::{self, KernelHop, RouteKey};
 use crate::netlink::{header_of, parse_error, split_messages, NlError, NlSocket};
+use crate::nexthop::{self, ObjOp};
 
 /// Bytes of netlink messages per `sendmsg`.
 const BATCH_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Clone)]
 pub(crate) enum Op {
-    /// Install or replace with these kernel next hops.
-    Replace(IpNet, Arc<[KernelHop]>),
+    /// Install or replace with these kernel next hops: through nexthop
+    /// object `nhid`, or written into the route when `nhid` is 0.
+    Replace(IpNet, Arc<[KernelHop]>, u32),
     /// Remove the route with this metric; `track` says whether the worker's
     /// view of installed routes follows (false for a previous run's routes).
     Delete {
@@ -28,6 +30,8 @@ pub(crate) enum Op {
         metric: u32,
         track: bool,
     },
+    /// Create or delete a nexthop object.
+    Object(ObjOp),
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +56,8 @@ pub(crate) struct Writer {
     sock: NlSocket,
     key: RouteKey,
     buf: Vec<u8>,
+    /// One message, encoded before it is known whether it fits the batch.
+    scratch: Vec<u8>,
     batch: Vec<Op>,
     first_seq: u32,
     last_off: usize,
@@ -63,6 +69,7 @@ impl Writer {
             sock,
             key,
             buf: Vec::with_capacity(BATCH_BYTES + 4096),
+            scratch: Vec::with_capacity(256),
             batch: Vec::new(),
             first_seq: 1,
             last_off: 0,
@@ -77,17 +84,9 @@ impl Writer {
     ) -> Stats {
         let mut stats = Stats::default();
         for op in ops {
-            let mut m = match &op {
-                Op::Replace(p, hops) => msg::new_route(p, hops, &self.key, 0),
-                Op::Delete { prefix, metric, .. } => {
-                    let key = RouteKey {
-                        metric: *metric,
-                        ..self.key
-                    };
-                    msg::del_route(prefix, &key, 0)
-                }
-            };
-            let len = m.buffer_len();
+            self.scratch.clear();
+            self.encode(&op);
+            let len = self.scratch.len();
             if !self.batch.is_empty() && self.buf.len() + len > BATCH_BYTES {
                 self.send_batch(done, &mut stats);
             }
@@ -97,10 +96,10 @@ impl Writer {
                     self.first_seq = 1;
                 }
             }
-            m.header.sequence_number = self.first_seq + self.batch.len() as u32;
+            let seq = self.first_seq + self.batch.len() as u32;
+            self.scratch[8..12].copy_from_slice(&seq.to_ne_bytes());
             let off = self.buf.len();
-            self.buf.resize(off + len, 0);
-            m.serialize(&mut self.buf[off..]);
+            self.buf.extend_from_slice(&self.scratch);
             self.last_off = off;
             self.batch.push(op);
         }
@@ -108,6 +107,33 @@ impl Writer {
             self.send_batch(done, &mut stats);
         }
         stats
+    }
+
+    /// One op as one netlink message (sequence number 0) in `scratch`.
+    fn encode(&mut self, op: &Op) {
+        let b = &mut self.scratch;
+        let m = match op {
+            Op::Replace(p, _, nhid) if *nhid != 0 => {
+                return nexthop::push_route(b, p, &self.key, *nhid);
+            }
+            Op::Replace(p, hops, _) => msg::new_route(p, hops, &self.key, 0),
+            Op::Delete { prefix, metric, .. } => {
+                let key = RouteKey {
+                    metric: *metric,
+                    ..self.key
+                };
+                msg::del_route(prefix, &key, 0)
+            }
+            Op::Object(ObjOp::Single { id, hop }) => {
+                return nexthop::push_new_single(b, *id, hop, self.key.protocol);
+            }
+            Op::Object(ObjOp::Group { id, members }) => {
+                return nexthop::push_new_group(b, *id, members, self.key.protocol);
+            }
+            Op::Object(ObjOp::Delete { id }) => return nexthop::push_del(b, *id),
+        };
+        b.resize(m.buffer_len(), 0);
+        m.serialize(&mut b[..]);
     }
 
     fn send_batch(&mut self, done: &mut dyn FnMut(Op, Outcome), stats: &mut Stats) {

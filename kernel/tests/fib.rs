@@ -308,12 +308,18 @@ fn previous_run_routes_survive_until_initial_sync() {
     ns.ip("route add 10.92.0.0/24 via 10.0.0.2 proto 186 metric 30");
     ns.ip("-6 route add 2001:db8:90::/48 via 2001:db8::2 proto 186 metric 20");
     ns.ip("route add 10.93.0.0/24 via 10.0.0.2 proto static");
+    // A previous run's route through its nexthop object, and someone
+    // else's object.
+    ns.ip("nexthop add id 77 via 10.0.0.2 dev veth0 proto 186");
+    ns.ip("route add 10.94.0.0/24 nhid 77 proto 186 metric 20");
+    ns.ip("nexthop add id 78 via 10.0.1.2 dev veth1 proto static");
     ns.run(|ns| async move {
         let (fib, _rx) = start(cfg());
         fib.apply(vec![change("10.90.0.0/24", &["10.0.1.2"])]);
         fib.flush().await;
         let r = ns.v4();
-        assert_eq!(r.len(), 3, "nothing removed before initial sync: {r:?}");
+        assert_eq!(r.len(), 4, "nothing removed before initial sync: {r:?}");
+        assert!(ns.objects().iter().any(|o| o["id"] == 77));
         assert_eq!(
             paths(find(&r, "10.90.0.0/24").unwrap()),
             vec![pair("10.0.1.2", "veth1")]
@@ -330,6 +336,11 @@ fn previous_run_routes_survive_until_initial_sync() {
         assert!(ns.v6().is_empty());
         let other = ns.ip("-j route show 10.93.0.0/24");
         assert!(other.contains("10.93.0.0"), "foreign route untouched");
+        let ours = ns.objects();
+        assert_eq!(ours.len(), 1, "the previous run's object is gone: {ours:?}");
+        assert_eq!(ours[0]["id"], find(&r, "10.90.0.0/24").unwrap()["nhid"]);
+        let foreign = ns.ip("-j nexthop show id 78");
+        assert!(foreign.contains("10.0.1.2"), "foreign object untouched");
         fib.shutdown().await;
     });
 }
@@ -557,5 +568,164 @@ fn multipath_keeps_only_reachable_paths() {
         assert_eq!(e[0].status, "installed");
         assert_eq!(e[0].bgp_next_hops.len(), 2, "duplicates removed");
         fib.shutdown().await;
+    });
+}
+
+/// Polls the namespace's IPv4 routes (at most 5 s) until `pred` holds.
+async fn poll_v4(ns: &Ns, what: &str, pred: impl Fn(&[serde_json::Value]) -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let r = ns.v4();
+        if pred(&r) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {r:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[test]
+fn routes_share_nexthop_objects_and_unused_ones_are_deleted() {
+    let ns = Netns::new("nhobj");
+    ns.run(|ns| async move {
+        let (fib, _rx) = start(cfg());
+        fib.apply(vec![
+            change("10.30.0.0/24", &["10.0.0.2"]),
+            change("10.30.1.0/24", &["10.0.0.2"]),
+            change("10.30.2.0/24", &["10.0.0.2", "10.0.1.2"]),
+            change("2001:db8:30::/48", &["2001:db8::2"]),
+            change("2001:db8:31::/48", &["2001:db8::2"]),
+        ]);
+        fib.flush().await;
+        // 10.0.0.2, 10.0.1.2, the group of both, 2001:db8::2.
+        let objs = ns.objects();
+        assert_eq!(objs.len(), 4, "{objs:?}");
+        let v4 = ns.v4();
+        let shared = &find(&v4, "10.30.0.0/24").unwrap()["nhid"];
+        assert!(shared.is_u64(), "route points at an object: {v4:?}");
+        assert_eq!(&find(&v4, "10.30.1.0/24").unwrap()["nhid"], shared);
+        let multi = find(&v4, "10.30.2.0/24").unwrap();
+        let group = objs
+            .iter()
+            .find(|o| o["id"] == multi["nhid"])
+            .expect("group object");
+        assert_eq!(group["group"].as_array().map(|g| g.len()), Some(2));
+        assert_eq!(
+            paths(multi),
+            vec![pair("10.0.0.2", "veth0"), pair("10.0.1.2", "veth1")]
+        );
+        let v6 = ns.v6();
+        assert_eq!(
+            find(&v6, "2001:db8:30::/48").unwrap()["nhid"],
+            find(&v6, "2001:db8:31::/48").unwrap()["nhid"]
+        );
+
+        // The group's last user moves off it: the group goes, its members stay.
+        fib.apply(vec![change("10.30.2.0/24", &["10.0.1.2"])]);
+        fib.flush().await;
+        let objs = ns.objects();
+        assert_eq!(objs.len(), 3, "{objs:?}");
+        assert!(objs.iter().all(|o| o["group"].is_null()));
+
+        fib.apply(vec![
+            change("10.30.0.0/24", &[]),
+            change("10.30.1.0/24", &[]),
+            change("10.30.2.0/24", &[]),
+            change("2001:db8:30::/48", &[]),
+            change("2001:db8:31::/48", &[]),
+        ]);
+        fib.flush().await;
+        assert!(ns.v4().is_empty() && ns.v6().is_empty());
+        assert!(ns.objects().is_empty(), "{:?}", ns.objects());
+        fib.shutdown().await;
+    });
+}
+
+#[test]
+fn a_deleted_nexthop_object_is_replaced() {
+    let ns = Netns::new("nhdel");
+    ns.run(|ns| async move {
+        let (fib, _rx) = start(cfg());
+        fib.apply(vec![
+            change("10.31.0.0/24", &["10.0.0.2"]),
+            change("10.31.1.0/24", &["10.0.0.2", "10.0.1.2"]),
+        ]);
+        fib.flush().await;
+        let v4 = ns.v4();
+        let old = find(&v4, "10.31.0.0/24").unwrap()["nhid"].clone();
+        // Deleting an object deletes the routes using it, the group's
+        // member too; kroute puts both back.
+        ns.ip(&format!("nexthop del id {old}"));
+        poll_v4(&ns, "both routes back", |r| {
+            find(r, "10.31.0.0/24").is_some_and(|x| x["nhid"] != old)
+                && find(r, "10.31.1.0/24").is_some_and(|x| paths(x).len() == 2)
+        })
+        .await;
+        assert_eq!(ns.objects().len(), 3, "{:?}", ns.objects());
+        fib.shutdown().await;
+        assert!(ns.objects().is_empty(), "shutdown deletes our objects");
+    });
+}
+
+#[test]
+fn carrier_loss_flushes_objects_and_routes_come_back() {
+    let ns = Netns::new("carrier");
+    ns.run(|ns| async move {
+        let (fib, mut rx) = start(cfg());
+        fib.watch_nexthops(vec!["10.0.0.2".parse().unwrap()]);
+        wait_for(&mut rx, "10.0.0.2 reachable", |e| {
+            is_nexthop(e, "10.0.0.2", reachable)
+        })
+        .await;
+        fib.apply(vec![
+            change("10.32.0.0/24", &["10.0.0.2"]),
+            change("10.32.1.0/24", &["10.0.0.2", "10.0.1.2"]),
+        ]);
+        fib.flush().await;
+        // The far end goes down: veth0 stays up without carrier, and the
+        // kernel flushes the objects through it.
+        ns.ip("link set veth0p down");
+        poll_v4(&ns, "only the path through veth1", |r| {
+            find(r, "10.32.0.0/24").is_none()
+                && find(r, "10.32.1.0/24")
+                    .is_some_and(|x| paths(x) == vec![pair("10.0.1.2", "veth1")])
+        })
+        .await;
+        ns.ip("link set veth0p up");
+        poll_v4(&ns, "both routes whole again", |r| {
+            find(r, "10.32.0.0/24").is_some_and(|x| paths(x) == vec![pair("10.0.0.2", "veth0")])
+                && find(r, "10.32.1.0/24").is_some_and(|x| paths(x).len() == 2)
+        })
+        .await;
+        fib.shutdown().await;
+    });
+}
+
+#[test]
+fn next_hops_inline_when_objects_are_off() {
+    let ns = Netns::new("inline");
+    ns.run(|ns| async move {
+        let (fib, _rx) = start(FibConfig {
+            nexthop_objects: false,
+            ..cfg()
+        });
+        fib.apply(vec![
+            change("10.33.0.0/24", &["10.0.0.2"]),
+            change("10.33.1.0/24", &["10.0.0.2", "10.0.1.2"]),
+            change("2001:db8:33::/48", &["2001:db8::2", "2001:db8:1::2"]),
+        ]);
+        fib.flush().await;
+        let v4 = ns.v4();
+        let one = find(&v4, "10.33.0.0/24").expect("installed");
+        assert!(one["nhid"].is_null(), "{one:?}");
+        assert_eq!(paths(one), vec![pair("10.0.0.2", "veth0")]);
+        assert_eq!(paths(find(&v4, "10.33.1.0/24").unwrap()).len(), 2);
+        assert_eq!(paths(find(&ns.v6(), "2001:db8:33::/48").unwrap()).len(), 2);
+        assert!(ns.objects().is_empty());
+        fib.shutdown().await;
+        assert!(ns.v4().is_empty() && ns.v6().is_empty());
     });
 }

@@ -1,4 +1,5 @@
-//! kroute: one process; `kernel.install: true`, the sender as one passive
+//! kroute: one process; `kernel.install: true` (or false, for the RIB
+//! alone), the sender as one passive
 //! eBGP peer with `import: all`, the API socket in the scratch directory.
 
 use std::io;
@@ -17,7 +18,7 @@ pub struct Kroute {
     log: PathBuf,
 }
 
-pub fn config(socket: &std::path::Path) -> String {
+pub fn config(socket: &std::path::Path, install: bool) -> String {
     format!(
         r#"router:
   asn: {RECEIVER_ASN}
@@ -26,7 +27,7 @@ pub fn config(socket: &std::path::Path) -> String {
 api:
   socket: {socket}
 kernel:
-  install: true
+  install: {install}
 peers:
   - name: {PEER_NAME}
     address: {SENDER_V4}
@@ -41,7 +42,7 @@ peers:
 }
 
 impl Kroute {
-    pub fn start(ctx: &Ctx) -> io::Result<Kroute> {
+    pub fn start(ctx: &Ctx, install: bool) -> io::Result<Kroute> {
         if !ctx.kroute_bin.exists() {
             return Err(io::Error::other(format!(
                 "no kroute binary at {} (cargo build --release -p kroute, or --kroute PATH)",
@@ -50,7 +51,7 @@ impl Kroute {
         }
         let conf = ctx.dir.join("kroute.yaml");
         let socket = ctx.dir.join("kroute.sock");
-        std::fs::write(&conf, config(&socket))?;
+        std::fs::write(&conf, config(&socket, install))?;
         let log = ctx.dir.join("kroute.log");
         let mut cmd = ctx.ns.command(&ctx.kroute_bin)?;
         cmd.arg("-c")

@@ -26,6 +26,8 @@ pub const PEER_NAME: &str = "blaster";
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Kroute,
+    /// kroute with `kernel.install: false`: the RIB alone.
+    KrouteRib,
     Bird,
     Frr,
     Gobgp,
@@ -37,8 +39,9 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Kroute,
+        Kind::KrouteRib,
         Kind::Bird,
         Kind::Frr,
         Kind::Gobgp,
@@ -49,6 +52,7 @@ impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Kroute => "kroute",
+            Kind::KrouteRib => "kroute-rib",
             Kind::Bird => "bird",
             Kind::Frr => "frr",
             Kind::Gobgp => "gobgp",
@@ -60,6 +64,7 @@ impl Kind {
     pub fn label(self) -> &'static str {
         match self {
             Kind::Kroute => "kroute",
+            Kind::KrouteRib => "kroute, `kernel.install: false` (RIB only)",
             Kind::Bird => "BIRD 2",
             Kind::Frr => "FRR (bgpd + zebra)",
             Kind::Gobgp => "GoBGP (RIB only)",
@@ -75,7 +80,7 @@ impl Kind {
 
     /// Does this receiver put routes in the kernel?
     pub fn programs_kernel(self) -> bool {
-        !matches!(self, Kind::Gobgp)
+        !matches!(self, Kind::Gobgp | Kind::KrouteRib)
     }
 }
 
@@ -92,7 +97,9 @@ impl FromStr for Kind {
             .into_iter()
             .find(|k| k.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown receiver {s:?} (kroute, bird, frr, gobgp, kernel, netlink)")
+                format!(
+                    "unknown receiver {s:?} (kroute, kroute-rib, bird, frr, gobgp, kernel, netlink)"
+                )
             })
     }
 }
@@ -118,7 +125,8 @@ pub trait Receiver {
 
 pub fn start(kind: Kind, ctx: &Ctx) -> io::Result<Box<dyn Receiver>> {
     Ok(match kind {
-        Kind::Kroute => Box::new(kroute::Kroute::start(ctx)?),
+        Kind::Kroute => Box::new(kroute::Kroute::start(ctx, true)?),
+        Kind::KrouteRib => Box::new(kroute::Kroute::start(ctx, false)?),
         Kind::Bird => Box::new(bird::Bird::start(ctx)?),
         Kind::Frr => Box::new(frr::Frr::start(ctx)?),
         Kind::Gobgp => Box::new(gobgp::Gobgp::start(ctx)?),
@@ -153,7 +161,7 @@ pub fn version(kind: Kind, kroute_bin: &std::path::Path) -> String {
         Kind::Bird => ("bird".into(), &["--version"]),
         Kind::Frr => ("/usr/lib/frr/bgpd".into(), &["--version"]),
         Kind::Gobgp => ("gobgpd".into(), &["--version"]),
-        Kind::Kroute => (kroute_bin.to_path_buf(), &["--version"]),
+        Kind::Kroute | Kind::KrouteRib => (kroute_bin.to_path_buf(), &["--version"]),
         Kind::Kernel => ("ip".into(), &["-V"]),
         Kind::Netlink => {
             let r = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();

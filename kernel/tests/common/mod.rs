@@ -100,6 +100,15 @@ impl Ns {
         serde_json::from_str::<Vec<Value>>(&out).expect("ip -j output")
     }
 
+    /// Nexthop objects of protocol 186 as `ip -j nexthop` prints them.
+    pub fn objects(&self) -> Vec<Value> {
+        let out = self.ip("-j nexthop show protocol 186");
+        if out.trim().is_empty() {
+            return Vec::new();
+        }
+        serde_json::from_str::<Vec<Value>>(&out).expect("ip -j output")
+    }
+
     pub fn v4(&self) -> Vec<Value> {
         self.routes("-4", "main")
     }
@@ -135,6 +144,7 @@ pub fn cfg() -> FibConfig {
         metric: 20,
         install: true,
         keep_on_exit: false,
+        nexthop_objects: true,
     }
 }
 
