@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info};
 
-use kernel::{BgpNextHop, Fib, FibEvent, RouteChange};
+use kernel::{Fib, FibEvent, RouteChange};
 use rib::{FibStatus, NexthopState, Outputs, PeerId, Rib, RouteQuery, Table};
 use wire::notification as n;
 use wire::{Family, Notification, Prefix, Update};
@@ -182,18 +182,16 @@ pub fn originations(c: &Config) -> Vec<rib::Origination> {
     out
 }
 
-fn to_kernel(c: rib::FibChange) -> RouteChange {
-    RouteChange {
-        prefix: c.prefix,
-        next_hops: c
-            .next_hops
-            .iter()
-            .map(|nh| BgpNextHop {
-                address: nh.address,
-                link_local: nh.link_local,
-            })
-            .collect(),
-    }
+/// The RIB's changes in the FIB's terms: the same prefixes and the same
+/// interned next-hop sets, moved (the vector is reused in place).
+fn to_kernel(changes: Vec<rib::FibChange>) -> Vec<RouteChange> {
+    changes
+        .into_iter()
+        .map(|c| RouteChange {
+            prefix: c.prefix,
+            next_hops: c.next_hops,
+        })
+        .collect()
 }
 
 fn from_kernel(s: kernel::NexthopState) -> NexthopState {
@@ -247,7 +245,7 @@ impl RouterTask {
 
     fn flush(&mut self, out: Outputs) {
         if !out.fib.is_empty() {
-            self.fib.apply(out.fib.into_iter().map(to_kernel).collect());
+            self.fib.apply(to_kernel(out.fib));
         }
         if !out.watch_nexthops.is_empty() {
             self.fib.watch_nexthops(out.watch_nexthops);

@@ -26,7 +26,7 @@
 //! protocol is unreachable ("resolves only through a BGP route"), even if a
 //! less specific non-BGP route would cover it.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -41,6 +41,7 @@ mod msg;
 mod netlink;
 mod nexthop;
 mod resolve;
+mod table;
 mod worker;
 mod writer;
 
@@ -78,27 +79,18 @@ impl Default for FibConfig {
     }
 }
 
-/// A BGP next hop as learned; the FIB resolves it to a kernel gateway + interface.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct BgpNextHop {
-    pub address: IpAddr,
-    pub link_local: Option<Ipv6Addr>,
-}
-
-impl BgpNextHop {
-    pub fn new(address: IpAddr) -> BgpNextHop {
-        BgpNextHop {
-            address,
-            link_local: None,
-        }
-    }
-}
+/// A BGP next hop as learned (the wire type: the RIB's next-hop sets are
+/// handed over as they are); the FIB resolves it to a kernel gateway and
+/// interface.
+pub use wire::NextHop as BgpNextHop;
 
 /// One prefix's wanted next-hop set; empty = remove.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouteChange {
     pub prefix: IpNet,
-    pub next_hops: Vec<BgpNextHop>,
+    /// Sorted, without duplicates. Shared: a full table has few distinct
+    /// sets, and the FIB keeps this very `Arc` for the prefix.
+    pub next_hops: Arc<Vec<BgpNextHop>>,
 }
 
 /// A next hop's verdict.

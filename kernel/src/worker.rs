@@ -1,7 +1,7 @@
 //! The FIB worker: owns the wanted routes, the next-hop resolutions and our
 //! view of the kernel, and is the only writer of routes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io;
 use std::mem;
 use std::net::IpAddr;
@@ -20,12 +20,18 @@ use crate::msg::{self, KernelHop, RouteKey};
 use crate::netlink::{NlError, NlSocket};
 use crate::nexthop::{self, ObjOp, Objects};
 use crate::resolve::{resolve, Resolved};
+use crate::table::PrefixTable;
 use crate::writer::{Op, Outcome, Writer};
 use crate::{BgpNextHop, Cmd, FibConfig, FibEntry, FibEvent, NexthopState, RouteChange};
 
 /// Quiet time after a link/address/route notification before next hops are
 /// resolved again.
 const DEBOUNCE: Duration = Duration::from_millis(60);
+
+/// Prefixes written per step of a round. Between steps the worker takes in
+/// what the RIB sent meanwhile, so changes wait in the route table rather
+/// than as queued messages (at a full table those were the peak of memory).
+const CHUNK: usize = 32 * 1024;
 
 /// What we believe the kernel holds for a prefix we wrote.
 #[derive(Debug, Clone)]
@@ -51,11 +57,9 @@ struct Route {
     /// Wanted next hops (None: withdrawn). Shared between prefixes: a full
     /// table has few distinct next-hop sets, so this costs a pointer per
     /// prefix, not an allocation.
-    want: Option<Arc<[BgpNextHop]>>,
+    want: Option<Arc<Vec<BgpNextHop>>>,
     /// Our view of the kernel (None: absent).
     cur: Option<Current>,
-    /// Reported with RouteFailed and not recovered since.
-    reported_failed: bool,
 }
 
 struct Link {
@@ -80,9 +84,15 @@ pub(crate) struct Worker {
     /// one step (briefly holding old and new tables, a peak of ~250 MB at
     /// 1M), where a B-tree grows a node at a time; and writes go out in
     /// prefix order anyway.
-    routes: BTreeMap<IpNet, Route>,
-    /// Prefixes to reconcile (sorted and deduplicated before writing).
+    routes: PrefixTable<Route>,
+    /// Prefixes reported with RouteFailed and not recovered since (rare,
+    /// so kept aside rather than as a flag in every route).
+    reported_failed: FastSet<IpNet>,
+    /// Prefixes to reconcile in the next round.
     dirty: Vec<IpNet>,
+    /// The round being written: every prefix that was dirty when it
+    /// started, sorted and deduplicated, written from the end in steps.
+    round: Vec<IpNet>,
     nexthops: FastMap<IpAddr, NextHop>,
     /// Routes of a previous run (prefix, metric), until initial sync.
     stale: Option<Vec<(IpNet, u32)>>,
@@ -128,8 +138,10 @@ impl Worker {
             writer: Writer::new(write, key),
             stop,
             links: HashMap::new(),
-            routes: BTreeMap::new(),
+            routes: PrefixTable::default(),
+            reported_failed: FastSet::default(),
             dirty: Vec::new(),
+            round: Vec::new(),
             nexthops: FastMap::default(),
             stale: None,
             sync_requested: false,
@@ -240,16 +252,25 @@ impl Worker {
         let mut shutdown: Option<oneshot::Sender<()>> = None;
         let mut detached = false;
         loop {
-            let first = match self.debounce {
-                Some(t) => match rx.recv_timeout(t.saturating_duration_since(Instant::now())) {
+            let first = if self.pending() {
+                // Work pending: take what arrived, do not wait.
+                match rx.try_recv() {
                     Ok(c) => Some(c),
-                    Err(mpsc::RecvTimeoutError::Timeout) => None,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                },
-                None => match rx.recv() {
-                    Ok(c) => Some(c),
-                    Err(_) => break,
-                },
+                    Err(mpsc::TryRecvError::Empty) => None,
+                    Err(mpsc::TryRecvError::Disconnected) => break,
+                }
+            } else {
+                match self.debounce {
+                    Some(t) => match rx.recv_timeout(t.saturating_duration_since(Instant::now())) {
+                        Ok(c) => Some(c),
+                        Err(mpsc::RecvTimeoutError::Timeout) => None,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    },
+                    None => match rx.recv() {
+                        Ok(c) => Some(c),
+                        Err(_) => break,
+                    },
+                }
             };
             let mut next = first;
             while let Some(cmd) = next {
@@ -272,7 +293,22 @@ impl Worker {
                 self.debounce = None;
                 self.reresolve();
             }
+            if shutdown.is_some() {
+                while self.pending() {
+                    self.write_dirty();
+                }
+            }
             self.write_dirty();
+            if self.pending() {
+                // Answer queries meanwhile; flushes and the initial sync
+                // wait for everything applied so far to be written (the
+                // sync must not remove a previous run's route before its
+                // replacement is in).
+                for (p, tx) in queries.drain(..) {
+                    let _ = tx.send(self.entries(p));
+                }
+                continue;
+            }
             if self.sync_requested {
                 self.sync_requested = false;
                 self.initial_sync();
@@ -318,17 +354,23 @@ impl Worker {
         // table double its capacity just as it is about to empty.
         self.dirty.reserve(changes.len());
         let mut last_nh = None;
-        let mut last_set: Option<Arc<[BgpNextHop]>> = None;
         for RouteChange {
             prefix,
             mut next_hops,
         } in changes
         {
+            if !next_hops.windows(2).all(|w| w[0] < w[1]) {
+                // Not as promised: sort and deduplicate a copy.
+                let mut v = next_hops.to_vec();
+                v.sort();
+                v.dedup();
+                next_hops = Arc::new(v);
+            }
             let prefix = prefix.trunc();
             if next_hops.is_empty() {
                 if let Some(r) = self.routes.get_mut(&prefix) {
                     r.want = None;
-                    r.reported_failed = false;
+                    self.reported_failed.remove(&prefix);
                     if r.cur.is_none() {
                         self.routes.remove(&prefix);
                     } else {
@@ -337,25 +379,13 @@ impl Worker {
                 }
                 continue;
             }
-            if next_hops.len() > 1 {
-                next_hops.sort();
-                next_hops.dedup();
-            }
-            for nh in &next_hops {
+            for nh in next_hops.iter() {
                 if last_nh != Some(nh.address) {
                     self.ensure_nexthop(nh.address);
                     last_nh = Some(nh.address);
                 }
             }
-            let set = match &last_set {
-                Some(a) if **a == *next_hops => a.clone(),
-                _ => {
-                    let a: Arc<[BgpNextHop]> = next_hops.into();
-                    last_set = Some(a.clone());
-                    a
-                }
-            };
-            self.routes.entry(prefix).or_default().want = Some(set);
+            self.routes.entry(prefix).want = Some(next_hops);
             self.dirty.push(prefix);
         }
     }
@@ -462,13 +492,13 @@ impl Worker {
                         // The kernel flushed it without telling.
                         release(&mut self.objects, &r.cur);
                         r.cur = Some(Current::Unknown);
-                        self.dirty.push(*p);
+                        self.dirty.push(p);
                         continue;
                     }
                 }
                 if let Some(nhs) = &r.want {
                     if nhs.iter().any(|n| changed.contains(&n.address)) {
-                        self.dirty.push(*p);
+                        self.dirty.push(p);
                     }
                 }
             }
@@ -498,11 +528,11 @@ impl Worker {
         let mut n = 0;
         for (p, r) in self.routes.iter_mut() {
             let installed = matches!(r.cur, Some(Current::Installed(_)));
-            let stray = r.cur.is_none() && r.want.is_some() && present.contains(p);
-            if (installed && !present.contains(p)) || stray {
+            let stray = r.cur.is_none() && r.want.is_some() && present.contains(&p);
+            if (installed && !present.contains(&p)) || stray {
                 release(&mut self.objects, &r.cur);
                 r.cur = Some(Current::Unknown);
-                self.dirty.push(*p);
+                self.dirty.push(p);
                 n += 1;
             }
         }
@@ -549,17 +579,36 @@ impl Worker {
         }
     }
 
+    /// Changes not yet written.
+    fn pending(&self) -> bool {
+        !self.dirty.is_empty() || !self.round.is_empty()
+    }
+
+    /// Writes the next [`CHUNK`] prefixes of the round, starting a round
+    /// with every dirty prefix when none is under way.
+    ///
+    /// A round goes through its prefixes in descending order, so it writes
+    /// neighbouring prefixes together (the kernel's trie stays in cache:
+    /// writing 32k-prefix chunks each sorted on its own, but scattered
+    /// over the table, made a full-table load 3× slower) and removes them
+    /// in the order the kernel's trie removes fastest (see `sort_and_write`).
     fn write_dirty(&mut self) {
-        let mut dirty = mem::take(&mut self.dirty);
         if !self.cfg.install {
+            self.dirty.clear();
             return;
         }
-        // In order: coalesces repeated changes and writes neighbouring
-        // prefixes together.
-        dirty.sort_unstable();
-        dirty.dedup();
-        let mut ops = Vec::with_capacity(dirty.len());
-        for p in dirty {
+        if self.round.is_empty() {
+            self.round = mem::take(&mut self.dirty);
+            self.round.sort_unstable();
+            self.round.dedup();
+        }
+        let n = self.round.len().min(CHUNK);
+        let step = self.round.split_off(self.round.len() - n);
+        if self.round.capacity() > 4 * self.round.len() + 1024 {
+            self.round.shrink_to_fit();
+        }
+        let mut ops = Vec::with_capacity(step.len());
+        for p in step.into_iter().rev() {
             let Some(r) = self.routes.get(&p) else {
                 continue;
             };
@@ -680,20 +729,18 @@ impl Worker {
         if ops.is_empty() {
             return;
         }
-        // Installs in ascending prefix order, then removals in descending
-        // order. On every removal the kernel's trie rescans the children of
-        // the leaf's node from the first one (update_suffix in
-        // net/ipv4/fib_trie.c); removing in ascending order makes that scan
-        // walk past every child already removed, quadratic in a full node.
-        // Measured with 1M IPv4 + 200k IPv6: removing all took 16.9 s
-        // ascending (30 % of the writer's time in update_suffix).
-        ops.sort_unstable_by(|a, b| match (a, b) {
-            (Op::Replace(x, ..), Op::Replace(y, ..)) => x.cmp(y),
-            (Op::Delete { prefix: x, .. }, Op::Delete { prefix: y, .. }) => y.cmp(x),
-            (Op::Replace(..), _) => std::cmp::Ordering::Less,
-            (_, Op::Replace(..)) => std::cmp::Ordering::Greater,
-            _ => std::cmp::Ordering::Equal,
-        });
+        // In descending prefix order. On every removal the kernel's trie
+        // rescans the children of the leaf's node from the first one
+        // (update_suffix in net/ipv4/fib_trie.c); removing in ascending
+        // order makes that scan walk past every child already removed,
+        // quadratic in a full node. Measured with 1M IPv4 + 200k IPv6:
+        // removing all took 16.9 s ascending (30 % of the writer's time in
+        // update_suffix). Installs do not care about the direction.
+        let key = |op: &Op| match op {
+            Op::Replace(p, ..) | Op::Delete { prefix: p, .. } => Some(*p),
+            Op::Object(_) => None,
+        };
+        ops.sort_unstable_by_key(|op| std::cmp::Reverse(key(op)));
         self.write_ops(ops, Vec::new());
     }
 
@@ -705,16 +752,17 @@ impl Worker {
         let mut first_refusal: Option<(IpNet, String)> = None;
         let mut unknown = 0usize;
         let routes = &mut self.routes;
+        let reported_failed = &mut self.reported_failed;
         let events = &self.events;
         let objects = &mut self.objects;
         let mut outcome_of = |op, outcome| match (op, outcome) {
             (Op::Replace(p, h, _), Outcome::Done) => {
                 // The object reference taken for this write is kept by
                 // the installed route; the one it replaces is let go.
-                let r = routes.entry(p).or_default();
+                let r = routes.entry(p);
                 release(objects, &r.cur);
                 r.cur = Some(Current::Installed(h));
-                if mem::take(&mut r.reported_failed) {
+                if reported_failed.remove(&p) {
                     let _ = events.send(FibEvent::RouteInstalled { prefix: p });
                 }
             }
@@ -726,10 +774,10 @@ impl Worker {
                 if let Some(o) = objects.as_mut() {
                     o.release(&h);
                 }
-                let r = routes.entry(p).or_default();
+                let r = routes.entry(p);
                 release(objects, &r.cur);
                 r.cur = Some(Current::Failed(error.as_str().into()));
-                r.reported_failed = true;
+                reported_failed.insert(p);
                 let _ = events.send(FibEvent::RouteFailed { prefix: p, error });
             }
             (Op::Replace(p, h, _), Outcome::Unknown) => {
@@ -737,7 +785,7 @@ impl Worker {
                 if let Some(o) = objects.as_mut() {
                     o.release(&h);
                 }
-                let r = routes.entry(p).or_default();
+                let r = routes.entry(p);
                 release(objects, &r.cur);
                 r.cur = Some(Current::Unknown);
             }
@@ -838,7 +886,7 @@ impl Worker {
             .iter()
             .filter(|(_, r)| r.cur.is_some())
             .map(|(p, _)| Op::Delete {
-                prefix: *p,
+                prefix: p,
                 metric: self.cfg.metric,
                 track: true,
             })
@@ -905,7 +953,7 @@ impl Worker {
                 let mut v: Vec<FibEntry> = self
                     .routes
                     .iter()
-                    .filter_map(|(p, r)| r.want.as_deref().map(|n| self.entry(*p, n)))
+                    .filter_map(|(p, r)| r.want.as_deref().map(|n| self.entry(p, n)))
                     .collect();
                 v.sort_by_key(|a| a.prefix);
                 v

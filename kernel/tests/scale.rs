@@ -10,7 +10,9 @@ use ipnet::{IpNet, Ipv4Net};
 use kernel::RouteChange;
 
 fn routes(n: u32, nhs: &[&str]) -> Vec<RouteChange> {
-    let nhs: Vec<_> = nhs.iter().map(|a| nh(a)).collect();
+    let mut nhs: Vec<_> = nhs.iter().map(|a| nh(a)).collect();
+    nhs.sort();
+    let nhs = std::sync::Arc::new(nhs);
     (0..n)
         .map(|i| RouteChange {
             prefix: IpNet::V4(Ipv4Net::new(Ipv4Addr::from(0x0b00_0000 + (i << 8)), 24).unwrap()),

@@ -108,7 +108,15 @@ pub enum NexthopState {
 #[serde(rename_all = "camelCase")]
 pub struct FibChange {
     pub prefix: wire::Prefix,
-    pub next_hops: Vec<wire::NextHop>,
+    /// Empty: remove the route.
+    pub next_hops: std::sync::Arc<attrs::NhSet>,
+}
+
+/// The next-hop set of a removal, shared.
+pub fn no_next_hops() -> std::sync::Arc<attrs::NhSet> {
+    static EMPTY: std::sync::LazyLock<std::sync::Arc<attrs::NhSet>> =
+        std::sync::LazyLock::new(Default::default);
+    EMPTY.clone()
 }
 
 /// What the daemon must do after an event.

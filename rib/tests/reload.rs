@@ -63,7 +63,7 @@ fn import_policy_change_reevaluates_stored_paths() {
         out.fib,
         vec![FibChange {
             prefix: p("10.1.0.0/24"),
-            next_hops: vec![]
+            next_hops: rib::no_next_hops()
         }]
     );
     assert_eq!(withdrawn(&out, 2), vec![p("10.1.0.0/24")]);

@@ -310,7 +310,7 @@ impl RawAttribute {
 /// NLRI field, or the MP_REACH next hop (RFC 4760 §3). An IPv6 MP_REACH next
 /// hop may carry a global and a link-local address (RFC 2545 §3); an IPv4
 /// prefix may have an IPv6 next hop (RFC 8950).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct NextHop {
     pub address: IpAddr,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -160,7 +160,11 @@ pub fn nh(a: &str) -> BgpNextHop {
 pub fn change(prefix: &str, nhs: &[&str]) -> RouteChange {
     RouteChange {
         prefix: prefix.parse().unwrap(),
-        next_hops: nhs.iter().map(|a| nh(a)).collect(),
+        next_hops: {
+            let mut v: Vec<_> = nhs.iter().map(|a| nh(a)).collect();
+            v.sort();
+            std::sync::Arc::new(v)
+        },
     }
 }
 
