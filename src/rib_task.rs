@@ -184,6 +184,9 @@ pub fn originations(c: &Config) -> Vec<rib::Origination> {
 
 /// The RIB's changes in the FIB's terms: the same prefixes and the same
 /// interned next-hop sets, moved (the vector is reused in place).
+/// Prefixes decided again per step when a peer goes down.
+const PEER_DOWN_STEP: usize = 64 * 1024;
+
 fn to_kernel(changes: Vec<rib::FibChange>) -> Vec<RouteChange> {
     changes
         .into_iter()
@@ -395,7 +398,12 @@ impl RouterTask {
                     if e.generation == Some(generation) {
                         e.generation = None;
                         e.up_since = None;
-                        self.rib.peer_down(peer, out);
+                        // In steps, each flushed: a full table's withdrawal
+                        // is never held as one list of changes.
+                        let mut down = self.rib.peer_down_start(peer);
+                        while self.rib.peer_down_step(&mut down, PEER_DOWN_STEP, out) {
+                            self.flush(std::mem::take(out));
+                        }
                     }
                 }
             }

@@ -25,7 +25,7 @@ use serde::Serialize;
 use wire::{Community, LargeCommunity};
 
 pub use explain::{Explanation, PathExplanation, PeerExport, RouteView};
-pub use rib::Rib;
+pub use rib::{PeerDown, Rib};
 
 /// The daemon's handle for a configured peer.
 pub type PeerId = u32;

@@ -192,6 +192,12 @@ impl<'a> Ctx<'a> {
 
 type ExportKey = (*const PathInfo, PeerId, Family);
 
+/// A withdrawal of a peer's paths under way ([`Rib::peer_down_start`]).
+#[derive(Debug, Default)]
+pub struct PeerDown {
+    touched: Vec<Prefix>,
+}
+
 /// Per-event scratch: the peers to export to, a cache of export results
 /// and the UPDATEs being built.
 struct Batch {
@@ -303,8 +309,18 @@ impl Rib {
     /// The session went down: drop its Adj-RIB-In and Adj-RIB-Out and
     /// decide again.
     pub fn peer_down(&mut self, id: PeerId, out: &mut Outputs) {
+        let mut down = self.peer_down_start(id);
+        while self.peer_down_step(&mut down, usize::MAX, out) {}
+    }
+
+    /// [`Rib::peer_down`] in steps, so a full table's withdrawal does not
+    /// build all its outputs at once: this drops the peer's paths; then
+    /// [`Rib::peer_down_step`] decides again for up to `max` of the
+    /// prefixes they covered, until it returns false. Nothing else may
+    /// happen to the RIB in between.
+    pub fn peer_down_start(&mut self, id: PeerId) -> PeerDown {
         let Some(peer) = self.peers.get_mut(&id) else {
-            return;
+            return PeerDown::default();
         };
         peer.session = None;
         peer.received = 0;
@@ -329,14 +345,21 @@ impl Rib {
                 d.remove(id);
             }
         }
-        // Mostly one removal each: sized once rather than doubled (at a
-        // full table, doubling briefly held 1.5x the vector).
-        out.fib.reserve(touched.len());
+        PeerDown { touched }
+    }
+
+    /// Returns whether prefixes remain.
+    pub fn peer_down_step(&mut self, down: &mut PeerDown, max: usize, out: &mut Outputs) -> bool {
+        let n = down.touched.len().min(max);
+        let step = down.touched.split_off(down.touched.len() - n);
+        // Mostly one removal each: sized once rather than doubled.
+        out.fib.reserve(step.len());
         let mut batch = self.batch_all();
-        for p in touched {
+        for p in step {
             self.process(p, &mut batch, out);
         }
         self.finish(batch, out);
+        !down.touched.is_empty()
     }
 
     /// An UPDATE from peer `id`.
