@@ -98,11 +98,11 @@ enum Cmd {
     /// Without --ipv4/--ipv6/--mrt: the full suite (1M + 200k, 100k + 20k,
     /// and churn on the full table)
     Run {
-        /// Comma-separated: kroute,bird,frr,gobgp,kernel,netlink
+        /// Comma-separated: kroute,kroute-rib,bird,frr,gobgp,kernel,netlink
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "kroute,bird,frr,gobgp,kernel,netlink"
+            default_value = "kroute,kroute-rib,bird,frr,gobgp,kernel,netlink"
         )]
         receivers: Vec<Kind>,
         #[command(flatten)]
@@ -425,6 +425,10 @@ fn run_cmd(
             for &k in kinds {
                 if is_churn && (k.is_bound() || !k.programs_kernel()) {
                     continue;
+                }
+                let waited = procstat::wait_idle(Duration::from_secs(30));
+                if waited > 2.0 {
+                    eprintln!("  (waited {waited:.0} s for the machine to settle)");
                 }
                 let started = Instant::now();
                 let s = run::measure(k, &prepared, opts, rep);

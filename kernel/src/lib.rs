@@ -215,7 +215,8 @@ impl Fib {
         let (tx, rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         // Subscribed before the dumps: nothing falls between them.
-        let worker = worker::Worker::new(cfg.clone(), events, query, write, stop.clone())?;
+        let worker =
+            worker::Worker::new(cfg.clone(), events, query, write, mon.fd(), stop.clone())?;
         let mon_tx = tx.clone();
         let protocol = cfg.protocol;
         std::thread::Builder::new()

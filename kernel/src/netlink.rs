@@ -185,6 +185,17 @@ impl NlSocket {
     }
 }
 
+/// Joins or leaves multicast `group` on socket `fd` (which another thread
+/// may be reading).
+pub(crate) fn set_membership(fd: i32, group: u32, join: bool) -> io::Result<()> {
+    let opt = if join {
+        libc::NETLINK_ADD_MEMBERSHIP
+    } else {
+        libc::NETLINK_DROP_MEMBERSHIP
+    };
+    setsockopt_raw(fd, libc::SOL_NETLINK, opt, &group)
+}
+
 fn setsockopt_int(fd: i32, level: i32, name: i32, value: i32) -> io::Result<()> {
     setsockopt_raw(fd, level, name, &value)
 }

@@ -68,6 +68,53 @@ impl<T> PrefixTable<T> {
     pub(crate) fn values(&self) -> impl Iterator<Item = &T> {
         self.v4.values().chain(self.v6.values())
     }
+
+    pub(crate) fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.v4.is_empty() && self.v6.is_empty()
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.v4.clear();
+        self.v6.clear();
+    }
+
+    /// Removes and returns up to `n` entries below `bound` (all, when None),
+    /// highest first, in `IpNet` order (IPv6 above IPv4).
+    pub(crate) fn take_below(&mut self, bound: Option<IpNet>, n: usize) -> Vec<(IpNet, T)> {
+        let mut out = Vec::with_capacity(n.min(self.len()));
+        if !matches!(bound, Some(IpNet::V4(_))) {
+            let keys: Vec<Ipv6Net> = match bound {
+                Some(IpNet::V6(b)) => self.v6.range(..b).rev().take(n).map(|(k, _)| *k).collect(),
+                _ => self.v6.keys().rev().take(n).copied().collect(),
+            };
+            for k in keys {
+                let v = self.v6.remove(&k).expect("present");
+                out.push((IpNet::V6(k), v));
+            }
+        }
+        let rest = n - out.len();
+        if rest > 0 {
+            let keys: Vec<Ipv4Net> = match bound {
+                Some(IpNet::V4(b)) => self
+                    .v4
+                    .range(..b)
+                    .rev()
+                    .take(rest)
+                    .map(|(k, _)| *k)
+                    .collect(),
+                _ => self.v4.keys().rev().take(rest).copied().collect(),
+            };
+            for k in keys {
+                let v = self.v4.remove(&k).expect("present");
+                out.push((IpNet::V4(k), v));
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -89,5 +136,38 @@ mod tests {
         assert_eq!(t.remove(&"::/0".parse().unwrap()), Some(3));
         assert!(t.get_mut(&"::/0".parse().unwrap()).is_none());
         assert_eq!(t.values().count(), 3);
+    }
+
+    #[test]
+    fn takes_highest_first_below_a_bound() {
+        let mut t: PrefixTable<()> = PrefixTable::default();
+        for p in [
+            "10.0.0.0/8",
+            "10.1.0.0/16",
+            "192.0.2.0/24",
+            "2001:db8::/32",
+            "fd00::/8",
+        ] {
+            *t.entry(p.parse().unwrap()) = ();
+        }
+        let names = |v: Vec<(IpNet, ())>| -> Vec<String> {
+            v.into_iter().map(|(k, _)| k.to_string()).collect()
+        };
+        assert_eq!(
+            names(t.take_below(None, 3)),
+            ["fd00::/8", "2001:db8::/32", "192.0.2.0/24"]
+        );
+        // Something above the bound arrives: it waits for the next sweep.
+        *t.entry("2001:db8:1::/48".parse().unwrap()) = ();
+        let bound = Some("192.0.2.0/24".parse().unwrap());
+        assert_eq!(
+            names(t.take_below(bound, 10)),
+            ["10.1.0.0/16", "10.0.0.0/8"]
+        );
+        assert!(t
+            .take_below(Some("10.0.0.0/8".parse().unwrap()), 10)
+            .is_empty());
+        assert_eq!(names(t.take_below(None, 10)), ["2001:db8:1::/48"]);
+        assert!(t.is_empty());
     }
 }

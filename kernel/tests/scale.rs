@@ -65,6 +65,55 @@ fn ten_thousand_routes_in_one_apply() {
     });
 }
 
+#[test]
+fn route_changes_are_followed_again_after_a_large_write() {
+    // A large write is done with the monitor out of the route groups; a
+    // foreign route added afterwards must still make a next hop reachable.
+    let ns = Netns::new("quiet");
+    // Link-local addresses finishing DAD would make the FIB look at its
+    // next hops again on their own: wait for them first.
+    for _ in 0..100 {
+        if ns.ip("-6 addr show tentative").trim().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    ns.run(|ns| async move {
+        let (fib, mut rx) = start(cfg());
+        fib.watch_nexthops(vec!["10.99.0.1".parse().unwrap()]);
+        wait_for(&mut rx, "10.99.0.1 unreachable", |e| {
+            matches!(
+                e,
+                kernel::FibEvent::Nexthop {
+                    state: kernel::NexthopState::Unreachable(_),
+                    ..
+                }
+            )
+        })
+        .await;
+        fib.apply(routes(20_000, &["10.0.0.2"]));
+        fib.flush().await;
+        assert_eq!(count(&ns), 20_000);
+        // A query is answered after the worker's next pass, which resolves
+        // every next hop again once a large write is over: what follows
+        // can only be seen through the route groups.
+        fib.entries(Some("11.0.0.0/24".parse().unwrap())).await;
+        ns.ip("route add 10.99.0.0/24 via 10.0.1.2");
+        wait_for(&mut rx, "10.99.0.1 reachable", |e| {
+            matches!(
+                e,
+                kernel::FibEvent::Nexthop {
+                    state: kernel::NexthopState::Reachable { .. },
+                    ..
+                }
+            )
+        })
+        .await;
+        fib.shutdown().await;
+        assert_eq!(count(&ns), 0);
+    });
+}
+
 /// `cargo test --release -p kernel --test scale -- --ignored --nocapture`;
 /// KROUTE_BENCH_ROUTES overrides the sizes (comma separated).
 #[test]
