@@ -56,19 +56,6 @@ pub fn sum_cpu(pids: &[i32]) -> Option<f64> {
         .try_fold(0.0, |acc, p| Some(acc + cpu_seconds(*p)?))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_self() {
-        let me = std::process::id() as i32;
-        let m = mem(me).unwrap();
-        assert!(m.rss_kib > 0 && m.hwm_kib >= m.rss_kib);
-        assert!(cpu_seconds(me).unwrap() >= 0.0);
-    }
-}
-
 /// (idle, total) jiffies of all CPUs, from the first line of /proc/stat.
 fn cpu_jiffies() -> Option<(u64, u64)> {
     let s = fs::read_to_string("/proc/stat").ok()?;
@@ -101,4 +88,17 @@ pub fn wait_idle(max: std::time::Duration) -> f64 {
         last = now;
     }
     start.elapsed().as_secs_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_self() {
+        let me = std::process::id() as i32;
+        let m = mem(me).unwrap();
+        assert!(m.rss_kib > 0 && m.hwm_kib >= m.rss_kib);
+        assert!(cpu_seconds(me).unwrap() >= 0.0);
+    }
 }
