@@ -738,12 +738,10 @@ impl Worker {
         for id in refused.keys() {
             objects.refused(*id);
         }
-        // A group refused because a member was: say why the member was.
-        let words: Vec<String> = refused.values().map(|e| e.to_string()).collect();
-        if let Some(first) = words.first() {
+        if let Some(first) = refused.values().next() {
             tracing::warn!(
-                "kernel refused {} nexthop objects; first: {first}",
-                words.len()
+                "kernel refused {} nexthop objects; one of them: {first}",
+                refused.len()
             );
         }
         refused

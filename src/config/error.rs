@@ -208,7 +208,12 @@ impl<'de> Visitor<'de> for Locate<'_> {
 impl ConfigError {
     /// An error about the node at `path` (found in `text`).
     pub(super) fn at(file: &str, text: &str, path: &KeyPath, message: String) -> ConfigError {
-        let pos = locate(text, path).unwrap_or(Pos {
+        Self::at_pos(file, locate(text, path), path, message)
+    }
+
+    /// At `pos`, or the top of the file when it is unknown.
+    fn at_pos(file: &str, pos: Option<Pos>, path: &KeyPath, message: String) -> ConfigError {
+        let pos = pos.unwrap_or(Pos {
             line: 1,
             column: 1,
             index: 0,
@@ -297,18 +302,7 @@ impl ConfigError {
             (Some(a), Some(b)) => Some(if b.index > a.index { b } else { a }),
             (a, b) => a.or(b),
         };
-        let pos = pos.unwrap_or(Pos {
-            line: 1,
-            column: 1,
-            index: 0,
-        });
-        ConfigError {
-            file: file.to_string(),
-            line: pos.line,
-            column: pos.column,
-            path: path.to_string(),
-            message,
-        }
+        Self::at_pos(file, pos, &path, message)
     }
 }
 

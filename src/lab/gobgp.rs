@@ -5,11 +5,9 @@
 //! node's pod CIDRs and VIPs with next hop `::1` / `127.0.0.1`. It never
 //! installs routes: on every node that is kroute's job.
 
-use std::time::Duration;
-
 use super::procs::{self, ProcRecord, State};
 use super::topology::{Cni, Node};
-use super::{io_err, netns, LabError, Result};
+use super::{io_err, netns, Result};
 
 /// gobgpd.toml for node `n`.
 pub fn render(n: &Node, c: &Cni) -> String {
@@ -75,24 +73,10 @@ pub fn start(state: &mut State, i: usize) -> Result<()> {
         log: log.clone(),
     };
     state.add_process(rec.clone())?;
-    procs::wait_for(Duration::from_secs(10), "gobgpd's API", || {
-        if !procs::alive(&rec) {
-            return Ok(false);
-        }
+    procs::wait_ready(&rec, "gobgpd's API", || {
         cli(&n, &c, &["global"])
-            .map(|_| true)
+            .map(|_| ())
             .map_err(|e| e.to_string())
-    })
-    .and_then(|up| {
-        if up {
-            Ok(())
-        } else {
-            Err(LabError::Other(format!(
-                "gobgpd on {} exited:\n{}",
-                n.name,
-                procs::tail(&log, 20)
-            )))
-        }
     })
 }
 

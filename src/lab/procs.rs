@@ -250,6 +250,31 @@ pub fn tail(path: &Path, n: usize) -> String {
     s
 }
 
+/// Waits (at most 10 s) until `probe` answers for the daemon `rec`
+/// started; if the daemon exits first, the error carries its log's tail.
+pub fn wait_ready(
+    rec: &ProcRecord,
+    what: &str,
+    mut probe: impl FnMut() -> std::result::Result<(), String>,
+) -> Result<()> {
+    let up = wait_for(Duration::from_secs(10), what, || {
+        if !alive(rec) {
+            return Ok(false);
+        }
+        probe().map(|()| true)
+    })?;
+    if up {
+        Ok(())
+    } else {
+        Err(LabError::Other(format!(
+            "{} on {} exited:\n{}",
+            rec.name,
+            rec.owner,
+            tail(&rec.log, 20)
+        )))
+    }
+}
+
 /// Poll `check` every 100 ms until it is `Ok`, at most `timeout`.
 pub fn wait_for<T>(
     timeout: Duration,
@@ -303,24 +328,10 @@ fn run_kroute(state: &mut State, i: usize) -> Result<()> {
         log: log.clone(),
     };
     state.add_process(rec.clone())?;
-    wait_for(Duration::from_secs(10), "kroute's API socket", || {
-        if !alive(&rec) {
-            return Ok(false);
-        }
+    wait_ready(&rec, "kroute's API socket", || {
         api::call(&node.socket, &Request::Neighbors)
-            .map(|_| true)
+            .map(|_| ())
             .map_err(|e| e.to_string())
-    })
-    .and_then(|up| {
-        if up {
-            Ok(())
-        } else {
-            Err(LabError::Other(format!(
-                "kroute on {} exited:\n{}",
-                node.name,
-                tail(&log, 20)
-            )))
-        }
     })
 }
 
