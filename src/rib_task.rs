@@ -267,11 +267,6 @@ impl RouterTask {
                 }
             }
         }
-        for (peer, family) in out.route_refresh {
-            if let Some(e) = self.peers.get(&peer) {
-                let _ = e.cmd.send(PeerCmd::RequestRefresh(family));
-            }
-        }
     }
 
     pub async fn run(

@@ -128,8 +128,6 @@ pub struct Outputs {
     pub updates: Vec<(PeerId, wire::Update)>,
     /// Next hops the RIB needs a state for (each reported once).
     pub watch_nexthops: Vec<IpAddr>,
-    /// Ask that peer to resend a family.
-    pub route_refresh: Vec<(PeerId, wire::Family)>,
 }
 
 /// What the kernel made of a FibChange.

@@ -21,7 +21,7 @@ use tracing::{debug, info, warn};
 
 use rib::PeerId;
 use wire::notification as n;
-use wire::{Family, Message, Notification, RouteRefresh, Update};
+use wire::{Family, Message, Notification, Update};
 
 use crate::rib_task::RibEvent;
 use connection::{ConnEvent, ConnId, Delivery, Outgoing, ReaderArgs};
@@ -94,8 +94,6 @@ pub enum PeerCmd {
         generation: u64,
         updates: Vec<Update>,
     },
-    /// Ask the peer to resend a family (RFC 2918).
-    RequestRefresh(Family),
     /// A TCP connection the listener accepted from this peer's address.
     Incoming(TcpStream),
     /// Close with this NOTIFICATION and end the task.
@@ -251,13 +249,6 @@ impl PeerTask {
                         if generation == self.generation {
                             if let Some(c) = self.established() {
                                 c.send(updates.into_iter().map(Message::Update).collect());
-                            }
-                        }
-                    }
-                    Some(PeerCmd::RequestRefresh(family)) => {
-                        if let Some(c) = self.established() {
-                            if c.negotiated.as_ref().is_some_and(|n| n.route_refresh) {
-                                c.send(vec![Message::RouteRefresh(RouteRefresh { family })]);
                             }
                         }
                     }

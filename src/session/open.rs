@@ -24,7 +24,6 @@ pub struct Negotiated {
     pub keepalive_secs: u16,
     pub families: Vec<Family>,
     pub codec: SessionCodec,
-    pub route_refresh: bool,
 }
 
 pub fn local_open(l: &LocalOpen) -> Open {
@@ -108,7 +107,6 @@ pub fn negotiate(
         keepalive_secs: hold_time / 3,
         families,
         codec: SessionCodec { four_octet_as },
-        route_refresh: remote.has_capability(|c| matches!(c, Capability::RouteRefresh)),
     })
 }
 
@@ -149,7 +147,6 @@ mod tests {
         assert_eq!(n.hold_time, 30);
         assert_eq!(n.keepalive_secs, 10);
         assert!(n.codec.four_octet_as);
-        assert!(!n.route_refresh);
     }
 
     #[test]
