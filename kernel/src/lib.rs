@@ -41,7 +41,6 @@ mod msg;
 mod netlink;
 mod nexthop;
 mod resolve;
-mod table;
 mod worker;
 mod writer;
 

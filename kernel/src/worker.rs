@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 use netlink_packet_core::NetlinkPayload;
 use netlink_packet_route::RouteNetlinkMessage;
+use tables::{Id, Numbered, PrefixMap};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
@@ -20,7 +21,6 @@ use crate::msg::{self, KernelHop, RouteKey};
 use crate::netlink::{self, NlError, NlSocket};
 use crate::nexthop::{self, ObjOp, Objects};
 use crate::resolve::{resolve, Resolved};
-use crate::table::PrefixTable;
 use crate::writer::{Op, Outcome, Writer};
 use crate::{BgpNextHop, Cmd, FibConfig, FibEntry, FibEvent, NexthopState, RouteChange};
 
@@ -37,12 +37,17 @@ const CHUNK: usize = 32 * 1024;
 /// with the monitor out of the route groups (see `quiet`).
 const QUIET_SWEEP: usize = 10_000;
 
-/// What we believe the kernel holds for a prefix we wrote.
-#[derive(Debug, Clone)]
+/// What we believe the kernel holds for a prefix.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 enum Current {
-    Installed(Arc<[KernelHop]>),
-    /// The kernel refused our last write (an older version may remain).
-    Failed(Arc<str>),
+    /// Nothing of ours.
+    #[default]
+    Absent,
+    /// These kernel next hops (an id in `Worker::hop_sets`).
+    Installed(Id),
+    /// The kernel refused our last write (an older version may remain);
+    /// why is in `Worker::reported_failed`.
+    Failed,
     /// Unknown after a lost acknowledgement or a link going down.
     Unknown,
 }
@@ -55,15 +60,14 @@ enum Desired {
     Unresolved(String),
 }
 
-/// Everything we know about one prefix.
+/// Everything we know about one prefix: 12 bytes. A full table has few
+/// distinct next-hop sets, so a route refers to its sets by number.
 #[derive(Debug, Default)]
 struct Route {
-    /// Wanted next hops (None: withdrawn). Shared between prefixes: a full
-    /// table has few distinct next-hop sets, so this costs a pointer per
-    /// prefix, not an allocation.
-    want: Option<Arc<Vec<BgpNextHop>>>,
-    /// Our view of the kernel (None: absent).
-    cur: Option<Current>,
+    /// Wanted BGP next hops, an id in `Worker::wanted` (None: withdrawn).
+    want: Option<Id>,
+    /// Our view of the kernel.
+    cur: Current,
 }
 
 struct Link {
@@ -88,13 +92,18 @@ pub(crate) struct Worker {
     /// one step (briefly holding old and new tables, a peak of ~250 MB at
     /// 1M), where a B-tree grows a node at a time; and writes go out in
     /// prefix order anyway.
-    routes: PrefixTable<Route>,
-    /// Prefixes reported with RouteFailed and not recovered since (rare,
-    /// so kept aside rather than as a flag in every route).
-    reported_failed: FastSet<IpNet>,
+    routes: PrefixMap<Route>,
+    /// The BGP next-hop sets routes want (`Route::want`).
+    wanted: Numbered<Vec<BgpNextHop>>,
+    /// The kernel next-hop sets routes are installed with
+    /// (`Current::Installed`).
+    hop_sets: Numbered<[KernelHop]>,
+    /// Prefixes reported with RouteFailed and not recovered since, with
+    /// the kernel's words (rare, so kept aside rather than in every route).
+    reported_failed: FastMap<IpNet, Arc<str>>,
     /// Prefixes to reconcile. Written by sweeps that go down the prefix
     /// space in steps (see `write_dirty`).
-    dirty: PrefixTable<()>,
+    dirty: PrefixMap<()>,
     /// The sweep under way: it writes dirty prefixes below this bound
     /// next. None: no sweep (`in_sweep` false) or at the top.
     sweep_bound: Option<IpNet>,
@@ -121,10 +130,14 @@ pub(crate) struct Worker {
     quiet: bool,
 }
 
-/// An installed route stops using its nexthop object (if any).
-fn release(objects: &mut Option<Objects>, cur: &Option<Current>) {
-    if let (Some(o), Some(Current::Installed(h))) = (objects.as_mut(), cur) {
-        o.release(h);
+/// A route lets go of what it held installed: its hop set and nexthop
+/// object (if any).
+fn release(objects: &mut Option<Objects>, hop_sets: &mut Numbered<[KernelHop]>, cur: Current) {
+    if let Current::Installed(id) = cur {
+        if let Some(o) = objects.as_mut() {
+            o.release(hop_sets.get(id));
+        }
+        hop_sets.release(id);
     }
 }
 
@@ -154,9 +167,11 @@ impl Worker {
             writer: Writer::new(write, key),
             stop,
             links: HashMap::new(),
-            routes: PrefixTable::default(),
-            reported_failed: FastSet::default(),
-            dirty: PrefixTable::default(),
+            routes: PrefixMap::default(),
+            wanted: Numbered::default(),
+            hop_sets: Numbered::default(),
+            reported_failed: FastMap::default(),
+            dirty: PrefixMap::default(),
             sweep_bound: None,
             in_sweep: false,
             nexthops: FastMap::default(),
@@ -387,9 +402,11 @@ impl Worker {
             let prefix = prefix.trunc();
             if next_hops.is_empty() {
                 if let Some(r) = self.routes.get_mut(&prefix) {
-                    r.want = None;
+                    if let Some(w) = r.want.take() {
+                        self.wanted.release(w);
+                    }
                     self.reported_failed.remove(&prefix);
-                    if r.cur.is_none() {
+                    if r.cur == Current::Absent {
                         self.routes.remove(&prefix);
                     } else {
                         *self.dirty.entry(prefix) = ();
@@ -403,7 +420,11 @@ impl Worker {
                     last_nh = Some(nh.address);
                 }
             }
-            self.routes.entry(prefix).want = Some(next_hops);
+            let id = self.wanted.acquire(&next_hops, || next_hops.clone());
+            let r = self.routes.entry(prefix);
+            if let Some(old) = r.want.replace(id) {
+                self.wanted.release(old);
+            }
             *self.dirty.entry(prefix) = ();
         }
     }
@@ -505,16 +526,17 @@ impl Worker {
         };
         if !changed.is_empty() || !down.is_empty() || !gone.is_empty() {
             for (p, r) in self.routes.iter_mut() {
-                if let Some(Current::Installed(h)) = &r.cur {
-                    if flushed(h) {
+                if let Current::Installed(id) = r.cur {
+                    if flushed(self.hop_sets.get(id)) {
                         // The kernel flushed it without telling.
-                        release(&mut self.objects, &r.cur);
-                        r.cur = Some(Current::Unknown);
+                        release(&mut self.objects, &mut self.hop_sets, r.cur);
+                        r.cur = Current::Unknown;
                         *self.dirty.entry(p) = ();
                         continue;
                     }
                 }
-                if let Some(nhs) = &r.want {
+                if let Some(w) = r.want {
+                    let nhs = self.wanted.get(w);
                     if nhs.iter().any(|n| changed.contains(&n.address)) {
                         *self.dirty.entry(p) = ();
                     }
@@ -545,11 +567,11 @@ impl Worker {
         };
         let mut n = 0;
         for (p, r) in self.routes.iter_mut() {
-            let installed = matches!(r.cur, Some(Current::Installed(_)));
-            let stray = r.cur.is_none() && r.want.is_some() && present.contains(&p);
+            let installed = matches!(r.cur, Current::Installed(_));
+            let stray = r.cur == Current::Absent && r.want.is_some() && present.contains(&p);
             if (installed && !present.contains(&p)) || stray {
-                release(&mut self.objects, &r.cur);
-                r.cur = Some(Current::Unknown);
+                release(&mut self.objects, &mut self.hop_sets, r.cur);
+                r.cur = Current::Unknown;
                 *self.dirty.entry(p) = ();
                 n += 1;
             }
@@ -643,20 +665,20 @@ impl Worker {
             let Some(r) = self.routes.get(&p) else {
                 continue;
             };
-            let want = r.want.as_deref().map(|n| self.desired(n));
-            match (want, &r.cur) {
-                (Some(Desired::Install(h)), Some(Current::Installed(c)))
-                    if Arc::ptr_eq(&h, c) || h[..] == c[..] => {}
+            let want = r.want.map(|w| self.desired(self.wanted.get(w)));
+            match (want, r.cur) {
+                (Some(Desired::Install(h)), Current::Installed(c))
+                    if self.hop_sets.get(c)[..] == h[..] => {}
                 (Some(Desired::Install(h)), _) => {
                     let nhid = self.objects.as_mut().map_or(0, |o| o.acquire(&h));
                     ops.push(Op::Replace(p, h, nhid))
                 }
-                (_, Some(_)) => ops.push(Op::Delete {
+                (_, Current::Absent) => {}
+                (_, _) => ops.push(Op::Delete {
                     prefix: p,
                     metric: self.cfg.metric,
                     track: true,
                 }),
-                (_, None) => {}
             }
         }
         self.run_ops(ops);
@@ -805,14 +827,16 @@ impl Worker {
         let reported_failed = &mut self.reported_failed;
         let events = &self.events;
         let objects = &mut self.objects;
+        let hop_sets = &mut self.hop_sets;
         let mut outcome_of = |op, outcome| match (op, outcome) {
             (Op::Replace(p, h, _), Outcome::Done) => {
                 // The object reference taken for this write is kept by
                 // the installed route; the one it replaces is let go.
+                let id = hop_sets.acquire(&h, || h.clone());
                 let r = routes.entry(p);
-                release(objects, &r.cur);
-                r.cur = Some(Current::Installed(h));
-                if reported_failed.remove(&p) {
+                release(objects, hop_sets, r.cur);
+                r.cur = Current::Installed(id);
+                if reported_failed.remove(&p).is_some() {
                     let _ = events.send(FibEvent::RouteInstalled { prefix: p });
                 }
             }
@@ -825,9 +849,9 @@ impl Worker {
                     o.release(&h);
                 }
                 let r = routes.entry(p);
-                release(objects, &r.cur);
-                r.cur = Some(Current::Failed(error.as_str().into()));
-                reported_failed.insert(p);
+                release(objects, hop_sets, r.cur);
+                r.cur = Current::Failed;
+                reported_failed.insert(p, error.as_str().into());
                 let _ = events.send(FibEvent::RouteFailed { prefix: p, error });
             }
             (Op::Replace(p, h, _), Outcome::Unknown) => {
@@ -836,8 +860,8 @@ impl Worker {
                     o.release(&h);
                 }
                 let r = routes.entry(p);
-                release(objects, &r.cur);
-                r.cur = Some(Current::Unknown);
+                release(objects, hop_sets, r.cur);
+                r.cur = Current::Unknown;
             }
             (Op::Delete { prefix, track, .. }, outcome) => {
                 if let Outcome::Refused(e) = &outcome {
@@ -849,12 +873,12 @@ impl Worker {
                     return;
                 }
                 if let Some(r) = routes.get_mut(&prefix) {
-                    release(objects, &r.cur);
+                    release(objects, hop_sets, r.cur);
                     if matches!(outcome, Outcome::Unknown) {
                         unknown += 1;
-                        r.cur = Some(Current::Unknown);
+                        r.cur = Current::Unknown;
                     } else {
-                        r.cur = None;
+                        r.cur = Current::Absent;
                         if r.want.is_none() {
                             routes.remove(&prefix);
                         }
@@ -900,7 +924,7 @@ impl Worker {
         let ops: Vec<Op> = stale
             .into_iter()
             .filter(|(p, m)| {
-                let ours = self.routes.get(p).and_then(|r| r.cur.as_ref());
+                let ours = self.routes.get(p).map(|r| r.cur);
                 !(*m == self.cfg.metric && matches!(ours, Some(Current::Installed(_))))
             })
             .map(|(prefix, metric)| Op::Delete {
@@ -927,14 +951,18 @@ impl Worker {
 
     fn shutdown(&mut self) {
         if !self.cfg.install || self.cfg.keep_on_exit {
-            let n = self.routes.values().filter(|r| r.cur.is_some()).count();
+            let n = self
+                .routes
+                .values()
+                .filter(|r| r.cur != Current::Absent)
+                .count();
             tracing::info!("FIB stopped; {n} routes left in the kernel");
             return;
         }
         let ops: Vec<Op> = self
             .routes
             .iter()
-            .filter(|(_, r)| r.cur.is_some())
+            .filter(|(_, r)| r.cur != Current::Absent)
             .map(|(p, _)| Op::Delete {
                 prefix: p,
                 metric: self.cfg.metric,
@@ -970,12 +998,14 @@ impl Worker {
             };
             ("install disabled".to_string(), Some(detail))
         } else {
-            let cur = self.routes.get(&prefix).and_then(|r| r.cur.as_ref());
+            let cur = self.routes.get(&prefix).map_or(Current::Absent, |r| r.cur);
             match (&want, cur) {
-                (_, Some(Current::Failed(e))) => (format!("failed: {e}"), None),
-                (Desired::Install(_), Some(Current::Installed(_))) => {
-                    ("installed".to_string(), None)
+                (_, Current::Failed) => {
+                    let why = self.reported_failed.get(&prefix);
+                    let why = why.map_or("the kernel refused the last write", |e| e);
+                    (format!("failed: {why}"), None)
                 }
+                (Desired::Install(_), Current::Installed(_)) => ("installed".to_string(), None),
                 (Desired::Install(_), _) => ("pending".to_string(), None),
                 (Desired::Local, _) => ("next hop is local".to_string(), None),
                 (Desired::Unresolved(w), _) => ("next hop unresolved".to_string(), Some(w.clone())),
@@ -994,8 +1024,8 @@ impl Worker {
         match prefix {
             Some(p) => {
                 let p = p.trunc();
-                match self.routes.get(&p).and_then(|r| r.want.as_deref()) {
-                    Some(n) => vec![self.entry(p, n)],
+                match self.routes.get(&p).and_then(|r| r.want) {
+                    Some(w) => vec![self.entry(p, self.wanted.get(w))],
                     None => Vec::new(),
                 }
             }
@@ -1003,11 +1033,22 @@ impl Worker {
                 let mut v: Vec<FibEntry> = self
                     .routes
                     .iter()
-                    .filter_map(|(p, r)| r.want.as_deref().map(|n| self.entry(p, n)))
+                    .filter_map(|(p, r)| r.want.map(|w| self.entry(p, self.wanted.get(w))))
                     .collect();
                 v.sort_by_key(|a| a.prefix);
                 v
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_route_stays_small() {
+        // With a 5-byte IPv4 key, a B-tree leaf of 11 routes is 200 bytes.
+        assert_eq!(std::mem::size_of::<Route>(), 12);
     }
 }

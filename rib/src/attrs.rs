@@ -110,5 +110,5 @@ impl<T: Eq + Hash> Interner<T> {
     }
 }
 
-/// Interned next-hop sets handed to the FIB (few distinct ones exist).
+/// A next-hop set handed to the FIB (few distinct ones exist).
 pub type NhSet = Vec<NextHop>;

@@ -132,9 +132,12 @@ impl Ctx<'_> {
         if self.nh_status(best) == NhStatus::Local {
             return (false, "not installed: next hop is local".into());
         }
-        match (&dest.fib, rib.fib_failed.get(prefix)) {
+        match (dest.fib(), rib.fib_failed.get(prefix)) {
             (Some(_), Some(err)) => (false, format!("not installed: kernel error: {err}")),
-            (Some(set), None) => (true, format!("installed via {}", strings(set).join(", "))),
+            (Some(id), None) => {
+                let set = rib.ints.nhsets.get(id);
+                (true, format!("installed via {}", strings(set).join(", ")))
+            }
             (None, _) => (false, "not installed: no reachable next hop".into()),
         }
     }
@@ -322,7 +325,7 @@ impl Rib {
             Table::Loc | Table::Received => {
                 let loc = q.table == Table::Loc;
                 let mut visit = |prefix: Prefix, dest: &Dest| {
-                    let installed = dest.fib.is_some() && !self.fib_failed.contains_key(&prefix);
+                    let installed = dest.fib().is_some() && !self.fib_failed.contains_key(&prefix);
                     for (i, p) in dest.paths().iter().enumerate() {
                         if q.peer.is_some_and(|id| id != p.peer) || (loc && !p.accepted()) {
                             continue;

@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use wire::{Family, NextHop, Origin, PathAttributes, Prefix, Update};
 
+use tables::Numbered;
+
 use crate::attrs::{Attrs, Interner, NhSet, PathInfo, LOCAL_PEER};
 use crate::decision::{self, Candidate, DecisionCtx};
 use crate::export::{end_of_rib, UpdateBuilder};
@@ -29,7 +31,9 @@ pub(crate) struct Peer {
 pub(crate) struct Interners {
     pub attrs: Interner<Attrs>,
     pub paths: Interner<PathInfo>,
-    pub nhsets: Interner<NhSet>,
+    /// The next-hop sets given to the FIB, numbered: `Dest` records one
+    /// in 4 bytes.
+    pub nhsets: Numbered<NhSet>,
 }
 
 impl Interners {
@@ -37,7 +41,6 @@ impl Interners {
         let before = self.paths.len();
         self.paths.sweep(force);
         self.attrs.sweep(force || self.paths.len() < before);
-        self.nhsets.sweep(force);
     }
 }
 
@@ -193,9 +196,12 @@ impl<'a> Ctx<'a> {
 type ExportKey = (*const PathInfo, PeerId, Family);
 
 /// A withdrawal of a peer's paths under way ([`Rib::peer_down_start`]).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PeerDown {
-    touched: Vec<Prefix>,
+    peer: PeerId,
+    /// The last prefix handled (None: none yet).
+    after: Option<Prefix>,
+    done: bool,
 }
 
 /// Per-event scratch: the peers to export to, a cache of export results
@@ -314,52 +320,58 @@ impl Rib {
     }
 
     /// [`Rib::peer_down`] in steps, so a full table's withdrawal does not
-    /// build all its outputs at once: this drops the peer's paths; then
-    /// [`Rib::peer_down_step`] decides again for up to `max` of the
-    /// prefixes they covered, until it returns false. Nothing else may
-    /// happen to the RIB in between.
+    /// build all its outputs at once: this forgets the peer's session; then
+    /// each [`Rib::peer_down_step`] drops its paths from the next `max`
+    /// prefixes (walking the table in order) and decides again for them,
+    /// until it returns false. Nothing else may happen to the RIB in
+    /// between.
     pub fn peer_down_start(&mut self, id: PeerId) -> PeerDown {
         let Some(peer) = self.peers.get_mut(&id) else {
-            return PeerDown::default();
+            return PeerDown {
+                peer: id,
+                after: None,
+                done: true,
+            };
         };
         peer.session = None;
         peer.received = 0;
         peer.accepted = 0;
         self.adj_out.remove(&id);
-        // Counted first so the list is allocated once, not doubled (a full
-        // table's list is 20 MB).
-        let n = self
-            .table
-            .iter()
-            .filter(|(_, d)| d.path_of(id).is_some())
-            .count();
-        let mut touched: Vec<Prefix> = Vec::with_capacity(n);
-        touched.extend(
-            self.table
-                .iter()
-                .filter(|(_, d)| d.path_of(id).is_some())
-                .map(|(p, _)| p),
-        );
-        for p in &touched {
-            if let Some(d) = self.table.get_mut(p) {
-                d.remove(id);
-            }
+        PeerDown {
+            peer: id,
+            after: None,
+            done: false,
         }
-        PeerDown { touched }
     }
 
     /// Returns whether prefixes remain.
     pub fn peer_down_step(&mut self, down: &mut PeerDown, max: usize, out: &mut Outputs) -> bool {
-        let n = down.touched.len().min(max);
-        let step = down.touched.split_off(down.touched.len() - n);
+        if down.done {
+            return false;
+        }
+        let id = down.peer;
+        // The walk resumes after the last prefix of the previous step (a
+        // B-tree range; that prefix may be gone from the table by now).
+        let step: Vec<Prefix> = self
+            .table
+            .range_from(down.after)
+            .filter(|(_, d)| d.path_of(id).is_some())
+            .map(|(p, _)| p)
+            .take(max)
+            .collect();
+        down.after = step.last().copied();
+        down.done = step.len() < max;
         // Mostly one removal each: sized once rather than doubled.
         out.fib.reserve(step.len());
         let mut batch = self.batch_all();
         for p in step {
+            if let Some(d) = self.table.get_mut(&p) {
+                d.remove(id);
+            }
             self.process(p, &mut batch, out);
         }
         self.finish(batch, out);
-        !down.touched.is_empty()
+        !down.done
     }
 
     /// An UPDATE from peer `id`.
@@ -707,13 +719,26 @@ impl Rib {
         ctx.decide(dest);
 
         let fib = ctx.fib_set(dest);
-        if fib.as_deref() != dest.fib.as_deref().map(Vec::as_slice) {
-            dest.fib = fib.map(|v| self.ints.nhsets.intern(v));
+        let old = dest.fib();
+        let same = match (&fib, old) {
+            (None, None) => true,
+            (Some(v), Some(id)) => **self.ints.nhsets.get(id) == *v,
+            _ => false,
+        };
+        if !same {
+            // Acquired before the old one is released, so an id freed by
+            // the release is never the one just handed out.
+            let new = fib.map(|v| self.ints.nhsets.acquire(&v, || Arc::new(v.clone())));
+            if let Some(id) = old {
+                self.ints.nhsets.release(id);
+            }
+            dest.set_fib(new);
             // The interned set itself: a full table has few distinct sets,
             // so a change costs a pointer, not an allocation.
             out.fib.push(FibChange {
                 prefix,
-                next_hops: dest.fib.clone().unwrap_or_else(crate::no_next_hops),
+                next_hops: new
+                    .map_or_else(crate::no_next_hops, |id| self.ints.nhsets.get(id).clone()),
             });
             self.fib_failed.remove(&prefix);
         }

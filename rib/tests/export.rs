@@ -305,3 +305,62 @@ fn only_negotiated_families_and_route_refresh() {
     rib.route_refresh(2, Family::Ipv4Unicast, &mut out);
     assert_eq!(announced(&out, 2).len(), 1);
 }
+
+/// A peer going down in small steps withdraws every prefix it alone had,
+/// exactly once, falls back to the other peer where there is one, and
+/// leaves nothing of its own behind.
+#[test]
+fn peer_down_in_steps_covers_every_prefix_once() {
+    let mut rib = Rib::new(cfg());
+    add_up(&mut rib, 1, ebgp("a", "192.0.2.1", 65101), "192.0.2.1");
+    add_up(&mut rib, 3, ebgp("b", "192.0.2.3", 65103), "192.0.2.3");
+    add_up(&mut rib, 2, ibgp("i", "10.0.0.2"), "10.0.0.2");
+    reach(&mut rib, "192.0.2.1", 0);
+    reach(&mut rib, "192.0.2.3", 0);
+    reach(&mut rib, "2001:db8::a", 0);
+    let v4: Vec<String> = (0..10).map(|i| format!("10.1.{i}.0/24")).collect();
+    let v4: Vec<&str> = v4.iter().map(String::as_str).collect();
+    receive(&mut rib, 1, update_v4(&v4, "192.0.2.1", attrs(&[65101])));
+    receive(
+        &mut rib,
+        1,
+        update_v6(
+            &["2001:db8:1::/48", "2001:db8:2::/48"],
+            "2001:db8::a",
+            attrs(&[65101]),
+        ),
+    );
+    // Peer 3 also has 10.1.4.0/24 (longer path: peer 1's is best).
+    receive(
+        &mut rib,
+        3,
+        update_v4(&["10.1.4.0/24"], "192.0.2.3", attrs(&[65103, 65104])),
+    );
+    let mut out = Outputs::default();
+    let mut down = rib.peer_down_start(1);
+    let mut calls = 1;
+    while rib.peer_down_step(&mut down, 3, &mut out) {
+        calls += 1;
+    }
+    assert_eq!(calls, 5, "12 prefixes in steps of 3, then one finding none");
+    let mut gone = withdrawn(&out, 2);
+    gone.sort();
+    let mut want: Vec<wire::Prefix> = v4
+        .iter()
+        .filter(|s| **s != "10.1.4.0/24")
+        .map(|s| p(s))
+        .collect();
+    want.extend([p("2001:db8:1::/48"), p("2001:db8:2::/48")]);
+    want.sort();
+    assert_eq!(gone, want);
+    assert_eq!(
+        fib_for(&out, "10.1.0.0/24"),
+        vec![Vec::<std::net::IpAddr>::new()]
+    );
+    assert_eq!(fib_for(&out, "10.1.4.0/24"), vec![vec![ip("192.0.2.3")]]);
+    assert_eq!(
+        fib_for(&out, "2001:db8:2::/48"),
+        vec![Vec::<std::net::IpAddr>::new()]
+    );
+    assert_eq!(rib.peer_counters(2).advertised, 1);
+}
