@@ -5,9 +5,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use wire::{Family, NextHop, Origin, PathAttributes, Prefix, Update};
-
 use tables::Numbered;
+use wire::{Family, NextHop, Origin, PathAttributes, Prefix, Update};
 
 use crate::attrs::{Attrs, Interner, NhSet, PathInfo, LOCAL_PEER};
 use crate::decision::{self, Candidate, DecisionCtx};

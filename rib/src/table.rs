@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-pub use tables::PrefixMap;
-
 use tables::Id;
+pub use tables::PrefixMap;
 
 use crate::attrs::PathInfo;
 use crate::PeerId;
@@ -14,7 +13,8 @@ use crate::PeerId;
 /// slot); more spill into a boxed vector. Beside them, in every variant so
 /// they sit in the enum's padding: the size of the multipath set (`u8`,
 /// its members at the front, best first; 0 = no best path) and the
-/// next-hop set last given to the FIB (None: nothing, or a withdrawal).
+/// next-hop set last given to the FIB (an id in the RIB's `nhsets`; None:
+/// nothing, or a withdrawal).
 #[derive(Debug)]
 enum Paths {
     Empty(Option<Id>),
