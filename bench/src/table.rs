@@ -224,8 +224,8 @@ fn random_attrs(rng: &mut Rng, p: &GenParams) -> PathAttributes {
         origin: Some(origin),
         as_path: AsPath::from_sequence(path),
         med: rng.chance(30).then(|| rng.below(1000) as u32),
-        communities,
-        large_communities,
+        communities: communities.into(),
+        large_communities: large_communities.into(),
         ..PathAttributes::default()
     }
 }

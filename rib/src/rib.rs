@@ -455,8 +455,8 @@ impl Rib {
                 next_hop: NextHop::new(unspecified),
                 attrs: PathAttributes {
                     origin: Some(Origin::Igp),
-                    communities: o.communities,
-                    large_communities: o.large_communities,
+                    communities: o.communities.into(),
+                    large_communities: o.large_communities.into(),
                     ..Default::default()
                 },
             });

@@ -13,7 +13,7 @@ fn ebgp_export_prepends_and_sets_next_hop_self() {
     reach(&mut rib, "192.0.2.1", 0);
     let a = wire::PathAttributes {
         med: Some(50),
-        unknown: vec![
+        unknown: wire::thin_vec![
             RawAttribute {
                 flags: 0xC0,
                 type_code: 99,
@@ -220,7 +220,7 @@ fn export_policy_prepend_med_and_no_export() {
     assert_eq!(a.med, Some(7));
 
     let noexp = wire::PathAttributes {
-        communities: vec![Community::NO_EXPORT],
+        communities: wire::thin_vec![Community::NO_EXPORT],
         ..attrs(&[65101])
     };
     let out = receive(&mut rib, 1, update_v4(&["10.2.0.0/24"], "192.0.2.1", noexp));

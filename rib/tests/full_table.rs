@@ -47,7 +47,7 @@ fn full_table(export_peers: u32) {
     let mut sent = 0usize;
     for s in 0..SETS {
         let mut a = attrs(&[65101, 100 + (s % 1000), 4_200_000_000 + s / 1000]);
-        a.communities = vec![Community(s % 97), Community(0xFDE8_0000 | (s % 250))];
+        a.communities = wire::thin_vec![Community(s % 97), Community(0xFDE8_0000 | (s % 250))];
         let nlri: Vec<Ipv4Net> = (0..per)
             .map(|_| {
                 let base = 0x0B00_0000u32 + (n << 8);

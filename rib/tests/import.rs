@@ -236,7 +236,7 @@ fn policy_communities_and_large_communities() {
         ..Default::default()
     };
     let with = wire::PathAttributes {
-        communities: vec![c],
+        communities: wire::thin_vec![c],
         ..attrs(&[65101])
     };
     assert!(judge(accept_if(m.clone()), "10.1.0.0/24", with).is_ok());
@@ -246,7 +246,7 @@ fn policy_communities_and_large_communities() {
         ..Default::default()
     };
     let with = wire::PathAttributes {
-        large_communities: vec![lc],
+        large_communities: wire::thin_vec![lc],
         ..attrs(&[65101])
     };
     assert!(judge(accept_if(m.clone()), "10.1.0.0/24", with).is_ok());
@@ -358,7 +358,7 @@ fn policy_actions_set_continue_reject() {
         },
     ];
     let a = wire::PathAttributes {
-        communities: vec![old],
+        communities: wire::thin_vec![old],
         ..attrs(&[65101])
     };
     let v = judge(policies.clone(), "10.1.0.0/24", a.clone()).unwrap();

@@ -78,7 +78,7 @@ fn non_client_to_non_client_is_split_horizon() {
 fn cluster_list_loop_and_own_originator_rejected() {
     let mut rib = rr();
     let looped = wire::PathAttributes {
-        cluster_list: vec!["10.0.0.1".parse().unwrap()],
+        cluster_list: wire::thin_vec!["10.0.0.1".parse().unwrap()],
         originator_id: Some("10.0.0.99".parse().unwrap()),
         ..attrs(&[])
     };

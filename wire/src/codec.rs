@@ -442,7 +442,7 @@ fn parse_family_prefixes(b: &[u8], family: Family, out: &mut Vec<Prefix>) -> Res
 
 /// Merge adjacent AS_SEQUENCE segments (equivalent on the wire).
 fn normalize_as_path(segs: Vec<AsSegment>) -> AsPath {
-    let mut out: Vec<AsSegment> = Vec::with_capacity(segs.len());
+    let mut out: ThinVec<AsSegment> = ThinVec::with_capacity(segs.len());
     for s in segs {
         match (out.last_mut(), s) {
             (Some(AsSegment::Sequence(prev)), AsSegment::Sequence(v)) => prev.extend(v),
@@ -468,7 +468,7 @@ fn parse_as_path(mut b: &[u8], asn_len: usize) -> Result<AsPath, &'static str> {
         if b.len() - 2 < bytes {
             return Err("segment overruns attribute");
         }
-        let asns: Vec<u32> = b[2..2 + bytes]
+        let asns: ThinVec<u32> = b[2..2 + bytes]
             .chunks_exact(asn_len)
             .map(|c| {
                 if asn_len == 4 {
@@ -508,7 +508,7 @@ fn merge_as4_path(as_path: &AsPath, as4: AsPath) -> AsPath {
         match seg {
             AsSegment::Sequence(v) => {
                 let k = need.min(v.len());
-                segs.push(AsSegment::Sequence(v[..k].to_vec()));
+                segs.push(AsSegment::Sequence(v[..k].into()));
                 need -= k;
             }
             AsSegment::Set(v) => {

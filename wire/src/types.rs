@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use ipnet::{IpNet, Ipv4Net};
 use serde::{Deserialize, Serialize};
+pub use thin_vec::{thin_vec, ThinVec};
 
 /// A prefix of either family. `ipnet::IpNet` is a fixed-size value (no heap),
 /// which is what the RIB wants as a map key.
@@ -97,21 +98,21 @@ pub enum Origin {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "type", content = "asns", rename_all = "lowercase")]
 pub enum AsSegment {
-    Sequence(Vec<u32>),
-    Set(Vec<u32>),
+    Sequence(ThinVec<u32>),
+    Set(ThinVec<u32>),
 }
 
 /// AS_PATH as a list of segments.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct AsPath(pub Vec<AsSegment>);
+pub struct AsPath(pub ThinVec<AsSegment>);
 
 impl AsPath {
     pub fn from_sequence(asns: Vec<u32>) -> AsPath {
         if asns.is_empty() {
-            AsPath(Vec::new())
+            AsPath(ThinVec::new())
         } else {
-            AsPath(vec![AsSegment::Sequence(asns)])
+            AsPath(thin_vec![AsSegment::Sequence(asns.into())])
         }
     }
 
@@ -165,7 +166,10 @@ impl AsPath {
             Some(AsSegment::Sequence(v)) => {
                 v.splice(0..0, std::iter::repeat_n(asn, count));
             }
-            _ => self.0.insert(0, AsSegment::Sequence(vec![asn; count])),
+            _ => self.0.insert(
+                0,
+                AsSegment::Sequence(std::iter::repeat_n(asn, count).collect()),
+            ),
         }
     }
 }
@@ -351,12 +355,12 @@ pub struct PathAttributes {
     pub local_pref: Option<u32>,
     pub atomic_aggregate: bool,
     pub aggregator: Option<Aggregator>,
-    pub communities: Vec<Community>,
-    pub large_communities: Vec<LargeCommunity>,
+    pub communities: ThinVec<Community>,
+    pub large_communities: ThinVec<LargeCommunity>,
     pub originator_id: Option<Ipv4Addr>,
-    pub cluster_list: Vec<Ipv4Addr>,
+    pub cluster_list: ThinVec<Ipv4Addr>,
     /// Attributes not interpreted here, in the order received.
-    pub unknown: Vec<RawAttribute>,
+    pub unknown: ThinVec<RawAttribute>,
 }
 
 /// MP_REACH_NLRI (RFC 4760 §3).

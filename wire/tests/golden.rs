@@ -172,7 +172,7 @@ fn update_ipv4_classic() {
             next_hop: Some("10.0.0.1".parse().unwrap()),
             med: Some(100),
             local_pref: Some(200),
-            communities: vec!["65001:100".parse().unwrap(), Community::NO_EXPORT],
+            communities: thin_vec!["65001:100".parse().unwrap(), Community::NO_EXPORT],
             ..Default::default()
         },
         nlri: vec![

@@ -51,10 +51,10 @@ fn v6_nonzero() -> impl Strategy<Value = Ipv6Addr> {
 
 fn as_path() -> impl Strategy<Value = AsPath> {
     let seg = prop_oneof![
-        3 => vec(asn(), 1..150).prop_map(AsSegment::Sequence),
-        1 => vec(asn(), 1..20).prop_map(AsSegment::Set),
+        3 => vec(asn(), 1..150).prop_map(|v| AsSegment::Sequence(v.into())),
+        1 => vec(asn(), 1..20).prop_map(|v| AsSegment::Set(v.into())),
     ];
-    vec(seg, 0..4).prop_map(AsPath)
+    vec(seg, 0..4).prop_map(|v| AsPath(v.into()))
 }
 
 fn attributes() -> impl Strategy<Value = PathAttributes> {
@@ -258,7 +258,7 @@ fn open() -> impl Strategy<Value = Open> {
 fn expected(u: &Update, codec: &SessionCodec) -> Update {
     let mut e = u.clone();
     let a = &mut e.attributes;
-    let mut segs: Vec<AsSegment> = Vec::new();
+    let mut segs: ThinVec<AsSegment> = ThinVec::new();
     for s in a.as_path.0.drain(..) {
         match (segs.last_mut(), s) {
             (Some(AsSegment::Sequence(p)), AsSegment::Sequence(v)) => p.extend(v),
