@@ -182,11 +182,15 @@ pub fn originations(c: &Config) -> Vec<rib::Origination> {
     out
 }
 
+/// Prefixes decided again per step when a peer goes down.
+const PEER_DOWN_STEP: usize = 16 * 1024;
+
+/// Route changes (or UPDATEs) after which the RIB hands its outputs on
+/// while it drains queued events.
+const FLUSH_AT: usize = 16 * 1024;
+
 /// The RIB's changes in the FIB's terms: the same prefixes and the same
 /// interned next-hop sets, moved (the vector is reused in place).
-/// Prefixes decided again per step when a peer goes down.
-const PEER_DOWN_STEP: usize = 64 * 1024;
-
 fn to_kernel(changes: Vec<rib::FibChange>) -> Vec<RouteChange> {
     changes
         .into_iter()
@@ -294,7 +298,11 @@ impl RouterTask {
                         return;
                     }
                     // Drain what else is queued before flushing, so the FIB
-                    // and the peers get big batches under load.
+                    // and the peers get big batches under load; but flush
+                    // every FLUSH_AT route changes, so the batches in
+                    // flight stay small (draining 256 events of a full
+                    // table at once built 26 MB batches, and several were
+                    // in flight to the FIB at the peak of memory).
                     for _ in 0..256 {
                         match events.try_recv() {
                             Ok(ev) => {
@@ -303,6 +311,9 @@ impl RouterTask {
                                     self.shutdown().await;
                                     let _ = done.send(());
                                     return;
+                                }
+                                if out.fib.len() >= FLUSH_AT || out.updates.len() >= FLUSH_AT {
+                                    self.flush(std::mem::take(&mut out));
                                 }
                             }
                             Err(_) => break,

@@ -30,8 +30,9 @@ const DEBOUNCE: Duration = Duration::from_millis(60);
 
 /// Prefixes written per step of a sweep. Between steps the worker takes in
 /// what the RIB sent meanwhile, so changes wait in the route table rather
-/// than as queued messages (at a full table those were the peak of memory).
-const CHUNK: usize = 32 * 1024;
+/// than as queued messages (at a full table those were the peak of memory:
+/// with 32k-prefix steps a slow kernel let 38 MB of changes queue up).
+const CHUNK: usize = 4 * 1024;
 
 /// A sweep that starts with at least this many dirty prefixes is written
 /// with the monitor out of the route groups (see `quiet`).
