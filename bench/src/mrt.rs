@@ -79,8 +79,7 @@ fn parse_attrs(mut b: &[u8], sender_asn: u32) -> Result<PathAttributes, String> 
                     if s.len() < 2 + 4 * n {
                         return Err("truncated AS_PATH segment".into());
                     }
-                    let asns: wire::ThinVec<u32> =
-                        s[2..2 + 4 * n].chunks_exact(4).map(be32).collect();
+                    let asns: Vec<u32> = s[2..2 + 4 * n].chunks_exact(4).map(be32).collect();
                     path.push(if seg_ty == 1 {
                         AsSegment::Set(asns)
                     } else {
@@ -112,7 +111,7 @@ fn parse_attrs(mut b: &[u8], sender_asn: u32) -> Result<PathAttributes, String> 
         }
     }
     a.origin.get_or_insert(Origin::Incomplete);
-    a.as_path = AsPath(path.into());
+    a.as_path = AsPath::from_segments(path);
     a.as_path.prepend(sender_asn, 1);
     Ok(a)
 }

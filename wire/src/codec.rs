@@ -440,21 +440,11 @@ fn parse_family_prefixes(b: &[u8], family: Family, out: &mut Vec<Prefix>) -> Res
     }
 }
 
-/// Merge adjacent AS_SEQUENCE segments (equivalent on the wire).
-fn normalize_as_path(segs: Vec<AsSegment>) -> AsPath {
-    let mut out: ThinVec<AsSegment> = ThinVec::with_capacity(segs.len());
-    for s in segs {
-        match (out.last_mut(), s) {
-            (Some(AsSegment::Sequence(prev)), AsSegment::Sequence(v)) => prev.extend(v),
-            (_, s) => out.push(s),
-        }
-    }
-    AsPath(out)
-}
-
-/// AS_PATH / AS4_PATH value (RFC 4271 §4.3, RFC 7606 §7.2).
+/// AS_PATH / AS4_PATH value (RFC 4271 §4.3, RFC 7606 §7.2). Adjacent
+/// AS_SEQUENCEs come out merged (equivalent on the wire).
 fn parse_as_path(mut b: &[u8], asn_len: usize) -> Result<AsPath, &'static str> {
-    let mut segs = Vec::new();
+    let mut path = AsPath::default();
+    let mut asns: Vec<u32> = Vec::new();
     while !b.is_empty() {
         if b.len() < 2 {
             return Err("truncated segment header");
@@ -468,19 +458,17 @@ fn parse_as_path(mut b: &[u8], asn_len: usize) -> Result<AsPath, &'static str> {
         if b.len() - 2 < bytes {
             return Err("segment overruns attribute");
         }
-        let asns: ThinVec<u32> = b[2..2 + bytes]
-            .chunks_exact(asn_len)
-            .map(|c| {
-                if asn_len == 4 {
-                    be32(c)
-                } else {
-                    u32::from(be16(c))
-                }
-            })
-            .collect();
-        segs.push(match ty {
-            SEG_SET => AsSegment::Set(asns),
-            SEG_SEQUENCE => AsSegment::Sequence(asns),
+        asns.clear();
+        asns.extend(b[2..2 + bytes].chunks_exact(asn_len).map(|c| {
+            if asn_len == 4 {
+                be32(c)
+            } else {
+                u32::from(be16(c))
+            }
+        }));
+        path.push(match ty {
+            SEG_SET => Segment::Set(&asns),
+            SEG_SEQUENCE => Segment::Sequence(&asns),
             SEG_CONFED_SEQUENCE | SEG_CONFED_SET => {
                 return Err("confederation segment (confederations not supported)")
             }
@@ -488,7 +476,7 @@ fn parse_as_path(mut b: &[u8], asn_len: usize) -> Result<AsPath, &'static str> {
         });
         b = &b[2 + bytes..];
     }
-    Ok(normalize_as_path(segs))
+    Ok(path)
 }
 
 /// RFC 6793 §4.2.3: rebuild the path from AS_PATH (2-octet, with AS_TRANS)
@@ -500,25 +488,27 @@ fn merge_as4_path(as_path: &AsPath, as4: AsPath) -> AsPath {
         return as_path.clone();
     }
     let mut need = n2 - n4;
-    let mut segs = Vec::new();
-    for seg in &as_path.0 {
+    let mut path = AsPath::default();
+    for seg in as_path.segments() {
         if need == 0 {
             break;
         }
         match seg {
-            AsSegment::Sequence(v) => {
+            Segment::Sequence(v) => {
                 let k = need.min(v.len());
-                segs.push(AsSegment::Sequence(v[..k].into()));
+                path.push(Segment::Sequence(&v[..k]));
                 need -= k;
             }
-            AsSegment::Set(v) => {
-                segs.push(AsSegment::Set(v.clone()));
+            Segment::Set(_) => {
+                path.push(seg);
                 need -= 1;
             }
         }
     }
-    segs.extend(as4.0);
-    normalize_as_path(segs)
+    for seg in as4.segments() {
+        path.push(seg);
+    }
+    path
 }
 
 #[derive(Default)]
@@ -1072,20 +1062,19 @@ fn attr_hdr_len(len: usize) -> usize {
 }
 
 fn as_path_wire_len(p: &AsPath, asn_len: usize) -> usize {
-    p.0.iter()
-        .map(|s| match s {
-            AsSegment::Sequence(v) | AsSegment::Set(v) => {
-                v.len().div_ceil(255) * 2 + v.len() * asn_len
-            }
+    p.segments()
+        .map(|s| {
+            let n = s.asns().len();
+            n.div_ceil(255) * 2 + n * asn_len
         })
         .sum()
 }
 
 fn write_as_path(p: &AsPath, asn_len: usize, out: &mut Vec<u8>) {
-    for s in &p.0 {
+    for s in p.segments() {
         let (ty, v) = match s {
-            AsSegment::Sequence(v) => (SEG_SEQUENCE, v),
-            AsSegment::Set(v) => (SEG_SET, v),
+            Segment::Sequence(v) => (SEG_SEQUENCE, v),
+            Segment::Set(v) => (SEG_SET, v),
         };
         for chunk in v.chunks(255) {
             out.push(ty);
@@ -1145,7 +1134,7 @@ fn encode_path_attributes(
         out.push(o as u8);
     }
     let plen = as_path_wire_len(&a.as_path, asn_len);
-    if fits(plen) && (reachable || !a.as_path.0.is_empty()) {
+    if fits(plen) && (reachable || !a.as_path.is_empty()) {
         put_attr_hdr(out, WELL_KNOWN, attr_type::AS_PATH, plen);
         write_as_path(&a.as_path, asn_len, out);
     }

@@ -93,37 +93,125 @@ pub enum Origin {
     Incomplete = 2,
 }
 
-/// One AS_PATH segment (RFC 4271 §4.3). ASNs are always held as 4 octets;
-/// the codec converts for 2-octet sessions (RFC 6793).
+/// One AS_PATH segment (RFC 4271 §4.3), owned: what is built, and what
+/// the JSON form of a path lists. ASNs are always held as 4 octets; the
+/// codec converts for 2-octet sessions (RFC 6793).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "type", content = "asns", rename_all = "lowercase")]
 pub enum AsSegment {
-    Sequence(ThinVec<u32>),
-    Set(ThinVec<u32>),
+    Sequence(Vec<u32>),
+    Set(Vec<u32>),
 }
 
-/// AS_PATH as a list of segments.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct AsPath(pub ThinVec<AsSegment>);
+/// One segment of an [`AsPath`], borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Segment<'a> {
+    Sequence(&'a [u32]),
+    Set(&'a [u32]),
+}
+
+impl<'a> Segment<'a> {
+    pub fn asns(self) -> &'a [u32] {
+        match self {
+            Segment::Sequence(v) | Segment::Set(v) => v,
+        }
+    }
+
+    pub fn to_owned(self) -> AsSegment {
+        match self {
+            Segment::Sequence(v) => AsSegment::Sequence(v.to_vec()),
+            Segment::Set(v) => AsSegment::Set(v.to_vec()),
+        }
+    }
+}
+
+/// AS_PATH, held flat: each segment is a header word (the set bit, then its
+/// length) followed by its ASNs, so a path costs one allocation (a full
+/// table holds some 300,000 distinct paths; a list of separately allocated
+/// segments cost twice the allocations). Adjacent sequences are merged as
+/// they are added: they mean the same on the wire.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct AsPath(ThinVec<u32>);
+
+/// In a segment header: the segment is an AS_SET (else an AS_SEQUENCE).
+const SEGMENT_SET: u32 = 1 << 31;
 
 impl AsPath {
     pub fn from_sequence(asns: Vec<u32>) -> AsPath {
-        if asns.is_empty() {
-            AsPath(ThinVec::new())
-        } else {
-            AsPath(thin_vec![AsSegment::Sequence(asns.into())])
+        let mut p = AsPath::default();
+        p.push(Segment::Sequence(&asns));
+        p
+    }
+
+    pub fn from_segments(segments: impl IntoIterator<Item = AsSegment>) -> AsPath {
+        let mut p = AsPath::default();
+        for s in segments {
+            p.push(match &s {
+                AsSegment::Sequence(v) => Segment::Sequence(v),
+                AsSegment::Set(v) => Segment::Set(v),
+            });
         }
+        p
+    }
+
+    /// Appends a segment (an empty one adds nothing; a sequence after a
+    /// sequence extends it).
+    pub fn push(&mut self, segment: Segment<'_>) {
+        let asns = segment.asns();
+        if asns.is_empty() {
+            return;
+        }
+        let set = matches!(segment, Segment::Set(_));
+        if !set {
+            if let Some(h) = self.last_header() {
+                if self.0[h] & SEGMENT_SET == 0 {
+                    self.0[h] += u32::try_from(asns.len()).expect("segment length");
+                    self.0.extend(asns.iter().copied());
+                    return;
+                }
+            }
+        }
+        let len = u32::try_from(asns.len()).expect("segment length");
+        self.0.push(if set { SEGMENT_SET | len } else { len });
+        self.0.extend(asns.iter().copied());
+    }
+
+    /// Index of the last segment's header.
+    fn last_header(&self) -> Option<usize> {
+        let mut i = 0;
+        let mut last = None;
+        while i < self.0.len() {
+            last = Some(i);
+            i += 1 + (self.0[i] & !SEGMENT_SET) as usize;
+        }
+        last
+    }
+
+    pub fn segments(&self) -> impl Iterator<Item = Segment<'_>> + '_ {
+        let mut rest = &self.0[..];
+        std::iter::from_fn(move || {
+            let (&h, tail) = rest.split_first()?;
+            let (asns, next) = tail.split_at((h & !SEGMENT_SET) as usize);
+            rest = next;
+            Some(if h & SEGMENT_SET != 0 {
+                Segment::Set(asns)
+            } else {
+                Segment::Sequence(asns)
+            })
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// Path length for the decision process (RFC 4271 §9.1.2.2 a): an AS_SET
     /// counts as one, each ASN of a sequence as one.
     pub fn path_len(&self) -> usize {
-        self.0
-            .iter()
+        self.segments()
             .map(|s| match s {
-                AsSegment::Sequence(v) => v.len(),
-                AsSegment::Set(_) => 1,
+                Segment::Sequence(v) => v.len(),
+                Segment::Set(_) => 1,
             })
             .sum()
     }
@@ -134,23 +222,21 @@ impl AsPath {
     }
 
     pub fn asns(&self) -> impl Iterator<Item = u32> + '_ {
-        self.0.iter().flat_map(|s| match s {
-            AsSegment::Sequence(v) | AsSegment::Set(v) => v.iter().copied(),
-        })
+        self.segments().flat_map(|s| s.asns().iter().copied())
     }
 
     /// The neighbouring AS: first ASN of a leading AS_SEQUENCE (RFC 4271 §9.1.2.2 c).
     pub fn first_asn(&self) -> Option<u32> {
-        match self.0.first() {
-            Some(AsSegment::Sequence(v)) => v.first().copied(),
+        match self.segments().next() {
+            Some(Segment::Sequence(v)) => v.first().copied(),
             _ => None,
         }
     }
 
     /// The originating AS: last ASN of a trailing AS_SEQUENCE.
     pub fn origin_asn(&self) -> Option<u32> {
-        match self.0.last() {
-            Some(AsSegment::Sequence(v)) => v.last().copied(),
+        match self.segments().last() {
+            Some(Segment::Sequence(v)) => v.last().copied(),
             _ => None,
         }
     }
@@ -160,40 +246,56 @@ impl AsPath {
         if count == 0 {
             return;
         }
+        let n = u32::try_from(count).expect("prepend count");
+        // A sequence segment holds at most 255 ASNs on the wire; the codec
+        // splits longer ones, so the model may hold any length.
         match self.0.first_mut() {
-            // A sequence segment holds at most 255 ASNs on the wire; the codec
-            // splits longer ones, so the model may hold any length.
-            Some(AsSegment::Sequence(v)) => {
-                v.splice(0..0, std::iter::repeat_n(asn, count));
+            Some(h) if *h & SEGMENT_SET == 0 => {
+                *h += n;
+                self.0.splice(1..1, std::iter::repeat_n(asn, count));
             }
-            _ => self.0.insert(
-                0,
-                AsSegment::Sequence(std::iter::repeat_n(asn, count).collect()),
-            ),
+            _ => {
+                let front = std::iter::once(n).chain(std::iter::repeat_n(asn, count));
+                self.0.splice(0..0, front);
+            }
         }
+    }
+}
+
+impl fmt::Debug for AsPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.segments()).finish()
     }
 }
 
 impl fmt::Display for AsPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut first = true;
-        for seg in &self.0 {
+        for seg in self.segments() {
             if !first {
                 f.write_str(" ")?;
             }
             first = false;
+            let parts: Vec<String> = seg.asns().iter().map(|a| a.to_string()).collect();
             match seg {
-                AsSegment::Sequence(v) => {
-                    let parts: Vec<String> = v.iter().map(|a| a.to_string()).collect();
-                    f.write_str(&parts.join(" "))?;
-                }
-                AsSegment::Set(v) => {
-                    let parts: Vec<String> = v.iter().map(|a| a.to_string()).collect();
-                    write!(f, "{{{}}}", parts.join(","))?;
-                }
+                Segment::Sequence(_) => f.write_str(&parts.join(" "))?,
+                Segment::Set(_) => write!(f, "{{{}}}", parts.join(","))?,
             }
         }
         Ok(())
+    }
+}
+
+// The JSON form lists the segments, as `AsSegment`s.
+impl Serialize for AsPath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.segments().map(Segment::to_owned))
+    }
+}
+
+impl<'de> Deserialize<'de> for AsPath {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<AsSegment>::deserialize(d).map(AsPath::from_segments)
     }
 }
 
@@ -513,4 +615,43 @@ pub enum Message {
     Notification(Notification),
     Keepalive,
     RouteRefresh(RouteRefresh),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_path_segments_merge_prepend_and_keep_their_json_form() {
+        let mut p = AsPath::from_segments([
+            AsSegment::Set(vec![65003, 65004]),
+            AsSegment::Sequence(vec![65005]),
+            AsSegment::Sequence(vec![65006]),
+            AsSegment::Sequence(vec![]),
+        ]);
+        assert_eq!(p.to_string(), "{65003,65004} 65005 65006");
+        assert_eq!(p.path_len(), 3, "a set counts as one");
+        assert_eq!(p.first_asn(), None, "the path starts with a set");
+        assert_eq!(p.origin_asn(), Some(65006));
+        // Before a leading set, prepending starts a sequence ...
+        p.prepend(65001, 2);
+        assert_eq!(p.to_string(), "65001 65001 {65003,65004} 65005 65006");
+        // ... which the next prepend extends.
+        p.prepend(65000, 1);
+        assert_eq!(p.to_string(), "65000 65001 65001 {65003,65004} 65005 65006");
+        assert_eq!(p.first_asn(), Some(65000));
+        assert_eq!(p.count(65001), 2);
+        assert_eq!(p.asns().count(), 7);
+        let json = serde_json::to_string(&p).unwrap();
+        assert_eq!(
+            json,
+            r#"[{"type":"sequence","asns":[65000,65001,65001]},{"type":"set","asns":[65003,65004]},{"type":"sequence","asns":[65005,65006]}]"#
+        );
+        let back: AsPath = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, p);
+        let mut empty = AsPath::default();
+        assert!(empty.is_empty());
+        empty.prepend(65000, 1);
+        assert_eq!(empty, AsPath::from_sequence(vec![65000]));
+    }
 }

@@ -51,10 +51,11 @@ fn v6_nonzero() -> impl Strategy<Value = Ipv6Addr> {
 
 fn as_path() -> impl Strategy<Value = AsPath> {
     let seg = prop_oneof![
-        3 => vec(asn(), 1..150).prop_map(|v| AsSegment::Sequence(v.into())),
-        1 => vec(asn(), 1..20).prop_map(|v| AsSegment::Set(v.into())),
+        3 => vec(asn(), 1..150).prop_map(AsSegment::Sequence),
+        1 => vec(asn(), 1..20).prop_map(AsSegment::Set),
     ];
-    vec(seg, 0..4).prop_map(|v| AsPath(v.into()))
+    // Adjacent sequences merge as the path is built, as the decoder does.
+    vec(seg, 0..4).prop_map(AsPath::from_segments)
 }
 
 fn attributes() -> impl Strategy<Value = PathAttributes> {
@@ -258,28 +259,21 @@ fn open() -> impl Strategy<Value = Open> {
 fn expected(u: &Update, codec: &SessionCodec) -> Update {
     let mut e = u.clone();
     let a = &mut e.attributes;
-    let mut segs: ThinVec<AsSegment> = ThinVec::new();
-    for s in a.as_path.0.drain(..) {
-        match (segs.last_mut(), s) {
-            (Some(AsSegment::Sequence(p)), AsSegment::Sequence(v)) => p.extend(v),
-            (_, s) => segs.push(s),
-        }
-    }
-    a.as_path = AsPath(segs);
     if !codec.four_octet_as {
         // RFC 6793 §4.2.3: an AGGREGATOR that is not AS_TRANS means AS4_PATH
         // is ignored, so 4-octet ASNs stay AS_TRANS.
         if a.aggregator
             .is_some_and(|g| g.asn <= 0xffff && g.asn != 23456)
         {
-            for s in &mut a.as_path.0 {
-                let (AsSegment::Sequence(v) | AsSegment::Set(v)) = s;
-                for x in v {
-                    if *x > 0xffff {
-                        *x = 23456;
-                    }
-                }
-            }
+            let trans = |v: &[u32]| -> Vec<u32> {
+                v.iter()
+                    .map(|&x| if x > 0xffff { 23456 } else { x })
+                    .collect()
+            };
+            a.as_path = AsPath::from_segments(a.as_path.segments().map(|s| match s {
+                Segment::Sequence(v) => AsSegment::Sequence(trans(v)),
+                Segment::Set(v) => AsSegment::Set(trans(v)),
+            }));
         }
     }
     a.unknown.sort_by_key(|r| r.type_code);
