@@ -62,13 +62,153 @@ enum Desired {
 }
 
 /// Everything we know about one prefix: 12 bytes. A full table has few
-/// distinct next-hop sets, so a route refers to its sets by number.
+/// distinct next-hop sets, so a route refers to its sets by number; our
+/// view of the kernel ([`Current`]) is kept flat, so that the `dirty` flag
+/// fits beside it.
 #[derive(Debug, Default)]
 struct Route {
     /// Wanted BGP next hops, an id in `Worker::wanted` (None: withdrawn).
     want: Option<Id>,
-    /// Our view of the kernel.
-    cur: Current,
+    /// With `State::Installed`: the kernel next hops.
+    hops: Option<Id>,
+    state: State,
+    /// To be written (see [`Dirty`]).
+    dirty: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum State {
+    #[default]
+    Absent,
+    Installed,
+    Failed,
+    Unknown,
+}
+
+impl Route {
+    fn cur(&self) -> Current {
+        match (self.state, self.hops) {
+            (State::Installed, Some(id)) => Current::Installed(id),
+            (State::Failed, _) => Current::Failed,
+            (State::Unknown, _) => Current::Unknown,
+            _ => Current::Absent,
+        }
+    }
+
+    fn set_cur(&mut self, cur: Current) {
+        (self.state, self.hops) = match cur {
+            Current::Absent => (State::Absent, None),
+            Current::Installed(id) => (State::Installed, Some(id)),
+            Current::Failed => (State::Failed, None),
+            Current::Unknown => (State::Unknown, None),
+        };
+    }
+}
+
+/// Which prefixes are to be written. Each route carries a flag; while few
+/// are flagged they are also listed, so that a sweep finds them without
+/// walking the table. Loading or withdrawing a full table flags every
+/// route: the list would then be the largest thing the FIB holds (10-14 MB
+/// at 1.2M prefixes, at the moment memory peaks), so past `LIST_MAX` it is
+/// dropped and sweeps walk the routes for their flags until none is left.
+#[derive(Debug)]
+struct Dirty {
+    /// Routes flagged.
+    count: usize,
+    /// Exactly the flagged prefixes, or None when there are too many.
+    list: Option<PrefixMap<()>>,
+}
+
+impl Dirty {
+    const LIST_MAX: usize = 64 * 1024;
+
+    fn new() -> Dirty {
+        Dirty {
+            count: 0,
+            list: Some(PrefixMap::default()),
+        }
+    }
+
+    fn mark(&mut self, prefix: IpNet, r: &mut Route) {
+        if r.dirty {
+            return;
+        }
+        r.dirty = true;
+        self.count += 1;
+        if let Some(list) = &mut self.list {
+            list.insert(prefix, ());
+            if list.len() > Self::LIST_MAX {
+                self.list = None;
+            }
+        }
+    }
+
+    /// Before `prefix`'s route is removed from the table.
+    fn forget(&mut self, prefix: &IpNet, r: &Route) {
+        if r.dirty {
+            self.count -= 1;
+            if let Some(list) = &mut self.list {
+                list.remove(prefix);
+            }
+            self.relist();
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Unflags and returns up to `n` dirty prefixes below `bound`, highest
+    /// first.
+    fn take_below(
+        &mut self,
+        routes: &mut PrefixMap<Route>,
+        bound: Option<IpNet>,
+        n: usize,
+    ) -> Vec<IpNet> {
+        let taken: Vec<IpNet> = match &mut self.list {
+            Some(list) => list
+                .take_below(bound, n)
+                .into_iter()
+                .map(|(p, ())| p)
+                .collect(),
+            None => routes
+                .iter_below(bound)
+                .filter(|(_, r)| r.dirty)
+                .map(|(p, _)| p)
+                .take(n)
+                .collect(),
+        };
+        for p in &taken {
+            if let Some(r) = routes.get_mut(p) {
+                r.dirty = false;
+            }
+        }
+        self.count -= taken.len();
+        self.relist();
+        taken
+    }
+
+    /// Unflags everything.
+    fn clear(&mut self, routes: &mut PrefixMap<Route>) {
+        if self.count > 0 {
+            for (_, r) in routes.iter_mut() {
+                r.dirty = false;
+            }
+        }
+        *self = Dirty::new();
+    }
+
+    /// With none left flagged, listing starts again.
+    fn relist(&mut self) {
+        if self.count == 0 && self.list.is_none() {
+            self.list = Some(PrefixMap::default());
+        }
+    }
 }
 
 struct Link {
@@ -104,7 +244,7 @@ pub(crate) struct Worker {
     reported_failed: FastMap<IpNet, Arc<str>>,
     /// Prefixes to reconcile. Written by sweeps that go down the prefix
     /// space in steps (see `write_dirty`).
-    dirty: PrefixMap<()>,
+    dirty: Dirty,
     /// The sweep under way: it writes dirty prefixes below this bound
     /// next. None: no sweep (`in_sweep` false) or at the top.
     sweep_bound: Option<IpNet>,
@@ -172,7 +312,7 @@ impl Worker {
             wanted: Numbered::default(),
             hop_sets: Numbered::default(),
             reported_failed: FastMap::default(),
-            dirty: PrefixMap::default(),
+            dirty: Dirty::new(),
             sweep_bound: None,
             in_sweep: false,
             nexthops: FastMap::default(),
@@ -407,10 +547,11 @@ impl Worker {
                         self.wanted.release(w);
                     }
                     self.reported_failed.remove(&prefix);
-                    if r.cur == Current::Absent {
+                    if r.cur() == Current::Absent {
+                        self.dirty.forget(&prefix, r);
                         self.routes.remove(&prefix);
                     } else {
-                        *self.dirty.entry(prefix) = ();
+                        self.dirty.mark(prefix, r);
                     }
                 }
                 continue;
@@ -426,7 +567,7 @@ impl Worker {
             if let Some(old) = r.want.replace(id) {
                 self.wanted.release(old);
             }
-            *self.dirty.entry(prefix) = ();
+            self.dirty.mark(prefix, r);
         }
     }
 
@@ -527,19 +668,19 @@ impl Worker {
         };
         if !changed.is_empty() || !down.is_empty() || !gone.is_empty() {
             for (p, r) in self.routes.iter_mut() {
-                if let Current::Installed(id) = r.cur {
+                if let Current::Installed(id) = r.cur() {
                     if flushed(self.hop_sets.get(id)) {
                         // The kernel flushed it without telling.
-                        release(&mut self.objects, &mut self.hop_sets, r.cur);
-                        r.cur = Current::Unknown;
-                        *self.dirty.entry(p) = ();
+                        release(&mut self.objects, &mut self.hop_sets, r.cur());
+                        r.set_cur(Current::Unknown);
+                        self.dirty.mark(p, r);
                         continue;
                     }
                 }
                 if let Some(w) = r.want {
                     let nhs = self.wanted.get(w);
                     if nhs.iter().any(|n| changed.contains(&n.address)) {
-                        *self.dirty.entry(p) = ();
+                        self.dirty.mark(p, r);
                     }
                 }
             }
@@ -568,12 +709,12 @@ impl Worker {
         };
         let mut n = 0;
         for (p, r) in self.routes.iter_mut() {
-            let installed = matches!(r.cur, Current::Installed(_));
-            let stray = r.cur == Current::Absent && r.want.is_some() && present.contains(&p);
+            let installed = matches!(r.cur(), Current::Installed(_));
+            let stray = r.cur() == Current::Absent && r.want.is_some() && present.contains(&p);
             if (installed && !present.contains(&p)) || stray {
-                release(&mut self.objects, &mut self.hop_sets, r.cur);
-                r.cur = Current::Unknown;
-                *self.dirty.entry(p) = ();
+                release(&mut self.objects, &mut self.hop_sets, r.cur());
+                r.set_cur(Current::Unknown);
+                self.dirty.mark(p, r);
                 n += 1;
             }
         }
@@ -637,7 +778,7 @@ impl Worker {
     /// trie removes fastest (see `sort_and_write`).
     fn write_dirty(&mut self) {
         if !self.cfg.install {
-            self.dirty.clear();
+            self.dirty.clear(&mut self.routes);
             return;
         }
         if !self.in_sweep {
@@ -651,9 +792,11 @@ impl Worker {
                 self.set_quiet(true);
             }
         }
-        let step = self.dirty.take_below(self.sweep_bound, CHUNK);
+        let step = self
+            .dirty
+            .take_below(&mut self.routes, self.sweep_bound, CHUNK);
         match step.last() {
-            Some((p, _)) => self.sweep_bound = Some(*p),
+            Some(p) => self.sweep_bound = Some(*p),
             None => {
                 // At the bottom: what is dirty now starts the next sweep.
                 self.in_sweep = false;
@@ -662,12 +805,12 @@ impl Worker {
             }
         }
         let mut ops = Vec::with_capacity(step.len());
-        for (p, ()) in step {
+        for p in step {
             let Some(r) = self.routes.get(&p) else {
                 continue;
             };
             let want = r.want.map(|w| self.desired(self.wanted.get(w)));
-            match (want, r.cur) {
+            match (want, r.cur()) {
                 (Some(Desired::Install(h)), Current::Installed(c))
                     if self.hop_sets.get(c)[..] == h[..] => {}
                 (Some(Desired::Install(h)), _) => {
@@ -829,14 +972,15 @@ impl Worker {
         let events = &self.events;
         let objects = &mut self.objects;
         let hop_sets = &mut self.hop_sets;
+        let dirty = &mut self.dirty;
         let mut outcome_of = |op, outcome| match (op, outcome) {
             (Op::Replace(p, h, _), Outcome::Done) => {
                 // The object reference taken for this write is kept by
                 // the installed route; the one it replaces is let go.
                 let id = hop_sets.acquire(&h, || h.clone());
                 let r = routes.entry(p);
-                release(objects, hop_sets, r.cur);
-                r.cur = Current::Installed(id);
+                release(objects, hop_sets, r.cur());
+                r.set_cur(Current::Installed(id));
                 if reported_failed.remove(&p).is_some() {
                     let _ = events.send(FibEvent::RouteInstalled { prefix: p });
                 }
@@ -850,8 +994,8 @@ impl Worker {
                     o.release(&h);
                 }
                 let r = routes.entry(p);
-                release(objects, hop_sets, r.cur);
-                r.cur = Current::Failed;
+                release(objects, hop_sets, r.cur());
+                r.set_cur(Current::Failed);
                 reported_failed.insert(p, error.as_str().into());
                 let _ = events.send(FibEvent::RouteFailed { prefix: p, error });
             }
@@ -861,8 +1005,8 @@ impl Worker {
                     o.release(&h);
                 }
                 let r = routes.entry(p);
-                release(objects, hop_sets, r.cur);
-                r.cur = Current::Unknown;
+                release(objects, hop_sets, r.cur());
+                r.set_cur(Current::Unknown);
             }
             (Op::Delete { prefix, track, .. }, outcome) => {
                 if let Outcome::Refused(e) = &outcome {
@@ -874,13 +1018,14 @@ impl Worker {
                     return;
                 }
                 if let Some(r) = routes.get_mut(&prefix) {
-                    release(objects, hop_sets, r.cur);
+                    release(objects, hop_sets, r.cur());
                     if matches!(outcome, Outcome::Unknown) {
                         unknown += 1;
-                        r.cur = Current::Unknown;
+                        r.set_cur(Current::Unknown);
                     } else {
-                        r.cur = Current::Absent;
+                        r.set_cur(Current::Absent);
                         if r.want.is_none() {
+                            dirty.forget(&prefix, r);
                             routes.remove(&prefix);
                         }
                     }
@@ -925,7 +1070,7 @@ impl Worker {
         let ops: Vec<Op> = stale
             .into_iter()
             .filter(|(p, m)| {
-                let ours = self.routes.get(p).map(|r| r.cur);
+                let ours = self.routes.get(p).map(Route::cur);
                 !(*m == self.cfg.metric && matches!(ours, Some(Current::Installed(_))))
             })
             .map(|(prefix, metric)| Op::Delete {
@@ -955,7 +1100,7 @@ impl Worker {
             let n = self
                 .routes
                 .values()
-                .filter(|r| r.cur != Current::Absent)
+                .filter(|r| r.cur() != Current::Absent)
                 .count();
             tracing::info!("FIB stopped; {n} routes left in the kernel");
             return;
@@ -963,7 +1108,7 @@ impl Worker {
         let ops: Vec<Op> = self
             .routes
             .iter()
-            .filter(|(_, r)| r.cur != Current::Absent)
+            .filter(|(_, r)| r.cur() != Current::Absent)
             .map(|(p, _)| Op::Delete {
                 prefix: p,
                 metric: self.cfg.metric,
@@ -999,7 +1144,7 @@ impl Worker {
             };
             ("install disabled".to_string(), Some(detail))
         } else {
-            let cur = self.routes.get(&prefix).map_or(Current::Absent, |r| r.cur);
+            let cur = self.routes.get(&prefix).map_or(Current::Absent, Route::cur);
             match (&want, cur) {
                 (_, Current::Failed) => {
                     let why = self.reported_failed.get(&prefix);
@@ -1045,7 +1190,52 @@ impl Worker {
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+
+    use ipnet::Ipv4Net;
+
     use super::*;
+
+    /// Past `LIST_MAX` flagged routes the list goes and sweeps walk the
+    /// flags; either way every flagged prefix comes out once, highest first.
+    #[test]
+    fn dirty_prefixes_come_out_once_listed_or_not() {
+        for n in [10u32, Dirty::LIST_MAX as u32 + 10] {
+            let mut routes: PrefixMap<Route> = PrefixMap::default();
+            let mut dirty = Dirty::new();
+            for i in 0..n {
+                let p: IpNet = Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + (i << 8)), 24)
+                    .unwrap()
+                    .into();
+                dirty.mark(p, routes.entry(p));
+                dirty.mark(p, routes.entry(p)); // twice: still once
+            }
+            let v6: IpNet = "2001:db8::/32".parse().unwrap();
+            dirty.mark(v6, routes.entry(v6));
+            assert_eq!(dirty.len(), n as usize + 1);
+            assert_eq!(dirty.list.is_some(), n < 100, "n = {n}");
+            // One route leaves the table while flagged.
+            let gone: IpNet = "10.0.0.0/24".parse().unwrap();
+            dirty.forget(&gone, routes.get(&gone).unwrap());
+            routes.remove(&gone);
+            let first = dirty.take_below(&mut routes, None, 2);
+            assert_eq!(first[0], v6, "IPv6 is above IPv4");
+            let mut all = first;
+            let mut bound = all.last().copied();
+            loop {
+                let step = dirty.take_below(&mut routes, bound, 1000);
+                let Some(last) = step.last() else { break };
+                bound = Some(*last);
+                all.extend(step);
+            }
+            assert_eq!(all.len(), n as usize);
+            assert!(all.windows(2).all(|w| w[0] > w[1]), "highest first, once");
+            assert!(!all.contains(&gone));
+            assert!(dirty.is_empty());
+            assert!(routes.values().all(|r| !r.dirty));
+            assert!(dirty.list.is_some(), "listing again once none is left");
+        }
+    }
 
     #[test]
     fn a_route_stays_small() {

@@ -128,6 +128,34 @@ impl<T> PrefixMap<T> {
         }
     }
 
+    /// The entries below `bound` (all, when None), highest first (IPv6
+    /// above IPv4): a walk down the map that resumes below any key.
+    pub fn iter_below(&self, bound: Option<IpNet>) -> Box<dyn Iterator<Item = (IpNet, &T)> + '_> {
+        let v4 = |b: Bound<Ipv4Net>| {
+            self.v4
+                .range((Bound::Unbounded, b))
+                .rev()
+                .map(|(k, v)| (IpNet::V4(*k), v))
+        };
+        match bound {
+            None => Box::new(
+                self.v6
+                    .iter()
+                    .rev()
+                    .map(|(k, v)| (IpNet::V6(*k), v))
+                    .chain(v4(Bound::Unbounded)),
+            ),
+            Some(IpNet::V6(b)) => Box::new(
+                self.v6
+                    .range((Bound::Unbounded, Bound::Excluded(b)))
+                    .rev()
+                    .map(|(k, v)| (IpNet::V6(*k), v))
+                    .chain(v4(Bound::Unbounded)),
+            ),
+            Some(IpNet::V4(b)) => Box::new(v4(Bound::Excluded(b))),
+        }
+    }
+
     /// Removes and returns up to `n` entries below `bound` (all, when None),
     /// highest first (IPv6 above IPv4).
     pub fn take_below(&mut self, bound: Option<IpNet>, n: usize) -> Vec<(IpNet, T)> {
@@ -233,6 +261,30 @@ mod tests {
         assert_eq!(from(Some("192.0.2.0/24")), ["2001:db8::/32", "fd00::/8"]);
         assert_eq!(from(Some("2001:db8::/32")), ["fd00::/8"]);
         assert!(from(Some("fd00::/8")).is_empty());
+    }
+
+    #[test]
+    fn walks_down_below_a_bound() {
+        let mut t: PrefixMap<()> = PrefixMap::default();
+        for p in ["10.0.0.0/8", "10.1.0.0/16", "2001:db8::/32", "fd00::/8"] {
+            t.insert(net(p), ());
+        }
+        let below = |b: Option<&str>| -> Vec<String> {
+            t.iter_below(b.map(net))
+                .map(|(k, _)| k.to_string())
+                .collect()
+        };
+        assert_eq!(
+            below(None),
+            ["fd00::/8", "2001:db8::/32", "10.1.0.0/16", "10.0.0.0/8"]
+        );
+        assert_eq!(
+            below(Some("fd00::/8")),
+            ["2001:db8::/32", "10.1.0.0/16", "10.0.0.0/8"]
+        );
+        assert_eq!(below(Some("::/0")), ["10.1.0.0/16", "10.0.0.0/8"]);
+        assert_eq!(below(Some("10.1.0.0/16")), ["10.0.0.0/8"]);
+        assert!(below(Some("10.0.0.0/8")).is_empty());
     }
 
     #[test]
