@@ -195,9 +195,21 @@ impl Dirty {
 
     /// Unflags everything.
     fn clear(&mut self, routes: &mut PrefixMap<Route>) {
-        if self.count > 0 {
-            for (_, r) in routes.iter_mut() {
-                r.dirty = false;
+        if self.count == 0 {
+            return;
+        }
+        match self.list.take() {
+            Some(list) => {
+                for p in list.keys() {
+                    if let Some(r) = routes.get_mut(&p) {
+                        r.dirty = false;
+                    }
+                }
+            }
+            None => {
+                for (_, r) in routes.iter_mut() {
+                    r.dirty = false;
+                }
             }
         }
         *self = Dirty::new();
