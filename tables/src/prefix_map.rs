@@ -137,21 +137,15 @@ impl<T> PrefixMap<T> {
                 .rev()
                 .map(|(k, v)| (IpNet::V4(*k), v))
         };
+        let v6 = |b: Bound<Ipv6Net>| {
+            self.v6
+                .range((Bound::Unbounded, b))
+                .rev()
+                .map(|(k, v)| (IpNet::V6(*k), v))
+        };
         match bound {
-            None => Box::new(
-                self.v6
-                    .iter()
-                    .rev()
-                    .map(|(k, v)| (IpNet::V6(*k), v))
-                    .chain(v4(Bound::Unbounded)),
-            ),
-            Some(IpNet::V6(b)) => Box::new(
-                self.v6
-                    .range((Bound::Unbounded, Bound::Excluded(b)))
-                    .rev()
-                    .map(|(k, v)| (IpNet::V6(*k), v))
-                    .chain(v4(Bound::Unbounded)),
-            ),
+            None => Box::new(v6(Bound::Unbounded).chain(v4(Bound::Unbounded))),
+            Some(IpNet::V6(b)) => Box::new(v6(Bound::Excluded(b)).chain(v4(Bound::Unbounded))),
             Some(IpNet::V4(b)) => Box::new(v4(Bound::Excluded(b))),
         }
     }
@@ -159,35 +153,10 @@ impl<T> PrefixMap<T> {
     /// Removes and returns up to `n` entries below `bound` (all, when None),
     /// highest first (IPv6 above IPv4).
     pub fn take_below(&mut self, bound: Option<IpNet>, n: usize) -> Vec<(IpNet, T)> {
-        let mut out = Vec::with_capacity(n.min(self.len()));
-        if !matches!(bound, Some(IpNet::V4(_))) {
-            let keys: Vec<Ipv6Net> = match bound {
-                Some(IpNet::V6(b)) => self.v6.range(..b).rev().take(n).map(|(k, _)| *k).collect(),
-                _ => self.v6.keys().rev().take(n).copied().collect(),
-            };
-            for k in keys {
-                let v = self.v6.remove(&k).expect("present");
-                out.push((IpNet::V6(k), v));
-            }
-        }
-        let rest = n - out.len();
-        if rest > 0 {
-            let keys: Vec<Ipv4Net> = match bound {
-                Some(IpNet::V4(b)) => self
-                    .v4
-                    .range(..b)
-                    .rev()
-                    .take(rest)
-                    .map(|(k, _)| *k)
-                    .collect(),
-                _ => self.v4.keys().rev().take(rest).copied().collect(),
-            };
-            for k in keys {
-                let v = self.v4.remove(&k).expect("present");
-                out.push((IpNet::V4(k), v));
-            }
-        }
-        out
+        let keys: Vec<IpNet> = self.iter_below(bound).take(n).map(|(k, _)| k).collect();
+        keys.into_iter()
+            .map(|k| (k, self.remove(&k).expect("just seen")))
+            .collect()
     }
 
     /// The entry for `p` if present, else the one of the longest prefix
