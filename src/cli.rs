@@ -4,10 +4,11 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use rib::Table;
 
 use crate::api::{Client, FibEntryView, NeighborView, RouteView};
+use crate::output::{table, Output};
 
 pub const DEFAULT_SOCKET: &str = "/run/kroute/kroute.sock";
 
@@ -29,12 +30,6 @@ pub struct Cli {
     pub output: Output,
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    Table,
-    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -201,35 +196,6 @@ fn duration(secs: u64) -> String {
     }
 }
 
-/// Print rows as columns separated by two spaces, each as wide as its
-/// widest cell.
-pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for r in &rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: Vec<String>| {
-        let mut l = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                l.push_str(c);
-            } else {
-                l.push_str(&format!("{c:<w$}  ", w = widths[i]));
-            }
-        }
-        out.push_str(l.trim_end());
-        out.push('\n');
-    };
-    line(headers.iter().map(|h| h.to_string()).collect());
-    for r in rows {
-        line(r);
-    }
-    out
-}
-
 fn neighbors_table(neighbors: &[NeighborView]) -> String {
     let rows = neighbors
         .iter()
@@ -309,15 +275,6 @@ fn fib_table(entries: &[FibEntryView]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn table_aligns_columns() {
-        let t = table(
-            &["A", "LONG HEADER", "C"],
-            vec![vec!["xxxx".into(), "y".into(), "z".into()]],
-        );
-        assert_eq!(t, "A     LONG HEADER  C\nxxxx  y            z\n");
-    }
 
     #[test]
     fn duration_is_readable() {
