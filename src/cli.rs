@@ -2,12 +2,13 @@
 //! answers ([`crate::api::views`]) as aligned tables (like `birdc`/`gobgp`)
 //! or as JSON (`-o json`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use rib::Table;
 
 use crate::api::{Client, FibEntryView, NeighborView, RouteView};
+use crate::config::ConfigError;
 use crate::output::{table, Output};
 
 pub const DEFAULT_SOCKET: &str = "/run/kroute/kroute.sock";
@@ -98,6 +99,22 @@ impl Cli {
         }
         Ok(PathBuf::from(DEFAULT_SOCKET))
     }
+}
+
+/// `kroute config check FILE [--print]`: what to print if the file is
+/// valid (a summary, or with `print` the canonical YAML).
+pub fn check_config(file: &Path, print: bool) -> Result<String, ConfigError> {
+    let c = crate::config::load(file)?;
+    if print {
+        return Ok(c.to_yaml());
+    }
+    Ok(format!(
+        "{}: ok ({} peers, {} policies, {} advertise entries)\n",
+        file.display(),
+        c.peers.len(),
+        c.policies.len(),
+        c.advertise.len()
+    ))
 }
 
 /// Run a client command: ask the daemon and print its answer.
@@ -275,6 +292,24 @@ fn fib_table(entries: &[FibEntryView]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_check_summarises_or_prints_the_canonical_form() {
+        let file = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/node.yaml"));
+        let summary = check_config(file, false).unwrap();
+        assert_eq!(
+            summary,
+            format!(
+                "{}: ok (2 peers, 0 policies, 1 advertise entries)\n",
+                file.display()
+            )
+        );
+        let yaml = check_config(file, true).unwrap();
+        let reparsed = crate::config::parse(&yaml, "printed.yaml").unwrap();
+        assert_eq!(reparsed, crate::config::load(file).unwrap());
+        let missing = check_config(Path::new("/nonexistent/kroute.yaml"), false).unwrap_err();
+        assert!(missing.to_string().contains("cannot read"), "{missing}");
+    }
 
     #[test]
     fn duration_is_readable() {
