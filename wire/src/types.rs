@@ -1,4 +1,4 @@
-//! The BGP data model: plain values, no I/O. The codec (`codec.rs`) turns
+//! The BGP data model: plain values, no I/O. The codec (`codec/`) turns
 //! bytes into these and back; the RIB works only with these.
 
 use std::fmt;

@@ -1,0 +1,314 @@
+//! Encoding whole messages: OPEN with its capabilities (grouped into
+//! parameters, RFC 9072 when they need more than 255 octets), NOTIFICATION,
+//! KEEPALIVE, ROUTE-REFRESH, and UPDATE, split into several messages when
+//! one would exceed 4096 octets (RFC 4271 §4).
+
+use super::attributes::{
+    attr_hdr_len, encode_path_attributes, mp_next_hop, write_mp_reach, write_mp_unreach,
+};
+use super::nlri::{max_pfx_size, pfx_size, v4_size, write_v4};
+use super::*;
+
+fn begin_msg(out: &mut Vec<u8>, ty: u8) -> usize {
+    let start = out.len();
+    out.extend_from_slice(&[0xff; 16]);
+    out.extend_from_slice(&[0, 0, ty]);
+    start
+}
+
+fn end_msg(out: &mut [u8], start: usize) {
+    let len = (out.len() - start) as u16;
+    out[start + 16..start + 18].copy_from_slice(&len.to_be_bytes());
+}
+
+/// Append the encoding of `msg` to `out`.
+///
+/// An UPDATE that does not fit in 4096 octets is split into several UPDATE
+/// messages that together carry every withdrawal and every announcement:
+/// withdrawal-only messages first, then announcements, each carrying the
+/// full attribute set. Announcements whose attributes alone cannot fit in
+/// one message are not encoded (RFC 4271 §9.2 leaves them unadvertised);
+/// callers can check with [`update_attributes_fit`].
+pub fn encode_message(msg: &Message, codec: &SessionCodec, out: &mut Vec<u8>) {
+    match msg {
+        Message::Keepalive => {
+            let s = begin_msg(out, msg_type::KEEPALIVE);
+            end_msg(out, s);
+        }
+        Message::Notification(nt) => {
+            let s = begin_msg(out, msg_type::NOTIFICATION);
+            out.push(nt.code);
+            out.push(nt.subcode);
+            let room = MAX_MESSAGE_LEN - HEADER_LEN - 2;
+            out.extend_from_slice(&nt.data[..nt.data.len().min(room)]);
+            end_msg(out, s);
+        }
+        Message::RouteRefresh(rr) => {
+            let s = begin_msg(out, msg_type::ROUTE_REFRESH);
+            out.extend_from_slice(&rr.family.afi().to_be_bytes());
+            out.push(0);
+            out.push(rr.family.safi());
+            end_msg(out, s);
+        }
+        Message::Open(o) => encode_open(o, out),
+        Message::Update(u) => encode_update(u, codec, out),
+    }
+}
+
+fn encode_capability(c: &Capability, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0, 0]);
+    let code_byte = match c {
+        Capability::Multiprotocol(f) => {
+            out.extend_from_slice(&f.afi().to_be_bytes());
+            out.push(0);
+            out.push(f.safi());
+            cap_code::MULTIPROTOCOL
+        }
+        Capability::RouteRefresh => cap_code::ROUTE_REFRESH,
+        Capability::ExtendedNextHop(entries) => {
+            for e in entries {
+                out.extend_from_slice(&e.family.afi().to_be_bytes());
+                out.extend_from_slice(&u16::from(e.family.safi()).to_be_bytes());
+                out.extend_from_slice(&e.next_hop_afi.to_be_bytes());
+            }
+            cap_code::EXTENDED_NEXT_HOP
+        }
+        Capability::GracefulRestart {
+            restart_state,
+            restart_time,
+            families,
+        } => {
+            let ft = (if *restart_state { 0x8000 } else { 0 }) | (restart_time & 0x0fff);
+            out.extend_from_slice(&ft.to_be_bytes());
+            for f in families {
+                out.extend_from_slice(&f.family.afi().to_be_bytes());
+                out.push(f.family.safi());
+                out.push(if f.forwarding_preserved { 0x80 } else { 0 });
+            }
+            cap_code::GRACEFUL_RESTART
+        }
+        Capability::FourOctetAs(a) => {
+            out.extend_from_slice(&a.to_be_bytes());
+            cap_code::FOUR_OCTET_AS
+        }
+        Capability::Unknown { code, value } => {
+            out.extend_from_slice(value);
+            *code
+        }
+    };
+    let len = out.len() - start - 2;
+    match u8::try_from(len) {
+        Ok(l) => {
+            out[start] = code_byte;
+            out[start + 1] = l;
+        }
+        // Cannot be encoded (value over 255 octets): leave it out.
+        Err(_) => out.truncate(start),
+    }
+}
+
+fn encode_open(o: &Open, out: &mut Vec<u8>) {
+    let s = begin_msg(out, msg_type::OPEN);
+    out.push(o.version);
+    let my_as = u16::try_from(o.asn).unwrap_or(AS_TRANS);
+    out.extend_from_slice(&my_as.to_be_bytes());
+    out.extend_from_slice(&o.hold_time.to_be_bytes());
+    out.extend_from_slice(&o.router_id.octets());
+
+    let mut caps = Vec::new();
+    let mut bounds = Vec::with_capacity(o.capabilities.len());
+    for c in &o.capabilities {
+        encode_capability(c, &mut caps);
+        bounds.push(caps.len());
+    }
+    // Group whole capabilities into parameters of at most 255 octets.
+    let mut groups: Vec<(usize, usize)> = Vec::new();
+    let mut gstart = 0;
+    let mut prev = 0;
+    for &end in &bounds {
+        if end - gstart > 255 {
+            groups.push((gstart, prev));
+            gstart = prev;
+        }
+        prev = end;
+    }
+    if prev > gstart {
+        groups.push((gstart, prev));
+    }
+    let total: usize = groups.iter().map(|(a, b)| 2 + b - a).sum();
+    if total <= 255 {
+        out.push(total as u8);
+        for (a, b) in groups {
+            out.push(PARAM_CAPABILITIES);
+            out.push((b - a) as u8);
+            out.extend_from_slice(&caps[a..b]);
+        }
+    } else {
+        // RFC 9072 extended optional parameters: one parameter holds all.
+        let room = MAX_MESSAGE_LEN - (out.len() - s) - 3 - 3;
+        let caps = &caps[..bounds
+            .iter()
+            .copied()
+            .take_while(|&e| e <= room)
+            .last()
+            .unwrap_or(0)];
+        out.extend_from_slice(&[255, PARAM_EXTENDED]);
+        out.extend_from_slice(&((caps.len() + 3) as u16).to_be_bytes());
+        out.push(PARAM_CAPABILITIES);
+        out.extend_from_slice(&(caps.len() as u16).to_be_bytes());
+        out.extend_from_slice(caps);
+    }
+    end_msg(out, s);
+}
+
+/// How many items from the front of `items` fit in `budget` octets, and
+/// their total size.
+#[inline]
+fn take_fit<T>(items: &[T], budget: usize, size: impl Fn(&T) -> usize) -> (usize, usize) {
+    let mut used = 0;
+    for (i, it) in items.iter().enumerate() {
+        let s = size(it);
+        if used + s > budget {
+            return (i, used);
+        }
+        used += s;
+    }
+    (items.len(), used)
+}
+
+/// True if every announcement of `u` can be encoded, i.e. its path
+/// attributes (with the MP_REACH next hop) leave room for at least one
+/// prefix in an UPDATE. When false, [`encode_message`] leaves out the
+/// announcements that do not fit (withdrawals are always sent).
+pub fn update_attributes_fit(u: &Update, codec: &SessionCodec) -> bool {
+    let mut attrs = Vec::new();
+    encode_path_attributes(&u.attributes, codec, true, &mut attrs);
+    let room = MAX_MESSAGE_LEN - HEADER_LEN - 4;
+    let mp_ok = u.mp_reach.as_ref().is_none_or(|r| {
+        let fixed = 4 + 5 + mp_next_hop(&r.next_hop, r.family).1 + attrs.len();
+        fixed + max_pfx_size(r.family) <= room
+    });
+    mp_ok && (u.nlri.is_empty() || attrs.len() + 5 <= room)
+}
+
+fn encode_update(u: &Update, codec: &SessionCodec, out: &mut Vec<u8>) {
+    let mut attrs = Vec::with_capacity(128);
+    let reachable = !u.nlri.is_empty() || u.mp_reach.is_some();
+    encode_path_attributes(&u.attributes, codec, reachable, &mut attrs);
+
+    let wd_bytes: usize = u.withdrawn.iter().map(v4_size).sum();
+    let nlri_bytes: usize = u.nlri.iter().map(v4_size).sum();
+    let reach = u.mp_reach.as_ref().map(|r| {
+        let nh = mp_next_hop(&r.next_hop, r.family);
+        let bytes: usize = r.nlri.iter().map(|p| pfx_size(p, r.family)).sum();
+        (r, nh, bytes)
+    });
+    let reach_attr = reach
+        .as_ref()
+        .map_or(0, |(_, nh, b)| 5 + nh.1 + b + attr_hdr_len(5 + nh.1 + b));
+    let unreach = u.mp_unreach.as_ref().map(|r| {
+        let bytes: usize = r.withdrawn.iter().map(|p| pfx_size(p, r.family)).sum();
+        (r, bytes)
+    });
+    let unreach_attr = unreach
+        .as_ref()
+        .map_or(0, |(_, b)| 3 + b + attr_hdr_len(3 + b));
+    let pa_len = reach_attr + unreach_attr + attrs.len();
+    let total = HEADER_LEN + 4 + wd_bytes + pa_len + nlri_bytes;
+
+    if total <= MAX_MESSAGE_LEN {
+        let s = begin_msg(out, msg_type::UPDATE);
+        out.extend_from_slice(&(wd_bytes as u16).to_be_bytes());
+        for p in &u.withdrawn {
+            write_v4(p, out);
+        }
+        out.extend_from_slice(&(pa_len as u16).to_be_bytes());
+        if let Some((r, nh, b)) = &reach {
+            write_mp_reach(out, r.family, nh, &r.nlri, *b);
+        }
+        if let Some((r, b)) = &unreach {
+            write_mp_unreach(out, r.family, &r.withdrawn, *b);
+        }
+        out.extend_from_slice(&attrs);
+        for p in &u.nlri {
+            write_v4(p, out);
+        }
+        end_msg(out, s);
+        return;
+    }
+
+    // Too big for one message: split. An empty MP_UNREACH / MP_REACH carries
+    // nothing here (and sent alone an empty MP_UNREACH would be End-of-RIB),
+    // so empty parts are left out.
+    const ROOM: usize = MAX_MESSAGE_LEN - HEADER_LEN - 4;
+
+    // 1. Classic withdrawals.
+    let mut rest = &u.withdrawn[..];
+    while !rest.is_empty() {
+        let (k, bytes) = take_fit(rest, ROOM, v4_size);
+        let s = begin_msg(out, msg_type::UPDATE);
+        out.extend_from_slice(&(bytes as u16).to_be_bytes());
+        for p in &rest[..k] {
+            write_v4(p, out);
+        }
+        out.extend_from_slice(&[0, 0]);
+        end_msg(out, s);
+        rest = &rest[k..];
+    }
+
+    // 2. MP_UNREACH withdrawals.
+    if let Some((r, _)) = &unreach {
+        let mut rest = &r.withdrawn[..];
+        while !rest.is_empty() {
+            let (k, bytes) = take_fit(rest, ROOM - 4 - 3, |p| pfx_size(p, r.family));
+            let s = begin_msg(out, msg_type::UPDATE);
+            out.extend_from_slice(&[0, 0]);
+            let vlen = 3 + bytes;
+            out.extend_from_slice(&((attr_hdr_len(vlen) + vlen) as u16).to_be_bytes());
+            write_mp_unreach(out, r.family, &rest[..k], bytes);
+            end_msg(out, s);
+            rest = &rest[k..];
+        }
+    }
+
+    // 3. Announcements, each with the full attribute set.
+    if let Some((r, nh, _)) = &reach {
+        let fixed = 4 + 5 + nh.1 + attrs.len();
+        if let Some(budget) = ROOM
+            .checked_sub(fixed)
+            .filter(|b| *b >= max_pfx_size(r.family))
+        {
+            let mut rest = &r.nlri[..];
+            while !rest.is_empty() {
+                let (k, bytes) = take_fit(rest, budget, |p| pfx_size(p, r.family));
+                if bytes > 0 {
+                    let s = begin_msg(out, msg_type::UPDATE);
+                    out.extend_from_slice(&[0, 0]);
+                    let vlen = 5 + nh.1 + bytes;
+                    let pa = attr_hdr_len(vlen) + vlen + attrs.len();
+                    out.extend_from_slice(&(pa as u16).to_be_bytes());
+                    write_mp_reach(out, r.family, nh, &rest[..k], bytes);
+                    out.extend_from_slice(&attrs);
+                    end_msg(out, s);
+                }
+                rest = &rest[k..];
+            }
+        }
+    }
+    if let Some(budget) = ROOM.checked_sub(attrs.len()).filter(|b| *b >= 5) {
+        let mut rest = &u.nlri[..];
+        while !rest.is_empty() {
+            let (k, _) = take_fit(rest, budget, v4_size);
+            let s = begin_msg(out, msg_type::UPDATE);
+            out.extend_from_slice(&[0, 0]);
+            out.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+            out.extend_from_slice(&attrs);
+            for p in &rest[..k] {
+                write_v4(p, out);
+            }
+            end_msg(out, s);
+            rest = &rest[k..];
+        }
+    }
+}
