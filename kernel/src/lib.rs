@@ -83,25 +83,10 @@ impl Default for FibConfig {
 /// interface.
 pub use wire::NextHop as BgpNextHop;
 
-/// One prefix's wanted next-hop set; empty = remove.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RouteChange {
-    pub prefix: IpNet,
-    /// Sorted, without duplicates. Shared: a full table has few distinct
-    /// sets, and the FIB keeps this very `Arc` for the prefix.
-    pub next_hops: Arc<Vec<BgpNextHop>>,
-}
-
-/// A next hop's verdict.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum NexthopState {
-    /// Reachable through a kernel route with this metric (RTA_PRIORITY).
-    Reachable { metric: u32 },
-    /// An address of this host (routes via it are not installed).
-    Local,
-    /// Not usable, with the reason in words.
-    Unreachable(String),
-}
+/// The RIB→FIB contract, defined once in `tables::fib` and shared with the
+/// RIB: the changes [`Fib::apply`] takes and the verdicts
+/// [`FibEvent::Nexthop`] reports.
+pub use tables::fib::{FibChange, NexthopState};
 
 /// What the FIB reports to the RIB.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -144,7 +129,7 @@ fn display_all<S: serde::Serializer>(v: &[BgpNextHop], s: S) -> Result<S::Ok, S:
 }
 
 pub(crate) enum Cmd {
-    Apply(Vec<RouteChange>),
+    Apply(Vec<FibChange>),
     Watch(Vec<IpAddr>),
     InitialSyncDone,
     Entries(Option<IpNet>, oneshot::Sender<Vec<FibEntry>>),
@@ -234,7 +219,7 @@ impl Fib {
     }
 
     /// Queues route changes; never blocks on the kernel.
-    pub fn apply(&self, changes: Vec<RouteChange>) {
+    pub fn apply(&self, changes: Vec<FibChange>) {
         if !changes.is_empty() {
             self.send(Cmd::Apply(changes));
         }

@@ -22,7 +22,7 @@ use crate::netlink::{self, NlError, NlSocket};
 use crate::nexthop::{self, ObjOp, Objects};
 use crate::resolve::{resolve, Resolved};
 use crate::writer::{Op, Outcome, Writer};
-use crate::{BgpNextHop, Cmd, FibConfig, FibEntry, FibEvent, NexthopState, RouteChange};
+use crate::{BgpNextHop, Cmd, FibChange, FibConfig, FibEntry, FibEvent, NexthopState};
 
 /// Quiet time after a link/address/route notification before next hops are
 /// resolved again.
@@ -536,11 +536,11 @@ impl Worker {
         }
     }
 
-    fn apply(&mut self, changes: Vec<RouteChange>) {
+    fn apply(&mut self, changes: Vec<FibChange>) {
         // No `routes.reserve(changes.len())`: withdrawals would make the
         // table double its capacity just as it is about to empty.
         let mut last_nh = None;
-        for RouteChange {
+        for FibChange {
             prefix,
             mut next_hops,
         } in changes
