@@ -32,51 +32,32 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
 
+use cmd::Cmd;
+
+mod cmd;
+mod config;
 mod hash;
+mod installer;
+mod lifecycle;
 mod monitor;
 mod msg;
 mod netlink;
 mod nexthop;
-mod resolve;
+mod query;
+mod quiet;
+mod recheck;
+mod report;
+mod resolver;
+mod show;
+mod table;
 mod worker;
 mod writer;
 
+pub use config::FibConfig;
 pub use netlink::describe as describe_errno;
-
-/// What the FIB writes and how it behaves at exit.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FibConfig {
-    /// Kernel routing table (254 = main). Tables above 255 go in RTA_TABLE.
-    pub table: u32,
-    /// rtm_protocol of our routes (186 = bgp).
-    pub protocol: u8,
-    /// RTA_PRIORITY of our routes.
-    pub metric: u32,
-    /// False: never write routes (next hops are still resolved and reported).
-    pub install: bool,
-    /// True: leave our routes in the kernel at shutdown.
-    pub keep_on_exit: bool,
-    /// True: routes point at shared kernel nexthop objects (`ip nexthop`)
-    /// instead of carrying their next hops; falls back by itself on a
-    /// kernel without them.
-    pub nexthop_objects: bool,
-}
-
-impl Default for FibConfig {
-    fn default() -> Self {
-        FibConfig {
-            table: 254,
-            protocol: 186,
-            metric: 20,
-            install: true,
-            keep_on_exit: false,
-            nexthop_objects: true,
-        }
-    }
-}
+pub use report::{FibEntry, FibEvent};
 
 /// A BGP next hop as learned (the wire type: the RIB's next-hop sets are
 /// handed over as they are); the FIB resolves it to a kernel gateway and
@@ -87,70 +68,6 @@ pub use wire::NextHop as BgpNextHop;
 /// RIB: the changes [`Fib::apply`] takes and the verdicts
 /// [`FibEvent::Nexthop`] reports.
 pub use tables::fib::{FibChange, NexthopState};
-
-/// What the FIB reports to the RIB.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FibEvent {
-    /// For watched next hops: first resolution and every change.
-    Nexthop {
-        address: IpAddr,
-        state: NexthopState,
-    },
-    /// The kernel refused a route, e.g. "Invalid argument (EINVAL): ...".
-    RouteFailed { prefix: IpNet, error: String },
-    /// A prefix previously reported as failed is now in the kernel.
-    RouteInstalled { prefix: IpNet },
-}
-
-/// One prefix as the FIB sees it, for `show fib` and `explain`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FibEntry {
-    pub prefix: IpNet,
-    /// As learned: "10.0.0.1", or "fd00::1 (fe80::1)" with a link-local.
-    #[serde(serialize_with = "display_all")]
-    pub bgp_next_hops: Vec<BgpNextHop>,
-    /// e.g. "via 10.0.0.1 dev veth0"
-    pub kernel_next_hops: Vec<String>,
-    /// "installed" | "next hop unresolved" | "failed: <err>" |
-    /// "next hop is local" | "install disabled" | "pending"
-    pub status: String,
-    /// Why, when the status alone does not say it: the unresolved next hops
-    /// and their reasons, or the resolution when install is disabled.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
-fn display_all<S: serde::Serializer>(v: &[BgpNextHop], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(v.iter().map(|nh| match nh.link_local {
-        Some(ll) => format!("{} ({ll})", nh.address),
-        None => nh.address.to_string(),
-    }))
-}
-
-pub(crate) enum Cmd {
-    Apply(Vec<FibChange>),
-    Watch(Vec<IpAddr>),
-    InitialSyncDone,
-    Entries(Option<IpNet>, oneshot::Sender<Vec<FibEntry>>),
-    Flush(oneshot::Sender<()>),
-    Shutdown(oneshot::Sender<()>),
-    /// From the monitor: a link appeared or changed.
-    Link {
-        index: u32,
-        name: Option<String>,
-        up: bool,
-    },
-    LinkGone(u32),
-    /// From the monitor: a nexthop object of our protocol was deleted.
-    ObjectGone(u32),
-    /// From the monitor: an address or a foreign route changed.
-    Changed,
-    /// From the monitor: notifications were lost (ENOBUFS).
-    Overrun,
-    /// The last handle was dropped without shutdown: stop, leave routes.
-    Detach,
-}
 
 /// Handle on the FIB worker; cheap to clone. Dropping the last handle
 /// without [`Fib::shutdown`] stops the threads and leaves the routes in the
