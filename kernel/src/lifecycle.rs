@@ -34,12 +34,13 @@ impl InitialSync {
         self.requested = true;
     }
 
-    /// If requested since last asked: the leftovers, once (None after).
-    pub(crate) fn take_requested(&mut self) -> Option<Option<Vec<(IpNet, u32)>>> {
+    /// The leftovers, if the sync was requested since last asked and has
+    /// not run yet (it runs once).
+    pub(crate) fn take_due(&mut self) -> Option<Vec<(IpNet, u32)>> {
         if !std::mem::take(&mut self.requested) {
             return None;
         }
-        Some(self.leftovers.take())
+        self.leftovers.take()
     }
 }
 
@@ -129,15 +130,12 @@ mod tests {
     #[test]
     fn the_initial_sync_runs_once_when_requested() {
         let mut s = InitialSync::new(vec![(net("10.0.0.0/24"), 20)]);
-        assert!(s.take_requested().is_none(), "not requested yet");
+        assert_eq!(s.take_due(), None, "not requested yet");
         s.request();
-        assert_eq!(
-            s.take_requested(),
-            Some(Some(vec![(net("10.0.0.0/24"), 20)]))
-        );
-        assert!(s.take_requested().is_none());
+        assert_eq!(s.take_due(), Some(vec![(net("10.0.0.0/24"), 20)]));
+        assert_eq!(s.take_due(), None);
         s.request();
-        assert_eq!(s.take_requested(), Some(None), "synced already");
+        assert_eq!(s.take_due(), None, "synced already");
     }
 
     #[test]

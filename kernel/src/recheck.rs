@@ -8,10 +8,10 @@
 //! route, so what went through it is unknown until written again.
 
 use std::mem;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::msg::KernelHop;
-use std::sync::Arc;
 
 /// Quiet time after a link/address/route notification before next hops are
 /// resolved again.
@@ -21,16 +21,16 @@ const DEBOUNCE: Duration = Duration::from_millis(60);
 pub(crate) struct Recheck {
     /// When to look again (None: nothing to look at).
     due: Option<Instant>,
-    links_down: Vec<u32>,
-    /// Our nexthop objects the kernel deleted behind our back.
-    objects_gone: Vec<Arc<[KernelHop]>>,
-    /// Compare our view with a dump of the kernel table.
-    verify: bool,
+    /// Gathered until then.
+    changes: Changes,
 }
 
-/// What went away, taken from [`Recheck`] when acting on it.
-pub(crate) struct Flushed {
+/// What the kernel changed behind our back, gathered by [`Recheck`] and
+/// taken when it is time to act.
+#[derive(Default)]
+pub(crate) struct Changes {
     links_down: Vec<u32>,
+    /// Our nexthop objects the kernel deleted.
     objects_gone: Vec<Arc<[KernelHop]>>,
     /// Compare our view with a dump of the kernel table.
     pub verify: bool,
@@ -54,35 +54,31 @@ impl Recheck {
     }
 
     pub(crate) fn link_down(&mut self, index: u32) {
-        self.links_down.push(index);
+        self.changes.links_down.push(index);
     }
 
     pub(crate) fn object_gone(&mut self, hops: Arc<[KernelHop]>) {
-        self.objects_gone.push(hops);
+        self.changes.objects_gone.push(hops);
     }
 
     /// The kernel table is to be compared with our view.
     pub(crate) fn verify(&mut self) {
-        self.verify = true;
+        self.changes.verify = true;
     }
 
     /// If the look is due at `now`: what to look at, taken.
-    pub(crate) fn take_if_due(&mut self, now: Instant) -> Option<Flushed> {
+    pub(crate) fn take_if_due(&mut self, now: Instant) -> Option<Changes> {
         if self.due.is_none_or(|t| t > now) {
             return None;
         }
         self.due = None;
-        Some(Flushed {
-            links_down: mem::take(&mut self.links_down),
-            objects_gone: mem::take(&mut self.objects_gone),
-            verify: mem::take(&mut self.verify),
-        })
+        Some(mem::take(&mut self.changes))
     }
 }
 
-impl Flushed {
+impl Changes {
     /// Whether something went away at all.
-    pub(crate) fn any(&self) -> bool {
+    pub(crate) fn any_flushed(&self) -> bool {
         !self.links_down.is_empty() || !self.objects_gone.is_empty()
     }
 
@@ -90,7 +86,7 @@ impl Flushed {
     /// link that went down, or through an object the kernel deleted (it
     /// flushes the objects of a link that loses carrier, and removes the
     /// member from groups).
-    pub(crate) fn covers(&self, hops: &[KernelHop]) -> bool {
+    pub(crate) fn flushed(&self, hops: &[KernelHop]) -> bool {
         hops.iter().any(|k| self.links_down.contains(&k.ifindex))
             || self
                 .objects_gone
@@ -125,12 +121,12 @@ mod tests {
         assert_eq!(r.due(), Some(due), "a later notice does not push it back");
         assert!(r.take_if_due(start).is_none(), "not before the debounce");
         let f = r.take_if_due(due).unwrap();
-        assert!(f.any());
+        assert!(f.any_flushed());
         assert!(!f.verify);
         r.now();
         r.verify();
         let f = r.take_if_due(Instant::now()).unwrap();
-        assert!(!f.any(), "taken once");
+        assert!(!f.any_flushed(), "taken once");
         assert!(f.verify);
     }
 
@@ -145,13 +141,16 @@ mod tests {
         r.object_gone(Arc::from([a, c]));
         r.now();
         let f = r.take_if_due(Instant::now()).unwrap();
-        assert!(f.covers(&[a]), "through the down link");
+        assert!(f.flushed(&[a]), "through the down link");
         assert!(
-            f.covers(&[b, c]),
+            f.flushed(&[b, c]),
             "a deleted single object is a group's member"
         );
-        assert!(!f.covers(&[c]), "a deleted group does not take its members");
-        assert!(f.covers(&[a, c]));
-        assert!(!f.covers(&[hop("10.0.3.1", 5)]));
+        assert!(
+            !f.flushed(&[c]),
+            "a deleted group does not take its members"
+        );
+        assert!(f.flushed(&[a, c]));
+        assert!(!f.flushed(&[hop("10.0.3.1", 5)]));
     }
 }

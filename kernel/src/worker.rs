@@ -25,7 +25,7 @@ use crate::netlink::NlSocket;
 use crate::nexthop::Objects;
 use crate::query::Query;
 use crate::quiet::{Quiet, QUIET_SWEEP};
-use crate::recheck::Recheck;
+use crate::recheck::{Changes, Recheck};
 use crate::report::{FibEntry, FibEvent};
 use crate::resolver::Resolver;
 use crate::show;
@@ -149,8 +149,8 @@ impl Worker {
                 }
                 next = rx.try_recv().ok();
             }
-            if let Some(flushed) = self.recheck.take_if_due(Instant::now()) {
-                self.reresolve(flushed);
+            if let Some(changes) = self.recheck.take_if_due(Instant::now()) {
+                self.reresolve(changes);
             }
             if waiting.shutdown.is_some() {
                 while self.table.has_dirty() {
@@ -168,7 +168,7 @@ impl Worker {
                 }
                 continue;
             }
-            if let Some(leftovers) = self.sync.take_requested() {
+            if let Some(leftovers) = self.sync.take_due() {
                 self.initial_sync(leftovers);
             }
             for tx in waiting.flushes.drain(..) {
@@ -242,14 +242,14 @@ impl Worker {
     /// Resolves every next hop again; routes whose next hops changed, or
     /// that went through a link that went down (the kernel flushes those
     /// without telling), are written again.
-    fn reresolve(&mut self, flushed: crate::recheck::Flushed) {
+    fn reresolve(&mut self, changes: Changes) {
         let changed = self.resolver.resolve_again(&mut self.query);
-        if !changed.is_empty() || flushed.any() {
+        if !changed.is_empty() || changes.any_flushed() {
             self.table
-                .mark_changed(&changed, |h| flushed.covers(h), self.installer.sets_mut());
+                .mark_changed(&changed, |h| changes.flushed(h), self.installer.sets_mut());
         }
-        self.installer.forget_objects(|h| flushed.covers(h));
-        if flushed.verify {
+        self.installer.forget_objects(|h| changes.flushed(h));
+        if changes.verify {
             self.verify_kernel();
         }
     }
@@ -327,10 +327,7 @@ impl Worker {
         }
     }
 
-    fn initial_sync(&mut self, leftovers: Option<Vec<(IpNet, u32)>>) {
-        let Some(leftovers) = leftovers else {
-            return;
-        };
+    fn initial_sync(&mut self, leftovers: Vec<(IpNet, u32)>) {
         if !self.cfg.install {
             return;
         }
