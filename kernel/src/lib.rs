@@ -4,8 +4,8 @@
 //! * [`Fib::start`] opens three rtnetlink sockets in the calling thread's
 //!   network namespace (a writer, a query socket, a monitor subscribed to
 //!   link/address/route groups), dumps what a previous run left behind, and
-//!   spawns two std threads: the FIB worker, which owns all state, and the
-//!   monitor. No tokio runtime is needed at `start`; the async methods only
+//!   spawns two std threads: the FIB worker, whose parts own all state, and
+//!   the monitor. No tokio runtime is needed at `start`; the async methods only
 //!   await a oneshot answer from the worker and work in any runtime.
 //! * Route changes are coalesced per prefix (last change wins) and written
 //!   in ~64 KiB batches of RTM_NEWROUTE/RTM_DELROUTE messages, one
@@ -18,6 +18,15 @@
 //! * Next hops are resolved like `ip route get fibmatch ADDR`, re-resolved
 //!   (debounced) on every link, address or foreign route change, and routes
 //!   follow their next hops in and out of the kernel.
+//!
+//! Layout: `lib` (the [`Fib`] handle), `config`, `report` (what the FIB
+//! reports), `cmd` (the worker's inbox), `monitor` (the monitor thread),
+//! `worker` (the worker thread, a coordinator of: `table` the routes and
+//! their sweep, `resolver` next-hop resolution, `installer` writes and
+//! nexthop objects, `query` the kernel's answers, `quiet` the monitor out of
+//! the route groups, `recheck` what notifications left to look at,
+//! `lifecycle` initial sync and shutdown, `show` `show fib`), and below
+//! them `writer` (batches), `nexthop` (object messages), `msg`, `netlink`.
 //!
 //! Limits: a BGP next hop whose `address` is link-local (fe80::/10) cannot be
 //! resolved without an interface and is reported unreachable; the

@@ -1,9 +1,8 @@
-//! The FIB's questions to the kernel, on a socket of their own (never the
-//! writer's, so an answer cannot be mistaken for a batch's acknowledgement):
-//! the link table, the nexthop objects, our routes, and next-hop lookups:
-//! which FIB entry the kernel would use for a BGP next hop (`ip route get
-//! fibmatch ADDR`), turned into a verdict plus the kernel next hops to
-//! install.
+//! The FIB's questions to the kernel, on a socket of their own (apart from
+//! the writer's batches): the link table, the nexthop objects, our routes,
+//! and next-hop lookups: which FIB entry the kernel would use for a BGP
+//! next hop (`ip route get fibmatch ADDR`), turned into a verdict plus the
+//! kernel next hops to install.
 
 use std::collections::HashMap;
 use std::io;

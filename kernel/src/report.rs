@@ -32,7 +32,7 @@ pub struct FibEntry {
     pub bgp_next_hops: Vec<BgpNextHop>,
     /// e.g. "via 10.0.0.1 dev veth0"
     pub kernel_next_hops: Vec<String>,
-    /// "installed" | "next hop unresolved" | "failed: <err>" |
+    /// "installed" | "next hop unresolved" | "failed: `<err>`" |
     /// "next hop is local" | "install disabled" | "pending"
     pub status: String,
     /// Why, when the status alone does not say it: the unresolved next hops
