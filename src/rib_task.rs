@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info};
 
-use kernel::{Fib, FibEvent, RouteChange};
-use rib::{FibStatus, NexthopState, Outputs, PeerId, Rib, RouteQuery, Table};
+use kernel::{Fib, FibEvent};
+use rib::{FibStatus, Outputs, PeerId, Rib, RouteQuery, Table};
 use wire::notification as n;
 use wire::{Family, Notification, Prefix, Update};
 
@@ -138,26 +138,6 @@ const PEER_DOWN_STEP: usize = 16 * 1024;
 /// while it drains queued events.
 const FLUSH_AT: usize = 16 * 1024;
 
-/// The RIB's changes in the FIB's terms: the same prefixes and the same
-/// interned next-hop sets, moved (the vector is reused in place).
-fn to_kernel(changes: Vec<rib::FibChange>) -> Vec<RouteChange> {
-    changes
-        .into_iter()
-        .map(|c| RouteChange {
-            prefix: c.prefix,
-            next_hops: c.next_hops,
-        })
-        .collect()
-}
-
-fn from_kernel(s: kernel::NexthopState) -> NexthopState {
-    match s {
-        kernel::NexthopState::Reachable { metric } => NexthopState::Reachable { metric },
-        kernel::NexthopState::Local => NexthopState::Local,
-        kernel::NexthopState::Unreachable(why) => NexthopState::Unreachable(why),
-    }
-}
-
 impl RouterTask {
     pub fn new(
         config_path: PathBuf,
@@ -201,7 +181,7 @@ impl RouterTask {
 
     fn flush(&mut self, out: Outputs) {
         if !out.fib.is_empty() {
-            self.fib.apply(to_kernel(out.fib));
+            self.fib.apply(out.fib);
         }
         if !out.watch_nexthops.is_empty() {
             self.fib.watch_nexthops(out.watch_nexthops);
@@ -284,9 +264,7 @@ impl RouterTask {
 
     fn fib_event(&mut self, ev: FibEvent, out: &mut Outputs) {
         match ev {
-            FibEvent::Nexthop { address, state } => {
-                self.rib.set_nexthop(address, from_kernel(state), out)
-            }
+            FibEvent::Nexthop { address, state } => self.rib.set_nexthop(address, state, out),
             FibEvent::RouteFailed { prefix, error } => {
                 self.rib.set_fib_status(prefix, FibStatus::Failed(error))
             }

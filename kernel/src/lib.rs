@@ -4,8 +4,8 @@
 //! * [`Fib::start`] opens three rtnetlink sockets in the calling thread's
 //!   network namespace (a writer, a query socket, a monitor subscribed to
 //!   link/address/route groups), dumps what a previous run left behind, and
-//!   spawns two std threads: the FIB worker, which owns all state, and the
-//!   monitor. No tokio runtime is needed at `start`; the async methods only
+//!   spawns two std threads: the FIB worker, whose parts own all state, and
+//!   the monitor. No tokio runtime is needed at `start`; the async methods only
 //!   await a oneshot answer from the worker and work in any runtime.
 //! * Route changes are coalesced per prefix (last change wins) and written
 //!   in ~64 KiB batches of RTM_NEWROUTE/RTM_DELROUTE messages, one
@@ -18,6 +18,15 @@
 //! * Next hops are resolved like `ip route get fibmatch ADDR`, re-resolved
 //!   (debounced) on every link, address or foreign route change, and routes
 //!   follow their next hops in and out of the kernel.
+//!
+//! Layout: `lib` (the [`Fib`] handle), `config`, `report` (what the FIB
+//! reports), `cmd` (the worker's inbox), `monitor` (the monitor thread),
+//! `worker` (the worker thread, a coordinator of: `table` the routes and
+//! their sweep, `resolver` next-hop resolution, `installer` writes and
+//! nexthop objects, `query` the kernel's answers, `quiet` the monitor out of
+//! the route groups, `recheck` what notifications left to look at,
+//! `lifecycle` initial sync and shutdown, `show` `show fib`), and below
+//! them `writer` (batches), `nexthop` (object messages), `msg`, `netlink`.
 //!
 //! Limits: a BGP next hop whose `address` is link-local (fe80::/10) cannot be
 //! resolved without an interface and is reported unreachable; the
@@ -32,140 +41,42 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
 
+use cmd::Cmd;
+
+mod cmd;
+mod config;
 mod hash;
+mod installer;
+mod lifecycle;
 mod monitor;
 mod msg;
 mod netlink;
 mod nexthop;
-mod resolve;
+mod query;
+mod quiet;
+mod recheck;
+mod report;
+mod resolver;
+mod show;
+mod table;
 mod worker;
 mod writer;
 
+pub use config::FibConfig;
 pub use netlink::describe as describe_errno;
-
-/// What the FIB writes and how it behaves at exit.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FibConfig {
-    /// Kernel routing table (254 = main). Tables above 255 go in RTA_TABLE.
-    pub table: u32,
-    /// rtm_protocol of our routes (186 = bgp).
-    pub protocol: u8,
-    /// RTA_PRIORITY of our routes.
-    pub metric: u32,
-    /// False: never write routes (next hops are still resolved and reported).
-    pub install: bool,
-    /// True: leave our routes in the kernel at shutdown.
-    pub keep_on_exit: bool,
-    /// True: routes point at shared kernel nexthop objects (`ip nexthop`)
-    /// instead of carrying their next hops; falls back by itself on a
-    /// kernel without them.
-    pub nexthop_objects: bool,
-}
-
-impl Default for FibConfig {
-    fn default() -> Self {
-        FibConfig {
-            table: 254,
-            protocol: 186,
-            metric: 20,
-            install: true,
-            keep_on_exit: false,
-            nexthop_objects: true,
-        }
-    }
-}
+pub use report::{FibEntry, FibEvent};
 
 /// A BGP next hop as learned (the wire type: the RIB's next-hop sets are
 /// handed over as they are); the FIB resolves it to a kernel gateway and
 /// interface.
 pub use wire::NextHop as BgpNextHop;
 
-/// One prefix's wanted next-hop set; empty = remove.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RouteChange {
-    pub prefix: IpNet,
-    /// Sorted, without duplicates. Shared: a full table has few distinct
-    /// sets, and the FIB keeps this very `Arc` for the prefix.
-    pub next_hops: Arc<Vec<BgpNextHop>>,
-}
-
-/// A next hop's verdict.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum NexthopState {
-    /// Reachable through a kernel route with this metric (RTA_PRIORITY).
-    Reachable { metric: u32 },
-    /// An address of this host (routes via it are not installed).
-    Local,
-    /// Not usable, with the reason in words.
-    Unreachable(String),
-}
-
-/// What the FIB reports to the RIB.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FibEvent {
-    /// For watched next hops: first resolution and every change.
-    Nexthop {
-        address: IpAddr,
-        state: NexthopState,
-    },
-    /// The kernel refused a route, e.g. "Invalid argument (EINVAL): ...".
-    RouteFailed { prefix: IpNet, error: String },
-    /// A prefix previously reported as failed is now in the kernel.
-    RouteInstalled { prefix: IpNet },
-}
-
-/// One prefix as the FIB sees it, for `show fib` and `explain`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FibEntry {
-    pub prefix: IpNet,
-    /// As learned: "10.0.0.1", or "fd00::1 (fe80::1)" with a link-local.
-    #[serde(serialize_with = "display_all")]
-    pub bgp_next_hops: Vec<BgpNextHop>,
-    /// e.g. "via 10.0.0.1 dev veth0"
-    pub kernel_next_hops: Vec<String>,
-    /// "installed" | "next hop unresolved" | "failed: <err>" |
-    /// "next hop is local" | "install disabled" | "pending"
-    pub status: String,
-    /// Why, when the status alone does not say it: the unresolved next hops
-    /// and their reasons, or the resolution when install is disabled.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
-fn display_all<S: serde::Serializer>(v: &[BgpNextHop], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(v.iter().map(|nh| match nh.link_local {
-        Some(ll) => format!("{} ({ll})", nh.address),
-        None => nh.address.to_string(),
-    }))
-}
-
-pub(crate) enum Cmd {
-    Apply(Vec<RouteChange>),
-    Watch(Vec<IpAddr>),
-    InitialSyncDone,
-    Entries(Option<IpNet>, oneshot::Sender<Vec<FibEntry>>),
-    Flush(oneshot::Sender<()>),
-    Shutdown(oneshot::Sender<()>),
-    /// From the monitor: a link appeared or changed.
-    Link {
-        index: u32,
-        name: Option<String>,
-        up: bool,
-    },
-    LinkGone(u32),
-    /// From the monitor: a nexthop object of our protocol was deleted.
-    ObjectGone(u32),
-    /// From the monitor: an address or a foreign route changed.
-    Changed,
-    /// From the monitor: notifications were lost (ENOBUFS).
-    Overrun,
-    /// The last handle was dropped without shutdown: stop, leave routes.
-    Detach,
-}
+/// The RIB→FIB contract, defined once in `tables::fib` and shared with the
+/// RIB: the changes [`Fib::apply`] takes and the verdicts
+/// [`FibEvent::Nexthop`] reports.
+pub use tables::fib::{FibChange, NexthopState};
 
 /// Handle on the FIB worker; cheap to clone. Dropping the last handle
 /// without [`Fib::shutdown`] stops the threads and leaves the routes in the
@@ -234,7 +145,7 @@ impl Fib {
     }
 
     /// Queues route changes; never blocks on the kernel.
-    pub fn apply(&self, changes: Vec<RouteChange>) {
+    pub fn apply(&self, changes: Vec<FibChange>) {
         if !changes.is_empty() {
             self.send(Cmd::Apply(changes));
         }

@@ -10,11 +10,11 @@ use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 
+use crate::cmd::Cmd;
 use crate::netlink::{
     header_of, split_messages, NlSocket, NLMSG_HDRLEN, RTM_DELROUTE, RTM_NEWROUTE,
 };
 use crate::nexthop;
-use crate::Cmd;
 
 const RTM_NEWLINK: u16 = 16;
 const RTM_DELLINK: u16 = 17;

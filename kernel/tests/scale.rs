@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use ipnet::{IpNet, Ipv4Net};
-use kernel::RouteChange;
+use kernel::FibChange;
 
-fn routes(n: u32, nhs: &[&str]) -> Vec<RouteChange> {
+fn routes(n: u32, nhs: &[&str]) -> Vec<FibChange> {
     let mut nhs: Vec<_> = nhs.iter().map(|a| nh(a)).collect();
     nhs.sort();
     let nhs = std::sync::Arc::new(nhs);
     (0..n)
-        .map(|i| RouteChange {
+        .map(|i| FibChange {
             prefix: IpNet::V4(Ipv4Net::new(Ipv4Addr::from(0x0b00_0000 + (i << 8)), 24).unwrap()),
             next_hops: nhs.clone(),
         })

@@ -94,32 +94,9 @@ pub struct Origination {
     pub large_communities: Vec<LargeCommunity>,
 }
 
-/// Next-hop reachability as the kernel sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NexthopState {
-    Reachable {
-        metric: u32,
-    },
-    /// One of our own addresses (e.g. `::1` of the CNI peering).
-    Local,
-    Unreachable(String),
-}
-
-/// A prefix and its new next-hop set; empty = remove from the kernel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FibChange {
-    pub prefix: wire::Prefix,
-    /// Empty: remove the route.
-    pub next_hops: std::sync::Arc<attrs::NhSet>,
-}
-
-/// The next-hop set of a removal, shared.
-pub fn no_next_hops() -> std::sync::Arc<attrs::NhSet> {
-    static EMPTY: std::sync::LazyLock<std::sync::Arc<attrs::NhSet>> =
-        std::sync::LazyLock::new(Default::default);
-    EMPTY.clone()
-}
+/// The RIB→FIB contract (defined once in `tables::fib`, used as is by the
+/// FIB): a prefix's new next-hop set, and a next hop's reachability.
+pub use tables::fib::{no_next_hops, FibChange, NexthopState};
 
 /// What the daemon must do after an event.
 #[derive(Debug, Default, Clone, PartialEq)]

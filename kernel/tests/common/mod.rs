@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::time::Duration;
 
-use kernel::{BgpNextHop, Fib, FibConfig, FibEvent, RouteChange};
+use kernel::{BgpNextHop, Fib, FibChange, FibConfig, FibEvent};
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -157,8 +157,8 @@ pub fn nh(a: &str) -> BgpNextHop {
     BgpNextHop::new(a.parse::<IpAddr>().unwrap())
 }
 
-pub fn change(prefix: &str, nhs: &[&str]) -> RouteChange {
-    RouteChange {
+pub fn change(prefix: &str, nhs: &[&str]) -> FibChange {
+    FibChange {
         prefix: prefix.parse().unwrap(),
         next_hops: {
             let mut v: Vec<_> = nhs.iter().map(|a| nh(a)).collect();

@@ -1,0 +1,35 @@
+//! The worker's inbox: requests from the `Fib` handle and what the
+//! monitor thread saw.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use tables::fib::FibChange;
+use tokio::sync::oneshot;
+
+use crate::report::FibEntry;
+
+/// One message to the worker.
+pub(crate) enum Cmd {
+    Apply(Vec<FibChange>),
+    Watch(Vec<IpAddr>),
+    InitialSyncDone,
+    Entries(Option<IpNet>, oneshot::Sender<Vec<FibEntry>>),
+    Flush(oneshot::Sender<()>),
+    Shutdown(oneshot::Sender<()>),
+    /// From the monitor: a link appeared or changed.
+    Link {
+        index: u32,
+        name: Option<String>,
+        up: bool,
+    },
+    LinkGone(u32),
+    /// From the monitor: a nexthop object of our protocol was deleted.
+    ObjectGone(u32),
+    /// From the monitor: an address or a foreign route changed.
+    Changed,
+    /// From the monitor: notifications were lost (ENOBUFS).
+    Overrun,
+    /// The last handle was dropped without shutdown: stop, leave routes.
+    Detach,
+}

@@ -1,0 +1,49 @@
+//! What the FIB reports: events to the RIB, and each prefix's state for
+//! `show fib` and `explain`.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::Serialize;
+use tables::fib::NexthopState;
+use wire::NextHop as BgpNextHop;
+
+/// What the FIB reports to the RIB.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FibEvent {
+    /// For watched next hops: first resolution and every change.
+    Nexthop {
+        address: IpAddr,
+        state: NexthopState,
+    },
+    /// The kernel refused a route, e.g. "Invalid argument (EINVAL): ...".
+    RouteFailed { prefix: IpNet, error: String },
+    /// A prefix previously reported as failed is now in the kernel.
+    RouteInstalled { prefix: IpNet },
+}
+
+/// One prefix as the FIB sees it, for `show fib` and `explain`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FibEntry {
+    pub prefix: IpNet,
+    /// As learned: "10.0.0.1", or "fd00::1 (fe80::1)" with a link-local.
+    #[serde(serialize_with = "display_all")]
+    pub bgp_next_hops: Vec<BgpNextHop>,
+    /// e.g. "via 10.0.0.1 dev veth0"
+    pub kernel_next_hops: Vec<String>,
+    /// "installed" | "next hop unresolved" | "failed: `<err>`" |
+    /// "next hop is local" | "install disabled" | "pending"
+    pub status: String,
+    /// Why, when the status alone does not say it: the unresolved next hops
+    /// and their reasons, or the resolution when install is disabled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+fn display_all<S: serde::Serializer>(v: &[BgpNextHop], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(|nh| match nh.link_local {
+        Some(ll) => format!("{} ({ll})", nh.address),
+        None => nh.address.to_string(),
+    }))
+}

@@ -1,0 +1,346 @@
+//! Next-hop resolution: the links, every BGP next hop a route or the RIB
+//! asked about with its kernel resolution, and what a route's next-hop set
+//! comes to in kernel next hops ([`Resolver::desired`]).
+//!
+//! The kernel guarantee relied on: a lookup (`ip route get fibmatch`)
+//! answers with the route the kernel would forward by *now*; nothing tells
+//! us when that answer changes, so every next hop is resolved again after
+//! any link, address or foreign route change (see `recheck`).
+
+use std::collections::HashMap;
+use std::io;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::hash::{FastMap, FastSet};
+use crate::msg::KernelHop;
+use crate::query::{Link, Query, Resolved};
+use crate::report::FibEvent;
+use tables::fib::NexthopState;
+use wire::NextHop as BgpNextHop;
+
+/// What we want the kernel to hold for a prefix, from its BGP next hops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Desired {
+    Install(Arc<[KernelHop]>),
+    Local,
+    Unresolved(String),
+}
+
+struct NextHop {
+    res: Resolved,
+    /// Asked for by `watch_nexthops` (events are sent only for these).
+    watched: bool,
+}
+
+pub(crate) struct Resolver {
+    links: HashMap<u32, Link>,
+    nexthops: FastMap<IpAddr, NextHop>,
+    events: UnboundedSender<FibEvent>,
+}
+
+impl Resolver {
+    pub(crate) fn new(links: HashMap<u32, Link>, events: UnboundedSender<FibEvent>) -> Resolver {
+        Resolver {
+            links,
+            nexthops: FastMap::default(),
+            events,
+        }
+    }
+
+    pub(crate) fn link_name(&self, index: u32) -> String {
+        link_name(&self.links, index)
+    }
+
+    /// A link appeared or changed; returns true if it went down.
+    pub(crate) fn link_changed(&mut self, index: u32, name: Option<String>, up: bool) -> bool {
+        let name = name.unwrap_or_else(|| self.link_name(index));
+        let was_up = self.links.get(&index).map(|l| l.up);
+        let went_down = was_up == Some(true) && !up;
+        if went_down {
+            tracing::info!("interface {name} is down");
+        } else if was_up == Some(false) && up {
+            tracing::info!("interface {name} is up");
+        }
+        self.links.insert(index, Link { name, up });
+        went_down
+    }
+
+    pub(crate) fn link_gone(&mut self, index: u32) {
+        if let Some(l) = self.links.remove(&index) {
+            tracing::info!("interface {} is gone", l.name);
+        }
+    }
+
+    /// Re-reads the link table; returns the indexes of links that went down
+    /// or disappeared since we last knew them.
+    pub(crate) fn refresh_links(&mut self, query: &mut Query) -> io::Result<Vec<u32>> {
+        let fresh = query.links()?;
+        let went_down = links_gone_down(&self.links, &fresh);
+        self.links = fresh;
+        Ok(went_down)
+    }
+
+    /// Resolves `addr` unless it is known already.
+    pub(crate) fn ensure(&mut self, query: &mut Query, addr: IpAddr) {
+        if !self.nexthops.contains_key(&addr) {
+            let links = &self.links;
+            let res = query.resolve(addr, &|i| link_name(links, i));
+            tracing::debug!("next hop {addr} resolves to {:?}", res);
+            self.nexthops.insert(
+                addr,
+                NextHop {
+                    res,
+                    watched: false,
+                },
+            );
+        }
+    }
+
+    /// Reports each of `addrs` now, and its every change from now on.
+    pub(crate) fn watch(&mut self, query: &mut Query, addrs: Vec<IpAddr>) {
+        for addr in addrs {
+            self.ensure(query, addr);
+            let nh = self.nexthops.get_mut(&addr).expect("just resolved");
+            nh.watched = true;
+            let _ = self.events.send(FibEvent::Nexthop {
+                address: addr,
+                state: nh.res.state.clone(),
+            });
+        }
+    }
+
+    /// Resolves every next hop again; returns those whose resolution
+    /// changed (watched ones with a new verdict are reported).
+    pub(crate) fn resolve_again(&mut self, query: &mut Query) -> FastSet<IpAddr> {
+        let mut changed: FastSet<IpAddr> = FastSet::default();
+        let links = &self.links;
+        for (addr, nh) in self.nexthops.iter_mut() {
+            let res = query.resolve(*addr, &|i| link_name(links, i));
+            if res == nh.res {
+                continue;
+            }
+            if res.state != nh.res.state {
+                match &res.state {
+                    NexthopState::Unreachable(why) => {
+                        tracing::info!("next hop {addr} is unreachable: {why}")
+                    }
+                    NexthopState::Reachable { metric } => {
+                        tracing::info!("next hop {addr} is reachable (metric {metric})")
+                    }
+                    NexthopState::Local => tracing::info!("next hop {addr} is local"),
+                }
+                if nh.watched {
+                    let _ = self.events.send(FibEvent::Nexthop {
+                        address: *addr,
+                        state: res.state.clone(),
+                    });
+                }
+            }
+            nh.res = res;
+            changed.insert(*addr);
+        }
+        changed
+    }
+
+    /// What a route with these BGP next hops should be in the kernel.
+    pub(crate) fn desired(&self, nhs: &[BgpNextHop]) -> Desired {
+        desired(nhs, |a| self.nexthops.get(a).map(|n| &n.res))
+    }
+
+    /// A kernel next hop in words, as `ip route` writes it: "via 10.0.0.1
+    /// dev eth0", or "via inet6 fe80::1 dev eth0" for another family.
+    pub(crate) fn hop_text(&self, prefix: &IpNet, h: &KernelHop) -> String {
+        let dev = self.link_name(h.ifindex);
+        let family = match (prefix, h.gateway) {
+            (IpNet::V4(_), IpAddr::V6(_)) => "inet6 ",
+            (IpNet::V6(_), IpAddr::V4(_)) => "inet ",
+            _ => "",
+        };
+        format!("via {family}{} dev {dev}", h.gateway)
+    }
+}
+
+fn link_name(links: &HashMap<u32, Link>, index: u32) -> String {
+    links
+        .get(&index)
+        .map(|l| l.name.clone())
+        .unwrap_or_else(|| format!("if{index}"))
+}
+
+/// Links up in `old` that are down or absent in `fresh`.
+fn links_gone_down(old: &HashMap<u32, Link>, fresh: &HashMap<u32, Link>) -> Vec<u32> {
+    old.iter()
+        .filter(|(i, l)| l.up && !fresh.get(i).is_some_and(|f| f.up))
+        .map(|(i, _)| *i)
+        .collect()
+}
+
+/// The decision behind [`Resolver::desired`], given each next hop's
+/// resolution (None: not resolved yet). One next hop: its kernel next hops
+/// as resolved (shared, not copied: the common case at a full table). More:
+/// the union of the reachable ones' kernel next hops (ECMP); none reachable
+/// but one local: local; else unresolved, with every reason.
+fn desired<'a>(nhs: &[BgpNextHop], state_of: impl Fn(&IpAddr) -> Option<&'a Resolved>) -> Desired {
+    if let [one] = nhs {
+        return match state_of(&one.address) {
+            Some(r) => match &r.state {
+                NexthopState::Reachable { .. } => Desired::Install(r.hops.clone()),
+                NexthopState::Local => Desired::Local,
+                NexthopState::Unreachable(why) => {
+                    Desired::Unresolved(format!("{}: {why}", one.address))
+                }
+            },
+            None => Desired::Unresolved(format!("{}: not resolved yet", one.address)),
+        };
+    }
+    let mut hops: Vec<KernelHop> = Vec::new();
+    let mut local = false;
+    let mut why = Vec::new();
+    for nh in nhs {
+        match state_of(&nh.address) {
+            Some(r) => match &r.state {
+                NexthopState::Reachable { .. } => hops.extend(r.hops.iter().copied()),
+                NexthopState::Local => local = true,
+                NexthopState::Unreachable(w) => why.push(format!("{}: {w}", nh.address)),
+            },
+            None => why.push(format!("{}: not resolved yet", nh.address)),
+        }
+    }
+    hops.sort();
+    hops.dedup();
+    if !hops.is_empty() {
+        Desired::Install(Arc::from(hops))
+    } else if local {
+        Desired::Local
+    } else {
+        Desired::Unresolved(why.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hop(gw: &str, ifindex: u32) -> KernelHop {
+        KernelHop {
+            gateway: gw.parse().unwrap(),
+            ifindex,
+        }
+    }
+
+    fn reachable(hops: &[KernelHop]) -> Resolved {
+        Resolved {
+            state: NexthopState::Reachable { metric: 0 },
+            hops: Arc::from(hops),
+        }
+    }
+
+    fn local() -> Resolved {
+        Resolved {
+            state: NexthopState::Local,
+            hops: Arc::from(Vec::new()),
+        }
+    }
+
+    fn nhs(addrs: &[&str]) -> Vec<BgpNextHop> {
+        addrs
+            .iter()
+            .map(|a| BgpNextHop::new(a.parse().unwrap()))
+            .collect()
+    }
+
+    /// 10.0.0.1 reachable on two links, 10.0.1.1 on one (shared with the
+    /// first), 10.0.2.1 unreachable, ::1 local, 10.0.3.1 never resolved.
+    fn known() -> HashMap<IpAddr, Resolved> {
+        let a = hop("10.0.0.1", 2);
+        let b = hop("10.0.0.1", 3);
+        [
+            ("10.0.0.1", reachable(&[a, b])),
+            ("10.0.1.1", reachable(&[b])),
+            ("10.0.2.1", Resolved::unreachable("no route")),
+            ("::1", local()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.parse().unwrap(), v))
+        .collect()
+    }
+
+    fn decide(known: &HashMap<IpAddr, Resolved>, addrs: &[&str]) -> Desired {
+        desired(&nhs(addrs), |a| known.get(a))
+    }
+
+    #[test]
+    fn one_reachable_next_hop_shares_its_resolution() {
+        let k = known();
+        let Desired::Install(h) = decide(&k, &["10.0.0.1"]) else {
+            panic!("not installed")
+        };
+        let addr: IpAddr = "10.0.0.1".parse().unwrap();
+        assert!(Arc::ptr_eq(&h, &k[&addr].hops), "no copy per route");
+    }
+
+    #[test]
+    fn several_next_hops_install_the_union_of_the_reachable() {
+        let k = known();
+        assert_eq!(
+            decide(&k, &["10.0.0.1", "10.0.1.1", "10.0.2.1"]),
+            Desired::Install(Arc::from([hop("10.0.0.1", 2), hop("10.0.0.1", 3)])),
+            "sorted, the shared kernel hop once, the unreachable left out"
+        );
+    }
+
+    #[test]
+    fn local_wins_over_unreachable_but_not_over_reachable() {
+        let k = known();
+        assert_eq!(decide(&k, &["::1"]), Desired::Local);
+        assert_eq!(decide(&k, &["10.0.2.1", "::1"]), Desired::Local);
+        assert!(matches!(
+            decide(&k, &["10.0.1.1", "::1"]),
+            Desired::Install(_)
+        ));
+    }
+
+    #[test]
+    fn unresolved_says_why_for_each_next_hop() {
+        let k = known();
+        assert_eq!(
+            decide(&k, &["10.0.2.1"]),
+            Desired::Unresolved("10.0.2.1: no route".into())
+        );
+        assert_eq!(
+            decide(&k, &["10.0.2.1", "10.0.3.1"]),
+            Desired::Unresolved("10.0.2.1: no route; 10.0.3.1: not resolved yet".into())
+        );
+    }
+
+    #[test]
+    fn links_that_went_down_or_away_are_found() {
+        let link = |up| Link {
+            name: "x".into(),
+            up,
+        };
+        let old: HashMap<u32, Link> = [
+            (1, link(true)),
+            (2, link(true)),
+            (3, link(false)),
+            (4, link(true)),
+        ]
+        .into_iter()
+        .collect();
+        let fresh: HashMap<u32, Link> = [
+            (1, link(true)),
+            (2, link(false)),
+            (3, link(true)),
+            (5, link(true)),
+        ]
+        .into_iter()
+        .collect();
+        let mut down = links_gone_down(&old, &fresh);
+        down.sort();
+        assert_eq!(down, vec![2, 4]);
+    }
+}

@@ -1,0 +1,150 @@
+//! `show fib` and `explain`: each wanted prefix with what it comes to in the
+//! kernel and why.
+
+use ipnet::IpNet;
+
+use crate::report::FibEntry;
+use crate::resolver::{Desired, Resolver};
+use crate::table::{Current, RouteTable};
+use wire::NextHop as BgpNextHop;
+
+/// Every wanted prefix, sorted (or just `prefix`, if wanted).
+pub(crate) fn entries(
+    table: &RouteTable,
+    resolver: &Resolver,
+    install: bool,
+    prefix: Option<IpNet>,
+) -> Vec<FibEntry> {
+    match prefix {
+        Some(p) => {
+            let p = p.trunc();
+            match table.wanted(&p) {
+                Some(nhs) => vec![entry(table, resolver, install, p, nhs)],
+                None => Vec::new(),
+            }
+        }
+        None => {
+            let mut v: Vec<FibEntry> = table
+                .all_wanted()
+                .map(|(p, nhs)| entry(table, resolver, install, p, nhs))
+                .collect();
+            v.sort_by_key(|a| a.prefix);
+            v
+        }
+    }
+}
+
+fn entry(
+    table: &RouteTable,
+    resolver: &Resolver,
+    install: bool,
+    prefix: IpNet,
+    nhs: &[BgpNextHop],
+) -> FibEntry {
+    let want = resolver.desired(nhs);
+    let hops = match &want {
+        Desired::Install(h) => h.iter().map(|h| resolver.hop_text(&prefix, h)).collect(),
+        _ => Vec::new(),
+    };
+    let (status, detail) = status(
+        install,
+        &want,
+        table.current(&prefix),
+        table.failure(&prefix),
+    );
+    FibEntry {
+        prefix,
+        bgp_next_hops: nhs.to_vec(),
+        kernel_next_hops: hops,
+        status,
+        detail,
+    }
+}
+
+/// A prefix's status and detail (see [`FibEntry::status`]) from what it
+/// wants, what the kernel holds and the kernel's words on a refusal.
+fn status(
+    install: bool,
+    want: &Desired,
+    cur: Current,
+    failure: Option<&str>,
+) -> (String, Option<String>) {
+    if !install {
+        let detail = match want {
+            Desired::Install(_) => "next hops resolved".to_string(),
+            Desired::Local => "next hop is local".to_string(),
+            Desired::Unresolved(w) => format!("next hop unresolved: {w}"),
+        };
+        return ("install disabled".to_string(), Some(detail));
+    }
+    match (want, cur) {
+        (_, Current::Failed) => {
+            let why = failure.unwrap_or("the kernel refused the last write");
+            (format!("failed: {why}"), None)
+        }
+        (Desired::Install(_), Current::Installed(_)) => ("installed".to_string(), None),
+        (Desired::Install(_), _) => ("pending".to_string(), None),
+        (Desired::Local, _) => ("next hop is local".to_string(), None),
+        (Desired::Unresolved(w), _) => ("next hop unresolved".to_string(), Some(w.clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tables::Numbered;
+
+    use super::status as st;
+    use super::*;
+
+    #[test]
+    fn status_says_what_the_kernel_holds_and_why() {
+        let mut n: Numbered<u32> = Numbered::default();
+        let id = n.acquire(&1, || Arc::new(1));
+        let install = Desired::Install(Arc::from(Vec::new()));
+        let unresolved = Desired::Unresolved("10.0.0.1: no route".into());
+        let s = |v: &str| v.to_string();
+        assert_eq!(
+            st(true, &install, Current::Installed(id), None),
+            (s("installed"), None)
+        );
+        assert_eq!(
+            st(true, &install, Current::Unknown, None),
+            (s("pending"), None)
+        );
+        assert_eq!(
+            st(
+                true,
+                &install,
+                Current::Failed,
+                Some("Invalid argument (EINVAL)")
+            ),
+            (s("failed: Invalid argument (EINVAL)"), None)
+        );
+        assert_eq!(
+            st(true, &unresolved, Current::Failed, None),
+            (s("failed: the kernel refused the last write"), None),
+            "a refusal shows whatever is wanted now"
+        );
+        assert_eq!(
+            st(true, &unresolved, Current::Absent, None),
+            (s("next hop unresolved"), Some(s("10.0.0.1: no route")))
+        );
+        assert_eq!(
+            st(true, &Desired::Local, Current::Absent, None),
+            (s("next hop is local"), None)
+        );
+        assert_eq!(
+            st(false, &unresolved, Current::Absent, None),
+            (
+                s("install disabled"),
+                Some(s("next hop unresolved: 10.0.0.1: no route"))
+            )
+        );
+        assert_eq!(
+            st(false, &install, Current::Absent, None),
+            (s("install disabled"), Some(s("next hops resolved")))
+        );
+    }
+}

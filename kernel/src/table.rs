@@ -1,0 +1,819 @@
+//! The route table: per prefix, the wanted BGP next hops and what we believe
+//! the kernel holds; which prefixes are to be written (dirty); and the sweep
+//! that writes them, going down the prefix space in steps.
+//!
+//! A sweep goes down the prefix space once, taking every dirty prefix below
+//! its position, also those that became dirty while it ran. So the kernel
+//! gets neighbouring prefixes together, its trie stays in cache (changes
+//! arrive in UPDATE order, scattered over the table: writing them in
+//! 32k-prefix chunks each sorted on its own made a full-table load 3×
+//! slower), and it removes routes in the order its trie removes fastest
+//! (see `installer::sort_for_kernel`).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use tables::fib::NhSet;
+use tables::{Id, Numbered, PrefixMap};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::hash::{FastMap, FastSet};
+use crate::installer::HopSets;
+use crate::msg::KernelHop;
+use crate::report::FibEvent;
+use crate::resolver::Desired;
+use crate::writer::{Op, Outcome};
+use wire::NextHop as BgpNextHop;
+
+/// What we believe the kernel holds for a prefix.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Current {
+    /// Nothing of ours.
+    #[default]
+    Absent,
+    /// These kernel next hops (an id in the installer's [`HopSets`]).
+    Installed(Id),
+    /// The kernel refused our last write (an older version may remain);
+    /// why is in `RouteTable::reported_failed`.
+    Failed,
+    /// Unknown after a lost acknowledgement or a link going down.
+    Unknown,
+}
+
+/// Everything we know about one prefix: 12 bytes. A full table has few
+/// distinct next-hop sets, so a route refers to its sets by number; our
+/// view of the kernel ([`Current`]) is kept flat, so that the `dirty` flag
+/// fits beside it.
+#[derive(Debug, Default)]
+struct Route {
+    /// Wanted BGP next hops, an id in `RouteTable::wanted` (None: withdrawn).
+    want: Option<Id>,
+    /// With `State::Installed`: the kernel next hops.
+    hops: Option<Id>,
+    state: State,
+    /// To be written (see [`Dirty`]).
+    dirty: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum State {
+    #[default]
+    Absent,
+    Installed,
+    Failed,
+    Unknown,
+}
+
+impl Route {
+    fn cur(&self) -> Current {
+        match (self.state, self.hops) {
+            (State::Installed, Some(id)) => Current::Installed(id),
+            (State::Failed, _) => Current::Failed,
+            (State::Unknown, _) => Current::Unknown,
+            _ => Current::Absent,
+        }
+    }
+
+    fn set_cur(&mut self, cur: Current) {
+        (self.state, self.hops) = match cur {
+            Current::Absent => (State::Absent, None),
+            Current::Installed(id) => (State::Installed, Some(id)),
+            Current::Failed => (State::Failed, None),
+            Current::Unknown => (State::Unknown, None),
+        };
+    }
+
+    /// Our view of the kernel becomes `cur`; what the route held installed
+    /// is let go.
+    fn replace_cur(&mut self, cur: Current, sets: &mut HopSets) {
+        if let Current::Installed(id) = self.cur() {
+            sets.release(id);
+        }
+        self.set_cur(cur);
+    }
+}
+
+/// Which prefixes are to be written. Each route carries a flag; while few
+/// are flagged they are also listed, so that a sweep finds them without
+/// walking the table. Loading or withdrawing a full table flags every
+/// route: the list would then be the largest thing the FIB holds (10-14 MB
+/// at 1.2M prefixes, at the moment memory peaks), so past `LIST_MAX` it is
+/// dropped and sweeps walk the routes for their flags until none is left.
+#[derive(Debug)]
+struct Dirty {
+    /// Routes flagged.
+    count: usize,
+    /// Exactly the flagged prefixes, or None when there are too many.
+    list: Option<PrefixMap<()>>,
+}
+
+impl Dirty {
+    const LIST_MAX: usize = 64 * 1024;
+
+    fn new() -> Dirty {
+        Dirty {
+            count: 0,
+            list: Some(PrefixMap::default()),
+        }
+    }
+
+    fn mark(&mut self, prefix: IpNet, r: &mut Route) {
+        if r.dirty {
+            return;
+        }
+        r.dirty = true;
+        self.count += 1;
+        if let Some(list) = &mut self.list {
+            list.insert(prefix, ());
+            if list.len() > Self::LIST_MAX {
+                self.list = None;
+            }
+        }
+    }
+
+    /// Before `prefix`'s route is removed from the table.
+    fn forget(&mut self, prefix: &IpNet, r: &Route) {
+        if r.dirty {
+            self.count -= 1;
+            if let Some(list) = &mut self.list {
+                list.remove(prefix);
+            }
+            self.relist();
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Unflags and returns up to `n` dirty prefixes below `bound`, highest
+    /// first.
+    fn take_below(
+        &mut self,
+        routes: &mut PrefixMap<Route>,
+        bound: Option<IpNet>,
+        n: usize,
+    ) -> Vec<IpNet> {
+        let taken: Vec<IpNet> = match &mut self.list {
+            Some(list) => list
+                .take_below(bound, n)
+                .into_iter()
+                .map(|(p, ())| p)
+                .collect(),
+            None => routes
+                .iter_below(bound)
+                .filter(|(_, r)| r.dirty)
+                .map(|(p, _)| p)
+                .take(n)
+                .collect(),
+        };
+        for p in &taken {
+            if let Some(r) = routes.get_mut(p) {
+                r.dirty = false;
+            }
+        }
+        self.count -= taken.len();
+        self.relist();
+        taken
+    }
+
+    /// Unflags everything.
+    fn clear(&mut self, routes: &mut PrefixMap<Route>) {
+        if self.count == 0 {
+            return;
+        }
+        match self.list.take() {
+            Some(list) => {
+                for p in list.keys() {
+                    if let Some(r) = routes.get_mut(&p) {
+                        r.dirty = false;
+                    }
+                }
+            }
+            None => {
+                for (_, r) in routes.iter_mut() {
+                    r.dirty = false;
+                }
+            }
+        }
+        *self = Dirty::new();
+    }
+
+    /// With none left flagged, listing starts again.
+    fn relist(&mut self) {
+        if self.count == 0 && self.list.is_none() {
+            self.list = Some(PrefixMap::default());
+        }
+    }
+}
+
+/// Where the sweep under way is.
+#[derive(Debug, Default)]
+enum Sweep {
+    #[default]
+    Idle,
+    /// Writing dirty prefixes below this bound next (None: at the top).
+    Below(Option<IpNet>),
+}
+
+/// What a prefix's write is, from what we want and what the kernel holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Write {
+    /// Nothing to write.
+    None,
+    Replace(Arc<[KernelHop]>),
+    Delete,
+}
+
+/// The write that takes a prefix from `cur` to `want` (None: withdrawn).
+/// `installed` reads an installed hop set. A route that is not to be
+/// installed (withdrawn, next hop local or unresolved) is deleted unless
+/// we know the kernel has nothing of ours for it.
+pub(crate) fn write_for<'a>(
+    want: Option<Desired>,
+    cur: Current,
+    installed: impl Fn(Id) -> &'a [KernelHop],
+) -> Write {
+    match (want, cur) {
+        (Some(Desired::Install(h)), Current::Installed(c)) if installed(c)[..] == h[..] => {
+            Write::None
+        }
+        (Some(Desired::Install(h)), _) => Write::Replace(h),
+        (_, Current::Absent) => Write::None,
+        (_, _) => Write::Delete,
+    }
+}
+
+pub(crate) struct RouteTable {
+    /// Ordered, not hashed: a hash table of a million routes doubles in
+    /// one step (briefly holding old and new tables, a peak of ~250 MB at
+    /// 1M), where a B-tree grows a node at a time; and writes go out in
+    /// prefix order anyway.
+    routes: PrefixMap<Route>,
+    /// The BGP next-hop sets routes want (`Route::want`): the very `Arc`s
+    /// the RIB handed over.
+    wanted: Numbered<NhSet>,
+    /// Prefixes reported with RouteFailed and not recovered since, with
+    /// the kernel's words (rare, so kept aside rather than in every route).
+    reported_failed: FastMap<IpNet, Arc<str>>,
+    /// Prefixes to be written.
+    dirty: Dirty,
+    sweep: Sweep,
+    /// RouteFailed and RouteInstalled go to the RIB from here.
+    events: UnboundedSender<FibEvent>,
+}
+
+impl RouteTable {
+    pub(crate) fn new(events: UnboundedSender<FibEvent>) -> RouteTable {
+        RouteTable {
+            routes: PrefixMap::default(),
+            wanted: Numbered::default(),
+            reported_failed: FastMap::default(),
+            dirty: Dirty::new(),
+            sweep: Sweep::Idle,
+            events,
+        }
+    }
+
+    /// `prefix` is to have these next hops (sorted, no duplicates, not
+    /// empty); the set is kept as it is, shared.
+    pub(crate) fn want(&mut self, prefix: IpNet, next_hops: Arc<NhSet>) {
+        let id = self.wanted.acquire(&next_hops, || next_hops.clone());
+        let r = self.routes.entry(prefix);
+        if let Some(old) = r.want.replace(id) {
+            self.wanted.release(old);
+        }
+        self.dirty.mark(prefix, r);
+    }
+
+    /// `prefix` is withdrawn: it leaves the table now if the kernel has
+    /// nothing of ours for it, else once its deletion is written.
+    pub(crate) fn withdraw(&mut self, prefix: IpNet) {
+        if let Some(r) = self.routes.get_mut(&prefix) {
+            if let Some(w) = r.want.take() {
+                self.wanted.release(w);
+            }
+            self.reported_failed.remove(&prefix);
+            if r.cur() == Current::Absent {
+                self.dirty.forget(&prefix, r);
+                self.routes.remove(&prefix);
+            } else {
+                self.dirty.mark(prefix, r);
+            }
+        }
+    }
+
+    /// Changes not yet written.
+    pub(crate) fn has_dirty(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
+    /// Nothing is to be written (install disabled): unflags everything.
+    pub(crate) fn clear_dirty(&mut self) {
+        self.dirty.clear(&mut self.routes);
+    }
+
+    pub(crate) fn sweeping(&self) -> bool {
+        matches!(self.sweep, Sweep::Below(_))
+    }
+
+    /// Starts a sweep from the top; returns how many prefixes are dirty.
+    pub(crate) fn start_sweep(&mut self) -> usize {
+        self.sweep = Sweep::Below(None);
+        self.dirty.len()
+    }
+
+    /// The ops for the sweep's next up to `n` dirty prefixes (unflagged,
+    /// highest first): `desired` says what a wanted set comes to, `sets`
+    /// reads installed sets and gives replacements their object, deletions
+    /// are of `metric`. None at the bottom, where the sweep ends.
+    pub(crate) fn sweep_step(
+        &mut self,
+        n: usize,
+        desired: impl Fn(&[BgpNextHop]) -> Desired,
+        sets: &mut HopSets,
+        metric: u32,
+    ) -> Option<Vec<Op>> {
+        let Sweep::Below(bound) = self.sweep else {
+            return None;
+        };
+        let step = self.dirty.take_below(&mut self.routes, bound, n);
+        match step.last() {
+            Some(p) => self.sweep = Sweep::Below(Some(*p)),
+            None => {
+                // At the bottom: what is dirty now starts the next sweep.
+                self.sweep = Sweep::Idle;
+                return None;
+            }
+        }
+        let mut ops = Vec::with_capacity(step.len());
+        for p in step {
+            let Some(r) = self.routes.get(&p) else {
+                continue;
+            };
+            let want = r.want.map(|w| desired(self.wanted.get(w)));
+            match write_for(want, r.cur(), |id| sets.get(id)) {
+                Write::None => {}
+                Write::Replace(h) => {
+                    let nhid = sets.for_write(&h);
+                    ops.push(Op::Replace(p, h, nhid))
+                }
+                Write::Delete => ops.push(Op::Delete {
+                    prefix: p,
+                    metric,
+                    track: true,
+                }),
+            }
+        }
+        Some(ops)
+    }
+
+    /// After a step's writes: with nothing left dirty, the sweep is over.
+    pub(crate) fn end_sweep_if_clean(&mut self) {
+        if self.dirty.is_empty() {
+            self.sweep = Sweep::Idle;
+        }
+    }
+
+    /// Follows a written route op's outcome; true when it leaves a tracked
+    /// route's kernel state unknown.
+    pub(crate) fn follow(&mut self, op: Op, outcome: Outcome, sets: &mut HopSets) -> bool {
+        match (op, outcome) {
+            (Op::Replace(p, h, _), Outcome::Done) => {
+                // The object reference taken for this write is kept by
+                // the installed route; the one it replaces is let go.
+                // (Acquired first: rewriting the same set keeps its number.)
+                let id = sets.installed(&h);
+                self.routes
+                    .entry(p)
+                    .replace_cur(Current::Installed(id), sets);
+                if self.reported_failed.remove(&p).is_some() {
+                    let _ = self.events.send(FibEvent::RouteInstalled { prefix: p });
+                }
+                false
+            }
+            (Op::Replace(p, _, _), Outcome::Refused(e)) => {
+                let error = e.to_string();
+                self.routes.entry(p).replace_cur(Current::Failed, sets);
+                self.reported_failed.insert(p, error.as_str().into());
+                let _ = self.events.send(FibEvent::RouteFailed { prefix: p, error });
+                false
+            }
+            (Op::Replace(p, _, _), Outcome::Unknown) => {
+                self.routes.entry(p).replace_cur(Current::Unknown, sets);
+                true
+            }
+            (Op::Delete { prefix, track, .. }, outcome) => {
+                if !track {
+                    return false;
+                }
+                let Some(r) = self.routes.get_mut(&prefix) else {
+                    return false;
+                };
+                if matches!(outcome, Outcome::Unknown) {
+                    r.replace_cur(Current::Unknown, sets);
+                    return true;
+                }
+                r.replace_cur(Current::Absent, sets);
+                if r.want.is_none() {
+                    self.dirty.forget(&prefix, r);
+                    self.routes.remove(&prefix);
+                }
+                false
+            }
+            (Op::Object(_), _) => false,
+        }
+    }
+
+    /// After next hops were resolved again: routes installed with a set
+    /// the kernel `flushed` without telling become unknown, and those and
+    /// the routes wanting a next hop whose resolution `changed` are to be
+    /// written again.
+    pub(crate) fn mark_changed(
+        &mut self,
+        changed: &FastSet<IpAddr>,
+        flushed: impl Fn(&[KernelHop]) -> bool,
+        sets: &mut HopSets,
+    ) {
+        for (p, r) in self.routes.iter_mut() {
+            if let Current::Installed(id) = r.cur() {
+                if flushed(sets.get(id)) {
+                    r.replace_cur(Current::Unknown, sets);
+                    self.dirty.mark(p, r);
+                    continue;
+                }
+            }
+            if let Some(w) = r.want {
+                let nhs = self.wanted.get(w);
+                if nhs.iter().any(|n| changed.contains(&n.address)) {
+                    self.dirty.mark(p, r);
+                }
+            }
+        }
+    }
+
+    /// Compares our view with the prefixes `present` in the kernel: those
+    /// that differ become unknown and are to be written again. Returns how
+    /// many.
+    pub(crate) fn mark_differing(&mut self, present: &FastSet<IpNet>, sets: &mut HopSets) -> usize {
+        let mut n = 0;
+        for (p, r) in self.routes.iter_mut() {
+            let installed = matches!(r.cur(), Current::Installed(_));
+            let stray = r.cur() == Current::Absent && r.want.is_some() && present.contains(&p);
+            if (installed && !present.contains(&p)) || stray {
+                r.replace_cur(Current::Unknown, sets);
+                self.dirty.mark(p, r);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// What we believe the kernel holds for `prefix`.
+    pub(crate) fn current(&self, prefix: &IpNet) -> Current {
+        self.routes.get(prefix).map_or(Current::Absent, Route::cur)
+    }
+
+    /// Every prefix of ours the kernel may hold (not known absent).
+    pub(crate) fn in_kernel(&self) -> impl Iterator<Item = IpNet> + '_ {
+        self.routes
+            .iter()
+            .filter(|(_, r)| r.cur() != Current::Absent)
+            .map(|(p, _)| p)
+    }
+
+    /// The wanted next hops of `prefix`, if it is wanted.
+    pub(crate) fn wanted(&self, prefix: &IpNet) -> Option<&[BgpNextHop]> {
+        let w = self.routes.get(prefix)?.want?;
+        Some(self.wanted.get(w))
+    }
+
+    /// Every wanted prefix with its next hops, in table order.
+    pub(crate) fn all_wanted(&self) -> impl Iterator<Item = (IpNet, &[BgpNextHop])> + '_ {
+        self.routes
+            .iter()
+            .filter_map(|(p, r)| r.want.map(|w| (p, &self.wanted.get(w)[..])))
+    }
+
+    /// The kernel's words for `prefix`'s last refused write.
+    pub(crate) fn failure(&self, prefix: &IpNet) -> Option<&str> {
+        self.reported_failed.get(prefix).map(|e| &e[..])
+    }
+}
+
+/// A next-hop set as the contract promises it (sorted, no duplicates): the
+/// RIB's own `Arc` when it keeps the promise, else a sorted copy.
+pub(crate) fn sorted(next_hops: Arc<NhSet>) -> Arc<NhSet> {
+    if next_hops.windows(2).all(|w| w[0] < w[1]) {
+        return next_hops;
+    }
+    let mut v = next_hops.to_vec();
+    v.sort();
+    v.dedup();
+    Arc::new(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use ipnet::Ipv4Net;
+
+    use super::*;
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    fn hop(gw: &str, ifindex: u32) -> KernelHop {
+        KernelHop {
+            gateway: gw.parse().unwrap(),
+            ifindex,
+        }
+    }
+
+    fn nhs(addr: &str) -> Arc<NhSet> {
+        Arc::new(vec![BgpNextHop::new(addr.parse().unwrap())])
+    }
+
+    fn table() -> (RouteTable, tokio::sync::mpsc::UnboundedReceiver<FibEvent>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (RouteTable::new(tx), rx)
+    }
+
+    /// Every wanted set installs on one kernel hop.
+    fn via_one(_: &[BgpNextHop]) -> Desired {
+        Desired::Install(Arc::from([hop("10.0.0.1", 2)]))
+    }
+
+    fn prefixes(ops: &[Op]) -> Vec<String> {
+        ops.iter()
+            .map(|op| match op {
+                Op::Replace(p, ..) => format!("+{p}"),
+                Op::Delete { prefix, .. } => format!("-{prefix}"),
+                Op::Object(_) => "object".into(),
+            })
+            .collect()
+    }
+
+    /// Writes a whole step as done.
+    fn done(t: &mut RouteTable, ops: Vec<Op>, sets: &mut HopSets) {
+        for op in ops {
+            assert!(!t.follow(op, Outcome::Done, sets));
+        }
+    }
+
+    /// Past `LIST_MAX` flagged routes the list goes and sweeps walk the
+    /// flags; either way every flagged prefix comes out once, highest first.
+    #[test]
+    fn dirty_prefixes_come_out_once_listed_or_not() {
+        for n in [10u32, Dirty::LIST_MAX as u32 + 10] {
+            let mut routes: PrefixMap<Route> = PrefixMap::default();
+            let mut dirty = Dirty::new();
+            for i in 0..n {
+                let p: IpNet = Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + (i << 8)), 24)
+                    .unwrap()
+                    .into();
+                dirty.mark(p, routes.entry(p));
+                dirty.mark(p, routes.entry(p)); // twice: still once
+            }
+            let v6: IpNet = "2001:db8::/32".parse().unwrap();
+            dirty.mark(v6, routes.entry(v6));
+            assert_eq!(dirty.len(), n as usize + 1);
+            assert_eq!(dirty.list.is_some(), n < 100, "n = {n}");
+            // One route leaves the table while flagged.
+            let gone: IpNet = "10.0.0.0/24".parse().unwrap();
+            dirty.forget(&gone, routes.get(&gone).unwrap());
+            routes.remove(&gone);
+            let first = dirty.take_below(&mut routes, None, 2);
+            assert_eq!(first[0], v6, "IPv6 is above IPv4");
+            let mut all = first;
+            let mut bound = all.last().copied();
+            loop {
+                let step = dirty.take_below(&mut routes, bound, 1000);
+                let Some(last) = step.last() else { break };
+                bound = Some(*last);
+                all.extend(step);
+            }
+            assert_eq!(all.len(), n as usize);
+            assert!(all.windows(2).all(|w| w[0] > w[1]), "highest first, once");
+            assert!(!all.contains(&gone));
+            assert!(dirty.is_empty());
+            assert!(routes.values().all(|r| !r.dirty));
+            assert!(dirty.list.is_some(), "listing again once none is left");
+        }
+    }
+
+    #[test]
+    fn a_route_stays_small() {
+        // With a 5-byte IPv4 key, a B-tree leaf of 11 routes is 200 bytes.
+        assert_eq!(std::mem::size_of::<Route>(), 12);
+    }
+
+    /// A sweep goes down once: what becomes dirty below its position is
+    /// taken in this sweep, what becomes dirty above waits for the next.
+    #[test]
+    fn a_sweep_goes_down_once_and_takes_what_turns_dirty_below_it() {
+        let (mut t, _rx) = table();
+        let mut sets = HopSets::new(None);
+        for p in ["10.0.3.0/24", "10.0.1.0/24", "fd00::/64", "10.0.2.0/24"] {
+            t.want(net(p), nhs("192.0.2.1"));
+        }
+        assert!(!t.sweeping());
+        assert_eq!(t.start_sweep(), 4);
+        let step = t.sweep_step(2, via_one, &mut sets, 20).unwrap();
+        assert_eq!(prefixes(&step), ["+fd00::/64", "+10.0.3.0/24"]);
+        done(&mut t, step, &mut sets);
+        t.end_sweep_if_clean();
+        assert!(t.sweeping(), "two left");
+        // Above the sweep's position: next sweep. Below: this one.
+        t.want(net("fd01::/64"), nhs("192.0.2.1"));
+        t.want(net("10.0.0.0/24"), nhs("192.0.2.1"));
+        let step = t.sweep_step(2, via_one, &mut sets, 20).unwrap();
+        assert_eq!(prefixes(&step), ["+10.0.2.0/24", "+10.0.1.0/24"]);
+        done(&mut t, step, &mut sets);
+        t.end_sweep_if_clean();
+        let step = t.sweep_step(2, via_one, &mut sets, 20).unwrap();
+        assert_eq!(prefixes(&step), ["+10.0.0.0/24"]);
+        done(&mut t, step, &mut sets);
+        t.end_sweep_if_clean();
+        assert!(t.sweeping(), "fd01::/64 is still dirty");
+        assert!(
+            t.sweep_step(2, via_one, &mut sets, 20).is_none(),
+            "at the bottom"
+        );
+        assert!(!t.sweeping());
+        assert_eq!(t.start_sweep(), 1);
+        let step = t.sweep_step(2, via_one, &mut sets, 20).unwrap();
+        assert_eq!(prefixes(&step), ["+fd01::/64"]);
+        done(&mut t, step, &mut sets);
+        t.end_sweep_if_clean();
+        assert!(!t.sweeping() && !t.has_dirty());
+    }
+
+    #[test]
+    fn rewriting_what_is_installed_writes_nothing_and_a_withdrawal_deletes() {
+        let (mut t, _rx) = table();
+        let mut sets = HopSets::new(None);
+        let (a, b) = (net("10.0.1.0/24"), net("10.0.2.0/24"));
+        t.want(a, nhs("192.0.2.1"));
+        t.want(b, nhs("192.0.2.1"));
+        t.start_sweep();
+        let step = t.sweep_step(10, via_one, &mut sets, 20).unwrap();
+        done(&mut t, step, &mut sets);
+        assert!(matches!(t.current(&a), Current::Installed(_)));
+        t.end_sweep_if_clean();
+        // Wanted again as it is; the other withdrawn; a third wanted and
+        // withdrawn before it was written.
+        let c = net("10.0.3.0/24");
+        t.want(a, nhs("192.0.2.1"));
+        t.withdraw(b);
+        t.want(c, nhs("192.0.2.1"));
+        t.withdraw(c);
+        t.withdraw(net("10.0.9.0/24"));
+        assert_eq!(t.wanted(&b), None);
+        assert_eq!(t.start_sweep(), 2, "c left the table at once");
+        let step = t.sweep_step(10, via_one, &mut sets, 20).unwrap();
+        assert!(matches!(
+            &step[..],
+            [Op::Delete { prefix, metric: 20, track: true }] if *prefix == b
+        ));
+        done(&mut t, step, &mut sets);
+        assert_eq!(t.current(&b), Current::Absent);
+        assert_eq!(t.in_kernel().collect::<Vec<_>>(), [a]);
+        assert_eq!(t.all_wanted().map(|(p, _)| p).collect::<Vec<_>>(), [a]);
+    }
+
+    #[test]
+    fn a_refusal_is_reported_once_and_its_recovery_too() {
+        let (mut t, mut rx) = table();
+        let mut sets = HopSets::new(None);
+        let p = net("10.0.1.0/24");
+        let h: Arc<[KernelHop]> = Arc::from([hop("10.0.0.1", 2)]);
+        t.want(p, nhs("192.0.2.1"));
+        let refused = crate::netlink::NlError {
+            errno: libc::EINVAL,
+            text: None,
+        };
+        let unconfirmed = t.follow(
+            Op::Replace(p, h.clone(), 0),
+            Outcome::Refused(refused),
+            &mut sets,
+        );
+        assert!(!unconfirmed);
+        assert_eq!(t.current(&p), Current::Failed);
+        assert!(t.failure(&p).unwrap().contains("EINVAL"));
+        assert!(matches!(rx.try_recv(), Ok(FibEvent::RouteFailed { prefix, .. }) if prefix == p));
+        assert!(t.follow(Op::Replace(p, h.clone(), 0), Outcome::Unknown, &mut sets));
+        assert_eq!(t.current(&p), Current::Unknown);
+        assert!(!t.follow(Op::Replace(p, h, 0), Outcome::Done, &mut sets));
+        assert_eq!(t.failure(&p), None);
+        assert_eq!(rx.try_recv(), Ok(FibEvent::RouteInstalled { prefix: p }));
+        assert!(rx.try_recv().is_err(), "reported once");
+    }
+
+    #[test]
+    fn routes_through_flushed_hops_or_changed_next_hops_are_written_again() {
+        let (mut t, _rx) = table();
+        let mut sets = HopSets::new(None);
+        let (a, b, c) = (net("10.0.1.0/24"), net("10.0.2.0/24"), net("10.0.3.0/24"));
+        t.want(a, nhs("192.0.2.1"));
+        t.want(b, nhs("192.0.2.2"));
+        t.want(c, nhs("192.0.2.3"));
+        t.start_sweep();
+        let step = t.sweep_step(10, via_one, &mut sets, 20).unwrap();
+        done(&mut t, step, &mut sets);
+        t.end_sweep_if_clean();
+        assert!(!t.has_dirty());
+        // Everything installed via ifindex 2: a flush of link 3 touches
+        // nothing; 192.0.2.2 changing marks b only.
+        let changed: FastSet<IpAddr> = ["192.0.2.2".parse().unwrap()].into_iter().collect();
+        t.mark_changed(&changed, |h| h.iter().any(|k| k.ifindex == 3), &mut sets);
+        assert_eq!(t.start_sweep(), 1);
+        assert_eq!(t.current(&b), t.current(&a), "still installed");
+        t.sweep_step(10, via_one, &mut sets, 20);
+        // A flush of link 2 makes every route unknown.
+        t.mark_changed(
+            &FastSet::default(),
+            |h| h.iter().any(|k| k.ifindex == 2),
+            &mut sets,
+        );
+        assert_eq!(t.current(&c), Current::Unknown);
+        assert_eq!(t.start_sweep(), 3);
+    }
+
+    #[test]
+    fn a_differing_kernel_table_marks_missing_and_stray_routes() {
+        let (mut t, _rx) = table();
+        let mut sets = HopSets::new(None);
+        let (a, b, c) = (net("10.0.1.0/24"), net("10.0.2.0/24"), net("10.0.3.0/24"));
+        t.want(a, nhs("192.0.2.1"));
+        t.want(b, nhs("192.0.2.1"));
+        let h: Arc<[KernelHop]> = Arc::from([hop("10.0.0.1", 2)]);
+        for p in [a, b] {
+            t.follow(Op::Replace(p, h.clone(), 0), Outcome::Done, &mut sets);
+        }
+        t.want(c, nhs("192.0.2.9"));
+        t.clear_dirty();
+        // The kernel lost b and holds c, which we believe absent.
+        let present: FastSet<IpNet> = [a, c].into_iter().collect();
+        assert_eq!(t.mark_differing(&present, &mut sets), 2);
+        assert!(matches!(t.current(&a), Current::Installed(_)));
+        assert_eq!(t.current(&b), Current::Unknown);
+        assert_eq!(t.current(&c), Current::Unknown);
+    }
+
+    #[test]
+    fn the_write_follows_from_want_and_kernel_state() {
+        let mut n: Numbered<[KernelHop]> = Numbered::default();
+        let h: Arc<[KernelHop]> = Arc::from([hop("10.0.0.1", 2)]);
+        let other: Arc<[KernelHop]> = Arc::from([hop("10.0.0.1", 3)]);
+        let id = n.acquire(&h, || h.clone());
+        let installed = |i| &n.get(i)[..];
+        let install = |h: &Arc<[KernelHop]>| Some(Desired::Install(h.clone()));
+        let unresolved = Some(Desired::Unresolved("x".into()));
+        assert_eq!(
+            write_for(install(&h), Current::Installed(id), installed),
+            Write::None
+        );
+        assert_eq!(
+            write_for(install(&other), Current::Installed(id), installed),
+            Write::Replace(other.clone())
+        );
+        for cur in [Current::Absent, Current::Failed, Current::Unknown] {
+            assert_eq!(
+                write_for(install(&h), cur, installed),
+                Write::Replace(h.clone())
+            );
+        }
+        for want in [None, unresolved, Some(Desired::Local)] {
+            assert_eq!(
+                write_for(want.clone(), Current::Absent, installed),
+                Write::None
+            );
+            assert_eq!(
+                write_for(want.clone(), Current::Installed(id), installed),
+                Write::Delete
+            );
+            assert_eq!(
+                write_for(want.clone(), Current::Unknown, installed),
+                Write::Delete
+            );
+            assert_eq!(write_for(want, Current::Failed, installed), Write::Delete);
+        }
+    }
+
+    #[test]
+    fn a_set_out_of_order_is_sorted_and_a_sorted_one_kept() {
+        let a = BgpNextHop::new("10.0.0.1".parse().unwrap());
+        let b = BgpNextHop::new("10.0.0.2".parse().unwrap());
+        let ok = Arc::new(vec![a, b]);
+        assert!(Arc::ptr_eq(&sorted(ok.clone()), &ok), "the RIB's own Arc");
+        assert_eq!(*sorted(Arc::new(vec![b, a, b])), vec![a, b]);
+    }
+}
