@@ -1,7 +1,7 @@
 //! `kroute daemon`: wire the tasks together and run until SIGTERM/SIGINT.
 //!
 //! ```text
-//! listener ──Incoming──▶ router task (RIB, peers) ──RouteChange──▶ FIB task (netlink)
+//! listener ──Incoming──▶ router task (RIB, peers) ──FibChange───▶ FIB task (netlink)
 //! sessions ◀──PeerCmd──┘        ▲  ▲                ◀──FibEvent───┘
 //! API socket ──Request──────────┘  └── SIGHUP (reload)
 //! ```

@@ -110,5 +110,6 @@ impl<T: Eq + Hash> Interner<T> {
     }
 }
 
-/// A next-hop set handed to the FIB (few distinct ones exist).
-pub type NhSet = Vec<NextHop>;
+/// A next-hop set handed to the FIB (few distinct ones exist): the FIB
+/// contract's type.
+pub use tables::fib::NhSet;

@@ -147,3 +147,26 @@ fn v6(b: &[u8]) -> Ipv6Addr {
     a.copy_from_slice(&b[..16]);
     Ipv6Addr::from(a)
 }
+
+/// An attribute type's name for error reasons (decode and the RFC 7606
+/// rules both name attributes).
+pub(super) fn attr_name(ty: u8) -> &'static str {
+    match ty {
+        attr_type::ORIGIN => "ORIGIN",
+        attr_type::AS_PATH => "AS_PATH",
+        attr_type::NEXT_HOP => "NEXT_HOP",
+        attr_type::MULTI_EXIT_DISC => "MULTI_EXIT_DISC",
+        attr_type::LOCAL_PREF => "LOCAL_PREF",
+        attr_type::ATOMIC_AGGREGATE => "ATOMIC_AGGREGATE",
+        attr_type::AGGREGATOR => "AGGREGATOR",
+        attr_type::COMMUNITIES => "COMMUNITIES",
+        attr_type::ORIGINATOR_ID => "ORIGINATOR_ID",
+        attr_type::CLUSTER_LIST => "CLUSTER_LIST",
+        attr_type::MP_REACH_NLRI => "MP_REACH_NLRI",
+        attr_type::MP_UNREACH_NLRI => "MP_UNREACH_NLRI",
+        attr_type::AS4_PATH => "AS4_PATH",
+        attr_type::AS4_AGGREGATOR => "AS4_AGGREGATOR",
+        attr_type::LARGE_COMMUNITIES => "LARGE_COMMUNITIES",
+        _ => "attribute",
+    }
+}

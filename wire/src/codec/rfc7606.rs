@@ -68,7 +68,7 @@ pub(super) fn overrun(ty: Option<u8>, st: &mut AttrState) -> Result<(), DecodeEr
     st.withdraw(|| {
         format!(
             "{} length overruns the path attributes",
-            super::attributes::attr_name(ty.unwrap_or(0))
+            super::attr_name(ty.unwrap_or(0))
         )
     });
     Ok(())
