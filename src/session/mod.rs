@@ -7,6 +7,7 @@
 //! advertise through [`PeerCmd::Send`].
 
 pub mod connection;
+pub mod fsm;
 pub mod open;
 pub mod socket;
 
