@@ -222,8 +222,7 @@ impl fmt::Display for MessageKind {
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Reason::ConnectFailed(e) => write!(f, "connect: {e}"),
-            Reason::PeerClosed(e) => f.write_str(e),
+            Reason::ConnectFailed(e) | Reason::PeerClosed(e) => f.write_str(e),
             Reason::NotificationReceived(nf) => {
                 write!(f, "received NOTIFICATION: {}", describe(nf))
             }
