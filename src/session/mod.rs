@@ -159,7 +159,7 @@ impl PeerTask {
     /// Record the state and log the change, once, with its reason. The
     /// Idle/Connect/Active churn of a peer that is down goes to debug so a
     /// dead peer does not fill the log; everything from OpenSent up is info,
-    /// and losing an Established session is a warning.
+    /// and losing an Established session is a warning unless we stopped it.
     fn publish(&self) {
         let state = self.fsm.state();
         self.status.send_if_modified(|s| {
@@ -173,7 +173,7 @@ impl PeerTask {
                 ""
             };
             let name = &self.cfg.name;
-            if from == SessionState::Established {
+            if from == SessionState::Established && state != SessionState::Idle {
                 warn!(peer = %name, ?from, to = ?state, reason, "session down");
             } else if state == SessionState::Established {
                 // session_up() logs the negotiated parameters.
