@@ -97,8 +97,9 @@ pub async fn run_reader(mut rd: OwnedReadHalf, mut a: ReaderArgs) {
                         // Established, and the UPDATEs right behind it are
                         // the RIB's, not errors: decode no further until the
                         // FSM has taken it. Its answer always comes: the
-                        // session is up, or the connection is closed (and
-                        // this sender dropped).
+                        // FSM either establishes the session (OpenConfirm)
+                        // or closes the connection, which drops the
+                        // watch's sender.
                         match a.delivery.wait_for(Option::is_some).await {
                             Ok(d) => delivery = *d,
                             Err(_) => return,
