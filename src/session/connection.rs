@@ -1,37 +1,35 @@
-//! One TCP connection to a peer: a reader task (framing, decoding, hold
-//! timer) and a writer task (encoding). The peer task owns the FSM; it hears
-//! from the reader through [`ConnEvent`]s and talks to the writer through
+//! One TCP connection to a peer: a reader task (framing, decoding) and a
+//! writer task (encoding). The peer task owns the FSM; it hears from the
+//! reader through [`ConnEvent`]s and talks to the writer through
 //! [`Outgoing`]. Once the session is Established the reader hands UPDATEs
-//! straight to the RIB, so a full table never queues behind the FSM.
-
-use std::time::Duration;
+//! straight to the RIB, so a full table never queues behind the FSM, and
+//! only tells the FSM that they came (for the hold timer).
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, watch};
 
-use wire::notification as n;
 use wire::{decode_message, encode_message, Family, Message, Notification, SessionCodec, Update};
 
 use crate::events::RibEvent;
 use rib::PeerId;
 
-/// RFC 4271 §8.2.2: a large hold time until the OPENs are exchanged.
-const OPEN_HOLD_TIME: Duration = Duration::from_secs(240);
+pub use super::fsm::ConnId;
 
-pub type ConnId = u64;
-
+/// What the reader saw, in the order it saw it.
 #[derive(Debug)]
 pub enum ConnEvent {
     Open(wire::Open),
     Keepalive,
+    /// One or more UPDATEs. Before Established they are only reported
+    /// (the FSM refuses them); after, they have gone to the RIB.
+    Update,
     Notification(Notification),
     RouteRefresh(Family),
-    /// The connection must end; send `notify` first if given.
-    Failed {
-        notify: Option<Notification>,
-        reason: String,
-    },
+    /// A message that cannot be decoded: send this NOTIFICATION.
+    Malformed(Notification, String),
+    /// The peer closed the connection, or reading it failed.
+    Closed(String),
 }
 
 pub enum Outgoing {
@@ -51,77 +49,72 @@ pub struct Delivery {
 
 pub struct ReaderArgs {
     pub conn: ConnId,
-    pub local_hold_time: u16,
     pub events: mpsc::UnboundedSender<(ConnId, ConnEvent)>,
     pub rib: mpsc::Sender<RibEvent>,
-    /// `Some` once Established: UPDATEs before that wait here.
-    pub established: watch::Receiver<Option<Delivery>>,
+    /// Set by the peer task when the session is Established on this
+    /// connection; dropped when the connection is closed.
+    pub delivery: watch::Receiver<Option<Delivery>>,
 }
 
-pub async fn run_reader(mut rd: OwnedReadHalf, a: ReaderArgs) {
+pub async fn run_reader(mut rd: OwnedReadHalf, mut a: ReaderArgs) {
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut codec = SessionCodec::default();
-    let mut hold = OPEN_HOLD_TIME;
-    let mut established = a.established;
-    let fail = |notify: Option<Notification>, reason: String| ConnEvent::Failed { notify, reason };
+    let mut delivery: Option<Delivery> = None;
+    let send = |ev: ConnEvent| {
+        let _ = a.events.send((a.conn, ev));
+    };
     loop {
         // Decode every whole message in the buffer, batching UPDATEs.
         let mut updates: Vec<Update> = Vec::new();
         let mut used = 0;
         let mut stop: Option<ConnEvent> = None;
-        loop {
-            match decode_message(&buf[used..], &codec) {
+        while stop.is_none() {
+            let msg = match decode_message(&buf[used..], &codec) {
                 Ok(Some((msg, len))) => {
                     used += len;
-                    match msg {
-                        Message::Update(u) => updates.push(u),
-                        Message::Open(o) => {
-                            codec.four_octet_as =
-                                o.has_capability(|c| matches!(c, wire::Capability::FourOctetAs(_)));
-                            let negotiated = a.local_hold_time.min(o.hold_time);
-                            hold = if negotiated == 0 {
-                                Duration::MAX
-                            } else {
-                                Duration::from_secs(u64::from(negotiated))
-                            };
-                            let _ = a.events.send((a.conn, ConnEvent::Open(o)));
-                        }
-                        Message::Keepalive => {
-                            let _ = a.events.send((a.conn, ConnEvent::Keepalive));
-                        }
-                        Message::Notification(nf) => {
-                            stop = Some(ConnEvent::Notification(nf));
-                            break;
-                        }
-                        Message::RouteRefresh(r) => {
-                            let _ = a.events.send((a.conn, ConnEvent::RouteRefresh(r.family)));
-                        }
-                    }
+                    msg
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    stop = Some(fail(
-                        Some(e.0.clone()),
-                        format!("bad message from peer: {e}"),
-                    ));
+                    stop = Some(ConnEvent::Malformed(e.0.clone(), e.to_string()));
                     break;
                 }
+            };
+            match msg {
+                Message::Update(u) if delivery.is_some() => updates.push(u),
+                // Before Established: an FSM error (RFC 4271 §8.2.2); the
+                // peer task closes the connection.
+                Message::Update(_) => send(ConnEvent::Update),
+                Message::Open(o) => {
+                    codec.four_octet_as =
+                        o.has_capability(|c| matches!(c, wire::Capability::FourOctetAs(_)));
+                    send(ConnEvent::Open(o));
+                }
+                Message::Keepalive => {
+                    send(ConnEvent::Keepalive);
+                    if delivery.is_none() {
+                        // In OpenConfirm this KEEPALIVE makes the session
+                        // Established, and the UPDATEs right behind it are
+                        // the RIB's, not errors: decode no further until the
+                        // FSM has taken it. Its answer always comes: the
+                        // FSM either establishes the session (OpenConfirm)
+                        // or closes the connection, which drops the
+                        // watch's sender.
+                        match a.delivery.wait_for(Option::is_some).await {
+                            Ok(d) => delivery = *d,
+                            Err(_) => return,
+                        }
+                    }
+                }
+                Message::Notification(nf) => stop = Some(ConnEvent::Notification(nf)),
+                Message::RouteRefresh(r) => send(ConnEvent::RouteRefresh(r.family)),
             }
         }
         buf.drain(..used);
-        if !updates.is_empty() {
-            // UPDATEs are only valid once Established (RFC 4271 §8.2.2); the
-            // FSM flips `established` right after KEEPALIVE in OpenConfirm,
-            // so wait for it rather than race it.
-            let delivery = loop {
-                if let Some(d) = *established.borrow_and_update() {
-                    break Some(d);
-                }
-                if established.changed().await.is_err() {
-                    break None;
-                }
-            };
-            let Some(d) = delivery else { return };
+        if let (Some(d), false) = (delivery, updates.is_empty()) {
+            // Received now: the hold timer restarts even if the RIB makes
+            // us wait.
+            send(ConnEvent::Update);
             let ev = RibEvent::Updates {
                 peer: d.peer,
                 generation: d.generation,
@@ -132,40 +125,20 @@ pub async fn run_reader(mut rd: OwnedReadHalf, a: ReaderArgs) {
             }
         }
         if let Some(ev) = stop {
-            let _ = a.events.send((a.conn, ev));
+            send(ev);
             return;
         }
         if buf.capacity() - buf.len() < 16 * 1024 {
             buf.reserve(64 * 1024);
         }
-        let read = if hold == Duration::MAX {
-            Ok(rd.read_buf(&mut buf).await)
-        } else {
-            tokio::time::timeout(hold, rd.read_buf(&mut buf)).await
-        };
-        match read {
-            Err(_) => {
-                let nf = Notification {
-                    code: n::HOLD_TIMER_EXPIRED,
-                    subcode: 0,
-                    data: vec![],
-                };
-                let _ = a
-                    .events
-                    .send((a.conn, fail(Some(nf), "hold timer expired".into())));
+        match rd.read_buf(&mut buf).await {
+            Ok(0) => {
+                send(ConnEvent::Closed("connection closed by peer".into()));
                 return;
             }
-            Ok(Ok(0)) => {
-                let _ = a
-                    .events
-                    .send((a.conn, fail(None, "connection closed by peer".into())));
-                return;
-            }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                let _ = a
-                    .events
-                    .send((a.conn, fail(None, format!("read error: {e}"))));
+            Ok(_) => {}
+            Err(e) => {
+                send(ConnEvent::Closed(format!("read error: {e}")));
                 return;
             }
         }

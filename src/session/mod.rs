@@ -1,15 +1,20 @@
-//! The BGP finite state machine of RFC 4271 §8, one task per peer.
+//! One task per peer: the executor of the session FSM.
 //!
-//! The peer task owns the peer's connections (at most two at once: ours and
-//! theirs, until collision resolution of §6.8 picks one), its timers and
-//! its published status. It never touches routing state: UPDATEs go from
-//! the connection reader to the RIB task, and the RIB task sends what to
-//! advertise through [`PeerCmd::Send`].
+//! The FSM itself ([`fsm`]) is pure. The peer task turns what happens —
+//! router commands, connections, what each connection's reader saw, timers
+//! — into [`fsm::Event`]s, feeds them to it, and carries out the
+//! [`fsm::Action`]s it returns: it owns the peer's connections (at most
+//! two, ours and theirs), their timers and the published status. It never
+//! touches routing state: once Established, UPDATEs go from the connection
+//! reader to the RIB task, and the RIB task sends what to advertise through
+//! [`PeerCmd::Send`].
 
 pub mod connection;
+pub mod fsm;
 pub mod open;
 pub mod socket;
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -20,10 +25,11 @@ use tracing::{debug, info, warn};
 
 use rib::PeerId;
 use wire::notification as n;
-use wire::{Message, Notification};
+use wire::{Message, Notification, Update};
 
 use crate::events::{PeerCmd, PeerStatus, RibEvent, SessionState};
 use connection::{ConnEvent, ConnId, Delivery, Outgoing, ReaderArgs};
+use fsm::{Action, Event, Fsm, FsmConfig, Reason, Timer};
 use open::{LocalOpen, Negotiated};
 use socket::SocketOptions;
 
@@ -42,14 +48,11 @@ pub struct SessionConfig {
     pub next_hop_ipv6: Option<Ipv6Addr>,
 }
 
+/// The I/O side of one connection; its FSM state is in [`Fsm`].
 struct Conn {
-    id: ConnId,
-    outbound: bool,
-    state: SessionState,
-    negotiated: Option<Negotiated>,
     local_addr: Option<SocketAddr>,
     writer: mpsc::UnboundedSender<Outgoing>,
-    established: watch::Sender<Option<Delivery>>,
+    delivery: watch::Sender<Option<Delivery>>,
     reader: JoinHandle<()>,
 }
 
@@ -64,48 +67,55 @@ impl Conn {
     }
 }
 
+/// The FSM's running timers, as deadlines.
+#[derive(Default)]
+struct Timers {
+    deadlines: HashMap<Timer, tokio::time::Instant>,
+}
+
+impl Timers {
+    fn start(&mut self, timer: Timer, after: Duration) {
+        self.deadlines
+            .insert(timer, tokio::time::Instant::now() + after);
+    }
+
+    fn stop(&mut self, timer: Timer) {
+        self.deadlines.remove(&timer);
+    }
+
+    /// A closed connection's timers go with it.
+    fn stop_conn(&mut self, id: ConnId) {
+        self.deadlines
+            .retain(|t, _| !matches!(t, Timer::Hold(c) | Timer::Keepalive(c) if *c == id));
+    }
+
+    fn next(&self) -> Option<(Timer, tokio::time::Instant)> {
+        self.deadlines
+            .iter()
+            .min_by_key(|(_, at)| **at)
+            .map(|(t, at)| (*t, *at))
+    }
+}
+
 pub struct PeerTask {
     id: PeerId,
     cfg: SessionConfig,
     rib: mpsc::Sender<RibEvent>,
     status: watch::Sender<PeerStatus>,
-    conns: Vec<Conn>,
+    fsm: Fsm,
+    conns: HashMap<ConnId, Conn>,
+    timers: Timers,
     next_conn: ConnId,
-    generation: u64,
-    backoff: Duration,
-    connecting: bool,
-    retry_at: Option<tokio::time::Instant>,
+    /// Cloned into each connection's reader.
+    conn_events: mpsc::UnboundedSender<(ConnId, ConnEvent)>,
+    /// Where connect attempts report.
+    connects: mpsc::UnboundedSender<std::io::Result<TcpStream>>,
 }
 
-/// Cease subcode 7 (RFC 4486): connection collision resolution.
 fn cease(subcode: u8) -> Notification {
-    Notification {
-        code: n::CEASE,
-        subcode,
-        data: vec![],
-    }
+    Notification::new(n::CEASE, subcode, vec![])
 }
 
-fn describe(nf: &Notification) -> String {
-    let mut s = n::describe(nf.code, nf.subcode);
-    if let Some(msg) = n::shutdown_communication(&nf.data) {
-        s.push_str(&format!(": \"{msg}\""));
-    }
-    s
-}
-
-/// ±25 % jitter (RFC 4271 §10) without a random-number dependency: the
-/// low bits of the clock are random enough to spread reconnects.
-fn jittered(d: Duration) -> Duration {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|t| t.subsec_nanos())
-        .unwrap_or(0);
-    let factor = 0.75 + f64::from(nanos % 1000) / 2000.0;
-    d.mul_f64(factor)
-}
-
-const FIRST_RETRY: Duration = Duration::from_secs(1);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl PeerTask {
@@ -116,37 +126,42 @@ impl PeerTask {
     ) -> (mpsc::UnboundedSender<PeerCmd>, watch::Receiver<PeerStatus>) {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (status, status_rx) = watch::channel(PeerStatus::new());
+        let (conn_events, conn_rx) = mpsc::unbounded_channel();
+        let (connects, connect_rx) = mpsc::unbounded_channel();
+        let fsm_cfg = FsmConfig {
+            local_router_id: cfg.local.router_id,
+            local_asn: cfg.local.asn,
+            remote_asn: cfg.remote_asn,
+            passive: cfg.passive,
+            connect_retry: cfg.connect_retry,
+        };
+        // The clock's low bits seed the retry jitter (RFC 4271 §10).
+        let seed = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|t| t.as_nanos() as u64)
+            .unwrap_or(0);
         let task = PeerTask {
             id,
             cfg,
             rib,
             status,
-            conns: Vec::new(),
+            fsm: Fsm::new(fsm_cfg, seed),
+            conns: HashMap::new(),
+            timers: Timers::default(),
             next_conn: 0,
-            generation: 0,
-            backoff: FIRST_RETRY,
-            connecting: false,
-            retry_at: Some(tokio::time::Instant::now()),
+            conn_events,
+            connects,
         };
-        tokio::spawn(task.run(cmd_rx));
+        tokio::spawn(task.run(cmd_rx, conn_rx, connect_rx));
         (cmd_tx, status_rx)
-    }
-
-    fn current_state(&self) -> SessionState {
-        let best = self.conns.iter().map(|c| c.state).max();
-        match best {
-            Some(s) => s,
-            None if self.connecting => SessionState::Connect,
-            None => SessionState::Active,
-        }
     }
 
     /// Record the state and log the change, once, with its reason. The
     /// Idle/Connect/Active churn of a peer that is down goes to debug so a
     /// dead peer does not fill the log; everything from OpenSent up is info,
-    /// and losing an Established session is a warning.
+    /// and losing an Established session is a warning unless we stopped it.
     fn publish(&self) {
-        let state = self.current_state();
+        let state = self.fsm.state();
         self.status.send_if_modified(|s| {
             if s.state == state {
                 return false;
@@ -158,7 +173,7 @@ impl PeerTask {
                 ""
             };
             let name = &self.cfg.name;
-            if from == SessionState::Established {
+            if from == SessionState::Established && state != SessionState::Idle {
                 warn!(peer = %name, ?from, to = ?state, reason, "session down");
             } else if state == SessionState::Established {
                 // session_up() logs the negotiated parameters.
@@ -173,262 +188,226 @@ impl PeerTask {
         });
     }
 
-    async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<PeerCmd>) {
-        let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<(ConnId, ConnEvent)>();
-        let (conn_tx, mut conn_rx) = mpsc::unbounded_channel::<std::io::Result<TcpStream>>();
-        let mut keepalive = tokio::time::interval(Duration::from_secs(1));
-        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_keepalive = Instant::now();
-        self.publish();
+    async fn run(
+        mut self,
+        mut cmds: mpsc::UnboundedReceiver<PeerCmd>,
+        mut conn_events: mpsc::UnboundedReceiver<(ConnId, ConnEvent)>,
+        mut connects: mpsc::UnboundedReceiver<std::io::Result<TcpStream>>,
+    ) {
+        self.feed(Event::ManualStart).await;
         loop {
-            let retry_at = self.retry_at;
+            let next_timer = self.timers.next();
+            let timer = async {
+                match next_timer {
+                    Some((t, at)) => {
+                        tokio::time::sleep_until(at).await;
+                        t
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            // Biased: what a connection saw is handled before a timer that
+            // expired meanwhile (a KEEPALIVE in the queue restarts the hold
+            // timer rather than losing the race to it).
             tokio::select! {
+                biased;
+                Some((id, ev)) = conn_events.recv() => {
+                    let ev = self.event_of(id, ev);
+                    self.feed(ev).await;
+                }
+                t = timer => {
+                    self.timers.stop(t);
+                    self.feed(match t {
+                        Timer::ConnectRetry => Event::ConnectRetryExpired,
+                        Timer::Hold(id) => Event::HoldTimerExpired(id),
+                        Timer::Keepalive(id) => Event::KeepaliveTimerExpired(id),
+                    }).await;
+                }
+                Some(res) = connects.recv() => {
+                    let ev = match res {
+                        Ok(stream) => Event::TcpConnected(self.add_conn(stream)),
+                        Err(e) => Event::TcpConnectFailed(format!("connect to {}: {e}", self.cfg.remote)),
+                    };
+                    self.feed(ev).await;
+                }
                 cmd = cmds.recv() => match cmd {
-                    None => { self.stop(cease(n::cease::ADMINISTRATIVE_SHUTDOWN)).await; return; }
-                    Some(PeerCmd::Stop(nf)) => { self.stop(nf).await; return; }
-                    Some(PeerCmd::Incoming(stream)) => self.incoming(stream, &ev_tx),
-                    Some(PeerCmd::Send { generation, updates }) => {
-                        if generation == self.generation {
-                            if let Some(c) = self.established() {
-                                c.send(updates.into_iter().map(Message::Update).collect());
-                            }
-                        }
+                    None => {
+                        self.feed(Event::ManualStop(cease(n::cease::ADMINISTRATIVE_SHUTDOWN))).await;
+                        return;
                     }
+                    Some(PeerCmd::Stop(nf)) => {
+                        self.feed(Event::ManualStop(nf)).await;
+                        return;
+                    }
+                    Some(PeerCmd::Incoming(stream)) => {
+                        if let Err(e) = socket::configure_accepted(&stream, &self.cfg.socket) {
+                            warn!(peer = %self.cfg.name, "setting socket options on accepted connection: {e}");
+                        }
+                        let id = self.add_conn(stream);
+                        self.feed(Event::TcpAccepted(id)).await;
+                    }
+                    Some(PeerCmd::Send { generation, updates }) => self.send_updates(generation, updates),
                 },
-                Some((id, ev)) = ev_rx.recv() => self.conn_event(id, ev).await,
-                Some(res) = conn_rx.recv() => {
-                    self.connecting = false;
-                    match res {
-                        Ok(stream) => self.add_conn(stream, true, &ev_tx),
-                        Err(e) => {
-                            self.note_error(format!("connect to {}: {e}", self.cfg.remote));
-                            self.schedule_retry();
-                        }
-                    }
-                    self.publish();
-                }
-                _ = async { tokio::time::sleep_until(retry_at.unwrap()).await }, if retry_at.is_some() => {
-                    self.retry_at = None;
-                    if !self.cfg.passive && self.conns.is_empty() && !self.connecting {
-                        self.connecting = true;
-                        let remote = self.cfg.remote;
-                        let opts = self.cfg.socket.clone();
-                        let tx = conn_tx.clone();
-                        tokio::spawn(async move {
-                            let _ = tx.send(socket::connect(remote, &opts, CONNECT_TIMEOUT).await);
-                        });
-                        self.publish();
-                    }
-                }
-                _ = keepalive.tick() => {
-                    // KEEPALIVE every third of the negotiated hold time
-                    // (RFC 4271 §4.4), checked once a second.
-                    let due = self.conns.iter().filter_map(|c| c.negotiated.as_ref()).map(|n| n.keepalive_secs).filter(|k| *k > 0).min();
-                    if let Some(k) = due {
-                        if last_keepalive.elapsed() >= Duration::from_secs(u64::from(k)) {
-                            last_keepalive = Instant::now();
-                            for c in self.conns.iter().filter(|c| c.state >= SessionState::OpenConfirm) {
-                                c.send(vec![Message::Keepalive]);
-                            }
-                        }
-                    }
-                }
             }
         }
     }
 
-    fn established(&self) -> Option<&Conn> {
-        self.conns
-            .iter()
-            .find(|c| c.state == SessionState::Established)
+    /// What a connection's reader saw, as an FSM event.
+    fn event_of(&self, id: ConnId, ev: ConnEvent) -> Event {
+        match ev {
+            ConnEvent::Open(o) => Event::OpenReceived(
+                id,
+                open::negotiate(&self.cfg.local, self.cfg.remote_asn, &o),
+            ),
+            ConnEvent::Keepalive => Event::KeepaliveReceived(id),
+            ConnEvent::Update => Event::UpdateReceived(id),
+            ConnEvent::Notification(nf) => Event::NotificationReceived(id, nf),
+            ConnEvent::RouteRefresh(family) => Event::RouteRefreshReceived(id, family),
+            ConnEvent::Malformed(nf, why) => Event::DecodeError(id, nf, why),
+            ConnEvent::Closed(why) => Event::TcpClosed(id, why),
+        }
+    }
+
+    async fn feed(&mut self, ev: Event) {
+        for action in self.fsm.handle(ev) {
+            self.execute(action).await;
+        }
+        self.publish();
+    }
+
+    async fn execute(&mut self, action: Action) {
+        match action {
+            Action::Connect => {
+                let remote = self.cfg.remote;
+                let opts = self.cfg.socket.clone();
+                let tx = self.connects.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send(socket::connect(remote, &opts, CONNECT_TIMEOUT).await);
+                });
+            }
+            Action::SendOpen(id) => {
+                if let Some(c) = self.conns.get(&id) {
+                    c.send(vec![Message::Open(open::local_open(&self.cfg.local))]);
+                }
+            }
+            Action::SendKeepalive(id) => {
+                if let Some(c) = self.conns.get(&id) {
+                    c.send(vec![Message::Keepalive]);
+                }
+            }
+            Action::UseCodec(id, codec) => {
+                if let Some(c) = self.conns.get(&id) {
+                    let _ = c.writer.send(Outgoing::Codec(codec));
+                }
+            }
+            Action::Close {
+                conn,
+                notify,
+                reason,
+            } => {
+                self.timers.stop_conn(conn);
+                let mut why = reason.to_string();
+                if let Some(nf) = &notify {
+                    why.push_str(&format!("; sent NOTIFICATION: {}", fsm::describe(nf)));
+                }
+                if let Some(c) = self.conns.remove(&conn) {
+                    c.close(notify);
+                }
+                match reason {
+                    // Not an error of the session, which carries on.
+                    Reason::CollisionWithEstablished => {
+                        info!(peer = %self.cfg.name, "{why}")
+                    }
+                    Reason::Collision { .. } | Reason::Replaced => {
+                        info!(peer = %self.cfg.name, "{why}");
+                        self.note_error(why);
+                    }
+                    _ => self.note_error(why),
+                }
+            }
+            Action::StartTimer(timer, after) => self.timers.start(timer, after),
+            Action::StopTimer(timer) => self.timers.stop(timer),
+            Action::SessionUp {
+                conn,
+                generation,
+                negotiated,
+            } => self.session_up(conn, generation, negotiated).await,
+            Action::SessionDown { generation } => {
+                self.status.send_modify(|s| {
+                    s.established_at = None;
+                    s.flaps += 1;
+                });
+                let _ = self
+                    .rib
+                    .send(RibEvent::SessionDown {
+                        peer: self.id,
+                        generation,
+                    })
+                    .await;
+            }
+            Action::RouteRefresh { generation, family } => {
+                let ev = RibEvent::RouteRefresh {
+                    peer: self.id,
+                    generation,
+                    family,
+                };
+                let _ = self.rib.send(ev).await;
+            }
+            Action::Failed(reason) => self.note_error(reason.to_string()),
+        }
+    }
+
+    fn send_updates(&self, generation: u64, updates: Vec<Update>) {
+        if let Some((id, current)) = self.fsm.established() {
+            if current == generation {
+                if let Some(c) = self.conns.get(&id) {
+                    c.send(updates.into_iter().map(Message::Update).collect());
+                }
+            }
+        }
     }
 
     fn note_error(&self, e: String) {
         self.status.send_modify(|s| s.last_error = Some(e));
     }
 
-    fn schedule_retry(&mut self) {
-        if self.cfg.passive || self.retry_at.is_some() {
-            return;
-        }
-        let wait = jittered(self.backoff);
-        self.retry_at = Some(tokio::time::Instant::now() + wait);
-        self.backoff = (self.backoff * 2).min(self.cfg.connect_retry.max(FIRST_RETRY));
-    }
-
-    fn incoming(&mut self, stream: TcpStream, ev_tx: &mpsc::UnboundedSender<(ConnId, ConnEvent)>) {
-        if self.established().is_some() {
-            // RFC 4271 §6.8: a connection colliding with an Established
-            // session is closed.
-            info!(peer = %self.cfg.name, "incoming connection while Established: closing it (collision)");
-            drop(stream);
-            return;
-        }
-        if let Err(e) = socket::configure_accepted(&stream, &self.cfg.socket) {
-            warn!(peer = %self.cfg.name, "setting socket options on accepted connection: {e}");
-        }
-        self.add_conn(stream, false, ev_tx);
-        self.publish();
-    }
-
-    fn add_conn(
-        &mut self,
-        stream: TcpStream,
-        outbound: bool,
-        ev_tx: &mpsc::UnboundedSender<(ConnId, ConnEvent)>,
-    ) {
+    /// Start a connection's reader and writer; the FSM decides what it
+    /// sends.
+    fn add_conn(&mut self, stream: TcpStream) -> ConnId {
         let id = self.next_conn;
         self.next_conn += 1;
         let local_addr = stream.local_addr().ok();
         let (rd, wr) = stream.into_split();
         let (w_tx, w_rx) = mpsc::unbounded_channel();
-        let (est_tx, est_rx) = watch::channel(None);
+        let (delivery, delivery_rx) = watch::channel(None);
         tokio::spawn(connection::run_writer(wr, w_rx));
         let reader = tokio::spawn(connection::run_reader(
             rd,
             ReaderArgs {
                 conn: id,
-                local_hold_time: self.cfg.local.hold_time,
-                events: ev_tx.clone(),
+                events: self.conn_events.clone(),
                 rib: self.rib.clone(),
-                established: est_rx,
+                delivery: delivery_rx,
             },
         ));
         let conn = Conn {
-            id,
-            outbound,
-            state: SessionState::OpenSent,
-            negotiated: None,
             local_addr,
             writer: w_tx,
-            established: est_tx,
+            delivery,
             reader,
         };
-        conn.send(vec![Message::Open(open::local_open(&self.cfg.local))]);
-        self.conns.push(conn);
+        self.conns.insert(id, conn);
+        id
     }
 
-    fn take_conn(&mut self, id: ConnId) -> Option<Conn> {
-        let i = self.conns.iter().position(|c| c.id == id)?;
-        Some(self.conns.remove(i))
-    }
-
-    async fn conn_event(&mut self, id: ConnId, ev: ConnEvent) {
-        let Some(idx) = self.conns.iter().position(|c| c.id == id) else {
-            return;
-        };
-        match ev {
-            ConnEvent::Open(o) => {
-                if self.conns[idx].state != SessionState::OpenSent {
-                    let nf = Notification {
-                        code: n::FSM_ERROR,
-                        subcode: 0,
-                        data: vec![],
-                    };
-                    self.drop_conn(id, Some(nf), "OPEN received twice".into())
-                        .await;
-                    return;
-                }
-                match open::negotiate(&self.cfg.local, self.cfg.remote_asn, &o) {
-                    Err(nf) => {
-                        let why = format!("rejected peer OPEN: {}", describe(&nf));
-                        self.drop_conn(id, Some(nf), why).await;
-                    }
-                    Ok(neg) => {
-                        if self.resolve_collision(id, neg.remote_router_id).await {
-                            let i = self.conns.iter().position(|c| c.id == id).unwrap();
-                            let c = &mut self.conns[i];
-                            let _ = c.writer.send(Outgoing::Codec(neg.codec));
-                            c.send(vec![Message::Keepalive]);
-                            c.state = SessionState::OpenConfirm;
-                            c.negotiated = Some(neg);
-                        }
-                    }
-                }
-            }
-            ConnEvent::Keepalive => {
-                if self.conns[idx].state == SessionState::OpenConfirm {
-                    self.session_up(id).await;
-                } else if self.conns[idx].state == SessionState::OpenSent {
-                    let nf = Notification {
-                        code: n::FSM_ERROR,
-                        subcode: 0,
-                        data: vec![],
-                    };
-                    self.drop_conn(id, Some(nf), "KEEPALIVE before OPEN".into())
-                        .await;
-                }
-            }
-            ConnEvent::RouteRefresh(family) => {
-                if self.conns[idx].state == SessionState::Established {
-                    let ev = RibEvent::RouteRefresh {
-                        peer: self.id,
-                        generation: self.generation,
-                        family,
-                    };
-                    let _ = self.rib.send(ev).await;
-                }
-            }
-            ConnEvent::Notification(nf) => {
-                let why = format!("received NOTIFICATION: {}", describe(&nf));
-                self.drop_conn(id, None, why).await;
-            }
-            ConnEvent::Failed { notify, reason } => {
-                let why = match &notify {
-                    Some(nf) => format!("{reason}; sent NOTIFICATION: {}", describe(nf)),
-                    None => reason,
-                };
-                self.drop_conn(id, notify, why).await;
-            }
-        }
-        self.publish();
-    }
-
-    /// RFC 4271 §6.8: with two connections to the same peer, keep the one
-    /// opened by the side with the higher BGP Identifier. Returns whether
-    /// connection `id` survives.
-    async fn resolve_collision(&mut self, id: ConnId, remote_id: Ipv4Addr) -> bool {
-        let others: Vec<ConnId> = self
+    /// Tell the RIB, then let the connection's reader deliver UPDATEs: in
+    /// that order, so the RIB knows the session before its first route.
+    async fn session_up(&mut self, id: ConnId, generation: u64, neg: Negotiated) {
+        let local_ip = self
             .conns
-            .iter()
-            .filter(|c| c.id != id && c.state >= SessionState::OpenSent)
-            .map(|c| c.id)
-            .collect();
-        if others.is_empty() {
-            return true;
-        }
-        let me = self.conns.iter().find(|c| c.id == id).unwrap();
-        let keep_outbound = u32::from(self.cfg.local.router_id) > u32::from(remote_id);
-        let survives = me.outbound == keep_outbound;
-        let why = "connection collision resolved (RFC 4271 §6.8)".to_string();
-        if survives {
-            for o in others {
-                self.drop_conn(
-                    o,
-                    Some(cease(n::cease::CONNECTION_COLLISION_RESOLUTION)),
-                    why.clone(),
-                )
-                .await;
-            }
-        } else {
-            self.drop_conn(
-                id,
-                Some(cease(n::cease::CONNECTION_COLLISION_RESOLUTION)),
-                why,
-            )
-            .await;
-        }
-        survives
-    }
-
-    async fn session_up(&mut self, id: ConnId) {
-        self.generation += 1;
-        let generation = self.generation;
-        let idx = self.conns.iter().position(|c| c.id == id).unwrap();
-        let c = &mut self.conns[idx];
-        c.state = SessionState::Established;
-        let neg = c.negotiated.clone().expect("OpenConfirm has negotiated");
-        let local_ip = c.local_addr.map(|a| socket::unmap(a.ip()));
+            .get(&id)
+            .and_then(|c| c.local_addr)
+            .map(|a| socket::unmap(a.ip()));
         let info = rib::SessionInfo {
             remote_router_id: neg.remote_router_id,
             families: neg.families.clone(),
@@ -465,57 +444,11 @@ impl PeerTask {
                 info,
             })
             .await;
-        let _ = self.conns[idx].established.send(Some(Delivery {
-            peer: self.id,
-            generation,
-        }));
-        self.backoff = FIRST_RETRY;
-        // Any other connection lost the race.
-        let others: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|c| c.id != id)
-            .map(|c| c.id)
-            .collect();
-        for o in others {
-            self.drop_conn(
-                o,
-                Some(cease(n::cease::CONNECTION_COLLISION_RESOLUTION)),
-                "connection collision resolved (RFC 4271 §6.8)".into(),
-            )
-            .await;
+        if let Some(c) = self.conns.get(&id) {
+            let _ = c.delivery.send(Some(Delivery {
+                peer: self.id,
+                generation,
+            }));
         }
-    }
-
-    async fn drop_conn(&mut self, id: ConnId, nf: Option<Notification>, why: String) {
-        let Some(c) = self.take_conn(id) else { return };
-        let was_established = c.state == SessionState::Established;
-        c.close(nf);
-        if was_established {
-            self.status.send_modify(|s| {
-                s.established_at = None;
-                s.flaps += 1;
-            });
-            let _ = self
-                .rib
-                .send(RibEvent::SessionDown {
-                    peer: self.id,
-                    generation: self.generation,
-                })
-                .await;
-        }
-        self.note_error(why);
-        if self.conns.is_empty() {
-            self.schedule_retry();
-        }
-    }
-
-    async fn stop(&mut self, nf: Notification) {
-        let ids: Vec<ConnId> = self.conns.iter().map(|c| c.id).collect();
-        for id in ids {
-            self.drop_conn(id, Some(nf.clone()), format!("stopping: {}", describe(&nf)))
-                .await;
-        }
-        self.status.send_modify(|s| s.state = SessionState::Idle);
     }
 }
