@@ -1,0 +1,341 @@
+//! GoBGP: `gobgpd` in the foreground with its gRPC API on the namespace's
+//! own loopback, and the `gobgp` CLI (run inside the same namespace).
+//! GoBGP never installs routes in the kernel.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::cmd;
+use crate::error::{io, Error, Result};
+use crate::netns::Netns;
+use crate::process::{Process, Spawn};
+
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// The API address in every namespace (each has its own loopback).
+pub const DEFAULT_API: &str = "127.0.0.1:50051";
+
+/// `[neighbors.timers.config]`, seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timers {
+    pub connect_retry: u32,
+    pub hold_time: u32,
+    pub keepalive_interval: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Neighbor {
+    pub address: String,
+    pub peer_as: u32,
+    pub description: Option<String>,
+    /// `[neighbors.transport.config] local-address`.
+    pub local_address: Option<String>,
+    /// `remote-port` (179 when None).
+    pub remote_port: Option<u16>,
+    /// `passive-mode = true`.
+    pub passive: bool,
+    pub timers: Option<Timers>,
+    /// `afi-safi-name`s: `ipv4-unicast`, `ipv6-unicast`.
+    pub families: Vec<String>,
+}
+
+/// gobgpd.toml.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GobgpConfig {
+    pub asn: u32,
+    pub router_id: String,
+    /// `port` of `[global.config]`: where it listens (-1: not at all, when
+    /// another daemon owns 179 in the namespace); GoBGP's 179 when None.
+    pub port: Option<i32>,
+    pub neighbors: Vec<Neighbor>,
+}
+
+impl GobgpConfig {
+    pub fn render(&self) -> String {
+        let mut t = String::from("[global.config]\n");
+        let _ = writeln!(
+            t,
+            "  as = {}\n  router-id = \"{}\"",
+            self.asn, self.router_id
+        );
+        if let Some(p) = self.port {
+            let _ = writeln!(t, "  port = {p}");
+        }
+        for n in &self.neighbors {
+            t += "[[neighbors]]\n  [neighbors.config]\n";
+            let _ = writeln!(
+                t,
+                "    neighbor-address = \"{}\"\n    peer-as = {}",
+                n.address, n.peer_as
+            );
+            if let Some(d) = &n.description {
+                let _ = writeln!(t, "    description = \"{d}\"");
+            }
+            if n.local_address.is_some() || n.remote_port.is_some() || n.passive {
+                t += "  [neighbors.transport.config]\n";
+                if let Some(a) = &n.local_address {
+                    let _ = writeln!(t, "    local-address = \"{a}\"");
+                }
+                if let Some(p) = n.remote_port {
+                    let _ = writeln!(t, "    remote-port = {p}");
+                }
+                if n.passive {
+                    t += "    passive-mode = true\n";
+                }
+            }
+            if let Some(tm) = n.timers {
+                let _ = writeln!(
+                    t,
+                    "  [neighbors.timers.config]\n    connect-retry = {}\n    hold-time = {}\n    keepalive-interval = {}",
+                    tm.connect_retry, tm.hold_time, tm.keepalive_interval
+                );
+            }
+            for f in &n.families {
+                let _ = writeln!(
+                    t,
+                    "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{f}\""
+                );
+            }
+        }
+        t
+    }
+}
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct GobgpSpec {
+    /// Where gobgpd.toml and gobgpd.log go.
+    pub dir: PathBuf,
+    pub config: String,
+    /// `--api-hosts`, also where the CLI connects.
+    pub api: String,
+    /// `--log-level`.
+    pub log_level: String,
+    /// Further gobgpd arguments (e.g. `--pprof-disable`, `-p`).
+    pub args: Vec<String>,
+    /// Its own session, to outlive this program once [`Gobgp::detach`]ed.
+    pub detached: bool,
+    /// Its own process group (a Ctrl-C reaches only us).
+    pub own_process_group: bool,
+}
+
+impl GobgpSpec {
+    pub fn new(dir: &Path, config: String) -> GobgpSpec {
+        GobgpSpec {
+            dir: dir.to_path_buf(),
+            config,
+            api: DEFAULT_API.to_string(),
+            log_level: "info".into(),
+            args: Vec::new(),
+            detached: false,
+            own_process_group: false,
+        }
+    }
+}
+
+/// A running gobgpd.
+#[derive(Debug)]
+pub struct Gobgp {
+    process: Process,
+    cli: Cli,
+    log: PathBuf,
+}
+
+impl Gobgp {
+    /// Write the config, start gobgpd in `ns` and wait until its API
+    /// answers.
+    pub fn start(ns: &Netns, spec: &GobgpSpec) -> Result<Gobgp> {
+        cmd::require_program("gobgpd", "gobgpd")?;
+        cmd::require_program("gobgp", "gobgpd")?;
+        let conf = spec.dir.join("gobgpd.toml");
+        std::fs::write(&conf, &spec.config).map_err(io(format!("write {}", conf.display())))?;
+        let log = spec.dir.join("gobgpd.log");
+        let conf_s = conf.to_string_lossy().into_owned();
+        let mut argv: Vec<&str> = vec![
+            "gobgpd",
+            "-f",
+            &conf_s,
+            "--api-hosts",
+            &spec.api,
+            "--log-level",
+            &spec.log_level,
+        ];
+        argv.extend(spec.args.iter().map(String::as_str));
+        let mut spawn = Spawn::new("gobgpd", &argv).netns(ns).log(&log);
+        if spec.detached {
+            spawn = spawn.detached();
+        } else if spec.own_process_group {
+            spawn = spawn.own_process_group();
+        }
+        let mut process = spawn.start()?;
+        let cli = Cli::new(ns.name(), &spec.api);
+        process.wait_ready("gobgpd's API", START_TIMEOUT, || cli.run(&["global"]))?;
+        Ok(Gobgp { process, cli, log })
+    }
+
+    pub fn process(&mut self) -> &mut Process {
+        &mut self.process
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// The CLI bound to this gobgpd.
+    pub fn cli(&self) -> &Cli {
+        &self.cli
+    }
+
+    pub fn stop(&mut self, grace: Duration) -> Result<()> {
+        self.process.stop(grace).map(|_| ())
+    }
+
+    /// Keep gobgpd running after this value is gone.
+    pub fn detach(self) -> crate::process::ProcId {
+        self.process.detach()
+    }
+}
+
+/// `gobgp -u HOST -p PORT ...` inside a namespace.
+#[derive(Debug, Clone)]
+pub struct Cli {
+    ns: String,
+    host: String,
+    port: String,
+}
+
+impl Cli {
+    /// For the gobgpd in namespace `ns` whose API is `api` (`HOST:PORT`).
+    pub fn new(ns: &str, api: &str) -> Cli {
+        let (host, port) = api.rsplit_once(':').unwrap_or((api, "50051"));
+        Cli {
+            ns: ns.to_string(),
+            host: host.trim_matches(['[', ']']).to_string(),
+            port: port.to_string(),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new("ip");
+        c.args([
+            "netns", "exec", &self.ns, "gobgp", "-u", &self.host, "-p", &self.port,
+        ])
+        .args(args);
+        c
+    }
+
+    /// Its output, whatever its exit status.
+    pub fn output(&self, args: &[&str]) -> Result<Output> {
+        cmd::output_of(&mut self.command(args), Some(&self.ns))
+    }
+
+    /// An error unless it exits 0; stdout.
+    pub fn run(&self, args: &[&str]) -> Result<String> {
+        cmd::run_cmd(&mut self.command(args), Some(&self.ns))
+    }
+
+    /// `ARGS -j`, parsed.
+    pub fn json(&self, args: &[&str]) -> Result<Value> {
+        let mut a = args.to_vec();
+        a.push("-j");
+        let text = self.run(&a)?;
+        if text.trim().is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&text).map_err(|e| Error::Parse {
+            what: format!("gobgp {}", a.join(" ")),
+            detail: e.to_string(),
+            text,
+        })
+    }
+}
+
+/// Sum of `accepted` over the first neighbor's families in `gobgp neighbor -j`.
+pub fn parse_accepted(v: &Value) -> Option<u64> {
+    let n = v.as_array()?.first()?;
+    let fams = n.get("afi_safis")?.as_array()?;
+    Some(
+        fams.iter()
+            .filter_map(|f| f.get("state")?.get("accepted")?.as_u64())
+            .sum(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_text() {
+        let c = GobgpConfig {
+            asn: 65001,
+            router_id: "10.0.0.2".into(),
+            port: Some(1790),
+            neighbors: vec![Neighbor {
+                address: "::1".into(),
+                peer_as: 65000,
+                description: Some("kroute".into()),
+                local_address: Some("::1".into()),
+                remote_port: Some(179),
+                timers: Some(Timers {
+                    connect_retry: 1,
+                    hold_time: 9,
+                    keepalive_interval: 3,
+                }),
+                families: vec!["ipv4-unicast".into(), "ipv6-unicast".into()],
+                ..Default::default()
+            }],
+        };
+        let want = "[global.config]\n  as = 65001\n  router-id = \"10.0.0.2\"\n  port = 1790\n\
+[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"::1\"\n    peer-as = 65000\n    \
+description = \"kroute\"\n  [neighbors.transport.config]\n    local-address = \"::1\"\n    \
+remote-port = 179\n  [neighbors.timers.config]\n    connect-retry = 1\n    hold-time = 9\n    \
+keepalive-interval = 3\n  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      \
+afi-safi-name = \"ipv4-unicast\"\n  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      \
+afi-safi-name = \"ipv6-unicast\"\n";
+        assert_eq!(c.render(), want);
+    }
+
+    #[test]
+    fn passive_neighbor_without_port() {
+        let c = GobgpConfig {
+            asn: 1,
+            router_id: "1.1.1.1".into(),
+            port: None,
+            neighbors: vec![Neighbor {
+                address: "10.0.0.1".into(),
+                peer_as: 2,
+                passive: true,
+                ..Default::default()
+            }],
+        };
+        let t = c.render();
+        assert!(!t.contains("port ="), "{t}");
+        assert!(!t.contains("remote-port"), "{t}");
+        assert!(t.contains("[neighbors.transport.config]\n    passive-mode = true\n"));
+        assert!(!t.contains("timers"));
+    }
+
+    #[test]
+    fn cli_splits_the_api_address() {
+        let c = Cli::new("ns1", "127.0.0.1:50052");
+        assert_eq!((c.host.as_str(), c.port.as_str()), ("127.0.0.1", "50052"));
+        let c = Cli::new("ns1", "[::1]:50051");
+        assert_eq!(c.host, "::1");
+    }
+
+    #[test]
+    fn accepted_sums_families() {
+        let v = serde_json::json!([{"afi_safis": [
+            {"state": {"accepted": 3}}, {"state": {"accepted": 4}}]}]);
+        assert_eq!(parse_accepted(&v), Some(7));
+        assert_eq!(parse_accepted(&serde_json::json!([])), None);
+    }
+}
