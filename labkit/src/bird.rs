@@ -11,6 +11,7 @@ use crate::cmd;
 use crate::error::{io, Error, Result};
 use crate::netns::Netns;
 use crate::process::{Process, Spawn};
+use crate::rib::BgpPath;
 use crate::Afi;
 
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -284,6 +285,22 @@ impl Bird {
             .map(String::from))
     }
 
+    /// Every BGP path in BIRD's tables.
+    pub fn rib(&self) -> Result<Vec<BgpPath>> {
+        Ok(parse_show_route_all(
+            &self.birdc(&["show", "route", "all"])?,
+        ))
+    }
+
+    /// Whether protocol `name` is Established; Err(its state line) if not.
+    pub fn established(&self, name: &str) -> Result<std::result::Result<(), String>> {
+        Ok(match self.protocol_line(name)? {
+            Some(l) if l.contains("Established") => Ok(()),
+            Some(l) => Err(l),
+            None => Err(format!("no protocol {name}")),
+        })
+    }
+
     /// Stop BIRD (SIGTERM, then SIGKILL after `grace`).
     pub fn stop(&mut self, grace: Duration) -> Result<()> {
         self.process.stop(grace).map(|_| ())
@@ -316,6 +333,64 @@ pub fn birdc(ctl: &Path, args: &[&str]) -> Result<String> {
     let mut c = Command::new("birdc");
     c.arg("-s").arg(ctl).args(args);
     cmd::run_cmd(&mut c, None)
+}
+
+/// BGP paths in `birdc show route all` (routes of other types skipped).
+pub fn parse_show_route_all(text: &str) -> Vec<BgpPath> {
+    let mut out: Vec<BgpPath> = Vec::new();
+    // The route being read, and whether its `Type:` line says BGP.
+    let mut cur: Option<(BgpPath, bool)> = None;
+    let mut prefix = String::new();
+    let flush = |cur: &mut Option<(BgpPath, bool)>, out: &mut Vec<BgpPath>| {
+        if let Some((r, true)) = cur.take() {
+            out.push(r);
+        }
+    };
+    for line in text.lines() {
+        if line.starts_with("BIRD ") || line.starts_with("Table ") || line.trim().is_empty() {
+            continue;
+        }
+        if line.contains(" [") && !line.starts_with('\t') {
+            // "PREFIX  unicast [proto time] * (100) [AS65002i]"; a further
+            // path of the same prefix starts with spaces instead.
+            flush(&mut cur, &mut out);
+            if !line.starts_with(' ') {
+                prefix = line.split_whitespace().next().unwrap_or("").to_string();
+            }
+            let best = line
+                .split_once(']')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('*'));
+            cur = Some((
+                BgpPath {
+                    prefix: prefix.clone(),
+                    best,
+                    ..Default::default()
+                },
+                false,
+            ));
+            continue;
+        }
+        let Some((r, is_bgp)) = cur.as_mut() else {
+            continue;
+        };
+        let l = line.trim();
+        if let Some(v) = l.strip_prefix("Type:") {
+            *is_bgp = v.trim().starts_with("BGP");
+        } else if let Some(v) = l.strip_prefix("BGP.as_path:") {
+            r.as_path = v
+                .split_whitespace()
+                .filter_map(|a| a.parse().ok())
+                .collect();
+        } else if let Some(v) = l.strip_prefix("BGP.next_hop:") {
+            r.next_hops = v.split_whitespace().map(String::from).collect();
+        } else if let Some(v) = l.strip_prefix("BGP.originator_id:") {
+            r.originator_id = Some(v.trim().to_string());
+        } else if let Some(v) = l.strip_prefix("BGP.cluster_list:") {
+            r.cluster_list = v.split_whitespace().map(String::from).collect();
+        }
+    }
+    flush(&mut cur, &mut out);
+    out
 }
 
 /// Sum of `Routes: N imported` over the channels in `show protocols all`.
@@ -415,6 +490,33 @@ ipv6 { import all; export all; gateway direct; };\n}\n";
         let _ = std::fs::remove_dir_all(&dir);
         r.unwrap();
         assert!(bad.unwrap_err().to_string().contains("BIRD rejects"));
+    }
+
+    #[test]
+    fn reads_bgp_paths_of_show_route_all() {
+        let text = "BIRD 2.0.12 ready.\nTable master4:\n\
+10.100.0.0/24        unicast [n_10_1_0_1 12:00:00.000] * (100) [AS65001i]\n\
+\tvia 10.1.0.1 on v1b\n\tType: BGP univ\n\tBGP.origin: IGP\n\tBGP.as_path: 65001 65010\n\
+\tBGP.next_hop: 10.1.0.1\n\tBGP.originator_id: 10.50.0.2\n\tBGP.cluster_list: 10.255.0.1\n\
+\x20                    unicast [n_10_2_0_1 12:00:01.000] (100) [AS65001i]\n\
+\tvia 10.2.0.1 on v2b\n\tType: BGP univ\n\tBGP.as_path: 65001\n\tBGP.next_hop: 10.2.0.1\n\
+10.200.0.0/24        blackhole [s_ipv4 12:00:00.000] * (200)\n\tType: static univ\n";
+        let rib = parse_show_route_all(text);
+        assert_eq!(rib.len(), 2, "{rib:?}");
+        assert_eq!(
+            rib[0],
+            BgpPath {
+                prefix: "10.100.0.0/24".into(),
+                next_hops: vec!["10.1.0.1".into()],
+                as_path: vec![65001, 65010],
+                originator_id: Some("10.50.0.2".into()),
+                cluster_list: vec!["10.255.0.1".into()],
+                best: true,
+            }
+        );
+        assert_eq!(rib[1].prefix, "10.100.0.0/24");
+        assert!(!rib[1].best);
+        assert_eq!(rib[1].next_hops, vec!["10.2.0.1".to_string()]);
     }
 
     #[test]

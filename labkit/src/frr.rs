@@ -17,6 +17,7 @@ use crate::cmd;
 use crate::error::{io, Error, Result};
 use crate::netns::Netns;
 use crate::process::{ProcId, Process, Spawn};
+use crate::rib::BgpPath;
 use crate::Afi;
 
 /// Parent of every instance's directory.
@@ -430,6 +431,16 @@ impl Frr {
         vtysh_json(&self.instance, command)
     }
 
+    /// Every path bgpd learned from a neighbor, both families.
+    pub fn rib(&self) -> Result<Vec<BgpPath>> {
+        rib(&self.instance)
+    }
+
+    /// bgpd's state for `neighbor`, None if it has no such neighbor.
+    pub fn neighbor_state(&self, neighbor: &str) -> Result<Option<String>> {
+        neighbor_state(&self.instance, neighbor)
+    }
+
     /// The log tails of every daemon.
     pub fn log_tail(&self, n: usize) -> String {
         self.daemons.iter().map(|(_, p)| p.log_tail(n)).collect()
@@ -503,6 +514,111 @@ pub fn vtysh_json(instance: &str, command: &str) -> Result<Value> {
     })
 }
 
+/// bgpd's state for one neighbor (`Established`, `Active`, ...), None if
+/// it has no such neighbor.
+pub fn neighbor_state(instance: &str, neighbor: &str) -> Result<Option<String>> {
+    let v = vtysh_json(instance, &format!("show bgp neighbors {neighbor} json"))?;
+    Ok(v.get(neighbor)
+        .and_then(|n| n.get("bgpState"))
+        .and_then(Value::as_str)
+        .map(String::from))
+}
+
+/// Every path bgpd learned from a neighbor (locally originated ones
+/// skipped), both families.
+pub fn rib(instance: &str) -> Result<Vec<BgpPath>> {
+    let mut out = Vec::new();
+    for afi in [Afi::Ipv4, Afi::Ipv6] {
+        let afi = afi.name();
+        let table = vtysh_json(instance, &format!("show bgp {afi} unicast json"))?;
+        // ORIGINATOR_ID and CLUSTER_LIST are only in the per-prefix view.
+        let detail =
+            |prefix: &str| vtysh_json(instance, &format!("show bgp {afi} unicast {prefix} json"));
+        out.extend(parse_rib(&table, detail)?);
+    }
+    Ok(out)
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+/// Paths of `show bgp AFI unicast json`; `detail(prefix)` fetches the
+/// per-prefix view for iBGP-learned paths (reflection attributes).
+fn parse_rib(table: &Value, mut detail: impl FnMut(&str) -> Result<Value>) -> Result<Vec<BgpPath>> {
+    let mut out = Vec::new();
+    let Some(routes) = table.get("routes").and_then(Value::as_object) else {
+        return Ok(out);
+    };
+    for (prefix, paths) in routes {
+        let mut details: Option<Value> = None;
+        for (i, p) in paths.as_array().into_iter().flatten().enumerate() {
+            let peer = str_of(p, "peerId").unwrap_or("(unspec)");
+            if peer == "(unspec)" {
+                continue; // locally originated
+            }
+            let mut r = BgpPath {
+                prefix: prefix.clone(),
+                best: p.get("bestpath").and_then(Value::as_bool).unwrap_or(false),
+                as_path: str_of(p, "path")
+                    .unwrap_or("")
+                    .split_whitespace()
+                    .filter_map(|a| a.parse().ok())
+                    .collect(),
+                next_hops: p
+                    .get("nexthops")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|nh| str_of(nh, "ip").map(String::from))
+                    .collect(),
+                ..Default::default()
+            };
+            if str_of(p, "pathFrom") == Some("internal") {
+                if details.is_none() {
+                    details = Some(detail(prefix)?);
+                }
+                let d = details.as_ref().expect("fetched above");
+                let dp = d.get("paths").and_then(Value::as_array).and_then(|ps| {
+                    ps.iter()
+                        .find(|dp| dp.get("peer").and_then(|x| str_of(x, "peerId")) == Some(peer))
+                        .or_else(|| ps.get(i))
+                });
+                if let Some(dp) = dp {
+                    r.originator_id = str_of(dp, "originatorId").map(String::from);
+                    r.cluster_list = dp
+                        .get("clusterList")
+                        .and_then(|c| c.get("list"))
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|x| x.as_str().map(String::from))
+                        .collect();
+                }
+            }
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// Sum of `pfxRcd` over the address families of `show bgp summary json`;
+/// None when no family lists a peer.
+pub fn parse_pfx_rcd(summary: &Value) -> Option<u64> {
+    let mut total = 0;
+    let mut any = false;
+    for af in summary.as_object()?.values() {
+        let Some(peers) = af.get("peers").and_then(Value::as_object) else {
+            continue;
+        };
+        for p in peers.values() {
+            any = true;
+            total += p.get("pfxRcd").and_then(Value::as_u64).unwrap_or(0);
+        }
+    }
+    any.then_some(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -560,6 +676,49 @@ neighbor fd00::2 activate\n exit-address-family\n!\nroute-map X permit 10\n!\n";
         let mut c = sample();
         c.neighbors.retain(|n| n.address == "10.0.0.9");
         assert!(!c.render().contains("ipv6 unicast"));
+    }
+
+    #[test]
+    fn reads_paths_and_reflection_attributes() {
+        let table = serde_json::json!({"routes": {
+            "10.100.0.0/24": [
+                {"peerId": "10.1.0.1", "bestpath": true, "path": "65001 65010",
+                 "pathFrom": "external", "nexthops": [{"ip": "10.1.0.1"}]},
+                {"peerId": "10.50.0.1", "path": "", "pathFrom": "internal",
+                 "nexthops": [{"ip": "10.50.0.2"}]}
+            ],
+            "10.9.0.0/24": [{"peerId": "(unspec)", "path": ""}]
+        }});
+        let mut fetched = Vec::new();
+        let rib = parse_rib(&table, |p| {
+            fetched.push(p.to_string());
+            Ok(serde_json::json!({"paths": [
+                {"peer": {"peerId": "10.1.0.1"}},
+                {"peer": {"peerId": "10.50.0.1"}, "originatorId": "10.50.0.2",
+                 "clusterList": {"list": ["10.255.0.1"]}}
+            ]}))
+        })
+        .unwrap();
+        assert_eq!(fetched, ["10.100.0.0/24"]);
+        assert_eq!(rib.len(), 2);
+        assert_eq!(rib[0].as_path, vec![65001, 65010]);
+        assert!(rib[0].best);
+        assert_eq!(rib[0].originator_id, None);
+        assert_eq!(rib[1].originator_id.as_deref(), Some("10.50.0.2"));
+        assert_eq!(rib[1].cluster_list, vec!["10.255.0.1".to_string()]);
+        assert!(parse_rib(&serde_json::json!({}), |_| unreachable!())
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn pfx_rcd() {
+        let v = serde_json::json!({
+            "ipv4Unicast": {"peers": {"10.255.255.1": {"pfxRcd": 8000, "state": "Established"}}},
+            "ipv6Unicast": {"peers": {"10.255.255.1": {"pfxRcd": 2000}}}
+        });
+        assert_eq!(parse_pfx_rcd(&v), Some(10_000));
+        assert_eq!(parse_pfx_rcd(&serde_json::json!({})), None);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::cmd;
 use crate::error::{io, Error, Result};
 use crate::netns::Netns;
 use crate::process::{Process, Spawn};
+use crate::rib::BgpPath;
 
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// The API address in every namespace (each has its own loopback).
@@ -257,6 +258,117 @@ impl Cli {
     }
 }
 
+impl Cli {
+    /// Every path learned from a neighbor (locally originated ones
+    /// skipped), both families.
+    pub fn rib(&self) -> Result<Vec<BgpPath>> {
+        let mut out = Vec::new();
+        for afi in ["ipv4", "ipv6"] {
+            let v = self.json(&["global", "rib", "-a", afi])?;
+            for (prefix, paths) in v.as_object().into_iter().flatten() {
+                for p in paths.as_array().into_iter().flatten() {
+                    if p.get("neighbor-ip").and_then(Value::as_str).is_none() {
+                        continue; // locally originated
+                    }
+                    out.push(parse_path(prefix, p));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The session state of `neighbor` (`established`, `active`, ...),
+    /// None if gobgpd has no such neighbor.
+    pub fn neighbor_state(&self, neighbor: &str) -> Result<Option<String>> {
+        Ok(parse_neighbor_state(&self.json(&["neighbor"])?, neighbor))
+    }
+}
+
+/// `session_state` of one neighbor in `gobgp neighbor -j`, lower case. GoBGP
+/// prints it as apipb.PeerState.SessionState, a number (6 = ESTABLISHED) or
+/// its name depending on the version.
+pub fn parse_neighbor_state(neighbors: &Value, neighbor: &str) -> Option<String> {
+    const NAMES: [&str; 7] = [
+        "unknown",
+        "idle",
+        "connect",
+        "active",
+        "opensent",
+        "openconfirm",
+        "established",
+    ];
+    let n = neighbors.as_array()?.iter().find(|n| {
+        n.pointer("/state/neighbor_address")
+            .or_else(|| n.pointer("/conf/neighbor_address"))
+            .and_then(Value::as_str)
+            == Some(neighbor)
+    })?;
+    Some(match n.pointer("/state/session_state") {
+        Some(Value::Number(x)) => x
+            .as_u64()
+            .and_then(|i| NAMES.get(i as usize))
+            .map_or_else(|| x.to_string(), |s| s.to_string()),
+        Some(Value::String(s)) => s.to_ascii_lowercase(),
+        _ => "unknown".to_string(),
+    })
+}
+
+/// One path of `gobgp global rib -j` (attributes by RFC 4271 type code).
+pub fn parse_path(prefix: &str, p: &Value) -> BgpPath {
+    let mut r = BgpPath {
+        prefix: prefix.to_string(),
+        best: p.get("best").and_then(Value::as_bool).unwrap_or(false),
+        ..Default::default()
+    };
+    let strings = |v: Option<&Value>| -> Vec<String> {
+        v.and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.as_str().map(String::from))
+            .collect()
+    };
+    for a in p
+        .get("attrs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        match a.get("type").and_then(Value::as_u64) {
+            // AS_PATH
+            Some(2) => {
+                let segs = a
+                    .get("as_paths")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten();
+                for seg in segs {
+                    let asns = seg
+                        .get("asns")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten();
+                    r.as_path.extend(
+                        asns.filter_map(|n| n.as_u64().and_then(|n| u32::try_from(n).ok())),
+                    );
+                }
+            }
+            // NEXT_HOP, MP_REACH_NLRI
+            Some(3) | Some(14) => {
+                for key in ["nexthop", "linklocal_nexthop"] {
+                    if let Some(nh) = a.get(key).and_then(Value::as_str) {
+                        r.next_hops.push(nh.to_string());
+                    }
+                }
+            }
+            // ORIGINATOR_ID, CLUSTER_LIST (RFC 4456)
+            Some(9) => r.originator_id = a.get("value").and_then(Value::as_str).map(String::from),
+            Some(10) => r.cluster_list = strings(a.get("value")),
+            _ => {}
+        }
+    }
+    r
+}
+
 /// Sum of `accepted` over the first neighbor's families in `gobgp neighbor -j`.
 pub fn parse_accepted(v: &Value) -> Option<u64> {
     let n = v.as_array()?.first()?;
@@ -329,6 +441,44 @@ afi-safi-name = \"ipv6-unicast\"\n";
         assert_eq!((c.host.as_str(), c.port.as_str()), ("127.0.0.1", "50052"));
         let c = Cli::new("ns1", "[::1]:50051");
         assert_eq!(c.host, "::1");
+    }
+
+    #[test]
+    fn reads_a_path() {
+        let p = serde_json::json!({"best": true, "neighbor-ip": "fd00:1::1", "attrs": [
+            {"type": 2, "as_paths": [{"type": 2, "asns": [65001, 65010]}]},
+            {"type": 14, "nexthop": "fd00:1::1", "linklocal_nexthop": "fe80::1"},
+            {"type": 9, "value": "10.50.0.2"},
+            {"type": 10, "value": ["10.255.0.1"]}
+        ]});
+        assert_eq!(
+            parse_path("fd00:100::/48", &p),
+            BgpPath {
+                prefix: "fd00:100::/48".into(),
+                next_hops: vec!["fd00:1::1".into(), "fe80::1".into()],
+                as_path: vec![65001, 65010],
+                originator_id: Some("10.50.0.2".into()),
+                cluster_list: vec!["10.255.0.1".into()],
+                best: true,
+            }
+        );
+    }
+
+    #[test]
+    fn neighbor_state_as_number_or_name() {
+        let v = serde_json::json!([
+            {"conf": {"neighbor_address": "10.1.0.1"}, "state": {"session_state": 6}},
+            {"state": {"neighbor_address": "10.2.0.1", "session_state": "ACTIVE"}}
+        ]);
+        assert_eq!(
+            parse_neighbor_state(&v, "10.1.0.1").as_deref(),
+            Some("established")
+        );
+        assert_eq!(
+            parse_neighbor_state(&v, "10.2.0.1").as_deref(),
+            Some("active")
+        );
+        assert_eq!(parse_neighbor_state(&v, "10.3.0.1"), None);
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! dir.rs      scratch directories (kept when a test panics)
 //! netns.rs    namespaces (owned or detached), veth pairs, addresses, bridges
 //! procfs.rs   /proc/PID/stat and status: start time, CPU, RSS
+//! kernel.rs   a namespace's routing table (`ip -j route`)
+//! rib.rs      BgpPath: a peer daemon's RIB entry
 //! process.rs  daemons: spawn (in a namespace, with a log), adopt, stop by PID
 //! frr.rs      FRR: zebra, bgpd, bfdd; bgpd/bfdd config; vtysh
 //! bird.rs     BIRD 2: config, birdc
@@ -24,10 +26,12 @@ pub mod dir;
 pub mod error;
 pub mod frr;
 pub mod gobgp;
+pub mod kernel;
 pub mod kroute;
 pub mod netns;
 pub mod process;
 pub mod procfs;
+pub mod rib;
 pub mod wait;
 
 pub use dir::ScratchDir;
