@@ -107,14 +107,7 @@ impl Pair {
     }
 
     fn wait_kernel_absent(&self, prefix: &str) {
-        wait_until(
-            CONVERGE,
-            &format!("{prefix} to leave kroute's kernel"),
-            || match route_via(&self.k_ns, prefix) {
-                None => Ok(()),
-                Some(nhs) => Err(format!("still routed via {nhs:?}")),
-            },
-        );
+        kernel::wait_absent(&self.k_ns, prefix);
     }
 
     /// Wait until BIRD has `prefix` from kroute; returns its AS path.

@@ -5,6 +5,8 @@ use labkit::kernel as k;
 pub use labkit::kernel::KernelRoute;
 use labkit::{Afi, Netns};
 
+use super::{wait_until, CONVERGE};
+
 fn afi(family: u8) -> Afi {
     if family == 4 {
         Afi::Ipv4
@@ -41,4 +43,17 @@ pub fn describe(ns: &Netns) -> String {
     } else {
         k::describe(&routes)
     }
+}
+
+/// Wait until kroute's kernel (namespace `ns`) has no `proto bgp` route
+/// for `prefix`.
+pub fn wait_absent(ns: &Netns, prefix: &str) {
+    wait_until(
+        CONVERGE,
+        &format!("{prefix} to leave kroute's kernel"),
+        || match route_via(ns, prefix) {
+            None => Ok(()),
+            Some(nhs) => Err(format!("still routed via {nhs:?}")),
+        },
+    )
 }

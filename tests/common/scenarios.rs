@@ -162,14 +162,7 @@ impl<P: PeerDaemon> Topo<P> {
     }
 
     pub fn wait_kernel_absent(&self, prefix: &str) {
-        wait_until(
-            CONVERGE,
-            &format!("{prefix} to leave kroute's kernel"),
-            || match route_via(&self.k_ns, prefix) {
-                None => Ok(()),
-                Some(nhs) => Err(format!("still routed via {nhs:?}")),
-            },
-        )
+        kernel::wait_absent(&self.k_ns, prefix);
     }
 
     /// Wait for all sessions (both sides) to be Established.
