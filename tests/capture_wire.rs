@@ -36,7 +36,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -44,7 +43,10 @@ use std::time::{Duration, Instant};
 
 use common::gobgp::GoBgp;
 use common::peer::{PeerDaemon, PeerNeighbor, PeerSpec};
-use common::{require_bin, veth, wait_until, Netns, Proc, TestDir};
+use common::{link_local, netns, test_dir, veth, wait_until};
+use labkit::bird::{Bird, BirdSpec};
+use labkit::frr::{Frr, FrrSpec};
+use labkit::{Netns, ScratchDir};
 use wire::*;
 
 const K_EBGP4: &str = "10.1.0.1";
@@ -140,8 +142,8 @@ trait Announcer {
 }
 
 fn capture(kind: &str, version: &str, start: impl FnOnce(&Netns) -> Box<dyn Announcer>) {
-    let k = Netns::new(&format!("capk{kind}"));
-    let d = Netns::new(&format!("capd{kind}"));
+    let k = netns(&format!("capk{kind}"));
+    let d = netns(&format!("capd{kind}"));
     let v = veth(
         &k,
         &d,
@@ -233,26 +235,19 @@ fn capture(kind: &str, version: &str, start: impl FnOnce(&Netns) -> Box<dyn Anno
 /// Set a fixed MAC so the link-local address (EUI-64) is the same each run.
 /// Taking the link down drops its IPv6 addresses: `v6` is added again.
 fn fix_mac(ns: &Netns, dev: &str, mac: &str, v6: &str) {
-    ns.ip(&["link", "set", dev, "down"]);
-    ns.ip(&["link", "set", dev, "address", mac]);
-    ns.ip(&["link", "set", dev, "up"]);
-    ns.add_addr(dev, v6);
-    wait_until(Duration::from_secs(10), "link-local address", || {
-        common::netns::link_local(ns, dev).ok_or_else(|| "none yet".to_string())
-    });
+    let ok = |r: labkit::Result<()>| r.unwrap_or_else(|e| panic!("{e}"));
+    ok(ns.set_link(dev, false));
+    ok(ns.ip(&["link", "set", dev, "address", mac]).map(|_| ()));
+    ok(ns.set_link(dev, true));
+    ok(ns.add_addr(dev, v6));
+    link_local(ns, dev);
 }
 
 /// Bind TCP listeners inside `ns`: a thread enters the namespace (setns only
 /// changes the calling thread), and the sockets stay in it.
 fn bind_in(ns: &Netns, addrs: &[SocketAddr]) -> Vec<TcpListener> {
-    let path = format!("/var/run/netns/{}", ns.name);
     let addrs = addrs.to_vec();
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        // SAFETY: setns(2) on a namespace file we hold open; it affects only
-        // this short-lived thread.
-        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+    ns.spawn_thread(move || {
         addrs
             .iter()
             .map(|a| {
@@ -264,6 +259,7 @@ fn bind_in(ns: &Netns, addrs: &[SocketAddr]) -> Vec<TcpListener> {
     })
     .join()
     .expect("bind thread")
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// What one session delivered.
@@ -488,7 +484,7 @@ fn render(kind: &str, version: &str, log: &BTreeMap<&'static str, SessionLog>) -
 }
 
 fn version(argv: &[&str]) -> String {
-    let out = common::cmd(argv);
+    let out = labkit::cmd::output(argv).unwrap_or_else(|e| panic!("{e}"));
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     text.lines()
@@ -525,10 +521,9 @@ fn spec() -> PeerSpec {
 // ---------------------------------------------------------------------------
 
 struct BirdCapture {
-    // Field order = drop order: the process before its directory. Held
-    // for its Drop (stops BIRD by PID).
-    _proc: Proc,
-    dir: TestDir,
+    // Field order = drop order: BIRD (stopped by PID) before its directory.
+    bird: Bird,
+    _dir: ScratchDir,
 }
 
 impl BirdCapture {
@@ -587,56 +582,31 @@ impl BirdCapture {
     }
 
     fn start(ns: &Netns) -> BirdCapture {
-        require_bin("bird", "bird2");
-        let dir = TestDir::new("capture-bird");
-        let conf = dir.file("bird.conf");
-        std::fs::write(&conf, Self::config(&ROUTES.iter().collect::<Vec<_>>())).unwrap();
-        let ctl = dir.file("bird.ctl").display().to_string();
-        let proc = Proc::spawn(
-            "bird",
-            ns,
-            &["bird", "-f", "-c", conf.to_str().unwrap(), "-s", &ctl],
-            &[],
-            &dir.file("bird.log"),
-        );
-        let b = BirdCapture { _proc: proc, dir };
-        wait_until(Duration::from_secs(10), "BIRD control socket", || {
-            let out = b.birdc(&["show", "status"]);
-            out.contains("Daemon is up").then_some(()).ok_or(out)
-        });
-        b
-    }
-
-    fn birdc(&self, args: &[&str]) -> String {
-        let ctl = self.dir.file("bird.ctl").display().to_string();
-        let mut argv = vec!["birdc", "-s", &ctl];
-        argv.extend_from_slice(args);
-        String::from_utf8_lossy(&common::cmd(&argv).stdout).into_owned()
+        let dir = test_dir("capture-bird");
+        let config = Self::config(&ROUTES.iter().collect::<Vec<_>>());
+        let bird =
+            Bird::start(ns, &BirdSpec::new(dir.path(), config)).unwrap_or_else(|e| panic!("{e}"));
+        BirdCapture { bird, _dir: dir }
     }
 }
 
 impl Announcer for BirdCapture {
     fn withdraw(&mut self, prefix: &str) {
         let rest: Vec<&Route> = ROUTES.iter().filter(|r| r.prefix != prefix).collect();
-        std::fs::write(self.dir.file("bird.conf"), Self::config(&rest)).unwrap();
-        let out = self.birdc(&["configure"]);
-        assert!(out.contains("Reconfigured"), "birdc configure: {out}");
+        self.bird
+            .configure(&Self::config(&rest))
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 }
 
 // ---------------------------------------------------------------------------
 // FRR: its own config too: the common driver names the instance (and so the
 // hostname FRR sends in its FQDN capability) after the namespace, whose name
-// holds the test's PID. zebra + bgpd as in `common/frr.rs`.
+// holds the test's PID. zebra + bgpd through labkit, as in `common/frr.rs`.
 // ---------------------------------------------------------------------------
 
-struct FrrCapture {
-    // Drop order: bgpd, zebra (then the run directory, in Drop).
-    bgpd: Proc,
-    zebra: Proc,
-    name: String,
-    dir: PathBuf,
-}
+/// Dropping it stops bgpd, then zebra, and removes the run directory.
+struct FrrCapture(Frr);
 
 impl FrrCapture {
     fn config() -> String {
@@ -686,64 +656,13 @@ impl FrrCapture {
         c
     }
 
-    fn daemon(ns: &Netns, name: &str, dir: &std::path::Path, daemon: &str) -> Proc {
-        let bin = format!("/usr/lib/frr/{daemon}");
-        require_bin(&bin, "frr");
-        let pidfile = dir.join(format!("{daemon}.pid"));
-        let log = dir.join(format!("{daemon}.log"));
-        let conf = dir.join(format!("{daemon}.conf"));
-        ns.run(&[
-            &bin,
-            "-N",
-            name,
-            "-d",
-            "-F",
-            "traditional",
-            "-f",
-            conf.to_str().unwrap(),
-            "-i",
-            pidfile.to_str().unwrap(),
-            "--log",
-            &format!("file:{}", log.display()),
-        ]);
-        let pid = wait_until(Duration::from_secs(10), "FRR pid file", || {
-            std::fs::read_to_string(&pidfile)
-                .ok()
-                .and_then(|s| s.trim().parse::<u32>().ok())
-                .ok_or_else(|| format!("{} missing", pidfile.display()))
-        });
-        Proc::adopt(&format!("frr-{daemon}"), pid, vec![log])
-    }
-
     fn start(ns: &Netns) -> FrrCapture {
-        require_bin("vtysh", "frr");
-        let name = ns.name.clone();
-        let dir = PathBuf::from(format!("/var/run/frr/{name}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("bgpd.conf"), Self::config()).unwrap();
-        std::fs::write(dir.join("zebra.conf"), "hostname capture-frr\n").unwrap();
-        common::cmd_ok(&["chown", "-R", "frr:frr", dir.to_str().unwrap()]);
-        let zebra = Self::daemon(ns, &name, &dir, "zebra");
-        let bgpd = Self::daemon(ns, &name, &dir, "bgpd");
-        let f = FrrCapture {
-            bgpd,
-            zebra,
-            name,
-            dir,
+        // The instance is the namespace's name (unique), the hostname fixed.
+        let spec = FrrSpec {
+            zebra_conf: "hostname capture-frr\n".into(),
+            ..FrrSpec::new(ns.name(), Self::config())
         };
-        wait_until(Duration::from_secs(10), "vtysh answers", || {
-            let out = f.vtysh(&["show bgp summary json"]);
-            out.trim_start().starts_with('{').then_some(()).ok_or(out)
-        });
-        f
-    }
-
-    fn vtysh(&self, cmds: &[&str]) -> String {
-        let mut argv = vec!["vtysh", "-N", &self.name];
-        for c in cmds {
-            argv.extend(["-c", c]);
-        }
-        String::from_utf8_lossy(&common::cmd(&argv).stdout).into_owned()
+        FrrCapture(Frr::start(ns, &spec).unwrap_or_else(|e| panic!("{e}")))
     }
 }
 
@@ -751,23 +670,15 @@ impl Announcer for FrrCapture {
     fn withdraw(&mut self, prefix: &str) {
         let no_network = format!("no network {prefix}");
         let router = format!("router bgp {D_ASN}");
-        let out = self.vtysh(&[
-            "conf t",
-            &router,
-            "address-family ipv4 unicast",
-            &no_network,
-        ]);
-        assert!(!out.contains('%'), "vtysh {no_network}: {out}");
-    }
-}
-
-impl Drop for FrrCapture {
-    fn drop(&mut self) {
-        self.bgpd.stop(Duration::from_secs(3));
-        self.zebra.stop(Duration::from_secs(3));
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+        // vtysh's `%` error lines are errors here.
+        self.0
+            .vtysh(&[
+                "conf t",
+                &router,
+                "address-family ipv4 unicast",
+                &no_network,
+            ])
+            .unwrap_or_else(|e| panic!("vtysh {no_network}: {e}"));
     }
 }
 
@@ -810,8 +721,8 @@ impl Announcer for GoBgpCapture {
             args.extend(["local-pref".into(), lp.to_string()]);
         }
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let (ok, out) = self.0.cli(&refs);
-        assert!(ok, "gobgp {args:?}: {out}");
+        // Panics (with its stderr) when the CLI fails.
+        self.0.cli(&refs);
     }
 
     fn withdraw(&mut self, prefix: &str) {

@@ -13,14 +13,14 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use common::bird::Bird;
-use common::kroute::{KPeer, Kroute, KrouteConfig};
+use common::kroute::{self as k, Kroute};
 use common::peer::{PeerDaemon, PeerNeighbor, PeerSpec};
 use common::scenarios::{KROUTE_ASN, P4, PEER_ASN, V4};
-use common::{route_via, veth, wait_until, Netns, CONVERGE};
+use common::{netns, route_via, veth, wait_until, CONVERGE};
+use labkit::Netns;
 use wire::{decode_message, encode_message, Capability, Family, Message, Open, SessionCodec};
 
 const K4: &str = "10.1.0.1";
@@ -32,12 +32,7 @@ const PEER: &str = "bird";
 
 /// Connect to kroute from inside `ns` (the socket stays in that namespace).
 fn connect_from(ns: &Netns) -> TcpStream {
-    let path = format!("/var/run/netns/{}", ns.name);
-    std::thread::spawn(move || {
-        let f = std::fs::File::open(&path).expect("open netns");
-        // SAFETY: setns on this thread only, with a valid namespace fd.
-        let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+    ns.spawn_thread(|| {
         let to = SocketAddr::new(K4.parse().unwrap(), 179);
         let s = TcpStream::connect_timeout(&to, Duration::from_secs(5)).expect("connect to kroute");
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -45,6 +40,7 @@ fn connect_from(ns: &Netns) -> TcpStream {
     })
     .join()
     .expect("connect thread")
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn send(s: &mut TcpStream, msg: Message) {
@@ -106,16 +102,17 @@ fn notification_of(msgs: &[Message]) -> Option<(u8, u8)> {
 /// Connections of kroute's in CLOSE-WAIT (the peer closed, kroute did not).
 fn close_wait(k_ns: &Netns) -> String {
     k_ns.run(&["ss", "-Htn", "state", "close-wait"])
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
 fn update_before_established_gets_fsm_error_and_the_real_peer_comes_up() {
-    let k_ns = Netns::new("kfsm");
-    let b_ns = Netns::new("bfsm");
+    let k_ns = netns("kfsm");
+    let b_ns = netns("bfsm");
     let v = veth(&k_ns, &b_ns, &[&format!("{K4}/24")], &[&format!("{B4}/24")]);
-    let mut cfg = KrouteConfig::new(KROUTE_ASN, KROUTE_ID);
-    let mut peer = KPeer::new(PEER, B4, PEER_ASN, &[V4]);
-    peer.extra.push("passive: true".into());
+    let mut cfg = k::config(KROUTE_ASN, KROUTE_ID);
+    let mut peer = k::peer(PEER, B4, PEER_ASN, &[V4]);
+    peer.passive = true;
     cfg.peers.push(peer);
     let kroute = Kroute::start(&k_ns, cfg);
 
