@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tracing::{debug, warn};
 
 use crate::config::{Config, Password};
 use crate::events::RibEvent;
@@ -100,6 +100,19 @@ enum Refusal {
     AlreadyPending,
 }
 
+impl Refusal {
+    /// Refusals are rate-limited per source and kind: a new kind of
+    /// refusal from a source is news.
+    fn kind(&self) -> &'static str {
+        match self {
+            Refusal::NotAPeer => "not-a-peer",
+            Refusal::TtlTooLow { .. } | Refusal::Gtsm(_) => "gtsm",
+            Refusal::LocalUser { .. } | Refusal::OwnerUnknown(_) => "local-user",
+            Refusal::AlreadyPending => "pending",
+        }
+    }
+}
+
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -163,27 +176,29 @@ const LOG_EVERY: Duration = Duration::from_secs(60);
 /// sources are only counted (a scan from many addresses costs no memory).
 const LOG_SOURCES: usize = 1024;
 
-/// One log line per source and minute, with the count of refusals since
-/// the previous line.
+/// One log line per source, kind of refusal and minute, with the count of
+/// refusals since the previous line.
 #[derive(Default)]
 struct RefusalLog {
-    sources: HashMap<IpAddr, (Instant, u64)>,
+    sources: HashMap<(IpAddr, &'static str), (Instant, u64)>,
     unlogged_others: u64,
 }
 
 impl RefusalLog {
-    fn refused(&mut self, remote: IpAddr, why: &Refusal, peer: Option<&str>) {
+    /// Count a refusal; true when it was logged.
+    fn refused(&mut self, remote: IpAddr, why: &Refusal, peer: Option<&str>) -> bool {
         let now = Instant::now();
-        if self.sources.len() >= LOG_SOURCES && !self.sources.contains_key(&remote) {
+        let key = (remote, why.kind());
+        if self.sources.len() >= LOG_SOURCES && !self.sources.contains_key(&key) {
             self.sources
                 .retain(|_, (at, _)| now.duration_since(*at) < LOG_EVERY);
             if self.sources.len() >= LOG_SOURCES {
                 self.unlogged_others += 1;
-                return;
+                return false;
             }
         }
-        let first = !self.sources.contains_key(&remote);
-        let (at, count) = self.sources.entry(remote).or_insert((now, 0));
+        let first = !self.sources.contains_key(&key);
+        let (at, count) = self.sources.entry(key).or_insert((now, 0));
         *count += 1;
         if first || now.duration_since(*at) >= LOG_EVERY {
             let others = std::mem::take(&mut self.unlogged_others);
@@ -197,7 +212,9 @@ impl RefusalLog {
             );
             *at = now;
             *count = 0;
+            return true;
         }
+        false
     }
 }
 
@@ -222,8 +239,17 @@ impl Listener {
             log: RefusalLog::default(),
         };
         let list = l.access.borrow_and_update().clone();
-        l.sync_md5(&list);
+        l.apply(&list);
         l
+    }
+
+    /// Bring the listening socket in line with `list`.
+    fn apply(&mut self, list: &AccessList) {
+        self.sync_md5(list);
+        let gtsm = list.values().any(|p| p.min_ttl.is_some());
+        if let Err(e) = socket::listener_ttl(&self.socket, gtsm.then_some(255)) {
+            warn!("setting the listener's TTL for ttlSecurity: {e}");
+        }
     }
 
     /// Set, change and remove TCP-MD5 keys so the listener has exactly
@@ -267,7 +293,7 @@ impl Listener {
                         return;
                     }
                     let list = self.access.borrow_and_update().clone();
-                    self.sync_md5(&list);
+                    self.apply(&list);
                 }
                 accepted = self.socket.accept() => match accepted {
                     Ok((stream, remote)) => {
@@ -293,7 +319,7 @@ impl Listener {
         let addr = socket::unmap(remote.ip());
         let access = self.access.borrow().get(&addr).cloned();
         let Some(access) = access else {
-            self.log.refused(addr, &Refusal::NotAPeer, None);
+            let _ = self.log.refused(addr, &Refusal::NotAPeer, None);
             return None;
         };
         let verdict = stream
@@ -301,15 +327,16 @@ impl Listener {
             .map_err(|e| Refusal::OwnerUnknown(e.to_string()))
             .and_then(|local| admit(&stream, local, remote, &access));
         if let Err(why) = verdict {
-            self.log.refused(addr, &why, Some(&access.name));
+            let _ = self.log.refused(addr, &why, Some(&access.name));
             return None;
         }
         let Some(slot) = self.pending.claim(addr) else {
-            self.log
+            let _ = self
+                .log
                 .refused(addr, &Refusal::AlreadyPending, Some(&access.name));
             return None;
         };
-        info!(peer = %access.name, %remote, "connection accepted");
+        debug!(peer = %access.name, %remote, "connection accepted");
         Some(RibEvent::Incoming {
             stream,
             remote: addr,
@@ -335,6 +362,33 @@ mod tests {
         assert!(pending.claim(b).is_some(), "another address is independent");
         drop(slot);
         assert!(pending.claim(a).is_some(), "free again after the handoff");
+    }
+
+    #[test]
+    fn refusals_are_logged_once_per_source_kind_and_minute() {
+        let mut log = RefusalLog::default();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        assert!(log.refused(a, &Refusal::NotAPeer, None));
+        assert!(!log.refused(a, &Refusal::NotAPeer, None), "same minute");
+        assert!(log.refused(b, &Refusal::NotAPeer, None), "another source");
+        let low = Refusal::TtlTooLow { ttl: 1, min: 255 };
+        assert!(log.refused(a, &low, Some("p")), "another kind");
+        // A minute later the source is logged again.
+        for (at, _) in log.sources.values_mut() {
+            *at -= LOG_EVERY;
+        }
+        assert!(log.refused(a, &Refusal::NotAPeer, None));
+    }
+
+    #[test]
+    fn a_flood_of_sources_is_counted_not_remembered() {
+        let mut log = RefusalLog::default();
+        for i in 0..(LOG_SOURCES as u32 + 10) {
+            log.refused(IpAddr::from(i.to_be_bytes()), &Refusal::NotAPeer, None);
+        }
+        assert_eq!(log.sources.len(), LOG_SOURCES);
+        assert_eq!(log.unlogged_others, 10);
     }
 
     #[test]

@@ -110,6 +110,22 @@ pub fn listener_md5(
     }
 }
 
+/// The TTL of the listener's own segments (its SYN-ACKs): 255 while any
+/// peer uses GTSM, whose side drops a SYN-ACK that arrives with less; the
+/// system default (`None`) otherwise. Accepted connections get each peer's
+/// own TTL (`configure_accepted`).
+pub fn listener_ttl(listener: &TcpListener, ttl: Option<u8>) -> io::Result<()> {
+    let s = socket2::SockRef::from(listener);
+    // -1: back to the default.
+    let v = ttl.map_or(-1, libc::c_int::from);
+    // IP_TTL also covers IPv4-mapped connections of a dual-stack listener.
+    setsockopt_int(&s, libc::IPPROTO_IP, libc::IP_TTL, v)?;
+    if s.domain()? == Domain::IPV6 {
+        setsockopt_int(&s, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, v)?;
+    }
+    Ok(())
+}
+
 /// GTSM on an accepted connection: from now on the kernel drops the
 /// peer's segments that arrive with a TTL (hop limit) below `min`.
 pub fn stream_min_ttl(stream: &TcpStream, peer: IpAddr, min: u8) -> io::Result<()> {
