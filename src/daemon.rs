@@ -4,7 +4,12 @@
 //! listener ──Incoming──▶ router task (RIB, peers) ──FibChange───▶ FIB task (netlink)
 //! sessions ◀──PeerCmd──┘        ▲  ▲                ◀──FibEvent───┘
 //! API socket ──Request──────────┘  └── SIGHUP (reload)
+//! listener ◀──watch<AccessList>── router task (peers, passwords, GTSM; on reload)
 //! ```
+//!
+//! The listener ([`crate::listener`]) closes connections that may not be
+//! the peer they claim before they reach the router task. A panic in any
+//! task ends the process ([`install_panic_exit`]).
 
 use std::net::SocketAddr;
 use std::path::Path;

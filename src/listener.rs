@@ -145,9 +145,13 @@ fn admit(
     access: &PeerAccess,
 ) -> Result<(), Refusal> {
     if let Some(min) = access.min_ttl {
-        let ttl = socket::syn_ttl(stream).map_err(|e| Refusal::Gtsm(e.to_string()))?;
-        if ttl < min {
-            return Err(Refusal::TtlTooLow { ttl, min });
+        match socket::syn_ttl(stream) {
+            Ok(ttl) if ttl < min => return Err(Refusal::TtlTooLow { ttl, min }),
+            Ok(_) => {}
+            // No saved SYN (e.g. the connection came through a SYN
+            // cookie): the socket's minimum TTL below still drops every
+            // segment of a peer too far away, so its OPEN never arrives.
+            Err(e) => debug!(%remote, "no SYN TTL to check: {e}"),
         }
         socket::stream_min_ttl(stream, remote.ip(), min)
             .map_err(|e| Refusal::Gtsm(e.to_string()))?;
@@ -389,6 +393,53 @@ mod tests {
         }
         assert_eq!(log.sources.len(), LOG_SOURCES);
         assert_eq!(log.unlogged_others, 10);
+    }
+
+    fn peer(extra: &str) -> Result<crate::config::Peer, String> {
+        let yaml = format!(
+            "router: {{ asn: 65000, routerId: 10.0.0.1 }}\n\
+             peers:\n  - {{ name: a, address: 192.0.2.1, asn: 65001{extra} }}\n"
+        );
+        crate::config::parse(&yaml, "t.yaml")
+            .map(|mut c| c.peers.remove(0))
+            .map_err(|e| e.to_string())
+    }
+
+    /// FRR's `ttl-security hops N`: the peer sends 255, we accept 256 - N.
+    #[test]
+    fn ttl_security_hops_give_the_minimum_ttl() {
+        let direct = peer(", ttlSecurity: true").unwrap();
+        assert_eq!((direct.min_ttl(), direct.ttl(65000)), (Some(255), 255));
+        let two = peer(", ttlSecurity: {hops: 2}").unwrap();
+        assert_eq!((two.min_ttl(), two.ttl(65000)), (Some(254), 255));
+        let off = peer(", ttlSecurity: false").unwrap();
+        assert_eq!((off.min_ttl(), off.ttl(65000)), (None, 1));
+        // The canonical form reads back the same.
+        for p in [direct, two, off] {
+            let yaml = format!(
+                "router: {{ asn: 65000, routerId: 10.0.0.1 }}\npeers:\n{}",
+                serde_yaml_ng::to_string(&vec![p.clone()]).unwrap()
+            );
+            let back = crate::config::parse(&yaml, "t.yaml")
+                .unwrap()
+                .peers
+                .remove(0);
+            assert_eq!(back, p, "{yaml}");
+        }
+    }
+
+    #[test]
+    fn ttl_security_rejects_bad_values_and_multihop() {
+        for bad in ["{hops: 0}", "{hops: 255}", "7", "{hop: 1}"] {
+            assert!(peer(&format!(", ttlSecurity: {bad}")).is_err(), "{bad}");
+        }
+        let e = peer(", ttlSecurity: true, multihop: 2").unwrap_err();
+        assert!(
+            e.contains("peers[0].ttlSecurity") && e.contains("multihop"),
+            "{e}"
+        );
+        let e = peer(", localUsers: []").unwrap_err();
+        assert!(e.contains("peers[0].localUsers"), "{e}");
     }
 
     #[test]
