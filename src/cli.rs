@@ -104,8 +104,15 @@ impl Cli {
 /// `kroute config check FILE [--print]`: what to print if the file is
 /// valid (a summary, or with `print` the canonical YAML).
 pub fn check_config(file: &Path, print: bool) -> Result<String, ConfigError> {
-    let c = crate::config::load(file)?;
+    let mut c = crate::config::load(file)?;
     if print {
+        // Secrets stay secret: inline passwords are printed redacted, and
+        // those from `passwordFile` not at all (the file name is).
+        for p in &mut c.peers {
+            if p.password.as_ref().is_some_and(|pw| !pw.from_file()) {
+                p.password = Some(crate::config::Password::redacted());
+            }
+        }
         return Ok(c.to_yaml());
     }
     Ok(format!(

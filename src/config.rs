@@ -14,11 +14,13 @@ use std::path::Path;
 
 mod de;
 mod error;
+mod password;
 mod schema;
 mod validate;
 
 pub use error::ConfigError;
-pub use schema::{Advertise, Api, Config, Kernel, Listen, Peer, Router};
+pub use password::Password;
+pub use schema::{Advertise, Api, Config, GroupName, Kernel, Listen, Peer, Router};
 use validate::validate;
 
 /// `main` for 254, else the number.
@@ -66,8 +68,10 @@ pub fn parse(text: &str, file_name: &str) -> Result<Config, ConfigError> {
         });
     }
     let de = serde_yaml_ng::Deserializer::from_str(text);
-    let config: Config = serde_path_to_error::deserialize(de)
+    let mut config: Config = serde_path_to_error::deserialize(de)
         .map_err(|e| ConfigError::from_serde(file_name, text, e))?;
+    password::read_password_files(&mut config, Path::new(file_name))
+        .map_err(|(path, message)| ConfigError::at(file_name, text, &path, message))?;
     validate(&config)
         .map_err(|(path, message)| ConfigError::at(file_name, text, &path, message))?;
     Ok(config)

@@ -4,19 +4,51 @@
 //! listener ──Incoming──▶ router task (RIB, peers) ──FibChange───▶ FIB task (netlink)
 //! sessions ◀──PeerCmd──┘        ▲  ▲                ◀──FibEvent───┘
 //! API socket ──Request──────────┘  └── SIGHUP (reload)
+//! listener ◀──watch<AccessList>── router task (peers, passwords, GTSM; on reload)
 //! ```
+//!
+//! The listener ([`crate::listener`]) closes connections that may not be
+//! the peer they claim before they reach the router task. A panic in any
+//! task ends the process ([`install_panic_exit`]).
 
 use std::net::SocketAddr;
 use std::path::Path;
 
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{mpsc, oneshot};
-use tracing::{error, info, warn};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{error, info};
 
 use crate::config::{self, Config};
 use crate::events::RibEvent;
+use crate::listener::{access_list, Listener};
 use crate::rib_task::RouterTask;
 use crate::session::socket;
+
+/// Test builds only: `KROUTE_TEST_PANIC=<task>` makes that task panic when
+/// it starts, so tests can check that a panic anywhere ends the process
+/// (see `install_panic_exit`).
+fn test_panic_point(task: &str) {
+    if cfg!(debug_assertions) && std::env::var("KROUTE_TEST_PANIC").is_ok_and(|v| v == task) {
+        panic!("KROUTE_TEST_PANIC={task}: test-triggered panic");
+    }
+}
+
+/// Make a panic in any thread or task end the process with status 101.
+///
+/// Tokio catches a task's panic and keeps the other tasks running: a dead
+/// router task would leave sessions Established that nothing routes for
+/// (a zombie). Exiting instead lets systemd / Kubernetes restart kroute.
+/// Nothing is cleaned up on this path: the kernel routes stay (as after
+/// SIGKILL, whatever `keepOnExit` says) and the next start adopts them,
+/// and peers see the TCP connection close.
+pub fn install_panic_exit() {
+    let print = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        error!("panic, exiting: {info}");
+        print(info);
+        std::process::exit(101);
+    }));
+}
 
 pub fn fib_config(c: &Config) -> kernel::FibConfig {
     kernel::FibConfig {
@@ -43,46 +75,34 @@ pub async fn run(config_path: &Path) -> Result<(), String> {
     let (fib_tx, fib_rx) = mpsc::unbounded_channel();
     let fib = kernel::Fib::start(fib_config(&cfg), fib_tx)
         .map_err(|e| format!("cannot open netlink (are you root?): {e}"))?;
-    let api_listener = crate::api::bind(&cfg.api.socket)
+    let api_listener = crate::api::bind(&cfg.api.socket, cfg.api.group.as_ref())
         .map_err(|e| format!("api socket {}: {e}", cfg.api.socket.display()))?;
     // Bounded: when the RIB falls behind, session readers stop reading and
     // TCP pushes back on the sender instead of memory growing.
     let (ev_tx, ev_rx) = mpsc::channel::<RibEvent>(16);
 
+    // The router task republishes the peers on reload; the listener reads them.
+    let (access_tx, access_rx) = watch::channel(access_list(&cfg));
     if let Some(listen) = &cfg.router.listen {
         let addr = SocketAddr::new(listen.address, listen.port);
-        let listener = socket::listen(addr).map_err(|e| format!("listen on {addr}: {e}"))?;
-        for p in cfg.peers.iter().filter(|p| p.password.is_some()) {
-            if let Err(e) =
-                socket::listener_md5(&listener, p.address, p.password.as_deref().unwrap_or(""))
-            {
-                warn!(peer = %p.name, "TCP-MD5 on listener: {e}");
-            }
-        }
+        let socket = socket::listen(addr).map_err(|e| format!("listen on {addr}: {e}"))?;
+        let listener = Listener::new(socket, access_rx);
         info!(%addr, "listening for BGP connections");
-        let tx = ev_tx.clone();
-        tokio::spawn(async move {
-            loop {
-                match listener.accept().await {
-                    Ok((stream, remote)) => {
-                        let remote = socket::unmap(remote.ip());
-                        if tx
-                            .send(RibEvent::Incoming { stream, remote })
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                    Err(e) => warn!("accept: {e}"),
-                }
-            }
-        });
+        tokio::spawn(listener.run(ev_tx.clone()));
     }
 
     tokio::spawn(crate::api::serve(api_listener, ev_tx.clone()));
-    let router = RouterTask::new(config_path.to_path_buf(), cfg.clone(), fib, ev_tx.clone());
-    let router = tokio::spawn(router.run(ev_rx, fib_rx));
+    let router = RouterTask::new(
+        config_path.to_path_buf(),
+        cfg.clone(),
+        fib,
+        ev_tx.clone(),
+        access_tx,
+    );
+    let router = tokio::spawn(async move {
+        test_panic_point("rib");
+        router.run(ev_rx, fib_rx).await
+    });
 
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;

@@ -45,10 +45,12 @@ pub enum RibEvent {
         family: Family,
     },
     /// A connection the listener accepted; the router hands it to the peer
-    /// task configured for `remote`.
+    /// task configured for `remote`. `slot` keeps the listener from queueing
+    /// another connection from `remote` until this one is handed on.
     Incoming {
         stream: TcpStream,
         remote: IpAddr,
+        slot: crate::listener::PendingSlot,
     },
     Api {
         request: Request,

@@ -13,5 +13,7 @@ pub mod lab;
 pub mod output;
 
 pub(crate) mod ifaddrs;
+pub(crate) mod listener;
 pub(crate) mod rib_task;
 pub(crate) mod session;
+pub(crate) mod sock_diag;

@@ -48,6 +48,7 @@ fn main() -> ExitCode {
                 )
                 .with_writer(std::io::stderr)
                 .init();
+            daemon::install_panic_exit();
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

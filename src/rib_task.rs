@@ -22,6 +22,7 @@ use wire::{Family, Notification, Prefix, Update};
 use crate::api::views::{ExplainView, FibEntryView, NeighborView, ReloadView};
 use crate::config::{self, Config};
 use crate::events::{PeerCmd, PeerStatus, Reply, Request, Response, RibEvent};
+use crate::listener::{access_list, AccessList};
 use crate::session::PeerTask;
 
 struct PeerEntry {
@@ -53,6 +54,8 @@ pub struct RouterTask {
     initial_sync_done: bool,
     /// What we last gave the RIB to originate (interface addresses change).
     originated: Vec<rib::Origination>,
+    /// The peers the listener lets in, republished on reload.
+    access: watch::Sender<AccessList>,
 }
 
 pub fn rib_config(c: &Config) -> rib::RibConfig {
@@ -98,6 +101,7 @@ fn session_config(c: &Config, p: &config::Peer) -> crate::session::SessionConfig
         socket: SocketOptions {
             local_address: p.local_address,
             ttl: p.ttl(c.router.asn),
+            min_ttl: p.min_ttl(),
             password: p.password.clone(),
         },
         connect_retry: Duration::from_secs(u64::from(c.router.connect_retry)),
@@ -144,6 +148,7 @@ impl RouterTask {
         config: Config,
         fib: Fib,
         events: mpsc::Sender<RibEvent>,
+        access: watch::Sender<AccessList>,
     ) -> RouterTask {
         let rib = Rib::new(rib_config(&config));
         RouterTask {
@@ -157,6 +162,7 @@ impl RouterTask {
             started: Instant::now(),
             initial_sync_done: false,
             originated: Vec::new(),
+            access,
         }
     }
 
@@ -365,7 +371,11 @@ impl RouterTask {
                     self.rib.route_refresh(peer, family, out);
                 }
             }
-            RibEvent::Incoming { stream, remote } => {
+            RibEvent::Incoming {
+                stream,
+                remote,
+                slot,
+            } => {
                 let target = self
                     .peers
                     .values()
@@ -379,6 +389,8 @@ impl RouterTask {
                         info!(%remote, "connection from an address that is not a configured peer: closed")
                     }
                 }
+                // Handed on (or closed): the listener may queue the next one.
+                drop(slot);
             }
             RibEvent::Api { request, reply } => self.api(request, reply, out),
             RibEvent::Reload => {
@@ -564,6 +576,8 @@ impl RouterTask {
             done.push(format!("peer {} added", p.name));
             self.add_peer(&p);
         }
+        // New addresses, passwords (listener TCP-MD5 keys), GTSM, users.
+        self.access.send_replace(access_list(&self.config));
         if old.advertise != self.config.advertise {
             self.refresh_originations(out);
             done.push("advertised prefixes updated".to_string());

@@ -276,7 +276,7 @@ fn bad_configs() -> Vec<Bad> {
             "peers[0].routeReflectorClient",
             "only an iBGP peer can be a route reflector client",
         ),
-        bad("password too long", with_peer(&format!("    password: {}\n", "x".repeat(81))), 8, "peers[0].password", "1..=80 characters"),
+        bad("password too long", with_peer(&format!("    password: {}\n", "x".repeat(81))), 8, "peers[0].password", "1..=80 bytes"),
         bad("localAddress family", with_peer("    localAddress: fd00::1\n"), 8, "peers[0].localAddress", "different families"),
         bad("missing router", "api:\n  socket: /tmp/k.sock\n", 1, "router", "required key is missing"),
         bad("missing routerId", "router:\n  asn: 65000\n", 2, "router.routerId", "required key is missing"),

@@ -18,6 +18,9 @@ pub enum ClientError {
         socket.display()
     )]
     Connect { socket: PathBuf, source: io::Error },
+    /// The socket is there, but we may not write to it.
+    #[error("permission denied on {} (needs root or group {group})", socket.display())]
+    PermissionDenied { socket: PathBuf, group: String },
     #[error("{0}")]
     Io(#[from] io::Error),
     /// The daemon understood the request and refused it (e.g. a bad prefix).
@@ -98,10 +101,7 @@ impl Client {
     /// One request, its answer's value as sent.
     pub fn request(&self, req: &Request) -> Result<serde_json::Value, ClientError> {
         let mut stream =
-            UnixStream::connect(&self.socket).map_err(|source| ClientError::Connect {
-                socket: self.socket.clone(),
-                source,
-            })?;
+            UnixStream::connect(&self.socket).map_err(|source| self.connect_error(source))?;
         let mut line = serde_json::to_vec(req).map_err(io::Error::from)?;
         line.push(b'\n');
         stream.write_all(&line)?;
@@ -110,6 +110,19 @@ impl Client {
         match serde_json::from_str::<Response>(&answer).map_err(ClientError::BadResponse)? {
             Response::Ok(v) => Ok(v),
             Response::Error(e) => Err(ClientError::Daemon(e)),
+        }
+    }
+
+    fn connect_error(&self, source: io::Error) -> ClientError {
+        if source.kind() == io::ErrorKind::PermissionDenied {
+            return ClientError::PermissionDenied {
+                socket: self.socket.clone(),
+                group: socket_group(&self.socket),
+            };
+        }
+        ClientError::Connect {
+            socket: self.socket.clone(),
+            source,
         }
     }
 
@@ -135,6 +148,27 @@ pub fn decode<T: DeserializeOwned>(
 /// that read the value themselves; `kroute lab` until it uses [`Client`]).
 pub fn call(socket: &PathBuf, req: &Request) -> Result<serde_json::Value, String> {
     Client::new(socket).request(req).map_err(|e| e.to_string())
+}
+
+/// The name (else the number) of the group owning `socket`.
+fn socket_group(socket: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(gid) = std::fs::metadata(socket).map(|m| m.gid()) else {
+        return "?".to_string();
+    };
+    // SAFETY: all-zero is a valid `struct group` to be filled in.
+    let mut grp: libc::group = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: out-pointers and a buffer of the given length.
+    let rc = unsafe { libc::getgrgid_r(gid, &mut grp, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if rc != 0 || found.is_null() || grp.gr_name.is_null() {
+        return gid.to_string();
+    }
+    // SAFETY: getgrgid_r set gr_name to a NUL-terminated string in `buf`.
+    unsafe { std::ffi::CStr::from_ptr(grp.gr_name) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]

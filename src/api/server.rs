@@ -10,10 +10,14 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
+use crate::config::GroupName;
 use crate::events::{Request, Response, RibEvent};
 
-/// Bind the API socket, replacing a stale socket file of a previous run.
-pub fn bind(path: &Path) -> io::Result<UnixListener> {
+/// Bind the API socket, replacing a stale socket file of a previous run:
+/// mode 0660, owned by us (root) and by `group` if one is configured, so
+/// that group's members may use the CLI.
+pub fn bind(path: &Path, group: Option<&GroupName>) -> io::Result<UnixListener> {
+    let gid = group.map(group_id).transpose()?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -23,7 +27,46 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
     }
     let l = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    if let Some(gid) = gid {
+        std::os::unix::fs::chown(path, None, Some(gid))?;
+    }
     Ok(l)
+}
+
+/// The gid of `api.group`.
+fn group_id(group: &GroupName) -> io::Result<u32> {
+    let name = match group {
+        GroupName::Id(gid) => return Ok(*gid),
+        GroupName::Name(name) => name,
+    };
+    let not_found = || {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("api.group: no group named {name:?}"),
+        )
+    };
+    let cname = std::ffi::CString::new(name.as_str()).map_err(|_| not_found())?;
+    // SAFETY: all-zero is a valid `struct group` to be filled in.
+    let mut grp: libc::group = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: valid NUL-terminated name, out-pointers and a buffer of the given length.
+    let rc = unsafe {
+        libc::getgrnam_r(
+            cname.as_ptr(),
+            &mut grp,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    if found.is_null() {
+        return Err(not_found());
+    }
+    Ok(grp.gr_gid)
 }
 
 /// Serve API connections; runs until the daemon exits.

@@ -278,3 +278,45 @@ pub(super) fn prefixes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D:
     let v = Vec::<StrictPrefix>::deserialize(d)?;
     Ok(v.into_iter().map(|p| p.0).collect())
 }
+
+/// `ttlSecurity`: `true` (hops 1), `false` (off) or `{hops: N}`, 1..=254.
+pub(super) fn ttl_security<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Hops {
+        #[serde(deserialize_with = "gtsm_hops")]
+        hops: u8,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Gtsm {
+        On(bool),
+        Hops(Hops),
+    }
+    match Option::<Gtsm>::deserialize(d)? {
+        None | Some(Gtsm::On(false)) => Ok(None),
+        Some(Gtsm::On(true)) => Ok(Some(1)),
+        Some(Gtsm::Hops(h)) => Ok(Some(h.hops)),
+    }
+}
+
+fn gtsm_hops<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
+    Ok(ranged(
+        d,
+        |v| (1..=254).contains(&v),
+        "router hops to the peer, 1..=254",
+    )? as u8)
+}
+
+pub(super) fn ser_ttl_security<S: Serializer>(v: &Option<u8>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct;
+    match v {
+        None => s.serialize_bool(false),
+        Some(1) => s.serialize_bool(true),
+        Some(hops) => {
+            let mut st = s.serialize_struct("TtlSecurity", 1)?;
+            st.serialize_field("hops", hops)?;
+            st.end()
+        }
+    }
+}

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use wire::{Community, Family, LargeCommunity};
 
 use super::de;
+use super::password::{self, Password};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,12 +86,25 @@ impl Default for Listen {
 pub struct Api {
     #[serde(default = "default_socket")]
     pub socket: PathBuf,
+    /// Group (name or gid) owning the socket (mode 0660): its members may
+    /// use the CLI without root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupName>,
+}
+
+/// A group, by name or by number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum GroupName {
+    Id(u32),
+    Name(String),
 }
 
 impl Default for Api {
     fn default() -> Self {
         Api {
             socket: default_socket(),
+            group: None,
         }
     }
 }
@@ -186,9 +200,27 @@ pub struct Peer {
     pub import: PolicyChain,
     #[serde(default, skip_serializing_if = "is_unset")]
     pub export: PolicyChain,
-    /// TCP MD5 signature key (RFC 2385), 1..=80 characters.
+    /// TCP MD5 signature key (RFC 2385), 1..=80 bytes.
+    #[serde(default, skip_serializing_if = "password::not_inline")]
+    pub password: Option<Password>,
+    /// A file holding the TCP-MD5 key instead of `password` (one trailing
+    /// newline stripped; read at load and reload).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// For a peer on a loopback address: the uids whose sockets may connect
+    /// as this peer (anyone else on the node could otherwise impersonate it).
+    #[serde(default = "default_local_users")]
+    pub local_users: Vec<u32>,
+    /// GTSM (RFC 5082): `true` (the peer is directly connected) or
+    /// `{hops: N}` (N router hops away, 1..=254, as FRR's `ttl-security
+    /// hops`). Send with TTL 255 and accept only TTL >= 256 - N.
+    #[serde(
+        default,
+        deserialize_with = "de::ttl_security",
+        serialize_with = "de::ser_ttl_security",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ttl_security: Option<u8>,
     /// Next hop we advertise for IPv4 routes (else derived from the session).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_hop_ipv4: Option<Ipv4Addr>,
@@ -205,11 +237,21 @@ impl Peer {
 
     /// The TTL of our packets to this peer.
     pub fn ttl(&self, local_asn: u32) -> u8 {
+        if self.ttl_security.is_some() {
+            // RFC 5082 §3: GTSM peers send with TTL 255.
+            return 255;
+        }
         match self.multihop {
             Some(ttl) => ttl,
             None if self.is_ibgp(local_asn) => 255,
             None => 1,
         }
+    }
+
+    /// With GTSM, the lowest TTL (hop limit) accepted from this peer: a
+    /// peer N hops away sends 255 and arrives with 256 - N.
+    pub fn min_ttl(&self) -> Option<u8> {
+        self.ttl_security.map(|hops| 255 - (hops - 1))
     }
 
     /// The hold time we propose to this peer.
@@ -272,6 +314,9 @@ fn default_protocol() -> u8 {
 }
 fn default_metric() -> u32 {
     20
+}
+fn default_local_users() -> Vec<u32> {
+    vec![0]
 }
 fn default_families() -> Vec<Family> {
     vec![Family::Ipv4Unicast, Family::Ipv6Unicast]

@@ -9,7 +9,8 @@ use rib::policy::PolicyChain;
 use wire::Family;
 
 use super::error::KeyPath;
-use super::schema::Config;
+use super::password;
+use super::schema::{Config, Peer};
 
 type Invalid = (KeyPath, String);
 
@@ -115,19 +116,31 @@ fn check_peers<'c>(c: &'c Config, policies: &[&str]) -> Result<HashSet<&'c str>,
                 ),
             ));
         }
-        if let Some(pw) = &peer.password {
-            let n = pw.chars().count();
-            if !(1..=80).contains(&n) {
-                return Err((
-                    path.key("password"),
-                    format!("a TCP-MD5 password has 1..=80 characters, not {n}"),
-                ));
-            }
-        }
+        check_access(&path, peer)?;
         check_chain(&path, "import", &peer.import, policies)?;
         check_chain(&path, "export", &peer.export, policies)?;
     }
     Ok(names.into_keys().collect())
+}
+
+/// Passwords, GTSM and local users: who may open this peer's session.
+fn check_access(path: &KeyPath, peer: &Peer) -> Result<(), Invalid> {
+    if let Some(pw) = &peer.password {
+        password::check_len(pw.len_bytes()).map_err(|m| (path.key("password"), m))?;
+    }
+    if peer.ttl_security.is_some() && peer.multihop.is_some() {
+        return Err((
+            path.key("ttlSecurity"),
+            "ttlSecurity always sends with TTL 255; remove `multihop` (use `ttlSecurity: {hops: N}` for a peer N hops away)".to_string(),
+        ));
+    }
+    if peer.local_users.is_empty() {
+        return Err((
+            path.key("localUsers"),
+            "at least one uid is needed (default [0]: root only)".to_string(),
+        ));
+    }
+    Ok(())
 }
 
 fn check_families(path: &KeyPath, families: &[Family]) -> Result<(), Invalid> {

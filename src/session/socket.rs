@@ -1,5 +1,6 @@
 //! TCP sockets for BGP: outgoing connects with a bound source address, TTL
-//! (eBGP single-hop vs multihop) and TCP-MD5 (RFC 2385), and the listener.
+//! (eBGP single-hop vs multihop), GTSM (RFC 5082) and TCP-MD5 (RFC 2385),
+//! and the listener.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -9,12 +10,16 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
+use crate::config::Password;
+
 /// Options for one peer's connections.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SocketOptions {
     pub local_address: Option<IpAddr>,
     pub ttl: u8,
-    pub password: Option<String>,
+    /// GTSM: drop segments from the peer that arrive with a lower TTL.
+    pub min_ttl: Option<u8>,
+    pub password: Option<Password>,
 }
 
 fn new_socket(domain_of: &SocketAddr) -> io::Result<Socket> {
@@ -45,8 +50,12 @@ pub async fn connect(
 ) -> io::Result<TcpStream> {
     let s = new_socket(&remote)?;
     set_ttl(&s, remote.is_ipv4(), opts.ttl)?;
+    if let Some(min) = opts.min_ttl {
+        // Before connect: a SYN-ACK from farther away is dropped too.
+        set_min_ttl(&s, remote.ip(), min)?;
+    }
     if let Some(pw) = &opts.password {
-        set_md5(&s, remote.ip(), pw)?;
+        set_md5(&s, remote.ip(), pw.as_bytes())?;
     }
     if let Some(local) = opts.local_address {
         s.bind(&SocketAddr::new(local, 0).into())?;
@@ -70,6 +79,9 @@ pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
         s.set_only_v6(false)?;
     }
     s.bind(&addr.into())?;
+    // Keep each connection's SYN headers, so GTSM can check the TTL the
+    // peer's first segment arrived with (`syn_ttl`).
+    setsockopt_int(&s, libc::IPPROTO_TCP, libc::TCP_SAVE_SYN, 1)?;
     s.listen(128)?;
     let std_listener: std::net::TcpListener = s.into();
     TcpListener::from_std(std_listener)
@@ -83,9 +95,106 @@ pub fn configure_accepted(stream: &TcpStream, opts: &SocketOptions) -> io::Resul
     set_ttl(&sock, ipv4, opts.ttl)
 }
 
-pub fn listener_md5(listener: &TcpListener, peer: IpAddr, password: &str) -> io::Result<()> {
+/// Set (`Some`) or remove (`None`) the TCP-MD5 key for `peer` on the
+/// listener, so that peer's signed SYNs are accepted (and unsigned ones
+/// dropped).
+pub fn listener_md5(
+    listener: &TcpListener,
+    peer: IpAddr,
+    password: Option<&Password>,
+) -> io::Result<()> {
     let sock = socket2::SockRef::from(listener);
-    set_md5(&sock, peer, password)
+    match password {
+        Some(pw) => set_md5(&sock, peer, pw.as_bytes()),
+        None => md5sig(&sock, peer, &[]),
+    }
+}
+
+/// The TTL of the listener's own segments (its SYN-ACKs): 255 while any
+/// peer uses GTSM, whose side drops a SYN-ACK that arrives with less; the
+/// system default (`None`) otherwise. Accepted connections get each peer's
+/// own TTL (`configure_accepted`).
+pub fn listener_ttl(listener: &TcpListener, ttl: Option<u8>) -> io::Result<()> {
+    let s = socket2::SockRef::from(listener);
+    // -1: back to the default.
+    let v = ttl.map_or(-1, libc::c_int::from);
+    // IP_TTL also covers IPv4-mapped connections of a dual-stack listener.
+    setsockopt_int(&s, libc::IPPROTO_IP, libc::IP_TTL, v)?;
+    if s.domain()? == Domain::IPV6 {
+        setsockopt_int(&s, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, v)?;
+    }
+    Ok(())
+}
+
+/// GTSM on an accepted connection: from now on the kernel drops the
+/// peer's segments that arrive with a TTL (hop limit) below `min`.
+pub fn stream_min_ttl(stream: &TcpStream, peer: IpAddr, min: u8) -> io::Result<()> {
+    set_min_ttl(&socket2::SockRef::from(stream), peer, min)
+}
+
+/// The TTL (IPv4) or hop limit (IPv6) of the SYN that opened an accepted
+/// connection (the listener saves SYNs: TCP_SAVE_SYN). The kernel hands
+/// the saved headers out once; a second call fails.
+pub fn syn_ttl(stream: &TcpStream) -> io::Result<u8> {
+    let mut buf = [0u8; 512];
+    let mut len = buf.len() as libc::socklen_t;
+    // SAFETY: valid fd; `buf` has `len` writable bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_SAVED_SYN,
+            buf.as_mut_ptr() as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let headers = &buf[..len as usize];
+    // The saved bytes start at the IP header: TTL is byte 8 of an IPv4
+    // header (RFC 791), the hop limit byte 7 of an IPv6 one (RFC 8200).
+    match headers.first().map(|b| b >> 4) {
+        Some(4) if headers.len() > 8 => Ok(headers[8]),
+        Some(6) if headers.len() > 7 => Ok(headers[7]),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "saved SYN has no IP header",
+        )),
+    }
+}
+
+fn setsockopt_int(
+    s: &Socket,
+    level: libc::c_int,
+    name: libc::c_int,
+    v: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: valid fd, pointer to a c_int of the given size.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            level,
+            name,
+            &v as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// RFC 5082 §3: accept only packets from `peer` with TTL >= `min`.
+/// IP_MINTTL covers IPv4 (also IPv4-mapped on a dual-stack socket),
+/// IPV6_MINHOPCOUNT native IPv6.
+fn set_min_ttl(s: &Socket, peer: IpAddr, min: u8) -> io::Result<()> {
+    let v = libc::c_int::from(min);
+    match unmap(peer) {
+        IpAddr::V4(_) => setsockopt_int(s, libc::IPPROTO_IP, libc::IP_MINTTL, v),
+        IpAddr::V6(_) => setsockopt_int(s, libc::IPPROTO_IPV6, libc::IPV6_MINHOPCOUNT, v),
+    }
 }
 
 /// The kernel's `struct tcp_md5sig` (linux/tcp.h).
@@ -100,14 +209,18 @@ struct TcpMd5Sig {
 }
 
 /// RFC 2385 TCP MD5 signature for segments to/from `peer`.
-fn set_md5(s: &Socket, peer: IpAddr, password: &str) -> io::Result<()> {
-    let key = password.as_bytes();
+fn set_md5(s: &Socket, peer: IpAddr, key: &[u8]) -> io::Result<()> {
     if key.is_empty() || key.len() > 80 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "TCP-MD5 password must be 1..=80 bytes",
         ));
     }
+    md5sig(s, peer, key)
+}
+
+/// TCP_MD5SIG for `peer`: an empty `key` removes the peer's key.
+fn md5sig(s: &Socket, peer: IpAddr, key: &[u8]) -> io::Result<()> {
     // SAFETY: all-zero is a valid bit pattern for this plain C struct.
     let mut sig: TcpMd5Sig = unsafe { std::mem::zeroed() };
     let sa: socket2::SockAddr = SocketAddr::new(peer, 0).into();

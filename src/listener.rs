@@ -1,0 +1,461 @@
+//! The BGP listener: accepts connections and lets in only those that may
+//! be the peer they come from, before they reach any channel.
+//!
+//! Checks, in order, for each accepted connection:
+//! 1. the source address is a configured peer's;
+//! 2. GTSM (RFC 5082 §3), if the peer has `ttlSecurity`: the SYN arrived
+//!    with TTL >= the peer's minimum; later segments are held to it by the
+//!    kernel (IP_MINTTL / IPV6_MINHOPCOUNT on the connection);
+//! 3. for a peer on a loopback address: the connecting socket belongs to
+//!    one of the peer's `localUsers` (sock_diag), since any local process
+//!    can connect from `::1` / `127.0.0.1`;
+//! 4. no other connection from that address is still waiting for the
+//!    router task to hand it on (the peer task holds at most one per
+//!    direction itself; the FSM resolves collisions).
+//!
+//! The router task publishes the peers' addresses and access settings on a
+//! `watch` ([`AccessList`]), updated on reload; the listener also keeps the
+//! listening socket's TCP-MD5 keys in step with it.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, warn};
+
+use crate::config::{Config, Password};
+use crate::events::RibEvent;
+use crate::session::socket;
+
+/// What the listener needs to know about one peer address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerAccess {
+    pub name: String,
+    /// GTSM: lowest TTL accepted.
+    pub min_ttl: Option<u8>,
+    /// Uids allowed to connect as this peer when its address is loopback.
+    pub local_users: Vec<u32>,
+    pub password: Option<Password>,
+}
+
+/// The configured peers by address.
+pub type AccessList = HashMap<IpAddr, PeerAccess>;
+
+/// The access list of a config. Two peers on one address (other ports)
+/// share the first one's settings: the listener cannot tell them apart.
+pub fn access_list(c: &Config) -> AccessList {
+    let mut list = AccessList::new();
+    for p in &c.peers {
+        list.entry(p.address).or_insert_with(|| PeerAccess {
+            name: p.name.clone(),
+            min_ttl: p.min_ttl(),
+            local_users: p.local_users.clone(),
+            password: p.password.clone(),
+        });
+    }
+    list
+}
+
+/// Addresses with a connection on its way to the router task. A slot is
+/// held by the [`RibEvent::Incoming`] that carries the connection and
+/// freed when that event is dropped (after the handoff to the peer task).
+#[derive(Debug, Default, Clone)]
+pub struct Pending(Arc<Mutex<HashSet<IpAddr>>>);
+
+impl Pending {
+    fn claim(&self, addr: IpAddr) -> Option<PendingSlot> {
+        let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        set.insert(addr).then(|| PendingSlot {
+            addr,
+            pending: self.clone(),
+        })
+    }
+}
+
+/// One address's claim on [`Pending`]; released on drop.
+#[derive(Debug)]
+pub struct PendingSlot {
+    addr: IpAddr,
+    pending: Pending,
+}
+
+impl Drop for PendingSlot {
+    fn drop(&mut self) {
+        let mut set = self.pending.0.lock().unwrap_or_else(|e| e.into_inner());
+        set.remove(&self.addr);
+    }
+}
+
+/// Why a connection was closed at accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Refusal {
+    NotAPeer,
+    TtlTooLow { ttl: u8, min: u8 },
+    Gtsm(String),
+    LocalUser { uid: u32, allowed: Vec<u32> },
+    OwnerUnknown(String),
+    AlreadyPending,
+}
+
+impl Refusal {
+    /// Refusals are rate-limited per source and kind: a new kind of
+    /// refusal from a source is news.
+    fn kind(&self) -> &'static str {
+        match self {
+            Refusal::NotAPeer => "not-a-peer",
+            Refusal::TtlTooLow { .. } | Refusal::Gtsm(_) => "gtsm",
+            Refusal::LocalUser { .. } | Refusal::OwnerUnknown(_) => "local-user",
+            Refusal::AlreadyPending => "pending",
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::NotAPeer => f.write_str("not a configured peer's address"),
+            Refusal::TtlTooLow { ttl, min } => write!(
+                f,
+                "ttlSecurity: SYN arrived with TTL {ttl}, below the minimum {min} (RFC 5082)"
+            ),
+            Refusal::Gtsm(e) => write!(f, "ttlSecurity: cannot check the TTL: {e}"),
+            Refusal::LocalUser { uid, allowed } => write!(
+                f,
+                "loopback peer: the connecting socket belongs to uid {uid}, localUsers allows {allowed:?}"
+            ),
+            Refusal::OwnerUnknown(e) => {
+                write!(f, "loopback peer: cannot find the connecting socket's owner: {e}")
+            }
+            Refusal::AlreadyPending => {
+                f.write_str("another connection from this address is still being handed over")
+            }
+        }
+    }
+}
+
+/// Decide whether a connection from `remote` (to our `local`) may go on
+/// to the router task as peer `access`.
+fn admit(
+    stream: &TcpStream,
+    local: SocketAddr,
+    remote: SocketAddr,
+    access: &PeerAccess,
+) -> Result<(), Refusal> {
+    if let Some(min) = access.min_ttl {
+        match socket::syn_ttl(stream) {
+            Ok(ttl) if ttl < min => return Err(Refusal::TtlTooLow { ttl, min }),
+            Ok(_) => {}
+            // No saved SYN (e.g. the connection came through a SYN
+            // cookie): the socket's minimum TTL below still drops every
+            // segment of a peer too far away, so its OPEN never arrives.
+            Err(e) => debug!(%remote, "no SYN TTL to check: {e}"),
+        }
+        socket::stream_min_ttl(stream, remote.ip(), min)
+            .map_err(|e| Refusal::Gtsm(e.to_string()))?;
+    }
+    if socket::unmap(remote.ip()).is_loopback() {
+        // The connecting socket, seen from its own side: local end is our
+        // remote. Unmap both, since the client's socket is IPv4 when it
+        // connected to 127.0.0.1 of our dual-stack listener.
+        let its_local = SocketAddr::new(socket::unmap(remote.ip()), remote.port());
+        let its_remote = SocketAddr::new(socket::unmap(local.ip()), local.port());
+        let uid = crate::sock_diag::tcp_socket_uid(its_local, its_remote)
+            .map_err(|e| Refusal::OwnerUnknown(e.to_string()))?;
+        if !access.local_users.contains(&uid) {
+            return Err(Refusal::LocalUser {
+                uid,
+                allowed: access.local_users.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// How often a source's refusals are logged.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+/// Sources remembered for rate limiting; beyond this, refusals from new
+/// sources are only counted (a scan from many addresses costs no memory).
+const LOG_SOURCES: usize = 1024;
+
+/// One log line per source, kind of refusal and minute, with the count of
+/// refusals since the previous line.
+#[derive(Default)]
+struct RefusalLog {
+    sources: HashMap<(IpAddr, &'static str), (Instant, u64)>,
+    unlogged_others: u64,
+}
+
+impl RefusalLog {
+    /// Count a refusal; true when it was logged.
+    fn refused(&mut self, remote: IpAddr, why: &Refusal, peer: Option<&str>) -> bool {
+        let now = Instant::now();
+        let key = (remote, why.kind());
+        if self.sources.len() >= LOG_SOURCES && !self.sources.contains_key(&key) {
+            self.sources
+                .retain(|_, (at, _)| now.duration_since(*at) < LOG_EVERY);
+            if self.sources.len() >= LOG_SOURCES {
+                self.unlogged_others += 1;
+                return false;
+            }
+        }
+        let first = !self.sources.contains_key(&key);
+        let (at, count) = self.sources.entry(key).or_insert((now, 0));
+        *count += 1;
+        if first || now.duration_since(*at) >= LOG_EVERY {
+            let others = std::mem::take(&mut self.unlogged_others);
+            let peer = peer.unwrap_or("-");
+            warn!(
+                %remote,
+                peer,
+                refused = *count,
+                others,
+                "connection closed at accept: {why}"
+            );
+            *at = now;
+            *count = 0;
+            return true;
+        }
+        false
+    }
+}
+
+/// The listener task; runs until the router task is gone.
+pub struct Listener {
+    socket: TcpListener,
+    access: watch::Receiver<AccessList>,
+    /// The keys now on the listening socket.
+    md5_keys: HashMap<IpAddr, Password>,
+    pending: Pending,
+    log: RefusalLog,
+}
+
+impl Listener {
+    /// Take over `socket` and put the peers' TCP-MD5 keys on it.
+    pub fn new(socket: TcpListener, access: watch::Receiver<AccessList>) -> Listener {
+        let mut l = Listener {
+            socket,
+            access,
+            md5_keys: HashMap::new(),
+            pending: Pending::default(),
+            log: RefusalLog::default(),
+        };
+        let list = l.access.borrow_and_update().clone();
+        l.apply(&list);
+        l
+    }
+
+    /// Bring the listening socket in line with `list`.
+    fn apply(&mut self, list: &AccessList) {
+        self.sync_md5(list);
+        let gtsm = list.values().any(|p| p.min_ttl.is_some());
+        if let Err(e) = socket::listener_ttl(&self.socket, gtsm.then_some(255)) {
+            warn!("setting the listener's TTL for ttlSecurity: {e}");
+        }
+    }
+
+    /// Set, change and remove TCP-MD5 keys so the listener has exactly
+    /// the keys of `list`.
+    fn sync_md5(&mut self, list: &AccessList) {
+        let wanted: HashMap<IpAddr, Password> = list
+            .iter()
+            .filter_map(|(a, p)| p.password.clone().map(|pw| (*a, pw)))
+            .collect();
+        let removed: Vec<IpAddr> = self
+            .md5_keys
+            .keys()
+            .filter(|a| !wanted.contains_key(a))
+            .copied()
+            .collect();
+        for addr in removed {
+            if let Err(e) = socket::listener_md5(&self.socket, addr, None) {
+                warn!(peer_address = %addr, "removing TCP-MD5 key from the listener: {e}");
+            }
+            self.md5_keys.remove(&addr);
+        }
+        for (addr, pw) in wanted {
+            if self.md5_keys.get(&addr) == Some(&pw) {
+                continue;
+            }
+            let peer = list.get(&addr).map(|p| p.name.as_str()).unwrap_or("-");
+            match socket::listener_md5(&self.socket, addr, Some(&pw)) {
+                Ok(()) => {
+                    self.md5_keys.insert(addr, pw);
+                }
+                Err(e) => warn!(peer, "TCP-MD5 on listener: {e}"),
+            }
+        }
+    }
+
+    pub async fn run(mut self, rib: mpsc::Sender<RibEvent>) {
+        loop {
+            tokio::select! {
+                changed = self.access.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let list = self.access.borrow_and_update().clone();
+                    self.apply(&list);
+                }
+                accepted = self.socket.accept() => match accepted {
+                    Ok((stream, remote)) => {
+                        if let Some(event) = self.check(stream, remote) {
+                            if rib.send(event).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        warn!("accept: {e}");
+                        // E.g. EMFILE: do not spin while it lasts.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The event handing `stream` to the router task, or `None` after
+    /// closing it (dropping the stream closes it).
+    fn check(&mut self, stream: TcpStream, remote: SocketAddr) -> Option<RibEvent> {
+        let addr = socket::unmap(remote.ip());
+        let access = self.access.borrow().get(&addr).cloned();
+        let Some(access) = access else {
+            let _ = self.log.refused(addr, &Refusal::NotAPeer, None);
+            return None;
+        };
+        let verdict = stream
+            .local_addr()
+            .map_err(|e| Refusal::OwnerUnknown(e.to_string()))
+            .and_then(|local| admit(&stream, local, remote, &access));
+        if let Err(why) = verdict {
+            let _ = self.log.refused(addr, &why, Some(&access.name));
+            return None;
+        }
+        let Some(slot) = self.pending.claim(addr) else {
+            let _ = self
+                .log
+                .refused(addr, &Refusal::AlreadyPending, Some(&access.name));
+            return None;
+        };
+        debug!(peer = %access.name, %remote, "connection accepted");
+        Some(RibEvent::Incoming {
+            stream,
+            remote: addr,
+            slot,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_pending_connection_per_address() {
+        let pending = Pending::default();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let slot = pending.claim(a).expect("first claim");
+        assert!(
+            pending.claim(a).is_none(),
+            "second claim for the same address"
+        );
+        assert!(pending.claim(b).is_some(), "another address is independent");
+        drop(slot);
+        assert!(pending.claim(a).is_some(), "free again after the handoff");
+    }
+
+    #[test]
+    fn refusals_are_logged_once_per_source_kind_and_minute() {
+        let mut log = RefusalLog::default();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        assert!(log.refused(a, &Refusal::NotAPeer, None));
+        assert!(!log.refused(a, &Refusal::NotAPeer, None), "same minute");
+        assert!(log.refused(b, &Refusal::NotAPeer, None), "another source");
+        let low = Refusal::TtlTooLow { ttl: 1, min: 255 };
+        assert!(log.refused(a, &low, Some("p")), "another kind");
+        // A minute later the source is logged again.
+        for (at, _) in log.sources.values_mut() {
+            *at -= LOG_EVERY;
+        }
+        assert!(log.refused(a, &Refusal::NotAPeer, None));
+    }
+
+    #[test]
+    fn a_flood_of_sources_is_counted_not_remembered() {
+        let mut log = RefusalLog::default();
+        for i in 0..(LOG_SOURCES as u32 + 10) {
+            log.refused(IpAddr::from(i.to_be_bytes()), &Refusal::NotAPeer, None);
+        }
+        assert_eq!(log.sources.len(), LOG_SOURCES);
+        assert_eq!(log.unlogged_others, 10);
+    }
+
+    fn peer(extra: &str) -> Result<crate::config::Peer, String> {
+        let yaml = format!(
+            "router: {{ asn: 65000, routerId: 10.0.0.1 }}\n\
+             peers:\n  - {{ name: a, address: 192.0.2.1, asn: 65001{extra} }}\n"
+        );
+        crate::config::parse(&yaml, "t.yaml")
+            .map(|mut c| c.peers.remove(0))
+            .map_err(|e| e.to_string())
+    }
+
+    /// FRR's `ttl-security hops N`: the peer sends 255, we accept 256 - N.
+    #[test]
+    fn ttl_security_hops_give_the_minimum_ttl() {
+        let direct = peer(", ttlSecurity: true").unwrap();
+        assert_eq!((direct.min_ttl(), direct.ttl(65000)), (Some(255), 255));
+        let two = peer(", ttlSecurity: {hops: 2}").unwrap();
+        assert_eq!((two.min_ttl(), two.ttl(65000)), (Some(254), 255));
+        let off = peer(", ttlSecurity: false").unwrap();
+        assert_eq!((off.min_ttl(), off.ttl(65000)), (None, 1));
+        // The canonical form reads back the same.
+        for p in [direct, two, off] {
+            let yaml = format!(
+                "router: {{ asn: 65000, routerId: 10.0.0.1 }}\npeers:\n{}",
+                serde_yaml_ng::to_string(&vec![p.clone()]).unwrap()
+            );
+            let back = crate::config::parse(&yaml, "t.yaml")
+                .unwrap()
+                .peers
+                .remove(0);
+            assert_eq!(back, p, "{yaml}");
+        }
+    }
+
+    #[test]
+    fn ttl_security_rejects_bad_values_and_multihop() {
+        for bad in ["{hops: 0}", "{hops: 255}", "7", "{hop: 1}"] {
+            assert!(peer(&format!(", ttlSecurity: {bad}")).is_err(), "{bad}");
+        }
+        let e = peer(", ttlSecurity: true, multihop: 2").unwrap_err();
+        assert!(
+            e.contains("peers[0].ttlSecurity") && e.contains("multihop"),
+            "{e}"
+        );
+        let e = peer(", localUsers: []").unwrap_err();
+        assert!(e.contains("peers[0].localUsers"), "{e}");
+    }
+
+    #[test]
+    fn access_list_follows_the_config() {
+        let yaml = "router: { asn: 65000, routerId: 10.0.0.1 }\n\
+                    peers:\n\
+                    \x20 - { name: a, address: 192.0.2.1, asn: 65001, ttlSecurity: true, password: pw }\n\
+                    \x20 - { name: cni, address: '::1', asn: 65000, localUsers: [0, 1000] }\n";
+        let c = crate::config::parse(yaml, "t.yaml").unwrap();
+        let list = access_list(&c);
+        let a = &list[&"192.0.2.1".parse::<IpAddr>().unwrap()];
+        assert_eq!(a.min_ttl, Some(255));
+        assert_eq!(a.local_users, vec![0]);
+        assert_eq!(a.password, Some(Password::new("pw")));
+        let cni = &list[&"::1".parse::<IpAddr>().unwrap()];
+        assert_eq!(cni.local_users, vec![0, 1000]);
+        assert_eq!(cni.min_ttl, None);
+    }
+}

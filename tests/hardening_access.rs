@@ -1,0 +1,507 @@
+//! Issue 12, "Nobody let in": who may open a session with kroute, seen from
+//! outside against the daemon in a namespace.
+//!
+//! * a connection from an address that is no configured peer is closed at
+//!   accept, and logged once a minute per source, not once per connection;
+//! * a peer on a loopback address is only let in from a socket of an
+//!   allowed local user (`localUsers`, default root);
+//! * GTSM (`ttlSecurity`, RFC 5082): a session with FRR's `ttl-security
+//!   hops 1`, and connections arriving with TTL 254 refused;
+//! * a reload that changes or removes a password updates the listener's
+//!   TCP-MD5 keys (a passive peer comes back), `passwordFile` works and no
+//!   secret is printed;
+//! * the API socket is 0660 with a configurable group, and the CLI says
+//!   "permission denied" when it cannot use it;
+//! * a panic in a task ends the process with a non-zero status.
+//!
+//! Needs root (namespaces, setpriv to other uids) and FRR for the GTSM and
+//! MD5 tests.
+
+mod common;
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::frr::Frr;
+use common::kroute::{KPeer, Kroute, KrouteConfig, BIN};
+use common::{
+    veth, wait_until, Netns, PeerDaemon, PeerNeighbor, PeerSpec, Proc, TestDir, CONVERGE,
+};
+
+const V4: &[&str] = &["ipv4-unicast"];
+
+/// Run `f` on a thread that has entered `ns`'s network namespace, so the
+/// sockets it makes live there (a network namespace is per thread).
+fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/var/run/netns/{}", ns.name);
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid namespace fd; affects this thread only.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .expect("netns thread")
+}
+
+/// A TCP connection from `src` (port chosen by the kernel) to `dst`, its
+/// packets sent with `ttl` (IPv4 TTL or IPv6 hop limit), made inside `ns`.
+fn connect_from(ns: &Netns, src: &str, dst: SocketAddr, ttl: u32) -> TcpStream {
+    let src: std::net::IpAddr = src.parse().unwrap();
+    in_netns(ns, move || {
+        use socket2::{Domain, Socket, Type};
+        let domain = if dst.is_ipv4() {
+            Domain::IPV4
+        } else {
+            Domain::IPV6
+        };
+        let s = Socket::new(domain, Type::STREAM, None).expect("socket");
+        if dst.is_ipv4() {
+            s.set_ttl_v4(ttl).expect("IP_TTL");
+        } else {
+            s.set_unicast_hops_v6(ttl).expect("IPV6_UNICAST_HOPS");
+        }
+        s.bind(&SocketAddr::new(src, 0).into()).expect("bind");
+        s.connect_timeout(&dst.into(), Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("connect {dst}: {e}"));
+        s.into()
+    })
+}
+
+/// What kroute did with a fresh connection within a few seconds.
+#[derive(Debug, PartialEq, Eq)]
+enum Fate {
+    /// Closed (FIN or RST) before sending anything.
+    Closed,
+    /// Sent a BGP OPEN: the connection reached the peer's session.
+    Open,
+    /// Neither: still open and silent, or other bytes.
+    Other(String),
+}
+
+fn fate(mut s: TcpStream) -> Fate {
+    s.set_read_timeout(Some(Duration::from_secs(4))).unwrap();
+    let mut buf = [0u8; 19];
+    let mut got = 0;
+    while got < buf.len() {
+        match s.read(&mut buf[got..]) {
+            Ok(0) if got == 0 => return Fate::Closed,
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && got == 0 => {
+                return Fate::Closed
+            }
+            Err(e) => return Fate::Other(format!("{e} after {got} bytes")),
+        }
+    }
+    fate_of_bytes(&buf[..got])
+}
+
+/// RFC 4271 §4.1: 16 bytes of marker, length, type 1 = OPEN.
+fn fate_of_bytes(b: &[u8]) -> Fate {
+    if b.is_empty() {
+        Fate::Closed
+    } else if b.len() == 19 && b[..16].iter().all(|x| *x == 0xff) && b[18] == 1 {
+        Fate::Open
+    } else {
+        Fate::Other(format!("{b:02x?}"))
+    }
+}
+
+/// Lines of kroute's log (all starts) containing every one of `needles`.
+fn log_lines(k: &Kroute, needles: &[&str]) -> Vec<String> {
+    k.log_tails(100_000)
+        .lines()
+        .filter(|l| needles.iter().all(|n| l.contains(n)))
+        .map(String::from)
+        .collect()
+}
+
+fn passive(mut p: KPeer) -> KPeer {
+    p.extra.push("passive: true".into());
+    p
+}
+
+/// `setpriv` as nobody/nogroup, with no supplementary groups.
+fn as_nobody(argv: &[&str]) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args([
+        "--reuid",
+        "65534",
+        "--regid",
+        "65534",
+        "--clear-groups",
+        "--",
+    ])
+    .args(argv);
+    c
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {}, stdout {:?}, stderr {:?}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn a_stranger_is_closed_at_accept_and_logged_once_a_minute() {
+    let ns = Netns::new("stranger");
+    ns.add_addr("lo", "10.77.0.1/32");
+    ns.add_addr("lo", "10.77.0.3/32");
+    let mut cfg = KrouteConfig::new(65000, "10.77.0.1");
+    cfg.peers
+        .push(passive(KPeer::new("p", "10.77.0.2", 65001, V4)));
+    let k = Kroute::start(&ns, cfg);
+    let dst: SocketAddr = "10.77.0.1:179".parse().unwrap();
+    for i in 0..5 {
+        let s = connect_from(&ns, "10.77.0.3", dst, 64);
+        assert_eq!(fate(s), Fate::Closed, "connection {i} from a stranger");
+    }
+    let lines = log_lines(&k, &["10.77.0.3"]);
+    assert_eq!(
+        lines.len(),
+        1,
+        "one log line per source and minute, not one per connection:\n{}",
+        lines.join("\n")
+    );
+    assert!(
+        lines[0].contains("not a configured peer") && lines[0].contains("closed at accept"),
+        "{}",
+        lines[0]
+    );
+}
+
+/// bash connects to `addr` port 179 and prints what it reads within 4 s,
+/// in hex ("" when kroute closes the connection at once).
+fn bash_probe(addr: &str) -> String {
+    format!(
+        "exec 3<>/dev/tcp/{addr}/179 || exit 9; \
+         timeout 4 head -c 19 <&3 | od -An -tx1 | tr -d ' \\n'"
+    )
+}
+
+fn hex_fate(out: &Output) -> Fate {
+    assert!(out.status.success(), "probe: {}", text(out));
+    let hex = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let bytes: Vec<u8> = (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    fate_of_bytes(&bytes)
+}
+
+#[test]
+fn a_loopback_peer_is_only_let_in_from_an_allowed_local_user() {
+    let ns = Netns::new("loopusr");
+    let mut cfg = KrouteConfig::new(65000, "10.0.0.1");
+    // The CNI on the node: iBGP over loopback, both families' addresses.
+    cfg.peers
+        .push(passive(KPeer::new("cni6", "::1", 65000, V4)));
+    cfg.peers
+        .push(passive(KPeer::new("cni4", "127.0.0.1", 65000, V4)));
+    let k = Kroute::start(&ns, cfg);
+
+    for addr in ["::1", "127.0.0.1"] {
+        // An unprivileged local process pretending to be the CNI.
+        let mut c = ns.command(&[]);
+        c.args([
+            "setpriv",
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+        ])
+        .args(["bash", "-c", &bash_probe(addr)]);
+        let out = c.output().expect("setpriv bash");
+        assert_eq!(hex_fate(&out), Fate::Closed, "uid 65534 from {addr}");
+        let refused = log_lines(&k, &["uid 65534", "localUsers"]);
+        assert!(
+            refused.iter().any(|l| l.contains(addr)),
+            "no log line refusing uid 65534 from {addr}:\n{}",
+            k.log_tails(20)
+        );
+        // Root (the default localUsers) gets the session's OPEN.
+        let out = ns.exec(&["bash", "-c", &bash_probe(addr)]);
+        assert_eq!(hex_fate(&out), Fate::Open, "uid 0 from {addr}");
+    }
+}
+
+#[test]
+fn local_users_lets_another_uid_in() {
+    let ns = Netns::new("loopok");
+    let mut cfg = KrouteConfig::new(65000, "10.0.0.1");
+    let mut p = passive(KPeer::new("cni", "::1", 65000, V4));
+    p.extra.push("localUsers: [0, 65534]".into());
+    cfg.peers.push(p);
+    let _k = Kroute::start(&ns, cfg);
+    let mut c = ns.command(&[]);
+    c.args([
+        "setpriv",
+        "--reuid",
+        "65534",
+        "--regid",
+        "65534",
+        "--clear-groups",
+    ])
+    .args(["bash", "-c", &bash_probe("::1")]);
+    let out = c.output().expect("setpriv bash");
+    assert_eq!(hex_fate(&out), Fate::Open, "uid 65534 is in localUsers");
+}
+
+/// kroute in `ns_k` (10.78.0.1, fd00:78::1), FRR in `ns_f` (10.78.0.2,
+/// fd00:78::2) on one veth.
+struct Pair {
+    ns_k: Netns,
+    ns_f: Netns,
+}
+
+fn pair(tag: &str) -> Pair {
+    let ns_k = Netns::new(&format!("{tag}k"));
+    let ns_f = Netns::new(&format!("{tag}f"));
+    veth(
+        &ns_k,
+        &ns_f,
+        &["10.78.0.1/24", "fd00:78::1/64"],
+        &["10.78.0.2/24", "fd00:78::2/64"],
+    );
+    Pair { ns_k, ns_f }
+}
+
+fn frr_spec() -> PeerSpec {
+    PeerSpec {
+        asn: 65002,
+        router_id: "10.78.0.2".into(),
+        neighbors: vec![PeerNeighbor::new("10.78.0.1", "10.78.0.2", 65000, V4)],
+        install_kernel: false,
+    }
+}
+
+#[test]
+fn gtsm_session_with_frr_and_ttl_254_refused() {
+    common::require_bin("/usr/lib/frr/bgpd", "frr");
+    let t = pair("gtsm");
+    let mut cfg = KrouteConfig::new(65000, "10.78.0.1");
+    let mut frr_peer = KPeer::new("frr", "10.78.0.2", 65002, V4);
+    frr_peer.extra.push("ttlSecurity: true".into());
+    cfg.peers.push(frr_peer);
+    // A passive IPv6 peer for raw connections (nobody else speaks for it).
+    let mut raw6 = passive(KPeer::new("raw6", "fd00:78::2", 65003, V4));
+    raw6.extra.push("ttlSecurity: {hops: 1}".into());
+    cfg.peers.push(raw6);
+    let k = Kroute::start(&t.ns_k, cfg);
+    let frr = Frr::start(&t.ns_f, frr_spec());
+    frr.vtysh(&[
+        "configure terminal",
+        "router bgp 65002",
+        "neighbor 10.78.0.1 ttl-security hops 1",
+    ]);
+    // FRR (minimum TTL 255 on its side) only accepts kroute's segments if
+    // they are sent with TTL 255, and kroute only FRR's if they arrive so.
+    wait_until(CONVERGE, "GTSM session with FRR", || {
+        k.established("frr")?;
+        frr.session_state("10.78.0.1")
+    });
+
+    // One hop too far: TTL 254 on arrival.
+    let s = connect_from(&t.ns_f, "10.78.0.2", "10.78.0.1:179".parse().unwrap(), 254);
+    assert_eq!(fate(s), Fate::Closed, "IPv4 SYN with TTL 254");
+    let s = connect_from(
+        &t.ns_f,
+        "fd00:78::2",
+        "[fd00:78::1]:179".parse().unwrap(),
+        254,
+    );
+    assert_eq!(fate(s), Fate::Closed, "IPv6 SYN with hop limit 254");
+    let lines = log_lines(&k, &["fd00:78::2", "TTL 254", "ttlSecurity"]);
+    assert!(!lines.is_empty(), "no refusal logged:\n{}", k.log_tails(20));
+    // FRR's own first attempts (TTL 1, before `ttl-security`) were refused
+    // and logged; the TTL 254 one within the same minute only counted.
+    let lines = log_lines(&k, &["10.78.0.2", "ttlSecurity", "below the minimum 255"]);
+    assert!(!lines.is_empty(), "no refusal logged:\n{}", k.log_tails(20));
+    // Hop limit 255 is let in: the passive peer's session sends its OPEN.
+    let s = connect_from(
+        &t.ns_f,
+        "fd00:78::2",
+        "[fd00:78::1]:179".parse().unwrap(),
+        255,
+    );
+    assert_eq!(fate(s), Fate::Open, "IPv6 SYN with hop limit 255");
+    // The GTSM session itself was not disturbed.
+    k.established("frr").unwrap();
+}
+
+fn up(k: &Kroute, frr: &Frr, what: &str) {
+    wait_until(CONVERGE, what, || {
+        k.established("frr")?;
+        frr.session_state("10.78.0.1")
+    })
+}
+
+#[test]
+fn reload_updates_the_listener_md5_keys_of_a_passive_peer() {
+    common::require_bin("/usr/lib/frr/bgpd", "frr");
+    let t = pair("md5");
+    let mut cfg = KrouteConfig::new(65000, "10.78.0.1");
+    let mut p = passive(KPeer::new("frr", "10.78.0.2", 65002, V4));
+    p.password = Some("first-secret".into());
+    cfg.peers.push(p);
+    let mut k = Kroute::start(&t.ns_k, cfg);
+    let frr = Frr::start(&t.ns_f, frr_spec());
+    let frr_password = |pw: Option<&str>| {
+        let cmd = match pw {
+            Some(pw) => format!("neighbor 10.78.0.1 password {pw}"),
+            None => "no neighbor 10.78.0.1 password".to_string(),
+        };
+        frr.vtysh(&["configure terminal", "router bgp 65002", &cmd]);
+    };
+    frr_password(Some("first-secret"));
+    up(&k, &frr, "session with the first password");
+
+    // A new password from a file, on both sides. kroute is passive: only
+    // FRR's SYNs, signed with the new key, can bring the session back, and
+    // the listener drops them unless it has the new key too.
+    let pw_file = k.config_path().with_file_name("frr.password");
+    std::fs::write(&pw_file, "second-secret\n").unwrap();
+    {
+        let p = k.config.peer_mut("frr");
+        p.password = None;
+        p.extra.push(format!("passwordFile: {}", pw_file.display()));
+    }
+    k.reload();
+    assert_ne!(
+        k.neighbor("frr").map(|n| n.state),
+        Some("Established".to_string()),
+        "a new password resets the session"
+    );
+    frr_password(Some("second-secret"));
+    up(&k, &frr, "session with the password from passwordFile");
+
+    // No password on either side: the listener must drop the key.
+    k.config
+        .peer_mut("frr")
+        .extra
+        .retain(|l| !l.starts_with("passwordFile"));
+    k.reload();
+    frr_password(None);
+    up(&k, &frr, "session without a password");
+
+    // The secrets appear neither in the log nor in `config check --print`.
+    for secret in ["first-secret", "second-secret"] {
+        assert!(log_lines(&k, &[secret]).is_empty(), "{secret} in the log");
+    }
+    k.config.peer_mut("frr").password = Some("first-secret".into());
+    k.write_config();
+    let conf = k.config_path().display().to_string();
+    let out = Command::new(BIN)
+        .args(["config", "check", &conf, "--print"])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!printed.contains("first-secret"), "{printed}");
+    assert!(printed.contains("password: <redacted>"), "{printed}");
+    k.stop();
+}
+
+#[test]
+fn the_api_socket_is_0660_and_the_cli_says_permission_denied() {
+    let ns = Netns::new("apiperm");
+    let cfg = KrouteConfig::new(65000, "10.0.0.1");
+    let k = Kroute::start(&ns, cfg);
+    let sock = k.socket();
+    let meta = std::fs::metadata(&sock).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660, "socket mode");
+    assert_eq!(meta.uid(), 0, "socket owner");
+    let out = as_nobody(&[BIN, "--socket", &sock, "show", "neighbors"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        err.contains(&format!(
+            "permission denied on {sock} (needs root or group root)"
+        )),
+        "{}",
+        text(&out)
+    );
+    assert!(!err.contains("is `kroute daemon` running"), "{err}");
+}
+
+/// Start `kroute daemon` on a config of our own (the shared builder
+/// always writes its own `api:` section), with `env`.
+fn spawn_daemon(ns: &Netns, dir: &TestDir, yaml: &str, env: &[(&str, &str)]) -> Proc {
+    let conf = dir.file("kroute.yaml");
+    std::fs::write(&conf, yaml).unwrap();
+    let mut envs = vec![("RUST_LOG", "info")];
+    envs.extend_from_slice(env);
+    Proc::spawn(
+        "kroute",
+        ns,
+        &[BIN, "daemon", "-c", conf.to_str().unwrap()],
+        &envs,
+        &dir.file("kroute.log"),
+    )
+}
+
+#[test]
+fn api_group_lets_its_members_use_the_cli() {
+    let ns = Netns::new("apigrp");
+    let dir = TestDir::new("apigrp");
+    let sock = dir.file("kroute.sock").display().to_string();
+    let yaml = format!(
+        "router: {{ asn: 65000, routerId: 10.0.0.1, listen: null }}\n\
+         api: {{ socket: \"{sock}\", group: nogroup }}\n\
+         kernel: {{ install: false }}\n"
+    );
+    let mut p = spawn_daemon(&ns, &dir, &yaml, &[]);
+    wait_until(Duration::from_secs(15), "API socket", || {
+        p.assert_alive();
+        std::fs::metadata(&sock).map_err(|e| e.to_string())
+    });
+    assert_eq!(
+        std::fs::metadata(&sock).unwrap().gid(),
+        65534,
+        "socket group"
+    );
+    // nobody's primary group is nogroup: enough to use the API.
+    let out = as_nobody(&[BIN, "--socket", &sock, "show", "neighbors"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    p.stop(Duration::from_secs(10));
+}
+
+#[test]
+fn a_panic_in_a_task_ends_the_process_non_zero() {
+    let ns = Netns::new("panic");
+    let dir = TestDir::new("panic");
+    let sock = dir.file("kroute.sock").display().to_string();
+    let yaml = format!(
+        "router: {{ asn: 65000, routerId: 10.0.0.1, listen: null }}\n\
+         api: {{ socket: \"{sock}\" }}\n\
+         kernel: {{ install: false }}\n"
+    );
+    let mut p = spawn_daemon(&ns, &dir, &yaml, &[("KROUTE_TEST_PANIC", "rib")]);
+    let start = Instant::now();
+    while p.alive() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let still_running = p.alive();
+    let status = p.stop_status(Duration::from_secs(5));
+    let log = std::fs::read_to_string(dir.file("kroute.log")).unwrap_or_default();
+    assert!(
+        !still_running,
+        "the router task panicked but the process kept running (a zombie):\n{log}"
+    );
+    let status = status.expect("our child");
+    assert_eq!(status.code(), Some(101), "exit status {status}:\n{log}");
+    assert!(log.contains("panic, exiting"), "{log}");
+}
