@@ -538,7 +538,7 @@ fn tcp_md5_session() {
             ..Default::default()
         },
         |c| {
-            k::peer_mut(c, PEER).password = Some("s3cret".into());
+            k::peer_mut(c, PEER).password = Some(kroute::config::Password::new("s3cret"));
             c.advertise = k::advertise(&[ADV4]);
         },
     );

@@ -66,6 +66,9 @@ pub fn peer(name: &str, address: &str, asn: u32, families: &[&str]) -> Peer {
         import: PolicyChain::All,
         export: PolicyChain::All,
         password: None,
+        password_file: None,
+        local_users: vec![0],
+        ttl_security: None,
         next_hop_ipv4: None,
         next_hop_ipv6: None,
     }
