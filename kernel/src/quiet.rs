@@ -39,4 +39,20 @@ impl Quiet {
         self.on = on;
         !on
     }
+
+    /// For tests: leaves (or rejoins) the route and nexthop groups, so that
+    /// what changes meanwhile is seen only by a resync, as when
+    /// notifications are lost. Independent of the quiet mode above (tests
+    /// using it write small sweeps).
+    pub(crate) fn deafen(&self, deaf: bool) {
+        for g in [
+            netlink::RTNLGRP_IPV4_ROUTE,
+            netlink::RTNLGRP_IPV6_ROUTE,
+            crate::nexthop::RTNLGRP_NEXTHOP,
+        ] {
+            if let Err(e) = netlink::set_membership(self.monitor_fd, g, !deaf) {
+                tracing::warn!("netlink group {g}: {e}");
+            }
+        }
+    }
 }
