@@ -29,7 +29,8 @@
 //! their sweep, `resolver` next-hop resolution, `installer` writes and
 //! nexthop objects, `query` the kernel's answers, `quiet` the monitor out of
 //! the route groups, `recheck` what notifications left to look at,
-//! `lifecycle` initial sync and shutdown, `show` `show fib`), and below
+//! `lifecycle` initial sync and shutdown, `show` `show fib`, `repairs`
+//! how often routes others changed are put back), and below
 //! them `writer` (batches), `nexthop` (object messages), `msg`, `netlink`.
 //!
 //! Limits: a BGP next hop whose `address` is link-local (fe80::/10) cannot be
@@ -61,6 +62,7 @@ mod nexthop;
 mod query;
 mod quiet;
 mod recheck;
+mod repairs;
 mod report;
 mod resolver;
 mod show;

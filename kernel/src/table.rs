@@ -27,6 +27,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::hash::{FastMap, FastSet};
 use crate::installer::HopSets;
 use crate::msg::{KernelHop, RawRoute};
+use crate::repairs::{Repairs, When};
 use crate::report::FibEvent;
 use crate::resolver::Desired;
 use crate::writer::{Op, Outcome};
@@ -281,6 +282,16 @@ pub(crate) struct Reconcile {
     pub strays: Vec<IpNet>,
 }
 
+/// What [`RouteTable::mark_touched`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Touched {
+    /// Prefixes to be written again now.
+    pub now: usize,
+    /// Prefixes repaired too often lately: written when their window ends.
+    pub deferred: usize,
+    pub first_deferred: Option<IpNet>,
+}
+
 /// A refused route: the kernel's words and when it is tried again.
 #[derive(Debug)]
 struct Failure {
@@ -304,8 +315,11 @@ pub(crate) struct RouteTable {
     /// the kernel's words and their retry (rare, so kept aside rather than
     /// in every route).
     reported_failed: FastMap<IpNet, Failure>,
-    /// The retries scheduled, soonest first.
+    /// The retries scheduled, soonest first: of refused routes, and of
+    /// repairs deferred by `repairs`.
     retries: BTreeSet<(Instant, IpNet)>,
+    /// How often each touched prefix was repaired lately.
+    repairs: Repairs,
     /// Prefixes to be written.
     dirty: Dirty,
     sweep: Sweep,
@@ -320,6 +334,7 @@ impl RouteTable {
             wanted: Numbered::default(),
             reported_failed: FastMap::default(),
             retries: BTreeSet::new(),
+            repairs: Repairs::default(),
             dirty: Dirty::new(),
             sweep: Sweep::Idle,
             events,
@@ -352,6 +367,7 @@ impl RouteTable {
     /// nothing of ours for it, else once its deletion is written.
     pub(crate) fn withdraw(&mut self, prefix: IpNet) {
         self.forget_failure(&prefix);
+        self.repairs.forget(&prefix);
         if let Some(r) = self.routes.get_mut(&prefix) {
             if let Some(w) = r.want.take() {
                 self.wanted.release(w);
@@ -553,8 +569,8 @@ impl RouteTable {
         self.retries.first().map(|(t, _)| *t)
     }
 
-    /// Refused routes whose retry is due at `now` are to be written again;
-    /// returns how many.
+    /// Refused routes whose retry is due at `now`, and touched routes whose
+    /// deferred repair is, are to be written again; returns how many.
     pub(crate) fn retry_due(&mut self, now: Instant) -> usize {
         let mut n = 0;
         while let Some(&(t, p)) = self.retries.first() {
@@ -566,7 +582,12 @@ impl RouteTable {
                 f.retry_at = None;
             }
             if let Some(r) = self.routes.get_mut(&p) {
-                if r.cur() == Current::Failed && r.want.is_some() {
+                let due = match r.cur() {
+                    Current::Failed => r.want.is_some(),
+                    Current::Unknown => true,
+                    _ => false,
+                };
+                if due {
                     self.dirty.mark(p, r);
                     n += 1;
                 }
@@ -575,22 +596,38 @@ impl RouteTable {
         n
     }
 
-    /// Someone else changed these prefixes' kernel routes: those we hold
-    /// installed become unknown and are written again (a rewrite of what
-    /// is still right costs one message). Returns how many.
-    pub(crate) fn mark_touched(&mut self, touched: &[IpNet], sets: &mut HopSets) -> usize {
-        let mut n = 0;
+    /// Someone else changed these prefixes' kernel routes at `now`: those
+    /// we hold installed become unknown and are written again (a rewrite
+    /// of what is still right costs one message), at once or, for a prefix
+    /// fought over, when `repairs` allows.
+    pub(crate) fn mark_touched(
+        &mut self,
+        touched: &[IpNet],
+        sets: &mut HopSets,
+        now: Instant,
+    ) -> Touched {
+        let mut t = Touched::default();
         for p in touched {
             let Some(r) = self.routes.get_mut(p) else {
                 continue;
             };
-            if matches!(r.cur(), Current::Installed(_)) {
-                r.replace_cur(Current::Unknown, sets);
-                self.dirty.mark(*p, r);
-                n += 1;
+            if !matches!(r.cur(), Current::Installed(_)) {
+                continue;
+            }
+            r.replace_cur(Current::Unknown, sets);
+            match self.repairs.repair(*p, now) {
+                When::Now => {
+                    self.dirty.mark(*p, r);
+                    t.now += 1;
+                }
+                When::At(at) => {
+                    self.retries.insert((at, *p));
+                    t.deferred += 1;
+                    t.first_deferred.get_or_insert(*p);
+                }
             }
         }
-        n
+        t
     }
 
     /// Starts comparing our view with a dump of the kernel's routes of
@@ -974,13 +1011,32 @@ mod tests {
         t.want(a, nhs("192.0.2.1"));
         t.follow(Op::Replace(a, h, 0), Outcome::Done, &mut sets);
         t.clear_dirty();
-        assert_eq!(t.mark_touched(&[a, b, net("10.9.0.0/16")], &mut sets), 1);
+        let now = Instant::now();
+        let touched = t.mark_touched(&[a, b, net("10.9.0.0/16")], &mut sets, now);
+        assert_eq!(touched.now, 1);
         assert_eq!(t.current(&a), Current::Unknown);
         let step = {
             t.start_sweep();
             t.sweep_step(10, via_one, &mut sets, 20).unwrap()
         };
         assert_eq!(prefixes(&step), ["+10.0.1.0/24"]);
+        done(&mut t, step, &mut sets);
+        t.end_sweep_if_clean();
+        // Fought over: after a few repairs, the next waits for its window.
+        let h: Arc<[KernelHop]> = Arc::from([hop("10.0.0.1", 2)]);
+        for _ in 1..crate::repairs::REPAIRS_AT_ONCE {
+            assert_eq!(t.mark_touched(&[a], &mut sets, now).now, 1);
+            t.clear_dirty();
+            t.follow(Op::Replace(a, h.clone(), 0), Outcome::Done, &mut sets);
+        }
+        let touched = t.mark_touched(&[a], &mut sets, now);
+        assert_eq!((touched.now, touched.deferred), (0, 1));
+        assert_eq!(touched.first_deferred, Some(a));
+        assert!(!t.has_dirty());
+        let at = t.next_retry().expect("the deferred repair is scheduled");
+        assert_eq!(at, now + crate::repairs::WINDOW);
+        assert_eq!(t.retry_due(at), 1);
+        assert!(t.has_dirty());
     }
 
     #[test]

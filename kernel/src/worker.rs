@@ -282,17 +282,31 @@ impl Worker {
         }
         self.installer.forget_objects(|h| changes.flushed(h));
         if !changes.touched.is_empty() {
-            let n = self
-                .table
-                .mark_touched(&changes.touched, self.installer.sets_mut());
-            if n > 0 {
+            let t = self.table.mark_touched(
+                &changes.touched,
+                self.installer.sets_mut(),
+                Instant::now(),
+            );
+            if t.now > 0 {
                 tracing::info!(
-                    "{n} routes of ours were changed or deleted by someone else; rewriting them"
+                    "{} routes of ours were changed or deleted by someone else; rewriting them",
+                    t.now
+                );
+            }
+            if let Some(p) = t.first_deferred {
+                tracing::warn!(
+                    "{} routes of ours keep being changed by someone else (first: {p}); is another writer using table {}, protocol {}, metric {}? Repairing them at most {} times per {:?}",
+                    t.deferred,
+                    self.cfg.table,
+                    self.cfg.protocol,
+                    self.cfg.metric,
+                    crate::repairs::REPAIRS_AT_ONCE,
+                    crate::repairs::WINDOW
                 );
             }
         }
         let (rewritten, strays) = if changes.verify {
-            self.verify_kernel()
+            self.verify_kernel(changes.resync)
         } else {
             (0, 0)
         };
@@ -315,10 +329,13 @@ impl Worker {
     }
 
     /// Compares our view with a dump of the kernel: prefixes whose route
-    /// is missing or differs become Unknown and are written again; after
-    /// the initial sync, routes of ours we do not want (strays) are
-    /// removed. Returns (prefixes to rewrite, strays removed).
-    fn verify_kernel(&mut self) -> (usize, usize) {
+    /// is missing or differs become Unknown and are written again. With
+    /// `remove_strays` (a resync after lost notifications, which may have
+    /// hidden our own deletions' failures or another writer's routes) and
+    /// after the initial sync, routes of our protocol, table and metric
+    /// that we do not want are removed. Returns (prefixes to rewrite,
+    /// strays removed).
+    fn verify_kernel(&mut self, remove_strays: bool) -> (usize, usize) {
         let metric = self.cfg.metric;
         let table = &mut self.table;
         let sets = self.installer.sets_mut();
@@ -339,7 +356,7 @@ impl Worker {
         if n > 0 {
             tracing::info!("kernel table differs from our view for {n} prefixes; rewriting them");
         }
-        if !self.sync.done() || rec.strays.is_empty() || !self.cfg.install {
+        if !remove_strays || !self.sync.done() || rec.strays.is_empty() || !self.cfg.install {
             return (n, 0);
         }
         tracing::info!(

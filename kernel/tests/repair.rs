@@ -203,3 +203,37 @@ fn a_resync_puts_the_kernel_right() {
         assert!(ns.objects().is_empty(), "{:?}", ns.objects());
     });
 }
+
+/// The monitor hears our own writes' echoes only as such: installing does
+/// not make the FIB "repair" what it just wrote (which would rewrite every
+/// route again and again).
+#[test]
+fn our_own_writes_are_not_taken_for_someone_elses() {
+    let ns = Netns::new("echo");
+    ns.run(|ns| async move {
+        let (fib, _rx) = start(cfg());
+        let changes: Vec<_> = (0..200)
+            .map(|i| change(&format!("10.54.{i}.0/24"), &["10.0.0.2"]))
+            .collect();
+        fib.apply(changes);
+        fib.flush().await;
+        // Anything the FIB writes from now on shows up here.
+        let mut monitor = std::process::Command::new("ip")
+            .args(["-n", &ns.name, "monitor", "route"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("ip monitor");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Someone else touches one route: exactly that one is rewritten.
+        ns.ip("route replace 10.54.7.0/24 via 10.0.1.2 proto bgp metric 20");
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        monitor.kill().expect("kill ip monitor");
+        let out = monitor.wait_with_output().expect("ip monitor output");
+        let out = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<&str> = out.lines().filter(|l| l.contains("10.54.")).collect();
+        assert_eq!(lines.len(), 2, "the replacement and our repair only: {out}");
+        assert!(lines.iter().all(|l| l.starts_with("10.54.7.0/24")), "{out}");
+        assert!(via(&ns.v4(), "10.54.7.0/24", "10.0.0.2", "veth0"));
+        fib.shutdown().await;
+    });
+}
