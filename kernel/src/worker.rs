@@ -120,10 +120,14 @@ impl Worker {
                     Err(mpsc::TryRecvError::Disconnected) => break,
                 }
             } else {
-                let wake = match (self.recheck.due(), self.table.next_retry()) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                let wake = [
+                    self.recheck.due(),
+                    self.table.next_retry(),
+                    self.quiet.verify_at(),
+                ]
+                .into_iter()
+                .flatten()
+                .min();
                 match wake {
                     Some(t) => match rx.recv_timeout(t.saturating_duration_since(Instant::now())) {
                         Ok(c) => Some(c),
@@ -157,6 +161,10 @@ impl Worker {
             let now = Instant::now();
             if let Some(changes) = self.recheck.take_if_due(now) {
                 self.reresolve(changes);
+            }
+            let idle = !self.table.has_dirty() && !self.table.sweeping();
+            if self.quiet.take_verify(now, idle) {
+                self.verify_kernel(false);
             }
             self.table.retry_due(now);
             if waiting.shutdown.is_some() {
@@ -413,14 +421,11 @@ impl Worker {
         }
     }
 
-    /// Leaving quiet mode, next hops are resolved again and the kernel's
-    /// table is compared with ours: changes others made to our routes
-    /// while the monitor was out of the route groups went unseen. (One dump
-    /// at the end of a large sweep, read in place: see `Query::our_routes_raw`.)
+    /// Leaving quiet mode, next hops are resolved again (and, once idle,
+    /// the kernel's table is compared with ours: see `quiet`).
     fn set_quiet(&mut self, on: bool) {
         if self.quiet.set(on) {
             self.recheck.now();
-            self.recheck.verify();
         }
     }
 
