@@ -51,6 +51,15 @@ pub(crate) struct Worker {
     stop: Arc<AtomicBool>,
 }
 
+/// What a resync found comparing the kernel's nexthop objects with ours.
+#[derive(Default)]
+struct ObjectCheck {
+    /// Ours that the kernel lacks.
+    missing: usize,
+    /// Of our protocol, neither this run's nor a previous run's.
+    strays: Vec<u32>,
+}
+
 /// Requests waiting for the worker to have written what was applied.
 #[derive(Default)]
 struct Waiting {
@@ -267,18 +276,11 @@ impl Worker {
     /// written again), rewrites routes of ours someone else touched, and
     /// compares with a dump of the kernel if asked.
     fn reresolve(&mut self, mut changes: Changes) {
-        let (mut objects_missing, mut stray_objects) = (0, Vec::new());
-        if changes.resync && self.installer.uses_objects() {
-            match self.query.objects() {
-                Ok(kernel) => {
-                    let (missing, strays) = self.installer.compare_objects(&kernel);
-                    objects_missing = missing.len();
-                    missing.into_iter().for_each(|h| changes.object_gone(h));
-                    stray_objects = strays;
-                }
-                Err(e) => tracing::warn!("nexthop object dump failed: {e}"),
-            }
-        }
+        let objects = if changes.resync {
+            self.compare_objects(&mut changes)
+        } else {
+            ObjectCheck::default()
+        };
         let changed = if changes.resolve {
             self.resolver.resolve_again(&mut self.query)
         } else {
@@ -290,28 +292,7 @@ impl Worker {
         }
         self.installer.forget_objects(|h| changes.flushed(h));
         if !changes.touched.is_empty() {
-            let t = self.table.mark_touched(
-                &changes.touched,
-                self.installer.sets_mut(),
-                Instant::now(),
-            );
-            if t.now > 0 {
-                tracing::info!(
-                    "{} routes of ours were changed or deleted by someone else; rewriting them",
-                    t.now
-                );
-            }
-            if let Some(p) = t.first_deferred {
-                tracing::warn!(
-                    "{} routes of ours keep being changed by someone else (first: {p}); is another writer using table {}, protocol {}, metric {}? Repairing them at most {} times per {:?}",
-                    t.deferred,
-                    self.cfg.table,
-                    self.cfg.protocol,
-                    self.cfg.metric,
-                    crate::repairs::REPAIRS_AT_ONCE,
-                    crate::repairs::WINDOW
-                );
-            }
+            self.repair_touched(&changes.touched);
         }
         let (rewritten, strays) = if changes.verify {
             self.verify_kernel(changes.resync)
@@ -321,7 +302,7 @@ impl Worker {
         // Before the initial sync, a previous run's objects may still be
         // in use by its routes.
         let stray_objects = if self.sync.done() {
-            stray_objects
+            objects.strays
         } else {
             Vec::new()
         };
@@ -329,9 +310,56 @@ impl Worker {
         self.installer.delete_object_ids(stray_objects);
         if changes.resync {
             tracing::warn!(
-                "netlink notifications were lost (ENOBUFS); resynced with the kernel: {} links down, {} next hops changed, {objects_missing} nexthop objects of ours missing, {rewritten} routes to rewrite, {strays} stray routes and {objects_removed} stray nexthop objects removed",
+                "netlink notifications were lost (ENOBUFS); resynced with the kernel: {} links down, {} next hops changed, {} nexthop objects of ours missing, {rewritten} routes to rewrite, {strays} stray routes and {objects_removed} stray nexthop objects removed",
                 changes.links_down(),
                 changed.len(),
+                objects.missing,
+            );
+        }
+    }
+
+    /// For a resync: our nexthop objects the kernel lacks are taken as
+    /// deleted (their routes are written again with new ones); returns
+    /// those and the strays of our protocol.
+    fn compare_objects(&mut self, changes: &mut Changes) -> ObjectCheck {
+        if !self.installer.uses_objects() {
+            return ObjectCheck::default();
+        }
+        match self.query.objects() {
+            Ok(kernel) => {
+                let (missing, strays) = self.installer.compare_objects(&kernel);
+                let n = missing.len();
+                missing.into_iter().for_each(|h| changes.object_gone(h));
+                ObjectCheck { missing: n, strays }
+            }
+            Err(e) => {
+                tracing::warn!("nexthop object dump failed: {e}");
+                ObjectCheck::default()
+            }
+        }
+    }
+
+    /// Routes of ours someone else changed are written again (see
+    /// `RouteTable::mark_touched`).
+    fn repair_touched(&mut self, touched: &[IpNet]) {
+        let t = self
+            .table
+            .mark_touched(touched, self.installer.sets_mut(), Instant::now());
+        if t.now > 0 {
+            tracing::info!(
+                "{} routes of ours were changed or deleted by someone else; rewriting them",
+                t.now
+            );
+        }
+        if let Some(p) = t.first_deferred {
+            tracing::warn!(
+                "{} routes of ours keep being changed by someone else (first: {p}); is another writer using table {}, protocol {}, metric {}? Repairing them at most {} times per {:?}",
+                t.deferred,
+                self.cfg.table,
+                self.cfg.protocol,
+                self.cfg.metric,
+                crate::repairs::REPAIRS_AT_ONCE,
+                crate::repairs::WINDOW
             );
         }
     }
