@@ -271,7 +271,7 @@ impl RouterTask {
     fn fib_event(&mut self, ev: FibEvent, out: &mut Outputs) {
         match ev {
             FibEvent::Nexthop { address, state } => self.rib.set_nexthop(address, state, out),
-            FibEvent::RouteFailed { prefix, error } => {
+            FibEvent::RouteFailed { prefix, error, .. } => {
                 self.rib.set_fib_status(prefix, FibStatus::Failed(error))
             }
             FibEvent::RouteInstalled { prefix } => {

@@ -28,8 +28,14 @@ pub(crate) enum Cmd {
     ObjectGone(u32),
     /// From the monitor: an address or a foreign route changed.
     Changed,
-    /// From the monitor: notifications were lost (ENOBUFS).
+    /// From the monitor: someone else (not our writer) added, replaced or
+    /// deleted these prefixes' routes in our table at our metric.
+    Touched(Vec<IpNet>),
+    /// From the monitor: notifications were lost (ENOBUFS); or
+    /// `Fib::resync`.
     Overrun,
+    /// For tests: the monitor leaves (true) or rejoins the route groups.
+    Deafen(bool),
     /// The last handle was dropped without shutdown: stop, leave routes.
     Detach,
 }

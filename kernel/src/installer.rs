@@ -61,6 +61,17 @@ impl HopSets {
         }
     }
 
+    /// Whether kernel route `k` is what a route of ours installed with set
+    /// `id` looks like: pointing at that set's object, or carrying its
+    /// next hops.
+    pub(crate) fn matches(&self, id: Id, k: &crate::msg::RawRoute) -> bool {
+        let hops = self.sets.get(id);
+        if k.nhid != 0 {
+            return self.objects.as_ref().and_then(|o| o.id_of(hops)) == Some(k.nhid);
+        }
+        k.hops[..] == hops[..]
+    }
+
     /// A route lets go of what it held installed.
     pub(crate) fn release(&mut self, id: Id) {
         if let Some(o) = self.objects.as_mut() {
@@ -98,6 +109,24 @@ impl Installer {
         if let Some(o) = self.sets.objects.as_mut() {
             o.forget(flushed);
         }
+    }
+
+    /// Against the kernel's objects: the hop sets of ours it lacks, and
+    /// stray objects of our protocol (see `Objects::compare`).
+    pub(crate) fn compare_objects(
+        &self,
+        kernel: &[(u32, u8)],
+    ) -> (Vec<Arc<[KernelHop]>>, Vec<u32>) {
+        self.sets
+            .objects
+            .as_ref()
+            .map(|o| o.compare(kernel))
+            .unwrap_or_default()
+    }
+
+    /// Whether routes point at nexthop objects.
+    pub(crate) fn uses_objects(&self) -> bool {
+        self.sets.objects.is_some()
     }
 
     /// Our objects of a previous run, handed out once.

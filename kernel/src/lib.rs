@@ -18,6 +18,10 @@
 //! * Next hops are resolved like `ip route get fibmatch ADDR`, re-resolved
 //!   (debounced) on every link, address or foreign route change, and routes
 //!   follow their next hops in and out of the kernel.
+//! * Routes of ours that someone else deletes or replaces are noticed (the
+//!   monitor drops only the echoes of our own writes) and rewritten; routes
+//!   the kernel refused are retried with backoff (1 s doubling to 60 s);
+//!   lost notifications (ENOBUFS) trigger a full resync.
 //!
 //! Layout: `lib` (the [`Fib`] handle), `config`, `report` (what the FIB
 //! reports), `cmd` (the worker's inbox), `monitor` (the monitor thread),
@@ -25,7 +29,8 @@
 //! their sweep, `resolver` next-hop resolution, `installer` writes and
 //! nexthop objects, `query` the kernel's answers, `quiet` the monitor out of
 //! the route groups, `recheck` what notifications left to look at,
-//! `lifecycle` initial sync and shutdown, `show` `show fib`), and below
+//! `lifecycle` initial sync and shutdown, `show` `show fib`, `repairs`
+//! how often routes others changed are put back), and below
 //! them `writer` (batches), `nexthop` (object messages), `msg`, `netlink`.
 //!
 //! Limits: a BGP next hop whose `address` is link-local (fe80::/10) cannot be
@@ -57,6 +62,7 @@ mod nexthop;
 mod query;
 mod quiet;
 mod recheck;
+mod repairs;
 mod report;
 mod resolver;
 mod show;
@@ -121,17 +127,21 @@ impl Fib {
             // Absent before Linux 5.3; the worker then falls back too.
             let _ = mon.join(nexthop::RTNLGRP_NEXTHOP);
         }
-        netlink::drop_own_route_notifications(mon.fd(), cfg.protocol)?;
+        netlink::drop_own_writes(mon.fd(), write.portid()?)?;
         let (tx, rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         // Subscribed before the dumps: nothing falls between them.
         let worker =
             worker::Worker::new(cfg.clone(), events, query, write, mon.fd(), stop.clone())?;
         let mon_tx = tx.clone();
-        let protocol = cfg.protocol;
+        let ours = monitor::Ours {
+            table: cfg.table,
+            protocol: cfg.protocol,
+            metric: cfg.metric,
+        };
         std::thread::Builder::new()
             .name("fib-monitor".into())
-            .spawn(move || monitor::run(mon, mon_tx, stop, protocol))?;
+            .spawn(move || monitor::run(mon, mon_tx, stop, ours))?;
         std::thread::Builder::new()
             .name("fib-worker".into())
             .spawn(move || worker.run(rx))?;
@@ -178,6 +188,23 @@ impl Fib {
         if self.send(Cmd::Shutdown(tx)) {
             let _ = rx.await;
         }
+    }
+
+    /// Resynchronises with the kernel as after lost notifications (ENOBUFS
+    /// on the monitor socket): links, next hops, nexthop objects and routes
+    /// are read again and what differs is rewritten. For tests and
+    /// operators; the FIB does it by itself when it loses notifications.
+    pub fn resync(&self) {
+        self.send(Cmd::Overrun);
+    }
+
+    /// For tests only: the monitor stops (true) or resumes hearing route
+    /// and nexthop changes, so that a test can change the kernel behind the
+    /// FIB's back, as when notifications are lost, and see what
+    /// [`Fib::resync`] repairs.
+    #[doc(hidden)]
+    pub fn deafen_for_tests(&self, deaf: bool) {
+        self.send(Cmd::Deafen(deaf));
     }
 
     /// Resolves once every change applied so far has been written.

@@ -34,6 +34,12 @@ impl InitialSync {
         self.requested = true;
     }
 
+    /// Whether the initial sync has run: routes and objects of our
+    /// protocol that we do not want are strays from then on.
+    pub(crate) fn done(&self) -> bool {
+        self.leftovers.is_none()
+    }
+
     /// The leftovers, if the sync was requested since last asked and has
     /// not run yet (it runs once).
     pub(crate) fn take_due(&mut self) -> Option<Vec<(IpNet, u32)>> {

@@ -1,6 +1,8 @@
 //! The monitor thread: reads link/address/route/nexthop notifications and tells the
-//! worker what changed. Our own route notifications are dropped in the
-//! kernel by a socket filter (see `netlink::drop_own_route_notifications`).
+//! worker what changed. The echoes of our own writes are dropped in the
+//! kernel by a socket filter (see `netlink::drop_own_writes`); anyone
+//! else's change to a route in our table at our metric is passed on by
+//! prefix, so that the worker can repair ours.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,9 +13,8 @@ use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 
 use crate::cmd::Cmd;
-use crate::netlink::{
-    header_of, split_messages, NlSocket, NLMSG_HDRLEN, RTM_DELROUTE, RTM_NEWROUTE,
-};
+use crate::msg::raw_route;
+use crate::netlink::{header_of, split_messages, NlSocket, RTM_DELROUTE, RTM_NEWROUTE};
 use crate::nexthop;
 
 const RTM_NEWLINK: u16 = 16;
@@ -38,7 +39,16 @@ pub(crate) fn link_cmd(l: &LinkMessage) -> Cmd {
     }
 }
 
-pub(crate) fn run(mut sock: NlSocket, tx: mpsc::Sender<Cmd>, stop: Arc<AtomicBool>, protocol: u8) {
+/// The identity of the routes we write.
+#[derive(Clone, Copy)]
+pub(crate) struct Ours {
+    pub table: u32,
+    pub protocol: u8,
+    pub metric: u32,
+}
+
+pub(crate) fn run(mut sock: NlSocket, tx: mpsc::Sender<Cmd>, stop: Arc<AtomicBool>, ours: Ours) {
+    let protocol = ours.protocol;
     let mut out = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let data = match sock.recv() {
@@ -65,6 +75,7 @@ pub(crate) fn run(mut sock: NlSocket, tx: mpsc::Sender<Cmd>, stop: Arc<AtomicBoo
             }
         };
         let mut changed = false;
+        let mut touched = Vec::new();
         for raw in split_messages(data) {
             match header_of(raw).kind {
                 RTM_NEWLINK | RTM_DELLINK => {
@@ -90,15 +101,24 @@ pub(crate) fn run(mut sock: NlSocket, tx: mpsc::Sender<Cmd>, stop: Arc<AtomicBoo
                         }
                     }
                 }
-                // rtm_protocol is byte 5 of struct rtmsg; ours are ignored.
-                RTM_NEWROUTE | RTM_DELROUTE if raw.get(NLMSG_HDRLEN + 5) != Some(&protocol) => {
-                    changed = true
-                }
+                RTM_NEWROUTE | RTM_DELROUTE => match raw_route(raw) {
+                    Some(r) => {
+                        // Routes of our protocol do not resolve next hops.
+                        changed |= r.protocol != protocol;
+                        if r.table == ours.table && r.metric == ours.metric {
+                            touched.push(r.prefix);
+                        }
+                    }
+                    None => changed = true,
+                },
                 _ => {}
             }
         }
         if changed {
             out.push(Cmd::Changed);
+        }
+        if !touched.is_empty() {
+            out.push(Cmd::Touched(touched));
         }
         for c in out.drain(..) {
             if tx.send(c).is_err() {

@@ -228,3 +228,197 @@ pub(crate) fn route_info(m: &RouteMessage) -> RouteInfo {
     }
     info
 }
+
+/// A route message read in place, without the full decode: what the
+/// monitor and the resync need to tell our routes apart and compare them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RawRoute {
+    pub prefix: IpNet,
+    pub table: u32,
+    pub protocol: u8,
+    pub metric: u32,
+    /// The nexthop object it points at (0: none).
+    pub nhid: u32,
+    /// Its inline next hops (gateway, or the prefix's own address when
+    /// on-link), sorted; empty with a nexthop object.
+    pub hops: Vec<KernelHop>,
+}
+
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
+const RTA_PRIORITY: u16 = 6;
+const RTA_MULTIPATH: u16 = 9;
+const RTA_TABLE: u16 = 15;
+const RTA_VIA: u16 = 18;
+const RTA_NH_ID: u16 = 30;
+
+/// Walks netlink attributes (struct rtattr / nlattr: u16 length, u16 type).
+fn attrs(mut buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    std::iter::from_fn(move || {
+        if buf.len() < 4 {
+            return None;
+        }
+        let len = u16::from_ne_bytes([buf[0], buf[1]]) as usize;
+        let kind = u16::from_ne_bytes([buf[2], buf[3]]) & 0x3fff;
+        if len < 4 || len > buf.len() {
+            return None;
+        }
+        let value = &buf[4..len];
+        buf = &buf[((len + 3) & !3).min(buf.len())..];
+        Some((kind, value))
+    })
+}
+
+fn addr_of(family: u8, v: &[u8]) -> Option<IpAddr> {
+    match (family as i32, v.len()) {
+        (libc::AF_INET, 4) => Some(IpAddr::from(<[u8; 4]>::try_from(v).ok()?)),
+        (libc::AF_INET6, 16) => Some(IpAddr::from(<[u8; 16]>::try_from(v).ok()?)),
+        _ => None,
+    }
+}
+
+/// RTA_VIA: a u16 family, then the address.
+fn via_of(v: &[u8]) -> Option<IpAddr> {
+    let family = u16::from_ne_bytes([*v.first()?, *v.get(1)?]);
+    addr_of(family as u8, &v[2..])
+}
+
+fn u32_of(v: &[u8]) -> u32 {
+    v.get(..4)
+        .map_or(0, |b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Reads an RTM_NEWROUTE / RTM_DELROUTE message (header included); None
+/// for anything else or a message too short.
+pub(crate) fn raw_route(raw: &[u8]) -> Option<RawRoute> {
+    use crate::netlink::NLMSG_HDRLEN;
+    // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope,
+    // type, flags (u32): 12 bytes, then the attributes.
+    let rtm = raw.get(NLMSG_HDRLEN..NLMSG_HDRLEN + 12)?;
+    let (family, dst_len) = (rtm[0], rtm[1]);
+    let mut r = RawRoute {
+        prefix: IpNet::new(
+            match family as i32 {
+                libc::AF_INET => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                libc::AF_INET6 => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+                _ => return None,
+            },
+            0,
+        )
+        .ok()?,
+        table: rtm[4] as u32,
+        protocol: rtm[5],
+        metric: 0,
+        nhid: 0,
+        hops: Vec::new(),
+    };
+    let mut dst = r.prefix.addr();
+    let (mut gw, mut oif) = (None, 0);
+    for (kind, v) in attrs(&raw[NLMSG_HDRLEN + 12..]) {
+        match kind {
+            RTA_DST => dst = addr_of(family, v)?,
+            RTA_TABLE => r.table = u32_of(v),
+            RTA_PRIORITY => r.metric = u32_of(v),
+            RTA_NH_ID => r.nhid = u32_of(v),
+            RTA_GATEWAY => gw = addr_of(family, v),
+            RTA_VIA => gw = via_of(v),
+            RTA_OIF => oif = u32_of(v),
+            RTA_MULTIPATH => {
+                // struct rtnexthop: len u16, flags u8, hops u8, ifindex i32,
+                // then its own attributes.
+                let mut m = v;
+                while m.len() >= 8 {
+                    let len = (u16::from_ne_bytes([m[0], m[1]]) as usize).min(m.len());
+                    if len < 8 {
+                        break;
+                    }
+                    let ifindex = u32_of(&m[4..8]);
+                    let mut g = None;
+                    for (k, a) in attrs(&m[8..len]) {
+                        match k {
+                            RTA_GATEWAY => g = addr_of(family, a),
+                            RTA_VIA => g = via_of(a),
+                            _ => {}
+                        }
+                    }
+                    r.hops.push(KernelHop {
+                        gateway: g.unwrap_or(dst),
+                        ifindex,
+                    });
+                    m = &m[((len + 3) & !3).min(m.len())..];
+                }
+            }
+            _ => {}
+        }
+    }
+    r.prefix = IpNet::new(dst, dst_len).ok()?;
+    if r.hops.is_empty() && r.nhid == 0 && (oif != 0 || gw.is_some()) {
+        r.hops.push(KernelHop {
+            gateway: gw.unwrap_or(dst),
+            ifindex: oif,
+        });
+    }
+    r.hops.sort();
+    r.hops.dedup();
+    Some(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(m: NetlinkMessage<RouteNetlinkMessage>) -> Vec<u8> {
+        let mut out = vec![0u8; m.buffer_len()];
+        m.serialize(&mut out);
+        out
+    }
+
+    fn hop(gw: &str, ifindex: u32) -> KernelHop {
+        KernelHop {
+            gateway: gw.parse().unwrap(),
+            ifindex,
+        }
+    }
+
+    #[test]
+    fn a_route_reads_the_same_in_place_as_written() {
+        let key = RouteKey {
+            table: 1000,
+            protocol: 186,
+            metric: 20,
+        };
+        let p: IpNet = "10.1.2.0/24".parse().unwrap();
+        let one = raw_route(&bytes(new_route(&p, &[hop("10.0.0.2", 3)], &key, 1))).unwrap();
+        assert_eq!(
+            one,
+            RawRoute {
+                prefix: p,
+                table: 1000,
+                protocol: 186,
+                metric: 20,
+                nhid: 0,
+                hops: vec![hop("10.0.0.2", 3)],
+            }
+        );
+        let v6: IpNet = "2001:db8:5::/48".parse().unwrap();
+        let many = [hop("2001:db8::3", 2), hop("2001:db8::2", 4)];
+        let two = raw_route(&bytes(new_route(&v6, &many, &key, 1))).unwrap();
+        assert_eq!(two.prefix, v6);
+        assert_eq!(two.hops, vec![hop("2001:db8::2", 4), hop("2001:db8::3", 2)]);
+        // IPv4 via an IPv6 next hop (RTA_VIA), and a deletion.
+        let via = raw_route(&bytes(new_route(&p, &[hop("fd00::1", 2)], &key, 1))).unwrap();
+        assert_eq!(via.hops, vec![hop("fd00::1", 2)]);
+        let del = raw_route(&bytes(del_route(&p, &key, 1))).unwrap();
+        assert_eq!((del.prefix, del.metric, del.hops.len()), (p, 20, 0));
+        let mut obj = Vec::new();
+        crate::nexthop::push_route(&mut obj, &p, &key, 77);
+        let obj = raw_route(&obj).unwrap();
+        assert_eq!((obj.nhid, obj.table, obj.hops.len()), (77, 1000, 0));
+        assert_eq!(raw_route(&obj_header_only()), None);
+    }
+
+    fn obj_header_only() -> Vec<u8> {
+        vec![0u8; 16]
+    }
+}

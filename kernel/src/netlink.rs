@@ -66,6 +66,24 @@ impl NlSocket {
         self.sock.as_raw_fd()
     }
 
+    /// The port id the kernel gave this socket at bind (nlmsg_pid of what
+    /// it sends, and of the notifications its requests cause).
+    pub(crate) fn portid(&self) -> io::Result<u32> {
+        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
+        let r = unsafe {
+            libc::getsockname(
+                self.fd(),
+                &mut addr as *mut libc::sockaddr_nl as *mut libc::sockaddr,
+                &mut len,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(addr.nl_pid)
+    }
+
     pub(crate) fn join(&self, group: u32) -> io::Result<()> {
         self.sock.add_membership(group)
     }
@@ -138,10 +156,22 @@ impl NlSocket {
         msg: &mut [u8],
         dump: bool,
     ) -> Result<Vec<Vec<u8>>, NlError> {
+        let mut replies = Vec::new();
+        self.request_each(msg, dump, |raw| replies.push(raw.to_vec()))?;
+        Ok(replies)
+    }
+
+    /// [`NlSocket::request_raw`] handing each reply to `each` as it comes,
+    /// so that a dump of a full table is never held whole.
+    pub(crate) fn request_each(
+        &mut self,
+        msg: &mut [u8],
+        dump: bool,
+        mut each: impl FnMut(&[u8]),
+    ) -> Result<(), NlError> {
         let seq = self.next_seq();
         msg[8..12].copy_from_slice(&seq.to_ne_bytes());
         self.send(msg).map_err(NlError::from_io)?;
-        let mut replies = Vec::new();
         let mut interrupted = false;
         loop {
             let data = self.recv().map_err(NlError::from_io)?;
@@ -167,7 +197,7 @@ impl NlSocket {
                         done = true;
                     }
                     _ => {
-                        replies.push(raw.to_vec());
+                        each(raw);
                         if !dump {
                             done = true;
                         }
@@ -181,7 +211,7 @@ impl NlSocket {
         if interrupted {
             tracing::debug!("netlink dump was interrupted by a concurrent change");
         }
-        Ok(replies)
+        Ok(())
     }
 }
 
@@ -381,33 +411,38 @@ fn errno_name(errno: i32) -> Option<&'static str> {
     })
 }
 
-/// Attaches a classic BPF filter that drops route notifications whose
-/// rtm_protocol is `protocol` (our own writes echoed back by the kernel);
-/// without it a full-table install would overflow the monitor socket.
-pub(crate) fn drop_own_route_notifications(fd: i32, protocol: u8) -> io::Result<()> {
-    // BPF_ABS half-word loads are converted from network byte order, while
-    // nlmsg_type is in host order: compare against the byte-swapped value.
-    let swap = |v: u16| -> u32 {
-        if cfg!(target_endian = "little") {
-            v.swap_bytes() as u32
-        } else {
-            v as u32
-        }
-    };
+/// Attaches a classic BPF filter that drops route notifications answering
+/// a request of socket `writer_portid` (our own writes echoed back: the
+/// kernel puts the requester's port id in nlmsg_pid of the notifications a
+/// request causes, rtmsg_fib / inet6_rt_notify); without it a large install
+/// would overflow the monitor socket.
+///
+/// Matching by sender, not by rtm_protocol, is what lets the monitor see a
+/// route of ours that someone else deleted or replaced (`ip route del ...
+/// proto bgp`): those carry the other process's port id (or 0 for the
+/// kernel). Our own echoes still cost nothing per route in user space, and
+/// during a large sweep the monitor leaves the route groups altogether
+/// (see `quiet`), so the kernel does not even build them; what others did
+/// meanwhile is found by comparing with a dump when the sweep ends.
+pub(crate) fn drop_own_writes(fd: i32, writer_portid: u32) -> io::Result<()> {
+    // BPF_ABS loads are converted from network byte order, while the
+    // netlink header is in host order: compare against byte-swapped values.
+    let h = |v: u16| -> u32 { u16::from_be_bytes(v.to_ne_bytes()) as u32 };
+    let w = |v: u32| -> u32 { u32::from_be_bytes(v.to_ne_bytes()) };
     const LD_H_ABS: u16 = (libc::BPF_LD | libc::BPF_H | libc::BPF_ABS) as u16;
-    const LD_B_ABS: u16 = (libc::BPF_LD | libc::BPF_B | libc::BPF_ABS) as u16;
+    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
     const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
     const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
     let ins = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
     let prog = [
-        ins(LD_H_ABS, 0, 0, 4),                       // 0: A = nlmsg_type
-        ins(JEQ_K, 2, 0, swap(RTM_NEWROUTE)),         // 1: -> 4
-        ins(JEQ_K, 1, 0, swap(RTM_DELROUTE)),         // 2: -> 4
-        ins(RET_K, 0, 0, u32::MAX),                   // 3: accept
-        ins(LD_B_ABS, 0, 0, NLMSG_HDRLEN as u32 + 5), // 4: A = rtm_protocol
-        ins(JEQ_K, 0, 1, protocol as u32),            // 5
-        ins(RET_K, 0, 0, 0),                          // 6: drop ours
-        ins(RET_K, 0, 0, u32::MAX),                   // 7: accept
+        ins(LD_H_ABS, 0, 0, 4),             // 0: A = nlmsg_type
+        ins(JEQ_K, 2, 0, h(RTM_NEWROUTE)),  // 1: -> 4
+        ins(JEQ_K, 1, 0, h(RTM_DELROUTE)),  // 2: -> 4
+        ins(RET_K, 0, 0, u32::MAX),         // 3: accept
+        ins(LD_W_ABS, 0, 0, 12),            // 4: A = nlmsg_pid
+        ins(JEQ_K, 0, 1, w(writer_portid)), // 5
+        ins(RET_K, 0, 0, 0),                // 6: drop our echoes
+        ins(RET_K, 0, 0, u32::MAX),         // 7: accept
     ];
     let fprog = libc::sock_fprog {
         len: prog.len() as u16,

@@ -216,6 +216,8 @@ struct Obj {
 /// The objects of this run, keyed by their kernel next-hop set (one hop:
 /// a single object; more: a group of single objects).
 pub(crate) struct Objects {
+    /// Ours are of this protocol.
+    protocol: u8,
     by_hops: FastMap<Arc<[KernelHop]>, Obj>,
     next_id: u32,
     /// Ids that existed when we started (anyone's), never handed out.
@@ -236,6 +238,7 @@ impl Objects {
             .map(|(id, _)| *id)
             .collect();
         Objects {
+            protocol,
             by_hops: FastMap::default(),
             next_id: FIRST_ID,
             taken: existing.into_iter().map(|(id, _)| id).collect(),
@@ -347,6 +350,33 @@ impl Objects {
                 }
             }
         }
+    }
+
+    /// The object of `hops`, if one of ours exists in the kernel.
+    pub(crate) fn id_of(&self, hops: &[KernelHop]) -> Option<u32> {
+        self.by_hops.get(hops).filter(|o| o.sent).map(|o| o.id)
+    }
+
+    /// Against the kernel's objects (`kernel`: every (id, protocol)): the
+    /// hop sets of ours it lacks, and the objects of our protocol that are
+    /// neither this run's nor a previous run's (strays).
+    pub(crate) fn compare(&self, kernel: &[(u32, u8)]) -> (Vec<Arc<[KernelHop]>>, Vec<u32>) {
+        let present: FastSet<u32> = kernel.iter().map(|(id, _)| *id).collect();
+        let missing = self
+            .by_hops
+            .iter()
+            .filter(|(_, o)| o.sent && !present.contains(&o.id))
+            .map(|(h, _)| h.clone())
+            .collect();
+        let ours: FastSet<u32> = self.by_hops.values().map(|o| o.id).collect();
+        let strays = kernel
+            .iter()
+            .filter(|(id, p)| {
+                *p == self.protocol && !ours.contains(id) && !self.previous_run.contains(id)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        (missing, strays)
     }
 
     #[cfg(test)]

@@ -93,6 +93,27 @@ impl Query {
         Ok(out)
     }
 
+    /// Hands each route of our protocol in our table to `each`, read in
+    /// place as the dump comes (a resync reads a full table: no full
+    /// decode, nothing held but the socket's buffer).
+    pub(crate) fn each_our_route(
+        &mut self,
+        mut each: impl FnMut(&msg::RawRoute),
+    ) -> Result<(), NlError> {
+        let mut m = msg::dump_routes();
+        m.finalize();
+        let mut buf = vec![0u8; m.buffer_len()];
+        m.serialize(&mut buf);
+        let (table, protocol) = (self.table, self.protocol);
+        self.sock.request_each(&mut buf, true, |raw| {
+            if let Some(r) = msg::raw_route(raw) {
+                if r.protocol == protocol && r.table == table {
+                    each(&r);
+                }
+            }
+        })
+    }
+
     /// How the kernel would reach `addr` (see `resolve`).
     pub(crate) fn resolve(&mut self, addr: IpAddr, link_name: &dyn Fn(u32) -> String) -> Resolved {
         resolve(&mut self.sock, addr, self.protocol, link_name)

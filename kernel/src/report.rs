@@ -2,6 +2,7 @@
 //! `show fib` and `explain`.
 
 use std::net::IpAddr;
+use std::time::SystemTime;
 
 use ipnet::IpNet;
 use serde::Serialize;
@@ -16,8 +17,14 @@ pub enum FibEvent {
         address: IpAddr,
         state: NexthopState,
     },
-    /// The kernel refused a route, e.g. "Invalid argument (EINVAL): ...".
-    RouteFailed { prefix: IpNet, error: String },
+    /// The kernel refused a route, e.g. "Invalid argument (EINVAL): ...";
+    /// it is written again at `next_retry` (each refusal in a row doubles
+    /// the wait, 1 s to 60 s) and reported again if refused again.
+    RouteFailed {
+        prefix: IpNet,
+        error: String,
+        next_retry: SystemTime,
+    },
     /// A prefix previously reported as failed is now in the kernel.
     RouteInstalled { prefix: IpNet },
 }
@@ -36,7 +43,8 @@ pub struct FibEntry {
     /// "next hop is local" | "install disabled" | "pending"
     pub status: String,
     /// Why, when the status alone does not say it: the unresolved next hops
-    /// and their reasons, or the resolution when install is disabled.
+    /// and their reasons, the resolution when install is disabled, or when
+    /// a failed route is tried again ("next retry in 4 s").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }

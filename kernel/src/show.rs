@@ -1,6 +1,8 @@
 //! `show fib` and `explain`: each wanted prefix with what it comes to in the
 //! kernel and why.
 
+use std::time::{Duration, Instant};
+
 use ipnet::IpNet;
 
 use crate::report::FibEntry;
@@ -46,11 +48,13 @@ fn entry(
         Desired::Install(h) => h.iter().map(|h| resolver.hop_text(&prefix, h)).collect(),
         _ => Vec::new(),
     };
+    let failure = table.failure(&prefix);
     let (status, detail) = status(
         install,
         &want,
         table.current(&prefix),
-        table.failure(&prefix),
+        failure.map(|(e, _)| e),
+        failure.map(|(_, t)| t.map(|t| t.saturating_duration_since(Instant::now()))),
     );
     FibEntry {
         prefix,
@@ -62,12 +66,14 @@ fn entry(
 }
 
 /// A prefix's status and detail (see [`FibEntry::status`]) from what it
-/// wants, what the kernel holds and the kernel's words on a refusal.
+/// wants, what the kernel holds, the kernel's words on a refusal and the
+/// time to its retry (None: being written now).
 fn status(
     install: bool,
     want: &Desired,
     cur: Current,
     failure: Option<&str>,
+    retry_in: Option<Option<Duration>>,
 ) -> (String, Option<String>) {
     if !install {
         let detail = match want {
@@ -80,7 +86,11 @@ fn status(
     match (want, cur) {
         (_, Current::Failed) => {
             let why = failure.unwrap_or("the kernel refused the last write");
-            (format!("failed: {why}"), None)
+            let retry = match retry_in {
+                Some(Some(d)) => format!("next retry in {:.1} s", d.as_secs_f64()),
+                _ => "retrying now".to_string(),
+            };
+            (format!("failed: {why}"), Some(retry))
         }
         (Desired::Install(_), Current::Installed(_)) => ("installed".to_string(), None),
         (Desired::Install(_), _) => ("pending".to_string(), None),
@@ -106,11 +116,11 @@ mod tests {
         let unresolved = Desired::Unresolved("10.0.0.1: no route".into());
         let s = |v: &str| v.to_string();
         assert_eq!(
-            st(true, &install, Current::Installed(id), None),
+            st(true, &install, Current::Installed(id), None, None),
             (s("installed"), None)
         );
         assert_eq!(
-            st(true, &install, Current::Unknown, None),
+            st(true, &install, Current::Unknown, None, None),
             (s("pending"), None)
         );
         assert_eq!(
@@ -118,32 +128,39 @@ mod tests {
                 true,
                 &install,
                 Current::Failed,
-                Some("Invalid argument (EINVAL)")
+                Some("Invalid argument (EINVAL)"),
+                Some(Some(Duration::from_millis(3950)))
             ),
-            (s("failed: Invalid argument (EINVAL)"), None)
+            (
+                s("failed: Invalid argument (EINVAL)"),
+                Some(s("next retry in 4.0 s"))
+            )
         );
         assert_eq!(
-            st(true, &unresolved, Current::Failed, None),
-            (s("failed: the kernel refused the last write"), None),
+            st(true, &unresolved, Current::Failed, None, Some(None)),
+            (
+                s("failed: the kernel refused the last write"),
+                Some(s("retrying now"))
+            ),
             "a refusal shows whatever is wanted now"
         );
         assert_eq!(
-            st(true, &unresolved, Current::Absent, None),
+            st(true, &unresolved, Current::Absent, None, None),
             (s("next hop unresolved"), Some(s("10.0.0.1: no route")))
         );
         assert_eq!(
-            st(true, &Desired::Local, Current::Absent, None),
+            st(true, &Desired::Local, Current::Absent, None, None),
             (s("next hop is local"), None)
         );
         assert_eq!(
-            st(false, &unresolved, Current::Absent, None),
+            st(false, &unresolved, Current::Absent, None, None),
             (
                 s("install disabled"),
                 Some(s("next hop unresolved: 10.0.0.1: no route"))
             )
         );
         assert_eq!(
-            st(false, &install, Current::Absent, None),
+            st(false, &install, Current::Absent, None, None),
             (s("install disabled"), Some(s("next hops resolved")))
         );
     }

@@ -9,9 +9,15 @@
 //! 32k-prefix chunks each sorted on its own made a full-table load 3×
 //! slower), and it removes routes in the order its trie removes fastest
 //! (see `installer::sort_for_kernel`).
+//!
+//! A route the kernel refused is tried again after a backoff (1 s,
+//! doubling to 60 s; from 1 s again when its wanted next hops change),
+//! without waiting for any other event.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use ipnet::IpNet;
 use tables::fib::NhSet;
@@ -20,7 +26,8 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::hash::{FastMap, FastSet};
 use crate::installer::HopSets;
-use crate::msg::KernelHop;
+use crate::msg::{KernelHop, RawRoute};
+use crate::repairs::{Repairs, When};
 use crate::report::FibEvent;
 use crate::resolver::Desired;
 use crate::writer::{Op, Outcome};
@@ -35,7 +42,7 @@ pub(crate) enum Current {
     /// These kernel next hops (an id in the installer's [`HopSets`]).
     Installed(Id),
     /// The kernel refused our last write (an older version may remain);
-    /// why is in `RouteTable::reported_failed`.
+    /// why, and when it is tried again, is in `RouteTable::reported_failed`.
     Failed,
     /// Unknown after a lost acknowledgement or a link going down.
     Unknown,
@@ -54,6 +61,8 @@ struct Route {
     state: State,
     /// To be written (see [`Dirty`]).
     dirty: bool,
+    /// During a [`Reconcile`]: the kernel's dump had this prefix.
+    seen: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -249,6 +258,50 @@ pub(crate) fn write_for<'a>(
     }
 }
 
+/// The first retry of a refused route waits this long; each refusal in a
+/// row doubles it, up to [`RETRY_MAX`].
+pub(crate) const RETRY_FIRST: Duration = Duration::from_secs(1);
+pub(crate) const RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// The wait before the retry that follows the `refusals`-th refusal in a
+/// row (1-based).
+pub(crate) fn backoff(refusals: u32) -> Duration {
+    let doublings = refusals.saturating_sub(1).min(16);
+    (RETRY_FIRST * (1u32 << doublings)).min(RETRY_MAX)
+}
+
+/// What comparing our view with a dump of the kernel found (see
+/// `RouteTable::reconcile_start`): the table is walked twice and the dump
+/// read as it comes, so that comparing a full table holds nothing per route.
+#[derive(Debug, Default)]
+pub(crate) struct Reconcile {
+    /// Prefixes marked to be written again: missing, different, or there
+    /// when we believed them absent.
+    pub differing: usize,
+    /// Kernel routes of ours for prefixes we do not have at all.
+    pub strays: Vec<IpNet>,
+}
+
+/// What [`RouteTable::mark_touched`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Touched {
+    /// Prefixes to be written again now.
+    pub now: usize,
+    /// Prefixes repaired too often lately: written when their window ends.
+    pub deferred: usize,
+    pub first_deferred: Option<IpNet>,
+}
+
+/// A refused route: the kernel's words and when it is tried again.
+#[derive(Debug)]
+struct Failure {
+    error: Arc<str>,
+    /// Refusals in a row since the last success or change of next hops.
+    refusals: u32,
+    /// When the route is written again (a key in `RouteTable::retries`).
+    retry_at: Option<Instant>,
+}
+
 pub(crate) struct RouteTable {
     /// Ordered, not hashed: a hash table of a million routes doubles in
     /// one step (briefly holding old and new tables, a peak of ~250 MB at
@@ -259,8 +312,14 @@ pub(crate) struct RouteTable {
     /// the RIB handed over.
     wanted: Numbered<NhSet>,
     /// Prefixes reported with RouteFailed and not recovered since, with
-    /// the kernel's words (rare, so kept aside rather than in every route).
-    reported_failed: FastMap<IpNet, Arc<str>>,
+    /// the kernel's words and their retry (rare, so kept aside rather than
+    /// in every route).
+    reported_failed: FastMap<IpNet, Failure>,
+    /// The retries scheduled, soonest first: of refused routes, and of
+    /// repairs deferred by `repairs`.
+    retries: BTreeSet<(Instant, IpNet)>,
+    /// How often each touched prefix was repaired lately.
+    repairs: Repairs,
     /// Prefixes to be written.
     dirty: Dirty,
     sweep: Sweep,
@@ -274,6 +333,8 @@ impl RouteTable {
             routes: PrefixMap::default(),
             wanted: Numbered::default(),
             reported_failed: FastMap::default(),
+            retries: BTreeSet::new(),
+            repairs: Repairs::default(),
             dirty: Dirty::new(),
             sweep: Sweep::Idle,
             events,
@@ -285,20 +346,32 @@ impl RouteTable {
     pub(crate) fn want(&mut self, prefix: IpNet, next_hops: Arc<NhSet>) {
         let id = self.wanted.acquire(&next_hops, || next_hops.clone());
         let r = self.routes.entry(prefix);
-        if let Some(old) = r.want.replace(id) {
+        let old = r.want.replace(id);
+        if let Some(old) = old {
             self.wanted.release(old);
         }
         self.dirty.mark(prefix, r);
+        if old != Some(id) {
+            // Other next hops: a refusal starts its backoff afresh (the
+            // route is written now anyway).
+            if let Some(f) = self.reported_failed.get_mut(&prefix) {
+                f.refusals = 0;
+                if let Some(t) = f.retry_at.take() {
+                    self.retries.remove(&(t, prefix));
+                }
+            }
+        }
     }
 
     /// `prefix` is withdrawn: it leaves the table now if the kernel has
     /// nothing of ours for it, else once its deletion is written.
     pub(crate) fn withdraw(&mut self, prefix: IpNet) {
+        self.forget_failure(&prefix);
+        self.repairs.forget(&prefix);
         if let Some(r) = self.routes.get_mut(&prefix) {
             if let Some(w) = r.want.take() {
                 self.wanted.release(w);
             }
-            self.reported_failed.remove(&prefix);
             if r.cur() == Current::Absent {
                 self.dirty.forget(&prefix, r);
                 self.routes.remove(&prefix);
@@ -392,7 +465,7 @@ impl RouteTable {
                 self.routes
                     .entry(p)
                     .replace_cur(Current::Installed(id), sets);
-                if self.reported_failed.remove(&p).is_some() {
+                if self.forget_failure(&p) {
                     let _ = self.events.send(FibEvent::RouteInstalled { prefix: p });
                 }
                 false
@@ -400,8 +473,12 @@ impl RouteTable {
             (Op::Replace(p, _, _), Outcome::Refused(e)) => {
                 let error = e.to_string();
                 self.routes.entry(p).replace_cur(Current::Failed, sets);
-                self.reported_failed.insert(p, error.as_str().into());
-                let _ = self.events.send(FibEvent::RouteFailed { prefix: p, error });
+                let wait = self.schedule_retry(p, error.as_str().into(), Instant::now());
+                let _ = self.events.send(FibEvent::RouteFailed {
+                    prefix: p,
+                    error,
+                    next_retry: SystemTime::now() + wait,
+                });
                 false
             }
             (Op::Replace(p, _, _), Outcome::Unknown) => {
@@ -457,21 +534,144 @@ impl RouteTable {
         }
     }
 
-    /// Compares our view with the prefixes `present` in the kernel: those
-    /// that differ become unknown and are to be written again. Returns how
-    /// many.
-    pub(crate) fn mark_differing(&mut self, present: &FastSet<IpNet>, sets: &mut HopSets) -> usize {
+    /// Records a refusal of `prefix` at `now` and schedules its retry;
+    /// returns the wait.
+    fn schedule_retry(&mut self, prefix: IpNet, error: Arc<str>, now: Instant) -> Duration {
+        let f = self.reported_failed.entry(prefix).or_insert(Failure {
+            error: error.clone(),
+            refusals: 0,
+            retry_at: None,
+        });
+        f.error = error;
+        f.refusals = f.refusals.saturating_add(1);
+        if let Some(t) = f.retry_at.take() {
+            self.retries.remove(&(t, prefix));
+        }
+        let wait = backoff(f.refusals);
+        f.retry_at = Some(now + wait);
+        self.retries.insert((now + wait, prefix));
+        wait
+    }
+
+    /// Forgets `prefix`'s refusal and its retry; true if it had one.
+    fn forget_failure(&mut self, prefix: &IpNet) -> bool {
+        let Some(f) = self.reported_failed.remove(prefix) else {
+            return false;
+        };
+        if let Some(t) = f.retry_at {
+            self.retries.remove(&(t, *prefix));
+        }
+        true
+    }
+
+    /// When the next retry of a refused route is due.
+    pub(crate) fn next_retry(&self) -> Option<Instant> {
+        self.retries.first().map(|(t, _)| *t)
+    }
+
+    /// Refused routes whose retry is due at `now`, and touched routes whose
+    /// deferred repair is, are to be written again; returns how many.
+    pub(crate) fn retry_due(&mut self, now: Instant) -> usize {
         let mut n = 0;
-        for (p, r) in self.routes.iter_mut() {
-            let installed = matches!(r.cur(), Current::Installed(_));
-            let stray = r.cur() == Current::Absent && r.want.is_some() && present.contains(&p);
-            if (installed && !present.contains(&p)) || stray {
-                r.replace_cur(Current::Unknown, sets);
-                self.dirty.mark(p, r);
-                n += 1;
+        while let Some(&(t, p)) = self.retries.first() {
+            if t > now {
+                break;
+            }
+            self.retries.remove(&(t, p));
+            if let Some(f) = self.reported_failed.get_mut(&p) {
+                f.retry_at = None;
+            }
+            if let Some(r) = self.routes.get_mut(&p) {
+                let due = match r.cur() {
+                    Current::Failed => r.want.is_some(),
+                    Current::Unknown => true,
+                    _ => false,
+                };
+                if due {
+                    self.dirty.mark(p, r);
+                    n += 1;
+                }
             }
         }
         n
+    }
+
+    /// Someone else changed these prefixes' kernel routes at `now`: those
+    /// we hold installed become unknown and are written again (a rewrite
+    /// of what is still right costs one message), at once or, for a prefix
+    /// fought over, when `repairs` allows.
+    pub(crate) fn mark_touched(
+        &mut self,
+        touched: &[IpNet],
+        sets: &mut HopSets,
+        now: Instant,
+    ) -> Touched {
+        let mut t = Touched::default();
+        for p in touched {
+            let Some(r) = self.routes.get_mut(p) else {
+                continue;
+            };
+            if !matches!(r.cur(), Current::Installed(_)) {
+                continue;
+            }
+            r.replace_cur(Current::Unknown, sets);
+            match self.repairs.repair(*p, now) {
+                When::Now => {
+                    self.dirty.mark(*p, r);
+                    t.now += 1;
+                }
+                When::At(at) => {
+                    self.retries.insert((at, *p));
+                    t.deferred += 1;
+                    t.first_deferred.get_or_insert(*p);
+                }
+            }
+        }
+        t
+    }
+
+    /// Starts comparing our view with a dump of the kernel's routes of
+    /// ours (see [`Reconcile`]).
+    pub(crate) fn reconcile_start(&mut self) -> Reconcile {
+        for (_, r) in self.routes.iter_mut() {
+            r.seen = false;
+        }
+        Reconcile::default()
+    }
+
+    /// One kernel route of ours at our metric: if it differs from the set
+    /// installed (`HopSets::matches`), or is there when we believe the
+    /// prefix absent but want it, the prefix becomes unknown and is to be
+    /// written again; a prefix we do not have at all is a stray.
+    pub(crate) fn reconcile_one(&mut self, rec: &mut Reconcile, k: &RawRoute, sets: &mut HopSets) {
+        let Some(r) = self.routes.get_mut(&k.prefix) else {
+            rec.strays.push(k.prefix);
+            return;
+        };
+        r.seen = true;
+        let differs = match r.cur() {
+            Current::Installed(id) => !sets.matches(id, k),
+            Current::Absent => r.want.is_some(),
+            Current::Failed | Current::Unknown => false,
+        };
+        if differs {
+            r.replace_cur(Current::Unknown, sets);
+            self.dirty.mark(k.prefix, r);
+            rec.differing += 1;
+        }
+    }
+
+    /// After the dump: routes we hold installed that it lacked are to be
+    /// written again. Returns what the comparison found.
+    pub(crate) fn reconcile_end(&mut self, mut rec: Reconcile, sets: &mut HopSets) -> Reconcile {
+        for (p, r) in self.routes.iter_mut() {
+            if matches!(r.cur(), Current::Installed(_)) && !r.seen {
+                r.replace_cur(Current::Unknown, sets);
+                self.dirty.mark(p, r);
+                rec.differing += 1;
+            }
+        }
+        rec
     }
 
     /// What we believe the kernel holds for `prefix`.
@@ -500,9 +700,12 @@ impl RouteTable {
             .filter_map(|(p, r)| r.want.map(|w| (p, &self.wanted.get(w)[..])))
     }
 
-    /// The kernel's words for `prefix`'s last refused write.
-    pub(crate) fn failure(&self, prefix: &IpNet) -> Option<&str> {
-        self.reported_failed.get(prefix).map(|e| &e[..])
+    /// The kernel's words for `prefix`'s last refused write, and when it
+    /// is tried again (None: being written now).
+    pub(crate) fn failure(&self, prefix: &IpNet) -> Option<(&str, Option<Instant>)> {
+        self.reported_failed
+            .get(prefix)
+            .map(|f| (&f.error[..], f.retry_at))
     }
 }
 
@@ -707,7 +910,7 @@ mod tests {
         );
         assert!(!unconfirmed);
         assert_eq!(t.current(&p), Current::Failed);
-        assert!(t.failure(&p).unwrap().contains("EINVAL"));
+        assert!(t.failure(&p).unwrap().0.contains("EINVAL"));
         assert!(matches!(rx.try_recv(), Ok(FibEvent::RouteFailed { prefix, .. }) if prefix == p));
         assert!(t.follow(Op::Replace(p, h.clone(), 0), Outcome::Unknown, &mut sets));
         assert_eq!(t.current(&p), Current::Unknown);
@@ -747,25 +950,151 @@ mod tests {
         assert_eq!(t.start_sweep(), 3);
     }
 
+    fn raw(p: IpNet, hops: &[KernelHop]) -> RawRoute {
+        RawRoute {
+            prefix: p,
+            table: 254,
+            protocol: 186,
+            metric: 20,
+            nhid: 0,
+            hops: hops.to_vec(),
+        }
+    }
+
+    /// The resync's decision: what is missing, different or unexpectedly
+    /// there is written again; what we do not want at all is a stray.
     #[test]
-    fn a_differing_kernel_table_marks_missing_and_stray_routes() {
+    fn a_differing_kernel_table_marks_missing_changed_and_stray_routes() {
         let (mut t, _rx) = table();
         let mut sets = HopSets::new(None);
-        let (a, b, c) = (net("10.0.1.0/24"), net("10.0.2.0/24"), net("10.0.3.0/24"));
-        t.want(a, nhs("192.0.2.1"));
-        t.want(b, nhs("192.0.2.1"));
+        let (a, b, c, d, e) = (
+            net("10.0.1.0/24"),
+            net("10.0.2.0/24"),
+            net("10.0.3.0/24"),
+            net("10.0.4.0/24"),
+            net("10.0.5.0/24"),
+        );
         let h: Arc<[KernelHop]> = Arc::from([hop("10.0.0.1", 2)]);
-        for p in [a, b] {
+        for p in [a, b, d] {
+            t.want(p, nhs("192.0.2.1"));
             t.follow(Op::Replace(p, h.clone(), 0), Outcome::Done, &mut sets);
         }
         t.want(c, nhs("192.0.2.9"));
         t.clear_dirty();
-        // The kernel lost b and holds c, which we believe absent.
-        let present: FastSet<IpNet> = [a, c].into_iter().collect();
-        assert_eq!(t.mark_differing(&present, &mut sets), 2);
+        // The kernel lost b, holds d via another gateway, holds c, which we
+        // believe absent, and e, which we never wanted.
+        let mut rec = t.reconcile_start();
+        for k in [
+            raw(a, &h),
+            raw(c, &h),
+            raw(d, &[hop("10.0.0.9", 2)]),
+            raw(e, &h),
+        ] {
+            t.reconcile_one(&mut rec, &k, &mut sets);
+        }
+        let rec = t.reconcile_end(rec, &mut sets);
+        assert_eq!(rec.differing, 3);
+        assert_eq!(rec.strays, vec![e]);
         assert!(matches!(t.current(&a), Current::Installed(_)));
-        assert_eq!(t.current(&b), Current::Unknown);
-        assert_eq!(t.current(&c), Current::Unknown);
+        for p in [b, c, d] {
+            assert_eq!(t.current(&p), Current::Unknown, "{p}");
+        }
+        assert_eq!(t.start_sweep(), 3);
+    }
+
+    #[test]
+    fn a_touched_installed_route_is_written_again() {
+        let (mut t, _rx) = table();
+        let mut sets = HopSets::new(None);
+        let (a, b) = (net("10.0.1.0/24"), net("10.0.2.0/24"));
+        let h: Arc<[KernelHop]> = Arc::from([hop("10.0.0.1", 2)]);
+        t.want(a, nhs("192.0.2.1"));
+        t.follow(Op::Replace(a, h, 0), Outcome::Done, &mut sets);
+        t.clear_dirty();
+        let now = Instant::now();
+        let touched = t.mark_touched(&[a, b, net("10.9.0.0/16")], &mut sets, now);
+        assert_eq!(touched.now, 1);
+        assert_eq!(t.current(&a), Current::Unknown);
+        let step = {
+            t.start_sweep();
+            t.sweep_step(10, via_one, &mut sets, 20).unwrap()
+        };
+        assert_eq!(prefixes(&step), ["+10.0.1.0/24"]);
+        done(&mut t, step, &mut sets);
+        t.end_sweep_if_clean();
+        // Fought over: after a few repairs, the next waits for its window.
+        let h: Arc<[KernelHop]> = Arc::from([hop("10.0.0.1", 2)]);
+        for _ in 1..crate::repairs::REPAIRS_AT_ONCE {
+            assert_eq!(t.mark_touched(&[a], &mut sets, now).now, 1);
+            t.clear_dirty();
+            t.follow(Op::Replace(a, h.clone(), 0), Outcome::Done, &mut sets);
+        }
+        let touched = t.mark_touched(&[a], &mut sets, now);
+        assert_eq!((touched.now, touched.deferred), (0, 1));
+        assert_eq!(touched.first_deferred, Some(a));
+        assert!(!t.has_dirty());
+        let at = t.next_retry().expect("the deferred repair is scheduled");
+        assert_eq!(at, now + crate::repairs::WINDOW);
+        assert_eq!(t.retry_due(at), 1);
+        assert!(t.has_dirty());
+    }
+
+    #[test]
+    fn backoff_doubles_from_one_second_to_a_minute() {
+        let secs: Vec<u64> = (1..=9).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(backoff(u32::MAX), RETRY_MAX);
+    }
+
+    /// A refused route is written again when its retry is due, each
+    /// refusal doubling the wait; new next hops start from 1 s again.
+    #[test]
+    fn a_refused_route_is_retried_with_backoff() {
+        let (mut t, mut rx) = table();
+        let mut sets = HopSets::new(None);
+        let p = net("10.0.1.0/24");
+        let h: Arc<[KernelHop]> = Arc::from([hop("10.0.0.1", 2)]);
+        let refuse = |t: &mut RouteTable, sets: &mut HopSets| {
+            let e = crate::netlink::NlError {
+                errno: libc::ENETDOWN,
+                text: None,
+            };
+            t.follow(Op::Replace(p, h.clone(), 0), Outcome::Refused(e), sets);
+        };
+        t.want(p, nhs("192.0.2.1"));
+        t.clear_dirty();
+        let start = Instant::now();
+        refuse(&mut t, &mut sets);
+        let first = t.next_retry().expect("a retry is scheduled");
+        assert!(first >= start + RETRY_FIRST && first <= Instant::now() + RETRY_FIRST);
+        let Ok(FibEvent::RouteFailed { next_retry, .. }) = rx.try_recv() else {
+            panic!("RouteFailed expected")
+        };
+        assert!(next_retry > SystemTime::now());
+        assert_eq!(t.failure(&p).unwrap().1, Some(first));
+        assert_eq!(t.retry_due(first - Duration::from_millis(1)), 0, "not yet");
+        assert!(!t.has_dirty());
+        assert_eq!(t.retry_due(first), 1);
+        assert!(t.has_dirty());
+        assert_eq!(t.next_retry(), None);
+        assert_eq!(t.failure(&p).unwrap().1, None, "being written");
+        t.clear_dirty();
+        let before = Instant::now();
+        refuse(&mut t, &mut sets);
+        let second = t.next_retry().unwrap();
+        assert!(second >= before + 2 * RETRY_FIRST, "doubled");
+        assert!(second <= Instant::now() + 2 * RETRY_FIRST);
+        // Other next hops: written now, and a refusal waits 1 s again.
+        t.want(p, nhs("192.0.2.2"));
+        assert_eq!(t.next_retry(), None);
+        let before = Instant::now();
+        refuse(&mut t, &mut sets);
+        assert!(t.next_retry().unwrap() <= Instant::now() + RETRY_FIRST);
+        assert!(t.next_retry().unwrap() >= before + RETRY_FIRST);
+        // Installed at last: nothing more to retry.
+        t.follow(Op::Replace(p, h.clone(), 0), Outcome::Done, &mut sets);
+        assert_eq!(t.next_retry(), None);
+        assert_eq!(t.failure(&p), None);
     }
 
     #[test]

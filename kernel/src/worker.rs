@@ -51,6 +51,15 @@ pub(crate) struct Worker {
     stop: Arc<AtomicBool>,
 }
 
+/// What a resync found comparing the kernel's nexthop objects with ours.
+#[derive(Default)]
+struct ObjectCheck {
+    /// Ours that the kernel lacks.
+    missing: usize,
+    /// Of our protocol, neither this run's nor a previous run's.
+    strays: Vec<u32>,
+}
+
 /// Requests waiting for the worker to have written what was applied.
 #[derive(Default)]
 struct Waiting {
@@ -120,7 +129,15 @@ impl Worker {
                     Err(mpsc::TryRecvError::Disconnected) => break,
                 }
             } else {
-                match self.recheck.due() {
+                let wake = [
+                    self.recheck.due(),
+                    self.table.next_retry(),
+                    self.quiet.verify_at(),
+                ]
+                .into_iter()
+                .flatten()
+                .min();
+                match wake {
                     Some(t) => match rx.recv_timeout(t.saturating_duration_since(Instant::now())) {
                         Ok(c) => Some(c),
                         Err(mpsc::RecvTimeoutError::Timeout) => None,
@@ -142,6 +159,7 @@ impl Worker {
                     Cmd::Flush(tx) => waiting.flushes.push(tx),
                     Cmd::Shutdown(tx) => waiting.shutdown = Some(tx),
                     Cmd::Detach => waiting.detached = true,
+                    Cmd::Deafen(deaf) => self.quiet.deafen(deaf),
                     other => self.kernel_event(other),
                 }
                 if waiting.stopping() {
@@ -149,9 +167,15 @@ impl Worker {
                 }
                 next = rx.try_recv().ok();
             }
-            if let Some(changes) = self.recheck.take_if_due(Instant::now()) {
+            let now = Instant::now();
+            if let Some(changes) = self.recheck.take_if_due(now) {
                 self.reresolve(changes);
             }
+            let idle = !self.table.has_dirty() && !self.table.sweeping();
+            if self.quiet.take_verify(now, idle) {
+                self.verify_kernel(false);
+            }
+            self.table.retry_due(now);
             if waiting.shutdown.is_some() {
                 while self.table.has_dirty() {
                     self.write_dirty();
@@ -227,53 +251,168 @@ impl Worker {
                 Some(hops) => self.recheck.object_gone(hops),
                 None => return, // one we deleted ourselves
             },
+            Cmd::Touched(prefixes) => {
+                // Routes of ours (or at our metric) changed by someone
+                // else: no next hop resolves through them.
+                self.recheck.touched(prefixes);
+                return;
+            }
             Cmd::Overrun => {
+                // Logged once, with counts, when the resync is done.
                 match self.resolver.refresh_links(&mut self.query) {
                     Ok(down) => down.into_iter().for_each(|i| self.recheck.link_down(i)),
                     Err(e) => tracing::warn!("link dump failed: {e}"),
                 }
-                self.recheck.verify();
+                self.recheck.resync();
             }
             _ => {}
         }
         self.recheck.soon();
     }
 
-    /// Resolves every next hop again; routes whose next hops changed, or
-    /// that went through a link that went down (the kernel flushes those
-    /// without telling), are written again.
-    fn reresolve(&mut self, changes: Changes) {
-        let changed = self.resolver.resolve_again(&mut self.query);
+    /// Acts on what the kernel changed: resolves every next hop again if
+    /// asked (routes whose next hops changed, or that went through a link
+    /// that went down, which the kernel flushes without telling, are
+    /// written again), rewrites routes of ours someone else touched, and
+    /// compares with a dump of the kernel if asked.
+    fn reresolve(&mut self, mut changes: Changes) {
+        let objects = if changes.resync {
+            self.compare_objects(&mut changes)
+        } else {
+            ObjectCheck::default()
+        };
+        let changed = if changes.resolve {
+            self.resolver.resolve_again(&mut self.query)
+        } else {
+            FastSet::default()
+        };
         if !changed.is_empty() || changes.any_flushed() {
             self.table
                 .mark_changed(&changed, |h| changes.flushed(h), self.installer.sets_mut());
         }
         self.installer.forget_objects(|h| changes.flushed(h));
-        if changes.verify {
-            self.verify_kernel();
+        if !changes.touched.is_empty() {
+            self.repair_touched(&changes.touched);
+        }
+        let (rewritten, strays) = if changes.verify {
+            self.verify_kernel(changes.resync)
+        } else {
+            (0, 0)
+        };
+        // Before the initial sync, a previous run's objects may still be
+        // in use by its routes.
+        let stray_objects = if self.sync.done() {
+            objects.strays
+        } else {
+            Vec::new()
+        };
+        let objects_removed = stray_objects.len();
+        self.installer.delete_object_ids(stray_objects);
+        if changes.resync {
+            tracing::warn!(
+                "netlink notifications were lost (ENOBUFS); resynced with the kernel: {} links down, {} next hops changed, {} nexthop objects of ours missing, {rewritten} routes to rewrite, {strays} stray routes and {objects_removed} stray nexthop objects removed",
+                changes.links_down(),
+                changed.len(),
+                objects.missing,
+            );
         }
     }
 
-    /// Compares our view with a dump of the kernel; prefixes that differ
-    /// become Unknown and are written again.
-    fn verify_kernel(&mut self) {
-        let present: FastSet<IpNet> = match self.query.our_routes() {
-            Ok(v) => v
-                .into_iter()
-                .filter(|(_, m)| *m == self.cfg.metric)
-                .map(|(p, _)| p)
-                .collect(),
-            Err(e) => {
-                tracing::warn!("route dump failed: {e}");
-                return;
+    /// For a resync: our nexthop objects the kernel lacks are taken as
+    /// deleted (their routes are written again with new ones); returns
+    /// those and the strays of our protocol.
+    fn compare_objects(&mut self, changes: &mut Changes) -> ObjectCheck {
+        if !self.installer.uses_objects() {
+            return ObjectCheck::default();
+        }
+        match self.query.objects() {
+            Ok(kernel) => {
+                let (missing, strays) = self.installer.compare_objects(&kernel);
+                let n = missing.len();
+                missing.into_iter().for_each(|h| changes.object_gone(h));
+                ObjectCheck { missing: n, strays }
             }
-        };
-        let n = self
+            Err(e) => {
+                tracing::warn!("nexthop object dump failed: {e}");
+                ObjectCheck::default()
+            }
+        }
+    }
+
+    /// Routes of ours someone else changed are written again (see
+    /// `RouteTable::mark_touched`).
+    fn repair_touched(&mut self, touched: &[IpNet]) {
+        let t = self
             .table
-            .mark_differing(&present, self.installer.sets_mut());
+            .mark_touched(touched, self.installer.sets_mut(), Instant::now());
+        if t.now > 0 {
+            tracing::info!(
+                "{} routes of ours were changed or deleted by someone else; rewriting them",
+                t.now
+            );
+        }
+        if let Some(p) = t.first_deferred {
+            tracing::warn!(
+                "{} routes of ours keep being changed by someone else (first: {p}); is another writer using table {}, protocol {}, metric {}? Repairing them at most {} times per {:?}",
+                t.deferred,
+                self.cfg.table,
+                self.cfg.protocol,
+                self.cfg.metric,
+                crate::repairs::REPAIRS_AT_ONCE,
+                crate::repairs::WINDOW
+            );
+        }
+    }
+
+    /// Compares our view with a dump of the kernel: prefixes whose route
+    /// is missing or differs become Unknown and are written again. With
+    /// `remove_strays` (a resync after lost notifications, which may have
+    /// hidden our own deletions' failures or another writer's routes) and
+    /// after the initial sync, routes of our protocol, table and metric
+    /// that we do not want are removed. Returns (prefixes to rewrite,
+    /// strays removed).
+    fn verify_kernel(&mut self, remove_strays: bool) -> (usize, usize) {
+        let metric = self.cfg.metric;
+        let table = &mut self.table;
+        let sets = self.installer.sets_mut();
+        let mut rec = table.reconcile_start();
+        let dumped = self.query.each_our_route(|k| {
+            if k.metric == metric {
+                table.reconcile_one(&mut rec, k, sets);
+            }
+        });
+        if let Err(e) = dumped {
+            // What was marked is rewritten anyway; nothing is taken as
+            // missing from a dump cut short.
+            tracing::warn!("route dump failed: {e}");
+            return (rec.differing, 0);
+        }
+        let rec = table.reconcile_end(rec, sets);
+        let n = rec.differing;
         if n > 0 {
             tracing::info!("kernel table differs from our view for {n} prefixes; rewriting them");
         }
+        if !remove_strays || !self.sync.done() || rec.strays.is_empty() || !self.cfg.install {
+            return (n, 0);
+        }
+        tracing::info!(
+            "removing {} routes of protocol {} in table {} that we do not want",
+            rec.strays.len(),
+            self.cfg.protocol,
+            self.cfg.table
+        );
+        let removed = rec.strays.len();
+        let ops = rec
+            .strays
+            .into_iter()
+            .map(|prefix| Op::Delete {
+                prefix,
+                metric,
+                track: false,
+            })
+            .collect();
+        self.install(ops);
+        (n, removed)
     }
 
     /// Writes the next [`CHUNK`] dirty prefixes of the sweep, starting a
@@ -310,6 +449,8 @@ impl Worker {
         }
     }
 
+    /// Leaving quiet mode, next hops are resolved again (and, once idle,
+    /// the kernel's table is compared with ours: see `quiet`).
     fn set_quiet(&mut self, on: bool) {
         if self.quiet.set(on) {
             self.recheck.now();

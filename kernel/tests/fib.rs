@@ -397,7 +397,7 @@ fn kernel_refusal_is_reported_in_words_and_recovery_announced() {
             matches!(e, FibEvent::RouteFailed { .. })
         })
         .await;
-        let FibEvent::RouteFailed { prefix, error } = e else {
+        let FibEvent::RouteFailed { prefix, error, .. } = e else {
             unreachable!()
         };
         assert_eq!(prefix.to_string(), "2001:db8:40::/48");

@@ -150,3 +150,41 @@ fn timing_full_table_install() {
         });
     }
 }
+
+#[test]
+fn a_route_deleted_by_hand_during_a_large_write_comes_back() {
+    // The large write is done with the monitor out of the route groups, so
+    // the deletion goes unheard; the comparison with the kernel's table
+    // once the FIB is idle again finds it.
+    let ns = Netns::new("quietdel");
+    ns.run(|ns| async move {
+        let (fib, _rx) = start(cfg());
+        fib.apply(routes(20_000, &["10.0.0.2"]));
+        // The sweep goes down the prefix space: the highest prefix is in
+        // first, while the rest is still being written.
+        let first = "11.78.31.0/24";
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while ns
+            .ip(&format!("route show {first} proto bgp"))
+            .trim()
+            .is_empty()
+        {
+            assert!(Instant::now() < deadline, "{first} never installed");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        ns.ip(&format!("route del {first} proto bgp"));
+        fib.flush().await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while ns
+            .ip(&format!("route show {first} proto bgp"))
+            .trim()
+            .is_empty()
+        {
+            assert!(Instant::now() < deadline, "{first} did not come back");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(count(&ns), 20_000);
+        fib.shutdown().await;
+        assert_eq!(count(&ns), 0);
+    });
+}
