@@ -8,7 +8,7 @@ use wire::Prefix;
 
 use crate::attrs::{Attrs, PathInfo, LOCAL_PEER};
 use crate::ctx::{Ctx, NhStatus};
-use crate::decision::{self, origin_str, Step};
+use crate::decision::{origin_str, Candidate, Fate};
 use crate::table::Dest;
 use crate::{Rib, RouteQuery, Table};
 
@@ -152,7 +152,27 @@ impl Ctx<'_> {
         }
     }
 
-    fn explain_path(&self, dest: &Dest, i: usize) -> PathExplanation {
+    /// The decision over `dest` per path index: each eligible path's
+    /// candidate and fate, with the loser's `by` turned into the winning
+    /// path's index and candidate.
+    fn verdicts(&self, dest: &Dest) -> Vec<Option<Verdict>> {
+        self.with_decision(dest, |idx, cands, fates| {
+            let mut out: Vec<Option<Verdict>> = vec![None; dest.paths().len()];
+            for (k, &i) in idx.iter().enumerate() {
+                out[i] = Some(Verdict {
+                    cand: cands[k],
+                    fate: fates[k],
+                    by: match fates[k] {
+                        Fate::Lost { by, .. } => Some((idx[by], cands[by])),
+                        _ => None,
+                    },
+                });
+            }
+            out
+        })
+    }
+
+    fn explain_path(&self, dest: &Dest, i: usize, verdict: Option<&Verdict>) -> PathExplanation {
         let p = &dest.paths()[i];
         let a = &p.post.attrs;
         let peer = self.peers.get(&p.peer);
@@ -176,7 +196,7 @@ impl Ctx<'_> {
                 "multipath (equal to best through IGP cost)".into(),
             )
         } else {
-            ("lost", self.lost_detail(dest, p))
+            ("lost", self.lost_detail(dest, verdict))
         };
         PathExplanation {
             from: self.peer_name(p.peer),
@@ -200,30 +220,46 @@ impl Ctx<'_> {
         }
     }
 
-    fn lost_detail(&self, dest: &Dest, p: &PathInfo) -> String {
-        let Some(best) = dest.best() else {
+    /// A loser's step and the path that removed it there (RFC 4271
+    /// §9.1.2.2's elimination: that path may itself lose later).
+    fn lost_detail(&self, dest: &Dest, verdict: Option<&Verdict>) -> String {
+        let (Some(best), Some(v)) = (dest.best(), verdict) else {
             return "no best path".into();
         };
-        let (b, c) = (self.candidate(best), self.candidate(p));
-        let (_, step) = decision::compare(&b, &c, &self.decision_ctx());
-        let who = self.peer_name(best.peer);
-        if step > Step::IgpMetric && !b.local {
-            let why = if b.neighbor_as != c.neighbor_as && !self.cfg.multipath_relax {
-                format!(
-                    "different neighbour AS ({} vs {}) and multipathRelax is off",
-                    fmt_as(b.neighbor_as),
-                    fmt_as(c.neighbor_as)
-                )
-            } else {
-                format!("maxPaths {} reached", self.cfg.max_paths)
-            };
-            return format!(
-                "equal to best through IGP cost but not multipath ({why}); lost to {who}'s path at step: {}",
-                step.describe(&b, &c)
-            );
+        let (Fate::Lost { step, .. }, Some((by_path, by))) = (v.fate, v.by) else {
+            return "no best path".into();
+        };
+        let who = self.peer_name(dest.paths()[by_path].peer);
+        let c = &v.cand;
+        let how = format!("lost to {who}'s path at step: {}", step.describe(&by, c));
+        if !v.fate.lost_after_igp_cost() || best.is_local() {
+            return how;
         }
-        format!("lost to {who}'s path at step: {}", step.describe(&b, &c))
+        let b = self.candidate(best);
+        let why = if self.cfg.max_paths > 1
+            && b.neighbor_as != c.neighbor_as
+            && !self.cfg.multipath_relax
+        {
+            format!(
+                "different neighbour AS ({} vs {}) and multipathRelax is off",
+                fmt_as(b.neighbor_as),
+                fmt_as(c.neighbor_as)
+            )
+        } else {
+            format!("maxPaths {} reached", self.cfg.max_paths)
+        };
+        format!("equal to best through IGP cost but not multipath ({why}); {how}")
     }
+}
+
+/// One eligible path's outcome in the decision.
+#[derive(Clone, Copy)]
+struct Verdict {
+    cand: Candidate,
+    fate: Fate,
+    /// For a loser: the index of the path that removed it, and its
+    /// candidate.
+    by: Option<(usize, Candidate)>,
 }
 
 fn fmt_as(a: Option<u32>) -> String {
@@ -256,8 +292,9 @@ impl Rib {
                 peers: Vec::new(),
             };
         };
+        let verdicts = ctx.verdicts(dest);
         let paths: Vec<PathExplanation> = (0..dest.paths().len())
-            .map(|i| ctx.explain_path(dest, i))
+            .map(|i| ctx.explain_path(dest, i, verdicts[i].as_ref()))
             .collect();
         let (installed, kernel) = ctx.installed(self, &prefix, dest);
         let best = dest.best();

@@ -50,6 +50,11 @@ pub struct Router {
     /// Paths from different neighbouring ASes may share an ECMP route.
     #[serde(default)]
     pub multipath_relax: bool,
+    /// Compare MED between paths from different neighbouring ASes too.
+    /// Off (the RFC 4271 §9.1.2.2 (c) default): MED only orders paths
+    /// from the same neighbouring AS; a path without MED counts as 0.
+    #[serde(default)]
+    pub always_compare_med: bool,
     /// Seconds we propose in OPEN: 0 or 3..=65535.
     #[serde(default = "default_hold_time", deserialize_with = "de::hold_time")]
     pub hold_time: u16,
