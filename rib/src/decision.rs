@@ -362,27 +362,9 @@ mod tests {
                 },
                 Step::Origin,
             ),
-            (
-                Candidate {
-                    med: 20,
-                    ..r
-                },
-                Step::Med,
-            ),
-            (
-                Candidate {
-                    ebgp: false,
-                    ..r
-                },
-                Step::EbgpOverIbgp,
-            ),
-            (
-                Candidate {
-                    igp_metric: 6,
-                    ..r
-                },
-                Step::IgpMetric,
-            ),
+            (Candidate { med: 20, ..r }, Step::Med),
+            (Candidate { ebgp: false, ..r }, Step::EbgpOverIbgp),
+            (Candidate { igp_metric: 6, ..r }, Step::IgpMetric),
             (
                 Candidate {
                     router_id: Ipv4Addr::new(10, 0, 0, 2),
