@@ -9,7 +9,7 @@ use wire::Prefix;
 use crate::attrs::{Attrs, PathInfo, LOCAL_PEER};
 use crate::ctx::{Ctx, NhStatus};
 use crate::decision::{origin_str, Candidate, Fate};
-use crate::table::Dest;
+use crate::table::{Dest, FibState};
 use crate::{Rib, RouteQuery, Table};
 
 /// Everything the RIB knows about one prefix and why.
@@ -23,8 +23,13 @@ pub struct Explanation {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub covered_by: Option<Prefix>,
     pub paths: Vec<PathExplanation>,
+    /// The kernel confirmed the route (with [`Rib::set_fib_confirms`] off:
+    /// handed to the FIB and not refused).
     pub installed: bool,
-    /// "installed via ..." or "not installed: <why>".
+    /// Where the route stands in the kernel; absent: no route wanted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fib: Option<FibState>,
+    /// "installed via ...", "pending: ..." or "not installed: <why>".
     pub kernel: String,
     pub peers: Vec<PeerExport>,
 }
@@ -83,7 +88,12 @@ pub struct RouteView {
     pub peer: String,
     pub best: bool,
     pub multipath: bool,
+    /// In the kernel, confirmed (see [`Explanation::installed`]).
     pub installed: bool,
+    /// For the paths of the route given to the FIB: where it stands there.
+    /// Written only when pending or failed (installed says the rest).
+    #[serde(default, skip_serializing_if = "installed_or_none")]
+    pub fib: Option<FibState>,
     pub next_hops: Vec<String>,
     pub as_path: String,
     pub origin: String,
@@ -104,6 +114,10 @@ pub struct RouteView {
 /// its own deserializer.)
 fn required<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
     Option::<T>::deserialize(d)
+}
+
+fn installed_or_none(f: &Option<FibState>) -> bool {
+    matches!(f, None | Some(FibState::Installed))
 }
 
 fn strings<T: ToString>(v: &[T]) -> Vec<String> {
@@ -142,13 +156,24 @@ impl Ctx<'_> {
         if self.nh_status(best) == NhStatus::Local {
             return (false, "not installed: next hop is local".into());
         }
-        match (dest.fib(), rib.fib_failed.get(prefix)) {
-            (Some(_), Some(err)) => (false, format!("not installed: kernel error: {err}")),
-            (Some(id), None) => {
-                let set = rib.ints.nhsets.get(id);
-                (true, format!("installed via {}", strings(set).join(", ")))
-            }
-            (None, _) => (false, "not installed: no reachable next hop".into()),
+        let set = |id| strings(rib.ints.nhsets.get(id)).join(", ");
+        match (dest.fib(), rib.fib_state_of(dest)) {
+            (Some(id), Some(FibState::Installed)) => (true, format!("installed via {}", set(id))),
+            (Some(id), Some(FibState::Pending)) => (
+                false,
+                format!(
+                    "pending: handed to the kernel via {}, not confirmed yet",
+                    set(id)
+                ),
+            ),
+            (Some(_), Some(FibState::Failed)) => (
+                false,
+                format!(
+                    "not installed: kernel error: {}",
+                    rib.fib_failed.get(prefix).map_or("unknown", |e| e.as_str())
+                ),
+            ),
+            _ => (false, "not installed: no reachable next hop".into()),
         }
     }
 
@@ -288,6 +313,7 @@ impl Rib {
                 covered_by,
                 paths: Vec::new(),
                 installed: false,
+                fib: None,
                 kernel: "not installed: no path".into(),
                 peers: Vec::new(),
             };
@@ -297,6 +323,7 @@ impl Rib {
             .map(|i| ctx.explain_path(dest, i, verdicts[i].as_ref()))
             .collect();
         let (installed, kernel) = ctx.installed(self, &prefix, dest);
+        let rib_fib = self.fib_state_of(dest);
         let best = dest.best();
         let peers = self
             .peers
@@ -359,6 +386,7 @@ impl Rib {
             covered_by,
             paths,
             installed,
+            fib: rib_fib,
             kernel,
             peers,
         }
@@ -372,7 +400,7 @@ impl Rib {
             Table::Loc | Table::Received => {
                 let loc = q.table == Table::Loc;
                 let mut visit = |prefix: Prefix, dest: &Dest| {
-                    let installed = dest.fib().is_some() && !self.fib_failed.contains_key(&prefix);
+                    let fib = self.fib_state_of(dest);
                     for (i, p) in dest.paths().iter().enumerate() {
                         if q.peer.is_some_and(|id| id != p.peer) || (loc && !p.accepted()) {
                             continue;
@@ -385,7 +413,7 @@ impl Rib {
                             p,
                             best,
                             i < dest.nbest(),
-                            i < dest.nbest() && installed,
+                            fib.filter(|_| i < dest.nbest()),
                         ));
                     }
                 };
@@ -411,6 +439,7 @@ impl Rib {
                             best: true,
                             multipath: false,
                             installed: false,
+                            fib: None,
                             next_hops: vec![a.next_hop.address.to_string()],
                             as_path: as_path_str(a),
                             origin: a.attrs.origin.map_or("-", origin_str).into(),
@@ -445,14 +474,15 @@ fn view(
     p: &PathInfo,
     best: bool,
     multipath: bool,
-    installed: bool,
+    fib: Option<FibState>,
 ) -> RouteView {
     RouteView {
         prefix,
         peer,
         best,
         multipath,
-        installed,
+        installed: fib == Some(FibState::Installed),
+        fib,
         next_hops: if p.is_local() {
             Vec::new()
         } else {
