@@ -25,6 +25,12 @@ pub struct Config {
     /// Prefixes this node originates.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub advertise: Vec<Advertise>,
+    /// Named policies for `peers[].import` / `export` (see
+    /// [`rib::policy::Set`]). `set.prependAsPath: N` prepends N times: at
+    /// export our own ASN (besides the one eBGP always adds), at import
+    /// the neighbour's AS as if it had prepended itself (FRR/BIRD
+    /// semantics): the peer's ASN over eBGP, the path's first AS over iBGP
+    /// (an empty iBGP AS_PATH is left as it is).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<Policy>,
 }
