@@ -90,9 +90,10 @@ pub struct RouteView {
     pub multipath: bool,
     /// In the kernel, confirmed (see [`Explanation::installed`]).
     pub installed: bool,
-    /// For the paths of the route given to the FIB: where it stands there.
-    /// Written only when pending or failed (installed says the rest).
-    #[serde(default, skip_serializing_if = "installed_or_none")]
+    /// For the paths of the route given to the FIB when the kernel has not
+    /// (yet) installed it: pending or failed. None otherwise (`installed`
+    /// says the rest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fib: Option<FibState>,
     pub next_hops: Vec<String>,
     pub as_path: String,
@@ -114,10 +115,6 @@ pub struct RouteView {
 /// its own deserializer.)
 fn required<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
     Option::<T>::deserialize(d)
-}
-
-fn installed_or_none(f: &Option<FibState>) -> bool {
-    matches!(f, None | Some(FibState::Installed))
 }
 
 fn strings<T: ToString>(v: &[T]) -> Vec<String> {
@@ -482,7 +479,7 @@ fn view(
         best,
         multipath,
         installed: fib == Some(FibState::Installed),
-        fib,
+        fib: fib.filter(|s| *s != FibState::Installed),
         next_hops: if p.is_local() {
             Vec::new()
         } else {
