@@ -286,17 +286,6 @@ pub fn decide(
     Some(best)
 }
 
-/// True when `b` may share a multipath (ECMP) set with the best path `a`:
-/// equal through the IGP-cost step, both learned, same neighbouring AS
-/// (or, with `relax`, any neighbouring AS).
-pub fn multipath_with(a: &Candidate, b: &Candidate, relax: bool, ctx: &DecisionCtx) -> bool {
-    if a.local || b.local {
-        return false;
-    }
-    let (_, step) = compare(a, b, ctx);
-    step > Step::IgpMetric && (relax || a.neighbor_as == b.neighbor_as)
-}
-
 /// [`decide`] returning the multipath set (indices into `cands`, best
 /// first, then the others in candidate order, at most `max_paths`).
 pub fn select(cands: &[Candidate], max_paths: usize, relax: bool, ctx: &DecisionCtx) -> Vec<usize> {
@@ -528,8 +517,12 @@ mod tests {
         assert_eq!(select(&cands, 4, false, &ctx), vec![3, 0]);
         assert_eq!(select(&cands, 4, true, &ctx), vec![3, 0, 2]);
         assert_eq!(select(&cands, 1, true, &ctx), vec![3]);
+        // eBGP and iBGP never share a multipath set.
         let ibgp = Candidate { ebgp: false, ..b };
-        assert!(!multipath_with(&a, &ibgp, true, &ctx));
+        assert_eq!(select(&[a, ibgp], 4, true, &ctx), vec![0]);
+        // Nor does our own origination.
+        let local = Candidate { local: true, ..b };
+        assert_eq!(select(&[local, a], 4, true, &ctx), vec![0]);
     }
 
     /// Issue 12's set: B (AS 65011, MED 20, id .1), C (AS 65012, no MED,
