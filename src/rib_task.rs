@@ -65,6 +65,7 @@ pub fn rib_config(c: &Config) -> rib::RibConfig {
         cluster_id: c.router.cluster_id,
         max_paths: c.router.max_paths,
         multipath_relax: c.router.multipath_relax,
+        always_compare_med: c.router.always_compare_med,
         install: c.kernel.install,
         policies: c.policies.clone(),
     }

@@ -56,6 +56,7 @@ fn issue_example_values() {
     assert_eq!(c.router.max_paths, 1);
     assert_eq!(c.router.hold_time, 90);
     assert_eq!(c.router.connect_retry, 5);
+    assert!(!c.router.always_compare_med, "RFC 4271: MED within one AS");
     assert_eq!(c.api.socket, Path::new("/run/kroute/kroute.sock"));
     assert!(c.kernel.install);
     assert_eq!(c.kernel.table, 254);
@@ -352,4 +353,26 @@ fn unreadable_file_is_named() {
             .starts_with("/nonexistent/kroute.yaml: cannot read:"),
         "{err}"
     );
+}
+
+#[test]
+fn always_compare_med_parses_and_prints() {
+    let c = parse(
+        "router: { asn: 65000, routerId: 10.0.0.1, alwaysCompareMed: true }\n",
+        "med.yaml",
+    )
+    .unwrap();
+    assert!(c.router.always_compare_med);
+    assert!(
+        c.to_yaml().contains("alwaysCompareMed: true"),
+        "{}",
+        c.to_yaml()
+    );
+    let e = parse(
+        "router: { asn: 65000, routerId: 10.0.0.1, alwaysCompareMed: 1 }\n",
+        "med.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("alwaysCompareMed"), "{e}");
 }

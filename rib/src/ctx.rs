@@ -11,7 +11,7 @@ use tables::Numbered;
 use wire::{NextHop, Origin};
 
 use crate::attrs::{Attrs, Interner, NhSet, PathInfo, LOCAL_PEER};
-use crate::decision::{self, Candidate, DecisionCtx};
+use crate::decision::{self, Candidate, DecisionCtx, Fate};
 use crate::policy::Policies;
 use crate::table::Dest;
 use crate::{NexthopState, PeerConfig, PeerId, RibConfig, SessionInfo};
@@ -53,6 +53,9 @@ pub(crate) struct Ctx<'a> {
     pub peers: &'a BTreeMap<PeerId, Peer>,
     pub nexthops: &'a HashMap<IpAddr, NexthopState>,
 }
+
+/// Paths per prefix up to which a decision keeps its buffers on the stack.
+pub(crate) const INLINE_PATHS: usize = 4;
 
 /// A path's next hop as the decision process sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,7 +136,66 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn decision_ctx(&self) -> DecisionCtx {
-        DecisionCtx::default()
+        DecisionCtx {
+            always_compare_med: self.cfg.always_compare_med,
+        }
+    }
+
+    /// Runs the decision over `dest`'s eligible paths and hands `f` the
+    /// path indices, candidates and fates, in canonical order (by peer
+    /// address, locals first, so the outcome never depends on arrival
+    /// order). Up to [`INLINE_PATHS`] paths the buffers live on the stack:
+    /// a decision for the common one or two paths allocates nothing.
+    pub fn with_decision<R>(
+        &self,
+        dest: &Dest,
+        f: impl FnOnce(&[usize], &[Candidate], &[Fate]) -> R,
+    ) -> R {
+        let paths = dest.paths();
+        let eligible = || (0..paths.len()).filter(|&i| self.eligible(&paths[i]));
+        let n = eligible().count();
+        let key = |i: usize, c: &Candidate| (!c.local, c.peer_address, paths[i].peer);
+        let run = |idx: &mut [usize], cands: &mut [Candidate], fates: &mut [Fate]| {
+            for (slot, i) in idx.iter_mut().zip(eligible()) {
+                *slot = i;
+            }
+            for (c, &i) in cands.iter_mut().zip(idx.iter()) {
+                *c = self.candidate(&paths[i]);
+            }
+            // Sort indices and candidates together: a small insertion
+            // sort (never allocates, and n is small).
+            for k in 1..idx.len() {
+                let mut j = k;
+                while j > 0 && key(idx[j], &cands[j]) < key(idx[j - 1], &cands[j - 1]) {
+                    idx.swap(j, j - 1);
+                    cands.swap(j, j - 1);
+                    j -= 1;
+                }
+            }
+            decision::decide(
+                cands,
+                self.cfg.max_paths,
+                self.cfg.multipath_relax,
+                &self.decision_ctx(),
+                fates,
+            );
+        };
+        if n == 0 {
+            return f(&[], &[], &[]);
+        }
+        if n <= INLINE_PATHS {
+            let filler = self.candidate(&paths[eligible().next().expect("n > 0")]);
+            let mut idx = [0usize; INLINE_PATHS];
+            let mut cands = [filler; INLINE_PATHS];
+            let mut fates = [Fate::In; INLINE_PATHS];
+            run(&mut idx[..n], &mut cands[..n], &mut fates[..n]);
+            f(&idx[..n], &cands[..n], &fates[..n])
+        } else {
+            let filler = self.candidate(&paths[eligible().next().expect("n > 0")]);
+            let (mut idx, mut cands, mut fates) = (vec![0; n], vec![filler; n], vec![Fate::In; n]);
+            run(&mut idx, &mut cands, &mut fates);
+            f(&idx, &cands, &fates)
+        }
     }
 
     /// Runs the decision over `dest` and records the selection.
@@ -144,30 +206,29 @@ impl<'a> Ctx<'a> {
             dest.set_selection(&[0], n);
             return;
         }
-        // Canonical order (by peer address, locals first) so the outcome
-        // never depends on arrival order.
-        let mut idx: Vec<(usize, Candidate)> = paths
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| self.eligible(p))
-            .map(|(i, p)| (i, self.candidate(p)))
-            .collect();
-        idx.sort_by(|a, b| {
-            (!a.1.local, a.1.peer_address, paths[a.0].peer).cmp(&(
-                !b.1.local,
-                b.1.peer_address,
-                paths[b.0].peer,
-            ))
+        // The selection: best, then the multipath set, in candidate order.
+        let mut order = [0usize; INLINE_PATHS];
+        let (n, spill) = self.with_decision(dest, |idx, _, fates| {
+            let chosen = || {
+                let best = fates.iter().position(|f| *f == Fate::Best);
+                best.into_iter()
+                    .chain((0..fates.len()).filter(|&k| fates[k] == Fate::Multipath))
+                    .map(|k| idx[k])
+            };
+            let n = chosen().count();
+            if n <= INLINE_PATHS {
+                for (slot, i) in order.iter_mut().zip(chosen()) {
+                    *slot = i;
+                }
+                (n, None)
+            } else {
+                (n, Some(chosen().collect::<Vec<usize>>()))
+            }
         });
-        let cands: Vec<Candidate> = idx.iter().map(|(_, c)| c.clone()).collect();
-        let sel = decision::select(
-            &cands,
-            self.cfg.max_paths,
-            self.cfg.multipath_relax,
-            &self.decision_ctx(),
-        );
-        let order: Vec<usize> = sel.iter().map(|&i| idx[i].0).collect();
-        dest.set_selection(&order, order.len());
+        match spill {
+            None => dest.set_selection(&order[..n], n),
+            Some(v) => dest.set_selection(&v, n),
+        }
     }
 
     /// The next-hop set the FIB should hold for `dest`, `None` for nothing.

@@ -1,9 +1,13 @@
 //! The BGP decision process (RFC 4271 §9.1.2.2 as practised, with the
 //! route-reflection tie-breakers of RFC 4456 §9).
 //!
-//! [`compare`] is a pure function over two [`Candidate`]s that returns which
-//! one is preferred and the [`Step`] that decided it. Every step compares
-//! with `Ord`, never by subtraction.
+//! [`decide`] runs the RFC's elimination over all candidates at once: each
+//! [`Step`] removes the candidates a remaining one beats there, and every
+//! loser keeps the step and the path that removed it (a [`Fate`]), which is
+//! what `explain` prints. MED compares only paths from the same
+//! neighbouring AS, so it is not a total order: a pairwise scan would pick
+//! a different best depending on arrival order. [`compare`] is the
+//! two-path case. Every step compares with `Ord`, never by subtraction.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -13,7 +17,7 @@ use serde::Serialize;
 use wire::Origin;
 
 /// The facts about one eligible path that the decision process looks at.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Candidate {
     /// Locally originated: always preferred over learned paths.
     pub local: bool,
@@ -110,73 +114,187 @@ pub fn origin_str(o: Origin) -> &'static str {
     }
 }
 
-/// Compares two eligible paths. `Ordering::Less` means `a` is preferred
-/// (so sorting ascending puts the best first); the step says why.
+/// The order of the elimination steps (RFC 4271 §9.1.2.2, with our own
+/// origination first and RFC 4456 §9's CLUSTER_LIST length after the
+/// router id). [`Step::Equal`] is not a step.
+pub const STEPS: [Step; 10] = [
+    Step::Originated,
+    Step::LocalPref,
+    Step::AsPathLen,
+    Step::Origin,
+    Step::Med,
+    Step::EbgpOverIbgp,
+    Step::IgpMetric,
+    Step::RouterId,
+    Step::ClusterListLen,
+    Step::PeerAddress,
+];
+
+/// How `a` and `b` compare at one step (`Less`: `a` is preferred). MED
+/// compares only paths from the same neighbouring AS unless
+/// `always_compare_med` (RFC 4271 §9.1.2.2 (c)); across ASes it is
+/// `Equal`, which is why MED is not a total order and why the decision
+/// eliminates instead of comparing pairwise.
+pub fn compare_at(step: Step, a: &Candidate, b: &Candidate, ctx: &DecisionCtx) -> Ordering {
+    match step {
+        // "Weight": our own origination beats anything learned.
+        Step::Originated => b.local.cmp(&a.local),
+        Step::LocalPref => b.local_pref.cmp(&a.local_pref),
+        Step::AsPathLen => a.as_path_len.cmp(&b.as_path_len),
+        Step::Origin => a.origin.cmp(&b.origin),
+        Step::Med if ctx.always_compare_med || a.neighbor_as == b.neighbor_as => a.med.cmp(&b.med),
+        Step::Med => Ordering::Equal,
+        Step::EbgpOverIbgp => b.ebgp.cmp(&a.ebgp),
+        Step::IgpMetric => a.igp_metric.cmp(&b.igp_metric),
+        Step::RouterId => a.router_id.cmp(&b.router_id),
+        Step::ClusterListLen => a.cluster_list_len.cmp(&b.cluster_list_len),
+        Step::PeerAddress => a.peer_address.cmp(&b.peer_address),
+        Step::Equal => Ordering::Equal,
+    }
+}
+
+/// Compares two eligible paths step by step: the first step that tells
+/// them apart. `Ordering::Less` means `a` is preferred. For two paths this
+/// is exactly what the elimination in [`decide`] does; for more, use
+/// [`decide`] (MED makes a pairwise scan depend on the order).
 pub fn compare(a: &Candidate, b: &Candidate, ctx: &DecisionCtx) -> (Ordering, Step) {
-    // "Weight": our own origination beats anything learned.
-    let steps: [(Ordering, Step); 10] = [
-        (b.local.cmp(&a.local), Step::Originated),
-        (b.local_pref.cmp(&a.local_pref), Step::LocalPref),
-        (a.as_path_len.cmp(&b.as_path_len), Step::AsPathLen),
-        (a.origin.cmp(&b.origin), Step::Origin),
-        (
-            if ctx.always_compare_med || a.neighbor_as == b.neighbor_as {
-                a.med.cmp(&b.med)
-            } else {
-                Ordering::Equal
-            },
-            Step::Med,
-        ),
-        (b.ebgp.cmp(&a.ebgp), Step::EbgpOverIbgp),
-        (a.igp_metric.cmp(&b.igp_metric), Step::IgpMetric),
-        (a.router_id.cmp(&b.router_id), Step::RouterId),
-        (
-            a.cluster_list_len.cmp(&b.cluster_list_len),
-            Step::ClusterListLen,
-        ),
-        (a.peer_address.cmp(&b.peer_address), Step::PeerAddress),
-    ];
-    steps
-        .into_iter()
+    STEPS
+        .iter()
+        .map(|&s| (compare_at(s, a, b, ctx), s))
         .find(|(o, _)| o.is_ne())
         .unwrap_or((Ordering::Equal, Step::Equal))
 }
 
-/// True when `b` may share a multipath (ECMP) set with the best path `a`:
-/// equal through the IGP-cost step, both learned, same neighbouring AS
-/// (or, with `relax`, any neighbouring AS: AS_PATH lengths are already
-/// equal at this point). eBGP and iBGP never mix (step 5 separates them).
-pub fn multipath_with(a: &Candidate, b: &Candidate, relax: bool, ctx: &DecisionCtx) -> bool {
-    if a.local || b.local {
-        return false;
-    }
-    let (_, step) = compare(a, b, ctx);
-    step > Step::IgpMetric && (relax || a.neighbor_as == b.neighbor_as)
+/// What the decision made of one candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Still in the running (only while [`decide`] works).
+    In,
+    Best,
+    /// In the multipath (ECMP) set with the best path.
+    Multipath,
+    /// Removed at `step` by candidate `by` (an index into the candidates),
+    /// which was still in the running at that step and better there.
+    Lost {
+        step: Step,
+        by: usize,
+    },
 }
 
-/// Picks the best of `cands` and its multipath set (indices into `cands`,
-/// best first, at most `max_paths`). The winner does not depend on the
-/// order of `cands` as long as the preference is a total order (MED, which
-/// only compares within one neighbouring AS, can break that; callers pass
-/// candidates in a canonical order to stay deterministic).
-pub fn select(cands: &[Candidate], max_paths: usize, relax: bool, ctx: &DecisionCtx) -> Vec<usize> {
-    let Some(mut best) = (!cands.is_empty()).then_some(0) else {
-        return Vec::new();
-    };
-    for i in 1..cands.len() {
-        if compare(&cands[i], &cands[best], ctx).0 == Ordering::Less {
-            best = i;
+impl Fate {
+    /// Equal to the best path through the IGP-cost step (so it could
+    /// have been multipath) but not in the multipath set.
+    pub fn lost_after_igp_cost(self) -> bool {
+        matches!(self, Fate::Lost { step, .. } if step > Step::IgpMetric)
+    }
+}
+
+/// Removes from the running every candidate that some other candidate in
+/// the running beats at `step`. Non-MED steps are total orders: the first
+/// best candidate is the one named as the winner. MED (unless compared
+/// always) is a minimum per neighbouring AS.
+fn eliminate(step: Step, cands: &[Candidate], fates: &mut [Fate], ctx: &DecisionCtx) {
+    let in_running = |fates: &[Fate], i: usize| fates[i] == Fate::In;
+    if step == Step::Med && !ctx.always_compare_med {
+        // Removing a candidate never removes its group's minimum, so the
+        // minima found on the go are those of the set before this step.
+        for i in 0..cands.len() {
+            if !in_running(fates, i) {
+                continue;
+            }
+            let group_best = (0..cands.len())
+                .filter(|&j| in_running(fates, j) && cands[j].neighbor_as == cands[i].neighbor_as)
+                .min_by_key(|&j| cands[j].med)
+                .expect("i itself is in its group");
+            if cands[group_best].med < cands[i].med {
+                fates[i] = Fate::Lost {
+                    step,
+                    by: group_best,
+                };
+            }
+        }
+        return;
+    }
+    let mut best = None;
+    for i in 0..cands.len() {
+        if in_running(fates, i)
+            && best.is_none_or(|b: usize| compare_at(step, &cands[i], &cands[b], ctx).is_lt())
+        {
+            best = Some(i);
         }
     }
-    let mut set = vec![best];
-    for (i, c) in cands.iter().enumerate() {
-        if set.len() >= max_paths.max(1) {
+    let Some(best) = best else { return };
+    for i in 0..cands.len() {
+        if in_running(fates, i) && compare_at(step, &cands[best], &cands[i], ctx).is_lt() {
+            fates[i] = Fate::Lost { step, by: best };
+        }
+    }
+}
+
+/// The decision process by elimination (RFC 4271 §9.1.2.2): each step in
+/// [`STEPS`] order removes from the set every candidate a remaining one
+/// beats at that step, until one is left (or, all steps equal, the first
+/// left wins). Then the multipath set: the candidates that were still in
+/// the running after the IGP-cost step (equal to the best through it),
+/// learned, from the best path's neighbouring AS (or, with `relax`, any:
+/// AS_PATH lengths are equal there), at most `max_paths` with the best, in
+/// candidate order. eBGP and iBGP never mix (they part at step (d)).
+///
+/// Writes each candidate's [`Fate`] to `fates` (same length as `cands`;
+/// the caller owns the buffer, so a decision allocates nothing) and
+/// returns the best's index, `None` for no candidates. The best does not
+/// depend on the order of `cands` except among candidates equal at every
+/// step.
+pub fn decide(
+    cands: &[Candidate],
+    max_paths: usize,
+    relax: bool,
+    ctx: &DecisionCtx,
+    fates: &mut [Fate],
+) -> Option<usize> {
+    assert_eq!(cands.len(), fates.len(), "one fate per candidate");
+    fates.fill(Fate::In);
+    for step in STEPS {
+        eliminate(step, cands, fates, ctx);
+    }
+    let best = fates.iter().position(|f| *f == Fate::In)?;
+    fates[best] = Fate::Best;
+    for f in fates.iter_mut() {
+        if *f == Fate::In {
+            *f = Fate::Lost {
+                step: Step::Equal,
+                by: best,
+            };
+        }
+    }
+    let b = &cands[best];
+    let mut width = 1;
+    for i in 0..cands.len() {
+        if width >= max_paths.max(1) {
             break;
         }
-        if i != best && multipath_with(&cands[best], c, relax, ctx) {
-            set.push(i);
+        let c = &cands[i];
+        if fates[i].lost_after_igp_cost()
+            && !b.local
+            && !c.local
+            && (relax || c.neighbor_as == b.neighbor_as)
+        {
+            fates[i] = Fate::Multipath;
+            width += 1;
         }
     }
+    Some(best)
+}
+
+/// [`decide`] returning the multipath set (indices into `cands`, best
+/// first, then the others in candidate order, at most `max_paths`).
+pub fn select(cands: &[Candidate], max_paths: usize, relax: bool, ctx: &DecisionCtx) -> Vec<usize> {
+    let mut fates = vec![Fate::In; cands.len()];
+    let Some(best) = decide(cands, max_paths, relax, ctx, &mut fates) else {
+        return Vec::new();
+    };
+    let mut set = vec![best];
+    set.extend((0..cands.len()).filter(|&i| fates[i] == Fate::Multipath));
     set
 }
 
@@ -208,70 +326,52 @@ mod tests {
             (
                 Candidate {
                     local_pref: 90,
-                    ..r.clone()
+                    ..r
                 },
                 Step::LocalPref,
             ),
             (
                 Candidate {
                     as_path_len: 3,
-                    ..r.clone()
+                    ..r
                 },
                 Step::AsPathLen,
             ),
             (
                 Candidate {
                     origin: Origin::Egp,
-                    ..r.clone()
+                    ..r
                 },
                 Step::Origin,
             ),
             (
                 Candidate {
                     origin: Origin::Incomplete,
-                    ..r.clone()
+                    ..r
                 },
                 Step::Origin,
             ),
-            (
-                Candidate {
-                    med: 20,
-                    ..r.clone()
-                },
-                Step::Med,
-            ),
-            (
-                Candidate {
-                    ebgp: false,
-                    ..r.clone()
-                },
-                Step::EbgpOverIbgp,
-            ),
-            (
-                Candidate {
-                    igp_metric: 6,
-                    ..r.clone()
-                },
-                Step::IgpMetric,
-            ),
+            (Candidate { med: 20, ..r }, Step::Med),
+            (Candidate { ebgp: false, ..r }, Step::EbgpOverIbgp),
+            (Candidate { igp_metric: 6, ..r }, Step::IgpMetric),
             (
                 Candidate {
                     router_id: Ipv4Addr::new(10, 0, 0, 2),
-                    ..r.clone()
+                    ..r
                 },
                 Step::RouterId,
             ),
             (
                 Candidate {
                     cluster_list_len: 1,
-                    ..r.clone()
+                    ..r
                 },
                 Step::ClusterListLen,
             ),
             (
                 Candidate {
                     peer_address: "192.0.2.2".parse().unwrap(),
-                    ..r.clone()
+                    ..r
                 },
                 Step::PeerAddress,
             ),
@@ -388,7 +488,7 @@ mod tests {
         let perms = permutations(set.len());
         assert_eq!(perms.len(), 40320);
         for p in perms {
-            let cands: Vec<Candidate> = p.iter().map(|&i| set[i].clone()).collect();
+            let cands: Vec<Candidate> = p.iter().map(|&i| set[i]).collect();
             let sel = select(&cands, 1, false, &ctx);
             assert_eq!(cands[sel[0]], reference(), "permutation {p:?}");
         }
@@ -413,11 +513,136 @@ mod tests {
             router_id: Ipv4Addr::new(10, 0, 0, 0),
             ..reference()
         };
-        let cands = vec![b.clone(), costlier, other_as, a.clone()];
+        let cands = vec![b, costlier, other_as, a];
         assert_eq!(select(&cands, 4, false, &ctx), vec![3, 0]);
         assert_eq!(select(&cands, 4, true, &ctx), vec![3, 0, 2]);
         assert_eq!(select(&cands, 1, true, &ctx), vec![3]);
+        // eBGP and iBGP never share a multipath set.
         let ibgp = Candidate { ebgp: false, ..b };
-        assert!(!multipath_with(&a, &ibgp, true, &ctx));
+        assert_eq!(select(&[a, ibgp], 4, true, &ctx), vec![0]);
+        // Nor does our own origination.
+        let local = Candidate { local: true, ..b };
+        assert_eq!(select(&[local, a], 4, true, &ctx), vec![0]);
+    }
+
+    /// Issue 12's set: B (AS 65011, MED 20, id .1), C (AS 65012, no MED,
+    /// id .2), A (AS 65011, MED 10, id .3), otherwise equal.
+    fn bca() -> [Candidate; 3] {
+        let path = |asn, med, id: u8| Candidate {
+            med,
+            neighbor_as: Some(asn),
+            router_id: Ipv4Addr::new(10, 0, 0, id),
+            peer_address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, id)),
+            ..reference()
+        };
+        [path(65011, 20, 1), path(65012, 0, 2), path(65011, 10, 3)]
+    }
+
+    #[test]
+    fn med_by_elimination_in_every_arrival_order() {
+        let ctx = DecisionCtx::default();
+        let [b, c, a] = bca();
+        let perms = permutations(3);
+        assert_eq!(perms.len(), 6);
+        for p in perms {
+            let set = bca();
+            let cands: Vec<Candidate> = p.iter().map(|&i| set[i]).collect();
+            let at = |x: &Candidate| cands.iter().position(|y| y == x).unwrap();
+            let mut fates = vec![Fate::In; 3];
+            let best = decide(&cands, 1, false, &ctx, &mut fates);
+            // §9.1.2.2 (c): B goes on MED within AS 65011 (to A); then C
+            // and A differ first at the router id, and C's is lower.
+            assert_eq!(best, Some(at(&c)), "order {p:?}");
+            assert_eq!(
+                fates[at(&b)],
+                Fate::Lost {
+                    step: Step::Med,
+                    by: at(&a)
+                },
+                "order {p:?}"
+            );
+            assert_eq!(
+                fates[at(&a)],
+                Fate::Lost {
+                    step: Step::RouterId,
+                    by: at(&c)
+                },
+                "order {p:?}"
+            );
+            assert_eq!(select(&cands, 1, false, &ctx), vec![at(&c)]);
+        }
+    }
+
+    #[test]
+    fn always_compare_med_across_neighbour_ases() {
+        let always = DecisionCtx {
+            always_compare_med: true,
+        };
+        let [b, c, a] = bca();
+        for p in permutations(3) {
+            let set = bca();
+            let cands: Vec<Candidate> = p.iter().map(|&i| set[i]).collect();
+            let at = |x: &Candidate| cands.iter().position(|y| y == x).unwrap();
+            let mut fates = vec![Fate::In; 3];
+            // C has no MED, which counts as 0, the lowest: C wins at MED
+            // and removes both others there.
+            assert_eq!(decide(&cands, 1, false, &always, &mut fates), Some(at(&c)));
+            for x in [&a, &b] {
+                assert_eq!(
+                    fates[at(x)],
+                    Fate::Lost {
+                        step: Step::Med,
+                        by: at(&c)
+                    }
+                );
+            }
+            // With MED 15 on C, A (MED 10) wins on MED over C and B ...
+            let c15 = Candidate { med: 15, ..c };
+            let cands: Vec<Candidate> = cands
+                .iter()
+                .map(|x| if *x == c { c15 } else { *x })
+                .collect();
+            let mut fates = vec![Fate::In; 3];
+            assert_eq!(decide(&cands, 1, false, &always, &mut fates), Some(at(&a)));
+            assert_eq!(
+                fates[at(&c)],
+                Fate::Lost {
+                    step: Step::Med,
+                    by: at(&a)
+                }
+            );
+            // ... while compared within ASes only, C still wins on router id.
+            let mut fates = vec![Fate::In; 3];
+            let ctx = DecisionCtx::default();
+            assert_eq!(decide(&cands, 1, false, &ctx, &mut fates), Some(at(&c)));
+        }
+    }
+
+    #[test]
+    fn multipath_on_the_surviving_set() {
+        let ctx = DecisionCtx::default();
+        // B loses on MED, so it is no ECMP partner even with relax; A and
+        // C are equal through the IGP cost and differ only in AS.
+        let [b, c, a] = bca();
+        let cands = [b, c, a];
+        assert_eq!(select(&cands, 4, true, &ctx), vec![1, 2]);
+        assert_eq!(select(&cands, 4, false, &ctx), vec![1]);
+        let mut fates = [Fate::In; 3];
+        decide(&cands, 4, true, &ctx, &mut fates);
+        assert_eq!(
+            fates,
+            [
+                Fate::Lost {
+                    step: Step::Med,
+                    by: 2
+                },
+                Fate::Best,
+                Fate::Multipath
+            ]
+        );
+        // Width 1 leaves A out, and says it lost at the router id.
+        decide(&cands, 1, true, &ctx, &mut fates);
+        assert!(fates[2].lost_after_igp_cost());
+        assert_eq!(decide(&[], 4, true, &ctx, &mut []), None);
     }
 }

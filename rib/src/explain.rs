@@ -8,8 +8,8 @@ use wire::Prefix;
 
 use crate::attrs::{Attrs, PathInfo, LOCAL_PEER};
 use crate::ctx::{Ctx, NhStatus};
-use crate::decision::{self, origin_str, Step};
-use crate::table::Dest;
+use crate::decision::{origin_str, Candidate, Fate};
+use crate::table::{Dest, FibState};
 use crate::{Rib, RouteQuery, Table};
 
 /// Everything the RIB knows about one prefix and why.
@@ -23,8 +23,13 @@ pub struct Explanation {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub covered_by: Option<Prefix>,
     pub paths: Vec<PathExplanation>,
+    /// The kernel confirmed the route (with [`Rib::set_fib_confirms`] off:
+    /// handed to the FIB and not refused).
     pub installed: bool,
-    /// "installed via ..." or "not installed: <why>".
+    /// Where the route stands in the kernel; absent: no route wanted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fib: Option<FibState>,
+    /// "installed via ...", "pending: ..." or "not installed: <why>".
     pub kernel: String,
     pub peers: Vec<PeerExport>,
 }
@@ -83,7 +88,13 @@ pub struct RouteView {
     pub peer: String,
     pub best: bool,
     pub multipath: bool,
+    /// In the kernel, confirmed (see [`Explanation::installed`]).
     pub installed: bool,
+    /// For the paths of the route given to the FIB when the kernel has not
+    /// (yet) installed it: pending or failed. None otherwise (`installed`
+    /// says the rest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fib: Option<FibState>,
     pub next_hops: Vec<String>,
     pub as_path: String,
     pub origin: String,
@@ -142,17 +153,48 @@ impl Ctx<'_> {
         if self.nh_status(best) == NhStatus::Local {
             return (false, "not installed: next hop is local".into());
         }
-        match (dest.fib(), rib.fib_failed.get(prefix)) {
-            (Some(_), Some(err)) => (false, format!("not installed: kernel error: {err}")),
-            (Some(id), None) => {
-                let set = rib.ints.nhsets.get(id);
-                (true, format!("installed via {}", strings(set).join(", ")))
-            }
-            (None, _) => (false, "not installed: no reachable next hop".into()),
+        let set = |id| strings(rib.ints.nhsets.get(id)).join(", ");
+        match (dest.fib(), rib.fib_state_of(dest)) {
+            (Some(id), Some(FibState::Installed)) => (true, format!("installed via {}", set(id))),
+            (Some(id), Some(FibState::Pending)) => (
+                false,
+                format!(
+                    "pending: handed to the kernel via {}, not confirmed yet",
+                    set(id)
+                ),
+            ),
+            (Some(_), Some(FibState::Failed)) => (
+                false,
+                format!(
+                    "not installed: kernel error: {}",
+                    rib.fib_failed.get(prefix).map_or("unknown", |e| e.as_str())
+                ),
+            ),
+            _ => (false, "not installed: no reachable next hop".into()),
         }
     }
 
-    fn explain_path(&self, dest: &Dest, i: usize) -> PathExplanation {
+    /// The decision over `dest` per path index: each eligible path's
+    /// candidate and fate, with the loser's `by` turned into the winning
+    /// path's index and candidate.
+    fn verdicts(&self, dest: &Dest) -> Vec<Option<Verdict>> {
+        self.with_decision(dest, |idx, cands, fates| {
+            let mut out: Vec<Option<Verdict>> = vec![None; dest.paths().len()];
+            for (k, &i) in idx.iter().enumerate() {
+                out[i] = Some(Verdict {
+                    cand: cands[k],
+                    fate: fates[k],
+                    by: match fates[k] {
+                        Fate::Lost { by, .. } => Some((idx[by], cands[by])),
+                        _ => None,
+                    },
+                });
+            }
+            out
+        })
+    }
+
+    fn explain_path(&self, dest: &Dest, i: usize, verdict: Option<&Verdict>) -> PathExplanation {
         let p = &dest.paths()[i];
         let a = &p.post.attrs;
         let peer = self.peers.get(&p.peer);
@@ -176,7 +218,7 @@ impl Ctx<'_> {
                 "multipath (equal to best through IGP cost)".into(),
             )
         } else {
-            ("lost", self.lost_detail(dest, p))
+            ("lost", self.lost_detail(dest, verdict))
         };
         PathExplanation {
             from: self.peer_name(p.peer),
@@ -200,30 +242,46 @@ impl Ctx<'_> {
         }
     }
 
-    fn lost_detail(&self, dest: &Dest, p: &PathInfo) -> String {
-        let Some(best) = dest.best() else {
+    /// A loser's step and the path that removed it there (RFC 4271
+    /// §9.1.2.2's elimination: that path may itself lose later).
+    fn lost_detail(&self, dest: &Dest, verdict: Option<&Verdict>) -> String {
+        let (Some(best), Some(v)) = (dest.best(), verdict) else {
             return "no best path".into();
         };
-        let (b, c) = (self.candidate(best), self.candidate(p));
-        let (_, step) = decision::compare(&b, &c, &self.decision_ctx());
-        let who = self.peer_name(best.peer);
-        if step > Step::IgpMetric && !b.local {
-            let why = if b.neighbor_as != c.neighbor_as && !self.cfg.multipath_relax {
-                format!(
-                    "different neighbour AS ({} vs {}) and multipathRelax is off",
-                    fmt_as(b.neighbor_as),
-                    fmt_as(c.neighbor_as)
-                )
-            } else {
-                format!("maxPaths {} reached", self.cfg.max_paths)
-            };
-            return format!(
-                "equal to best through IGP cost but not multipath ({why}); lost to {who}'s path at step: {}",
-                step.describe(&b, &c)
-            );
+        let (Fate::Lost { step, .. }, Some((by_path, by))) = (v.fate, v.by) else {
+            return "no best path".into();
+        };
+        let who = self.peer_name(dest.paths()[by_path].peer);
+        let c = &v.cand;
+        let how = format!("lost to {who}'s path at step: {}", step.describe(&by, c));
+        if !v.fate.lost_after_igp_cost() || best.is_local() {
+            return how;
         }
-        format!("lost to {who}'s path at step: {}", step.describe(&b, &c))
+        let b = self.candidate(best);
+        let why = if self.cfg.max_paths > 1
+            && b.neighbor_as != c.neighbor_as
+            && !self.cfg.multipath_relax
+        {
+            format!(
+                "different neighbour AS ({} vs {}) and multipathRelax is off",
+                fmt_as(b.neighbor_as),
+                fmt_as(c.neighbor_as)
+            )
+        } else {
+            format!("maxPaths {} reached", self.cfg.max_paths)
+        };
+        format!("equal to best through IGP cost but not multipath ({why}); {how}")
     }
+}
+
+/// One eligible path's outcome in the decision.
+#[derive(Clone, Copy)]
+struct Verdict {
+    cand: Candidate,
+    fate: Fate,
+    /// For a loser: the index of the path that removed it, and its
+    /// candidate.
+    by: Option<(usize, Candidate)>,
 }
 
 fn fmt_as(a: Option<u32>) -> String {
@@ -252,14 +310,17 @@ impl Rib {
                 covered_by,
                 paths: Vec::new(),
                 installed: false,
+                fib: None,
                 kernel: "not installed: no path".into(),
                 peers: Vec::new(),
             };
         };
+        let verdicts = ctx.verdicts(dest);
         let paths: Vec<PathExplanation> = (0..dest.paths().len())
-            .map(|i| ctx.explain_path(dest, i))
+            .map(|i| ctx.explain_path(dest, i, verdicts[i].as_ref()))
             .collect();
         let (installed, kernel) = ctx.installed(self, &prefix, dest);
+        let rib_fib = self.fib_state_of(dest);
         let best = dest.best();
         let peers = self
             .peers
@@ -322,6 +383,7 @@ impl Rib {
             covered_by,
             paths,
             installed,
+            fib: rib_fib,
             kernel,
             peers,
         }
@@ -335,7 +397,7 @@ impl Rib {
             Table::Loc | Table::Received => {
                 let loc = q.table == Table::Loc;
                 let mut visit = |prefix: Prefix, dest: &Dest| {
-                    let installed = dest.fib().is_some() && !self.fib_failed.contains_key(&prefix);
+                    let fib = self.fib_state_of(dest);
                     for (i, p) in dest.paths().iter().enumerate() {
                         if q.peer.is_some_and(|id| id != p.peer) || (loc && !p.accepted()) {
                             continue;
@@ -348,7 +410,7 @@ impl Rib {
                             p,
                             best,
                             i < dest.nbest(),
-                            i < dest.nbest() && installed,
+                            fib.filter(|_| i < dest.nbest()),
                         ));
                     }
                 };
@@ -374,6 +436,7 @@ impl Rib {
                             best: true,
                             multipath: false,
                             installed: false,
+                            fib: None,
                             next_hops: vec![a.next_hop.address.to_string()],
                             as_path: as_path_str(a),
                             origin: a.attrs.origin.map_or("-", origin_str).into(),
@@ -408,14 +471,15 @@ fn view(
     p: &PathInfo,
     best: bool,
     multipath: bool,
-    installed: bool,
+    fib: Option<FibState>,
 ) -> RouteView {
     RouteView {
         prefix,
         peer,
         best,
         multipath,
-        installed,
+        installed: fib == Some(FibState::Installed),
+        fib: fib.filter(|s| *s != FibState::Installed),
         next_hops: if p.is_local() {
             Vec::new()
         } else {

@@ -117,10 +117,21 @@ fn judge<'a>(ctx: &Ctx<'_>, peer_id: PeerId, pre: &'a Attrs, prefix: &Prefix) ->
         return Judged::Rejected(format!("import: {reason}"), outcome.used_prefix);
     }
     if outcome.prepend > 0 {
-        attrs
-            .to_mut()
-            .as_path
-            .prepend(local_asn, usize::from(outcome.prepend));
+        // Inbound, prepending lengthens the path as if the neighbour had
+        // prepended itself (FRR's and BIRD's import semantics): the peer's
+        // AS for eBGP, for iBGP the path's neighbouring AS. Our own AS
+        // would make the path look like a loop to our iBGP neighbours.
+        let neighbor_as = if ebgp {
+            Some(peer.cfg.remote_asn)
+        } else {
+            attrs.as_path.first_asn()
+        };
+        if let Some(asn) = neighbor_as {
+            attrs
+                .to_mut()
+                .as_path
+                .prepend(asn, usize::from(outcome.prepend));
+        }
     }
     Judged::Accepted(attrs, outcome.used_prefix)
 }

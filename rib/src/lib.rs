@@ -44,6 +44,10 @@ pub struct RibConfig {
     /// Allow multipath across different neighbouring ASes when the AS_PATH
     /// lengths are equal.
     pub multipath_relax: bool,
+    /// `router.alwaysCompareMed`: compare MED between paths from different
+    /// neighbouring ASes too (RFC 4271 §9.1.2.2 (c) compares it only within
+    /// one AS).
+    pub always_compare_med: bool,
     /// `kernel.install`: false => nothing is ever installed.
     pub install: bool,
     pub policies: Vec<policy::Policy>,

@@ -93,8 +93,11 @@ pub struct Set {
     pub add_large_communities: Vec<LargeCommunity>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remove_large_communities: Vec<LargeCommunity>,
-    /// Prepend the local ASN this many times (at export: on top of the one
-    /// eBGP always prepends).
+    /// Lengthen the AS_PATH by this many prepends. At export: our own ASN,
+    /// on top of the one eBGP always prepends. At import: the neighbour's
+    /// AS, as if it had prepended itself (FRR's and BIRD's semantics): the
+    /// peer's ASN on eBGP sessions, the path's first (neighbouring) AS on
+    /// iBGP sessions, nothing for an iBGP path with an empty AS_PATH.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prepend_as_path: Option<u8>,
     /// At export: our own address as next hop.

@@ -12,7 +12,7 @@ use crate::ctx::{Ctx, Interners, Peer};
 use crate::export::{end_of_rib, UpdateBuilder};
 use crate::import::import_path;
 use crate::policy::Policies;
-use crate::table::{Dest, PrefixMap};
+use crate::table::{Dest, FibState, PrefixMap};
 use crate::{
     FibChange, FibStatus, NexthopState, Origination, Outputs, PeerConfig, PeerCounters, PeerId,
     RibConfig, SessionInfo,
@@ -52,6 +52,8 @@ pub struct Rib {
     watched: HashSet<IpAddr>,
     originated: HashMap<Prefix, Arc<PathInfo>>,
     pub(crate) fib_failed: HashMap<Prefix, String>,
+    /// The FIB answers every FibChange (see [`Rib::set_fib_status`]).
+    fib_confirms: bool,
 }
 
 impl Rib {
@@ -67,7 +69,26 @@ impl Rib {
             watched: HashSet::new(),
             originated: HashMap::new(),
             fib_failed: HashMap::new(),
+            fib_confirms: false,
         }
+    }
+
+    /// Says whether the FIB answers every FibChange (the contract of
+    /// [`Rib::set_fib_status`]). On: a route is reported installed only
+    /// once the kernel confirmed it, pending until then. Off (the default,
+    /// for a FIB that reports only refusals and recoveries): installed once
+    /// handed to the FIB and not refused.
+    pub fn set_fib_confirms(&mut self, on: bool) {
+        self.fib_confirms = on;
+    }
+
+    /// Where `dest`'s route stands in the kernel; `None`: no route wanted.
+    pub(crate) fn fib_state_of(&self, dest: &Dest) -> Option<FibState> {
+        dest.fib()?;
+        Some(match dest.fib_state() {
+            FibState::Pending if !self.fib_confirms => FibState::Installed,
+            s => s,
+        })
     }
 
     pub(crate) fn ctx(&self) -> Ctx<'_> {
@@ -343,13 +364,27 @@ impl Rib {
         self.finish(batch, out);
     }
 
-    /// The kernel's answer to a FibChange.
+    /// The kernel's answer to the last FibChange for `prefix`: what
+    /// `explain` and `routes` report as installed, pending or failed.
+    ///
+    /// Contract with the FIB: after every FibChange with next hops it
+    /// answers `Installed` once the route is in the kernel with that set
+    /// (written, or found there already), or `Failed` with the kernel's
+    /// words (e.g. "File exists (EEXIST)"). Until then the prefix is
+    /// pending. Answers for prefixes that no longer want a route are
+    /// ignored.
     pub fn set_fib_status(&mut self, prefix: Prefix, status: FibStatus) {
+        let Some(dest) = self.table.get_mut(&prefix).filter(|d| d.fib().is_some()) else {
+            self.fib_failed.remove(&prefix);
+            return;
+        };
         match status {
             FibStatus::Installed => {
+                dest.set_fib_state(FibState::Installed);
                 self.fib_failed.remove(&prefix);
             }
             FibStatus::Failed(msg) => {
+                dest.set_fib_state(FibState::Failed);
                 self.fib_failed.insert(prefix, msg);
             }
         }

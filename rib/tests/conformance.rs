@@ -369,6 +369,7 @@ fn run(dir: &Path) -> Run {
                 cluster_id: None,
                 max_paths: c.max_paths,
                 multipath_relax: c.multipath_relax,
+                always_compare_med: false,
                 install: true,
                 policies: Vec::new(),
             }));

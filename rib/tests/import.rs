@@ -366,7 +366,8 @@ fn policy_actions_set_continue_reject() {
     assert_eq!(v.med, Some(5));
     assert_eq!(v.communities, vec!["65000:100".to_string()]);
     assert_eq!(v.large_communities, vec!["65000:1:1".to_string()]);
-    assert_eq!(v.as_path, "65000 65000 65101");
+    // Inbound, prepends are the peer's AS (65101), not ours.
+    assert_eq!(v.as_path, "65101 65101 65101");
     let err = judge(policies, "10.66.1.0/24", a).unwrap_err();
     assert!(
         err.contains("rejected by policy \"filter\" rule 1 (of 2)"),
@@ -422,4 +423,84 @@ fn policy_yaml_shape_is_unchanged() {
     let p: Policy = serde_json::from_str(json).unwrap();
     assert_eq!(p.rules[0].action, Action::Accept);
     assert_eq!(serde_json::to_string(&p).unwrap(), json);
+}
+
+fn prepend_twice() -> Policy {
+    Policy {
+        name: "longer".into(),
+        rules: vec![Rule {
+            matches: Match::default(),
+            set: Set {
+                prepend_as_path: Some(2),
+                ..Default::default()
+            },
+            action: Action::Accept,
+        }],
+    }
+}
+
+#[test]
+fn import_prepend_is_the_peers_as_and_export_adds_ours_once() {
+    let mut rib = Rib::new(RibConfig {
+        policies: vec![prepend_twice()],
+        ..cfg()
+    });
+    add_up(
+        &mut rib,
+        1,
+        PeerConfig {
+            import: PolicyChain::Named(vec!["longer".into()]),
+            ..ebgp("tor", "192.0.2.1", 65101)
+        },
+        "192.0.2.1",
+    );
+    add_up(&mut rib, 2, ebgp("other", "192.0.2.2", 65102), "192.0.2.2");
+    reach(&mut rib, "192.0.2.1", 0);
+    let out = receive(
+        &mut rib,
+        1,
+        update_v4(&["10.1.0.0/24"], "192.0.2.1", attrs(&[65101, 65201])),
+    );
+    assert_eq!(
+        loc(&rib, "10.1.0.0/24")[0].as_path,
+        "65101 65101 65101 65201"
+    );
+    // Not a loop for anyone: our AS appears once, prepended at export.
+    let (_, _, a) = &announced(&out, 2)[0];
+    assert_eq!(a.as_path.to_string(), "65000 65101 65101 65101 65201");
+}
+
+#[test]
+fn import_prepend_over_ibgp_is_the_neighbouring_as() {
+    let mut rib = Rib::new(RibConfig {
+        policies: vec![prepend_twice()],
+        ..cfg()
+    });
+    add_up(
+        &mut rib,
+        1,
+        PeerConfig {
+            import: PolicyChain::Named(vec!["longer".into()]),
+            ..ibgp("rr", "10.0.0.2")
+        },
+        "10.0.0.2",
+    );
+    reach(&mut rib, "10.0.0.2", 0);
+    receive(
+        &mut rib,
+        1,
+        update_v4(&["10.1.0.0/24"], "10.0.0.2", attrs(&[65201, 65301])),
+    );
+    receive(
+        &mut rib,
+        1,
+        update_v4(&["10.2.0.0/24"], "10.0.0.2", attrs(&[])),
+    );
+    assert_eq!(
+        loc(&rib, "10.1.0.0/24")[0].as_path,
+        "65201 65201 65201 65301"
+    );
+    // Originated inside our AS: nothing to prepend but ourselves, which
+    // would read as a loop to our iBGP neighbours; left as it is.
+    assert_eq!(loc(&rib, "10.2.0.0/24")[0].as_path, "");
 }

@@ -283,6 +283,7 @@ mod tests {
             cluster_id: None,
             max_paths: 4,
             multipath_relax: false,
+            always_compare_med: false,
             install: true,
             policies: Vec::new(),
         });

@@ -26,6 +26,12 @@ pub struct Config {
     /// Prefixes this node originates.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub advertise: Vec<Advertise>,
+    /// Named policies for `peers[].import` / `export` (see
+    /// [`rib::policy::Set`]). `set.prependAsPath: N` prepends N times: at
+    /// export our own ASN (besides the one eBGP always adds), at import
+    /// the neighbour's AS as if it had prepended itself (FRR/BIRD
+    /// semantics): the peer's ASN over eBGP, the path's first AS over iBGP
+    /// (an empty iBGP AS_PATH is left as it is).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<Policy>,
 }
@@ -51,6 +57,11 @@ pub struct Router {
     /// Paths from different neighbouring ASes may share an ECMP route.
     #[serde(default)]
     pub multipath_relax: bool,
+    /// Compare MED between paths from different neighbouring ASes too.
+    /// Off (the RFC 4271 §9.1.2.2 (c) default): MED only orders paths
+    /// from the same neighbouring AS; a path without MED counts as 0.
+    #[serde(default)]
+    pub always_compare_med: bool,
     /// Seconds we propose in OPEN: 0 or 3..=65535.
     #[serde(default = "default_hold_time", deserialize_with = "de::hold_time")]
     pub hold_time: u16,

@@ -24,6 +24,7 @@ pub fn cfg() -> RibConfig {
         cluster_id: None,
         max_paths: 4,
         multipath_relax: false,
+        always_compare_med: false,
         install: true,
         policies: Vec::new(),
     }
