@@ -18,7 +18,9 @@ mod schema;
 mod validate;
 
 pub use error::ConfigError;
-pub use schema::{Advertise, Api, Config, Kernel, Listen, Peer, Router};
+pub use schema::{
+    Advertise, Api, Config, Kernel, LimitAction, Listen, MaxPrefixes, Peer, PrefixLimit, Router,
+};
 use validate::validate;
 
 /// `main` for 254, else the number.

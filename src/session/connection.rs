@@ -4,9 +4,19 @@
 //! [`Outgoing`]. Once the session is Established the reader hands UPDATEs
 //! straight to the RIB, so a full table never queues behind the FSM, and
 //! only tells the FSM that they came (for the hold timer).
+//!
+//! Backpressure: the reader and the writer wait for the peer task when its
+//! event queue ([`CONN_EVENTS`]) is full, so a peer that floods messages
+//! is slowed down by TCP instead of growing a queue; the peer task never
+//! waits for either of them (it hands the writer work through an unbounded
+//! queue, see `PeerTask`), so these waits cannot close a cycle. The
+//! reader also waits for the router task (UPDATEs), which never waits for a
+//! connection or a peer task.
 
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
 use tokio::sync::{mpsc, watch};
 
 use wire::{decode_message, encode_message, Family, Message, Notification, SessionCodec, Update};
@@ -30,7 +40,18 @@ pub enum ConnEvent {
     Malformed(Notification, String),
     /// The peer closed the connection, or reading it failed.
     Closed(String),
+    /// The writer: nothing could be written for the send hold time.
+    SendHoldExpired,
+    /// The writer: the answer to a ROUTE-REFRESH for this family is
+    /// written.
+    RefreshWritten(Family),
 }
+
+/// Capacity of a peer task's queue of connection events (all of its
+/// connections' readers and writers share it).
+pub const CONN_EVENTS: usize = 64;
+
+pub type EventSender = mpsc::Sender<(ConnId, ConnEvent)>;
 
 pub enum Outgoing {
     Messages(Vec<Message>),
@@ -38,6 +59,9 @@ pub enum Outgoing {
     Codec(SessionCodec),
     /// Send this NOTIFICATION (if any) and close.
     Close(Option<Notification>),
+    /// Report [`ConnEvent::RefreshWritten`] once everything before this
+    /// is written.
+    RefreshDone(Family),
 }
 
 /// Where the reader sends UPDATEs once the session is up: (generation, peer).
@@ -49,7 +73,7 @@ pub struct Delivery {
 
 pub struct ReaderArgs {
     pub conn: ConnId,
-    pub events: mpsc::UnboundedSender<(ConnId, ConnEvent)>,
+    pub events: EventSender,
     pub rib: mpsc::Sender<RibEvent>,
     /// Set by the peer task when the session is Established on this
     /// connection; dropped when the connection is closed.
@@ -60,8 +84,14 @@ pub async fn run_reader(mut rd: OwnedReadHalf, mut a: ReaderArgs) {
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut codec = SessionCodec::default();
     let mut delivery: Option<Delivery> = None;
+    let events = a.events.clone();
+    let conn = a.conn;
+    // Waits while the peer task's queue is full: TCP then slows the peer.
     let send = |ev: ConnEvent| {
-        let _ = a.events.send((a.conn, ev));
+        let events = events.clone();
+        async move {
+            let _ = events.send((conn, ev)).await;
+        }
     };
     loop {
         // Decode every whole message in the buffer, batching UPDATEs.
@@ -84,14 +114,14 @@ pub async fn run_reader(mut rd: OwnedReadHalf, mut a: ReaderArgs) {
                 Message::Update(u) if delivery.is_some() => updates.push(u),
                 // Before Established: an FSM error (RFC 4271 §8.2.2); the
                 // peer task closes the connection.
-                Message::Update(_) => send(ConnEvent::Update),
+                Message::Update(_) => send(ConnEvent::Update).await,
                 Message::Open(o) => {
                     codec.four_octet_as =
                         o.has_capability(|c| matches!(c, wire::Capability::FourOctetAs(_)));
-                    send(ConnEvent::Open(o));
+                    send(ConnEvent::Open(o)).await;
                 }
                 Message::Keepalive => {
-                    send(ConnEvent::Keepalive);
+                    send(ConnEvent::Keepalive).await;
                     if delivery.is_none() {
                         // In OpenConfirm this KEEPALIVE makes the session
                         // Established, and the UPDATEs right behind it are
@@ -107,14 +137,14 @@ pub async fn run_reader(mut rd: OwnedReadHalf, mut a: ReaderArgs) {
                     }
                 }
                 Message::Notification(nf) => stop = Some(ConnEvent::Notification(nf)),
-                Message::RouteRefresh(r) => send(ConnEvent::RouteRefresh(r.family)),
+                Message::RouteRefresh(r) => send(ConnEvent::RouteRefresh(r.family)).await,
             }
         }
         buf.drain(..used);
         if let (Some(d), false) = (delivery, updates.is_empty()) {
             // Received now: the hold timer restarts even if the RIB makes
             // us wait.
-            send(ConnEvent::Update);
+            send(ConnEvent::Update).await;
             let ev = RibEvent::Updates {
                 peer: d.peer,
                 generation: d.generation,
@@ -125,7 +155,7 @@ pub async fn run_reader(mut rd: OwnedReadHalf, mut a: ReaderArgs) {
             }
         }
         if let Some(ev) = stop {
-            send(ev);
+            send(ev).await;
             return;
         }
         if buf.capacity() - buf.len() < 16 * 1024 {
@@ -133,25 +163,38 @@ pub async fn run_reader(mut rd: OwnedReadHalf, mut a: ReaderArgs) {
         }
         match rd.read_buf(&mut buf).await {
             Ok(0) => {
-                send(ConnEvent::Closed("connection closed by peer".into()));
+                send(ConnEvent::Closed("connection closed by peer".into())).await;
                 return;
             }
             Ok(_) => {}
             Err(e) => {
-                send(ConnEvent::Closed(format!("read error: {e}")));
+                send(ConnEvent::Closed(format!("read error: {e}"))).await;
                 return;
             }
         }
     }
 }
 
-pub async fn run_writer(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
+pub struct WriterArgs {
+    pub conn: ConnId,
+    pub events: EventSender,
+    /// RFC 9687 send hold time: give up when no byte could be written for
+    /// this long.
+    pub send_hold: Duration,
+}
+
+pub async fn run_writer(
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    a: WriterArgs,
+) {
     let mut codec = SessionCodec::default();
     let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut refreshed: Vec<Family> = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut close: Option<Option<Notification>> = None;
         let mut next = Some(first);
-        // Encode everything queued, then write once.
+        // Encode everything queued (up to 1 MiB), then write once.
         while let Some(cmd) = next.take() {
             match cmd {
                 Outgoing::Messages(msgs) => {
@@ -160,6 +203,7 @@ pub async fn run_writer(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<
                     }
                 }
                 Outgoing::Codec(c) => codec = c,
+                Outgoing::RefreshDone(f) => refreshed.push(f),
                 Outgoing::Close(nf) => {
                     close = Some(nf);
                     break;
@@ -172,15 +216,42 @@ pub async fn run_writer(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<
         if let Some(Some(nf)) = &close {
             encode_message(&Message::Notification(nf.clone()), &codec, &mut out);
         }
-        if !out.is_empty() {
-            if wr.write_all(&out).await.is_err() {
+        match write_within(&mut wr, &out, a.send_hold).await {
+            Written::All => out.clear(),
+            Written::Failed => return,
+            Written::Stuck => {
+                // The peer task closes the connection (and aborts the
+                // reader); the NOTIFICATION it asks for cannot get through.
+                let _ = a.events.send((a.conn, ConnEvent::SendHoldExpired)).await;
                 return;
             }
-            out.clear();
+        }
+        for f in refreshed.drain(..) {
+            let _ = a.events.send((a.conn, ConnEvent::RefreshWritten(f))).await;
         }
         if close.is_some() {
             let _ = wr.shutdown().await;
             return;
         }
     }
+}
+
+enum Written {
+    All,
+    Failed,
+    /// No progress for the send hold time.
+    Stuck,
+}
+
+/// Write all of `buf`; `Stuck` if no byte could be written for
+/// `send_hold` (RFC 9687 §4: the timer restarts whenever data is sent).
+async fn write_within(wr: &mut OwnedWriteHalf, mut buf: &[u8], send_hold: Duration) -> Written {
+    while !buf.is_empty() {
+        match tokio::time::timeout(send_hold, wr.write(buf)).await {
+            Err(_) => return Written::Stuck,
+            Ok(Ok(0)) | Ok(Err(_)) => return Written::Failed,
+            Ok(Ok(n)) => buf = &buf[n..],
+        }
+    }
+    Written::All
 }
