@@ -238,7 +238,12 @@ pub enum Reason {
 
 /// A NOTIFICATION in words, with its RFC 8203 shutdown communication.
 pub fn describe(nf: &Notification) -> String {
-    let mut s = n::describe(nf.code, nf.subcode);
+    // Newer than the codec's table of codes.
+    let mut s = if nf.code == SEND_HOLD_TIMER_EXPIRED {
+        format!("send hold timer expired ({}/{})", nf.code, nf.subcode)
+    } else {
+        n::describe(nf.code, nf.subcode)
+    };
     if let Some(msg) = n::shutdown_communication(&nf.data) {
         s.push_str(&format!(": \"{msg}\""));
     }
