@@ -13,13 +13,15 @@
 //! reader also waits for the router task (UPDATEs), which never waits for a
 //! connection or a peer task.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use tokio::sync::{mpsc, watch};
 
-use wire::{decode_message, encode_message, Family, Message, Notification, SessionCodec, Update};
+use wire::{decode_message, Family, Message, Notification, SessionCodec, Update};
 
 use crate::events::RibEvent;
 use rib::PeerId;
@@ -53,12 +55,35 @@ pub const CONN_EVENTS: usize = 64;
 
 pub type EventSender = mpsc::Sender<(ConnId, ConnEvent)>;
 
+/// Most bytes queued for one connection and not yet written. Far above
+/// what a full table encodes to, so only a peer that reads too slowly (but
+/// not so slowly that the send hold timer fires) reaches it; it is then
+/// closed with Cease/8, Out of Resources (RFC 4486), so that no peer can
+/// make kroute's memory grow without bound.
+pub const SEND_QUEUE_LIMIT: usize = 256 << 20;
+
+/// Bytes handed to a connection's writer and not yet written: the peer
+/// task adds, the writer subtracts.
+#[derive(Clone, Default)]
+pub struct SendQueue(Arc<AtomicUsize>);
+
+impl SendQueue {
+    /// Add `n` bytes; returns the new total.
+    pub fn add(&self, n: usize) -> usize {
+        self.0.fetch_add(n, Ordering::Relaxed) + n
+    }
+
+    fn written(&self, n: usize) {
+        self.0.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
+/// What the peer task hands a connection's writer: messages it has
+/// encoded (it knows the codec and counts the bytes, see [`SendQueue`]).
 pub enum Outgoing {
-    Messages(Vec<Message>),
-    /// Set the codec once the OPENs are agreed.
-    Codec(SessionCodec),
-    /// Send this NOTIFICATION (if any) and close.
-    Close(Option<Notification>),
+    Bytes(Vec<u8>),
+    /// Write these bytes (an encoded NOTIFICATION, or nothing) and close.
+    Close(Vec<u8>),
     /// Report [`ConnEvent::RefreshWritten`] once everything before this
     /// is written.
     RefreshDone(Family),
@@ -181,6 +206,7 @@ pub struct WriterArgs {
     /// RFC 9687 send hold time: give up when no byte could be written for
     /// this long.
     pub send_hold: Duration,
+    pub queued: SendQueue,
 }
 
 pub async fn run_writer(
@@ -188,24 +214,20 @@ pub async fn run_writer(
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     a: WriterArgs,
 ) {
-    let mut codec = SessionCodec::default();
     let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut refreshed: Vec<Family> = Vec::new();
     while let Some(first) = rx.recv().await {
-        let mut close: Option<Option<Notification>> = None;
+        let mut close = false;
         let mut next = Some(first);
-        // Encode everything queued (up to 1 MiB), then write once.
+        // Gather what is queued (up to 1 MiB), then write once.
         while let Some(cmd) = next.take() {
             match cmd {
-                Outgoing::Messages(msgs) => {
-                    for m in &msgs {
-                        encode_message(m, &codec, &mut out);
-                    }
-                }
-                Outgoing::Codec(c) => codec = c,
+                Outgoing::Bytes(b) if out.is_empty() => out = b,
+                Outgoing::Bytes(b) => out.extend_from_slice(&b),
                 Outgoing::RefreshDone(f) => refreshed.push(f),
-                Outgoing::Close(nf) => {
-                    close = Some(nf);
+                Outgoing::Close(b) => {
+                    out.extend_from_slice(&b);
+                    close = true;
                     break;
                 }
             }
@@ -213,11 +235,11 @@ pub async fn run_writer(
                 next = rx.try_recv().ok();
             }
         }
-        if let Some(Some(nf)) = &close {
-            encode_message(&Message::Notification(nf.clone()), &codec, &mut out);
-        }
         match write_within(&mut wr, &out, a.send_hold).await {
-            Written::All => out.clear(),
+            Written::All => {
+                a.queued.written(out.len());
+                out.clear();
+            }
             Written::Failed => return,
             Written::Stuck => {
                 // The peer task closes the connection (and aborts the
@@ -229,7 +251,7 @@ pub async fn run_writer(
         for f in refreshed.drain(..) {
             let _ = a.events.send((a.conn, ConnEvent::RefreshWritten(f))).await;
         }
-        if close.is_some() {
+        if close {
             let _ = wr.shutdown().await;
             return;
         }
@@ -254,4 +276,78 @@ async fn write_within(wr: &mut OwnedWriteHalf, mut buf: &[u8], send_hold: Durati
         }
     }
     Written::All
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// A loopback connection: our writer's half and the peer's stream.
+    async fn pair() -> (OwnedWriteHalf, TcpStream, tokio::net::tcp::OwnedReadHalf) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ours = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (theirs, _) = l.accept().await.unwrap();
+        let (rd, wr) = ours.into_split();
+        (wr, theirs, rd)
+    }
+
+    fn writer(
+        wr: OwnedWriteHalf,
+        send_hold: Duration,
+    ) -> (
+        mpsc::UnboundedSender<Outgoing>,
+        mpsc::Receiver<(ConnId, ConnEvent)>,
+        SendQueue,
+    ) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::channel(CONN_EVENTS);
+        let queued = SendQueue::default();
+        let args = WriterArgs {
+            conn: 7,
+            events: ev_tx,
+            send_hold,
+            queued: queued.clone(),
+        };
+        tokio::spawn(run_writer(wr, rx, args));
+        (tx, ev_rx, queued)
+    }
+
+    #[tokio::test]
+    async fn written_bytes_leave_the_queue_and_refresh_answers_are_reported_after_them() {
+        let (wr, mut theirs, _rd) = pair().await;
+        let (tx, mut events, queued) = writer(wr, Duration::from_secs(60));
+        queued.add(3);
+        tx.send(Outgoing::Bytes(b"abc".to_vec())).unwrap();
+        tx.send(Outgoing::RefreshDone(Family::Ipv4Unicast)).unwrap();
+        let ev = events.recv().await.unwrap();
+        assert!(matches!(
+            ev,
+            (7, ConnEvent::RefreshWritten(Family::Ipv4Unicast))
+        ));
+        let mut got = [0u8; 3];
+        theirs.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"abc");
+        assert_eq!(queued.add(0), 0);
+    }
+
+    /// RFC 9687: a peer that stops reading is reported after the send hold
+    /// time, not waited for forever.
+    #[tokio::test]
+    async fn a_peer_that_stops_reading_trips_the_send_hold_timer() {
+        let (wr, _theirs, _rd) = pair().await;
+        let (tx, mut events, queued) = writer(wr, Duration::from_millis(300));
+        // Far more than the socket buffers hold; the peer never reads.
+        let chunk = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            queued.add(chunk.len());
+            tx.send(Outgoing::Bytes(chunk.clone())).unwrap();
+        }
+        let ev = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .expect("reported within 10 s")
+            .unwrap();
+        assert!(matches!(ev, (7, ConnEvent::SendHoldExpired)), "{ev:?}");
+        assert!(queued.add(0) > 0, "not everything was written");
+    }
 }

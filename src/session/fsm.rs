@@ -103,6 +103,9 @@ pub enum Event {
     /// RFC 9687: nothing could be written on this connection for the send
     /// hold time (the peer stopped reading).
     SendHoldTimerExpired(ConnId),
+    /// More is queued for this connection than it may hold
+    /// (`connection::SEND_QUEUE_LIMIT`): the peer reads too slowly.
+    SendQueueFull(ConnId),
     /// Our answer to the peer's ROUTE-REFRESH for this family is written.
     RouteRefreshWritten(ConnId, Family),
     /// The peer has more prefixes of `family` than `limit` (`maxPrefixes`,
@@ -142,6 +145,7 @@ impl Event {
             | Event::RouteRefreshReceived(id, _)
             | Event::DecodeError(id, _, _)
             | Event::SendHoldTimerExpired(id)
+            | Event::SendQueueFull(id)
             | Event::RouteRefreshWritten(id, _) => Some(*id),
         }
     }
@@ -209,6 +213,8 @@ pub enum Reason {
     HoldTimerExpired,
     /// RFC 9687: the peer did not read what we sent for the send hold time.
     SendHoldTimerExpired,
+    /// The peer reads so slowly that its queue of unwritten UPDATEs is full.
+    SendQueueFull,
     /// `maxPrefixes` teardown (RFC 4486 Cease/1).
     PrefixLimit {
         family: Family,
@@ -291,6 +297,9 @@ impl fmt::Display for Reason {
                 }
             }
             Reason::Reset => f.write_str("reset by the operator"),
+            Reason::SendQueueFull => {
+                f.write_str("the peer reads too slowly: too much queued for it (out of resources)")
+            }
             Reason::UnexpectedMessage { message, state } => {
                 write!(f, "{message} received in {state:?}")
             }
@@ -601,6 +610,11 @@ impl Fsm {
             (Some(_), Event::SendHoldTimerExpired(id)) => {
                 let nf = Notification::new(SEND_HOLD_TIMER_EXPIRED, 0, vec![]);
                 self.close(id, Some(nf), Reason::SendHoldTimerExpired, &mut out)
+            }
+            // RFC 4486: Cease/8, Out of Resources.
+            (Some(_), Event::SendQueueFull(id)) => {
+                let nf = cease(n::cease::OUT_OF_RESOURCES);
+                self.close(id, Some(nf), Reason::SendQueueFull, &mut out)
             }
             (Some(phase), Event::OpenReceived(id, _)) => {
                 self.fsm_error(id, phase, MessageKind::Open, &mut out)

@@ -13,10 +13,13 @@
 //! readers and writers → peer task: bounded ([`connection::CONN_EVENTS`]),
 //! they wait; peer task → router task: bounded, the peer task waits; the
 //! router task never waits on a peer task, so its commands ([`PeerCmd`])
-//! and the peer task's hand-over to a writer are unbounded queues. What
-//! they hold is the router's UPDATEs for the peer; a peer that stops
-//! reading holds them at most for the send hold time (RFC 9687), after
-//! which the connection is closed and they are freed.
+//! and the peer task's hand-over to a writer are queues without a length
+//! limit. What they hold is the router's UPDATEs for the peer, which the
+//! peer task encodes and counts ([`connection::SendQueue`]): a connection
+//! whose unwritten bytes exceed [`connection::SEND_QUEUE_LIMIT`] is closed
+//! with Cease/8 (Out of Resources), and one on which nothing could be
+//! written for the send hold time is closed by RFC 9687; either way the
+//! queue is freed.
 
 pub mod connection;
 pub mod fsm;
@@ -34,10 +37,12 @@ use tracing::{debug, info, warn};
 
 use rib::PeerId;
 use wire::notification as n;
-use wire::{Message, Notification, Update};
+use wire::{encode_message, Message, Notification, SessionCodec, Update};
 
 use crate::events::{PeerCmd, PeerStatus, RibEvent, SessionState};
-use connection::{ConnEvent, ConnId, Delivery, EventSender, Outgoing, ReaderArgs, WriterArgs};
+use connection::{
+    ConnEvent, ConnId, Delivery, EventSender, Outgoing, ReaderArgs, SendQueue, WriterArgs,
+};
 use fsm::{Action, Event, Fsm, FsmConfig, Reason, Timer};
 use open::{LocalOpen, Negotiated};
 use socket::SocketOptions;
@@ -63,17 +68,33 @@ pub struct SessionConfig {
 struct Conn {
     local_addr: Option<SocketAddr>,
     writer: mpsc::UnboundedSender<Outgoing>,
+    /// Bytes handed to the writer and not yet written.
+    queued: SendQueue,
+    /// Set once the OPENs agree (`Action::UseCodec`).
+    codec: SessionCodec,
     delivery: watch::Sender<Option<Delivery>>,
     reader: JoinHandle<()>,
 }
 
 impl Conn {
-    fn send(&self, msgs: Vec<Message>) {
-        let _ = self.writer.send(Outgoing::Messages(msgs));
+    /// Encode and queue `msgs`; false if the connection's unwritten bytes
+    /// are now over [`connection::SEND_QUEUE_LIMIT`].
+    fn send(&self, msgs: &[Message]) -> bool {
+        let mut out = Vec::new();
+        for m in msgs {
+            encode_message(m, &self.codec, &mut out);
+        }
+        let total = self.queued.add(out.len());
+        let _ = self.writer.send(Outgoing::Bytes(out));
+        total <= connection::SEND_QUEUE_LIMIT
     }
 
     fn close(self, nf: Option<Notification>) {
-        let _ = self.writer.send(Outgoing::Close(nf));
+        let mut out = Vec::new();
+        if let Some(nf) = nf {
+            encode_message(&Message::Notification(nf), &self.codec, &mut out);
+        }
+        let _ = self.writer.send(Outgoing::Close(out));
         self.reader.abort();
     }
 }
@@ -268,7 +289,7 @@ impl PeerTask {
                         let id = self.add_conn(stream);
                         self.feed(Event::TcpAccepted(id)).await;
                     }
-                    Some(PeerCmd::Send { generation, updates }) => self.send_updates(generation, updates),
+                    Some(PeerCmd::Send { generation, updates }) => self.send_updates(generation, updates).await,
                     Some(PeerCmd::RefreshAnswered { generation, family }) => {
                         if let Some(c) = self.established_conn(generation) {
                             let _ = c.writer.send(Outgoing::RefreshDone(family));
@@ -320,17 +341,17 @@ impl PeerTask {
             }
             Action::SendOpen(id) => {
                 if let Some(c) = self.conns.get(&id) {
-                    c.send(vec![Message::Open(open::local_open(&self.cfg.local))]);
+                    c.send(&[Message::Open(open::local_open(&self.cfg.local))]);
                 }
             }
             Action::SendKeepalive(id) => {
                 if let Some(c) = self.conns.get(&id) {
-                    c.send(vec![Message::Keepalive]);
+                    c.send(&[Message::Keepalive]);
                 }
             }
             Action::UseCodec(id, codec) => {
-                if let Some(c) = self.conns.get(&id) {
-                    let _ = c.writer.send(Outgoing::Codec(codec));
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.codec = codec;
                 }
             }
             Action::Close {
@@ -398,9 +419,14 @@ impl PeerTask {
             .flatten()
     }
 
-    fn send_updates(&self, generation: u64, updates: Vec<Update>) {
-        if let Some(c) = self.established_conn(generation) {
-            c.send(updates.into_iter().map(Message::Update).collect());
+    async fn send_updates(&mut self, generation: u64, updates: Vec<Update>) {
+        let Some(c) = self.established_conn(generation) else {
+            return;
+        };
+        let msgs: Vec<Message> = updates.into_iter().map(Message::Update).collect();
+        if !c.send(&msgs) {
+            let (id, _) = self.fsm.established().expect("established_conn found it");
+            self.feed(Event::SendQueueFull(id)).await;
         }
     }
 
@@ -417,10 +443,12 @@ impl PeerTask {
         let (rd, wr) = stream.into_split();
         let (w_tx, w_rx) = mpsc::unbounded_channel();
         let (delivery, delivery_rx) = watch::channel(None);
+        let queued = SendQueue::default();
         let writer_args = WriterArgs {
             conn: id,
             events: self.conn_events.clone(),
             send_hold: self.cfg.send_hold,
+            queued: queued.clone(),
         };
         tokio::spawn(connection::run_writer(wr, w_rx, writer_args));
         let reader = tokio::spawn(connection::run_reader(
@@ -435,6 +463,8 @@ impl PeerTask {
         let conn = Conn {
             local_addr,
             writer: w_tx,
+            queued,
+            codec: SessionCodec::default(),
             delivery,
             reader,
         };

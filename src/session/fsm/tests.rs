@@ -529,6 +529,16 @@ fn send_hold_timer_expiry_sends_8_0_and_takes_the_session_down() {
 }
 
 #[test]
+fn a_full_send_queue_sends_cease_8_and_takes_the_session_down() {
+    let mut fsm = established();
+    let a = fsm.handle(Event::SendQueueFull(OURS));
+    assert_eq!(closes(&a), vec![(OURS, Some((6, 8)))]);
+    assert_eq!(reasons(&a), vec![Reason::SendQueueFull]);
+    assert!(has_session_down(&a));
+    assert_eq!(fsm.state(), Active);
+}
+
+#[test]
 fn send_hold_timer_expiry_before_established_closes_too() {
     let mut fsm = open_confirm(HIGHER_ID);
     let a = fsm.handle(Event::SendHoldTimerExpired(OURS));
