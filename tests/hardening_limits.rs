@@ -286,6 +286,40 @@ fn max_prefixes_teardown_sends_cease_1_and_stays_down_until_reset() {
     drop(l);
 }
 
+/// A reload that changes the peer's `maxPrefixes` lets a held-down peer
+/// in again, under the new limit.
+#[test]
+fn max_prefixes_reload_with_a_new_limit_lets_the_peer_in_again() {
+    let mut l = lab("mpl", &["maxPrefixes: 2"], None);
+    let mut p = RawPeer::establish(&l.p_ns, P4, None);
+    p.send(&[announce(0..3, P4)]);
+    let nf = p.notification_at_close().expect("a NOTIFICATION");
+    assert_eq!((nf.code, nf.subcode), (6, 1));
+    wait_until(Duration::from_secs(5), "p held down", || {
+        match field(&l.kroute, "p", "heldDown") {
+            v if v.is_string() => Ok(()),
+            v => Err(v.to_string()),
+        }
+    });
+    let peer = l.kroute.config.peer_mut("p");
+    peer.extra.retain(|x| !x.starts_with("maxPrefixes"));
+    peer.extra.push("maxPrefixes: 5".into());
+    l.kroute.reload();
+    wait_until(
+        Duration::from_secs(5),
+        "p no longer held down",
+        || match field(&l.kroute, "p", "heldDown") {
+            v if v.is_null() => Ok(()),
+            v => Err(v.to_string()),
+        },
+    );
+    let mut p = RawPeer::establish(&l.p_ns, P4, None);
+    p.send(&[announce(0..3, P4)]);
+    wait_received(&l.kroute, "p", 3);
+    std::thread::sleep(Duration::from_millis(500));
+    l.kroute.established("p").unwrap();
+}
+
 /// Rejected paths count too (import rejects everything here: no policy,
 /// RFC 8212), and with `restartAfter` the peer is let in again by itself.
 #[test]
