@@ -46,6 +46,12 @@ pub enum Command {
     Explain { prefix: String },
     /// Re-read the config file and apply only what changed
     Reload,
+    /// Act on one peer: `kroute peer NAME reset`
+    Peer {
+        name: String,
+        #[command(subcommand)]
+        action: PeerAction,
+    },
     /// Configuration file tools
     Config {
         #[command(subcommand)]
@@ -75,6 +81,13 @@ pub enum Show {
     },
     /// Routes kroute wants in the kernel and their state
     Fib { prefix: Option<String> },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PeerAction {
+    /// Start a peer that `maxPrefixes` holds down, or reset its session
+    /// (Cease/4) and connect again
+    Reset,
 }
 
 #[derive(Subcommand, Debug)]
@@ -183,6 +196,18 @@ pub fn run_client(cli: &Cli) -> Result<(), String> {
                 to_json(&v)
             } else {
                 v.changes.iter().map(|c| format!("{c}\n")).collect()
+            }
+        }
+        Command::Peer {
+            name,
+            action: PeerAction::Reset,
+        } => {
+            let req = crate::events::Request::ResetPeer { name: name.clone() };
+            let v = client.request(&req).map_err(|e| e.to_string())?;
+            if json {
+                to_json(&v)
+            } else {
+                format!("peer {name} reset\n")
             }
         }
         Command::Daemon | Command::Config { .. } | Command::Lab { .. } => {

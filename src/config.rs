@@ -20,7 +20,10 @@ mod validate;
 
 pub use error::ConfigError;
 pub use password::Password;
-pub use schema::{Advertise, Api, Config, GroupName, Kernel, Listen, Peer, Router};
+pub use schema::{
+    Advertise, Api, Config, GroupName, Kernel, LimitAction, Listen, MaxPrefixes, Peer, PrefixLimit,
+    Router,
+};
 use validate::validate;
 
 /// `main` for 254, else the number.

@@ -74,6 +74,18 @@ pub enum PeerCmd {
     Incoming(TcpStream),
     /// Close with this NOTIFICATION and end the task.
     Stop(Notification),
+    /// Sent after the `Send`s that answer the peer's ROUTE-REFRESH for
+    /// `family` (RFC 2918): the answer is complete.
+    RefreshAnswered { generation: u64, family: Family },
+    /// `maxPrefixes` (action teardown): the peer sent more than `limit`
+    /// prefixes of `family`.
+    PrefixLimitExceeded {
+        family: Family,
+        limit: u32,
+        restart_after: Option<std::time::Duration>,
+    },
+    /// `kroute peer NAME reset`.
+    Reset,
 }
 
 /// RFC 4271 §8.2.2 states.
@@ -117,6 +129,12 @@ pub struct PeerStatus {
     /// Times the session left Established.
     pub flaps: u32,
     pub last_change: SystemTime,
+    /// Why the peer stays down by itself (`maxPrefixes`), while it does.
+    pub held_down: Option<String>,
+    /// ROUTE-REFRESH messages for families the session did not negotiate.
+    pub refresh_ignored: u64,
+    /// ROUTE-REFRESH messages folded into an answer already being sent.
+    pub refresh_coalesced: u64,
 }
 
 impl PeerStatus {
@@ -132,6 +150,9 @@ impl PeerStatus {
             local_address: None,
             flaps: 0,
             last_change: SystemTime::now(),
+            held_down: None,
+            refresh_ignored: 0,
+            refresh_coalesced: 0,
         }
     }
 }
@@ -161,6 +182,11 @@ pub enum Request {
         prefix: String,
     },
     Reload,
+    /// `kroute peer NAME reset`: start a peer held down by `maxPrefixes`,
+    /// or reset its session (Cease/4).
+    ResetPeer {
+        name: String,
+    },
 }
 
 /// The router task's answer to a [`Request`], sent back to the client as is.

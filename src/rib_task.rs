@@ -12,7 +12,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use kernel::{Fib, FibEvent};
 use rib::{FibStatus, Outputs, PeerId, Rib, RouteQuery, Table};
@@ -34,6 +34,19 @@ struct PeerEntry {
     /// Families whose End-of-RIB we still wait for (initial convergence).
     awaiting_eor: HashSet<Family>,
     up_since: Option<Instant>,
+    /// `maxPrefixes` teardown asked for this session: its further UPDATEs
+    /// are dropped until it is down.
+    limit_hit: bool,
+    /// Families over their `maxPrefixes` limit in warning mode (logged once
+    /// per crossing).
+    over_limit: HashSet<Family>,
+}
+
+/// RFC 9687 §4: the send hold time, by default the larger of 8 minutes
+/// and twice the hold time.
+fn send_hold_time(p: &config::Peer, hold_time: u16) -> Duration {
+    let default = 480.max(2 * u64::from(hold_time));
+    Duration::from_secs(p.send_hold_time.map_or(default, u64::from))
 }
 
 /// How long after start we wait for peers before removing routes a
@@ -56,6 +69,8 @@ pub struct RouterTask {
     originated: Vec<rib::Origination>,
     /// The peers the listener lets in, republished on reload.
     access: watch::Sender<AccessList>,
+    /// ROUTE-REFRESH answers in the outputs not yet flushed.
+    refreshes_answered: Vec<(PeerId, u64, Family)>,
 }
 
 pub fn rib_config(c: &Config) -> rib::RibConfig {
@@ -98,6 +113,7 @@ fn session_config(c: &Config, p: &config::Peer) -> crate::session::SessionConfig
             hold_time: p.hold_time_or(&c.router),
             families: p.families.clone(),
         },
+        send_hold: send_hold_time(p, p.hold_time_or(&c.router)),
         passive: p.passive,
         socket: SocketOptions {
             local_address: p.local_address,
@@ -164,6 +180,7 @@ impl RouterTask {
             initial_sync_done: false,
             originated: Vec::new(),
             access,
+            refreshes_answered: Vec::new(),
         }
     }
 
@@ -182,8 +199,49 @@ impl RouterTask {
                 generation: None,
                 awaiting_eor: HashSet::new(),
                 up_since: None,
+                limit_hit: false,
+                over_limit: HashSet::new(),
             },
         );
+    }
+
+    /// Check the peer's Adj-RIB-In against its `maxPrefixes`. Returns true
+    /// when the session is being torn down.
+    fn check_prefix_limit(&mut self, peer: PeerId) -> bool {
+        let Some(e) = self.peers.get_mut(&peer) else {
+            return false;
+        };
+        let Some(mp) = &e.cfg.max_prefixes else {
+            return false;
+        };
+        for family in [Family::Ipv4Unicast, Family::Ipv6Unicast] {
+            let Some(limit) = mp.limit_of(family) else {
+                continue;
+            };
+            let received = self.rib.received_in(peer, family);
+            if received <= limit as usize {
+                e.over_limit.remove(&family);
+                continue;
+            }
+            match mp.action {
+                config::LimitAction::Warning => {
+                    if e.over_limit.insert(family) {
+                        warn!(peer = %e.cfg.name, %family, received, limit, "maximum prefixes exceeded (maxPrefixes action warning: session kept)");
+                    }
+                }
+                config::LimitAction::Teardown => {
+                    warn!(peer = %e.cfg.name, %family, received, limit, "maximum prefixes exceeded: closing the session (Cease/1)");
+                    e.limit_hit = true;
+                    let _ = e.cmd.send(PeerCmd::PrefixLimitExceeded {
+                        family,
+                        limit,
+                        restart_after: mp.restart_after.map(|s| Duration::from_secs(u64::from(s))),
+                    });
+                    return true;
+                }
+            }
+        }
+        false
     }
 
     fn flush(&mut self, out: Outputs) {
@@ -193,6 +251,7 @@ impl RouterTask {
         if !out.watch_nexthops.is_empty() {
             self.fib.watch_nexthops(out.watch_nexthops);
         }
+        let answered = std::mem::take(&mut self.refreshes_answered);
         let mut per_peer: BTreeMap<PeerId, Vec<Update>> = BTreeMap::new();
         for (peer, u) in out.updates {
             per_peer.entry(peer).or_default().push(u);
@@ -205,6 +264,12 @@ impl RouterTask {
                         updates,
                     });
                 }
+            }
+        }
+        // After their UPDATEs, on the same queue.
+        for (peer, generation, family) in answered {
+            if let Some(e) = self.peers.get(&peer) {
+                let _ = e.cmd.send(PeerCmd::RefreshAnswered { generation, family });
             }
         }
     }
@@ -330,6 +395,8 @@ impl RouterTask {
                     e.generation = Some(generation);
                     e.awaiting_eor = info.families.iter().copied().collect();
                     e.up_since = Some(Instant::now());
+                    e.limit_hit = false;
+                    e.over_limit.clear();
                     self.rib.peer_up(peer, info, out);
                 }
             }
@@ -353,14 +420,22 @@ impl RouterTask {
                 updates,
             } => {
                 let e = self.peers.get_mut(&peer)?;
-                if e.generation != Some(generation) {
+                if e.generation != Some(generation) || e.limit_hit {
                     return None;
                 }
+                let limited = e.cfg.max_prefixes.is_some();
                 for u in updates {
-                    if let Some(f) = u.end_of_rib() {
-                        e.awaiting_eor.remove(&f);
+                    if let Some(e) = self.peers.get_mut(&peer) {
+                        if let Some(f) = u.end_of_rib() {
+                            e.awaiting_eor.remove(&f);
+                        }
                     }
                     self.rib.receive(peer, u, out);
+                    // Per UPDATE: the Adj-RIB-In exceeds the limit by at
+                    // most one message's prefixes.
+                    if limited && self.check_prefix_limit(peer) {
+                        break;
+                    }
                 }
             }
             RibEvent::RouteRefresh {
@@ -370,6 +445,7 @@ impl RouterTask {
             } => {
                 if self.peers.get(&peer).and_then(|e| e.generation) == Some(generation) {
                     self.rib.route_refresh(peer, family, out);
+                    self.refreshes_answered.push((peer, generation, family));
                 }
             }
             RibEvent::Incoming {
@@ -492,6 +568,14 @@ impl RouterTask {
                     self.rib.explain(&p),
                 ))),
             },
+            Request::ResetPeer { name } => match self.peer_id(&name) {
+                None => Response::Error(format!("no peer named {name:?}")),
+                Some(id) => {
+                    let _ = self.peers[&id].cmd.send(PeerCmd::Reset);
+                    info!(peer = %name, "reset by the operator");
+                    Response::Ok(serde_json::json!({ "reset": name }))
+                }
+            },
             Request::Reload => match self.reload(out) {
                 Ok(changes) => json(serde_json::to_value(ReloadView {
                     reloaded: true,
@@ -556,12 +640,23 @@ impl RouterTask {
                         done.push(format!(
                             "peer {name}: session settings changed, session reset"
                         ));
-                    } else if peer_config(&old_p) != peer_config(&p) {
-                        self.rib.set_peer_config(id, peer_config(&p), out);
+                    } else {
+                        if peer_config(&old_p) != peer_config(&p) {
+                            self.rib.set_peer_config(id, peer_config(&p), out);
+                            done.push(format!(
+                                "peer {name}: policy settings re-applied without a session reset"
+                            ));
+                        }
+                        if old_p.max_prefixes != p.max_prefixes {
+                            let e = &self.peers[&id];
+                            // A peer held down by the old limit gets a
+                            // new chance under the new one.
+                            if e.status.borrow().held_down.is_some() {
+                                let _ = e.cmd.send(PeerCmd::Reset);
+                            }
+                            done.push(format!("peer {name}: maxPrefixes changed"));
+                        }
                         self.peers.get_mut(&id).unwrap().cfg = p;
-                        done.push(format!(
-                            "peer {name}: policy settings re-applied without a session reset"
-                        ));
                     }
                 }
             }

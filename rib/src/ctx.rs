@@ -21,6 +21,8 @@ pub(crate) struct Peer {
     pub cfg: PeerConfig,
     pub session: Option<SessionInfo>,
     pub received: usize,
+    /// Of `received`, IPv6 prefixes (for per-family `maxPrefixes`).
+    pub received_v6: usize,
     pub accepted: usize,
 }
 

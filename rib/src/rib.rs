@@ -116,6 +116,7 @@ impl Rib {
                 cfg,
                 session: None,
                 received: 0,
+                received_v6: 0,
                 accepted: 0,
             },
         );
@@ -181,6 +182,7 @@ impl Rib {
         };
         peer.session = None;
         peer.received = 0;
+        peer.received_v6 = 0;
         peer.accepted = 0;
         self.adj_out.remove(&id);
         PeerDown {
@@ -401,6 +403,15 @@ impl Rib {
         }
     }
 
+    /// Paths of `family` in the peer's Adj-RIB-In, accepted or rejected by
+    /// import (what `maxPrefixes` limits).
+    pub fn received_in(&self, id: PeerId, family: wire::Family) -> usize {
+        self.peers.get(&id).map_or(0, |p| match family {
+            wire::Family::Ipv4Unicast => p.received - p.received_v6,
+            wire::Family::Ipv6Unicast => p.received_v6,
+        })
+    }
+
     /// Number of distinct interned attribute sets and paths (for tests and
     /// metrics).
     pub fn interned(&self) -> (usize, usize) {
@@ -491,7 +502,10 @@ impl Rib {
             .upsert(info);
         if let Some(peer) = self.peers.get_mut(&id) {
             match old {
-                None => peer.received += 1,
+                None => {
+                    peer.received += 1;
+                    peer.received_v6 += usize::from(prefix.addr().is_ipv6());
+                }
                 Some(o) if o.accepted() => peer.accepted -= 1,
                 Some(_) => {}
             }
@@ -507,6 +521,7 @@ impl Rib {
         };
         if let Some(peer) = self.peers.get_mut(&id) {
             peer.received -= 1;
+            peer.received_v6 -= usize::from(prefix.addr().is_ipv6());
             if old.accepted() {
                 peer.accepted -= 1;
             }

@@ -5,7 +5,7 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
@@ -84,10 +84,50 @@ pub async fn serve(listener: UnixListener, rib: mpsc::Sender<RibEvent>) {
     }
 }
 
+/// The longest request line read; a longer one gets an error and the
+/// connection is closed (no client can make the daemon buffer more).
+pub const MAX_REQUEST_LINE: usize = 64 * 1024;
+
+/// The next request line without its newline; `None` at the end. A line
+/// longer than [`MAX_REQUEST_LINE`] is an error of kind `InvalidData`.
+async fn next_line<R: tokio::io::AsyncBufRead + Unpin>(rd: &mut R) -> io::Result<Option<String>> {
+    let mut buf = Vec::new();
+    // One byte more than allowed, to tell "exactly at the cap" from "over".
+    let n = rd
+        .take(MAX_REQUEST_LINE as u64 + 1)
+        .read_until(b'\n', &mut buf)
+        .await?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    } else if buf.len() > MAX_REQUEST_LINE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("request line longer than {MAX_REQUEST_LINE} bytes"),
+        ));
+    }
+    String::from_utf8(buf)
+        .map(Some)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "request is not UTF-8"))
+}
+
 async fn handle(stream: UnixStream, rib: mpsc::Sender<RibEvent>) -> io::Result<()> {
     let (rd, mut wr) = stream.into_split();
-    let mut lines = BufReader::new(rd).lines();
-    while let Some(line) = lines.next_line().await? {
+    let mut rd = BufReader::new(rd);
+    loop {
+        let line = match next_line(&mut rd).await {
+            Ok(Some(line)) => line,
+            Ok(None) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                let mut out = serde_json::to_vec(&Response::Error(format!("bad request: {e}")))?;
+                out.push(b'\n');
+                wr.write_all(&out).await?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         let resp = match serde_json::from_str::<Request>(&line) {
             Err(e) => Response::Error(format!("bad request: {e}")),
             Ok(req) => {
@@ -111,5 +151,58 @@ async fn handle(stream: UnixStream, rib: mpsc::Sender<RibEvent>) -> io::Result<(
         out.push(b'\n');
         wr.write_all(&out).await?;
     }
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn lines_of(input: Vec<u8>) -> Vec<io::Result<Option<String>>> {
+        let mut rd = BufReader::new(&input[..]);
+        let mut out = Vec::new();
+        loop {
+            let r = next_line(&mut rd).await;
+            let end = !matches!(r, Ok(Some(_)));
+            out.push(r);
+            if end {
+                return out;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn request_lines_are_read_up_to_the_cap() {
+        let mut input = b"{\"request\":\"neighbors\"}\nlast".to_vec();
+        let at_cap = "x".repeat(MAX_REQUEST_LINE);
+        input.extend_from_slice(format!("\n{at_cap}\n").as_bytes());
+        let got: Vec<Option<String>> = lines_of(input)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                Some("{\"request\":\"neighbors\"}".into()),
+                Some("last".into()),
+                Some(at_cap),
+                None
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_longer_line_is_an_error_not_a_bigger_buffer() {
+        let mut input = "y".repeat(MAX_REQUEST_LINE + 1).into_bytes();
+        input.extend_from_slice(b"\n{\"request\":\"neighbors\"}\n");
+        let got = lines_of(input).await;
+        assert_eq!(got.len(), 1);
+        let e = got.into_iter().next().unwrap().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        // And a stream without any newline is cut off at the cap too.
+        let endless = vec![b'z'; 4 * MAX_REQUEST_LINE];
+        let got = lines_of(endless).await;
+        assert_eq!(got.len(), 1);
+        assert!(got[0].is_err());
+    }
 }

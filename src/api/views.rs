@@ -43,6 +43,14 @@ pub struct NeighborView {
     pub local_address: Option<IpAddr>,
     /// Times the session left Established.
     pub flaps: u32,
+    /// Why the peer stays down by itself (`maxPrefixes` teardown), while
+    /// it does; `kroute peer NAME reset` starts it again.
+    #[serde(deserialize_with = "required")]
+    pub held_down: Option<String>,
+    /// ROUTE-REFRESH messages ignored (family not negotiated, RFC 2918 §4).
+    pub route_refresh_ignored: u64,
+    /// ROUTE-REFRESH messages folded into an answer already being sent.
+    pub route_refresh_coalesced: u64,
 }
 
 impl NeighborView {
@@ -68,6 +76,9 @@ impl NeighborView {
             families: status.families.clone(),
             local_address: status.local_address,
             flaps: status.flaps,
+            held_down: status.held_down.clone(),
+            route_refresh_ignored: status.refresh_ignored,
+            route_refresh_coalesced: status.refresh_coalesced,
         }
     }
 }
@@ -214,7 +225,8 @@ mod tests {
             "prefixesAdvertised": 3, "state": "Established", "lastError": null,
             "remoteRouterId": "192.0.2.1", "holdTime": 90,
             "families": ["ipv4-unicast", "ipv6-unicast"],
-            "localAddress": "192.0.2.254", "flaps": 2,
+            "localAddress": "192.0.2.254", "flaps": 2, "heldDown": null,
+            "routeRefreshIgnored": 0, "routeRefreshCoalesced": 0,
         });
         assert_eq!(v, expected);
         let back: NeighborView = round_trip(&expected);

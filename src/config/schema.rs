@@ -238,6 +238,117 @@ pub struct Peer {
     /// Next hop we advertise for IPv6 routes (else derived from the session).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_hop_ipv6: Option<Ipv6Addr>,
+    /// Most prefixes the peer may send (see [`MaxPrefixes`]); none: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_prefixes: Option<MaxPrefixes>,
+    /// RFC 9687 send hold time, seconds: a session on which nothing could
+    /// be written for this long is closed. Default max(480, 2 × hold time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_hold_time: Option<u32>,
+}
+
+/// `peers[].maxPrefixes`: a limit on the prefixes a peer may have in our
+/// Adj-RIB-In, per family, counting every prefix it sent whether import
+/// accepted it or not (rejected paths are kept for `explain`). Forms:
+///
+/// ```yaml
+/// maxPrefixes: 10000                                   # every family, teardown
+/// maxPrefixes: { ipv4-unicast: 10000, ipv6-unicast: 2000 }
+/// maxPrefixes:
+///   limit: 10000                 # or { ipv4-unicast: 10000, ipv6-unicast: 2000 }
+///   action: teardown             # or warning (log once per crossing, stay up)
+///   restartAfter: 60             # seconds; absent: stay down until
+///                                # `kroute peer NAME reset` or a reload
+///                                # that changes the peer
+/// ```
+///
+/// A family missing from the per-family form is not limited. Teardown
+/// sends Cease/1 with AFI, SAFI and the limit (RFC 4486 §4).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "MaxPrefixesForm")]
+pub struct MaxPrefixes {
+    pub limit: PrefixLimit,
+    pub action: LimitAction,
+    pub restart_after: Option<u32>,
+}
+
+impl MaxPrefixes {
+    /// The limit for `family`, if it has one.
+    pub fn limit_of(&self, family: Family) -> Option<u32> {
+        match &self.limit {
+            PrefixLimit::All(n) => Some(*n),
+            PrefixLimit::PerFamily(m) => m.get(&family).copied(),
+        }
+    }
+}
+
+/// One number for every family, or one per family.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PrefixLimit {
+    All(u32),
+    PerFamily(std::collections::BTreeMap<Family, u32>),
+}
+
+/// What to do when a peer sends more prefixes than its limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitAction {
+    /// Close the session with Cease/1 and keep it down.
+    #[default]
+    Teardown,
+    /// Log once per crossing; keep the session and the routes.
+    Warning,
+}
+
+/// The long form, also the one written back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MaxPrefixesFull {
+    limit: PrefixLimit,
+    #[serde(default)]
+    action: LimitAction,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    restart_after: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a number, a map of family to number, or { limit, action, restartAfter }"
+)]
+enum MaxPrefixesForm {
+    Full(MaxPrefixesFull),
+    Short(PrefixLimit),
+}
+
+impl From<MaxPrefixesForm> for MaxPrefixes {
+    fn from(f: MaxPrefixesForm) -> MaxPrefixes {
+        let full = match f {
+            MaxPrefixesForm::Full(full) => full,
+            MaxPrefixesForm::Short(limit) => MaxPrefixesFull {
+                limit,
+                action: LimitAction::default(),
+                restart_after: None,
+            },
+        };
+        MaxPrefixes {
+            limit: full.limit,
+            action: full.action,
+            restart_after: full.restart_after,
+        }
+    }
+}
+
+impl Serialize for MaxPrefixes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        MaxPrefixesFull {
+            limit: self.limit.clone(),
+            action: self.action,
+            restart_after: self.restart_after,
+        }
+        .serialize(s)
+    }
 }
 
 impl Peer {

@@ -10,7 +10,7 @@ use wire::Family;
 
 use super::error::KeyPath;
 use super::password;
-use super::schema::{Config, Peer};
+use super::schema::{Config, Peer, PrefixLimit};
 
 type Invalid = (KeyPath, String);
 
@@ -117,6 +117,7 @@ fn check_peers<'c>(c: &'c Config, policies: &[&str]) -> Result<HashSet<&'c str>,
             ));
         }
         check_access(&path, peer)?;
+        check_limits(&path, peer)?;
         check_chain(&path, "import", &peer.import, policies)?;
         check_chain(&path, "export", &peer.export, policies)?;
     }
@@ -139,6 +140,47 @@ fn check_access(path: &KeyPath, peer: &Peer) -> Result<(), Invalid> {
             path.key("localUsers"),
             "at least one uid is needed (default [0]: root only)".to_string(),
         ));
+    }
+    Ok(())
+}
+
+/// `maxPrefixes` and `sendHoldTime`.
+fn check_limits(path: &KeyPath, peer: &Peer) -> Result<(), Invalid> {
+    if let Some(mp) = &peer.max_prefixes {
+        let at = path.key("maxPrefixes");
+        match &mp.limit {
+            PrefixLimit::All(0) => {
+                return Err((at, "a prefix limit must be at least 1".to_string()));
+            }
+            PrefixLimit::All(_) => {}
+            PrefixLimit::PerFamily(m) => {
+                if m.is_empty() {
+                    return Err((at, "give a limit for at least one family".to_string()));
+                }
+                for (f, n) in m {
+                    if *n == 0 {
+                        return Err((at, format!("the {f} limit must be at least 1")));
+                    }
+                    if !peer.families.contains(f) {
+                        return Err((at, format!("{f} is not one of the peer's families")));
+                    }
+                }
+            }
+        }
+        if mp.restart_after == Some(0) {
+            return Err((
+                at,
+                "restartAfter must be at least 1 second (leave it out to stay down)".to_string(),
+            ));
+        }
+    }
+    if let Some(t) = peer.send_hold_time {
+        if t < 1 {
+            return Err((
+                path.key("sendHoldTime"),
+                "sendHoldTime must be at least 1 second".to_string(),
+            ));
+        }
     }
     Ok(())
 }

@@ -4,12 +4,24 @@
 //! [`Outgoing`]. Once the session is Established the reader hands UPDATEs
 //! straight to the RIB, so a full table never queues behind the FSM, and
 //! only tells the FSM that they came (for the hold timer).
+//!
+//! Backpressure: the reader and the writer wait for the peer task when its
+//! event queue ([`CONN_EVENTS`]) is full, so a peer that floods messages
+//! is slowed down by TCP instead of growing a queue; the peer task never
+//! waits for either of them (it hands the writer work through an unbounded
+//! queue, see `PeerTask`), so these waits cannot close a cycle. The
+//! reader also waits for the router task (UPDATEs), which never waits for a
+//! connection or a peer task.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
 use tokio::sync::{mpsc, watch};
 
-use wire::{decode_message, encode_message, Family, Message, Notification, SessionCodec, Update};
+use wire::{decode_message, Family, Message, Notification, SessionCodec, Update};
 
 use crate::events::RibEvent;
 use rib::PeerId;
@@ -30,14 +42,51 @@ pub enum ConnEvent {
     Malformed(Notification, String),
     /// The peer closed the connection, or reading it failed.
     Closed(String),
+    /// The writer: nothing could be written for the send hold time.
+    SendHoldExpired,
+    /// The writer: the answer to a ROUTE-REFRESH for this family is
+    /// written.
+    RefreshWritten(Family),
 }
 
+/// Capacity of a peer task's queue of connection events (all of its
+/// connections' readers and writers share it).
+pub const CONN_EVENTS: usize = 64;
+
+pub type EventSender = mpsc::Sender<(ConnId, ConnEvent)>;
+
+/// Most bytes queued for one connection and not yet written. Far above
+/// what a full table encodes to, so only a peer that reads too slowly (but
+/// not so slowly that the send hold timer fires) reaches it; it is then
+/// closed with Cease/8, Out of Resources (RFC 4486), so that no peer can
+/// make kroute's memory grow without bound.
+pub const SEND_QUEUE_LIMIT: usize = 256 << 20;
+
+/// Bytes handed to a connection's writer and not yet written: the peer
+/// task adds, the writer subtracts.
+#[derive(Clone, Default)]
+pub struct SendQueue(Arc<AtomicUsize>);
+
+impl SendQueue {
+    /// Add `n` bytes; returns the new total.
+    pub fn add(&self, n: usize) -> usize {
+        self.0.fetch_add(n, Ordering::Relaxed) + n
+    }
+
+    fn written(&self, n: usize) {
+        self.0.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
+/// What the peer task hands a connection's writer: messages it has
+/// encoded (it knows the codec and counts the bytes, see [`SendQueue`]).
 pub enum Outgoing {
-    Messages(Vec<Message>),
-    /// Set the codec once the OPENs are agreed.
-    Codec(SessionCodec),
-    /// Send this NOTIFICATION (if any) and close.
-    Close(Option<Notification>),
+    Bytes(Vec<u8>),
+    /// Write these bytes (an encoded NOTIFICATION, or nothing) and close.
+    Close(Vec<u8>),
+    /// Report [`ConnEvent::RefreshWritten`] once everything before this
+    /// is written.
+    RefreshDone(Family),
 }
 
 /// Where the reader sends UPDATEs once the session is up: (generation, peer).
@@ -49,7 +98,7 @@ pub struct Delivery {
 
 pub struct ReaderArgs {
     pub conn: ConnId,
-    pub events: mpsc::UnboundedSender<(ConnId, ConnEvent)>,
+    pub events: EventSender,
     pub rib: mpsc::Sender<RibEvent>,
     /// Set by the peer task when the session is Established on this
     /// connection; dropped when the connection is closed.
@@ -60,8 +109,14 @@ pub async fn run_reader(mut rd: OwnedReadHalf, mut a: ReaderArgs) {
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut codec = SessionCodec::default();
     let mut delivery: Option<Delivery> = None;
+    let events = a.events.clone();
+    let conn = a.conn;
+    // Waits while the peer task's queue is full: TCP then slows the peer.
     let send = |ev: ConnEvent| {
-        let _ = a.events.send((a.conn, ev));
+        let events = events.clone();
+        async move {
+            let _ = events.send((conn, ev)).await;
+        }
     };
     loop {
         // Decode every whole message in the buffer, batching UPDATEs.
@@ -84,14 +139,14 @@ pub async fn run_reader(mut rd: OwnedReadHalf, mut a: ReaderArgs) {
                 Message::Update(u) if delivery.is_some() => updates.push(u),
                 // Before Established: an FSM error (RFC 4271 §8.2.2); the
                 // peer task closes the connection.
-                Message::Update(_) => send(ConnEvent::Update),
+                Message::Update(_) => send(ConnEvent::Update).await,
                 Message::Open(o) => {
                     codec.four_octet_as =
                         o.has_capability(|c| matches!(c, wire::Capability::FourOctetAs(_)));
-                    send(ConnEvent::Open(o));
+                    send(ConnEvent::Open(o)).await;
                 }
                 Message::Keepalive => {
-                    send(ConnEvent::Keepalive);
+                    send(ConnEvent::Keepalive).await;
                     if delivery.is_none() {
                         // In OpenConfirm this KEEPALIVE makes the session
                         // Established, and the UPDATEs right behind it are
@@ -107,14 +162,14 @@ pub async fn run_reader(mut rd: OwnedReadHalf, mut a: ReaderArgs) {
                     }
                 }
                 Message::Notification(nf) => stop = Some(ConnEvent::Notification(nf)),
-                Message::RouteRefresh(r) => send(ConnEvent::RouteRefresh(r.family)),
+                Message::RouteRefresh(r) => send(ConnEvent::RouteRefresh(r.family)).await,
             }
         }
         buf.drain(..used);
         if let (Some(d), false) = (delivery, updates.is_empty()) {
             // Received now: the hold timer restarts even if the RIB makes
             // us wait.
-            send(ConnEvent::Update);
+            send(ConnEvent::Update).await;
             let ev = RibEvent::Updates {
                 peer: d.peer,
                 generation: d.generation,
@@ -125,7 +180,7 @@ pub async fn run_reader(mut rd: OwnedReadHalf, mut a: ReaderArgs) {
             }
         }
         if let Some(ev) = stop {
-            send(ev);
+            send(ev).await;
             return;
         }
         if buf.capacity() - buf.len() < 16 * 1024 {
@@ -133,35 +188,46 @@ pub async fn run_reader(mut rd: OwnedReadHalf, mut a: ReaderArgs) {
         }
         match rd.read_buf(&mut buf).await {
             Ok(0) => {
-                send(ConnEvent::Closed("connection closed by peer".into()));
+                send(ConnEvent::Closed("connection closed by peer".into())).await;
                 return;
             }
             Ok(_) => {}
             Err(e) => {
-                send(ConnEvent::Closed(format!("read error: {e}")));
+                send(ConnEvent::Closed(format!("read error: {e}"))).await;
                 return;
             }
         }
     }
 }
 
-pub async fn run_writer(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
-    let mut codec = SessionCodec::default();
+pub struct WriterArgs {
+    pub conn: ConnId,
+    pub events: EventSender,
+    /// RFC 9687 send hold time: give up when no byte could be written for
+    /// this long.
+    pub send_hold: Duration,
+    pub queued: SendQueue,
+}
+
+pub async fn run_writer(
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    a: WriterArgs,
+) {
     let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut refreshed: Vec<Family> = Vec::new();
     while let Some(first) = rx.recv().await {
-        let mut close: Option<Option<Notification>> = None;
+        let mut close = false;
         let mut next = Some(first);
-        // Encode everything queued, then write once.
+        // Gather what is queued (up to 1 MiB), then write once.
         while let Some(cmd) = next.take() {
             match cmd {
-                Outgoing::Messages(msgs) => {
-                    for m in &msgs {
-                        encode_message(m, &codec, &mut out);
-                    }
-                }
-                Outgoing::Codec(c) => codec = c,
-                Outgoing::Close(nf) => {
-                    close = Some(nf);
+                Outgoing::Bytes(b) if out.is_empty() => out = b,
+                Outgoing::Bytes(b) => out.extend_from_slice(&b),
+                Outgoing::RefreshDone(f) => refreshed.push(f),
+                Outgoing::Close(b) => {
+                    out.extend_from_slice(&b);
+                    close = true;
                     break;
                 }
             }
@@ -169,18 +235,119 @@ pub async fn run_writer(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<
                 next = rx.try_recv().ok();
             }
         }
-        if let Some(Some(nf)) = &close {
-            encode_message(&Message::Notification(nf.clone()), &codec, &mut out);
-        }
-        if !out.is_empty() {
-            if wr.write_all(&out).await.is_err() {
+        match write_within(&mut wr, &out, a.send_hold).await {
+            Written::All => {
+                a.queued.written(out.len());
+                out.clear();
+            }
+            Written::Failed => return,
+            Written::Stuck => {
+                // The peer task closes the connection (and aborts the
+                // reader); the NOTIFICATION it asks for cannot get through.
+                let _ = a.events.send((a.conn, ConnEvent::SendHoldExpired)).await;
                 return;
             }
-            out.clear();
         }
-        if close.is_some() {
+        for f in refreshed.drain(..) {
+            let _ = a.events.send((a.conn, ConnEvent::RefreshWritten(f))).await;
+        }
+        if close {
             let _ = wr.shutdown().await;
             return;
         }
+    }
+}
+
+enum Written {
+    All,
+    Failed,
+    /// No progress for the send hold time.
+    Stuck,
+}
+
+/// Write all of `buf`; `Stuck` if no byte could be written for
+/// `send_hold` (RFC 9687 §4: the timer restarts whenever data is sent).
+async fn write_within(wr: &mut OwnedWriteHalf, mut buf: &[u8], send_hold: Duration) -> Written {
+    while !buf.is_empty() {
+        match tokio::time::timeout(send_hold, wr.write(buf)).await {
+            Err(_) => return Written::Stuck,
+            Ok(Ok(0)) | Ok(Err(_)) => return Written::Failed,
+            Ok(Ok(n)) => buf = &buf[n..],
+        }
+    }
+    Written::All
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// A loopback connection: our writer's half and the peer's stream.
+    async fn pair() -> (OwnedWriteHalf, TcpStream, tokio::net::tcp::OwnedReadHalf) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ours = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (theirs, _) = l.accept().await.unwrap();
+        let (rd, wr) = ours.into_split();
+        (wr, theirs, rd)
+    }
+
+    fn writer(
+        wr: OwnedWriteHalf,
+        send_hold: Duration,
+    ) -> (
+        mpsc::UnboundedSender<Outgoing>,
+        mpsc::Receiver<(ConnId, ConnEvent)>,
+        SendQueue,
+    ) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::channel(CONN_EVENTS);
+        let queued = SendQueue::default();
+        let args = WriterArgs {
+            conn: 7,
+            events: ev_tx,
+            send_hold,
+            queued: queued.clone(),
+        };
+        tokio::spawn(run_writer(wr, rx, args));
+        (tx, ev_rx, queued)
+    }
+
+    #[tokio::test]
+    async fn written_bytes_leave_the_queue_and_refresh_answers_are_reported_after_them() {
+        let (wr, mut theirs, _rd) = pair().await;
+        let (tx, mut events, queued) = writer(wr, Duration::from_secs(60));
+        queued.add(3);
+        tx.send(Outgoing::Bytes(b"abc".to_vec())).unwrap();
+        tx.send(Outgoing::RefreshDone(Family::Ipv4Unicast)).unwrap();
+        let ev = events.recv().await.unwrap();
+        assert!(matches!(
+            ev,
+            (7, ConnEvent::RefreshWritten(Family::Ipv4Unicast))
+        ));
+        let mut got = [0u8; 3];
+        theirs.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"abc");
+        assert_eq!(queued.add(0), 0);
+    }
+
+    /// RFC 9687: a peer that stops reading is reported after the send hold
+    /// time, not waited for forever.
+    #[tokio::test]
+    async fn a_peer_that_stops_reading_trips_the_send_hold_timer() {
+        let (wr, _theirs, _rd) = pair().await;
+        let (tx, mut events, queued) = writer(wr, Duration::from_millis(300));
+        // Far more than the socket buffers hold; the peer never reads.
+        let chunk = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            queued.add(chunk.len());
+            tx.send(Outgoing::Bytes(chunk.clone())).unwrap();
+        }
+        let ev = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .expect("reported within 10 s")
+            .unwrap();
+        assert!(matches!(ev, (7, ConnEvent::SendHoldExpired)), "{ev:?}");
+        assert!(queued.add(0) > 0, "not everything was written");
     }
 }

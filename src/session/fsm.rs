@@ -20,6 +20,7 @@
 //! while still accepting the peer's connections, and Idle means stopped.
 //! OPEN is sent as soon as TCP is up (no DelayOpen).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -65,6 +66,8 @@ pub enum Timer {
     ConnectRetry,
     Hold(ConnId),
     Keepalive(ConnId),
+    /// `maxPrefixes.restartAfter`: start again after a prefix-limit teardown.
+    Restart,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +100,26 @@ pub enum Event {
     /// A message that could not be decoded, with the NOTIFICATION the
     /// decoder chose and its description (events 21, 22, 28).
     DecodeError(ConnId, Notification, String),
+    /// RFC 9687: nothing could be written on this connection for the send
+    /// hold time (the peer stopped reading).
+    SendHoldTimerExpired(ConnId),
+    /// More is queued for this connection than it may hold
+    /// (`connection::SEND_QUEUE_LIMIT`): the peer reads too slowly.
+    SendQueueFull(ConnId),
+    /// Our answer to the peer's ROUTE-REFRESH for this family is written.
+    RouteRefreshWritten(ConnId, Family),
+    /// The peer has more prefixes of `family` than `limit` (`maxPrefixes`,
+    /// action teardown): close with Cease/1 and stay down, for
+    /// `restart_after` if given, else until [`Event::Reset`].
+    PrefixLimitExceeded {
+        family: Family,
+        limit: u32,
+        restart_after: Option<Duration>,
+    },
+    /// `kroute peer NAME reset`: a stopped peer starts again; a running one
+    /// closes its connections with Cease/4 and connects again.
+    Reset,
+    RestartTimerExpired,
 }
 
 impl Event {
@@ -108,7 +131,10 @@ impl Event {
             | Event::ConnectRetryExpired
             | Event::TcpConnected(_)
             | Event::TcpConnectFailed(_)
-            | Event::TcpAccepted(_) => None,
+            | Event::TcpAccepted(_)
+            | Event::PrefixLimitExceeded { .. }
+            | Event::Reset
+            | Event::RestartTimerExpired => None,
             Event::HoldTimerExpired(id)
             | Event::KeepaliveTimerExpired(id)
             | Event::TcpClosed(id, _)
@@ -117,7 +143,10 @@ impl Event {
             | Event::UpdateReceived(id)
             | Event::NotificationReceived(id, _)
             | Event::RouteRefreshReceived(id, _)
-            | Event::DecodeError(id, _, _) => Some(*id),
+            | Event::DecodeError(id, _, _)
+            | Event::SendHoldTimerExpired(id)
+            | Event::SendQueueFull(id)
+            | Event::RouteRefreshWritten(id, _) => Some(*id),
         }
     }
 }
@@ -152,7 +181,9 @@ pub enum Action {
     SessionDown {
         generation: u64,
     },
-    /// The peer asks for our routes again (RFC 2918).
+    /// The peer asks for our routes again (RFC 2918): send them, then
+    /// report [`Event::RouteRefreshWritten`]. At most one per family is in
+    /// flight.
     RouteRefresh {
         generation: u64,
         family: Family,
@@ -180,6 +211,18 @@ pub enum Reason {
     OpenRejected(Notification),
     DecodeError(String),
     HoldTimerExpired,
+    /// RFC 9687: the peer did not read what we sent for the send hold time.
+    SendHoldTimerExpired,
+    /// The peer reads so slowly that its queue of unwritten UPDATEs is full.
+    SendQueueFull,
+    /// `maxPrefixes` teardown (RFC 4486 Cease/1).
+    PrefixLimit {
+        family: Family,
+        limit: u32,
+        restart_after: Option<Duration>,
+    },
+    /// `kroute peer NAME reset`.
+    Reset,
     /// RFC 4271 §8.2.2 / RFC 6608: a message the state does not allow.
     UnexpectedMessage {
         message: MessageKind,
@@ -201,7 +244,12 @@ pub enum Reason {
 
 /// A NOTIFICATION in words, with its RFC 8203 shutdown communication.
 pub fn describe(nf: &Notification) -> String {
-    let mut s = n::describe(nf.code, nf.subcode);
+    // Newer than the codec's table of codes.
+    let mut s = if nf.code == SEND_HOLD_TIMER_EXPIRED {
+        format!("send hold timer expired ({}/{})", nf.code, nf.subcode)
+    } else {
+        n::describe(nf.code, nf.subcode)
+    };
     if let Some(msg) = n::shutdown_communication(&nf.data) {
         s.push_str(&format!(": \"{msg}\""));
     }
@@ -229,6 +277,29 @@ impl fmt::Display for Reason {
             Reason::OpenRejected(_) => f.write_str("rejected peer OPEN"),
             Reason::DecodeError(e) => write!(f, "bad message from peer: {e}"),
             Reason::HoldTimerExpired => f.write_str("hold timer expired"),
+            Reason::SendHoldTimerExpired => f.write_str(
+                "send hold timer expired: the peer did not read for too long (RFC 9687)",
+            ),
+            Reason::PrefixLimit {
+                family,
+                limit,
+                restart_after,
+            } => {
+                write!(
+                    f,
+                    "maximum prefixes exceeded: more than {limit} {family} prefixes; "
+                )?;
+                match restart_after {
+                    Some(d) => write!(f, "restarting after {} s", d.as_secs()),
+                    None => f.write_str(
+                        "down until `kroute peer NAME reset` or a reload that changes the peer",
+                    ),
+                }
+            }
+            Reason::Reset => f.write_str("reset by the operator"),
+            Reason::SendQueueFull => {
+                f.write_str("the peer reads too slowly: too much queued for it (out of resources)")
+            }
             Reason::UnexpectedMessage { message, state } => {
                 write!(f, "{message} received in {state:?}")
             }
@@ -254,6 +325,37 @@ impl fmt::Display for Reason {
 
 fn cease(subcode: u8) -> Notification {
     Notification::new(n::CEASE, subcode, vec![])
+}
+
+/// RFC 4486 §4: Cease/1 "Maximum Number of Prefixes Reached" MAY carry
+/// AFI (2 octets), SAFI (1) and the prefix upper bound (4).
+pub fn max_prefixes_notification(family: Family, limit: u32) -> Notification {
+    let mut data = Vec::with_capacity(7);
+    data.extend_from_slice(&family.afi().to_be_bytes());
+    data.push(family.safi());
+    data.extend_from_slice(&limit.to_be_bytes());
+    Notification::new(n::CEASE, n::cease::MAXIMUM_PREFIXES_REACHED, data)
+}
+
+/// RFC 9687 §3: the error code of "Send Hold Timer Expired" (subcode 0).
+pub const SEND_HOLD_TIMER_EXPIRED: u8 = 8;
+
+/// Where the answer to a ROUTE-REFRESH for one family stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refresh {
+    /// Being sent.
+    InFlight,
+    /// Being sent, and asked for again meanwhile: send once more after.
+    Again,
+}
+
+/// What the FSM did with ROUTE-REFRESH messages, over the peer's life.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RefreshCounts {
+    /// For a family the session did not negotiate (RFC 2918 §4: ignored).
+    pub ignored: u64,
+    /// Folded into an answer already being sent.
+    pub coalesced: u64,
 }
 
 /// The connect-retry delay after `attempt` failures in a row: 1 s, 2 s,
@@ -352,6 +454,11 @@ pub struct Fsm {
     theirs: Option<Conn>,
     /// Counts Established sessions; tags what the RIB hears from each.
     generation: u64,
+    /// The Established session's ROUTE-REFRESH answers in flight.
+    refreshes: HashMap<Family, Refresh>,
+    refresh_counts: RefreshCounts,
+    /// Why the peer is stopped, when it stopped itself (prefix limit).
+    held_down: Option<Reason>,
 }
 
 impl Fsm {
@@ -367,7 +474,20 @@ impl Fsm {
             ours: None,
             theirs: None,
             generation: 0,
+            refreshes: HashMap::new(),
+            refresh_counts: RefreshCounts::default(),
+            held_down: None,
         }
+    }
+
+    pub fn refresh_counts(&self) -> RefreshCounts {
+        self.refresh_counts
+    }
+
+    /// Why the peer stays down by itself (a `maxPrefixes` teardown), while
+    /// it does.
+    pub fn held_down(&self) -> Option<&Reason> {
+        self.held_down.as_ref()
     }
 
     /// The peer's state: its most advanced connection's, else Connect while
@@ -394,23 +514,53 @@ impl Fsm {
         let mut out = Vec::new();
         let phase = event.conn().and_then(|id| self.conn(id)).map(|c| c.phase);
         match (phase, event) {
-            (_, Event::ManualStart) => {
-                if !self.started {
-                    self.started = true;
-                    self.connect_if_idle(&mut out);
+            (_, Event::ManualStart) => self.start(&mut out),
+            // Only a hold-down with a restart time has a timer that runs.
+            (_, Event::RestartTimerExpired) => {
+                if matches!(
+                    self.held_down,
+                    Some(Reason::PrefixLimit {
+                        restart_after: Some(_),
+                        ..
+                    })
+                ) {
+                    self.start(&mut out);
                 }
             }
-            (_, Event::ManualStop(nf)) => {
-                self.started = false;
-                self.connecting = false;
-                for c in [self.ours.take(), self.theirs.take()].into_iter().flatten() {
-                    let reason = Reason::Stopped(nf.clone());
-                    self.finish(c, Some(nf.clone()), reason, &mut out);
-                }
-                if std::mem::take(&mut self.retry_pending) {
-                    out.push(Action::StopTimer(Timer::ConnectRetry));
+            (_, Event::Reset) => {
+                if self.started {
+                    let nf = cease(n::cease::ADMINISTRATIVE_RESET);
+                    for c in [self.ours.take(), self.theirs.take()].into_iter().flatten() {
+                        self.finish(c, Some(nf.clone()), Reason::Reset, &mut out);
+                    }
+                } else {
+                    out.push(Action::StopTimer(Timer::Restart));
+                    self.start(&mut out);
                 }
             }
+            (
+                _,
+                Event::PrefixLimitExceeded {
+                    family,
+                    limit,
+                    restart_after,
+                },
+            ) => {
+                if self.started {
+                    let reason = Reason::PrefixLimit {
+                        family,
+                        limit,
+                        restart_after,
+                    };
+                    let nf = max_prefixes_notification(family, limit);
+                    self.stop(nf, reason.clone(), &mut out);
+                    self.held_down = Some(reason);
+                    if let Some(after) = restart_after {
+                        out.push(Action::StartTimer(Timer::Restart, after));
+                    }
+                }
+            }
+            (_, Event::ManualStop(nf)) => self.stop(nf.clone(), Reason::Stopped(nf), &mut out),
             (_, Event::ConnectRetryExpired) => {
                 self.retry_pending = false;
                 self.connect_if_idle(&mut out);
@@ -443,11 +593,28 @@ impl Fsm {
                 Some(Phase::Established),
                 Event::KeepaliveReceived(id) | Event::UpdateReceived(id),
             ) => self.restart_hold(id, &mut out),
-            (Some(Phase::Established), Event::RouteRefreshReceived(_, family)) => {
-                out.push(Action::RouteRefresh {
-                    generation: self.generation,
-                    family,
-                })
+            (Some(Phase::Established), Event::RouteRefreshReceived(id, family)) => {
+                self.refresh_requested(id, family, &mut out)
+            }
+            (Some(Phase::Established), Event::RouteRefreshWritten(_, family)) => {
+                if self.refreshes.remove(&family) == Some(Refresh::Again) {
+                    self.refreshes.insert(family, Refresh::InFlight);
+                    out.push(Action::RouteRefresh {
+                        generation: self.generation,
+                        family,
+                    });
+                }
+            }
+            // Only an Established session has answers in flight.
+            (Some(_), Event::RouteRefreshWritten(..)) => {}
+            (Some(_), Event::SendHoldTimerExpired(id)) => {
+                let nf = Notification::new(SEND_HOLD_TIMER_EXPIRED, 0, vec![]);
+                self.close(id, Some(nf), Reason::SendHoldTimerExpired, &mut out)
+            }
+            // RFC 4486: Cease/8, Out of Resources.
+            (Some(_), Event::SendQueueFull(id)) => {
+                let nf = cease(n::cease::OUT_OF_RESOURCES);
+                self.close(id, Some(nf), Reason::SendQueueFull, &mut out)
             }
             (Some(phase), Event::OpenReceived(id, _)) => {
                 self.fsm_error(id, phase, MessageKind::Open, &mut out)
@@ -515,6 +682,56 @@ impl Fsm {
             self.theirs.take()
         } else {
             None
+        }
+    }
+
+    fn start(&mut self, out: &mut Vec<Action>) {
+        if !self.started {
+            self.started = true;
+            self.held_down = None;
+            self.connect_if_idle(out);
+        }
+    }
+
+    /// Stopped (Idle): close every connection with `nf`.
+    fn stop(&mut self, nf: Notification, reason: Reason, out: &mut Vec<Action>) {
+        self.started = false;
+        self.connecting = false;
+        for c in [self.ours.take(), self.theirs.take()].into_iter().flatten() {
+            self.finish(c, Some(nf.clone()), reason.clone(), out);
+        }
+        if std::mem::take(&mut self.retry_pending) {
+            out.push(Action::StopTimer(Timer::ConnectRetry));
+        }
+    }
+
+    /// RFC 2918 §4: a ROUTE-REFRESH for a family the session did not
+    /// negotiate is ignored. Otherwise at most one answer per family is in
+    /// flight: a request while one is being sent is answered once more
+    /// after it (what was already written may predate the request), and
+    /// any further ones fold into that, so a peer streaming ROUTE-REFRESH
+    /// costs at most two copies of the family's routes at a time.
+    fn refresh_requested(&mut self, id: ConnId, family: Family, out: &mut Vec<Action>) {
+        let negotiated = self
+            .conn(id)
+            .and_then(|c| c.negotiated.as_ref())
+            .is_some_and(|n| n.families.contains(&family));
+        if !negotiated {
+            self.refresh_counts.ignored += 1;
+            return;
+        }
+        match self.refreshes.get(&family) {
+            None => {
+                self.refreshes.insert(family, Refresh::InFlight);
+                out.push(Action::RouteRefresh {
+                    generation: self.generation,
+                    family,
+                });
+            }
+            Some(Refresh::InFlight) => {
+                self.refreshes.insert(family, Refresh::Again);
+            }
+            Some(Refresh::Again) => self.refresh_counts.coalesced += 1,
         }
     }
 
@@ -629,6 +846,7 @@ impl Fsm {
     /// KEEPALIVE in OpenConfirm: Established.
     fn establish(&mut self, id: ConnId, out: &mut Vec<Action>) {
         self.generation += 1;
+        self.refreshes.clear();
         self.retries = 0;
         let conn = self.conn_mut(id).expect("caller checked");
         conn.phase = Phase::Established;

@@ -8,6 +8,18 @@
 //! touches routing state: once Established, UPDATEs go from the connection
 //! reader to the RIB task, and the RIB task sends what to advertise through
 //! [`PeerCmd::Send`].
+//!
+//! Queues and who waits on whom (none of the waits can close a cycle):
+//! readers and writers → peer task: bounded ([`connection::CONN_EVENTS`]),
+//! they wait; peer task → router task: bounded, the peer task waits; the
+//! router task never waits on a peer task, so its commands ([`PeerCmd`])
+//! and the peer task's hand-over to a writer are queues without a length
+//! limit. What they hold is the router's UPDATEs for the peer, which the
+//! peer task encodes and counts ([`connection::SendQueue`]): a connection
+//! whose unwritten bytes exceed [`connection::SEND_QUEUE_LIMIT`] is closed
+//! with Cease/8 (Out of Resources), and one on which nothing could be
+//! written for the send hold time is closed by RFC 9687; either way the
+//! queue is freed.
 
 pub mod connection;
 pub mod fsm;
@@ -25,10 +37,12 @@ use tracing::{debug, info, warn};
 
 use rib::PeerId;
 use wire::notification as n;
-use wire::{Message, Notification, Update};
+use wire::{encode_message, Message, Notification, SessionCodec, Update};
 
 use crate::events::{PeerCmd, PeerStatus, RibEvent, SessionState};
-use connection::{ConnEvent, ConnId, Delivery, Outgoing, ReaderArgs};
+use connection::{
+    ConnEvent, ConnId, Delivery, EventSender, Outgoing, ReaderArgs, SendQueue, WriterArgs,
+};
 use fsm::{Action, Event, Fsm, FsmConfig, Reason, Timer};
 use open::{LocalOpen, Negotiated};
 use socket::SocketOptions;
@@ -46,23 +60,41 @@ pub struct SessionConfig {
     pub connect_retry: Duration,
     pub next_hop_ipv4: Option<Ipv4Addr>,
     pub next_hop_ipv6: Option<Ipv6Addr>,
+    /// RFC 9687 send hold time.
+    pub send_hold: Duration,
 }
 
 /// The I/O side of one connection; its FSM state is in [`Fsm`].
 struct Conn {
     local_addr: Option<SocketAddr>,
     writer: mpsc::UnboundedSender<Outgoing>,
+    /// Bytes handed to the writer and not yet written.
+    queued: SendQueue,
+    /// Set once the OPENs agree (`Action::UseCodec`).
+    codec: SessionCodec,
     delivery: watch::Sender<Option<Delivery>>,
     reader: JoinHandle<()>,
 }
 
 impl Conn {
-    fn send(&self, msgs: Vec<Message>) {
-        let _ = self.writer.send(Outgoing::Messages(msgs));
+    /// Encode and queue `msgs`; false if the connection's unwritten bytes
+    /// are now over [`connection::SEND_QUEUE_LIMIT`].
+    fn send(&self, msgs: &[Message]) -> bool {
+        let mut out = Vec::new();
+        for m in msgs {
+            encode_message(m, &self.codec, &mut out);
+        }
+        let total = self.queued.add(out.len());
+        let _ = self.writer.send(Outgoing::Bytes(out));
+        total <= connection::SEND_QUEUE_LIMIT
     }
 
     fn close(self, nf: Option<Notification>) {
-        let _ = self.writer.send(Outgoing::Close(nf));
+        let mut out = Vec::new();
+        if let Some(nf) = nf {
+            encode_message(&Message::Notification(nf), &self.codec, &mut out);
+        }
+        let _ = self.writer.send(Outgoing::Close(out));
         self.reader.abort();
     }
 }
@@ -106,8 +138,8 @@ pub struct PeerTask {
     conns: HashMap<ConnId, Conn>,
     timers: Timers,
     next_conn: ConnId,
-    /// Cloned into each connection's reader.
-    conn_events: mpsc::UnboundedSender<(ConnId, ConnEvent)>,
+    /// Cloned into each connection's reader and writer.
+    conn_events: EventSender,
     /// Where connect attempts report.
     connects: mpsc::UnboundedSender<std::io::Result<TcpStream>>,
 }
@@ -126,7 +158,7 @@ impl PeerTask {
     ) -> (mpsc::UnboundedSender<PeerCmd>, watch::Receiver<PeerStatus>) {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (status, status_rx) = watch::channel(PeerStatus::new());
-        let (conn_events, conn_rx) = mpsc::unbounded_channel();
+        let (conn_events, conn_rx) = mpsc::channel(connection::CONN_EVENTS);
         let (connects, connect_rx) = mpsc::unbounded_channel();
         let fsm_cfg = FsmConfig {
             local_router_id: cfg.local.router_id,
@@ -161,6 +193,16 @@ impl PeerTask {
     /// dead peer does not fill the log; everything from OpenSent up is info,
     /// and losing an Established session is a warning unless we stopped it.
     fn publish(&self) {
+        let counts = self.fsm.refresh_counts();
+        let held_down = self.fsm.held_down().map(Reason::to_string);
+        self.status.send_if_modified(|s| {
+            let changed = (s.refresh_ignored, s.refresh_coalesced, &s.held_down)
+                != (counts.ignored, counts.coalesced, &held_down);
+            s.refresh_ignored = counts.ignored;
+            s.refresh_coalesced = counts.coalesced;
+            s.held_down = held_down;
+            changed
+        });
         let state = self.fsm.state();
         self.status.send_if_modified(|s| {
             if s.state == state {
@@ -191,7 +233,7 @@ impl PeerTask {
     async fn run(
         mut self,
         mut cmds: mpsc::UnboundedReceiver<PeerCmd>,
-        mut conn_events: mpsc::UnboundedReceiver<(ConnId, ConnEvent)>,
+        mut conn_events: mpsc::Receiver<(ConnId, ConnEvent)>,
         mut connects: mpsc::UnboundedReceiver<std::io::Result<TcpStream>>,
     ) {
         self.feed(Event::ManualStart).await;
@@ -221,6 +263,7 @@ impl PeerTask {
                         Timer::ConnectRetry => Event::ConnectRetryExpired,
                         Timer::Hold(id) => Event::HoldTimerExpired(id),
                         Timer::Keepalive(id) => Event::KeepaliveTimerExpired(id),
+                        Timer::Restart => Event::RestartTimerExpired,
                     }).await;
                 }
                 Some(res) = connects.recv() => {
@@ -246,7 +289,16 @@ impl PeerTask {
                         let id = self.add_conn(stream);
                         self.feed(Event::TcpAccepted(id)).await;
                     }
-                    Some(PeerCmd::Send { generation, updates }) => self.send_updates(generation, updates),
+                    Some(PeerCmd::Send { generation, updates }) => self.send_updates(generation, updates).await,
+                    Some(PeerCmd::RefreshAnswered { generation, family }) => {
+                        if let Some(c) = self.established_conn(generation) {
+                            let _ = c.writer.send(Outgoing::RefreshDone(family));
+                        }
+                    }
+                    Some(PeerCmd::PrefixLimitExceeded { family, limit, restart_after }) => {
+                        self.feed(Event::PrefixLimitExceeded { family, limit, restart_after }).await;
+                    }
+                    Some(PeerCmd::Reset) => self.feed(Event::Reset).await,
                 },
             }
         }
@@ -265,6 +317,8 @@ impl PeerTask {
             ConnEvent::RouteRefresh(family) => Event::RouteRefreshReceived(id, family),
             ConnEvent::Malformed(nf, why) => Event::DecodeError(id, nf, why),
             ConnEvent::Closed(why) => Event::TcpClosed(id, why),
+            ConnEvent::SendHoldExpired => Event::SendHoldTimerExpired(id),
+            ConnEvent::RefreshWritten(family) => Event::RouteRefreshWritten(id, family),
         }
     }
 
@@ -287,17 +341,17 @@ impl PeerTask {
             }
             Action::SendOpen(id) => {
                 if let Some(c) = self.conns.get(&id) {
-                    c.send(vec![Message::Open(open::local_open(&self.cfg.local))]);
+                    c.send(&[Message::Open(open::local_open(&self.cfg.local))]);
                 }
             }
             Action::SendKeepalive(id) => {
                 if let Some(c) = self.conns.get(&id) {
-                    c.send(vec![Message::Keepalive]);
+                    c.send(&[Message::Keepalive]);
                 }
             }
             Action::UseCodec(id, codec) => {
-                if let Some(c) = self.conns.get(&id) {
-                    let _ = c.writer.send(Outgoing::Codec(codec));
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.codec = codec;
                 }
             }
             Action::Close {
@@ -357,13 +411,22 @@ impl PeerTask {
         }
     }
 
-    fn send_updates(&self, generation: u64, updates: Vec<Update>) {
-        if let Some((id, current)) = self.fsm.established() {
-            if current == generation {
-                if let Some(c) = self.conns.get(&id) {
-                    c.send(updates.into_iter().map(Message::Update).collect());
-                }
-            }
+    /// The connection of the Established session of `generation`.
+    fn established_conn(&self, generation: u64) -> Option<&Conn> {
+        let (id, current) = self.fsm.established()?;
+        (current == generation)
+            .then(|| self.conns.get(&id))
+            .flatten()
+    }
+
+    async fn send_updates(&mut self, generation: u64, updates: Vec<Update>) {
+        let Some(c) = self.established_conn(generation) else {
+            return;
+        };
+        let msgs: Vec<Message> = updates.into_iter().map(Message::Update).collect();
+        if !c.send(&msgs) {
+            let (id, _) = self.fsm.established().expect("established_conn found it");
+            self.feed(Event::SendQueueFull(id)).await;
         }
     }
 
@@ -380,7 +443,14 @@ impl PeerTask {
         let (rd, wr) = stream.into_split();
         let (w_tx, w_rx) = mpsc::unbounded_channel();
         let (delivery, delivery_rx) = watch::channel(None);
-        tokio::spawn(connection::run_writer(wr, w_rx));
+        let queued = SendQueue::default();
+        let writer_args = WriterArgs {
+            conn: id,
+            events: self.conn_events.clone(),
+            send_hold: self.cfg.send_hold,
+            queued: queued.clone(),
+        };
+        tokio::spawn(connection::run_writer(wr, w_rx, writer_args));
         let reader = tokio::spawn(connection::run_reader(
             rd,
             ReaderArgs {
@@ -393,6 +463,8 @@ impl PeerTask {
         let conn = Conn {
             local_addr,
             writer: w_tx,
+            queued,
+            codec: SessionCodec::default(),
             delivery,
             reader,
         };

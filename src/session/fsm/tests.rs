@@ -444,12 +444,190 @@ fn keepalive_timer_sends_a_keepalive_and_rearms() {
 fn route_refresh_in_established_goes_to_the_rib() {
     let mut fsm = established();
     assert_eq!(
-        fsm.handle(Event::RouteRefreshReceived(OURS, Family::Ipv6Unicast)),
+        fsm.handle(Event::RouteRefreshReceived(OURS, Family::Ipv4Unicast)),
         vec![Action::RouteRefresh {
             generation: 1,
-            family: Family::Ipv6Unicast
+            family: Family::Ipv4Unicast
         }]
     );
+}
+
+/// RFC 2918 §4; issue 12: a stream of these grew memory one for one.
+#[test]
+fn route_refresh_for_a_family_not_negotiated_is_ignored_and_counted() {
+    let mut fsm = established(); // negotiated: IPv4 only
+    for _ in 0..1000 {
+        assert_eq!(
+            fsm.handle(Event::RouteRefreshReceived(OURS, Family::Ipv6Unicast)),
+            vec![]
+        );
+    }
+    assert_eq!(fsm.refresh_counts().ignored, 1000);
+    assert_eq!(fsm.state(), Established);
+}
+
+fn refresh(family: Family) -> Action {
+    Action::RouteRefresh {
+        generation: 1,
+        family,
+    }
+}
+
+#[test]
+fn route_refresh_answers_are_coalesced_while_one_is_in_flight() {
+    let mut fsm = established();
+    let v4 = Family::Ipv4Unicast;
+    assert_eq!(
+        fsm.handle(Event::RouteRefreshReceived(OURS, v4)),
+        vec![refresh(v4)]
+    );
+    // Asked again while the answer is being written: once more after it,
+    // however many times it is asked.
+    for _ in 0..500 {
+        assert_eq!(fsm.handle(Event::RouteRefreshReceived(OURS, v4)), vec![]);
+    }
+    assert_eq!(fsm.refresh_counts().coalesced, 499);
+    assert_eq!(
+        fsm.handle(Event::RouteRefreshWritten(OURS, v4)),
+        vec![refresh(v4)]
+    );
+    assert_eq!(fsm.handle(Event::RouteRefreshWritten(OURS, v4)), vec![]);
+    // Nothing in flight: the next request is answered at once.
+    assert_eq!(
+        fsm.handle(Event::RouteRefreshReceived(OURS, v4)),
+        vec![refresh(v4)]
+    );
+}
+
+#[test]
+fn a_new_session_starts_with_no_refresh_in_flight() {
+    let mut fsm = established();
+    fsm.handle(Event::RouteRefreshReceived(OURS, Family::Ipv4Unicast));
+    fsm.handle(Event::TcpClosed(OURS, "gone".into()));
+    fsm.handle(Event::TcpAccepted(THEIRS));
+    fsm.handle(Event::OpenReceived(THEIRS, Ok(negotiated(HIGHER_ID, 90))));
+    fsm.handle(Event::KeepaliveReceived(THEIRS));
+    assert_eq!(
+        fsm.handle(Event::RouteRefreshReceived(THEIRS, Family::Ipv4Unicast)),
+        vec![Action::RouteRefresh {
+            generation: 2,
+            family: Family::Ipv4Unicast
+        }]
+    );
+}
+
+/// RFC 9687: error code 8, subcode 0; the session goes down.
+#[test]
+fn send_hold_timer_expiry_sends_8_0_and_takes_the_session_down() {
+    let mut fsm = established();
+    let a = fsm.handle(Event::SendHoldTimerExpired(OURS));
+    assert_eq!(closes(&a), vec![(OURS, Some((8, 0)))]);
+    assert_eq!(reasons(&a), vec![Reason::SendHoldTimerExpired]);
+    assert!(has_session_down(&a));
+    assert!(retry_timer(&a).is_some(), "reconnects: {a:?}");
+    assert_eq!(fsm.state(), Active);
+}
+
+#[test]
+fn a_full_send_queue_sends_cease_8_and_takes_the_session_down() {
+    let mut fsm = established();
+    let a = fsm.handle(Event::SendQueueFull(OURS));
+    assert_eq!(closes(&a), vec![(OURS, Some((6, 8)))]);
+    assert_eq!(reasons(&a), vec![Reason::SendQueueFull]);
+    assert!(has_session_down(&a));
+    assert_eq!(fsm.state(), Active);
+}
+
+#[test]
+fn send_hold_timer_expiry_before_established_closes_too() {
+    let mut fsm = open_confirm(HIGHER_ID);
+    let a = fsm.handle(Event::SendHoldTimerExpired(OURS));
+    assert_eq!(closes(&a), vec![(OURS, Some((8, 0)))]);
+    assert!(!has_session_down(&a));
+}
+
+fn limit_exceeded(restart_after: Option<Duration>) -> Event {
+    Event::PrefixLimitExceeded {
+        family: Family::Ipv6Unicast,
+        limit: 2000,
+        restart_after,
+    }
+}
+
+/// RFC 4486 §4: Cease/1 with AFI 2, SAFI 1 and the limit 2000.
+#[test]
+fn prefix_limit_sends_cease_1_with_afi_safi_and_limit_and_stays_down() {
+    let mut fsm = established();
+    let a = fsm.handle(limit_exceeded(None));
+    let nf = a
+        .iter()
+        .find_map(|a| match a {
+            Action::Close {
+                notify: Some(nf), ..
+            } => Some(nf.clone()),
+            _ => None,
+        })
+        .expect("a NOTIFICATION");
+    assert_eq!((nf.code, nf.subcode), (6, 1));
+    assert_eq!(nf.data, vec![0, 2, 1, 0, 0, 0x07, 0xd0]);
+    assert!(has_session_down(&a));
+    assert_eq!(retry_timer(&a), None, "no reconnect: {a:?}");
+    assert!(!a.contains(&Action::Connect));
+    assert_eq!(fsm.state(), Idle);
+    let why = fsm.held_down().expect("held down").to_string();
+    assert!(
+        why.contains("more than 2000 ipv6-unicast prefixes"),
+        "{why}"
+    );
+    assert!(why.contains("kroute peer NAME reset"), "{why}");
+    // The peer's new connections are refused while it is held down.
+    let a = fsm.handle(Event::TcpAccepted(THEIRS));
+    assert_eq!(closes(&a), vec![(THEIRS, Some((6, 5)))]);
+    // No restart timer runs: only a reset starts it again.
+    assert_eq!(fsm.handle(Event::RestartTimerExpired), vec![]);
+    let a = fsm.handle(Event::Reset);
+    assert!(a.contains(&Action::Connect), "{a:?}");
+    assert_eq!(fsm.held_down(), None);
+    assert_eq!(fsm.state(), Connect);
+}
+
+#[test]
+fn prefix_limit_with_restart_after_starts_again_when_the_timer_expires() {
+    let mut fsm = established();
+    let a = fsm.handle(limit_exceeded(Some(secs(30))));
+    assert!(
+        a.contains(&Action::StartTimer(Timer::Restart, secs(30))),
+        "{a:?}"
+    );
+    assert_eq!(fsm.state(), Idle);
+    assert!(fsm
+        .held_down()
+        .unwrap()
+        .to_string()
+        .contains("restarting after 30 s"));
+    let a = fsm.handle(Event::RestartTimerExpired);
+    assert_eq!(a, vec![Action::Connect]);
+    assert_eq!(fsm.held_down(), None);
+}
+
+#[test]
+fn a_stopped_peer_ignores_a_prefix_limit_and_the_restart_timer() {
+    let mut fsm = established();
+    fsm.handle(Event::ManualStop(cease(n::cease::ADMINISTRATIVE_SHUTDOWN)));
+    assert_eq!(fsm.handle(limit_exceeded(Some(secs(1)))), vec![]);
+    assert_eq!(fsm.handle(Event::RestartTimerExpired), vec![]);
+    assert_eq!(fsm.state(), Idle);
+}
+
+#[test]
+fn reset_of_a_running_session_sends_cease_4_and_reconnects() {
+    let mut fsm = established();
+    let a = fsm.handle(Event::Reset);
+    assert_eq!(closes(&a), vec![(OURS, Some((6, 4)))]);
+    assert_eq!(reasons(&a), vec![Reason::Reset]);
+    assert!(has_session_down(&a));
+    assert!(retry_timer(&a).is_some(), "{a:?}");
+    assert_eq!(fsm.state(), Active);
 }
 
 #[test]

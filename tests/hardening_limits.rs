@@ -1,0 +1,650 @@
+//! Issue 12, "Limits", against the running daemon from outside: a peer
+//! that sends too many prefixes (`maxPrefixes`), one that streams
+//! ROUTE-REFRESH, one that stops reading (RFC 9687 send hold timer), and
+//! the config forms of the new keys.
+//!
+//! Topology: kroute in namespace K (10.1.0.1/24), the peers in namespace P
+//! (10.1.0.2/24 and 10.1.0.3/24) as raw TCP clients speaking BGP by hand
+//! (`RawPeer`), so the test sees exactly what kroute sends. kroute's peers
+//! are passive: every connection is the peer's. Needs root.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::kroute::{KPeer, Kroute, KrouteConfig};
+use common::scenarios::{KROUTE_ASN, PEER_ASN, V4};
+use common::{veth, wait_until, Netns};
+use ipnet::Ipv4Net;
+use kroute::config::{parse, LimitAction, PrefixLimit};
+use wire::{
+    decode_message, encode_message, AsPath, Capability, Community, Family, Message, Notification,
+    Open, Origin, PathAttributes, RouteRefresh, SessionCodec, Update,
+};
+
+const K4: &str = "10.1.0.1";
+const P4: &str = "10.1.0.2";
+const Q4: &str = "10.1.0.3";
+const KROUTE_ID: &str = "10.255.0.1";
+const CODEC: SessionCodec = SessionCodec {
+    four_octet_as: true,
+};
+
+// --- a peer speaking BGP by hand ----------------------------------------
+
+struct RawPeer {
+    s: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawPeer {
+    /// Connect to kroute from `src` inside `ns`; `rcvbuf` shrinks the
+    /// receive buffer (and so the window) before the handshake.
+    fn connect(ns: &Netns, src: &str, rcvbuf: Option<usize>) -> RawPeer {
+        let path = format!("/var/run/netns/{}", ns.name);
+        let src: Ipv4Addr = src.parse().unwrap();
+        let s = std::thread::spawn(move || {
+            let f = std::fs::File::open(&path).expect("open netns");
+            // SAFETY: setns on this thread only, with a valid namespace fd.
+            let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                .expect("socket");
+            if let Some(n) = rcvbuf {
+                sock.set_recv_buffer_size(n).expect("SO_RCVBUF");
+            }
+            sock.bind(&SocketAddr::new(src.into(), 0).into())
+                .expect("bind source address");
+            let to = SocketAddr::new(K4.parse().unwrap(), 179);
+            sock.connect_timeout(&to.into(), Duration::from_secs(5))
+                .expect("connect to kroute");
+            TcpStream::from(sock)
+        })
+        .join()
+        .expect("connect thread");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        RawPeer { s, buf: Vec::new() }
+    }
+
+    fn send(&mut self, msgs: &[Message]) {
+        let mut out = Vec::new();
+        for m in msgs {
+            encode_message(m, &CODEC, &mut out);
+        }
+        self.s.write_all(&out).expect("send to kroute");
+    }
+
+    /// The next message from kroute; `None` once it closed the connection.
+    fn recv(&mut self) -> Option<Message> {
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            if let Ok(Some((m, len))) = decode_message(&self.buf, &CODEC) {
+                self.buf.drain(..len);
+                return Some(m);
+            }
+            match self.s.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => return None,
+                Err(e) => panic!("reading from kroute: {e}"),
+            }
+        }
+    }
+
+    /// OPEN (IPv4 unicast, 4-octet AS, ROUTE-REFRESH), KEEPALIVE, and
+    /// kroute's OPEN and KEEPALIVE back.
+    fn establish(ns: &Netns, src: &str, rcvbuf: Option<usize>) -> RawPeer {
+        let mut p = RawPeer::connect(ns, src, rcvbuf);
+        p.send(&[open(src), Message::Keepalive]);
+        let mut got_open = false;
+        loop {
+            match p.recv() {
+                Some(Message::Open(_)) => got_open = true,
+                Some(Message::Keepalive) if got_open => return p,
+                other => panic!("kroute answered the handshake with {other:?}"),
+            }
+        }
+    }
+
+    /// Read until kroute closes; its NOTIFICATION, if it sent one.
+    fn notification_at_close(&mut self) -> Option<Notification> {
+        let mut nf = None;
+        while let Some(m) = self.recv() {
+            if let Message::Notification(n) = m {
+                nf = Some(n);
+            }
+        }
+        nf
+    }
+}
+
+/// The OPEN of the peer at `src` (also its router ID): p is AS PEER_ASN,
+/// q the next one.
+fn open(src: &str) -> Message {
+    let asn = if src == Q4 { PEER_ASN + 1 } else { PEER_ASN };
+    Message::Open(Open {
+        version: 4,
+        asn,
+        hold_time: 90,
+        router_id: src.parse().unwrap(),
+        capabilities: vec![
+            Capability::Multiprotocol(Family::Ipv4Unicast),
+            Capability::RouteRefresh,
+            Capability::FourOctetAs(asn),
+        ],
+    })
+}
+
+/// 10.200.x.y/32 for i in `range`, one UPDATE, next hop `nh`.
+fn announce(range: std::ops::Range<u32>, nh: &str) -> Message {
+    Message::Update(Update {
+        attributes: attrs(nh, vec![]),
+        nlri: range.map(host).collect(),
+        ..Default::default()
+    })
+}
+
+fn host(i: u32) -> Ipv4Net {
+    Ipv4Net::new(Ipv4Addr::from(0x0ac8_0000 + i), 32).unwrap()
+}
+
+/// Attributes of a route from the peer at `nh` (its own address).
+fn attrs(nh: &str, communities: Vec<Community>) -> PathAttributes {
+    let asn = if nh == Q4 { PEER_ASN + 1 } else { PEER_ASN };
+    PathAttributes {
+        origin: Some(Origin::Igp),
+        as_path: AsPath::from_sequence(vec![asn]),
+        next_hop: Some(nh.parse().unwrap()),
+        communities: communities.into(),
+        ..Default::default()
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// Dropped in field order: kroute first, then the namespaces.
+struct Lab {
+    kroute: Kroute,
+    p_ns: Netns,
+    _k_ns: Netns,
+}
+
+/// kroute with passive peers "p" (10.1.0.2) and "q" (10.1.0.3), each
+/// with `extra` lines added to its entry.
+fn lab(tag: &str, p_extra: &[&str], q_extra: Option<&[&str]>) -> Lab {
+    let k_ns = Netns::new(&format!("k{tag}"));
+    let p_ns = Netns::new(&format!("p{tag}"));
+    veth(
+        &k_ns,
+        &p_ns,
+        &[&format!("{K4}/24")],
+        &[&format!("{P4}/24"), &format!("{Q4}/24")],
+    );
+    let mut cfg = KrouteConfig::new(KROUTE_ASN, KROUTE_ID);
+    let mut add = |name: &str, addr: &str, asn: u32, extra: &[&str]| {
+        let mut peer = KPeer::new(name, addr, asn, &[V4]);
+        peer.extra.push("passive: true".into());
+        if extra.iter().any(|l| l.starts_with("import:")) {
+            peer.import_export_all = false;
+            peer.extra.push("export: all".into());
+        }
+        peer.extra.extend(extra.iter().map(|s| s.to_string()));
+        cfg.peers.push(peer);
+    };
+    add("p", P4, PEER_ASN, p_extra);
+    if let Some(q) = q_extra {
+        add("q", Q4, PEER_ASN + 1, q);
+    }
+    let kroute = Kroute::start(&k_ns, cfg);
+    Lab {
+        kroute,
+        p_ns,
+        _k_ns: k_ns,
+    }
+}
+
+fn field(k: &Kroute, peer: &str, key: &str) -> serde_json::Value {
+    k.neighbor(peer).expect("neighbor").raw[key].clone()
+}
+
+fn wait_received(k: &Kroute, peer: &str, n: u64) {
+    wait_until(
+        Duration::from_secs(10),
+        &format!("{n} prefixes received from {peer}"),
+        || match k.neighbor(peer) {
+            Some(nb) if nb.prefixes_received == n && nb.state == "Established" => Ok(()),
+            other => Err(format!("{:?}", other.map(|n| n.raw))),
+        },
+    );
+}
+
+// --- maxPrefixes ----------------------------------------------------------
+
+/// RFC 4486 §4: Cease/1 carries AFI, SAFI and the limit; the peer stays
+/// down (its connections refused with Cease/5) until `kroute peer p reset`.
+#[test]
+fn max_prefixes_teardown_sends_cease_1_and_stays_down_until_reset() {
+    let l = lab("mpt", &["maxPrefixes: 10"], None);
+    let mut p = RawPeer::establish(&l.p_ns, P4, None);
+    l.kroute.established("p").unwrap();
+
+    // At the limit: fine.
+    p.send(&[announce(0..10, P4)]);
+    wait_received(&l.kroute, "p", 10);
+
+    // One more: torn down.
+    p.send(&[announce(10..11, P4)]);
+    let nf = p.notification_at_close().expect("a NOTIFICATION");
+    assert_eq!((nf.code, nf.subcode), (6, 1), "{nf:?}");
+    assert_eq!(
+        nf.data,
+        vec![0, 1, 1, 0, 0, 0, 10],
+        "AFI 1, SAFI 1, limit 10"
+    );
+    let nb = wait_until(Duration::from_secs(5), "p held down", || {
+        match l.kroute.neighbor("p") {
+            Some(n) if n.state == "Idle" && n.raw["heldDown"].is_string() => Ok(n),
+            other => Err(format!("{:?}", other.map(|n| n.raw))),
+        }
+    });
+    let why = nb.raw["heldDown"].as_str().unwrap();
+    assert!(why.contains("more than 10 ipv4-unicast prefixes"), "{why}");
+    let last = nb.raw["lastError"].as_str().unwrap_or_default();
+    assert!(last.contains("maximum prefixes exceeded"), "{last}");
+    assert!(last.contains("(6/1)"), "the NOTIFICATION sent: {last}");
+    assert_eq!(nb.prefixes_received, 0, "its routes are gone");
+
+    // It stays down: a new connection is refused.
+    std::thread::sleep(Duration::from_secs(2));
+    let mut again = RawPeer::connect(&l.p_ns, P4, None);
+    let nf = again
+        .notification_at_close()
+        .expect("refused with a NOTIFICATION");
+    assert_eq!((nf.code, nf.subcode), (6, 5), "{nf:?}");
+    assert_eq!(field(&l.kroute, "p", "state"), "Idle");
+
+    // `kroute peer p reset` lets it in again.
+    let out = l.kroute.cli_ok(&["peer", "p", "reset"]);
+    assert!(out.contains("reset"), "{out}");
+    let _p = RawPeer::establish(&l.p_ns, P4, None);
+    wait_until(Duration::from_secs(5), "p Established after reset", || {
+        l.kroute.established("p")
+    });
+    assert_eq!(field(&l.kroute, "p", "heldDown"), serde_json::Value::Null);
+    drop(l);
+}
+
+/// A reload that changes the peer's `maxPrefixes` lets a held-down peer
+/// in again, under the new limit.
+#[test]
+fn max_prefixes_reload_with_a_new_limit_lets_the_peer_in_again() {
+    let mut l = lab("mpl", &["maxPrefixes: 2"], None);
+    let mut p = RawPeer::establish(&l.p_ns, P4, None);
+    p.send(&[announce(0..3, P4)]);
+    let nf = p.notification_at_close().expect("a NOTIFICATION");
+    assert_eq!((nf.code, nf.subcode), (6, 1));
+    wait_until(Duration::from_secs(5), "p held down", || {
+        match field(&l.kroute, "p", "heldDown") {
+            v if v.is_string() => Ok(()),
+            v => Err(v.to_string()),
+        }
+    });
+    let peer = l.kroute.config.peer_mut("p");
+    peer.extra.retain(|x| !x.starts_with("maxPrefixes"));
+    peer.extra.push("maxPrefixes: 5".into());
+    l.kroute.reload();
+    wait_until(
+        Duration::from_secs(5),
+        "p no longer held down",
+        || match field(&l.kroute, "p", "heldDown") {
+            v if v.is_null() => Ok(()),
+            v => Err(v.to_string()),
+        },
+    );
+    let mut p = RawPeer::establish(&l.p_ns, P4, None);
+    p.send(&[announce(0..3, P4)]);
+    wait_received(&l.kroute, "p", 3);
+    std::thread::sleep(Duration::from_millis(500));
+    l.kroute.established("p").unwrap();
+}
+
+/// Rejected paths count too (import rejects everything here: no policy,
+/// RFC 8212), and with `restartAfter` the peer is let in again by itself.
+#[test]
+fn max_prefixes_counts_rejected_paths_and_restarts_after_the_delay() {
+    let l = lab(
+        "mpr",
+        &[
+            "import: none",
+            "maxPrefixes: { limit: { ipv4-unicast: 5 }, restartAfter: 3 }",
+        ],
+        None,
+    );
+    let mut p = RawPeer::establish(&l.p_ns, P4, None);
+    p.send(&[announce(0..5, P4)]);
+    wait_received(&l.kroute, "p", 5);
+    assert_eq!(field(&l.kroute, "p", "prefixesAccepted"), 0);
+    p.send(&[announce(5..6, P4)]);
+    let nf = p.notification_at_close().expect("a NOTIFICATION");
+    assert_eq!(
+        (nf.code, nf.subcode, nf.data.clone()),
+        (6, 1, vec![0, 1, 1, 0, 0, 0, 5])
+    );
+    let down_at = Instant::now();
+    let why = field(&l.kroute, "p", "heldDown");
+    assert!(
+        why.as_str()
+            .is_some_and(|w| w.contains("restarting after 3 s")),
+        "{why}"
+    );
+    let nf = RawPeer::connect(&l.p_ns, P4, None).notification_at_close();
+    assert_eq!(nf.map(|n| (n.code, n.subcode)), Some((6, 5)));
+    // After the delay it accepts the peer again.
+    let _p = wait_until(Duration::from_secs(10), "p let in again", || {
+        std::thread::sleep(Duration::from_millis(500));
+        if field(&l.kroute, "p", "heldDown").is_null() {
+            Ok(RawPeer::establish(&l.p_ns, P4, None))
+        } else {
+            Err(format!("{}", field(&l.kroute, "p", "heldDown")))
+        }
+    });
+    assert!(down_at.elapsed() >= Duration::from_secs(3));
+    wait_until(Duration::from_secs(5), "p Established", || {
+        l.kroute.established("p")
+    });
+}
+
+/// `action: warning`: the session and the routes stay; one log line per
+/// crossing.
+#[test]
+fn max_prefixes_warning_keeps_the_session_and_logs_once() {
+    let l = lab("mpw", &["maxPrefixes: { limit: 3, action: warning }"], None);
+    let mut p = RawPeer::establish(&l.p_ns, P4, None);
+    p.send(&[announce(0..5, P4)]);
+    wait_received(&l.kroute, "p", 5);
+    p.send(&[announce(5..7, P4)]);
+    wait_received(&l.kroute, "p", 7);
+    std::thread::sleep(Duration::from_secs(1));
+    l.kroute.established("p").unwrap();
+    let log = l.kroute.log_tails(500);
+    assert_eq!(
+        log.matches("maximum prefixes exceeded").count(),
+        1,
+        "one warning per crossing:\n{log}"
+    );
+    assert!(field(&l.kroute, "p", "heldDown").is_null());
+    // Below the limit and above again: a second crossing, a second line.
+    p.send(&[Message::Update(Update {
+        withdrawn: (0..6).map(host).collect(),
+        ..Default::default()
+    })]);
+    wait_received(&l.kroute, "p", 1);
+    p.send(&[announce(0..6, P4)]);
+    wait_received(&l.kroute, "p", 7);
+    std::thread::sleep(Duration::from_millis(500));
+    let log = l.kroute.log_tails(500);
+    assert_eq!(log.matches("maximum prefixes exceeded").count(), 2, "{log}");
+}
+
+// --- ROUTE-REFRESH flood --------------------------------------------------
+
+/// Issue 12: 511 MiB of ROUTE-REFRESH for a family kroute ignores grew
+/// its RSS by 511 MiB. Now they are dropped (and counted), requests for a
+/// negotiated family are coalesced, and memory stays flat.
+#[test]
+fn route_refresh_flood_does_not_grow_memory_and_the_session_stays_up() {
+    let l = lab("rrf", &[], Some(&[]));
+    let pid = l.kroute.pid().expect("kroute pid");
+    // Routes for p to get back on each refresh: 200 from q.
+    let mut q = RawPeer::establish(&l.p_ns, Q4, None);
+    q.send(&[announce(0..200, Q4)]);
+    wait_received(&l.kroute, "q", 200);
+
+    let mut p = RawPeer::establish(&l.p_ns, P4, None);
+    // Drain what kroute sends p, counting UPDATE messages.
+    let mut reader = p.s.try_clone().unwrap();
+    reader.set_read_timeout(None).unwrap();
+    let drained = Arc::new(AtomicU64::new(0));
+    let counter = drained.clone();
+    let drain = std::thread::spawn(move || {
+        let mut chunk = [0u8; 64 * 1024];
+        while let Ok(n) = reader.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            counter.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    });
+    // The initial table (q's 200 routes) arrives first.
+    std::thread::sleep(Duration::from_secs(1));
+    let before = rss_kib(pid);
+    let bytes_before = drained.load(Ordering::Relaxed);
+
+    // 2 M ROUTE-REFRESH for IPv6 (not negotiated) and 100 k for IPv4, in
+    // 4 MiB writes: ~46 MB on the wire.
+    let v6 = Message::RouteRefresh(RouteRefresh {
+        family: Family::Ipv6Unicast,
+    });
+    let v4 = Message::RouteRefresh(RouteRefresh {
+        family: Family::Ipv4Unicast,
+    });
+    let mut batch = Vec::new();
+    for i in 0..200_000 {
+        encode_message(if i % 20 == 0 { &v4 } else { &v6 }, &CODEC, &mut batch);
+    }
+    let v6_per_batch = 190_000u64;
+    let start = Instant::now();
+    for _ in 0..10 {
+        p.s.write_all(&batch).expect("flood kroute");
+    }
+    eprintln!(
+        "sent {} MB in {:?}",
+        10 * batch.len() / 1_000_000,
+        start.elapsed()
+    );
+    // An UPDATE behind the flood: once it is in the RIB, kroute has read
+    // every ROUTE-REFRESH (whatever it queued meanwhile is in its RSS).
+    p.send(&[announce(0..1, P4)]);
+    let mut peak = before;
+    wait_until(
+        Duration::from_secs(60),
+        "the UPDATE behind the flood",
+        || {
+            peak = peak.max(rss_kib(pid));
+            match l.kroute.neighbor("p") {
+                Some(n) if n.prefixes_received == 1 => Ok(()),
+                other => Err(format!("{:?}", other.map(|n| n.raw))),
+            }
+        },
+    );
+    peak = peak.max(rss_kib(pid));
+    eprintln!("RSS {before} KiB -> peak {peak} KiB");
+    assert!(
+        peak < before + 20 * 1024,
+        "RSS grew by {} KiB (before {before} KiB)",
+        peak - before
+    );
+    wait_until(
+        Duration::from_secs(60),
+        "every ROUTE-REFRESH counted",
+        || match field(&l.kroute, "p", "routeRefreshIgnored").as_u64() {
+            Some(n) if n == 10 * v6_per_batch => Ok(()),
+            other => Err(format!("ignored: {other:?}")),
+        },
+    );
+    let coalesced = field(&l.kroute, "p", "routeRefreshCoalesced")
+        .as_u64()
+        .unwrap();
+    eprintln!("coalesced {coalesced} of 100000 IPv4 refreshes");
+    l.kroute.established("p").unwrap();
+    l.kroute.established("q").unwrap();
+    // The IPv4 requests were answered, but not 100 000 times.
+    assert!(coalesced > 0, "no IPv4 refresh was coalesced");
+    let answered = drained.load(Ordering::Relaxed) - bytes_before;
+    eprintln!("p received {answered} bytes of answers");
+    assert!(answered > 0, "the IPv4 refreshes were never answered");
+    drop(p);
+    drop(l);
+    let _ = drain.join();
+}
+
+// --- a peer that stops reading (RFC 9687) --------------------------------
+
+/// kroute has a big table for p (100 k routes from q, each with its own
+/// community, so ~100 k UPDATEs); p shrinks its window and stops reading
+/// but keeps sending KEEPALIVEs. After `sendHoldTime` kroute closes the
+/// session, and its memory stayed bounded meanwhile.
+#[test]
+fn send_hold_timer_closes_a_session_whose_peer_stopped_reading() {
+    let l = lab("shd", &["sendHoldTime: 5"], Some(&[]));
+    let pid = l.kroute.pid().expect("kroute pid");
+    let p = RawPeer::establish(&l.p_ns, P4, Some(4096));
+    let mut q = RawPeer::establish(&l.p_ns, Q4, None);
+    let before = rss_kib(pid);
+    let start = Instant::now();
+    let n = 100_000u32;
+    let updates: Vec<Message> = (0..n)
+        .map(|i| {
+            Message::Update(Update {
+                attributes: attrs(
+                    Q4,
+                    vec![Community(0xfde8_0000 | (i & 0xffff) | ((i >> 16) << 28))],
+                ),
+                nlri: vec![host(i)],
+                ..Default::default()
+            })
+        })
+        .collect();
+    for chunk in updates.chunks(10_000) {
+        q.send(chunk);
+    }
+    // p never reads again; it only keeps its own side of the session
+    // alive, from another thread.
+    let mut p_keepalive = p.s.try_clone().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let ka = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        encode_message(&Message::Keepalive, &CODEC, &mut buf);
+        while !stop2.load(Ordering::Relaxed) {
+            if p_keepalive.write_all(&buf).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    wait_received(&l.kroute, "q", u64::from(n));
+    eprintln!("q's table learned after {:?}", start.elapsed());
+    let mut peak = rss_kib(pid);
+    let nb = wait_until(Duration::from_secs(30), "p's session closed", || {
+        peak = peak.max(rss_kib(pid));
+        match l.kroute.neighbor("p") {
+            Some(nb) if nb.state != "Established" => Ok(nb),
+            other => Err(format!("{:?}", other.map(|n| n.raw))),
+        }
+    });
+    let after = start.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let _ = ka.join();
+    let last = nb.raw["lastError"].as_str().unwrap_or_default().to_string();
+    eprintln!("p closed {after:?} after q began to send: {last}; RSS {before} -> peak {peak} KiB");
+    assert!(last.contains("send hold timer expired"), "{last}");
+    // Nothing was stuck before q sent anything.
+    assert!(
+        after >= Duration::from_secs(5),
+        "closed after {after:?}, before the send hold time"
+    );
+    assert!(
+        peak < before + 200 * 1024,
+        "RSS grew by {} KiB for 100 k routes",
+        peak - before
+    );
+    // q's session was not disturbed.
+    l.kroute.established("q").unwrap();
+    drop(p);
+}
+
+// --- the config keys --------------------------------------------------------
+
+fn peer_yaml(extra: &str) -> String {
+    format!(
+        "router: {{ asn: 65000, routerId: 10.0.0.1 }}\n\
+         peers:\n  - {{ name: a, address: 192.0.2.1, asn: 65001, {extra} }}\n"
+    )
+}
+
+#[test]
+fn max_prefixes_config_forms_parse_and_round_trip() {
+    let cases = [
+        (
+            "maxPrefixes: 10000",
+            PrefixLimit::All(10000),
+            LimitAction::Teardown,
+            None,
+        ),
+        (
+            "maxPrefixes: { ipv4-unicast: 10000, ipv6-unicast: 2000 }",
+            PrefixLimit::PerFamily(
+                [(Family::Ipv4Unicast, 10000), (Family::Ipv6Unicast, 2000)].into(),
+            ),
+            LimitAction::Teardown,
+            None,
+        ),
+        (
+            "maxPrefixes: { limit: 5, action: warning }",
+            PrefixLimit::All(5),
+            LimitAction::Warning,
+            None,
+        ),
+        (
+            "maxPrefixes: { limit: { ipv6-unicast: 7 }, restartAfter: 60 }",
+            PrefixLimit::PerFamily([(Family::Ipv6Unicast, 7)].into()),
+            LimitAction::Teardown,
+            Some(60),
+        ),
+    ];
+    for (yaml, limit, action, restart_after) in cases {
+        let c = parse(&peer_yaml(yaml), "t.yaml").unwrap_or_else(|e| panic!("{yaml}: {e}"));
+        let mp = c.peers[0].max_prefixes.clone().expect(yaml);
+        assert_eq!(
+            (mp.limit, mp.action, mp.restart_after),
+            (limit, action, restart_after)
+        );
+        let printed = c.to_yaml();
+        assert_eq!(parse(&printed, "p.yaml").unwrap(), c, "{printed}");
+    }
+    let c = parse(&peer_yaml("sendHoldTime: 30"), "t.yaml").unwrap();
+    assert_eq!(c.peers[0].send_hold_time, Some(30));
+}
+
+#[test]
+fn bad_max_prefixes_are_rejected_with_the_key_path() {
+    for (yaml, says) in [
+        ("maxPrefixes: 0", "at least 1"),
+        ("maxPrefixes: { limit: 5, restartAfter: 0 }", "restartAfter"),
+        (
+            "families: [ipv4-unicast], maxPrefixes: { ipv6-unicast: 5 }",
+            "not one of the peer's families",
+        ),
+        ("maxPrefixes: { limit: 5, action: shout }", "maxPrefixes"),
+        ("sendHoldTime: 0", "sendHoldTime"),
+    ] {
+        let e = parse(&peer_yaml(yaml), "t.yaml")
+            .expect_err(yaml)
+            .to_string();
+        assert!(e.contains(says), "{yaml}: {e}");
+        assert!(e.contains("peers[0]"), "{yaml}: {e}");
+    }
+}
