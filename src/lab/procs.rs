@@ -300,7 +300,7 @@ pub fn wait_for<T>(
 pub fn start_kroute(state: &mut State, i: usize) -> Result<()> {
     let node = state.topology.nodes[i].clone();
     std::fs::create_dir_all(&node.dir).map_err(io_err(format!("create {}", node.dir.display())))?;
-    let yaml = topology::kroute_config(&state.topology, &node);
+    let yaml = topology::kroute_config_file(&state.topology, &node);
     std::fs::write(&node.config, yaml)
         .map_err(io_err(format!("write {}", node.config.display())))?;
     run_kroute(state, i)
