@@ -6,41 +6,13 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
-use crate::rib_task::RibEvent;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "request")]
-pub enum Request {
-    Neighbors,
-    Routes {
-        prefix: Option<String>,
-        peer: Option<String>,
-        received: bool,
-        advertised: bool,
-    },
-    Fib {
-        prefix: Option<String>,
-    },
-    Explain {
-        prefix: String,
-    },
-    Reload,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Response {
-    Ok(serde_json::Value),
-    Error(String),
-}
-
-pub type Reply = oneshot::Sender<Response>;
+use crate::events::RibEvent;
+pub use crate::events::{Request, Response};
 
 pub fn bind(path: &Path) -> io::Result<UnixListener> {
     if let Some(dir) = path.parent() {

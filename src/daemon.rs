@@ -14,7 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use crate::config::{self, Config};
-use crate::rib_task::{RibEvent, RouterTask};
+use crate::events::RibEvent;
+use crate::rib_task::RouterTask;
 use crate::session::socket;
 
 pub fn fib_config(c: &Config) -> kernel::FibConfig {

@@ -1,19 +1,11 @@
-//! kroute: a BGP node router for bare-metal Kubernetes.
-
-mod api;
-mod cli;
-mod config;
-mod daemon;
-mod ifaddrs;
-mod lab;
-mod rib_task;
-mod session;
+//! The `kroute` binary: parse the command line and call into the library.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, ConfigCmd};
+use kroute::cli::{self, Cli, Command, ConfigCmd};
+use kroute::{config, daemon, lab};
 
 /// Two glibc settings that keep a full table's transient buffers from
 /// staying resident (measured with kroute-bench, 1M + 200k routes):

@@ -12,7 +12,6 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info};
 
@@ -21,44 +20,9 @@ use rib::{FibStatus, NexthopState, Outputs, PeerId, Rib, RouteQuery, Table};
 use wire::notification as n;
 use wire::{Family, Notification, Prefix, Update};
 
-use crate::api::{Reply, Request, Response};
 use crate::config::{self, Config};
-use crate::session::{PeerCmd, PeerStatus, PeerTask};
-
-pub enum RibEvent {
-    SessionUp {
-        peer: PeerId,
-        generation: u64,
-        info: rib::SessionInfo,
-    },
-    SessionDown {
-        peer: PeerId,
-        generation: u64,
-    },
-    Updates {
-        peer: PeerId,
-        generation: u64,
-        updates: Vec<Update>,
-    },
-    RouteRefresh {
-        peer: PeerId,
-        generation: u64,
-        family: Family,
-    },
-    Incoming {
-        stream: TcpStream,
-        remote: IpAddr,
-    },
-    Api {
-        request: Request,
-        reply: Reply,
-    },
-    /// SIGHUP: re-read the config file.
-    Reload,
-    Shutdown {
-        done: tokio::sync::oneshot::Sender<()>,
-    },
-}
+use crate::events::{PeerCmd, PeerStatus, Reply, Request, Response, RibEvent};
+use crate::session::PeerTask;
 
 struct PeerEntry {
     cfg: config::Peer,

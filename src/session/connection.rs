@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 use wire::notification as n;
 use wire::{decode_message, encode_message, Family, Message, Notification, SessionCodec, Update};
 
-use crate::rib_task::RibEvent;
+use crate::events::RibEvent;
 use rib::PeerId;
 
 /// RFC 4271 §8.2.2: a large hold time until the OPENs are exchanged.

@@ -10,10 +10,9 @@ pub mod connection;
 pub mod open;
 pub mod socket;
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::Serialize;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -21,9 +20,9 @@ use tracing::{debug, info, warn};
 
 use rib::PeerId;
 use wire::notification as n;
-use wire::{Family, Message, Notification, Update};
+use wire::{Message, Notification};
 
-use crate::rib_task::RibEvent;
+use crate::events::{PeerCmd, PeerStatus, RibEvent, SessionState};
 use connection::{ConnEvent, ConnId, Delivery, Outgoing, ReaderArgs};
 use open::{LocalOpen, Negotiated};
 use socket::SocketOptions;
@@ -41,63 +40,6 @@ pub struct SessionConfig {
     pub connect_retry: Duration,
     pub next_hop_ipv4: Option<Ipv4Addr>,
     pub next_hop_ipv6: Option<Ipv6Addr>,
-}
-
-/// RFC 4271 §8.2.2 states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub enum SessionState {
-    Idle,
-    Connect,
-    Active,
-    OpenSent,
-    OpenConfirm,
-    Established,
-}
-
-/// What `show neighbors` reads. Published by the peer task through a
-/// `watch` channel: one writer, any number of readers.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PeerStatus {
-    pub state: SessionState,
-    #[serde(skip)]
-    pub established_at: Option<Instant>,
-    pub last_error: Option<String>,
-    pub remote_router_id: Option<Ipv4Addr>,
-    pub hold_time: Option<u16>,
-    pub families: Vec<Family>,
-    pub local_address: Option<IpAddr>,
-    pub flaps: u32,
-    #[serde(skip)]
-    pub last_change: SystemTime,
-}
-
-impl PeerStatus {
-    fn new() -> PeerStatus {
-        PeerStatus {
-            state: SessionState::Idle,
-            established_at: None,
-            last_error: None,
-            remote_router_id: None,
-            hold_time: None,
-            families: Vec::new(),
-            local_address: None,
-            flaps: 0,
-            last_change: SystemTime::now(),
-        }
-    }
-}
-
-pub enum PeerCmd {
-    /// UPDATEs for the session of this generation (stale ones are dropped).
-    Send {
-        generation: u64,
-        updates: Vec<Update>,
-    },
-    /// A TCP connection the listener accepted from this peer's address.
-    Incoming(TcpStream),
-    /// Close with this NOTIFICATION and end the task.
-    Stop(Notification),
 }
 
 struct Conn {

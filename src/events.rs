@@ -1,0 +1,158 @@
+//! The messages between the daemon's tasks, in one place.
+//!
+//! ```text
+//! listener ──RibEvent::Incoming──▶ router task ──PeerCmd──▶ peer tasks
+//! peer tasks ──RibEvent::{SessionUp, Updates, …}──▶ router task
+//! peer tasks ──watch<PeerStatus>──▶ router task (read for `show neighbors`)
+//! API task ──RibEvent::Api { Request, Reply }──▶ router task ──Response──▶ API task
+//! signals ──RibEvent::{Reload, Shutdown}──▶ router task
+//! ```
+//!
+//! The FIB side (`kernel::RouteChange`, `kernel::FibEvent`) is the kernel
+//! crate's own contract. Every task module imports its messages from here,
+//! so no task module needs to import another one to talk to it.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+use rib::PeerId;
+use wire::{Family, Notification, Update};
+
+/// What the router task (the RIB's one owner) is told.
+pub enum RibEvent {
+    SessionUp {
+        peer: PeerId,
+        generation: u64,
+        info: rib::SessionInfo,
+    },
+    SessionDown {
+        peer: PeerId,
+        generation: u64,
+    },
+    Updates {
+        peer: PeerId,
+        generation: u64,
+        updates: Vec<Update>,
+    },
+    RouteRefresh {
+        peer: PeerId,
+        generation: u64,
+        family: Family,
+    },
+    /// A connection the listener accepted; the router hands it to the peer
+    /// task configured for `remote`.
+    Incoming {
+        stream: TcpStream,
+        remote: IpAddr,
+    },
+    Api {
+        request: Request,
+        reply: Reply,
+    },
+    /// SIGHUP: re-read the config file.
+    Reload,
+    Shutdown {
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// What the router task tells a peer task.
+pub enum PeerCmd {
+    /// UPDATEs for the session of this generation (stale ones are dropped).
+    Send {
+        generation: u64,
+        updates: Vec<Update>,
+    },
+    /// A TCP connection the listener accepted from this peer's address.
+    Incoming(TcpStream),
+    /// Close with this NOTIFICATION and end the task.
+    Stop(Notification),
+}
+
+/// RFC 4271 §8.2.2 states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum SessionState {
+    Idle,
+    Connect,
+    Active,
+    OpenSent,
+    OpenConfirm,
+    Established,
+}
+
+/// What `show neighbors` reads. Published by the peer task through a
+/// `watch` channel: one writer, any number of readers.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerStatus {
+    pub state: SessionState,
+    #[serde(skip)]
+    pub established_at: Option<Instant>,
+    pub last_error: Option<String>,
+    pub remote_router_id: Option<Ipv4Addr>,
+    pub hold_time: Option<u16>,
+    pub families: Vec<Family>,
+    pub local_address: Option<IpAddr>,
+    pub flaps: u32,
+    #[serde(skip)]
+    pub last_change: SystemTime,
+}
+
+impl PeerStatus {
+    /// A peer that has not tried to connect yet.
+    pub fn new() -> PeerStatus {
+        PeerStatus {
+            state: SessionState::Idle,
+            established_at: None,
+            last_error: None,
+            remote_router_id: None,
+            hold_time: None,
+            families: Vec::new(),
+            local_address: None,
+            flaps: 0,
+            last_change: SystemTime::now(),
+        }
+    }
+}
+
+impl Default for PeerStatus {
+    fn default() -> PeerStatus {
+        PeerStatus::new()
+    }
+}
+
+/// A request on the control API (one JSON line from a client), which the
+/// API task forwards to the router task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "request")]
+pub enum Request {
+    Neighbors,
+    Routes {
+        prefix: Option<String>,
+        peer: Option<String>,
+        received: bool,
+        advertised: bool,
+    },
+    Fib {
+        prefix: Option<String>,
+    },
+    Explain {
+        prefix: String,
+    },
+    Reload,
+}
+
+/// The router task's answer to a [`Request`], sent back to the client as is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Response {
+    Ok(serde_json::Value),
+    Error(String),
+}
+
+/// Where the router task sends its [`Response`].
+pub type Reply = oneshot::Sender<Response>;

@@ -1,0 +1,16 @@
+//! kroute: a BGP node router for bare-metal Kubernetes.
+//!
+//! The daemon, its config, its control API and `kroute lab` as a library,
+//! so that `src/main.rs`, the integration tests and the benchmark all use
+//! the same types. How the daemon's tasks talk is in [`events`].
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod events;
+pub mod lab;
+
+pub(crate) mod ifaddrs;
+pub(crate) mod rib_task;
+pub(crate) mod session;
