@@ -18,6 +18,8 @@ use wire::{Community, Family, LargeCommunity};
 mod de;
 #[path = "config/error.rs"]
 mod error;
+#[path = "config/new.rs"]
+mod new;
 #[path = "config/validate.rs"]
 mod validate;
 

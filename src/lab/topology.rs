@@ -22,9 +22,8 @@ use clap::ValueEnum;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use rib::policy::{Action, AsPathMatch, Match, Policy, PolicyChain, Rule};
 use serde::{Deserialize, Serialize};
-use wire::Family;
 
-use crate::config::{self, Advertise, Api, Config, Kernel, Listen, Peer};
+use crate::config::{self, Advertise, Api, Config, Kernel, Peer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -437,7 +436,7 @@ pub fn kroute_config(t: &Topology, n: &Node) -> Config {
             passive: true,
             import: cluster.clone(),
             export: PolicyChain::None,
-            ..peer("cilium", c.peer_address, c.asn)
+            ..Peer::new("cilium", c.peer_address, c.asn)
         });
     }
     let allow_as_in = u8::from(t.scenario == Scenario::SameAsnRr && t.allow_as_in);
@@ -446,7 +445,7 @@ pub fn kroute_config(t: &Topology, n: &Node) -> Config {
             allow_as_in,
             import: cluster.clone(),
             export: PolicyChain::Named(vec![OWN_POLICY.into()]),
-            ..peer(&router_peer_name(t, r), IpAddr::V6(r.lan_v6), r.asn)
+            ..Peer::new(&router_peer_name(t, r), IpAddr::V6(r.lan_v6), r.asn)
         });
     }
     let (communities, large_communities) = match t.scenario {
@@ -482,14 +481,10 @@ pub fn kroute_config(t: &Topology, n: &Node) -> Config {
     };
     Config {
         router: config::Router {
-            asn: n.asn,
-            router_id: n.router_id,
-            listen: Some(Listen::default()),
-            cluster_id: None,
             max_paths: t.routers.len().max(1),
-            multipath_relax: false,
             hold_time: 9,
             connect_retry: 2,
+            ..config::Router::new(n.asn, n.router_id)
         },
         api: Api {
             socket: n.socket.clone(),
@@ -523,29 +518,6 @@ pub fn kroute_config(t: &Topology, n: &Node) -> Config {
 /// exports only the node's own prefixes.
 const CLUSTER_POLICY: &str = "cluster-prefixes";
 const OWN_POLICY: &str = "own-prefixes";
-
-/// A peer with the config file's defaults.
-fn peer(name: &str, address: IpAddr, asn: u32) -> Peer {
-    Peer {
-        name: name.into(),
-        address,
-        port: 179,
-        asn,
-        local_address: None,
-        passive: false,
-        multihop: None,
-        families: vec![Family::Ipv4Unicast, Family::Ipv6Unicast],
-        hold_time: None,
-        allow_as_in: 0,
-        next_hop_self: false,
-        route_reflector_client: false,
-        import: PolicyChain::Unset,
-        export: PolicyChain::Unset,
-        password: None,
-        next_hop_ipv4: None,
-        next_hop_ipv6: None,
-    }
-}
 
 /// A value spelled as in the config file, from this file's literals.
 fn lab_value<T: std::str::FromStr<Err = String>>(s: &str) -> T {

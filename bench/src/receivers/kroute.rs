@@ -3,9 +3,12 @@
 //! eBGP peer with `import: all`, the API socket in the scratch directory.
 
 use std::io;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::Command;
 
+use kroute::config::{Config, Listen, Peer, Router};
+use rib::policy::PolicyChain;
 use serde_json::Value;
 
 use super::{check, query, Ctx, Receiver, PEER_NAME, RECEIVER_ASN, SENDER_ASN};
@@ -18,27 +21,29 @@ pub struct Kroute {
     log: PathBuf,
 }
 
-pub fn config(socket: &std::path::Path, install: bool) -> String {
-    format!(
-        r#"router:
-  asn: {RECEIVER_ASN}
-  routerId: {RECEIVER_V4}
-  listen: {{ address: "0.0.0.0", port: 179 }}
-api:
-  socket: {socket}
-kernel:
-  install: {install}
-peers:
-  - name: {PEER_NAME}
-    address: {SENDER_V4}
-    asn: {SENDER_ASN}
-    passive: true
-    families: [ipv4-unicast, ipv6-unicast]
-    import: all
-    export: none
-"#,
-        socket = socket.display()
-    )
+/// The receiver's config: the sender as one passive eBGP peer, both
+/// families, everything imported, nothing exported.
+pub fn config(socket: &std::path::Path, install: bool) -> Config {
+    let mut c = Config::new(Router {
+        listen: Some(Listen {
+            address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: 179,
+        }),
+        ..Router::new(RECEIVER_ASN, lit(RECEIVER_V4))
+    });
+    c.api.socket = socket.to_path_buf();
+    c.kernel.install = install;
+    c.peers.push(Peer {
+        passive: true,
+        import: PolicyChain::All,
+        export: PolicyChain::None,
+        ..Peer::new(PEER_NAME, IpAddr::V4(lit(SENDER_V4)), SENDER_ASN)
+    });
+    c
+}
+
+fn lit(addr: &str) -> Ipv4Addr {
+    addr.parse().expect("an address constant")
 }
 
 impl Kroute {
@@ -51,7 +56,7 @@ impl Kroute {
         }
         let conf = ctx.dir.join("kroute.yaml");
         let socket = ctx.dir.join("kroute.sock");
-        std::fs::write(&conf, config(&socket, install))?;
+        std::fs::write(&conf, config(&socket, install).to_yaml())?;
         let log = ctx.dir.join("kroute.log");
         let mut cmd = ctx.ns.command(&ctx.kroute_bin)?;
         cmd.arg("-c")
@@ -111,5 +116,11 @@ mod tests {
             {"name": "blaster", "state": "established", "prefixesAccepted": 10000}
         ]);
         assert_eq!(super::parse_accepted(&v), Some(10_000));
+    }
+
+    #[test]
+    fn config_round_trips() {
+        let c = super::config(std::path::Path::new("/tmp/k.sock"), false);
+        assert_eq!(kroute::config::parse(&c.to_yaml(), "bench.yaml"), Ok(c));
     }
 }
