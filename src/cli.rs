@@ -1,12 +1,13 @@
-//! The command line: the client commands format what the daemon's API
-//! returns, as aligned tables (like `birdc`/`gobgp`) or as JSON (`-o json`).
+//! The command line: the client commands print the daemon's typed API
+//! answers ([`crate::api::views`]) as aligned tables (like `birdc`/`gobgp`)
+//! or as JSON (`-o json`).
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use serde_json::Value;
+use rib::Table;
 
-use crate::api::{self, Request};
+use crate::api::{Client, FibEntryView, NeighborView, RouteView};
 
 pub const DEFAULT_SOCKET: &str = "/run/kroute/kroute.sock";
 
@@ -104,84 +105,88 @@ impl Cli {
     }
 }
 
-/// Run a client command; returns the process exit code.
+/// Run a client command: ask the daemon and print its answer.
 pub fn run_client(cli: &Cli) -> Result<(), String> {
-    let req = match &cli.command {
+    let client = Client::new(cli.socket_path()?);
+    let json = cli.output == Output::Json;
+    let text = match &cli.command {
         Command::Show { what } => match what {
-            Show::Neighbors => Request::Neighbors,
+            Show::Neighbors => {
+                let v = client.neighbors().map_err(|e| e.to_string())?;
+                if json {
+                    to_json(&v)
+                } else {
+                    neighbors_table(&v)
+                }
+            }
             Show::Routes {
                 prefix,
                 peer,
                 received,
                 advertised,
-            } => Request::Routes {
-                prefix: prefix.clone(),
-                peer: peer.clone(),
-                received: *received,
-                advertised: *advertised,
-            },
-            Show::Fib { prefix } => Request::Fib {
-                prefix: prefix.clone(),
-            },
+            } => {
+                let table = if *received {
+                    Table::Received
+                } else if *advertised {
+                    Table::Advertised
+                } else {
+                    Table::Loc
+                };
+                let v = client
+                    .routes(prefix.as_deref(), peer.as_deref(), table)
+                    .map_err(|e| e.to_string())?;
+                if json {
+                    to_json(&v)
+                } else {
+                    routes_table(&v)
+                }
+            }
+            Show::Fib { prefix } => {
+                let v = client.fib(prefix.as_deref()).map_err(|e| e.to_string())?;
+                if json {
+                    to_json(&v)
+                } else {
+                    fib_table(&v)
+                }
+            }
         },
-        Command::Explain { prefix } => Request::Explain {
-            prefix: prefix.clone(),
-        },
-        Command::Reload => Request::Reload,
+        Command::Explain { prefix } => {
+            let v = client.explain(prefix).map_err(|e| e.to_string())?;
+            if json {
+                to_json(&v.explanation)
+            } else {
+                v.text
+            }
+        }
+        Command::Reload => {
+            let v = client.reload().map_err(|e| e.to_string())?;
+            if json {
+                to_json(&v)
+            } else {
+                v.changes.iter().map(|c| format!("{c}\n")).collect()
+            }
+        }
         Command::Daemon | Command::Config { .. } | Command::Lab { .. } => {
             unreachable!("handled in main")
         }
     };
-    let value = api::call(&cli.socket_path()?, &req)?;
-    if cli.output == Output::Json {
-        let shown = match (&req, &value) {
-            (Request::Explain { .. }, v) => v.get("explanation").cloned().unwrap_or(Value::Null),
-            (_, v) => v.clone(),
-        };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&shown).unwrap_or_default()
-        );
-        return Ok(());
-    }
-    match req {
-        Request::Neighbors => print_neighbors(&value),
-        Request::Routes { .. } => print_routes(&value),
-        Request::Fib { .. } => print_fib(&value),
-        Request::Explain { .. } => {
-            print!(
-                "{}",
-                value.get("text").and_then(Value::as_str).unwrap_or("")
-            )
-        }
-        Request::Reload => {
-            for c in value
-                .get("changes")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                println!("{}", c.as_str().unwrap_or(""));
-            }
-        }
-    }
+    print!("{text}");
     Ok(())
 }
 
-fn s(v: &Value, key: &str) -> String {
-    match v.get(key) {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|x| match x {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
-            .collect::<Vec<_>>()
-            .join(","),
-        Some(other) => other.to_string(),
-    }
+/// `-o json`: the answer, pretty-printed. Through `serde_json::Value` so
+/// the keys come in the order they always had (sorted), whatever the
+/// order of the view's fields.
+fn to_json<T: serde::Serialize>(view: &T) -> String {
+    let value = serde_json::to_value(view).unwrap_or_default();
+    let mut s = serde_json::to_string_pretty(&value).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// A table cell for an optional value: empty when absent.
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
 }
 
 fn duration(secs: u64) -> String {
@@ -225,100 +230,80 @@ pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     out
 }
 
-fn print_neighbors(v: &Value) {
-    let rows = v
-        .as_array()
-        .into_iter()
-        .flatten()
+fn neighbors_table(neighbors: &[NeighborView]) -> String {
+    let rows = neighbors
+        .iter()
         .map(|n| {
             vec![
-                s(n, "name"),
-                s(n, "address"),
-                s(n, "asn"),
-                s(n, "state"),
-                duration(n.get("uptimeSeconds").and_then(Value::as_u64).unwrap_or(0)),
-                s(n, "prefixesReceived"),
-                s(n, "prefixesAccepted"),
-                s(n, "prefixesAdvertised"),
-                s(n, "lastError"),
+                n.name.clone(),
+                n.address.to_string(),
+                n.asn.to_string(),
+                n.state.to_string(),
+                duration(n.uptime_seconds),
+                n.prefixes_received.to_string(),
+                n.prefixes_accepted.to_string(),
+                n.prefixes_advertised.to_string(),
+                opt(n.last_error.as_ref()),
             ]
         })
         .collect();
-    print!(
-        "{}",
-        table(
-            &[
-                "NAME",
-                "ADDRESS",
-                "ASN",
-                "STATE",
-                "UPTIME",
-                "RECEIVED",
-                "ACCEPTED",
-                "ADVERTISED",
-                "LAST ERROR"
-            ],
-            rows
-        )
-    );
+    table(
+        &[
+            "NAME",
+            "ADDRESS",
+            "ASN",
+            "STATE",
+            "UPTIME",
+            "RECEIVED",
+            "ACCEPTED",
+            "ADVERTISED",
+            "LAST ERROR",
+        ],
+        rows,
+    )
 }
 
-fn print_routes(v: &Value) {
-    let rows = v
-        .as_array()
-        .into_iter()
-        .flatten()
+fn routes_table(routes: &[RouteView]) -> String {
+    let rows = routes
+        .iter()
         .map(|r| {
-            let best = r.get("best").and_then(Value::as_bool).unwrap_or(false);
-            let multi = r.get("multipath").and_then(Value::as_bool).unwrap_or(false);
-            let mark = match (best, multi) {
+            let mark = match (r.best, r.multipath) {
                 (true, _) => "*",
                 (false, true) => "=",
                 _ => " ",
             };
-            let installed = match r.get("installed").and_then(Value::as_bool) {
-                Some(true) => "yes",
-                Some(false) => "no",
-                None => "",
-            };
             vec![
-                format!("{mark} {}", s(r, "prefix")),
-                s(r, "nextHops"),
-                s(r, "peer"),
-                s(r, "asPath"),
-                s(r, "localPref"),
-                s(r, "med"),
-                installed.to_string(),
+                format!("{mark} {}", r.prefix),
+                r.next_hops.join(","),
+                r.peer.clone(),
+                r.as_path.clone(),
+                opt(r.local_pref),
+                opt(r.med),
+                if r.installed { "yes" } else { "no" }.to_string(),
             ]
         })
         .collect();
-    print!(
-        "{}",
-        table(
-            &["  PREFIX", "NEXT HOP", "PEER", "AS PATH", "LOCPRF", "MED", "KERNEL"],
-            rows
-        )
-    );
+    table(
+        &[
+            "  PREFIX", "NEXT HOP", "PEER", "AS PATH", "LOCPRF", "MED", "KERNEL",
+        ],
+        rows,
+    )
 }
 
-fn print_fib(v: &Value) {
-    let rows = v
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|r| {
+fn fib_table(entries: &[FibEntryView]) -> String {
+    let rows = entries
+        .iter()
+        .map(|e| {
             vec![
-                s(r, "prefix"),
-                s(r, "status"),
-                s(r, "bgpNextHops"),
-                s(r, "kernelNextHops"),
+                e.prefix.to_string(),
+                e.status.clone(),
+                e.bgp_next_hops.join(","),
+                e.kernel_next_hops.join(","),
             ]
         })
         .collect();
-    print!(
-        "{}",
-        table(&["PREFIX", "STATUS", "BGP NEXT HOP", "KERNEL"], rows)
-    );
+    table(&["PREFIX", "STATUS", "BGP NEXT HOP", "KERNEL"], rows)
 }
 
 #[cfg(test)]

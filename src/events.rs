@@ -12,6 +12,7 @@
 //! crate's own contract. Every task module imports its messages from here,
 //! so no task module needs to import another one to talk to it.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Instant, SystemTime};
 
@@ -84,21 +85,35 @@ pub enum SessionState {
     Established,
 }
 
-/// What `show neighbors` reads. Published by the peer task through a
-/// `watch` channel: one writer, any number of readers.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
+impl fmt::Display for SessionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SessionState::Idle => "Idle",
+            SessionState::Connect => "Connect",
+            SessionState::Active => "Active",
+            SessionState::OpenSent => "OpenSent",
+            SessionState::OpenConfirm => "OpenConfirm",
+            SessionState::Established => "Established",
+        })
+    }
+}
+
+/// A peer session's state as its peer task publishes it through a `watch`
+/// channel (one writer, any number of readers); `show neighbors` reads it
+/// (see `api::NeighborView`).
+#[derive(Debug, Clone)]
 pub struct PeerStatus {
     pub state: SessionState,
-    #[serde(skip)]
     pub established_at: Option<Instant>,
     pub last_error: Option<String>,
     pub remote_router_id: Option<Ipv4Addr>,
+    /// Negotiated hold time.
     pub hold_time: Option<u16>,
+    /// Families both sides announced.
     pub families: Vec<Family>,
     pub local_address: Option<IpAddr>,
+    /// Times the session left Established.
     pub flaps: u32,
-    #[serde(skip)]
     pub last_change: SystemTime,
 }
 

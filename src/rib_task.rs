@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info};
 
@@ -20,6 +19,7 @@ use rib::{FibStatus, NexthopState, Outputs, PeerId, Rib, RouteQuery, Table};
 use wire::notification as n;
 use wire::{Family, Notification, Prefix, Update};
 
+use crate::api::views::{ExplainView, FibEntryView, NeighborView, ReloadView};
 use crate::config::{self, Config};
 use crate::events::{PeerCmd, PeerStatus, Reply, Request, Response, RibEvent};
 use crate::session::PeerTask;
@@ -53,21 +53,6 @@ pub struct RouterTask {
     initial_sync_done: bool,
     /// What we last gave the RIB to originate (interface addresses change).
     originated: Vec<rib::Origination>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct NeighborView {
-    name: String,
-    address: IpAddr,
-    port: u16,
-    asn: u32,
-    uptime_seconds: u64,
-    prefixes_received: usize,
-    prefixes_accepted: usize,
-    prefixes_advertised: usize,
-    #[serde(flatten)]
-    status: PeerStatus,
 }
 
 pub fn rib_config(c: &Config) -> rib::RibConfig {
@@ -432,22 +417,7 @@ impl RouterTask {
         self.peers
             .iter()
             .map(|(id, e)| {
-                let status = e.status.borrow().clone();
-                let counters = self.rib.peer_counters(*id);
-                NeighborView {
-                    name: e.cfg.name.clone(),
-                    address: e.cfg.address,
-                    port: e.cfg.port,
-                    asn: e.cfg.asn,
-                    uptime_seconds: status
-                        .established_at
-                        .map(|t| t.elapsed().as_secs())
-                        .unwrap_or(0),
-                    prefixes_received: counters.received,
-                    prefixes_accepted: counters.accepted,
-                    prefixes_advertised: counters.advertised,
-                    status,
-                }
+                NeighborView::new(&e.cfg, &e.status.borrow(), self.rib.peer_counters(*id))
             })
             .collect()
     }
@@ -512,7 +482,12 @@ impl RouterTask {
                 };
                 let fib = self.fib.clone();
                 tokio::spawn(async move {
-                    let entries = fib.entries(prefix).await;
+                    let entries: Vec<FibEntryView> = fib
+                        .entries(prefix)
+                        .await
+                        .into_iter()
+                        .map(FibEntryView::from)
+                        .collect();
                     let _ = reply.send(match serde_json::to_value(entries) {
                         Ok(v) => Response::Ok(v),
                         Err(e) => Response::Error(e.to_string()),
@@ -522,21 +497,15 @@ impl RouterTask {
             }
             Request::Explain { prefix } => match parse_prefix(&prefix) {
                 Err(e) => Response::Error(e),
-                Ok(p) => {
-                    let ex = self.rib.explain(&p);
-                    let text = ex.to_string();
-                    match serde_json::to_value(&ex) {
-                        Ok(v) => {
-                            Response::Ok(serde_json::json!({ "text": text, "explanation": v }))
-                        }
-                        Err(e) => Response::Error(e.to_string()),
-                    }
-                }
+                Ok(p) => json(serde_json::to_value(ExplainView::from(
+                    self.rib.explain(&p),
+                ))),
             },
             Request::Reload => match self.reload(out) {
-                Ok(summary) => {
-                    Response::Ok(serde_json::json!({ "reloaded": true, "changes": summary }))
-                }
+                Ok(changes) => json(serde_json::to_value(ReloadView {
+                    reloaded: true,
+                    changes,
+                })),
                 Err(e) => Response::Error(format!(
                     "reload failed, still running the previous config: {e}"
                 )),

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use wire::Prefix;
 
 use crate::attrs::{Attrs, PathInfo, LOCAL_PEER};
@@ -13,7 +13,7 @@ use crate::table::Dest;
 use crate::{Rib, RouteQuery, Table};
 
 /// Everything the RIB knows about one prefix and why.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Explanation {
     pub prefix: Prefix,
@@ -30,7 +30,7 @@ pub struct Explanation {
 }
 
 /// One path of the prefix.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PathExplanation {
     /// Peer name, or "local" for our own origination.
@@ -60,7 +60,7 @@ pub struct PathExplanation {
 }
 
 /// What happened towards one peer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PeerExport {
     pub peer: String,
@@ -74,7 +74,7 @@ pub struct PeerExport {
 }
 
 /// One route in a `routes` listing.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RouteView {
     pub prefix: Prefix,
@@ -87,13 +87,23 @@ pub struct RouteView {
     pub next_hops: Vec<String>,
     pub as_path: String,
     pub origin: String,
+    #[serde(deserialize_with = "required")]
     pub local_pref: Option<u32>,
+    #[serde(deserialize_with = "required")]
     pub med: Option<u32>,
     pub communities: Vec<String>,
     pub large_communities: Vec<String>,
     pub accepted: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// An `Option` always written (`null` for `None`): when reading a view
+/// back, missing is an error rather than `None`, so a renamed field is
+/// noticed. (serde reads a missing `Option` as `None` unless the field has
+/// its own deserializer.)
+fn required<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    Option::<T>::deserialize(d)
 }
 
 fn strings<T: ToString>(v: &[T]) -> Vec<String> {

@@ -1,19 +1,18 @@
-//! The local control API: newline-delimited JSON over a Unix socket (mode
-//! 0660). One request per line, one response per line. The CLI is its only
-//! client; `-o json` prints the response's value as is.
+//! The daemon's side of the API: accept connections, read one request per
+//! line, forward it to the router task and write its answer back.
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
-use crate::events::RibEvent;
-pub use crate::events::{Request, Response};
+use crate::events::{Request, Response, RibEvent};
 
+/// Bind the API socket, replacing a stale socket file of a previous run.
 pub fn bind(path: &Path) -> io::Result<UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -27,6 +26,7 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
     Ok(l)
 }
 
+/// Serve API connections; runs until the daemon exits.
 pub async fn serve(listener: UnixListener, rib: mpsc::Sender<RibEvent>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -69,27 +69,4 @@ async fn handle(stream: UnixStream, rib: mpsc::Sender<RibEvent>) -> io::Result<(
         wr.write_all(&out).await?;
     }
     Ok(())
-}
-
-/// Client side: one request, one response.
-pub fn call(socket: &PathBuf, req: &Request) -> Result<serde_json::Value, String> {
-    use std::io::{BufRead, Write};
-    let mut s = std::os::unix::net::UnixStream::connect(socket).map_err(|e| {
-        format!(
-            "cannot reach the kroute daemon at {}: {e} (is `kroute daemon` running? use --socket or -c)",
-            socket.display()
-        )
-    })?;
-    let mut line = serde_json::to_vec(req).map_err(|e| e.to_string())?;
-    line.push(b'\n');
-    s.write_all(&line).map_err(|e| e.to_string())?;
-    let mut resp = String::new();
-    std::io::BufReader::new(s)
-        .read_line(&mut resp)
-        .map_err(|e| e.to_string())?;
-    match serde_json::from_str::<Response>(&resp) {
-        Ok(Response::Ok(v)) => Ok(v),
-        Ok(Response::Error(e)) => Err(e),
-        Err(e) => Err(format!("bad response from daemon: {e}")),
-    }
 }

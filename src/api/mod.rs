@@ -1,0 +1,18 @@
+//! The local control API: newline-delimited JSON over a Unix socket (mode
+//! 0660). One [`Request`] per line, one [`Response`] per line.
+//!
+//! * [`server`]: the daemon's side, which forwards each request to the
+//!   router task;
+//! * [`views`]: the typed answers (`show neighbors`, `show routes`, …), the
+//!   one definition of the JSON the API speaks, read back by the same types;
+//! * [`client`]: one request, one typed answer; the CLI, `kroute lab`, the
+//!   integration tests and the benchmark use it.
+
+pub mod client;
+pub mod server;
+pub mod views;
+
+pub use crate::events::{Request, Response};
+pub use client::{call, Client, ClientError};
+pub use server::{bind, serve};
+pub use views::{ExplainView, FibEntryView, NeighborView, ReloadView, RouteView};

@@ -1,0 +1,448 @@
+//! The API's answers as types that serialize (the daemon) and deserialize
+//! (every client) alike, so that the JSON has one definition.
+//!
+//! Keys are camelCase. A field the daemon always writes is required when
+//! reading, `Option`s included (written as `null`): a renamed or missing
+//! field is a decode error naming its path, never a silent zero.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize};
+use wire::Family;
+
+use crate::config;
+use crate::events::{PeerStatus, SessionState};
+
+pub use rib::{Explanation, PathExplanation, PeerExport, RouteView};
+
+/// One peer in `show neighbors`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NeighborView {
+    pub name: String,
+    pub address: IpAddr,
+    pub port: u16,
+    pub asn: u32,
+    /// 0 while not Established.
+    pub uptime_seconds: u64,
+    pub prefixes_received: usize,
+    pub prefixes_accepted: usize,
+    pub prefixes_advertised: usize,
+    pub state: SessionState,
+    #[serde(deserialize_with = "required")]
+    pub last_error: Option<String>,
+    #[serde(deserialize_with = "required")]
+    pub remote_router_id: Option<Ipv4Addr>,
+    /// The negotiated hold time, once OPENs were exchanged.
+    #[serde(deserialize_with = "required")]
+    pub hold_time: Option<u16>,
+    /// The families both sides announced.
+    pub families: Vec<Family>,
+    #[serde(deserialize_with = "required")]
+    pub local_address: Option<IpAddr>,
+    /// Times the session left Established.
+    pub flaps: u32,
+}
+
+impl NeighborView {
+    /// The view of a configured peer from its session's status and the
+    /// RIB's counters.
+    pub fn new(peer: &config::Peer, status: &PeerStatus, counters: rib::PeerCounters) -> Self {
+        NeighborView {
+            name: peer.name.clone(),
+            address: peer.address,
+            port: peer.port,
+            asn: peer.asn,
+            uptime_seconds: status
+                .established_at
+                .map(|t| t.elapsed().as_secs())
+                .unwrap_or(0),
+            prefixes_received: counters.received,
+            prefixes_accepted: counters.accepted,
+            prefixes_advertised: counters.advertised,
+            state: status.state,
+            last_error: status.last_error.clone(),
+            remote_router_id: status.remote_router_id,
+            hold_time: status.hold_time,
+            families: status.families.clone(),
+            local_address: status.local_address,
+            flaps: status.flaps,
+        }
+    }
+}
+
+/// One prefix in `show fib`: the FIB's [`kernel::FibEntry`] as the API
+/// writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FibEntryView {
+    pub prefix: IpNet,
+    /// As learned: "10.0.0.1", or "fd00::1 (fe80::1)" with a link-local.
+    pub bgp_next_hops: Vec<String>,
+    /// e.g. "via 10.0.0.1 dev veth0".
+    pub kernel_next_hops: Vec<String>,
+    /// "installed" | "next hop unresolved" | "failed: <err>" |
+    /// "next hop is local" | "install disabled" | "pending".
+    pub status: String,
+    /// Why, when the status alone does not say it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl From<kernel::FibEntry> for FibEntryView {
+    fn from(e: kernel::FibEntry) -> Self {
+        FibEntryView {
+            prefix: e.prefix,
+            bgp_next_hops: e
+                .bgp_next_hops
+                .iter()
+                .map(|nh| match nh.link_local {
+                    Some(ll) => format!("{} ({ll})", nh.address),
+                    None => nh.address.to_string(),
+                })
+                .collect(),
+            kernel_next_hops: e.kernel_next_hops,
+            status: e.status,
+            detail: e.detail,
+        }
+    }
+}
+
+/// `explain PREFIX`: the explanation and the same in words.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExplainView {
+    pub explanation: Explanation,
+    /// What `kroute explain` prints.
+    pub text: String,
+}
+
+impl From<Explanation> for ExplainView {
+    fn from(explanation: Explanation) -> Self {
+        ExplainView {
+            text: explanation.to_string(),
+            explanation,
+        }
+    }
+}
+
+/// `reload`: what changed, in words, one line each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadView {
+    /// Always true: a failed reload is an error response.
+    pub reloaded: bool,
+    pub changes: Vec<String>,
+}
+
+/// An `Option` the daemon always writes (`null` for `None`): missing is an
+/// error. (serde reads a missing `Option` as `None` unless the field has its
+/// own deserializer.)
+fn required<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    Option::<T>::deserialize(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use serde::de::DeserializeOwned;
+    use serde_json::{json, Value};
+    use wire::{AsPath, Community, Origin, PathAttributes, Prefix, Update};
+
+    use super::*;
+    use crate::api::client::{decode, ClientError};
+
+    /// `value` decodes into `T` and encodes back to the very same JSON.
+    fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(
+        value: &Value,
+    ) -> T {
+        let view: T = decode(value.clone(), "test").unwrap();
+        assert_eq!(&serde_json::to_value(&view).unwrap(), value);
+        view
+    }
+
+    fn decode_error<T: DeserializeOwned + std::fmt::Debug>(value: Value) -> String {
+        match decode::<T>(value, "test") {
+            Err(e @ ClientError::Decode { .. }) => e.to_string(),
+            other => panic!("expected a decode error, got {other:?}"),
+        }
+    }
+
+    fn peer() -> config::Peer {
+        let yaml = "router: { asn: 65000, routerId: 10.0.0.1 }\n\
+                    peers:\n  - { name: tor-a, address: 192.0.2.1, asn: 65101, \
+                    import: all, export: all }\n";
+        crate::config::parse(yaml, "test.yaml")
+            .unwrap()
+            .peers
+            .remove(0)
+    }
+
+    fn established() -> PeerStatus {
+        PeerStatus {
+            state: SessionState::Established,
+            established_at: Instant::now().checked_sub(Duration::from_secs(75)),
+            remote_router_id: Some("192.0.2.1".parse().unwrap()),
+            hold_time: Some(90),
+            families: vec![Family::Ipv4Unicast, Family::Ipv6Unicast],
+            local_address: Some("192.0.2.254".parse().unwrap()),
+            flaps: 2,
+            ..PeerStatus::new()
+        }
+    }
+
+    /// The shape `show neighbors` has always had: the peer's config, its
+    /// counters, then the session status's fields.
+    #[test]
+    fn neighbor_keeps_its_json_shape_and_round_trips() {
+        let counters = rib::PeerCounters {
+            received: 7,
+            accepted: 5,
+            advertised: 3,
+        };
+        let n = NeighborView::new(&peer(), &established(), counters);
+        assert!((75..80).contains(&n.uptime_seconds), "{}", n.uptime_seconds);
+        let mut v = serde_json::to_value(&n).unwrap();
+        v["uptimeSeconds"] = json!(75);
+        let expected = json!({
+            "name": "tor-a", "address": "192.0.2.1", "port": 179, "asn": 65101,
+            "uptimeSeconds": 75, "prefixesReceived": 7, "prefixesAccepted": 5,
+            "prefixesAdvertised": 3, "state": "Established", "lastError": null,
+            "remoteRouterId": "192.0.2.1", "holdTime": 90,
+            "families": ["ipv4-unicast", "ipv6-unicast"],
+            "localAddress": "192.0.2.254", "flaps": 2,
+        });
+        assert_eq!(v, expected);
+        let back: NeighborView = round_trip(&expected);
+        assert_eq!(back.state, SessionState::Established);
+        assert_eq!(back.prefixes_accepted, 5);
+
+        let idle = NeighborView::new(&peer(), &PeerStatus::new(), counters);
+        assert_eq!(idle.uptime_seconds, 0);
+        let v = serde_json::to_value(&idle).unwrap();
+        assert_eq!(v["state"], "Idle");
+        assert_eq!(v["holdTime"], Value::Null);
+        round_trip::<NeighborView>(&v);
+    }
+
+    #[test]
+    fn a_missing_or_renamed_field_is_an_error_naming_it() {
+        let full = serde_json::to_value(vec![NeighborView::new(
+            &peer(),
+            &established(),
+            rib::PeerCounters::default(),
+        )])
+        .unwrap();
+        for key in ["prefixesReceived", "lastError", "holdTime", "state"] {
+            let mut v = full.clone();
+            let field = v[0].as_object_mut().unwrap().remove(key).unwrap();
+            let e = decode_error::<Vec<NeighborView>>(v.clone());
+            assert!(e.contains(&format!("missing field `{key}`")), "{e}");
+            // Renamed: the old name missing, the new one ignored.
+            v[0]["renamed"] = field;
+            let e = decode_error::<Vec<NeighborView>>(v);
+            assert!(e.contains(&format!("missing field `{key}`")), "{e}");
+        }
+        let mut v = full.clone();
+        v[0]["state"] = json!("Up");
+        let e = decode_error::<Vec<NeighborView>>(v);
+        assert!(e.contains("[0].state"), "{e}");
+    }
+
+    fn attrs(path: &[u32]) -> PathAttributes {
+        PathAttributes {
+            origin: Some(Origin::Igp),
+            as_path: AsPath::from_sequence(path.to_vec()),
+            ..Default::default()
+        }
+    }
+
+    fn update(prefixes: &[&str], next_hop: &str, attributes: PathAttributes) -> Update {
+        Update {
+            attributes: PathAttributes {
+                next_hop: Some(next_hop.parse().unwrap()),
+                ..attributes
+            },
+            nlri: prefixes.iter().map(|s| s.parse().unwrap()).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// A RIB as the daemon holds one: two eBGP peers with an ECMP pair, a
+    /// third whose paths are rejected (no import policy), one prefix of
+    /// our own.
+    fn rib() -> rib::Rib {
+        use rib::policy::PolicyChain;
+        let mut rib = rib::Rib::new(rib::RibConfig {
+            local_asn: 65000,
+            router_id: "10.0.0.1".parse().unwrap(),
+            cluster_id: None,
+            max_paths: 4,
+            multipath_relax: false,
+            install: true,
+            policies: Vec::new(),
+        });
+        let mut out = rib::Outputs::default();
+        for (id, name, import) in [
+            (1, "tor-a", PolicyChain::All),
+            (2, "tor-b", PolicyChain::All),
+            (3, "lab", PolicyChain::Unset),
+        ] {
+            let address: IpAddr = format!("192.0.2.{id}").parse().unwrap();
+            rib.add_peer(
+                id,
+                rib::PeerConfig {
+                    name: name.into(),
+                    address,
+                    remote_asn: 65100 + id,
+                    families: vec![Family::Ipv4Unicast],
+                    allow_as_in: 0,
+                    next_hop_self: false,
+                    route_reflector_client: false,
+                    import,
+                    export: PolicyChain::All,
+                },
+            );
+            rib.peer_up(
+                id,
+                rib::SessionInfo {
+                    remote_router_id: format!("192.0.2.{id}").parse().unwrap(),
+                    families: vec![Family::Ipv4Unicast],
+                    local_next_hop_v4: Some("10.0.0.1".parse().unwrap()),
+                    local_next_hop_v6: None,
+                    extended_next_hop_v4: false,
+                },
+                &mut out,
+            );
+            rib.set_nexthop(
+                address,
+                rib::NexthopState::Reachable { metric: 0 },
+                &mut out,
+            );
+        }
+        let mut with_med = attrs(&[65101, 65201]);
+        with_med.med = Some(10);
+        with_med.communities = vec![Community(65101 << 16 | 7)].into();
+        rib.receive(1, update(&["10.8.1.0/24"], "192.0.2.1", with_med), &mut out);
+        let mut also_med = attrs(&[65102, 65201]);
+        also_med.med = Some(10);
+        rib.receive(2, update(&["10.8.1.0/24"], "192.0.2.2", also_med), &mut out);
+        rib.receive(
+            3,
+            update(&["10.8.1.0/24"], "192.0.2.3", attrs(&[65103])),
+            &mut out,
+        );
+        rib.set_originated(
+            vec![rib::Origination {
+                prefix: "10.9.0.0/24".parse().unwrap(),
+                communities: Vec::new(),
+                large_communities: Vec::new(),
+            }],
+            &mut out,
+        );
+        rib
+    }
+
+    #[test]
+    fn the_ribs_route_listings_round_trip() {
+        let rib = rib();
+        for (table, peer) in [
+            (rib::Table::Loc, None),
+            (rib::Table::Received, Some(3)),
+            (rib::Table::Advertised, Some(3)),
+        ] {
+            let routes = rib.routes(&rib::RouteQuery {
+                prefix: None,
+                peer,
+                table,
+            });
+            assert!(!routes.is_empty(), "{table:?}");
+            let v = serde_json::to_value(&routes).unwrap();
+            let back: Vec<RouteView> = round_trip(&v);
+            assert_eq!(back, routes, "{table:?}");
+        }
+        let loc = rib.routes(&rib::RouteQuery::default());
+        let best = &loc[0];
+        assert_eq!((best.best, best.multipath), (true, true));
+        assert_eq!(best.med, Some(10));
+        assert_eq!(loc.iter().filter(|r| r.multipath).count(), 2);
+        let local = loc.iter().find(|r| r.peer == "local").unwrap();
+        assert_eq!(local.med, None);
+        let v = serde_json::to_value(local).unwrap();
+        assert_eq!(v["localPref"], Value::Null, "always written");
+        let rejected = rib.routes(&rib::RouteQuery {
+            prefix: Some("10.8.1.0/24".parse::<Prefix>().unwrap()),
+            peer: Some(3),
+            table: rib::Table::Received,
+        });
+        assert!(!rejected[0].accepted && rejected[0].reason.is_some());
+        let mut v = serde_json::to_value(local).unwrap();
+        v.as_object_mut().unwrap().remove("med");
+        assert!(decode_error::<RouteView>(v).contains("missing field `med`"));
+    }
+
+    #[test]
+    fn explain_keeps_its_shape_and_round_trips() {
+        let rib = rib();
+        for prefix in ["10.8.1.0/24", "10.9.0.0/24", "172.16.0.0/12"] {
+            let ex = rib.explain(&prefix.parse().unwrap());
+            let view = ExplainView::from(ex.clone());
+            assert_eq!(view.text, ex.to_string());
+            let v = serde_json::to_value(&view).unwrap();
+            // The shape it always had: {"explanation": …, "text": …}.
+            assert_eq!(v["explanation"], serde_json::to_value(&ex).unwrap());
+            assert_eq!(v.as_object().unwrap().len(), 2);
+            let back: ExplainView = decode(v.clone(), "explain").unwrap();
+            assert_eq!(back.explanation, ex);
+            assert_eq!(serde_json::to_value(&back).unwrap(), v);
+        }
+        let ex = rib.explain(&"10.8.1.0/24".parse().unwrap());
+        assert_eq!(ex.paths.len(), 3);
+        assert!(ex.paths.iter().any(|p| !p.accepted));
+        assert!(!ex.peers.is_empty());
+    }
+
+    #[test]
+    fn fib_entries_read_as_the_kernel_writes_them() {
+        let entries = [
+            kernel::FibEntry {
+                prefix: "2001:db8::/48".parse().unwrap(),
+                bgp_next_hops: vec![kernel::BgpNextHop {
+                    address: "fd00::1".parse().unwrap(),
+                    link_local: Some("fe80::1".parse().unwrap()),
+                }],
+                kernel_next_hops: vec!["via fe80::1 dev veth0".into()],
+                status: "installed".into(),
+                detail: None,
+            },
+            kernel::FibEntry {
+                prefix: "10.8.1.0/24".parse().unwrap(),
+                bgp_next_hops: vec![
+                    kernel::BgpNextHop::new("192.0.2.1".parse().unwrap()),
+                    kernel::BgpNextHop::new("192.0.2.2".parse().unwrap()),
+                ],
+                kernel_next_hops: Vec::new(),
+                status: "next hop unresolved".into(),
+                detail: Some("192.0.2.2: no route".into()),
+            },
+        ];
+        for e in entries {
+            let kernel_json = serde_json::to_value(&e).unwrap();
+            let view = FibEntryView::from(e);
+            assert_eq!(serde_json::to_value(&view).unwrap(), kernel_json);
+            assert_eq!(round_trip::<FibEntryView>(&kernel_json), view);
+        }
+        let v = json!({"prefix": "10.0.0.0/8", "bgpNextHops": ["fd00::1 (fe80::1)"],
+                       "kernelNextHops": [], "status": "pending"});
+        let view: FibEntryView = round_trip(&v);
+        assert_eq!(view.bgp_next_hops, ["fd00::1 (fe80::1)"]);
+    }
+
+    #[test]
+    fn reload_keeps_its_shape() {
+        let v = json!({"reloaded": true, "changes": ["peer tor-c added"]});
+        let view: ReloadView = round_trip(&v);
+        assert_eq!(view.changes, ["peer tor-c added"]);
+        assert!(decode_error::<ReloadView>(json!({"changes": []})).contains("reloaded"));
+    }
+}
