@@ -2,12 +2,14 @@
 //! answers ([`crate::api::views`]) as aligned tables (like `birdc`/`gobgp`)
 //! or as JSON (`-o json`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use rib::Table;
 
 use crate::api::{Client, FibEntryView, NeighborView, RouteView};
+use crate::config::ConfigError;
+use crate::output::{table, Output};
 
 pub const DEFAULT_SOCKET: &str = "/run/kroute/kroute.sock";
 
@@ -29,12 +31,6 @@ pub struct Cli {
     pub output: Output,
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    Table,
-    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -103,6 +99,22 @@ impl Cli {
         }
         Ok(PathBuf::from(DEFAULT_SOCKET))
     }
+}
+
+/// `kroute config check FILE [--print]`: what to print if the file is
+/// valid (a summary, or with `print` the canonical YAML).
+pub fn check_config(file: &Path, print: bool) -> Result<String, ConfigError> {
+    let c = crate::config::load(file)?;
+    if print {
+        return Ok(c.to_yaml());
+    }
+    Ok(format!(
+        "{}: ok ({} peers, {} policies, {} advertise entries)\n",
+        file.display(),
+        c.peers.len(),
+        c.policies.len(),
+        c.advertise.len()
+    ))
 }
 
 /// Run a client command: ask the daemon and print its answer.
@@ -201,35 +213,6 @@ fn duration(secs: u64) -> String {
     }
 }
 
-/// Print rows as columns separated by two spaces, each as wide as its
-/// widest cell.
-pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for r in &rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: Vec<String>| {
-        let mut l = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                l.push_str(c);
-            } else {
-                l.push_str(&format!("{c:<w$}  ", w = widths[i]));
-            }
-        }
-        out.push_str(l.trim_end());
-        out.push('\n');
-    };
-    line(headers.iter().map(|h| h.to_string()).collect());
-    for r in rows {
-        line(r);
-    }
-    out
-}
-
 fn neighbors_table(neighbors: &[NeighborView]) -> String {
     let rows = neighbors
         .iter()
@@ -311,12 +294,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn table_aligns_columns() {
-        let t = table(
-            &["A", "LONG HEADER", "C"],
-            vec![vec!["xxxx".into(), "y".into(), "z".into()]],
+    fn config_check_summarises_or_prints_the_canonical_form() {
+        let file = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/node.yaml"));
+        let summary = check_config(file, false).unwrap();
+        assert_eq!(
+            summary,
+            format!(
+                "{}: ok (2 peers, 0 policies, 1 advertise entries)\n",
+                file.display()
+            )
         );
-        assert_eq!(t, "A     LONG HEADER  C\nxxxx  y            z\n");
+        let yaml = check_config(file, true).unwrap();
+        let reparsed = crate::config::parse(&yaml, "printed.yaml").unwrap();
+        assert_eq!(reparsed, crate::config::load(file).unwrap());
+        let missing = check_config(Path::new("/nonexistent/kroute.yaml"), false).unwrap_err();
+        assert!(missing.to_string().contains("cannot read"), "{missing}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod config;
 pub mod daemon;
 pub mod events;
 pub mod lab;
+pub mod output;
 
 pub(crate) mod ifaddrs;
 pub(crate) mod rib_task;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use kroute::cli::{self, Cli, Command, ConfigCmd};
-use kroute::{config, daemon, lab};
+use kroute::{daemon, lab};
 
 /// Two glibc settings that keep a full table's transient buffers from
 /// staying resident (measured with kroute-bench, 1M + 200k routes):
@@ -68,19 +68,9 @@ fn main() -> ExitCode {
         }
         Command::Config {
             what: ConfigCmd::Check { file, print },
-        } => match config::load(file) {
-            Ok(c) => {
-                if *print {
-                    print!("{}", c.to_yaml());
-                    return ExitCode::SUCCESS;
-                }
-                println!(
-                    "{}: ok ({} peers, {} policies, {} advertise entries)",
-                    file.display(),
-                    c.peers.len(),
-                    c.policies.len(),
-                    c.advertise.len()
-                );
+        } => match cli::check_config(file, *print) {
+            Ok(text) => {
+                print!("{text}");
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -1,15 +1,10 @@
 //! The config loader: every example parses and round-trips, and every bad
 //! config is rejected with an error naming the file, line and key path.
 
-// Until `mod config;` is in main.rs, compile the module into this test.
-#[path = "../src/config.rs"]
-#[allow(dead_code)]
-mod config;
-
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
-use config::{parse, Config};
+use kroute::config::{self, parse, Config};
 use rib::policy::PolicyChain;
 use wire::{Family, LargeCommunity};
 

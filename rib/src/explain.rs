@@ -7,8 +7,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use wire::Prefix;
 
 use crate::attrs::{Attrs, PathInfo, LOCAL_PEER};
+use crate::ctx::{Ctx, NhStatus};
 use crate::decision::{self, origin_str, Step};
-use crate::rib::{Ctx, NhStatus};
 use crate::table::Dest;
 use crate::{Rib, RouteQuery, Table};
 

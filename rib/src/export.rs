@@ -10,8 +10,8 @@ use ipnet::{IpNet, Ipv4Net};
 use wire::{Community, Family, MpReach, MpUnreach, NextHop, Prefix, RawAttribute, Update};
 
 use crate::attrs::{Attrs, PathInfo};
+use crate::ctx::{Ctx, NhStatus};
 use crate::policy::{PolicyChain, Subject};
-use crate::rib::{Ctx, NhStatus};
 use crate::PeerId;
 
 pub(crate) struct Exported {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use wire::Prefix;
 
 use crate::attrs::{Attrs, PathInfo};
+use crate::ctx::{Ctx, Interners};
 use crate::policy::{PolicyChain, Subject};
-use crate::rib::{Ctx, Interners};
 use crate::PeerId;
 
 /// What import made of one path.

@@ -7,10 +7,12 @@
 //! [`Outputs`].
 //!
 //! Layout: `attrs` (interning), `table` (per-prefix records), `decision`
-//! (best path), `policy` (schema + evaluator), `import`/`export` (the
-//! per-peer pipelines), `explain` (why), `rib` (the event handlers).
+//! (best path), `policy` (schema + evaluator), `ctx` (the read-only view
+//! the pure parts get), `import`/`export` (the per-peer pipelines),
+//! `explain` (why), `rib` (the event handlers, which use all of them).
 
 pub mod attrs;
+mod ctx;
 pub mod decision;
 mod explain;
 mod export;

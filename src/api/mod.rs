@@ -5,8 +5,9 @@
 //!   router task;
 //! * [`views`]: the typed answers (`show neighbors`, `show routes`, …), the
 //!   one definition of the JSON the API speaks, read back by the same types;
-//! * [`client`]: one request, one typed answer; the CLI, `kroute lab`, the
-//!   integration tests and the benchmark use it.
+//! * [`client`]: one request, one typed answer: what the CLI uses, and
+//!   what any other reader of the API (`kroute lab`, tests, the benchmark)
+//!   should use instead of reading the JSON by key.
 
 pub mod client;
 pub mod server;

@@ -9,7 +9,7 @@ use rib::policy::PolicyChain;
 use wire::Family;
 
 use super::error::KeyPath;
-use super::Config;
+use super::schema::Config;
 
 type Invalid = (KeyPath, String);
 

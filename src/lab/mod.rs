@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 
-use crate::cli::Output;
+use crate::output::Output;
 use procs::State;
 pub use topology::Scenario;
 use topology::Topology;

@@ -4,7 +4,7 @@ use ipnet::IpNet;
 
 use super::procs::State;
 use super::status::{Matrix, ProcReport, Report};
-use crate::cli::table;
+use crate::output::table;
 
 pub const OK: &str = "✓";
 pub const FAIL: &str = "✗";

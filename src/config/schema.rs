@@ -1,0 +1,287 @@
+//! The configuration file's types: one struct per section, their defaults
+//! and the YAML they write back.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use rib::policy::{Policy, PolicyChain};
+use serde::{Deserialize, Serialize};
+use wire::{Community, Family, LargeCommunity};
+
+use super::de;
+
+mod new;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Config {
+    pub router: Router,
+    #[serde(default)]
+    pub api: Api,
+    #[serde(default)]
+    pub kernel: Kernel,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<Peer>,
+    /// Prefixes this node originates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub advertise: Vec<Advertise>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<Policy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Router {
+    /// Our ASN: 1..=4294967294, not 23456 (AS_TRANS).
+    #[serde(deserialize_with = "de::asn")]
+    pub asn: u32,
+    /// BGP identifier; not 0.0.0.0.
+    pub router_id: Ipv4Addr,
+    /// Where to accept BGP connections. Absent: `[::]:179`; `null`: do not
+    /// listen (active sessions only).
+    #[serde(default = "default_listen")]
+    pub listen: Option<Listen>,
+    /// Route reflector cluster ID (RFC 4456); defaults to the router ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<Ipv4Addr>,
+    /// Most paths in one ECMP route (1..=64; 1 = no multipath).
+    #[serde(default = "default_max_paths", deserialize_with = "de::max_paths")]
+    pub max_paths: usize,
+    /// Paths from different neighbouring ASes may share an ECMP route.
+    #[serde(default)]
+    pub multipath_relax: bool,
+    /// Seconds we propose in OPEN: 0 or 3..=65535.
+    #[serde(default = "default_hold_time", deserialize_with = "de::hold_time")]
+    pub hold_time: u16,
+    /// Seconds between connection attempts.
+    #[serde(
+        default = "default_connect_retry",
+        deserialize_with = "de::connect_retry"
+    )]
+    pub connect_retry: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Listen {
+    #[serde(default = "default_listen_address")]
+    pub address: IpAddr,
+    #[serde(default = "default_port", deserialize_with = "de::port")]
+    pub port: u16,
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Listen {
+            address: default_listen_address(),
+            port: default_port(),
+        }
+    }
+}
+
+/// The control socket the CLI talks to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Api {
+    #[serde(default = "default_socket")]
+    pub socket: PathBuf,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Api {
+            socket: default_socket(),
+        }
+    }
+}
+
+/// How best paths are installed in the kernel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Kernel {
+    #[serde(default = "yes")]
+    pub install: bool,
+    /// Routing table: `main` (254), `local` (255), `default` (253) or a number.
+    #[serde(
+        default = "default_table",
+        deserialize_with = "de::table",
+        serialize_with = "de::ser_table"
+    )]
+    pub table: u32,
+    /// Route protocol: `bgp` (186), `static`, `kernel`, `boot`, `zebra`,
+    /// `bird` or a number 1..=255.
+    #[serde(
+        default = "default_protocol",
+        deserialize_with = "de::protocol",
+        serialize_with = "de::ser_protocol"
+    )]
+    pub protocol: u8,
+    /// Route priority (metric) of installed routes.
+    #[serde(default = "default_metric")]
+    pub metric: u32,
+    /// Leave our routes in the kernel when kroute exits.
+    #[serde(default)]
+    pub keep_on_exit: bool,
+    /// Point routes at shared kernel nexthop objects (`ip nexthop`, Linux
+    /// 5.3+) instead of writing the next hops into every route. Much less
+    /// kernel work per route; falls back by itself on older kernels.
+    #[serde(default = "yes")]
+    pub nexthop_objects: bool,
+}
+
+impl Default for Kernel {
+    fn default() -> Self {
+        Kernel {
+            install: true,
+            table: default_table(),
+            protocol: default_protocol(),
+            metric: default_metric(),
+            keep_on_exit: false,
+            nexthop_objects: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Peer {
+    /// Unique, `[A-Za-z0-9_.-]+`.
+    pub name: String,
+    pub address: IpAddr,
+    #[serde(default = "default_port", deserialize_with = "de::port")]
+    pub port: u16,
+    #[serde(deserialize_with = "de::asn")]
+    pub asn: u32,
+    /// Source address to bind for outgoing connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_address: Option<IpAddr>,
+    /// Never connect; wait for the peer to connect.
+    #[serde(default)]
+    pub passive: bool,
+    /// TTL of our packets (1..=255); default 1 for eBGP, 255 for iBGP.
+    #[serde(
+        default,
+        deserialize_with = "de::multihop",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub multihop: Option<u8>,
+    #[serde(default = "default_families")]
+    pub families: Vec<Family>,
+    /// Overrides `router.holdTime`.
+    #[serde(
+        default,
+        deserialize_with = "de::opt_hold_time",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub hold_time: Option<u16>,
+    /// Accept paths with our own ASN up to this many times (0..=10).
+    #[serde(default, deserialize_with = "de::allow_as_in")]
+    pub allow_as_in: u8,
+    #[serde(default)]
+    pub next_hop_self: bool,
+    /// Only for iBGP peers.
+    #[serde(default)]
+    pub route_reflector_client: bool,
+    #[serde(default, skip_serializing_if = "is_unset")]
+    pub import: PolicyChain,
+    #[serde(default, skip_serializing_if = "is_unset")]
+    pub export: PolicyChain,
+    /// TCP MD5 signature key (RFC 2385), 1..=80 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Next hop we advertise for IPv4 routes (else derived from the session).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_hop_ipv4: Option<Ipv4Addr>,
+    /// Next hop we advertise for IPv6 routes (else derived from the session).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_hop_ipv6: Option<Ipv6Addr>,
+}
+
+impl Peer {
+    /// Same ASN as ours.
+    pub fn is_ibgp(&self, local_asn: u32) -> bool {
+        self.asn == local_asn
+    }
+
+    /// The TTL of our packets to this peer.
+    pub fn ttl(&self, local_asn: u32) -> u8 {
+        match self.multihop {
+            Some(ttl) => ttl,
+            None if self.is_ibgp(local_asn) => 255,
+            None => 1,
+        }
+    }
+
+    /// The hold time we propose to this peer.
+    pub fn hold_time_or(&self, router: &Router) -> u16 {
+        self.hold_time.unwrap_or(router.hold_time)
+    }
+}
+
+/// Prefixes the node originates, with the communities they carry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Advertise {
+    #[serde(
+        default,
+        deserialize_with = "de::prefixes",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub prefixes: Vec<IpNet>,
+    /// Advertise these interfaces' global addresses as /32 and /128 routes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub communities: Vec<Community>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub large_communities: Vec<LargeCommunity>,
+}
+
+fn is_unset(c: &PolicyChain) -> bool {
+    *c == PolicyChain::Unset
+}
+fn yes() -> bool {
+    true
+}
+fn default_listen() -> Option<Listen> {
+    Some(Listen::default())
+}
+fn default_listen_address() -> IpAddr {
+    IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+}
+fn default_port() -> u16 {
+    179
+}
+fn default_max_paths() -> usize {
+    1
+}
+fn default_hold_time() -> u16 {
+    90
+}
+fn default_connect_retry() -> u32 {
+    5
+}
+fn default_socket() -> PathBuf {
+    PathBuf::from("/run/kroute/kroute.sock")
+}
+fn default_table() -> u32 {
+    254
+}
+fn default_protocol() -> u8 {
+    186
+}
+fn default_metric() -> u32 {
+    20
+}
+fn default_families() -> Vec<Family> {
+    vec![Family::Ipv4Unicast, Family::Ipv6Unicast]
+}
+
+impl Config {
+    /// The canonical YAML form: `parse(to_yaml(c)) == c`.
+    pub fn to_yaml(&self) -> String {
+        serde_yaml_ng::to_string(self).expect("config values always serialize")
+    }
+}
