@@ -10,12 +10,12 @@ mod gobgp;
 mod kroute;
 
 use std::fmt;
-use std::io;
 use std::path::PathBuf;
 use std::process::Command;
 use std::str::FromStr;
+use std::time::Duration;
 
-use crate::netns::{Netns, Proc};
+use labkit::{Netns, Process};
 
 pub const SENDER_ASN: u32 = 65000;
 pub const RECEIVER_ASN: u32 = 65001;
@@ -111,9 +111,13 @@ pub struct Ctx<'a> {
     pub kroute_bin: PathBuf,
 }
 
+/// How long a daemon may take to exit after SIGTERM (it removes its routes
+/// from the kernel first) before it is killed.
+pub(crate) const STOP_GRACE: Duration = Duration::from_secs(10);
+
 pub trait Receiver {
     /// Every process of the receiver (for RSS and CPU).
-    fn pids(&self) -> Vec<i32>;
+    fn pids(&self) -> Vec<u32>;
     /// Prefixes from the sender in the RIB (accepted), or None while the
     /// daemon does not answer yet.
     fn rib_count(&self) -> Option<u64>;
@@ -123,36 +127,34 @@ pub trait Receiver {
     fn logs(&self) -> String;
 }
 
-pub fn start(kind: Kind, ctx: &Ctx) -> io::Result<Box<dyn Receiver>> {
-    Ok(match kind {
+/// Start a receiver; its processes are registered for the signal cleanup.
+pub fn start(kind: Kind, ctx: &Ctx) -> labkit::Result<Box<dyn Receiver>> {
+    let rx: Box<dyn Receiver> = match kind {
         Kind::Kroute => Box::new(kroute::Kroute::start(ctx, true)?),
         Kind::KrouteRib => Box::new(kroute::Kroute::start(ctx, false)?),
         Kind::Bird => Box::new(bird::Bird::start(ctx)?),
         Kind::Frr => Box::new(frr::Frr::start(ctx)?),
         Kind::Gobgp => Box::new(gobgp::Gobgp::start(ctx)?),
         Kind::Kernel | Kind::Netlink => {
-            return Err(io::Error::other(
-                "the kernel bounds are not daemons; run.rs measures them directly",
+            return Err(labkit::Error::Other(
+                "the kernel bounds are not daemons; run.rs measures them directly".into(),
             ))
         }
-    })
+    };
+    crate::netns::register_pids(&rx.pids());
+    Ok(rx)
 }
 
-/// Run a status command; its stdout if it succeeded.
-fn query(cmd: &mut Command) -> Option<String> {
-    let out = cmd.stdin(std::process::Stdio::null()).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+/// An error (with its log's tail) if a process has exited.
+fn check(process: &mut Process) -> Result<(), String> {
+    process.check_alive().map_err(|e| e.to_string())
 }
 
-fn check(procs: &mut [&mut Proc]) -> Result<(), String> {
-    for p in procs.iter_mut() {
-        if let Some(st) = p.exited() {
-            return Err(format!("{} exited ({st})", p.name));
-        }
+/// Stop a daemon at the end of a run: SIGTERM, [`STOP_GRACE`], SIGKILL.
+fn stop(process: &mut Process) {
+    if let Err(e) = process.stop(STOP_GRACE) {
+        eprintln!("kroute-bench: {e}");
     }
-    Ok(())
 }
 
 /// The version line of a program, for the report.

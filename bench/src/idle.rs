@@ -1,0 +1,38 @@
+//! Waiting for the machine to be idle between runs. (The receivers' memory
+//! and CPU come from labkit's `procfs`.)
+
+use std::fs;
+
+/// (idle, total) jiffies of all CPUs, from the first line of /proc/stat.
+fn cpu_jiffies() -> Option<(u64, u64)> {
+    let s = fs::read_to_string("/proc/stat").ok()?;
+    let line = s.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+    Some((idle, v.iter().take(8).sum()))
+}
+
+/// Waits (at most `max`) until the machine has been at least 90 % idle for
+/// half a second: the kernel tears a namespace down in the background after
+/// it is deleted (a full table's routes and sockets), and a run started
+/// meanwhile measured that too (seen as runs 3× slower than their
+/// neighbours, for every receiver). Returns the seconds waited.
+pub fn wait_idle(max: std::time::Duration) -> f64 {
+    let start = std::time::Instant::now();
+    let mut last = cpu_jiffies();
+    while start.elapsed() < max {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let now = cpu_jiffies();
+        if let (Some((i0, t0)), Some((i1, t1))) = (last, now) {
+            if t1 > t0 && (i1 - i0) as f64 / (t1 - t0) as f64 >= 0.9 {
+                break;
+            }
+        }
+        last = now;
+    }
+    start.elapsed().as_secs_f64()
+}
