@@ -1,20 +1,7 @@
 //! Waiting for the machine to be idle between runs. (The receivers' memory
 //! and CPU come from labkit's `procfs`.)
 
-use std::fs;
-
-/// (idle, total) jiffies of all CPUs, from the first line of /proc/stat.
-fn cpu_jiffies() -> Option<(u64, u64)> {
-    let s = fs::read_to_string("/proc/stat").ok()?;
-    let line = s.lines().next()?.strip_prefix("cpu ")?;
-    let v: Vec<u64> = line
-        .split_whitespace()
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal ...
-    let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
-    Some((idle, v.iter().take(8).sum()))
-}
+use labkit::procfs::system_cpu_jiffies as cpu_jiffies;
 
 /// Waits (at most `max`) until the machine has been at least 90 % idle for
 /// half a second: the kernel tears a namespace down in the background after
