@@ -10,10 +10,14 @@
 mod common;
 
 use common::bird::Bird;
-use common::kroute::{KPeer, Kroute, KrouteConfig};
+use common::kroute::{self as k, Kroute};
 use common::peer::{describe_rib, PeerDaemon, PeerNeighbor, PeerSpec};
 use common::scenarios::{ADV4, C4, KROUTE_ASN, LOOP4, P4, PEER_ASN, V4};
-use common::{kernel, route_via, signal, veth, wait_until, Netns, CONVERGE};
+use common::{kernel, netns, route_via, test_dir, veth, wait_until, CONVERGE};
+use kroute::api::NeighborView;
+use kroute::config::{Advertise, Config};
+use labkit::{Netns, Process, ScratchDir, Spawn};
+use rib::policy::PolicyChain;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -51,12 +55,12 @@ impl Default for PairOpts {
 }
 
 impl Pair {
-    fn new(tag: &str, opts: PairOpts, tweak: impl FnOnce(&mut KrouteConfig)) -> Pair {
-        let k_ns = Netns::new(&format!("k{tag}"));
-        let b_ns = Netns::new(&format!("b{tag}"));
+    fn new(tag: &str, opts: PairOpts, tweak: impl FnOnce(&mut Config)) -> Pair {
+        let k_ns = netns(&format!("k{tag}"));
+        let b_ns = netns(&format!("b{tag}"));
         let v = veth(&k_ns, &b_ns, &[&format!("{K4}/24")], &[&format!("{B4}/24")]);
-        let mut cfg = KrouteConfig::new(opts.kroute_asn, "10.255.0.1");
-        cfg.peers.push(KPeer::new(PEER, B4, PEER_ASN, &[V4]));
+        let mut cfg = k::config(opts.kroute_asn, "10.255.0.1");
+        cfg.peers.push(k::peer(PEER, B4, PEER_ASN, &[V4]));
         tweak(&mut cfg);
         let kroute = Kroute::start(&k_ns, cfg);
         let spec = PeerSpec {
@@ -103,14 +107,7 @@ impl Pair {
     }
 
     fn wait_kernel_absent(&self, prefix: &str) {
-        wait_until(
-            CONVERGE,
-            &format!("{prefix} to leave kroute's kernel"),
-            || match route_via(&self.k_ns, prefix) {
-                None => Ok(()),
-                Some(nhs) => Err(format!("still routed via {nhs:?}")),
-            },
-        );
+        kernel::wait_absent(&self.k_ns, prefix);
     }
 
     /// Wait until BIRD has `prefix` from kroute; returns its AS path.
@@ -131,15 +128,10 @@ impl Pair {
         v
     }
 
-    fn neighbor_u64(&self, key: &str) -> u64 {
-        let n = self
-            .kroute
+    fn neighbor(&self) -> NeighborView {
+        self.kroute
             .neighbor(PEER)
-            .unwrap_or_else(|| panic!("kroute has no neighbor {PEER}"));
-        n.raw
-            .get(key)
-            .and_then(|v| v.as_u64())
-            .unwrap_or_else(|| panic!("show neighbors: no numeric `{key}`: {}", n.raw))
+            .unwrap_or_else(|| panic!("kroute has no neighbor {PEER}"))
     }
 }
 
@@ -167,7 +159,7 @@ fn assert_clean_exit(status: Option<std::process::ExitStatus>, k: &Kroute) {
 #[test]
 fn clean_exit_withdraws_routes() {
     let mut t = Pair::new("exit", PairOpts::default(), |c| {
-        c.advertise = vec![ADV4.into()]
+        c.advertise = k::advertise(&[ADV4])
     });
     t.bird.announce(P4);
     t.bird.announce(C4);
@@ -217,7 +209,9 @@ fn clean_exit_withdraws_routes() {
 
 #[test]
 fn keep_on_exit_keeps_routes() {
-    let mut t = Pair::new("keep", PairOpts::default(), |c| c.keep_on_exit = true);
+    let mut t = Pair::new("keep", PairOpts::default(), |c| {
+        c.kernel.keep_on_exit = true
+    });
     t.bird.announce(P4);
     t.bird.announce(C4);
     t.wait_established();
@@ -258,7 +252,8 @@ fn restart_without_blackhole() {
         "after SIGKILL nobody removed {P4}, it must still be in the kernel"
     );
     t.k_ns
-        .ip(&["route", "add", STALE, "via", B4, "proto", "bgp"]);
+        .ip(&["route", "add", STALE, "via", B4, "proto", "bgp"])
+        .unwrap();
     assert!(route_via(&t.k_ns, STALE).is_some());
 
     let stop = AtomicBool::new(false);
@@ -296,11 +291,11 @@ fn restart_without_blackhole() {
                 Some(nhs) => Err(format!("{STALE} still via {nhs:?}")),
             },
         );
-        let routes = t.kroute.routes(&[P4]);
+        let routes = t.kroute.routes(P4);
         assert!(
             routes
                 .iter()
-                .any(|r| r.prefix == P4 && r.best && r.installed),
+                .any(|r| r.prefix.to_string() == P4 && r.best && r.installed),
             "after restart, show routes {P4} has no installed best path: {routes:?}"
         );
         stop.store(true, Ordering::SeqCst);
@@ -320,7 +315,7 @@ fn restart_without_blackhole() {
 #[test]
 fn link_down_removes_routes_and_recovers() {
     let mut t = Pair::new("link", PairOpts::default(), |c| {
-        c.advertise = vec![ADV4.into()]
+        c.advertise = k::advertise(&[ADV4])
     });
     t.bird.announce(P4);
     t.bird.announce(C4);
@@ -328,7 +323,7 @@ fn link_down_removes_routes_and_recovers() {
     t.wait_kernel(P4);
     t.wait_kernel(C4);
 
-    t.k_ns.ip(&["link", "set", &t.k_dev, "down"]);
+    t.k_ns.set_link(&t.k_dev, false).unwrap();
     t.wait_kernel_absent(P4);
     t.wait_kernel_absent(C4);
     // kroute knows why: the next hop is unreachable, or (once the hold
@@ -343,7 +338,7 @@ fn link_down_removes_routes_and_recovers() {
         }
     });
     eprintln!("link down: explain {P4}:\n{why}");
-    let fib = t.kroute.routes(&[P4]);
+    let fib = t.kroute.routes(P4);
     assert!(
         !fib.iter().any(|r| r.installed),
         "link down, but show routes {P4} still claims a path installed: {fib:?}"
@@ -369,7 +364,7 @@ fn link_down_removes_routes_and_recovers() {
     });
     assert_eq!(route_via(&t.k_ns, P4), None);
 
-    t.k_ns.ip(&["link", "set", &t.k_dev, "up"]);
+    t.k_ns.set_link(&t.k_dev, true).unwrap();
     t.wait_established();
     t.wait_kernel(P4);
     t.wait_kernel(C4);
@@ -397,24 +392,26 @@ fn sighup_reload_applies_policy_without_session_reset() {
     );
     // Let the session age, so an uptime reset would be visible.
     let uptime_before = wait_until(CONVERGE, "session uptime >= 2 s", || {
-        let u = t.neighbor_u64("uptimeSeconds");
+        let u = t.neighbor().uptime_seconds;
         if u >= 2 {
             Ok(u)
         } else {
             Err(format!("uptimeSeconds {u}"))
         }
     });
-    let flaps_before = t.neighbor_u64("flaps");
+    let flaps_before = t.neighbor().flaps;
     let bird_line_before = t.bird.protocol_line(K4);
     assert!(
         bird_line_before.contains("Established"),
         "{bird_line_before}"
     );
 
-    t.kroute.config.peer_mut(PEER).allow_as_in = Some(1);
+    k::peer_mut(&mut t.kroute.config, PEER).allow_as_in = 1;
     t.kroute.write_config();
     let pid = t.kroute.pid().expect("kroute running");
-    signal(pid, "HUP");
+    labkit::ProcId::of(pid)
+        .expect("kroute runs")
+        .signal(libc::SIGHUP);
     t.wait_kernel(LOOP4);
     t.wait_kernel(C4);
 
@@ -422,8 +419,8 @@ fn sighup_reload_applies_policy_without_session_reset() {
     t.kroute
         .established(PEER)
         .unwrap_or_else(|e| panic!("after SIGHUP: {e}"));
-    let flaps_after = t.neighbor_u64("flaps");
-    let uptime_after = t.neighbor_u64("uptimeSeconds");
+    let flaps_after = t.neighbor().flaps;
+    let uptime_after = t.neighbor().uptime_seconds;
     assert_eq!(
         flaps_after, flaps_before,
         "the session flapped on a policy-only reload"
@@ -450,33 +447,44 @@ fn line_of(text: &str, needle: &str) -> usize {
 #[test]
 fn bad_reload_keeps_running_config() {
     let mut t = Pair::new("badrl", PairOpts::default(), |c| {
-        c.advertise = vec![ADV4.into()]
+        c.advertise = k::advertise(&[ADV4])
     });
     t.bird.announce(P4);
     t.wait_established();
     t.wait_kernel(P4);
     t.wait_bird_has(ADV4);
-    let flaps_before = t.neighbor_u64("flaps");
+    let flaps_before = t.neighbor().flaps;
     let good = t.kroute.config.clone();
     let path = t.kroute.config_path();
     let file_name = path.file_name().unwrap().to_string_lossy().into_owned();
 
     // Bad value, and an unknown key (a typo); both also change the peer, so a
-    // partial apply would show.
-    let bad_value = {
-        let mut c = good.clone();
-        c.peer_mut(PEER).allow_as_in = Some(300);
-        (c, "allowAsIn: 300", "allowAsIn")
+    // partial apply would show. Neither is a `Config` value: the YAML is
+    // edited.
+    let good_yaml = t.kroute.config_text();
+    let one_peer = |yaml: &str, from: &str, to: &str| {
+        assert_eq!(yaml.matches(from).count(), 1, "`{from}` once in:\n{yaml}");
+        yaml.replace(from, to)
     };
+    let bad_value = (
+        one_peer(&good_yaml, "allowAsIn: 0", "allowAsIn: 300"),
+        "allowAsIn: 300",
+        "allowAsIn",
+    );
     let typo = {
         let mut c = good.clone();
-        c.peer_mut(PEER).extra.push("alowAsIn: 1".into());
-        c.peer_mut(PEER).import_export_all = false;
-        (c, "alowAsIn: 1", "alowAsIn")
+        let p = k::peer_mut(&mut c, PEER);
+        p.import = PolicyChain::Unset;
+        p.export = PolicyChain::Unset;
+        let yaml = t.kroute.yaml_of(&c);
+        (
+            one_peer(&yaml, "allowAsIn: 0", "alowAsIn: 1"),
+            "alowAsIn: 1",
+            "alowAsIn",
+        )
     };
-    for (cfg, bad_line, key) in [bad_value, typo] {
-        t.kroute.config = cfg;
-        t.kroute.write_config();
+    for (yaml, bad_line, key) in [bad_value, typo] {
+        t.kroute.write_config_text(&yaml);
         let text = std::fs::read_to_string(&path).unwrap();
         let line = line_of(&text, bad_line);
         let out = t.kroute.cli_raw(&["reload"]);
@@ -496,7 +504,7 @@ fn bad_reload_keeps_running_config() {
         );
 
         // Also by SIGHUP: the daemon logs the error and keeps running.
-        signal(t.kroute.pid().unwrap(), "HUP");
+        t.kroute.signal(libc::SIGHUP);
 
         t.kroute.assert_alive();
         wait_until(CONVERGE, "the daemon to still serve", || {
@@ -508,7 +516,7 @@ fn bad_reload_keeps_running_config() {
     }
     t.kroute.assert_alive();
     assert_eq!(
-        t.neighbor_u64("flaps"),
+        t.neighbor().flaps,
         flaps_before,
         "a rejected reload reset the session"
     );
@@ -530,8 +538,8 @@ fn tcp_md5_session() {
             ..Default::default()
         },
         |c| {
-            c.peer_mut(PEER).password = Some("s3cret".into());
-            c.advertise = vec![ADV4.into()];
+            k::peer_mut(c, PEER).password = Some("s3cret".into());
+            c.advertise = k::advertise(&[ADV4]);
         },
     );
     t.bird.announce(P4);
@@ -578,14 +586,15 @@ fn tcp_md5_session() {
 /// be 2-octet with as4 off; so it rejects any 4-octet-AS speaker ("Bad peer
 /// AS: 4210101011") whatever it is configured with.
 struct Exa {
-    proc: common::Proc,
-    dir: common::TestDir,
+    // Field order = drop order: the process before its directory.
+    proc: Process,
+    dir: ScratchDir,
 }
 
 impl Exa {
     fn start(ns: &Netns, local: &str, remote: &str, peer_as: u32, announce: &str) -> Exa {
-        common::require_bin("exabgp", "exabgp");
-        let dir = common::TestDir::new(&format!("exabgp-{}", ns.name));
+        labkit::cmd::require_program("exabgp", "exabgp").unwrap_or_else(|e| panic!("{e}"));
+        let dir = test_dir(&format!("exabgp-{}", ns.name()));
         let updates = dir.file("updates.json");
         let rx = dir.file("rx.sh");
         std::fs::write(
@@ -593,7 +602,7 @@ impl Exa {
             format!("#!/bin/sh\n# Not exec: sh keeps ExaBGP's pipe on stdout open, else ExaBGP sees EOF and\n# takes the helper for dead.\ncat > {}\n", updates.display()),
         )
         .unwrap();
-        common::cmd_ok(&["chmod", "755", rx.to_str().unwrap()]);
+        labkit::cmd::run(&["chmod", "755", rx.to_str().unwrap()]).unwrap_or_else(|e| panic!("{e}"));
         let conf = dir.file("exabgp.conf");
         std::fs::write(
             &conf,
@@ -608,26 +617,23 @@ impl Exa {
             ),
         )
         .unwrap();
-        let proc = common::Proc::spawn(
-            "exabgp",
-            ns,
-            &["exabgp", conf.to_str().unwrap()],
-            &[
-                ("exabgp_daemon_user", "root"),
-                ("exabgp_daemon_drop", "false"),
-                ("exabgp_api_cli", "false"),
-                ("exabgp_log_destination", "stdout"),
-                ("PYTHONUNBUFFERED", "1"),
-            ],
-            &dir.file("exabgp.log"),
-        );
+        let proc = Spawn::new("exabgp", &["exabgp", conf.to_str().unwrap()])
+            .netns(ns)
+            .env("exabgp_daemon_user", "root")
+            .env("exabgp_daemon_drop", "false")
+            .env("exabgp_api_cli", "false")
+            .env("exabgp_log_destination", "stdout")
+            .env("PYTHONUNBUFFERED", "1")
+            .log(&dir.file("exabgp.log"))
+            .start()
+            .unwrap_or_else(|e| panic!("{e}"));
         Exa { proc, dir }
     }
 
     /// AS paths of the announcements of `prefix` received so far (last
     /// one last), and the raw UPDATE lines for failure messages.
     fn received(&mut self, prefix: &str) -> (Vec<Vec<u64>>, String) {
-        self.proc.assert_alive();
+        self.proc.check_alive().unwrap_or_else(|e| panic!("{e}"));
         let text = std::fs::read_to_string(self.dir.file("updates.json")).unwrap_or_default();
         let mut paths = Vec::new();
         for line in text.lines() {
@@ -661,12 +667,12 @@ impl Exa {
 fn two_octet_peer_sees_as_trans() {
     const BIG: u32 = 4_210_101_011;
     const AS_TRANS: u64 = 23456;
-    let k_ns = Netns::new("kas2");
-    let x_ns = Netns::new("xas2");
+    let k_ns = netns("kas2");
+    let x_ns = netns("xas2");
     let v = veth(&k_ns, &x_ns, &[&format!("{K4}/24")], &[&format!("{B4}/24")]);
-    let mut cfg = KrouteConfig::new(BIG, "10.255.0.1");
-    cfg.peers.push(KPeer::new(PEER, B4, PEER_ASN, &[V4]));
-    cfg.advertise = vec![ADV4.into()];
+    let mut cfg = k::config(BIG, "10.255.0.1");
+    cfg.peers.push(k::peer(PEER, B4, PEER_ASN, &[V4]));
+    cfg.advertise = k::advertise(&[ADV4]);
     let kroute = Kroute::start(&k_ns, cfg);
     // A 2-octet speaker knows kroute only as AS_TRANS: the session comes up
     // only if kroute's OPEN carries 23456 as My AS.
@@ -683,19 +689,14 @@ fn two_octet_peer_sees_as_trans() {
             other => Err(format!("{other:?}")),
         },
     );
-    let routes = kroute.routes(&[P4]);
+    let routes = kroute.routes(P4);
     let r = routes
         .iter()
-        .find(|r| r.prefix == P4 && r.best)
+        .find(|r| r.prefix.to_string() == P4 && r.best)
         .unwrap_or_else(|| panic!("no best path for {P4}: {routes:?}"));
-    assert_eq!(r.as_path.trim(), PEER_ASN.to_string(), "{}", r.raw);
+    assert_eq!(r.as_path.trim(), PEER_ASN.to_string(), "{r:?}");
     let n = kroute.neighbor(PEER).unwrap();
-    assert_eq!(
-        n.raw.get("asn").and_then(|a| a.as_u64()),
-        Some(PEER_ASN as u64),
-        "{}",
-        n.raw
-    );
+    assert_eq!(n.asn, PEER_ASN, "{n:?}");
 
     // kroute's prefix reaches the 2-octet peer with AS_TRANS as the path
     // (ExaBGP may merge the AS4_PATH kroute sends and show the real ASN).
@@ -716,8 +717,10 @@ fn two_octet_peer_sees_as_trans() {
 #[test]
 fn rfc8212_ebgp_without_policy_exchanges_nothing() {
     let mut t = Pair::new("r8212", PairOpts::default(), |c| {
-        c.peer_mut(PEER).import_export_all = false;
-        c.advertise = vec![ADV4.into()];
+        let p = k::peer_mut(c, PEER);
+        p.import = PolicyChain::Unset;
+        p.export = PolicyChain::Unset;
+        c.advertise = k::advertise(&[ADV4]);
     });
     t.bird.announce(P4);
     t.wait_established();
@@ -727,10 +730,10 @@ fn rfc8212_ebgp_without_policy_exchanges_nothing() {
         if n.prefixes_received >= 1 {
             Ok(())
         } else {
-            Err(n.raw.to_string())
+            Err(format!("{n:?}"))
         }
     });
-    assert_eq!(t.neighbor_u64("prefixesAccepted"), 0);
+    assert_eq!(t.neighbor().prefixes_accepted, 0);
     assert_eq!(
         route_via(&t.k_ns, P4),
         None,
@@ -746,7 +749,7 @@ fn rfc8212_ebgp_without_policy_exchanges_nothing() {
         text.contains("RFC 8212"),
         "explain {ADV4} does not say why it is not advertised to {PEER}:\n{text}"
     );
-    assert_eq!(t.neighbor_u64("prefixesAdvertised"), 0);
+    assert_eq!(t.neighbor().prefixes_advertised, 0);
     // Negative check on BIRD's side: the session is up and has been for a
     // while, and BIRD never gets kroute's prefix.
     let start = Instant::now();
@@ -768,8 +771,12 @@ fn advertised_interface_addresses_follow_changes() {
     // to lo while kroute runs is announced, and withdrawn when removed.
     const LOOPBACK: &str = "10.201.0.1/32";
     let t = Pair::new("ifa", PairOpts::default(), |c| {
-        c.advertise.clear();
-        c.extra_yaml = "advertise:\n  - interfaces: [lo]\n".into();
+        c.advertise = vec![Advertise {
+            prefixes: Vec::new(),
+            interfaces: vec!["lo".into()],
+            communities: Vec::new(),
+            large_communities: Vec::new(),
+        }];
     });
     t.wait_established();
     let has_loopback = |b: &Bird| b.rib().iter().any(|r| r.prefix == LOOPBACK);
@@ -777,7 +784,7 @@ fn advertised_interface_addresses_follow_changes() {
         !has_loopback(&t.bird),
         "{LOOPBACK} is not on lo yet, BIRD must not have it"
     );
-    t.k_ns.ip(&["addr", "add", LOOPBACK, "dev", "lo"]);
+    t.k_ns.ip(&["addr", "add", LOOPBACK, "dev", "lo"]).unwrap();
     wait_until(CONVERGE, "BIRD to learn kroute's new loopback", || {
         if has_loopback(&t.bird) {
             Ok(())
@@ -785,7 +792,7 @@ fn advertised_interface_addresses_follow_changes() {
             Err(describe_rib(&t.bird.rib()))
         }
     });
-    t.k_ns.ip(&["addr", "del", LOOPBACK, "dev", "lo"]);
+    t.k_ns.ip(&["addr", "del", LOOPBACK, "dev", "lo"]).unwrap();
     wait_until(CONVERGE, "BIRD to see the loopback withdrawn", || {
         if has_loopback(&t.bird) {
             Err(describe_rib(&t.bird.rib()))

@@ -8,7 +8,8 @@ use common::bird::Bird;
 use common::frr::Frr;
 use common::gobgp::GoBgp;
 use common::peer::{describe_rib, PeerDaemon, PeerNeighbor, PeerSpec};
-use common::{kernel, veth, wait_until, Netns, CONVERGE};
+use common::{kernel, netns, veth, wait_until, CONVERGE};
+use labkit::Netns;
 
 const V4: &str = "ipv4-unicast";
 const V6: &str = "ipv6-unicast";
@@ -36,7 +37,7 @@ fn wait_rib<P: PeerDaemon>(p: &P, what: &str, pred: impl Fn(&common::PeerRoute) 
 fn wait_kernel(ns: &Netns, prefix: &str, proto: &str, gws: &[&str]) {
     wait_until(
         CONVERGE,
-        &format!("{prefix} (proto {proto}) in {}", ns.name),
+        &format!("{prefix} (proto {proto}) in {}", ns.name()),
         || match kernel::route_via_proto(ns, prefix, proto) {
             Some(nhs) if nhs.iter().any(|(gw, _)| gws.contains(&gw.as_str())) => Ok(()),
             other => Err(format!("{other:?}")),
@@ -47,7 +48,7 @@ fn wait_kernel(ns: &Netns, prefix: &str, proto: &str, gws: &[&str]) {
 fn wait_kernel_absent(ns: &Netns, prefix: &str, proto: &str) {
     wait_until(
         CONVERGE,
-        &format!("{prefix} to leave {}", ns.name),
+        &format!("{prefix} to leave {}", ns.name()),
         || match kernel::route_via_proto(ns, prefix, proto) {
             None => Ok(()),
             Some(nhs) => Err(format!("{nhs:?}")),
@@ -57,8 +58,8 @@ fn wait_kernel_absent(ns: &Netns, prefix: &str, proto: &str) {
 
 #[test]
 fn bird_frr_ipv4_ipv6() {
-    let a = Netns::new("bird");
-    let b = Netns::new("frr");
+    let a = netns("bird");
+    let b = netns("frr");
     let l = veth(
         &a,
         &b,
@@ -100,7 +101,7 @@ fn bird_frr_ipv4_ipv6() {
     frr.announce("10.100.0.0/24");
     frr.announce("fd00:100::/48");
     wait_kernel(&a, "10.100.0.0/24", "bird", &["10.1.0.2"]);
-    let ll_b = common::scenarios::link_local(&b, &l.dev_b);
+    let ll_b = common::link_local(&b, &l.dev_b);
     wait_kernel(&a, "fd00:100::/48", "bird", &["fd00:1::2", &ll_b]);
     wait_rib(&bird, "BIRD RIB has FRR's prefix with path 65020", |r| {
         r.prefix == "10.100.0.0/24" && r.as_path == [65020] && r.next_hops == ["10.1.0.2"]
@@ -138,8 +139,8 @@ fn bird_frr_ipv4_ipv6() {
 
 #[test]
 fn gobgp_bird_ipv4_ipv6() {
-    let a = Netns::new("bird");
-    let g = Netns::new("gobgp");
+    let a = netns("bird");
+    let g = netns("gobgp");
     let _l = veth(
         &a,
         &g,
@@ -200,8 +201,8 @@ fn gobgp_bird_ipv4_ipv6() {
 /// for ipv4-unicast (what the kroute `nextHopIpv4` scenario relies on).
 #[test]
 fn bird_frr_both_families_over_ipv6() {
-    let a = Netns::new("bird");
-    let b = Netns::new("frr");
+    let a = netns("bird");
+    let b = netns("frr");
     let _l = veth(
         &a,
         &b,
@@ -233,10 +234,10 @@ fn bird_frr_both_families_over_ipv6() {
 /// (what the kroute route-reflection scenario relies on).
 #[test]
 fn bird_reflects_between_frr_and_gobgp() {
-    let r = Netns::new("birdrr");
-    let f = Netns::new("frrc");
-    let g = Netns::new("gobgpc");
-    let c = Netns::new("birdc");
+    let r = netns("birdrr");
+    let f = netns("frrc");
+    let g = netns("gobgpc");
+    let c = netns("birdc");
     let mut lan = common::Lan::new("rr");
     lan.attach(&r, &["10.50.0.1/24"]);
     lan.attach(&f, &["10.50.0.2/24"]);

@@ -9,7 +9,6 @@
 mod lab;
 
 use lab::{stop, wait_until, Lab, CONVERGE};
-use serde_json::Value;
 
 const NODES: [&str; 6] = ["n1", "n2", "n3", "n4", "n5", "n6"];
 
@@ -35,12 +34,11 @@ fn cilium_frr_pods_reach_each_other_through_kroute() {
     // CIDR from Cilium is "next hop is local", not installed.
     let (p2_v6, p2_v4) = lab.pod_cidrs("n2");
     for p in [&p2_v6, &p2_v4] {
-        let fib: Value =
-            serde_json::from_str(&lab.kroute("n1", &["show", "fib", p, "-o", "json"])).unwrap();
-        assert_eq!(fib[0]["status"], "installed", "{p}: {fib}");
+        let fib = lab.fib("n1", p);
+        assert_eq!(fib[0].status, "installed", "{p}: {fib:?}");
     }
     let (p1_v6, _) = lab.pod_cidrs("n1");
-    let explain = lab.kroute("n1", &["explain", &p1_v6]);
+    let explain = lab.explain("n1", &p1_v6);
     assert!(explain.contains("next hop is local"), "{explain}");
     assert!(
         lab.route("n1", &p1_v6).is_none(),

@@ -52,7 +52,7 @@ fn service_on_one_node_answers_pods_on_the_others() {
         }
     }
     let (p2, _) = lab.pod_cidrs("n2");
-    let explain = lab.kroute("n1", &["explain", &p2]);
+    let explain = lab.explain("n1", &p2);
     assert!(explain.contains("kernel: installed"), "{explain}");
 
     wait_until(CONVERGE, "TCP replies from the service", || {

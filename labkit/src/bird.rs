@@ -312,20 +312,28 @@ impl Bird {
     }
 }
 
-/// Write `config` to `path` and have BIRD parse it (`bird -p -c`): an
-/// error with BIRD's complaint and the text if it rejects it.
+/// Have BIRD parse `config` (`bird -p -c`) and, if it accepts it, write it
+/// to `path`; else an error with BIRD's complaint and the text, and `path`
+/// is left as it was (a running BIRD's file stays good).
 pub fn write_config(path: &Path, config: &str) -> Result<()> {
-    std::fs::write(path, config).map_err(io(format!("write {}", path.display())))?;
-    let conf = path.to_string_lossy();
-    let out = cmd::output(&["bird", "-p", "-c", &conf])?;
-    if !out.status.success() {
+    let mut candidate = path.as_os_str().to_owned();
+    candidate.push(".new");
+    let candidate = std::path::PathBuf::from(candidate);
+    std::fs::write(&candidate, config).map_err(io(format!("write {}", candidate.display())))?;
+    let out = cmd::output(&["bird", "-p", "-c", &candidate.to_string_lossy()]);
+    let rejected = match out {
+        Ok(out) if out.status.success() => None,
+        Ok(out) => Some(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+        Err(e) => Some(e.to_string()),
+    };
+    if let Some(why) = rejected {
+        let _ = std::fs::remove_file(&candidate);
         return Err(Error::Other(format!(
-            "BIRD rejects {}: {}\n{config}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
+            "BIRD rejects {}: {why}\n{config}",
+            path.display()
         )));
     }
-    Ok(())
+    std::fs::rename(&candidate, path).map_err(io(format!("write {}", path.display())))
 }
 
 /// `birdc -s CTL ARGS...` (BIRD's control socket needs no namespace).
@@ -485,11 +493,18 @@ ipv6 { import all; export all; gateway direct; };\n}\n";
         }
         let dir = std::env::temp_dir().join(format!("labkit-birdconf-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let r = write_config(&dir.join("bird.conf"), &sample().render());
-        let bad = write_config(&dir.join("bad.conf"), "router id nonsense;\n");
+        let path = dir.join("bird.conf");
+        let good = write_config(&path, &sample().render());
+        let bad = write_config(&path, "router id nonsense;\n");
+        let kept = std::fs::read_to_string(&path).unwrap_or_default();
         let _ = std::fs::remove_dir_all(&dir);
-        r.unwrap();
+        good.unwrap();
         assert!(bad.unwrap_err().to_string().contains("BIRD rejects"));
+        assert_eq!(
+            kept,
+            sample().render(),
+            "a rejected config replaced the good one"
+        );
     }
 
     #[test]

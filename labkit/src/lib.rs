@@ -19,6 +19,46 @@
 //!
 //! Everything needs root except the pure parts (config writers, /proc
 //! parsing, `wait_for`).
+//!
+//! Every fallible call returns [`Result`]; tests `.expect()` it, `kroute
+//! lab` passes it on with `?`. What a value owns (a namespace, a process,
+//! a directory) is removed when it is dropped, unless it is detached first
+//! (`kroute lab up` keeps its lab running and records the names and
+//! [`ProcId`]s to stop it later).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use labkit::{bird, veth, Afi, Netns, Setup};
+//!
+//! # fn main() -> labkit::Result<()> {
+//! let a = Netns::create("ex-a", &Setup::ROUTER)?;
+//! let b = Netns::create("ex-b", &Setup::ROUTER)?;
+//! veth(&a, "eth0", &b, "eth0")?;
+//! a.add_addr("eth0", "10.0.0.1/30")?;
+//! b.add_addr("eth0", "10.0.0.2/30")?;
+//! let config = bird::BirdConfig {
+//!     router_id: "10.0.0.1".into(),
+//!     bgp: vec![bird::BgpProtocol {
+//!         name: "peer".into(),
+//!         local_address: "10.0.0.1".into(),
+//!         local_as: 65001,
+//!         neighbor_address: "10.0.0.2".into(),
+//!         neighbor_as: 65002,
+//!         options: vec![],
+//!         channels: vec![bird::Channel::all(Afi::Ipv4)],
+//!     }],
+//!     ..Default::default()
+//! };
+//! let dir = labkit::ScratchDir::create("/tmp/labkit-example")?;
+//! let mut bird = bird::Bird::start(&a, &bird::BirdSpec::new(dir.path(), config.render()))?;
+//! // Err(state line) until Established; a failing birdc is a state too.
+//! labkit::wait_for("the session", Duration::from_secs(30), || {
+//!     bird.established("peer").unwrap_or_else(|e| Err(e.to_string()))
+//! })?;
+//! bird.stop(Duration::from_secs(3))?;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod bird;
 pub mod cmd;

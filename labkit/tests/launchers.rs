@@ -6,14 +6,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use labkit::netns::unique_name;
-use labkit::{bird, frr, gobgp, kroute, veth, wait_for, Afi, Netns, ProcId, Setup};
+use labkit::{bird, frr, gobgp, kroute, veth, wait_for, Afi, Netns, ProcId, ScratchDir, Setup};
 
 const GRACE: Duration = Duration::from_secs(5);
 
-fn scratch(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(unique_name("labkit", tag));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// Removed at the end of the test, kept if it fails.
+fn scratch(tag: &str) -> ScratchDir {
+    ScratchDir::create(std::env::temp_dir().join(unique_name("labkit", tag))).unwrap()
 }
 
 /// Two namespaces joined by a veth, 10.9.0.1/30 + fd09::1/64 on `a`.
@@ -87,15 +86,27 @@ fn bird_starts_answers_and_stops() {
         }],
         ..Default::default()
     };
-    let mut bird = bird::Bird::start(&a, &bird::BirdSpec::new(&dir, conf.render())).unwrap();
+    let mut bird = bird::Bird::start(&a, &bird::BirdSpec::new(dir.path(), conf.render())).unwrap();
     let line = bird.protocol_line("peer").unwrap().unwrap();
     assert!(line.contains("BGP"), "{line}");
+    // Reconfigured with a second protocol, BIRD shows it.
+    let mut more = conf.clone();
+    more.bgp.push(bird::BgpProtocol {
+        name: "peer2".into(),
+        neighbor_address: "10.9.0.3".into(),
+        ..conf.bgp[0].clone()
+    });
+    bird.configure(&more.render()).unwrap();
+    wait_for("protocol peer2", Duration::from_secs(10), || {
+        bird.protocol_line("peer2").ok().flatten()
+    })
+    .unwrap();
+    assert!(bird.configure("protocol nonsense;").is_err());
     let id = bird.process().id();
     bird.stop(GRACE).unwrap();
     let names = [a.name().to_string(), b.name().to_string()];
     drop((a, b));
     gone(&[id], &names);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -161,7 +172,7 @@ fn gobgp_starts_answers_and_stops() {
             ..Default::default()
         }],
     };
-    let mut g = gobgp::Gobgp::start(&a, &gobgp::GobgpSpec::new(&dir, conf.render())).unwrap();
+    let mut g = gobgp::Gobgp::start(&a, &gobgp::GobgpSpec::new(dir.path(), conf.render())).unwrap();
     let global = g.cli().json(&["global"]).unwrap();
     assert_eq!(global["asn"], 65001, "{global}");
     assert_eq!(global["listen_port"], -1, "{global}");
@@ -175,7 +186,6 @@ fn gobgp_starts_answers_and_stops() {
     let names = [a.name().to_string(), b.name().to_string()];
     drop((a, b));
     gone(&[id], &names);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// The kroute binary of this workspace, built by `cargo build -p kroute`
@@ -200,9 +210,10 @@ fn kroute_starts_answers_restarts_and_stops() {
         "router:\n  asn: 65001\n  routerId: 10.9.0.1\napi:\n  socket: \"{}\"\n\
          kernel: {{ install: false }}\npeers:\n  - name: b\n    address: \"10.9.0.2\"\n    \
          asn: 65002\n    families: [ipv4-unicast]\n    import: all\n    export: all\n",
-        dir.join("kroute.sock").display()
+        dir.file("kroute.sock").display()
     );
-    let mut k = kroute::Kroute::start(&a, kroute::KrouteSpec::in_dir(&bin, &dir, yaml)).unwrap();
+    let mut k =
+        kroute::Kroute::start(&a, kroute::KrouteSpec::in_dir(&bin, dir.path(), yaml)).unwrap();
     let neighbors = k.cli_json(&["show", "neighbors"]).unwrap();
     assert_eq!(neighbors[0]["name"], "b", "{neighbors}");
     let first = k.process().unwrap().id();
@@ -216,6 +227,4 @@ fn kroute_starts_answers_restarts_and_stops() {
     let names = [a.name().to_string(), b.name().to_string()];
     drop((a, b));
     gone(&[first, second], &names);
-    wait_for("nothing", Duration::ZERO, || Some(())).unwrap();
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -1,14 +1,17 @@
-//! BIRD 2 driver: `bird -f` in the foreground (we hold its PID), one control
-//! socket per instance, announcements as static routes + `birdc configure`.
+//! BIRD 2 as a test peer: labkit's launcher, configured from a
+//! [`PeerSpec`]; announcements are static routes + `birdc configure`.
+
+use labkit::bird::{self as lk, BgpProtocol, BirdConfig, Channel, KernelProtocol};
+use labkit::bird::{StaticProtocol, StaticRoute};
+use labkit::{Afi, Netns, ScratchDir};
 
 use super::peer::{PeerDaemon, PeerRoute, PeerSpec};
-use super::{require_bin, wait_until, Netns, Proc, TestDir};
-use std::time::Duration;
+use super::test_dir;
 
 pub struct Bird {
     // Field order = drop order: process before its directory.
-    proc: Proc,
-    dir: TestDir,
+    bird: lk::Bird,
+    dir: ScratchDir,
     spec: PeerSpec,
     ns: String,
     /// Originated routes: (prefix, prepend).
@@ -25,23 +28,122 @@ pub fn proto_name(addr: &str) -> String {
     format!("n_{}", addr.replace(['.', ':'], "_"))
 }
 
+/// The test peer's BIRD config: timers short, no graceful restart, static
+/// routes for what it announces.
+fn config(
+    spec: &PeerSpec,
+    statics: &[(String, Vec<u32>)],
+    rr: &Option<(Vec<String>, String)>,
+    extra: &[(String, String)],
+) -> BirdConfig {
+    let afis = [Afi::Ipv4, Afi::Ipv6];
+    let kernel = if spec.install_kernel {
+        afis.map(|afi| KernelProtocol {
+            name: format!("k_{}", afi.name()),
+            afi,
+            import: "none".into(),
+            export: "where source = RTS_BGP".into(),
+            merge_paths: true,
+        })
+        .to_vec()
+    } else {
+        Vec::new()
+    };
+    let statics = afis
+        .map(|afi| StaticProtocol {
+            name: format!("s_{}", afi.name()),
+            afi,
+            routes: statics
+                .iter()
+                .filter(|(p, _)| Afi::of(p) == afi)
+                .map(|(p, prepend)| StaticRoute {
+                    prefix: p.clone(),
+                    // prepend() puts an ASN in front: prepend in reverse so
+                    // the path reads `prepend[0] prepend[1] ...`.
+                    attrs: prepend
+                        .iter()
+                        .rev()
+                        .map(|a| format!("bgp_path.prepend({a});"))
+                        .collect(),
+                })
+                .collect(),
+        })
+        .to_vec();
+    let bgp = spec
+        .neighbors
+        .iter()
+        .map(|n| {
+            let ibgp = n.asn == spec.asn;
+            let mut options = vec![
+                // Defaults are 5 s / 120 s: far too slow for tests.
+                "connect delay time 1;".to_string(),
+                "connect retry time 2;".into(),
+                "error wait time 1, 4;".into(),
+                "hold time 9;".into(),
+                "keepalive time 3;".into(),
+                // Else BIRD keeps a dead neighbor's routes as stale for 120 s.
+                "graceful restart off;".into(),
+            ];
+            options.extend(
+                extra
+                    .iter()
+                    .filter(|(a, _)| *a == n.address)
+                    .map(|(_, o)| o.clone()),
+            );
+            if ibgp {
+                // Clients and reflector share a LAN in the tests.
+                options.push("direct;".into());
+                if let Some((clients, cluster)) = rr {
+                    if clients.contains(&n.address) {
+                        options.push("rr client;".into());
+                        options.push(format!("rr cluster id {cluster};"));
+                    }
+                }
+            }
+            let channels = n
+                .families
+                .iter()
+                .map(|fam| {
+                    let afi = if *fam == "ipv4-unicast" {
+                        Afi::Ipv4
+                    } else {
+                        Afi::Ipv6
+                    };
+                    let mut ch = Channel::all(afi);
+                    if ibgp {
+                        ch.options.push("gateway direct;".into());
+                    }
+                    if let (Some(nh), Afi::Ipv4) = (&n.next_hop_ipv4, afi) {
+                        ch.options.push(format!("next hop address {nh};"));
+                    }
+                    ch
+                })
+                .collect();
+            BgpProtocol {
+                name: proto_name(&n.address),
+                local_address: n.local_address.clone(),
+                local_as: spec.asn,
+                neighbor_address: n.address.clone(),
+                neighbor_as: n.asn,
+                options,
+                channels,
+            }
+        })
+        .collect();
+    BirdConfig {
+        router_id: spec.router_id.clone(),
+        device_scan_time: Some(10),
+        kernel,
+        statics,
+        bgp,
+        ..Default::default()
+    }
+}
+
 impl Bird {
-    fn ctl(&self) -> String {
-        self.dir.file("bird.ctl").display().to_string()
-    }
-
-    fn config_path(&self) -> String {
-        self.dir.file("bird.conf").display().to_string()
-    }
-
-    /// Run a `birdc` command; returns its output.
+    /// Run a `birdc` command; its output, or the error as text.
     pub fn birdc(&self, args: &[&str]) -> String {
-        let mut argv = vec!["birdc", "-s"];
-        let ctl = self.ctl();
-        argv.push(&ctl);
-        argv.extend_from_slice(args);
-        let out = super::cmd(&argv);
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.bird.birdc(args).unwrap_or_else(|e| e.to_string())
     }
 
     /// Make this BIRD a route reflector for the given iBGP neighbors.
@@ -53,95 +155,9 @@ impl Bird {
         self.reconfigure();
     }
 
-    fn render(
-        spec: &PeerSpec,
-        statics: &[(String, Vec<u32>)],
-        rr: &Option<(Vec<String>, String)>,
-        extra: &[(String, String)],
-    ) -> String {
-        let mut c = String::new();
-        c += "log stderr all;\n";
-        c += &format!("router id {};\n", spec.router_id);
-        c += "protocol device { scan time 10; }\n";
-        if spec.install_kernel {
-            for fam in ["ipv4", "ipv6"] {
-                c += &format!(
-                    "protocol kernel k_{fam} {{ {fam} {{ import none; export where source = RTS_BGP; }}; merge paths on; }}\n"
-                );
-            }
-        }
-        for fam in ["ipv4", "ipv6"] {
-            c += &format!("protocol static s_{fam} {{\n  {fam};\n");
-            for (p, prepend) in statics {
-                if p.contains(':') != (fam == "ipv6") {
-                    continue;
-                }
-                c += &format!("  route {p} blackhole");
-                if !prepend.is_empty() {
-                    c += " {";
-                    // prepend() puts an ASN in front: prepend in reverse so the
-                    // path reads `prepend[0] prepend[1] ...`.
-                    for a in prepend.iter().rev() {
-                        c += &format!(" bgp_path.prepend({a});");
-                    }
-                    c += " }";
-                }
-                c += ";\n";
-            }
-            c += "}\n";
-        }
-        for n in &spec.neighbors {
-            let ibgp = n.asn == spec.asn;
-            c += &format!("protocol bgp {} {{\n", proto_name(&n.address));
-            c += &format!("  local {} as {};\n", n.local_address, spec.asn);
-            c += &format!("  neighbor {} as {};\n", n.address, n.asn);
-            // Defaults are 5 s / 120 s: far too slow for tests.
-            c += "  connect delay time 1;\n  connect retry time 2;\n  error wait time 1, 4;\n";
-            c += "  hold time 9;\n  keepalive time 3;\n";
-            // Else BIRD keeps a dead neighbor's routes as stale for 120 s.
-            c += "  graceful restart off;\n";
-            for (addr, opts) in extra {
-                if *addr == n.address {
-                    c += &format!("  {opts}\n");
-                }
-            }
-            if ibgp {
-                // Clients and reflector share a LAN in the tests.
-                c += "  direct;\n";
-                if let Some((clients, cluster)) = rr {
-                    if clients.contains(&n.address) {
-                        c += &format!("  rr client;\n  rr cluster id {cluster};\n");
-                    }
-                }
-            }
-            for fam in &n.families {
-                let f = if *fam == "ipv4-unicast" {
-                    "ipv4"
-                } else {
-                    "ipv6"
-                };
-                c += &format!("  {f} {{ import all; export all;");
-                if ibgp {
-                    c += " gateway direct;";
-                }
-                if let (Some(nh), "ipv4") = (&n.next_hop_ipv4, f) {
-                    c += &format!(" next hop address {nh};");
-                }
-                c += " };\n";
-            }
-            c += "}\n";
-        }
-        c
-    }
-
     fn reconfigure(&mut self) {
-        let text = Self::render(&self.spec, &self.statics, &self.rr, &self.extra);
-        std::fs::write(self.config_path(), text).expect("write bird.conf");
-        let out = self.birdc(&["configure"]);
-        assert!(
-            out.contains("Reconfigured") || out.contains("Reconfiguration in progress"),
-            "birdc configure failed: {out}"
-        );
+        let text = config(&self.spec, &self.statics, &self.rr, &self.extra).render();
+        self.bird.configure(&text).unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Start BIRD with raw extra options in some neighbors' `protocol bgp`
@@ -152,7 +168,19 @@ impl Bird {
             .iter()
             .map(|(a, o)| (a.to_string(), o.to_string()))
             .collect();
-        Self::start_inner(ns, spec, extra)
+        let dir = test_dir(&format!("bird-{}", ns.name()));
+        let text = config(&spec, &[], &None, &extra).render();
+        let bird = lk::Bird::start(ns, &lk::BirdSpec::new(dir.path(), text))
+            .unwrap_or_else(|e| panic!("{e}"));
+        Bird {
+            bird,
+            dir,
+            spec,
+            ns: ns.name().to_string(),
+            statics: Vec::new(),
+            rr: None,
+            extra,
+        }
     }
 
     /// Replace the raw extra options of `neighbor`'s protocol and
@@ -170,73 +198,20 @@ impl Bird {
 
     /// BIRD's own log (stderr), e.g. to see the NOTIFICATIONs it received.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.file("bird.log")).unwrap_or_default()
+        std::fs::read_to_string(self.bird.log_path()).unwrap_or_default()
     }
 
     pub fn pid(&self) -> u32 {
-        self.proc.pid()
-    }
-
-    fn start_inner(ns: &Netns, spec: PeerSpec, extra: Vec<(String, String)>) -> Bird {
-        require_bin("bird", "bird2");
-        require_bin("birdc", "bird2");
-        let dir = TestDir::new(&format!("bird-{}", ns.name));
-        let conf = dir.file("bird.conf");
-        std::fs::write(&conf, Self::render(&spec, &[], &None, &extra)).expect("write bird.conf");
-        let check = super::cmd(&["bird", "-p", "-c", conf.to_str().unwrap()]);
-        assert!(
-            check.status.success(),
-            "BIRD rejects generated config: {}\n{}",
-            String::from_utf8_lossy(&check.stderr),
-            std::fs::read_to_string(&conf).unwrap()
-        );
-        let ctl = dir.file("bird.ctl").display().to_string();
-        let pid = dir.file("bird.pid").display().to_string();
-        let proc = Proc::spawn(
-            "bird",
-            ns,
-            &[
-                "bird",
-                "-f",
-                "-c",
-                conf.to_str().unwrap(),
-                "-s",
-                &ctl,
-                "-P",
-                &pid,
-            ],
-            &[],
-            &dir.file("bird.log"),
-        );
-        let mut b = Bird {
-            proc,
-            dir,
-            spec,
-            ns: ns.name.clone(),
-            statics: Vec::new(),
-            rr: None,
-            extra,
-        };
-        wait_until(Duration::from_secs(10), "BIRD control socket", || {
-            b.proc.assert_alive();
-            let out = b.birdc(&["show", "status"]);
-            if out.contains("Daemon is up") {
-                Ok(())
-            } else {
-                Err(out)
-            }
-        });
-        b
+        self.bird.pid()
     }
 
     /// The protocol state line (`show protocols NAME`).
     pub fn protocol_line(&self, neighbor: &str) -> String {
-        let name = proto_name(neighbor);
-        self.birdc(&["show", "protocols", &name])
-            .lines()
-            .find(|l| l.starts_with(&name))
-            .unwrap_or("(no such protocol)")
-            .to_string()
+        match self.bird.protocol_line(&proto_name(neighbor)) {
+            Ok(Some(l)) => l,
+            Ok(None) => "(no such protocol)".into(),
+            Err(e) => e.to_string(),
+        }
     }
 }
 
@@ -246,7 +221,7 @@ impl PeerDaemon for Bird {
     const INSTALLS_KERNEL: bool = true;
 
     fn start(ns: &Netns, spec: PeerSpec) -> Bird {
-        Self::start_inner(ns, spec, Vec::new())
+        Self::start_with(ns, spec, &[])
     }
 
     fn announce_prepend(&mut self, prefix: &str, prepend: &[u32]) {
@@ -261,77 +236,18 @@ impl PeerDaemon for Bird {
     }
 
     fn rib(&self) -> Vec<PeerRoute> {
-        parse_show_route_all(&self.birdc(&["show", "route", "all"]))
+        self.bird.rib().unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn session_state(&self, neighbor: &str) -> Result<(), String> {
-        let line = self.protocol_line(neighbor);
-        if line.contains("Established") {
-            Ok(())
-        } else {
-            Err(format!("BIRD {}: {line}", self.ns))
+        match self.bird.established(&proto_name(neighbor)) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(line)) => Err(format!("BIRD {}: {line}", self.ns)),
+            Err(e) => Err(format!("BIRD {}: {e}", self.ns)),
         }
     }
 
     fn kill(&mut self) {
-        self.proc.kill();
+        self.bird.process().kill().unwrap_or_else(|e| panic!("{e}"));
     }
-}
-
-/// Parse `birdc show route all`, keeping routes of type BGP.
-pub fn parse_show_route_all(text: &str) -> Vec<PeerRoute> {
-    let mut out: Vec<PeerRoute> = Vec::new();
-    let mut cur: Option<(PeerRoute, bool)> = None; // (route, is_bgp)
-    let mut prefix = String::new();
-    let flush = |cur: &mut Option<(PeerRoute, bool)>, out: &mut Vec<PeerRoute>| {
-        if let Some((r, true)) = cur.take() {
-            out.push(r);
-        }
-    };
-    for line in text.lines() {
-        if line.starts_with("BIRD ") || line.starts_with("Table ") || line.trim().is_empty() {
-            continue;
-        }
-        let starts_route = line.contains(" [") && !line.starts_with('\t');
-        if starts_route {
-            flush(&mut cur, &mut out);
-            if !line.starts_with(' ') {
-                prefix = line.split_whitespace().next().unwrap_or("").to_string();
-            }
-            // "PREFIX  unicast [proto time] * (100) [AS65002i]"
-            let best = line
-                .split_once(']')
-                .map(|(_, rest)| rest.trim_start().starts_with('*'))
-                .unwrap_or(false);
-            cur = Some((
-                PeerRoute {
-                    prefix: prefix.clone(),
-                    best,
-                    ..Default::default()
-                },
-                false,
-            ));
-            continue;
-        }
-        let Some((r, is_bgp)) = cur.as_mut() else {
-            continue;
-        };
-        let l = line.trim();
-        if let Some(v) = l.strip_prefix("Type:") {
-            *is_bgp = v.trim().starts_with("BGP");
-        } else if let Some(v) = l.strip_prefix("BGP.as_path:") {
-            r.as_path = v
-                .split_whitespace()
-                .filter_map(|a| a.parse().ok())
-                .collect();
-        } else if let Some(v) = l.strip_prefix("BGP.next_hop:") {
-            r.next_hops = v.split_whitespace().map(String::from).collect();
-        } else if let Some(v) = l.strip_prefix("BGP.originator_id:") {
-            r.originator_id = Some(v.trim().to_string());
-        } else if let Some(v) = l.strip_prefix("BGP.cluster_list:") {
-            r.cluster_list = v.split_whitespace().map(String::from).collect();
-        }
-    }
-    flush(&mut cur, &mut out);
-    out
 }

@@ -1,86 +1,48 @@
-//! GoBGP driver: `gobgpd` in the foreground with its gRPC API on the
-//! namespace's own loopback (127.0.0.1:50051 in every namespace), the `gobgp`
-//! CLI with `-j` for JSON. GoBGP never installs routes in the kernel.
+//! GoBGP as a test peer: labkit's launcher, gobgpd.toml from a
+//! [`PeerSpec`]; announcements with `gobgp global rib add`. GoBGP never
+//! installs routes in the kernel.
+
+use labkit::gobgp::{self as lk, GobgpConfig, GobgpSpec, Neighbor, Timers};
+use labkit::{Afi, Netns, ScratchDir};
 
 use super::peer::{PeerDaemon, PeerRoute, PeerSpec};
-use super::{require_bin, wait_until, Netns, Proc, TestDir};
-use serde_json::Value;
-use std::time::Duration;
-
-pub const API_PORT: &str = "50051";
+use super::test_dir;
 
 pub struct GoBgp {
-    proc: Proc,
-    dir: TestDir,
+    // Field order = drop order: process before its directory.
+    gobgp: lk::Gobgp,
+    dir: ScratchDir,
     ns: String,
-    spec: PeerSpec,
+}
+
+fn config(spec: &PeerSpec) -> GobgpConfig {
+    GobgpConfig {
+        asn: spec.asn,
+        router_id: spec.router_id.clone(),
+        port: Some(179),
+        neighbors: spec
+            .neighbors
+            .iter()
+            .map(|n| Neighbor {
+                address: n.address.clone(),
+                peer_as: n.asn,
+                local_address: Some(n.local_address.clone()),
+                timers: Some(Timers {
+                    connect_retry: 2,
+                    hold_time: 9,
+                    keepalive_interval: 3,
+                }),
+                families: n.families.iter().map(|f| f.to_string()).collect(),
+                ..Default::default()
+            })
+            .collect(),
+    }
 }
 
 impl GoBgp {
-    /// Run the `gobgp` CLI inside the namespace; returns (success, stdout+stderr).
-    pub fn cli(&self, args: &[&str]) -> (bool, String) {
-        let mut argv = vec![
-            "ip",
-            "netns",
-            "exec",
-            &self.ns,
-            "gobgp",
-            "-u",
-            "127.0.0.1",
-            "-p",
-            API_PORT,
-        ];
-        argv.extend_from_slice(args);
-        let out = super::cmd(&argv);
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    }
-
-    fn cli_ok(&self, args: &[&str]) -> String {
-        let (ok, out) = self.cli(args);
-        assert!(ok, "gobgp {args:?} failed: {out}");
-        out
-    }
-
-    fn render(spec: &PeerSpec) -> String {
-        let mut c = String::new();
-        c += "[global.config]\n";
-        c += &format!(
-            "  as = {}\n  router-id = \"{}\"\n  port = 179\n",
-            spec.asn, spec.router_id
-        );
-        for n in &spec.neighbors {
-            c += "[[neighbors]]\n  [neighbors.config]\n";
-            c += &format!(
-                "    neighbor-address = \"{}\"\n    peer-as = {}\n",
-                n.address, n.asn
-            );
-            c += &format!(
-                "  [neighbors.transport.config]\n    local-address = \"{}\"\n",
-                n.local_address
-            );
-            c += "  [neighbors.timers.config]\n    connect-retry = 2\n    hold-time = 9\n    keepalive-interval = 3\n";
-            for fam in &n.families {
-                c += &format!(
-                    "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{fam}\"\n"
-                );
-            }
-        }
-        c
-    }
-
-    fn afi(prefix: &str) -> &'static str {
-        if prefix.contains(':') {
-            "ipv6"
-        } else {
-            "ipv4"
-        }
+    /// Run the `gobgp` CLI inside the namespace; panics if it fails.
+    pub fn cli(&self, args: &[&str]) -> String {
+        self.gobgp.cli().run(args).unwrap_or_else(|e| panic!("{e}"))
     }
 }
 
@@ -90,47 +52,19 @@ impl PeerDaemon for GoBgp {
     const INSTALLS_KERNEL: bool = false;
 
     fn start(ns: &Netns, spec: PeerSpec) -> GoBgp {
-        require_bin("gobgpd", "gobgpd");
-        require_bin("gobgp", "gobgpd");
-        let dir = TestDir::new(&format!("gobgp-{}", ns.name));
-        let conf = dir.file("gobgpd.toml");
-        std::fs::write(&conf, Self::render(&spec)).expect("write gobgpd.toml");
-        let api = format!("127.0.0.1:{API_PORT}");
-        let proc = Proc::spawn(
-            "gobgpd",
-            ns,
-            &[
-                "gobgpd",
-                "-f",
-                conf.to_str().unwrap(),
-                "--api-hosts",
-                &api,
-                "--log-level",
-                "info",
-            ],
-            &[],
-            &dir.file("gobgpd.log"),
-        );
-        let mut g = GoBgp {
-            proc,
+        let dir = test_dir(&format!("gobgp-{}", ns.name()));
+        let gobgp = lk::Gobgp::start(ns, &GobgpSpec::new(dir.path(), config(&spec).render()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        GoBgp {
+            gobgp,
             dir,
-            ns: ns.name.clone(),
-            spec,
-        };
-        wait_until(Duration::from_secs(10), "gobgpd API", || {
-            g.proc.assert_alive();
-            let (ok, out) = g.cli(&["global", "-j"]);
-            if ok {
-                Ok(())
-            } else {
-                Err(out)
-            }
-        });
-        g
+            ns: ns.name().to_string(),
+        }
     }
 
     fn announce_prepend(&mut self, prefix: &str, prepend: &[u32]) {
-        let mut args = vec!["global", "rib", "add", "-a", Self::afi(prefix), prefix];
+        let afi = Afi::of(prefix).name();
+        let mut args = vec!["global", "rib", "add", "-a", afi, prefix];
         let path: String = prepend
             .iter()
             .map(u32::to_string)
@@ -139,128 +73,28 @@ impl PeerDaemon for GoBgp {
         if !prepend.is_empty() {
             args.extend_from_slice(&["aspath", &path]);
         }
-        self.cli_ok(&args);
+        self.cli(&args);
     }
 
     fn withdraw(&mut self, prefix: &str) {
-        self.cli_ok(&["global", "rib", "del", "-a", Self::afi(prefix), prefix]);
+        self.cli(&["global", "rib", "del", "-a", Afi::of(prefix).name(), prefix]);
     }
 
     fn rib(&self) -> Vec<PeerRoute> {
-        let mut out = Vec::new();
-        for afi in ["ipv4", "ipv6"] {
-            let (ok, text) = self.cli(&["global", "rib", "-a", afi, "-j"]);
-            if !ok {
-                continue;
-            }
-            let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            let Some(map) = v.as_object() else { continue };
-            for (prefix, paths) in map {
-                for p in paths.as_array().into_iter().flatten() {
-                    if p.get("neighbor-ip").and_then(Value::as_str).is_none() {
-                        continue; // locally originated
-                    }
-                    out.push(parse_path(prefix, p));
-                }
-            }
-        }
-        out
+        self.gobgp.cli().rib().unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn session_state(&self, neighbor: &str) -> Result<(), String> {
-        let (ok, text) = self.cli(&["neighbor", "-j"]);
-        if !ok {
-            return Err(text);
+        match self.gobgp.cli().neighbor_state(neighbor) {
+            Ok(Some(s)) if s == "established" => Ok(()),
+            other => Err(format!("GoBGP {} neighbor {neighbor}: {other:?}", self.ns)),
         }
-        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        for n in v.as_array().into_iter().flatten() {
-            let addr = n
-                .pointer("/state/neighbor_address")
-                .or_else(|| n.pointer("/conf/neighbor_address"))
-                .and_then(Value::as_str);
-            if addr == Some(neighbor) {
-                let st = n
-                    .pointer("/state/session_state")
-                    .cloned()
-                    .unwrap_or(Value::Null);
-                // apipb.PeerState.SessionState: 6 = ESTABLISHED.
-                return if st == 6
-                    || st
-                        .as_str()
-                        .is_some_and(|s| s.eq_ignore_ascii_case("established"))
-                {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "GoBGP {} neighbor {neighbor}: session_state {st}",
-                        self.ns
-                    ))
-                };
-            }
-        }
-        Err(format!(
-            "GoBGP {}: no neighbor {neighbor} in {text}",
-            self.ns
-        ))
     }
 
     fn kill(&mut self) {
-        self.proc.kill();
+        self.gobgp
+            .process()
+            .kill()
+            .unwrap_or_else(|e| panic!("{e}"));
     }
-}
-
-fn parse_path(prefix: &str, p: &Value) -> PeerRoute {
-    let mut r = PeerRoute {
-        prefix: prefix.to_string(),
-        best: p.get("best").and_then(Value::as_bool).unwrap_or(false),
-        ..Default::default()
-    };
-    for a in p
-        .get("attrs")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        match a.get("type").and_then(Value::as_u64) {
-            Some(2) => {
-                for seg in a
-                    .get("as_paths")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    for asn in seg
-                        .get("asns")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                    {
-                        if let Some(n) = asn.as_u64() {
-                            r.as_path.push(n as u32);
-                        }
-                    }
-                }
-            }
-            Some(3) | Some(14) => {
-                if let Some(nh) = a.get("nexthop").and_then(Value::as_str) {
-                    r.next_hops.push(nh.to_string());
-                }
-                if let Some(ll) = a.get("linklocal_nexthop").and_then(Value::as_str) {
-                    r.next_hops.push(ll.to_string());
-                }
-            }
-            Some(9) => r.originator_id = a.get("value").and_then(Value::as_str).map(String::from),
-            Some(10) => {
-                r.cluster_list = a
-                    .get("value")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|x| x.as_str().map(String::from))
-                    .collect()
-            }
-            _ => {}
-        }
-    }
-    r
 }

@@ -1,6 +1,6 @@
 //! What every peer daemon driver (BIRD, FRR, GoBGP) offers the scenarios.
 
-use super::Netns;
+use labkit::Netns;
 
 /// One BGP neighbor of a peer daemon.
 #[derive(Clone, Debug)]
@@ -40,17 +40,7 @@ pub struct PeerSpec {
 }
 
 /// A route in a peer daemon's RIB that it learned over BGP.
-#[derive(Clone, Debug, Default)]
-pub struct PeerRoute {
-    pub prefix: String,
-    /// BGP next hop(s) as the daemon shows them (FRR/BIRD list global and
-    /// link-local for IPv6).
-    pub next_hops: Vec<String>,
-    pub as_path: Vec<u32>,
-    pub originator_id: Option<String>,
-    pub cluster_list: Vec<String>,
-    pub best: bool,
-}
+pub use labkit::rib::BgpPath as PeerRoute;
 
 /// A real BGP daemon in a namespace, driven by the tests.
 pub trait PeerDaemon: Sized {
@@ -89,16 +79,5 @@ pub trait PeerDaemon: Sized {
 
 /// Short summary of a RIB, for failure messages.
 pub fn describe_rib(rib: &[PeerRoute]) -> String {
-    if rib.is_empty() {
-        return "empty RIB".into();
-    }
-    rib.iter()
-        .map(|r| {
-            format!(
-                "{} nh={:?} path={:?} orig={:?} cl={:?}",
-                r.prefix, r.next_hops, r.as_path, r.originator_id, r.cluster_list
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
+    labkit::rib::describe(rib)
 }

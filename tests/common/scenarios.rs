@@ -7,9 +7,12 @@
 //! Per peer daemon, one session over IPv4 for ipv4-unicast (kroute peer
 //! `<kind><i>v4`) and one over IPv6 for ipv6-unicast (`<kind><i>v6`).
 
-use super::kroute::{KPeer, Kroute, KrouteConfig};
+use super::kroute::{self as k, Kroute};
 use super::peer::{describe_rib, PeerDaemon, PeerNeighbor, PeerSpec};
-use super::{kernel, route_via, veth, wait_until, Lan, Netns, CONVERGE};
+use super::{kernel, link_local, netns, route_via, veth, wait_until, Lan, CONVERGE};
+use kroute::config::Config;
+use labkit::Netns;
+use rib::policy::PolicyChain;
 use std::collections::BTreeSet;
 
 pub const KROUTE_ASN: u32 = 65001;
@@ -47,23 +50,17 @@ pub struct Topo<P: PeerDaemon> {
     pub k_ns: Netns,
 }
 
-/// The link-local address of `dev` in `ns`.
-pub fn link_local(ns: &Netns, dev: &str) -> String {
-    super::netns::link_local(ns, dev)
-        .unwrap_or_else(|| panic!("no link-local address on {dev} in {}", ns.name))
-}
-
 impl<P: PeerDaemon> Topo<P> {
     /// `n` peers (same ASN `PEER_ASN`), sessions over IPv4 and (if `v6`) IPv6.
     /// `tweak` may change kroute's config before it starts.
-    pub fn p2p(tag: &str, n: usize, v6: bool, tweak: impl FnOnce(&mut KrouteConfig)) -> Topo<P> {
-        let k_ns = Netns::new(&format!("k{tag}"));
-        let mut cfg = KrouteConfig::new(KROUTE_ASN, "10.255.0.1");
+    pub fn p2p(tag: &str, n: usize, v6: bool, tweak: impl FnOnce(&mut Config)) -> Topo<P> {
+        let k_ns = netns(&format!("k{tag}"));
+        let mut cfg = k::config(KROUTE_ASN, "10.255.0.1");
         let mut peer_ns = Vec::new();
         let mut links = Vec::new();
         let mut specs = Vec::new();
         for i in 1..=n {
-            let ns = Netns::new(&format!("{}{i}{tag}", P::KIND));
+            let ns = netns(&format!("{}{i}{tag}", P::KIND));
             let l = Link {
                 k_dev: String::new(),
                 p_dev: String::new(),
@@ -84,7 +81,7 @@ impl<P: PeerDaemon> Topo<P> {
                 ..l
             };
             let mut neighbors = vec![PeerNeighbor::new(&l.k4, &l.p4, KROUTE_ASN, &[V4])];
-            cfg.peers.push(KPeer::new(
+            cfg.peers.push(k::peer(
                 &format!("{}{i}v4", P::KIND),
                 &l.p4,
                 PEER_ASN,
@@ -92,7 +89,7 @@ impl<P: PeerDaemon> Topo<P> {
             ));
             if v6 {
                 neighbors.push(PeerNeighbor::new(&l.k6, &l.p6, KROUTE_ASN, &[V6]));
-                cfg.peers.push(KPeer::new(
+                cfg.peers.push(k::peer(
                     &format!("{}{i}v6", P::KIND),
                     &l.p6,
                     PEER_ASN,
@@ -165,14 +162,7 @@ impl<P: PeerDaemon> Topo<P> {
     }
 
     pub fn wait_kernel_absent(&self, prefix: &str) {
-        wait_until(
-            CONVERGE,
-            &format!("{prefix} to leave kroute's kernel"),
-            || match route_via(&self.k_ns, prefix) {
-                None => Ok(()),
-                Some(nhs) => Err(format!("still routed via {nhs:?}")),
-            },
-        )
+        kernel::wait_absent(&self.k_ns, prefix);
     }
 
     /// Wait for all sessions (both sides) to be Established.
@@ -191,7 +181,13 @@ impl<P: PeerDaemon> Topo<P> {
             for (i, p) in self.peers.iter().enumerate() {
                 let l = &self.links[i];
                 p.session_state(&l.k4)?;
-                if self.kroute.config.peers.iter().any(|kp| kp.address == l.p6) {
+                if self
+                    .kroute
+                    .config
+                    .peers
+                    .iter()
+                    .any(|kp| kp.address.to_string() == l.p6)
+                {
                     p.session_state(&l.k6)?;
                 }
             }
@@ -205,18 +201,10 @@ impl<P: PeerDaemon> Topo<P> {
 pub fn session_up_ipv4_and_ipv6<P: PeerDaemon>() {
     let t = Topo::<P>::p2p("up", 1, true, |_| {});
     t.wait_established();
+    // Every field of the view is there: the typed client rejects a
+    // missing one.
     for n in t.kroute.neighbors() {
-        assert!(
-            n.raw.get("uptimeSeconds").is_some(),
-            "neighbor without uptimeSeconds: {}",
-            n.raw
-        );
-        assert_eq!(
-            n.raw.get("asn").and_then(|a| a.as_u64()),
-            Some(PEER_ASN as u64),
-            "{}",
-            n.raw
-        );
+        assert_eq!(n.asn, PEER_ASN, "{n:?}");
     }
 }
 
@@ -227,22 +215,20 @@ pub fn routes_received_into_kernel<P: PeerDaemon>() {
     t.wait_kernel_via(P4, &[1]);
     t.wait_kernel_via(P6, &[1]);
     for (prefix, peer) in [(P4, Topo::<P>::v4_name(1)), (P6, Topo::<P>::v6_name(1))] {
-        let routes = t.kroute.routes(&[prefix]);
+        let routes = t.kroute.routes(prefix);
         let r = routes
             .iter()
-            .find(|r| r.prefix == prefix && r.best)
+            .find(|r| r.prefix.to_string() == prefix && r.best)
             .unwrap_or_else(|| panic!("show routes {prefix}: no best path: {routes:?}"));
         assert!(
             r.installed,
-            "best path for {prefix} not marked installed: {}",
-            r.raw
+            "best path for {prefix} not marked installed: {r:?}"
         );
-        assert_eq!(r.peer, peer, "{}", r.raw);
+        assert_eq!(r.peer, peer, "{r:?}");
         assert_eq!(
             r.as_path.split_whitespace().collect::<Vec<_>>(),
             vec![PEER_ASN.to_string()],
-            "{}",
-            r.raw
+            "{r:?}"
         );
         let gws = t.gateways(1, prefix);
         assert!(
@@ -252,12 +238,12 @@ pub fn routes_received_into_kernel<P: PeerDaemon>() {
         );
     }
     let n = t.kroute.neighbor(&Topo::<P>::v4_name(1)).unwrap();
-    assert!(n.prefixes_received >= 1, "prefixesReceived: {}", n.raw);
+    assert!(n.prefixes_received >= 1, "prefixesReceived: {n:?}");
 }
 
 pub fn advertised_prefixes_reach_peer<P: PeerDaemon>() {
     let t = Topo::<P>::p2p("adv", 1, true, |c| {
-        c.advertise = vec![ADV4.into(), ADV6.into()]
+        c.advertise = k::advertise(&[ADV4, ADV6])
     });
     let (k4, k6) = (t.links[0].k4.clone(), t.links[0].k6.clone());
     for (prefix, nh) in [(ADV4, k4), (ADV6, k6)] {
@@ -291,7 +277,7 @@ pub fn advertised_prefixes_reach_peer<P: PeerDaemon>() {
 }
 
 pub fn ecmp_two_peers_multipath<P: PeerDaemon>() {
-    let mut t = Topo::<P>::p2p("ecmp", 2, true, |c| c.max_paths = 4);
+    let mut t = Topo::<P>::p2p("ecmp", 2, true, |c| c.router.max_paths = 4);
     for p in t.peers.iter_mut() {
         p.announce(P4);
         p.announce(P6);
@@ -300,9 +286,9 @@ pub fn ecmp_two_peers_multipath<P: PeerDaemon>() {
     t.wait_kernel_via(P6, &[1, 2]);
     let best: BTreeSet<String> = t
         .kroute
-        .routes(&[P4])
+        .routes(P4)
         .iter()
-        .filter(|r| r.prefix == P4 && r.installed)
+        .filter(|r| r.prefix.to_string() == P4 && r.installed)
         .map(|r| r.peer.clone())
         .collect();
     assert_eq!(
@@ -329,9 +315,9 @@ pub fn withdraw_removes_from_kernel<P: PeerDaemon>() {
     t.wait_kernel_via(C6, &[1]);
     let left: Vec<_> = t
         .kroute
-        .routes(&[P4])
+        .routes(P4)
         .into_iter()
-        .filter(|r| r.prefix == P4)
+        .filter(|r| r.prefix.to_string() == P4)
         .collect();
     assert!(
         left.is_empty(),
@@ -392,7 +378,7 @@ pub fn allow_as_in<P: PeerDaemon>() {
         "explain {LOOP4} does not mention allowAsIn:\n{text}"
     );
 
-    t.kroute.config.peer_mut(&Topo::<P>::v4_name(1)).allow_as_in = Some(1);
+    k::peer_mut(&mut t.kroute.config, &Topo::<P>::v4_name(1)).allow_as_in = 1;
     t.kroute.reload();
     t.wait_kernel_via(LOOP4, &[1]);
     t.wait_kernel_via(C4, &[1]);
@@ -401,19 +387,19 @@ pub fn allow_as_in<P: PeerDaemon>() {
 /// One session over IPv6 carrying both families; kroute announces IPv4
 /// routes with `nextHopIpv4` (its IPv4 address on the link).
 pub fn both_families_one_ipv6_session<P: PeerDaemon>() {
-    let k_ns = Netns::new("kboth");
-    let p_ns = Netns::new(&format!("{}both", P::KIND));
+    let k_ns = netns("kboth");
+    let p_ns = netns(&format!("{}both", P::KIND));
     let l = veth(
         &k_ns,
         &p_ns,
         &["10.1.0.1/24", "fd00:1::1/64"],
         &["10.1.0.2/24", "fd00:1::2/64"],
     );
-    let mut cfg = KrouteConfig::new(KROUTE_ASN, "10.255.0.1");
-    let mut kp = KPeer::new("both", "fd00:1::2", PEER_ASN, &[V4, V6]);
-    kp.next_hop_ipv4 = Some("10.1.0.1".into());
+    let mut cfg = k::config(KROUTE_ASN, "10.255.0.1");
+    let mut kp = k::peer("both", "fd00:1::2", PEER_ASN, &[V4, V6]);
+    kp.next_hop_ipv4 = Some("10.1.0.1".parse().unwrap());
     cfg.peers.push(kp);
-    cfg.advertise = vec![ADV4.into(), ADV6.into()];
+    cfg.advertise = k::advertise(&[ADV4, ADV6]);
     let kroute = Kroute::start(&k_ns, cfg);
     let mut n = PeerNeighbor::new("fd00:1::1", "fd00:1::2", KROUTE_ASN, &[V4, V6]);
     n.next_hop_ipv4 = Some("10.1.0.2".into());
@@ -473,18 +459,20 @@ pub fn both_families_one_ipv6_session<P: PeerDaemon>() {
 /// kroute reflects between two iBGP clients on a shared LAN 10.50.0.0/24
 /// (kroute .1, client A .2, client B .3).
 pub fn route_reflection_two_clients<P: PeerDaemon>() {
-    let k_ns = Netns::new("krr");
-    let a_ns = Netns::new(&format!("{}rra", P::KIND));
-    let b_ns = Netns::new(&format!("{}rrb", P::KIND));
+    let k_ns = netns("krr");
+    let a_ns = netns(&format!("{}rra", P::KIND));
+    let b_ns = netns(&format!("{}rrb", P::KIND));
     let mut lan = Lan::new("rr");
     lan.attach(&k_ns, &["10.50.0.1/24"]);
     lan.attach(&a_ns, &["10.50.0.2/24"]);
     lan.attach(&b_ns, &["10.50.0.3/24"]);
-    let mut cfg = KrouteConfig::new(KROUTE_ASN, "10.255.0.1");
-    cfg.cluster_id = Some("10.255.0.1".into());
+    let mut cfg = k::config(KROUTE_ASN, "10.255.0.1");
+    cfg.router.cluster_id = Some("10.255.0.1".parse().unwrap());
     for (name, addr) in [("rrca", "10.50.0.2"), ("rrcb", "10.50.0.3")] {
-        let mut p = KPeer::new(name, addr, KROUTE_ASN, &[V4]);
-        p.import_export_all = false; // iBGP: defaults to all
+        let mut p = k::peer(name, addr, KROUTE_ASN, &[V4]);
+        // iBGP: unset means all.
+        p.import = PolicyChain::Unset;
+        p.export = PolicyChain::Unset;
         p.route_reflector_client = true;
         cfg.peers.push(p);
     }

@@ -8,13 +8,13 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use kroute::api::{Client, FibEntryView, RouteView};
+use labkit::{Netns, ProcId};
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_kroute");
@@ -26,38 +26,27 @@ pub const CONVERGE: Duration = Duration::from_secs(60);
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// Poll `check` until `Ok` (every 500 ms), at most `timeout`; panic with
-/// the last observed state.
-pub fn wait_until<T>(
-    timeout: Duration,
-    what: &str,
-    mut check: impl FnMut() -> Result<T, String>,
-) -> T {
+/// Poll `check` until `Ok`, at most `timeout`; panic with the last
+/// observed state. Prints how long it took.
+pub fn wait_until<T>(timeout: Duration, what: &str, check: impl FnMut() -> Result<T, String>) -> T {
     let start = Instant::now();
-    loop {
-        match check() {
-            Ok(v) => {
-                eprintln!("[{:5.1}s] {what}", start.elapsed().as_secs_f64());
-                return v;
-            }
-            Err(last) if start.elapsed() >= timeout => {
-                panic!("timed out after {timeout:?} waiting for {what}; last observed: {last}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(500)),
-        }
-    }
+    let v = labkit::wait_for(what, timeout, check).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("[{:5.1}s] {what}", start.elapsed().as_secs_f64());
+    v
 }
 
 fn run(argv: &[&str]) -> (bool, String, String) {
-    let out = Command::new(argv[0])
-        .args(&argv[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {argv:?}: {e}"));
+    let out = labkit::cmd::output(argv).unwrap_or_else(|e| panic!("{e}"));
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// An existing namespace (the lab's), by name.
+fn open_ns(ns: &str) -> Netns {
+    Netns::open(ns).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A running lab; `kroute lab down` on drop (also when the test panics).
@@ -121,8 +110,14 @@ impl Lab {
         format!("{}-{short}", self.name)
     }
 
-    /// PID of the latest `name` process (kroute, gobgpd, bgpd, zebra) of `owner`.
-    pub fn pid(&self, owner: &str, name: &str) -> u32 {
+    /// The latest `name` process (kroute, gobgpd, bgpd, zebra) of `owner`,
+    /// by the PID in the state file.
+    pub fn pid(&self, owner: &str, name: &str) -> ProcId {
+        let pid = self.state_pid(owner, name);
+        ProcId::of(pid).unwrap_or_else(|| panic!("{name} of {owner} (pid {pid}) is not running"))
+    }
+
+    fn state_pid(&self, owner: &str, name: &str) -> u32 {
         let st = self.state();
         st["processes"]
             .as_array()
@@ -144,47 +139,53 @@ impl Lab {
         out
     }
 
+    /// The API client of `node`'s kroute.
+    pub fn client(&self, node: &str) -> Client {
+        Client::new(format!("/run/kroute-lab/{}/{node}/kroute.sock", self.name))
+    }
+
     /// kroute's sessions on `node` as (peer, state).
     pub fn sessions(&self, node: &str) -> Vec<(String, String)> {
-        let v: Value =
-            serde_json::from_str(&self.kroute(node, &["show", "neighbors", "-o", "json"]))
-                .expect("neighbors JSON");
-        v.as_array()
+        self.client(node)
+            .neighbors()
+            .unwrap_or_else(|e| panic!("show neighbors on {node}: {e}"))
             .into_iter()
-            .flatten()
-            .map(|n| {
-                (
-                    n["name"].as_str().unwrap_or("").to_string(),
-                    n["state"].as_str().unwrap_or("").to_string(),
-                )
-            })
+            .map(|n| (n.name, n.state.to_string()))
             .collect()
+    }
+
+    /// `show fib PREFIX` on `node`.
+    pub fn fib(&self, node: &str, prefix: &str) -> Vec<FibEntryView> {
+        self.client(node)
+            .fib(Some(prefix))
+            .unwrap_or_else(|e| panic!("show fib {prefix} on {node}: {e}"))
+    }
+
+    /// `show routes` (Loc-RIB) on `node`.
+    pub fn loc_rib(&self, node: &str) -> Vec<RouteView> {
+        self.client(node)
+            .routes(None, None, rib::Table::Loc)
+            .unwrap_or_else(|e| panic!("show routes on {node}: {e}"))
+    }
+
+    /// `explain PREFIX` on `node` (human text).
+    pub fn explain(&self, node: &str, prefix: &str) -> String {
+        self.client(node)
+            .explain(prefix)
+            .unwrap_or_else(|e| panic!("explain {prefix} on {node}: {e}"))
+            .text
     }
 
     /// `proto bgp` routes in a node's kernel, both families.
     pub fn routes(&self, node: &str) -> Vec<Route> {
-        let ns = self.ns(node);
-        let mut out = Vec::new();
-        for fam in ["-6", "-4"] {
-            let (ok, text, err) =
-                run(&["ip", "-n", &ns, "-j", fam, "route", "show", "proto", "bgp"]);
-            assert!(ok, "ip route in {ns}: {err}");
-            let v: Value = serde_json::from_str(if text.trim().is_empty() { "[]" } else { &text })
-                .expect("ip -j route");
-            for r in v.as_array().into_iter().flatten() {
-                let mut prefix = r["dst"].as_str().unwrap_or("").to_string();
-                if !prefix.contains('/') {
-                    prefix += if fam == "-6" { "/128" } else { "/32" };
-                }
-                let gw = |h: &Value| h["gateway"].as_str().unwrap_or("").to_string();
-                let gateways = match r["nexthops"].as_array() {
-                    Some(hops) => hops.iter().map(gw).collect(),
-                    None => vec![gw(r)],
-                };
-                out.push(Route { prefix, gateways });
-            }
-        }
-        out
+        labkit::kernel::all_routes(&open_ns(&self.ns(node)), Some("bgp"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_iter()
+            .map(|r| Route {
+                gateways: r.gateways().into_iter().map(String::from).collect(),
+                prefix: r.dst,
+            })
+            .collect()
     }
 
     pub fn route(&self, node: &str, prefix: &str) -> Option<Route> {
@@ -299,17 +300,9 @@ impl Lab {
     }
 
     pub fn link(&self, node: &str, dev: &str, up: bool) {
-        let ns = self.ns(node);
-        let (ok, _, err) = run(&[
-            "ip",
-            "-n",
-            &ns,
-            "link",
-            "set",
-            dev,
-            if up { "up" } else { "down" },
-        ]);
-        assert!(ok, "ip link set {dev} in {ns}: {err}");
+        open_ns(&self.ns(node))
+            .set_link(dev, up)
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// `kroute lab restart NODE` (starts kroute again if it was stopped).
@@ -355,30 +348,14 @@ fn glob_logs(name: &str) -> Vec<String> {
     out
 }
 
-/// Send a signal to a PID (by PID only).
-pub fn signal(pid: u32, sig: libc::c_int) {
-    // SAFETY: kill(2) on a PID we read from the lab's state file.
-    unsafe {
-        libc::kill(pid as libc::pid_t, sig);
-    }
-}
-
-/// Whether `pid` is running (not gone, not a zombie).
-pub fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.trim_start().to_string()))
-        .is_some_and(|r| !r.starts_with('Z') && !r.starts_with('X'))
-}
-
-/// SIGTERM `pid` and wait (bounded) until it is gone.
-pub fn stop(pid: u32) {
-    signal(pid, libc::SIGTERM);
+/// SIGTERM `p` and wait (bounded) until it is gone.
+pub fn stop(p: ProcId) {
+    p.signal(libc::SIGTERM);
     wait_until(
         Duration::from_secs(10),
-        &format!("pid {pid} to exit"),
+        &format!("pid {} to exit", p.pid),
         || {
-            if alive(pid) {
+            if p.alive() {
                 Err("still running".into())
             } else {
                 Ok(())
@@ -391,23 +368,15 @@ pub fn stop(pid: u32) {
 pub fn in_netns<T: Send + 'static>(
     ns: &str,
     f: impl FnOnce() -> T + Send + 'static,
-) -> JoinHandle<T> {
-    let path = format!("/var/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        // SAFETY: setns on a namespace file we just opened; it changes only
-        // this thread's network namespace.
-        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-        f()
-    })
+) -> JoinHandle<labkit::Result<T>> {
+    open_ns(ns).spawn_thread(f)
 }
 
 /// A TCP echo-like service inside a namespace: answers each line with
 /// "pong from NAME". Dual-stack (`[::]:port`). Stops on drop.
 pub struct Service {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<JoinHandle<labkit::Result<()>>>,
 }
 
 impl Service {
@@ -471,5 +440,6 @@ pub fn tcp_request(ns: &str, addr: SocketAddr) -> Result<String, String> {
         Ok(line.trim().to_string())
     })
     .join()
-    .unwrap_or_else(|_| Err("client thread panicked".into()))
+    .unwrap_or_else(|_| Ok(Err("client thread panicked".into())))
+    .unwrap_or_else(|e| Err(e.to_string()))
 }
