@@ -5,11 +5,10 @@
 //! router is forwarded. `vtysh -N NS` talks to an instance.
 
 use labkit::frr::{BgpdConfig, Daemon, Frr, FrrSpec, Neighbor};
-use labkit::{Afi, Netns};
+use labkit::{Afi, Netns, Result};
 
 use super::procs::{ProcRecord, State};
 use super::topology::{Router, Topology};
-use super::Result;
 
 /// The daemons a router runs.
 pub const DAEMONS: [Daemon; 2] = [Daemon::Zebra, Daemon::Bgpd];

@@ -7,11 +7,10 @@
 //! job.
 
 use labkit::gobgp::{Cli, Gobgp, GobgpConfig, GobgpSpec, Neighbor, Timers};
-use labkit::Netns;
+use labkit::{Netns, Result};
 
 use super::procs::{ProcRecord, State};
 use super::topology::{Cni, Node};
-use super::Result;
 
 /// gobgpd.toml for node `n`.
 pub fn config(n: &Node, c: &Cni) -> GobgpConfig {

@@ -318,7 +318,7 @@ fn wait_converged(state: &State) -> Result<()> {
 /// rest is still cleaned.
 fn teardown(state: &State) {
     for p in state.processes.iter().rev() {
-        if let Err(e) = p.id().terminate(Duration::from_secs(3)) {
+        if let Err(e) = p.id.terminate(Duration::from_secs(3)) {
             eprintln!("kroute lab: {} of {}: {e}", p.name, p.owner);
         }
     }

@@ -3,10 +3,9 @@
 //! created and then detached: the state file is what `down` deletes.
 
 use ipnet::IpNet;
-use labkit::{veth, Lan, Netns, Setup};
+use labkit::{veth, Error, Lan, Netns, Result, Setup};
 
 use super::procs::State;
-use super::{Error, Result};
 
 /// Every lab namespace: no DAD (addresses usable at once; FRR refuses IPv6
 /// sessions while link-local addresses are tentative), addresses kept when

@@ -12,11 +12,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use labkit::error::io as io_err;
 use labkit::kroute::{Kroute, KrouteSpec};
-use labkit::{Netns, ProcId};
+use labkit::{Error, Netns, ProcId, Result};
 use serde::{Deserialize, Serialize};
 
 use super::topology::{self, Topology};
-use super::{Error, Result};
 
 const STATE_FILE: &str = "state.json";
 
@@ -43,9 +42,9 @@ pub struct ProcRecord {
     /// The node or router it belongs to (`n1`, `r2`).
     pub owner: String,
     pub ns: String,
-    pub pid: u32,
-    /// Clock ticks after boot (`/proc/PID/stat` field 22).
-    pub start_time: u64,
+    /// PID and start time, as `pid` and `startTime` in the file.
+    #[serde(flatten)]
+    pub id: ProcId,
     pub log: PathBuf,
 }
 
@@ -55,23 +54,14 @@ impl ProcRecord {
             name: name.to_string(),
             owner: owner.to_string(),
             ns: ns.to_string(),
-            pid: id.pid,
-            start_time: id.start_time,
+            id,
             log: log.to_path_buf(),
-        }
-    }
-
-    /// The process, by PID and start time.
-    pub fn id(&self) -> ProcId {
-        ProcId {
-            pid: self.pid,
-            start_time: self.start_time,
         }
     }
 
     /// Whether the recorded process is still the one we started.
     pub fn alive(&self) -> bool {
-        self.id().alive()
+        self.id.alive()
     }
 }
 
@@ -192,7 +182,7 @@ pub fn restart_kroute(state: &mut State, node: &str) -> Result<()> {
             Error::Other(format!("no node {node} (nodes: {})", names.join(", ")))
         })?;
     if let Some(p) = state.process(node, "kroute").cloned() {
-        p.id().terminate(Duration::from_secs(5))?;
+        p.id.terminate(Duration::from_secs(5))?;
         state.processes.retain(|q| *q != p);
         state.save()?;
     }
@@ -201,4 +191,27 @@ pub fn restart_kroute(state: &mut State, node: &str) -> Result<()> {
     let yaml =
         std::fs::read_to_string(config).map_err(io_err(format!("read {}", config.display())))?;
     run_kroute(state, i, yaml)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The state file keeps a process's PID and start time at the top of
+    /// its record (what `lab down` and the lab tests read).
+    #[test]
+    fn process_record_in_the_state_file() {
+        let id = ProcId {
+            pid: 42,
+            start_time: 777,
+        };
+        let rec = ProcRecord::new("bgpd", "r1", "kl-r1", id, Path::new("/x/bgpd.log"));
+        let v = serde_json::to_value(&rec).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"name": "bgpd", "owner": "r1", "ns": "kl-r1", "pid": 42,
+                "startTime": 777, "log": "/x/bgpd.log"})
+        );
+        assert_eq!(serde_json::from_value::<ProcRecord>(v).unwrap(), rec);
+    }
 }

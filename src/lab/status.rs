@@ -3,9 +3,8 @@
 //! pods (and, in clusterip-return-path, from every pod to the service).
 
 use std::net::IpAddr;
-use std::sync::mpsc;
-
 use std::path::Path;
+use std::sync::mpsc;
 
 use ipnet::IpNet;
 use labkit::{kernel, Afi, Netns};
@@ -261,7 +260,7 @@ fn proc_reports(state: &State, owner: &str) -> Vec<ProcReport> {
         seen.push(&p.name);
         out.push(ProcReport {
             name: p.name.clone(),
-            pid: p.pid,
+            pid: p.id.pid,
             running: p.alive(),
             log: p.log.display().to_string(),
         });

@@ -4,11 +4,13 @@
 use labkit::bird::{self, BgpProtocol, BirdConfig, BirdSpec, Channel, KernelProtocol, Log};
 use labkit::Afi;
 
-use super::{check, stop, Ctx, Receiver, PEER_NAME, RECEIVER_ASN, SENDER_ASN};
+use super::receiver::{
+    check, stop, Ctx, Receiver, PEER_NAME, RECEIVER_ASN, SENDER_ASN, STOP_GRACE,
+};
 use crate::netns::{RECEIVER_V4, SENDER_V4};
 
 pub struct Bird {
-    bird: bird::Bird,
+    daemon: bird::Bird,
     /// BIRD's own log (warnings and errors only: logging must not cost
     /// time during the run).
     log: std::path::PathBuf,
@@ -65,41 +67,46 @@ impl Bird {
             own_process_group: true,
             ..BirdSpec::new(&ctx.dir, config(&log).render())
         };
-        let bird = bird::Bird::start(ctx.ns, &spec)?;
-        Ok(Bird { bird, log })
+        let daemon = bird::Bird::start(ctx.ns, &spec)?;
+        Ok(Bird { daemon, log })
     }
 }
 
 impl Receiver for Bird {
     fn pids(&self) -> Vec<u32> {
-        vec![self.bird.pid()]
+        vec![self.daemon.pid()]
     }
 
     fn rib_count(&self) -> Option<u64> {
         let out = self
-            .bird
+            .daemon
             .birdc(&["show", "protocols", "all", PEER_NAME])
             .ok()?;
         out.contains(PEER_NAME).then(|| bird::parse_imported(&out))
     }
 
     fn check_alive(&mut self) -> Result<(), String> {
-        check(self.bird.process())
+        check(self.daemon.process())
     }
 
     fn logs(&self) -> String {
-        format!("{}, {}", self.log.display(), self.bird.log_path().display())
+        format!(
+            "{}, {}",
+            self.log.display(),
+            self.daemon.log_path().display()
+        )
     }
 }
 
 impl Drop for Bird {
     fn drop(&mut self) {
-        stop(self.bird.process());
+        stop(self.daemon.stop(STOP_GRACE));
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
     #[test]
     fn bird_accepts_the_config() {
         if labkit::cmd::find_program("bird").is_none() {
@@ -108,7 +115,7 @@ mod tests {
         }
         let dir = std::env::temp_dir().join(format!("kb-birdconf-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let text = super::config(&dir.join("bird.messages.log")).render();
+        let text = config(&dir.join("bird.messages.log")).render();
         let r = labkit::bird::write_config(&dir.join("bird.conf"), &text);
         let _ = std::fs::remove_dir_all(&dir);
         r.unwrap();

@@ -6,11 +6,11 @@
 use labkit::frr::{self, BgpdConfig, FrrSpec, Neighbor};
 use labkit::Afi;
 
-use super::{Ctx, Receiver, RECEIVER_ASN, SENDER_ASN, STOP_GRACE};
+use super::receiver::{stop, Ctx, Receiver, RECEIVER_ASN, SENDER_ASN, STOP_GRACE};
 use crate::netns::{self, RECEIVER_V4, SENDER_V4};
 
 pub struct Frr {
-    frr: frr::Frr,
+    daemon: frr::Frr,
 }
 
 pub fn config(name: &str) -> BgpdConfig {
@@ -41,44 +41,43 @@ impl Frr {
             own_process_group: true,
             ..FrrSpec::new(name, config(name).render())
         };
-        let frr = frr::Frr::start(ctx.ns, &spec)?;
-        Ok(Frr { frr })
+        let daemon = frr::Frr::start(ctx.ns, &spec)?;
+        Ok(Frr { daemon })
     }
 }
 
 impl Receiver for Frr {
     fn pids(&self) -> Vec<u32> {
-        self.frr.pids()
+        self.daemon.pids()
     }
 
     fn rib_count(&self) -> Option<u64> {
-        let v = self.frr.vtysh_json("show bgp summary json").ok()?;
+        let v = self.daemon.vtysh_json("show bgp summary json").ok()?;
         frr::parse_pfx_rcd(&v).or(Some(0))
     }
 
     fn check_alive(&mut self) -> Result<(), String> {
-        self.frr.check_alive().map_err(|e| e.to_string())
+        self.daemon.check_alive().map_err(|e| e.to_string())
     }
 
     fn logs(&self) -> String {
-        format!("{}/{{zebra,bgpd}}.log", self.frr.run_dir().display())
+        format!("{}/{{zebra,bgpd}}.log", self.daemon.run_dir().display())
     }
 }
 
 impl Drop for Frr {
     fn drop(&mut self) {
         // bgpd first, zebra (which removes the routes from the kernel) last.
-        if let Err(e) = self.frr.stop(STOP_GRACE) {
-            eprintln!("kroute-bench: {e}");
-        }
+        stop(self.daemon.stop(STOP_GRACE));
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
     #[test]
     fn config_text() {
-        let c = super::config("kb-1-r").render();
+        let c = config("kb-1-r").render();
         for line in [
             "router bgp 65001\n",
             " neighbor 10.255.255.1 remote-as 65000\n",

@@ -5,11 +5,11 @@
 
 use labkit::gobgp::{self, GobgpConfig, GobgpSpec, Neighbor};
 
-use super::{check, stop, Ctx, Receiver, RECEIVER_ASN, SENDER_ASN};
+use super::receiver::{check, stop, Ctx, Receiver, RECEIVER_ASN, SENDER_ASN, STOP_GRACE};
 use crate::netns::{RECEIVER_V4, SENDER_V4};
 
 pub struct Gobgp {
-    gobgp: gobgp::Gobgp,
+    daemon: gobgp::Gobgp,
 }
 
 pub fn config() -> GobgpConfig {
@@ -35,41 +35,42 @@ impl Gobgp {
             own_process_group: true,
             ..GobgpSpec::new(&ctx.dir, config().render())
         };
-        let gobgp = gobgp::Gobgp::start(ctx.ns, &spec)?;
-        Ok(Gobgp { gobgp })
+        let daemon = gobgp::Gobgp::start(ctx.ns, &spec)?;
+        Ok(Gobgp { daemon })
     }
 }
 
 impl Receiver for Gobgp {
     fn pids(&self) -> Vec<u32> {
-        vec![self.gobgp.pid()]
+        vec![self.daemon.pid()]
     }
 
     fn rib_count(&self) -> Option<u64> {
-        let v = self.gobgp.cli().json(&["neighbor"]).ok()?;
+        let v = self.daemon.cli().json(&["neighbor"]).ok()?;
         gobgp::parse_accepted(&v).or(Some(0))
     }
 
     fn check_alive(&mut self) -> Result<(), String> {
-        check(self.gobgp.process())
+        check(self.daemon.process())
     }
 
     fn logs(&self) -> String {
-        self.gobgp.log_path().display().to_string()
+        self.daemon.log_path().display().to_string()
     }
 }
 
 impl Drop for Gobgp {
     fn drop(&mut self) {
-        stop(self.gobgp.process());
+        stop(self.daemon.stop(STOP_GRACE));
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
     #[test]
     fn config_text() {
-        let c = super::config().render();
+        let c = config().render();
         for line in [
             "  as = 65001\n",
             "    neighbor-address = \"10.255.255.1\"\n",

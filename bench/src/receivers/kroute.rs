@@ -10,11 +10,11 @@ use kroute::config::{Config, Listen, Peer, Router};
 use labkit::kroute::{self as kroute_lab, KrouteSpec};
 use rib::policy::PolicyChain;
 
-use super::{Ctx, Receiver, PEER_NAME, RECEIVER_ASN, SENDER_ASN, STOP_GRACE};
+use super::receiver::{stop, Ctx, Receiver, PEER_NAME, RECEIVER_ASN, SENDER_ASN, STOP_GRACE};
 use crate::netns::{RECEIVER_V4, SENDER_V4};
 
 pub struct Kroute {
-    kroute: kroute_lab::Kroute,
+    daemon: kroute_lab::Kroute,
     api: Client,
 }
 
@@ -54,9 +54,9 @@ impl Kroute {
                 config(&socket, install).to_yaml(),
             )
         };
-        let kroute = kroute_lab::Kroute::start(ctx.ns, spec)?;
-        let api = Client::new(kroute.socket());
-        Ok(Kroute { kroute, api })
+        let daemon = kroute_lab::Kroute::start(ctx.ns, spec)?;
+        let api = Client::new(daemon.socket());
+        Ok(Kroute { daemon, api })
     }
 }
 
@@ -68,7 +68,7 @@ pub fn accepted(neighbors: &[NeighborView]) -> Option<u64> {
 
 impl Receiver for Kroute {
     fn pids(&self) -> Vec<u32> {
-        self.kroute.pid().into_iter().collect()
+        self.daemon.pid().into_iter().collect()
     }
 
     fn rib_count(&self) -> Option<u64> {
@@ -76,45 +76,44 @@ impl Receiver for Kroute {
     }
 
     fn check_alive(&mut self) -> Result<(), String> {
-        self.kroute.check_alive().map_err(|e| e.to_string())
+        self.daemon.check_alive().map_err(|e| e.to_string())
     }
 
     fn logs(&self) -> String {
-        self.kroute.spec().log.display().to_string()
+        self.daemon.spec().log.display().to_string()
     }
 }
 
 impl Drop for Kroute {
     fn drop(&mut self) {
-        if let Err(e) = self.kroute.stop(STOP_GRACE) {
-            eprintln!("kroute-bench: {e}");
-        }
+        stop(self.daemon.stop(STOP_GRACE));
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
     use kroute::config::Peer;
 
     #[test]
-    fn accepted() {
-        let c = super::config(std::path::Path::new("/tmp/k.sock"), true);
+    fn accepted_is_the_senders_session() {
+        let c = config(std::path::Path::new("/tmp/k.sock"), true);
         let other = Peer::new("other", "10.0.0.9".parse().unwrap(), 65009);
         let views: Vec<_> = [(&other, 1), (&c.peers[0], 10_000)]
             .into_iter()
             .map(|(peer, accepted)| {
-                let mut v = super::NeighborView::new(peer, &Default::default(), Default::default());
+                let mut v = NeighborView::new(peer, &Default::default(), Default::default());
                 v.prefixes_accepted = accepted;
                 v
             })
             .collect();
-        assert_eq!(super::accepted(&views), Some(10_000));
-        assert_eq!(super::accepted(&views[..1]), None);
+        assert_eq!(accepted(&views), Some(10_000));
+        assert_eq!(accepted(&views[..1]), None);
     }
 
     #[test]
     fn config_round_trips() {
-        let c = super::config(std::path::Path::new("/tmp/k.sock"), false);
+        let c = config(std::path::Path::new("/tmp/k.sock"), false);
         assert_eq!(kroute::config::parse(&c.to_yaml(), "bench.yaml"), Ok(c));
     }
 }

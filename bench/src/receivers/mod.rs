@@ -2,25 +2,21 @@
 //! passively with the sender (10.255.255.1, AS 65000) as AS 65001, imports
 //! everything, exports nothing, and (except GoBGP) installs its best paths in
 //! the kernel's main table. Each answers "how many prefixes from the sender
-//! are in your RIB" through its own CLI.
+//! are in your RIB" through its own CLI (kroute: its API). labkit starts
+//! and stops them; `receiver.rs` says what they have in common.
 
 mod bird;
 mod frr;
 mod gobgp;
 mod kroute;
+mod receiver;
 
 use std::fmt;
 use std::path::PathBuf;
 use std::process::Command;
 use std::str::FromStr;
-use std::time::Duration;
 
-use labkit::{Netns, Process};
-
-pub const SENDER_ASN: u32 = 65000;
-pub const RECEIVER_ASN: u32 = 65001;
-/// The sender's session name in every receiver's config.
-pub const PEER_NAME: &str = "blaster";
+pub use receiver::{Ctx, Receiver, RECEIVER_ASN, SENDER_ASN};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -104,29 +100,6 @@ impl FromStr for Kind {
     }
 }
 
-pub struct Ctx<'a> {
-    pub ns: &'a Netns,
-    /// A scratch directory for configs and logs.
-    pub dir: PathBuf,
-    pub kroute_bin: PathBuf,
-}
-
-/// How long a daemon may take to exit after SIGTERM (it removes its routes
-/// from the kernel first) before it is killed.
-pub(crate) const STOP_GRACE: Duration = Duration::from_secs(10);
-
-pub trait Receiver {
-    /// Every process of the receiver (for RSS and CPU).
-    fn pids(&self) -> Vec<u32>;
-    /// Prefixes from the sender in the RIB (accepted), or None while the
-    /// daemon does not answer yet.
-    fn rib_count(&self) -> Option<u64>;
-    /// An error if a process died.
-    fn check_alive(&mut self) -> Result<(), String>;
-    /// Where its logs are, for error messages.
-    fn logs(&self) -> String;
-}
-
 /// Start a receiver; its processes are registered for the signal cleanup.
 pub fn start(kind: Kind, ctx: &Ctx) -> labkit::Result<Box<dyn Receiver>> {
     let rx: Box<dyn Receiver> = match kind {
@@ -143,18 +116,6 @@ pub fn start(kind: Kind, ctx: &Ctx) -> labkit::Result<Box<dyn Receiver>> {
     };
     crate::netns::register_pids(&rx.pids());
     Ok(rx)
-}
-
-/// An error (with its log's tail) if a process has exited.
-fn check(process: &mut Process) -> Result<(), String> {
-    process.check_alive().map_err(|e| e.to_string())
-}
-
-/// Stop a daemon at the end of a run: SIGTERM, [`STOP_GRACE`], SIGKILL.
-fn stop(process: &mut Process) {
-    if let Err(e) = process.stop(STOP_GRACE) {
-        eprintln!("kroute-bench: {e}");
-    }
 }
 
 /// The version line of a program, for the report.
