@@ -3,10 +3,12 @@
 //! namespace with `-N NAME` (see shared/INTEROP-NOTES.md), in the
 //! foreground so the PIDs we start are the daemons'.
 
+use std::time::Duration;
+
 use labkit::frr::{self, BgpdConfig, FrrSpec, Neighbor};
 use labkit::Afi;
 
-use super::receiver::{stop, Ctx, Receiver, RECEIVER_ASN, SENDER_ASN, STOP_GRACE};
+use super::receiver::{Ctx, Receiver, RECEIVER_ASN, SENDER_ASN};
 use crate::netns::{self, RECEIVER_V4, SENDER_V4};
 
 pub struct Frr {
@@ -63,30 +65,31 @@ impl Receiver for Frr {
     fn logs(&self) -> String {
         format!("{}/{{zebra,bgpd}}.log", self.daemon.run_dir().display())
     }
-}
 
-impl Drop for Frr {
-    fn drop(&mut self) {
-        // bgpd first, zebra (which removes the routes from the kernel) last.
-        stop(self.daemon.stop(STOP_GRACE));
+    /// bgpd first, zebra (which removes the routes from the kernel) last.
+    fn stop(&mut self, grace: Duration) -> labkit::Result<()> {
+        self.daemon.stop(grace)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::receiver::assert_contains_all;
     use super::*;
+
     #[test]
-    fn config_text() {
+    fn bgpd_conf_has_the_passive_sender_in_both_families() {
         let c = config("kb-1-r").render();
-        for line in [
-            "router bgp 65001\n",
-            " neighbor 10.255.255.1 remote-as 65000\n",
-            " neighbor 10.255.255.1 passive\n",
-            " neighbor 10.255.255.1 timers connect 1\n",
-            " address-family ipv6 unicast\n  neighbor 10.255.255.1 activate\n",
-        ] {
-            assert!(c.contains(line), "{line:?} missing in\n{c}");
-        }
+        assert_contains_all(
+            &c,
+            &[
+                "router bgp 65001\n",
+                " neighbor 10.255.255.1 remote-as 65000\n",
+                " neighbor 10.255.255.1 passive\n",
+                " neighbor 10.255.255.1 timers connect 1\n",
+                " address-family ipv6 unicast\n  neighbor 10.255.255.1 activate\n",
+            ],
+        );
         assert!(!c.contains("no bgp default ipv4-unicast"), "{c}");
     }
 }

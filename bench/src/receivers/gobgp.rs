@@ -3,9 +3,11 @@
 //! 127.0.0.1 inside the receiver namespace, so the `gobgp` CLI runs there
 //! too.
 
+use std::time::Duration;
+
 use labkit::gobgp::{self, GobgpConfig, GobgpSpec, Neighbor};
 
-use super::receiver::{check, stop, Ctx, Receiver, RECEIVER_ASN, SENDER_ASN, STOP_GRACE};
+use super::receiver::{check, Ctx, Receiver, RECEIVER_ASN, SENDER_ASN};
 use crate::netns::{RECEIVER_V4, SENDER_V4};
 
 pub struct Gobgp {
@@ -57,27 +59,27 @@ impl Receiver for Gobgp {
     fn logs(&self) -> String {
         self.daemon.log_path().display().to_string()
     }
-}
 
-impl Drop for Gobgp {
-    fn drop(&mut self) {
-        stop(self.daemon.stop(STOP_GRACE));
+    fn stop(&mut self, grace: Duration) -> labkit::Result<()> {
+        self.daemon.stop(grace)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::receiver::assert_contains_all;
     use super::*;
+
     #[test]
-    fn config_text() {
-        let c = config().render();
-        for line in [
-            "  as = 65001\n",
-            "    neighbor-address = \"10.255.255.1\"\n",
-            "    passive-mode = true\n",
-            "      afi-safi-name = \"ipv6-unicast\"\n",
-        ] {
-            assert!(c.contains(line), "{line:?} missing in\n{c}");
-        }
+    fn gobgpd_toml_waits_for_the_sender() {
+        assert_contains_all(
+            &config().render(),
+            &[
+                "  as = 65001\n",
+                "    neighbor-address = \"10.255.255.1\"\n",
+                "    passive-mode = true\n",
+                "      afi-safi-name = \"ipv6-unicast\"\n",
+            ],
+        );
     }
 }

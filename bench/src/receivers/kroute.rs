@@ -4,13 +4,14 @@
 //! kroute's typed API client.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
 
 use kroute::api::{Client, NeighborView};
 use kroute::config::{Config, Listen, Peer, Router};
 use labkit::kroute::{self as kroute_lab, KrouteSpec};
 use rib::policy::PolicyChain;
 
-use super::receiver::{stop, Ctx, Receiver, PEER_NAME, RECEIVER_ASN, SENDER_ASN, STOP_GRACE};
+use super::receiver::{Ctx, Receiver, PEER_NAME, RECEIVER_ASN, SENDER_ASN};
 use crate::netns::{RECEIVER_V4, SENDER_V4};
 
 pub struct Kroute {
@@ -82,11 +83,9 @@ impl Receiver for Kroute {
     fn logs(&self) -> String {
         self.daemon.spec().log.display().to_string()
     }
-}
 
-impl Drop for Kroute {
-    fn drop(&mut self) {
-        stop(self.daemon.stop(STOP_GRACE));
+    fn stop(&mut self, grace: Duration) -> labkit::Result<()> {
+        self.daemon.stop(grace).map(drop)
     }
 }
 

@@ -12,9 +12,11 @@ mod kroute;
 mod receiver;
 
 use std::fmt;
+use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::process::Command;
 use std::str::FromStr;
+use std::time::Duration;
 
 pub use receiver::{Ctx, Receiver, RECEIVER_ASN, SENDER_ASN};
 
@@ -100,8 +102,36 @@ impl FromStr for Kind {
     }
 }
 
+/// How long a daemon may take to exit after SIGTERM (it removes its routes
+/// from the kernel first) before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// A started receiver, stopped with [`STOP_GRACE`] when dropped.
+pub struct Running(Box<dyn Receiver>);
+
+impl Deref for Running {
+    type Target = dyn Receiver;
+    fn deref(&self) -> &(dyn Receiver + 'static) {
+        &*self.0
+    }
+}
+
+impl DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut (dyn Receiver + 'static) {
+        &mut *self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.stop(STOP_GRACE) {
+            eprintln!("kroute-bench: {e}");
+        }
+    }
+}
+
 /// Start a receiver; its processes are registered for the signal cleanup.
-pub fn start(kind: Kind, ctx: &Ctx) -> labkit::Result<Box<dyn Receiver>> {
+pub fn start(kind: Kind, ctx: &Ctx) -> labkit::Result<Running> {
     let rx: Box<dyn Receiver> = match kind {
         Kind::Kroute => Box::new(kroute::Kroute::start(ctx, true)?),
         Kind::KrouteRib => Box::new(kroute::Kroute::start(ctx, false)?),
@@ -115,7 +145,7 @@ pub fn start(kind: Kind, ctx: &Ctx) -> labkit::Result<Box<dyn Receiver>> {
         }
     };
     crate::netns::register_pids(&rx.pids());
-    Ok(rx)
+    Ok(Running(rx))
 }
 
 /// The version line of a program, for the report.

@@ -18,10 +18,6 @@ pub struct Ctx<'a> {
     pub kroute_bin: PathBuf,
 }
 
-/// How long a daemon may take to exit after SIGTERM (it removes its routes
-/// from the kernel first) before it is killed.
-pub(crate) const STOP_GRACE: Duration = Duration::from_secs(10);
-
 pub trait Receiver {
     /// Every process of the receiver (for RSS and CPU).
     fn pids(&self) -> Vec<u32>;
@@ -32,6 +28,9 @@ pub trait Receiver {
     fn check_alive(&mut self) -> Result<(), String>;
     /// Where its logs are, for error messages.
     fn logs(&self) -> String;
+    /// Stop every process: SIGTERM, `grace`, SIGKILL (its launcher's
+    /// `stop`).
+    fn stop(&mut self, grace: Duration) -> labkit::Result<()>;
 }
 
 /// An error (with its log's tail) if a process has exited.
@@ -39,10 +38,10 @@ pub fn check(process: &mut Process) -> Result<(), String> {
     process.check_alive().map_err(|e| e.to_string())
 }
 
-/// Stop a daemon at the end of a run (its launcher's `stop`: SIGTERM,
-/// [`STOP_GRACE`], SIGKILL); a failure is only reported, the run is over.
-pub fn stop<T>(stopped: labkit::Result<T>) {
-    if let Err(e) = stopped {
-        eprintln!("kroute-bench: {e}");
+/// Test helper: every one of `parts` is in `text` (a rendered config).
+#[cfg(test)]
+pub fn assert_contains_all(text: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(text.contains(part), "{part:?} missing in\n{text}");
     }
 }
