@@ -22,9 +22,10 @@
 //! render.rs    tables and the matrix
 //! ```
 //!
-//! Namespaces, processes, readiness polling and the FRR and GoBGP
-//! launchers are labkit's (the crate the integration tests and the
-//! benchmark use too); this module keeps the lab's own logic.
+//! Namespaces, processes (stopped by PID and start time), readiness
+//! polling and the kroute, FRR and GoBGP launchers are labkit's (the crate
+//! the integration tests and the benchmark use too); this module keeps the
+//! lab's own logic. Sessions are read with kroute's typed API client.
 
 mod frr;
 mod gobgp;
