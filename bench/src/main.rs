@@ -5,10 +5,10 @@
 
 mod blast;
 mod encode;
+mod idle;
 mod kcount;
 mod mrt;
 mod netns;
-mod procstat;
 mod receivers;
 mod report;
 mod rng;
@@ -426,7 +426,7 @@ fn run_cmd(
                 if is_churn && (k.is_bound() || !k.programs_kernel()) {
                     continue;
                 }
-                let waited = procstat::wait_idle(Duration::from_secs(30));
+                let waited = idle::wait_idle(Duration::from_secs(30));
                 if waited > 2.0 {
                     eprintln!("  (waited {waited:.0} s for the machine to settle)");
                 }

@@ -14,12 +14,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
+use labkit::{procfs, Netns, ScratchDir};
 use serde::Serialize;
 
 use crate::blast::{self, Control, Event, SessionParams, Target};
 use crate::encode::{self, NextHops};
-use crate::netns::{self, enter_thread, Pair, TempDir};
-use crate::procstat;
+use crate::netns::{self, enter_thread, Pair};
 use crate::receivers::{self, Ctx, Kind, SENDER_ASN};
 use crate::table::Table;
 use crate::watch::{Poller, Watcher};
@@ -179,7 +179,7 @@ fn phase_timeout(opts: &Opts, expected: u64) -> Duration {
 pub fn measure(kind: Kind, p: &Prepared, opts: &Opts, rep: usize) -> Sample {
     let mut s = Sample::new(kind, p, rep);
     let stem = netns::unique(&kind.as_str()[..2]);
-    let dir = match TempDir::create(std::env::temp_dir().join(&stem)) {
+    let mut dir = match netns::scratch_dir(std::env::temp_dir().join(&stem)) {
         Ok(d) => d,
         Err(e) => {
             s.error = Some(format!("scratch directory: {e}"));
@@ -195,9 +195,8 @@ pub fn measure(kind: Kind, p: &Prepared, opts: &Opts, rep: usize) -> Sample {
         s.error = Some(e);
     }
     if s.error.is_some() && opts.keep_logs {
-        let mut dir = dir;
-        dir.keep = true;
-        eprintln!("  logs kept in {}", dir.path.display());
+        netns::keep_dir(&mut dir);
+        eprintln!("  logs kept in {}", dir.path().display());
     }
     s
 }
@@ -207,7 +206,7 @@ fn daemon(
     p: &Prepared,
     opts: &Opts,
     stem: &str,
-    dir: &TempDir,
+    dir: &ScratchDir,
     s: &mut Sample,
 ) -> Result<(), String> {
     let expected = p.expected();
@@ -215,7 +214,7 @@ fn daemon(
     let pair = Pair::create(stem).map_err(|e| format!("namespaces: {e}"))?;
     let ctx = Ctx {
         ns: &pair.receiver,
-        dir: dir.path.clone(),
+        dir: dir.path().to_path_buf(),
         kroute_bin: opts.kroute_bin.clone(),
     };
     let mut rx = receivers::start(kind, &ctx).map_err(|e| e.to_string())?;
@@ -237,8 +236,8 @@ fn daemon(
         .counts
         .total();
     let pids = rx.pids();
-    let cpu0 = procstat::sum_cpu(&pids);
-    s.idle_rss_kib = procstat::sum_mem(&pids).map(|m| m.rss_kib);
+    let cpu0 = procfs::sum_cpu(&pids);
+    s.idle_rss_kib = procfs::sum_mem(&pids).map(|m| m.rss_kib);
 
     let (ctl_tx, ctl_rx) = mpsc::channel();
     let (ev_tx, ev_rx) = mpsc::channel();
@@ -354,17 +353,17 @@ fn daemon(
             s.kernel_after_drop = Some(o.counts.total().saturating_sub(base));
         }
         // VmHWM: the peak over the whole run, drop included.
-        s.peak_rss_kib = procstat::sum_mem(&pids).map(|m| m.hwm_kib);
+        s.peak_rss_kib = procfs::sum_mem(&pids).map(|m| m.hwm_kib);
         for pid in &pids {
             if let (Some(m), Ok(comm)) = (
-                procstat::mem(*pid),
+                procfs::Mem::read(*pid),
                 fs::read_to_string(format!("/proc/{pid}/comm")),
             ) {
                 s.peak_rss_kib_by_process
                     .insert(comm.trim().to_string(), m.hwm_kib);
             }
         }
-        s.cpu_s = match (cpu0, procstat::sum_cpu(&pids)) {
+        s.cpu_s = match (cpu0, procfs::sum_cpu(&pids)) {
             (Some(a), Some(b)) => Some(b - a),
             _ => None,
         };
@@ -386,7 +385,7 @@ fn spawn_sender(
     ctl: Rx<Control>,
     ev: Sender<SenderEvent>,
 ) -> thread::JoinHandle<()> {
-    let ns = pair.sender.path();
+    let ns = pair.sender.name().to_string();
     thread::spawn(move || {
         if let Err(e) = enter_thread(&ns) {
             let _ = ev.send(SenderEvent::Failed(format!(
@@ -535,13 +534,13 @@ fn kernel_bound(
     p: &Prepared,
     opts: &Opts,
     stem: &str,
-    dir: &TempDir,
+    dir: &ScratchDir,
     s: &mut Sample,
 ) -> Result<(), String> {
     let expected = p.expected();
     let timeout = phase_timeout(opts, expected);
     let pair = bound_namespaces(stem)?;
-    let ns = pair.receiver.name.clone();
+    let ns = pair.receiver.name().to_string();
     let mut add = String::with_capacity(p.table.len() * 40);
     let mut del = String::with_capacity(p.table.len() * 30);
     for pfx in p.table.prefixes() {
@@ -549,8 +548,8 @@ fn kernel_bound(
         add.push_str(&format!("route add {pfx} nhid {nhid} proto 186\n"));
         del.push_str(&format!("route del {pfx} proto 186\n"));
     }
-    let add_file = dir.path.join("add.batch");
-    let del_file = dir.path.join("del.batch");
+    let add_file = dir.file("add.batch");
+    let del_file = dir.file("del.batch");
     fs::write(&add_file, add).map_err(|e| e.to_string())?;
     fs::write(&del_file, del).map_err(|e| e.to_string())?;
     let poller = Poller::start(&pair.receiver, opts.kernel_poll).map_err(|e| e.to_string())?;
@@ -584,28 +583,24 @@ fn kernel_bound(
 /// sender's addresses.
 fn bound_namespaces(stem: &str) -> Result<Pair, String> {
     let pair = Pair::create(stem).map_err(|e| format!("namespaces: {e}"))?;
-    let ns = pair.receiver.name.clone();
     let dev = netns::RECEIVER_IF;
     for (id, via) in [("1", netns::SENDER_V4), ("2", netns::SENDER_V6)] {
-        netns::run(Command::new("ip").args([
-            "-n", &ns, "nexthop", "add", "id", id, "via", via, "dev", dev,
-        ]))
-        .map_err(|e| e.to_string())?;
+        pair.receiver
+            .ip(&["nexthop", "add", "id", id, "via", via, "dev", dev])
+            .map_err(|e| e.to_string())?;
     }
     Ok(pair)
 }
 
-/// Run `f` in a thread inside the namespace at `ns`.
+/// Run `f` in a thread inside namespace `ns`.
 fn in_namespace<T: Send + 'static>(
-    ns: PathBuf,
+    ns: &Netns,
     f: impl FnOnce() -> Result<T, String> + Send + 'static,
 ) -> Result<T, String> {
-    thread::spawn(move || {
-        enter_thread(&ns).map_err(|e| format!("entering {}: {e}", ns.display()))?;
-        f()
-    })
-    .join()
-    .map_err(|_| "thread panicked".to_string())?
+    ns.spawn_thread(f)
+        .join()
+        .map_err(|_| "thread panicked".to_string())?
+        .map_err(|e| format!("entering {}: {e}", ns.name()))?
 }
 
 /// The kernel's floor: the harness writes the same routes itself in 64 KiB
@@ -623,7 +618,7 @@ fn netlink_floor(p: &Prepared, opts: &Opts, stem: &str, s: &mut Sample) -> Resul
     let mut cpu = 0.0;
     for add in [true, false] {
         let r = routes.clone();
-        let (elapsed, used) = in_namespace(pair.receiver.path(), move || {
+        let (elapsed, used) = in_namespace(&pair.receiver, move || {
             let c0 = crate::kcount::thread_cpu_seconds();
             let t0 = Instant::now();
             let refused =

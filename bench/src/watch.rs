@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 
 use crate::kcount::{Counts, RouteCounter, RouteWatch};
-use crate::netns::{enter_thread, Netns};
+use labkit::Netns;
+
+use crate::netns::enter_thread;
 
 /// One completed dump: when it started and ended, and what it counted.
 #[derive(Debug, Clone, Copy)]
@@ -39,11 +41,11 @@ impl Poller {
         let error = Arc::new(Mutex::new(None));
         let stop = Arc::new(AtomicBool::new(false));
         let pause = Arc::new(AtomicBool::new(false));
-        let path = ns.path();
+        let ns = ns.name().to_string();
         let (l, e, s, p) = (latest.clone(), error.clone(), stop.clone(), pause.clone());
         let (ready_tx, ready_rx) = mpsc::channel();
         let handle = thread::spawn(move || {
-            let counter = enter_thread(&path).and_then(|_| RouteCounter::new());
+            let counter = enter_thread(&ns).and_then(|_| RouteCounter::new());
             let mut counter = match counter {
                 Ok(c) => {
                     let _ = ready_tx.send(Ok(()));
@@ -147,12 +149,12 @@ impl Watcher {
         let state = Arc::new(Mutex::new((Transitions::default(), watched.len())));
         let error = Arc::new(Mutex::new(None));
         let stop = Arc::new(AtomicBool::new(false));
-        let path = ns.path();
+        let ns = ns.name().to_string();
         let (st, e, s) = (state.clone(), error.clone(), stop.clone());
         let (ready_tx, ready_rx) = mpsc::channel();
         let handle = thread::spawn(move || {
             let n = watched.len();
-            let w = enter_thread(&path).and_then(|_| RouteWatch::new(watched.clone(), watched));
+            let w = enter_thread(&ns).and_then(|_| RouteWatch::new(watched.clone(), watched));
             let mut w = match w {
                 Ok(w) => {
                     let _ = ready_tx.send(Ok(()));

@@ -12,6 +12,8 @@ use wire::{Community, Family, LargeCommunity};
 use super::de;
 use super::password::{self, Password};
 
+mod new;
+
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -14,13 +14,18 @@
 //!
 //! ```text
 //! topology.rs  scenario → nodes, links, addresses, configs (pure)
-//! netns.rs     ip netns / ip link / sysctl
-//! procs.rs     detached daemons, kill by PID, the state file
+//! netns.rs     the topology's namespaces, links and addresses
+//! procs.rs     the state file; detached daemons in it, stopped by PID
 //! frr.rs       FRR (zebra + bgpd) per router namespace
 //! gobgp.rs     the CNI stand-in (gobgpd) per node namespace
 //! status.rs    sessions (API socket), kernel routes, ping matrix
 //! render.rs    tables and the matrix
 //! ```
+//!
+//! Namespaces, processes (stopped by PID and start time), readiness
+//! polling and the kroute, FRR and GoBGP launchers are labkit's (the crate
+//! the integration tests and the benchmark use too); this module keeps the
+//! lab's own logic. Sessions are read with kroute's typed API client.
 
 mod frr;
 mod gobgp;
@@ -30,7 +35,6 @@ mod render;
 mod status;
 mod topology;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -88,57 +92,9 @@ pub struct NameArg {
     pub name: String,
 }
 
-/// Everything that can go wrong in the lab, as one line for the user.
-#[derive(Debug)]
-pub enum LabError {
-    NotRoot,
-    /// A program the scenario needs is not installed.
-    Missing {
-        program: String,
-        package: &'static str,
-    },
-    /// A command failed: what it was and what it said.
-    Command {
-        argv: String,
-        detail: String,
-    },
-    Io {
-        what: String,
-        err: std::io::Error,
-    },
-    Timeout {
-        what: String,
-        last: String,
-    },
-    Other(String),
-}
-
-impl fmt::Display for LabError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LabError::NotRoot => write!(f, "must run as root (it creates network namespaces)"),
-            LabError::Missing { program, package } => write!(
-                f,
-                "{program} not found; install the Debian package {package} (apt-get install {package})"
-            ),
-            LabError::Command { argv, detail } => write!(f, "`{argv}` failed: {detail}"),
-            LabError::Io { what, err } => write!(f, "{what}: {err}"),
-            LabError::Timeout { what, last } => {
-                write!(f, "timed out waiting for {what}; last seen: {last}")
-            }
-            LabError::Other(s) => f.write_str(s),
-        }
-    }
-}
-
-impl std::error::Error for LabError {}
-
-pub type Result<T> = std::result::Result<T, LabError>;
-
-pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LabError {
-    let what = what.into();
-    move |err| LabError::Io { what, err }
-}
+/// Everything that can go wrong in the lab (labkit's error: the command,
+/// the namespace, the log tail), shown to the user as one message.
+pub use labkit::{Error, Result};
 
 /// Run `kroute lab ...`.
 pub fn run(cmd: &LabCmd, output: Output) -> Result<()> {
@@ -154,7 +110,7 @@ pub fn run(cmd: &LabCmd, output: Output) -> Result<()> {
             Ok(())
         }
         LabCmd::Down(n) => {
-            require_root()?;
+            labkit::cmd::require_root()?;
             check_name(&n.name)?;
             let dir = state_dir(&n.name);
             match State::load(&dir) {
@@ -164,7 +120,7 @@ pub fn run(cmd: &LabCmd, output: Output) -> Result<()> {
                 }
                 Ok(None) => println!("lab {} is not up (nothing to do)", n.name),
                 Err(e) => {
-                    return Err(LabError::Other(format!(
+                    return Err(Error::Other(format!(
                         "{e}; remove {} by hand after checking `ip netns list`",
                         dir.display()
                     )))
@@ -194,11 +150,11 @@ pub fn run(cmd: &LabCmd, output: Output) -> Result<()> {
 }
 
 fn load_state(name: &str) -> Result<State> {
-    require_root()?;
+    labkit::cmd::require_root()?;
     check_name(name)?;
     match State::load(&state_dir(name))? {
         Some(s) => Ok(s),
-        None => Err(LabError::Other(format!(
+        None => Err(Error::Other(format!(
             "lab {name} is not up (start it with `kroute lab up`)"
         ))),
     }
@@ -206,14 +162,6 @@ fn load_state(name: &str) -> Result<State> {
 
 pub fn state_dir(name: &str) -> PathBuf {
     Path::new(STATE_ROOT).join(name)
-}
-
-fn require_root() -> Result<()> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        return Err(LabError::NotRoot);
-    }
-    Ok(())
 }
 
 /// Lab names become namespace prefixes and directory names.
@@ -226,7 +174,7 @@ fn check_name(name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(LabError::Other(format!(
+        Err(Error::Other(format!(
             "bad lab name {name:?}: 1 to 12 lowercase letters and digits, starting with a letter"
         )))
     }
@@ -234,29 +182,24 @@ fn check_name(name: &str) -> Result<()> {
 
 /// Programs a scenario runs, each with the Debian package that has it.
 fn require_programs(topo: &Topology) -> Result<()> {
-    let mut need: Vec<(&str, &'static str)> = vec![("ip", "iproute2"), ("ping", "iputils-ping")];
+    let mut need: Vec<(String, &str)> =
+        vec![("ip".into(), "iproute2"), ("ping".into(), "iputils-ping")];
     if topo.nodes.iter().any(|n| n.cni.is_some()) {
-        need.push(("gobgpd", "gobgpd"));
-        need.push(("gobgp", "gobgpd"));
+        need.push(("gobgpd".into(), "gobgpd"));
+        need.push(("gobgp".into(), "gobgpd"));
     }
     if !topo.routers.is_empty() {
-        need.push((frr::ZEBRA, "frr"));
-        need.push((frr::BGPD, "frr"));
+        need.extend(frr::DAEMONS.map(|d| (d.binary(), "frr")));
     }
     for (program, package) in need {
-        if procs::find_program(program).is_none() {
-            return Err(LabError::Missing {
-                program: program.rsplit('/').next().unwrap_or(program).to_string(),
-                package,
-            });
-        }
+        labkit::cmd::require_program(&program, package)?;
     }
     Ok(())
 }
 
 fn up(args: &UpArgs, output: Output) -> Result<()> {
     let started = Instant::now();
-    require_root()?;
+    labkit::cmd::require_root()?;
     let name = &args.name.name;
     check_name(name)?;
     let topo = topology::build(&topology::LabOptions {
@@ -266,11 +209,12 @@ fn up(args: &UpArgs, output: Output) -> Result<()> {
         allow_as_in: !args.no_allowas_in,
         state_dir: state_dir(name),
     })
-    .map_err(LabError::Other)?;
+    .map_err(Error::Other)?;
     require_programs(&topo)?;
-    let kroute = std::env::current_exe().map_err(io_err("cannot find the kroute binary"))?;
+    let kroute =
+        std::env::current_exe().map_err(labkit::error::io("cannot find the kroute binary"))?;
     if let Some(old) = State::load(&topo.state_dir)? {
-        return Err(LabError::Other(format!(
+        return Err(Error::Other(format!(
             "lab {name} is already up ({}, started {} ago); `kroute lab down` first",
             old.topology.scenario,
             age(old.created)
@@ -365,20 +309,9 @@ fn build(state: &mut State) -> Result<()> {
 
 /// Poll until the scenario's expected state (bounded).
 fn wait_converged(state: &State) -> Result<()> {
-    let start = Instant::now();
-    loop {
-        let last = match status::converged(state) {
-            Ok(()) => return Ok(()),
-            Err(last) => last,
-        };
-        if start.elapsed() > CONVERGE_TIMEOUT {
-            return Err(LabError::Timeout {
-                what: "the routes to converge".into(),
-                last,
-            });
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    labkit::wait_for("the routes to converge", CONVERGE_TIMEOUT, || {
+        status::converged(state)
+    })
 }
 
 /// Kill every process by PID, delete namespaces and run directories, then
@@ -386,8 +319,8 @@ fn wait_converged(state: &State) -> Result<()> {
 /// rest is still cleaned.
 fn teardown(state: &State) {
     for p in state.processes.iter().rev() {
-        if let Err(e) = procs::terminate(p, Duration::from_secs(3)) {
-            eprintln!("kroute lab: {e}");
+        if let Err(e) = p.id.terminate(Duration::from_secs(3)) {
+            eprintln!("kroute lab: {} of {}: {e}", p.name, p.owner);
         }
     }
     for ns in state.namespaces.iter().rev() {

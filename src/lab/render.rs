@@ -140,9 +140,9 @@ pub fn status(state: &State, r: &Report) -> String {
             .map(|s| {
                 vec![
                     s.peer.clone(),
-                    s.address.clone(),
+                    s.address.to_string(),
                     s.asn.to_string(),
-                    s.state.clone(),
+                    s.state.to_string(),
                     s.prefixes_received.to_string(),
                     s.prefixes_accepted.to_string(),
                     s.prefixes_advertised.to_string(),

@@ -3,15 +3,16 @@
 //! pods (and, in clusterip-return-path, from every pod to the service).
 
 use std::net::IpAddr;
+use std::path::Path;
 use std::sync::mpsc;
 
 use ipnet::IpNet;
+use labkit::{kernel, Afi, Netns};
 use serde::Serialize;
-use serde_json::Value;
 
-use super::netns;
-use super::procs::{self, State};
-use crate::api::{self, Request};
+use super::procs::State;
+use crate::api::Client;
+use crate::events::SessionState;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -66,12 +67,12 @@ pub struct ProcReport {
 #[serde(rename_all = "camelCase")]
 pub struct Session {
     pub peer: String,
-    pub address: String,
-    pub asn: u64,
-    pub state: String,
-    pub prefixes_received: u64,
-    pub prefixes_accepted: u64,
-    pub prefixes_advertised: u64,
+    pub address: IpAddr,
+    pub asn: u32,
+    pub state: SessionState,
+    pub prefixes_received: usize,
+    pub prefixes_accepted: usize,
+    pub prefixes_advertised: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
 }
@@ -126,96 +127,60 @@ impl Matrix {
     }
 }
 
-fn str_field(v: &Value, k: &str) -> String {
-    match v.get(k) {
-        Some(Value::String(s)) => s.clone(),
-        None | Some(Value::Null) => String::new(),
-        Some(other) => other.to_string(),
-    }
-}
-
 /// The sessions kroute on this node reports.
-pub fn sessions(socket: &std::path::Path) -> Result<Vec<Session>, String> {
-    let v = api::call(&socket.to_path_buf(), &Request::Neighbors)?;
-    Ok(v.as_array()
+pub fn sessions(socket: &Path) -> Result<Vec<Session>, String> {
+    let neighbors = Client::new(socket).neighbors().map_err(|e| e.to_string())?;
+    Ok(neighbors
         .into_iter()
-        .flatten()
         .map(|n| Session {
-            peer: str_field(n, "name"),
-            address: str_field(n, "address"),
-            asn: n.get("asn").and_then(Value::as_u64).unwrap_or(0),
-            state: str_field(n, "state"),
-            prefixes_received: n
-                .get("prefixesReceived")
-                .and_then(Value::as_u64)
-                .unwrap_or(0),
-            prefixes_accepted: n
-                .get("prefixesAccepted")
-                .and_then(Value::as_u64)
-                .unwrap_or(0),
-            prefixes_advertised: n
-                .get("prefixesAdvertised")
-                .and_then(Value::as_u64)
-                .unwrap_or(0),
-            last_error: n.get("lastError").and_then(Value::as_str).map(String::from),
+            peer: n.name,
+            address: n.address,
+            asn: n.asn,
+            state: n.state,
+            prefixes_received: n.prefixes_received,
+            prefixes_accepted: n.prefixes_accepted,
+            prefixes_advertised: n.prefixes_advertised,
+            last_error: n.last_error,
         })
         .collect())
 }
 
-/// `ip -j route show proto bgp` for both families, parsed.
+/// `proto bgp` routes in a namespace's kernel, IPv6 first.
 pub fn kernel_routes(ns: &str) -> Result<Vec<KernelRoute>, String> {
+    let ns = Netns::open(ns).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
-    for fam in ["-6", "-4"] {
-        let text = netns::ip(ns, &["-j", fam, "route", "show", "proto", "bgp"])
-            .map_err(|e| e.to_string())?;
-        out.extend(parse_routes(&text, fam == "-6")?);
+    for afi in [Afi::Ipv6, Afi::Ipv4] {
+        let routes = kernel::routes(&ns, afi, Some("bgp")).map_err(|e| e.to_string())?;
+        out.extend(routes.iter().filter_map(KernelRoute::of));
     }
     Ok(out)
 }
 
-/// Parse `ip -j route` output. Host routes come without a prefix length.
-pub fn parse_routes(text: &str, v6: bool) -> Result<Vec<KernelRoute>, String> {
-    let v: Value = if text.trim().is_empty() {
-        Value::Array(Vec::new())
-    } else {
-        serde_json::from_str(text).map_err(|e| format!("ip -j route: {e}"))?
-    };
-    let mut out = Vec::new();
-    for r in v.as_array().into_iter().flatten() {
-        let dst = str_field(r, "dst");
-        let dst = if dst.contains('/') {
-            dst
-        } else {
-            format!("{dst}/{}", if v6 { 128 } else { 32 })
-        };
-        let Ok(prefix) = dst.parse::<IpNet>() else {
-            continue;
-        };
-        let hop = |h: &Value| {
-            let gw = str_field(h, "gateway");
-            let dev = str_field(h, "dev");
-            match (gw.is_empty(), dev.is_empty()) {
-                (false, _) => gw,
+impl KernelRoute {
+    /// A route as the status shows it: each next hop by its gateway, or
+    /// its device when it has none.
+    fn of(r: &kernel::KernelRoute) -> Option<KernelRoute> {
+        let prefix = r.dst.parse().ok()?;
+        let next_hops = r
+            .nexthops
+            .iter()
+            .map(|(gw, dev)| match (gw.is_empty(), dev.is_empty()) {
+                (false, _) => gw.clone(),
                 (true, false) => format!("dev {dev}"),
                 _ => "?".into(),
-            }
-        };
-        let next_hops = match r.get("nexthops").and_then(Value::as_array) {
-            Some(hops) => hops.iter().map(hop).collect(),
-            None => vec![hop(r)],
-        };
-        out.push(KernelRoute { prefix, next_hops });
+            })
+            .collect();
+        Some(KernelRoute { prefix, next_hops })
     }
-    Ok(out)
 }
 
 /// One ping (two echo requests 200 ms apart; a reply to either counts).
 fn ping(ns: &str, addr: IpAddr) -> bool {
     let a = addr.to_string();
     matches!(
-        netns::output(&[
-            "ip", "netns", "exec", ns, "ping", "-n", "-q", "-c", "2", "-i", "0.2", "-W", "1", &a,
-        ]),
+        Netns::open(ns).and_then(|ns| ns.output(&[
+            "ping", "-n", "-q", "-c", "2", "-i", "0.2", "-W", "1", &a,
+        ])),
         Ok(o) if o.status.success()
     )
 }
@@ -295,8 +260,8 @@ fn proc_reports(state: &State, owner: &str) -> Vec<ProcReport> {
         seen.push(&p.name);
         out.push(ProcReport {
             name: p.name.clone(),
-            pid: p.pid,
-            running: procs::alive(p),
+            pid: p.id.pid,
+            running: p.alive(),
             log: p.log.display().to_string(),
         });
     }
@@ -356,11 +321,11 @@ pub fn collect(state: &State) -> Report {
 /// node's pod CIDRs (and the services). Otherwise what is still missing.
 pub fn converged(state: &State) -> Result<(), String> {
     let t = &state.topology;
-    let others = t.nodes.len().saturating_sub(1) as u64;
+    let others = t.nodes.len().saturating_sub(1);
     for n in &t.nodes {
         let ss = sessions(&n.socket).map_err(|e| format!("{}: {e}", n.name))?;
         for s in &ss {
-            if s.state != "Established" {
+            if s.state != SessionState::Established {
                 return Err(format!("{}: session {} is {}", n.name, s.peer, s.state));
             }
             // The upstreams have passed on the other nodes' pod CIDRs.
@@ -400,13 +365,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_ip_json_routes() {
-        let text = r#"[{"dst":"fd00:101:224:2::/64","protocol":"bgp","metric":20,"flags":[],"nexthops":[{"gateway":"fd00:101::fffc","dev":"lan0","weight":1,"flags":[]},{"gateway":"fd00:101::fffd","dev":"lan0","weight":1,"flags":[]}]},{"dst":"fd00:101:250::12","gateway":"fd00:101::fffe","dev":"lan0","protocol":"bgp","metric":20,"flags":[]}]"#;
-        let r = parse_routes(text, true).unwrap();
+    fn kernel_routes_show_gateways_or_devices() {
+        let text = r#"[{"dst":"fd00:101:224:2::/64","protocol":"bgp","metric":20,"flags":[],"nexthops":[{"gateway":"fd00:101::fffc","dev":"lan0","weight":1,"flags":[]},{"gateway":"fd00:101::fffd","dev":"lan0","weight":1,"flags":[]}]},{"dst":"fd00:101:250::12","dev":"lan0","protocol":"bgp","metric":20,"flags":[]}]"#;
+        let routes = kernel::parse_routes(text, Afi::Ipv6).unwrap();
+        let r: Vec<KernelRoute> = routes.iter().filter_map(KernelRoute::of).collect();
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].prefix.to_string(), "fd00:101:224:2::/64");
         assert_eq!(r[0].next_hops, vec!["fd00:101::fffc", "fd00:101::fffd"]);
         assert_eq!(r[1].prefix.to_string(), "fd00:101:250::12/128");
-        assert!(parse_routes("", false).unwrap().is_empty());
+        assert_eq!(r[1].next_hops, vec!["dev lan0"]);
     }
 }

@@ -20,7 +20,10 @@ use std::path::PathBuf;
 
 use clap::ValueEnum;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use rib::policy::{Action, AsPathMatch, Match, Policy, PolicyChain, Rule};
 use serde::{Deserialize, Serialize};
+
+use crate::config::{self, Advertise, Api, Config, Kernel, Peer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -422,8 +425,109 @@ fn router(
     }
 }
 
-/// The kroute config of one node, as the lab writes it.
-pub fn kroute_config(t: &Topology, n: &Node) -> String {
+/// The kroute config of one node.
+pub fn kroute_config(t: &Topology, n: &Node) -> Config {
+    let cluster = PolicyChain::Named(vec![CLUSTER_POLICY.into()]);
+    let mut peers = Vec::new();
+    if let Some(c) = &n.cni {
+        // Cilium connects to us and only advertises.
+        peers.push(Peer {
+            port: c.port,
+            passive: true,
+            import: cluster.clone(),
+            export: PolicyChain::None,
+            ..Peer::new("cilium", c.peer_address, c.asn)
+        });
+    }
+    let allow_as_in = u8::from(t.scenario == Scenario::SameAsnRr && t.allow_as_in);
+    for r in &t.routers {
+        peers.push(Peer {
+            allow_as_in,
+            import: cluster.clone(),
+            export: PolicyChain::Named(vec![OWN_POLICY.into()]),
+            ..Peer::new(&router_peer_name(t, r), IpAddr::V6(r.lan_v6), r.asn)
+        });
+    }
+    let (communities, large_communities) = match t.scenario {
+        Scenario::SameAsnRr => (vec![lab_value(&format!("{SAME_ASN}:100"))], Vec::new()),
+        _ => (Vec::new(), vec![lab_value(INTERNAL_LC)]),
+    };
+    let cluster_prefixes = Rule {
+        matches: Match {
+            prefixes: cluster_ranges(t.scenario)
+                .into_iter()
+                .map(|(p, _)| lab_value(p))
+                .collect(),
+            ..Match::default()
+        },
+        action: Action::Accept,
+        ..Rule::default()
+    };
+    // Originated here (and, with a CNI, by the CNI one AS away), never transit.
+    let own_hops = match t.scenario {
+        Scenario::SameAsnRr => 0,
+        _ => 1,
+    };
+    let own_prefixes = Rule {
+        matches: Match {
+            as_path: Some(AsPathMatch {
+                max_length: Some(own_hops),
+                ..AsPathMatch::default()
+            }),
+            ..Match::default()
+        },
+        action: Action::Accept,
+        ..Rule::default()
+    };
+    Config {
+        router: config::Router {
+            max_paths: t.routers.len().max(1),
+            hold_time: 9,
+            connect_retry: 2,
+            ..config::Router::new(n.asn, n.router_id)
+        },
+        api: Api {
+            socket: n.socket.clone(),
+        },
+        // A restart of kroute does not blackhole the node.
+        kernel: Kernel {
+            keep_on_exit: true,
+            ..Kernel::default()
+        },
+        peers,
+        advertise: vec![Advertise {
+            prefixes: n.loopbacks.iter().chain(&n.originate).copied().collect(),
+            interfaces: Vec::new(),
+            communities,
+            large_communities,
+        }],
+        policies: vec![
+            Policy {
+                name: CLUSTER_POLICY.into(),
+                rules: vec![cluster_prefixes],
+            },
+            Policy {
+                name: OWN_POLICY.into(),
+                rules: vec![own_prefixes],
+            },
+        ],
+    }
+}
+
+/// The policy that accepts the cluster's prefix ranges, and the one that
+/// exports only the node's own prefixes.
+const CLUSTER_POLICY: &str = "cluster-prefixes";
+const OWN_POLICY: &str = "own-prefixes";
+
+/// A value spelled as in the config file, from this file's literals.
+fn lab_value<T: std::str::FromStr<Err = String>>(s: &str) -> T {
+    s.parse()
+        .unwrap_or_else(|e| panic!("lab literal {s:?}: {e}"))
+}
+
+/// The file the lab writes for one node: what the scenario is, as
+/// comments, then the config.
+pub fn kroute_config_file(t: &Topology, n: &Node) -> String {
     let mut y = String::new();
     match t.scenario {
         Scenario::CiliumFrr | Scenario::ClusteripReturnPath => {
@@ -457,58 +561,12 @@ pub fn kroute_config(t: &Topology, n: &Node) -> String {
             };
         }
     }
-    y += "router:\n";
-    y += &format!("  asn: {}\n  routerId: {}\n", n.asn, n.router_id);
-    y += &format!("  maxPaths: {}\n", t.routers.len().max(1));
-    y += "  holdTime: 9\n  connectRetry: 2\n";
-    y += &format!("api:\n  socket: {}\n", n.socket.display());
-    y += "kernel:\n  keepOnExit: true         # a restart of kroute does not blackhole the node\n";
-    y += "peers:\n";
-    if let Some(c) = &n.cni {
-        y += "  - name: cilium\n";
-        y += &format!("    address: \"{}\"\n", c.peer_address);
-        y += &format!("    port: {}\n", c.port);
-        y += &format!("    asn: {}\n", c.asn);
-        y += "    passive: true          # Cilium connects to us\n";
-        y += "    import: [cluster-prefixes]\n";
-        y += "    export: none           # Cilium only advertises\n";
-    }
-    for r in &t.routers {
-        y += &format!("  - name: {}\n", router_peer_name(t, r));
-        y += &format!("    address: {}\n", r.lan_v6);
-        y += &format!("    asn: {}\n", r.asn);
-        if t.scenario == Scenario::SameAsnRr && t.allow_as_in {
-            y += "    allowAsIn: 1\n";
-        }
-        y += "    import: [cluster-prefixes]\n";
-        y += "    export: [own-prefixes]\n";
-    }
-    let mut own: Vec<String> = n.loopbacks.iter().map(IpNet::to_string).collect();
-    own.extend(n.originate.iter().map(IpNet::to_string));
-    y += "advertise:\n";
-    y += &format!("  - prefixes: [{}]\n", own.join(", "));
-    if t.scenario == Scenario::SameAsnRr {
-        y += &format!("    communities: [\"{SAME_ASN}:100\"]\n");
-    } else {
-        y += &format!("    largeCommunities: [\"{INTERNAL_LC}\"]\n");
-    }
-    y += "policies:\n";
-    y += "  - name: cluster-prefixes\n    rules:\n      - match:\n          prefixes:\n";
+    y += "# Policy cluster-prefixes accepts the cluster's ranges:\n";
     for (p, what) in cluster_ranges(t.scenario) {
-        y += &format!("            - {p:<28} # {what}\n");
+        y += &format!("#   {p:<28} {what}\n");
     }
-    y += "        action: accept\n";
-    y += "  - name: own-prefixes\n    rules:\n";
-    match t.scenario {
-        Scenario::SameAsnRr => {
-            y += "      - match: { asPath: { maxLength: 0 } }   # originated here, never transit\n"
-        }
-        _ => {
-            y += "      - match: { asPath: { maxLength: 1 } }   # originated here or by Cilium, never transit\n"
-        }
-    }
-    y += "        action: accept\n";
-    y
+    y += "# Written by `kroute lab up` from its topology (src/lab/topology.rs).\n";
+    y + &kroute_config(t, n).to_yaml()
 }
 
 /// The name kroute gives an upstream router peer.
@@ -626,9 +684,10 @@ mod tests {
         ] {
             let t = topo(s, None);
             for n in &t.nodes {
-                let y = kroute_config(&t, n);
+                let y = kroute_config_file(&t, n);
                 let c = crate::config::parse(&y, "lab.yaml")
                     .unwrap_or_else(|e| panic!("{s} {}: {e}\n{y}", n.name));
+                assert_eq!(c, kroute_config(&t, n), "{s} {}: round trip", n.name);
                 assert_eq!(c.router.asn, n.asn);
                 assert_eq!(
                     c.peers.len(),
@@ -650,12 +709,13 @@ mod tests {
         };
         let t = build(&o).unwrap();
         assert!(!t.expect_routes());
-        let y = kroute_config(&t, &t.nodes[0]);
-        assert!(!y.contains("allowAsIn"));
+        let c = kroute_config(&t, &t.nodes[0]);
+        assert!(c.peers.iter().all(|p| p.allow_as_in == 0));
         o.allow_as_in = true;
         let t = build(&o).unwrap();
         assert!(t.expect_routes());
-        assert!(kroute_config(&t, &t.nodes[0]).contains("allowAsIn: 1"));
+        let c = kroute_config(&t, &t.nodes[0]);
+        assert!(c.peers.iter().all(|p| p.allow_as_in == 1));
         assert!(t.nodes.iter().all(|n| n.asn == SAME_ASN && n.cni.is_none()));
     }
 
@@ -680,7 +740,8 @@ mod tests {
         assert!(build(&o).is_err());
     }
 
-    /// The example configs in `examples/` are what the lab writes for node 1.
+    /// The example configs in `examples/` (written by hand, with comments)
+    /// say what the lab configures on node 1.
     #[test]
     fn examples_are_what_the_lab_generates() {
         for (s, file) in [
@@ -695,12 +756,15 @@ mod tests {
             let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("examples")
                 .join(file);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let example = crate::config::parse(&text, file).unwrap();
             let want = kroute_config(&t, &t.nodes[0]);
-            if std::env::var_os("LAB_BLESS").is_some() {
-                std::fs::write(&path, &want).unwrap();
-            }
-            let have = std::fs::read_to_string(&path).unwrap();
-            assert_eq!(have, want, "{file} differs (LAB_BLESS=1 regenerates it)");
+            assert_eq!(
+                example,
+                want,
+                "{file} differs from what the lab writes:\n{}",
+                kroute_config_file(&t, &t.nodes[0])
+            );
         }
     }
 }

@@ -1,106 +1,132 @@
-//! BIRD 2: one `bird` process; a `kernel` protocol per family exports every
-//! best path into the main table.
+//! BIRD 2 (labkit's launcher): one `bird` process; a `kernel` protocol per
+//! family exports every best path into the main table.
 
-use std::io;
-use std::path::PathBuf;
-use std::process::Command;
+use std::time::Duration;
 
-use super::{check, query, Ctx, Receiver, PEER_NAME, RECEIVER_ASN, SENDER_ASN};
-use crate::netns::{Proc, RECEIVER_V4, SENDER_V4};
+use labkit::bird::{self, BgpProtocol, BirdConfig, BirdSpec, Channel, KernelProtocol, Log};
+use labkit::Afi;
+
+use super::receiver::{check, Ctx, Receiver, PEER_NAME, RECEIVER_ASN, SENDER_ASN};
+use crate::netns::{RECEIVER_V4, SENDER_V4};
 
 pub struct Bird {
-    proc: Proc,
-    ctl: PathBuf,
-    log: PathBuf,
+    daemon: bird::Bird,
+    /// BIRD's own log (warnings and errors only: logging must not cost
+    /// time during the run).
+    log: std::path::PathBuf,
 }
 
-pub fn config(log: &std::path::Path) -> String {
-    format!(
-        r#"log "{log}" {{ warning, error, fatal }};
-router id {RECEIVER_V4};
-
-protocol device {{ }}
-
-protocol kernel kernel4 {{
-  ipv4 {{ import none; export all; }};
-}}
-
-protocol kernel kernel6 {{
-  ipv6 {{ import none; export all; }};
-}}
-
-protocol bgp {PEER_NAME} {{
-  local {RECEIVER_V4} as {RECEIVER_ASN};
-  neighbor {SENDER_V4} as {SENDER_ASN};
-  passive on;
-  connect delay time 1;
-  connect retry time 1;
-  ipv4 {{ import all; export none; }};
-  ipv6 {{ import all; export none; }};
-}}
-"#,
-        log = log.display()
-    )
+pub fn config(log: &std::path::Path) -> BirdConfig {
+    let families = [Afi::Ipv4, Afi::Ipv6];
+    BirdConfig {
+        log: Log::File {
+            path: log.to_path_buf(),
+            classes: "warning, error, fatal".into(),
+        },
+        router_id: RECEIVER_V4.into(),
+        device_scan_time: None,
+        kernel: families
+            .iter()
+            .map(|&afi| KernelProtocol {
+                name: format!("kernel{}", if afi == Afi::Ipv4 { 4 } else { 6 }),
+                afi,
+                import: "none".into(),
+                export: "all".into(),
+                merge_paths: false,
+            })
+            .collect(),
+        statics: Vec::new(),
+        bgp: vec![BgpProtocol {
+            name: PEER_NAME.into(),
+            local_address: RECEIVER_V4.into(),
+            local_as: RECEIVER_ASN,
+            neighbor_address: SENDER_V4.into(),
+            neighbor_as: SENDER_ASN,
+            options: [
+                "passive on;",
+                "connect delay time 1;",
+                "connect retry time 1;",
+            ]
+            .map(String::from)
+            .into(),
+            channels: families
+                .iter()
+                .map(|&afi| Channel {
+                    export: "none".into(),
+                    ..Channel::all(afi)
+                })
+                .collect(),
+        }],
+    }
 }
 
 impl Bird {
-    pub fn start(ctx: &Ctx) -> io::Result<Bird> {
-        let conf = ctx.dir.join("bird.conf");
-        let ctl = ctx.dir.join("bird.ctl");
-        let log = ctx.dir.join("bird.log");
-        std::fs::write(&conf, config(&log))?;
-        let mut cmd = ctx.ns.command("bird")?;
-        cmd.arg("-f")
-            .arg("-c")
-            .arg(&conf)
-            .arg("-s")
-            .arg(&ctl)
-            .arg("-P")
-            .arg(ctx.dir.join("bird.pid"));
-        let proc = Proc::spawn("bird", &mut cmd, &ctx.dir.join("bird.out"))?;
-        Ok(Bird { proc, ctl, log })
+    pub fn start(ctx: &Ctx) -> labkit::Result<Bird> {
+        let log = ctx.dir.join("bird.messages.log");
+        let spec = BirdSpec {
+            own_process_group: true,
+            ..BirdSpec::new(&ctx.dir, config(&log).render())
+        };
+        let daemon = bird::Bird::start(ctx.ns, &spec)?;
+        Ok(Bird { daemon, log })
     }
-}
-
-/// Sum of "Routes: N imported" over the protocol's channels.
-pub fn parse_imported(out: &str) -> u64 {
-    out.lines()
-        .filter_map(|l| l.trim().strip_prefix("Routes:"))
-        .filter_map(|r| r.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
 }
 
 impl Receiver for Bird {
-    fn pids(&self) -> Vec<i32> {
-        vec![self.proc.pid()]
+    fn pids(&self) -> Vec<u32> {
+        vec![self.daemon.pid()]
     }
 
     fn rib_count(&self) -> Option<u64> {
-        let out = query(Command::new("birdc").arg("-s").arg(&self.ctl).args([
-            "show",
-            "protocols",
-            "all",
-            PEER_NAME,
-        ]))?;
-        out.contains(PEER_NAME).then(|| parse_imported(&out))
+        let out = self
+            .daemon
+            .birdc(&["show", "protocols", "all", PEER_NAME])
+            .ok()?;
+        out.contains(PEER_NAME).then(|| bird::parse_imported(&out))
     }
 
     fn check_alive(&mut self) -> Result<(), String> {
-        check(&mut [&mut self.proc])
+        check(self.daemon.process())
     }
 
     fn logs(&self) -> String {
-        self.log.display().to_string()
+        format!(
+            "{}, {}",
+            self.log.display(),
+            self.daemon.log_path().display()
+        )
+    }
+
+    fn stop(&mut self, grace: Duration) -> labkit::Result<()> {
+        self.daemon.stop(grace)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::receiver::assert_contains_all;
+    use super::*;
+
     #[test]
-    fn imported_counts() {
-        let out = "blaster    BGP        ---        up     11:02:03.123  Established\n\
-            \x20 Channel ipv4\n    State:          UP\n    Routes:         8000 imported, 0 exported, 8000 preferred\n\
-            \x20 Channel ipv6\n    Routes:         2000 imported, 0 exported, 2000 preferred\n";
-        assert_eq!(super::parse_imported(out), 10_000);
+    fn bird_accepts_the_config() {
+        let dir = std::env::temp_dir().join(format!("kb-birdconf-{}", std::process::id()));
+        let text = config(&dir.join("bird.messages.log")).render();
+        assert_contains_all(
+            &text,
+            &[
+                "protocol bgp blaster {",
+                "  passive on;\n",
+                "protocol kernel kernel6 { ipv6 { import none; export all; }; }",
+                "  ipv6 { import all; export none; };",
+            ],
+        );
+        if labkit::cmd::find_program("bird").is_none() {
+            eprintln!("bird not installed; not parsed");
+            return;
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        let parsed = labkit::bird::write_config(&dir.join("bird.conf"), &text);
+        let _ = std::fs::remove_dir_all(&dir);
+        parsed.unwrap();
     }
 }

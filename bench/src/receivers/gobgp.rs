@@ -1,90 +1,85 @@
-//! GoBGP (the engine inside Cilium's BGP control plane): RIB only, it never
-//! programs the kernel. Its gRPC API listens on 127.0.0.1 inside the
-//! receiver namespace, so the `gobgp` CLI runs there too.
+//! GoBGP (labkit's launcher; the engine inside Cilium's BGP control
+//! plane): RIB only, it never programs the kernel. Its gRPC API listens on
+//! 127.0.0.1 inside the receiver namespace, so the `gobgp` CLI runs there
+//! too.
 
-use std::io;
-use std::path::PathBuf;
+use std::time::Duration;
 
-use serde_json::Value;
+use labkit::gobgp::{self, GobgpConfig, GobgpSpec, Neighbor};
 
-use super::{check, query, Ctx, Receiver, RECEIVER_ASN, SENDER_ASN};
-use crate::netns::{command_in, Proc, RECEIVER_V4, SENDER_V4};
+use super::receiver::{check, Ctx, Receiver, RECEIVER_ASN, SENDER_ASN};
+use crate::netns::{RECEIVER_V4, SENDER_V4};
 
 pub struct Gobgp {
-    proc: Proc,
-    ns: PathBuf,
-    log: PathBuf,
+    daemon: gobgp::Gobgp,
 }
 
-pub fn config() -> String {
-    format!(
-        r#"[global.config]
-  as = {RECEIVER_ASN}
-  router-id = "{RECEIVER_V4}"
-
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "{SENDER_V4}"
-    peer-as = {SENDER_ASN}
-  [neighbors.transport.config]
-    passive-mode = true
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv6-unicast"
-"#
-    )
+pub fn config() -> GobgpConfig {
+    GobgpConfig {
+        asn: RECEIVER_ASN,
+        router_id: RECEIVER_V4.into(),
+        port: None,
+        neighbors: vec![Neighbor {
+            address: SENDER_V4.into(),
+            peer_as: SENDER_ASN,
+            passive: true,
+            families: vec!["ipv4-unicast".into(), "ipv6-unicast".into()],
+            ..Neighbor::default()
+        }],
+    }
 }
 
 impl Gobgp {
-    pub fn start(ctx: &Ctx) -> io::Result<Gobgp> {
-        let conf = ctx.dir.join("gobgpd.toml");
-        std::fs::write(&conf, config())?;
-        let log = ctx.dir.join("gobgpd.log");
-        let mut cmd = ctx.ns.command("gobgpd")?;
-        cmd.arg("-f")
-            .arg(&conf)
-            .args(["--api-hosts", "127.0.0.1:50051", "--pprof-disable", "-p"])
-            .args(["-l", "warn"]);
-        let proc = Proc::spawn("gobgpd", &mut cmd, &log)?;
-        Ok(Gobgp {
-            proc,
-            ns: ctx.ns.path(),
-            log,
-        })
+    pub fn start(ctx: &Ctx) -> labkit::Result<Gobgp> {
+        let spec = GobgpSpec {
+            log_level: "warn".into(),
+            args: vec!["--pprof-disable".into(), "-p".into()],
+            own_process_group: true,
+            ..GobgpSpec::new(&ctx.dir, config().render())
+        };
+        let daemon = gobgp::Gobgp::start(ctx.ns, &spec)?;
+        Ok(Gobgp { daemon })
     }
-}
-
-/// Sum of `accepted` over the first neighbor's families.
-pub fn parse_accepted(v: &Value) -> Option<u64> {
-    let n = v.as_array()?.first()?;
-    let fams = n.get("afi_safis")?.as_array()?;
-    Some(
-        fams.iter()
-            .filter_map(|f| f.get("state")?.get("accepted")?.as_u64())
-            .sum(),
-    )
 }
 
 impl Receiver for Gobgp {
-    fn pids(&self) -> Vec<i32> {
-        vec![self.proc.pid()]
+    fn pids(&self) -> Vec<u32> {
+        vec![self.daemon.pid()]
     }
 
     fn rib_count(&self) -> Option<u64> {
-        let mut cmd = command_in(&self.ns, "gobgp").ok()?;
-        let out = query(cmd.args(["-u", "127.0.0.1", "-p", "50051", "neighbor", "-j"]))?;
-        let v: Value = serde_json::from_str(&out).ok()?;
-        parse_accepted(&v).or(Some(0))
+        let v = self.daemon.cli().json(&["neighbor"]).ok()?;
+        gobgp::parse_accepted(&v).or(Some(0))
     }
 
     fn check_alive(&mut self) -> Result<(), String> {
-        check(&mut [&mut self.proc])
+        check(self.daemon.process())
     }
 
     fn logs(&self) -> String {
-        self.log.display().to_string()
+        self.daemon.log_path().display().to_string()
+    }
+
+    fn stop(&mut self, grace: Duration) -> labkit::Result<()> {
+        self.daemon.stop(grace)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::receiver::assert_contains_all;
+    use super::*;
+
+    #[test]
+    fn gobgpd_toml_waits_for_the_sender() {
+        assert_contains_all(
+            &config().render(),
+            &[
+                "  as = 65001\n",
+                "    neighbor-address = \"10.255.255.1\"\n",
+                "    passive-mode = true\n",
+                "      afi-safi-name = \"ipv6-unicast\"\n",
+            ],
+        );
     }
 }

@@ -1,115 +1,118 @@
-//! kroute: one process; `kernel.install: true` (or false, for the RIB
-//! alone), the sender as one passive
-//! eBGP peer with `import: all`, the API socket in the scratch directory.
+//! kroute (labkit's launcher): one process; `kernel.install: true` (or
+//! false, for the RIB alone), the sender as one passive eBGP peer with
+//! `import: all`, the API socket in the scratch directory, read through
+//! kroute's typed API client.
 
-use std::io;
-use std::path::PathBuf;
-use std::process::Command;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
 
-use serde_json::Value;
+use kroute::api::{Client, NeighborView};
+use kroute::config::{Config, Listen, Peer, Router};
+use labkit::kroute::{self as kroute_lab, KrouteSpec};
+use rib::policy::PolicyChain;
 
-use super::{check, query, Ctx, Receiver, PEER_NAME, RECEIVER_ASN, SENDER_ASN};
-use crate::netns::{Proc, RECEIVER_V4, SENDER_V4};
+use super::receiver::{Ctx, Receiver, PEER_NAME, RECEIVER_ASN, SENDER_ASN};
+use crate::netns::{RECEIVER_V4, SENDER_V4};
 
 pub struct Kroute {
-    proc: Proc,
-    bin: PathBuf,
-    socket: PathBuf,
-    log: PathBuf,
+    daemon: kroute_lab::Kroute,
+    api: Client,
 }
 
-pub fn config(socket: &std::path::Path, install: bool) -> String {
-    format!(
-        r#"router:
-  asn: {RECEIVER_ASN}
-  routerId: {RECEIVER_V4}
-  listen: {{ address: "0.0.0.0", port: 179 }}
-api:
-  socket: {socket}
-kernel:
-  install: {install}
-peers:
-  - name: {PEER_NAME}
-    address: {SENDER_V4}
-    asn: {SENDER_ASN}
-    passive: true
-    families: [ipv4-unicast, ipv6-unicast]
-    import: all
-    export: none
-"#,
-        socket = socket.display()
-    )
+/// The receiver's config: the sender as one passive eBGP peer, both
+/// families, everything imported, nothing exported.
+pub fn config(socket: &std::path::Path, install: bool) -> Config {
+    let mut c = Config::new(Router {
+        listen: Some(Listen {
+            address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: 179,
+        }),
+        ..Router::new(RECEIVER_ASN, lit(RECEIVER_V4))
+    });
+    c.api.socket = socket.to_path_buf();
+    c.kernel.install = install;
+    c.peers.push(Peer {
+        passive: true,
+        import: PolicyChain::All,
+        export: PolicyChain::None,
+        ..Peer::new(PEER_NAME, IpAddr::V4(lit(SENDER_V4)), SENDER_ASN)
+    });
+    c
+}
+
+fn lit(addr: &str) -> Ipv4Addr {
+    addr.parse().expect("an address constant")
 }
 
 impl Kroute {
-    pub fn start(ctx: &Ctx, install: bool) -> io::Result<Kroute> {
-        if !ctx.kroute_bin.exists() {
-            return Err(io::Error::other(format!(
-                "no kroute binary at {} (cargo build --release -p kroute, or --kroute PATH)",
-                ctx.kroute_bin.display()
-            )));
-        }
-        let conf = ctx.dir.join("kroute.yaml");
+    pub fn start(ctx: &Ctx, install: bool) -> labkit::Result<Kroute> {
         let socket = ctx.dir.join("kroute.sock");
-        std::fs::write(&conf, config(&socket, install))?;
-        let log = ctx.dir.join("kroute.log");
-        let mut cmd = ctx.ns.command(&ctx.kroute_bin)?;
-        cmd.arg("-c")
-            .arg(&conf)
-            .arg("daemon")
-            .env("RUST_LOG", "info");
-        let proc = Proc::spawn("kroute", &mut cmd, &log)?;
-        Ok(Kroute {
-            proc,
-            bin: ctx.kroute_bin.clone(),
-            socket,
-            log,
-        })
+        let spec = KrouteSpec {
+            own_process_group: true,
+            ..KrouteSpec::in_dir(
+                &ctx.kroute_bin,
+                &ctx.dir,
+                config(&socket, install).to_yaml(),
+            )
+        };
+        let daemon = kroute_lab::Kroute::start(ctx.ns, spec)?;
+        let api = Client::new(daemon.socket());
+        Ok(Kroute { daemon, api })
     }
 }
 
-/// `prefixesAccepted` of the sender's session in `show neighbors -o json`.
-pub fn parse_accepted(v: &Value) -> Option<u64> {
-    let list = v.as_array()?;
-    let n = list
-        .iter()
-        .find(|n| n.get("name").and_then(Value::as_str) == Some(PEER_NAME))?;
-    n.get("prefixesAccepted")?.as_u64()
+/// `prefixesAccepted` of the sender's session.
+pub fn accepted(neighbors: &[NeighborView]) -> Option<u64> {
+    let n = neighbors.iter().find(|n| n.name == PEER_NAME)?;
+    Some(n.prefixes_accepted as u64)
 }
 
 impl Receiver for Kroute {
-    fn pids(&self) -> Vec<i32> {
-        vec![self.proc.pid()]
+    fn pids(&self) -> Vec<u32> {
+        self.daemon.pid().into_iter().collect()
     }
 
     fn rib_count(&self) -> Option<u64> {
-        let out = query(
-            Command::new(&self.bin)
-                .arg("--socket")
-                .arg(&self.socket)
-                .args(["-o", "json", "show", "neighbors"]),
-        )?;
-        let v: Value = serde_json::from_str(&out).ok()?;
-        parse_accepted(&v)
+        accepted(&self.api.neighbors().ok()?)
     }
 
     fn check_alive(&mut self) -> Result<(), String> {
-        check(&mut [&mut self.proc])
+        self.daemon.check_alive().map_err(|e| e.to_string())
     }
 
     fn logs(&self) -> String {
-        self.log.display().to_string()
+        self.daemon.spec().log.display().to_string()
+    }
+
+    fn stop(&mut self, grace: Duration) -> labkit::Result<()> {
+        self.daemon.stop(grace).map(drop)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use kroute::config::Peer;
+
     #[test]
-    fn accepted() {
-        let v = serde_json::json!([
-            {"name": "other", "prefixesAccepted": 1},
-            {"name": "blaster", "state": "established", "prefixesAccepted": 10000}
-        ]);
-        assert_eq!(super::parse_accepted(&v), Some(10_000));
+    fn accepted_is_the_senders_session() {
+        let c = config(std::path::Path::new("/tmp/k.sock"), true);
+        let other = Peer::new("other", "10.0.0.9".parse().unwrap(), 65009);
+        let views: Vec<_> = [(&other, 1), (&c.peers[0], 10_000)]
+            .into_iter()
+            .map(|(peer, accepted)| {
+                let mut v = NeighborView::new(peer, &Default::default(), Default::default());
+                v.prefixes_accepted = accepted;
+                v
+            })
+            .collect();
+        assert_eq!(accepted(&views), Some(10_000));
+        assert_eq!(accepted(&views[..1]), None);
+    }
+
+    #[test]
+    fn config_round_trips() {
+        let c = config(std::path::Path::new("/tmp/k.sock"), false);
+        assert_eq!(kroute::config::parse(&c.to_yaml(), "bench.yaml"), Ok(c));
     }
 }

@@ -2,25 +2,23 @@
 //! passively with the sender (10.255.255.1, AS 65000) as AS 65001, imports
 //! everything, exports nothing, and (except GoBGP) installs its best paths in
 //! the kernel's main table. Each answers "how many prefixes from the sender
-//! are in your RIB" through its own CLI.
+//! are in your RIB" through its own CLI (kroute: its API). labkit starts
+//! and stops them; `receiver.rs` says what they have in common.
 
 mod bird;
 mod frr;
 mod gobgp;
 mod kroute;
+mod receiver;
 
 use std::fmt;
-use std::io;
+use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::process::Command;
 use std::str::FromStr;
+use std::time::Duration;
 
-use crate::netns::{Netns, Proc};
-
-pub const SENDER_ASN: u32 = 65000;
-pub const RECEIVER_ASN: u32 = 65001;
-/// The sender's session name in every receiver's config.
-pub const PEER_NAME: &str = "blaster";
+pub use receiver::{Ctx, Receiver, RECEIVER_ASN, SENDER_ASN};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -104,55 +102,50 @@ impl FromStr for Kind {
     }
 }
 
-pub struct Ctx<'a> {
-    pub ns: &'a Netns,
-    /// A scratch directory for configs and logs.
-    pub dir: PathBuf,
-    pub kroute_bin: PathBuf,
+/// How long a daemon may take to exit after SIGTERM (it removes its routes
+/// from the kernel first) before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// A started receiver, stopped with [`STOP_GRACE`] when dropped.
+pub struct Running(Box<dyn Receiver>);
+
+impl Deref for Running {
+    type Target = dyn Receiver;
+    fn deref(&self) -> &(dyn Receiver + 'static) {
+        &*self.0
+    }
 }
 
-pub trait Receiver {
-    /// Every process of the receiver (for RSS and CPU).
-    fn pids(&self) -> Vec<i32>;
-    /// Prefixes from the sender in the RIB (accepted), or None while the
-    /// daemon does not answer yet.
-    fn rib_count(&self) -> Option<u64>;
-    /// An error if a process died.
-    fn check_alive(&mut self) -> Result<(), String>;
-    /// Where its logs are, for error messages.
-    fn logs(&self) -> String;
+impl DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut (dyn Receiver + 'static) {
+        &mut *self.0
+    }
 }
 
-pub fn start(kind: Kind, ctx: &Ctx) -> io::Result<Box<dyn Receiver>> {
-    Ok(match kind {
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.stop(STOP_GRACE) {
+            eprintln!("kroute-bench: {e}");
+        }
+    }
+}
+
+/// Start a receiver; its processes are registered for the signal cleanup.
+pub fn start(kind: Kind, ctx: &Ctx) -> labkit::Result<Running> {
+    let rx: Box<dyn Receiver> = match kind {
         Kind::Kroute => Box::new(kroute::Kroute::start(ctx, true)?),
         Kind::KrouteRib => Box::new(kroute::Kroute::start(ctx, false)?),
         Kind::Bird => Box::new(bird::Bird::start(ctx)?),
         Kind::Frr => Box::new(frr::Frr::start(ctx)?),
         Kind::Gobgp => Box::new(gobgp::Gobgp::start(ctx)?),
         Kind::Kernel | Kind::Netlink => {
-            return Err(io::Error::other(
-                "the kernel bounds are not daemons; run.rs measures them directly",
+            return Err(labkit::Error::Other(
+                "the kernel bounds are not daemons; run.rs measures them directly".into(),
             ))
         }
-    })
-}
-
-/// Run a status command; its stdout if it succeeded.
-fn query(cmd: &mut Command) -> Option<String> {
-    let out = cmd.stdin(std::process::Stdio::null()).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn check(procs: &mut [&mut Proc]) -> Result<(), String> {
-    for p in procs.iter_mut() {
-        if let Some(st) = p.exited() {
-            return Err(format!("{} exited ({st})", p.name));
-        }
-    }
-    Ok(())
+    };
+    crate::netns::register_pids(&rx.pids());
+    Ok(Running(rx))
 }
 
 /// The version line of a program, for the report.
