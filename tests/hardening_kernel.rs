@@ -37,21 +37,28 @@ fn a_route_deleted_or_replaced_by_hand_comes_back() {
     let v4 = route_via(&t.k_ns, P4).unwrap();
     let v6 = route_via(&t.k_ns, P6).unwrap();
 
-    t.k_ns.ip(&["route", "del", P4, "proto", "bgp"]);
-    t.k_ns.ip(&["-6", "route", "del", P6, "proto", "bgp"]);
+    t.k_ns.ip(&["route", "del", P4, "proto", "bgp"]).unwrap();
+    t.k_ns
+        .ip(&["-6", "route", "del", P6, "proto", "bgp"])
+        .unwrap();
     wait_back(&t, P4, &v4);
     wait_back(&t, P6, &v6);
 
     // Replaced at kroute's metric by another gateway and protocol.
-    let metric = t.k_ns.ip(&["-j", "route", "show", P4, "proto", "bgp"]);
+    let metric = t
+        .k_ns
+        .ip(&["-j", "route", "show", P4, "proto", "bgp"])
+        .unwrap();
     let metric: serde_json::Value = serde_json::from_str(&metric).unwrap();
     let metric = metric[0]["metric"].as_u64().unwrap_or(0).to_string();
     let other_gw = "10.1.0.3";
-    t.k_ns.ip(&[
-        "route", "replace", P4, "via", other_gw, "proto", "static", "metric", &metric,
-    ]);
+    t.k_ns
+        .ip(&[
+            "route", "replace", P4, "via", other_gw, "proto", "static", "metric", &metric,
+        ])
+        .unwrap();
     wait_back(&t, P4, &v4);
-    let all = t.k_ns.ip(&["route", "show", P4]);
+    let all = t.k_ns.ip(&["route", "show", P4]).unwrap();
     assert!(!all.contains(other_gw), "the replacement stays: {all}");
     t.kroute.assert_alive();
 }

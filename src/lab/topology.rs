@@ -488,6 +488,7 @@ pub fn kroute_config(t: &Topology, n: &Node) -> Config {
         },
         api: Api {
             socket: n.socket.clone(),
+            ..Api::default()
         },
         // A restart of kroute does not blackhole the node.
         kernel: Kernel {

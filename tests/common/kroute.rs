@@ -7,7 +7,7 @@ use std::process::{ExitStatus, Output};
 use std::time::Duration;
 
 use kroute::api::{Client, FibEntryView, NeighborView, RouteView};
-use kroute::config::{Advertise, Api, Config, Kernel, Listen, Peer, Router};
+use kroute::config::{Advertise, Config, Listen, Peer, Router};
 use kroute::events::SessionState;
 use labkit::kroute::{self as lk, KrouteSpec};
 use labkit::{Netns, ScratchDir};
@@ -24,53 +24,25 @@ fn ip(s: &str) -> IpAddr {
 /// The tests' kroute: listens on [::]:179, up to 4 paths per prefix,
 /// installs in table main with `proto bgp`; no peers yet.
 pub fn config(asn: u32, router_id: &str) -> Config {
-    Config {
-        router: Router {
-            asn,
-            router_id: router_id.parse().expect("router id"),
-            listen: Some(Listen::default()),
-            cluster_id: None,
-            max_paths: 4,
-            multipath_relax: false,
-            hold_time: 90,
-            connect_retry: 5,
-        },
-        // Set to the test's own socket when written.
-        api: Api::default(),
-        kernel: Kernel::default(),
-        peers: Vec::new(),
-        advertise: Vec::new(),
-        policies: Vec::new(),
-    }
+    // The API socket is set to the test's own when written.
+    Config::new(Router {
+        listen: Some(Listen::default()),
+        max_paths: 4,
+        ..Router::new(asn, router_id.parse().expect("router id"))
+    })
 }
 
 /// A peer with `import: all` / `export: all` (eBGP gets nothing without
 /// them, RFC 8212); families as "ipv4-unicast" / "ipv6-unicast".
 pub fn peer(name: &str, address: &str, asn: u32, families: &[&str]) -> Peer {
     Peer {
-        name: name.into(),
-        address: ip(address),
-        port: 179,
-        asn,
-        local_address: None,
-        passive: false,
-        multihop: None,
         families: families
             .iter()
             .map(|f| serde_json::from_value(serde_json::json!(f)).expect("family name"))
             .collect(),
-        hold_time: None,
-        allow_as_in: 0,
-        next_hop_self: false,
-        route_reflector_client: false,
         import: PolicyChain::All,
         export: PolicyChain::All,
-        password: None,
-        password_file: None,
-        local_users: vec![0],
-        ttl_security: None,
-        next_hop_ipv4: None,
-        next_hop_ipv6: None,
+        ..Peer::new(name, ip(address), asn)
     }
 }
 

@@ -32,6 +32,7 @@ impl Router {
             cluster_id: None,
             max_paths: super::default_max_paths(),
             multipath_relax: false,
+            always_compare_med: false,
             hold_time: super::default_hold_time(),
             connect_retry: super::default_connect_retry(),
         }
@@ -57,6 +58,11 @@ impl Peer {
             import: PolicyChain::Unset,
             export: PolicyChain::Unset,
             password: None,
+            password_file: None,
+            local_users: super::default_local_users(),
+            ttl_security: None,
+            max_prefixes: None,
+            send_hold_time: None,
             next_hop_ipv4: None,
             next_hop_ipv6: None,
         }
