@@ -19,6 +19,7 @@ mod schema;
 mod validate;
 
 pub use error::ConfigError;
+use error::KeyPath;
 pub use password::Password;
 pub use schema::{
     Advertise, Api, Config, GroupName, Kernel, LimitAction, Listen, MaxPrefixes, Peer, PrefixLimit,
@@ -73,9 +74,122 @@ pub fn parse(text: &str, file_name: &str) -> Result<Config, ConfigError> {
     let de = serde_yaml_ng::Deserializer::from_str(text);
     let mut config: Config = serde_path_to_error::deserialize(de)
         .map_err(|e| ConfigError::from_serde(file_name, text, e))?;
-    password::read_password_files(&mut config, Path::new(file_name))
+    read_password_files(&mut config, Path::new(file_name))
         .map_err(|(path, message)| ConfigError::at(file_name, text, &path, message))?;
     validate(&config)
         .map_err(|(path, message)| ConfigError::at(file_name, text, &path, message))?;
     Ok(config)
+}
+
+/// Fill `password` from `passwordFile` for every peer that has one. A
+/// relative path is relative to the config file's directory.
+fn read_password_files(c: &mut Config, config_file: &Path) -> Result<(), (KeyPath, String)> {
+    let base = config_file.parent().unwrap_or(Path::new("."));
+    for (i, peer) in c.peers.iter_mut().enumerate() {
+        let Some(file) = &peer.password_file else {
+            continue;
+        };
+        let path = KeyPath::default().key("peers").index(i).key("passwordFile");
+        if peer.password.is_some() {
+            return Err((
+                path,
+                "give `password` or `passwordFile`, not both".to_string(),
+            ));
+        }
+        peer.password = Some(password::read_file(&base.join(file)).map_err(|m| (path, m))?);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod password_tests {
+    //! `password` and `passwordFile` as a config file gives them.
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn peer_yaml(extra: &str) -> String {
+        format!(
+            "router: {{ asn: 65000, routerId: 10.0.0.1 }}\n\
+             peers:\n  - {{ name: tor, address: 192.0.2.1, asn: 65001{extra} }}\n"
+        )
+    }
+
+    fn dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("kroute-pw-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn password_file_is_read_relative_to_the_config_newline_stripped() {
+        let d = dir();
+        std::fs::write(d.join("tor.key"), "s3cret\n").unwrap();
+        let conf = d.join("kroute.yaml");
+        let c = parse(
+            &peer_yaml(", passwordFile: tor.key"),
+            conf.to_str().unwrap(),
+        )
+        .unwrap();
+        let pw = c.peers[0].password.as_ref().unwrap();
+        assert_eq!(pw.as_bytes(), b"s3cret");
+        assert!(pw.from_file());
+        // The canonical form names the file, not the key, and reads back
+        // to the same config.
+        let yaml = c.to_yaml();
+        assert!(!yaml.contains("s3cret"), "{yaml}");
+        assert!(yaml.contains("passwordFile: tor.key"), "{yaml}");
+        assert_eq!(parse(&yaml, conf.to_str().unwrap()).unwrap(), c);
+    }
+
+    #[test]
+    fn a_missing_password_file_is_named_in_the_error() {
+        let conf = dir().join("kroute.yaml");
+        let e = parse(
+            &peer_yaml(", passwordFile: /nonexistent/tor.key"),
+            conf.to_str().unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("peers[0].passwordFile") && e.contains("cannot read /nonexistent/tor.key"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn password_and_password_file_exclude_each_other() {
+        let e = parse(&peer_yaml(", password: a, passwordFile: b"), "t.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not both"), "{e}");
+    }
+
+    #[test]
+    fn the_length_is_counted_in_bytes() {
+        // 41 characters, 82 bytes: too long for the kernel's 80-byte key.
+        let long = "é".repeat(41);
+        let e = parse(&peer_yaml(&format!(", password: {long}")), "t.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("1..=80 bytes, not 82"), "{e}");
+        let ok = "é".repeat(40);
+        assert!(parse(&peer_yaml(&format!(", password: {ok}")), "t.yaml").is_ok());
+        let empty_file = dir().join("empty.key");
+        std::fs::write(&empty_file, "\n").unwrap();
+        let e = parse(
+            &peer_yaml(&format!(", passwordFile: {}", empty_file.display())),
+            "t.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("not 0"), "{e}");
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_key() {
+        let c = parse(&peer_yaml(", password: s3cret"), "t.yaml").unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
 }

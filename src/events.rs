@@ -50,7 +50,7 @@ pub enum RibEvent {
     Incoming {
         stream: TcpStream,
         remote: IpAddr,
-        slot: crate::listener::PendingSlot,
+        slot: crate::pending::PendingSlot,
     },
     Api {
         request: Request,

@@ -14,6 +14,7 @@ pub mod output;
 
 pub(crate) mod ifaddrs;
 pub(crate) mod listener;
+pub(crate) mod pending;
 pub(crate) mod rib_task;
 pub(crate) mod session;
 pub(crate) mod sock_diag;

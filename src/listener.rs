@@ -17,9 +17,8 @@
 //! `watch` ([`AccessList`]), updated on reload; the listener also keeps the
 //! listening socket's TCP-MD5 keys in step with it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
@@ -28,6 +27,7 @@ use tracing::{debug, warn};
 
 use crate::config::{Config, Password};
 use crate::events::RibEvent;
+use crate::pending::Pending;
 use crate::session::socket;
 
 /// What the listener needs to know about one peer address.
@@ -57,36 +57,6 @@ pub fn access_list(c: &Config) -> AccessList {
         });
     }
     list
-}
-
-/// Addresses with a connection on its way to the router task. A slot is
-/// held by the [`RibEvent::Incoming`] that carries the connection and
-/// freed when that event is dropped (after the handoff to the peer task).
-#[derive(Debug, Default, Clone)]
-pub struct Pending(Arc<Mutex<HashSet<IpAddr>>>);
-
-impl Pending {
-    fn claim(&self, addr: IpAddr) -> Option<PendingSlot> {
-        let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        set.insert(addr).then(|| PendingSlot {
-            addr,
-            pending: self.clone(),
-        })
-    }
-}
-
-/// One address's claim on [`Pending`]; released on drop.
-#[derive(Debug)]
-pub struct PendingSlot {
-    addr: IpAddr,
-    pending: Pending,
-}
-
-impl Drop for PendingSlot {
-    fn drop(&mut self) {
-        let mut set = self.pending.0.lock().unwrap_or_else(|e| e.into_inner());
-        set.remove(&self.addr);
-    }
 }
 
 /// Why a connection was closed at accept.

@@ -411,10 +411,6 @@ mod tests {
         assert_eq!(via.hops, vec![hop("fd00::1", 2)]);
         let del = raw_route(&bytes(del_route(&p, &key, 1))).unwrap();
         assert_eq!((del.prefix, del.metric, del.hops.len()), (p, 20, 0));
-        let mut obj = Vec::new();
-        crate::nexthop::push_route(&mut obj, &p, &key, 77);
-        let obj = raw_route(&obj).unwrap();
-        assert_eq!((obj.nhid, obj.table, obj.hops.len()), (77, 1000, 0));
         assert_eq!(raw_route(&obj_header_only()), None);
     }
 

@@ -397,6 +397,20 @@ mod tests {
     }
 
     #[test]
+    fn a_route_written_with_an_object_reads_back_with_its_id() {
+        let key = RouteKey {
+            table: 1000,
+            protocol: 186,
+            metric: 20,
+        };
+        let p: ipnet::IpNet = "10.1.2.0/24".parse().unwrap();
+        let mut buf = Vec::new();
+        push_route(&mut buf, &p, &key, 77);
+        let r = crate::msg::raw_route(&buf).unwrap();
+        assert_eq!((r.prefix, r.nhid, r.table, r.hops.len()), (p, 77, 1000, 0));
+    }
+
+    #[test]
     fn objects_are_shared_counted_and_deleted_when_unused() {
         let mut o = Objects::new(186, vec![(FIRST_ID, 11), (7, 186)]);
         assert_eq!(o.previous_run, vec![7]);
