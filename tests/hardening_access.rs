@@ -26,27 +26,21 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::frr::Frr;
-use common::kroute::{KPeer, Kroute, KrouteConfig, BIN};
-use common::{
-    veth, wait_until, Netns, PeerDaemon, PeerNeighbor, PeerSpec, Proc, TestDir, CONVERGE,
-};
+use common::kroute::{self as kr, Kroute, BIN};
+use common::{netns, test_dir, veth, wait_until, PeerDaemon, PeerNeighbor, PeerSpec, CONVERGE};
+use kroute::config::{Config, GroupName, Password, Peer, Router};
+use kroute::events::SessionState;
+use labkit::{Netns, Spawn};
 
 const V4: &[&str] = &["ipv4-unicast"];
 
 /// Run `f` on a thread that has entered `ns`'s network namespace, so the
 /// sockets it makes live there (a network namespace is per thread).
 fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/var/run/netns/{}", ns.name);
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        use std::os::fd::AsRawFd;
-        // SAFETY: a valid namespace fd; affects this thread only.
-        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-        f()
-    })
-    .join()
-    .expect("netns thread")
+    ns.spawn_thread(f)
+        .join()
+        .expect("netns thread")
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A TCP connection from `src` (port chosen by the kernel) to `dst`, its
@@ -122,9 +116,8 @@ fn log_lines(k: &Kroute, needles: &[&str]) -> Vec<String> {
         .collect()
 }
 
-fn passive(mut p: KPeer) -> KPeer {
-    p.extra.push("passive: true".into());
-    p
+fn passive(p: Peer) -> Peer {
+    Peer { passive: true, ..p }
 }
 
 /// `setpriv` as nobody/nogroup, with no supplementary groups.
@@ -153,12 +146,13 @@ fn text(out: &Output) -> String {
 
 #[test]
 fn a_stranger_is_closed_at_accept_and_logged_once_a_minute() {
-    let ns = Netns::new("stranger");
-    ns.add_addr("lo", "10.77.0.1/32");
-    ns.add_addr("lo", "10.77.0.3/32");
-    let mut cfg = KrouteConfig::new(65000, "10.77.0.1");
+    let ns = netns("stranger");
+    for addr in ["10.77.0.1/32", "10.77.0.3/32"] {
+        ns.add_addr("lo", addr).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let mut cfg = kr::config(65000, "10.77.0.1");
     cfg.peers
-        .push(passive(KPeer::new("p", "10.77.0.2", 65001, V4)));
+        .push(passive(kr::peer("p", "10.77.0.2", 65001, V4)));
     let k = Kroute::start(&ns, cfg);
     let dst: SocketAddr = "10.77.0.1:179".parse().unwrap();
     for i in 0..5 {
@@ -188,6 +182,23 @@ fn bash_probe(addr: &str) -> String {
     )
 }
 
+/// [`bash_probe`] to `addr` inside `ns` as nobody/nogroup (an
+/// unprivileged local process).
+fn nobody_probe(ns: &Netns, addr: &str) -> Output {
+    let probe = bash_probe(addr);
+    let mut c = ns.command("setpriv");
+    c.args([
+        "--reuid",
+        "65534",
+        "--regid",
+        "65534",
+        "--clear-groups",
+        "--",
+    ])
+    .args(["bash", "-c", &probe]);
+    c.output().expect("setpriv bash")
+}
+
 fn hex_fate(out: &Output) -> Fate {
     assert!(out.status.success(), "probe: {}", text(out));
     let hex = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -199,28 +210,17 @@ fn hex_fate(out: &Output) -> Fate {
 
 #[test]
 fn a_loopback_peer_is_only_let_in_from_an_allowed_local_user() {
-    let ns = Netns::new("loopusr");
-    let mut cfg = KrouteConfig::new(65000, "10.0.0.1");
+    let ns = netns("loopusr");
+    let mut cfg = kr::config(65000, "10.0.0.1");
     // The CNI on the node: iBGP over loopback, both families' addresses.
+    cfg.peers.push(passive(kr::peer("cni6", "::1", 65000, V4)));
     cfg.peers
-        .push(passive(KPeer::new("cni6", "::1", 65000, V4)));
-    cfg.peers
-        .push(passive(KPeer::new("cni4", "127.0.0.1", 65000, V4)));
+        .push(passive(kr::peer("cni4", "127.0.0.1", 65000, V4)));
     let k = Kroute::start(&ns, cfg);
 
     for addr in ["::1", "127.0.0.1"] {
         // An unprivileged local process pretending to be the CNI.
-        let mut c = ns.command(&[]);
-        c.args([
-            "setpriv",
-            "--reuid",
-            "65534",
-            "--regid",
-            "65534",
-            "--clear-groups",
-        ])
-        .args(["bash", "-c", &bash_probe(addr)]);
-        let out = c.output().expect("setpriv bash");
+        let out = nobody_probe(&ns, addr);
         assert_eq!(hex_fate(&out), Fate::Closed, "uid 65534 from {addr}");
         let refused = log_lines(&k, &["uid 65534", "localUsers"]);
         assert!(
@@ -229,30 +229,23 @@ fn a_loopback_peer_is_only_let_in_from_an_allowed_local_user() {
             k.log_tails(20)
         );
         // Root (the default localUsers) gets the session's OPEN.
-        let out = ns.exec(&["bash", "-c", &bash_probe(addr)]);
+        let out = ns
+            .output(&["bash", "-c", &bash_probe(addr)])
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(hex_fate(&out), Fate::Open, "uid 0 from {addr}");
     }
 }
 
 #[test]
 fn local_users_lets_another_uid_in() {
-    let ns = Netns::new("loopok");
-    let mut cfg = KrouteConfig::new(65000, "10.0.0.1");
-    let mut p = passive(KPeer::new("cni", "::1", 65000, V4));
-    p.extra.push("localUsers: [0, 65534]".into());
-    cfg.peers.push(p);
+    let ns = netns("loopok");
+    let mut cfg = kr::config(65000, "10.0.0.1");
+    cfg.peers.push(Peer {
+        local_users: vec![0, 65534],
+        ..passive(kr::peer("cni", "::1", 65000, V4))
+    });
     let _k = Kroute::start(&ns, cfg);
-    let mut c = ns.command(&[]);
-    c.args([
-        "setpriv",
-        "--reuid",
-        "65534",
-        "--regid",
-        "65534",
-        "--clear-groups",
-    ])
-    .args(["bash", "-c", &bash_probe("::1")]);
-    let out = c.output().expect("setpriv bash");
+    let out = nobody_probe(&ns, "::1");
     assert_eq!(hex_fate(&out), Fate::Open, "uid 65534 is in localUsers");
 }
 
@@ -264,8 +257,8 @@ struct Pair {
 }
 
 fn pair(tag: &str) -> Pair {
-    let ns_k = Netns::new(&format!("{tag}k"));
-    let ns_f = Netns::new(&format!("{tag}f"));
+    let ns_k = netns(&format!("{tag}k"));
+    let ns_f = netns(&format!("{tag}f"));
     veth(
         &ns_k,
         &ns_f,
@@ -273,6 +266,10 @@ fn pair(tag: &str) -> Pair {
         &["10.78.0.2/24", "fd00:78::2/64"],
     );
     Pair { ns_k, ns_f }
+}
+
+fn require_frr() {
+    labkit::cmd::require_program("/usr/lib/frr/bgpd", "frr").unwrap_or_else(|e| panic!("{e}"));
 }
 
 fn frr_spec() -> PeerSpec {
@@ -286,16 +283,20 @@ fn frr_spec() -> PeerSpec {
 
 #[test]
 fn gtsm_session_with_frr_and_ttl_254_refused() {
-    common::require_bin("/usr/lib/frr/bgpd", "frr");
+    require_frr();
     let t = pair("gtsm");
-    let mut cfg = KrouteConfig::new(65000, "10.78.0.1");
-    let mut frr_peer = KPeer::new("frr", "10.78.0.2", 65002, V4);
-    frr_peer.extra.push("ttlSecurity: true".into());
-    cfg.peers.push(frr_peer);
-    // A passive IPv6 peer for raw connections (nobody else speaks for it).
-    let mut raw6 = passive(KPeer::new("raw6", "fd00:78::2", 65003, V4));
-    raw6.extra.push("ttlSecurity: {hops: 1}".into());
-    cfg.peers.push(raw6);
+    let mut cfg = kr::config(65000, "10.78.0.1");
+    // `ttlSecurity: true`: directly connected.
+    cfg.peers.push(Peer {
+        ttl_security: Some(1),
+        ..kr::peer("frr", "10.78.0.2", 65002, V4)
+    });
+    // A passive IPv6 peer for raw connections (nobody else speaks for it),
+    // `ttlSecurity: {hops: 1}`.
+    cfg.peers.push(Peer {
+        ttl_security: Some(1),
+        ..passive(kr::peer("raw6", "fd00:78::2", 65003, V4))
+    });
     let k = Kroute::start(&t.ns_k, cfg);
     let frr = Frr::start(&t.ns_f, frr_spec());
     frr.vtysh(&[
@@ -347,12 +348,13 @@ fn up(k: &Kroute, frr: &Frr, what: &str) {
 
 #[test]
 fn reload_updates_the_listener_md5_keys_of_a_passive_peer() {
-    common::require_bin("/usr/lib/frr/bgpd", "frr");
+    require_frr();
     let t = pair("md5");
-    let mut cfg = KrouteConfig::new(65000, "10.78.0.1");
-    let mut p = passive(KPeer::new("frr", "10.78.0.2", 65002, V4));
-    p.password = Some("first-secret".into());
-    cfg.peers.push(p);
+    let mut cfg = kr::config(65000, "10.78.0.1");
+    cfg.peers.push(Peer {
+        password: Some(Password::new("first-secret")),
+        ..passive(kr::peer("frr", "10.78.0.2", 65002, V4))
+    });
     let mut k = Kroute::start(&t.ns_k, cfg);
     let frr = Frr::start(&t.ns_f, frr_spec());
     let frr_password = |pw: Option<&str>| {
@@ -371,24 +373,21 @@ fn reload_updates_the_listener_md5_keys_of_a_passive_peer() {
     let pw_file = k.config_path().with_file_name("frr.password");
     std::fs::write(&pw_file, "second-secret\n").unwrap();
     {
-        let p = k.config.peer_mut("frr");
+        let p = kr::peer_mut(&mut k.config, "frr");
         p.password = None;
-        p.extra.push(format!("passwordFile: {}", pw_file.display()));
+        p.password_file = Some(pw_file.clone());
     }
     k.reload();
     assert_ne!(
         k.neighbor("frr").map(|n| n.state),
-        Some("Established".to_string()),
+        Some(SessionState::Established),
         "a new password resets the session"
     );
     frr_password(Some("second-secret"));
     up(&k, &frr, "session with the password from passwordFile");
 
     // No password on either side: the listener must drop the key.
-    k.config
-        .peer_mut("frr")
-        .extra
-        .retain(|l| !l.starts_with("passwordFile"));
+    kr::peer_mut(&mut k.config, "frr").password_file = None;
     k.reload();
     frr_password(None);
     up(&k, &frr, "session without a password");
@@ -397,7 +396,7 @@ fn reload_updates_the_listener_md5_keys_of_a_passive_peer() {
     for secret in ["first-secret", "second-secret"] {
         assert!(log_lines(&k, &[secret]).is_empty(), "{secret} in the log");
     }
-    k.config.peer_mut("frr").password = Some("first-secret".into());
+    kr::peer_mut(&mut k.config, "frr").password = Some(Password::new("first-secret"));
     k.write_config();
     let conf = k.config_path().display().to_string();
     let out = Command::new(BIN)
@@ -413,10 +412,10 @@ fn reload_updates_the_listener_md5_keys_of_a_passive_peer() {
 
 #[test]
 fn the_api_socket_is_0660_and_the_cli_says_permission_denied() {
-    let ns = Netns::new("apiperm");
-    let cfg = KrouteConfig::new(65000, "10.0.0.1");
+    let ns = netns("apiperm");
+    let cfg = kr::config(65000, "10.0.0.1");
     let k = Kroute::start(&ns, cfg);
-    let sock = k.socket();
+    let sock = k.socket().display().to_string();
     let meta = std::fs::metadata(&sock).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o660, "socket mode");
     assert_eq!(meta.uid(), 0, "socket owner");
@@ -435,37 +434,23 @@ fn the_api_socket_is_0660_and_the_cli_says_permission_denied() {
     assert!(!err.contains("is `kroute daemon` running"), "{err}");
 }
 
-/// Start `kroute daemon` on a config of our own (the shared builder
-/// always writes its own `api:` section), with `env`.
-fn spawn_daemon(ns: &Netns, dir: &TestDir, yaml: &str, env: &[(&str, &str)]) -> Proc {
-    let conf = dir.file("kroute.yaml");
-    std::fs::write(&conf, yaml).unwrap();
-    let mut envs = vec![("RUST_LOG", "info")];
-    envs.extend_from_slice(env);
-    Proc::spawn(
-        "kroute",
-        ns,
-        &[BIN, "daemon", "-c", conf.to_str().unwrap()],
-        &envs,
-        &dir.file("kroute.log"),
-    )
+/// A config with no listener and no kernel.
+fn bare_config() -> Config {
+    let mut c = Config::new(Router {
+        listen: None,
+        ..Router::new(65000, "10.0.0.1".parse().unwrap())
+    });
+    c.kernel.install = false;
+    c
 }
 
 #[test]
 fn api_group_lets_its_members_use_the_cli() {
-    let ns = Netns::new("apigrp");
-    let dir = TestDir::new("apigrp");
-    let sock = dir.file("kroute.sock").display().to_string();
-    let yaml = format!(
-        "router: {{ asn: 65000, routerId: 10.0.0.1, listen: null }}\n\
-         api: {{ socket: \"{sock}\", group: nogroup }}\n\
-         kernel: {{ install: false }}\n"
-    );
-    let mut p = spawn_daemon(&ns, &dir, &yaml, &[]);
-    wait_until(Duration::from_secs(15), "API socket", || {
-        p.assert_alive();
-        std::fs::metadata(&sock).map_err(|e| e.to_string())
-    });
+    let ns = netns("apigrp");
+    let mut cfg = bare_config();
+    cfg.api.group = Some(GroupName::Name("nogroup".into()));
+    let mut k = Kroute::start(&ns, cfg);
+    let sock = k.socket().display().to_string();
     assert_eq!(
         std::fs::metadata(&sock).unwrap().gid(),
         65534,
@@ -476,27 +461,37 @@ fn api_group_lets_its_members_use_the_cli() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    p.stop(Duration::from_secs(10));
+    k.stop();
 }
 
 #[test]
 fn a_panic_in_a_task_ends_the_process_non_zero() {
-    let ns = Netns::new("panic");
-    let dir = TestDir::new("panic");
-    let sock = dir.file("kroute.sock").display().to_string();
-    let yaml = format!(
-        "router: {{ asn: 65000, routerId: 10.0.0.1, listen: null }}\n\
-         api: {{ socket: \"{sock}\" }}\n\
-         kernel: {{ install: false }}\n"
-    );
-    let mut p = spawn_daemon(&ns, &dir, &yaml, &[("KROUTE_TEST_PANIC", "rib")]);
+    let ns = netns("panic");
+    let dir = test_dir("panic");
+    let conf = dir.file("kroute.yaml");
+    let log = dir.file("kroute.log");
+    let mut cfg = bare_config();
+    cfg.api.socket = dir.file("kroute.sock");
+    let yaml = labkit::kroute::to_yaml(&cfg).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&conf, yaml).unwrap();
+    // Not `Kroute::start`: that waits for the API, and this daemon may be
+    // gone before it answers.
+    let mut p = Spawn::new("kroute", &[BIN, "daemon", "-c", conf.to_str().unwrap()])
+        .netns(&ns)
+        .env("RUST_LOG", "info")
+        .env("KROUTE_TEST_PANIC", "rib")
+        .log(&log)
+        .start()
+        .unwrap_or_else(|e| panic!("{e}"));
     let start = Instant::now();
     while p.alive() && start.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(100));
     }
     let still_running = p.alive();
-    let status = p.stop_status(Duration::from_secs(5));
-    let log = std::fs::read_to_string(dir.file("kroute.log")).unwrap_or_default();
+    let status = p
+        .stop(Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
         !still_running,
         "the router task panicked but the process kept running (a zombie):\n{log}"

@@ -12,16 +12,20 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::kroute::{KPeer, Kroute, KrouteConfig};
+use common::kroute::{self as kr, Kroute};
 use common::scenarios::{KROUTE_ASN, PEER_ASN, V4};
-use common::{veth, wait_until, Netns};
+use common::{netns, veth, wait_until};
 use ipnet::Ipv4Net;
-use kroute::config::{parse, LimitAction, PrefixLimit};
+use kroute::api::NeighborView;
+use kroute::config::{parse, LimitAction, MaxPrefixes, Peer, PrefixLimit};
+use kroute::events::SessionState;
+use labkit::procfs::Mem;
+use labkit::Netns;
+use rib::policy::PolicyChain;
 use wire::{
     decode_message, encode_message, AsPath, Capability, Community, Family, Message, Notification,
     Open, Origin, PathAttributes, RouteRefresh, SessionCodec, Update,
@@ -46,27 +50,24 @@ impl RawPeer {
     /// Connect to kroute from `src` inside `ns`; `rcvbuf` shrinks the
     /// receive buffer (and so the window) before the handshake.
     fn connect(ns: &Netns, src: &str, rcvbuf: Option<usize>) -> RawPeer {
-        let path = format!("/var/run/netns/{}", ns.name);
         let src: Ipv4Addr = src.parse().unwrap();
-        let s = std::thread::spawn(move || {
-            let f = std::fs::File::open(&path).expect("open netns");
-            // SAFETY: setns on this thread only, with a valid namespace fd.
-            let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-            let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-                .expect("socket");
-            if let Some(n) = rcvbuf {
-                sock.set_recv_buffer_size(n).expect("SO_RCVBUF");
-            }
-            sock.bind(&SocketAddr::new(src.into(), 0).into())
-                .expect("bind source address");
-            let to = SocketAddr::new(K4.parse().unwrap(), 179);
-            sock.connect_timeout(&to.into(), Duration::from_secs(5))
-                .expect("connect to kroute");
-            TcpStream::from(sock)
-        })
-        .join()
-        .expect("connect thread");
+        let s = ns
+            .spawn_thread(move || {
+                let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                    .expect("socket");
+                if let Some(n) = rcvbuf {
+                    sock.set_recv_buffer_size(n).expect("SO_RCVBUF");
+                }
+                sock.bind(&SocketAddr::new(src.into(), 0).into())
+                    .expect("bind source address");
+                let to = SocketAddr::new(K4.parse().unwrap(), 179);
+                sock.connect_timeout(&to.into(), Duration::from_secs(5))
+                    .expect("connect to kroute");
+                TcpStream::from(sock)
+            })
+            .join()
+            .expect("connect thread")
+            .unwrap_or_else(|e| panic!("{e}"));
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         RawPeer { s, buf: Vec::new() }
     }
@@ -166,12 +167,7 @@ fn attrs(nh: &str, communities: Vec<Community>) -> PathAttributes {
 }
 
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
+    Mem::read(pid).expect("/proc/PID/status of kroute").rss_kib
 }
 
 /// Dropped in field order: kroute first, then the namespaces.
@@ -181,31 +177,27 @@ struct Lab {
     _k_ns: Netns,
 }
 
-/// kroute with passive peers "p" (10.1.0.2) and "q" (10.1.0.3), each
-/// with `extra` lines added to its entry.
-fn lab(tag: &str, p_extra: &[&str], q_extra: Option<&[&str]>) -> Lab {
-    let k_ns = Netns::new(&format!("k{tag}"));
-    let p_ns = Netns::new(&format!("p{tag}"));
+/// kroute with passive peers "p" (10.1.0.2, changed by `tweak_p`) and,
+/// `with_q`, "q" (10.1.0.3).
+fn lab(tag: &str, tweak_p: impl FnOnce(&mut Peer), with_q: bool) -> Lab {
+    let k_ns = netns(&format!("k{tag}"));
+    let p_ns = netns(&format!("p{tag}"));
     veth(
         &k_ns,
         &p_ns,
         &[&format!("{K4}/24")],
         &[&format!("{P4}/24"), &format!("{Q4}/24")],
     );
-    let mut cfg = KrouteConfig::new(KROUTE_ASN, KROUTE_ID);
-    let mut add = |name: &str, addr: &str, asn: u32, extra: &[&str]| {
-        let mut peer = KPeer::new(name, addr, asn, &[V4]);
-        peer.extra.push("passive: true".into());
-        if extra.iter().any(|l| l.starts_with("import:")) {
-            peer.import_export_all = false;
-            peer.extra.push("export: all".into());
-        }
-        peer.extra.extend(extra.iter().map(|s| s.to_string()));
-        cfg.peers.push(peer);
+    let mut cfg = kr::config(KROUTE_ASN, KROUTE_ID);
+    let passive = |name: &str, addr: &str, asn: u32| Peer {
+        passive: true,
+        ..kr::peer(name, addr, asn, &[V4])
     };
-    add("p", P4, PEER_ASN, p_extra);
-    if let Some(q) = q_extra {
-        add("q", Q4, PEER_ASN + 1, q);
+    let mut p = passive("p", P4, PEER_ASN);
+    tweak_p(&mut p);
+    cfg.peers.push(p);
+    if with_q {
+        cfg.peers.push(passive("q", Q4, PEER_ASN + 1));
     }
     let kroute = Kroute::start(&k_ns, cfg);
     Lab {
@@ -215,17 +207,29 @@ fn lab(tag: &str, p_extra: &[&str], q_extra: Option<&[&str]>) -> Lab {
     }
 }
 
-fn field(k: &Kroute, peer: &str, key: &str) -> serde_json::Value {
-    k.neighbor(peer).expect("neighbor").raw[key].clone()
+/// `maxPrefixes: N` (every family, teardown).
+fn limit(n: u32) -> Option<MaxPrefixes> {
+    Some(MaxPrefixes {
+        limit: PrefixLimit::All(n),
+        action: LimitAction::Teardown,
+        restart_after: None,
+    })
 }
 
-fn wait_received(k: &Kroute, peer: &str, n: u64) {
+fn neighbor(k: &Kroute, peer: &str) -> NeighborView {
+    k.neighbor(peer)
+        .unwrap_or_else(|| panic!("kroute has no neighbor {peer}"))
+}
+
+fn wait_received(k: &Kroute, peer: &str, n: usize) {
     wait_until(
         Duration::from_secs(10),
         &format!("{n} prefixes received from {peer}"),
         || match k.neighbor(peer) {
-            Some(nb) if nb.prefixes_received == n && nb.state == "Established" => Ok(()),
-            other => Err(format!("{:?}", other.map(|n| n.raw))),
+            Some(nb) if nb.prefixes_received == n && nb.state == SessionState::Established => {
+                Ok(())
+            }
+            other => Err(format!("{other:?}")),
         },
     );
 }
@@ -236,7 +240,7 @@ fn wait_received(k: &Kroute, peer: &str, n: u64) {
 /// down (its connections refused with Cease/5) until `kroute peer p reset`.
 #[test]
 fn max_prefixes_teardown_sends_cease_1_and_stays_down_until_reset() {
-    let l = lab("mpt", &["maxPrefixes: 10"], None);
+    let l = lab("mpt", |p| p.max_prefixes = limit(10), false);
     let mut p = RawPeer::establish(&l.p_ns, P4, None);
     l.kroute.established("p").unwrap();
 
@@ -255,13 +259,13 @@ fn max_prefixes_teardown_sends_cease_1_and_stays_down_until_reset() {
     );
     let nb = wait_until(Duration::from_secs(5), "p held down", || {
         match l.kroute.neighbor("p") {
-            Some(n) if n.state == "Idle" && n.raw["heldDown"].is_string() => Ok(n),
-            other => Err(format!("{:?}", other.map(|n| n.raw))),
+            Some(n) if n.state == SessionState::Idle && n.held_down.is_some() => Ok(n),
+            other => Err(format!("{other:?}")),
         }
     });
-    let why = nb.raw["heldDown"].as_str().unwrap();
+    let why = nb.held_down.as_deref().unwrap();
     assert!(why.contains("more than 10 ipv4-unicast prefixes"), "{why}");
-    let last = nb.raw["lastError"].as_str().unwrap_or_default();
+    let last = nb.last_error.as_deref().unwrap_or_default();
     assert!(last.contains("maximum prefixes exceeded"), "{last}");
     assert!(last.contains("(6/1)"), "the NOTIFICATION sent: {last}");
     assert_eq!(nb.prefixes_received, 0, "its routes are gone");
@@ -273,7 +277,7 @@ fn max_prefixes_teardown_sends_cease_1_and_stays_down_until_reset() {
         .notification_at_close()
         .expect("refused with a NOTIFICATION");
     assert_eq!((nf.code, nf.subcode), (6, 5), "{nf:?}");
-    assert_eq!(field(&l.kroute, "p", "state"), "Idle");
+    assert_eq!(neighbor(&l.kroute, "p").state, SessionState::Idle);
 
     // `kroute peer p reset` lets it in again.
     let out = l.kroute.cli_ok(&["peer", "p", "reset"]);
@@ -282,7 +286,7 @@ fn max_prefixes_teardown_sends_cease_1_and_stays_down_until_reset() {
     wait_until(Duration::from_secs(5), "p Established after reset", || {
         l.kroute.established("p")
     });
-    assert_eq!(field(&l.kroute, "p", "heldDown"), serde_json::Value::Null);
+    assert_eq!(neighbor(&l.kroute, "p").held_down, None);
     drop(l);
 }
 
@@ -290,27 +294,25 @@ fn max_prefixes_teardown_sends_cease_1_and_stays_down_until_reset() {
 /// in again, under the new limit.
 #[test]
 fn max_prefixes_reload_with_a_new_limit_lets_the_peer_in_again() {
-    let mut l = lab("mpl", &["maxPrefixes: 2"], None);
+    let mut l = lab("mpl", |p| p.max_prefixes = limit(2), false);
     let mut p = RawPeer::establish(&l.p_ns, P4, None);
     p.send(&[announce(0..3, P4)]);
     let nf = p.notification_at_close().expect("a NOTIFICATION");
     assert_eq!((nf.code, nf.subcode), (6, 1));
     wait_until(Duration::from_secs(5), "p held down", || {
-        match field(&l.kroute, "p", "heldDown") {
-            v if v.is_string() => Ok(()),
-            v => Err(v.to_string()),
+        match neighbor(&l.kroute, "p").held_down {
+            Some(_) => Ok(()),
+            None => Err("not held down".to_string()),
         }
     });
-    let peer = l.kroute.config.peer_mut("p");
-    peer.extra.retain(|x| !x.starts_with("maxPrefixes"));
-    peer.extra.push("maxPrefixes: 5".into());
+    kr::peer_mut(&mut l.kroute.config, "p").max_prefixes = limit(5);
     l.kroute.reload();
     wait_until(
         Duration::from_secs(5),
         "p no longer held down",
-        || match field(&l.kroute, "p", "heldDown") {
-            v if v.is_null() => Ok(()),
-            v => Err(v.to_string()),
+        || match neighbor(&l.kroute, "p").held_down {
+            None => Ok(()),
+            Some(why) => Err(why),
         },
     );
     let mut p = RawPeer::establish(&l.p_ns, P4, None);
@@ -326,16 +328,20 @@ fn max_prefixes_reload_with_a_new_limit_lets_the_peer_in_again() {
 fn max_prefixes_counts_rejected_paths_and_restarts_after_the_delay() {
     let l = lab(
         "mpr",
-        &[
-            "import: none",
-            "maxPrefixes: { limit: { ipv4-unicast: 5 }, restartAfter: 3 }",
-        ],
-        None,
+        |p| {
+            p.import = PolicyChain::None;
+            p.max_prefixes = Some(MaxPrefixes {
+                limit: PrefixLimit::PerFamily([(Family::Ipv4Unicast, 5)].into()),
+                action: LimitAction::Teardown,
+                restart_after: Some(3),
+            });
+        },
+        false,
     );
     let mut p = RawPeer::establish(&l.p_ns, P4, None);
     p.send(&[announce(0..5, P4)]);
     wait_received(&l.kroute, "p", 5);
-    assert_eq!(field(&l.kroute, "p", "prefixesAccepted"), 0);
+    assert_eq!(neighbor(&l.kroute, "p").prefixes_accepted, 0);
     p.send(&[announce(5..6, P4)]);
     let nf = p.notification_at_close().expect("a NOTIFICATION");
     assert_eq!(
@@ -343,21 +349,20 @@ fn max_prefixes_counts_rejected_paths_and_restarts_after_the_delay() {
         (6, 1, vec![0, 1, 1, 0, 0, 0, 5])
     );
     let down_at = Instant::now();
-    let why = field(&l.kroute, "p", "heldDown");
+    let why = neighbor(&l.kroute, "p").held_down;
     assert!(
-        why.as_str()
+        why.as_deref()
             .is_some_and(|w| w.contains("restarting after 3 s")),
-        "{why}"
+        "{why:?}"
     );
     let nf = RawPeer::connect(&l.p_ns, P4, None).notification_at_close();
     assert_eq!(nf.map(|n| (n.code, n.subcode)), Some((6, 5)));
     // After the delay it accepts the peer again.
     let _p = wait_until(Duration::from_secs(10), "p let in again", || {
         std::thread::sleep(Duration::from_millis(500));
-        if field(&l.kroute, "p", "heldDown").is_null() {
-            Ok(RawPeer::establish(&l.p_ns, P4, None))
-        } else {
-            Err(format!("{}", field(&l.kroute, "p", "heldDown")))
+        match neighbor(&l.kroute, "p").held_down {
+            None => Ok(RawPeer::establish(&l.p_ns, P4, None)),
+            Some(why) => Err(why),
         }
     });
     assert!(down_at.elapsed() >= Duration::from_secs(3));
@@ -370,7 +375,17 @@ fn max_prefixes_counts_rejected_paths_and_restarts_after_the_delay() {
 /// crossing.
 #[test]
 fn max_prefixes_warning_keeps_the_session_and_logs_once() {
-    let l = lab("mpw", &["maxPrefixes: { limit: 3, action: warning }"], None);
+    let l = lab(
+        "mpw",
+        |p| {
+            p.max_prefixes = Some(MaxPrefixes {
+                limit: PrefixLimit::All(3),
+                action: LimitAction::Warning,
+                restart_after: None,
+            })
+        },
+        false,
+    );
     let mut p = RawPeer::establish(&l.p_ns, P4, None);
     p.send(&[announce(0..5, P4)]);
     wait_received(&l.kroute, "p", 5);
@@ -384,7 +399,7 @@ fn max_prefixes_warning_keeps_the_session_and_logs_once() {
         1,
         "one warning per crossing:\n{log}"
     );
-    assert!(field(&l.kroute, "p", "heldDown").is_null());
+    assert_eq!(neighbor(&l.kroute, "p").held_down, None);
     // Below the limit and above again: a second crossing, a second line.
     p.send(&[Message::Update(Update {
         withdrawn: (0..6).map(host).collect(),
@@ -405,7 +420,7 @@ fn max_prefixes_warning_keeps_the_session_and_logs_once() {
 /// negotiated family are coalesced, and memory stays flat.
 #[test]
 fn route_refresh_flood_does_not_grow_memory_and_the_session_stays_up() {
-    let l = lab("rrf", &[], Some(&[]));
+    let l = lab("rrf", |_| {}, true);
     let pid = l.kroute.pid().expect("kroute pid");
     // Routes for p to get back on each refresh: 200 from q.
     let mut q = RawPeer::establish(&l.p_ns, Q4, None);
@@ -465,7 +480,7 @@ fn route_refresh_flood_does_not_grow_memory_and_the_session_stays_up() {
             peak = peak.max(rss_kib(pid));
             match l.kroute.neighbor("p") {
                 Some(n) if n.prefixes_received == 1 => Ok(()),
-                other => Err(format!("{:?}", other.map(|n| n.raw))),
+                other => Err(format!("{other:?}")),
             }
         },
     );
@@ -479,14 +494,12 @@ fn route_refresh_flood_does_not_grow_memory_and_the_session_stays_up() {
     wait_until(
         Duration::from_secs(60),
         "every ROUTE-REFRESH counted",
-        || match field(&l.kroute, "p", "routeRefreshIgnored").as_u64() {
-            Some(n) if n == 10 * v6_per_batch => Ok(()),
-            other => Err(format!("ignored: {other:?}")),
+        || match neighbor(&l.kroute, "p").route_refresh_ignored {
+            n if n == 10 * v6_per_batch => Ok(()),
+            n => Err(format!("ignored: {n}")),
         },
     );
-    let coalesced = field(&l.kroute, "p", "routeRefreshCoalesced")
-        .as_u64()
-        .unwrap();
+    let coalesced = neighbor(&l.kroute, "p").route_refresh_coalesced;
     eprintln!("coalesced {coalesced} of 100000 IPv4 refreshes");
     l.kroute.established("p").unwrap();
     l.kroute.established("q").unwrap();
@@ -508,7 +521,7 @@ fn route_refresh_flood_does_not_grow_memory_and_the_session_stays_up() {
 /// session, and its memory stayed bounded meanwhile.
 #[test]
 fn send_hold_timer_closes_a_session_whose_peer_stopped_reading() {
-    let l = lab("shd", &["sendHoldTime: 5"], Some(&[]));
+    let l = lab("shd", |p| p.send_hold_time = Some(5), true);
     let pid = l.kroute.pid().expect("kroute pid");
     let p = RawPeer::establish(&l.p_ns, P4, Some(4096));
     let mut q = RawPeer::establish(&l.p_ns, Q4, None);
@@ -545,20 +558,20 @@ fn send_hold_timer_closes_a_session_whose_peer_stopped_reading() {
             std::thread::sleep(Duration::from_secs(1));
         }
     });
-    wait_received(&l.kroute, "q", u64::from(n));
+    wait_received(&l.kroute, "q", n as usize);
     eprintln!("q's table learned after {:?}", start.elapsed());
     let mut peak = rss_kib(pid);
     let nb = wait_until(Duration::from_secs(30), "p's session closed", || {
         peak = peak.max(rss_kib(pid));
         match l.kroute.neighbor("p") {
-            Some(nb) if nb.state != "Established" => Ok(nb),
-            other => Err(format!("{:?}", other.map(|n| n.raw))),
+            Some(nb) if nb.state != SessionState::Established => Ok(nb),
+            other => Err(format!("{other:?}")),
         }
     });
     let after = start.elapsed();
     stop.store(true, Ordering::Relaxed);
     let _ = ka.join();
-    let last = nb.raw["lastError"].as_str().unwrap_or_default().to_string();
+    let last = nb.last_error.unwrap_or_default();
     eprintln!("p closed {after:?} after q began to send: {last}; RSS {before} -> peak {peak} KiB");
     assert!(last.contains("send hold timer expired"), "{last}");
     // Nothing was stuck before q sent anything.
