@@ -17,6 +17,8 @@ declare -A provides=(
     [iputils-ping]=ping
     [exabgp]=exabgp
     [procps]=pgrep
+    [python3]=python3
+    [util-linux]=setpriv
 )
 missing=()
 for pkg in "${!provides[@]}"; do
