@@ -169,3 +169,34 @@ fn attributes_just_under_the_limit_are_advertised_and_encode() {
     assert_eq!(rib.peer_counters(2).advertised, 50);
     assert_encodes_without_loss(&out, 2);
 }
+
+#[test]
+fn refused_routes_are_counted_per_peer() {
+    let mut rib = two_peers();
+    receive(
+        &mut rib,
+        1,
+        update_v4(
+            &["10.5.0.0/24", "10.5.1.0/24"],
+            "192.0.2.1",
+            many_communities(1100),
+        ),
+    );
+    assert_eq!(rib.not_advertised_too_big(2), 2);
+    assert_eq!(
+        rib.not_advertised_too_big(1),
+        0,
+        "learned from a: not too big, just not sent back"
+    );
+    receive(&mut rib, 1, withdraw(&["10.5.0.0/24"]));
+    assert_eq!(rib.not_advertised_too_big(2), 1);
+    let mut out = Outputs::default();
+    rib.peer_down(2, &mut out);
+    assert_eq!(rib.not_advertised_too_big(2), 0);
+    add_up(&mut rib, 2, ebgp("b", "192.0.2.2", 65102), "192.0.2.2");
+    assert_eq!(
+        rib.not_advertised_too_big(2),
+        1,
+        "counted again after the session comes back"
+    );
+}
