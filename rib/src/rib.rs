@@ -34,11 +34,18 @@ pub struct PeerDown {
 struct Batch {
     peers: Vec<PeerId>,
     /// (best path, destination peer, family) -> export result, for results
-    /// that do not depend on the prefix. The key's path is kept alive in
-    /// the value so its address cannot be reused within the event.
-    /// The flag: refused because the attributes do not fit one UPDATE.
-    cache: HashMap<ExportKey, (Arc<PathInfo>, Option<Arc<Attrs>>, bool)>,
+    /// that do not depend on the prefix.
+    cache: HashMap<ExportKey, CachedExport>,
     updates: UpdateBuilder,
+}
+
+struct CachedExport {
+    /// The key's path, kept alive so its address cannot be reused within
+    /// the event.
+    _path: Arc<PathInfo>,
+    attrs: Option<Arc<Attrs>>,
+    /// Refused because the attributes do not fit one UPDATE.
+    too_big: bool,
 }
 
 /// The RIB. See the crate documentation.
@@ -640,13 +647,18 @@ impl Rib {
                 Some(b) => {
                     let key = (Arc::as_ptr(b), to, family);
                     match batch.cache.get(&key) {
-                        Some((_, r, too_big)) => (r.clone(), *too_big),
+                        Some(c) => (c.attrs.clone(), c.too_big),
                         None => {
                             let e = ctx.export(b, &prefix, to);
                             let too_big = e.result.as_ref().is_err_and(|r| r == DOES_NOT_FIT);
                             let r = e.result.ok().map(|a| self.ints.attrs.intern(a));
                             if !e.used_prefix {
-                                batch.cache.insert(key, (b.clone(), r.clone(), too_big));
+                                let cached = CachedExport {
+                                    _path: b.clone(),
+                                    attrs: r.clone(),
+                                    too_big,
+                                };
+                                batch.cache.insert(key, cached);
                             }
                             (r, too_big)
                         }
