@@ -7,7 +7,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipnet::{IpNet, Ipv4Net};
-use wire::{Community, Family, MpReach, MpUnreach, NextHop, Prefix, RawAttribute, Update};
+use wire::{
+    update_attributes_fit, Community, Family, MpReach, MpUnreach, NextHop, Prefix, RawAttribute,
+    SessionCodec, Update,
+};
 
 use crate::attrs::{Attrs, PathInfo};
 use crate::ctx::{Ctx, NhStatus};
@@ -155,11 +158,42 @@ impl Ctx<'_> {
                 },
             }
         };
-        Ok(Attrs {
+        let exported = Attrs {
             next_hop,
             attrs: out,
-        })
+        };
+        if !fits_one_update(&exported, family) {
+            return Err(DOES_NOT_FIT.into());
+        }
+        Ok(exported)
     }
+}
+
+/// Why a route is not advertised to a peer when its attributes are too big.
+pub(crate) const DOES_NOT_FIT: &str = "not advertised: attributes do not fit in 4096 bytes";
+
+/// True if an UPDATE announcing one prefix of `family` (the longest one)
+/// with `attrs` fits in 4096 octets (RFC 4271 §4; kroute does not do
+/// RFC 8654 extended messages). A route that does not fit is not
+/// advertised at all: RFC 4271 §9.2 leaves it unadvertised, and a
+/// previously advertised version is withdrawn because the Adj-RIB-Out
+/// records it as not sent.
+///
+/// The RIB does not know whether the session negotiated 4-octet ASNs, which
+/// changes the AS_PATH encoding (2-octet sessions carry AS4_PATH too), so
+/// the route must fit either way. Only an AS_PATH of several hundred ASNs
+/// can fit one encoding and not the other.
+fn fits_one_update(attrs: &Attrs, family: Family) -> bool {
+    let longest: Prefix = match family {
+        Family::Ipv4Unicast => "255.255.255.255/32".parse().expect("valid prefix"),
+        Family::Ipv6Unicast => "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128"
+            .parse()
+            .expect("valid prefix"),
+    };
+    let probe = make_update(attrs, family, vec![longest]);
+    [false, true]
+        .into_iter()
+        .all(|four_octet_as| update_attributes_fit(&probe, &SessionCodec { four_octet_as }))
 }
 
 /// Collects announcements and withdrawals per peer during one event and

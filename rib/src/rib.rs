@@ -9,7 +9,7 @@ use wire::{Family, NextHop, Origin, PathAttributes, Prefix, Update};
 
 use crate::attrs::{Attrs, PathInfo, LOCAL_PEER};
 use crate::ctx::{Ctx, Interners, Peer};
-use crate::export::{end_of_rib, UpdateBuilder};
+use crate::export::{end_of_rib, UpdateBuilder, DOES_NOT_FIT};
 use crate::import::import_path;
 use crate::policy::Policies;
 use crate::table::{Dest, FibState, PrefixMap};
@@ -34,10 +34,18 @@ pub struct PeerDown {
 struct Batch {
     peers: Vec<PeerId>,
     /// (best path, destination peer, family) -> export result, for results
-    /// that do not depend on the prefix. The key's path is kept alive in
-    /// the value so its address cannot be reused within the event.
-    cache: HashMap<ExportKey, (Arc<PathInfo>, Option<Arc<Attrs>>)>,
+    /// that do not depend on the prefix.
+    cache: HashMap<ExportKey, CachedExport>,
     updates: UpdateBuilder,
+}
+
+struct CachedExport {
+    /// The key's path, kept alive so its address cannot be reused within
+    /// the event.
+    _path: Arc<PathInfo>,
+    attrs: Option<Arc<Attrs>>,
+    /// Refused because the attributes do not fit one UPDATE.
+    too_big: bool,
 }
 
 /// The RIB. See the crate documentation.
@@ -47,6 +55,9 @@ pub struct Rib {
     pub(crate) peers: BTreeMap<PeerId, Peer>,
     pub(crate) table: PrefixMap<Dest>,
     pub(crate) adj_out: HashMap<PeerId, PrefixMap<Arc<Attrs>>>,
+    /// Per peer, the prefixes not advertised because their attributes do
+    /// not fit one 4096-octet UPDATE (counted for `show neighbors`).
+    too_big: HashMap<PeerId, HashSet<Prefix>>,
     pub(crate) ints: Interners,
     pub(crate) nexthops: HashMap<IpAddr, NexthopState>,
     watched: HashSet<IpAddr>,
@@ -64,6 +75,7 @@ impl Rib {
             peers: BTreeMap::new(),
             table: PrefixMap::default(),
             adj_out: HashMap::new(),
+            too_big: HashMap::new(),
             ints: Interners::default(),
             nexthops: HashMap::new(),
             watched: HashSet::new(),
@@ -148,6 +160,7 @@ impl Rib {
         let families = info.families.clone();
         peer.session = Some(info);
         self.adj_out.insert(id, PrefixMap::default());
+        self.too_big.insert(id, HashSet::new());
         let mut batch = self.batch_for(vec![id]);
         let keys: Vec<Prefix> = self.table.keys().collect();
         for p in keys {
@@ -185,6 +198,7 @@ impl Rib {
         peer.received_v6 = 0;
         peer.accepted = 0;
         self.adj_out.remove(&id);
+        self.too_big.remove(&id);
         PeerDown {
             peer: id,
             after: None,
@@ -401,6 +415,12 @@ impl Rib {
             accepted: p.accepted,
             advertised: self.adj_out.get(&id).map_or(0, |a| a.len()),
         }
+    }
+
+    /// Prefixes whose best path is not advertised to the peer because its
+    /// attributes do not fit one 4096-octet UPDATE.
+    pub fn not_advertised_too_big(&self, id: PeerId) -> usize {
+        self.too_big.get(&id).map_or(0, HashSet::len)
     }
 
     /// Paths of `family` in the peer's Adj-RIB-In, accepted or rejected by
@@ -622,23 +642,36 @@ impl Rib {
         let empty = dest.is_empty();
         let family = Family::of_prefix(&prefix);
         for &to in &batch.peers {
-            let result: Option<Arc<Attrs>> = match &best {
-                None => None,
+            let (result, too_big): (Option<Arc<Attrs>>, bool) = match &best {
+                None => (None, false),
                 Some(b) => {
                     let key = (Arc::as_ptr(b), to, family);
                     match batch.cache.get(&key) {
-                        Some((_, r)) => r.clone(),
+                        Some(c) => (c.attrs.clone(), c.too_big),
                         None => {
                             let e = ctx.export(b, &prefix, to);
+                            let too_big = e.result.as_ref().is_err_and(|r| r == DOES_NOT_FIT);
                             let r = e.result.ok().map(|a| self.ints.attrs.intern(a));
                             if !e.used_prefix {
-                                batch.cache.insert(key, (b.clone(), r.clone()));
+                                let cached = CachedExport {
+                                    _path: b.clone(),
+                                    attrs: r.clone(),
+                                    too_big,
+                                };
+                                batch.cache.insert(key, cached);
                             }
-                            r
+                            (r, too_big)
                         }
                     }
                 }
             };
+            if let Some(set) = self.too_big.get_mut(&to) {
+                if too_big {
+                    set.insert(prefix);
+                } else {
+                    set.remove(&prefix);
+                }
+            }
             let Some(adj) = self.adj_out.get_mut(&to) else {
                 continue;
             };

@@ -312,3 +312,153 @@ fn encode_update(u: &Update, codec: &SessionCodec, out: &mut Vec<u8>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Splitting UPDATEs whose attributes come close to the 4096-octet
+    //! limit, for each way an announcement is carried: classic NLRI,
+    //! MP_REACH with an IPv6 global + link-local next hop, and IPv4 NLRI
+    //! with an IPv6 next hop (RFC 8950).
+    use std::net::IpAddr;
+
+    use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+    use super::super::decode_message;
+    use super::*;
+
+    fn attrs(communities: usize) -> PathAttributes {
+        PathAttributes {
+            origin: Some(Origin::Igp),
+            as_path: AsPath::from_sequence(vec![65001, 4_200_000_000]),
+            communities: (0..communities as u32).map(Community).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn v4_prefixes(n: u32) -> Vec<Ipv4Net> {
+        (0..n)
+            .map(|i| Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 | (i << 8)), 24).unwrap())
+            .collect()
+    }
+
+    fn v6_prefixes(n: u128) -> Vec<Prefix> {
+        (0..n)
+            .map(|i| {
+                IpNet::V6(Ipv6Net::new(Ipv6Addr::from((0x2001_0db8u128 << 96) | i), 128).unwrap())
+            })
+            .collect()
+    }
+
+    /// Encodes `u`, checks every message is within 4096 octets and carries
+    /// the whole attribute set, and returns the announced prefixes.
+    fn encode_and_collect(u: &Update, codec: &SessionCodec) -> Vec<Prefix> {
+        let mut buf = Vec::new();
+        encode_message(&Message::Update(u.clone()), codec, &mut buf);
+        let mut rest = &buf[..];
+        let mut got = Vec::new();
+        while !rest.is_empty() {
+            let len = usize::from(be16(&rest[16..18]));
+            assert!(len <= MAX_MESSAGE_LEN, "message of {len} octets");
+            let (m, used) = decode_message(rest, codec).unwrap().unwrap();
+            assert_eq!(used, len);
+            let Message::Update(p) = m else {
+                panic!("{m:?}")
+            };
+            assert_eq!(p.treat_as_withdraw, None);
+            let mut want = u.attributes.clone();
+            if p.mp_reach.is_some() {
+                want.next_hop = None;
+            }
+            assert_eq!(p.attributes, want);
+            got.extend(p.nlri.iter().map(|n| IpNet::V4(*n)));
+            if let Some(r) = &p.mp_reach {
+                assert_eq!(r.next_hop, u.mp_reach.as_ref().unwrap().next_hop);
+                got.extend(r.nlri.iter().copied());
+            }
+            rest = &rest[used..];
+        }
+        got
+    }
+
+    /// Sweeps the community count across the point where one prefix no
+    /// longer fits: below it every prefix is carried (split as needed),
+    /// from it on nothing is announced and `update_attributes_fit` says
+    /// so. Returns the largest count that fits.
+    fn sweep(make: impl Fn(PathAttributes) -> Update, want: &[Prefix]) -> usize {
+        let mut largest = None;
+        for four_octet_as in [false, true] {
+            let codec = SessionCodec { four_octet_as };
+            for n in 990..1030 {
+                let u = make(attrs(n));
+                let got = encode_and_collect(&u, &codec);
+                if update_attributes_fit(&u, &codec) {
+                    assert_eq!(got, want, "{n} communities, {codec:?}");
+                    largest = Some(n);
+                } else {
+                    assert!(got.is_empty(), "{n} communities, {codec:?}");
+                }
+            }
+        }
+        let largest = largest.expect("some community count fits");
+        assert!(largest < 1029, "the sweep reaches the limit");
+        largest
+    }
+
+    #[test]
+    fn classic_nlri_split_near_the_limit() {
+        let nlri = v4_prefixes(300);
+        let want: Vec<Prefix> = nlri.iter().map(|n| IpNet::V4(*n)).collect();
+        let largest = sweep(
+            |a| Update {
+                attributes: PathAttributes {
+                    next_hop: Some(Ipv4Addr::new(192, 0, 2, 1)),
+                    ..a
+                },
+                nlri: nlri.clone(),
+                ..Default::default()
+            },
+            &want,
+        );
+        // ORIGIN 4 + AS_PATH 3+2+8 + NEXT_HOP 7 + COMMUNITIES 4+4n, plus
+        // one /24 (4 octets) must fit in 4096 - 23.
+        assert_eq!(largest, (4096 - 23 - 4 - 4 - 13 - 7 - 4) / 4);
+    }
+
+    #[test]
+    fn mp_reach_with_link_local_split_near_the_limit() {
+        let nlri = v6_prefixes(200);
+        let next_hop = NextHop {
+            address: "2001:db8::1".parse().unwrap(),
+            link_local: Some("fe80::1".parse().unwrap()),
+        };
+        sweep(
+            |a| Update {
+                attributes: a,
+                mp_reach: Some(MpReach {
+                    family: Family::Ipv6Unicast,
+                    next_hop,
+                    nlri: nlri.clone(),
+                }),
+                ..Default::default()
+            },
+            &nlri,
+        );
+    }
+
+    #[test]
+    fn ipv4_nlri_with_ipv6_next_hop_split_near_the_limit() {
+        let nlri: Vec<Prefix> = v4_prefixes(300).into_iter().map(IpNet::V4).collect();
+        sweep(
+            |a| Update {
+                attributes: a,
+                mp_reach: Some(MpReach {
+                    family: Family::Ipv4Unicast,
+                    next_hop: NextHop::new(IpAddr::V6("2001:db8::1".parse().unwrap())),
+                    nlri: nlri.clone(),
+                }),
+                ..Default::default()
+            },
+            &nlri,
+        );
+    }
+}
