@@ -10,7 +10,10 @@ use wire::{Family, NextHop, Origin, PathAttributes, Prefix, Update};
 use crate::attrs::{Attrs, PathInfo, LOCAL_PEER};
 use crate::ctx::{Ctx, Interners, Peer};
 use crate::export::{end_of_rib, UpdateBuilder};
-use crate::import::import_path;
+use crate::import::{
+    import_path, is_treat_as_withdraw, withdrawn_path, ImportCounters, ImportReport,
+    TREAT_AS_WITHDRAW,
+};
 use crate::policy::Policies;
 use crate::table::{Dest, FibState, PrefixMap};
 use crate::{
@@ -118,6 +121,7 @@ impl Rib {
                 received: 0,
                 received_v6: 0,
                 accepted: 0,
+                import_errors: ImportCounters::default(),
             },
         );
     }
@@ -222,16 +226,72 @@ impl Rib {
         !down.done
     }
 
-    /// An UPDATE from peer `id`.
-    pub fn receive(&mut self, id: PeerId, update: Update, out: &mut Outputs) {
-        if self.peers.get(&id).is_none_or(|p| p.session.is_none()) {
-            return;
+    /// An UPDATE from peer `id`. Returns what was refused or ignored, for
+    /// the daemon's log; the peer's [`ImportCounters`] count it too.
+    pub fn receive(&mut self, id: PeerId, mut update: Update, out: &mut Outputs) -> ImportReport {
+        let mut report = ImportReport {
+            attribute_discards: std::mem::take(&mut update.attribute_discards),
+            ..Default::default()
+        };
+        let Some(peer) = self.peers.get(&id) else {
+            return report;
+        };
+        let Some(session) = &peer.session else {
+            return report;
+        };
+        // RFC 4760 §6: NLRI of a family the session did not negotiate are
+        // ignored (and counted), withdrawals included.
+        let negotiated = |f: Family| session.families.contains(&f);
+        let mut ignore = |n: usize, f: Family| {
+            if n > 0 && !negotiated(f) {
+                report.ignored_nlri += n;
+                report.ignored_family = Some(f);
+                return true;
+            }
+            false
+        };
+        if ignore(
+            update.withdrawn.len() + update.nlri.len(),
+            Family::Ipv4Unicast,
+        ) {
+            update.withdrawn.clear();
+            update.nlri.clear();
         }
-        let mut touched: Vec<Prefix> = Vec::with_capacity(
-            update.withdrawn.len()
-                + update.nlri.len()
-                + update.mp_reach.as_ref().map_or(0, |r| r.nlri.len()),
-        );
+        if let Some(u) = &update.mp_unreach {
+            if ignore(u.withdrawn.len(), u.family) {
+                update.mp_unreach = None;
+            }
+        }
+        if let Some(r) = &update.mp_reach {
+            if ignore(r.nlri.len(), r.family) {
+                update.mp_reach = None;
+            }
+        }
+        let v4_nh = update
+            .attributes
+            .next_hop
+            .map(|a| NextHop::new(IpAddr::V4(a)));
+        report.treat_as_withdraw = update
+            .treat_as_withdraw
+            .take()
+            .or_else(|| {
+                (!update.nlri.is_empty() && v4_nh.is_none())
+                    .then(|| "missing well-known attribute NEXT_HOP".to_string())
+            })
+            .or_else(|| {
+                crate::import::semantic_error(&peer.cfg, self.cfg.local_asn, session, &update)
+            });
+        let reachable = update.nlri.len() + update.mp_reach.as_ref().map_or(0, |r| r.nlri.len());
+        if let Some(peer) = self.peers.get_mut(&id) {
+            let c = &mut peer.import_errors;
+            c.attribute_discards += report.attribute_discards.len() as u64;
+            c.ignored_nlri += report.ignored_nlri as u64;
+            if report.treat_as_withdraw.is_some() && reachable > 0 {
+                c.treat_as_withdraw += 1;
+            }
+        }
+
+        let mut touched: Vec<Prefix> = Vec::with_capacity(update.withdrawn.len() + reachable);
         let withdrawn = update.withdrawn.iter().map(|n| Prefix::V4(*n)).chain(
             update
                 .mp_unreach
@@ -243,30 +303,33 @@ impl Rib {
             touched.push(p);
         }
         let nlri = update.nlri.iter().map(|n| Prefix::V4(*n));
-        let v4_nh = update
-            .attributes
-            .next_hop
-            .map(|a| NextHop::new(IpAddr::V4(a)));
-        match (&update.treat_as_withdraw, v4_nh) {
-            (None, Some(nh)) if !update.nlri.is_empty() => {
-                self.announce(id, &update.attributes, nh, nlri, &mut touched, out)
-            }
-            // RFC 7606 treat-as-withdraw (or reachable NLRI without a next hop).
-            _ => {
-                for p in nlri {
-                    self.withdraw_path(id, p);
-                    touched.push(p);
+        let unspecified = NextHop::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        match &report.treat_as_withdraw {
+            None => {
+                if let Some(nh) = v4_nh.filter(|_| !update.nlri.is_empty()) {
+                    self.announce(id, &update.attributes, nh, nlri, &mut touched, out);
+                }
+                if let Some(r) = &update.mp_reach {
+                    let nlri = r.nlri.iter().copied();
+                    self.announce(id, &update.attributes, r.next_hop, nlri, &mut touched, out);
                 }
             }
-        }
-        if let Some(r) = &update.mp_reach {
-            let nlri = r.nlri.iter().copied();
-            if update.treat_as_withdraw.is_none() {
-                self.announce(id, &update.attributes, r.next_hop, nlri, &mut touched, out);
-            } else {
-                for p in nlri {
-                    self.withdraw_path(id, p);
-                    touched.push(p);
+            // RFC 7606 treat-as-withdraw: the routes are withdrawn, and
+            // kept as rejected paths with the reason for `explain`.
+            Some(why) => {
+                let why: Arc<str> = format!("{TREAT_AS_WITHDRAW}: {why}").into();
+                let nh = v4_nh.unwrap_or(unspecified);
+                self.keep_withdrawn(id, &update.attributes, nh, nlri, &why, &mut touched);
+                if let Some(r) = &update.mp_reach {
+                    let nlri = r.nlri.iter().copied();
+                    self.keep_withdrawn(
+                        id,
+                        &update.attributes,
+                        r.next_hop,
+                        nlri,
+                        &why,
+                        &mut touched,
+                    );
                 }
             }
         }
@@ -275,6 +338,7 @@ impl Rib {
             self.process(p, &mut batch, out);
         }
         self.finish(batch, out);
+        report
     }
 
     /// The peer asked us to resend a family (RFC 2918).
@@ -403,6 +467,14 @@ impl Rib {
         }
     }
 
+    /// What import refused or ignored from the peer since it was
+    /// configured (across sessions).
+    pub fn import_counters(&self, id: PeerId) -> ImportCounters {
+        self.peers
+            .get(&id)
+            .map_or_else(ImportCounters::default, |p| p.import_errors)
+    }
+
     /// Paths of `family` in the peer's Adj-RIB-In, accepted or rejected by
     /// import (what `maxPrefixes` limits).
     pub fn received_in(&self, id: PeerId, family: wire::Family) -> usize {
@@ -494,6 +566,31 @@ impl Rib {
         }
     }
 
+    /// The prefixes of an UPDATE treated as withdrawn: each replaces the
+    /// peer's path with a rejected one saying why. Its next hop is not
+    /// watched: the path is never used.
+    fn keep_withdrawn(
+        &mut self,
+        id: PeerId,
+        attrs: &PathAttributes,
+        nh: NextHop,
+        prefixes: impl Iterator<Item = Prefix>,
+        why: &Arc<str>,
+        touched: &mut Vec<Prefix>,
+    ) {
+        let mut a = attrs.clone();
+        a.next_hop = None;
+        let pre = self.ints.attrs.intern(Attrs {
+            next_hop: nh,
+            attrs: a,
+        });
+        let info = withdrawn_path(&mut self.ints, id, &pre, why);
+        for p in prefixes {
+            self.insert_path(id, p, info.clone());
+            touched.push(p);
+        }
+    }
+
     fn insert_path(&mut self, id: PeerId, prefix: Prefix, info: Arc<PathInfo>) {
         let accepted = info.accepted();
         let old = self
@@ -543,7 +640,9 @@ impl Rib {
         let mut accepted: HashMap<PeerId, usize> = HashMap::new();
         for (prefix, dest) in self.table.iter_mut() {
             dest.map_paths(|p| {
-                if p.is_local() || only.is_some_and(|o| o != p.peer) {
+                // A treat-as-withdraw stands until the peer sends the route
+                // again: no configuration makes a malformed UPDATE usable.
+                if p.is_local() || is_treat_as_withdraw(p) || only.is_some_and(|o| o != p.peer) {
                     return p.clone();
                 }
                 let new = match cache.get(&Arc::as_ptr(p)) {
