@@ -209,6 +209,12 @@ pub struct Peer {
     /// Only for iBGP peers.
     #[serde(default)]
     pub route_reflector_client: bool,
+    /// eBGP only: an UPDATE whose AS_PATH does not start with the peer's
+    /// AS is treated as withdrawn (RFC 4271 §6.3), as FRR's
+    /// `enforce-first-as`. Turn off for a route server, which does not
+    /// prepend itself (RFC 7947 §2.2.2.1).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub enforce_first_as: bool,
     #[serde(default, skip_serializing_if = "is_unset")]
     pub import: PolicyChain,
     #[serde(default, skip_serializing_if = "is_unset")]
@@ -408,6 +414,9 @@ fn is_unset(c: &PolicyChain) -> bool {
 }
 fn yes() -> bool {
     true
+}
+fn is_true(b: &bool) -> bool {
+    *b
 }
 fn default_listen() -> Option<Listen> {
     Some(Listen::default())
