@@ -157,6 +157,17 @@ pub struct ImportCounters {
     pub ignored_nlri: u64,
 }
 
+impl ImportCounters {
+    /// Counts `report`, for an UPDATE left with `reachable` prefixes.
+    pub(crate) fn count(&mut self, report: &ImportReport, reachable: usize) {
+        self.attribute_discards += report.attribute_discards.len() as u64;
+        self.ignored_nlri += report.ignored_nlri as u64;
+        if report.treat_as_withdraw.is_some() && reachable > 0 {
+            self.treat_as_withdraw += 1;
+        }
+    }
+}
+
 /// What [`crate::Rib::receive`] refused or ignored in one UPDATE, for the
 /// daemon's log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -283,9 +294,59 @@ pub(crate) fn withdrawn_path(
     })
 }
 
+/// What happens to `u` from `peer` on `session` before any of its paths
+/// is stored: NLRI of a family the session did not negotiate are dropped
+/// (RFC 4760 §6: ignored, and counted; withdrawals too), and the UPDATE is
+/// a treat-as-withdraw if the decoder said so (RFC 7606) or a semantic
+/// check fails. The decoder's attribute discards move to the report.
+pub(crate) fn screen(
+    peer: &PeerConfig,
+    local_asn: u32,
+    session: &SessionInfo,
+    u: &mut Update,
+) -> ImportReport {
+    let mut report = ImportReport {
+        attribute_discards: std::mem::take(&mut u.attribute_discards),
+        ..Default::default()
+    };
+    let mut ignore = |n: usize, f: Family| {
+        if n > 0 && !session.families.contains(&f) {
+            report.ignored_nlri += n;
+            report.ignored_family = Some(f);
+            return true;
+        }
+        false
+    };
+    if ignore(u.withdrawn.len() + u.nlri.len(), Family::Ipv4Unicast) {
+        u.withdrawn.clear();
+        u.nlri.clear();
+    }
+    if u.mp_unreach
+        .as_ref()
+        .is_some_and(|w| ignore(w.withdrawn.len(), w.family))
+    {
+        u.mp_unreach = None;
+    }
+    if u.mp_reach
+        .as_ref()
+        .is_some_and(|r| ignore(r.nlri.len(), r.family))
+    {
+        u.mp_reach = None;
+    }
+    report.treat_as_withdraw = u
+        .treat_as_withdraw
+        .take()
+        .or_else(|| {
+            (!u.nlri.is_empty() && u.attributes.next_hop.is_none())
+                .then(|| "missing well-known attribute NEXT_HOP".to_string())
+        })
+        .or_else(|| semantic_error(peer, local_asn, session, u));
+    report
+}
+
 /// RFC 4271 §6.3 semantic checks of a whole UPDATE from `peer` on
 /// `session`; `Some(reason)` makes it a treat-as-withdraw (RFC 7606 §2).
-pub(crate) fn semantic_error(
+fn semantic_error(
     peer: &PeerConfig,
     local_asn: u32,
     session: &SessionInfo,

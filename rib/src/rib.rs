@@ -11,7 +11,7 @@ use crate::attrs::{Attrs, PathInfo, LOCAL_PEER};
 use crate::ctx::{Ctx, Interners, Peer};
 use crate::export::{end_of_rib, UpdateBuilder};
 use crate::import::{
-    import_path, is_treat_as_withdraw, withdrawn_path, ImportCounters, ImportReport,
+    import_path, is_treat_as_withdraw, screen, withdrawn_path, ImportCounters, ImportReport,
     TREAT_AS_WITHDRAW,
 };
 use crate::policy::Policies;
@@ -229,67 +229,15 @@ impl Rib {
     /// An UPDATE from peer `id`. Returns what was refused or ignored, for
     /// the daemon's log; the peer's [`ImportCounters`] count it too.
     pub fn receive(&mut self, id: PeerId, mut update: Update, out: &mut Outputs) -> ImportReport {
-        let mut report = ImportReport {
-            attribute_discards: std::mem::take(&mut update.attribute_discards),
-            ..Default::default()
-        };
-        let Some(peer) = self.peers.get(&id) else {
-            return report;
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return ImportReport::default();
         };
         let Some(session) = &peer.session else {
-            return report;
+            return ImportReport::default();
         };
-        // RFC 4760 §6: NLRI of a family the session did not negotiate are
-        // ignored (and counted), withdrawals included.
-        let negotiated = |f: Family| session.families.contains(&f);
-        let mut ignore = |n: usize, f: Family| {
-            if n > 0 && !negotiated(f) {
-                report.ignored_nlri += n;
-                report.ignored_family = Some(f);
-                return true;
-            }
-            false
-        };
-        if ignore(
-            update.withdrawn.len() + update.nlri.len(),
-            Family::Ipv4Unicast,
-        ) {
-            update.withdrawn.clear();
-            update.nlri.clear();
-        }
-        if let Some(u) = &update.mp_unreach {
-            if ignore(u.withdrawn.len(), u.family) {
-                update.mp_unreach = None;
-            }
-        }
-        if let Some(r) = &update.mp_reach {
-            if ignore(r.nlri.len(), r.family) {
-                update.mp_reach = None;
-            }
-        }
-        let v4_nh = update
-            .attributes
-            .next_hop
-            .map(|a| NextHop::new(IpAddr::V4(a)));
-        report.treat_as_withdraw = update
-            .treat_as_withdraw
-            .take()
-            .or_else(|| {
-                (!update.nlri.is_empty() && v4_nh.is_none())
-                    .then(|| "missing well-known attribute NEXT_HOP".to_string())
-            })
-            .or_else(|| {
-                crate::import::semantic_error(&peer.cfg, self.cfg.local_asn, session, &update)
-            });
+        let report = screen(&peer.cfg, self.cfg.local_asn, session, &mut update);
         let reachable = update.nlri.len() + update.mp_reach.as_ref().map_or(0, |r| r.nlri.len());
-        if let Some(peer) = self.peers.get_mut(&id) {
-            let c = &mut peer.import_errors;
-            c.attribute_discards += report.attribute_discards.len() as u64;
-            c.ignored_nlri += report.ignored_nlri as u64;
-            if report.treat_as_withdraw.is_some() && reachable > 0 {
-                c.treat_as_withdraw += 1;
-            }
-        }
+        peer.import_errors.count(&report, reachable);
 
         let mut touched: Vec<Prefix> = Vec::with_capacity(update.withdrawn.len() + reachable);
         let withdrawn = update.withdrawn.iter().map(|n| Prefix::V4(*n)).chain(
@@ -303,6 +251,10 @@ impl Rib {
             touched.push(p);
         }
         let nlri = update.nlri.iter().map(|n| Prefix::V4(*n));
+        let v4_nh = update
+            .attributes
+            .next_hop
+            .map(|a| NextHop::new(IpAddr::V4(a)));
         let unspecified = NextHop::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         match &report.treat_as_withdraw {
             None => {
