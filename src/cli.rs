@@ -258,6 +258,11 @@ fn neighbors_table(neighbors: &[NeighborView]) -> String {
                 n.prefixes_received.to_string(),
                 n.prefixes_accepted.to_string(),
                 n.prefixes_advertised.to_string(),
+                // What import refused or ignored: nothing is lost silently.
+                format!(
+                    "{}/{}/{}",
+                    n.updates_treated_as_withdraw, n.attributes_discarded, n.nlri_ignored
+                ),
                 opt(n.last_error.as_ref()),
             ]
         })
@@ -272,6 +277,7 @@ fn neighbors_table(neighbors: &[NeighborView]) -> String {
             "RECEIVED",
             "ACCEPTED",
             "ADVERTISED",
+            "TAW/DISC/IGN",
             "LAST ERROR",
         ],
         rows,

@@ -25,6 +25,9 @@ use crate::events::{PeerCmd, PeerStatus, Reply, Request, Response, RibEvent};
 use crate::listener::{access_list, AccessList};
 use crate::session::PeerTask;
 
+/// One import problem log line per peer and problem this often.
+const IMPORT_LOG_WINDOW: Duration = Duration::from_secs(60);
+
 struct PeerEntry {
     cfg: config::Peer,
     cmd: mpsc::UnboundedSender<PeerCmd>,
@@ -71,6 +74,9 @@ pub struct RouterTask {
     access: watch::Sender<AccessList>,
     /// ROUTE-REFRESH answers in the outputs not yet flushed.
     refreshes_answered: Vec<(PeerId, u64, Family)>,
+    /// Rate limit of the import problem log (treat-as-withdraw, attribute
+    /// discard, families not negotiated).
+    import_log: rib::ImportLog,
 }
 
 pub fn rib_config(c: &Config) -> rib::RibConfig {
@@ -95,6 +101,7 @@ fn peer_config(p: &config::Peer) -> rib::PeerConfig {
         allow_as_in: p.allow_as_in,
         next_hop_self: p.next_hop_self,
         route_reflector_client: p.route_reflector_client,
+        enforce_first_as: p.enforce_first_as,
         import: p.import.clone(),
         export: p.export.clone(),
     }
@@ -181,6 +188,7 @@ impl RouterTask {
             originated: Vec::new(),
             access,
             refreshes_answered: Vec::new(),
+            import_log: rib::ImportLog::new(IMPORT_LOG_WINDOW),
         }
     }
 
@@ -430,7 +438,8 @@ impl RouterTask {
                             e.awaiting_eor.remove(&f);
                         }
                     }
-                    self.rib.receive(peer, u, out);
+                    let report = self.rib.receive(peer, u, out);
+                    self.log_import(peer, &report);
                     // Per UPDATE: the Adj-RIB-In exceeds the limit by at
                     // most one message's prefixes.
                     if limited && self.check_prefix_limit(peer) {
@@ -480,11 +489,28 @@ impl RouterTask {
         None
     }
 
+    /// One warn line per peer and problem per [`IMPORT_LOG_WINDOW`], with
+    /// the number of the same suppressed since the last one.
+    fn log_import(&mut self, peer: PeerId, report: &rib::ImportReport) {
+        let now = Instant::now();
+        for line in report.lines() {
+            if let Some(suppressed) = self.import_log.admit(peer, &line, now) {
+                let name = self.peers.get(&peer).map_or("?", |e| e.cfg.name.as_str());
+                warn!(peer = %name, suppressed, "UPDATE {line}");
+            }
+        }
+    }
+
     fn neighbors(&self) -> Vec<NeighborView> {
         self.peers
             .iter()
             .map(|(id, e)| {
-                NeighborView::new(&e.cfg, &e.status.borrow(), self.rib.peer_counters(*id))
+                NeighborView::new(
+                    &e.cfg,
+                    &e.status.borrow(),
+                    self.rib.peer_counters(*id),
+                    self.rib.import_counters(*id),
+                )
             })
             .collect()
     }

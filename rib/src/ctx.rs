@@ -24,6 +24,8 @@ pub(crate) struct Peer {
     /// Of `received`, IPv6 prefixes (for per-family `maxPrefixes`).
     pub received_v6: usize,
     pub accepted: usize,
+    /// What import refused or ignored on this session (RFC 7606 etc.).
+    pub import_errors: crate::ImportCounters,
 }
 
 /// The RIB's interned values, shared by every route that uses them.
@@ -67,6 +69,9 @@ pub(crate) enum NhStatus<'a> {
     Unresolved,
     Unreachable(&'a str),
     Local,
+    /// One of our own addresses, on a path from a peer that is not on this
+    /// node: semantically incorrect (RFC 4271 §6.3), never usable.
+    OwnAddress,
     Reachable(u32),
 }
 
@@ -78,6 +83,7 @@ impl<'a> Ctx<'a> {
         match self.nexthops.get(&p.post.next_hop.address) {
             None => NhStatus::Unresolved,
             Some(NexthopState::Unreachable(r)) => NhStatus::Unreachable(r),
+            Some(NexthopState::Local) if !self.local_next_hop_allowed(p) => NhStatus::OwnAddress,
             Some(NexthopState::Local) => NhStatus::Local,
             Some(NexthopState::Reachable { metric }) => NhStatus::Reachable(*metric),
         }
@@ -88,8 +94,25 @@ impl<'a> Ctx<'a> {
         p.accepted()
             && !matches!(
                 self.nh_status(p),
-                NhStatus::Unresolved | NhStatus::Unreachable(_)
+                NhStatus::Unresolved | NhStatus::Unreachable(_) | NhStatus::OwnAddress
             )
+    }
+
+    /// RFC 4271 §6.3: a NEXT_HOP that is the receiving speaker's own
+    /// address is semantically incorrect and the route is ignored. The
+    /// exception is a peer on this node (the CNI on `::1`/`127.0.0.1`, or
+    /// any peer whose address is one of ours): every next hop it can give
+    /// is one of our addresses, and its routes are kept and re-advertised
+    /// with next-hop-self (README "What you just saw"). Checked here, when
+    /// the next hop's state is known, rather than at receive time, because
+    /// "local" is learnt from the FIB after the path arrived.
+    fn local_next_hop_allowed(&self, p: &PathInfo) -> bool {
+        self.peers.get(&p.peer).is_none_or(|peer| {
+            let addr = peer.cfg.address;
+            addr.is_loopback()
+                || addr == p.post.next_hop.address
+                || matches!(self.nexthops.get(&addr), Some(NexthopState::Local))
+        })
     }
 
     pub fn is_ebgp(&self, peer: PeerId) -> bool {

@@ -133,6 +133,9 @@ impl Ctx<'_> {
             NhStatus::Unresolved => format!("next hop {nh} not yet resolved"),
             NhStatus::Unreachable(r) => format!("next hop {nh} unreachable: {r}"),
             NhStatus::Local => format!("next hop {nh} is local"),
+            NhStatus::OwnAddress => format!(
+                "next hop {nh} is one of our own addresses: semantically incorrect, treated as withdrawn (RFC 4271 §6.3)"
+            ),
             NhStatus::Reachable(m) => format!("next hop {nh} reachable (IGP cost {m})"),
         }
     }

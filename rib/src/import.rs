@@ -1,15 +1,21 @@
 //! Import: the checks a received path passes before it may be used, each
-//! with a reason kept for `explain`, then the peer's import policy chain.
+//! with a reason kept for `explain`, then the peer's import policy chain;
+//! the whole-UPDATE semantic checks that make it a treat-as-withdraw; and
+//! the counters and rate-limited log of what was refused or ignored.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use wire::Prefix;
+use serde::Serialize;
+use wire::{Family, Prefix, Update};
 
 use crate::attrs::{Attrs, PathInfo};
 use crate::ctx::{Ctx, Interners};
 use crate::policy::{PolicyChain, Subject};
-use crate::PeerId;
+use crate::{PeerConfig, PeerId, SessionInfo};
 
 /// What import made of one path.
 pub(crate) struct Imported {
@@ -134,4 +140,261 @@ fn judge<'a>(ctx: &Ctx<'_>, peer_id: PeerId, pre: &'a Attrs, prefix: &Prefix) ->
         }
     }
     Judged::Accepted(attrs, outcome.used_prefix)
+}
+
+/// Per-session counts of what import refused or ignored, for `show
+/// neighbors`: nothing is lost silently (issue 12).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportCounters {
+    /// UPDATEs treated as withdrawn (RFC 7606 §2, or a semantic check:
+    /// first AS, next hop).
+    pub treat_as_withdraw: u64,
+    /// Attributes discarded (RFC 7606 §2 "attribute discard").
+    pub attribute_discards: u64,
+    /// Prefixes (reachable or withdrawn) of a family the session did not
+    /// negotiate, ignored (RFC 4760 §6).
+    pub ignored_nlri: u64,
+}
+
+impl ImportCounters {
+    /// Counts `report`, for an UPDATE left with `reachable` prefixes.
+    pub(crate) fn count(&mut self, report: &ImportReport, reachable: usize) {
+        self.attribute_discards += report.attribute_discards.len() as u64;
+        self.ignored_nlri += report.ignored_nlri as u64;
+        if report.treat_as_withdraw.is_some() && reachable > 0 {
+            self.treat_as_withdraw += 1;
+        }
+    }
+}
+
+/// What [`crate::Rib::receive`] refused or ignored in one UPDATE, for the
+/// daemon's log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    /// Why every route of the UPDATE was treated as withdrawn.
+    pub treat_as_withdraw: Option<String>,
+    /// The attributes the decoder discarded, each with its reason.
+    pub attribute_discards: Vec<String>,
+    /// Prefixes of a family not negotiated, and that family.
+    pub ignored_nlri: usize,
+    pub ignored_family: Option<Family>,
+}
+
+impl ImportReport {
+    /// The log lines: one per problem, each naming the attribute.
+    pub fn lines(&self) -> impl Iterator<Item = String> + '_ {
+        let taw = self
+            .treat_as_withdraw
+            .iter()
+            .map(|w| format!("treat-as-withdraw: {w}"));
+        let discards = self
+            .attribute_discards
+            .iter()
+            .map(|d| format!("attribute discard: {d}"));
+        let ignored = self.ignored_family.map(|f| {
+            format!(
+                "NLRI of family {f:?} not negotiated: {} prefixes ignored (RFC 4760 §6)",
+                self.ignored_nlri
+            )
+        });
+        taw.chain(discards).chain(ignored)
+    }
+}
+
+/// Rate limit for import problem log lines: one line per peer and line
+/// text per `window`, then the number suppressed meanwhile. At most
+/// `MAX_KEYS` texts are tracked; past that a peer's further texts share
+/// one limit, so a peer inventing reasons cannot grow this map.
+pub struct ImportLog {
+    window: Duration,
+    seen: HashMap<(PeerId, Arc<str>), LogSlot>,
+}
+
+struct LogSlot {
+    since: Instant,
+    suppressed: u64,
+}
+
+const MAX_KEYS: usize = 256;
+
+impl ImportLog {
+    pub fn new(window: Duration) -> ImportLog {
+        ImportLog {
+            window,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Should `line` from `peer` be logged at `now`? `Some(n)`: yes, and
+    /// `n` identical lines were suppressed since the previous one.
+    pub fn admit(&mut self, peer: PeerId, line: &str, now: Instant) -> Option<u64> {
+        if self.seen.len() >= MAX_KEYS {
+            let window = self.window;
+            // Expired slots go; a count they held is lost, not the line.
+            self.seen
+                .retain(|_, s| now.duration_since(s.since) < window);
+        }
+        let key: Arc<str> =
+            if self.seen.len() >= MAX_KEYS && !self.seen.contains_key(&(peer, Arc::from(line))) {
+                Arc::from("(other import problems)")
+            } else {
+                Arc::from(line)
+            };
+        match self.seen.get_mut(&(peer, key.clone())) {
+            Some(s) if now.duration_since(s.since) < self.window => {
+                s.suppressed += 1;
+                None
+            }
+            Some(s) => {
+                let n = s.suppressed;
+                *s = LogSlot {
+                    since: now,
+                    suppressed: 0,
+                };
+                Some(n)
+            }
+            None => {
+                self.seen.insert(
+                    (peer, key),
+                    LogSlot {
+                        since: now,
+                        suppressed: 0,
+                    },
+                );
+                Some(0)
+            }
+        }
+    }
+}
+
+/// The prefix of every rejection reason that is a treat-as-withdraw: such
+/// a path is kept (as rejected, for `explain` and `maxPrefixes`) but is
+/// never re-judged by a reload.
+pub(crate) const TREAT_AS_WITHDRAW: &str = "treat-as-withdraw";
+
+pub(crate) fn is_treat_as_withdraw(p: &PathInfo) -> bool {
+    p.rejected
+        .as_deref()
+        .is_some_and(|r| r.starts_with(TREAT_AS_WITHDRAW))
+}
+
+/// The rejected path kept for a prefix of an UPDATE treated as withdrawn.
+pub(crate) fn withdrawn_path(
+    ints: &mut Interners,
+    peer_id: PeerId,
+    pre: &Arc<Attrs>,
+    why: &Arc<str>,
+) -> Arc<PathInfo> {
+    ints.paths.intern(PathInfo {
+        peer: peer_id,
+        pre: pre.clone(),
+        post: pre.clone(),
+        rejected: Some(why.clone()),
+    })
+}
+
+/// What happens to `u` from `peer` on `session` before any of its paths
+/// is stored: NLRI of a family the session did not negotiate are dropped
+/// (RFC 4760 §6: ignored, and counted; withdrawals too), and the UPDATE is
+/// a treat-as-withdraw if the decoder said so (RFC 7606) or a semantic
+/// check fails. The decoder's attribute discards move to the report.
+pub(crate) fn screen(
+    peer: &PeerConfig,
+    local_asn: u32,
+    session: &SessionInfo,
+    u: &mut Update,
+) -> ImportReport {
+    let mut report = ImportReport {
+        attribute_discards: std::mem::take(&mut u.attribute_discards),
+        ..Default::default()
+    };
+    let mut ignore = |n: usize, f: Family| {
+        if n > 0 && !session.families.contains(&f) {
+            report.ignored_nlri += n;
+            report.ignored_family = Some(f);
+            return true;
+        }
+        false
+    };
+    if ignore(u.withdrawn.len() + u.nlri.len(), Family::Ipv4Unicast) {
+        u.withdrawn.clear();
+        u.nlri.clear();
+    }
+    if u.mp_unreach
+        .as_ref()
+        .is_some_and(|w| ignore(w.withdrawn.len(), w.family))
+    {
+        u.mp_unreach = None;
+    }
+    if u.mp_reach
+        .as_ref()
+        .is_some_and(|r| ignore(r.nlri.len(), r.family))
+    {
+        u.mp_reach = None;
+    }
+    report.treat_as_withdraw = u
+        .treat_as_withdraw
+        .take()
+        .or_else(|| {
+            (!u.nlri.is_empty() && u.attributes.next_hop.is_none())
+                .then(|| "missing well-known attribute NEXT_HOP".to_string())
+        })
+        .or_else(|| semantic_error(peer, local_asn, session, u));
+    report
+}
+
+/// RFC 4271 §6.3 semantic checks of a whole UPDATE from `peer` on
+/// `session`; `Some(reason)` makes it a treat-as-withdraw (RFC 7606 §2).
+fn semantic_error(
+    peer: &PeerConfig,
+    local_asn: u32,
+    session: &SessionInfo,
+    u: &Update,
+) -> Option<String> {
+    let reach_v4 = !u.nlri.is_empty();
+    let reach_mp = u.mp_reach.as_ref().filter(|r| !r.nlri.is_empty());
+    if !reach_v4 && reach_mp.is_none() {
+        return None;
+    }
+    if peer.enforce_first_as && peer.remote_asn != local_asn {
+        let first = u.attributes.as_path.first_asn();
+        if first != Some(peer.remote_asn) {
+            let first = first.map_or_else(|| "none".to_string(), |a| a.to_string());
+            return Some(format!(
+                "AS_PATH: first AS {first} is not the peer's AS {} (RFC 4271 §6.3, enforceFirstAs)",
+                peer.remote_asn
+            ));
+        }
+    }
+    if reach_v4 {
+        if let Some(nh) = u.attributes.next_hop {
+            if let Some(why) = bad_next_hop(IpAddr::V4(nh)) {
+                return Some(format!("NEXT_HOP {nh} {why} (RFC 4271 §6.3)"));
+            }
+        }
+    }
+    if let Some(r) = reach_mp {
+        let nh = r.next_hop.address;
+        if let Some(why) = bad_next_hop(nh) {
+            return Some(format!("MP_REACH_NLRI next hop {nh} {why} (RFC 4271 §6.3)"));
+        }
+        if r.family == Family::Ipv4Unicast && nh.is_ipv6() && !session.extended_next_hop_v4 {
+            return Some(format!(
+                "MP_REACH_NLRI: IPv6 next hop {nh} for IPv4 NLRI without the extended next hop capability (RFC 8950 §2)"
+            ));
+        }
+    }
+    None
+}
+
+/// A next hop no route can use, whatever the FIB says.
+fn bad_next_hop(a: IpAddr) -> Option<&'static str> {
+    if a.is_unspecified() {
+        Some("is unspecified")
+    } else if a.is_multicast() || a == IpAddr::V4(std::net::Ipv4Addr::BROADCAST) {
+        Some("is not a unicast address")
+    } else {
+        None
+    }
 }

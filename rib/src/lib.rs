@@ -27,6 +27,7 @@ use serde::Serialize;
 use wire::{Community, LargeCommunity};
 
 pub use explain::{Explanation, PathExplanation, PeerExport, RouteView};
+pub use import::{ImportCounters, ImportLog, ImportReport};
 pub use rib::{PeerDown, Rib};
 
 /// The daemon's handle for a configured peer.
@@ -72,6 +73,9 @@ pub struct PeerConfig {
     pub allow_as_in: u8,
     pub next_hop_self: bool,
     pub route_reflector_client: bool,
+    /// `peers[].enforceFirstAs`: on eBGP, an UPDATE whose AS_PATH does not
+    /// start with the peer's AS is treated as withdrawn (RFC 4271 §6.3).
+    pub enforce_first_as: bool,
     pub import: policy::PolicyChain,
     pub export: policy::PolicyChain,
 }
@@ -152,4 +156,7 @@ pub struct PeerCounters {
     pub accepted: usize,
     /// Prefixes in Adj-RIB-Out.
     pub advertised: usize,
+    /// Prefixes whose best path is held back from the peer because its
+    /// attributes do not fit one 4096-octet UPDATE.
+    pub too_big: usize,
 }

@@ -10,7 +10,10 @@ use wire::{Family, NextHop, Origin, PathAttributes, Prefix, Update};
 use crate::attrs::{Attrs, PathInfo, LOCAL_PEER};
 use crate::ctx::{Ctx, Interners, Peer};
 use crate::export::{end_of_rib, UpdateBuilder, DOES_NOT_FIT};
-use crate::import::import_path;
+use crate::import::{
+    import_path, is_treat_as_withdraw, screen, withdrawn_path, ImportCounters, ImportReport,
+    TREAT_AS_WITHDRAW,
+};
 use crate::policy::Policies;
 use crate::table::{Dest, FibState, PrefixMap};
 use crate::{
@@ -130,6 +133,7 @@ impl Rib {
                 received: 0,
                 received_v6: 0,
                 accepted: 0,
+                import_errors: ImportCounters::default(),
             },
         );
     }
@@ -236,16 +240,20 @@ impl Rib {
         !down.done
     }
 
-    /// An UPDATE from peer `id`.
-    pub fn receive(&mut self, id: PeerId, update: Update, out: &mut Outputs) {
-        if self.peers.get(&id).is_none_or(|p| p.session.is_none()) {
-            return;
-        }
-        let mut touched: Vec<Prefix> = Vec::with_capacity(
-            update.withdrawn.len()
-                + update.nlri.len()
-                + update.mp_reach.as_ref().map_or(0, |r| r.nlri.len()),
-        );
+    /// An UPDATE from peer `id`. Returns what was refused or ignored, for
+    /// the daemon's log; the peer's [`ImportCounters`] count it too.
+    pub fn receive(&mut self, id: PeerId, mut update: Update, out: &mut Outputs) -> ImportReport {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return ImportReport::default();
+        };
+        let Some(session) = &peer.session else {
+            return ImportReport::default();
+        };
+        let report = screen(&peer.cfg, self.cfg.local_asn, session, &mut update);
+        let reachable = update.nlri.len() + update.mp_reach.as_ref().map_or(0, |r| r.nlri.len());
+        peer.import_errors.count(&report, reachable);
+
+        let mut touched: Vec<Prefix> = Vec::with_capacity(update.withdrawn.len() + reachable);
         let withdrawn = update.withdrawn.iter().map(|n| Prefix::V4(*n)).chain(
             update
                 .mp_unreach
@@ -261,26 +269,33 @@ impl Rib {
             .attributes
             .next_hop
             .map(|a| NextHop::new(IpAddr::V4(a)));
-        match (&update.treat_as_withdraw, v4_nh) {
-            (None, Some(nh)) if !update.nlri.is_empty() => {
-                self.announce(id, &update.attributes, nh, nlri, &mut touched, out)
-            }
-            // RFC 7606 treat-as-withdraw (or reachable NLRI without a next hop).
-            _ => {
-                for p in nlri {
-                    self.withdraw_path(id, p);
-                    touched.push(p);
+        let unspecified = NextHop::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        match &report.treat_as_withdraw {
+            None => {
+                if let Some(nh) = v4_nh.filter(|_| !update.nlri.is_empty()) {
+                    self.announce(id, &update.attributes, nh, nlri, &mut touched, out);
+                }
+                if let Some(r) = &update.mp_reach {
+                    let nlri = r.nlri.iter().copied();
+                    self.announce(id, &update.attributes, r.next_hop, nlri, &mut touched, out);
                 }
             }
-        }
-        if let Some(r) = &update.mp_reach {
-            let nlri = r.nlri.iter().copied();
-            if update.treat_as_withdraw.is_none() {
-                self.announce(id, &update.attributes, r.next_hop, nlri, &mut touched, out);
-            } else {
-                for p in nlri {
-                    self.withdraw_path(id, p);
-                    touched.push(p);
+            // RFC 7606 treat-as-withdraw: the routes are withdrawn, and
+            // kept as rejected paths with the reason for `explain`.
+            Some(why) => {
+                let why: Arc<str> = format!("{TREAT_AS_WITHDRAW}: {why}").into();
+                let nh = v4_nh.unwrap_or(unspecified);
+                self.keep_withdrawn(id, &update.attributes, nh, nlri, &why, &mut touched);
+                if let Some(r) = &update.mp_reach {
+                    let nlri = r.nlri.iter().copied();
+                    self.keep_withdrawn(
+                        id,
+                        &update.attributes,
+                        r.next_hop,
+                        nlri,
+                        &why,
+                        &mut touched,
+                    );
                 }
             }
         }
@@ -289,6 +304,7 @@ impl Rib {
             self.process(p, &mut batch, out);
         }
         self.finish(batch, out);
+        report
     }
 
     /// The peer asked us to resend a family (RFC 2918).
@@ -414,6 +430,7 @@ impl Rib {
             received: p.received,
             accepted: p.accepted,
             advertised: self.adj_out.get(&id).map_or(0, |a| a.len()),
+            too_big: self.not_advertised_too_big(id),
         }
     }
 
@@ -421,6 +438,14 @@ impl Rib {
     /// attributes do not fit one 4096-octet UPDATE.
     pub fn not_advertised_too_big(&self, id: PeerId) -> usize {
         self.too_big.get(&id).map_or(0, HashSet::len)
+    }
+
+    /// What import refused or ignored from the peer since it was
+    /// configured (across sessions).
+    pub fn import_counters(&self, id: PeerId) -> ImportCounters {
+        self.peers
+            .get(&id)
+            .map_or_else(ImportCounters::default, |p| p.import_errors)
     }
 
     /// Paths of `family` in the peer's Adj-RIB-In, accepted or rejected by
@@ -514,6 +539,31 @@ impl Rib {
         }
     }
 
+    /// The prefixes of an UPDATE treated as withdrawn: each replaces the
+    /// peer's path with a rejected one saying why. Its next hop is not
+    /// watched: the path is never used.
+    fn keep_withdrawn(
+        &mut self,
+        id: PeerId,
+        attrs: &PathAttributes,
+        nh: NextHop,
+        prefixes: impl Iterator<Item = Prefix>,
+        why: &Arc<str>,
+        touched: &mut Vec<Prefix>,
+    ) {
+        let mut a = attrs.clone();
+        a.next_hop = None;
+        let pre = self.ints.attrs.intern(Attrs {
+            next_hop: nh,
+            attrs: a,
+        });
+        let info = withdrawn_path(&mut self.ints, id, &pre, why);
+        for p in prefixes {
+            self.insert_path(id, p, info.clone());
+            touched.push(p);
+        }
+    }
+
     fn insert_path(&mut self, id: PeerId, prefix: Prefix, info: Arc<PathInfo>) {
         let accepted = info.accepted();
         let old = self
@@ -563,7 +613,9 @@ impl Rib {
         let mut accepted: HashMap<PeerId, usize> = HashMap::new();
         for (prefix, dest) in self.table.iter_mut() {
             dest.map_paths(|p| {
-                if p.is_local() || only.is_some_and(|o| o != p.peer) {
+                // A treat-as-withdraw stands until the peer sends the route
+                // again: no configuration makes a malformed UPDATE usable.
+                if p.is_local() || is_treat_as_withdraw(p) || only.is_some_and(|o| o != p.peer) {
                     return p.clone();
                 }
                 let new = match cache.get(&Arc::as_ptr(p)) {

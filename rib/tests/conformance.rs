@@ -391,6 +391,7 @@ fn run(dir: &Path) -> Run {
                         allow_as_in: 0,
                         next_hop_self: false,
                         route_reflector_client: a.route_reflector_client,
+                        enforce_first_as: true,
                         import: chain(&a.import),
                         export: chain(&a.export),
                     },
@@ -412,8 +413,12 @@ fn run(dir: &Path) -> Run {
                     rib.receive(a.peer, u, &mut out);
                 }
             }
-            Event::Withdraw(w) => rib.receive(w.peer, withdrawal(&w), &mut out),
-            Event::Update { peer, update } => rib.receive(peer, update, &mut out),
+            Event::Withdraw(w) => {
+                rib.receive(w.peer, withdrawal(&w), &mut out);
+            }
+            Event::Update { peer, update } => {
+                rib.receive(peer, update, &mut out);
+            }
             Event::Recorded(r) => {
                 for u in recorded_updates(&r) {
                     rib.receive(r.peer, u, &mut out);

@@ -141,7 +141,8 @@ fn routes_views_serialize_camel_case() {
         PeerCounters {
             received: 1,
             accepted: 0,
-            advertised: 2
+            advertised: 2,
+            too_big: 0
         }
     );
 }

@@ -13,7 +13,13 @@ fn rib_with_route(confirms: bool) -> Rib {
     let mut rib = Rib::new(cfg());
     rib.set_fib_confirms(confirms);
     add_up(&mut rib, 1, ebgp("a", "192.0.2.1", 65101), "192.0.2.1");
-    add_up(&mut rib, 2, ebgp("b", "192.0.2.2", 65102), "192.0.2.2");
+    // b sends an empty AS_PATH (a path shorter than a's): only without
+    // enforceFirstAs (RFC 4271 §6.3).
+    let b = PeerConfig {
+        enforce_first_as: false,
+        ..ebgp("b", "192.0.2.2", 65102)
+    };
+    add_up(&mut rib, 2, b, "192.0.2.2");
     reach(&mut rib, "192.0.2.1", 0);
     reach(&mut rib, "192.0.2.2", 0);
     let out = receive(&mut rib, 1, update_v4(&[P], "192.0.2.1", attrs(&[65101])));

@@ -39,7 +39,8 @@ fn as_path_loop_rejected_with_allow_as_in_0() {
         PeerCounters {
             received: 1,
             accepted: 0,
-            advertised: 0
+            advertised: 0,
+            too_big: 0
         }
     );
 }

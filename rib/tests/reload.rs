@@ -45,7 +45,8 @@ fn import_policy_change_reevaluates_stored_paths() {
         PeerCounters {
             received: 2,
             accepted: 2,
-            advertised: 0
+            advertised: 0,
+            too_big: 0
         }
     );
 
@@ -73,7 +74,8 @@ fn import_policy_change_reevaluates_stored_paths() {
         PeerCounters {
             received: 2,
             accepted: 1,
-            advertised: 0
+            advertised: 0,
+            too_big: 0
         }
     );
     let e = rib.explain(&p("10.1.0.0/24"));

@@ -29,6 +29,8 @@ pub struct NeighborView {
     pub prefixes_received: usize,
     pub prefixes_accepted: usize,
     pub prefixes_advertised: usize,
+    /// Prefixes held back because their attributes do not fit one UPDATE.
+    pub prefixes_too_big: usize,
     pub state: SessionState,
     #[serde(deserialize_with = "required")]
     pub last_error: Option<String>,
@@ -51,12 +53,24 @@ pub struct NeighborView {
     pub route_refresh_ignored: u64,
     /// ROUTE-REFRESH messages folded into an answer already being sent.
     pub route_refresh_coalesced: u64,
+    /// UPDATEs whose routes were treated as withdrawn (RFC 7606 §2, or a
+    /// semantic check: first AS, next hop); `explain` says why per prefix.
+    pub updates_treated_as_withdraw: u64,
+    /// Path attributes discarded (RFC 7606 §2 "attribute discard").
+    pub attributes_discarded: u64,
+    /// Prefixes of a family the session did not negotiate, ignored.
+    pub nlri_ignored: u64,
 }
 
 impl NeighborView {
     /// The view of a configured peer from its session's status and the
     /// RIB's counters.
-    pub fn new(peer: &config::Peer, status: &PeerStatus, counters: rib::PeerCounters) -> Self {
+    pub fn new(
+        peer: &config::Peer,
+        status: &PeerStatus,
+        counters: rib::PeerCounters,
+        import: rib::ImportCounters,
+    ) -> Self {
         NeighborView {
             name: peer.name.clone(),
             address: peer.address,
@@ -69,6 +83,7 @@ impl NeighborView {
             prefixes_received: counters.received,
             prefixes_accepted: counters.accepted,
             prefixes_advertised: counters.advertised,
+            prefixes_too_big: counters.too_big,
             state: status.state,
             last_error: status.last_error.clone(),
             remote_router_id: status.remote_router_id,
@@ -79,6 +94,9 @@ impl NeighborView {
             held_down: status.held_down.clone(),
             route_refresh_ignored: status.refresh_ignored,
             route_refresh_coalesced: status.refresh_coalesced,
+            updates_treated_as_withdraw: import.treat_as_withdraw,
+            attributes_discarded: import.attribute_discards,
+            nlri_ignored: import.ignored_nlri,
         }
     }
 }
@@ -214,8 +232,14 @@ mod tests {
             received: 7,
             accepted: 5,
             advertised: 3,
+            too_big: 0,
         };
-        let n = NeighborView::new(&peer(), &established(), counters);
+        let import = rib::ImportCounters {
+            treat_as_withdraw: 4,
+            attribute_discards: 2,
+            ignored_nlri: 1,
+        };
+        let n = NeighborView::new(&peer(), &established(), counters, import);
         assert!((75..80).contains(&n.uptime_seconds), "{}", n.uptime_seconds);
         let mut v = serde_json::to_value(&n).unwrap();
         v["uptimeSeconds"] = json!(75);
@@ -227,13 +251,14 @@ mod tests {
             "families": ["ipv4-unicast", "ipv6-unicast"],
             "localAddress": "192.0.2.254", "flaps": 2, "heldDown": null,
             "routeRefreshIgnored": 0, "routeRefreshCoalesced": 0,
+            "updatesTreatedAsWithdraw": 4, "attributesDiscarded": 2, "nlriIgnored": 1,
         });
         assert_eq!(v, expected);
         let back: NeighborView = round_trip(&expected);
         assert_eq!(back.state, SessionState::Established);
         assert_eq!(back.prefixes_accepted, 5);
 
-        let idle = NeighborView::new(&peer(), &PeerStatus::new(), counters);
+        let idle = NeighborView::new(&peer(), &PeerStatus::new(), counters, import);
         assert_eq!(idle.uptime_seconds, 0);
         let v = serde_json::to_value(&idle).unwrap();
         assert_eq!(v["state"], "Idle");
@@ -247,9 +272,16 @@ mod tests {
             &peer(),
             &established(),
             rib::PeerCounters::default(),
+            rib::ImportCounters::default(),
         )])
         .unwrap();
-        for key in ["prefixesReceived", "lastError", "holdTime", "state"] {
+        for key in [
+            "prefixesReceived",
+            "lastError",
+            "holdTime",
+            "state",
+            "updatesTreatedAsWithdraw",
+        ] {
             let mut v = full.clone();
             let field = v[0].as_object_mut().unwrap().remove(key).unwrap();
             let e = decode_error::<Vec<NeighborView>>(v.clone());
@@ -316,6 +348,7 @@ mod tests {
                     allow_as_in: 0,
                     next_hop_self: false,
                     route_reflector_client: false,
+                    enforce_first_as: true,
                     import,
                     export: PolicyChain::All,
                 },

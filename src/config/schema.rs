@@ -209,6 +209,12 @@ pub struct Peer {
     /// Only for iBGP peers.
     #[serde(default)]
     pub route_reflector_client: bool,
+    /// eBGP only: an UPDATE whose AS_PATH does not start with the peer's
+    /// AS is treated as withdrawn (RFC 4271 §6.3), as FRR's
+    /// `enforce-first-as`. Turn off for a route server, which does not
+    /// prepend itself (RFC 7947 §2.2.2.1).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub enforce_first_as: bool,
     #[serde(default, skip_serializing_if = "is_unset")]
     pub import: PolicyChain,
     #[serde(default, skip_serializing_if = "is_unset")]
@@ -409,6 +415,9 @@ fn is_unset(c: &PolicyChain) -> bool {
 fn yes() -> bool {
     true
 }
+fn is_true(b: &bool) -> bool {
+    *b
+}
 fn default_listen() -> Option<Listen> {
     Some(Listen::default())
 }
@@ -450,5 +459,22 @@ impl Config {
     /// The canonical YAML form: `parse(to_yaml(c)) == c`.
     pub fn to_yaml(&self) -> String {
         serde_yaml_ng::to_string(self).expect("config values always serialize")
+    }
+}
+
+#[cfg(test)]
+mod enforce_first_as_tests {
+    #[test]
+    fn enforce_first_as_defaults_on_and_is_printed_only_when_off() {
+        let text = "router: { asn: 65001, routerId: 10.0.0.1 }\n\
+                    peers:\n  - { name: a, address: 10.0.0.2, asn: 65002 }\n  \
+                    - { name: rs, address: 10.0.0.3, asn: 65003, enforceFirstAs: false }\n";
+        let c = crate::config::parse(text, "t.yaml").unwrap();
+        assert!(c.peers[0].enforce_first_as);
+        assert!(!c.peers[1].enforce_first_as);
+        let printed = c.to_yaml();
+        assert_eq!(printed.matches("enforceFirstAs").count(), 1, "{printed}");
+        assert!(printed.contains("enforceFirstAs: false"), "{printed}");
+        assert_eq!(crate::config::parse(&printed, "t.yaml").unwrap(), c);
     }
 }

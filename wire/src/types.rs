@@ -496,6 +496,12 @@ pub struct Update {
     /// string says why, for logs and `explain`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub treat_as_withdraw: Option<String>,
+    /// Set by the decoder for each attribute it discarded (RFC 7606 §2
+    /// "attribute discard", RFC 6793 §6), or an MP_*_NLRI of a family it
+    /// does not speak: the attribute and the reason, one line each. The
+    /// routes themselves stand.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attribute_discards: Vec<String>,
 }
 
 impl Update {

@@ -194,6 +194,7 @@ fn update() -> impl Strategy<Value = Update> {
                     mp_unreach,
                     nlri,
                     treat_as_withdraw: None,
+                    attribute_discards: Vec::new(),
                 }
             },
         );

@@ -763,3 +763,73 @@ fn framing() {
     assert_eq!(decode_message(&buf, &codec), Ok(None));
     assert_eq!(decode_message(&rr, &codec), Ok(None));
 }
+
+/// Attribute discard is never silent: each discarded attribute is reported
+/// on the Update with its name and the reason (issue 12, "Nothing lost
+/// silently"), and a well-formed UPDATE reports nothing.
+#[test]
+fn attribute_discards_are_reported() {
+    let decode = |bytes: &[u8], four: bool| -> Update {
+        let codec = SessionCodec {
+            four_octet_as: four,
+        };
+        match decode_message(bytes, &codec) {
+            Ok(Some((Message::Update(u), _))) => u,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    let cases: Vec<(&str, Vec<u8>, bool, &str)> = vec![
+        (
+            "ATOMIC_AGGREGATE length 1",
+            with(&[&[0x40, 6, 1, 0]]),
+            true,
+            "ATOMIC_AGGREGATE",
+        ),
+        (
+            "AGGREGATOR length 7",
+            with(&[&[0xc0, 7, 7, 0, 0, 0xfd, 0xe9, 10, 0, 0]]),
+            true,
+            "AGGREGATOR",
+        ),
+        (
+            "duplicate ORIGIN",
+            with(&[&[0x40, 1, 1, 2]]),
+            true,
+            "ORIGIN: repeated",
+        ),
+        (
+            "malformed AS4_PATH",
+            upd(
+                &[
+                    ORIGIN,
+                    &[0x40, 2, 4, 2, 1, 0x5b, 0xa0],
+                    NEXT_HOP,
+                    &[0xc0, 17, 3, 2, 1, 0],
+                ],
+                NLRI,
+            ),
+            false,
+            "AS4_PATH",
+        ),
+        (
+            "MP_REACH of an unsupported AFI/SAFI",
+            // AFI 1 SAFI 128 (L3VPN), next hop length 0, reserved, no NLRI.
+            with(&[&[0x80, 14, 5, 0, 1, 128, 0, 0]]),
+            true,
+            "AFI/SAFI 1/128",
+        ),
+    ];
+    for (name, bytes, four, want) in cases {
+        let u = decode(&bytes, four);
+        assert_eq!(u.treat_as_withdraw, None, "{name}");
+        assert_eq!(u.attribute_discards.len(), 1, "{name}: {u:?}");
+        assert!(
+            u.attribute_discards[0].contains(want),
+            "{name}: {:?}",
+            u.attribute_discards
+        );
+        assert!(!u.nlri.is_empty(), "{name}: the routes stand");
+    }
+    let fine = decode(&with(&[&[0x40, 6, 0]]), true);
+    assert!(fine.attribute_discards.is_empty(), "{fine:?}");
+}

@@ -101,7 +101,12 @@ mod tests {
         let views: Vec<_> = [(&other, 1), (&c.peers[0], 10_000)]
             .into_iter()
             .map(|(peer, accepted)| {
-                let mut v = NeighborView::new(peer, &Default::default(), Default::default());
+                let mut v = NeighborView::new(
+                    peer,
+                    &Default::default(),
+                    Default::default(),
+                    Default::default(),
+                );
                 v.prefixes_accepted = accepted;
                 v
             })

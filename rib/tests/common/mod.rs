@@ -39,6 +39,7 @@ pub fn ebgp(name: &str, addr: &str, asn: u32) -> PeerConfig {
         allow_as_in: 0,
         next_hop_self: false,
         route_reflector_client: false,
+        enforce_first_as: true,
         import: PolicyChain::All,
         export: PolicyChain::All,
     }

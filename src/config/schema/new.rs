@@ -55,6 +55,7 @@ impl Peer {
             allow_as_in: 0,
             next_hop_self: false,
             route_reflector_client: false,
+            enforce_first_as: true,
             import: PolicyChain::Unset,
             export: PolicyChain::Unset,
             password: None,

@@ -82,7 +82,7 @@ pub(super) fn decode_attributes(
         p = &p[hdr + len..];
 
         if st.dup(ty) {
-            rfc7606::duplicate(ty)?;
+            rfc7606::duplicate(ty, st)?;
             continue;
         }
         let ot = flags & (F_OPT | F_TRANS);
@@ -148,6 +148,8 @@ pub(super) fn decode_attributes(
                 // RFC 7606 §7.6: attribute discard.
                 if flags_ok(WELL_KNOWN) && len == 0 {
                     a.atomic_aggregate = true;
+                } else {
+                    st.discard(|| format!("malformed {name}: bad flags or length, discarded"));
                 }
             }
             attr_type::AGGREGATOR => {
@@ -159,6 +161,8 @@ pub(super) fn decode_attributes(
                         (u32::from(be16(v)), v4(&v[2..]))
                     };
                     a.aggregator = Some(Aggregator { asn, address: addr });
+                } else {
+                    st.discard(|| format!("malformed {name}: bad flags or length, discarded"));
                 }
             }
             attr_type::COMMUNITIES => {
@@ -200,16 +204,25 @@ pub(super) fn decode_attributes(
             attr_type::AS4_PATH => {
                 // RFC 6793 §4.1: a NEW speaker discards AS4_PATH from a NEW
                 // speaker; §6: a malformed one is discarded.
-                if !codec.four_octet_as && flags_ok(OPT_TRANS) {
-                    as4.path = parse_as_path(v, 4).ok();
+                if !codec.four_octet_as {
+                    as4.path = flags_ok(OPT_TRANS)
+                        .then(|| parse_as_path(v, 4).ok())
+                        .flatten();
+                    if as4.path.is_none() {
+                        st.discard(|| format!("malformed {name}: discarded (RFC 6793 §6)"));
+                    }
                 }
             }
             attr_type::AS4_AGGREGATOR => {
-                if !codec.four_octet_as && flags_ok(OPT_TRANS) && len == 8 {
+                if codec.four_octet_as {
+                    // RFC 6793 §4.1: ignored from a NEW speaker.
+                } else if flags_ok(OPT_TRANS) && len == 8 {
                     as4.aggregator = Some(Aggregator {
                         asn: be32(v),
                         address: v4(&v[4..]),
                     });
+                } else {
+                    st.discard(|| format!("malformed {name}: discarded (RFC 6793 §6)"));
                 }
             }
             attr_type::MP_REACH_NLRI | attr_type::MP_UNREACH_NLRI => {
@@ -217,10 +230,19 @@ pub(super) fn decode_attributes(
                 if !flags_ok(OPT_NON_TRANS) {
                     return Err(bad());
                 }
-                if ty == attr_type::MP_REACH_NLRI {
+                let known = if ty == attr_type::MP_REACH_NLRI {
                     u.mp_reach = decode_mp_reach(v).map_err(|_| bad())?;
+                    u.mp_reach.is_some()
                 } else {
                     u.mp_unreach = decode_mp_unreach(v).map_err(|_| bad())?;
+                    u.mp_unreach.is_some()
+                };
+                if !known {
+                    // RFC 4760 §7: NLRI of an AFI/SAFI we do not speak are
+                    // ignored; the attribute is well-formed (length >= 3
+                    // was checked), so the AFI/SAFI can be named.
+                    let (afi, safi) = (be16(v), v[2]);
+                    st.discard(|| format!("{name}: AFI/SAFI {afi}/{safi} not supported, ignored"));
                 }
             }
             _ => {

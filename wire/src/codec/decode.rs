@@ -279,6 +279,6 @@ fn decode_update(body: &[u8], codec: &SessionCodec) -> Result<Update, DecodeErro
         as4.reconcile(&mut u.attributes, st.have_as_path);
     }
     check_mandatory(&u, &mut st);
-    u.treat_as_withdraw = st.into_withdraw_reason();
+    st.report_into(&mut u);
     Ok(u)
 }

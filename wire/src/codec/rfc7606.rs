@@ -21,6 +21,9 @@ pub(super) struct AttrState {
     seen: [u64; 4],
     /// The first treat-as-withdraw reason; later ones are not kept.
     taw: Option<String>,
+    /// One line per attribute discarded (RFC 7606 §2 "attribute discard").
+    /// Empty, and so never allocated, for a well-formed UPDATE.
+    discards: Vec<String>,
     pub have_origin: bool,
     pub have_as_path: bool,
     pub have_next_hop: bool,
@@ -43,9 +46,17 @@ impl AttrState {
         }
     }
 
-    /// The reason given to [`Update::treat_as_withdraw`].
-    pub fn into_withdraw_reason(self) -> Option<String> {
-        self.taw
+    /// Attribute discard: the attribute is ignored and the routes are kept.
+    /// `why` names the attribute and the reason; reported in
+    /// [`Update::attribute_discards`] so the loss is never silent.
+    pub fn discard(&mut self, why: impl FnOnce() -> String) {
+        self.discards.push(why());
+    }
+
+    /// Moves the treat-as-withdraw reason and the discards onto `u`.
+    pub fn report_into(self, u: &mut Update) {
+        u.treat_as_withdraw = self.taw;
+        u.attribute_discards = self.discards;
     }
 }
 
@@ -76,10 +87,11 @@ pub(super) fn overrun(ty: Option<u8>, st: &mut AttrState) -> Result<(), DecodeEr
 
 /// A second attribute of type `ty`. RFC 7606 §3 g: discard every repeat,
 /// except of MP_REACH_NLRI / MP_UNREACH_NLRI, which resets the session.
-pub(super) fn duplicate(ty: u8) -> Result<(), DecodeError> {
+pub(super) fn duplicate(ty: u8, st: &mut AttrState) -> Result<(), DecodeError> {
     if is_mp(ty) {
         return Err(update_err(n::update::MALFORMED_ATTRIBUTE_LIST, Vec::new()));
     }
+    st.discard(|| format!("{}: repeated, discarded", super::attr_name(ty)));
     Ok(())
 }
 
