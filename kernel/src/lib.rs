@@ -46,7 +46,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use tokio::sync::{mpsc::UnboundedSender, oneshot};
+use tokio::sync::{mpsc::UnboundedSender, oneshot, Semaphore};
 
 use cmd::Cmd;
 
@@ -94,7 +94,24 @@ pub struct Fib {
 
 struct Inner {
     tx: mpsc::Sender<Cmd>,
+    /// One permit per [`Fib::apply`] batch the worker has not taken in
+    /// yet (see [`APPLY_QUEUE`]).
+    apply_room: Arc<Semaphore>,
 }
+
+/// Batches of changes queued for the worker at most. The worker takes
+/// every queued batch into its route table (coalesced per prefix: bounded
+/// by the number of prefixes) between write steps of a few thousand
+/// routes, so the queue only fills while it is stuck on the kernel (a
+/// slow write, a dump); then [`Fib::apply`] waits instead of memory
+/// growing (the RIB hands over up to 16k changes a batch).
+///
+/// No deadlock with the other direction: the worker never waits for its
+/// caller. What it reports ([`FibEvent`]s) goes out on an unbounded
+/// channel that the router drains whenever it is not waiting here, and
+/// that grows only with writes done, i.e. with batches taken from this
+/// queue (confirmations come one event per write step).
+const APPLY_QUEUE: usize = 4;
 
 impl Drop for Inner {
     fn drop(&mut self) {
@@ -146,7 +163,10 @@ impl Fib {
             .name("fib-worker".into())
             .spawn(move || worker.run(rx))?;
         Ok(Fib {
-            inner: Arc::new(Inner { tx }),
+            inner: Arc::new(Inner {
+                tx,
+                apply_room: Arc::new(Semaphore::new(APPLY_QUEUE)),
+            }),
         })
     }
 
@@ -154,10 +174,15 @@ impl Fib {
         self.inner.tx.send(cmd).is_ok()
     }
 
-    /// Queues route changes; never blocks on the kernel.
-    pub fn apply(&self, changes: Vec<FibChange>) {
-        if !changes.is_empty() {
-            self.send(Cmd::Apply(changes));
+    /// Queues route changes; waits while [`APPLY_QUEUE`] batches are
+    /// queued already (the worker stuck on the kernel), never longer.
+    pub async fn apply(&self, changes: Vec<FibChange>) {
+        if changes.is_empty() {
+            return;
+        }
+        // The semaphore is never closed.
+        if let Ok(permit) = self.inner.apply_room.clone().acquire_owned().await {
+            self.send(Cmd::Apply(changes, permit));
         }
     }
 

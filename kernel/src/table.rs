@@ -323,7 +323,11 @@ pub(crate) struct RouteTable {
     /// Prefixes to be written.
     dirty: Dirty,
     sweep: Sweep,
-    /// RouteFailed and RouteInstalled go to the RIB from here.
+    /// Prefixes found or written right in this write step, with the set
+    /// they want: sent as one [`FibEvent::RoutesInstalled`] by
+    /// [`RouteTable::send_confirmed`].
+    confirmed: Vec<(IpNet, Arc<NhSet>)>,
+    /// RouteFailed and RoutesInstalled go to the RIB from here.
     events: UnboundedSender<FibEvent>,
 }
 
@@ -337,6 +341,7 @@ impl RouteTable {
             repairs: Repairs::default(),
             dirty: Dirty::new(),
             sweep: Sweep::Idle,
+            confirmed: Vec::new(),
             events,
         }
     }
@@ -429,9 +434,16 @@ impl RouteTable {
             let Some(r) = self.routes.get(&p) else {
                 continue;
             };
-            let want = r.want.map(|w| desired(self.wanted.get(w)));
+            let wanted = r.want.map(|w| self.wanted.get(w));
+            let want = wanted.map(|set| desired(set));
+            let to_install = matches!(want, Some(Desired::Install(_)));
             match write_for(want, r.cur(), |id| sets.get(id)) {
-                Write::None => {}
+                Write::None => {
+                    if let (true, Some(set)) = (to_install, wanted) {
+                        // Already right in the kernel: confirmed as is.
+                        self.confirmed.push((p, set.clone()));
+                    }
+                }
                 Write::Replace(h) => {
                     let nhid = sets.for_write(&h);
                     ops.push(Op::Replace(p, h, nhid))
@@ -462,20 +474,27 @@ impl RouteTable {
                 // the installed route; the one it replaces is let go.
                 // (Acquired first: rewriting the same set keeps its number.)
                 let id = sets.installed(&h);
-                self.routes
-                    .entry(p)
-                    .replace_cur(Current::Installed(id), sets);
-                if self.forget_failure(&p) {
-                    let _ = self.events.send(FibEvent::RouteInstalled { prefix: p });
+                let r = self.routes.entry(p);
+                r.replace_cur(Current::Installed(id), sets);
+                // The worker takes no change between a step's sweep and its
+                // outcomes: the set wanted now is the one written.
+                if let Some(w) = r.want {
+                    self.confirmed.push((p, self.wanted.get(w).clone()));
                 }
+                self.forget_failure(&p);
                 false
             }
             (Op::Replace(p, _, _), Outcome::Refused(e)) => {
                 let error = e.to_string();
-                self.routes.entry(p).replace_cur(Current::Failed, sets);
+                let r = self.routes.entry(p);
+                r.replace_cur(Current::Failed, sets);
+                let next_hops = r
+                    .want
+                    .map_or_else(tables::fib::no_next_hops, |w| self.wanted.get(w).clone());
                 let wait = self.schedule_retry(p, error.as_str().into(), Instant::now());
                 let _ = self.events.send(FibEvent::RouteFailed {
                     prefix: p,
+                    next_hops,
                     error,
                     next_retry: SystemTime::now() + wait,
                 });
@@ -504,6 +523,14 @@ impl RouteTable {
                 false
             }
             (Op::Object(_), _) => false,
+        }
+    }
+
+    /// Sends what this write step confirmed, as one event.
+    pub(crate) fn send_confirmed(&mut self) {
+        if !self.confirmed.is_empty() {
+            let routes = std::mem::take(&mut self.confirmed);
+            let _ = self.events.send(FibEvent::RoutesInstalled(routes));
         }
     }
 
@@ -861,7 +888,7 @@ mod tests {
 
     #[test]
     fn rewriting_what_is_installed_writes_nothing_and_a_withdrawal_deletes() {
-        let (mut t, _rx) = table();
+        let (mut t, mut rx) = table();
         let mut sets = HopSets::new(None);
         let (a, b) = (net("10.0.1.0/24"), net("10.0.2.0/24"));
         t.want(a, nhs("192.0.2.1"));
@@ -871,6 +898,11 @@ mod tests {
         done(&mut t, step, &mut sets);
         assert!(matches!(t.current(&a), Current::Installed(_)));
         t.end_sweep_if_clean();
+        t.send_confirmed();
+        let Ok(FibEvent::RoutesInstalled(written)) = rx.try_recv() else {
+            panic!("one confirmation for the step expected")
+        };
+        assert_eq!(written.iter().map(|(p, _)| *p).collect::<Vec<_>>(), [b, a]);
         // Wanted again as it is; the other withdrawn; a third wanted and
         // withdrawn before it was written.
         let c = net("10.0.3.0/24");
@@ -887,6 +919,13 @@ mod tests {
             [Op::Delete { prefix, metric: 20, track: true }] if *prefix == b
         ));
         done(&mut t, step, &mut sets);
+        // `a`, found right, is confirmed again (its set may be new to the
+        // RIB); the deletion is not a confirmation.
+        t.send_confirmed();
+        assert_eq!(
+            rx.try_recv(),
+            Ok(FibEvent::RoutesInstalled(vec![(a, nhs("192.0.2.1"))]))
+        );
         assert_eq!(t.current(&b), Current::Absent);
         assert_eq!(t.in_kernel().collect::<Vec<_>>(), [a]);
         assert_eq!(t.all_wanted().map(|(p, _)| p).collect::<Vec<_>>(), [a]);
@@ -916,8 +955,15 @@ mod tests {
         assert_eq!(t.current(&p), Current::Unknown);
         assert!(!t.follow(Op::Replace(p, h, 0), Outcome::Done, &mut sets));
         assert_eq!(t.failure(&p), None);
-        assert_eq!(rx.try_recv(), Ok(FibEvent::RouteInstalled { prefix: p }));
+        assert!(rx.try_recv().is_err(), "confirmed with the step, not alone");
+        t.send_confirmed();
+        assert_eq!(
+            rx.try_recv(),
+            Ok(FibEvent::RoutesInstalled(vec![(p, nhs("192.0.2.1"))]))
+        );
         assert!(rx.try_recv().is_err(), "reported once");
+        t.send_confirmed();
+        assert!(rx.try_recv().is_err(), "nothing more to confirm");
     }
 
     #[test]

@@ -152,7 +152,7 @@ impl Worker {
             let mut next = first;
             while let Some(cmd) = next {
                 match cmd {
-                    Cmd::Apply(changes) => self.apply(changes),
+                    Cmd::Apply(changes, _room) => self.apply(changes),
                     Cmd::Watch(addrs) => self.resolver.watch(&mut self.query, addrs),
                     Cmd::InitialSyncDone => self.sync.request(),
                     Cmd::Entries(p, tx) => waiting.queries.push((p, tx)),
@@ -466,6 +466,7 @@ impl Worker {
             self.recheck.verify();
             self.recheck.soon();
         }
+        self.table.send_confirmed();
     }
 
     fn initial_sync(&mut self, leftovers: Vec<(IpNet, u32)>) {

@@ -392,6 +392,31 @@ impl Rib {
         }
     }
 
+    /// The kernel's answer for `prefix` about `written`, the next-hop set
+    /// it wrote (or refused): taken as [`Rib::set_fib_status`] only if
+    /// `written` is still the set last handed to the FIB, else ignored. A
+    /// newer change may be queued behind the answer: an answer for an
+    /// older set must not mark the newer one installed (the FIB answers
+    /// the newer set when it gets to it). Comparing the sets costs no
+    /// state per prefix; the one case it cannot tell apart, A then B then
+    /// A again handed over before the first answer for A arrives, takes
+    /// that answer, which is about the very set wanted now.
+    pub fn set_fib_status_of(
+        &mut self,
+        prefix: Prefix,
+        written: &Arc<Vec<NextHop>>,
+        status: FibStatus,
+    ) {
+        let current = self.table.get(&prefix).and_then(Dest::fib);
+        let is_current = current.is_some_and(|id| {
+            let set = self.ints.nhsets.get(id);
+            Arc::ptr_eq(set, written) || **set == **written
+        });
+        if is_current {
+            self.set_fib_status(prefix, status);
+        }
+    }
+
     pub fn peer_counters(&self, id: PeerId) -> PeerCounters {
         let Some(p) = self.peers.get(&id) else {
             return PeerCounters::default();
