@@ -252,6 +252,10 @@ impl RouterTask {
     /// wait always ends.
     async fn flush(&mut self, out: Outputs) {
         self.fib.apply(out.fib).await;
+        // The RIB keeps the two lists disjoint.
+        if !out.unwatch_nexthops.is_empty() {
+            self.fib.unwatch_nexthops(out.unwatch_nexthops);
+        }
         if !out.watch_nexthops.is_empty() {
             self.fib.watch_nexthops(out.watch_nexthops);
         }

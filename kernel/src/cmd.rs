@@ -15,6 +15,7 @@ pub(crate) enum Cmd {
     /// the route table).
     Apply(Vec<FibChange>, OwnedSemaphorePermit),
     Watch(Vec<IpAddr>),
+    Unwatch(Vec<IpAddr>),
     InitialSyncDone,
     Entries(Option<IpNet>, oneshot::Sender<Vec<FibEntry>>),
     Flush(oneshot::Sender<()>),

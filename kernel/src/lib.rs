@@ -192,6 +192,12 @@ impl Fib {
         self.send(Cmd::Watch(addrs));
     }
 
+    /// Stops reporting these next hops; each is no longer resolved once
+    /// no wanted route names it either.
+    pub fn unwatch_nexthops(&self, addrs: Vec<IpAddr>) {
+        self.send(Cmd::Unwatch(addrs));
+    }
+
     /// Removes routes of a previous run that are not wanted now.
     pub fn initial_sync_done(&self) {
         self.send(Cmd::InitialSyncDone);

@@ -311,6 +311,13 @@ pub(crate) struct RouteTable {
     /// The BGP next-hop sets routes want (`Route::want`): the very `Arc`s
     /// the RIB handed over.
     wanted: Numbered<NhSet>,
+    /// For each BGP next hop, how many sets in `wanted` name it (sets,
+    /// not routes: counted when a set is first wanted and when its last
+    /// route lets go).
+    hop_users: FastMap<IpAddr, u32>,
+    /// Next hops no wanted set names any more, for the resolver to forget
+    /// unless watched ([`RouteTable::take_unused_hops`]).
+    unused_hops: Vec<IpAddr>,
     /// Prefixes reported with RouteFailed and not recovered since, with
     /// the kernel's words and their retry (rare, so kept aside rather than
     /// in every route).
@@ -336,6 +343,8 @@ impl RouteTable {
         RouteTable {
             routes: PrefixMap::default(),
             wanted: Numbered::default(),
+            hop_users: FastMap::default(),
+            unused_hops: Vec::new(),
             reported_failed: FastMap::default(),
             retries: BTreeSet::new(),
             repairs: Repairs::default(),
@@ -350,12 +359,17 @@ impl RouteTable {
     /// empty); the set is kept as it is, shared.
     pub(crate) fn want(&mut self, prefix: IpNet, next_hops: Arc<NhSet>) {
         let id = self.wanted.acquire(&next_hops, || next_hops.clone());
+        if self.wanted.users(id) == 1 {
+            for nh in next_hops.iter() {
+                *self.hop_users.entry(nh.address).or_default() += 1;
+            }
+        }
         let r = self.routes.entry(prefix);
         let old = r.want.replace(id);
-        if let Some(old) = old {
-            self.wanted.release(old);
-        }
         self.dirty.mark(prefix, r);
+        if let Some(old) = old {
+            self.release_want(old);
+        }
         if old != Some(id) {
             // Other next hops: a refusal starts its backoff afresh (the
             // route is written now anyway).
@@ -373,10 +387,10 @@ impl RouteTable {
     pub(crate) fn withdraw(&mut self, prefix: IpNet) {
         self.forget_failure(&prefix);
         self.repairs.forget(&prefix);
+        if let Some(w) = self.routes.get_mut(&prefix).and_then(|r| r.want.take()) {
+            self.release_want(w);
+        }
         if let Some(r) = self.routes.get_mut(&prefix) {
-            if let Some(w) = r.want.take() {
-                self.wanted.release(w);
-            }
             if r.cur() == Current::Absent {
                 self.dirty.forget(&prefix, r);
                 self.routes.remove(&prefix);
@@ -384,6 +398,34 @@ impl RouteTable {
                 self.dirty.mark(prefix, r);
             }
         }
+    }
+
+    /// A route lets go of wanted set `id`; with its last route, the set's
+    /// next hops lose a user.
+    fn release_want(&mut self, id: Id) {
+        if self.wanted.users(id) == 1 {
+            for nh in self.wanted.get(id).iter() {
+                if let Some(n) = self.hop_users.get_mut(&nh.address) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.hop_users.remove(&nh.address);
+                        self.unused_hops.push(nh.address);
+                    }
+                }
+            }
+        }
+        self.wanted.release(id);
+    }
+
+    /// Whether a wanted route names BGP next hop `addr`.
+    pub(crate) fn uses_hop(&self, addr: &IpAddr) -> bool {
+        self.hop_users.contains_key(addr)
+    }
+
+    /// Next hops no wanted route names any more since the last call (one
+    /// may be named again since: see [`RouteTable::uses_hop`]).
+    pub(crate) fn take_unused_hops(&mut self) -> Vec<IpAddr> {
+        std::mem::take(&mut self.unused_hops)
     }
 
     /// Changes not yet written.
@@ -929,6 +971,28 @@ mod tests {
         assert_eq!(t.current(&b), Current::Absent);
         assert_eq!(t.in_kernel().collect::<Vec<_>>(), [a]);
         assert_eq!(t.all_wanted().map(|(p, _)| p).collect::<Vec<_>>(), [a]);
+    }
+
+    #[test]
+    fn next_hops_are_used_while_a_wanted_set_names_them() {
+        let (mut t, _rx) = table();
+        let (a, b) = (net("10.0.1.0/24"), net("10.0.2.0/24"));
+        let (x, y): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let both = Arc::new(vec![BgpNextHop::new(x), BgpNextHop::new(y)]);
+        t.want(a, nhs("192.0.2.1"));
+        t.want(b, both.clone());
+        assert!(t.uses_hop(&x) && t.uses_hop(&y));
+        // b moves to x alone: y is named by no set any more.
+        t.want(b, nhs("192.0.2.1"));
+        assert_eq!(t.take_unused_hops(), [y]);
+        assert!(t.uses_hop(&x) && !t.uses_hop(&y));
+        t.withdraw(a);
+        assert!(t.take_unused_hops().is_empty(), "b still wants x");
+        t.withdraw(b);
+        assert_eq!(t.take_unused_hops(), [x]);
+        assert!(!t.uses_hop(&x));
+        t.want(a, both);
+        assert!(t.uses_hop(&x) && t.uses_hop(&y));
     }
 
     #[test]

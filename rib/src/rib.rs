@@ -49,7 +49,15 @@ pub struct Rib {
     pub(crate) adj_out: HashMap<PeerId, PrefixMap<Arc<Attrs>>>,
     pub(crate) ints: Interners,
     pub(crate) nexthops: HashMap<IpAddr, NexthopState>,
+    /// Next hops the FIB was asked to watch, or that reported a state.
     watched: HashSet<IpAddr>,
+    /// Next hops the FIB was told to stop watching (until a path uses one
+    /// again): a late state for one is ignored. At most the distinct next
+    /// hops ever used, a few addresses.
+    unwatched: HashSet<IpAddr>,
+    /// How many accepted paths (not ours) use each next hop: the last one
+    /// gone, it is unwatched.
+    nexthop_users: HashMap<IpAddr, u32>,
     originated: HashMap<Prefix, Arc<PathInfo>>,
     pub(crate) fib_failed: HashMap<Prefix, String>,
     /// The FIB answers every FibChange (see [`Rib::set_fib_status`]).
@@ -67,6 +75,8 @@ impl Rib {
             ints: Interners::default(),
             nexthops: HashMap::new(),
             watched: HashSet::new(),
+            unwatched: HashSet::new(),
+            nexthop_users: HashMap::new(),
             originated: HashMap::new(),
             fib_failed: HashMap::new(),
             fib_confirms: false,
@@ -105,7 +115,7 @@ impl Rib {
     pub fn set_config(&mut self, cfg: RibConfig, out: &mut Outputs) {
         self.policies = Policies::new(&cfg.policies);
         self.cfg = cfg;
-        self.reimport(None);
+        self.reimport(None, out);
         self.process_all(out);
     }
 
@@ -130,7 +140,7 @@ impl Rib {
             return;
         };
         peer.cfg = cfg;
-        self.reimport(Some(id));
+        self.reimport(Some(id), out);
         self.process_all(out);
     }
 
@@ -213,8 +223,8 @@ impl Rib {
         out.fib.reserve(step.len());
         let mut batch = self.batch_all();
         for p in step {
-            if let Some(d) = self.table.get_mut(&p) {
-                d.remove(id);
+            if let Some(old) = self.table.get_mut(&p).and_then(|d| d.remove(id)) {
+                self.path_gone(&old, out);
             }
             self.process(p, &mut batch, out);
         }
@@ -239,7 +249,7 @@ impl Rib {
                 .flat_map(|u| u.withdrawn.iter().copied()),
         );
         for p in withdrawn {
-            self.withdraw_path(id, p);
+            self.withdraw_path(id, p, out);
             touched.push(p);
         }
         let nlri = update.nlri.iter().map(|n| Prefix::V4(*n));
@@ -254,7 +264,7 @@ impl Rib {
             // RFC 7606 treat-as-withdraw (or reachable NLRI without a next hop).
             _ => {
                 for p in nlri {
-                    self.withdraw_path(id, p);
+                    self.withdraw_path(id, p, out);
                     touched.push(p);
                 }
             }
@@ -265,7 +275,7 @@ impl Rib {
                 self.announce(id, &update.attributes, r.next_hop, nlri, &mut touched, out);
             } else {
                 for p in nlri {
-                    self.withdraw_path(id, p);
+                    self.withdraw_path(id, p, out);
                     touched.push(p);
                 }
             }
@@ -345,6 +355,11 @@ impl Rib {
     /// The FIB task's verdict on a next hop.
     pub fn set_nexthop(&mut self, addr: IpAddr, state: NexthopState, out: &mut Outputs) {
         if self.nexthops.get(&addr) == Some(&state) {
+            return;
+        }
+        if self.unwatched.contains(&addr) {
+            // Sent before the FIB took the unwatch: no path uses it, and
+            // the next user asks the FIB again.
             return;
         }
         self.nexthops.insert(addr, state);
@@ -474,10 +489,61 @@ impl Rib {
         self.ints.sweep(false);
     }
 
-    fn watch(&mut self, addr: IpAddr, out: &mut Outputs) {
-        if self.watched.insert(addr) {
-            out.watch_nexthops.push(addr);
+    /// Counts `path` as a user of its next hop; the first one has the FIB
+    /// watch it. Rejected paths need no next hop (they are kept for
+    /// `explain` only), nor do our own.
+    fn path_added(&mut self, path: &PathInfo, out: &mut Outputs) {
+        if path.is_local() || !path.accepted() {
+            return;
         }
+        let addr = path.post.next_hop.address;
+        *self.nexthop_users.entry(addr).or_default() += 1;
+        if self.watched.insert(addr) {
+            self.unwatched.remove(&addr);
+            // An unwatch not sent yet is taken back rather than followed
+            // by a watch: the two lists stay disjoint, so their order does
+            // not matter.
+            match out.unwatch_nexthops.iter().position(|a| *a == addr) {
+                Some(i) => {
+                    out.unwatch_nexthops.swap_remove(i);
+                }
+                None => out.watch_nexthops.push(addr),
+            }
+        }
+    }
+
+    /// `path` left (withdrawn, its peer down, or rejected on reimport):
+    /// when it was the last user of its next hop, the FIB stops watching
+    /// it. Its last state is kept: a later user watches it afresh, and the
+    /// FIB answers a watch at once; until then decisions read the last
+    /// state (and the FIB, which resolves by itself, never installs
+    /// through a next hop it finds unresolved).
+    fn path_gone(&mut self, path: &PathInfo, out: &mut Outputs) {
+        if path.is_local() || !path.accepted() {
+            return;
+        }
+        let addr = path.post.next_hop.address;
+        let Some(n) = self.nexthop_users.get_mut(&addr) else {
+            return;
+        };
+        *n -= 1;
+        if *n == 0 {
+            self.nexthop_users.remove(&addr);
+            if self.watched.remove(&addr) {
+                self.unwatched.insert(addr);
+                match out.watch_nexthops.iter().position(|a| *a == addr) {
+                    Some(i) => {
+                        out.watch_nexthops.remove(i);
+                    }
+                    None => out.unwatch_nexthops.push(addr),
+                }
+            }
+        }
+    }
+
+    /// How many accepted paths use next hop `addr` (for tests).
+    pub fn nexthop_users(&self, addr: IpAddr) -> u32 {
+        self.nexthop_users.get(&addr).copied().unwrap_or(0)
     }
 
     fn announce(
@@ -495,7 +561,6 @@ impl Rib {
             next_hop: nh,
             attrs: a,
         });
-        self.watch(nh.address, out);
         let mut same_for_all: Option<Arc<PathInfo>> = None;
         for p in prefixes {
             let info = match &same_for_all {
@@ -514,17 +579,23 @@ impl Rib {
                     imp.info
                 }
             };
-            self.insert_path(id, p, info);
+            self.insert_path(id, p, info, out);
             touched.push(p);
         }
     }
 
-    fn insert_path(&mut self, id: PeerId, prefix: Prefix, info: Arc<PathInfo>) {
+    fn insert_path(&mut self, id: PeerId, prefix: Prefix, info: Arc<PathInfo>, out: &mut Outputs) {
         let accepted = info.accepted();
+        // Counted before the old path goes: a replacement with the same
+        // next hop never unwatches it.
+        self.path_added(&info, out);
         let old = self
             .table
             .get_or_insert_with(prefix, Dest::default)
             .upsert(info);
+        if let Some(o) = &old {
+            self.path_gone(o, out);
+        }
         if let Some(peer) = self.peers.get_mut(&id) {
             match old {
                 None => {
@@ -540,10 +611,11 @@ impl Rib {
         }
     }
 
-    fn withdraw_path(&mut self, id: PeerId, prefix: Prefix) {
+    fn withdraw_path(&mut self, id: PeerId, prefix: Prefix, out: &mut Outputs) {
         let Some(old) = self.table.get_mut(&prefix).and_then(|d| d.remove(id)) else {
             return;
         };
+        self.path_gone(&old, out);
         if let Some(peer) = self.peers.get_mut(&id) {
             peer.received -= 1;
             peer.received_v6 -= usize::from(prefix.addr().is_ipv6());
@@ -554,7 +626,7 @@ impl Rib {
     }
 
     /// Re-runs import over the stored Adj-RIB-In of `only` (or every peer).
-    fn reimport(&mut self, only: Option<PeerId>) {
+    fn reimport(&mut self, only: Option<PeerId>, out: &mut Outputs) {
         let ctx = Ctx {
             cfg: &self.cfg,
             policies: &self.policies,
@@ -566,6 +638,8 @@ impl Rib {
         // not depend on the prefix.
         let mut cache: HashMap<*const PathInfo, (Arc<PathInfo>, Arc<PathInfo>)> = HashMap::new();
         let mut accepted: HashMap<PeerId, usize> = HashMap::new();
+        // (new path, old path) whose import verdict changed.
+        let mut flipped: Vec<(Arc<PathInfo>, Arc<PathInfo>)> = Vec::new();
         for (prefix, dest) in self.table.iter_mut() {
             dest.map_paths(|p| {
                 if p.is_local() || only.is_some_and(|o| o != p.peer) {
@@ -584,8 +658,16 @@ impl Rib {
                 if new.accepted() {
                     *accepted.entry(p.peer).or_default() += 1;
                 }
+                if new.accepted() != p.accepted() {
+                    flipped.push((new.clone(), p.clone()));
+                }
                 new
             });
+        }
+        // Next-hop users follow the verdicts that changed.
+        for (new, old) in flipped {
+            self.path_added(&new, out);
+            self.path_gone(&old, out);
         }
         for (id, peer) in self.peers.iter_mut() {
             if only.is_none_or(|o| o == *id) {
