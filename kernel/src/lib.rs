@@ -12,12 +12,16 @@
 //!   `sendmsg` each, with NLM_F_ACK on the last message of a batch only;
 //!   errors come back as NLMSG_ERROR carrying the failing message's
 //!   sequence number and are mapped back to the prefix
-//!   ([`FibEvent::RouteFailed`]).
+//!   ([`FibEvent::RouteFailed`]); what went in (or was found right) is
+//!   confirmed once per write step ([`FibEvent::RoutesInstalled`]).
+//!   [`Fib::apply`] waits while a few batches are queued.
 //! * Routes point at kernel nexthop objects shared by every route with the
 //!   same kernel next hops (see `nexthop`), unless disabled or unavailable.
 //! * Next hops are resolved like `ip route get fibmatch ADDR`, re-resolved
 //!   (debounced) on every link, address or foreign route change, and routes
-//!   follow their next hops in and out of the kernel.
+//!   follow their next hops in and out of the kernel. A next hop neither
+//!   watched ([`Fib::unwatch_nexthops`]) nor named by a wanted route is
+//!   forgotten.
 //! * Routes of ours that someone else deletes or replaces are noticed (the
 //!   monitor drops only the echoes of our own writes) and rewritten; routes
 //!   the kernel refused are retried with backoff (1 s doubling to 60 s);

@@ -571,7 +571,9 @@ impl RouteTable {
     /// Sends what this write step confirmed, as one event.
     pub(crate) fn send_confirmed(&mut self) {
         if !self.confirmed.is_empty() {
-            let routes = std::mem::take(&mut self.confirmed);
+            // The next step is likely as large: sized once, not doubled.
+            let next = Vec::with_capacity(self.confirmed.len());
+            let routes = std::mem::replace(&mut self.confirmed, next);
             let _ = self.events.send(FibEvent::RoutesInstalled(routes));
         }
     }

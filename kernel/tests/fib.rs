@@ -764,3 +764,37 @@ fn next_hops_inline_when_objects_are_off() {
         assert!(ns.v4().is_empty() && ns.v6().is_empty());
     });
 }
+
+#[test]
+fn an_unwatched_next_hop_is_reported_no_more_and_again_once_watched() {
+    let ns = Netns::new("unwatch");
+    ns.run(|ns| async move {
+        let (fib, mut rx) = start(cfg());
+        let (a, b) = ("10.0.0.2", "10.0.1.2");
+        fib.watch_nexthops(vec![a.parse().unwrap(), b.parse().unwrap()]);
+        wait_for(&mut rx, "a reachable", |e| is_nexthop(e, a, reachable)).await;
+        wait_for(&mut rx, "b reachable", |e| is_nexthop(e, b, reachable)).await;
+        fib.apply(vec![change("10.81.0.0/24", &[b])]).await;
+        fib.flush().await;
+        // a is used by no route: forgotten; b still is: followed, silently.
+        fib.unwatch_nexthops(vec![a.parse().unwrap(), b.parse().unwrap()]);
+        fib.flush().await;
+        while rx.try_recv().is_ok() {}
+        ns.ip("link set veth0 down");
+        ns.ip("link set veth1 down");
+        // The FIB resolves b again (its route says so) but tells no one.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let p = "10.81.0.0/24".parse().unwrap();
+        while fib.entries(Some(p)).await[0].status != "next hop unresolved" {
+            assert!(std::time::Instant::now() < deadline, "b not resolved again");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        while let Ok(e) = rx.try_recv() {
+            assert!(!matches!(e, FibEvent::Nexthop { .. }), "reported: {e:?}");
+        }
+        // Watched again: reported at once, as it is now.
+        fib.watch_nexthops(vec![a.parse().unwrap()]);
+        wait_for(&mut rx, "a unreachable", |e| is_nexthop(e, a, unreachable)).await;
+        fib.shutdown().await;
+    });
+}
