@@ -72,6 +72,12 @@ pub async fn run(config_path: &Path) -> Result<(), String> {
         install = cfg.kernel.install,
         "kroute starting"
     );
+    // FIB -> router events. The other direction, changes to the FIB, is
+    // bounded inside `Fib::apply` (the router waits while the FIB's queue
+    // is full); this one stays unbounded so that the FIB never waits for
+    // the router, and the two can never wait on each other. It grows only
+    // with the FIB's writes (one confirmation per write step), that is
+    // with what the bounded direction let through.
     let (fib_tx, fib_rx) = mpsc::unbounded_channel();
     let fib = kernel::Fib::start(fib_config(&cfg), fib_tx)
         .map_err(|e| format!("cannot open netlink (are you root?): {e}"))?;

@@ -174,7 +174,10 @@ impl RouterTask {
         events: mpsc::Sender<RibEvent>,
         access: watch::Sender<AccessList>,
     ) -> RouterTask {
-        let rib = Rib::new(rib_config(&config));
+        let mut rib = Rib::new(rib_config(&config));
+        // The FIB answers every change it writes (FibEvent::RoutesInstalled
+        // or RouteFailed): a route is "installed" once the kernel has it.
+        rib.set_fib_confirms(true);
         RouterTask {
             config_path,
             config,
@@ -252,9 +255,14 @@ impl RouterTask {
         false
     }
 
-    fn flush(&mut self, out: Outputs) {
-        if !out.fib.is_empty() {
-            self.fib.apply(out.fib);
+    /// Hands the outputs on. Waits while the FIB's queue is full (see
+    /// `kernel::Fib::apply`): the FIB never waits for this task, so this
+    /// wait always ends.
+    async fn flush(&mut self, out: Outputs) {
+        self.fib.apply(out.fib).await;
+        // The RIB keeps the two lists disjoint.
+        if !out.unwatch_nexthops.is_empty() {
+            self.fib.unwatch_nexthops(out.unwatch_nexthops);
         }
         if !out.watch_nexthops.is_empty() {
             self.fib.watch_nexthops(out.watch_nexthops);
@@ -293,7 +301,7 @@ impl RouterTask {
         }
         let mut out = Outputs::default();
         self.refresh_originations(&mut out);
-        self.flush(out);
+        self.flush(out).await;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             let mut out = Outputs::default();
@@ -301,7 +309,7 @@ impl RouterTask {
                 ev = events.recv() => {
                     let Some(ev) = ev else { return };
                     if let Some(done) = self.handle(ev, &mut out).await {
-                        self.flush(out);
+                        self.flush(out).await;
                         self.shutdown().await;
                         let _ = done.send(());
                         return;
@@ -316,13 +324,13 @@ impl RouterTask {
                         match events.try_recv() {
                             Ok(ev) => {
                                 if let Some(done) = self.handle(ev, &mut out).await {
-                                    self.flush(out);
+                                    self.flush(out).await;
                                     self.shutdown().await;
                                     let _ = done.send(());
                                     return;
                                 }
                                 if out.fib.len() >= FLUSH_AT || out.updates.len() >= FLUSH_AT {
-                                    self.flush(std::mem::take(&mut out));
+                                    self.flush(std::mem::take(&mut out)).await;
                                 }
                             }
                             Err(_) => break,
@@ -338,18 +346,26 @@ impl RouterTask {
                     }
                 }
             }
-            self.flush(out);
+            self.flush(out).await;
         }
     }
 
     fn fib_event(&mut self, ev: FibEvent, out: &mut Outputs) {
         match ev {
             FibEvent::Nexthop { address, state } => self.rib.set_nexthop(address, state, out),
-            FibEvent::RouteFailed { prefix, error, .. } => {
-                self.rib.set_fib_status(prefix, FibStatus::Failed(error))
-            }
-            FibEvent::RouteInstalled { prefix } => {
-                self.rib.set_fib_status(prefix, FibStatus::Installed)
+            FibEvent::RouteFailed {
+                prefix,
+                next_hops,
+                error,
+                ..
+            } => self
+                .rib
+                .set_fib_status_of(prefix, &next_hops, FibStatus::Failed(error)),
+            FibEvent::RoutesInstalled(routes) => {
+                for (prefix, next_hops) in routes {
+                    self.rib
+                        .set_fib_status_of(prefix, &next_hops, FibStatus::Installed);
+                }
             }
         }
     }
@@ -417,7 +433,7 @@ impl RouterTask {
                         // is never held as one list of changes.
                         let mut down = self.rib.peer_down_start(peer);
                         while self.rib.peer_down_step(&mut down, PEER_DOWN_STEP, out) {
-                            self.flush(std::mem::take(out));
+                            self.flush(std::mem::take(out)).await;
                         }
                     }
                 }

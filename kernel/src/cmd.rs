@@ -5,14 +5,17 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use tables::fib::FibChange;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use crate::report::FibEntry;
 
 /// One message to the worker.
 pub(crate) enum Cmd {
-    Apply(Vec<FibChange>),
+    /// Changes, and their place in the queue (given back once they are in
+    /// the route table).
+    Apply(Vec<FibChange>, OwnedSemaphorePermit),
     Watch(Vec<IpAddr>),
+    Unwatch(Vec<IpAddr>),
     InitialSyncDone,
     Entries(Option<IpNet>, oneshot::Sender<Vec<FibEntry>>),
     Flush(oneshot::Sender<()>),

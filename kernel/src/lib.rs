@@ -12,12 +12,16 @@
 //!   `sendmsg` each, with NLM_F_ACK on the last message of a batch only;
 //!   errors come back as NLMSG_ERROR carrying the failing message's
 //!   sequence number and are mapped back to the prefix
-//!   ([`FibEvent::RouteFailed`]).
+//!   ([`FibEvent::RouteFailed`]); what went in (or was found right) is
+//!   confirmed once per write step ([`FibEvent::RoutesInstalled`]).
+//!   [`Fib::apply`] waits while a few batches are queued.
 //! * Routes point at kernel nexthop objects shared by every route with the
 //!   same kernel next hops (see `nexthop`), unless disabled or unavailable.
 //! * Next hops are resolved like `ip route get fibmatch ADDR`, re-resolved
 //!   (debounced) on every link, address or foreign route change, and routes
-//!   follow their next hops in and out of the kernel.
+//!   follow their next hops in and out of the kernel. A next hop neither
+//!   watched ([`Fib::unwatch_nexthops`]) nor named by a wanted route is
+//!   forgotten.
 //! * Routes of ours that someone else deletes or replaces are noticed (the
 //!   monitor drops only the echoes of our own writes) and rewritten; routes
 //!   the kernel refused are retried with backoff (1 s doubling to 60 s);
@@ -46,7 +50,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use tokio::sync::{mpsc::UnboundedSender, oneshot};
+use tokio::sync::{mpsc::UnboundedSender, oneshot, Semaphore};
 
 use cmd::Cmd;
 
@@ -94,7 +98,24 @@ pub struct Fib {
 
 struct Inner {
     tx: mpsc::Sender<Cmd>,
+    /// One permit per [`Fib::apply`] batch the worker has not taken in
+    /// yet (see [`APPLY_QUEUE`]).
+    apply_room: Arc<Semaphore>,
 }
+
+/// Batches of changes queued for the worker at most. The worker takes
+/// every queued batch into its route table (coalesced per prefix: bounded
+/// by the number of prefixes) between write steps of a few thousand
+/// routes, so the queue only fills while it is stuck on the kernel (a
+/// slow write, a dump); then [`Fib::apply`] waits instead of memory
+/// growing (the RIB hands over up to 16k changes a batch).
+///
+/// No deadlock with the other direction: the worker never waits for its
+/// caller. What it reports ([`FibEvent`]s) goes out on an unbounded
+/// channel that the router drains whenever it is not waiting here, and
+/// that grows only with writes done, i.e. with batches taken from this
+/// queue (confirmations come one event per write step).
+const APPLY_QUEUE: usize = 4;
 
 impl Drop for Inner {
     fn drop(&mut self) {
@@ -146,7 +167,10 @@ impl Fib {
             .name("fib-worker".into())
             .spawn(move || worker.run(rx))?;
         Ok(Fib {
-            inner: Arc::new(Inner { tx }),
+            inner: Arc::new(Inner {
+                tx,
+                apply_room: Arc::new(Semaphore::new(APPLY_QUEUE)),
+            }),
         })
     }
 
@@ -154,10 +178,15 @@ impl Fib {
         self.inner.tx.send(cmd).is_ok()
     }
 
-    /// Queues route changes; never blocks on the kernel.
-    pub fn apply(&self, changes: Vec<FibChange>) {
-        if !changes.is_empty() {
-            self.send(Cmd::Apply(changes));
+    /// Queues route changes; waits while [`APPLY_QUEUE`] batches are
+    /// queued already (the worker stuck on the kernel), never longer.
+    pub async fn apply(&self, changes: Vec<FibChange>) {
+        if changes.is_empty() {
+            return;
+        }
+        // The semaphore is never closed.
+        if let Ok(permit) = self.inner.apply_room.clone().acquire_owned().await {
+            self.send(Cmd::Apply(changes, permit));
         }
     }
 
@@ -165,6 +194,12 @@ impl Fib {
     /// keeps reporting changes.
     pub fn watch_nexthops(&self, addrs: Vec<IpAddr>) {
         self.send(Cmd::Watch(addrs));
+    }
+
+    /// Stops reporting these next hops; each is no longer resolved once
+    /// no wanted route names it either.
+    pub fn unwatch_nexthops(&self, addrs: Vec<IpAddr>) {
+        self.send(Cmd::Unwatch(addrs));
     }
 
     /// Removes routes of a previous run that are not wanted now.

@@ -2,11 +2,12 @@
 //! `show fib` and `explain`.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use ipnet::IpNet;
 use serde::Serialize;
-use tables::fib::NexthopState;
+use tables::fib::{NexthopState, NhSet};
 use wire::NextHop as BgpNextHop;
 
 /// What the FIB reports to the RIB.
@@ -17,16 +18,25 @@ pub enum FibEvent {
         address: IpAddr,
         state: NexthopState,
     },
-    /// The kernel refused a route, e.g. "Invalid argument (EINVAL): ...";
-    /// it is written again at `next_retry` (each refusal in a row doubles
-    /// the wait, 1 s to 60 s) and reported again if refused again.
+    /// The kernel refused a route wanting `next_hops` (the set as the RIB
+    /// handed it over), e.g. "Invalid argument (EINVAL): ..."; it is
+    /// written again at `next_retry` (each refusal in a row doubles the
+    /// wait, 1 s to 60 s) and reported again if refused again.
     RouteFailed {
         prefix: IpNet,
+        next_hops: Arc<NhSet>,
         error: String,
         next_retry: SystemTime,
     },
-    /// A prefix previously reported as failed is now in the kernel.
-    RouteInstalled { prefix: IpNet },
+    /// These prefixes are in the kernel with the BGP next hops beside them
+    /// (the sets as the RIB handed them over): written, or found right
+    /// already when their write came up. One event per write step (up to
+    /// a few thousand prefixes), never one per route.
+    ///
+    /// The set says which change is confirmed: a change handed over after
+    /// it may still be queued, so a receiver takes a confirmation only for
+    /// a prefix whose last handed-over set is this one.
+    RoutesInstalled(Vec<(IpNet, Arc<NhSet>)>),
 }
 
 /// One prefix as the FIB sees it, for `show fib` and `explain`.

@@ -113,6 +113,33 @@ impl Resolver {
         }
     }
 
+    /// Stops reporting `addr`. Forgotten now unless a wanted route
+    /// (`in_use`) still names it; then when the last one goes
+    /// ([`Resolver::unused`]).
+    pub(crate) fn unwatch(&mut self, addr: IpAddr, in_use: bool) {
+        if in_use {
+            if let Some(nh) = self.nexthops.get_mut(&addr) {
+                nh.watched = false;
+            }
+        } else {
+            self.nexthops.remove(&addr);
+        }
+    }
+
+    /// No wanted route names `addr` any more: forgotten unless watched
+    /// (so it is neither resolved again on every change nor reported).
+    pub(crate) fn unused(&mut self, addr: IpAddr) {
+        if self.nexthops.get(&addr).is_some_and(|nh| !nh.watched) {
+            self.nexthops.remove(&addr);
+        }
+    }
+
+    /// Whether `addr` is resolved and followed.
+    #[cfg(test)]
+    pub(crate) fn knows(&self, addr: &IpAddr) -> bool {
+        self.nexthops.contains_key(addr)
+    }
+
     /// Resolves every next hop again; returns those whose resolution
     /// changed (watched ones with a new verdict are reported).
     pub(crate) fn resolve_again(&mut self, query: &mut Query) -> FastSet<IpAddr> {
@@ -251,6 +278,29 @@ mod tests {
             .iter()
             .map(|a| BgpNextHop::new(a.parse().unwrap()))
             .collect()
+    }
+
+    #[test]
+    fn unwatched_next_hops_are_forgotten_once_no_route_names_them() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut r = Resolver::new(HashMap::new(), tx);
+        let [a, b, c]: [IpAddr; 3] =
+            ["10.0.0.1", "10.0.1.1", "10.0.2.1"].map(|s| s.parse().unwrap());
+        for addr in [a, b, c] {
+            let res = reachable(&[hop("10.0.0.1", 2)]);
+            r.nexthops.insert(addr, NextHop { res, watched: true });
+        }
+        // a: no route names it, forgotten at once; b: still named.
+        r.unwatch(a, false);
+        r.unwatch(b, true);
+        assert!(!r.knows(&a) && r.knows(&b));
+        // Its last route gone, b goes; c, still watched, stays.
+        r.unused(b);
+        r.unused(c);
+        assert!(!r.knows(&b) && r.knows(&c));
+        // Forgotten ones are resolved again no more (and never reported).
+        assert_eq!(r.nexthops.len(), 1);
+        assert!(rx.try_recv().is_err());
     }
 
     /// 10.0.0.1 reachable on two links, 10.0.1.1 on one (shared with the

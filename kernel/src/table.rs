@@ -311,6 +311,13 @@ pub(crate) struct RouteTable {
     /// The BGP next-hop sets routes want (`Route::want`): the very `Arc`s
     /// the RIB handed over.
     wanted: Numbered<NhSet>,
+    /// For each BGP next hop, how many sets in `wanted` name it (sets,
+    /// not routes: counted when a set is first wanted and when its last
+    /// route lets go).
+    hop_users: FastMap<IpAddr, u32>,
+    /// Next hops no wanted set names any more, for the resolver to forget
+    /// unless watched ([`RouteTable::take_unused_hops`]).
+    unused_hops: Vec<IpAddr>,
     /// Prefixes reported with RouteFailed and not recovered since, with
     /// the kernel's words and their retry (rare, so kept aside rather than
     /// in every route).
@@ -323,7 +330,11 @@ pub(crate) struct RouteTable {
     /// Prefixes to be written.
     dirty: Dirty,
     sweep: Sweep,
-    /// RouteFailed and RouteInstalled go to the RIB from here.
+    /// Prefixes found or written right in this write step, with the set
+    /// they want: sent as one [`FibEvent::RoutesInstalled`] by
+    /// [`RouteTable::send_confirmed`].
+    confirmed: Vec<(IpNet, Arc<NhSet>)>,
+    /// RouteFailed and RoutesInstalled go to the RIB from here.
     events: UnboundedSender<FibEvent>,
 }
 
@@ -332,11 +343,14 @@ impl RouteTable {
         RouteTable {
             routes: PrefixMap::default(),
             wanted: Numbered::default(),
+            hop_users: FastMap::default(),
+            unused_hops: Vec::new(),
             reported_failed: FastMap::default(),
             retries: BTreeSet::new(),
             repairs: Repairs::default(),
             dirty: Dirty::new(),
             sweep: Sweep::Idle,
+            confirmed: Vec::new(),
             events,
         }
     }
@@ -345,12 +359,17 @@ impl RouteTable {
     /// empty); the set is kept as it is, shared.
     pub(crate) fn want(&mut self, prefix: IpNet, next_hops: Arc<NhSet>) {
         let id = self.wanted.acquire(&next_hops, || next_hops.clone());
+        if self.wanted.users(id) == 1 {
+            for nh in next_hops.iter() {
+                *self.hop_users.entry(nh.address).or_default() += 1;
+            }
+        }
         let r = self.routes.entry(prefix);
         let old = r.want.replace(id);
-        if let Some(old) = old {
-            self.wanted.release(old);
-        }
         self.dirty.mark(prefix, r);
+        if let Some(old) = old {
+            self.release_want(old);
+        }
         if old != Some(id) {
             // Other next hops: a refusal starts its backoff afresh (the
             // route is written now anyway).
@@ -368,10 +387,10 @@ impl RouteTable {
     pub(crate) fn withdraw(&mut self, prefix: IpNet) {
         self.forget_failure(&prefix);
         self.repairs.forget(&prefix);
+        if let Some(w) = self.routes.get_mut(&prefix).and_then(|r| r.want.take()) {
+            self.release_want(w);
+        }
         if let Some(r) = self.routes.get_mut(&prefix) {
-            if let Some(w) = r.want.take() {
-                self.wanted.release(w);
-            }
             if r.cur() == Current::Absent {
                 self.dirty.forget(&prefix, r);
                 self.routes.remove(&prefix);
@@ -379,6 +398,34 @@ impl RouteTable {
                 self.dirty.mark(prefix, r);
             }
         }
+    }
+
+    /// A route lets go of wanted set `id`; with its last route, the set's
+    /// next hops lose a user.
+    fn release_want(&mut self, id: Id) {
+        if self.wanted.users(id) == 1 {
+            for nh in self.wanted.get(id).iter() {
+                if let Some(n) = self.hop_users.get_mut(&nh.address) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.hop_users.remove(&nh.address);
+                        self.unused_hops.push(nh.address);
+                    }
+                }
+            }
+        }
+        self.wanted.release(id);
+    }
+
+    /// Whether a wanted route names BGP next hop `addr`.
+    pub(crate) fn uses_hop(&self, addr: &IpAddr) -> bool {
+        self.hop_users.contains_key(addr)
+    }
+
+    /// Next hops no wanted route names any more since the last call (one
+    /// may be named again since: see [`RouteTable::uses_hop`]).
+    pub(crate) fn take_unused_hops(&mut self) -> Vec<IpAddr> {
+        std::mem::take(&mut self.unused_hops)
     }
 
     /// Changes not yet written.
@@ -429,9 +476,16 @@ impl RouteTable {
             let Some(r) = self.routes.get(&p) else {
                 continue;
             };
-            let want = r.want.map(|w| desired(self.wanted.get(w)));
+            let wanted = r.want.map(|w| self.wanted.get(w));
+            let want = wanted.map(|set| desired(set));
+            let to_install = matches!(want, Some(Desired::Install(_)));
             match write_for(want, r.cur(), |id| sets.get(id)) {
-                Write::None => {}
+                Write::None => {
+                    if let (true, Some(set)) = (to_install, wanted) {
+                        // Already right in the kernel: confirmed as is.
+                        self.confirmed.push((p, set.clone()));
+                    }
+                }
                 Write::Replace(h) => {
                     let nhid = sets.for_write(&h);
                     ops.push(Op::Replace(p, h, nhid))
@@ -462,20 +516,27 @@ impl RouteTable {
                 // the installed route; the one it replaces is let go.
                 // (Acquired first: rewriting the same set keeps its number.)
                 let id = sets.installed(&h);
-                self.routes
-                    .entry(p)
-                    .replace_cur(Current::Installed(id), sets);
-                if self.forget_failure(&p) {
-                    let _ = self.events.send(FibEvent::RouteInstalled { prefix: p });
+                let r = self.routes.entry(p);
+                r.replace_cur(Current::Installed(id), sets);
+                // The worker takes no change between a step's sweep and its
+                // outcomes: the set wanted now is the one written.
+                if let Some(w) = r.want {
+                    self.confirmed.push((p, self.wanted.get(w).clone()));
                 }
+                self.forget_failure(&p);
                 false
             }
             (Op::Replace(p, _, _), Outcome::Refused(e)) => {
                 let error = e.to_string();
-                self.routes.entry(p).replace_cur(Current::Failed, sets);
+                let r = self.routes.entry(p);
+                r.replace_cur(Current::Failed, sets);
+                let next_hops = r
+                    .want
+                    .map_or_else(tables::fib::no_next_hops, |w| self.wanted.get(w).clone());
                 let wait = self.schedule_retry(p, error.as_str().into(), Instant::now());
                 let _ = self.events.send(FibEvent::RouteFailed {
                     prefix: p,
+                    next_hops,
                     error,
                     next_retry: SystemTime::now() + wait,
                 });
@@ -504,6 +565,16 @@ impl RouteTable {
                 false
             }
             (Op::Object(_), _) => false,
+        }
+    }
+
+    /// Sends what this write step confirmed, as one event.
+    pub(crate) fn send_confirmed(&mut self) {
+        if !self.confirmed.is_empty() {
+            // The next step is likely as large: sized once, not doubled.
+            let next = Vec::with_capacity(self.confirmed.len());
+            let routes = std::mem::replace(&mut self.confirmed, next);
+            let _ = self.events.send(FibEvent::RoutesInstalled(routes));
         }
     }
 
@@ -861,7 +932,7 @@ mod tests {
 
     #[test]
     fn rewriting_what_is_installed_writes_nothing_and_a_withdrawal_deletes() {
-        let (mut t, _rx) = table();
+        let (mut t, mut rx) = table();
         let mut sets = HopSets::new(None);
         let (a, b) = (net("10.0.1.0/24"), net("10.0.2.0/24"));
         t.want(a, nhs("192.0.2.1"));
@@ -871,6 +942,11 @@ mod tests {
         done(&mut t, step, &mut sets);
         assert!(matches!(t.current(&a), Current::Installed(_)));
         t.end_sweep_if_clean();
+        t.send_confirmed();
+        let Ok(FibEvent::RoutesInstalled(written)) = rx.try_recv() else {
+            panic!("one confirmation for the step expected")
+        };
+        assert_eq!(written.iter().map(|(p, _)| *p).collect::<Vec<_>>(), [b, a]);
         // Wanted again as it is; the other withdrawn; a third wanted and
         // withdrawn before it was written.
         let c = net("10.0.3.0/24");
@@ -887,9 +963,38 @@ mod tests {
             [Op::Delete { prefix, metric: 20, track: true }] if *prefix == b
         ));
         done(&mut t, step, &mut sets);
+        // `a`, found right, is confirmed again (its set may be new to the
+        // RIB); the deletion is not a confirmation.
+        t.send_confirmed();
+        assert_eq!(
+            rx.try_recv(),
+            Ok(FibEvent::RoutesInstalled(vec![(a, nhs("192.0.2.1"))]))
+        );
         assert_eq!(t.current(&b), Current::Absent);
         assert_eq!(t.in_kernel().collect::<Vec<_>>(), [a]);
         assert_eq!(t.all_wanted().map(|(p, _)| p).collect::<Vec<_>>(), [a]);
+    }
+
+    #[test]
+    fn next_hops_are_used_while_a_wanted_set_names_them() {
+        let (mut t, _rx) = table();
+        let (a, b) = (net("10.0.1.0/24"), net("10.0.2.0/24"));
+        let (x, y): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let both = Arc::new(vec![BgpNextHop::new(x), BgpNextHop::new(y)]);
+        t.want(a, nhs("192.0.2.1"));
+        t.want(b, both.clone());
+        assert!(t.uses_hop(&x) && t.uses_hop(&y));
+        // b moves to x alone: y is named by no set any more.
+        t.want(b, nhs("192.0.2.1"));
+        assert_eq!(t.take_unused_hops(), [y]);
+        assert!(t.uses_hop(&x) && !t.uses_hop(&y));
+        t.withdraw(a);
+        assert!(t.take_unused_hops().is_empty(), "b still wants x");
+        t.withdraw(b);
+        assert_eq!(t.take_unused_hops(), [x]);
+        assert!(!t.uses_hop(&x));
+        t.want(a, both);
+        assert!(t.uses_hop(&x) && t.uses_hop(&y));
     }
 
     #[test]
@@ -916,8 +1021,15 @@ mod tests {
         assert_eq!(t.current(&p), Current::Unknown);
         assert!(!t.follow(Op::Replace(p, h, 0), Outcome::Done, &mut sets));
         assert_eq!(t.failure(&p), None);
-        assert_eq!(rx.try_recv(), Ok(FibEvent::RouteInstalled { prefix: p }));
+        assert!(rx.try_recv().is_err(), "confirmed with the step, not alone");
+        t.send_confirmed();
+        assert_eq!(
+            rx.try_recv(),
+            Ok(FibEvent::RoutesInstalled(vec![(p, nhs("192.0.2.1"))]))
+        );
         assert!(rx.try_recv().is_err(), "reported once");
+        t.send_confirmed();
+        assert!(rx.try_recv().is_err(), "nothing more to confirm");
     }
 
     #[test]

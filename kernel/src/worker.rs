@@ -152,8 +152,13 @@ impl Worker {
             let mut next = first;
             while let Some(cmd) = next {
                 match cmd {
-                    Cmd::Apply(changes) => self.apply(changes),
+                    Cmd::Apply(changes, _room) => self.apply(changes),
                     Cmd::Watch(addrs) => self.resolver.watch(&mut self.query, addrs),
+                    Cmd::Unwatch(addrs) => {
+                        for a in addrs {
+                            self.resolver.unwatch(a, self.table.uses_hop(&a));
+                        }
+                    }
                     Cmd::InitialSyncDone => self.sync.request(),
                     Cmd::Entries(p, tx) => waiting.queries.push((p, tx)),
                     Cmd::Flush(tx) => waiting.flushes.push(tx),
@@ -166,6 +171,11 @@ impl Worker {
                     break;
                 }
                 next = rx.try_recv().ok();
+            }
+            for addr in self.table.take_unused_hops() {
+                if !self.table.uses_hop(&addr) {
+                    self.resolver.unused(addr);
+                }
             }
             let now = Instant::now();
             if let Some(changes) = self.recheck.take_if_due(now) {
@@ -466,6 +476,7 @@ impl Worker {
             self.recheck.verify();
             self.recheck.soon();
         }
+        self.table.send_confirmed();
     }
 
     fn initial_sync(&mut self, leftovers: Vec<(IpNet, u32)>) {

@@ -22,7 +22,7 @@ fn ipv4_single_next_hop() {
     let ns = Netns::new("v4single");
     ns.run(|ns| async move {
         let (fib, _rx) = start(cfg());
-        fib.apply(vec![change("10.10.0.0/24", &["10.0.0.2"])]);
+        fib.apply(vec![change("10.10.0.0/24", &["10.0.0.2"])]).await;
         fib.flush().await;
         let r = ns.v4();
         let route = find(&r, "10.10.0.0/24").expect("route installed");
@@ -41,7 +41,8 @@ fn ipv6_single_next_hop() {
     let ns = Netns::new("v6single");
     ns.run(|ns| async move {
         let (fib, _rx) = start(cfg());
-        fib.apply(vec![change("2001:db8:10::/48", &["2001:db8::2"])]);
+        fib.apply(vec![change("2001:db8:10::/48", &["2001:db8::2"])])
+            .await;
         fib.flush().await;
         let r = ns.v6();
         let route = find(&r, "2001:db8:10::/48").expect("route installed");
@@ -59,7 +60,8 @@ fn multipath_ipv4_and_ipv6() {
         fib.apply(vec![
             change("10.20.0.0/24", &["10.0.0.2", "10.0.1.2"]),
             change("2001:db8:20::/48", &["2001:db8::2", "2001:db8:1::2"]),
-        ]);
+        ])
+        .await;
         fib.flush().await;
         let r = ns.v4();
         let route = find(&r, "10.20.0.0/24").expect("v4 multipath installed");
@@ -79,7 +81,8 @@ fn multipath_ipv4_and_ipv6() {
         fib.apply(vec![
             change("10.20.0.0/24", &["10.0.1.2"]),
             change("2001:db8:20::/48", &["2001:db8::2"]),
-        ]);
+        ])
+        .await;
         fib.flush().await;
         assert_eq!(
             paths(find(&ns.v4(), "10.20.0.0/24").unwrap()),
@@ -92,12 +95,14 @@ fn multipath_ipv4_and_ipv6() {
         fib.apply(vec![
             change("10.20.0.0/24", &["10.0.0.2", "10.0.1.2"]),
             change("2001:db8:20::/48", &["2001:db8::2", "2001:db8:1::2"]),
-        ]);
+        ])
+        .await;
         fib.flush().await;
         fib.apply(vec![
             change("10.20.0.0/24", &[]),
             change("2001:db8:20::/48", &[]),
-        ]);
+        ])
+        .await;
         fib.flush().await;
         assert!(ns.v4().is_empty() && ns.v6().is_empty());
         fib.shutdown().await;
@@ -113,13 +118,15 @@ fn removal() {
             change("10.30.0.0/24", &["10.0.0.2"]),
             change("10.31.0.0/24", &["10.0.0.2"]),
             change("2001:db8:30::/48", &["2001:db8::2"]),
-        ]);
+        ])
+        .await;
         fib.flush().await;
         assert_eq!(ns.v4().len(), 2);
         fib.apply(vec![
             change("10.30.0.0/24", &[]),
             change("2001:db8:30::/48", &[]),
-        ]);
+        ])
+        .await;
         fib.flush().await;
         let r = ns.v4();
         assert_eq!(r.len(), 1);
@@ -138,11 +145,11 @@ fn replace_changes_next_hop_in_place() {
     let ns = Netns::new("replace");
     ns.run(|ns| async move {
         let (fib, _rx) = start(cfg());
-        fib.apply(vec![change("10.40.0.0/24", &["10.0.0.2"])]);
+        fib.apply(vec![change("10.40.0.0/24", &["10.0.0.2"])]).await;
         fib.flush().await;
         // Several changes in one go: the last one wins.
-        fib.apply(vec![change("10.40.0.0/24", &["10.0.0.3"])]);
-        fib.apply(vec![change("10.40.0.0/24", &["10.0.1.2"])]);
+        fib.apply(vec![change("10.40.0.0/24", &["10.0.0.3"])]).await;
+        fib.apply(vec![change("10.40.0.0/24", &["10.0.1.2"])]).await;
         fib.flush().await;
         let r = ns.v4();
         assert_eq!(r.len(), 1, "replaced, not added: {r:?}");
@@ -174,7 +181,8 @@ fn unresolved_next_hop_then_reachable() {
         fib.apply(vec![
             change("10.60.0.0/24", &["10.50.0.1"]),
             change("10.61.0.0/24", &["10.70.0.5"]),
-        ]);
+        ])
+        .await;
         fib.flush().await;
         assert!(ns.v4().is_empty());
         let e = fib.entries(Some("10.60.0.0/24".parse().unwrap())).await;
@@ -248,7 +256,8 @@ fn link_down_removes_routes_and_up_restores_them() {
             change("10.80.0.0/24", &["10.0.0.2"]),
             change("10.81.0.0/24", &["10.0.1.2"]),
             change("10.82.0.0/24", &["10.0.0.2", "10.0.1.2"]),
-        ]);
+        ])
+        .await;
         fib.flush().await;
         assert_eq!(ns.v4().len(), 3);
 
@@ -315,7 +324,7 @@ fn previous_run_routes_survive_until_initial_sync() {
     ns.ip("nexthop add id 78 via 10.0.1.2 dev veth1 proto static");
     ns.run(|ns| async move {
         let (fib, _rx) = start(cfg());
-        fib.apply(vec![change("10.90.0.0/24", &["10.0.1.2"])]);
+        fib.apply(vec![change("10.90.0.0/24", &["10.0.1.2"])]).await;
         fib.flush().await;
         let r = ns.v4();
         assert_eq!(r.len(), 4, "nothing removed before initial sync: {r:?}");
@@ -354,7 +363,8 @@ fn shutdown_removes_routes_unless_kept() {
             change("10.100.0.0/24", &["10.0.0.2"]),
             change("10.101.0.0/24", &["10.0.0.2", "10.0.1.2"]),
             change("2001:db8:100::/48", &["2001:db8::2"]),
-        ]);
+        ])
+        .await;
         fib.shutdown().await; // flushes pending changes first
         assert!(ns.v4().is_empty() && ns.v6().is_empty());
 
@@ -365,7 +375,8 @@ fn shutdown_removes_routes_unless_kept() {
         fib.apply(vec![
             change("10.100.0.0/24", &["10.0.0.2"]),
             change("2001:db8:100::/48", &["2001:db8::2"]),
-        ]);
+        ])
+        .await;
         fib.shutdown().await;
         assert_eq!(ns.v4().len(), 1);
         assert_eq!(ns.v6().len(), 1);
@@ -375,7 +386,8 @@ fn shutdown_removes_routes_unless_kept() {
 
         // Dropping the last handle without shutdown leaves routes in place.
         let (fib, _rx) = start(cfg());
-        fib.apply(vec![change("10.102.0.0/24", &["10.0.0.2"])]);
+        fib.apply(vec![change("10.102.0.0/24", &["10.0.0.2"])])
+            .await;
         fib.flush().await;
         drop(fib);
         assert!(find(&ns.v4(), "10.102.0.0/24").is_some());
@@ -391,7 +403,8 @@ fn kernel_refusal_is_reported_in_words_and_recovery_announced() {
         fib.apply(vec![
             change("2001:db8:40::/48", &["10.0.0.2"]),
             change("10.110.0.0/24", &["10.0.0.2"]),
-        ]);
+        ])
+        .await;
         fib.flush().await;
         let e = wait_for(&mut rx, "RouteFailed", |e| {
             matches!(e, FibEvent::RouteFailed { .. })
@@ -402,8 +415,15 @@ fn kernel_refusal_is_reported_in_words_and_recovery_announced() {
         };
         assert_eq!(prefix.to_string(), "2001:db8:40::/48");
         assert!(error.starts_with("Invalid argument (EINVAL)"), "{error}");
-        // The other route of the batch went in.
+        // The other route of the batch went in, and is confirmed.
         assert!(find(&ns.v4(), "10.110.0.0/24").is_some());
+        let other: ipnet::IpNet = "10.110.0.0/24".parse().unwrap();
+        wait_for(
+            &mut rx,
+            "RoutesInstalled",
+            |e| matches!(e, FibEvent::RoutesInstalled(r) if r.iter().any(|(q, _)| *q == other)),
+        )
+        .await;
         let entry = fib.entries(Some(prefix)).await;
         assert!(
             entry[0]
@@ -413,13 +433,19 @@ fn kernel_refusal_is_reported_in_words_and_recovery_announced() {
             entry[0]
         );
 
-        fib.apply(vec![change("2001:db8:40::/48", &["2001:db8::2"])]);
+        fib.apply(vec![change("2001:db8:40::/48", &["2001:db8::2"])])
+            .await;
         fib.flush().await;
-        let e = wait_for(&mut rx, "RouteInstalled", |e| {
-            matches!(e, FibEvent::RouteInstalled { .. })
+        let e = wait_for(&mut rx, "RoutesInstalled", |e| {
+            matches!(e, FibEvent::RoutesInstalled(_))
         })
         .await;
-        assert_eq!(e, FibEvent::RouteInstalled { prefix });
+        let FibEvent::RoutesInstalled(confirmed) = e else {
+            unreachable!()
+        };
+        assert_eq!(confirmed.len(), 1);
+        assert_eq!(confirmed[0].0, prefix);
+        assert_eq!(confirmed[0].1[0].address.to_string(), "2001:db8::2");
         assert!(find(&ns.v6(), "2001:db8:40::/48").is_some());
         assert_eq!(fib.entries(Some(prefix)).await[0].status, "installed");
         fib.shutdown().await;
@@ -444,7 +470,8 @@ fn local_next_hops_are_not_installed() {
             change("2001:db8:50::/48", &["::1"]),
             change("10.120.0.0/24", &["10.0.0.1"]),
             change("10.121.0.0/24", &["127.0.0.1"]),
-        ]);
+        ])
+        .await;
         fib.flush().await;
         assert!(ns.v4().is_empty() && ns.v6().is_empty());
         for e in fib.entries(None).await {
@@ -472,7 +499,8 @@ fn install_disabled_still_resolves() {
                 state: NexthopState::Reachable { metric: 0 }
             }
         );
-        fib.apply(vec![change("10.131.0.0/24", &["10.0.1.2"])]);
+        fib.apply(vec![change("10.131.0.0/24", &["10.0.1.2"])])
+            .await;
         fib.initial_sync_done();
         fib.flush().await;
         let r = ns.v4();
@@ -496,7 +524,8 @@ fn other_table_and_ipv4_via_ipv6_next_hop() {
         fib.apply(vec![
             change("10.140.0.0/24", &["2001:db8::2"]),
             change("10.141.0.0/24", &["10.0.0.2", "2001:db8:1::2"]),
-        ]);
+        ])
+        .await;
         fib.flush().await;
         assert!(ns.v4().is_empty(), "nothing in main");
         let r = ns.routes("-4", "1000");
@@ -557,7 +586,8 @@ fn multipath_keeps_only_reachable_paths() {
         fib.apply(vec![change(
             "10.160.0.0/24",
             &["10.0.0.2", "10.99.0.1", "10.0.0.2"],
-        )]);
+        )])
+        .await;
         fib.flush().await;
         let r = ns.v4();
         assert_eq!(
@@ -598,7 +628,8 @@ fn routes_share_nexthop_objects_and_unused_ones_are_deleted() {
             change("10.30.2.0/24", &["10.0.0.2", "10.0.1.2"]),
             change("2001:db8:30::/48", &["2001:db8::2"]),
             change("2001:db8:31::/48", &["2001:db8::2"]),
-        ]);
+        ])
+        .await;
         fib.flush().await;
         // 10.0.0.2, 10.0.1.2, the group of both, 2001:db8::2.
         let objs = ns.objects();
@@ -624,7 +655,7 @@ fn routes_share_nexthop_objects_and_unused_ones_are_deleted() {
         );
 
         // The group's last user moves off it: the group goes, its members stay.
-        fib.apply(vec![change("10.30.2.0/24", &["10.0.1.2"])]);
+        fib.apply(vec![change("10.30.2.0/24", &["10.0.1.2"])]).await;
         fib.flush().await;
         let objs = ns.objects();
         assert_eq!(objs.len(), 3, "{objs:?}");
@@ -636,7 +667,8 @@ fn routes_share_nexthop_objects_and_unused_ones_are_deleted() {
             change("10.30.2.0/24", &[]),
             change("2001:db8:30::/48", &[]),
             change("2001:db8:31::/48", &[]),
-        ]);
+        ])
+        .await;
         fib.flush().await;
         assert!(ns.v4().is_empty() && ns.v6().is_empty());
         assert!(ns.objects().is_empty(), "{:?}", ns.objects());
@@ -652,7 +684,8 @@ fn a_deleted_nexthop_object_is_replaced() {
         fib.apply(vec![
             change("10.31.0.0/24", &["10.0.0.2"]),
             change("10.31.1.0/24", &["10.0.0.2", "10.0.1.2"]),
-        ]);
+        ])
+        .await;
         fib.flush().await;
         let v4 = ns.v4();
         let old = find(&v4, "10.31.0.0/24").unwrap()["nhid"].clone();
@@ -683,7 +716,8 @@ fn carrier_loss_flushes_objects_and_routes_come_back() {
         fib.apply(vec![
             change("10.32.0.0/24", &["10.0.0.2"]),
             change("10.32.1.0/24", &["10.0.0.2", "10.0.1.2"]),
-        ]);
+        ])
+        .await;
         fib.flush().await;
         // The far end goes down: veth0 stays up without carrier, and the
         // kernel flushes the objects through it.
@@ -716,7 +750,8 @@ fn next_hops_inline_when_objects_are_off() {
             change("10.33.0.0/24", &["10.0.0.2"]),
             change("10.33.1.0/24", &["10.0.0.2", "10.0.1.2"]),
             change("2001:db8:33::/48", &["2001:db8::2", "2001:db8:1::2"]),
-        ]);
+        ])
+        .await;
         fib.flush().await;
         let v4 = ns.v4();
         let one = find(&v4, "10.33.0.0/24").expect("installed");
@@ -727,5 +762,39 @@ fn next_hops_inline_when_objects_are_off() {
         assert!(ns.objects().is_empty());
         fib.shutdown().await;
         assert!(ns.v4().is_empty() && ns.v6().is_empty());
+    });
+}
+
+#[test]
+fn an_unwatched_next_hop_is_reported_no_more_and_again_once_watched() {
+    let ns = Netns::new("unwatch");
+    ns.run(|ns| async move {
+        let (fib, mut rx) = start(cfg());
+        let (a, b) = ("10.0.0.2", "10.0.1.2");
+        fib.watch_nexthops(vec![a.parse().unwrap(), b.parse().unwrap()]);
+        wait_for(&mut rx, "a reachable", |e| is_nexthop(e, a, reachable)).await;
+        wait_for(&mut rx, "b reachable", |e| is_nexthop(e, b, reachable)).await;
+        fib.apply(vec![change("10.81.0.0/24", &[b])]).await;
+        fib.flush().await;
+        // a is used by no route: forgotten; b still is: followed, silently.
+        fib.unwatch_nexthops(vec![a.parse().unwrap(), b.parse().unwrap()]);
+        fib.flush().await;
+        while rx.try_recv().is_ok() {}
+        ns.ip("link set veth0 down");
+        ns.ip("link set veth1 down");
+        // The FIB resolves b again (its route says so) but tells no one.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let p = "10.81.0.0/24".parse().unwrap();
+        while fib.entries(Some(p)).await[0].status != "next hop unresolved" {
+            assert!(std::time::Instant::now() < deadline, "b not resolved again");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        while let Ok(e) = rx.try_recv() {
+            assert!(!matches!(e, FibEvent::Nexthop { .. }), "reported: {e:?}");
+        }
+        // Watched again: reported at once, as it is now.
+        fib.watch_nexthops(vec![a.parse().unwrap()]);
+        wait_for(&mut rx, "a unreachable", |e| is_nexthop(e, a, unreachable)).await;
+        fib.shutdown().await;
     });
 }

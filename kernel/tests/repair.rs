@@ -41,7 +41,8 @@ fn a_route_deleted_by_hand_comes_back() {
         fib.apply(vec![
             change("10.50.0.0/24", &["10.0.0.2"]),
             change("2001:db8:50::/48", &["2001:db8::2"]),
-        ]);
+        ])
+        .await;
         fib.flush().await;
         assert!(via(&ns.v4(), "10.50.0.0/24", "10.0.0.2", "veth0"));
         ns.ip("route del 10.50.0.0/24 proto bgp");
@@ -77,7 +78,8 @@ fn a_route_replaced_by_someone_else_is_repaired() {
             fib.apply(vec![
                 change("10.51.0.0/24", &["10.0.0.2"]),
                 change("10.51.1.0/24", &["10.0.0.2"]),
-            ]);
+            ])
+            .await;
             fib.flush().await;
             // Same protocol, another gateway; another protocol at our metric.
             ns.ip("route replace 10.51.0.0/24 via 10.0.1.2 proto bgp metric 20");
@@ -109,7 +111,7 @@ fn a_refused_route_is_installed_by_a_retry() {
         // The first id the FIB hands out (nexthop::FIRST_ID).
         ns.ip("nexthop add id 1802633216 via 10.0.1.2 dev veth1");
         let p: ipnet::IpNet = "10.52.0.0/24".parse().unwrap();
-        fib.apply(vec![change("10.52.0.0/24", &["10.0.0.2"])]);
+        fib.apply(vec![change("10.52.0.0/24", &["10.0.0.2"])]).await;
         fib.flush().await;
         let e = wait_for(&mut rx, "RouteFailed", |e| {
             matches!(e, FibEvent::RouteFailed { .. })
@@ -139,11 +141,16 @@ fn a_refused_route_is_installed_by_a_retry() {
             "{entry:?}"
         );
         assert!(find(&ns.v4(), "10.52.0.0/24").is_none());
-        let e = wait_for(&mut rx, "RouteInstalled", |e| {
-            matches!(e, FibEvent::RouteInstalled { .. })
+        let e = wait_for(&mut rx, "RoutesInstalled", |e| {
+            matches!(e, FibEvent::RoutesInstalled(_))
         })
         .await;
-        assert_eq!(e, FibEvent::RouteInstalled { prefix: p });
+        let FibEvent::RoutesInstalled(confirmed) = e else {
+            unreachable!()
+        };
+        assert_eq!(confirmed.len(), 1);
+        assert_eq!(confirmed[0].0, p);
+        assert_eq!(confirmed[0].1[0].address.to_string(), "10.0.0.2");
         assert!(via(&ns.v4(), "10.52.0.0/24", "10.0.0.2", "veth0"));
         assert_eq!(fib.entries(Some(p)).await[0].status, "installed");
         fib.shutdown().await;
@@ -164,7 +171,8 @@ fn a_resync_puts_the_kernel_right() {
             change("10.53.1.0/24", &["10.0.0.2"]),
             change("10.53.2.0/24", &["10.0.1.2"]),
             change("2001:db8:53::/48", &["2001:db8::2"]),
-        ]);
+        ])
+        .await;
         fib.flush().await;
         let v4 = ns.v4();
         let obj = find(&v4, "10.53.2.0/24").unwrap()["nhid"].clone();
@@ -215,7 +223,7 @@ fn our_own_writes_are_not_taken_for_someone_elses() {
         let changes: Vec<_> = (0..200)
             .map(|i| change(&format!("10.54.{i}.0/24"), &["10.0.0.2"]))
             .collect();
-        fib.apply(changes);
+        fib.apply(changes).await;
         fib.flush().await;
         // Anything the FIB writes from now on shows up here.
         let mut monitor = std::process::Command::new("ip")

@@ -48,17 +48,17 @@ fn ten_thousand_routes_in_one_apply() {
     let ns = Netns::new("tenk");
     ns.run(|ns| async move {
         let (fib, _rx) = start(cfg());
-        fib.apply(routes(10_000, &["10.0.0.2"]));
+        fib.apply(routes(10_000, &["10.0.0.2"])).await;
         fib.flush().await;
         assert_eq!(ns.v4().len(), 10_000);
         assert_eq!(fib.entries(None).await.len(), 10_000);
         // Move them all to a multipath set, then withdraw them all.
-        fib.apply(routes(10_000, &["10.0.0.2", "10.0.1.2"]));
+        fib.apply(routes(10_000, &["10.0.0.2", "10.0.1.2"])).await;
         fib.flush().await;
         let r = ns.v4();
         assert_eq!(r.len(), 10_000);
         assert!(r.iter().all(|r| paths(r).len() == 2));
-        fib.apply(routes(10_000, &[]));
+        fib.apply(routes(10_000, &[])).await;
         fib.flush().await;
         assert_eq!(count(&ns), 0);
         fib.shutdown().await;
@@ -91,7 +91,7 @@ fn route_changes_are_followed_again_after_a_large_write() {
             )
         })
         .await;
-        fib.apply(routes(20_000, &["10.0.0.2"]));
+        fib.apply(routes(20_000, &["10.0.0.2"])).await;
         fib.flush().await;
         assert_eq!(count(&ns), 20_000);
         // A query is answered after the worker's next pass, which resolves
@@ -131,11 +131,11 @@ fn timing_full_table_install() {
             let changes = routes(n, &["10.0.0.2"]);
             let moved = routes(n, &["10.0.1.2"]);
             let (t, c) = (Instant::now(), worker_cpu());
-            fib.apply(changes);
+            fib.apply(changes).await;
             fib.flush().await;
             let install = (t.elapsed(), worker_cpu() - c);
             let (t, c) = (Instant::now(), worker_cpu());
-            fib.apply(moved);
+            fib.apply(moved).await;
             fib.flush().await;
             let replace = (t.elapsed(), worker_cpu() - c);
             assert_eq!(count(&ns), n as usize);
@@ -159,7 +159,7 @@ fn a_route_deleted_by_hand_during_a_large_write_comes_back() {
     let ns = Netns::new("quietdel");
     ns.run(|ns| async move {
         let (fib, _rx) = start(cfg());
-        fib.apply(routes(20_000, &["10.0.0.2"]));
+        fib.apply(routes(20_000, &["10.0.0.2"])).await;
         // The sweep goes down the prefix space: the highest prefix is in
         // first, while the rest is still being written.
         let first = "11.78.31.0/24";

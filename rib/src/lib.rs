@@ -115,6 +115,9 @@ pub struct Outputs {
     pub updates: Vec<(PeerId, wire::Update)>,
     /// Next hops the RIB needs a state for (each reported once).
     pub watch_nexthops: Vec<IpAddr>,
+    /// Next hops no path uses any more: the FIB stops watching them (a
+    /// later user asks again through `watch_nexthops`).
+    pub unwatch_nexthops: Vec<IpAddr>,
 }
 
 /// What the kernel made of a FibChange.

@@ -63,7 +63,15 @@ pub struct Rib {
     too_big: HashMap<PeerId, HashSet<Prefix>>,
     pub(crate) ints: Interners,
     pub(crate) nexthops: HashMap<IpAddr, NexthopState>,
+    /// Next hops the FIB was asked to watch, or that reported a state.
     watched: HashSet<IpAddr>,
+    /// Next hops the FIB was told to stop watching (until a path uses one
+    /// again): a late state for one is ignored. At most the distinct next
+    /// hops ever used, a few addresses.
+    unwatched: HashSet<IpAddr>,
+    /// How many accepted paths (not ours) use each next hop: the last one
+    /// gone, it is unwatched.
+    nexthop_users: HashMap<IpAddr, u32>,
     originated: HashMap<Prefix, Arc<PathInfo>>,
     pub(crate) fib_failed: HashMap<Prefix, String>,
     /// The FIB answers every FibChange (see [`Rib::set_fib_status`]).
@@ -82,6 +90,8 @@ impl Rib {
             ints: Interners::default(),
             nexthops: HashMap::new(),
             watched: HashSet::new(),
+            unwatched: HashSet::new(),
+            nexthop_users: HashMap::new(),
             originated: HashMap::new(),
             fib_failed: HashMap::new(),
             fib_confirms: false,
@@ -120,7 +130,7 @@ impl Rib {
     pub fn set_config(&mut self, cfg: RibConfig, out: &mut Outputs) {
         self.policies = Policies::new(&cfg.policies);
         self.cfg = cfg;
-        self.reimport(None);
+        self.reimport(None, out);
         self.process_all(out);
     }
 
@@ -146,7 +156,7 @@ impl Rib {
             return;
         };
         peer.cfg = cfg;
-        self.reimport(Some(id));
+        self.reimport(Some(id), out);
         self.process_all(out);
     }
 
@@ -231,8 +241,8 @@ impl Rib {
         out.fib.reserve(step.len());
         let mut batch = self.batch_all();
         for p in step {
-            if let Some(d) = self.table.get_mut(&p) {
-                d.remove(id);
+            if let Some(old) = self.table.get_mut(&p).and_then(|d| d.remove(id)) {
+                self.path_gone(&old, out);
             }
             self.process(p, &mut batch, out);
         }
@@ -261,7 +271,7 @@ impl Rib {
                 .flat_map(|u| u.withdrawn.iter().copied()),
         );
         for p in withdrawn {
-            self.withdraw_path(id, p);
+            self.withdraw_path(id, p, out);
             touched.push(p);
         }
         let nlri = update.nlri.iter().map(|n| Prefix::V4(*n));
@@ -285,7 +295,7 @@ impl Rib {
             Some(why) => {
                 let why: Arc<str> = format!("{TREAT_AS_WITHDRAW}: {why}").into();
                 let nh = v4_nh.unwrap_or(unspecified);
-                self.keep_withdrawn(id, &update.attributes, nh, nlri, &why, &mut touched);
+                self.keep_withdrawn(id, &update.attributes, nh, nlri, &why, &mut touched, out);
                 if let Some(r) = &update.mp_reach {
                     let nlri = r.nlri.iter().copied();
                     self.keep_withdrawn(
@@ -295,6 +305,7 @@ impl Rib {
                         nlri,
                         &why,
                         &mut touched,
+                        out,
                     );
                 }
             }
@@ -377,6 +388,11 @@ impl Rib {
         if self.nexthops.get(&addr) == Some(&state) {
             return;
         }
+        if self.unwatched.contains(&addr) {
+            // Sent before the FIB took the unwatch: no path uses it, and
+            // the next user asks the FIB again.
+            return;
+        }
         self.nexthops.insert(addr, state);
         self.watched.insert(addr);
         let touched: Vec<Prefix> = self
@@ -419,6 +435,31 @@ impl Rib {
                 dest.set_fib_state(FibState::Failed);
                 self.fib_failed.insert(prefix, msg);
             }
+        }
+    }
+
+    /// The kernel's answer for `prefix` about `written`, the next-hop set
+    /// it wrote (or refused): taken as [`Rib::set_fib_status`] only if
+    /// `written` is still the set last handed to the FIB, else ignored. A
+    /// newer change may be queued behind the answer: an answer for an
+    /// older set must not mark the newer one installed (the FIB answers
+    /// the newer set when it gets to it). Comparing the sets costs no
+    /// state per prefix; the one case it cannot tell apart, A then B then
+    /// A again handed over before the first answer for A arrives, takes
+    /// that answer, which is about the very set wanted now.
+    pub fn set_fib_status_of(
+        &mut self,
+        prefix: Prefix,
+        written: &Arc<Vec<NextHop>>,
+        status: FibStatus,
+    ) {
+        let current = self.table.get(&prefix).and_then(Dest::fib);
+        let is_current = current.is_some_and(|id| {
+            let set = self.ints.nhsets.get(id);
+            Arc::ptr_eq(set, written) || **set == **written
+        });
+        if is_current {
+            self.set_fib_status(prefix, status);
         }
     }
 
@@ -494,10 +535,61 @@ impl Rib {
         self.ints.sweep(false);
     }
 
-    fn watch(&mut self, addr: IpAddr, out: &mut Outputs) {
-        if self.watched.insert(addr) {
-            out.watch_nexthops.push(addr);
+    /// Counts `path` as a user of its next hop; the first one has the FIB
+    /// watch it. Rejected paths need no next hop (they are kept for
+    /// `explain` only), nor do our own.
+    fn path_added(&mut self, path: &PathInfo, out: &mut Outputs) {
+        if path.is_local() || !path.accepted() {
+            return;
         }
+        let addr = path.post.next_hop.address;
+        *self.nexthop_users.entry(addr).or_default() += 1;
+        if self.watched.insert(addr) {
+            self.unwatched.remove(&addr);
+            // An unwatch not sent yet is taken back rather than followed
+            // by a watch: the two lists stay disjoint, so their order does
+            // not matter.
+            match out.unwatch_nexthops.iter().position(|a| *a == addr) {
+                Some(i) => {
+                    out.unwatch_nexthops.swap_remove(i);
+                }
+                None => out.watch_nexthops.push(addr),
+            }
+        }
+    }
+
+    /// `path` left (withdrawn, its peer down, or rejected on reimport):
+    /// when it was the last user of its next hop, the FIB stops watching
+    /// it. Its last state is kept: a later user watches it afresh, and the
+    /// FIB answers a watch at once; until then decisions read the last
+    /// state (and the FIB, which resolves by itself, never installs
+    /// through a next hop it finds unresolved).
+    fn path_gone(&mut self, path: &PathInfo, out: &mut Outputs) {
+        if path.is_local() || !path.accepted() {
+            return;
+        }
+        let addr = path.post.next_hop.address;
+        let Some(n) = self.nexthop_users.get_mut(&addr) else {
+            return;
+        };
+        *n -= 1;
+        if *n == 0 {
+            self.nexthop_users.remove(&addr);
+            if self.watched.remove(&addr) {
+                self.unwatched.insert(addr);
+                match out.watch_nexthops.iter().position(|a| *a == addr) {
+                    Some(i) => {
+                        out.watch_nexthops.remove(i);
+                    }
+                    None => out.unwatch_nexthops.push(addr),
+                }
+            }
+        }
+    }
+
+    /// How many accepted paths use next hop `addr` (for tests).
+    pub fn nexthop_users(&self, addr: IpAddr) -> u32 {
+        self.nexthop_users.get(&addr).copied().unwrap_or(0)
     }
 
     fn announce(
@@ -515,7 +607,6 @@ impl Rib {
             next_hop: nh,
             attrs: a,
         });
-        self.watch(nh.address, out);
         let mut same_for_all: Option<Arc<PathInfo>> = None;
         for p in prefixes {
             let info = match &same_for_all {
@@ -534,7 +625,7 @@ impl Rib {
                     imp.info
                 }
             };
-            self.insert_path(id, p, info);
+            self.insert_path(id, p, info, out);
             touched.push(p);
         }
     }
@@ -542,6 +633,8 @@ impl Rib {
     /// The prefixes of an UPDATE treated as withdrawn: each replaces the
     /// peer's path with a rejected one saying why. Its next hop is not
     /// watched: the path is never used.
+    // `announce`'s arguments plus the reason.
+    #[allow(clippy::too_many_arguments)]
     fn keep_withdrawn(
         &mut self,
         id: PeerId,
@@ -550,6 +643,7 @@ impl Rib {
         prefixes: impl Iterator<Item = Prefix>,
         why: &Arc<str>,
         touched: &mut Vec<Prefix>,
+        out: &mut Outputs,
     ) {
         let mut a = attrs.clone();
         a.next_hop = None;
@@ -559,17 +653,23 @@ impl Rib {
         });
         let info = withdrawn_path(&mut self.ints, id, &pre, why);
         for p in prefixes {
-            self.insert_path(id, p, info.clone());
+            self.insert_path(id, p, info.clone(), out);
             touched.push(p);
         }
     }
 
-    fn insert_path(&mut self, id: PeerId, prefix: Prefix, info: Arc<PathInfo>) {
+    fn insert_path(&mut self, id: PeerId, prefix: Prefix, info: Arc<PathInfo>, out: &mut Outputs) {
         let accepted = info.accepted();
+        // Counted before the old path goes: a replacement with the same
+        // next hop never unwatches it.
+        self.path_added(&info, out);
         let old = self
             .table
             .get_or_insert_with(prefix, Dest::default)
             .upsert(info);
+        if let Some(o) = &old {
+            self.path_gone(o, out);
+        }
         if let Some(peer) = self.peers.get_mut(&id) {
             match old {
                 None => {
@@ -585,10 +685,11 @@ impl Rib {
         }
     }
 
-    fn withdraw_path(&mut self, id: PeerId, prefix: Prefix) {
+    fn withdraw_path(&mut self, id: PeerId, prefix: Prefix, out: &mut Outputs) {
         let Some(old) = self.table.get_mut(&prefix).and_then(|d| d.remove(id)) else {
             return;
         };
+        self.path_gone(&old, out);
         if let Some(peer) = self.peers.get_mut(&id) {
             peer.received -= 1;
             peer.received_v6 -= usize::from(prefix.addr().is_ipv6());
@@ -599,7 +700,7 @@ impl Rib {
     }
 
     /// Re-runs import over the stored Adj-RIB-In of `only` (or every peer).
-    fn reimport(&mut self, only: Option<PeerId>) {
+    fn reimport(&mut self, only: Option<PeerId>, out: &mut Outputs) {
         let ctx = Ctx {
             cfg: &self.cfg,
             policies: &self.policies,
@@ -611,6 +712,8 @@ impl Rib {
         // not depend on the prefix.
         let mut cache: HashMap<*const PathInfo, (Arc<PathInfo>, Arc<PathInfo>)> = HashMap::new();
         let mut accepted: HashMap<PeerId, usize> = HashMap::new();
+        // (new path, old path) whose import verdict changed.
+        let mut flipped: Vec<(Arc<PathInfo>, Arc<PathInfo>)> = Vec::new();
         for (prefix, dest) in self.table.iter_mut() {
             dest.map_paths(|p| {
                 // A treat-as-withdraw stands until the peer sends the route
@@ -631,8 +734,16 @@ impl Rib {
                 if new.accepted() {
                     *accepted.entry(p.peer).or_default() += 1;
                 }
+                if new.accepted() != p.accepted() {
+                    flipped.push((new.clone(), p.clone()));
+                }
                 new
             });
+        }
+        // Next-hop users follow the verdicts that changed.
+        for (new, old) in flipped {
+            self.path_added(&new, out);
+            self.path_gone(&old, out);
         }
         for (id, peer) in self.peers.iter_mut() {
             if only.is_none_or(|o| o == *id) {

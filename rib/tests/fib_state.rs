@@ -114,3 +114,42 @@ fn without_confirmations_handed_over_counts_as_installed() {
         "not installed: kernel error: File exists (EEXIST)"
     );
 }
+
+#[test]
+fn an_answer_for_an_older_set_is_ignored() {
+    let mut rib = Rib::new(cfg());
+    rib.set_fib_confirms(true);
+    add_up(&mut rib, 1, ebgp("a", "192.0.2.1", 65101), "192.0.2.1");
+    add_up(&mut rib, 2, ebgp("b", "192.0.2.2", 65102), "192.0.2.2");
+    reach(&mut rib, "192.0.2.1", 0);
+    reach(&mut rib, "192.0.2.2", 0);
+    let out = receive(
+        &mut rib,
+        1,
+        update_v4(&[P], "192.0.2.1", attrs(&[65101, 64999])),
+    );
+    let older = out.fib[0].next_hops.clone();
+    // A shorter AS path from b: a new set is handed over before the
+    // kernel's answer for the first arrives.
+    let out = receive(&mut rib, 2, update_v4(&[P], "192.0.2.2", attrs(&[65102])));
+    let newer = out.fib[0].next_hops.clone();
+    assert_ne!(older, newer);
+
+    rib.set_fib_status_of(p(P), &older, FibStatus::Installed);
+    assert_eq!(rib.explain(&p(P)).fib, Some(FibState::Pending));
+    rib.set_fib_status_of(p(P), &older, FibStatus::Failed("late".into()));
+    assert_eq!(rib.explain(&p(P)).fib, Some(FibState::Pending));
+
+    // An equal set (not the same allocation) is the same answer.
+    let copy = std::sync::Arc::new(newer.to_vec());
+    rib.set_fib_status_of(p(P), &copy, FibStatus::Installed);
+    let e = rib.explain(&p(P));
+    assert_eq!(e.fib, Some(FibState::Installed));
+    assert_eq!(e.kernel, "installed via 192.0.2.2");
+
+    // The prefix withdrawn: a late answer does not bring it back.
+    receive(&mut rib, 2, withdraw(&[P]));
+    receive(&mut rib, 1, withdraw(&[P]));
+    rib.set_fib_status_of(p(P), &newer, FibStatus::Installed);
+    assert_eq!(rib.explain(&p(P)).fib, None);
+}
