@@ -248,8 +248,10 @@ class Crate:
                 if to != m:
                     out[(m, to)].append((p, line))
             # Paths in code (outside use declarations).
-            code = re.sub(r"\buse\s+[^;]+;", lambda x: "\n" * x.group(0).count("\n"), text)
-            code = re.sub(r"#!?\[[^\]]*\]", lambda x: "\n" * x.group(0).count("\n"), code)
+            # Blanked in place (same length), so offsets into `code` are
+            # offsets into `text` for the line number and the scope.
+            code = re.sub(r"\buse\s+[^;]+;", blank, text)
+            code = re.sub(r"#!?\[[^\]]*\]", blank, code)
             for hit in re.finditer(r"(?<![\w:])((?:" + IDENT + r")(?:::" + IDENT + r")+)", code):
                 segs = hit.group(1).split("::")
                 scope = self.scope_at(m, text, hit.start())
@@ -260,6 +262,11 @@ class Crate:
                 if to != m:
                     out[(m, to)].append((p, text.count("\n", 0, hit.start()) + 1))
         return out
+
+
+def blank(match):
+    """A match replaced by spaces, its newlines kept."""
+    return re.sub(r"[^\n]", " ", match.group(0))
 
 
 def name(m):

@@ -17,6 +17,7 @@ pub mod decision;
 mod explain;
 mod export;
 mod import;
+mod import_report;
 pub mod policy;
 mod rib;
 pub mod table;
@@ -27,7 +28,8 @@ use serde::Serialize;
 use wire::{Community, LargeCommunity};
 
 pub use explain::{Explanation, PathExplanation, PeerExport, RouteView};
-pub use import::{ImportCounters, ImportLog, ImportReport};
+pub use import::ImportLog;
+pub use import_report::{ImportCounters, ImportReport};
 pub use rib::{PeerDown, Rib};
 
 /// The daemon's handle for a configured peer.

@@ -10,10 +10,8 @@ use wire::{Family, NextHop, Origin, PathAttributes, Prefix, Update};
 use crate::attrs::{Attrs, PathInfo, LOCAL_PEER};
 use crate::ctx::{Ctx, Interners, Peer};
 use crate::export::{end_of_rib, UpdateBuilder, DOES_NOT_FIT};
-use crate::import::{
-    import_path, is_treat_as_withdraw, screen, withdrawn_path, ImportCounters, ImportReport,
-    TREAT_AS_WITHDRAW,
-};
+use crate::import::{import_path, is_treat_as_withdraw, screen, withdrawn_path, TREAT_AS_WITHDRAW};
+use crate::import_report::{ImportCounters, ImportReport};
 use crate::policy::Policies;
 use crate::table::{Dest, FibState, PrefixMap};
 use crate::{

@@ -461,20 +461,3 @@ impl Config {
         serde_yaml_ng::to_string(self).expect("config values always serialize")
     }
 }
-
-#[cfg(test)]
-mod enforce_first_as_tests {
-    #[test]
-    fn enforce_first_as_defaults_on_and_is_printed_only_when_off() {
-        let text = "router: { asn: 65001, routerId: 10.0.0.1 }\n\
-                    peers:\n  - { name: a, address: 10.0.0.2, asn: 65002 }\n  \
-                    - { name: rs, address: 10.0.0.3, asn: 65003, enforceFirstAs: false }\n";
-        let c = crate::config::parse(text, "t.yaml").unwrap();
-        assert!(c.peers[0].enforce_first_as);
-        assert!(!c.peers[1].enforce_first_as);
-        let printed = c.to_yaml();
-        assert_eq!(printed.matches("enforceFirstAs").count(), 1, "{printed}");
-        assert!(printed.contains("enforceFirstAs: false"), "{printed}");
-        assert_eq!(crate::config::parse(&printed, "t.yaml").unwrap(), c);
-    }
-}
