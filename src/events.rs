@@ -6,6 +6,7 @@
 //! peer tasks ──watch<PeerStatus>──▶ router task (read for `show neighbors`)
 //! API task ──RibEvent::Api { Request, Reply }──▶ router task ──Response──▶ API task
 //! signals ──RibEvent::{Reload, Shutdown}──▶ router task
+//! BFD sessions ──RibEvent::Bfd──▶ router task ──BfdCmd──▶ BFD task
 //! ```
 //!
 //! The FIB side (`kernel::RouteChange`, `kernel::FibEvent`) is the kernel
@@ -55,6 +56,14 @@ pub enum RibEvent {
     Api {
         request: Request,
         reply: Reply,
+    },
+    /// A BFD session's state changed (`crate::bfd`). `teardown`: it went
+    /// from Up to Down on a detected failure, so the BGP session to
+    /// `address` must close now (RFC 5882 §4.3).
+    Bfd {
+        address: IpAddr,
+        state: crate::bfd::packet::State,
+        teardown: bool,
     },
     /// SIGHUP: re-read the config file.
     Reload,
@@ -182,6 +191,8 @@ pub enum Request {
         prefix: String,
     },
     Reload,
+    /// `show bfd`: the BFD sessions.
+    Bfd,
     /// `kroute peer NAME reset`: start a peer held down by `maxPrefixes`,
     /// or reset its session (Cease/4).
     ResetPeer {

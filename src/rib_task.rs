@@ -19,7 +19,8 @@ use rib::{FibStatus, Outputs, PeerId, Rib, RouteQuery, Table};
 use wire::notification as n;
 use wire::{Family, Notification, Prefix, Update};
 
-use crate::api::views::{ExplainView, FibEntryView, NeighborView, ReloadView};
+use crate::api::views::{BfdState, ExplainView, FibEntryView, NeighborView, ReloadView};
+use crate::bfd::BfdHandle;
 use crate::config::{self, Config};
 use crate::events::{PeerCmd, PeerStatus, Reply, Request, Response, RibEvent};
 use crate::listener::{access_list, AccessList};
@@ -40,6 +41,8 @@ struct PeerEntry {
     /// Families over their `maxPrefixes` limit in warning mode (logged once
     /// per crossing).
     over_limit: HashSet<Family>,
+    /// The BFD session's last state, with `bfd` configured.
+    bfd: Option<BfdState>,
 }
 
 /// RFC 9687 §4: the send hold time, by default the larger of 8 minutes
@@ -71,6 +74,27 @@ pub struct RouterTask {
     access: watch::Sender<AccessList>,
     /// ROUTE-REFRESH answers in the outputs not yet flushed.
     refreshes_answered: Vec<(PeerId, u64, Family)>,
+    /// The BFD task, told the peers with `bfd` on start and reload.
+    bfd: BfdHandle,
+}
+
+/// The BFD sessions `c` asks for: one per peer with `bfd`.
+fn bfd_peers(c: &Config) -> Vec<crate::bfd::BfdPeer> {
+    c.peers
+        .iter()
+        .filter_map(|p| {
+            let b = p.bfd?;
+            Some(crate::bfd::BfdPeer {
+                name: p.name.clone(),
+                address: p.address,
+                local_address: p.local_address,
+                timers: crate::bfd::fsm::Timers {
+                    interval: Duration::from_millis(u64::from(b.interval)),
+                    multiplier: b.multiplier,
+                },
+            })
+        })
+        .collect()
 }
 
 pub fn rib_config(c: &Config) -> rib::RibConfig {
@@ -166,6 +190,7 @@ impl RouterTask {
         fib: Fib,
         events: mpsc::Sender<RibEvent>,
         access: watch::Sender<AccessList>,
+        bfd: BfdHandle,
     ) -> RouterTask {
         let rib = Rib::new(rib_config(&config));
         RouterTask {
@@ -181,6 +206,7 @@ impl RouterTask {
             originated: Vec::new(),
             access,
             refreshes_answered: Vec::new(),
+            bfd,
         }
     }
 
@@ -201,6 +227,7 @@ impl RouterTask {
                 up_since: None,
                 limit_hit: false,
                 over_limit: HashSet::new(),
+                bfd: p.bfd.map(|_| BfdState::Down),
             },
         );
     }
@@ -283,6 +310,7 @@ impl RouterTask {
         for p in &peers {
             self.add_peer(p);
         }
+        self.bfd.configure(bfd_peers(&self.config));
         let mut out = Outputs::default();
         self.refresh_originations(&mut out);
         self.flush(out);
@@ -469,6 +497,11 @@ impl RouterTask {
                 // Handed on (or closed): the listener may queue the next one.
                 drop(slot);
             }
+            RibEvent::Bfd {
+                address,
+                state,
+                teardown,
+            } => self.bfd_changed(address, state, teardown, out),
             RibEvent::Api { request, reply } => self.api(request, reply, out),
             RibEvent::Reload => {
                 if let Err(e) = self.reload(out) {
@@ -480,11 +513,47 @@ impl RouterTask {
         None
     }
 
+    /// A BFD session changed state. On a detected failure (RFC 5882 §4.3)
+    /// the BGP session closes with Cease/10 "BFD Down" (RFC 9384) and its
+    /// routes leave the RIB and the kernel now, not when TCP notices: the
+    /// peer's task is replaced (as on a reload that changes the session),
+    /// and the new one connects again. Graceful restart is not negotiated,
+    /// so there is no forwarding state to keep.
+    fn bfd_changed(&mut self, address: IpAddr, state: BfdState, teardown: bool, out: &mut Outputs) {
+        let Some((&id, e)) = self
+            .peers
+            .iter_mut()
+            .find(|(_, e)| e.cfg.address == address && e.cfg.bfd.is_some())
+        else {
+            return;
+        };
+        e.bfd = Some(state);
+        if !teardown {
+            return;
+        }
+        let e = self.peers.remove(&id).expect("found above");
+        warn!(peer = %e.cfg.name, %address, "BFD: peer down, closing the BGP session (Cease/10) and withdrawing its routes");
+        let _ = e.cmd.send(PeerCmd::Stop(Notification {
+            code: n::CEASE,
+            subcode: n::cease::BFD_DOWN,
+            data: vec![],
+        }));
+        self.rib.remove_peer(id, out);
+        self.flush(std::mem::take(out));
+        self.add_peer(&e.cfg);
+        if let Some(new) = self.peers.values_mut().find(|n| n.cfg.name == e.cfg.name) {
+            new.bfd = Some(state);
+        }
+    }
+
     fn neighbors(&self) -> Vec<NeighborView> {
         self.peers
             .iter()
             .map(|(id, e)| {
-                NeighborView::new(&e.cfg, &e.status.borrow(), self.rib.peer_counters(*id))
+                let mut v =
+                    NeighborView::new(&e.cfg, &e.status.borrow(), self.rib.peer_counters(*id));
+                v.bfd = e.bfd;
+                v
             })
             .collect()
     }
@@ -576,6 +645,21 @@ impl RouterTask {
                     Response::Ok(serde_json::json!({ "reset": name }))
                 }
             },
+            Request::Bfd => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                self.bfd.show(tx);
+                tokio::spawn(async move {
+                    let resp = match rx.await {
+                        Ok(v) => match serde_json::to_value(v) {
+                            Ok(v) => Response::Ok(v),
+                            Err(e) => Response::Error(e.to_string()),
+                        },
+                        Err(_) => Response::Error("the BFD task is gone".to_string()),
+                    };
+                    let _ = reply.send(resp);
+                });
+                return;
+            }
             Request::Reload => match self.reload(out) {
                 Ok(changes) => json(serde_json::to_value(ReloadView {
                     reloaded: true,
@@ -672,6 +756,7 @@ impl RouterTask {
             done.push(format!("peer {} added", p.name));
             self.add_peer(&p);
         }
+        self.bfd.configure(bfd_peers(&self.config));
         // New addresses, passwords (listener TCP-MD5 keys), GTSM, users.
         self.access.send_replace(access_list(&self.config));
         if old.advertise != self.config.advertise {

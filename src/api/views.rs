@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
 use wire::Family;
 
+pub use crate::bfd::packet::State as BfdState;
 use crate::config;
 use crate::events::{PeerStatus, SessionState};
 
@@ -51,6 +52,9 @@ pub struct NeighborView {
     pub route_refresh_ignored: u64,
     /// ROUTE-REFRESH messages folded into an answer already being sent.
     pub route_refresh_coalesced: u64,
+    /// The peer's BFD session state; absent without `bfd`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfd: Option<BfdState>,
 }
 
 impl NeighborView {
@@ -79,8 +83,42 @@ impl NeighborView {
             held_down: status.held_down.clone(),
             route_refresh_ignored: status.refresh_ignored,
             route_refresh_coalesced: status.refresh_coalesced,
+            bfd: None,
         }
     }
+}
+
+/// One session in `show bfd` (RFC 5880 §6.8.1 variables; intervals in
+/// microseconds, as on the wire).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BfdSessionView {
+    /// The BGP peer's name.
+    pub peer: String,
+    pub address: IpAddr,
+    #[serde(deserialize_with = "required")]
+    pub local_address: Option<IpAddr>,
+    pub state: BfdState,
+    pub remote_state: BfdState,
+    /// Our diagnostic (why the session last went down), in words.
+    pub diagnostic: String,
+    pub local_discriminator: u32,
+    /// 0 until the remote was heard (and again after a detection timeout).
+    pub remote_discriminator: u32,
+    pub detect_multiplier: u8,
+    /// What we send as Desired Min TX (1 s until Up, RFC 5880 §6.8.3).
+    pub desired_min_tx_us: u64,
+    pub required_min_rx_us: u64,
+    /// The remote's Required Min RX.
+    pub remote_min_rx_us: u64,
+    /// The agreed transmit interval (before jitter).
+    pub tx_interval_us: u64,
+    /// The remote's Detect Mult × the agreed receive interval.
+    #[serde(deserialize_with = "required")]
+    pub detect_time_us: Option<u64>,
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub state_changes: u64,
 }
 
 /// One prefix in `show fib`: the FIB's [`kernel::FibEntry`] as the API

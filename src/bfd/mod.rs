@@ -1,0 +1,458 @@
+//! BFD (RFC 5880), asynchronous mode, single hop (RFC 5881): one session
+//! per peer with `bfd` configured, telling the router task when the peer's
+//! forwarding path stops answering so that its BGP session (and routes)
+//! go at once instead of after the hold time.
+//!
+//! ```text
+//! router task ──BfdCmd::{Configure, Show}──▶ manager ──spawn/stop──▶ session tasks
+//! receivers (UDP 3784, v4 + v6) ──ControlPacket (by discriminator / source)──▶ session tasks
+//! session tasks ──RibEvent::Bfd──▶ router task
+//! ```
+//!
+//! The state machine is [`fsm`] (pure); the codec [`packet`]. Multihop
+//! (RFC 5883) is not implemented: the config check rejects `bfd` with
+//! `multihop`.
+
+pub mod fsm;
+pub mod packet;
+mod socket;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{sleep_until, Instant};
+use tracing::{debug, info, warn};
+
+use crate::api::views::BfdSessionView;
+use crate::events::RibEvent;
+use fsm::{Action, Session, Timers};
+use packet::{ControlPacket, State};
+
+/// One session the router task wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BfdPeer {
+    /// The BGP peer's name (for logs and `show bfd`).
+    pub name: String,
+    pub address: IpAddr,
+    /// Our source address (the peer's `localAddress`), if configured.
+    pub local_address: Option<IpAddr>,
+    pub timers: Timers,
+}
+
+/// What the router task asks the BFD task.
+pub enum BfdCmd {
+    /// Run exactly these sessions (start and reload): new ones start,
+    /// removed or changed ones stop (AdminDown).
+    Configure(Vec<BfdPeer>),
+    /// `show bfd`.
+    Show(oneshot::Sender<Vec<BfdSessionView>>),
+}
+
+/// The router task's end of the BFD task.
+#[derive(Clone)]
+pub struct BfdHandle {
+    cmd: mpsc::UnboundedSender<BfdCmd>,
+}
+
+impl BfdHandle {
+    pub fn configure(&self, peers: Vec<BfdPeer>) {
+        let _ = self.cmd.send(BfdCmd::Configure(peers));
+    }
+
+    pub fn show(&self, reply: oneshot::Sender<Vec<BfdSessionView>>) {
+        let _ = self.cmd.send(BfdCmd::Show(reply));
+    }
+}
+
+/// Start the BFD task; its state changes go to `events`.
+pub fn spawn(events: mpsc::Sender<RibEvent>) -> BfdHandle {
+    let (cmd, rx) = mpsc::unbounded_channel();
+    let manager = Manager {
+        events,
+        demux: Arc::new(Mutex::new(Demux::default())),
+        sessions: HashMap::new(),
+        receivers_bound: false,
+        next_discr: seed() | 1,
+    };
+    tokio::spawn(manager.run(rx));
+    BfdHandle { cmd }
+}
+
+fn seed() -> u32 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|t| t.subsec_nanos() ^ (t.as_secs() as u32).rotate_left(16))
+        .unwrap_or(0x5eed)
+}
+
+/// Packets queued per session before the receiver drops them.
+const SESSION_QUEUE: usize = 64;
+
+/// Where a received packet goes (RFC 5880 §6.8.6: by Your Discriminator
+/// when nonzero, else by the source address, RFC 5881 §3).
+#[derive(Default)]
+struct Demux {
+    by_discr: HashMap<u32, (IpAddr, mpsc::Sender<ControlPacket>)>,
+    by_address: HashMap<IpAddr, mpsc::Sender<ControlPacket>>,
+}
+
+impl Demux {
+    fn route(&self, from: IpAddr, p: &ControlPacket) -> Option<&mpsc::Sender<ControlPacket>> {
+        if p.your_discr != 0 {
+            // The source must be the session's peer too.
+            return self
+                .by_discr
+                .get(&p.your_discr)
+                .filter(|(peer, _)| *peer == from)
+                .map(|(_, tx)| tx);
+        }
+        self.by_address.get(&from)
+    }
+}
+
+struct Running {
+    peer: BfdPeer,
+    discr: u32,
+    stop: oneshot::Sender<()>,
+    view: watch::Receiver<BfdSessionView>,
+}
+
+struct Manager {
+    events: mpsc::Sender<RibEvent>,
+    demux: Arc<Mutex<Demux>>,
+    sessions: HashMap<IpAddr, Running>,
+    receivers_bound: bool,
+    next_discr: u32,
+}
+
+impl Manager {
+    async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<BfdCmd>) {
+        while let Some(cmd) = cmds.recv().await {
+            match cmd {
+                BfdCmd::Configure(peers) => self.configure(peers),
+                BfdCmd::Show(reply) => {
+                    let mut v: Vec<BfdSessionView> = self
+                        .sessions
+                        .values()
+                        .map(|r| r.view.borrow().clone())
+                        .collect();
+                    v.sort_by(|a, b| a.peer.cmp(&b.peer));
+                    let _ = reply.send(v);
+                }
+            }
+        }
+        for (_, r) in self.sessions.drain() {
+            let _ = r.stop.send(());
+        }
+    }
+
+    fn configure(&mut self, peers: Vec<BfdPeer>) {
+        let gone: Vec<IpAddr> = self
+            .sessions
+            .iter()
+            .filter(|(_, r)| !peers.contains(&r.peer))
+            .map(|(a, _)| *a)
+            .collect();
+        for address in gone {
+            let r = self.sessions.remove(&address).expect("listed above");
+            let mut d = self.demux.lock().unwrap();
+            d.by_discr.remove(&r.discr);
+            d.by_address.remove(&address);
+            drop(d);
+            info!(peer = %r.peer.name, %address, "BFD session removed");
+            let _ = r.stop.send(());
+        }
+        if !peers.is_empty() && !self.receivers_bound {
+            self.bind_receivers();
+        }
+        for p in peers {
+            if !self.sessions.contains_key(&p.address) {
+                self.start(p);
+            }
+        }
+    }
+
+    /// Bind port 3784 for both families, once, when the first session
+    /// is configured.
+    fn bind_receivers(&mut self) {
+        self.receivers_bound = true;
+        for ipv6 in [false, true] {
+            match socket::bind_receiver(ipv6) {
+                Ok(sock) => {
+                    tokio::spawn(receive(sock, self.demux.clone()));
+                }
+                Err(e) => warn!(
+                    "BFD: cannot bind UDP port {} ({}): {e}",
+                    socket::CONTROL_PORT,
+                    if ipv6 { "IPv6" } else { "IPv4" }
+                ),
+            }
+        }
+    }
+
+    fn allocate_discr(&mut self) -> u32 {
+        let d = self.demux.lock().unwrap();
+        loop {
+            let candidate = self.next_discr;
+            self.next_discr = self.next_discr.wrapping_add(1);
+            if candidate != 0 && !d.by_discr.contains_key(&candidate) {
+                return candidate;
+            }
+        }
+    }
+
+    fn start(&mut self, peer: BfdPeer) {
+        let discr = self.allocate_discr();
+        let (tx, rx) = mpsc::channel(SESSION_QUEUE);
+        {
+            let mut d = self.demux.lock().unwrap();
+            d.by_discr.insert(discr, (peer.address, tx.clone()));
+            d.by_address.insert(peer.address, tx);
+        }
+        let session = Session::new(discr, peer.timers);
+        let (view_tx, view) = watch::channel(view_of(&peer, &session, &Counters::default()));
+        let (stop, stop_rx) = oneshot::channel();
+        info!(peer = %peer.name, address = %peer.address, discriminator = discr, "BFD session started");
+        tokio::spawn(
+            SessionTask {
+                peer: peer.clone(),
+                session,
+                counters: Counters::default(),
+                view: view_tx,
+                events: self.events.clone(),
+                rng: seed() ^ discr,
+            }
+            .run(rx, stop_rx),
+        );
+        self.sessions.insert(
+            peer.address,
+            Running {
+                peer,
+                discr,
+                stop,
+                view,
+            },
+        );
+    }
+}
+
+/// One receiving socket: check the TTL, decode, hand to the session.
+async fn receive(sock: UdpSocket, demux: Arc<Mutex<Demux>>) {
+    let mut buf = [0u8; 512];
+    loop {
+        let r = match socket::recv(&sock, &mut buf).await {
+            Ok(r) => r,
+            Err(e) => {
+                warn!("BFD receive: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        // RFC 5881 §5: single-hop packets arrive with TTL 255 or are
+        // discarded (nobody further away can forge them).
+        if r.ttl != Some(socket::TTL) {
+            debug!(from = %r.from, ttl = ?r.ttl, "BFD packet with TTL other than 255 dropped");
+            continue;
+        }
+        let p = match ControlPacket::decode(&buf[..r.len]) {
+            Ok(p) => p,
+            Err(e) => {
+                debug!(from = %r.from, "BFD packet dropped: {e}");
+                continue;
+            }
+        };
+        let tx = demux.lock().unwrap().route(r.from.ip(), &p).cloned();
+        match tx {
+            Some(tx) => {
+                let _ = tx.try_send(p);
+            }
+            None => debug!(from = %r.from, your_discr = p.your_discr, "BFD packet for no session"),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counters {
+    packets_in: u64,
+    packets_out: u64,
+    state_changes: u64,
+}
+
+fn micros(d: Duration) -> u64 {
+    d.as_micros() as u64
+}
+
+fn view_of(peer: &BfdPeer, s: &Session, c: &Counters) -> BfdSessionView {
+    BfdSessionView {
+        peer: peer.name.clone(),
+        address: peer.address,
+        local_address: peer.local_address,
+        state: s.state,
+        remote_state: s.remote_state,
+        diagnostic: packet::diag::name(s.local_diag).to_string(),
+        local_discriminator: s.local_discr,
+        remote_discriminator: s.remote_discr,
+        detect_multiplier: s.timers().multiplier,
+        desired_min_tx_us: micros(s.desired_min_tx()),
+        required_min_rx_us: micros(s.required_min_rx()),
+        remote_min_rx_us: micros(s.remote_min_rx()),
+        tx_interval_us: micros(s.tx_interval()),
+        detect_time_us: s.detection_time().map(micros),
+        packets_in: c.packets_in,
+        packets_out: c.packets_out,
+        state_changes: c.state_changes,
+    }
+}
+
+struct SessionTask {
+    peer: BfdPeer,
+    session: Session,
+    counters: Counters,
+    view: watch::Sender<BfdSessionView>,
+    events: mpsc::Sender<RibEvent>,
+    rng: u32,
+}
+
+/// How long to wait before trying again to open a session's socket (its
+/// local address may not be there yet).
+const BIND_RETRY: Duration = Duration::from_secs(2);
+
+impl SessionTask {
+    fn random(&mut self) -> u32 {
+        // xorshift32: jitter needs no more.
+        let mut x = self.rng.max(1);
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.rng = x;
+        x
+    }
+
+    async fn run(
+        mut self,
+        mut packets: mpsc::Receiver<ControlPacket>,
+        mut stop: oneshot::Receiver<()>,
+    ) {
+        let sock = loop {
+            let seed = self.random();
+            match socket::bind_sender(self.peer.address, self.peer.local_address, seed) {
+                Ok(s) => break s,
+                Err(e) => {
+                    warn!(peer = %self.peer.name, "BFD: cannot open the session's socket: {e}");
+                    tokio::select! {
+                        _ = tokio::time::sleep(BIND_RETRY) => {}
+                        _ = &mut stop => return,
+                    }
+                }
+            }
+        };
+        let dest = SocketAddr::new(self.peer.address, socket::CONTROL_PORT);
+        let mut next_tx = Instant::now();
+        let mut detect: Option<Instant> = None;
+        loop {
+            let actions = tokio::select! {
+                _ = &mut stop => {
+                    let _ = self.session.admin_down();
+                    self.send(&sock, dest, false).await;
+                    return;
+                }
+                p = packets.recv() => match p {
+                    Some(p) => {
+                        self.counters.packets_in += 1;
+                        self.session.receive(&p)
+                    }
+                    None => return,
+                },
+                _ = sleep_until(next_tx) => {
+                    if self.session.may_transmit() {
+                        self.send(&sock, dest, false).await;
+                    }
+                    let r = self.random();
+                    next_tx = Instant::now() + self.session.next_tx_delay(r);
+                    Vec::new()
+                }
+                _ = sleep_until(detect.unwrap_or_else(Instant::now)), if detect.is_some() => {
+                    detect = None;
+                    self.session.detection_time_expired()
+                }
+            };
+            for a in actions {
+                match a {
+                    Action::ArmDetect(d) => detect = Some(Instant::now() + d),
+                    Action::SendNow { final_ } => self.send(&sock, dest, final_).await,
+                    Action::StateChanged { from, to, diag } => {
+                        self.counters.state_changes += 1;
+                        self.state_changed(from, to, diag).await;
+                    }
+                }
+            }
+            self.view
+                .send_replace(view_of(&self.peer, &self.session, &self.counters));
+        }
+    }
+
+    async fn send(&mut self, sock: &UdpSocket, dest: SocketAddr, final_: bool) {
+        let bytes = self.session.packet(final_).encode();
+        match sock.send_to(&bytes, dest).await {
+            Ok(_) => self.counters.packets_out += 1,
+            Err(e) => debug!(peer = %self.peer.name, "BFD send: {e}"),
+        }
+    }
+
+    async fn state_changed(&mut self, from: State, to: State, diag: u8) {
+        let why = packet::diag::name(diag);
+        if to == State::Up {
+            info!(peer = %self.peer.name, address = %self.peer.address, "BFD session Up");
+        } else {
+            warn!(peer = %self.peer.name, address = %self.peer.address, %from, %to, "BFD session {to}: {why}");
+        }
+        // RFC 5882 §3.2: the remote going AdminDown is not a path failure;
+        // only a detected failure (or the remote saying Down) closes BGP.
+        let teardown =
+            from == State::Up && to == State::Down && self.session.remote_state != State::AdminDown;
+        let _ = self
+            .events
+            .send(RibEvent::Bfd {
+                address: self.peer.address,
+                state: to,
+                teardown,
+            })
+            .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(your_discr: u32) -> ControlPacket {
+        let mut p = Session::new(7, Timers::default()).packet(false);
+        p.your_discr = your_discr;
+        p
+    }
+
+    #[test]
+    fn demux_by_discriminator_needs_the_right_source() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let peer: IpAddr = "192.0.2.1".parse().unwrap();
+        let mut d = Demux::default();
+        d.by_discr.insert(42, (peer, tx.clone()));
+        d.by_address.insert(peer, tx);
+        d.route(peer, &packet(42))
+            .unwrap()
+            .try_send(packet(42))
+            .unwrap();
+        assert!(rx.try_recv().is_ok());
+        assert!(d.route("192.0.2.9".parse().unwrap(), &packet(42)).is_none());
+        assert!(
+            d.route(peer, &packet(43)).is_none(),
+            "unknown discriminator"
+        );
+        assert!(d.route(peer, &packet(0)).is_some(), "by address while Down");
+        assert!(d.route("192.0.2.9".parse().unwrap(), &packet(0)).is_none());
+    }
+}
