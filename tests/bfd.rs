@@ -1,0 +1,276 @@
+//! BFD (RFC 5880/5881) against FRR's bfdd and BIRD's `protocol bfd`: the
+//! session comes Up on both sides; when the peer silently stops answering
+//! (its daemons SIGSTOPped: no carrier change, the TCP session stays
+//! open), kroute's kernel routes via it leave within a detection time
+//! (300 ms × 3 here; the bound asserted is a generous 3 s, the time
+//! measured is printed); when it answers again, BFD and the routes come
+//! back. Needs root, `frr` and `bird2` (see `common/mod.rs`).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::kroute::{self as k, Kroute};
+use common::{netns, route_via, test_dir, veth, wait_until, CONVERGE};
+use kroute::api::views::{BfdSessionView, BfdState};
+use kroute::api::Client;
+use labkit::bird::{self as lb, BgpProtocol, BirdConfig, Channel, StaticProtocol, StaticRoute};
+use labkit::frr::{self as lf, BgpdConfig, FrrSpec, Neighbor};
+use labkit::{Afi, Netns};
+
+const KROUTE_ASN: u32 = 65001;
+const PEER_ASN: u32 = 65002;
+const K4: &str = "10.1.0.1";
+const P4: &str = "10.1.0.2";
+const PREFIX: &str = "10.100.0.0/24";
+/// What a 300 ms × 3 session may take to notice, with a wide margin for a
+/// loaded test machine (the expected time is about 0.9 s).
+const DETECT_BOUND: Duration = Duration::from_secs(3);
+
+/// Resumes stopped processes when dropped, so that a failed test leaves
+/// nothing frozen behind (its daemons are then killed by PID as usual).
+struct Stopped(Vec<u32>);
+
+impl Stopped {
+    fn stop(pids: Vec<u32>) -> Stopped {
+        for &pid in &pids {
+            // SAFETY: plain kill(2) on PIDs this test started.
+            assert_eq!(
+                unsafe { libc::kill(pid as i32, libc::SIGSTOP) },
+                0,
+                "SIGSTOP {pid}"
+            );
+        }
+        Stopped(pids)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+        }
+    }
+}
+
+/// kroute in `k_ns` with one BFD peer at `P4` (300 ms × 3).
+fn kroute_with_bfd_peer(k_ns: &Netns) -> Kroute {
+    let mut cfg = k::config(KROUTE_ASN, "10.255.0.1");
+    let mut peer = k::peer("peer", P4, PEER_ASN, &["ipv4-unicast"]);
+    peer.local_address = Some(K4.parse().unwrap());
+    peer.bfd = Some(kroute::config::Bfd {
+        interval: 300,
+        multiplier: 3,
+    });
+    cfg.peers.push(peer);
+    Kroute::start(k_ns, cfg)
+}
+
+fn bfd_sessions(k: &Kroute) -> Vec<BfdSessionView> {
+    Client::new(k.socket())
+        .bfd()
+        .unwrap_or_else(|e| panic!("show bfd: {e}"))
+}
+
+fn kroute_bfd_state(k: &Kroute) -> Result<BfdSessionView, String> {
+    bfd_sessions(k)
+        .into_iter()
+        .find(|s| s.peer == "peer")
+        .ok_or_else(|| "no BFD session for peer".to_string())
+}
+
+fn wait_kroute_bfd(k: &Kroute, state: BfdState) -> BfdSessionView {
+    wait_until(CONVERGE, &format!("kroute's BFD session {state}"), || {
+        let s = kroute_bfd_state(k)?;
+        if s.state == state {
+            Ok(s)
+        } else {
+            Err(format!("{s:?}"))
+        }
+    })
+}
+
+fn wait_route(k_ns: &Netns) {
+    wait_until(
+        CONVERGE,
+        &format!("{PREFIX} via {P4} in kroute's kernel"),
+        || match route_via(k_ns, PREFIX) {
+            Some(nhs) if nhs.iter().any(|(gw, _)| gw == P4) => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    )
+}
+
+/// The scenario, once the peer daemon runs with BFD and announces
+/// `PREFIX`: `peer_bfd_up` says whether the peer sees its session Up;
+/// `pids` are the peer's processes to freeze.
+fn detect_and_recover(
+    k_ns: &Netns,
+    kroute: &Kroute,
+    pids: Vec<u32>,
+    peer_bfd_up: &dyn Fn() -> Result<(), String>,
+) {
+    wait_route(k_ns);
+    let up = wait_kroute_bfd(kroute, BfdState::Up);
+    wait_until(CONVERGE, "the peer's BFD session Up", peer_bfd_up);
+    assert_ne!(up.remote_discriminator, 0);
+    assert_eq!(up.tx_interval_us, 300_000, "agreed after the Poll: {up:?}");
+    assert_eq!(up.detect_time_us, Some(900_000), "{up:?}");
+    assert_eq!(
+        kroute.neighbor("peer").and_then(|n| n.bfd),
+        Some(BfdState::Up),
+        "show neighbors has the BFD state"
+    );
+    let table = kroute.cli_ok(&["show", "bfd"]);
+    assert!(table.contains("peer") && table.contains("Up"), "{table}");
+    let neighbors = kroute.cli_ok(&["show", "neighbors"]);
+    assert!(neighbors.contains("BFD"), "{neighbors}");
+
+    // Silence: the peer's processes freeze; links and TCP stay.
+    let stopped = Stopped::stop(pids);
+    let t0 = Instant::now();
+    let gone = loop {
+        if route_via(k_ns, PREFIX).is_none() {
+            break t0.elapsed();
+        }
+        assert!(
+            t0.elapsed() < DETECT_BOUND,
+            "{PREFIX} still in the kernel {:?} after the peer went silent; BFD: {:?}",
+            t0.elapsed(),
+            kroute_bfd_state(kroute)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    println!("BFD: {PREFIX} left kroute's kernel {gone:?} after the peer went silent");
+    let down = wait_kroute_bfd(kroute, BfdState::Down);
+    assert_eq!(
+        down.diagnostic, "control detection time expired",
+        "{down:?}"
+    );
+    assert_eq!(down.remote_discriminator, 0, "RFC 5880 §6.8.1");
+    // Up (through Init, or at once when the peer was in Init), Down.
+    assert!(down.state_changes >= 2, "{down:?}");
+    let n = kroute.neighbor("peer").expect("peer still configured");
+    assert_eq!(n.bfd, Some(BfdState::Down));
+
+    // The peer answers again: BFD and the routes come back.
+    drop(stopped);
+    wait_kroute_bfd(kroute, BfdState::Up);
+    wait_until(CONVERGE, "the peer's BFD session Up again", peer_bfd_up);
+    wait_route(k_ns);
+}
+
+#[test]
+fn frr_bfdd_failure_detected_and_recovered() {
+    let k_ns = netns("kbfdf");
+    let f_ns = netns("fbfdf");
+    veth(&k_ns, &f_ns, &[&format!("{K4}/24")], &[&format!("{P4}/24")]);
+    let bgpd = BgpdConfig {
+        hostname: f_ns.name().to_string(),
+        asn: PEER_ASN,
+        router_id: P4.to_string(),
+        timers: Some((3, 9)),
+        graceful_restart_disable: true,
+        neighbors: vec![Neighbor {
+            address: K4.to_string(),
+            remote_as: KROUTE_ASN,
+            connect_timer: Some(2),
+            update_source: Some(P4.to_string()),
+            advertisement_interval: Some(0),
+            bfd: true,
+            families: vec![(Afi::Ipv4, vec![])],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut spec = FrrSpec::new(f_ns.name(), bgpd.render());
+    spec.bfdd_conf = Some(lf::bfdd_config(
+        f_ns.name(),
+        &[lf::BfdPeer {
+            address: K4.to_string(),
+            local_address: Some(P4.to_string()),
+            receive_interval_ms: 300,
+            transmit_interval_ms: 300,
+            detect_multiplier: 3,
+        }],
+    ));
+    let frr = lf::Frr::start(&f_ns, &spec).unwrap_or_else(|e| panic!("{e}"));
+    frr.vtysh(&[
+        "conf t",
+        &format!("router bgp {PEER_ASN}"),
+        "address-family ipv4 unicast",
+        &format!("network {PREFIX}"),
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let kroute = kroute_with_bfd_peer(&k_ns);
+    let frr_up = || {
+        let v = frr
+            .vtysh_json("show bfd peers json")
+            .map_err(|e| e.to_string())?;
+        let peers = v.as_array().cloned().unwrap_or_default();
+        match peers.iter().find(|p| p["peer"] == K4) {
+            Some(p) if p["status"] == "up" => Ok(()),
+            other => Err(format!("FRR bfd peer {K4}: {other:?}")),
+        }
+    };
+    detect_and_recover(&k_ns, &kroute, frr.pids(), &frr_up);
+    drop(kroute);
+    drop(frr);
+}
+
+#[test]
+fn bird_bfd_failure_detected_and_recovered() {
+    let k_ns = netns("kbfdb");
+    let b_ns = netns("bbfdb");
+    veth(&k_ns, &b_ns, &[&format!("{K4}/24")], &[&format!("{P4}/24")]);
+    let config = BirdConfig {
+        router_id: P4.to_string(),
+        device_scan_time: Some(10),
+        statics: vec![StaticProtocol {
+            name: "s4".into(),
+            afi: Afi::Ipv4,
+            routes: vec![StaticRoute {
+                prefix: PREFIX.into(),
+                attrs: vec![],
+            }],
+        }],
+        bgp: vec![BgpProtocol {
+            name: "kroute".into(),
+            local_address: P4.into(),
+            local_as: PEER_ASN,
+            neighbor_address: K4.into(),
+            neighbor_as: KROUTE_ASN,
+            options: vec![
+                "connect delay time 1;".into(),
+                "connect retry time 2;".into(),
+                "error wait time 1, 4;".into(),
+                "hold time 9;".into(),
+                "keepalive time 3;".into(),
+                "graceful restart off;".into(),
+                "bfd on;".into(),
+            ],
+            channels: vec![Channel::all(Afi::Ipv4)],
+        }],
+        ..Default::default()
+    }
+    .render()
+        + "protocol bfd {\n  interface \"*\" {\n    min rx interval 300 ms;\n    \
+           min tx interval 300 ms;\n    idle tx interval 1000 ms;\n    multiplier 3;\n  };\n}\n";
+    let dir = test_dir("bird-bfd");
+    let bird = lb::Bird::start(&b_ns, &lb::BirdSpec::new(dir.path(), config))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let kroute = kroute_with_bfd_peer(&k_ns);
+    let bird_up = || {
+        let out = bird
+            .birdc(&["show", "bfd", "sessions"])
+            .map_err(|e| e.to_string())?;
+        match out.lines().find(|l| l.trim_start().starts_with(K4)) {
+            Some(l) if l.contains("Up") => Ok(()),
+            _ => Err(format!("BIRD bfd sessions:\n{out}")),
+        }
+    };
+    detect_and_recover(&k_ns, &kroute, vec![bird.pid()], &bird_up);
+    drop(kroute);
+    drop(bird);
+}
