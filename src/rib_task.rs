@@ -740,7 +740,13 @@ impl RouterTask {
                             }
                             done.push(format!("peer {name}: maxPrefixes changed"));
                         }
-                        self.peers.get_mut(&id).unwrap().cfg = p;
+                        let e = self.peers.get_mut(&id).unwrap();
+                        if old_p.bfd != p.bfd {
+                            // The BFD task restarts (or ends) the session.
+                            e.bfd = p.bfd.map(|_| BfdState::Down);
+                            done.push(format!("peer {name}: bfd changed"));
+                        }
+                        e.cfg = p;
                     }
                 }
             }

@@ -274,3 +274,154 @@ fn bird_bfd_failure_detected_and_recovered() {
     drop(kroute);
     drop(bird);
 }
+
+/// The single-hop rules on the wire, with a hand-made peer: kroute sends
+/// from a port in 49152–65535 to 3784 and starts slow (1 s, RFC 5880
+/// §6.8.3); it takes a packet only with TTL 255 (RFC 5881 §5), and a
+/// reload that drops `bfd` ends the session.
+#[test]
+fn single_hop_rules_and_reload() {
+    use kroute::bfd::fsm::{Session, Timers};
+    use kroute::bfd::packet::{ControlPacket, State};
+    use std::net::UdpSocket;
+
+    let k_ns = netns("kbfdt");
+    let p_ns = netns("pbfdt");
+    veth(&k_ns, &p_ns, &[&format!("{K4}/24")], &[&format!("{P4}/24")]);
+    let mut kroute = kroute_with_bfd_peer(&k_ns);
+
+    // What kroute sends, seen from the peer's side.
+    let (from, first) = p_ns
+        .spawn_thread(|| {
+            let sock = UdpSocket::bind((P4, 3784)).expect("bind 3784");
+            sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 64];
+            let (n, from) = sock.recv_from(&mut buf).expect("a BFD packet from kroute");
+            (
+                from,
+                ControlPacket::decode(&buf[..n]).expect("valid packet"),
+            )
+        })
+        .join()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(from.ip().to_string(), K4);
+    assert!((49152..=65535).contains(&from.port()), "source port {from}");
+    assert_eq!(first.state, State::Down);
+    assert_eq!(first.your_discr, 0);
+    assert_eq!(first.desired_min_tx, 1_000_000, "slow start");
+    assert_eq!(first.required_min_rx, 300_000);
+    assert_eq!(first.detect_mult, 3);
+
+    // Our peer's Down packet, sent with a TTL.
+    let send = |ttl: u32| {
+        p_ns.spawn_thread(move || {
+            let p = Session::new(0x77, Timers::default()).packet(false);
+            let sock = UdpSocket::bind((P4, 49999)).expect("bind");
+            sock.set_ttl(ttl).unwrap();
+            for _ in 0..3 {
+                sock.send_to(&p.encode(), (K4, 3784)).expect("send");
+            }
+        })
+        .join()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"));
+    };
+    send(64);
+    std::thread::sleep(Duration::from_millis(300));
+    let s = kroute_bfd_state(&kroute).unwrap();
+    assert_eq!(s.packets_in, 0, "TTL 64 must be dropped: {s:?}");
+    assert_eq!(s.state, BfdState::Down);
+    send(255);
+    let s = wait_until(CONVERGE, "kroute to take the TTL 255 packets", || {
+        let s = kroute_bfd_state(&kroute)?;
+        if s.packets_in > 0 {
+            Ok(s)
+        } else {
+            Err(format!("{s:?}"))
+        }
+    });
+    assert_eq!(s.remote_discriminator, 0x77);
+    assert_eq!(s.state, BfdState::Init, "Down + remote Down -> Init");
+
+    // New timers: a new session. No `bfd`: no session, no BFD column.
+    let discr = s.local_discriminator;
+    k::peer_mut(&mut kroute.config, "peer").bfd = Some(kroute::config::Bfd {
+        interval: 500,
+        multiplier: 5,
+    });
+    kroute.reload();
+    let s = wait_until(CONVERGE, "the session with the new timers", || {
+        let s = kroute_bfd_state(&kroute)?;
+        if s.detect_multiplier == 5 {
+            Ok(s)
+        } else {
+            Err(format!("{s:?}"))
+        }
+    });
+    assert_ne!(s.local_discriminator, discr);
+    assert_eq!(s.required_min_rx_us, 500_000);
+    k::peer_mut(&mut kroute.config, "peer").bfd = None;
+    kroute.reload();
+    wait_until(CONVERGE, "no BFD session", || match bfd_sessions(&kroute) {
+        v if v.is_empty() => Ok(()),
+        v => Err(format!("{v:?}")),
+    });
+    assert_eq!(kroute.neighbor("peer").unwrap().bfd, None);
+    assert!(!kroute.cli_ok(&["show", "neighbors"]).contains("BFD"));
+}
+
+fn parse(peer_keys: &str) -> Result<kroute::config::Config, String> {
+    let text = format!(
+        "router: {{ asn: 65001, routerId: 10.0.0.1 }}\npeers:\n  - {{ name: p, address: 10.1.0.2, asn: 65002, {peer_keys} }}\n"
+    );
+    kroute::config::parse(&text, "bfd.yaml").map_err(|e| e.to_string())
+}
+
+fn bfd_of(peer_keys: &str) -> Option<kroute::config::Bfd> {
+    parse(peer_keys).unwrap_or_else(|e| panic!("{e}")).peers[0].bfd
+}
+
+#[test]
+fn config_bfd_forms_and_ranges() {
+    use kroute::config::Bfd;
+    assert_eq!(bfd_of("bfd: true"), Some(Bfd::default()));
+    assert_eq!(
+        Bfd::default(),
+        Bfd {
+            interval: 300,
+            multiplier: 3
+        }
+    );
+    assert_eq!(bfd_of("bfd: false"), None);
+    assert_eq!(bfd_of("passive: false"), None, "off by default");
+    assert_eq!(
+        bfd_of("bfd: { interval: 100 }"),
+        Some(Bfd {
+            interval: 100,
+            multiplier: 3
+        })
+    );
+    assert_eq!(
+        bfd_of("bfd: { interval: 50, multiplier: 5 }"),
+        Some(Bfd {
+            interval: 50,
+            multiplier: 5
+        })
+    );
+    for (keys, says) in [
+        ("bfd: { interval: 5 }", "10..=60000"),
+        ("bfd: { interval: 60001 }", "10..=60000"),
+        ("bfd: { multiplier: 0 }", "multiplier"),
+        ("bfd: { intervall: 100 }", "interval"),
+        ("bfd: 3", "true, false or"),
+        ("bfd: true, multihop: 2", "RFC 5883"),
+    ] {
+        let e = parse(keys).expect_err(keys);
+        assert!(e.contains(says), "{keys}: {e}");
+    }
+    // Written back and read again, the same.
+    let c = parse("bfd: { interval: 50, multiplier: 5 }").unwrap();
+    let again = kroute::config::parse(&c.to_yaml(), "again.yaml").unwrap();
+    assert_eq!(again, c);
+}

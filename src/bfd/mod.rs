@@ -308,6 +308,14 @@ fn view_of(peer: &BfdPeer, s: &Session, c: &Counters) -> BfdSessionView {
     }
 }
 
+/// Whether a state change means the path to the peer failed, so that its
+/// BGP session must close (RFC 5882 §4.3): Up to Down, unless the remote
+/// said AdminDown (RFC 5882 §3.2: an administrative shutdown of BFD is
+/// not a failure of the path).
+fn closes_bgp(from: State, to: State, remote_state: State) -> bool {
+    from == State::Up && to == State::Down && remote_state != State::AdminDown
+}
+
 struct SessionTask {
     peer: BfdPeer,
     session: Session,
@@ -410,10 +418,7 @@ impl SessionTask {
         } else {
             warn!(peer = %self.peer.name, address = %self.peer.address, %from, %to, "BFD session {to}: {why}");
         }
-        // RFC 5882 §3.2: the remote going AdminDown is not a path failure;
-        // only a detected failure (or the remote saying Down) closes BGP.
-        let teardown =
-            from == State::Up && to == State::Down && self.session.remote_state != State::AdminDown;
+        let teardown = closes_bgp(from, to, self.session.remote_state);
         let _ = self
             .events
             .send(RibEvent::Bfd {
@@ -433,6 +438,17 @@ mod tests {
         let mut p = Session::new(7, Timers::default()).packet(false);
         p.your_discr = your_discr;
         p
+    }
+
+    #[test]
+    fn only_a_failure_while_up_closes_bgp() {
+        use State::*;
+        assert!(closes_bgp(Up, Down, Down), "remote said Down");
+        assert!(closes_bgp(Up, Down, Up), "detection time expired");
+        assert!(!closes_bgp(Up, Down, AdminDown), "RFC 5882 §3.2");
+        assert!(!closes_bgp(Init, Down, Down), "never was Up");
+        assert!(!closes_bgp(Up, AdminDown, Up), "our own removal");
+        assert!(!closes_bgp(Down, Up, Init));
     }
 
     #[test]
