@@ -22,7 +22,49 @@ const KROUTE_ASN: u32 = 65001;
 const PEER_ASN: u32 = 65002;
 const K4: &str = "10.1.0.1";
 const P4: &str = "10.1.0.2";
-const PREFIX: &str = "10.100.0.0/24";
+
+/// The link to the peer and what the peer announces over it.
+struct Link {
+    /// kroute's address, the peer's, their prefix length.
+    k: &'static str,
+    p: &'static str,
+    len: u8,
+    afi: Afi,
+    prefix: &'static str,
+}
+
+const V4: Link = Link {
+    k: K4,
+    p: P4,
+    len: 24,
+    afi: Afi::Ipv4,
+    prefix: "10.100.0.0/24",
+};
+const V6: Link = Link {
+    k: "fd00:1::1",
+    p: "fd00:1::2",
+    len: 64,
+    afi: Afi::Ipv6,
+    prefix: "fd00:100::/48",
+};
+
+impl Link {
+    fn between(&self, k_ns: &Netns, p_ns: &Netns) {
+        veth(
+            k_ns,
+            p_ns,
+            &[&format!("{}/{}", self.k, self.len)],
+            &[&format!("{}/{}", self.p, self.len)],
+        );
+    }
+
+    fn family(&self) -> &'static str {
+        match self.afi {
+            Afi::Ipv4 => "ipv4-unicast",
+            Afi::Ipv6 => "ipv6-unicast",
+        }
+    }
+}
 /// What a 300 ms × 3 session may take to notice, with a wide margin for a
 /// loaded test machine (the expected time is about 0.9 s).
 const DETECT_BOUND: Duration = Duration::from_secs(3);
@@ -54,11 +96,11 @@ impl Drop for Stopped {
     }
 }
 
-/// kroute in `k_ns` with one BFD peer at `P4` (300 ms × 3).
-fn kroute_with_bfd_peer(k_ns: &Netns) -> Kroute {
+/// kroute in `k_ns` with one BFD peer across `l` (300 ms × 3).
+fn kroute_with_bfd_peer(k_ns: &Netns, l: &Link) -> Kroute {
     let mut cfg = k::config(KROUTE_ASN, "10.255.0.1");
-    let mut peer = k::peer("peer", P4, PEER_ASN, &["ipv4-unicast"]);
-    peer.local_address = Some(K4.parse().unwrap());
+    let mut peer = k::peer("peer", l.p, PEER_ASN, &[l.family()]);
+    peer.local_address = Some(l.k.parse().unwrap());
     peer.bfd = Some(kroute::config::Bfd {
         interval: 300,
         multiplier: 3,
@@ -91,27 +133,28 @@ fn wait_kroute_bfd(k: &Kroute, state: BfdState) -> BfdSessionView {
     })
 }
 
-fn wait_route(k_ns: &Netns) {
+fn wait_route(k_ns: &Netns, l: &Link) {
     wait_until(
         CONVERGE,
-        &format!("{PREFIX} via {P4} in kroute's kernel"),
-        || match route_via(k_ns, PREFIX) {
-            Some(nhs) if nhs.iter().any(|(gw, _)| gw == P4) => Ok(()),
+        &format!("{} via {} in kroute's kernel", l.prefix, l.p),
+        || match route_via(k_ns, l.prefix) {
+            Some(nhs) if nhs.iter().any(|(gw, _)| gw == l.p) => Ok(()),
             other => Err(format!("{other:?}")),
         },
     )
 }
 
 /// The scenario, once the peer daemon runs with BFD and announces
-/// `PREFIX`: `peer_bfd_up` says whether the peer sees its session Up;
+/// `l.prefix`: `peer_bfd_up` says whether the peer sees its session Up;
 /// `pids` are the peer's processes to freeze.
 fn detect_and_recover(
     k_ns: &Netns,
     kroute: &Kroute,
+    l: &Link,
     pids: Vec<u32>,
     peer_bfd_up: &dyn Fn() -> Result<(), String>,
 ) {
-    wait_route(k_ns);
+    wait_route(k_ns, l);
     let up = wait_kroute_bfd(kroute, BfdState::Up);
     wait_until(CONVERGE, "the peer's BFD session Up", peer_bfd_up);
     assert_ne!(up.remote_discriminator, 0);
@@ -131,18 +174,22 @@ fn detect_and_recover(
     let stopped = Stopped::stop(pids);
     let t0 = Instant::now();
     let gone = loop {
-        if route_via(k_ns, PREFIX).is_none() {
+        if route_via(k_ns, l.prefix).is_none() {
             break t0.elapsed();
         }
         assert!(
             t0.elapsed() < DETECT_BOUND,
-            "{PREFIX} still in the kernel {:?} after the peer went silent; BFD: {:?}",
+            "{} still in the kernel {:?} after the peer went silent; BFD: {:?}",
+            l.prefix,
             t0.elapsed(),
             kroute_bfd_state(kroute)
         );
         std::thread::sleep(Duration::from_millis(10));
     };
-    println!("BFD: {PREFIX} left kroute's kernel {gone:?} after the peer went silent");
+    println!(
+        "BFD: {} left kroute's kernel {gone:?} after the peer went silent",
+        l.prefix
+    );
     let down = wait_kroute_bfd(kroute, BfdState::Down);
     assert_eq!(
         down.diagnostic, "control detection time expired",
@@ -158,14 +205,23 @@ fn detect_and_recover(
     drop(stopped);
     wait_kroute_bfd(kroute, BfdState::Up);
     wait_until(CONVERGE, "the peer's BFD session Up again", peer_bfd_up);
-    wait_route(k_ns);
+    wait_route(k_ns, l);
 }
 
 #[test]
 fn frr_bfdd_failure_detected_and_recovered() {
-    let k_ns = netns("kbfdf");
-    let f_ns = netns("fbfdf");
-    veth(&k_ns, &f_ns, &[&format!("{K4}/24")], &[&format!("{P4}/24")]);
+    frr_case(&V4, "4");
+}
+
+#[test]
+fn frr_bfdd_failure_detected_and_recovered_ipv6() {
+    frr_case(&V6, "6");
+}
+
+fn frr_case(l: &Link, tag: &str) {
+    let k_ns = netns(&format!("kbfdf{tag}"));
+    let f_ns = netns(&format!("fbfdf{tag}"));
+    l.between(&k_ns, &f_ns);
     let bgpd = BgpdConfig {
         hostname: f_ns.name().to_string(),
         asn: PEER_ASN,
@@ -173,13 +229,13 @@ fn frr_bfdd_failure_detected_and_recovered() {
         timers: Some((3, 9)),
         graceful_restart_disable: true,
         neighbors: vec![Neighbor {
-            address: K4.to_string(),
+            address: l.k.to_string(),
             remote_as: KROUTE_ASN,
             connect_timer: Some(2),
-            update_source: Some(P4.to_string()),
+            update_source: Some(l.p.to_string()),
             advertisement_interval: Some(0),
             bfd: true,
-            families: vec![(Afi::Ipv4, vec![])],
+            families: vec![(l.afi, vec![])],
             ..Default::default()
         }],
         ..Default::default()
@@ -188,8 +244,8 @@ fn frr_bfdd_failure_detected_and_recovered() {
     spec.bfdd_conf = Some(lf::bfdd_config(
         f_ns.name(),
         &[lf::BfdPeer {
-            address: K4.to_string(),
-            local_address: Some(P4.to_string()),
+            address: l.k.to_string(),
+            local_address: Some(l.p.to_string()),
             receive_interval_ms: 300,
             transmit_interval_ms: 300,
             detect_multiplier: 3,
@@ -199,22 +255,22 @@ fn frr_bfdd_failure_detected_and_recovered() {
     frr.vtysh(&[
         "conf t",
         &format!("router bgp {PEER_ASN}"),
-        "address-family ipv4 unicast",
-        &format!("network {PREFIX}"),
+        &format!("address-family {} unicast", l.afi.name()),
+        &format!("network {}", l.prefix),
     ])
     .unwrap_or_else(|e| panic!("{e}"));
-    let kroute = kroute_with_bfd_peer(&k_ns);
+    let kroute = kroute_with_bfd_peer(&k_ns, l);
     let frr_up = || {
         let v = frr
             .vtysh_json("show bfd peers json")
             .map_err(|e| e.to_string())?;
         let peers = v.as_array().cloned().unwrap_or_default();
-        match peers.iter().find(|p| p["peer"] == K4) {
+        match peers.iter().find(|p| p["peer"] == l.k) {
             Some(p) if p["status"] == "up" => Ok(()),
-            other => Err(format!("FRR bfd peer {K4}: {other:?}")),
+            other => Err(format!("FRR bfd peer {}: {other:?}", l.k)),
         }
     };
-    detect_and_recover(&k_ns, &kroute, frr.pids(), &frr_up);
+    detect_and_recover(&k_ns, &kroute, l, frr.pids(), &frr_up);
     drop(kroute);
     drop(frr);
 }
@@ -223,7 +279,7 @@ fn frr_bfdd_failure_detected_and_recovered() {
 fn bird_bfd_failure_detected_and_recovered() {
     let k_ns = netns("kbfdb");
     let b_ns = netns("bbfdb");
-    veth(&k_ns, &b_ns, &[&format!("{K4}/24")], &[&format!("{P4}/24")]);
+    V4.between(&k_ns, &b_ns);
     let config = BirdConfig {
         router_id: P4.to_string(),
         device_scan_time: Some(10),
@@ -231,7 +287,7 @@ fn bird_bfd_failure_detected_and_recovered() {
             name: "s4".into(),
             afi: Afi::Ipv4,
             routes: vec![StaticRoute {
-                prefix: PREFIX.into(),
+                prefix: V4.prefix.into(),
                 attrs: vec![],
             }],
         }],
@@ -260,7 +316,7 @@ fn bird_bfd_failure_detected_and_recovered() {
     let dir = test_dir("bird-bfd");
     let bird = lb::Bird::start(&b_ns, &lb::BirdSpec::new(dir.path(), config))
         .unwrap_or_else(|e| panic!("{e}"));
-    let kroute = kroute_with_bfd_peer(&k_ns);
+    let kroute = kroute_with_bfd_peer(&k_ns, &V4);
     let bird_up = || {
         let out = bird
             .birdc(&["show", "bfd", "sessions"])
@@ -270,7 +326,7 @@ fn bird_bfd_failure_detected_and_recovered() {
             _ => Err(format!("BIRD bfd sessions:\n{out}")),
         }
     };
-    detect_and_recover(&k_ns, &kroute, vec![bird.pid()], &bird_up);
+    detect_and_recover(&k_ns, &kroute, &V4, vec![bird.pid()], &bird_up);
     drop(kroute);
     drop(bird);
 }
@@ -287,8 +343,8 @@ fn single_hop_rules_and_reload() {
 
     let k_ns = netns("kbfdt");
     let p_ns = netns("pbfdt");
-    veth(&k_ns, &p_ns, &[&format!("{K4}/24")], &[&format!("{P4}/24")]);
-    let mut kroute = kroute_with_bfd_peer(&k_ns);
+    V4.between(&k_ns, &p_ns);
+    let mut kroute = kroute_with_bfd_peer(&k_ns, &V4);
 
     // What kroute sends, seen from the peer's side.
     let (from, first) = p_ns
