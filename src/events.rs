@@ -62,7 +62,7 @@ pub enum RibEvent {
     /// `address` must close now (RFC 5882 §4.3).
     Bfd {
         address: IpAddr,
-        state: crate::bfd::packet::State,
+        state: BfdState,
         teardown: bool,
     },
     /// SIGHUP: re-read the config file.
@@ -117,6 +117,26 @@ impl fmt::Display for SessionState {
             SessionState::OpenSent => "OpenSent",
             SessionState::OpenConfirm => "OpenConfirm",
             SessionState::Established => "Established",
+        })
+    }
+}
+
+/// A BFD session's state (RFC 5880 §4.1 "Sta", §6.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BfdState {
+    AdminDown,
+    Down,
+    Init,
+    Up,
+}
+
+impl fmt::Display for BfdState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BfdState::AdminDown => "AdminDown",
+            BfdState::Down => "Down",
+            BfdState::Init => "Init",
+            BfdState::Up => "Up",
         })
     }
 }

@@ -11,8 +11,8 @@ use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
 use wire::Family;
 
-pub use crate::bfd::packet::State as BfdState;
 use crate::config;
+pub use crate::events::BfdState;
 use crate::events::{PeerStatus, SessionState};
 
 pub use rib::{Explanation, PathExplanation, PeerExport, RouteView};

@@ -12,50 +12,29 @@
 //!
 //! Intervals are in microseconds on the wire.
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
-
 /// Length of a packet without an authentication section.
 pub const LEN: usize = 24;
 const VERSION: u8 = 1;
 
-/// bfd.SessionState (RFC 5880 §4.1 "Sta", §6.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum State {
-    AdminDown,
-    Down,
-    Init,
-    Up,
-}
+/// bfd.SessionState: defined with the other messages' types in
+/// [`crate::events`]; the 2-bit "Sta" field here.
+pub use crate::events::BfdState as State;
 
-impl State {
-    fn from_bits(b: u8) -> State {
-        match b & 3 {
-            0 => State::AdminDown,
-            1 => State::Down,
-            2 => State::Init,
-            _ => State::Up,
-        }
-    }
-    fn bits(self) -> u8 {
-        match self {
-            State::AdminDown => 0,
-            State::Down => 1,
-            State::Init => 2,
-            State::Up => 3,
-        }
+fn state_from_bits(b: u8) -> State {
+    match b & 3 {
+        0 => State::AdminDown,
+        1 => State::Down,
+        2 => State::Init,
+        _ => State::Up,
     }
 }
 
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            State::AdminDown => "AdminDown",
-            State::Down => "Down",
-            State::Init => "Init",
-            State::Up => "Up",
-        })
+fn state_bits(s: State) -> u8 {
+    match s {
+        State::AdminDown => 0,
+        State::Down => 1,
+        State::Init => 2,
+        State::Up => 3,
     }
 }
 
@@ -129,7 +108,7 @@ impl ControlPacket {
     pub fn encode(&self) -> [u8; LEN] {
         let mut b = [0u8; LEN];
         b[0] = (VERSION << 5) | (self.diag & 0x1f);
-        b[1] = (self.state.bits() << 6)
+        b[1] = (state_bits(self.state) << 6)
             | (u8::from(self.poll) << 5)
             | (u8::from(self.final_) << 4)
             | (u8::from(self.control_plane_independent) << 3)
@@ -158,7 +137,7 @@ impl ControlPacket {
         let word = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
         let p = ControlPacket {
             diag: b[0] & 0x1f,
-            state: State::from_bits(b[1] >> 6),
+            state: state_from_bits(b[1] >> 6),
             poll: b[1] & 0x20 != 0,
             final_: b[1] & 0x10 != 0,
             control_plane_independent: b[1] & 0x08 != 0,
