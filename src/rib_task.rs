@@ -779,6 +779,9 @@ impl RouterTask {
     }
 
     async fn shutdown(&mut self) {
+        // BFD sessions end with AdminDown, which peers do not take for a
+        // path failure (RFC 5882 §3.2).
+        self.bfd.configure(Vec::new());
         for e in self.peers.values() {
             let _ = e.cmd.send(PeerCmd::Stop(Notification {
                 code: n::CEASE,

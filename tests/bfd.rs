@@ -333,8 +333,9 @@ fn bird_bfd_failure_detected_and_recovered() {
 
 /// The single-hop rules on the wire, with a hand-made peer: kroute sends
 /// from a port in 49152–65535 to 3784 and starts slow (1 s, RFC 5880
-/// §6.8.3); it takes a packet only with TTL 255 (RFC 5881 §5), and a
-/// reload that drops `bfd` ends the session.
+/// §6.8.3); it takes a packet only with TTL 255 (RFC 5881 §5); a reload
+/// with new timers starts a new session, and one that drops `bfd` ends
+/// it with AdminDown.
 #[test]
 fn single_hop_rules_and_reload() {
     use kroute::bfd::fsm::{Session, Timers};
@@ -417,8 +418,28 @@ fn single_hop_rules_and_reload() {
     });
     assert_ne!(s.local_discriminator, discr);
     assert_eq!(s.required_min_rx_us, 500_000);
+    // Removed, the session says AdminDown (RFC 5880 §6.8.16) before it ends.
+    let admin_down = p_ns.spawn_thread(|| {
+        let sock = UdpSocket::bind((P4, 3784)).expect("bind 3784");
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 64];
+        loop {
+            let (n, _) = sock.recv_from(&mut buf).ok()?;
+            let p = ControlPacket::decode(&buf[..n]).ok()?;
+            if p.state == State::AdminDown {
+                return Some(p);
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(200));
     k::peer_mut(&mut kroute.config, "peer").bfd = None;
     kroute.reload();
+    let p = admin_down
+        .join()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("an AdminDown packet");
+    assert_eq!(p.diag, kroute::bfd::packet::diag::ADMIN_DOWN);
     wait_until(CONVERGE, "no BFD session", || match bfd_sessions(&kroute) {
         v if v.is_empty() => Ok(()),
         v => Err(format!("{v:?}")),

@@ -71,8 +71,20 @@ impl BfdHandle {
 /// Start the BFD task; its state changes go to `events`.
 pub fn spawn(events: mpsc::Sender<RibEvent>) -> BfdHandle {
     let (cmd, rx) = mpsc::unbounded_channel();
+    // The router's queue is bounded and fills under a full table; a
+    // session waiting on it would miss its transmit times and the peer
+    // would declare us down. Sessions hand their changes to this queue
+    // instead, which one task forwards in order.
+    let (changes, mut changes_rx) = mpsc::unbounded_channel::<RibEvent>();
+    tokio::spawn(async move {
+        while let Some(ev) = changes_rx.recv().await {
+            if events.send(ev).await.is_err() {
+                return;
+            }
+        }
+    });
     let manager = Manager {
-        events,
+        events: changes,
         demux: Arc::new(Mutex::new(Demux::default())),
         sessions: HashMap::new(),
         receivers_bound: false,
@@ -122,7 +134,7 @@ struct Running {
 }
 
 struct Manager {
-    events: mpsc::Sender<RibEvent>,
+    events: mpsc::UnboundedSender<RibEvent>,
     demux: Arc<Mutex<Demux>>,
     sessions: HashMap<IpAddr, Running>,
     receivers_bound: bool,
@@ -321,7 +333,7 @@ struct SessionTask {
     session: Session,
     counters: Counters,
     view: watch::Sender<BfdSessionView>,
-    events: mpsc::Sender<RibEvent>,
+    events: mpsc::UnboundedSender<RibEvent>,
     rng: u32,
 }
 
@@ -394,7 +406,7 @@ impl SessionTask {
                     Action::SendNow { final_ } => self.send(&sock, dest, final_).await,
                     Action::StateChanged { from, to, diag } => {
                         self.counters.state_changes += 1;
-                        self.state_changed(from, to, diag).await;
+                        self.state_changed(from, to, diag);
                     }
                 }
             }
@@ -411,22 +423,18 @@ impl SessionTask {
         }
     }
 
-    async fn state_changed(&mut self, from: State, to: State, diag: u8) {
+    fn state_changed(&mut self, from: State, to: State, diag: u8) {
         let why = packet::diag::name(diag);
         if to == State::Up {
             info!(peer = %self.peer.name, address = %self.peer.address, "BFD session Up");
         } else {
             warn!(peer = %self.peer.name, address = %self.peer.address, %from, %to, "BFD session {to}: {why}");
         }
-        let teardown = closes_bgp(from, to, self.session.remote_state);
-        let _ = self
-            .events
-            .send(RibEvent::Bfd {
-                address: self.peer.address,
-                state: to,
-                teardown,
-            })
-            .await;
+        let _ = self.events.send(RibEvent::Bfd {
+            address: self.peer.address,
+            state: to,
+            teardown: closes_bgp(from, to, self.session.remote_state),
+        });
     }
 }
 
