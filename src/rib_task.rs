@@ -88,6 +88,7 @@ fn bfd_peers(c: &Config) -> Vec<crate::bfd::BfdPeer> {
                 name: p.name.clone(),
                 address: p.address,
                 local_address: p.local_address,
+                multihop: p.bfd_multihop(),
                 timers: crate::bfd::fsm::Timers {
                     interval: Duration::from_millis(u64::from(b.interval)),
                     multiplier: b.multiplier,

@@ -31,6 +31,8 @@ struct Link {
     len: u8,
     afi: Afi,
     prefix: &'static str,
+    /// The gateway of kroute's kernel route to `prefix`.
+    via: &'static str,
 }
 
 const V4: Link = Link {
@@ -39,6 +41,7 @@ const V4: Link = Link {
     len: 24,
     afi: Afi::Ipv4,
     prefix: "10.100.0.0/24",
+    via: P4,
 };
 const V6: Link = Link {
     k: "fd00:1::1",
@@ -46,6 +49,16 @@ const V6: Link = Link {
     len: 64,
     afi: Afi::Ipv6,
     prefix: "fd00:100::/48",
+    via: "fd00:1::2",
+};
+/// Two hops: kroute — router (10.1.0.254 | 10.2.0.254) — peer.
+const MULTIHOP: Link = Link {
+    k: K4,
+    p: "10.2.0.2",
+    len: 24,
+    afi: Afi::Ipv4,
+    prefix: "10.100.0.0/24",
+    via: "10.1.0.254",
 };
 
 impl Link {
@@ -96,11 +109,13 @@ impl Drop for Stopped {
     }
 }
 
-/// kroute in `k_ns` with one BFD peer across `l` (300 ms × 3).
-fn kroute_with_bfd_peer(k_ns: &Netns, l: &Link) -> Kroute {
+/// kroute in `k_ns` with one BFD peer across `l` (300 ms × 3), `hops`
+/// router hops away (`multihop`, above 1 a multihop BFD session).
+fn kroute_with_bfd_peer(k_ns: &Netns, l: &Link, hops: Option<u8>) -> Kroute {
     let mut cfg = k::config(KROUTE_ASN, "10.255.0.1");
     let mut peer = k::peer("peer", l.p, PEER_ASN, &[l.family()]);
     peer.local_address = Some(l.k.parse().unwrap());
+    peer.multihop = hops;
     peer.bfd = Some(kroute::config::Bfd {
         interval: 300,
         multiplier: 3,
@@ -136,9 +151,9 @@ fn wait_kroute_bfd(k: &Kroute, state: BfdState) -> BfdSessionView {
 fn wait_route(k_ns: &Netns, l: &Link) {
     wait_until(
         CONVERGE,
-        &format!("{} via {} in kroute's kernel", l.prefix, l.p),
+        &format!("{} via {} in kroute's kernel", l.prefix, l.via),
         || match route_via(k_ns, l.prefix) {
-            Some(nhs) if nhs.iter().any(|(gw, _)| gw == l.p) => Ok(()),
+            Some(nhs) if nhs.iter().any(|(gw, _)| gw == l.via) => Ok(()),
             other => Err(format!("{other:?}")),
         },
     )
@@ -151,6 +166,7 @@ fn detect_and_recover(
     k_ns: &Netns,
     kroute: &Kroute,
     l: &Link,
+    who: &str,
     pids: Vec<u32>,
     peer_bfd_up: &dyn Fn() -> Result<(), String>,
 ) {
@@ -187,7 +203,7 @@ fn detect_and_recover(
         std::thread::sleep(Duration::from_millis(10));
     };
     println!(
-        "BFD: {} left kroute's kernel {gone:?} after the peer went silent",
+        "BFD ({who}): {} left kroute's kernel {gone:?} after the peer went silent",
         l.prefix
     );
     let down = wait_kroute_bfd(kroute, BfdState::Down);
@@ -219,6 +235,7 @@ fn frr_bfdd_failure_detected_and_recovered_ipv6() {
 }
 
 fn frr_case(l: &Link, tag: &str) {
+    let who = &format!("FRR, IPv{tag}");
     let k_ns = netns(&format!("kbfdf{tag}"));
     let f_ns = netns(&format!("fbfdf{tag}"));
     l.between(&k_ns, &f_ns);
@@ -259,7 +276,7 @@ fn frr_case(l: &Link, tag: &str) {
         &format!("network {}", l.prefix),
     ])
     .unwrap_or_else(|e| panic!("{e}"));
-    let kroute = kroute_with_bfd_peer(&k_ns, l);
+    let kroute = kroute_with_bfd_peer(&k_ns, l, None);
     let frr_up = || {
         let v = frr
             .vtysh_json("show bfd peers json")
@@ -270,7 +287,7 @@ fn frr_case(l: &Link, tag: &str) {
             other => Err(format!("FRR bfd peer {}: {other:?}", l.k)),
         }
     };
-    detect_and_recover(&k_ns, &kroute, l, frr.pids(), &frr_up);
+    detect_and_recover(&k_ns, &kroute, l, who, frr.pids(), &frr_up);
     drop(kroute);
     drop(frr);
 }
@@ -316,7 +333,7 @@ fn bird_bfd_failure_detected_and_recovered() {
     let dir = test_dir("bird-bfd");
     let bird = lb::Bird::start(&b_ns, &lb::BirdSpec::new(dir.path(), config))
         .unwrap_or_else(|e| panic!("{e}"));
-    let kroute = kroute_with_bfd_peer(&k_ns, &V4);
+    let kroute = kroute_with_bfd_peer(&k_ns, &V4, None);
     let bird_up = || {
         let out = bird
             .birdc(&["show", "bfd", "sessions"])
@@ -326,7 +343,7 @@ fn bird_bfd_failure_detected_and_recovered() {
             _ => Err(format!("BIRD bfd sessions:\n{out}")),
         }
     };
-    detect_and_recover(&k_ns, &kroute, &V4, vec![bird.pid()], &bird_up);
+    detect_and_recover(&k_ns, &kroute, &V4, "BIRD", vec![bird.pid()], &bird_up);
     drop(kroute);
     drop(bird);
 }
@@ -345,7 +362,7 @@ fn single_hop_rules_and_reload() {
     let k_ns = netns("kbfdt");
     let p_ns = netns("pbfdt");
     V4.between(&k_ns, &p_ns);
-    let mut kroute = kroute_with_bfd_peer(&k_ns, &V4);
+    let mut kroute = kroute_with_bfd_peer(&k_ns, &V4, None);
 
     // What kroute sends, seen from the peer's side.
     let (from, first) = p_ns
@@ -492,13 +509,84 @@ fn config_bfd_forms_and_ranges() {
         ("bfd: { multiplier: 0 }", "multiplier"),
         ("bfd: { intervall: 100 }", "interval"),
         ("bfd: 3", "true, false or"),
-        ("bfd: true, multihop: 2", "RFC 5883"),
     ] {
         let e = parse(keys).expect_err(keys);
         assert!(e.contains(says), "{keys}: {e}");
     }
+    // Multihop (RFC 5883) beyond one hop, by `multihop` or GTSM hops.
+    let hops = |keys: &str| parse(keys).unwrap().peers[0].bfd_multihop();
+    assert_eq!(hops("bfd: true"), None);
+    assert_eq!(hops("bfd: true, multihop: 1"), None, "TTL 1: one hop");
+    assert_eq!(hops("bfd: true, multihop: 3"), Some(3));
+    assert_eq!(hops("bfd: true, ttlSecurity: { hops: 2 }"), Some(2));
+    assert_eq!(hops("bfd: true, ttlSecurity: true"), None);
     // Written back and read again, the same.
     let c = parse("bfd: { interval: 50, multiplier: 5 }").unwrap();
     let again = kroute::config::parse(&c.to_yaml(), "again.yaml").unwrap();
     assert_eq!(again, c);
+}
+
+/// RFC 5883: FRR two hops away (`multihop: 2` here, `ebgp-multihop 2`
+/// and a multihop bfdd peer there): port 4784, TTL 254 on arrival.
+#[test]
+fn frr_bfdd_multihop_failure_detected_and_recovered() {
+    let l = &MULTIHOP;
+    let who = "FRR, multihop";
+    let k_ns = netns("kbfdm");
+    let r_ns = netns("rbfdm");
+    let f_ns = netns("fbfdm");
+    veth(&k_ns, &r_ns, &[&format!("{K4}/24")], &["10.1.0.254/24"]);
+    veth(&r_ns, &f_ns, &["10.2.0.254/24"], &[&format!("{}/24", l.p)]);
+    k_ns.ip(&["route", "add", "10.2.0.0/24", "via", "10.1.0.254"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    f_ns.ip(&["route", "add", "10.1.0.0/24", "via", "10.2.0.254"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let bgpd = BgpdConfig {
+        hostname: f_ns.name().to_string(),
+        asn: PEER_ASN,
+        router_id: l.p.to_string(),
+        timers: Some((3, 9)),
+        graceful_restart_disable: true,
+        neighbors: vec![Neighbor {
+            address: K4.to_string(),
+            remote_as: KROUTE_ASN,
+            connect_timer: Some(2),
+            update_source: Some(l.p.to_string()),
+            advertisement_interval: Some(0),
+            families: vec![(Afi::Ipv4, vec![])],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut spec = FrrSpec::new(f_ns.name(), bgpd.render());
+    spec.bfdd_conf = Some(format!(
+        "hostname {}\n!\nbfd\n peer {K4} multihop local-address {}\n  \
+         receive-interval 300\n  transmit-interval 300\n  detect-multiplier 3\n exit\nexit\n!\n",
+        f_ns.name(),
+        l.p
+    ));
+    let frr = lf::Frr::start(&f_ns, &spec).unwrap_or_else(|e| panic!("{e}"));
+    frr.vtysh(&[
+        "conf t",
+        &format!("router bgp {PEER_ASN}"),
+        &format!("neighbor {K4} ebgp-multihop 2"),
+        "address-family ipv4 unicast",
+        &format!("network {}", l.prefix),
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let kroute = kroute_with_bfd_peer(&k_ns, l, Some(2));
+    let frr_up = || {
+        let v = frr
+            .vtysh_json("show bfd peers json")
+            .map_err(|e| e.to_string())?;
+        let peers = v.as_array().cloned().unwrap_or_default();
+        match peers.iter().find(|p| p["peer"] == K4) {
+            Some(p) if p["status"] == "up" && p["multihop"] == true => Ok(()),
+            other => Err(format!("FRR bfd peer {K4}: {other:?}")),
+        }
+    };
+    detect_and_recover(&k_ns, &kroute, l, who, frr.pids(), &frr_up);
+    drop(kroute);
+    drop(frr);
+    drop(r_ns);
 }

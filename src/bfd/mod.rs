@@ -9,9 +9,9 @@
 //! session tasks ──RibEvent::Bfd──▶ router task
 //! ```
 //!
-//! The state machine is [`fsm`] (pure); the codec [`packet`]. Multihop
-//! (RFC 5883) is not implemented: the config check rejects `bfd` with
-//! `multihop`.
+//! The state machine is [`fsm`] (pure); the codec [`packet`]. Peers more
+//! than one hop away (`multihop` or `ttlSecurity: {hops}` above 1) get a
+//! multihop session (RFC 5883: port 4784, TTL checked against the hops).
 
 pub mod fsm;
 pub mod packet;
@@ -40,6 +40,9 @@ pub struct BfdPeer {
     pub address: IpAddr,
     /// Our source address (the peer's `localAddress`), if configured.
     pub local_address: Option<IpAddr>,
+    /// Multihop (RFC 5883): the most router hops to the peer. None: a
+    /// single hop (RFC 5881).
+    pub multihop: Option<u8>,
     pub timers: Timers,
 }
 
@@ -104,25 +107,47 @@ fn seed() -> u32 {
 /// Packets queued per session before the receiver drops them.
 const SESSION_QUEUE: usize = 64;
 
+/// A session as the receivers see it.
+#[derive(Clone)]
+struct Route {
+    peer: IpAddr,
+    multihop: Option<u8>,
+    tx: mpsc::Sender<ControlPacket>,
+}
+
 /// Where a received packet goes (RFC 5880 §6.8.6: by Your Discriminator
-/// when nonzero, else by the source address, RFC 5881 §3).
+/// when nonzero, else by the source address, RFC 5881 §3 / RFC 5883 §3).
 #[derive(Default)]
 struct Demux {
-    by_discr: HashMap<u32, (IpAddr, mpsc::Sender<ControlPacket>)>,
-    by_address: HashMap<IpAddr, mpsc::Sender<ControlPacket>>,
+    by_discr: HashMap<u32, Route>,
+    by_address: HashMap<IpAddr, Route>,
 }
 
 impl Demux {
-    fn route(&self, from: IpAddr, p: &ControlPacket) -> Option<&mpsc::Sender<ControlPacket>> {
-        if p.your_discr != 0 {
-            // The source must be the session's peer too.
-            return self
-                .by_discr
-                .get(&p.your_discr)
-                .filter(|(peer, _)| *peer == from)
-                .map(|(_, tx)| tx);
-        }
-        self.by_address.get(&from)
+    /// The session a packet from `from` belongs to, if it may: from the
+    /// session's peer, on the port of its kind, with TTL 255 on a single
+    /// hop (RFC 5881 §5: nobody further away can forge it) and at least
+    /// 256 - hops on a multihop session (the peer sends 255; RFC 5883 §5
+    /// leaves the check to us: as GTSM).
+    fn route(
+        &self,
+        from: IpAddr,
+        multihop_port: bool,
+        ttl: Option<u8>,
+        p: &ControlPacket,
+    ) -> Option<&mpsc::Sender<ControlPacket>> {
+        let r = if p.your_discr != 0 {
+            self.by_discr.get(&p.your_discr)?
+        } else {
+            self.by_address.get(&from)?
+        };
+        let ttl = u16::from(ttl?);
+        let ok = r.peer == from
+            && match r.multihop {
+                None => !multihop_port && ttl == u16::from(socket::TTL),
+                Some(hops) => multihop_port && ttl >= 256 - u16::from(hops),
+            };
+        ok.then_some(&r.tx)
     }
 }
 
@@ -188,20 +213,22 @@ impl Manager {
         }
     }
 
-    /// Bind port 3784 for both families, once, when the first session
-    /// is configured.
+    /// Bind ports 3784 and 4784 for both families, once, when the first
+    /// session is configured.
     fn bind_receivers(&mut self) {
         self.receivers_bound = true;
-        for ipv6 in [false, true] {
-            match socket::bind_receiver(ipv6) {
-                Ok(sock) => {
-                    tokio::spawn(receive(sock, self.demux.clone()));
+        for port in [socket::CONTROL_PORT, socket::MULTIHOP_PORT] {
+            for ipv6 in [false, true] {
+                match socket::bind_receiver(ipv6, port) {
+                    Ok(sock) => {
+                        let multihop = port == socket::MULTIHOP_PORT;
+                        tokio::spawn(receive(sock, multihop, self.demux.clone()));
+                    }
+                    Err(e) => warn!(
+                        "BFD: cannot bind UDP port {port} ({}): {e}",
+                        if ipv6 { "IPv6" } else { "IPv4" }
+                    ),
                 }
-                Err(e) => warn!(
-                    "BFD: cannot bind UDP port {} ({}): {e}",
-                    socket::CONTROL_PORT,
-                    if ipv6 { "IPv6" } else { "IPv4" }
-                ),
             }
         }
     }
@@ -222,8 +249,13 @@ impl Manager {
         let (tx, rx) = mpsc::channel(SESSION_QUEUE);
         {
             let mut d = self.demux.lock().unwrap();
-            d.by_discr.insert(discr, (peer.address, tx.clone()));
-            d.by_address.insert(peer.address, tx);
+            let route = Route {
+                peer: peer.address,
+                multihop: peer.multihop,
+                tx,
+            };
+            d.by_discr.insert(discr, route.clone());
+            d.by_address.insert(peer.address, route);
         }
         let session = Session::new(discr, peer.timers);
         let (view_tx, view) = watch::channel(view_of(&peer, &session, &Counters::default()));
@@ -252,8 +284,9 @@ impl Manager {
     }
 }
 
-/// One receiving socket: check the TTL, decode, hand to the session.
-async fn receive(sock: UdpSocket, demux: Arc<Mutex<Demux>>) {
+/// One receiving socket (multihop: port 4784): decode, check, hand to
+/// the session.
+async fn receive(sock: UdpSocket, multihop: bool, demux: Arc<Mutex<Demux>>) {
     let mut buf = [0u8; 512];
     loop {
         let r = match socket::recv(&sock, &mut buf).await {
@@ -264,12 +297,6 @@ async fn receive(sock: UdpSocket, demux: Arc<Mutex<Demux>>) {
                 continue;
             }
         };
-        // RFC 5881 §5: single-hop packets arrive with TTL 255 or are
-        // discarded (nobody further away can forge them).
-        if r.ttl != Some(socket::TTL) {
-            debug!(from = %r.from, ttl = ?r.ttl, "BFD packet with TTL other than 255 dropped");
-            continue;
-        }
         let p = match ControlPacket::decode(&buf[..r.len]) {
             Ok(p) => p,
             Err(e) => {
@@ -277,12 +304,18 @@ async fn receive(sock: UdpSocket, demux: Arc<Mutex<Demux>>) {
                 continue;
             }
         };
-        let tx = demux.lock().unwrap().route(r.from.ip(), &p).cloned();
+        let tx = demux
+            .lock()
+            .unwrap()
+            .route(r.from.ip(), multihop, r.ttl, &p)
+            .cloned();
         match tx {
             Some(tx) => {
                 let _ = tx.try_send(p);
             }
-            None => debug!(from = %r.from, your_discr = p.your_discr, "BFD packet for no session"),
+            None => {
+                debug!(from = %r.from, ttl = ?r.ttl, your_discr = p.your_discr, "BFD packet for no session (or with a bad TTL) dropped")
+            }
         }
     }
 }
@@ -370,7 +403,11 @@ impl SessionTask {
                 }
             }
         };
-        let dest = SocketAddr::new(self.peer.address, socket::CONTROL_PORT);
+        let port = match self.peer.multihop {
+            None => socket::CONTROL_PORT,
+            Some(_) => socket::MULTIHOP_PORT,
+        };
+        let dest = SocketAddr::new(self.peer.address, port);
         let mut next_tx = Instant::now();
         let mut detect: Option<Instant> = None;
         loop {
@@ -459,24 +496,70 @@ mod tests {
         assert!(!closes_bgp(Down, Up, Init));
     }
 
+    fn route(peer: IpAddr, multihop: Option<u8>) -> (Demux, mpsc::Receiver<ControlPacket>) {
+        let (tx, rx) = mpsc::channel(1);
+        let mut d = Demux::default();
+        let r = Route { peer, multihop, tx };
+        d.by_discr.insert(42, r.clone());
+        d.by_address.insert(peer, r);
+        (d, rx)
+    }
+
     #[test]
     fn demux_by_discriminator_needs_the_right_source() {
-        let (tx, mut rx) = mpsc::channel(1);
         let peer: IpAddr = "192.0.2.1".parse().unwrap();
-        let mut d = Demux::default();
-        d.by_discr.insert(42, (peer, tx.clone()));
-        d.by_address.insert(peer, tx);
-        d.route(peer, &packet(42))
+        let other: IpAddr = "192.0.2.9".parse().unwrap();
+        let (d, mut rx) = route(peer, None);
+        let ttl = Some(255);
+        d.route(peer, false, ttl, &packet(42))
             .unwrap()
             .try_send(packet(42))
             .unwrap();
         assert!(rx.try_recv().is_ok());
-        assert!(d.route("192.0.2.9".parse().unwrap(), &packet(42)).is_none());
+        assert!(d.route(other, false, ttl, &packet(42)).is_none());
         assert!(
-            d.route(peer, &packet(43)).is_none(),
+            d.route(peer, false, ttl, &packet(43)).is_none(),
             "unknown discriminator"
         );
-        assert!(d.route(peer, &packet(0)).is_some(), "by address while Down");
-        assert!(d.route("192.0.2.9".parse().unwrap(), &packet(0)).is_none());
+        assert!(
+            d.route(peer, false, ttl, &packet(0)).is_some(),
+            "by address while Down"
+        );
+        assert!(d.route(other, false, ttl, &packet(0)).is_none());
+    }
+
+    #[test]
+    fn single_hop_wants_ttl_255_on_port_3784() {
+        let peer: IpAddr = "192.0.2.1".parse().unwrap();
+        let (d, _rx) = route(peer, None);
+        assert!(d.route(peer, false, Some(255), &packet(0)).is_some());
+        assert!(d.route(peer, false, Some(254), &packet(0)).is_none());
+        assert!(
+            d.route(peer, false, None, &packet(0)).is_none(),
+            "no TTL seen"
+        );
+        assert!(
+            d.route(peer, true, Some(255), &packet(0)).is_none(),
+            "multihop port"
+        );
+    }
+
+    #[test]
+    fn multihop_wants_ttl_within_its_hops_on_port_4784() {
+        let peer: IpAddr = "2001:db8::1".parse().unwrap();
+        let (d, _rx) = route(peer, Some(2));
+        assert!(d.route(peer, true, Some(255), &packet(42)).is_some());
+        assert!(
+            d.route(peer, true, Some(254), &packet(0)).is_some(),
+            "2 hops"
+        );
+        assert!(
+            d.route(peer, true, Some(253), &packet(0)).is_none(),
+            "3 hops"
+        );
+        assert!(
+            d.route(peer, false, Some(255), &packet(0)).is_none(),
+            "single-hop port"
+        );
     }
 }

@@ -1,6 +1,7 @@
-//! BFD's UDP sockets (RFC 5881 single hop): one receiving socket per
-//! address family on port 3784 that reports each packet's TTL / hop limit,
-//! and one sending socket per session from a port in 49152–65535.
+//! BFD's UDP sockets: receiving sockets per address family on port 3784
+//! (single hop, RFC 5881) and 4784 (multihop, RFC 5883) that report each
+//! packet's TTL / hop limit, and one sending socket per session from a
+//! port in 49152–65535.
 
 use std::io;
 use std::mem;
@@ -13,9 +14,12 @@ use tokio::net::UdpSocket;
 
 /// RFC 5881 §4: control packets go to this port.
 pub const CONTROL_PORT: u16 = 3784;
+/// RFC 5883 §5: multihop control packets go to this port.
+pub const MULTIHOP_PORT: u16 = 4784;
 /// RFC 5881 §4: the source port range.
 const SOURCE_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
-/// RFC 5881 §5: sent with TTL 255, and only TTL 255 is accepted.
+/// RFC 5881 §5: sent with TTL 255, and only TTL 255 is accepted on a
+/// single hop (multihop: see `Demux::route`).
 pub const TTL: u8 = 255;
 
 fn set_int(s: &Socket, level: libc::c_int, name: libc::c_int, v: libc::c_int) -> io::Result<()> {
@@ -35,18 +39,18 @@ fn set_int(s: &Socket, level: libc::c_int, name: libc::c_int, v: libc::c_int) ->
     Ok(())
 }
 
-/// The receiving socket of one family, on port 3784, with the received
-/// TTL (hop limit) reported for every packet.
-pub fn bind_receiver(ipv6: bool) -> io::Result<UdpSocket> {
+/// The receiving socket of one family on `port`, with the received TTL
+/// (hop limit) reported for every packet.
+pub fn bind_receiver(ipv6: bool, port: u16) -> io::Result<UdpSocket> {
     let (domain, addr) = if ipv6 {
         (
             Domain::IPV6,
-            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), CONTROL_PORT),
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
         )
     } else {
         (
             Domain::IPV4,
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), CONTROL_PORT),
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
         )
     };
     let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;

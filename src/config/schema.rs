@@ -247,9 +247,10 @@ pub struct Peer {
     /// be written for this long is closed. Default max(480, 2 × hold time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_hold_time: Option<u32>,
-    /// BFD (RFC 5880, single hop RFC 5881): `true` (300 ms × 3) or
-    /// `{interval: MS, multiplier: N}`. When BFD sees the peer go down,
-    /// the session closes (Cease/10) and its routes leave at once.
+    /// BFD (RFC 5880): `true` (300 ms × 3) or `{interval: MS, multiplier:
+    /// N}`; single hop (RFC 5881), or multihop (RFC 5883) with `multihop`
+    /// or `ttlSecurity` hops above 1. When BFD sees the peer go down, the
+    /// session closes (Cease/10) and its routes leave at once.
     #[serde(
         default,
         deserialize_with = "bfd_form",
@@ -430,6 +431,13 @@ impl Peer {
     /// peer N hops away sends 255 and arrives with 256 - N.
     pub fn min_ttl(&self) -> Option<u8> {
         self.ttl_security.map(|hops| 255 - (hops - 1))
+    }
+
+    /// With `bfd`: the router hops to the peer when more than one
+    /// (`multihop` N > 1, or `ttlSecurity: {hops: N}`), for a multihop
+    /// BFD session (RFC 5883); None: single hop (RFC 5881).
+    pub fn bfd_multihop(&self) -> Option<u8> {
+        self.multihop.or(self.ttl_security).filter(|&hops| hops > 1)
     }
 
     /// The hold time we propose to this peer.

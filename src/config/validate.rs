@@ -175,7 +175,7 @@ fn check_limits(path: &KeyPath, peer: &Peer) -> Result<(), Invalid> {
         }
     }
     if let Some(b) = &peer.bfd {
-        check_bfd(path, peer, b)?;
+        check_bfd(path, b)?;
     }
     if let Some(t) = peer.send_hold_time {
         if t < 1 {
@@ -188,14 +188,8 @@ fn check_limits(path: &KeyPath, peer: &Peer) -> Result<(), Invalid> {
     Ok(())
 }
 
-fn check_bfd(path: &KeyPath, peer: &Peer, b: &crate::config::Bfd) -> Result<(), Invalid> {
+fn check_bfd(path: &KeyPath, b: &crate::config::Bfd) -> Result<(), Invalid> {
     let at = path.key("bfd");
-    if peer.multihop.is_some() {
-        return Err((
-            at,
-            "bfd runs single-hop (RFC 5881) only; multihop BFD (RFC 5883) is not supported: remove `bfd` or `multihop`".to_string(),
-        ));
-    }
     if !(10..=60_000).contains(&b.interval) {
         return Err((
             at.key("interval"),
