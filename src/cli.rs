@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 use rib::Table;
 
+use crate::api::views::BfdSessionView;
 use crate::api::{Client, FibEntryView, NeighborView, RouteView};
 use crate::config::ConfigError;
 use crate::output::{table, Output};
@@ -81,6 +82,8 @@ pub enum Show {
     },
     /// Routes kroute wants in the kernel and their state
     Fib { prefix: Option<String> },
+    /// BFD sessions: discriminators, state, intervals, counters
+    Bfd,
 }
 
 #[derive(Subcommand, Debug)]
@@ -181,6 +184,14 @@ pub fn run_client(cli: &Cli) -> Result<(), String> {
                     fib_table(&v)
                 }
             }
+            Show::Bfd => {
+                let v = client.bfd().map_err(|e| e.to_string())?;
+                if json {
+                    to_json(&v)
+                } else {
+                    bfd_table(&v)
+                }
+            }
         },
         Command::Explain { prefix } => {
             let v = client.explain(prefix).map_err(|e| e.to_string())?;
@@ -246,10 +257,12 @@ fn duration(secs: u64) -> String {
 }
 
 fn neighbors_table(neighbors: &[NeighborView]) -> String {
+    // The BFD column only when some peer runs BFD.
+    let with_bfd = neighbors.iter().any(|n| n.bfd.is_some());
     let rows = neighbors
         .iter()
         .map(|n| {
-            vec![
+            let mut row = vec![
                 n.name.clone(),
                 n.address.to_string(),
                 n.asn.to_string(),
@@ -264,21 +277,77 @@ fn neighbors_table(neighbors: &[NeighborView]) -> String {
                     n.updates_treated_as_withdraw, n.attributes_discarded, n.nlri_ignored
                 ),
                 opt(n.last_error.as_ref()),
+            ];
+            if with_bfd {
+                row.insert(4, n.bfd.map_or("-".to_string(), |s| s.to_string()));
+            }
+            row
+        })
+        .collect();
+    let mut headers = vec![
+        "NAME",
+        "ADDRESS",
+        "ASN",
+        "STATE",
+        "UPTIME",
+        "RECEIVED",
+        "ACCEPTED",
+        "ADVERTISED",
+        "TAW/DISC/IGN",
+        "LAST ERROR",
+    ];
+    if with_bfd {
+        headers.insert(4, "BFD");
+    }
+    table(&headers, rows)
+}
+
+/// Microseconds as milliseconds, e.g. "300" or "16.7".
+fn ms(us: u64) -> String {
+    if us.is_multiple_of(1000) {
+        (us / 1000).to_string()
+    } else {
+        format!("{:.1}", us as f64 / 1000.0)
+    }
+}
+
+fn bfd_table(sessions: &[BfdSessionView]) -> String {
+    let rows = sessions
+        .iter()
+        .map(|s| {
+            vec![
+                s.peer.clone(),
+                s.address.to_string(),
+                s.state.to_string(),
+                s.remote_state.to_string(),
+                format!("{}/{}", s.local_discriminator, s.remote_discriminator),
+                format!(
+                    "{}/{}/{}",
+                    ms(s.desired_min_tx_us),
+                    ms(s.required_min_rx_us),
+                    ms(s.tx_interval_us)
+                ),
+                s.detect_multiplier.to_string(),
+                s.detect_time_us.map_or("-".to_string(), ms),
+                format!("{}/{}", s.packets_in, s.packets_out),
+                s.state_changes.to_string(),
+                s.diagnostic.clone(),
             ]
         })
         .collect();
     table(
         &[
-            "NAME",
+            "PEER",
             "ADDRESS",
-            "ASN",
             "STATE",
-            "UPTIME",
-            "RECEIVED",
-            "ACCEPTED",
-            "ADVERTISED",
-            "TAW/DISC/IGN",
-            "LAST ERROR",
+            "REMOTE",
+            "DISCR LOCAL/REMOTE",
+            "TX/RX/AGREED MS",
+            "MULT",
+            "DETECT MS",
+            "PKTS IN/OUT",
+            "CHANGES",
+            "DIAGNOSTIC",
         ],
         rows,
     )

@@ -5,6 +5,7 @@
 //! sessions ◀──PeerCmd──┘        ▲  ▲                ◀──FibEvent───┘
 //! API socket ──Request──────────┘  └── SIGHUP (reload)
 //! listener ◀──watch<AccessList>── router task (peers, passwords, GTSM; on reload)
+//! BFD task ──RibEvent::Bfd──▶ router task ──BfdCmd (sessions on start/reload)──▶ BFD task
 //! ```
 //!
 //! The listener ([`crate::listener`]) closes connections that may not be
@@ -98,12 +99,14 @@ pub async fn run(config_path: &Path) -> Result<(), String> {
     }
 
     tokio::spawn(crate::api::serve(api_listener, ev_tx.clone()));
+    let bfd = crate::bfd::spawn(ev_tx.clone());
     let router = RouterTask::new(
         config_path.to_path_buf(),
         cfg.clone(),
         fib,
         ev_tx.clone(),
         access_tx,
+        bfd,
     );
     let router = tokio::spawn(async move {
         test_panic_point("rib");

@@ -6,6 +6,7 @@
 //! peer tasks ──watch<PeerStatus>──▶ router task (read for `show neighbors`)
 //! API task ──RibEvent::Api { Request, Reply }──▶ router task ──Response──▶ API task
 //! signals ──RibEvent::{Reload, Shutdown}──▶ router task
+//! BFD sessions ──RibEvent::Bfd──▶ router task ──BfdCmd──▶ BFD task
 //! ```
 //!
 //! The FIB side (`kernel::RouteChange`, `kernel::FibEvent`) is the kernel
@@ -55,6 +56,14 @@ pub enum RibEvent {
     Api {
         request: Request,
         reply: Reply,
+    },
+    /// A BFD session's state changed (`crate::bfd`). `teardown`: it went
+    /// from Up to Down on a detected failure, so the BGP session to
+    /// `address` must close now (RFC 5882 §4.3).
+    Bfd {
+        address: IpAddr,
+        state: BfdState,
+        teardown: bool,
     },
     /// SIGHUP: re-read the config file.
     Reload,
@@ -108,6 +117,26 @@ impl fmt::Display for SessionState {
             SessionState::OpenSent => "OpenSent",
             SessionState::OpenConfirm => "OpenConfirm",
             SessionState::Established => "Established",
+        })
+    }
+}
+
+/// A BFD session's state (RFC 5880 §4.1 "Sta", §6.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BfdState {
+    AdminDown,
+    Down,
+    Init,
+    Up,
+}
+
+impl fmt::Display for BfdState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BfdState::AdminDown => "AdminDown",
+            BfdState::Down => "Down",
+            BfdState::Init => "Init",
+            BfdState::Up => "Up",
         })
     }
 }
@@ -182,6 +211,8 @@ pub enum Request {
         prefix: String,
     },
     Reload,
+    /// `show bfd`: the BFD sessions.
+    Bfd,
     /// `kroute peer NAME reset`: start a peer held down by `maxPrefixes`,
     /// or reset its session (Cease/4).
     ResetPeer {

@@ -5,6 +5,7 @@
 //! the same types. How the daemon's tasks talk is in [`events`].
 
 pub mod api;
+pub mod bfd;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -19,7 +19,8 @@ use rib::{FibStatus, Outputs, PeerId, Rib, RouteQuery, Table};
 use wire::notification as n;
 use wire::{Family, Notification, Prefix, Update};
 
-use crate::api::views::{ExplainView, FibEntryView, NeighborView, ReloadView};
+use crate::api::views::{BfdState, ExplainView, FibEntryView, NeighborView, ReloadView};
+use crate::bfd::BfdHandle;
 use crate::config::{self, Config};
 use crate::events::{PeerCmd, PeerStatus, Reply, Request, Response, RibEvent};
 use crate::listener::{access_list, AccessList};
@@ -43,6 +44,8 @@ struct PeerEntry {
     /// Families over their `maxPrefixes` limit in warning mode (logged once
     /// per crossing).
     over_limit: HashSet<Family>,
+    /// The BFD session's last state, with `bfd` configured.
+    bfd: Option<BfdState>,
 }
 
 /// RFC 9687 §4: the send hold time, by default the larger of 8 minutes
@@ -77,6 +80,28 @@ pub struct RouterTask {
     /// Rate limit of the import problem log (treat-as-withdraw, attribute
     /// discard, families not negotiated).
     import_log: rib::ImportLog,
+    /// The BFD task, told the peers with `bfd` on start and reload.
+    bfd: BfdHandle,
+}
+
+/// The BFD sessions `c` asks for: one per peer with `bfd`.
+fn bfd_peers(c: &Config) -> Vec<crate::bfd::BfdPeer> {
+    c.peers
+        .iter()
+        .filter_map(|p| {
+            let b = p.bfd?;
+            Some(crate::bfd::BfdPeer {
+                name: p.name.clone(),
+                address: p.address,
+                local_address: p.local_address,
+                multihop: p.bfd_multihop(),
+                timers: crate::bfd::fsm::Timers {
+                    interval: Duration::from_millis(u64::from(b.interval)),
+                    multiplier: b.multiplier,
+                },
+            })
+        })
+        .collect()
 }
 
 pub fn rib_config(c: &Config) -> rib::RibConfig {
@@ -173,6 +198,7 @@ impl RouterTask {
         fib: Fib,
         events: mpsc::Sender<RibEvent>,
         access: watch::Sender<AccessList>,
+        bfd: BfdHandle,
     ) -> RouterTask {
         let mut rib = Rib::new(rib_config(&config));
         // The FIB answers every change it writes (FibEvent::RoutesInstalled
@@ -192,6 +218,7 @@ impl RouterTask {
             access,
             refreshes_answered: Vec::new(),
             import_log: rib::ImportLog::new(IMPORT_LOG_WINDOW),
+            bfd,
         }
     }
 
@@ -212,6 +239,7 @@ impl RouterTask {
                 up_since: None,
                 limit_hit: false,
                 over_limit: HashSet::new(),
+                bfd: p.bfd.map(|_| BfdState::Down),
             },
         );
     }
@@ -299,6 +327,7 @@ impl RouterTask {
         for p in &peers {
             self.add_peer(p);
         }
+        self.bfd.configure(bfd_peers(&self.config));
         let mut out = Outputs::default();
         self.refresh_originations(&mut out);
         self.flush(out).await;
@@ -494,6 +523,11 @@ impl RouterTask {
                 // Handed on (or closed): the listener may queue the next one.
                 drop(slot);
             }
+            RibEvent::Bfd {
+                address,
+                state,
+                teardown,
+            } => self.bfd_changed(address, state, teardown, out).await,
             RibEvent::Api { request, reply } => self.api(request, reply, out),
             RibEvent::Reload => {
                 if let Err(e) = self.reload(out) {
@@ -517,16 +551,57 @@ impl RouterTask {
         }
     }
 
+    /// A BFD session changed state. On a detected failure (RFC 5882 §4.3)
+    /// the BGP session closes with Cease/10 "BFD Down" (RFC 9384) and its
+    /// routes leave the RIB and the kernel now, not when TCP notices: the
+    /// peer's task is replaced (as on a reload that changes the session),
+    /// and the new one connects again. Graceful restart is not negotiated,
+    /// so there is no forwarding state to keep.
+    async fn bfd_changed(
+        &mut self,
+        address: IpAddr,
+        state: BfdState,
+        teardown: bool,
+        out: &mut Outputs,
+    ) {
+        let Some((&id, e)) = self
+            .peers
+            .iter_mut()
+            .find(|(_, e)| e.cfg.address == address && e.cfg.bfd.is_some())
+        else {
+            return;
+        };
+        e.bfd = Some(state);
+        if !teardown {
+            return;
+        }
+        let e = self.peers.remove(&id).expect("found above");
+        warn!(peer = %e.cfg.name, %address, "BFD: peer down, closing the BGP session (Cease/10) and withdrawing its routes");
+        let _ = e.cmd.send(PeerCmd::Stop(Notification {
+            code: n::CEASE,
+            subcode: n::cease::BFD_DOWN,
+            data: vec![],
+        }));
+        self.rib.remove_peer(id, out);
+        self.flush(std::mem::take(out)).await;
+        self.add_peer(&e.cfg);
+        if let Some(new) = self.peers.values_mut().find(|n| n.cfg.name == e.cfg.name) {
+            new.bfd = Some(state);
+        }
+    }
+
     fn neighbors(&self) -> Vec<NeighborView> {
         self.peers
             .iter()
             .map(|(id, e)| {
-                NeighborView::new(
+                let mut v = NeighborView::new(
                     &e.cfg,
                     &e.status.borrow(),
                     self.rib.peer_counters(*id),
                     self.rib.import_counters(*id),
-                )
+                );
+                v.bfd = e.bfd;
+                v
             })
             .collect()
     }
@@ -618,6 +693,21 @@ impl RouterTask {
                     Response::Ok(serde_json::json!({ "reset": name }))
                 }
             },
+            Request::Bfd => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                self.bfd.show(tx);
+                tokio::spawn(async move {
+                    let resp = match rx.await {
+                        Ok(v) => match serde_json::to_value(v) {
+                            Ok(v) => Response::Ok(v),
+                            Err(e) => Response::Error(e.to_string()),
+                        },
+                        Err(_) => Response::Error("the BFD task is gone".to_string()),
+                    };
+                    let _ = reply.send(resp);
+                });
+                return;
+            }
             Request::Reload => match self.reload(out) {
                 Ok(changes) => json(serde_json::to_value(ReloadView {
                     reloaded: true,
@@ -698,7 +788,13 @@ impl RouterTask {
                             }
                             done.push(format!("peer {name}: maxPrefixes changed"));
                         }
-                        self.peers.get_mut(&id).unwrap().cfg = p;
+                        let e = self.peers.get_mut(&id).unwrap();
+                        if old_p.bfd != p.bfd {
+                            // The BFD task restarts (or ends) the session.
+                            e.bfd = p.bfd.map(|_| BfdState::Down);
+                            done.push(format!("peer {name}: bfd changed"));
+                        }
+                        e.cfg = p;
                     }
                 }
             }
@@ -714,6 +810,7 @@ impl RouterTask {
             done.push(format!("peer {} added", p.name));
             self.add_peer(&p);
         }
+        self.bfd.configure(bfd_peers(&self.config));
         // New addresses, passwords (listener TCP-MD5 keys), GTSM, users.
         self.access.send_replace(access_list(&self.config));
         if old.advertise != self.config.advertise {
@@ -730,6 +827,9 @@ impl RouterTask {
     }
 
     async fn shutdown(&mut self) {
+        // BFD sessions end with AdminDown, which peers do not take for a
+        // path failure (RFC 5882 §3.2).
+        self.bfd.configure(Vec::new());
         for e in self.peers.values() {
             let _ = e.cmd.send(PeerCmd::Stop(Notification {
                 code: n::CEASE,

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
-use super::views::{ExplainView, FibEntryView, NeighborView, ReloadView, RouteView};
+use super::views::{
+    BfdSessionView, ExplainView, FibEntryView, NeighborView, ReloadView, RouteView,
+};
 use crate::events::{Request, Response};
 
 /// Why a request got no usable answer.
@@ -91,6 +93,11 @@ impl Client {
             prefix: prefix.to_string(),
         };
         self.typed(&req, "explain")
+    }
+
+    /// `show bfd`: the BFD sessions.
+    pub fn bfd(&self) -> Result<Vec<BfdSessionView>, ClientError> {
+        self.typed(&Request::Bfd, "bfd")
     }
 
     /// `reload`: re-read the config file.

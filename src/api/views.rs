@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use wire::Family;
 
 use crate::config;
+pub use crate::events::BfdState;
 use crate::events::{PeerStatus, SessionState};
 
 pub use rib::{Explanation, PathExplanation, PeerExport, RouteView};
@@ -60,6 +61,9 @@ pub struct NeighborView {
     pub attributes_discarded: u64,
     /// Prefixes of a family the session did not negotiate, ignored.
     pub nlri_ignored: u64,
+    /// The peer's BFD session state; absent without `bfd`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfd: Option<BfdState>,
 }
 
 impl NeighborView {
@@ -97,8 +101,42 @@ impl NeighborView {
             updates_treated_as_withdraw: import.treat_as_withdraw,
             attributes_discarded: import.attribute_discards,
             nlri_ignored: import.ignored_nlri,
+            bfd: None,
         }
     }
+}
+
+/// One session in `show bfd` (RFC 5880 §6.8.1 variables; intervals in
+/// microseconds, as on the wire).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BfdSessionView {
+    /// The BGP peer's name.
+    pub peer: String,
+    pub address: IpAddr,
+    #[serde(deserialize_with = "required")]
+    pub local_address: Option<IpAddr>,
+    pub state: BfdState,
+    pub remote_state: BfdState,
+    /// Our diagnostic (why the session last went down), in words.
+    pub diagnostic: String,
+    pub local_discriminator: u32,
+    /// 0 until the remote was heard (and again after a detection timeout).
+    pub remote_discriminator: u32,
+    pub detect_multiplier: u8,
+    /// What we send as Desired Min TX (1 s until Up, RFC 5880 §6.8.3).
+    pub desired_min_tx_us: u64,
+    pub required_min_rx_us: u64,
+    /// The remote's Required Min RX.
+    pub remote_min_rx_us: u64,
+    /// The agreed transmit interval (before jitter).
+    pub tx_interval_us: u64,
+    /// The remote's Detect Mult × the agreed receive interval.
+    #[serde(deserialize_with = "required")]
+    pub detect_time_us: Option<u64>,
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub state_changes: u64,
 }
 
 /// One prefix in `show fib`: the FIB's [`kernel::FibEntry`] as the API

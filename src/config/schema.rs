@@ -253,6 +253,61 @@ pub struct Peer {
     /// be written for this long is closed. Default max(480, 2 × hold time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_hold_time: Option<u32>,
+    /// BFD (RFC 5880): `true` (300 ms × 3) or `{interval: MS, multiplier:
+    /// N}`; single hop (RFC 5881), or multihop (RFC 5883) with `multihop`
+    /// or `ttlSecurity` hops above 1. When BFD sees the peer go down, the
+    /// session closes (Cease/10) and its routes leave at once.
+    #[serde(
+        default,
+        deserialize_with = "bfd_form",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub bfd: Option<Bfd>,
+}
+
+/// `peers[].bfd` timers: we send every `interval` ms (at most) and want
+/// the peer to, and declare it down after `multiplier` missed packets
+/// (the peer's multiplier times the agreed interval, RFC 5880 §6.8.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Bfd {
+    /// Milliseconds, 10..=60000.
+    #[serde(default = "default_bfd_interval")]
+    pub interval: u32,
+    /// 1..=255.
+    #[serde(default = "default_bfd_multiplier")]
+    pub multiplier: u8,
+}
+
+impl Default for Bfd {
+    fn default() -> Bfd {
+        Bfd {
+            interval: default_bfd_interval(),
+            multiplier: default_bfd_multiplier(),
+        }
+    }
+}
+
+fn default_bfd_interval() -> u32 {
+    300
+}
+fn default_bfd_multiplier() -> u8 {
+    3
+}
+
+/// `bfd: true | false | {interval, multiplier}`.
+fn bfd_form<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Bfd>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged, expecting = "true, false or { interval: MS, multiplier: N }")]
+    enum Form {
+        On(bool),
+        Timers(Bfd),
+    }
+    Ok(match Option::<Form>::deserialize(d)? {
+        None | Some(Form::On(false)) => None,
+        Some(Form::On(true)) => Some(Bfd::default()),
+        Some(Form::Timers(t)) => Some(t),
+    })
 }
 
 /// `peers[].maxPrefixes`: a limit on the prefixes a peer may have in our
@@ -382,6 +437,13 @@ impl Peer {
     /// peer N hops away sends 255 and arrives with 256 - N.
     pub fn min_ttl(&self) -> Option<u8> {
         self.ttl_security.map(|hops| 255 - (hops - 1))
+    }
+
+    /// With `bfd`: the router hops to the peer when more than one
+    /// (`multihop` N > 1, or `ttlSecurity: {hops: N}`), for a multihop
+    /// BFD session (RFC 5883); None: single hop (RFC 5881).
+    pub fn bfd_multihop(&self) -> Option<u8> {
+        self.multihop.or(self.ttl_security).filter(|&hops| hops > 1)
     }
 
     /// The hold time we propose to this peer.

@@ -174,6 +174,9 @@ fn check_limits(path: &KeyPath, peer: &Peer) -> Result<(), Invalid> {
             ));
         }
     }
+    if let Some(b) = &peer.bfd {
+        check_bfd(path, b)?;
+    }
     if let Some(t) = peer.send_hold_time {
         if t < 1 {
             return Err((
@@ -181,6 +184,23 @@ fn check_limits(path: &KeyPath, peer: &Peer) -> Result<(), Invalid> {
                 "sendHoldTime must be at least 1 second".to_string(),
             ));
         }
+    }
+    Ok(())
+}
+
+fn check_bfd(path: &KeyPath, b: &crate::config::Bfd) -> Result<(), Invalid> {
+    let at = path.key("bfd");
+    if !(10..=60_000).contains(&b.interval) {
+        return Err((
+            at.key("interval"),
+            format!("interval {} ms is out of range 10..=60000", b.interval),
+        ));
+    }
+    if b.multiplier == 0 {
+        return Err((
+            at.key("multiplier"),
+            "multiplier must be 1..=255".to_string(),
+        ));
     }
     Ok(())
 }

@@ -66,6 +66,7 @@ impl Peer {
             send_hold_time: None,
             next_hop_ipv4: None,
             next_hop_ipv6: None,
+            bfd: None,
         }
     }
 }
