@@ -21,9 +21,12 @@ use wire::{Family, Notification, Prefix, Update};
 
 use crate::api::views::{ExplainView, FibEntryView, NeighborView, ReloadView};
 use crate::config::{self, Config};
-use crate::events::{PeerCmd, PeerStatus, Reply, Request, Response, RibEvent};
+use crate::events::{PeerCmd, PeerGracefulRestart, PeerStatus, Reply, Request, Response, RibEvent};
 use crate::listener::{access_list, AccessList};
 use crate::session::PeerTask;
+
+mod graceful_restart;
+use graceful_restart::StaleWait;
 
 struct PeerEntry {
     cfg: config::Peer,
@@ -40,6 +43,10 @@ struct PeerEntry {
     /// Families over their `maxPrefixes` limit in warning mode (logged once
     /// per crossing).
     over_limit: HashSet<Family>,
+    /// The peer's graceful restart capability in its last session.
+    graceful_restart: Option<PeerGracefulRestart>,
+    /// While the RIB keeps stale paths of this peer: when they go.
+    stale: Option<StaleWait>,
 }
 
 /// RFC 9687 §4: the send hold time, by default the larger of 8 minutes
@@ -100,6 +107,20 @@ fn peer_config(p: &config::Peer) -> rib::PeerConfig {
     }
 }
 
+/// Our graceful restart capability (RFC 4724 §3), when enabled. The F bit
+/// is set: the kernel routes outlive the daemon when it dies, and the next
+/// run adopts them (kernel crate, initial sync).
+fn local_graceful_restart(
+    gr: &config::GracefulRestart,
+) -> Option<crate::session::open::LocalGracefulRestart> {
+    gr.enabled
+        .then_some(crate::session::open::LocalGracefulRestart {
+            restart_time: gr.restart_time,
+            restarting: false,
+            forwarding_preserved: true,
+        })
+}
+
 fn session_config(c: &Config, p: &config::Peer) -> crate::session::SessionConfig {
     use crate::session::open::LocalOpen;
     use crate::session::socket::SocketOptions;
@@ -112,6 +133,7 @@ fn session_config(c: &Config, p: &config::Peer) -> crate::session::SessionConfig
             router_id: c.router.router_id,
             hold_time: p.hold_time_or(&c.router),
             families: p.families.clone(),
+            graceful_restart: local_graceful_restart(&p.graceful_restart_or(&c.router)),
         },
         send_hold: send_hold_time(p, p.hold_time_or(&c.router)),
         passive: p.passive,
@@ -201,6 +223,8 @@ impl RouterTask {
                 up_since: None,
                 limit_hit: false,
                 over_limit: HashSet::new(),
+                graceful_restart: None,
+                stale: None,
             },
         );
     }
@@ -324,6 +348,7 @@ impl RouterTask {
                 Some(ev) = fib_events.recv() => self.fib_event(ev, &mut out),
                 _ = tick.tick() => {
                     self.check_initial_sync();
+                    self.check_stale(&mut out);
                     // `advertise.interfaces` follows address changes.
                     if self.config.advertise.iter().any(|a| !a.interfaces.is_empty()) {
                         self.refresh_originations(&mut out);
@@ -390,6 +415,7 @@ impl RouterTask {
                 peer,
                 generation,
                 info,
+                graceful_restart,
             } => {
                 if let Some(e) = self.peers.get_mut(&peer) {
                     e.generation = Some(generation);
@@ -397,14 +423,24 @@ impl RouterTask {
                     e.up_since = Some(Instant::now());
                     e.limit_hit = false;
                     e.over_limit.clear();
+                    e.graceful_restart = graceful_restart;
+                    self.restarted_peer_is_back(peer, &info.families, out);
                     self.rib.peer_up(peer, info, out);
                 }
             }
-            RibEvent::SessionDown { peer, generation } => {
+            RibEvent::SessionDown {
+                peer,
+                generation,
+                may_restart,
+            } => {
                 if let Some(e) = self.peers.get_mut(&peer) {
                     if e.generation == Some(generation) {
                         e.generation = None;
                         e.up_since = None;
+                        e.stale = None;
+                        if may_restart && self.peer_restarting(peer, out) {
+                            return None;
+                        }
                         // In steps, each flushed: a full table's withdrawal
                         // is never held as one list of changes.
                         let mut down = self.rib.peer_down_start(peer);
@@ -481,10 +517,17 @@ impl RouterTask {
     }
 
     fn neighbors(&self) -> Vec<NeighborView> {
+        let now = Instant::now();
         self.peers
             .iter()
             .map(|(id, e)| {
-                NeighborView::new(&e.cfg, &e.status.borrow(), self.rib.peer_counters(*id))
+                let mut v =
+                    NeighborView::new(&e.cfg, &e.status.borrow(), self.rib.peer_counters(*id));
+                if let Some(gr) = &mut v.graceful_restart {
+                    gr.stale_routes = self.rib.stale_count(*id);
+                    gr.stale = e.stale.map(|w| w.note(now));
+                }
+                v
             })
             .collect()
     }
@@ -533,11 +576,16 @@ impl RouterTask {
                 } else {
                     Table::Loc
                 };
-                json(serde_json::to_value(self.rib.routes(&RouteQuery {
+                let mut routes = self.rib.routes(&RouteQuery {
                     prefix,
                     peer: peer_id,
                     table,
-                })))
+                });
+                let now = Instant::now();
+                for r in routes.iter_mut().filter(|r| r.stale.is_some()) {
+                    r.stale = self.stale_note(&r.peer, now).or(r.stale.take());
+                }
+                json(serde_json::to_value(routes))
             }
             Request::Fib { prefix } => {
                 let prefix = match prefix.as_deref().map(parse_prefix).transpose() {
@@ -564,9 +612,14 @@ impl RouterTask {
             }
             Request::Explain { prefix } => match parse_prefix(&prefix) {
                 Err(e) => Response::Error(e),
-                Ok(p) => json(serde_json::to_value(ExplainView::from(
-                    self.rib.explain(&p),
-                ))),
+                Ok(p) => {
+                    let mut e = self.rib.explain(&p);
+                    let now = Instant::now();
+                    for path in e.paths.iter_mut().filter(|x| x.stale.is_some()) {
+                        path.stale = self.stale_note(&path.from, now).or(path.stale.take());
+                    }
+                    json(serde_json::to_value(ExplainView::from(e)))
+                }
             },
             Request::ResetPeer { name } => match self.peer_id(&name) {
                 None => Response::Error(format!("no peer named {name:?}")),

@@ -18,6 +18,9 @@ use crate::{
     RibConfig, SessionInfo,
 };
 
+#[path = "stale.rs"]
+mod stale;
+
 type ExportKey = (*const PathInfo, PeerId, Family);
 
 /// A withdrawal of a peer's paths under way ([`Rib::peer_down_start`]).
@@ -54,6 +57,8 @@ pub struct Rib {
     pub(crate) fib_failed: HashMap<Prefix, String>,
     /// The FIB answers every FibChange (see [`Rib::set_fib_status`]).
     fib_confirms: bool,
+    /// Paths kept for peers in graceful restart (`stale.rs`).
+    stale: stale::StaleRoutes,
 }
 
 impl Rib {
@@ -70,6 +75,7 @@ impl Rib {
             originated: HashMap::new(),
             fib_failed: HashMap::new(),
             fib_confirms: false,
+            stale: stale::StaleRoutes::default(),
         }
     }
 
@@ -181,6 +187,7 @@ impl Rib {
             };
         };
         peer.session = None;
+        self.stale.forget(id);
         peer.received = 0;
         peer.received_v6 = 0;
         peer.accepted = 0;
@@ -270,11 +277,17 @@ impl Rib {
                 }
             }
         }
+        self.stale.refreshed(id, &touched);
         let mut batch = self.batch_all();
         for p in touched {
             self.process(p, &mut batch, out);
         }
         self.finish(batch, out);
+        // RFC 4724 §4.2: End-of-RIB ends a restarting peer's re-sending of
+        // that family; what it did not re-send is gone.
+        if let Some(f) = update.end_of_rib() {
+            self.remove_stale(id, Some(&[f]), out);
+        }
     }
 
     /// The peer asked us to resend a family (RFC 2918).

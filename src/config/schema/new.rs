@@ -35,6 +35,7 @@ impl Router {
             always_compare_med: false,
             hold_time: super::default_hold_time(),
             connect_retry: super::default_connect_retry(),
+            graceful_restart: super::GracefulRestart::default(),
         }
     }
 }
@@ -65,6 +66,7 @@ impl Peer {
             send_hold_time: None,
             next_hop_ipv4: None,
             next_hop_ipv6: None,
+            graceful_restart: None,
         }
     }
 }
