@@ -1,0 +1,341 @@
+//! Graceful restart (RFC 4724), kroute as the helper, against GoBGP with
+//! graceful restart on: GoBGP is killed with SIGKILL, kroute keeps its
+//! routes (in the kernel, polled every 100 ms) as stale; GoBGP comes back
+//! (restarting, `-r`), re-announces a subset and End-of-RIB, and the rest
+//! leave the kernel. Also: kroute's restart time running out, and a peer
+//! without graceful restart (routes go at once).
+//!
+//! Topology: kroute in K (10.1.0.1/24), GoBGP in G (10.1.0.2/24), one
+//! IPv4 session. Needs root and gobgpd (see `common/mod.rs`).
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::kroute::{self as k, Kroute};
+use common::{netns, route_via, test_dir, veth, wait_until, CONVERGE};
+use kroute::config::GracefulRestartOverride;
+use labkit::gobgp::{Gobgp, GobgpSpec};
+use labkit::{Netns, ScratchDir};
+
+const K_ASN: u32 = 65001;
+const G_ASN: u32 = 65002;
+const K_ADDR: &str = "10.1.0.1";
+const G_ADDR: &str = "10.1.0.2";
+const PEER: &str = "gobgp";
+/// Re-announced after the restart.
+const KEPT: [&str; 2] = ["10.100.1.0/24", "10.100.2.0/24"];
+/// Not re-announced: removed at End-of-RIB.
+const GONE: &str = "10.100.3.0/24";
+/// GoBGP's advertised restart time.
+const G_RESTART_TIME: u16 = 60;
+
+struct Lab {
+    // Drop order: daemons, then directories, then namespaces.
+    gobgp: Option<Gobgp>,
+    kroute: Kroute,
+    dir: ScratchDir,
+    g_ns: Netns,
+    k_ns: Netns,
+}
+
+/// gobgpd.toml: one neighbor (kroute), IPv4, short timers; with `gr`,
+/// graceful restart on for the neighbor and the family. `admin_down`
+/// keeps the session down until `gobgp neighbor ... enable` (so routes can
+/// be added first).
+fn gobgp_config(gr: bool, admin_down: bool) -> String {
+    let mut t = format!(
+        "[global.config]\n  as = {G_ASN}\n  router-id = \"{G_ADDR}\"\n  port = 179\n\
+         [[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{K_ADDR}\"\n    peer-as = {K_ASN}\n"
+    );
+    if admin_down {
+        t += "    admin-down = true\n";
+    }
+    t += &format!(
+        "  [neighbors.transport.config]\n    local-address = \"{G_ADDR}\"\n\
+         [neighbors.timers.config]\n    connect-retry = 2\n    hold-time = 9\n    keepalive-interval = 3\n"
+    );
+    if gr {
+        t += &format!(
+            "  [neighbors.graceful-restart.config]\n    enabled = true\n    restart-time = {G_RESTART_TIME}\n"
+        );
+    }
+    t += "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"ipv4-unicast\"\n";
+    if gr {
+        t += "    [neighbors.afi-safis.mp-graceful-restart.config]\n      enabled = true\n";
+    }
+    t
+}
+
+impl Lab {
+    fn new(tag: &str, gr: bool, tweak: impl FnOnce(&mut kroute::config::Config)) -> Lab {
+        let k_ns = netns(&format!("k{tag}"));
+        let g_ns = netns(&format!("g{tag}"));
+        veth(
+            &k_ns,
+            &g_ns,
+            &[&format!("{K_ADDR}/24")],
+            &[&format!("{G_ADDR}/24")],
+        );
+        let mut cfg = k::config(K_ASN, "10.255.0.1");
+        cfg.router.hold_time = 9;
+        cfg.router.connect_retry = 2;
+        cfg.peers
+            .push(k::peer(PEER, G_ADDR, G_ASN, &["ipv4-unicast"]));
+        tweak(&mut cfg);
+        let kroute = Kroute::start(&k_ns, cfg);
+        let dir = test_dir(&format!("gr-{tag}"));
+        let mut lab = Lab {
+            gobgp: None,
+            kroute,
+            dir,
+            g_ns,
+            k_ns,
+        };
+        lab.start_gobgp(gr, false, &[]);
+        lab
+    }
+
+    fn start_gobgp(&mut self, gr: bool, admin_down: bool, args: &[&str]) {
+        let spec = GobgpSpec {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            ..GobgpSpec::new(self.dir.path(), gobgp_config(gr, admin_down))
+        };
+        self.gobgp = Some(Gobgp::start(&self.g_ns, &spec).unwrap_or_else(|e| panic!("{e}")));
+    }
+
+    fn gobgp(&self, args: &[&str]) -> String {
+        self.gobgp
+            .as_ref()
+            .expect("gobgpd running")
+            .cli()
+            .run(args)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn announce(&self, prefix: &str) {
+        self.gobgp(&["global", "rib", "add", "-a", "ipv4", prefix]);
+    }
+
+    fn kill_gobgp(&mut self) {
+        let mut g = self.gobgp.take().expect("gobgpd running");
+        g.process().kill().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn wait_in_kernel(&self, prefix: &str) {
+        wait_until(
+            CONVERGE,
+            &format!("{prefix} in kroute's kernel"),
+            || match route_via(&self.k_ns, prefix) {
+                Some(nhs) if nhs.iter().any(|(gw, _)| gw == G_ADDR) => Ok(()),
+                other => Err(format!("{other:?}")),
+            },
+        )
+    }
+
+    fn wait_session_down(&self) {
+        wait_until(
+            CONVERGE,
+            "kroute's session to leave Established",
+            || match self.kroute.established(PEER) {
+                Ok(()) => Err("still Established".into()),
+                Err(_) => Ok(()),
+            },
+        )
+    }
+}
+
+/// Polls kroute's kernel every 100 ms in a thread: for each prefix, the
+/// instants at which it was missing.
+struct KernelWatch {
+    stop: Arc<AtomicBool>,
+    misses: Arc<Mutex<Vec<(String, Instant)>>>,
+    polls: Arc<Mutex<usize>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl KernelWatch {
+    fn start(ns: &Netns, prefixes: &[&str]) -> KernelWatch {
+        let ns_name = ns.name().to_string();
+        let prefixes: Vec<String> = prefixes.iter().map(|s| s.to_string()).collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let misses = Arc::new(Mutex::new(Vec::new()));
+        let polls = Arc::new(Mutex::new(0));
+        let (s, m, n) = (stop.clone(), misses.clone(), polls.clone());
+        let thread = thread::spawn(move || {
+            let ns = Netns::open(&ns_name).unwrap_or_else(|e| panic!("{e}"));
+            while !s.load(Ordering::Relaxed) {
+                for p in &prefixes {
+                    if route_via(&ns, p).is_none() {
+                        m.lock().unwrap().push((p.clone(), Instant::now()));
+                    }
+                }
+                *n.lock().unwrap() += 1;
+                thread::sleep(Duration::from_millis(100));
+            }
+        });
+        KernelWatch {
+            stop,
+            misses,
+            polls,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops polling; returns the misses and the number of polls.
+    fn finish(mut self) -> (Vec<(String, Instant)>, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().expect("kernel watch thread");
+        }
+        let misses = self.misses.lock().unwrap().clone();
+        let polls = *self.polls.lock().unwrap();
+        (misses, polls)
+    }
+}
+
+#[test]
+fn killed_gobgp_keeps_its_routes_until_end_of_rib() {
+    let mut lab = Lab::new("grk", true, |c| {
+        c.router.graceful_restart.enabled = true;
+    });
+    for p in KEPT.iter().chain([&GONE]) {
+        lab.announce(p);
+    }
+    for p in KEPT.iter().chain([&GONE]) {
+        lab.wait_in_kernel(p);
+    }
+    let n = lab.kroute.neighbor(PEER).expect("neighbor");
+    let gr = n
+        .graceful_restart
+        .expect("GoBGP's GR capability in show neighbors");
+    assert_eq!(gr.restart_time, G_RESTART_TIME);
+    assert_eq!(gr.families.len(), 1, "{gr:?}");
+    assert_eq!(gr.stale_routes, 0);
+
+    let all: Vec<&str> = KEPT.iter().copied().chain([GONE]).collect();
+    let watch = KernelWatch::start(&lab.k_ns, &all);
+    lab.kill_gobgp();
+    lab.wait_session_down();
+    // Down, routes kept and marked stale.
+    thread::sleep(Duration::from_secs(2));
+    let n = lab.kroute.neighbor(PEER).unwrap();
+    let gr = n.graceful_restart.expect("GR view while restarting");
+    assert_eq!(gr.stale_routes, 3, "{gr:?}");
+    assert!(
+        gr.stale
+            .as_deref()
+            .is_some_and(|s| s.starts_with("peer restarting")),
+        "{gr:?}"
+    );
+    let r = lab.kroute.routes(GONE);
+    assert!(
+        r.iter().any(|r| r
+            .stale
+            .as_deref()
+            .is_some_and(|s| s.contains("peer restarting") && s.contains("s left"))),
+        "show routes {GONE}: {r:?}"
+    );
+    let text = lab.kroute.explain_text(GONE);
+    assert!(text.contains("stale (peer restarting,"), "{text}");
+
+    // Back, restarting (R and F bits), re-announcing only KEPT.
+    let restarted_at = Instant::now();
+    lab.start_gobgp(true, true, &["-r"]);
+    for p in KEPT {
+        lab.announce(p);
+    }
+    lab.gobgp(&["neighbor", K_ADDR, "enable"]);
+    wait_until(CONVERGE, "kroute's session Established again", || {
+        lab.kroute.established(PEER)
+    });
+    common::kernel::wait_absent(&lab.k_ns, GONE);
+    let removed_at = Instant::now();
+    thread::sleep(Duration::from_millis(500));
+    let (misses, polls) = watch.finish();
+    assert!(polls > 20, "only {polls} kernel polls");
+    for p in KEPT {
+        let m: Vec<_> = misses.iter().filter(|(q, _)| q == p).collect();
+        assert!(
+            m.is_empty(),
+            "{p} was missing from kroute's kernel {} times over the restart",
+            m.len()
+        );
+        lab.wait_in_kernel(p);
+    }
+    let early: Vec<_> = misses
+        .iter()
+        .filter(|(q, t)| q == GONE && *t < restarted_at)
+        .collect();
+    assert!(
+        early.is_empty(),
+        "{GONE} left the kernel while GoBGP was down ({} polls)",
+        early.len()
+    );
+    assert!(removed_at > restarted_at);
+    let gr = lab.kroute.neighbor(PEER).unwrap().graceful_restart.unwrap();
+    assert!(gr.restarting, "GoBGP -r sets the R bit: {gr:?}");
+    // The wait ends at End-of-RIB (next 1 s tick at the latest).
+    wait_until(Duration::from_secs(5), "no stale routes left", || {
+        let gr = lab.kroute.neighbor(PEER).unwrap().graceful_restart.unwrap();
+        if gr.stale_routes == 0 && gr.stale.is_none() {
+            Ok(())
+        } else {
+            Err(format!("{gr:?}"))
+        }
+    });
+}
+
+#[test]
+fn stale_routes_go_when_the_restart_time_runs_out() {
+    let mut lab = Lab::new("grt", true, |c| {
+        c.peers[0].graceful_restart = Some(GracefulRestartOverride {
+            restart_time: Some(3),
+            ..Default::default()
+        });
+    });
+    lab.announce(GONE);
+    lab.wait_in_kernel(GONE);
+    lab.kill_gobgp();
+    lab.wait_session_down();
+    let down_at = Instant::now();
+    thread::sleep(Duration::from_secs(1));
+    assert!(
+        route_via(&lab.k_ns, GONE).is_some(),
+        "{GONE} gone before the restart time (3 s, lower than GoBGP's {G_RESTART_TIME})"
+    );
+    common::kernel::wait_absent(&lab.k_ns, GONE);
+    let after = down_at.elapsed();
+    assert!(
+        after >= Duration::from_secs(2) && after < Duration::from_secs(10),
+        "removed {after:?} after the session loss (restart time 3 s)"
+    );
+    assert!(lab.kroute.routes(GONE).is_empty());
+}
+
+#[test]
+fn without_graceful_restart_the_routes_go_at_once() {
+    let mut lab = Lab::new("grn", false, |c| {
+        c.router.graceful_restart.enabled = true;
+    });
+    lab.announce(GONE);
+    lab.wait_in_kernel(GONE);
+    assert!(lab
+        .kroute
+        .neighbor(PEER)
+        .unwrap()
+        .graceful_restart
+        .is_none());
+    lab.kill_gobgp();
+    let killed = Instant::now();
+    common::kernel::wait_absent(&lab.k_ns, GONE);
+    // TCP closes with the process: well before any restart time.
+    assert!(
+        killed.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        killed.elapsed()
+    );
+}
