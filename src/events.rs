@@ -96,6 +96,10 @@ pub enum PeerCmd {
     Incoming(TcpStream),
     /// Close with this NOTIFICATION and end the task.
     Stop(Notification),
+    /// The daemon exits for a graceful restart (RFC 4724 §4.1): end the
+    /// task and close the connections without a NOTIFICATION, so the peer
+    /// keeps our routes while we restart.
+    ExitForRestart,
     /// Sent after the `Send`s that answer the peer's ROUTE-REFRESH for
     /// `family` (RFC 2918): the answer is complete.
     RefreshAnswered { generation: u64, family: Family },

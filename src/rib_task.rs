@@ -47,6 +47,9 @@ struct PeerEntry {
     graceful_restart: Option<PeerGracefulRestart>,
     /// While the RIB keeps stale paths of this peer: when they go.
     stale: Option<StaleWait>,
+    /// Our End-of-RIB markers for this session, held back until the
+    /// initial convergence (graceful restart, RFC 4724 §4.1).
+    deferred_eor: Vec<Update>,
 }
 
 /// RFC 9687 §4: the send hold time, by default the larger of 8 minutes
@@ -110,18 +113,21 @@ fn peer_config(p: &config::Peer) -> rib::PeerConfig {
 /// Our graceful restart capability (RFC 4724 §3), when enabled. The F bit
 /// is set: the kernel routes outlive the daemon when it dies, and the next
 /// run adopts them (kernel crate, initial sync).
+/// Sessions up before `restarting_until` (the end of the initial
+/// convergence) set the R bit.
 fn local_graceful_restart(
     gr: &config::GracefulRestart,
+    restarting_until: Instant,
 ) -> Option<crate::session::open::LocalGracefulRestart> {
     gr.enabled
         .then_some(crate::session::open::LocalGracefulRestart {
             restart_time: gr.restart_time,
-            restarting: false,
+            restarting_until: Some(restarting_until),
             forwarding_preserved: true,
         })
 }
 
-fn session_config(c: &Config, p: &config::Peer) -> crate::session::SessionConfig {
+fn session_config(c: &Config, p: &config::Peer, started: Instant) -> crate::session::SessionConfig {
     use crate::session::open::LocalOpen;
     use crate::session::socket::SocketOptions;
     crate::session::SessionConfig {
@@ -133,7 +139,10 @@ fn session_config(c: &Config, p: &config::Peer) -> crate::session::SessionConfig
             router_id: c.router.router_id,
             hold_time: p.hold_time_or(&c.router),
             families: p.families.clone(),
-            graceful_restart: local_graceful_restart(&p.graceful_restart_or(&c.router)),
+            graceful_restart: local_graceful_restart(
+                &p.graceful_restart_or(&c.router),
+                started + INITIAL_SYNC_DEADLINE,
+            ),
         },
         send_hold: send_hold_time(p, p.hold_time_or(&c.router)),
         passive: p.passive,
@@ -210,8 +219,11 @@ impl RouterTask {
         let id = self.next_peer_id;
         self.next_peer_id += 1;
         self.rib.add_peer(id, peer_config(p));
-        let (cmd, status) =
-            PeerTask::spawn(id, session_config(&self.config, p), self.events.clone());
+        let (cmd, status) = PeerTask::spawn(
+            id,
+            session_config(&self.config, p, self.started),
+            self.events.clone(),
+        );
         self.peers.insert(
             id,
             PeerEntry {
@@ -225,6 +237,7 @@ impl RouterTask {
                 over_limit: HashSet::new(),
                 graceful_restart: None,
                 stale: None,
+                deferred_eor: Vec::new(),
             },
         );
     }
@@ -280,13 +293,22 @@ impl RouterTask {
         for (peer, u) in out.updates {
             per_peer.entry(peer).or_default().push(u);
         }
-        for (peer, updates) in per_peer {
-            if let Some(e) = self.peers.get(&peer) {
+        for (peer, mut updates) in per_peer {
+            let defer = self.defers_end_of_rib(peer);
+            if let Some(e) = self.peers.get_mut(&peer) {
                 if let Some(generation) = e.generation {
-                    let _ = e.cmd.send(PeerCmd::Send {
-                        generation,
-                        updates,
-                    });
+                    if defer {
+                        let (eor, rest) =
+                            updates.into_iter().partition(|u| u.end_of_rib().is_some());
+                        e.deferred_eor.extend::<Vec<Update>>(eor);
+                        updates = rest;
+                    }
+                    if !updates.is_empty() {
+                        let _ = e.cmd.send(PeerCmd::Send {
+                            generation,
+                            updates,
+                        });
+                    }
                 }
             }
         }
@@ -401,6 +423,7 @@ impl RouterTask {
             );
             self.fib.initial_sync_done();
             self.initial_sync_done = true;
+            self.send_deferred_end_of_rib();
         }
     }
 
@@ -424,6 +447,7 @@ impl RouterTask {
                     e.limit_hit = false;
                     e.over_limit.clear();
                     e.graceful_restart = graceful_restart;
+                    e.deferred_eor.clear();
                     self.restarted_peer_is_back(peer, &info.families, out);
                     self.rib.peer_up(peer, info, out);
                 }
@@ -438,6 +462,7 @@ impl RouterTask {
                         e.generation = None;
                         e.up_since = None;
                         e.stale = None;
+                        e.deferred_eor.clear();
                         if may_restart && self.peer_restarting(peer, out) {
                             return None;
                         }
@@ -681,7 +706,9 @@ impl RouterTask {
                 }
                 Some(p) => {
                     let old_p = self.peers[&id].cfg.clone();
-                    if session_config(&old, &old_p) != session_config(&self.config, &p) {
+                    if session_config(&old, &old_p, self.started)
+                        != session_config(&self.config, &p, self.started)
+                    {
                         let e = self.peers.remove(&id).unwrap();
                         let _ = e.cmd.send(PeerCmd::Stop(Notification {
                             code: n::CEASE,
@@ -742,6 +769,17 @@ impl RouterTask {
 
     async fn shutdown(&mut self) {
         for e in self.peers.values() {
+            // RFC 4724 §4.1: with graceful restart, a peer that offered it
+            // sees the TCP session close without a NOTIFICATION and keeps
+            // our routes while we restart (the kernel keeps ours too).
+            if e.generation.is_some()
+                && e.graceful_restart.is_some()
+                && e.cfg.graceful_restart_or(&self.config.router).enabled
+            {
+                info!(peer = %e.cfg.name, "graceful restart: closing the session without a NOTIFICATION");
+                let _ = e.cmd.send(PeerCmd::ExitForRestart);
+                continue;
+            }
             let _ = e.cmd.send(PeerCmd::Stop(Notification {
                 code: n::CEASE,
                 subcode: n::cease::ADMINISTRATIVE_SHUTDOWN,

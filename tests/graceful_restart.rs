@@ -148,36 +148,33 @@ impl Lab {
     }
 }
 
-/// Polls kroute's kernel every 100 ms in a thread: for each prefix, the
-/// instants at which it was missing.
-struct KernelWatch {
+/// Polls every 100 ms in a thread what must never be missing: `missing`
+/// returns the names of what is missing at the moment; every miss is kept
+/// with its instant.
+struct Watch {
     stop: Arc<AtomicBool>,
     misses: Arc<Mutex<Vec<(String, Instant)>>>,
     polls: Arc<Mutex<usize>>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
-impl KernelWatch {
-    fn start(ns: &Netns, prefixes: &[&str]) -> KernelWatch {
-        let ns_name = ns.name().to_string();
-        let prefixes: Vec<String> = prefixes.iter().map(|s| s.to_string()).collect();
+impl Watch {
+    fn start(missing: impl Fn() -> Vec<String> + Send + 'static) -> Watch {
         let stop = Arc::new(AtomicBool::new(false));
         let misses = Arc::new(Mutex::new(Vec::new()));
         let polls = Arc::new(Mutex::new(0));
         let (s, m, n) = (stop.clone(), misses.clone(), polls.clone());
         let thread = thread::spawn(move || {
-            let ns = Netns::open(&ns_name).unwrap_or_else(|e| panic!("{e}"));
             while !s.load(Ordering::Relaxed) {
-                for p in &prefixes {
-                    if route_via(&ns, p).is_none() {
-                        m.lock().unwrap().push((p.clone(), Instant::now()));
-                    }
-                }
+                let now = Instant::now();
+                m.lock()
+                    .unwrap()
+                    .extend(missing().into_iter().map(|p| (p, now)));
                 *n.lock().unwrap() += 1;
                 thread::sleep(Duration::from_millis(100));
             }
         });
-        KernelWatch {
+        Watch {
             stop,
             misses,
             polls,
@@ -185,11 +182,25 @@ impl KernelWatch {
         }
     }
 
+    /// kroute's kernel routes for `prefixes` (any next hop).
+    fn kernel(ns: &Netns, prefixes: &[&str]) -> Watch {
+        let ns_name = ns.name().to_string();
+        let prefixes: Vec<String> = prefixes.iter().map(|s| s.to_string()).collect();
+        Watch::start(move || {
+            let ns = Netns::open(&ns_name).unwrap_or_else(|e| panic!("{e}"));
+            prefixes
+                .iter()
+                .filter(|p| route_via(&ns, p).is_none())
+                .cloned()
+                .collect()
+        })
+    }
+
     /// Stops polling; returns the misses and the number of polls.
     fn finish(mut self) -> (Vec<(String, Instant)>, usize) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
-            t.join().expect("kernel watch thread");
+            t.join().expect("watch thread");
         }
         let misses = self.misses.lock().unwrap().clone();
         let polls = *self.polls.lock().unwrap();
@@ -217,7 +228,7 @@ fn killed_gobgp_keeps_its_routes_until_end_of_rib() {
     assert_eq!(gr.stale_routes, 0);
 
     let all: Vec<&str> = KEPT.iter().copied().chain([GONE]).collect();
-    let watch = KernelWatch::start(&lab.k_ns, &all);
+    let watch = Watch::kernel(&lab.k_ns, &all);
     lab.kill_gobgp();
     lab.wait_session_down();
     // Down, routes kept and marked stale.
@@ -337,5 +348,81 @@ fn without_graceful_restart_the_routes_go_at_once() {
         killed.elapsed() < Duration::from_secs(5),
         "{:?}",
         killed.elapsed()
+    );
+}
+
+/// What kroute advertises, in GoBGP's RIB.
+const ADV: &str = "192.0.2.0/24";
+
+/// kroute restarting with graceful restart on (SIGTERM: the rollout; then
+/// SIGKILL: a crash): GoBGP keeps kroute's route (no Cease, RFC 4724
+/// §4.1) and kroute's kernel keeps GoBGP's, every 100 ms poll, on both
+/// sides, over both restarts.
+#[test]
+fn restarting_kroute_loses_no_route_on_either_side() {
+    let mut lab = Lab::new("grr", true, |c| {
+        c.router.graceful_restart.enabled = true;
+        c.advertise = k::advertise(&[ADV]);
+    });
+    lab.announce(GONE);
+    lab.wait_in_kernel(GONE);
+    let cli = lab.gobgp.as_ref().unwrap().cli().clone();
+    let in_gobgp = move || -> Vec<String> {
+        match cli.run(&["global", "rib", "-a", "ipv4", ADV]) {
+            Ok(text) if text.contains(ADV) => vec![],
+            _ => vec![format!("{ADV} in GoBGP")],
+        }
+    };
+    wait_until(CONVERGE, "kroute's route in GoBGP", || {
+        let m = in_gobgp();
+        if m.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{m:?}"))
+        }
+    });
+    let n = lab.kroute.neighbor(PEER).unwrap();
+    assert!(n.graceful_restart.is_some(), "{n:?}");
+
+    let kernel = Watch::kernel(&lab.k_ns, &[GONE]);
+    let peer_side = Watch::start(in_gobgp);
+    for (how, sig) in [("SIGTERM", libc::SIGTERM), ("SIGKILL", libc::SIGKILL)] {
+        if sig == libc::SIGTERM {
+            lab.kroute.stop();
+        } else {
+            lab.kroute.kill();
+        }
+        thread::sleep(Duration::from_secs(2));
+        assert!(
+            route_via(&lab.k_ns, GONE).is_some(),
+            "after {how}, kroute's kernel route {GONE} is gone"
+        );
+        let k_ns = lab.k_ns.name().to_string();
+        lab.kroute
+            .start_again(&Netns::open(&k_ns).unwrap_or_else(|e| panic!("{e}")));
+        wait_until(CONVERGE, "kroute's session Established again", || {
+            lab.kroute.established(PEER)
+        });
+        // Past the End-of-RIB exchange (ours waits for the initial
+        // convergence) and GoBGP's removal of what we did not re-send.
+        thread::sleep(Duration::from_secs(3));
+        let log = lab.kroute.log_tails(400);
+        assert!(
+            log.contains("closing the session without a NOTIFICATION") || sig == libc::SIGKILL,
+            "{log}"
+        );
+    }
+    let (k_misses, k_polls) = kernel.finish();
+    let (p_misses, p_polls) = peer_side.finish();
+    assert!(k_polls > 40 && p_polls > 20, "{k_polls} / {p_polls} polls");
+    assert!(
+        k_misses.is_empty(),
+        "{GONE} missing from kroute's kernel {} times",
+        k_misses.len()
+    );
+    assert!(
+        p_misses.is_empty(),
+        "{ADV} missing from GoBGP's RIB {} times",
+        p_misses.len()
     );
 }

@@ -517,6 +517,15 @@ fn default_families() -> Vec<Family> {
 }
 
 impl Config {
+    /// Graceful restart is enabled for the router or for some peer: the
+    /// kernel routes then stay when kroute exits (as with `keepOnExit`).
+    pub fn graceful_restart_enabled(&self) -> bool {
+        self.peers
+            .iter()
+            .any(|p| p.graceful_restart_or(&self.router).enabled)
+            || self.router.graceful_restart.enabled
+    }
+
     /// The canonical YAML form: `parse(to_yaml(c)) == c`.
     pub fn to_yaml(&self) -> String {
         serde_yaml_ng::to_string(self).expect("config values always serialize")

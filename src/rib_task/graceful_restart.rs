@@ -15,6 +15,7 @@ use wire::Family;
 use rib::{Outputs, PeerId};
 
 use super::RouterTask;
+use crate::events::PeerCmd;
 
 const FAMILIES: [Family; 2] = [Family::Ipv4Unicast, Family::Ipv6Unicast];
 
@@ -141,6 +142,33 @@ impl RouterTask {
                     }
                 );
                 e.stale = None;
+            }
+        }
+    }
+
+    /// RFC 4724 §4.1: after a restart, our End-of-RIB tells a helper peer
+    /// to drop what we did not re-send; so it waits until we have learned
+    /// our routes again (initial convergence: End-of-RIB from every peer,
+    /// or the deadline). Only with graceful restart on for the peer.
+    pub(super) fn defers_end_of_rib(&self, peer: PeerId) -> bool {
+        !self.initial_sync_done
+            && self
+                .peers
+                .get(&peer)
+                .is_some_and(|e| e.cfg.graceful_restart_or(&self.config.router).enabled)
+    }
+
+    /// The initial convergence is over: send the End-of-RIB markers held
+    /// back, after everything queued for the session.
+    pub(super) fn send_deferred_end_of_rib(&mut self) {
+        for e in self.peers.values_mut() {
+            let updates = std::mem::take(&mut e.deferred_eor);
+            if let (Some(generation), false) = (e.generation, updates.is_empty()) {
+                info!(peer = %e.cfg.name, "initial convergence: sending End-of-RIB");
+                let _ = e.cmd.send(PeerCmd::Send {
+                    generation,
+                    updates,
+                });
             }
         }
     }

@@ -299,6 +299,9 @@ impl PeerTask {
                         self.feed(Event::ManualStop(nf)).await;
                         return;
                     }
+                    // The connections close as they are dropped: TCP FIN,
+                    // no NOTIFICATION, nothing told to the RIB.
+                    Some(PeerCmd::ExitForRestart) => return,
                     Some(PeerCmd::Incoming(stream)) => {
                         if let Err(e) = socket::configure_accepted(&stream, &self.cfg.socket) {
                             warn!(peer = %self.cfg.name, "setting socket options on accepted connection: {e}");
@@ -358,7 +361,10 @@ impl PeerTask {
             }
             Action::SendOpen(id) => {
                 if let Some(c) = self.conns.get(&id) {
-                    c.send(&[Message::Open(open::local_open(&self.cfg.local))]);
+                    c.send(&[Message::Open(open::local_open(
+                        &self.cfg.local,
+                        Instant::now(),
+                    ))]);
                 }
             }
             Action::SendKeepalive(id) => {

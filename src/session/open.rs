@@ -2,6 +2,7 @@
 //! (RFC 4271 §4.2 and §6.2, RFC 5492 capabilities). Pure functions.
 
 use std::net::Ipv4Addr;
+use std::time::Instant;
 
 pub use crate::events::PeerGracefulRestart;
 use wire::notification as n;
@@ -24,9 +25,10 @@ pub struct LocalOpen {
 pub struct LocalGracefulRestart {
     /// Seconds the peer should wait for us to come back (12 bits).
     pub restart_time: u16,
-    /// The R bit: we have just restarted, the peer must not wait for our
-    /// End-of-RIB before sending its routes (RFC 4724 §4.1).
-    pub restarting: bool,
+    /// Until then we set the R bit: we have just restarted, the peer must
+    /// not wait for our End-of-RIB before sending its routes (RFC 4724
+    /// §4.1). The daemon's start plus its initial convergence deadline.
+    pub restarting_until: Option<Instant>,
     /// The F bit of every family: our forwarding state (the kernel routes)
     /// survives a restart of the daemon.
     pub forwarding_preserved: bool,
@@ -45,7 +47,8 @@ pub struct Negotiated {
     pub peer_graceful_restart: Option<PeerGracefulRestart>,
 }
 
-pub fn local_open(l: &LocalOpen) -> Open {
+/// Our OPEN, sent at `now` (the graceful restart R bit depends on it).
+pub fn local_open(l: &LocalOpen, now: Instant) -> Open {
     let mut caps: Vec<Capability> = l
         .families
         .iter()
@@ -55,7 +58,7 @@ pub fn local_open(l: &LocalOpen) -> Open {
     caps.push(Capability::FourOctetAs(l.asn));
     if let Some(gr) = &l.graceful_restart {
         caps.push(Capability::GracefulRestart {
-            restart_state: gr.restarting,
+            restart_state: gr.restarting_until.is_some_and(|t| now < t),
             restart_time: gr.restart_time.min(0x0fff),
             families: l
                 .families
@@ -224,7 +227,7 @@ mod tests {
 
     #[test]
     fn our_open_carries_families_refresh_and_asn4() {
-        let o = local_open(&local());
+        let o = local_open(&local(), Instant::now());
         assert_eq!(o.families().count(), 2);
         assert!(o.has_capability(|c| *c == Capability::RouteRefresh));
         assert!(o.has_capability(|c| *c == Capability::FourOctetAs(4210101011)));
@@ -232,7 +235,7 @@ mod tests {
 
     #[test]
     fn no_graceful_restart_capability_unless_enabled() {
-        let o = local_open(&local());
+        let o = local_open(&local(), Instant::now());
         assert!(!o.has_capability(|c| matches!(c, Capability::GracefulRestart { .. })));
     }
 
@@ -241,10 +244,10 @@ mod tests {
         let mut l = local();
         l.graceful_restart = Some(LocalGracefulRestart {
             restart_time: 120,
-            restarting: true,
+            restarting_until: Some(Instant::now() + std::time::Duration::from_secs(30)),
             forwarding_preserved: true,
         });
-        let o = local_open(&l);
+        let o = local_open(&l, Instant::now());
         let gr = o
             .capabilities
             .iter()
@@ -279,6 +282,16 @@ mod tests {
             .unwrap();
         assert_eq!(used, buf.len());
         assert_eq!(back, wire::Message::Open(o));
+        // Once the restart is over, the R bit is clear.
+        let later = Instant::now() + std::time::Duration::from_secs(31);
+        let o = local_open(&l, later);
+        assert!(o.has_capability(|c| matches!(
+            c,
+            Capability::GracefulRestart {
+                restart_state: false,
+                ..
+            }
+        )));
     }
 
     #[test]
