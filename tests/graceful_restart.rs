@@ -47,15 +47,20 @@ struct Lab {
 /// keeps the session down until `gobgp neighbor ... enable` (so routes can
 /// be added first).
 fn gobgp_config(gr: bool, admin_down: bool) -> String {
+    gobgp_config_at(K_ADDR, G_ADDR, gr, admin_down)
+}
+
+/// [`gobgp_config`] for a GoBGP at `g_addr` peering with kroute at `k_addr`.
+fn gobgp_config_at(k_addr: &str, g_addr: &str, gr: bool, admin_down: bool) -> String {
     let mut t = format!(
-        "[global.config]\n  as = {G_ASN}\n  router-id = \"{G_ADDR}\"\n  port = 179\n\
-         [[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{K_ADDR}\"\n    peer-as = {K_ASN}\n"
+        "[global.config]\n  as = {G_ASN}\n  router-id = \"{g_addr}\"\n  port = 179\n\
+         [[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{k_addr}\"\n    peer-as = {K_ASN}\n"
     );
     if admin_down {
         t += "    admin-down = true\n";
     }
     t += &format!(
-        "  [neighbors.transport.config]\n    local-address = \"{G_ADDR}\"\n\
+        "  [neighbors.transport.config]\n    local-address = \"{g_addr}\"\n\
          [neighbors.timers.config]\n    connect-retry = 2\n    hold-time = 9\n    keepalive-interval = 3\n"
     );
     if gr {
@@ -425,4 +430,97 @@ fn restarting_kroute_loses_no_route_on_either_side() {
         "{ADV} missing from GoBGP's RIB {} times",
         p_misses.len()
     );
+}
+
+/// A route kroute learns from one peer (GoBGP B, no graceful restart) and
+/// passes to a graceful restart peer (GoBGP A) stays in A's RIB while
+/// kroute restarts, even when B comes back 5 s after A: kroute's
+/// End-of-RIB to A waits until it has heard B's routes again (RFC 4724
+/// §4.1), so A never drops the route as stale. (B is held off by a
+/// blackhole route towards kroute in B's namespace.)
+#[test]
+fn routes_kroute_passes_on_survive_its_restart() {
+    const TRANSIT: &str = "10.200.0.0/24";
+    let k_ns = netns("kgrx");
+    let a_ns = netns("agrx");
+    let b_ns = netns("bgrx");
+    veth(&k_ns, &a_ns, &["10.1.0.1/24"], &["10.1.0.2/24"]);
+    veth(&k_ns, &b_ns, &["10.2.0.1/24"], &["10.2.0.2/24"]);
+    let mut cfg = k::config(K_ASN, "10.255.0.1");
+    cfg.router.hold_time = 9;
+    cfg.router.connect_retry = 2;
+    cfg.router.graceful_restart.enabled = true;
+    cfg.peers
+        .push(k::peer("a", "10.1.0.2", G_ASN, &["ipv4-unicast"]));
+    cfg.peers
+        .push(k::peer("b", "10.2.0.2", G_ASN + 1, &["ipv4-unicast"]));
+    let mut kroute = Kroute::start(&k_ns, cfg);
+    let dir = test_dir("gr-grx");
+    let start = |ns: &Netns, sub: &str, conf: String| {
+        let d = dir.path().join(sub);
+        std::fs::create_dir_all(&d).unwrap();
+        Gobgp::start(ns, &GobgpSpec::new(&d, conf)).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let a = start(
+        &a_ns,
+        "a",
+        gobgp_config_at("10.1.0.1", "10.1.0.2", true, false),
+    );
+    let b_conf = gobgp_config_at("10.2.0.1", "10.2.0.2", false, false)
+        .replace(&format!("as = {G_ASN}"), &format!("as = {}", G_ASN + 1));
+    let b = start(&b_ns, "b", b_conf);
+    b.cli()
+        .run(&["global", "rib", "add", "-a", "ipv4", TRANSIT])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let cli = a.cli().clone();
+    let in_a = move || -> Vec<String> {
+        match cli.run(&["global", "rib", "-a", "ipv4", TRANSIT]) {
+            Ok(text) if text.contains(TRANSIT) => vec![],
+            _ => vec![TRANSIT.to_string()],
+        }
+    };
+    wait_until(CONVERGE, "the transit route in GoBGP A", || {
+        let m = in_a();
+        if m.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{m:?}"))
+        }
+    });
+    let watch = Watch::start(in_a);
+    kroute.stop();
+    let hold_off = ["route", "add", "blackhole", "10.2.0.1/32"];
+    b_ns.ip(&hold_off).unwrap_or_else(|e| panic!("{e}"));
+    thread::sleep(Duration::from_secs(1));
+    kroute.start_again(&k_ns);
+    wait_until(CONVERGE, "kroute's session a again", || {
+        kroute.established("a")
+    });
+    thread::sleep(Duration::from_secs(5));
+    b_ns.ip(&["route", "del", "blackhole", "10.2.0.1/32"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    for peer in ["a", "b"] {
+        wait_until(CONVERGE, &format!("kroute's session {peer} again"), || {
+            kroute.established(peer)
+        });
+    }
+    wait_until(CONVERGE, "kroute's End-of-RIB after convergence", || {
+        if kroute
+            .log_tails(400)
+            .contains("initial convergence: sending End-of-RIB")
+        {
+            Ok(())
+        } else {
+            Err("not yet".into())
+        }
+    });
+    thread::sleep(Duration::from_secs(2));
+    let (misses, polls) = watch.finish();
+    assert!(polls > 20, "{polls} polls");
+    assert!(
+        misses.is_empty(),
+        "{TRANSIT} missing from GoBGP A {} times over kroute's restart",
+        misses.len()
+    );
+    drop((a, b));
 }
