@@ -2,11 +2,13 @@
 //! graceful restart on: GoBGP is killed with SIGKILL, kroute keeps its
 //! routes (in the kernel, polled every 100 ms) as stale; GoBGP comes back
 //! (restarting, `-r`), re-announces a subset and End-of-RIB, and the rest
-//! leave the kernel. Also: kroute's restart time running out, and a peer
-//! without graceful restart (routes go at once).
+//! leave the kernel. Also: kroute's restart time running out, a peer
+//! without graceful restart (routes go at once), FRR (`bgp
+//! graceful-restart`) and BIRD (`graceful restart on`) killed, and kroute
+//! itself restarting (SIGTERM, SIGKILL) with its peers keeping its routes.
 //!
-//! Topology: kroute in K (10.1.0.1/24), GoBGP in G (10.1.0.2/24), one
-//! IPv4 session. Needs root and gobgpd (see `common/mod.rs`).
+//! Topology: kroute in K (10.1.0.1/24), the peer in G (10.1.0.2/24), one
+//! IPv4 session. Needs root, gobgpd, frr and bird2 (see `common/mod.rs`).
 
 mod common;
 
@@ -523,4 +525,197 @@ fn routes_kroute_passes_on_survive_its_restart() {
         misses.len()
     );
     drop((a, b));
+}
+
+/// kroute with one peer at `G_ADDR` in a fresh pair of namespaces; the
+/// caller starts the peer daemon in `g_ns`.
+fn kroute_with_peer(tag: &str) -> (Kroute, Netns, Netns) {
+    let k_ns = netns(&format!("k{tag}"));
+    let g_ns = netns(&format!("p{tag}"));
+    veth(
+        &k_ns,
+        &g_ns,
+        &[&format!("{K_ADDR}/24")],
+        &[&format!("{G_ADDR}/24")],
+    );
+    let mut cfg = k::config(K_ASN, "10.255.0.1");
+    cfg.router.hold_time = 9;
+    cfg.router.connect_retry = 2;
+    cfg.peers
+        .push(k::peer(PEER, G_ADDR, G_ASN, &["ipv4-unicast"]));
+    let kroute = Kroute::start(&k_ns, cfg);
+    (kroute, g_ns, k_ns)
+}
+
+fn wait_kernel(ns: &Netns, prefix: &str) {
+    wait_until(CONVERGE, &format!("{prefix} in kroute's kernel"), || {
+        route_via(ns, prefix)
+            .map(|_| ())
+            .ok_or_else(|| "absent".to_string())
+    })
+}
+
+fn wait_down(kroute: &Kroute) {
+    wait_until(
+        CONVERGE,
+        "kroute's session to leave Established",
+        || match kroute.established(PEER) {
+            Ok(()) => Err("still Established".into()),
+            Err(_) => Ok(()),
+        },
+    )
+}
+
+/// FRR with `bgp graceful-restart` (restart time 5 s): its bgpd is killed;
+/// kroute keeps the route for FRR's restart time (lower than ours), then
+/// removes it.
+#[test]
+fn frr_killed_routes_stay_for_its_restart_time() {
+    use labkit::frr::{BgpdConfig, Daemon, Frr, FrrSpec, Neighbor};
+    let (kroute, g_ns, k_ns) = kroute_with_peer("grf");
+    let conf = BgpdConfig {
+        hostname: g_ns.name().to_string(),
+        asn: G_ASN,
+        router_id: G_ADDR.into(),
+        timers: Some((3, 9)),
+        graceful_restart_disable: false,
+        neighbors: vec![Neighbor {
+            address: K_ADDR.into(),
+            remote_as: K_ASN,
+            connect_timer: Some(2),
+            update_source: Some(G_ADDR.into()),
+            advertisement_interval: Some(0),
+            families: vec![(labkit::Afi::Ipv4, vec![])],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+    .render()
+    .replacen(
+        &format!(" bgp router-id {G_ADDR}\n"),
+        &format!(
+            " bgp router-id {G_ADDR}\n bgp graceful-restart\n bgp graceful-restart restart-time 5\n"
+        ),
+        1,
+    )
+    .replacen(
+        " address-family ipv4 unicast\n",
+        &format!(" address-family ipv4 unicast\n  network {GONE}\n"),
+        1,
+    );
+    let mut frr =
+        Frr::start(&g_ns, &FrrSpec::new(g_ns.name(), conf)).unwrap_or_else(|e| panic!("{e}"));
+    wait_kernel(&k_ns, GONE);
+    let gr = kroute
+        .neighbor(PEER)
+        .unwrap()
+        .graceful_restart
+        .expect("FRR's GR capability");
+    assert_eq!(gr.restart_time, 5, "{gr:?}");
+    assert_eq!(gr.families.len(), 1, "{gr:?}");
+
+    frr.daemon(Daemon::Bgpd)
+        .expect("bgpd")
+        .kill()
+        .unwrap_or_else(|e| panic!("{e}"));
+    wait_down(&kroute);
+    let down_at = Instant::now();
+    thread::sleep(Duration::from_secs(2));
+    assert!(
+        route_via(&k_ns, GONE).is_some(),
+        "{GONE} gone within FRR's restart time"
+    );
+    let gr = kroute.neighbor(PEER).unwrap().graceful_restart.unwrap();
+    assert_eq!(gr.stale_routes, 1, "{gr:?}");
+    common::kernel::wait_absent(&k_ns, GONE);
+    let after = down_at.elapsed();
+    assert!(
+        after >= Duration::from_secs(3) && after < Duration::from_secs(12),
+        "removed {after:?} after the loss (FRR's restart time 5 s)"
+    );
+    drop(frr);
+}
+
+/// BIRD with `graceful restart on`: killed with SIGKILL, kroute keeps its
+/// routes while it is down; BIRD starts again announcing a subset, and
+/// what it no longer announces leaves the kernel (at its End-of-RIB, or at
+/// once if it did not keep its forwarding state, RFC 4724 §4.2).
+#[test]
+fn bird_killed_routes_stay_until_it_is_back() {
+    use labkit::bird::{
+        BgpProtocol, Bird, BirdConfig, BirdSpec, Channel, StaticProtocol, StaticRoute,
+    };
+    let (kroute, g_ns, k_ns) = kroute_with_peer("grb");
+    let dir = test_dir("gr-bird");
+    let conf = |prefixes: &[&str]| {
+        BirdConfig {
+            router_id: G_ADDR.into(),
+            statics: vec![StaticProtocol {
+                name: "s4".into(),
+                afi: labkit::Afi::Ipv4,
+                routes: prefixes
+                    .iter()
+                    .map(|p| StaticRoute {
+                        prefix: p.to_string(),
+                        attrs: vec![],
+                    })
+                    .collect(),
+            }],
+            bgp: vec![BgpProtocol {
+                name: "kroute".into(),
+                local_address: G_ADDR.into(),
+                local_as: G_ASN,
+                neighbor_address: K_ADDR.into(),
+                neighbor_as: K_ASN,
+                options: vec![
+                    "hold time 9;".into(),
+                    "connect retry time 2;".into(),
+                    "graceful restart on;".into(),
+                ],
+                channels: vec![Channel::all(labkit::Afi::Ipv4)],
+            }],
+            ..Default::default()
+        }
+        .render()
+    };
+    let all: Vec<&str> = KEPT.iter().copied().chain([GONE]).collect();
+    let mut bird = Bird::start(&g_ns, &BirdSpec::new(dir.path(), conf(&all)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    for p in &all {
+        wait_kernel(&k_ns, p);
+    }
+    let gr = kroute
+        .neighbor(PEER)
+        .unwrap()
+        .graceful_restart
+        .expect("BIRD's GR capability");
+    assert_eq!(gr.families.len(), 1, "{gr:?}");
+
+    let watch = Watch::kernel(&k_ns, &all);
+    bird.process().kill().unwrap_or_else(|e| panic!("{e}"));
+    drop(bird);
+    wait_down(&kroute);
+    thread::sleep(Duration::from_secs(2));
+    let gr = kroute.neighbor(PEER).unwrap().graceful_restart.unwrap();
+    assert_eq!(gr.stale_routes, 3, "{gr:?}");
+    let back_at = Instant::now();
+    let bird = Bird::start(&g_ns, &BirdSpec::new(dir.path(), conf(&KEPT)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    wait_until(CONVERGE, "kroute's session Established again", || {
+        kroute.established(PEER)
+    });
+    common::kernel::wait_absent(&k_ns, GONE);
+    for p in KEPT {
+        wait_kernel(&k_ns, p);
+    }
+    let (misses, _) = watch.finish();
+    let early: Vec<_> = misses.iter().filter(|(_, t)| *t < back_at).collect();
+    assert!(
+        early.is_empty(),
+        "routes left kroute's kernel while BIRD was down: {early:?}"
+    );
+    // (BIRD started without `-R` does not set the F bit: kroute drops
+    // the stale routes as the session comes back and takes the new ones,
+    // RFC 4724 §4.2; labkit's launcher has no `-R`.)
+    drop(bird);
 }
