@@ -26,7 +26,7 @@ use crate::listener::{access_list, AccessList};
 use crate::session::PeerTask;
 
 mod graceful_restart;
-use graceful_restart::StaleWait;
+use graceful_restart::{GrPeer, StaleWait};
 
 struct PeerEntry {
     cfg: config::Peer,
@@ -50,6 +50,17 @@ struct PeerEntry {
     /// Our End-of-RIB markers for this session, held back until the
     /// initial convergence (graceful restart, RFC 4724 §4.1).
     deferred_eor: Vec<Update>,
+}
+
+impl PeerEntry {
+    fn gr_peer<'a>(&'a self, id: PeerId, router: &config::Router) -> GrPeer<'a> {
+        GrPeer {
+            id,
+            name: &self.cfg.name,
+            capability: self.graceful_restart.as_ref(),
+            ours: self.cfg.graceful_restart_or(router),
+        }
+    }
 }
 
 /// RFC 9687 §4: the send hold time, by default the larger of 8 minutes
@@ -407,6 +418,49 @@ impl RouterTask {
         }
     }
 
+    /// Graceful restart: end or enforce the waits for stale paths.
+    fn check_stale(&mut self, out: &mut Outputs) {
+        let now = Instant::now();
+        for (id, e) in self.peers.iter_mut() {
+            if let Some(wait) = e.stale {
+                e.stale = graceful_restart::tick(&mut self.rib, *id, &e.cfg.name, wait, now, out);
+            }
+        }
+    }
+
+    /// The note on a stale path of the peer named `name`, with time left.
+    fn stale_note(&self, name: &str, now: Instant) -> Option<String> {
+        let e = self.peers.values().find(|e| e.cfg.name == name)?;
+        e.stale.map(|w| w.note(now))
+    }
+
+    /// RFC 4724 §4.1: after a restart, our End-of-RIB tells a helper peer
+    /// to drop what we did not re-send; so it waits until we have learned
+    /// our routes again (the initial convergence: End-of-RIB from every
+    /// peer, or the deadline). Only with graceful restart on for the peer.
+    fn defers_end_of_rib(&self, peer: PeerId) -> bool {
+        !self.initial_sync_done
+            && self
+                .peers
+                .get(&peer)
+                .is_some_and(|e| e.cfg.graceful_restart_or(&self.config.router).enabled)
+    }
+
+    /// The initial convergence is over: send the End-of-RIB markers held
+    /// back, after everything queued for the session.
+    fn send_deferred_end_of_rib(&mut self) {
+        for e in self.peers.values_mut() {
+            let updates = std::mem::take(&mut e.deferred_eor);
+            if let (Some(generation), false) = (e.generation, updates.is_empty()) {
+                info!(peer = %e.cfg.name, "initial convergence: sending End-of-RIB");
+                let _ = e.cmd.send(PeerCmd::Send {
+                    generation,
+                    updates,
+                });
+            }
+        }
+    }
+
     fn check_initial_sync(&mut self) {
         if self.initial_sync_done {
             return;
@@ -448,7 +502,11 @@ impl RouterTask {
                     e.over_limit.clear();
                     e.graceful_restart = graceful_restart;
                     e.deferred_eor.clear();
-                    self.restarted_peer_is_back(peer, &info.families, out);
+                    if e.stale.is_some() {
+                        let p = e.gr_peer(peer, &self.config.router);
+                        e.stale =
+                            graceful_restart::session_back(&mut self.rib, &p, &info.families, out);
+                    }
                     self.rib.peer_up(peer, info, out);
                 }
             }
@@ -463,8 +521,14 @@ impl RouterTask {
                         e.up_since = None;
                         e.stale = None;
                         e.deferred_eor.clear();
-                        if may_restart && self.peer_restarting(peer, out) {
-                            return None;
+                        if may_restart {
+                            let p = e.gr_peer(peer, &self.config.router);
+                            if let Some(wait) =
+                                graceful_restart::session_lost(&mut self.rib, &p, out)
+                            {
+                                e.stale = wait;
+                                return None;
+                            }
                         }
                         // In steps, each flushed: a full table's withdrawal
                         // is never held as one list of changes.

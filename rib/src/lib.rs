@@ -19,6 +19,7 @@ mod export;
 mod import;
 pub mod policy;
 mod rib;
+mod stale;
 pub mod table;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

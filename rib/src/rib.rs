@@ -12,14 +12,12 @@ use crate::ctx::{Ctx, Interners, Peer};
 use crate::export::{end_of_rib, UpdateBuilder};
 use crate::import::import_path;
 use crate::policy::Policies;
+use crate::stale;
 use crate::table::{Dest, FibState, PrefixMap};
 use crate::{
     FibChange, FibStatus, NexthopState, Origination, Outputs, PeerConfig, PeerCounters, PeerId,
     RibConfig, SessionInfo,
 };
-
-#[path = "stale.rs"]
-mod stale;
 
 type ExportKey = (*const PathInfo, PeerId, Family);
 
@@ -672,5 +670,72 @@ impl Rib {
         if empty {
             self.table.remove(&prefix);
         }
+    }
+}
+
+// --- graceful restart, helper side (the bookkeeping: stale.rs) ---------
+
+impl Rib {
+    /// The session of a graceful restart peer was lost (RFC 4724 §4.2):
+    /// forget the session and its Adj-RIB-Out, but keep its paths — in
+    /// Loc-RIB, in the FIB and in what is advertised to the other peers —
+    /// marked stale. Paths still stale from an earlier loss stay stale.
+    /// Returns the number of stale paths.
+    pub fn peer_restarting(&mut self, id: PeerId) -> usize {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return 0;
+        };
+        peer.session = None;
+        self.adj_out.remove(&id);
+        let paths: Vec<Prefix> = self
+            .table
+            .iter()
+            .filter(|(_, d)| d.path_of(id).is_some())
+            .map(|(p, _)| p)
+            .collect();
+        self.stale.mark(id, paths)
+    }
+
+    /// Removes the peer's paths still stale in `families` (all when
+    /// None), deciding again for them: after its End-of-RIB, when a
+    /// family lost its forwarding state, or when the wait ran out.
+    /// Returns how many were removed.
+    pub fn remove_stale(
+        &mut self,
+        id: PeerId,
+        families: Option<&[Family]>,
+        out: &mut Outputs,
+    ) -> usize {
+        let gone = self.stale.take(id, families);
+        if gone.is_empty() {
+            return 0;
+        }
+        out.fib.reserve(gone.len());
+        for p in &gone {
+            self.withdraw_path(id, *p);
+        }
+        let mut batch = self.batch_all();
+        for p in &gone {
+            self.process(*p, &mut batch, out);
+        }
+        self.finish(batch, out);
+        gone.len()
+    }
+
+    /// The number of the peer's paths that are stale.
+    pub fn stale_count(&self, id: PeerId) -> usize {
+        self.stale.count(id)
+    }
+
+    /// `explain` and `routes` say this of a stale path; the daemon, which
+    /// has the clock, adds the time left.
+    pub(crate) fn stale_note(&self, id: PeerId, prefix: &Prefix) -> Option<String> {
+        self.is_stale(id, prefix)
+            .then(|| stale::STALE_NOTE.to_string())
+    }
+
+    /// Whether the peer's path for `prefix` is stale.
+    pub fn is_stale(&self, id: PeerId, prefix: &Prefix) -> bool {
+        self.stale.is_stale(id, prefix)
     }
 }

@@ -303,7 +303,8 @@ fn check_advertise(c: &Config) -> Result<(), Invalid> {
 
 #[cfg(test)]
 mod graceful_restart_tests {
-    use crate::config::{parse, GracefulRestart};
+    use super::super::schema::{Config, GracefulRestart};
+    use super::validate;
 
     const BASE: &str = "router: { asn: 65000, routerId: 10.0.0.1";
 
@@ -314,9 +315,19 @@ mod graceful_restart_tests {
         )
     }
 
+    fn parse(text: &str) -> Config {
+        serde_yaml_ng::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    /// The key path and message of the first problem `validate` finds.
+    fn invalid(text: &str) -> String {
+        let (path, msg) = validate(&parse(text)).expect_err("invalid");
+        format!("{path}: {msg}")
+    }
+
     #[test]
     fn defaults_off_120_360_and_peers_override_single_keys() {
-        let c = parse(&with("", ""), "t.yaml").unwrap();
+        let c = parse(&with("", ""));
         let d = GracefulRestart {
             enabled: false,
             restart_time: 120,
@@ -324,57 +335,45 @@ mod graceful_restart_tests {
         };
         assert_eq!(c.router.graceful_restart, d);
         assert_eq!(c.peers[0].graceful_restart_or(&c.router), d);
+        assert!(!c.graceful_restart_enabled());
+        assert!(
+            !c.to_yaml().contains("gracefulRestart"),
+            "defaults not written"
+        );
 
-        let c = parse(
-            &with(
-                ", gracefulRestart: { enabled: true, restartTime: 60 }",
-                ", gracefulRestart: { staleTime: 30 }",
-            ),
-            "t.yaml",
-        )
-        .unwrap();
-        let p = c.peers[0].graceful_restart_or(&c.router);
+        let c = parse(&with(
+            ", gracefulRestart: { enabled: true, restartTime: 60 }",
+            ", gracefulRestart: { staleTime: 30 }",
+        ));
+        assert!(validate(&c).is_ok());
         assert_eq!(
-            p,
+            c.peers[0].graceful_restart_or(&c.router),
             GracefulRestart {
                 enabled: true,
                 restart_time: 60,
                 stale_time: 30,
             }
         );
+        assert!(c.graceful_restart_enabled());
         // The canonical form keeps both and reads back the same.
-        let yaml = c.to_yaml();
-        assert!(yaml.contains("gracefulRestart"), "{yaml}");
-        assert_eq!(parse(&yaml, "t.yaml").unwrap(), c);
-        // Left at the defaults: not written back.
-        assert!(!parse(&with("", ""), "t.yaml")
-            .unwrap()
-            .to_yaml()
-            .contains("gracefulRestart"));
+        assert_eq!(parse(&c.to_yaml()), c);
+
+        let c = parse(&with("", ", gracefulRestart: { enabled: true }"));
+        assert!(c.graceful_restart_enabled(), "one peer is enough");
     }
 
     #[test]
     fn restart_time_has_12_bits_and_stale_time_is_positive() {
-        let e = parse(
-            &with(", gracefulRestart: { restartTime: 4096 }", ""),
-            "t.yaml",
-        )
-        .unwrap_err()
-        .to_string();
+        let e = invalid(&with(", gracefulRestart: { restartTime: 4096 }", ""));
         assert!(
-            e.contains("router.gracefulRestart.restartTime") && e.contains("1..=4095"),
+            e.starts_with("router.gracefulRestart.restartTime: ") && e.contains("1..=4095"),
             "{e}"
         );
-        let e = parse(&with("", ", gracefulRestart: { staleTime: 0 }"), "t.yaml")
+        let e = invalid(&with("", ", gracefulRestart: { staleTime: 0 }"));
+        assert!(e.starts_with("peers[0].gracefulRestart.staleTime: "), "{e}");
+        let e = serde_yaml_ng::from_str::<Config>(&with("", ", gracefulRestart: { restart: 1 }"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("peers[0].gracefulRestart.staleTime"), "{e}");
-        let e = parse(&with("", ", gracefulRestart: { restart: 1 }"), "t.yaml")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("peers[0].gracefulRestart: unknown key \"restart\""),
-            "{e}"
-        );
+        assert!(e.contains("unknown field `restart`"), "{e}");
     }
 }
