@@ -369,7 +369,10 @@ fn routes_table(routes: &[RouteView]) -> String {
                 r.as_path.clone(),
                 opt(r.local_pref),
                 opt(r.med),
-                if r.installed { "yes" } else { "no" }.to_string(),
+                match &r.stale {
+                    Some(s) => format!("{}, stale ({s})", if r.installed { "yes" } else { "no" }),
+                    None => if r.installed { "yes" } else { "no" }.to_string(),
+                },
             ]
         })
         .collect();

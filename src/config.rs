@@ -22,8 +22,8 @@ pub use error::ConfigError;
 use error::KeyPath;
 pub use password::Password;
 pub use schema::{
-    Advertise, Api, Bfd, Config, GroupName, Kernel, LimitAction, Listen, MaxPrefixes, Peer,
-    PrefixLimit, Router,
+    Advertise, Api, Bfd, Config, GracefulRestart, GracefulRestartOverride, GroupName, Kernel,
+    LimitAction, Listen, MaxPrefixes, Peer, PrefixLimit, Router,
 };
 use validate::validate;
 

@@ -57,7 +57,8 @@ pub fn fib_config(c: &Config) -> kernel::FibConfig {
         protocol: c.kernel.protocol,
         metric: c.kernel.metric,
         install: c.kernel.install,
-        keep_on_exit: c.kernel.keep_on_exit,
+        // Graceful restart (RFC 4724): our forwarding state survives us.
+        keep_on_exit: c.kernel.keep_on_exit || c.graceful_restart_enabled(),
         nexthop_objects: c.kernel.nexthop_objects,
     }
 }

@@ -30,10 +30,16 @@ pub enum RibEvent {
         peer: PeerId,
         generation: u64,
         info: rib::SessionInfo,
+        /// The peer's graceful restart capability, if it sent one.
+        graceful_restart: Option<PeerGracefulRestart>,
     },
     SessionDown {
         peer: PeerId,
         generation: u64,
+        /// The session ended in a way that lets a graceful restart peer
+        /// keep its routes with us (RFC 4724 §4.2): the TCP connection
+        /// failed or the hold timer ran out, no NOTIFICATION said otherwise.
+        may_restart: bool,
     },
     Updates {
         peer: PeerId,
@@ -72,6 +78,22 @@ pub enum RibEvent {
     },
 }
 
+/// The peer's graceful restart capability, as it sent it (RFC 4724 §3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerGracefulRestart {
+    /// The peer has just restarted (R bit).
+    pub restarting: bool,
+    /// Seconds we should wait for it to come back after a session loss.
+    pub restart_time: u16,
+    /// The families it listed: their routes are kept when the session is
+    /// lost (RFC 4724 §4.2).
+    pub families: Vec<Family>,
+    /// Of those, the families whose forwarding state it kept over its
+    /// last restart (F bit set).
+    pub forwarding_preserved: Vec<Family>,
+}
+
 /// What the router task tells a peer task.
 pub enum PeerCmd {
     /// UPDATEs for the session of this generation (stale ones are dropped).
@@ -83,6 +105,10 @@ pub enum PeerCmd {
     Incoming(TcpStream),
     /// Close with this NOTIFICATION and end the task.
     Stop(Notification),
+    /// The daemon exits for a graceful restart (RFC 4724 §4.1): end the
+    /// task and close the connections without a NOTIFICATION, so the peer
+    /// keeps our routes while we restart.
+    ExitForRestart,
     /// Sent after the `Send`s that answer the peer's ROUTE-REFRESH for
     /// `family` (RFC 2918): the answer is complete.
     RefreshAnswered { generation: u64, family: Family },
@@ -164,6 +190,8 @@ pub struct PeerStatus {
     pub refresh_ignored: u64,
     /// ROUTE-REFRESH messages folded into an answer already being sent.
     pub refresh_coalesced: u64,
+    /// The graceful restart capability of the last Established session.
+    pub graceful_restart: Option<PeerGracefulRestart>,
 }
 
 impl PeerStatus {
@@ -182,6 +210,7 @@ impl PeerStatus {
             held_down: None,
             refresh_ignored: 0,
             refresh_coalesced: 0,
+            graceful_restart: None,
         }
     }
 }

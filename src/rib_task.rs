@@ -22,12 +22,14 @@ use wire::{Family, Notification, Prefix, Update};
 use crate::api::views::{BfdState, ExplainView, FibEntryView, NeighborView, ReloadView};
 use crate::bfd::BfdHandle;
 use crate::config::{self, Config};
-use crate::events::{PeerCmd, PeerStatus, Reply, Request, Response, RibEvent};
+use crate::events::{PeerCmd, PeerGracefulRestart, PeerStatus, Reply, Request, Response, RibEvent};
 use crate::listener::{access_list, AccessList};
 use crate::session::PeerTask;
 
 /// One import problem log line per peer and problem this often.
 const IMPORT_LOG_WINDOW: Duration = Duration::from_secs(60);
+mod graceful_restart;
+use graceful_restart::{GrPeer, StaleWait};
 
 struct PeerEntry {
     cfg: config::Peer,
@@ -46,6 +48,24 @@ struct PeerEntry {
     over_limit: HashSet<Family>,
     /// The BFD session's last state, with `bfd` configured.
     bfd: Option<BfdState>,
+    /// The peer's graceful restart capability in its last session.
+    graceful_restart: Option<PeerGracefulRestart>,
+    /// While the RIB keeps stale paths of this peer: when they go.
+    stale: Option<StaleWait>,
+    /// Our End-of-RIB markers for this session, held back until the
+    /// initial convergence (graceful restart, RFC 4724 §4.1).
+    deferred_eor: Vec<Update>,
+}
+
+impl PeerEntry {
+    fn gr_peer<'a>(&'a self, id: PeerId, router: &config::Router) -> GrPeer<'a> {
+        GrPeer {
+            id,
+            name: &self.cfg.name,
+            capability: self.graceful_restart.as_ref(),
+            ours: self.cfg.graceful_restart_or(router),
+        }
+    }
 }
 
 /// RFC 9687 §4: the send hold time, by default the larger of 8 minutes
@@ -132,7 +152,24 @@ fn peer_config(p: &config::Peer) -> rib::PeerConfig {
     }
 }
 
-fn session_config(c: &Config, p: &config::Peer) -> crate::session::SessionConfig {
+/// Our graceful restart capability (RFC 4724 §3), when enabled. The F bit
+/// is set: the kernel routes outlive the daemon when it dies, and the next
+/// run adopts them (kernel crate, initial sync).
+/// Sessions up before `restarting_until` (the end of the initial
+/// convergence) set the R bit.
+fn local_graceful_restart(
+    gr: &config::GracefulRestart,
+    restarting_until: Instant,
+) -> Option<crate::session::open::LocalGracefulRestart> {
+    gr.enabled
+        .then_some(crate::session::open::LocalGracefulRestart {
+            restart_time: gr.restart_time,
+            restarting_until: Some(restarting_until),
+            forwarding_preserved: true,
+        })
+}
+
+fn session_config(c: &Config, p: &config::Peer, started: Instant) -> crate::session::SessionConfig {
     use crate::session::open::LocalOpen;
     use crate::session::socket::SocketOptions;
     crate::session::SessionConfig {
@@ -144,6 +181,10 @@ fn session_config(c: &Config, p: &config::Peer) -> crate::session::SessionConfig
             router_id: c.router.router_id,
             hold_time: p.hold_time_or(&c.router),
             families: p.families.clone(),
+            graceful_restart: local_graceful_restart(
+                &p.graceful_restart_or(&c.router),
+                started + INITIAL_SYNC_DEADLINE,
+            ),
         },
         send_hold: send_hold_time(p, p.hold_time_or(&c.router)),
         passive: p.passive,
@@ -226,8 +267,11 @@ impl RouterTask {
         let id = self.next_peer_id;
         self.next_peer_id += 1;
         self.rib.add_peer(id, peer_config(p));
-        let (cmd, status) =
-            PeerTask::spawn(id, session_config(&self.config, p), self.events.clone());
+        let (cmd, status) = PeerTask::spawn(
+            id,
+            session_config(&self.config, p, self.started),
+            self.events.clone(),
+        );
         self.peers.insert(
             id,
             PeerEntry {
@@ -240,6 +284,9 @@ impl RouterTask {
                 limit_hit: false,
                 over_limit: HashSet::new(),
                 bfd: p.bfd.map(|_| BfdState::Down),
+                graceful_restart: None,
+                stale: None,
+                deferred_eor: Vec::new(),
             },
         );
     }
@@ -300,13 +347,22 @@ impl RouterTask {
         for (peer, u) in out.updates {
             per_peer.entry(peer).or_default().push(u);
         }
-        for (peer, updates) in per_peer {
-            if let Some(e) = self.peers.get(&peer) {
+        for (peer, mut updates) in per_peer {
+            let defer = self.defers_end_of_rib(peer);
+            if let Some(e) = self.peers.get_mut(&peer) {
                 if let Some(generation) = e.generation {
-                    let _ = e.cmd.send(PeerCmd::Send {
-                        generation,
-                        updates,
-                    });
+                    if defer {
+                        let (eor, rest) =
+                            updates.into_iter().partition(|u| u.end_of_rib().is_some());
+                        e.deferred_eor.extend::<Vec<Update>>(eor);
+                        updates = rest;
+                    }
+                    if !updates.is_empty() {
+                        let _ = e.cmd.send(PeerCmd::Send {
+                            generation,
+                            updates,
+                        });
+                    }
                 }
             }
         }
@@ -369,6 +425,7 @@ impl RouterTask {
                 Some(ev) = fib_events.recv() => self.fib_event(ev, &mut out),
                 _ = tick.tick() => {
                     self.check_initial_sync();
+                    self.check_stale(&mut out);
                     // `advertise.interfaces` follows address changes.
                     if self.config.advertise.iter().any(|a| !a.interfaces.is_empty()) {
                         self.refresh_originations(&mut out);
@@ -413,6 +470,49 @@ impl RouterTask {
         }
     }
 
+    /// Graceful restart: end or enforce the waits for stale paths.
+    fn check_stale(&mut self, out: &mut Outputs) {
+        let now = Instant::now();
+        for (id, e) in self.peers.iter_mut() {
+            if let Some(wait) = e.stale {
+                e.stale = graceful_restart::tick(&mut self.rib, *id, &e.cfg.name, wait, now, out);
+            }
+        }
+    }
+
+    /// The note on a stale path of the peer named `name`, with time left.
+    fn stale_note(&self, name: &str, now: Instant) -> Option<String> {
+        let e = self.peers.values().find(|e| e.cfg.name == name)?;
+        e.stale.map(|w| w.note(now))
+    }
+
+    /// RFC 4724 §4.1: after a restart, our End-of-RIB tells a helper peer
+    /// to drop what we did not re-send; so it waits until we have learned
+    /// our routes again (the initial convergence: End-of-RIB from every
+    /// peer, or the deadline). Only with graceful restart on for the peer.
+    fn defers_end_of_rib(&self, peer: PeerId) -> bool {
+        !self.initial_sync_done
+            && self
+                .peers
+                .get(&peer)
+                .is_some_and(|e| e.cfg.graceful_restart_or(&self.config.router).enabled)
+    }
+
+    /// The initial convergence is over: send the End-of-RIB markers held
+    /// back, after everything queued for the session.
+    fn send_deferred_end_of_rib(&mut self) {
+        for e in self.peers.values_mut() {
+            let updates = std::mem::take(&mut e.deferred_eor);
+            if let (Some(generation), false) = (e.generation, updates.is_empty()) {
+                info!(peer = %e.cfg.name, "initial convergence: sending End-of-RIB");
+                let _ = e.cmd.send(PeerCmd::Send {
+                    generation,
+                    updates,
+                });
+            }
+        }
+    }
+
     fn check_initial_sync(&mut self) {
         if self.initial_sync_done {
             return;
@@ -429,6 +529,7 @@ impl RouterTask {
             );
             self.fib.initial_sync_done();
             self.initial_sync_done = true;
+            self.send_deferred_end_of_rib();
         }
     }
 
@@ -443,6 +544,7 @@ impl RouterTask {
                 peer,
                 generation,
                 info,
+                graceful_restart,
             } => {
                 if let Some(e) = self.peers.get_mut(&peer) {
                     e.generation = Some(generation);
@@ -450,14 +552,36 @@ impl RouterTask {
                     e.up_since = Some(Instant::now());
                     e.limit_hit = false;
                     e.over_limit.clear();
+                    e.graceful_restart = graceful_restart;
+                    e.deferred_eor.clear();
+                    if e.stale.is_some() {
+                        let p = e.gr_peer(peer, &self.config.router);
+                        e.stale =
+                            graceful_restart::session_back(&mut self.rib, &p, &info.families, out);
+                    }
                     self.rib.peer_up(peer, info, out);
                 }
             }
-            RibEvent::SessionDown { peer, generation } => {
+            RibEvent::SessionDown {
+                peer,
+                generation,
+                may_restart,
+            } => {
                 if let Some(e) = self.peers.get_mut(&peer) {
                     if e.generation == Some(generation) {
                         e.generation = None;
                         e.up_since = None;
+                        e.stale = None;
+                        e.deferred_eor.clear();
+                        if may_restart {
+                            let p = e.gr_peer(peer, &self.config.router);
+                            if let Some(wait) =
+                                graceful_restart::session_lost(&mut self.rib, &p, out)
+                            {
+                                e.stale = wait;
+                                return None;
+                            }
+                        }
                         // In steps, each flushed: a full table's withdrawal
                         // is never held as one list of changes.
                         let mut down = self.rib.peer_down_start(peer);
@@ -591,6 +715,7 @@ impl RouterTask {
     }
 
     fn neighbors(&self) -> Vec<NeighborView> {
+        let now = Instant::now();
         self.peers
             .iter()
             .map(|(id, e)| {
@@ -601,6 +726,10 @@ impl RouterTask {
                     self.rib.import_counters(*id),
                 );
                 v.bfd = e.bfd;
+                if let Some(gr) = &mut v.graceful_restart {
+                    gr.stale_routes = self.rib.stale_count(*id);
+                    gr.stale = e.stale.map(|w| w.note(now));
+                }
                 v
             })
             .collect()
@@ -650,11 +779,16 @@ impl RouterTask {
                 } else {
                     Table::Loc
                 };
-                json(serde_json::to_value(self.rib.routes(&RouteQuery {
+                let mut routes = self.rib.routes(&RouteQuery {
                     prefix,
                     peer: peer_id,
                     table,
-                })))
+                });
+                let now = Instant::now();
+                for r in routes.iter_mut().filter(|r| r.stale.is_some()) {
+                    r.stale = self.stale_note(&r.peer, now).or(r.stale.take());
+                }
+                json(serde_json::to_value(routes))
             }
             Request::Fib { prefix } => {
                 let prefix = match prefix.as_deref().map(parse_prefix).transpose() {
@@ -681,9 +815,14 @@ impl RouterTask {
             }
             Request::Explain { prefix } => match parse_prefix(&prefix) {
                 Err(e) => Response::Error(e),
-                Ok(p) => json(serde_json::to_value(ExplainView::from(
-                    self.rib.explain(&p),
-                ))),
+                Ok(p) => {
+                    let mut e = self.rib.explain(&p);
+                    let now = Instant::now();
+                    for path in e.paths.iter_mut().filter(|x| x.stale.is_some()) {
+                        path.stale = self.stale_note(&path.from, now).or(path.stale.take());
+                    }
+                    json(serde_json::to_value(ExplainView::from(e)))
+                }
             },
             Request::ResetPeer { name } => match self.peer_id(&name) {
                 None => Response::Error(format!("no peer named {name:?}")),
@@ -760,7 +899,9 @@ impl RouterTask {
                 }
                 Some(p) => {
                     let old_p = self.peers[&id].cfg.clone();
-                    if session_config(&old, &old_p) != session_config(&self.config, &p) {
+                    if session_config(&old, &old_p, self.started)
+                        != session_config(&self.config, &p, self.started)
+                    {
                         let e = self.peers.remove(&id).unwrap();
                         let _ = e.cmd.send(PeerCmd::Stop(Notification {
                             code: n::CEASE,
@@ -831,6 +972,17 @@ impl RouterTask {
         // path failure (RFC 5882 §3.2).
         self.bfd.configure(Vec::new());
         for e in self.peers.values() {
+            // RFC 4724 §4.1: with graceful restart, a peer that offered it
+            // sees the TCP session close without a NOTIFICATION and keeps
+            // our routes while we restart (the kernel keeps ours too).
+            if e.generation.is_some()
+                && e.graceful_restart.is_some()
+                && e.cfg.graceful_restart_or(&self.config.router).enabled
+            {
+                info!(peer = %e.cfg.name, "graceful restart: closing the session without a NOTIFICATION");
+                let _ = e.cmd.send(PeerCmd::ExitForRestart);
+                continue;
+            }
             let _ = e.cmd.send(PeerCmd::Stop(Notification {
                 code: n::CEASE,
                 subcode: n::cease::ADMINISTRATIVE_SHUTDOWN,

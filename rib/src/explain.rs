@@ -62,6 +62,9 @@ pub struct PathExplanation {
     pub status: String,
     /// Why this status, e.g. "lost to b's path at step: shorter AS_PATH (2 vs 3)".
     pub detail: String,
+    /// Kept from a lost session of a graceful restart peer (RFC 4724).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale: Option<String>,
 }
 
 /// What happened towards one peer.
@@ -107,6 +110,9 @@ pub struct RouteView {
     pub accepted: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Kept from a lost session of a graceful restart peer (RFC 4724).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale: Option<String>,
 }
 
 /// An `Option` always written (`null` for `None`): when reading a view
@@ -242,6 +248,7 @@ impl Ctx<'_> {
             next_hop_state: self.nh_words(p),
             status: status.into(),
             detail,
+            stale: None,
         }
     }
 
@@ -320,7 +327,10 @@ impl Rib {
         };
         let verdicts = ctx.verdicts(dest);
         let paths: Vec<PathExplanation> = (0..dest.paths().len())
-            .map(|i| ctx.explain_path(dest, i, verdicts[i].as_ref()))
+            .map(|i| PathExplanation {
+                stale: self.stale_note(dest.paths()[i].peer, &prefix),
+                ..ctx.explain_path(dest, i, verdicts[i].as_ref())
+            })
             .collect();
         let (installed, kernel) = ctx.installed(self, &prefix, dest);
         let rib_fib = self.fib_state_of(dest);
@@ -406,15 +416,18 @@ impl Rib {
                             continue;
                         }
                         let best = i == 0 && dest.nbest() > 0;
-                        out.push(view(
-                            prefix,
-                            ctx.peer_name(p.peer),
-                            if loc { &p.post } else { &p.pre },
-                            p,
-                            best,
-                            i < dest.nbest(),
-                            fib.filter(|_| i < dest.nbest()),
-                        ));
+                        out.push(RouteView {
+                            stale: self.stale_note(p.peer, &prefix),
+                            ..view(
+                                prefix,
+                                ctx.peer_name(p.peer),
+                                if loc { &p.post } else { &p.pre },
+                                p,
+                                best,
+                                i < dest.nbest(),
+                                fib.filter(|_| i < dest.nbest()),
+                            )
+                        });
                     }
                 };
                 match &q.prefix {
@@ -449,6 +462,7 @@ impl Rib {
                             large_communities: strings(&a.attrs.large_communities),
                             accepted: true,
                             reason: None,
+                            stale: None,
                         })
                     };
                     match &q.prefix {
@@ -496,6 +510,7 @@ fn view(
         large_communities: strings(&a.attrs.large_communities),
         accepted: p.accepted(),
         reason: p.rejected.as_deref().map(str::to_string),
+        stale: None,
     }
 }
 
@@ -550,6 +565,9 @@ impl fmt::Display for Explanation {
             }
             writeln!(f, "      {}", p.next_hop_state)?;
             writeln!(f, "      import: {}", p.import)?;
+            if let Some(s) = &p.stale {
+                writeln!(f, "      stale ({s})")?;
+            }
             if p.status != "rejected" && p.status != "ineligible" {
                 writeln!(f, "      {}", p.detail)?;
             }

@@ -20,6 +20,7 @@ mod import;
 mod import_report;
 pub mod policy;
 mod rib;
+mod stale;
 pub mod table;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -13,6 +13,7 @@ use crate::export::{end_of_rib, UpdateBuilder, DOES_NOT_FIT};
 use crate::import::{import_path, is_treat_as_withdraw, screen, withdrawn_path, TREAT_AS_WITHDRAW};
 use crate::import_report::{ImportCounters, ImportReport};
 use crate::policy::Policies;
+use crate::stale;
 use crate::table::{Dest, FibState, PrefixMap};
 use crate::{
     FibChange, FibStatus, NexthopState, Origination, Outputs, PeerConfig, PeerCounters, PeerId,
@@ -74,6 +75,8 @@ pub struct Rib {
     pub(crate) fib_failed: HashMap<Prefix, String>,
     /// The FIB answers every FibChange (see [`Rib::set_fib_status`]).
     fib_confirms: bool,
+    /// Paths kept for peers in graceful restart (`stale.rs`).
+    stale: stale::StaleRoutes,
 }
 
 impl Rib {
@@ -93,6 +96,7 @@ impl Rib {
             originated: HashMap::new(),
             fib_failed: HashMap::new(),
             fib_confirms: false,
+            stale: stale::StaleRoutes::default(),
         }
     }
 
@@ -206,6 +210,7 @@ impl Rib {
             };
         };
         peer.session = None;
+        self.stale.forget(id);
         peer.received = 0;
         peer.received_v6 = 0;
         peer.accepted = 0;
@@ -308,11 +313,17 @@ impl Rib {
                 }
             }
         }
+        self.stale.refreshed(id, &touched);
         let mut batch = self.batch_all();
         for p in touched {
             self.process(p, &mut batch, out);
         }
         self.finish(batch, out);
+        // RFC 4724 §4.2: End-of-RIB ends a restarting peer's re-sending of
+        // that family; what it did not re-send is gone.
+        if let Some(f) = update.end_of_rib() {
+            self.remove_stale(id, Some(&[f]), out);
+        }
         report
     }
 
@@ -853,5 +864,72 @@ impl Rib {
         if empty {
             self.table.remove(&prefix);
         }
+    }
+}
+
+// --- graceful restart, helper side (the bookkeeping: stale.rs) ---------
+
+impl Rib {
+    /// The session of a graceful restart peer was lost (RFC 4724 §4.2):
+    /// forget the session and its Adj-RIB-Out, but keep its paths — in
+    /// Loc-RIB, in the FIB and in what is advertised to the other peers —
+    /// marked stale. Paths still stale from an earlier loss stay stale.
+    /// Returns the number of stale paths.
+    pub fn peer_restarting(&mut self, id: PeerId) -> usize {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return 0;
+        };
+        peer.session = None;
+        self.adj_out.remove(&id);
+        let paths: Vec<Prefix> = self
+            .table
+            .iter()
+            .filter(|(_, d)| d.path_of(id).is_some())
+            .map(|(p, _)| p)
+            .collect();
+        self.stale.mark(id, paths)
+    }
+
+    /// Removes the peer's paths still stale in `families` (all when
+    /// None), deciding again for them: after its End-of-RIB, when a
+    /// family lost its forwarding state, or when the wait ran out.
+    /// Returns how many were removed.
+    pub fn remove_stale(
+        &mut self,
+        id: PeerId,
+        families: Option<&[Family]>,
+        out: &mut Outputs,
+    ) -> usize {
+        let gone = self.stale.take(id, families);
+        if gone.is_empty() {
+            return 0;
+        }
+        out.fib.reserve(gone.len());
+        for p in &gone {
+            self.withdraw_path(id, *p, out);
+        }
+        let mut batch = self.batch_all();
+        for p in &gone {
+            self.process(*p, &mut batch, out);
+        }
+        self.finish(batch, out);
+        gone.len()
+    }
+
+    /// The number of the peer's paths that are stale.
+    pub fn stale_count(&self, id: PeerId) -> usize {
+        self.stale.count(id)
+    }
+
+    /// `explain` and `routes` say this of a stale path; the daemon, which
+    /// has the clock, adds the time left.
+    pub(crate) fn stale_note(&self, id: PeerId, prefix: &Prefix) -> Option<String> {
+        self.is_stale(id, prefix)
+            .then(|| stale::STALE_NOTE.to_string())
+    }
+
+    /// Whether the peer's path for `prefix` is stale.
+    pub fn is_stale(&self, id: PeerId, prefix: &Prefix) -> bool {
+        self.stale.is_stale(id, prefix)
     }
 }

@@ -16,4 +16,6 @@ pub mod views;
 pub use crate::events::{Request, Response};
 pub use client::{call, Client, ClientError};
 pub use server::{bind, serve};
-pub use views::{ExplainView, FibEntryView, NeighborView, ReloadView, RouteView};
+pub use views::{
+    ExplainView, FibEntryView, GracefulRestartView, NeighborView, ReloadView, RouteView,
+};

@@ -64,6 +64,29 @@ pub struct NeighborView {
     /// The peer's BFD session state; absent without `bfd`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bfd: Option<BfdState>,
+    /// The peer's graceful restart capability (RFC 4724) in its last
+    /// session and the stale routes kept for it; null: it sent none.
+    #[serde(deserialize_with = "required")]
+    pub graceful_restart: Option<GracefulRestartView>,
+}
+
+/// A neighbour's graceful restart, in `show neighbors`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GracefulRestartView {
+    /// The seconds it asks us to wait for it after a session loss.
+    pub restart_time: u16,
+    /// It had just restarted (R bit) when the session came up.
+    pub restarting: bool,
+    /// The families whose routes we keep while it restarts.
+    pub families: Vec<Family>,
+    /// Of those, the ones it kept forwarding for (F bit).
+    pub forwarding_preserved: Vec<Family>,
+    /// Its routes we keep as stale now.
+    pub stale_routes: usize,
+    /// While there are some: what we wait for and how long.
+    #[serde(deserialize_with = "required")]
+    pub stale: Option<String>,
 }
 
 impl NeighborView {
@@ -102,6 +125,17 @@ impl NeighborView {
             attributes_discarded: import.attribute_discards,
             nlri_ignored: import.ignored_nlri,
             bfd: None,
+            graceful_restart: status
+                .graceful_restart
+                .as_ref()
+                .map(|g| GracefulRestartView {
+                    restart_time: g.restart_time,
+                    restarting: g.restarting,
+                    families: g.families.clone(),
+                    forwarding_preserved: g.forwarding_preserved.clone(),
+                    stale_routes: 0,
+                    stale: None,
+                }),
         }
     }
 }
@@ -290,6 +324,7 @@ mod tests {
             "localAddress": "192.0.2.254", "flaps": 2, "heldDown": null,
             "routeRefreshIgnored": 0, "routeRefreshCoalesced": 0,
             "updatesTreatedAsWithdraw": 4, "attributesDiscarded": 2, "nlriIgnored": 1,
+            "gracefulRestart": null,
         });
         assert_eq!(v, expected);
         let back: NeighborView = round_trip(&expected);

@@ -73,6 +73,56 @@ pub struct Router {
         deserialize_with = "de::connect_retry"
     )]
     pub connect_retry: u32,
+    /// Graceful restart (RFC 4724), see [`GracefulRestart`].
+    #[serde(default, skip_serializing_if = "GracefulRestart::is_default")]
+    pub graceful_restart: GracefulRestart,
+}
+
+/// `router.gracefulRestart`. Helping a restarting peer (keeping its routes
+/// as stale while it comes back) is always on when the peer advertises the
+/// capability; `enabled` makes kroute advertise the capability itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GracefulRestart {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Seconds we advertise as our Restart Time (1..=4095, 12 bits), and
+    /// the most we wait for a restarting peer to come back (the peer's own
+    /// advertised time when lower).
+    #[serde(default = "default_restart_time")]
+    pub restart_time: u16,
+    /// Seconds a returned peer's stale routes are kept while we wait for
+    /// its End-of-RIB.
+    #[serde(default = "default_stale_time")]
+    pub stale_time: u32,
+}
+
+impl Default for GracefulRestart {
+    fn default() -> Self {
+        GracefulRestart {
+            enabled: false,
+            restart_time: default_restart_time(),
+            stale_time: default_stale_time(),
+        }
+    }
+}
+
+impl GracefulRestart {
+    fn is_default(&self) -> bool {
+        *self == GracefulRestart::default()
+    }
+}
+
+/// `peers[].gracefulRestart`: any of the router's keys, for this peer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GracefulRestartOverride {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_time: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_time: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -253,6 +303,9 @@ pub struct Peer {
     /// be written for this long is closed. Default max(480, 2 × hold time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_hold_time: Option<u32>,
+    /// Overrides keys of `router.gracefulRestart` for this peer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graceful_restart: Option<GracefulRestartOverride>,
     /// BFD (RFC 5880): `true` (300 ms × 3) or `{interval: MS, multiplier:
     /// N}`; single hop (RFC 5881), or multihop (RFC 5883) with `multihop`
     /// or `ttlSecurity` hops above 1. When BFD sees the peer go down, the
@@ -446,6 +499,17 @@ impl Peer {
         self.multihop.or(self.ttl_security).filter(|&hops| hops > 1)
     }
 
+    /// `router.gracefulRestart` with this peer's overrides.
+    pub fn graceful_restart_or(&self, router: &Router) -> GracefulRestart {
+        let base = router.graceful_restart;
+        let o = self.graceful_restart.unwrap_or_default();
+        GracefulRestart {
+            enabled: o.enabled.unwrap_or(base.enabled),
+            restart_time: o.restart_time.unwrap_or(base.restart_time),
+            stale_time: o.stale_time.unwrap_or(base.stale_time),
+        }
+    }
+
     /// The hold time we propose to this peer.
     pub fn hold_time_or(&self, router: &Router) -> u16 {
         self.hold_time.unwrap_or(router.hold_time)
@@ -498,6 +562,12 @@ fn default_hold_time() -> u16 {
 fn default_connect_retry() -> u32 {
     5
 }
+fn default_restart_time() -> u16 {
+    120
+}
+fn default_stale_time() -> u32 {
+    360
+}
 fn default_socket() -> PathBuf {
     PathBuf::from("/run/kroute/kroute.sock")
 }
@@ -518,6 +588,15 @@ fn default_families() -> Vec<Family> {
 }
 
 impl Config {
+    /// Graceful restart is enabled for the router or for some peer: the
+    /// kernel routes then stay when kroute exits (as with `keepOnExit`).
+    pub fn graceful_restart_enabled(&self) -> bool {
+        self.peers
+            .iter()
+            .any(|p| p.graceful_restart_or(&self.router).enabled)
+            || self.router.graceful_restart.enabled
+    }
+
     /// The canonical YAML form: `parse(to_yaml(c)) == c`.
     pub fn to_yaml(&self) -> String {
         serde_yaml_ng::to_string(self).expect("config values always serialize")

@@ -10,7 +10,7 @@ use wire::Family;
 
 use super::error::KeyPath;
 use super::password;
-use super::schema::{Config, Peer, PrefixLimit};
+use super::schema::{Config, GracefulRestart, Peer, PrefixLimit};
 
 type Invalid = (KeyPath, String);
 
@@ -30,6 +30,8 @@ pub(super) fn validate(c: &Config) -> Result<(), Invalid> {
             "cluster ID must not be 0.0.0.0".to_string(),
         ));
     }
+
+    check_graceful_restart(&router.key("gracefulRestart"), &c.router.graceful_restart)?;
 
     let policy_names = check_policies(c)?;
     let peer_names = check_peers(c, &policy_names)?;
@@ -117,11 +119,35 @@ fn check_peers<'c>(c: &'c Config, policies: &[&str]) -> Result<HashSet<&'c str>,
             ));
         }
         check_access(&path, peer)?;
+        check_graceful_restart(
+            &path.key("gracefulRestart"),
+            &peer.graceful_restart_or(&c.router),
+        )?;
         check_limits(&path, peer)?;
         check_chain(&path, "import", &peer.import, policies)?;
         check_chain(&path, "export", &peer.export, policies)?;
     }
     Ok(names.into_keys().collect())
+}
+
+/// RFC 4724 §3: the Restart Time field has 12 bits.
+fn check_graceful_restart(path: &KeyPath, gr: &GracefulRestart) -> Result<(), Invalid> {
+    if !(1..=4095).contains(&gr.restart_time) {
+        return Err((
+            path.key("restartTime"),
+            format!(
+                "restartTime {} is out of range (1..=4095 seconds)",
+                gr.restart_time
+            ),
+        ));
+    }
+    if gr.stale_time == 0 {
+        return Err((
+            path.key("staleTime"),
+            "staleTime must be at least 1 second".to_string(),
+        ));
+    }
+    Ok(())
 }
 
 /// Passwords, GTSM and local users: who may open this peer's session.
@@ -293,4 +319,81 @@ fn check_advertise(c: &Config) -> Result<(), Invalid> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod graceful_restart_tests {
+    use super::super::schema::{Config, GracefulRestart};
+    use super::validate;
+
+    const BASE: &str = "router: { asn: 65000, routerId: 10.0.0.1";
+
+    fn with(router_extra: &str, peer_extra: &str) -> String {
+        format!(
+            "{BASE}{router_extra} }}\n\
+             peers:\n  - {{ name: tor, address: 192.0.2.1, asn: 65001{peer_extra} }}\n"
+        )
+    }
+
+    fn parse(text: &str) -> Config {
+        serde_yaml_ng::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    /// The key path and message of the first problem `validate` finds.
+    fn invalid(text: &str) -> String {
+        let (path, msg) = validate(&parse(text)).expect_err("invalid");
+        format!("{path}: {msg}")
+    }
+
+    #[test]
+    fn defaults_off_120_360_and_peers_override_single_keys() {
+        let c = parse(&with("", ""));
+        let d = GracefulRestart {
+            enabled: false,
+            restart_time: 120,
+            stale_time: 360,
+        };
+        assert_eq!(c.router.graceful_restart, d);
+        assert_eq!(c.peers[0].graceful_restart_or(&c.router), d);
+        assert!(!c.graceful_restart_enabled());
+        assert!(
+            !c.to_yaml().contains("gracefulRestart"),
+            "defaults not written"
+        );
+
+        let c = parse(&with(
+            ", gracefulRestart: { enabled: true, restartTime: 60 }",
+            ", gracefulRestart: { staleTime: 30 }",
+        ));
+        assert!(validate(&c).is_ok());
+        assert_eq!(
+            c.peers[0].graceful_restart_or(&c.router),
+            GracefulRestart {
+                enabled: true,
+                restart_time: 60,
+                stale_time: 30,
+            }
+        );
+        assert!(c.graceful_restart_enabled());
+        // The canonical form keeps both and reads back the same.
+        assert_eq!(parse(&c.to_yaml()), c);
+
+        let c = parse(&with("", ", gracefulRestart: { enabled: true }"));
+        assert!(c.graceful_restart_enabled(), "one peer is enough");
+    }
+
+    #[test]
+    fn restart_time_has_12_bits_and_stale_time_is_positive() {
+        let e = invalid(&with(", gracefulRestart: { restartTime: 4096 }", ""));
+        assert!(
+            e.starts_with("router.gracefulRestart.restartTime: ") && e.contains("1..=4095"),
+            "{e}"
+        );
+        let e = invalid(&with("", ", gracefulRestart: { staleTime: 0 }"));
+        assert!(e.starts_with("peers[0].gracefulRestart.staleTime: "), "{e}");
+        let e = serde_yaml_ng::from_str::<Config>(&with("", ", gracefulRestart: { restart: 1 }"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `restart`"), "{e}");
+    }
 }

@@ -142,6 +142,22 @@ pub struct PeerTask {
     conn_events: EventSender,
     /// Where connect attempts report.
     connects: mpsc::UnboundedSender<std::io::Result<TcpStream>>,
+    /// Whether the last connection closed ended in a way a graceful
+    /// restart peer may come back from (read at [`Action::SessionDown`],
+    /// which follows the Established connection's close).
+    last_close_may_restart: bool,
+}
+
+/// RFC 4724 §4.2: the peer's routes are kept when the TCP session ends
+/// without a NOTIFICATION (connection lost, peer killed) or the hold timer
+/// expires (as FRR and BIRD treat it, and RFC 8538 §4 says). A NOTIFICATION
+/// received or sent for anything else ends graceful restart (RFC 8538's
+/// N bit is not implemented).
+fn close_may_restart(reason: &Reason) -> bool {
+    matches!(
+        reason,
+        Reason::PeerClosed(_) | Reason::HoldTimerExpired | Reason::SendHoldTimerExpired
+    )
 }
 
 fn cease(subcode: u8) -> Notification {
@@ -183,6 +199,7 @@ impl PeerTask {
             next_conn: 0,
             conn_events,
             connects,
+            last_close_may_restart: false,
         };
         tokio::spawn(task.run(cmd_rx, conn_rx, connect_rx));
         (cmd_tx, status_rx)
@@ -282,6 +299,9 @@ impl PeerTask {
                         self.feed(Event::ManualStop(nf)).await;
                         return;
                     }
+                    // The connections close as they are dropped: TCP FIN,
+                    // no NOTIFICATION, nothing told to the RIB.
+                    Some(PeerCmd::ExitForRestart) => return,
                     Some(PeerCmd::Incoming(stream)) => {
                         if let Err(e) = socket::configure_accepted(&stream, &self.cfg.socket) {
                             warn!(peer = %self.cfg.name, "setting socket options on accepted connection: {e}");
@@ -341,7 +361,10 @@ impl PeerTask {
             }
             Action::SendOpen(id) => {
                 if let Some(c) = self.conns.get(&id) {
-                    c.send(&[Message::Open(open::local_open(&self.cfg.local))]);
+                    c.send(&[Message::Open(open::local_open(
+                        &self.cfg.local,
+                        Instant::now(),
+                    ))]);
                 }
             }
             Action::SendKeepalive(id) => {
@@ -360,6 +383,7 @@ impl PeerTask {
                 reason,
             } => {
                 self.timers.stop_conn(conn);
+                self.last_close_may_restart = close_may_restart(&reason);
                 let mut why = reason.to_string();
                 if let Some(nf) = &notify {
                     why.push_str(&format!("; sent NOTIFICATION: {}", fsm::describe(nf)));
@@ -396,6 +420,7 @@ impl PeerTask {
                     .send(RibEvent::SessionDown {
                         peer: self.id,
                         generation,
+                        may_restart: self.last_close_may_restart,
                     })
                     .await;
             }
@@ -507,6 +532,7 @@ impl PeerTask {
             s.families = neg.families.clone();
             s.local_address = local_ip;
             s.last_error = None;
+            s.graceful_restart = neg.peer_graceful_restart.clone();
         });
         let _ = self
             .rib
@@ -514,6 +540,7 @@ impl PeerTask {
                 peer: self.id,
                 generation,
                 info,
+                graceful_restart: neg.peer_graceful_restart,
             })
             .await;
         if let Some(c) = self.conns.get(&id) {
@@ -522,5 +549,20 @@ impl PeerTask {
                 generation,
             }));
         }
+    }
+}
+
+#[cfg(test)]
+mod graceful_restart_tests {
+    use super::*;
+
+    #[test]
+    fn lost_connections_and_hold_timer_may_restart_notifications_do_not() {
+        assert!(close_may_restart(&Reason::PeerClosed("reset".into())));
+        assert!(close_may_restart(&Reason::HoldTimerExpired));
+        assert!(!close_may_restart(&Reason::NotificationReceived(cease(2))));
+        assert!(!close_may_restart(&Reason::Stopped(cease(2))));
+        assert!(!close_may_restart(&Reason::Reset));
+        assert!(!close_may_restart(&Reason::DecodeError("bad".into())));
     }
 }

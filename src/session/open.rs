@@ -2,9 +2,11 @@
 //! (RFC 4271 §4.2 and §6.2, RFC 5492 capabilities). Pure functions.
 
 use std::net::Ipv4Addr;
+use std::time::Instant;
 
+pub use crate::events::PeerGracefulRestart;
 use wire::notification as n;
-use wire::{Capability, Family, Notification, Open, SessionCodec, AS_TRANS};
+use wire::{Capability, Family, GracefulRestartFamily, Notification, Open, SessionCodec, AS_TRANS};
 
 /// What we announce about ourselves to one peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +15,23 @@ pub struct LocalOpen {
     pub router_id: Ipv4Addr,
     pub hold_time: u16,
     pub families: Vec<Family>,
+    /// Advertise the graceful restart capability (RFC 4724 §3); none:
+    /// do not advertise it.
+    pub graceful_restart: Option<LocalGracefulRestart>,
+}
+
+/// What our graceful restart capability says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalGracefulRestart {
+    /// Seconds the peer should wait for us to come back (12 bits).
+    pub restart_time: u16,
+    /// Until then we set the R bit: we have just restarted, the peer must
+    /// not wait for our End-of-RIB before sending its routes (RFC 4724
+    /// §4.1). The daemon's start plus its initial convergence deadline.
+    pub restarting_until: Option<Instant>,
+    /// The F bit of every family: our forwarding state (the kernel routes)
+    /// survives a restart of the daemon.
+    pub forwarding_preserved: bool,
 }
 
 /// The outcome of a successful OPEN exchange.
@@ -24,9 +43,12 @@ pub struct Negotiated {
     pub keepalive_secs: u16,
     pub families: Vec<Family>,
     pub codec: SessionCodec,
+    /// The peer's graceful restart capability, if it sent one.
+    pub peer_graceful_restart: Option<PeerGracefulRestart>,
 }
 
-pub fn local_open(l: &LocalOpen) -> Open {
+/// Our OPEN, sent at `now` (the graceful restart R bit depends on it).
+pub fn local_open(l: &LocalOpen, now: Instant) -> Open {
     let mut caps: Vec<Capability> = l
         .families
         .iter()
@@ -34,6 +56,20 @@ pub fn local_open(l: &LocalOpen) -> Open {
         .collect();
     caps.push(Capability::RouteRefresh);
     caps.push(Capability::FourOctetAs(l.asn));
+    if let Some(gr) = &l.graceful_restart {
+        caps.push(Capability::GracefulRestart {
+            restart_state: gr.restarting_until.is_some_and(|t| now < t),
+            restart_time: gr.restart_time.min(0x0fff),
+            families: l
+                .families
+                .iter()
+                .map(|f| GracefulRestartFamily {
+                    family: *f,
+                    forwarding_preserved: gr.forwarding_preserved,
+                })
+                .collect(),
+        });
+    }
     Open {
         version: 4,
         asn: l.asn,
@@ -101,12 +137,30 @@ pub fn negotiate(
         })
         .collect();
     let four_octet_as = remote.has_capability(|c| matches!(c, Capability::FourOctetAs(_)));
+    let peer_graceful_restart = remote.capabilities.iter().find_map(|c| match c {
+        Capability::GracefulRestart {
+            restart_state,
+            restart_time,
+            families,
+        } => Some(PeerGracefulRestart {
+            restarting: *restart_state,
+            restart_time: *restart_time,
+            families: families.iter().map(|f| f.family).collect(),
+            forwarding_preserved: families
+                .iter()
+                .filter(|f| f.forwarding_preserved)
+                .map(|f| f.family)
+                .collect(),
+        }),
+        _ => None,
+    });
     Ok(Negotiated {
         remote_router_id: id,
         hold_time,
         keepalive_secs: hold_time / 3,
         families,
         codec: SessionCodec { four_octet_as },
+        peer_graceful_restart,
     })
 }
 
@@ -120,6 +174,7 @@ mod tests {
             router_id: Ipv4Addr::new(10, 101, 254, 11),
             hold_time: 90,
             families: vec![Family::Ipv4Unicast, Family::Ipv6Unicast],
+            graceful_restart: None,
         }
     }
 
@@ -172,9 +227,106 @@ mod tests {
 
     #[test]
     fn our_open_carries_families_refresh_and_asn4() {
-        let o = local_open(&local());
+        let o = local_open(&local(), Instant::now());
         assert_eq!(o.families().count(), 2);
         assert!(o.has_capability(|c| *c == Capability::RouteRefresh));
         assert!(o.has_capability(|c| *c == Capability::FourOctetAs(4210101011)));
+    }
+
+    #[test]
+    fn no_graceful_restart_capability_unless_enabled() {
+        let o = local_open(&local(), Instant::now());
+        assert!(!o.has_capability(|c| matches!(c, Capability::GracefulRestart { .. })));
+    }
+
+    #[test]
+    fn graceful_restart_capability_carries_time_and_bits() {
+        let mut l = local();
+        l.graceful_restart = Some(LocalGracefulRestart {
+            restart_time: 120,
+            restarting_until: Some(Instant::now() + std::time::Duration::from_secs(30)),
+            forwarding_preserved: true,
+        });
+        let o = local_open(&l, Instant::now());
+        let gr = o
+            .capabilities
+            .iter()
+            .find(|c| matches!(c, Capability::GracefulRestart { .. }))
+            .expect("GR capability");
+        assert_eq!(
+            *gr,
+            Capability::GracefulRestart {
+                restart_state: true,
+                restart_time: 120,
+                families: vec![
+                    GracefulRestartFamily {
+                        family: Family::Ipv4Unicast,
+                        forwarding_preserved: true
+                    },
+                    GracefulRestartFamily {
+                        family: Family::Ipv6Unicast,
+                        forwarding_preserved: true
+                    },
+                ],
+            }
+        );
+        // And it survives the codec: code 64, R bit and F bits on the wire.
+        let mut buf = Vec::new();
+        wire::encode_message(
+            &wire::Message::Open(o.clone()),
+            &SessionCodec::default(),
+            &mut buf,
+        );
+        let (back, used) = wire::decode_message(&buf, &SessionCodec::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(used, buf.len());
+        assert_eq!(back, wire::Message::Open(o));
+        // Once the restart is over, the R bit is clear.
+        let later = Instant::now() + std::time::Duration::from_secs(31);
+        let o = local_open(&l, later);
+        assert!(o.has_capability(|c| matches!(
+            c,
+            Capability::GracefulRestart {
+                restart_state: false,
+                ..
+            }
+        )));
+    }
+
+    #[test]
+    fn peer_graceful_restart_is_decoded_with_forwarding_families() {
+        let r = remote(
+            65000,
+            vec![
+                Capability::Multiprotocol(Family::Ipv4Unicast),
+                Capability::GracefulRestart {
+                    restart_state: false,
+                    restart_time: 90,
+                    families: vec![
+                        GracefulRestartFamily {
+                            family: Family::Ipv4Unicast,
+                            forwarding_preserved: true,
+                        },
+                        GracefulRestartFamily {
+                            family: Family::Ipv6Unicast,
+                            forwarding_preserved: false,
+                        },
+                    ],
+                },
+            ],
+        );
+        let n = negotiate(&local(), 65000, &r).unwrap();
+        assert_eq!(
+            n.peer_graceful_restart,
+            Some(PeerGracefulRestart {
+                restarting: false,
+                restart_time: 90,
+                families: vec![Family::Ipv4Unicast, Family::Ipv6Unicast],
+                forwarding_preserved: vec![Family::Ipv4Unicast],
+            })
+        );
+        let plain = negotiate(&local(), 65000, &remote(65000, vec![])).unwrap();
+        assert_eq!(plain.peer_graceful_restart, None);
     }
 }

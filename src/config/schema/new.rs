@@ -35,6 +35,7 @@ impl Router {
             always_compare_med: false,
             hold_time: super::default_hold_time(),
             connect_retry: super::default_connect_retry(),
+            graceful_restart: super::GracefulRestart::default(),
         }
     }
 }
@@ -67,6 +68,7 @@ impl Peer {
             next_hop_ipv4: None,
             next_hop_ipv6: None,
             bfd: None,
+            graceful_restart: None,
         }
     }
 }

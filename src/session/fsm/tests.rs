@@ -30,6 +30,7 @@ fn negotiated(remote_id: Ipv4Addr, hold_time: u16) -> Negotiated {
         codec: SessionCodec {
             four_octet_as: true,
         },
+        peer_graceful_restart: None,
     }
 }
 
