@@ -102,7 +102,7 @@ for t in "${targets[@]}"; do
     if $merge; then
         python3 scripts/fuzz-seed.py "$scratch/seeds"
         mkdir -p "$scratch/$t.min"
-        "$bin/$t" "${opts[@]}" -set_cover_merge=1 "$scratch/$t.min" \
+        "$bin/$t" "${opts[@]}" -set_cover_merge=1 -use_counters=0 "$scratch/$t.min" \
             "$corpus" "$scratch/$t" "$scratch/seeds/$t" >"$scratch/$t.merge.log" 2>&1
         rm -f "$corpus"/*
         cp "$scratch/$t.min"/* "$corpus/"

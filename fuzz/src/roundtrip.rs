@@ -98,7 +98,10 @@ fn check_update(u: &Update, codec: &SessionCodec, again: &[Message]) {
         }
         let announces = !b.nlri.is_empty() || b.mp_reach.is_some();
         if announces {
-            assert_eq!(b.attributes, want.attributes, "a split part lost attributes");
+            assert_eq!(
+                b.attributes, want.attributes,
+                "a split part lost attributes"
+            );
         }
     }
     assert_eq!(got.withdrawn, want.withdrawn, "withdrawals lost in a split");
@@ -161,7 +164,11 @@ fn old_aggregator_hides_as4_path(a: &mut PathAttributes) {
     if old_aggregator && a.as_path.asns().any(|x| x > 0xffff) {
         let trans = u32::from(AS_TRANS);
         let segments = a.as_path.segments().map(|s| {
-            let map = |v: &[u32]| v.iter().map(|&x| if x > 0xffff { trans } else { x }).collect();
+            let map = |v: &[u32]| {
+                v.iter()
+                    .map(|&x| if x > 0xffff { trans } else { x })
+                    .collect()
+            };
             match s {
                 wire::Segment::Sequence(v) => wire::AsSegment::Sequence(map(v)),
                 wire::Segment::Set(v) => wire::AsSegment::Set(map(v)),

@@ -9,9 +9,11 @@
 //! 1); 5 multipath across ASes; 6 at the end peer 2 goes down instead of
 //! withdrawing. Each event is one control octet: bit 0 chooses the peer,
 //! bits 1-3 the event: 0-4 the next BGP message of that peer's stream (the
-//! bytes after the control octet, framed by the message's own header),
-//! 5 a next-hop state change (two more octets: which watched next hop,
-//! which state), 6 a session flap, 7 a ROUTE-REFRESH (bit 4: family).
+//! bytes after the control octet, framed by the message's own header;
+//! an error resets the session), 5 a next-hop state change (two more
+//! octets: which watched next hop, which state), 6 the session goes down,
+//! or up again, 7 a ROUTE-REFRESH (bit 4: family). While a peer is down
+//! its messages are read and dropped.
 //!
 //! Properties, after every event: no panic; every UPDATE sent goes to a
 //! peer whose session is up, encodes within 4096 octets and survives the
@@ -27,7 +29,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use rib::policy::PolicyChain;
-use rib::{NexthopState, Outputs, PeerConfig, PeerId, Rib, RibConfig, RouteQuery, SessionInfo, Table};
+use rib::{
+    NexthopState, Outputs, PeerConfig, PeerId, Rib, RibConfig, RouteQuery, SessionInfo, Table,
+};
 use wire::codec::HEADER_LEN;
 use wire::{
     decode_message, encode_message, update_attributes_fit, Family, Message, MpUnreach, Prefix,
@@ -182,7 +186,9 @@ impl Harness {
         let msg = Message::Update(u.clone());
         roundtrip::check(&msg, &codec);
         for m in roundtrip::reencode(&msg, &codec) {
-            let Message::Update(b) = m else { unreachable!() };
+            let Message::Update(b) = m else {
+                unreachable!()
+            };
             for p in b.withdrawn.iter().map(|n| Prefix::V4(*n)) {
                 self.sent[i].remove(&p);
             }
@@ -239,6 +245,14 @@ impl Harness {
                 .map(|r| r.prefix)
                 .collect();
             assert_eq!(counters.advertised, advertised.len(), "advertised count");
+            if !self.up[i] {
+                assert!(
+                    advertised.is_empty(),
+                    "{} is down: {advertised:?}",
+                    name(id)
+                );
+                assert_eq!(counters.received, 0, "{} is down", name(id));
+            }
             if !self.unsendable {
                 assert_eq!(advertised, self.sent[i], "Adj-RIB-Out is not what was sent");
             }
@@ -246,14 +260,13 @@ impl Harness {
     }
 
     /// Every peer withdraws all it sent (one UPDATE, through the encoder,
-    /// which splits it), or goes down.
+    /// which splits it); peer 2 may go down first instead.
     fn withdraw_everything(&mut self, peer2_goes_down: bool) {
+        if peer2_goes_down && self.up[1] {
+            self.peer_down(2);
+        }
         for id in PEERS {
             if !self.up[idx(id)] {
-                continue;
-            }
-            if id == 2 && peer2_goes_down {
-                self.peer_down(id);
                 continue;
             }
             let mine = self.routes(Table::Received, Some(id));
@@ -366,12 +379,9 @@ pub fn run(data: &[u8]) {
                 h.rib.set_nexthop(nh, state, &mut out);
                 h.apply(out);
             }
-            6 => {
-                if h.up[i] {
-                    h.peer_down(id);
-                }
-                h.peer_up(id);
-            }
+            // The session goes down, or comes back up.
+            6 if h.up[i] => h.peer_down(id),
+            6 => h.peer_up(id),
             _ => {
                 let family = if ctl & 0x10 != 0 {
                     Family::Ipv6Unicast
