@@ -5,8 +5,8 @@ and the single messages in wire/tests/golden/*.hex.
 
     scripts/fuzz-seed.py OUT_DIR     # writes OUT_DIR/decode, OUT_DIR/update_rib
 
-scripts/fuzz.sh --reseed merges these into the checked-in corpus
-(fuzz/corpus/TARGET, minimized by libFuzzer's -merge=1).
+scripts/fuzz.sh --merge folds these into the checked-in corpus
+(fuzz/corpus/TARGET, minimized by libFuzzer's -set_cover_merge=1).
 """
 import hashlib
 import pathlib
