@@ -318,7 +318,7 @@ mod tests {
         let expected = json!({
             "name": "tor-a", "address": "192.0.2.1", "port": 179, "asn": 65101,
             "uptimeSeconds": 75, "prefixesReceived": 7, "prefixesAccepted": 5,
-            "prefixesAdvertised": 3, "state": "Established", "lastError": null,
+            "prefixesAdvertised": 3, "prefixesTooBig": 0, "state": "Established", "lastError": null,
             "remoteRouterId": "192.0.2.1", "holdTime": 90,
             "families": ["ipv4-unicast", "ipv6-unicast"],
             "localAddress": "192.0.2.254", "flaps": 2, "heldDown": null,
