@@ -135,6 +135,9 @@ fn check_update(u: &Update, codec: &SessionCodec, again: &[Message]) {
 ///   (RFC 6793 §4.2.3), so 4-octet ASNs of the path come back as AS_TRANS.
 pub fn as_reencoded(u: &Update, codec: &SessionCodec) -> Update {
     let mut want = u.clone();
+    // What the decoder discarded (RFC 7606 attribute discard) is a note on
+    // the message received; the re-encoding carries none of it.
+    want.attribute_discards.clear();
     let a = &mut want.attributes;
     let mut unknown: Vec<RawAttribute> = a
         .unknown
