@@ -18,6 +18,7 @@ declare -A provides=(
     [exabgp]=exabgp
     [procps]=pgrep
     [python3]=python3
+    [g++]=g++
     [util-linux]=setpriv
 )
 missing=()
