@@ -34,10 +34,22 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// How the daemon writes its log lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the router (foreground; logs to stderr, RUST_LOG sets the level)
-    Daemon,
+    Daemon {
+        /// Log lines as text (coloured only on a terminal) or as one JSON
+        /// object per line (for journald, Loki, Elasticsearch)
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
     /// Show neighbors, routes or the kernel FIB
     Show {
         #[command(subcommand)]
@@ -221,7 +233,7 @@ pub fn run_client(cli: &Cli) -> Result<(), String> {
                 format!("peer {name} reset\n")
             }
         }
-        Command::Daemon | Command::Config { .. } | Command::Lab { .. } => {
+        Command::Daemon { .. } | Command::Config { .. } | Command::Lab { .. } => {
             unreachable!("handled in main")
         }
     };

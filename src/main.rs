@@ -1,10 +1,11 @@
 //! The `kroute` binary: parse the command line and call into the library.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use kroute::cli::{self, Cli, Command, ConfigCmd};
+use kroute::cli::{self, Cli, Command, ConfigCmd, LogFormat};
 use kroute::{daemon, lab};
 
 /// Two glibc settings that keep a full table's transient buffers from
@@ -32,22 +33,31 @@ fn tune_malloc() {
     }
 }
 
+/// Log lines on stderr at `RUST_LOG` (default info): text, with colour
+/// only when stderr is a terminal (a file or journald gets no escape
+/// codes), or one JSON object per line.
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().init(),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
-        Command::Daemon => {
+        Command::Daemon { log_format } => {
             let Some(path) = cli.config.clone() else {
                 eprintln!("kroute daemon needs a config file: kroute daemon -c FILE");
                 return ExitCode::from(2);
             };
             tune_malloc();
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-                )
-                .with_writer(std::io::stderr)
-                .init();
+            init_logs(*log_format);
             daemon::install_panic_exit();
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
