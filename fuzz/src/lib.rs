@@ -3,5 +3,6 @@
 //! libFuzzer's input. See README.md for the engine and the input formats.
 
 pub mod decode;
+pub mod replay;
 pub mod roundtrip;
 pub mod update_rib;
