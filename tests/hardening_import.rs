@@ -9,103 +9,19 @@
 
 mod common;
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
 use common::kroute::{self as kr, Kroute};
+use common::raw_peer::{open_v4, RawPeer};
 use common::scenarios::{KROUTE_ASN, PEER_ASN, V4};
 use common::{netns, route_via, veth, wait_until};
 use kroute::api::NeighborView;
 use labkit::Netns;
-use wire::{
-    decode_message, encode_message, AsPath, Capability, Family, Message, MpReach, NextHop, Open,
-    Origin, PathAttributes, SessionCodec, Update,
-};
+use wire::{AsPath, Family, Message, MpReach, NextHop, Origin, PathAttributes, Update};
 
 const K4: &str = "10.1.0.1";
 const P4: &str = "10.1.0.2";
-const CODEC: SessionCodec = SessionCodec {
-    four_octet_as: true,
-};
-
-struct RawPeer {
-    s: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl RawPeer {
-    /// Connect from P4 in `ns`, exchange OPEN (IPv4 unicast, 4-octet AS)
-    /// and KEEPALIVE.
-    fn establish(ns: &Netns) -> RawPeer {
-        let s = ns
-            .spawn_thread(|| {
-                let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-                    .expect("socket");
-                let src: Ipv4Addr = P4.parse().unwrap();
-                sock.bind(&SocketAddr::new(src.into(), 0).into())
-                    .expect("bind");
-                let to = SocketAddr::new(K4.parse().unwrap(), 179);
-                sock.connect_timeout(&to.into(), Duration::from_secs(5))
-                    .expect("connect to kroute");
-                TcpStream::from(sock)
-            })
-            .join()
-            .expect("connect thread")
-            .expect("enter namespace");
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut p = RawPeer { s, buf: Vec::new() };
-        p.send(&[
-            Message::Open(Open {
-                version: 4,
-                asn: PEER_ASN,
-                hold_time: 90,
-                router_id: P4.parse().unwrap(),
-                capabilities: vec![
-                    Capability::Multiprotocol(Family::Ipv4Unicast),
-                    Capability::FourOctetAs(PEER_ASN),
-                ],
-            }),
-            Message::Keepalive,
-        ]);
-        let mut got_open = false;
-        loop {
-            match p.recv() {
-                Some(Message::Open(_)) => got_open = true,
-                Some(Message::Keepalive) if got_open => return p,
-                other => panic!("kroute answered the handshake with {other:?}"),
-            }
-        }
-    }
-
-    fn send(&mut self, msgs: &[Message]) {
-        let mut out = Vec::new();
-        for m in msgs {
-            encode_message(m, &CODEC, &mut out);
-        }
-        self.send_raw(&out);
-    }
-
-    fn send_raw(&mut self, bytes: &[u8]) {
-        self.s.write_all(bytes).expect("send to kroute");
-    }
-
-    fn recv(&mut self) -> Option<Message> {
-        let mut chunk = [0u8; 16 * 1024];
-        loop {
-            if let Ok(Some((m, len))) = decode_message(&self.buf, &CODEC) {
-                self.buf.drain(..len);
-                return Some(m);
-            }
-            match self.s.read(&mut chunk) {
-                Ok(0) => return None,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == ErrorKind::ConnectionReset => return None,
-                Err(e) => panic!("reading from kroute: {e}"),
-            }
-        }
-    }
-}
 
 fn attrs(as_path: &[u32], nh: &str) -> PathAttributes {
     PathAttributes {
@@ -231,7 +147,7 @@ fn wait_explained(l: &Lab, prefix: &str, words: &str) -> String {
 #[test]
 fn treat_as_withdraw_and_attribute_discard_are_explained_counted_and_logged() {
     let l = lab("itw");
-    let mut p = RawPeer::establish(&l.p_ns);
+    let mut p = establish(&l.p_ns);
     wait_until(Duration::from_secs(10), "p Established", || {
         l.kroute.established("p")
     });
@@ -305,7 +221,7 @@ fn treat_as_withdraw_and_attribute_discard_are_explained_counted_and_logged() {
 #[test]
 fn semantic_checks_on_import() {
     let mut l = lab("ism");
-    let mut p = RawPeer::establish(&l.p_ns);
+    let mut p = establish(&l.p_ns);
     wait_until(Duration::from_secs(10), "p Established", || {
         l.kroute.established("p")
     });
@@ -401,4 +317,9 @@ fn semantic_checks_on_import() {
     p.send(&[announce("10.60.1.0/24", attrs(&[65099, PEER_ASN], P4))]);
     wait_in_kernel(&l, "10.60.1.0/24");
     l.kroute.established("p").unwrap();
+}
+
+/// A raw peer from P4: OPEN for IPv4 unicast, then KEEPALIVE both ways.
+fn establish(ns: &Netns) -> RawPeer {
+    RawPeer::establish(ns, P4, K4, open_v4(PEER_ASN, P4), None)
 }

@@ -10,13 +10,14 @@
 
 mod common;
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::io::{Read, Write};
+use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::kroute::{self as kr, Kroute};
+use common::raw_peer::{RawPeer, CODEC};
 use common::scenarios::{KROUTE_ASN, PEER_ASN, V4};
 use common::{netns, veth, wait_until};
 use ipnet::Ipv4Net;
@@ -27,108 +28,20 @@ use labkit::procfs::Mem;
 use labkit::Netns;
 use rib::policy::PolicyChain;
 use wire::{
-    decode_message, encode_message, AsPath, Capability, Community, Family, Message, Notification,
-    Open, Origin, PathAttributes, RouteRefresh, SessionCodec, Update,
+    encode_message, AsPath, Capability, Community, Family, Message, Open, Origin, PathAttributes,
+    RouteRefresh, Update,
 };
 
 const K4: &str = "10.1.0.1";
 const P4: &str = "10.1.0.2";
 const Q4: &str = "10.1.0.3";
 const KROUTE_ID: &str = "10.255.0.1";
-const CODEC: SessionCodec = SessionCodec {
-    four_octet_as: true,
-};
-
-// --- a peer speaking BGP by hand ----------------------------------------
-
-struct RawPeer {
-    s: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl RawPeer {
-    /// Connect to kroute from `src` inside `ns`; `rcvbuf` shrinks the
-    /// receive buffer (and so the window) before the handshake.
-    fn connect(ns: &Netns, src: &str, rcvbuf: Option<usize>) -> RawPeer {
-        let src: Ipv4Addr = src.parse().unwrap();
-        let s = ns
-            .spawn_thread(move || {
-                let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-                    .expect("socket");
-                if let Some(n) = rcvbuf {
-                    sock.set_recv_buffer_size(n).expect("SO_RCVBUF");
-                }
-                sock.bind(&SocketAddr::new(src.into(), 0).into())
-                    .expect("bind source address");
-                let to = SocketAddr::new(K4.parse().unwrap(), 179);
-                sock.connect_timeout(&to.into(), Duration::from_secs(5))
-                    .expect("connect to kroute");
-                TcpStream::from(sock)
-            })
-            .join()
-            .expect("connect thread")
-            .unwrap_or_else(|e| panic!("{e}"));
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        RawPeer { s, buf: Vec::new() }
-    }
-
-    fn send(&mut self, msgs: &[Message]) {
-        let mut out = Vec::new();
-        for m in msgs {
-            encode_message(m, &CODEC, &mut out);
-        }
-        self.s.write_all(&out).expect("send to kroute");
-    }
-
-    /// The next message from kroute; `None` once it closed the connection.
-    fn recv(&mut self) -> Option<Message> {
-        let mut chunk = [0u8; 16 * 1024];
-        loop {
-            if let Ok(Some((m, len))) = decode_message(&self.buf, &CODEC) {
-                self.buf.drain(..len);
-                return Some(m);
-            }
-            match self.s.read(&mut chunk) {
-                Ok(0) => return None,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == ErrorKind::ConnectionReset => return None,
-                Err(e) => panic!("reading from kroute: {e}"),
-            }
-        }
-    }
-
-    /// OPEN (IPv4 unicast, 4-octet AS, ROUTE-REFRESH), KEEPALIVE, and
-    /// kroute's OPEN and KEEPALIVE back.
-    fn establish(ns: &Netns, src: &str, rcvbuf: Option<usize>) -> RawPeer {
-        let mut p = RawPeer::connect(ns, src, rcvbuf);
-        p.send(&[open(src), Message::Keepalive]);
-        let mut got_open = false;
-        loop {
-            match p.recv() {
-                Some(Message::Open(_)) => got_open = true,
-                Some(Message::Keepalive) if got_open => return p,
-                other => panic!("kroute answered the handshake with {other:?}"),
-            }
-        }
-    }
-
-    /// Read until kroute closes; its NOTIFICATION, if it sent one.
-    fn notification_at_close(&mut self) -> Option<Notification> {
-        let mut nf = None;
-        while let Some(m) = self.recv() {
-            if let Message::Notification(n) = m {
-                nf = Some(n);
-            }
-        }
-        nf
-    }
-}
 
 /// The OPEN of the peer at `src` (also its router ID): p is AS PEER_ASN,
 /// q the next one.
-fn open(src: &str) -> Message {
+fn open(src: &str) -> Open {
     let asn = if src == Q4 { PEER_ASN + 1 } else { PEER_ASN };
-    Message::Open(Open {
+    Open {
         version: 4,
         asn,
         hold_time: 90,
@@ -138,7 +51,13 @@ fn open(src: &str) -> Message {
             Capability::RouteRefresh,
             Capability::FourOctetAs(asn),
         ],
-    })
+    }
+}
+
+/// A raw peer from `src` (P4 or Q4) with [`open`]; `rcvbuf` shrinks its
+/// receive window before the handshake.
+fn establish(ns: &Netns, src: &str, rcvbuf: Option<usize>) -> RawPeer {
+    RawPeer::establish(ns, src, K4, open(src), rcvbuf)
 }
 
 /// 10.200.x.y/32 for i in `range`, one UPDATE, next hop `nh`.
@@ -241,7 +160,7 @@ fn wait_received(k: &Kroute, peer: &str, n: usize) {
 #[test]
 fn max_prefixes_teardown_sends_cease_1_and_stays_down_until_reset() {
     let l = lab("mpt", |p| p.max_prefixes = limit(10), false);
-    let mut p = RawPeer::establish(&l.p_ns, P4, None);
+    let mut p = establish(&l.p_ns, P4, None);
     l.kroute.established("p").unwrap();
 
     // At the limit: fine.
@@ -272,7 +191,7 @@ fn max_prefixes_teardown_sends_cease_1_and_stays_down_until_reset() {
 
     // It stays down: a new connection is refused.
     std::thread::sleep(Duration::from_secs(2));
-    let mut again = RawPeer::connect(&l.p_ns, P4, None);
+    let mut again = RawPeer::connect(&l.p_ns, P4, K4, None);
     let nf = again
         .notification_at_close()
         .expect("refused with a NOTIFICATION");
@@ -282,7 +201,7 @@ fn max_prefixes_teardown_sends_cease_1_and_stays_down_until_reset() {
     // `kroute peer p reset` lets it in again.
     let out = l.kroute.cli_ok(&["peer", "p", "reset"]);
     assert!(out.contains("reset"), "{out}");
-    let _p = RawPeer::establish(&l.p_ns, P4, None);
+    let _p = establish(&l.p_ns, P4, None);
     wait_until(Duration::from_secs(5), "p Established after reset", || {
         l.kroute.established("p")
     });
@@ -295,7 +214,7 @@ fn max_prefixes_teardown_sends_cease_1_and_stays_down_until_reset() {
 #[test]
 fn max_prefixes_reload_with_a_new_limit_lets_the_peer_in_again() {
     let mut l = lab("mpl", |p| p.max_prefixes = limit(2), false);
-    let mut p = RawPeer::establish(&l.p_ns, P4, None);
+    let mut p = establish(&l.p_ns, P4, None);
     p.send(&[announce(0..3, P4)]);
     let nf = p.notification_at_close().expect("a NOTIFICATION");
     assert_eq!((nf.code, nf.subcode), (6, 1));
@@ -315,7 +234,7 @@ fn max_prefixes_reload_with_a_new_limit_lets_the_peer_in_again() {
             Some(why) => Err(why),
         },
     );
-    let mut p = RawPeer::establish(&l.p_ns, P4, None);
+    let mut p = establish(&l.p_ns, P4, None);
     p.send(&[announce(0..3, P4)]);
     wait_received(&l.kroute, "p", 3);
     std::thread::sleep(Duration::from_millis(500));
@@ -338,7 +257,7 @@ fn max_prefixes_counts_rejected_paths_and_restarts_after_the_delay() {
         },
         false,
     );
-    let mut p = RawPeer::establish(&l.p_ns, P4, None);
+    let mut p = establish(&l.p_ns, P4, None);
     p.send(&[announce(0..5, P4)]);
     wait_received(&l.kroute, "p", 5);
     assert_eq!(neighbor(&l.kroute, "p").prefixes_accepted, 0);
@@ -355,13 +274,13 @@ fn max_prefixes_counts_rejected_paths_and_restarts_after_the_delay() {
             .is_some_and(|w| w.contains("restarting after 3 s")),
         "{why:?}"
     );
-    let nf = RawPeer::connect(&l.p_ns, P4, None).notification_at_close();
+    let nf = RawPeer::connect(&l.p_ns, P4, K4, None).notification_at_close();
     assert_eq!(nf.map(|n| (n.code, n.subcode)), Some((6, 5)));
     // After the delay it accepts the peer again.
     let _p = wait_until(Duration::from_secs(10), "p let in again", || {
         std::thread::sleep(Duration::from_millis(500));
         match neighbor(&l.kroute, "p").held_down {
-            None => Ok(RawPeer::establish(&l.p_ns, P4, None)),
+            None => Ok(establish(&l.p_ns, P4, None)),
             Some(why) => Err(why),
         }
     });
@@ -386,7 +305,7 @@ fn max_prefixes_warning_keeps_the_session_and_logs_once() {
         },
         false,
     );
-    let mut p = RawPeer::establish(&l.p_ns, P4, None);
+    let mut p = establish(&l.p_ns, P4, None);
     p.send(&[announce(0..5, P4)]);
     wait_received(&l.kroute, "p", 5);
     p.send(&[announce(5..7, P4)]);
@@ -423,11 +342,11 @@ fn route_refresh_flood_does_not_grow_memory_and_the_session_stays_up() {
     let l = lab("rrf", |_| {}, true);
     let pid = l.kroute.pid().expect("kroute pid");
     // Routes for p to get back on each refresh: 200 from q.
-    let mut q = RawPeer::establish(&l.p_ns, Q4, None);
+    let mut q = establish(&l.p_ns, Q4, None);
     q.send(&[announce(0..200, Q4)]);
     wait_received(&l.kroute, "q", 200);
 
-    let mut p = RawPeer::establish(&l.p_ns, P4, None);
+    let mut p = establish(&l.p_ns, P4, None);
     // Drain what kroute sends p, counting UPDATE messages.
     let mut reader = p.s.try_clone().unwrap();
     reader.set_read_timeout(None).unwrap();
@@ -523,8 +442,8 @@ fn route_refresh_flood_does_not_grow_memory_and_the_session_stays_up() {
 fn send_hold_timer_closes_a_session_whose_peer_stopped_reading() {
     let l = lab("shd", |p| p.send_hold_time = Some(5), true);
     let pid = l.kroute.pid().expect("kroute pid");
-    let p = RawPeer::establish(&l.p_ns, P4, Some(4096));
-    let mut q = RawPeer::establish(&l.p_ns, Q4, None);
+    let p = establish(&l.p_ns, P4, Some(4096));
+    let mut q = establish(&l.p_ns, Q4, None);
     let before = rss_kib(pid);
     let start = Instant::now();
     let n = 100_000u32;

@@ -15,20 +15,17 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use common::kernel::kernel_routes;
 use common::kroute::{self as k, Kroute};
+use common::raw_peer::{encode, open_v4, RawPeer};
 use common::scenarios::{KROUTE_ASN, PEER_ASN, V4};
 use common::{netns, veth, wait_until};
 use ipnet::Ipv4Net;
 use labkit::Netns;
-use wire::{
-    decode_message, encode_message, AsPath, Capability, Family, Message, Open, Origin,
-    PathAttributes, SessionCodec, Update,
-};
+use wire::{AsPath, Message, Origin, PathAttributes, Update};
 
 const K4: &str = "10.1.0.1";
 const P4: &str = "10.1.0.2";
@@ -37,9 +34,6 @@ const ROUTES: u32 = 10_000;
 const FLAPS: usize = 500;
 /// Every this many flaps, the session itself flaps.
 const SESSION_FLAP_EVERY: usize = 100;
-const CODEC: SessionCodec = SessionCodec {
-    four_octet_as: true,
-};
 /// Long enough for any single step on a loaded 2-core machine.
 const STEP: Duration = Duration::from_secs(60);
 
@@ -72,88 +66,6 @@ fn withdraw(withdrawn: Vec<Ipv4Net>) -> Message {
         withdrawn,
         ..Default::default()
     })
-}
-
-/// The wire bytes of `msgs` (the encoder splits to 4096 octets).
-fn encode(msgs: &[Message]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for m in msgs {
-        encode_message(m, &CODEC, &mut out);
-    }
-    out
-}
-
-/// The peer: one TCP connection from P4; a thread drains what kroute sends
-/// after the handshake (KEEPALIVEs, End-of-RIB) so kroute never blocks.
-struct RawPeer {
-    s: TcpStream,
-}
-
-impl RawPeer {
-    fn establish(ns: &Netns) -> RawPeer {
-        let mut s = ns
-            .spawn_thread(|| {
-                let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-                    .expect("socket");
-                let src: Ipv4Addr = P4.parse().unwrap();
-                sock.bind(&SocketAddr::new(src.into(), 0).into())
-                    .expect("bind source address");
-                let to = SocketAddr::new(K4.parse().unwrap(), 179);
-                sock.connect_timeout(&to.into(), Duration::from_secs(5))
-                    .expect("connect to kroute");
-                TcpStream::from(sock)
-            })
-            .join()
-            .expect("connect thread")
-            .expect("enter the peer's namespace");
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let open = Message::Open(Open {
-            version: 4,
-            asn: PEER_ASN,
-            hold_time: 90,
-            router_id: P4.parse().unwrap(),
-            capabilities: vec![
-                Capability::Multiprotocol(Family::Ipv4Unicast),
-                Capability::FourOctetAs(PEER_ASN),
-            ],
-        });
-        s.write_all(&encode(&[open, Message::Keepalive])).unwrap();
-        // kroute's OPEN, then its KEEPALIVE.
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        let mut got_open = false;
-        loop {
-            while let Some((m, used)) = decode_message(&buf, &CODEC).expect("kroute's message") {
-                buf.drain(..used);
-                match m {
-                    Message::Open(_) => got_open = true,
-                    Message::Keepalive if got_open => {
-                        let mut r = s.try_clone().unwrap();
-                        r.set_read_timeout(None).unwrap();
-                        std::thread::spawn(
-                            move || while matches!(r.read(&mut chunk), Ok(n) if n > 0) {},
-                        );
-                        return RawPeer { s };
-                    }
-                    other => panic!("kroute answered the handshake with {other:?}"),
-                }
-            }
-            let n = s.read(&mut chunk).expect("reading kroute's OPEN");
-            assert!(n > 0, "kroute closed during the handshake");
-            buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.s.write_all(bytes).expect("send to kroute");
-    }
-}
-
-impl Drop for RawPeer {
-    /// Closes the connection (the drain thread holds a clone of it).
-    fn drop(&mut self) {
-        let _ = self.s.shutdown(std::net::Shutdown::Both);
-    }
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -240,8 +152,8 @@ fn ten_thousand_routes_flap_500_times_without_growth() {
     };
     let flaps = [flap(true), flap(false)];
 
-    let mut p = RawPeer::establish(&p_ns);
-    p.send(&announce_all);
+    let mut p = establish(&p_ns);
+    p.send_raw(&announce_all);
     wait_received(&kroute, ROUTES as usize);
     wait_kernel(&k_ns, true, P4, &link.dev_a);
     std::thread::sleep(Duration::from_secs(1));
@@ -255,21 +167,21 @@ fn ten_thousand_routes_flap_500_times_without_growth() {
             // A real session flap: close, wait until kroute dropped the
             // peer's routes, connect again and send the table.
             rss_seen.push(rss_kib(pid));
-            drop(p);
+            p.close();
             wait_received(&kroute, 0);
-            p = RawPeer::establish(&p_ns);
-            p.send(&announce_all);
+            p = establish(&p_ns);
+            p.send_raw(&announce_all);
             wait_received(&kroute, ROUTES as usize);
             continue;
         }
-        p.send(&flaps[i % 2]);
+        p.send_raw(&flaps[i % 2]);
         wait_received(&kroute, ROUTES as usize + usize::from(i.is_multiple_of(2)));
     }
     // The last flap above was a session flap: the marker is gone.
     assert!(FLAPS.is_multiple_of(SESSION_FLAP_EVERY));
 
     // The final announcement moves every route to the other next hop.
-    p.send(&encode(&[announce(table.clone(), P4_OTHER)]));
+    p.send(&[announce(table.clone(), P4_OTHER)]);
     wait_kernel(&k_ns, true, P4_OTHER, &link.dev_a);
     std::thread::sleep(Duration::from_secs(1));
     let rss_last = rss_kib(pid);
@@ -285,10 +197,18 @@ fn ten_thousand_routes_flap_500_times_without_growth() {
     );
 
     // And a final withdrawal leaves nothing.
-    p.send(&encode(&[withdraw(table)]));
+    p.send(&[withdraw(table)]);
     wait_received(&kroute, 0);
     wait_kernel(&k_ns, false, P4_OTHER, &link.dev_a);
     kroute.established("raw").unwrap();
-    drop(p);
+    p.close();
     drop(kroute);
+}
+
+/// A raw peer from P4 whose incoming messages a thread reads and drops
+/// (kroute's UPDATEs must never block on it).
+fn establish(ns: &Netns) -> RawPeer {
+    let p = RawPeer::establish(ns, P4, K4, open_v4(PEER_ASN, P4), None);
+    p.discard_incoming();
+    p
 }

@@ -20,6 +20,7 @@ pub mod gobgp;
 pub mod kernel;
 pub mod kroute;
 pub mod peer;
+pub mod raw_peer;
 pub mod scenarios;
 
 use std::time::Duration;
