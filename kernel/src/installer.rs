@@ -328,12 +328,7 @@ fn sort_for_kernel(ops: &mut [Op]) {
 mod tests {
     use super::*;
 
-    fn hop(gw: &str, ifindex: u32) -> KernelHop {
-        KernelHop {
-            gateway: gw.parse().unwrap(),
-            ifindex,
-        }
-    }
+    use crate::msg::hop;
 
     fn prefix_of(op: &Op) -> Option<IpNet> {
         match op {

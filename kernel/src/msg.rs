@@ -364,6 +364,15 @@ pub(crate) fn raw_route(raw: &[u8]) -> Option<RawRoute> {
     Some(r)
 }
 
+/// A kernel next hop from text, for tests.
+#[cfg(test)]
+pub(crate) fn hop(gw: &str, ifindex: u32) -> KernelHop {
+    KernelHop {
+        gateway: gw.parse().unwrap(),
+        ifindex,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,13 +381,6 @@ mod tests {
         let mut out = vec![0u8; m.buffer_len()];
         m.serialize(&mut out);
         out
-    }
-
-    fn hop(gw: &str, ifindex: u32) -> KernelHop {
-        KernelHop {
-            gateway: gw.parse().unwrap(),
-            ifindex,
-        }
     }
 
     #[test]

@@ -389,12 +389,7 @@ impl Objects {
 mod tests {
     use super::*;
 
-    fn hop(gw: &str, ifindex: u32) -> KernelHop {
-        KernelHop {
-            gateway: gw.parse().unwrap(),
-            ifindex,
-        }
-    }
+    use crate::msg::hop;
 
     #[test]
     fn a_route_written_with_an_object_reads_back_with_its_id() {

@@ -154,12 +154,7 @@ impl Changes {
 mod tests {
     use super::*;
 
-    fn hop(gw: &str, ifindex: u32) -> KernelHop {
-        KernelHop {
-            gateway: gw.parse().unwrap(),
-            ifindex,
-        }
-    }
+    use crate::msg::hop;
 
     #[test]
     fn a_look_waits_for_the_debounce_and_takes_everything_once() {

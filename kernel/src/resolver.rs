@@ -252,12 +252,7 @@ fn desired<'a>(nhs: &[BgpNextHop], state_of: impl Fn(&IpAddr) -> Option<&'a Reso
 mod tests {
     use super::*;
 
-    fn hop(gw: &str, ifindex: u32) -> KernelHop {
-        KernelHop {
-            gateway: gw.parse().unwrap(),
-            ifindex,
-        }
-    }
+    use crate::msg::hop;
 
     fn reachable(hops: &[KernelHop]) -> Resolved {
         Resolved {

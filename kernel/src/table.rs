@@ -804,12 +804,7 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn hop(gw: &str, ifindex: u32) -> KernelHop {
-        KernelHop {
-            gateway: gw.parse().unwrap(),
-            ifindex,
-        }
-    }
+    use crate::msg::hop;
 
     fn nhs(addr: &str) -> Arc<NhSet> {
         Arc::new(vec![BgpNextHop::new(addr.parse().unwrap())])
