@@ -412,9 +412,13 @@ impl SessionTask {
         let mut detect: Option<Instant> = None;
         loop {
             let actions = tokio::select! {
+                // Removed (stop sent), or about to be: the manager drops
+                // this session's packet sender before it sends stop, and
+                // select! may see either first. Both end in AdminDown
+                // (RFC 5880 §6.8.16), so the peer does not declare a
+                // failure.
                 _ = &mut stop => {
-                    let _ = self.session.admin_down();
-                    self.send(&sock, dest, false).await;
+                    self.stop_admin_down(&sock, dest).await;
                     return;
                 }
                 p = packets.recv() => match p {
@@ -422,7 +426,10 @@ impl SessionTask {
                         self.counters.packets_in += 1;
                         self.session.receive(&p)
                     }
-                    None => return,
+                    None => {
+                        self.stop_admin_down(&sock, dest).await;
+                        return;
+                    }
                 },
                 _ = sleep_until(next_tx) => {
                     if self.session.may_transmit() {
@@ -450,6 +457,12 @@ impl SessionTask {
             self.view
                 .send_replace(view_of(&self.peer, &self.session, &self.counters));
         }
+    }
+
+    /// The last packet of a removed session: AdminDown.
+    async fn stop_admin_down(&mut self, sock: &UdpSocket, dest: SocketAddr) {
+        let _ = self.session.admin_down();
+        self.send(sock, dest, false).await;
     }
 
     async fn send(&mut self, sock: &UdpSocket, dest: SocketAddr, final_: bool) {
