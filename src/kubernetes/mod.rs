@@ -1,0 +1,10 @@
+//! Kubernetes mode (`kroute daemon --kubernetes`): the node's configuration
+//! rendered from cluster-scoped `KrouteConfig` objects, pod CIDRs and
+//! Service addresses advertised from the API, and the node's routing health
+//! written back as a `KrouteNodeState`.
+//!
+//! Layout: `crd` (the `KrouteConfig` resource), `state` (the
+//! `KrouteNodeState` resource); the CRDs are generated from their types.
+
+pub mod crd;
+pub mod state;
