@@ -40,8 +40,21 @@ if getent group frrvty >/dev/null && ! id -nG root | grep -qw frrvty; then
 fi
 mkdir -p /var/run/frr && chown frr:frr /var/run/frr
 
+# Debian 12's own rustc (1.63) is too old for kroute's dependencies, and
+# rustup is packaged only from Debian 13 on: the toolchain comes from rustup.
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+    echo "setup-debian.sh: cargo is in ~/.cargo/bin but not on PATH; run: . \"\$HOME/.cargo/env\"" >&2
+    exit 1
+fi
 if ! command -v cargo >/dev/null 2>&1; then
-    echo "setup-debian.sh: cargo is missing; install a Rust toolchain (rustup) first" >&2
+    cat >&2 <<'MSG'
+setup-debian.sh: no Rust toolchain (cargo) found. Install the stable one with rustup,
+then run this script again in the same shell:
+
+    apt-get install -y curl ca-certificates
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component rustfmt,clippy
+    . "$HOME/.cargo/env"
+MSG
     exit 1
 fi
 echo "setup-debian.sh: ready"
