@@ -151,7 +151,13 @@ impl AdjRibOut {
         keys.len()
     }
 
-    fn apply(&mut self, peer: PeerId, prefix: Prefix, want: Option<Arc<Attrs>>, b: &mut UpdateBuilder) {
+    fn apply(
+        &mut self,
+        peer: PeerId,
+        prefix: Prefix,
+        want: Option<Arc<Attrs>>,
+        b: &mut UpdateBuilder,
+    ) {
         match want {
             Some(a) => {
                 b.announce(peer, &a, prefix);
@@ -306,7 +312,10 @@ mod tests {
         let a = attrs(1);
         for i in 0..6u8 {
             adj.want(format!("10.0.{i}.0/24").parse().unwrap(), Some(a.clone()));
-            adj.want(format!("2001:db8:{i}::/48").parse().unwrap(), Some(a.clone()));
+            adj.want(
+                format!("2001:db8:{i}::/48").parse().unwrap(),
+                Some(a.clone()),
+            );
         }
         adj.pull(1, 100);
         adj.refresh(Family::Ipv6Unicast);

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use wire::{Family, NextHop, Origin, PathAttributes, Prefix, Update};
 
+use crate::adj_rib_out::{AdjRibOut, Pulled};
 use crate::attrs::{Attrs, PathInfo, LOCAL_PEER};
 use crate::ctx::{Ctx, Interners, Peer};
-use crate::adj_rib_out::{AdjRibOut, Pulled};
 use crate::export::DOES_NOT_FIT;
 use crate::import::{import_path, is_treat_as_withdraw, screen, withdrawn_path, TREAT_AS_WITHDRAW};
 use crate::import_report::{ImportCounters, ImportReport};
