@@ -51,6 +51,12 @@ pub enum RibEvent {
         generation: u64,
         family: Family,
     },
+    /// The session of this generation has room for its next UPDATEs: the
+    /// writer wrote what it was given (the pull model, `rib::Rib::pull`).
+    SendReady {
+        peer: PeerId,
+        generation: u64,
+    },
     /// A connection the listener accepted; the router hands it to the peer
     /// task configured for `remote`. `slot` keeps the listener from queueing
     /// another connection from `remote` until this one is handed on.
@@ -95,8 +101,18 @@ pub struct PeerGracefulRestart {
 }
 
 /// What the router task tells a peer task.
+///
+/// The channel has no length limit because the router task must never
+/// wait for a peer task (a peer task waits for the router task); what
+/// bounds it is the protocol: a `Send` only goes to a session that said it
+/// has room ([`RibEvent::SendReady`]), so at most one batch is in flight
+/// per session, and every other command answers one event (a connection
+/// accepted, a refresh answered, a limit hit, an operator's reset or
+/// reload).
 pub enum PeerCmd {
-    /// UPDATEs for the session of this generation (stale ones are dropped).
+    /// UPDATEs for the session of this generation (stale ones are dropped):
+    /// one batch per [`RibEvent::SendReady`], besides the End-of-RIB
+    /// markers held back for graceful restart.
     Send {
         generation: u64,
         updates: Vec<Update>,

@@ -55,6 +55,9 @@ struct PeerEntry {
     /// Our End-of-RIB markers for this session, held back until the
     /// initial convergence (graceful restart, RFC 4724 §4.1).
     deferred_eor: Vec<Update>,
+    /// The session's writer has room for a batch of UPDATEs: set when it
+    /// comes up and by [`RibEvent::SendReady`], cleared by each batch.
+    ready: bool,
 }
 
 impl PeerEntry {
@@ -95,8 +98,6 @@ pub struct RouterTask {
     originated: Vec<rib::Origination>,
     /// The peers the listener lets in, republished on reload.
     access: watch::Sender<AccessList>,
-    /// ROUTE-REFRESH answers in the outputs not yet flushed.
-    refreshes_answered: Vec<(PeerId, u64, Family)>,
     /// Rate limit of the import problem log (treat-as-withdraw, attribute
     /// discard, families not negotiated).
     import_log: rib::ImportLog,
@@ -228,6 +229,10 @@ pub fn originations(c: &Config) -> Vec<rib::Origination> {
 /// Prefixes decided again per step when a peer goes down.
 const PEER_DOWN_STEP: usize = 16 * 1024;
 
+/// Prefixes per batch of UPDATEs handed to a session (`Rib::pull`): a
+/// few hundred KiB encoded for a typical table, at most 4096 octets each.
+const SEND_BATCH: usize = 4096;
+
 /// Route changes (or UPDATEs) after which the RIB hands its outputs on
 /// while it drains queued events.
 const FLUSH_AT: usize = 16 * 1024;
@@ -245,6 +250,9 @@ impl RouterTask {
         // The FIB answers every change it writes (FibEvent::RoutesInstalled
         // or RouteFailed): a route is "installed" once the kernel has it.
         rib.set_fib_confirms(true);
+        // UPDATEs wait in each peer's Adj-RIB-Out until its session has
+        // room (`send_to_ready_peers`).
+        rib.set_pull_exports(true);
         RouterTask {
             config_path,
             config,
@@ -257,7 +265,6 @@ impl RouterTask {
             initial_sync_done: false,
             originated: Vec::new(),
             access,
-            refreshes_answered: Vec::new(),
             import_log: rib::ImportLog::new(IMPORT_LOG_WINDOW),
             bfd,
         }
@@ -287,6 +294,7 @@ impl RouterTask {
                 graceful_restart: None,
                 stale: None,
                 deferred_eor: Vec::new(),
+                ready: false,
             },
         );
     }
@@ -342,33 +350,45 @@ impl RouterTask {
         if !out.watch_nexthops.is_empty() {
             self.fib.watch_nexthops(out.watch_nexthops);
         }
-        let answered = std::mem::take(&mut self.refreshes_answered);
-        let mut per_peer: BTreeMap<PeerId, Vec<Update>> = BTreeMap::new();
-        for (peer, u) in out.updates {
-            per_peer.entry(peer).or_default().push(u);
-        }
-        for (peer, mut updates) in per_peer {
+        // The RIB keeps UPDATEs for `pull` (pull model): none are here.
+        debug_assert!(out.updates.is_empty());
+        self.send_to_ready_peers();
+    }
+
+    /// Each Established session with room gets its next batch of UPDATEs
+    /// from its Adj-RIB-Out: a slow peer's changes wait there (last state
+    /// wins), and no peer waits for another.
+    fn send_to_ready_peers(&mut self) {
+        let ready: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(id, e)| e.ready && e.generation.is_some() && self.rib.has_pending(**id))
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in ready {
+            let pulled = self.rib.pull(peer, SEND_BATCH);
+            let mut updates = pulled.updates;
             let defer = self.defers_end_of_rib(peer);
-            if let Some(e) = self.peers.get_mut(&peer) {
-                if let Some(generation) = e.generation {
-                    if defer {
-                        let (eor, rest) =
-                            updates.into_iter().partition(|u| u.end_of_rib().is_some());
-                        e.deferred_eor.extend::<Vec<Update>>(eor);
-                        updates = rest;
-                    }
-                    if !updates.is_empty() {
-                        let _ = e.cmd.send(PeerCmd::Send {
-                            generation,
-                            updates,
-                        });
-                    }
-                }
+            let Some(e) = self.peers.get_mut(&peer) else {
+                continue;
+            };
+            let Some(generation) = e.generation else {
+                continue;
+            };
+            if defer {
+                let (eor, rest) = updates.into_iter().partition(|u| u.end_of_rib().is_some());
+                e.deferred_eor.extend::<Vec<Update>>(eor);
+                updates = rest;
             }
-        }
-        // After their UPDATEs, on the same queue.
-        for (peer, generation, family) in answered {
-            if let Some(e) = self.peers.get(&peer) {
+            if !updates.is_empty() {
+                e.ready = false;
+                let _ = e.cmd.send(PeerCmd::Send {
+                    generation,
+                    updates,
+                });
+            }
+            // After their UPDATEs, on the same queue.
+            for family in pulled.refreshed {
                 let _ = e.cmd.send(PeerCmd::RefreshAnswered { generation, family });
             }
         }
@@ -554,6 +574,7 @@ impl RouterTask {
                     e.over_limit.clear();
                     e.graceful_restart = graceful_restart;
                     e.deferred_eor.clear();
+                    e.ready = true;
                     if e.stale.is_some() {
                         let p = e.gr_peer(peer, &self.config.router);
                         e.stale =
@@ -570,6 +591,7 @@ impl RouterTask {
                 if let Some(e) = self.peers.get_mut(&peer) {
                     if e.generation == Some(generation) {
                         e.generation = None;
+                        e.ready = false;
                         e.up_since = None;
                         e.stale = None;
                         e.deferred_eor.clear();
@@ -622,8 +644,15 @@ impl RouterTask {
                 family,
             } => {
                 if self.peers.get(&peer).and_then(|e| e.generation) == Some(generation) {
+                    // Answered through `pull`, which says when it is done.
                     self.rib.route_refresh(peer, family, out);
-                    self.refreshes_answered.push((peer, generation, family));
+                }
+            }
+            RibEvent::SendReady { peer, generation } => {
+                if let Some(e) = self.peers.get_mut(&peer) {
+                    if e.generation == Some(generation) {
+                        e.ready = true;
+                    }
                 }
             }
             RibEvent::Incoming {

@@ -161,7 +161,11 @@ fn wait_received(k: &Kroute, peer: &str, n: usize) {
 fn max_prefixes_teardown_sends_cease_1_and_stays_down_until_reset() {
     let l = lab("mpt", |p| p.max_prefixes = limit(10), false);
     let mut p = establish(&l.p_ns, P4, None);
-    l.kroute.established("p").unwrap();
+    // The handshake is over for p once kroute's KEEPALIVE came; kroute
+    // may still be taking p's.
+    wait_until(Duration::from_secs(5), "p Established", || {
+        l.kroute.established("p")
+    });
 
     // At the limit: fine.
     p.send(&[announce(0..10, P4)]);

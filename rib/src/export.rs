@@ -265,6 +265,13 @@ impl UpdateBuilder {
         }
     }
 
+    /// The UPDATEs of a builder used for one peer only.
+    pub fn flush_into(self, out: &mut Vec<Update>) {
+        let mut all = Vec::new();
+        self.flush(&mut all);
+        out.extend(all.into_iter().map(|(_, u)| u));
+    }
+
     pub fn flush(self, out: &mut Vec<(PeerId, Update)>) {
         for (peer, b) in self.peers {
             if !b.withdraw_v4.is_empty() || !b.withdraw_v6.is_empty() {

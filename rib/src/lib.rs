@@ -9,8 +9,10 @@
 //! Layout: `attrs` (interning), `table` (per-prefix records), `decision`
 //! (best path), `policy` (schema + evaluator), `ctx` (the read-only view
 //! the pure parts get), `import`/`export` (the per-peer pipelines),
-//! `explain` (why), `rib` (the event handlers, which use all of them).
+//! `explain` (why), `adj_rib_out` (per peer: what was sent and what is
+//! still to send), `rib` (the event handlers, which use all of them).
 
+mod adj_rib_out;
 pub mod attrs;
 mod ctx;
 pub mod decision;
@@ -28,6 +30,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use serde::Serialize;
 use wire::{Community, LargeCommunity};
 
+pub use adj_rib_out::Pulled;
 pub use explain::{Explanation, PathExplanation, PeerExport, RouteView};
 pub use import::ImportLog;
 pub use import_report::{ImportCounters, ImportReport};

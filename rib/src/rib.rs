@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use wire::{Family, NextHop, Origin, PathAttributes, Prefix, Update};
 
+use crate::adj_rib_out::{AdjRibOut, Pulled};
 use crate::attrs::{Attrs, PathInfo, LOCAL_PEER};
 use crate::ctx::{Ctx, Interners, Peer};
-use crate::export::{end_of_rib, UpdateBuilder, DOES_NOT_FIT};
+use crate::export::DOES_NOT_FIT;
 use crate::import::{import_path, is_treat_as_withdraw, screen, withdrawn_path, TREAT_AS_WITHDRAW};
 use crate::import_report::{ImportCounters, ImportReport};
 use crate::policy::Policies;
@@ -31,14 +32,13 @@ pub struct PeerDown {
     done: bool,
 }
 
-/// Per-event scratch: the peers to export to, a cache of export results
-/// and the UPDATEs being built.
+/// Per-event scratch: the peers to export to and a cache of export
+/// results.
 struct Batch {
     peers: Vec<PeerId>,
     /// (best path, destination peer, family) -> export result, for results
     /// that do not depend on the prefix.
     cache: HashMap<ExportKey, CachedExport>,
-    updates: UpdateBuilder,
 }
 
 struct CachedExport {
@@ -56,7 +56,11 @@ pub struct Rib {
     pub(crate) policies: Policies,
     pub(crate) peers: BTreeMap<PeerId, Peer>,
     pub(crate) table: PrefixMap<Dest>,
-    pub(crate) adj_out: HashMap<PeerId, PrefixMap<Arc<Attrs>>>,
+    /// Per peer with a session: what was sent and what is still to send.
+    pub(crate) adj_out: HashMap<PeerId, AdjRibOut>,
+    /// UPDATEs wait in `adj_out` until [`Rib::pull`] takes them (the
+    /// daemon); off, every event hands them all over in its outputs.
+    pull_exports: bool,
     /// Per peer, the prefixes not advertised because their attributes do
     /// not fit one 4096-octet UPDATE (counted for `show neighbors`).
     too_big: HashMap<PeerId, HashSet<Prefix>>,
@@ -87,6 +91,7 @@ impl Rib {
             peers: BTreeMap::new(),
             table: PrefixMap::default(),
             adj_out: HashMap::new(),
+            pull_exports: false,
             too_big: HashMap::new(),
             ints: Interners::default(),
             nexthops: HashMap::new(),
@@ -97,6 +102,50 @@ impl Rib {
             fib_failed: HashMap::new(),
             fib_confirms: false,
             stale: stale::StaleRoutes::default(),
+        }
+    }
+
+    /// Pull model on (the daemon): an event's UPDATEs are not put in its
+    /// outputs but wait, per peer, for [`Rib::pull`], so a slow peer holds
+    /// one entry per prefix that differs rather than every change (see
+    /// `adj_rib_out`). Off (the default): each event's outputs carry all
+    /// the UPDATEs it caused.
+    pub fn set_pull_exports(&mut self, on: bool) {
+        self.pull_exports = on;
+    }
+
+    /// Up to `budget` prefixes' worth of UPDATEs for peer `id`, recorded
+    /// in its Adj-RIB-Out as sent (the caller hands them to the session):
+    /// changes, then End-of-RIB after the initial table, and ROUTE-REFRESH
+    /// answers with the families they complete.
+    pub fn pull(&mut self, id: PeerId, budget: usize) -> Pulled {
+        self.adj_out
+            .get_mut(&id)
+            .map_or_else(Pulled::default, |a| a.pull(id, budget))
+    }
+
+    /// Whether [`Rib::pull`] has something for peer `id`.
+    pub fn has_pending(&self, id: PeerId) -> bool {
+        self.adj_out.get(&id).is_some_and(AdjRibOut::has_work)
+    }
+
+    /// Prefixes whose new state waits to be pulled for peer `id`.
+    pub fn queued(&self, id: PeerId) -> usize {
+        self.adj_out.get(&id).map_or(0, AdjRibOut::queued)
+    }
+
+    /// Without the pull model: everything waiting goes in the outputs.
+    fn push_all(&mut self, out: &mut Outputs) {
+        if self.pull_exports {
+            return;
+        }
+        let ids: Vec<PeerId> = self.peers.keys().copied().collect();
+        for id in ids {
+            if self.has_pending(id) {
+                let pulled = self.pull(id, usize::MAX);
+                out.updates
+                    .extend(pulled.updates.into_iter().map(|u| (id, u)));
+            }
         }
     }
 
@@ -167,15 +216,15 @@ impl Rib {
         self.peers.remove(&id);
     }
 
-    /// The session reached Established: send the full Adj-RIB-Out, then
-    /// End-of-RIB for each negotiated family.
+    /// The session reached Established: the full Adj-RIB-Out is to send,
+    /// then End-of-RIB for each negotiated family.
     pub fn peer_up(&mut self, id: PeerId, info: SessionInfo, out: &mut Outputs) {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
         let families = info.families.clone();
         peer.session = Some(info);
-        self.adj_out.insert(id, PrefixMap::default());
+        self.adj_out.insert(id, AdjRibOut::new(families));
         self.too_big.insert(id, HashSet::new());
         let mut batch = self.batch_for(vec![id]);
         let keys: Vec<Prefix> = self.table.keys().collect();
@@ -183,9 +232,6 @@ impl Rib {
             self.process(p, &mut batch, out);
         }
         self.finish(batch, out);
-        for f in families {
-            out.updates.push((id, end_of_rib(f)));
-        }
     }
 
     /// The session went down: drop its Adj-RIB-In and Adj-RIB-Out and
@@ -328,17 +374,14 @@ impl Rib {
     }
 
     /// The peer asked us to resend a family (RFC 2918).
+    /// The answer is pulled like any UPDATE; [`Pulled::refreshed`] says
+    /// when it is complete.
     pub fn route_refresh(&mut self, id: PeerId, family: Family, out: &mut Outputs) {
-        let Some(adj) = self.adj_out.get(&id) else {
+        let Some(adj) = self.adj_out.get_mut(&id) else {
             return;
         };
-        let mut b = UpdateBuilder::default();
-        for (p, a) in adj.iter() {
-            if Family::of_prefix(&p) == family {
-                b.announce(id, a, p);
-            }
-        }
-        b.flush(&mut out.updates);
+        adj.refresh(family);
+        self.push_all(out);
     }
 
     /// Replaces the whole set of locally originated prefixes.
@@ -524,7 +567,6 @@ impl Rib {
         Batch {
             peers,
             cache: HashMap::new(),
-            updates: UpdateBuilder::default(),
         }
     }
 
@@ -539,8 +581,8 @@ impl Rib {
     }
 
     fn finish(&mut self, batch: Batch, out: &mut Outputs) {
-        batch.updates.flush(&mut out.updates);
         drop(batch.cache);
+        self.push_all(out);
         self.ints.sweep(false);
     }
 
@@ -844,21 +886,8 @@ impl Rib {
                     set.remove(&prefix);
                 }
             }
-            let Some(adj) = self.adj_out.get_mut(&to) else {
-                continue;
-            };
-            match result {
-                Some(a) => {
-                    if adj.get(&prefix).is_none_or(|old| !Arc::ptr_eq(old, &a)) {
-                        batch.updates.announce(to, &a, prefix);
-                        adj.insert(prefix, a);
-                    }
-                }
-                None => {
-                    if adj.remove(&prefix).is_some() {
-                        batch.updates.withdraw(to, prefix);
-                    }
-                }
+            if let Some(adj) = self.adj_out.get_mut(&to) {
+                adj.want(prefix, result);
             }
         }
         if empty {

@@ -8,12 +8,19 @@
 //! Backpressure: the reader and the writer wait for the peer task when its
 //! event queue ([`CONN_EVENTS`]) is full, so a peer that floods messages
 //! is slowed down by TCP instead of growing a queue; the peer task never
-//! waits for either of them (it hands the writer work through an unbounded
-//! queue, see `PeerTask`), so these waits cannot close a cycle. The
+//! waits for either of them, so these waits cannot close a cycle. The
 //! reader also waits for the router task (UPDATEs), which never waits for a
 //! connection or a peer task.
+//!
+//! The writer's queue has no length limit (the peer task must not wait for
+//! the writer), but what it holds is bounded: the router's UPDATEs come in
+//! batches, the next one only when the writer has written the last down to
+//! [`ROOM_BELOW`] bytes and said so ([`ConnEvent::Room`]); the rest is a
+//! KEEPALIVE per keepalive interval, or an OPEN, NOTIFICATION or refresh
+//! marker. A peer that stops reading therefore leaves one batch waiting,
+//! and the send hold timer closes its session.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -47,6 +54,9 @@ pub enum ConnEvent {
     /// The writer: the answer to a ROUTE-REFRESH for this family is
     /// written.
     RefreshWritten(Family),
+    /// The writer: what was queued is written down to [`ROOM_BELOW`]
+    /// bytes, and the peer task asked to hear of it ([`SendQueue::arm`]).
+    Room,
 }
 
 /// Capacity of a peer task's queue of connection events (all of its
@@ -55,26 +65,53 @@ pub const CONN_EVENTS: usize = 64;
 
 pub type EventSender = mpsc::Sender<(ConnId, ConnEvent)>;
 
-/// Most bytes queued for one connection and not yet written. Far above
-/// what a full table encodes to, so only a peer that reads too slowly (but
-/// not so slowly that the send hold timer fires) reaches it; it is then
-/// closed with Cease/8, Out of Resources (RFC 4486), so that no peer can
-/// make kroute's memory grow without bound.
+/// Most bytes queued for one connection and not yet written: a backstop
+/// that the batches ([`ROOM_BELOW`]) keep far away. Reaching it would be a
+/// bug; the connection is then closed with Cease/8, Out of Resources
+/// (RFC 4486), rather than let memory grow.
 pub const SEND_QUEUE_LIMIT: usize = 256 << 20;
 
-/// Bytes handed to a connection's writer and not yet written: the peer
-/// task adds, the writer subtracts.
+/// The writer asks for the next batch of UPDATEs once it has written its
+/// queue down to this many bytes: enough left to keep the socket busy
+/// while the router prepares the next one.
+pub const ROOM_BELOW: usize = 256 << 10;
+
+/// Bytes handed to a connection's writer and not yet written (the peer
+/// task adds, the writer subtracts), and whether the peer task waits to
+/// hear that there is room again.
 #[derive(Clone, Default)]
-pub struct SendQueue(Arc<AtomicUsize>);
+pub struct SendQueue(Arc<QueueState>);
+
+#[derive(Default)]
+pub struct QueueState {
+    bytes: AtomicUsize,
+    room_wanted: AtomicBool,
+}
 
 impl SendQueue {
     /// Add `n` bytes; returns the new total.
     pub fn add(&self, n: usize) -> usize {
-        self.0.fetch_add(n, Ordering::Relaxed) + n
+        self.0.bytes.fetch_add(n, Ordering::SeqCst) + n
     }
 
-    fn written(&self, n: usize) {
-        self.0.fetch_sub(n, Ordering::Relaxed);
+    /// The peer task wants to know when there is room. True: there is
+    /// now (ask at once); else the writer reports [`ConnEvent::Room`]
+    /// when there is. Exactly one of the two takes the request.
+    pub fn arm(&self) -> bool {
+        self.0.room_wanted.store(true, Ordering::SeqCst);
+        self.take_room()
+    }
+
+    /// True (once) if room was wanted and there is room.
+    fn take_room(&self) -> bool {
+        self.0.bytes.load(Ordering::SeqCst) <= ROOM_BELOW
+            && self.0.room_wanted.swap(false, Ordering::SeqCst)
+    }
+
+    /// `n` bytes written; true if the peer task is to hear of the room.
+    fn written(&self, n: usize) -> bool {
+        self.0.bytes.fetch_sub(n, Ordering::SeqCst);
+        self.take_room()
     }
 }
 
@@ -237,8 +274,11 @@ pub async fn run_writer(
         }
         match write_within(&mut wr, &out, a.send_hold).await {
             Written::All => {
-                a.queued.written(out.len());
+                let room = a.queued.written(out.len());
                 out.clear();
+                if room {
+                    let _ = a.events.send((a.conn, ConnEvent::Room)).await;
+                }
             }
             Written::Failed => return,
             Written::Stuck => {

@@ -14,12 +14,14 @@
 //! they wait; peer task → router task: bounded, the peer task waits; the
 //! router task never waits on a peer task, so its commands ([`PeerCmd`])
 //! and the peer task's hand-over to a writer are queues without a length
-//! limit. What they hold is the router's UPDATEs for the peer, which the
-//! peer task encodes and counts ([`connection::SendQueue`]): a connection
-//! whose unwritten bytes exceed [`connection::SEND_QUEUE_LIMIT`] is closed
-//! with Cease/8 (Out of Resources), and one on which nothing could be
-//! written for the send hold time is closed by RFC 9687; either way the
-//! queue is freed.
+//! limit, bounded instead by the pull model: the router keeps what is to
+//! send in the peer's Adj-RIB-Out (`rib::Rib::pull`, one entry per prefix
+//! that differs, however often it changed) and hands over one batch at a
+//! time, the next when this task says the writer has room
+//! ([`RibEvent::SendReady`], after [`connection::ConnEvent::Room`]). So a
+//! slow peer holds one batch here and never slows the others; one on
+//! which nothing could be written for the send hold time is closed by
+//! RFC 9687. [`connection::SEND_QUEUE_LIMIT`] remains as a backstop.
 
 pub mod connection;
 pub mod fsm;
@@ -270,10 +272,14 @@ impl PeerTask {
             // timer rather than losing the race to it).
             tokio::select! {
                 biased;
-                Some((id, ev)) = conn_events.recv() => {
-                    let ev = self.event_of(id, ev);
-                    self.feed(ev).await;
-                }
+                Some((id, ev)) = conn_events.recv() => match ev {
+                    // Not the FSM's business: the router's.
+                    ConnEvent::Room => self.ask_for_updates(id).await,
+                    ev => {
+                        let ev = self.event_of(id, ev);
+                        self.feed(ev).await;
+                    }
+                },
                 t = timer => {
                     self.timers.stop(t);
                     self.feed(match t {
@@ -339,6 +345,7 @@ impl PeerTask {
             ConnEvent::Closed(why) => Event::TcpClosed(id, why),
             ConnEvent::SendHoldExpired => Event::SendHoldTimerExpired(id),
             ConnEvent::RefreshWritten(family) => Event::RouteRefreshWritten(id, family),
+            ConnEvent::Room => unreachable!("handled in run"),
         }
     }
 
@@ -449,9 +456,28 @@ impl PeerTask {
             return;
         };
         let msgs: Vec<Message> = updates.into_iter().map(Message::Update).collect();
+        let (id, _) = self.fsm.established().expect("established_conn found it");
         if !c.send(&msgs) {
-            let (id, _) = self.fsm.established().expect("established_conn found it");
             self.feed(Event::SendQueueFull(id)).await;
+            return;
+        }
+        if c.queued.arm() {
+            self.ask_for_updates(id).await;
+        }
+    }
+
+    /// Connection `id`'s writer has room: if it carries the Established
+    /// session, the router may send its next batch.
+    async fn ask_for_updates(&mut self, id: ConnId) {
+        let Some((conn, generation)) = self.fsm.established() else {
+            return;
+        };
+        if conn == id {
+            let ev = RibEvent::SendReady {
+                peer: self.id,
+                generation,
+            };
+            let _ = self.rib.send(ev).await;
         }
     }
 
