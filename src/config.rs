@@ -22,8 +22,8 @@ pub use error::ConfigError;
 use error::KeyPath;
 pub use password::Password;
 pub use schema::{
-    Advertise, Api, Bfd, Config, GracefulRestart, GracefulRestartOverride, GroupName, Kernel,
-    LimitAction, Listen, MaxPrefixes, Peer, PrefixLimit, Router, SecretRef,
+    Advertise, Api, Bfd, Config, GracefulRestart, GracefulRestartOverride, GroupName, HttpListen,
+    Kernel, LimitAction, Listen, MaxPrefixes, Peer, PrefixLimit, Router, SecretRef,
 };
 use validate::validate;
 

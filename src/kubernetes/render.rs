@@ -174,17 +174,18 @@ fn selector_matches(
     for (i, e) in sel.match_expressions.iter().flatten().enumerate() {
         let values = e.values.as_deref().unwrap_or_default();
         let at = |key: &str| format!(".matchExpressions[{i}].{key}");
-        let need_values =
-            match e.operator.as_str() {
-                "In" | "NotIn" => true,
-                "Exists" | "DoesNotExist" => false,
-                other => return Err((
+        let need_values = match e.operator.as_str() {
+            "In" | "NotIn" => true,
+            "Exists" | "DoesNotExist" => false,
+            other => {
+                return Err((
                     at("operator"),
                     format!(
                         "unknown operator {other:?} (expected In, NotIn, Exists or DoesNotExist)"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         if need_values && values.is_empty() {
             return Err((
                 at("values"),
