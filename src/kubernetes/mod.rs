@@ -4,9 +4,13 @@
 //! written back as a `KrouteNodeState`.
 //!
 //! Layout: `crd` (the `KrouteConfig` resource), `render` (a node's config
-//! from the configs that select it), `state` (the
+//! from the configs that select it), `manifest` (reading KrouteConfig and
+//! Node manifests for `config check --node`), `manifests` (what `kroute
+//! manifests` prints: CRDs, RBAC, DaemonSet), `state` (the
 //! `KrouteNodeState` resource); the CRDs are generated from their types.
 
 pub mod crd;
+pub mod manifest;
+pub mod manifests;
 pub mod render;
 pub mod state;
