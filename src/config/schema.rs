@@ -153,6 +153,19 @@ pub struct Api {
     /// use the CLI without root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<GroupName>,
+    /// The HTTP listener for `/healthz` and `/readyz` (Kubernetes probes);
+    /// absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpListen>,
+}
+
+/// `api.http`: where the HTTP listener binds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpListen {
+    pub address: IpAddr,
+    #[serde(deserialize_with = "de::port")]
+    pub port: u16,
 }
 
 /// A group, by name or by number.
@@ -168,6 +181,7 @@ impl Default for Api {
         Api {
             socket: default_socket(),
             group: None,
+            http: None,
         }
     }
 }
@@ -276,6 +290,10 @@ pub struct Peer {
     /// newline stripped; read at load and reload).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
+    /// Kubernetes mode only: the TCP-MD5 key from a Secret in kroute's
+    /// namespace, instead of `password` / `passwordFile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret_ref: Option<SecretRef>,
     /// For a peer on a loopback address: the uids whose sockets may connect
     /// as this peer (anyone else on the node could otherwise impersonate it).
     #[serde(default = "default_local_users")]
@@ -316,6 +334,14 @@ pub struct Peer {
         skip_serializing_if = "Option::is_none"
     )]
     pub bfd: Option<Bfd>,
+}
+
+/// `peers[].passwordSecretRef`: key `key` of Secret `name`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretRef {
+    pub name: String,
+    pub key: String,
 }
 
 /// `peers[].bfd` timers: we send every `interval` ms (at most) and want

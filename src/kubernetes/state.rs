@@ -12,7 +12,11 @@ use serde::{Deserialize, Serialize};
     version = "v1alpha1",
     kind = "KrouteNodeState",
     shortname = "kns",
-    status = "KrouteNodeStateStatus"
+    status = "KrouteNodeStateStatus",
+    printcolumn = r#"{"name":"Sessions","type":"string","jsonPath":".status.sessionsSummary"}"#,
+    printcolumn = r#"{"name":"Pod routes","type":"string","jsonPath":".status.podRoutesSummary"}"#,
+    printcolumn = r#"{"name":"Config","type":"string","jsonPath":".status.conditions[?(@.type==\"Valid\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct KrouteNodeStateSpec {
