@@ -76,7 +76,8 @@ pub struct Rendered {
 /// Why a node has no config: the node, the configs involved (one for a bad
 /// value, two for a conflict, all selected ones for a problem of the
 /// merged whole, none when nothing selects the node) and the key path
-/// inside the config (`spec.router.asn`).
+/// inside the config (`spec.router.asn`; in a conflict, inside the last
+/// config named).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct RenderError {
     pub node: String,
