@@ -197,11 +197,24 @@ pub fn check(file: &Path, node: Option<&Path>, print: bool) -> Result<String, St
              (`kubectl get node NAME -o yaml`)"
         )),
         (true, Some(node_file)) => {
-            let configs = manifest::configs(&text, &name)?;
+            let located = manifest::configs(&text, &name)?;
             let node_name = node_file.display().to_string();
             let node = manifest::node(&read(node_file)?, &node_name)?;
-            let r = render::render(&configs, &node, &render::PlaceholderSecrets)
-                .map_err(|e| format!("{name}: {e}"))?;
+            let configs: Vec<_> = located.iter().map(|(c, _)| c.clone()).collect();
+            let r = render::render(&configs, &node, &render::PlaceholderSecrets).map_err(|e| {
+                // The key path is in the last config the error names.
+                let origin = e.configs.last().and_then(|n| {
+                    located
+                        .iter()
+                        .find(|(c, _)| c.metadata.name.as_deref() == Some(n))
+                        .map(|(_, o)| *o)
+                });
+                let place = match origin {
+                    Some(o) if !e.path.is_empty() => o.place(&text, &name, &e.path),
+                    _ => name.clone(),
+                };
+                format!("{place}: {e}")
+            })?;
             let what = format!(
                 "{name}: node {:?} (KrouteConfig {})",
                 node_name_of(&node),

@@ -43,6 +43,13 @@ pub fn protocol_name(protocol: u8) -> String {
     }
 }
 
+/// Line and column (1-based) of the value at key path `path` (as errors
+/// print it: `spec.peers[1].name`) in YAML document `document` (0-based)
+/// of `text`; the deepest existing node on the way when it is absent.
+pub fn position(text: &str, document: usize, path: &str) -> Option<(usize, usize)> {
+    error::locate_in_document(text, document, &KeyPath::parse(path))
+}
+
 /// Read and check the config file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let file = path.display().to_string();

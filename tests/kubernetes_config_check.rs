@@ -87,7 +87,8 @@ fn a_node_without_the_label_is_named_with_the_file_and_key() {
     assert_eq!(
         e.trim_end(),
         format!(
-            "{}: KrouteConfig \"fabric\", node \"solwk01\": spec.router.routerId: label 'kroute.io/router-id' is missing",
+            // Line 18, column 15: the value `${node.labels['kroute.io/router-id']}`.
+            "{}:18:15: KrouteConfig \"fabric\", node \"solwk01\": spec.router.routerId: label 'kroute.io/router-id' is missing",
             fabric.display()
         )
     );
@@ -129,6 +130,12 @@ spec:
         &format!("{fabric}{}", md5.replace("name: rr", "name: upstream")),
     );
     let e = fails(&["config", "check", s(&dup), "--node", s(&node)]);
+    // Placed at the second definition: document 2's first peer name.
+    let line = fabric.lines().count() + 7;
+    assert!(
+        e.starts_with(&format!("{}:{line}:13: ", dup.display())),
+        "{e}"
+    );
     assert!(
         e.contains("KrouteConfigs \"fabric\" and \"md5-upstream\", node \"solwk01\": spec.peers[0].name: peer name \"upstream\" is also defined by KrouteConfig \"fabric\" at spec.peers[1]"),
         "{e}"

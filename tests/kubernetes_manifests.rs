@@ -221,7 +221,7 @@ fn rbac_reads_what_it_needs_and_writes_only_its_own_objects() {
 }
 
 #[test]
-fn the_daemonset_is_host_network_with_two_capabilities_and_probes() {
+fn the_daemonset_is_host_network_unprivileged_with_probes_and_host_paths() {
     let o = objects(&Options {
         image: "registry.example/kroute:test".into(),
         http_port: 9444,
