@@ -11,7 +11,10 @@ use crate::adj_rib_out::{AdjRibOut, Pulled};
 use crate::attrs::{Attrs, PathInfo, LOCAL_PEER};
 use crate::ctx::{Ctx, Interners, Peer};
 use crate::export::DOES_NOT_FIT;
-use crate::import::{import_path, is_treat_as_withdraw, screen, withdrawn_path, TREAT_AS_WITHDRAW};
+use crate::import::{
+    import_path, is_treat_as_withdraw, screen, standing_after_reload, withdrawn_path, Standing,
+    TREAT_AS_WITHDRAW,
+};
 use crate::import_report::{ImportCounters, ImportReport};
 use crate::policy::Policies;
 use crate::stale;
@@ -767,20 +770,30 @@ impl Rib {
         let mut flipped: Vec<(Arc<PathInfo>, Arc<PathInfo>)> = Vec::new();
         for (prefix, dest) in self.table.iter_mut() {
             dest.map_paths(|p| {
-                // A treat-as-withdraw stands until the peer sends the route
-                // again: no configuration makes a malformed UPDATE usable.
-                if p.is_local() || is_treat_as_withdraw(p) || only.is_some_and(|o| o != p.peer) {
+                if p.is_local() || only.is_some_and(|o| o != p.peer) {
                     return p.clone();
                 }
                 let new = match cache.get(&Arc::as_ptr(p)) {
                     Some((_, n)) => n.clone(),
-                    None => {
-                        let imp = import_path(&ctx, ints, p.peer, &p.pre, &prefix);
-                        if !imp.used_prefix {
-                            cache.insert(Arc::as_ptr(p), (p.clone(), imp.info.clone()));
+                    None => match standing_after_reload(&ctx, p, &prefix) {
+                        // A treat-as-withdraw stands until the peer sends
+                        // the route again: no configuration makes a
+                        // malformed UPDATE usable.
+                        Standing::Unchanged if is_treat_as_withdraw(p) => return p.clone(),
+                        Standing::Withdraw(why) => {
+                            let why: Arc<str> = format!("{TREAT_AS_WITHDRAW}: {why}").into();
+                            let new = withdrawn_path(ints, p.peer, &p.pre, &why);
+                            cache.insert(Arc::as_ptr(p), (p.clone(), new.clone()));
+                            new
                         }
-                        imp.info
-                    }
+                        Standing::Unchanged | Standing::Rejudge => {
+                            let imp = import_path(&ctx, ints, p.peer, &p.pre, &prefix);
+                            if !imp.used_prefix {
+                                cache.insert(Arc::as_ptr(p), (p.clone(), imp.info.clone()));
+                            }
+                            imp.info
+                        }
+                    },
                 };
                 if new.accepted() {
                     *accepted.entry(p.peer).or_default() += 1;
