@@ -350,6 +350,9 @@ impl RouterTask {
         if !out.watch_nexthops.is_empty() {
             self.fib.watch_nexthops(out.watch_nexthops);
         }
+        for (peer, report) in &out.import_reports {
+            self.log_import(*peer, report);
+        }
         // The RIB keeps UPDATEs for `pull` (pull model): none are here.
         debug_assert!(out.updates.is_empty());
         self.send_to_ready_peers();

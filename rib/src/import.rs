@@ -313,6 +313,12 @@ fn semantic_error(
     None
 }
 
+/// Why a path whose next hop is one of our own addresses is treated as
+/// withdrawn (RFC 4271 §6.3: semantically incorrect; RFC 7606 §7.3).
+pub(crate) fn own_next_hop_reason(nh: IpAddr) -> String {
+    format!("next hop {nh} is one of our own addresses (RFC 4271 §6.3)")
+}
+
 /// The part of a reason that says `enforceFirstAs` rejected the path.
 const FIRST_AS_RULE: &str = "(RFC 4271 §6.3, enforceFirstAs)";
 

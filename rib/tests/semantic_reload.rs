@@ -58,7 +58,10 @@ fn enforce_first_as_changed_by_reload_re_judges_what_was_received() {
         why.contains("treat-as-withdraw: AS_PATH: first AS 65199"),
         "{why}"
     );
-    assert_eq!(fib_for(&out, "10.1.0.0/24"), vec![Vec::<std::net::IpAddr>::new()]);
+    assert_eq!(
+        fib_for(&out, "10.1.0.0/24"),
+        vec![Vec::<std::net::IpAddr>::new()]
+    );
     assert_eq!(withdrawn(&out, 2), vec![p("10.1.0.0/24")]);
     assert_eq!(status(&rib, "10.2.0.0/24").0, "best");
     assert_eq!(rib.peer_counters(1).accepted, 1);
