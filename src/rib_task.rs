@@ -233,8 +233,8 @@ const PEER_DOWN_STEP: usize = 16 * 1024;
 /// few hundred KiB encoded for a typical table, at most 4096 octets each.
 const SEND_BATCH: usize = 4096;
 
-/// Route changes (or UPDATEs) after which the RIB hands its outputs on
-/// while it drains queued events.
+/// Route changes after which the RIB hands its outputs on while it drains
+/// queued events (UPDATEs wait in the Adj-RIB-Out for `Rib::pull`).
 const FLUSH_AT: usize = 16 * 1024;
 
 impl RouterTask {
@@ -437,7 +437,7 @@ impl RouterTask {
                                     let _ = done.send(());
                                     return;
                                 }
-                                if out.fib.len() >= FLUSH_AT || out.updates.len() >= FLUSH_AT {
+                                if out.fib.len() >= FLUSH_AT {
                                     self.flush(std::mem::take(&mut out)).await;
                                 }
                             }
