@@ -428,16 +428,19 @@ impl Rib {
             return Vec::new();
         }
         let why: Arc<str> = format!("{TREAT_AS_WITHDRAW}: {}", own_next_hop_reason(addr)).into();
-        let mut converted: HashMap<*const PathInfo, Arc<PathInfo>> = HashMap::new();
+        // old path -> (old path kept alive, so its address is not reused
+        // meanwhile; its replacement).
+        let mut converted: HashMap<*const PathInfo, (Arc<PathInfo>, Arc<PathInfo>)> =
+            HashMap::new();
         let mut per_peer: BTreeMap<PeerId, u64> = BTreeMap::new();
         let mut touched = Vec::with_capacity(hits.len());
         for (prefix, old) in hits {
             let new = match converted.get(&Arc::as_ptr(&old)) {
-                Some(n) => n.clone(),
+                Some((_, n)) => n.clone(),
                 None => {
                     *per_peer.entry(old.peer).or_default() += 1;
                     let n = withdrawn_path(&mut self.ints, old.peer, &old.pre, &why);
-                    converted.insert(Arc::as_ptr(&old), n.clone());
+                    converted.insert(Arc::as_ptr(&old), (old.clone(), n.clone()));
                     n
                 }
             };

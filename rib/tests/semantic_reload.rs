@@ -87,3 +87,31 @@ fn a_first_as_withdraw_lifted_by_reload_still_gets_the_next_hop_checks() {
     );
     assert!(out.fib.is_empty(), "{out:?}");
 }
+
+/// The state of an own address arrives after the path, the path goes,
+/// and a later UPDATE with the same next hop (watched afresh) gets the
+/// same answer again: withdrawn, counted and reported each time.
+#[test]
+fn an_own_next_hop_learnt_late_is_withdrawn_each_time_it_is_used() {
+    let mut rib = Rib::new(cfg());
+    add_up(&mut rib, 1, tor_with(true), "192.0.2.1");
+    for (round, prefix) in [(1, "10.1.0.0/24"), (2, "10.2.0.0/24")] {
+        let out = receive(
+            &mut rib,
+            1,
+            update_v4(&[prefix], "10.0.0.7", attrs(&[65101])),
+        );
+        assert_eq!(out.watch_nexthops, vec![ip("10.0.0.7")], "round {round}");
+        let mut out = Outputs::default();
+        rib.set_nexthop(ip("10.0.0.7"), NexthopState::Local, &mut out);
+        let (_, why) = status(&rib, prefix);
+        assert!(
+            why.contains("treat-as-withdraw: next hop 10.0.0.7 is one of our own addresses"),
+            "round {round}: {why}"
+        );
+        assert_eq!(out.import_reports.len(), 1, "round {round}: {out:?}");
+        assert_eq!(out.unwatch_nexthops, vec![ip("10.0.0.7")], "round {round}");
+        assert_eq!(rib.import_counters(1).treat_as_withdraw, round);
+    }
+    assert_eq!(rib.peer_counters(1).accepted, 0);
+}
