@@ -235,8 +235,8 @@ const PEER_DOWN_STEP: usize = 16 * 1024;
 /// few hundred KiB encoded for a typical table, at most 4096 octets each.
 const SEND_BATCH: usize = 4096;
 
-/// Route changes (or UPDATEs) after which the RIB hands its outputs on
-/// while it drains queued events.
+/// Route changes after which the RIB hands its outputs on while it drains
+/// queued events (UPDATEs wait in the Adj-RIB-Out for `Rib::pull`).
 const FLUSH_AT: usize = 16 * 1024;
 
 impl RouterTask {
@@ -360,6 +360,9 @@ impl RouterTask {
         if !out.watch_nexthops.is_empty() {
             self.fib.watch_nexthops(out.watch_nexthops);
         }
+        for (peer, report) in &out.import_reports {
+            self.log_import(*peer, report);
+        }
         // The RIB keeps UPDATEs for `pull` (pull model): none are here.
         debug_assert!(out.updates.is_empty());
         self.send_to_ready_peers();
@@ -444,7 +447,7 @@ impl RouterTask {
                                     let _ = done.send(());
                                     return;
                                 }
-                                if out.fib.len() >= FLUSH_AT || out.updates.len() >= FLUSH_AT {
+                                if out.fib.len() >= FLUSH_AT {
                                     self.flush(std::mem::take(&mut out)).await;
                                 }
                             }

@@ -281,7 +281,7 @@ fn semantic_checks_on_import() {
     wait_explained(
         &l,
         "10.60.4.0/24",
-        "next hop 10.1.0.99 is one of our own addresses",
+        "treat-as-withdraw: next hop 10.1.0.99 is one of our own addresses",
     );
     wait_explained(
         &l,
@@ -299,10 +299,14 @@ fn semantic_checks_on_import() {
     }
     let n = neighbor(&l);
     assert_eq!(n.nlri_ignored, 2, "{n:?}");
-    assert_eq!(n.updates_treated_as_withdraw, 4, "{n:?}");
-    assert_eq!(
-        n.prefixes_accepted, 2,
-        "10.60.4.0/24 and 10.60.9.0/24: {n:?}"
+    // The own-address next hop counts like the others.
+    assert_eq!(n.updates_treated_as_withdraw, 5, "{n:?}");
+    assert_eq!(n.prefixes_accepted, 1, "10.60.9.0/24: {n:?}");
+    let log = log_text(&l);
+    assert!(
+        log.lines().any(|x| x.contains("peer=p")
+            && x.contains("treat-as-withdraw: next hop 10.1.0.99 is one of our own addresses")),
+        "{log}"
     );
     let fib = l.kroute.fib();
     assert!(
@@ -311,12 +315,23 @@ fn semantic_checks_on_import() {
         "{fib:?}"
     );
 
-    // enforceFirstAs off (e.g. a route server): the same path is used.
+    // enforceFirstAs off (e.g. a route server): the path already received
+    // is used, without the peer sending it again; on again, it goes.
     kr::peer_mut(&mut l.kroute.config, "p").enforce_first_as = false;
     l.kroute.reload();
-    p.send(&[announce("10.60.1.0/24", attrs(&[65099, PEER_ASN], P4))]);
     wait_in_kernel(&l, "10.60.1.0/24");
+    kr::peer_mut(&mut l.kroute.config, "p").enforce_first_as = true;
+    l.kroute.reload();
+    wait_until(
+        Duration::from_secs(5),
+        "10.60.1.0/24 out of the kernel",
+        || match route_via(&l.k_ns, "10.60.1.0/24") {
+            None => Ok(()),
+            Some(v) => Err(format!("still via {v:?}")),
+        },
+    );
     l.kroute.established("p").unwrap();
+    drop(p);
 }
 
 /// A raw peer from P4: OPEN for IPv4 unicast, then KEEPALIVE both ways.

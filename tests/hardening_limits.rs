@@ -512,6 +512,45 @@ fn send_hold_timer_closes_a_session_whose_peer_stopped_reading() {
     drop(p);
 }
 
+// --- connections that break the FSM -----------------------------------------
+
+/// Issue 12: 300 connections from a configured peer's address that sent an
+/// UPDATE before the session was up and closed left 316 descriptors open
+/// (each stuck in OpenSent, the socket in CLOSE-WAIT). Each must be closed
+/// with the FSM error (RFC 4271 §8.2.2, 5/1 in OpenSent) and leave nothing
+/// behind; the real peer then comes up.
+#[test]
+fn three_hundred_premature_updates_leave_no_descriptor_open() {
+    let l = lab("fds", |_| {}, false);
+    let pid = l.kroute.pid().expect("kroute pid");
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    };
+    let before = fds();
+    for i in 0..300 {
+        let mut c = RawPeer::connect(&l.p_ns, P4, K4, None);
+        c.send(&[Message::Update(Update::default())]);
+        if i % 100 == 0 {
+            let nf = c.notification_at_close().expect("a NOTIFICATION");
+            assert_eq!((nf.code, nf.subcode), (5, 1), "{nf:?}");
+        }
+        c.close();
+    }
+    let after = wait_until(Duration::from_secs(10), "descriptors back", || {
+        match fds() {
+            n if n <= before + 2 => Ok(n),
+            n => Err(format!("{n} open, {before} before")),
+        }
+    });
+    eprintln!("kroute's descriptors: {before} before, {after} after 300 connections");
+    let _p = establish(&l.p_ns, P4, None);
+    wait_until(Duration::from_secs(5), "p Established", || {
+        l.kroute.established("p")
+    });
+}
+
 // --- the config keys --------------------------------------------------------
 
 fn peer_yaml(extra: &str) -> String {

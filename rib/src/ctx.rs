@@ -103,16 +103,29 @@ impl<'a> Ctx<'a> {
     /// exception is a peer on this node (the CNI on `::1`/`127.0.0.1`, or
     /// any peer whose address is one of ours): every next hop it can give
     /// is one of our addresses, and its routes are kept and re-advertised
-    /// with next-hop-self (README "What you just saw"). Checked here, when
-    /// the next hop's state is known, rather than at receive time, because
-    /// "local" is learnt from the FIB after the path arrived.
+    /// with next-hop-self (README "What you just saw"). "Local" is learnt
+    /// from the FIB, at receive time when the next hop is watched already,
+    /// else when the FIB answers the watch: either way the path becomes a
+    /// treat-as-withdraw (`Rib::receive`, `Rib::set_nexthop`); until the
+    /// answer the decision sees [`NhStatus::OwnAddress`] here.
     fn local_next_hop_allowed(&self, p: &PathInfo) -> bool {
-        self.peers.get(&p.peer).is_none_or(|peer| {
+        self.own_next_hop_allowed(p.peer, p.post.next_hop.address)
+    }
+
+    fn own_next_hop_allowed(&self, peer: PeerId, nh: IpAddr) -> bool {
+        self.peers.get(&peer).is_none_or(|peer| {
             let addr = peer.cfg.address;
             addr.is_loopback()
-                || addr == p.post.next_hop.address
+                || addr == nh
                 || matches!(self.nexthops.get(&addr), Some(NexthopState::Local))
         })
+    }
+
+    /// `nh` is known to be one of our own addresses and `peer` may not use
+    /// it (see [`Ctx::local_next_hop_allowed`]).
+    pub fn own_next_hop_refused(&self, peer: PeerId, nh: IpAddr) -> bool {
+        matches!(self.nexthops.get(&nh), Some(NexthopState::Local))
+            && !self.own_next_hop_allowed(peer, nh)
     }
 
     pub fn is_ebgp(&self, peer: PeerId) -> bool {

@@ -297,15 +297,8 @@ fn semantic_error(
     if !reach_v4 && reach_mp.is_none() {
         return None;
     }
-    if peer.enforce_first_as && peer.remote_asn != local_asn {
-        let first = u.attributes.as_path.first_asn();
-        if first != Some(peer.remote_asn) {
-            let first = first.map_or_else(|| "none".to_string(), |a| a.to_string());
-            return Some(format!(
-                "AS_PATH: first AS {first} is not the peer's AS {} (RFC 4271 §6.3, enforceFirstAs)",
-                peer.remote_asn
-            ));
-        }
+    if let Some(why) = first_as_error(peer, local_asn, &u.attributes.as_path) {
+        return Some(why);
     }
     if reach_v4 {
         if let Some(nh) = u.attributes.next_hop {
@@ -315,17 +308,97 @@ fn semantic_error(
         }
     }
     if let Some(r) = reach_mp {
-        let nh = r.next_hop.address;
-        if let Some(why) = bad_next_hop(nh) {
-            return Some(format!("MP_REACH_NLRI next hop {nh} {why} (RFC 4271 §6.3)"));
-        }
-        if r.family == Family::Ipv4Unicast && nh.is_ipv6() && !session.extended_next_hop_v4 {
-            return Some(format!(
-                "MP_REACH_NLRI: IPv6 next hop {nh} for IPv4 NLRI without the extended next hop capability (RFC 8950 §2)"
-            ));
-        }
+        return mp_next_hop_error(r.next_hop.address, r.family, session);
     }
     None
+}
+
+/// Why a path whose next hop is one of our own addresses is treated as
+/// withdrawn (RFC 4271 §6.3: semantically incorrect; RFC 7606 §7.3).
+pub(crate) fn own_next_hop_reason(nh: IpAddr) -> String {
+    format!("next hop {nh} is one of our own addresses (RFC 4271 §6.3)")
+}
+
+/// The part of a reason that says `enforceFirstAs` rejected the path.
+const FIRST_AS_RULE: &str = "(RFC 4271 §6.3, enforceFirstAs)";
+
+/// With `enforceFirstAs` on an eBGP session, the AS_PATH must start with
+/// the peer's AS (RFC 4271 §6.3).
+fn first_as_error(peer: &PeerConfig, local_asn: u32, as_path: &wire::AsPath) -> Option<String> {
+    if !peer.enforce_first_as || peer.remote_asn == local_asn {
+        return None;
+    }
+    let first = as_path.first_asn();
+    if first == Some(peer.remote_asn) {
+        return None;
+    }
+    let first = first.map_or_else(|| "none".to_string(), |a| a.to_string());
+    Some(format!(
+        "AS_PATH: first AS {first} is not the peer's AS {} {FIRST_AS_RULE}",
+        peer.remote_asn
+    ))
+}
+
+fn mp_next_hop_error(nh: IpAddr, family: Family, session: &SessionInfo) -> Option<String> {
+    if let Some(why) = bad_next_hop(nh) {
+        return Some(format!("MP_REACH_NLRI next hop {nh} {why} (RFC 4271 §6.3)"));
+    }
+    if family == Family::Ipv4Unicast && nh.is_ipv6() && !session.extended_next_hop_v4 {
+        return Some(format!(
+            "MP_REACH_NLRI: IPv6 next hop {nh} for IPv4 NLRI without the extended next hop capability (RFC 8950 §2)"
+        ));
+    }
+    None
+}
+
+/// What a reload makes of a stored path's treat-as-withdraw standing.
+pub(crate) enum Standing {
+    /// Unchanged: run import as usual (or keep a treat-as-withdraw).
+    Unchanged,
+    /// `enforceFirstAs` now rejects it: treat as withdrawn, with why.
+    Withdraw(String),
+    /// It was withdrawn by `enforceFirstAs` only, which no longer applies:
+    /// judge it again.
+    Rejudge,
+}
+
+/// Of the semantic checks, only `enforceFirstAs` depends on the
+/// configuration: a reload that changes it applies to the paths already
+/// received (the stored path keeps the UPDATE's attributes). Every other
+/// treat-as-withdraw stands until the peer sends the route again.
+pub(crate) fn standing_after_reload(ctx: &Ctx<'_>, p: &PathInfo, prefix: &Prefix) -> Standing {
+    let Some(peer) = ctx.peers.get(&p.peer) else {
+        return Standing::Unchanged;
+    };
+    let first_as = first_as_error(&peer.cfg, ctx.cfg.local_asn, &p.pre.attrs.as_path);
+    let withdrawn_by_rule = p
+        .rejected
+        .as_deref()
+        .is_some_and(|r| r.starts_with(TREAT_AS_WITHDRAW) && r.contains(FIRST_AS_RULE));
+    match (is_treat_as_withdraw(p), first_as) {
+        (false, Some(why)) => Standing::Withdraw(why),
+        (true, None) if withdrawn_by_rule => {
+            // The first AS check came first: the next hop was never
+            // checked. The session is needed for that (a stale path of a
+            // restarting peer has none: it stays as it is).
+            let Some(session) = &peer.session else {
+                return Standing::Unchanged;
+            };
+            let nh = p.pre.next_hop.address;
+            let family = Family::of_prefix(prefix);
+            let why = match (family, nh) {
+                (Family::Ipv4Unicast, IpAddr::V4(a)) => {
+                    bad_next_hop(nh).map(|w| format!("NEXT_HOP {a} {w} (RFC 4271 §6.3)"))
+                }
+                _ => mp_next_hop_error(nh, family, session),
+            };
+            match why {
+                Some(why) => Standing::Withdraw(why),
+                None => Standing::Rejudge,
+            }
+        }
+        _ => Standing::Unchanged,
+    }
 }
 
 /// A next hop no route can use, whatever the FIB says.

@@ -124,6 +124,10 @@ pub struct Outputs {
     /// Next hops no path uses any more: the FIB stops watching them (a
     /// later user asks again through `watch_nexthops`).
     pub unwatch_nexthops: Vec<IpAddr>,
+    /// Import problems found after the UPDATE was received (its next hop
+    /// turned out to be one of our own addresses), for the daemon's log
+    /// like [`Rib::receive`]'s report.
+    pub import_reports: Vec<(PeerId, ImportReport)>,
 }
 
 /// What the kernel made of a FibChange.

@@ -11,7 +11,10 @@ use crate::adj_rib_out::{AdjRibOut, Pulled};
 use crate::attrs::{Attrs, PathInfo, LOCAL_PEER};
 use crate::ctx::{Ctx, Interners, Peer};
 use crate::export::DOES_NOT_FIT;
-use crate::import::{import_path, is_treat_as_withdraw, screen, withdrawn_path, TREAT_AS_WITHDRAW};
+use crate::import::{
+    import_path, is_treat_as_withdraw, own_next_hop_reason, screen, standing_after_reload,
+    withdrawn_path, Standing, TREAT_AS_WITHDRAW,
+};
 use crate::import_report::{ImportCounters, ImportReport};
 use crate::policy::Policies;
 use crate::stale;
@@ -308,8 +311,14 @@ impl Rib {
         let Some(session) = &peer.session else {
             return ImportReport::default();
         };
-        let report = screen(&peer.cfg, self.cfg.local_asn, session, &mut update);
+        let mut report = screen(&peer.cfg, self.cfg.local_asn, session, &mut update);
         let reachable = update.nlri.len() + update.mp_reach.as_ref().map_or(0, |r| r.nlri.len());
+        if report.treat_as_withdraw.is_none() {
+            report.treat_as_withdraw = self.own_next_hop_error(id, &update);
+        }
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return report;
+        };
         peer.import_errors.count(&report, reachable);
 
         let mut touched: Vec<Prefix> = Vec::with_capacity(update.withdrawn.len() + reachable);
@@ -371,6 +380,84 @@ impl Rib {
             self.remove_stale(id, Some(&[f]), out);
         }
         report
+    }
+
+    /// A next hop of `u` that is one of our own addresses, where the FIB
+    /// already said so (a next hop watched now; one not watched gets its
+    /// state from the FIB first, see [`Rib::set_nexthop`]).
+    fn own_next_hop_error(&self, id: PeerId, u: &Update) -> Option<String> {
+        let ctx = self.ctx();
+        let v4 = u
+            .attributes
+            .next_hop
+            .filter(|_| !u.nlri.is_empty())
+            .map(IpAddr::V4);
+        let mp = u
+            .mp_reach
+            .as_ref()
+            .filter(|r| !r.nlri.is_empty())
+            .map(|r| r.next_hop.address);
+        v4.into_iter()
+            .chain(mp)
+            .find(|nh| self.watched.contains(nh) && ctx.own_next_hop_refused(id, *nh))
+            .map(own_next_hop_reason)
+    }
+
+    /// The FIB found `addr` to be one of our own addresses: the accepted
+    /// paths using it from peers that may not (see `Ctx`) become treat-as-
+    /// withdraws like those caught at receive time, counted once per
+    /// attribute set (the UPDATE that carried it) and reported.
+    fn withdraw_own_next_hops(&mut self, addr: IpAddr, out: &mut Outputs) -> Vec<Prefix> {
+        let ctx = self.ctx();
+        let hits: Vec<(Prefix, Arc<PathInfo>)> = self
+            .table
+            .iter()
+            .flat_map(|(prefix, d)| {
+                d.paths()
+                    .iter()
+                    .filter(|p| {
+                        !p.is_local()
+                            && p.accepted()
+                            && p.post.next_hop.address == addr
+                            && ctx.own_next_hop_refused(p.peer, addr)
+                    })
+                    .map(move |p| (prefix, p.clone()))
+            })
+            .collect();
+        if hits.is_empty() {
+            return Vec::new();
+        }
+        let why: Arc<str> = format!("{TREAT_AS_WITHDRAW}: {}", own_next_hop_reason(addr)).into();
+        // old path -> (old path kept alive, so its address is not reused
+        // meanwhile; its replacement).
+        let mut converted: HashMap<*const PathInfo, (Arc<PathInfo>, Arc<PathInfo>)> =
+            HashMap::new();
+        let mut per_peer: BTreeMap<PeerId, u64> = BTreeMap::new();
+        let mut touched = Vec::with_capacity(hits.len());
+        for (prefix, old) in hits {
+            let new = match converted.get(&Arc::as_ptr(&old)) {
+                Some((_, n)) => n.clone(),
+                None => {
+                    *per_peer.entry(old.peer).or_default() += 1;
+                    let n = withdrawn_path(&mut self.ints, old.peer, &old.pre, &why);
+                    converted.insert(Arc::as_ptr(&old), (old.clone(), n.clone()));
+                    n
+                }
+            };
+            self.insert_path(old.peer, prefix, new, out);
+            touched.push(prefix);
+        }
+        for (peer, n) in per_peer {
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.import_errors.treat_as_withdraw += n;
+            }
+            let report = ImportReport {
+                treat_as_withdraw: Some(own_next_hop_reason(addr)),
+                ..Default::default()
+            };
+            out.import_reports.push((peer, report));
+        }
+        touched
     }
 
     /// The peer asked us to resend a family (RFC 2918).
@@ -437,7 +524,9 @@ impl Rib {
 
     /// The FIB task's verdict on a next hop.
     pub fn set_nexthop(&mut self, addr: IpAddr, state: NexthopState, out: &mut Outputs) {
-        if self.nexthops.get(&addr) == Some(&state) {
+        // A repeated Local still counts: it answers a new watch, for paths
+        // that arrived while the address was not watched.
+        if self.nexthops.get(&addr) == Some(&state) && state != NexthopState::Local {
             return;
         }
         if self.unwatched.contains(&addr) {
@@ -445,8 +534,21 @@ impl Rib {
             // the next user asks the FIB again.
             return;
         }
+        let unchanged = self.nexthops.get(&addr) == Some(&state);
+        let local = state == NexthopState::Local;
         self.nexthops.insert(addr, state);
         self.watched.insert(addr);
+        if local {
+            let converted = self.withdraw_own_next_hops(addr, out);
+            if unchanged {
+                let mut batch = self.batch_all();
+                for p in converted {
+                    self.process(p, &mut batch, out);
+                }
+                self.finish(batch, out);
+                return;
+            }
+        }
         let touched: Vec<Prefix> = self
             .table
             .iter()
@@ -767,20 +869,30 @@ impl Rib {
         let mut flipped: Vec<(Arc<PathInfo>, Arc<PathInfo>)> = Vec::new();
         for (prefix, dest) in self.table.iter_mut() {
             dest.map_paths(|p| {
-                // A treat-as-withdraw stands until the peer sends the route
-                // again: no configuration makes a malformed UPDATE usable.
-                if p.is_local() || is_treat_as_withdraw(p) || only.is_some_and(|o| o != p.peer) {
+                if p.is_local() || only.is_some_and(|o| o != p.peer) {
                     return p.clone();
                 }
                 let new = match cache.get(&Arc::as_ptr(p)) {
                     Some((_, n)) => n.clone(),
-                    None => {
-                        let imp = import_path(&ctx, ints, p.peer, &p.pre, &prefix);
-                        if !imp.used_prefix {
-                            cache.insert(Arc::as_ptr(p), (p.clone(), imp.info.clone()));
+                    None => match standing_after_reload(&ctx, p, &prefix) {
+                        // A treat-as-withdraw stands until the peer sends
+                        // the route again: no configuration makes a
+                        // malformed UPDATE usable.
+                        Standing::Unchanged if is_treat_as_withdraw(p) => return p.clone(),
+                        Standing::Withdraw(why) => {
+                            let why: Arc<str> = format!("{TREAT_AS_WITHDRAW}: {why}").into();
+                            let new = withdrawn_path(ints, p.peer, &p.pre, &why);
+                            cache.insert(Arc::as_ptr(p), (p.clone(), new.clone()));
+                            new
                         }
-                        imp.info
-                    }
+                        Standing::Unchanged | Standing::Rejudge => {
+                            let imp = import_path(&ctx, ints, p.peer, &p.pre, &prefix);
+                            if !imp.used_prefix {
+                                cache.insert(Arc::as_ptr(p), (p.clone(), imp.info.clone()));
+                            }
+                            imp.info
+                        }
+                    },
                 };
                 if new.accepted() {
                     *accepted.entry(p.peer).or_default() += 1;

@@ -248,7 +248,9 @@ fn nlri_of_a_family_not_negotiated_are_ignored_and_counted() {
 
 /// RFC 4271 §6.3: a next hop that is one of our own addresses is
 /// semantically incorrect, except from a peer on this node (the CNI on
-/// ::1), whose routes are kept and re-advertised with next-hop-self.
+/// ::1), whose routes are kept and re-advertised with next-hop-self. Like
+/// the other semantic errors it is a treat-as-withdraw: explained,
+/// counted, reported for the log.
 #[test]
 fn own_address_next_hop_only_from_peers_on_this_node() {
     let mut rib = Rib::new(cfg());
@@ -261,20 +263,23 @@ fn own_address_next_hop_only_from_peers_on_this_node() {
     rib.set_nexthop(ip("::1"), NexthopState::Local, &mut out);
 
     // From the ToR, next hop 10.0.0.1 (ours): ignored, with the reason.
-    let out = receive(
+    let (report, out) = receive_report(
         &mut rib,
-        1,
         update_v4(&["10.1.0.0/24"], "10.0.0.1", attrs(&[65101])),
     );
     assert!(announced(&out, 3).is_empty(), "{out:?}");
-    let e = rib.explain(&p("10.1.0.0/24"));
-    assert_eq!(e.paths[0].status, "ineligible", "{e}");
-    assert!(
-        e.paths[0].detail.contains(
-            "next hop 10.0.0.1 is one of our own addresses: semantically incorrect, treated as withdrawn (RFC 4271 §6.3)"
-        ),
-        "{e}"
+    assert_eq!(
+        report.treat_as_withdraw.as_deref(),
+        Some("next hop 10.0.0.1 is one of our own addresses (RFC 4271 §6.3)")
     );
+    let (status, import) = explain_import(&rib, "10.1.0.0/24");
+    assert_eq!(status, "rejected");
+    assert!(
+        import.contains("treat-as-withdraw: next hop 10.0.0.1 is one of our own addresses"),
+        "{import}"
+    );
+    assert_eq!(rib.import_counters(1).treat_as_withdraw, 1);
+    assert_eq!(rib.peer_counters(1).accepted, 0);
 
     // From the CNI on ::1, next hop ::1: best, not installed, re-advertised.
     let out = receive(
@@ -289,7 +294,8 @@ fn own_address_next_hop_only_from_peers_on_this_node() {
     assert_eq!(sent.len(), 1, "{out:?}");
     assert_eq!(sent[0].1, NextHop::new(ip("fd00::1")), "next-hop-self");
 
-    // The state may arrive after the path: then the path turns ineligible.
+    // The state may arrive after the path: then the path is withdrawn,
+    // counted and reported the same way.
     let mut rib = Rib::new(cfg());
     add_up(&mut rib, 1, ebgp("tor", "192.0.2.1", 65101), "192.0.2.1");
     reach(&mut rib, "10.0.0.7", 0);
@@ -305,7 +311,13 @@ fn own_address_next_hop_only_from_peers_on_this_node() {
         fib_for(&out, "10.1.0.0/24"),
         vec![Vec::<std::net::IpAddr>::new()]
     );
-    assert_eq!(rib.explain(&p("10.1.0.0/24")).paths[0].status, "ineligible");
+    assert_eq!(explain_import(&rib, "10.1.0.0/24").0, "rejected");
+    assert_eq!(rib.import_counters(1).treat_as_withdraw, 1);
+    assert_eq!(rib.peer_counters(1).accepted, 0);
+    assert_eq!(out.import_reports.len(), 1, "{out:?}");
+    assert_eq!(out.import_reports[0].0, 1);
+    // Its next hop is no longer watched: nothing uses it.
+    assert_eq!(out.unwatch_nexthops, vec![ip("10.0.0.7")]);
 }
 
 #[test]

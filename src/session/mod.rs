@@ -174,9 +174,13 @@ impl PeerTask {
         cfg: SessionConfig,
         rib: mpsc::Sender<RibEvent>,
     ) -> (mpsc::UnboundedSender<PeerCmd>, watch::Receiver<PeerStatus>) {
+        // Unbounded so that the router never waits for a peer task; its
+        // length is bounded by the pull model (see `PeerCmd`).
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (status, status_rx) = watch::channel(PeerStatus::new());
         let (conn_events, conn_rx) = mpsc::channel(connection::CONN_EVENTS);
+        // One result per connect attempt, and the FSM starts one at a time
+        // (the next after the connect-retry timer): never more than a few.
         let (connects, connect_rx) = mpsc::unbounded_channel();
         let fsm_cfg = FsmConfig {
             local_router_id: cfg.local.router_id,
@@ -492,6 +496,9 @@ impl PeerTask {
         self.next_conn += 1;
         let local_addr = stream.local_addr().ok();
         let (rd, wr) = stream.into_split();
+        // Unbounded (this task must not wait for its writer, which waits
+        // for it) but holding one batch of UPDATEs at a time: see
+        // `connection`'s module documentation.
         let (w_tx, w_rx) = mpsc::unbounded_channel();
         let (delivery, delivery_rx) = watch::channel(None);
         let queued = SendQueue::default();
