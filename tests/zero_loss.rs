@@ -134,6 +134,7 @@ fn kroute_config(i: usize, gr: bool) -> kroute::config::Config {
         enabled: gr,
         restart_time: RESTART_TIME,
         stale_time: u32::from(STALE_TIME),
+        ..Default::default()
     };
     let mut cilium = k::peer("cilium", "::1", CLUSTER_ASN, &["ipv6-unicast"]);
     cilium.passive = true;
@@ -285,6 +286,20 @@ impl Cluster {
                 j + 1
             );
         }
+    }
+
+    /// The R and F (IPv6) bits of n3's kroute as r1 (FRR) last saw them.
+    fn n3_restart_bits_at_r1(&self) -> (bool, bool) {
+        let v = self.routers[0]
+            .frr
+            .vtysh_json(&format!("show bgp neighbors {} json", node_lan(2)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let gr = &v[node_lan(2)]["gracefulRestartInfo"];
+        let bit = |b: &serde_json::Value| {
+            b.as_bool()
+                .unwrap_or_else(|| panic!("FRR's gracefulRestartInfo: {gr}"))
+        };
+        (bit(&gr["rBit"]), bit(&gr["ipv6Unicast"]["fBit"]))
     }
 
     /// The upstream n1 sends the ping's echoes through.
@@ -503,9 +518,16 @@ enum Restart {
     UpstreamKilled,
 }
 
-/// Runs `what` under the ping; returns (transmitted, received) and the
-/// upstream restarted (for `UpstreamKilled`).
-fn restart_under_ping(c: &mut Cluster, what: Restart) -> ((u64, u64), usize) {
+/// What [`restart_under_ping`] saw.
+struct Outcome {
+    sent: u64,
+    received: u64,
+    /// The [`RouteLog`].
+    routes: Vec<String>,
+}
+
+/// Runs `what` under the ping.
+fn restart_under_ping(c: &mut Cluster, what: Restart) -> Outcome {
     let upstream = c.router_carrying_ping();
     let gr = c.gr;
     let ping = Ping::start(c);
@@ -549,11 +571,12 @@ fn restart_under_ping(c: &mut Cluster, what: Restart) -> ((u64, u64), usize) {
     }
     let restarted = ping.started.elapsed();
     c.wait_converged("converged again after the restart");
+    let routes = routes.finish();
     eprintln!(
         "{what:?}: restarted at {:.1} s, converged at {:.1} s into the ping; routes:\n{}",
         restarted.as_secs_f64(),
         ping.started.elapsed().as_secs_f64(),
-        routes.finish().join("\n")
+        routes.join("\n")
     );
     // Past the stale time after the restart, with the ping still running.
     ping.sleep_until(restarted + Duration::from_secs(u64::from(STALE_TIME) + 2));
@@ -562,12 +585,26 @@ fn restart_under_ping(c: &mut Cluster, what: Restart) -> ((u64, u64), usize) {
         "the ping ended before the restart was over"
     );
     c.assert_nothing_stale();
-    (ping.finish(), upstream)
+    let (sent, received) = ping.finish();
+    Outcome {
+        sent,
+        received,
+        routes,
+    }
 }
 
 fn zero_loss(tag: &str, what: Restart) {
     let mut c = Cluster::new(tag, ALL_GR);
-    let ((sent, received), _) = restart_under_ping(&mut c, what);
+    let kroute_restarts = matches!(what, Restart::KrouteKilled | Restart::KrouteTerminated);
+    if kroute_restarts {
+        // RFC 4724 §3: a first start has no forwarding state to keep.
+        assert_eq!(c.n3_restart_bits_at_r1(), (false, false), "R, F at start");
+    }
+    let Outcome {
+        sent,
+        received,
+        routes,
+    } = restart_under_ping(&mut c, what);
     eprintln!(
         "LOSS {what:?} graceful restart on: {} of {sent} lost",
         sent - received
@@ -579,6 +616,14 @@ fn zero_loss(tag: &str, what: Restart) {
         "{what:?}: {} of {sent} pings lost",
         sent - received
     );
+    if kroute_restarts {
+        // Restarted with its routes in the kernel: R and F set; and the
+        // selection deferral left the kernel's route to pod 1 alone while
+        // the sessions came back one by one.
+        assert_eq!(c.n3_restart_bits_at_r1(), (true, true), "R, F on restart");
+        let n3: Vec<&String> = routes.iter().filter(|l| l.contains("] n3 ")).collect();
+        assert_eq!(n3.len(), 1, "n3's route to pod 1 changed: {n3:?}");
+    }
     c.wait_converged("still converged at the end");
 }
 
@@ -630,7 +675,7 @@ fn without_graceful_restart(tag: &str, what: Restart, gr: Gr) {
         }
         false
     });
-    let ((sent, received), _) = restart_under_ping(&mut c, what);
+    let Outcome { sent, received, .. } = restart_under_ping(&mut c, what);
     eprintln!(
         "LOSS {what:?} graceful restart off ({gr:?}): {} of {sent} lost",
         sent - received
