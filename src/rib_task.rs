@@ -703,7 +703,11 @@ impl RouterTask {
                 address,
                 state,
                 teardown,
-            } => self.bfd_changed(address, state, teardown, out).await,
+                control_plane_independent,
+            } => {
+                self.bfd_changed(address, state, teardown, control_plane_independent, out)
+                    .await
+            }
             RibEvent::Api { request, reply } => self.api(request, reply, out),
             RibEvent::Reload => {
                 if let Err(e) = self.reload(out) {
@@ -731,13 +735,17 @@ impl RouterTask {
     /// the BGP session closes with Cease/10 "BFD Down" (RFC 9384) and its
     /// routes leave the RIB and the kernel now, not when TCP notices: the
     /// peer's task is replaced (as on a reload that changes the session),
-    /// and the new one connects again. Graceful restart is not negotiated,
-    /// so there is no forwarding state to keep.
+    /// and the new one connects again. Unless the peer's BFD shares fate
+    /// with its control plane and its forwarding survives a restart of
+    /// that (RFC 5882 §4.3.2, see `graceful_restart::bfd_down_keeps`):
+    /// then the session closes without a NOTIFICATION and its routes stay
+    /// stale, as graceful restart keeps them after a lost session.
     async fn bfd_changed(
         &mut self,
         address: IpAddr,
         state: BfdState,
         teardown: bool,
+        control_plane_independent: bool,
         out: &mut Outputs,
     ) {
         let Some((&id, e)) = self
@@ -749,6 +757,29 @@ impl RouterTask {
         };
         e.bfd = Some(state);
         if !teardown {
+            return;
+        }
+        let keep = graceful_restart::bfd_down_keeps(
+            e.graceful_restart.as_ref(),
+            control_plane_independent,
+        );
+        if e.generation.is_some() && !keep.is_empty() {
+            warn!(peer = %e.cfg.name, %address, families = ?keep, "BFD: peer down; its BFD shares fate with its control plane (C bit clear) and its forwarding survives a restart (F bit): closing the BGP session without a NOTIFICATION, its routes stay stale (graceful restart)");
+            let _ = e.cmd.send(PeerCmd::ExitForRestart);
+            let (cmd, status) = PeerTask::spawn(
+                id,
+                session_config(&self.config, &e.cfg, self.restarting_until),
+                self.events.clone(),
+            );
+            (e.cmd, e.status) = (cmd, status);
+            e.generation = None;
+            e.up_since = None;
+            e.deferred_eor.clear();
+            let kept = {
+                let p = e.gr_peer(id, &self.config.router);
+                graceful_restart::bfd_down(&mut self.rib, &p, &keep, out)
+            };
+            e.stale = kept.flatten();
             return;
         }
         let e = self.peers.remove(&id).expect("found above");

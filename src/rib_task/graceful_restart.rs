@@ -61,23 +61,72 @@ pub(super) fn session_lost(
     p: &GrPeer,
     out: &mut Outputs,
 ) -> Option<Option<StaleWait>> {
+    // §4.2: only the families in its capability are kept.
+    let families = p.capability?.families.clone();
+    keep_stale(rib, p, &families, "session lost", out)
+}
+
+/// The families whose routes a BFD Down leaves stale (RFC 5882 §4.3.2):
+/// when the peer's BFD shares fate with its control plane (C bit clear),
+/// a BFD failure may be that control plane restarting, and where the peer
+/// says its forwarding survives such a restart (F bit) graceful restart
+/// applies; a control-plane-independent BFD (C bit set) failing is a
+/// forwarding failure, and without the F bit nothing forwards on: those
+/// routes go at once.
+pub(super) fn bfd_down_keeps(
+    capability: Option<&PeerGracefulRestart>,
+    control_plane_independent: bool,
+) -> Vec<Family> {
+    match capability {
+        Some(c) if !control_plane_independent && c.restart_time > 0 => c
+            .forwarding_preserved
+            .iter()
+            .copied()
+            .filter(|f| c.families.contains(f))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// BFD declared the peer down: its routes of `families` stay stale as
+/// after a lost session (see [`bfd_down_keeps`]); None when there are none.
+pub(super) fn bfd_down(
+    rib: &mut Rib,
+    p: &GrPeer,
+    families: &[Family],
+    out: &mut Outputs,
+) -> Option<Option<StaleWait>> {
+    if families.is_empty() {
+        return None;
+    }
+    keep_stale(rib, p, families, "BFD down (C bit clear, F bit set)", out)
+}
+
+/// Keep the peer's paths of `families` stale for its restart time (ours
+/// when lower); the others go now.
+fn keep_stale(
+    rib: &mut Rib,
+    p: &GrPeer,
+    families: &[Family],
+    why: &str,
+    out: &mut Outputs,
+) -> Option<Option<StaleWait>> {
     let cap = p.capability?;
     let secs = cap.restart_time.min(p.ours.restart_time);
-    if secs == 0 || cap.families.is_empty() {
+    if secs == 0 || families.is_empty() {
         return None;
     }
     let kept = rib.peer_restarting(p.id);
-    // §4.2: only the families in its capability are kept.
     let unlisted: Vec<Family> = FAMILIES
         .into_iter()
-        .filter(|f| !cap.families.contains(f))
+        .filter(|f| !families.contains(f))
         .collect();
     let stale = kept - rib.remove_stale(p.id, Some(&unlisted), out);
     info!(
         peer = %p.name,
         stale,
         restart_time = secs,
-        "session lost; graceful restart: keeping its routes as stale while it restarts"
+        "{why}; graceful restart: keeping its routes as stale while it restarts"
     );
     Some((stale > 0).then(|| StaleWait {
         until: Instant::now() + Duration::from_secs(u64::from(secs)),
@@ -236,6 +285,32 @@ mod tests {
                 change("fd00:101:224:2::/64", &["fd00:101::fffc", "fd00:101::fffd"]),
             ]
         );
+    }
+
+    #[test]
+    fn bfd_down_keeps_only_forwarding_families_of_a_fate_sharing_bfd() {
+        let cap = PeerGracefulRestart {
+            restarting: false,
+            restart_time: 120,
+            families: vec![Family::Ipv4Unicast, Family::Ipv6Unicast],
+            forwarding_preserved: vec![Family::Ipv6Unicast],
+        };
+        assert_eq!(bfd_down_keeps(Some(&cap), false), [Family::Ipv6Unicast]);
+        assert!(
+            bfd_down_keeps(Some(&cap), true).is_empty(),
+            "C bit: a forwarding failure"
+        );
+        assert!(bfd_down_keeps(None, false).is_empty(), "no GR");
+        let no_f = PeerGracefulRestart {
+            forwarding_preserved: vec![],
+            ..cap.clone()
+        };
+        assert!(bfd_down_keeps(Some(&no_f), false).is_empty(), "no F bit");
+        let no_time = PeerGracefulRestart {
+            restart_time: 0,
+            ..cap
+        };
+        assert!(bfd_down_keeps(Some(&no_time), false).is_empty());
     }
 
     #[test]
