@@ -77,6 +77,8 @@ pub enum RibEvent {
         address: IpAddr,
         state: BfdState,
         teardown: bool,
+        /// The peer's last C bit (RFC 5880 §4.1, RFC 5882 §4.3.2).
+        control_plane_independent: bool,
     },
     /// SIGHUP: re-read the config file.
     Reload,

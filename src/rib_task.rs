@@ -29,7 +29,7 @@ use crate::session::PeerTask;
 /// One import problem log line per peer and problem this often.
 const IMPORT_LOG_WINDOW: Duration = Duration::from_secs(60);
 mod graceful_restart;
-use graceful_restart::{GrPeer, StaleWait};
+use graceful_restart::{Deferral, GrPeer, StaleWait};
 
 struct PeerEntry {
     cfg: config::Peer,
@@ -78,9 +78,6 @@ fn send_hold_time(p: &config::Peer, hold_time: u16) -> Duration {
     Duration::from_secs(p.send_hold_time.map_or(default, u64::from))
 }
 
-/// How long after start we wait for peers before removing routes a
-/// previous run left in the kernel (no blackhole during a restart).
-const INITIAL_SYNC_DEADLINE: Duration = Duration::from_secs(30);
 /// A peer that never sends End-of-RIB counts as converged after this.
 const EOR_GRACE: Duration = Duration::from_secs(5);
 
@@ -94,6 +91,12 @@ pub struct RouterTask {
     events: mpsc::Sender<RibEvent>,
     started: Instant,
     initial_sync_done: bool,
+    /// We restart with graceful restart (routes of a previous run were in
+    /// the kernel): the R bit until then (RFC 4724 §4.1), else None.
+    restarting_until: Option<Instant>,
+    /// While we restart: the FIB changes held until the initial
+    /// convergence (the selection deferral, RFC 4724 §4.1).
+    deferral: Option<Deferral>,
     /// What we last gave the RIB to originate (interface addresses change).
     originated: Vec<rib::Origination>,
     /// The peers the listener lets in, republished on reload.
@@ -155,24 +158,29 @@ fn peer_config(p: &config::Peer) -> rib::PeerConfig {
     }
 }
 
-/// Our graceful restart capability (RFC 4724 §3), when enabled. The F bit
-/// is set: the kernel routes outlive the daemon when it dies, and the next
-/// run adopts them (kernel crate, initial sync).
-/// Sessions up before `restarting_until` (the end of the initial
-/// convergence) set the R bit.
+/// Our graceful restart capability (RFC 4724 §3), when enabled. On a
+/// restart (`restarting_until`: the previous run's routes were still in
+/// the kernel, so its forwarding state survived it) the F bit is set for
+/// every family and the R bit on sessions up before the end of the
+/// selection deferral; on a fresh start (boot, or after a clean exit that
+/// removed our routes) neither: there is no forwarding state to keep.
 fn local_graceful_restart(
     gr: &config::GracefulRestart,
-    restarting_until: Instant,
+    restarting_until: Option<Instant>,
 ) -> Option<crate::session::open::LocalGracefulRestart> {
     gr.enabled
         .then_some(crate::session::open::LocalGracefulRestart {
             restart_time: gr.restart_time,
-            restarting_until: Some(restarting_until),
-            forwarding_preserved: true,
+            restarting_until,
+            forwarding_preserved: restarting_until.is_some(),
         })
 }
 
-fn session_config(c: &Config, p: &config::Peer, started: Instant) -> crate::session::SessionConfig {
+fn session_config(
+    c: &Config,
+    p: &config::Peer,
+    restarting_until: Option<Instant>,
+) -> crate::session::SessionConfig {
     use crate::session::open::LocalOpen;
     use crate::session::socket::SocketOptions;
     crate::session::SessionConfig {
@@ -186,7 +194,7 @@ fn session_config(c: &Config, p: &config::Peer, started: Instant) -> crate::sess
             families: p.families.clone(),
             graceful_restart: local_graceful_restart(
                 &p.graceful_restart_or(&c.router),
-                started + INITIAL_SYNC_DEADLINE,
+                restarting_until,
             ),
         },
         send_hold: send_hold_time(p, p.hold_time_or(&c.router)),
@@ -255,6 +263,19 @@ impl RouterTask {
         // UPDATEs wait in each peer's Adj-RIB-Out until its session has
         // room (`send_to_ready_peers`).
         rib.set_pull_exports(true);
+        let started = Instant::now();
+        let previous = fib.previous_run_routes();
+        let restarting = config.graceful_restart_enabled() && config.kernel.install && previous > 0;
+        let deferral_time = Duration::from_secs(u64::from(
+            config.router.graceful_restart.selection_deferral_time,
+        ));
+        if restarting {
+            info!(
+                routes = previous,
+                selection_deferral_time = deferral_time.as_secs(),
+                "graceful restart: restarting with the previous run's routes in the kernel (R and F bits set); they stay untouched until End-of-RIB from every peer"
+            );
+        }
         RouterTask {
             config_path,
             config,
@@ -263,8 +284,10 @@ impl RouterTask {
             peers: BTreeMap::new(),
             next_peer_id: 1,
             events,
-            started: Instant::now(),
+            started,
             initial_sync_done: false,
+            restarting_until: restarting.then(|| started + deferral_time),
+            deferral: restarting.then(Deferral::default),
             originated: Vec::new(),
             access,
             import_log: rib::ImportLog::new(IMPORT_LOG_WINDOW),
@@ -286,7 +309,7 @@ impl RouterTask {
         self.rib.add_peer(id, peer_config(p));
         let (cmd, status) = PeerTask::spawn(
             id,
-            session_config(&self.config, p, self.started),
+            session_config(&self.config, p, self.restarting_until),
             self.events.clone(),
         );
         self.peers.insert(
@@ -351,8 +374,12 @@ impl RouterTask {
     /// Hands the outputs on. Waits while the FIB's queue is full (see
     /// `kernel::Fib::apply`): the FIB never waits for this task, so this
     /// wait always ends.
-    async fn flush(&mut self, out: Outputs) {
-        self.fib.apply(out.fib).await;
+    async fn flush(&mut self, mut out: Outputs) {
+        let fib = std::mem::take(&mut out.fib);
+        match &mut self.deferral {
+            Some(held) => held.hold(fib),
+            None => self.fib.apply(fib).await,
+        }
         // The RIB keeps the two lists disjoint.
         if !out.unwatch_nexthops.is_empty() {
             self.fib.unwatch_nexthops(out.unwatch_nexthops);
@@ -457,7 +484,7 @@ impl RouterTask {
                 }
                 Some(ev) = fib_events.recv() => self.fib_event(ev, &mut out),
                 _ = tick.tick() => {
-                    self.check_initial_sync();
+                    self.check_initial_sync().await;
                     self.check_stale(&mut out);
                     // `advertise.interfaces` follows address changes.
                     if self.config.advertise.iter().any(|a| !a.interfaces.is_empty()) {
@@ -546,16 +573,41 @@ impl RouterTask {
         }
     }
 
-    fn check_initial_sync(&mut self) {
+    /// The initial convergence: every peer up and its End-of-RIB in (or
+    /// [`EOR_GRACE`] after it came up; not waited for from a peer that
+    /// restarts itself), or `selectionDeferralTime` since the start. Then
+    /// the FIB changes held while we restart go to the kernel, after them
+    /// the previous run's leftovers are removed (the FIB writes in order),
+    /// and our End-of-RIB goes to the peers.
+    async fn check_initial_sync(&mut self) {
         if self.initial_sync_done {
             return;
         }
         let all_converged = self.peers.values().all(|p| {
             p.generation.is_some()
                 && (p.awaiting_eor.is_empty()
+                    || !graceful_restart::waits_for_end_of_rib(p.graceful_restart.as_ref())
                     || p.up_since.is_some_and(|t| t.elapsed() > EOR_GRACE))
         });
-        if all_converged || self.started.elapsed() > INITIAL_SYNC_DEADLINE {
+        let deadline = Duration::from_secs(u64::from(
+            self.config.router.graceful_restart.selection_deferral_time,
+        ));
+        if all_converged || self.started.elapsed() > deadline {
+            if let Some(held) = self.deferral.take() {
+                info!(
+                    all_peers_converged = all_converged,
+                    routes = held.len(),
+                    "graceful restart: selection deferral over; installing its result"
+                );
+                let mut changes = held.release();
+                loop {
+                    let batch: Vec<_> = changes.by_ref().take(FLUSH_AT).collect();
+                    if batch.is_empty() {
+                        break;
+                    }
+                    self.fib.apply(batch).await;
+                }
+            }
             info!(
                 all_peers_converged = all_converged,
                 "initial convergence: removing routes a previous run left in the kernel that are no longer wanted"
@@ -696,7 +748,11 @@ impl RouterTask {
                 address,
                 state,
                 teardown,
-            } => self.bfd_changed(address, state, teardown, out).await,
+                control_plane_independent,
+            } => {
+                self.bfd_changed(address, state, teardown, control_plane_independent, out)
+                    .await
+            }
             RibEvent::Api { request, reply } => self.api(request, reply, out),
             RibEvent::Reload => {
                 if let Err(e) = self.reload(out) {
@@ -724,13 +780,17 @@ impl RouterTask {
     /// the BGP session closes with Cease/10 "BFD Down" (RFC 9384) and its
     /// routes leave the RIB and the kernel now, not when TCP notices: the
     /// peer's task is replaced (as on a reload that changes the session),
-    /// and the new one connects again. Graceful restart is not negotiated,
-    /// so there is no forwarding state to keep.
+    /// and the new one connects again. Unless the peer's BFD shares fate
+    /// with its control plane and its forwarding survives a restart of
+    /// that (RFC 5882 §4.3.2, see `graceful_restart::bfd_down_keeps`):
+    /// then the session closes without a NOTIFICATION and its routes stay
+    /// stale, as graceful restart keeps them after a lost session.
     async fn bfd_changed(
         &mut self,
         address: IpAddr,
         state: BfdState,
         teardown: bool,
+        control_plane_independent: bool,
         out: &mut Outputs,
     ) {
         let Some((&id, e)) = self
@@ -742,6 +802,29 @@ impl RouterTask {
         };
         e.bfd = Some(state);
         if !teardown {
+            return;
+        }
+        let keep = graceful_restart::bfd_down_keeps(
+            e.graceful_restart.as_ref(),
+            control_plane_independent,
+        );
+        if e.generation.is_some() && !keep.is_empty() {
+            warn!(peer = %e.cfg.name, %address, families = ?keep, "BFD: peer down; its BFD shares fate with its control plane (C bit clear) and its forwarding survives a restart (F bit): closing the BGP session without a NOTIFICATION, its routes stay stale (graceful restart)");
+            let _ = e.cmd.send(PeerCmd::ExitForRestart);
+            let (cmd, status) = PeerTask::spawn(
+                id,
+                session_config(&self.config, &e.cfg, self.restarting_until),
+                self.events.clone(),
+            );
+            (e.cmd, e.status) = (cmd, status);
+            e.generation = None;
+            e.up_since = None;
+            e.deferred_eor.clear();
+            let kept = {
+                let p = e.gr_peer(id, &self.config.router);
+                graceful_restart::bfd_down(&mut self.rib, &p, &keep, out)
+            };
+            e.stale = kept.flatten();
             return;
         }
         let e = self.peers.remove(&id).expect("found above");
@@ -944,8 +1027,8 @@ impl RouterTask {
                 }
                 Some(p) => {
                     let old_p = self.peers[&id].cfg.clone();
-                    if session_config(&old, &old_p, self.started)
-                        != session_config(&self.config, &p, self.started)
+                    if session_config(&old, &old_p, self.restarting_until)
+                        != session_config(&self.config, &p, self.restarting_until)
                     {
                         let e = self.peers.remove(&id).unwrap();
                         let _ = e.cmd.send(PeerCmd::Stop(Notification {

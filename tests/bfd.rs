@@ -348,6 +348,115 @@ fn bird_bfd_failure_detected_and_recovered() {
     drop(bird);
 }
 
+/// RFC 5882 §4.3.2: BIRD's BFD shares fate with its control plane (C bit
+/// clear) and, started in graceful restart recovery (`-R`), it says its
+/// forwarding survives a restart (F bit). Frozen, its BFD goes Down: kroute
+/// closes the BGP session without a NOTIFICATION and keeps its route in
+/// the kernel, stale, instead of removing it (polled every 50 ms); BIRD
+/// wakes up, reconnects, re-sends it with End-of-RIB, and nothing is
+/// stale any more.
+#[test]
+fn bird_bfd_down_with_forwarding_state_keeps_routes_stale() {
+    let k_ns = netns("kbfdg");
+    let b_ns = netns("bbfdg");
+    V4.between(&k_ns, &b_ns);
+    let config = BirdConfig {
+        router_id: P4.to_string(),
+        device_scan_time: Some(10),
+        statics: vec![StaticProtocol {
+            name: "s4".into(),
+            afi: Afi::Ipv4,
+            routes: vec![StaticRoute {
+                prefix: V4.prefix.into(),
+                attrs: vec![],
+            }],
+        }],
+        bgp: vec![BgpProtocol {
+            name: "kroute".into(),
+            local_address: P4.into(),
+            local_as: PEER_ASN,
+            neighbor_address: K4.into(),
+            neighbor_as: KROUTE_ASN,
+            options: vec![
+                "connect delay time 1;".into(),
+                "connect retry time 2;".into(),
+                "error wait time 1, 4;".into(),
+                "hold time 9;".into(),
+                "keepalive time 3;".into(),
+                "graceful restart on;".into(),
+                "graceful restart time 30;".into(),
+                "bfd on;".into(),
+            ],
+            channels: vec![Channel::all(Afi::Ipv4)],
+        }],
+        ..Default::default()
+    }
+    .render()
+        + "protocol bfd {\n  interface \"*\" {\n    min rx interval 300 ms;\n    \
+           min tx interval 300 ms;\n    idle tx interval 1000 ms;\n    multiplier 3;\n  };\n}\n";
+    let dir = test_dir("bird-bfd-gr");
+    let bird = lb::Bird::start(
+        &b_ns,
+        &lb::BirdSpec {
+            recovery: true,
+            ..lb::BirdSpec::new(dir.path(), config)
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let kroute = kroute_with_bfd_peer(&k_ns, &V4, None);
+    wait_route(&k_ns, &V4);
+    wait_kroute_bfd(&kroute, BfdState::Up);
+    let gr = kroute
+        .neighbor("peer")
+        .and_then(|n| n.graceful_restart)
+        .expect("BIRD's graceful restart capability");
+    assert!(
+        !gr.forwarding_preserved.is_empty(),
+        "bird -R sets the F bit: {gr:?}"
+    );
+
+    let stopped = Stopped::stop(vec![bird.pid()]);
+    let t0 = Instant::now();
+    let down = wait_kroute_bfd(&kroute, BfdState::Down);
+    assert!(t0.elapsed() < DETECT_BOUND, "{:?}: {down:?}", t0.elapsed());
+    // Well past the detection: still there, stale.
+    while t0.elapsed() < Duration::from_secs(4) {
+        assert!(
+            route_via(&k_ns, V4.prefix).is_some(),
+            "{} left the kernel {:?} after BIRD froze",
+            V4.prefix,
+            t0.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let routes = kroute.routes(V4.prefix);
+    assert!(
+        routes.iter().any(|r| r.stale.is_some()),
+        "kept as stale: {routes:?}"
+    );
+    assert!(
+        kroute.log_tails(200).contains("C bit clear"),
+        "{}",
+        kroute.log_tails(50)
+    );
+
+    drop(stopped);
+    wait_until(CONVERGE, "BIRD's session Established again", || {
+        kroute.established("peer")
+    });
+    wait_until(CONVERGE, "no stale route left", || {
+        let r = kroute.routes(V4.prefix);
+        if !r.is_empty() && r.iter().all(|r| r.stale.is_none()) {
+            Ok(())
+        } else {
+            Err(format!("{r:?}"))
+        }
+    });
+    assert!(route_via(&k_ns, V4.prefix).is_some());
+    drop(kroute);
+    drop(bird);
+}
+
 /// The single-hop rules on the wire, with a hand-made peer: kroute sends
 /// from a port in 49152–65535 to 3784 and starts slow (1 s, RFC 5880
 /// §6.8.3); it takes a packet only with TTL 255 (RFC 5881 §5); a reload

@@ -637,9 +637,10 @@ fn frr_killed_routes_stay_for_its_restart_time() {
 }
 
 /// BIRD with `graceful restart on`: killed with SIGKILL, kroute keeps its
-/// routes while it is down; BIRD starts again announcing a subset, and
-/// what it no longer announces leaves the kernel (at its End-of-RIB, or at
-/// once if it did not keep its forwarding state, RFC 4724 §4.2).
+/// routes while it is down; BIRD starts again in graceful restart recovery
+/// (`bird -R`: R and F bits) announcing a subset: what it still announces
+/// never leaves the kernel (kept stale until re-sent), what it no longer
+/// announces leaves at its End-of-RIB (RFC 4724 §4.2).
 #[test]
 fn bird_killed_routes_stay_until_it_is_back() {
     use labkit::bird::{
@@ -699,8 +700,14 @@ fn bird_killed_routes_stay_until_it_is_back() {
     let gr = kroute.neighbor(PEER).unwrap().graceful_restart.unwrap();
     assert_eq!(gr.stale_routes, 3, "{gr:?}");
     let back_at = Instant::now();
-    let bird = Bird::start(&g_ns, &BirdSpec::new(dir.path(), conf(&KEPT)))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let bird = Bird::start(
+        &g_ns,
+        &BirdSpec {
+            recovery: true,
+            ..BirdSpec::new(dir.path(), conf(&KEPT))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     wait_until(CONVERGE, "kroute's session Established again", || {
         kroute.established(PEER)
     });
@@ -708,14 +715,19 @@ fn bird_killed_routes_stay_until_it_is_back() {
     for p in KEPT {
         wait_kernel(&k_ns, p);
     }
+    let gr = kroute.neighbor(PEER).unwrap().graceful_restart.unwrap();
+    assert!(gr.restarting, "bird -R sets the R bit: {gr:?}");
+    assert!(!gr.forwarding_preserved.is_empty(), "and F: {gr:?}");
     let (misses, _) = watch.finish();
     let early: Vec<_> = misses.iter().filter(|(_, t)| *t < back_at).collect();
     assert!(
         early.is_empty(),
         "routes left kroute's kernel while BIRD was down: {early:?}"
     );
-    // (BIRD started without `-R` does not set the F bit: kroute drops
-    // the stale routes as the session comes back and takes the new ones,
-    // RFC 4724 §4.2; labkit's launcher has no `-R`.)
+    let kept: Vec<_> = misses.iter().filter(|(p, _)| p != GONE).collect();
+    assert!(
+        kept.is_empty(),
+        "routes BIRD re-announced went missing over its restart: {kept:?}"
+    );
     drop(bird);
 }

@@ -101,6 +101,8 @@ struct Inner {
     /// One permit per [`Fib::apply`] batch the worker has not taken in
     /// yet (see [`APPLY_QUEUE`]).
     apply_room: Arc<Semaphore>,
+    /// Routes of ours a previous run left in the kernel, found at start.
+    previous_run_routes: usize,
 }
 
 /// Batches of changes queued for the worker at most. The worker takes
@@ -154,6 +156,7 @@ impl Fib {
         // Subscribed before the dumps: nothing falls between them.
         let worker =
             worker::Worker::new(cfg.clone(), events, query, write, mon.fd(), stop.clone())?;
+        let previous_run_routes = worker.previous_run_routes();
         let mon_tx = tx.clone();
         let ours = monitor::Ours {
             table: cfg.table,
@@ -170,6 +173,7 @@ impl Fib {
             inner: Arc::new(Inner {
                 tx,
                 apply_room: Arc::new(Semaphore::new(APPLY_QUEUE)),
+                previous_run_routes,
             }),
         })
     }
@@ -200,6 +204,13 @@ impl Fib {
     /// no wanted route names it either.
     pub fn unwatch_nexthops(&self, addrs: Vec<IpAddr>) {
         self.send(Cmd::Unwatch(addrs));
+    }
+
+    /// How many routes of ours (table, protocol) a previous run left in the
+    /// kernel: its forwarding state, which survived it (SIGKILL, a graceful
+    /// restart exit, `keepOnExit`). Kept until [`Fib::initial_sync_done`].
+    pub fn previous_run_routes(&self) -> usize {
+        self.inner.previous_run_routes
     }
 
     /// Removes routes of a previous run that are not wanted now.

@@ -30,6 +30,11 @@ impl InitialSync {
         }
     }
 
+    /// Leftovers not removed yet (all of them until the sync runs).
+    pub(crate) fn leftover_count(&self) -> usize {
+        self.leftovers.as_ref().map_or(0, Vec::len)
+    }
+
     pub(crate) fn request(&mut self) {
         self.requested = true;
     }
@@ -136,9 +141,11 @@ mod tests {
     #[test]
     fn the_initial_sync_runs_once_when_requested() {
         let mut s = InitialSync::new(vec![(net("10.0.0.0/24"), 20)]);
+        assert_eq!(s.leftover_count(), 1);
         assert_eq!(s.take_due(), None, "not requested yet");
         s.request();
         assert_eq!(s.take_due(), Some(vec![(net("10.0.0.0/24"), 20)]));
+        assert_eq!(s.leftover_count(), 0, "synced");
         assert_eq!(s.take_due(), None);
         s.request();
         assert_eq!(s.take_due(), None, "synced already");

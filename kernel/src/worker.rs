@@ -118,6 +118,11 @@ impl Worker {
         })
     }
 
+    /// Routes of a previous run found at start (see `lifecycle`).
+    pub(crate) fn previous_run_routes(&self) -> usize {
+        self.sync.leftover_count()
+    }
+
     pub(crate) fn run(mut self, rx: mpsc::Receiver<Cmd>) {
         let mut waiting = Waiting::default();
         loop {

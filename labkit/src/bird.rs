@@ -174,6 +174,11 @@ pub struct BirdSpec {
     /// Where bird.conf, bird.ctl, bird.pid and bird.log go.
     pub dir: PathBuf,
     pub config: String,
+    /// `-R`: start in graceful restart recovery (after a crash or a
+    /// restart with `graceful restart on`): BIRD then sets the R and F bits
+    /// and its kernel protocols wait for the BGP End-of-RIBs before they
+    /// prune the routes the previous run left (RFC 4724 §4.1).
+    pub recovery: bool,
     /// Its own session, to outlive this program once [`Bird::detach`]ed.
     pub detached: bool,
     /// Its own process group (a Ctrl-C reaches only us).
@@ -185,6 +190,7 @@ impl BirdSpec {
         BirdSpec {
             dir: dir.to_path_buf(),
             config,
+            recovery: false,
             detached: false,
             own_process_group: false,
         }
@@ -211,12 +217,13 @@ impl Bird {
         let ctl = dir.join("bird.ctl").to_string_lossy().into_owned();
         let pid = dir.join("bird.pid").to_string_lossy().into_owned();
         let conf_s = conf.to_string_lossy().into_owned();
-        let mut spawn = Spawn::new(
-            "bird",
-            &["bird", "-f", "-c", &conf_s, "-s", &ctl, "-P", &pid],
-        )
-        .netns(ns)
-        .log(&dir.join("bird.log"));
+        let mut argv = vec!["bird", "-f", "-c", &conf_s, "-s", &ctl, "-P", &pid];
+        if spec.recovery {
+            argv.push("-R");
+        }
+        let mut spawn = Spawn::new("bird", &argv)
+            .netns(ns)
+            .log(&dir.join("bird.log"));
         if spec.detached {
             spawn = spawn.detached();
         } else if spec.own_process_group {

@@ -82,6 +82,16 @@ pub struct Neighbor {
     pub families: Vec<(Afi, Vec<String>)>,
 }
 
+/// `bgp graceful-restart` and its timers (seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GracefulRestart {
+    /// `restart-time`: what bgpd advertises, how long peers keep its routes.
+    pub restart_time: u16,
+    /// `stalepath-time`: how long bgpd keeps a restarted peer's stale
+    /// routes while it waits for the peer's End-of-RIB.
+    pub stalepath_time: u16,
+}
+
 /// bgpd's configuration, as the lab, the tests and the benchmark need it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BgpdConfig {
@@ -102,6 +112,9 @@ pub struct BgpdConfig {
     /// `bgp graceful-restart-disable`: a stopped router's routes go at
     /// once instead of lingering as stale.
     pub graceful_restart_disable: bool,
+    /// `bgp graceful-restart` (RFC 4724, restarting speaker and helper)
+    /// with these times.
+    pub graceful_restart: Option<GracefulRestart>,
     pub neighbors: Vec<Neighbor>,
     /// Raw text after the `router bgp` block (route-maps, ...).
     pub extra: String,
@@ -127,6 +140,13 @@ impl BgpdConfig {
         }
         if self.graceful_restart_disable {
             c += " bgp graceful-restart-disable\n";
+        }
+        if let Some(gr) = self.graceful_restart {
+            let _ = writeln!(
+                c,
+                " bgp graceful-restart\n bgp graceful-restart restart-time {}\n bgp graceful-restart stalepath-time {}",
+                gr.restart_time, gr.stalepath_time
+            );
         }
         for n in &self.neighbors {
             let a = &n.address;
@@ -407,6 +427,29 @@ impl Frr {
             .iter_mut()
             .find(|(x, _)| *x == d)
             .map(|(_, p)| p)
+    }
+
+    /// Start daemon `d` again after it was killed or stopped (a bgpd
+    /// restart: zebra, with graceful restart, kept bgpd's routes in the
+    /// kernel meanwhile). Returns once it serves again.
+    pub fn start_again(&mut self, ns: &Netns, d: Daemon) -> Result<()> {
+        if let Some(i) = self.daemons.iter().position(|(x, _)| *x == d) {
+            let (_, mut old) = self.daemons.remove(i);
+            old.stop(Duration::from_secs(5))?;
+        }
+        // The dead daemon's socket would pass the readiness check.
+        let _ = std::fs::remove_file(self.dir.join(d.ready_socket()));
+        let extra: &[String] = &[];
+        let p = self.start_daemon(ns, d, extra)?;
+        self.daemons.push((d, p));
+        if d == Daemon::Bgpd {
+            let instance = self.instance.clone();
+            let (_, bgpd) = self.daemons.last_mut().expect("just pushed");
+            bgpd.wait_ready("bgpd to answer vtysh", START_TIMEOUT, || {
+                vtysh_json(&instance, "show bgp summary json")
+            })?;
+        }
+        Ok(())
     }
 
     /// PIDs of every daemon (for RSS and CPU).

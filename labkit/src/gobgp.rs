@@ -43,6 +43,19 @@ pub struct Neighbor {
     pub families: Vec<String>,
 }
 
+/// Settings [`GobgpConfig::render_with`] gives every neighbor.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RenderOptions {
+    /// Graceful restart (RFC 4724) on for the neighbor and each of its
+    /// families, advertising this restart time in seconds (as Cilium's
+    /// `gracefulRestart: {enabled: true, restartTimeSeconds: N}`). Start
+    /// gobgpd with `-r` after a restart to set the R bit.
+    pub graceful_restart: Option<u16>,
+    /// `admin-down = true`: no session until `gobgp neighbor ADDR enable`
+    /// (so routes can be added first, as a restarted CNI agent does).
+    pub admin_down: bool,
+}
+
 /// gobgpd.toml.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GobgpConfig {
@@ -56,6 +69,11 @@ pub struct GobgpConfig {
 
 impl GobgpConfig {
     pub fn render(&self) -> String {
+        self.render_with(&RenderOptions::default())
+    }
+
+    /// [`GobgpConfig::render`] with the options for every neighbor.
+    pub fn render_with(&self, o: &RenderOptions) -> String {
         let mut t = String::from("[global.config]\n");
         let _ = writeln!(
             t,
@@ -72,6 +90,9 @@ impl GobgpConfig {
                 "    neighbor-address = \"{}\"\n    peer-as = {}",
                 n.address, n.peer_as
             );
+            if o.admin_down {
+                t += "    admin-down = true\n";
+            }
             if let Some(d) = &n.description {
                 let _ = writeln!(t, "    description = \"{d}\"");
             }
@@ -94,11 +115,20 @@ impl GobgpConfig {
                     tm.connect_retry, tm.hold_time, tm.keepalive_interval
                 );
             }
+            if let Some(secs) = o.graceful_restart {
+                let _ = writeln!(
+                    t,
+                    "  [neighbors.graceful-restart.config]\n    enabled = true\n    restart-time = {secs}"
+                );
+            }
             for f in &n.families {
                 let _ = writeln!(
                     t,
                     "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{f}\""
                 );
+                if o.graceful_restart.is_some() {
+                    t += "    [neighbors.afi-safis.mp-graceful-restart.config]\n      enabled = true\n";
+                }
             }
         }
         t
@@ -413,6 +443,40 @@ keepalive-interval = 3\n  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.conf
 afi-safi-name = \"ipv4-unicast\"\n  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      \
 afi-safi-name = \"ipv6-unicast\"\n";
         assert_eq!(c.render(), want);
+    }
+
+    #[test]
+    fn graceful_restart_for_the_neighbor_and_each_family() {
+        let c = GobgpConfig {
+            asn: 1,
+            router_id: "1.1.1.1".into(),
+            port: None,
+            neighbors: vec![Neighbor {
+                address: "10.0.0.1".into(),
+                peer_as: 2,
+                families: vec!["ipv4-unicast".into(), "ipv6-unicast".into()],
+                ..Default::default()
+            }],
+        };
+        assert!(!c.render().contains("graceful"));
+        let t = c.render_with(&RenderOptions {
+            graceful_restart: Some(120),
+            admin_down: true,
+        });
+        assert!(
+            t.contains("    peer-as = 2\n    admin-down = true\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("  [neighbors.graceful-restart.config]\n    enabled = true\n    restart-time = 120\n"),
+            "{t}"
+        );
+        assert_eq!(
+            t.matches("[neighbors.afi-safis.mp-graceful-restart.config]\n      enabled = true\n")
+                .count(),
+            2,
+            "{t}"
+        );
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub struct Session {
     pub remote_state: State,
     pub local_discr: u32,
     pub remote_discr: u32,
+    /// The remote's C bit (RFC 5880 §4.1): its BFD does not share fate
+    /// with its control plane, so its failure is a forwarding failure.
+    pub remote_control_plane_independent: bool,
     pub local_diag: u8,
     timers: Timers,
     /// bfd.DesiredMinTxInterval as we send it, µs.
@@ -85,6 +88,7 @@ impl Session {
             remote_min_rx: 1,
             remote_desired_tx: 0,
             remote_detect_mult: 0,
+            remote_control_plane_independent: false,
             poll: false,
         }
     }
@@ -215,6 +219,7 @@ impl Session {
         self.remote_min_rx = p.required_min_rx;
         self.remote_desired_tx = p.desired_min_tx;
         self.remote_detect_mult = p.detect_mult;
+        self.remote_control_plane_independent = p.control_plane_independent;
         if p.final_ && self.poll {
             self.poll = false;
         }

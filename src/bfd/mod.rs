@@ -484,6 +484,7 @@ impl SessionTask {
             address: self.peer.address,
             state: to,
             teardown: closes_bgp(from, to, self.session.remote_state),
+            control_plane_independent: self.session.remote_control_plane_independent,
         });
     }
 }

@@ -95,6 +95,13 @@ pub struct GracefulRestart {
     /// its End-of-RIB.
     #[serde(default = "default_stale_time")]
     pub stale_time: u32,
+    /// RFC 4724 §4.1 Selection_Deferral_Timer, router-wide (1..=3600 s):
+    /// after a restart (our routes still in the kernel), the most we wait
+    /// for every peer's End-of-RIB before our routes go to the kernel and
+    /// our End-of-RIB to the peers; on any start, the longest a previous
+    /// run's routes stay while peers come up.
+    #[serde(default = "default_selection_deferral_time")]
+    pub selection_deferral_time: u16,
 }
 
 impl Default for GracefulRestart {
@@ -103,6 +110,7 @@ impl Default for GracefulRestart {
             enabled: false,
             restart_time: default_restart_time(),
             stale_time: default_stale_time(),
+            selection_deferral_time: default_selection_deferral_time(),
         }
     }
 }
@@ -533,6 +541,8 @@ impl Peer {
             enabled: o.enabled.unwrap_or(base.enabled),
             restart_time: o.restart_time.unwrap_or(base.restart_time),
             stale_time: o.stale_time.unwrap_or(base.stale_time),
+            // Router-wide: no per-peer key.
+            selection_deferral_time: base.selection_deferral_time,
         }
     }
 
@@ -593,6 +603,9 @@ fn default_restart_time() -> u16 {
 }
 fn default_stale_time() -> u32 {
     360
+}
+fn default_selection_deferral_time() -> u16 {
+    30
 }
 fn default_socket() -> PathBuf {
     PathBuf::from("/run/kroute/kroute.sock")

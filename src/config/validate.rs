@@ -33,6 +33,13 @@ pub(super) fn validate(c: &Config) -> Result<(), Invalid> {
 
     check_graceful_restart(&router.key("gracefulRestart"), &c.router.graceful_restart)?;
     check_http(c)?;
+    let deferral = c.router.graceful_restart.selection_deferral_time;
+    if !(1..=3600).contains(&deferral) {
+        return Err((
+            router.key("gracefulRestart").key("selectionDeferralTime"),
+            format!("selectionDeferralTime {deferral} is out of range (1..=3600 seconds)"),
+        ));
+    }
 
     let policy_names = check_policies(c)?;
     let peer_names = check_peers(c, &policy_names)?;
@@ -374,6 +381,7 @@ mod graceful_restart_tests {
             enabled: false,
             restart_time: 120,
             stale_time: 360,
+            selection_deferral_time: 30,
         };
         assert_eq!(c.router.graceful_restart, d);
         assert_eq!(c.peers[0].graceful_restart_or(&c.router), d);
@@ -394,6 +402,7 @@ mod graceful_restart_tests {
                 enabled: true,
                 restart_time: 60,
                 stale_time: 30,
+                selection_deferral_time: 30,
             }
         );
         assert!(c.graceful_restart_enabled());
@@ -413,6 +422,20 @@ mod graceful_restart_tests {
         );
         let e = invalid(&with("", ", gracefulRestart: { staleTime: 0 }"));
         assert!(e.starts_with("peers[0].gracefulRestart.staleTime: "), "{e}");
+        let e = invalid(&with(", gracefulRestart: { selectionDeferralTime: 0 }", ""));
+        assert!(
+            e.starts_with("router.gracefulRestart.selectionDeferralTime: ")
+                && e.contains("1..=3600"),
+            "{e}"
+        );
+        // Router-wide: a peer has no such key.
+        let e = serde_yaml_ng::from_str::<Config>(&with(
+            "",
+            ", gracefulRestart: { selectionDeferralTime: 5 }",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("unknown field `selectionDeferralTime`"), "{e}");
         let e = serde_yaml_ng::from_str::<Config>(&with("", ", gracefulRestart: { restart: 1 }"))
             .unwrap_err()
             .to_string();

@@ -1,5 +1,6 @@
-//! Graceful restart, the helper side (RFC 4724 §4.2), for the router task:
-//! the clock around the RIB's stale paths (`rib::Rib::peer_restarting`).
+//! Graceful restart for the router task: the helper side (RFC 4724 §4.2),
+//! the clock around the RIB's stale paths (`rib::Rib::peer_restarting`),
+//! and the restarting side's selection deferral (§4.1, [`Deferral`]).
 //!
 //! A GR peer's session is lost (no NOTIFICATION) → its paths stay, stale,
 //! for up to its restart time (ours when lower). It comes back → the
@@ -7,12 +8,15 @@
 //! its End-of-RIB (the RIB drops what was not re-sent) for at most
 //! `staleTime`. Either time running out removes what is still stale.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ipnet::IpNet;
 use tracing::{info, warn};
-use wire::Family;
+use wire::{Family, NextHop};
 
-use rib::{Outputs, PeerId, Rib};
+use rib::{FibChange, Outputs, PeerId, Rib};
 
 use crate::config::GracefulRestart;
 use crate::events::PeerGracefulRestart;
@@ -57,23 +61,72 @@ pub(super) fn session_lost(
     p: &GrPeer,
     out: &mut Outputs,
 ) -> Option<Option<StaleWait>> {
+    // §4.2: only the families in its capability are kept.
+    let families = p.capability?.families.clone();
+    keep_stale(rib, p, &families, "session lost", out)
+}
+
+/// The families whose routes a BFD Down leaves stale (RFC 5882 §4.3.2):
+/// when the peer's BFD shares fate with its control plane (C bit clear),
+/// a BFD failure may be that control plane restarting, and where the peer
+/// says its forwarding survives such a restart (F bit) graceful restart
+/// applies; a control-plane-independent BFD (C bit set) failing is a
+/// forwarding failure, and without the F bit nothing forwards on: those
+/// routes go at once.
+pub(super) fn bfd_down_keeps(
+    capability: Option<&PeerGracefulRestart>,
+    control_plane_independent: bool,
+) -> Vec<Family> {
+    match capability {
+        Some(c) if !control_plane_independent && c.restart_time > 0 => c
+            .forwarding_preserved
+            .iter()
+            .copied()
+            .filter(|f| c.families.contains(f))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// BFD declared the peer down: its routes of `families` stay stale as
+/// after a lost session (see [`bfd_down_keeps`]); None when there are none.
+pub(super) fn bfd_down(
+    rib: &mut Rib,
+    p: &GrPeer,
+    families: &[Family],
+    out: &mut Outputs,
+) -> Option<Option<StaleWait>> {
+    if families.is_empty() {
+        return None;
+    }
+    keep_stale(rib, p, families, "BFD down (C bit clear, F bit set)", out)
+}
+
+/// Keep the peer's paths of `families` stale for its restart time (ours
+/// when lower); the others go now.
+fn keep_stale(
+    rib: &mut Rib,
+    p: &GrPeer,
+    families: &[Family],
+    why: &str,
+    out: &mut Outputs,
+) -> Option<Option<StaleWait>> {
     let cap = p.capability?;
     let secs = cap.restart_time.min(p.ours.restart_time);
-    if secs == 0 || cap.families.is_empty() {
+    if secs == 0 || families.is_empty() {
         return None;
     }
     let kept = rib.peer_restarting(p.id);
-    // §4.2: only the families in its capability are kept.
     let unlisted: Vec<Family> = FAMILIES
         .into_iter()
-        .filter(|f| !cap.families.contains(f))
+        .filter(|f| !families.contains(f))
         .collect();
     let stale = kept - rib.remove_stale(p.id, Some(&unlisted), out);
     info!(
         peer = %p.name,
         stale,
         restart_time = secs,
-        "session lost; graceful restart: keeping its routes as stale while it restarts"
+        "{why}; graceful restart: keeping its routes as stale while it restarts"
     );
     Some((stale > 0).then(|| StaleWait {
         until: Instant::now() + Duration::from_secs(u64::from(secs)),
@@ -144,4 +197,135 @@ pub(super) fn tick(
         }
     );
     None
+}
+
+/// RFC 4724 §4.1, the restarting speaker: "the Restarting Speaker MUST
+/// NOT perform route selection until it has received End-of-RIB from all
+/// its peers (or the Selection_Deferral_Timer expired)". The RIB decides
+/// as routes arrive (so it can answer `explain` and tell the peers), but
+/// what it wants in the kernel is held here, latest per prefix, while the
+/// kernel keeps forwarding on the previous run's routes; when the wait is
+/// over the result goes to the FIB in one pass and only then the
+/// previous run's leftovers are removed. A prefix that exists before and
+/// after is replaced in place, never missing; ECMP sets do not shrink and
+/// grow again as the sessions come up one by one.
+#[derive(Debug, Default)]
+pub(super) struct Deferral {
+    held: BTreeMap<IpNet, Arc<Vec<NextHop>>>,
+}
+
+impl Deferral {
+    /// Keep `changes` back (a later change of a prefix replaces an earlier).
+    pub(super) fn hold(&mut self, changes: Vec<FibChange>) {
+        for c in changes {
+            self.held.insert(c.prefix, c.next_hops);
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.held.len()
+    }
+
+    /// The changes held, one per prefix, in prefix order.
+    pub(super) fn release(self) -> impl Iterator<Item = FibChange> {
+        self.held
+            .into_iter()
+            .map(|(prefix, next_hops)| FibChange { prefix, next_hops })
+    }
+}
+
+/// Whether the initial convergence may wait for this peer's End-of-RIB:
+/// not when it restarts itself (R bit): it waits for ours before it sends
+/// its own (§4.1 excludes such peers, else both would wait for ever).
+pub(super) fn waits_for_end_of_rib(capability: Option<&PeerGracefulRestart>) -> bool {
+    !capability.is_some_and(|c| c.restarting)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rib::no_next_hops;
+
+    fn change(prefix: &str, hops: &[&str]) -> FibChange {
+        FibChange {
+            prefix: prefix.parse().unwrap(),
+            next_hops: Arc::new(
+                hops.iter()
+                    .map(|a| NextHop::new(a.parse().unwrap()))
+                    .collect(),
+            ),
+        }
+    }
+
+    #[test]
+    fn deferral_keeps_the_latest_change_per_prefix_in_prefix_order() {
+        let mut d = Deferral::default();
+        d.hold(vec![
+            change("fd00:101:224:2::/64", &["fd00:101::fffc"]),
+            change("10.0.0.0/24", &["10.1.0.2"]),
+        ]);
+        // The ECMP set grows as the other upstreams come up; one prefix
+        // is withdrawn again.
+        d.hold(vec![
+            change("fd00:101:224:2::/64", &["fd00:101::fffc", "fd00:101::fffd"]),
+            FibChange {
+                prefix: "10.0.0.0/24".parse().unwrap(),
+                next_hops: no_next_hops(),
+            },
+        ]);
+        assert_eq!(d.len(), 2);
+        let out: Vec<FibChange> = d.release().collect();
+        assert_eq!(
+            out,
+            vec![
+                FibChange {
+                    prefix: "10.0.0.0/24".parse().unwrap(),
+                    next_hops: no_next_hops(),
+                },
+                change("fd00:101:224:2::/64", &["fd00:101::fffc", "fd00:101::fffd"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn bfd_down_keeps_only_forwarding_families_of_a_fate_sharing_bfd() {
+        let cap = PeerGracefulRestart {
+            restarting: false,
+            restart_time: 120,
+            families: vec![Family::Ipv4Unicast, Family::Ipv6Unicast],
+            forwarding_preserved: vec![Family::Ipv6Unicast],
+        };
+        assert_eq!(bfd_down_keeps(Some(&cap), false), [Family::Ipv6Unicast]);
+        assert!(
+            bfd_down_keeps(Some(&cap), true).is_empty(),
+            "C bit: a forwarding failure"
+        );
+        assert!(bfd_down_keeps(None, false).is_empty(), "no GR");
+        let no_f = PeerGracefulRestart {
+            forwarding_preserved: vec![],
+            ..cap.clone()
+        };
+        assert!(bfd_down_keeps(Some(&no_f), false).is_empty(), "no F bit");
+        let no_time = PeerGracefulRestart {
+            restart_time: 0,
+            ..cap
+        };
+        assert!(bfd_down_keeps(Some(&no_time), false).is_empty());
+    }
+
+    #[test]
+    fn a_restarting_peer_is_not_waited_for() {
+        let cap = |restarting| PeerGracefulRestart {
+            restarting,
+            restart_time: 120,
+            families: vec![Family::Ipv6Unicast],
+            forwarding_preserved: vec![Family::Ipv6Unicast],
+        };
+        assert!(
+            waits_for_end_of_rib(None),
+            "no GR: its End-of-RIB or the grace"
+        );
+        assert!(waits_for_end_of_rib(Some(&cap(false))));
+        assert!(!waits_for_end_of_rib(Some(&cap(true))));
+    }
 }
