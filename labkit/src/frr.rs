@@ -717,7 +717,7 @@ neighbor fd00::2 activate\n exit-address-family\n!\nroute-map X permit 10\n!\n";
     #[test]
     fn graceful_restart_with_its_timers() {
         let mut c = sample();
-        assert!(!c.render().contains("graceful-restart"));
+        assert!(!c.render().contains(" bgp graceful-restart\n"));
         c.graceful_restart = Some(GracefulRestart {
             restart_time: 30,
             stalepath_time: 45,
