@@ -731,3 +731,108 @@ fn bird_killed_routes_stay_until_it_is_back() {
     );
     drop(bird);
 }
+
+/// The selection deferral (RFC 4724 §4.1): an ECMP route over two GoBGP
+/// peers stays in kroute's kernel exactly as the previous run left it
+/// (both next hops, polled every 50 ms) while kroute restarts after
+/// SIGKILL and only one peer is back: the RIB's one-path result is held
+/// until the other peer's End-of-RIB. (B is held off by a blackhole route
+/// towards kroute in B's namespace.) Without the deferral the route would
+/// shrink to A's next hop for as long as B is away.
+#[test]
+fn ecmp_route_untouched_until_every_peer_is_back() {
+    const ECMP: &str = "10.201.0.0/24";
+    let k_ns = netns("kgre");
+    let a_ns = netns("agre");
+    let b_ns = netns("bgre");
+    veth(&k_ns, &a_ns, &["10.1.0.1/24"], &["10.1.0.2/24"]);
+    veth(&k_ns, &b_ns, &["10.2.0.1/24"], &["10.2.0.2/24"]);
+    let mut cfg = k::config(K_ASN, "10.255.0.1");
+    cfg.router.hold_time = 9;
+    cfg.router.connect_retry = 2;
+    cfg.router.multipath_relax = true;
+    cfg.router.graceful_restart.enabled = true;
+    cfg.peers
+        .push(k::peer("a", "10.1.0.2", G_ASN, &["ipv4-unicast"]));
+    cfg.peers
+        .push(k::peer("b", "10.2.0.2", G_ASN + 1, &["ipv4-unicast"]));
+    let mut kroute = Kroute::start(&k_ns, cfg);
+    let dir = test_dir("gr-gre");
+    let start = |ns: &Netns, sub: &str, conf: String| {
+        let d = dir.path().join(sub);
+        std::fs::create_dir_all(&d).unwrap();
+        Gobgp::start(ns, &GobgpSpec::new(&d, conf)).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let a = start(
+        &a_ns,
+        "a",
+        gobgp_config_at("10.1.0.1", "10.1.0.2", true, false),
+    );
+    let b_conf = gobgp_config_at("10.2.0.1", "10.2.0.2", true, false)
+        .replace(&format!("as = {G_ASN}"), &format!("as = {}", G_ASN + 1));
+    let b = start(&b_ns, "b", b_conf);
+    for g in [&a, &b] {
+        g.cli()
+            .run(&["global", "rib", "add", "-a", "ipv4", ECMP])
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let both = |ns: &Netns| -> Result<(), String> {
+        let mut gws: Vec<String> = route_via(ns, ECMP)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(gw, _)| gw)
+            .collect();
+        gws.sort();
+        if gws == ["10.1.0.2", "10.2.0.2"] {
+            Ok(())
+        } else {
+            Err(format!("{ECMP} via {gws:?}"))
+        }
+    };
+    wait_until(CONVERGE, "the ECMP route over A and B", || both(&k_ns));
+
+    let ns_name = k_ns.name().to_string();
+    let watch = Watch::start(move || {
+        let ns = Netns::open(&ns_name).unwrap_or_else(|e| panic!("{e}"));
+        both(&ns).err().into_iter().collect()
+    });
+    kroute.kill();
+    let hold_off = ["route", "add", "blackhole", "10.2.0.1/32"];
+    b_ns.ip(&hold_off).unwrap_or_else(|e| panic!("{e}"));
+    thread::sleep(Duration::from_secs(1));
+    kroute.start_again(&k_ns);
+    wait_until(CONVERGE, "kroute's session a again", || {
+        kroute.established("a")
+    });
+    // A is back and has sent its End-of-RIB; B is not: the route is still
+    // the previous run's, over both.
+    thread::sleep(Duration::from_secs(4));
+    both(&k_ns).unwrap_or_else(|e| panic!("while B is away: {e}"));
+    assert!(
+        !kroute.log_tails(400).contains("selection deferral over"),
+        "the deferral ended without B"
+    );
+    b_ns.ip(&["route", "del", "blackhole", "10.2.0.1/32"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    wait_until(CONVERGE, "kroute's session b again", || {
+        kroute.established("b")
+    });
+    wait_until(CONVERGE, "the selection deferral to end", || {
+        if kroute.log_tails(400).contains("selection deferral over") {
+            Ok(())
+        } else {
+            Err("not yet".into())
+        }
+    });
+    thread::sleep(Duration::from_secs(2));
+    let (misses, polls) = watch.finish();
+    assert!(polls > 40, "{polls} polls");
+    assert!(
+        misses.is_empty(),
+        "the route changed over kroute's restart ({} polls of {polls}), first: {:?}",
+        misses.len(),
+        misses.first()
+    );
+    both(&k_ns).unwrap_or_else(|e| panic!("{e}"));
+    drop((a, b));
+}

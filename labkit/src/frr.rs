@@ -715,6 +715,24 @@ neighbor fd00::2 activate\n exit-address-family\n!\nroute-map X permit 10\n!\n";
     }
 
     #[test]
+    fn graceful_restart_with_its_timers() {
+        let mut c = sample();
+        assert!(!c.render().contains(" bgp graceful-restart\n"));
+        c.graceful_restart = Some(GracefulRestart {
+            restart_time: 30,
+            stalepath_time: 45,
+        });
+        let t = c.render();
+        assert!(
+            t.contains(
+                " bgp graceful-restart\n bgp graceful-restart restart-time 30\n \
+                 bgp graceful-restart stalepath-time 45\n"
+            ),
+            "{t}"
+        );
+    }
+
+    #[test]
     fn family_without_neighbors_has_no_block() {
         let mut c = sample();
         c.neighbors.retain(|n| n.address == "10.0.0.9");
