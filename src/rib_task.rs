@@ -93,6 +93,11 @@ pub struct RouterTask {
     initial_sync_done: bool,
     /// What we last gave the RIB to originate (interface addresses change).
     originated: Vec<rib::Origination>,
+    /// Kubernetes mode: what the API says to originate (pod CIDRs, Service
+    /// addresses), set by the Kubernetes task.
+    cluster_originated: Vec<rib::Origination>,
+    /// Kubernetes mode: the config comes from the cluster, not a file.
+    from_cluster: bool,
     /// The peers the listener lets in, republished on reload.
     access: watch::Sender<AccessList>,
     /// ROUTE-REFRESH answers in the outputs not yet flushed.
@@ -256,11 +261,20 @@ impl RouterTask {
             started: Instant::now(),
             initial_sync_done: false,
             originated: Vec::new(),
+            cluster_originated: Vec::new(),
+            from_cluster: false,
             access,
             refreshes_answered: Vec::new(),
             import_log: rib::ImportLog::new(IMPORT_LOG_WINDOW),
             bfd,
         }
+    }
+
+    /// Kubernetes mode: the config is applied by the Kubernetes task
+    /// ([`RibEvent::ApplyConfig`]); there is no file to reload.
+    pub fn config_from_cluster(mut self) -> RouterTask {
+        self.from_cluster = true;
+        self
     }
 
     fn add_peer(&mut self, p: &config::Peer) {
@@ -458,7 +472,8 @@ impl RouterTask {
 
     /// Give the RIB the prefixes to originate if they changed.
     fn refresh_originations(&mut self, out: &mut Outputs) {
-        let now = originations(&self.config);
+        let mut now = originations(&self.config);
+        now.extend(self.cluster_originated.iter().cloned());
         if now != self.originated {
             let mut shown: Vec<String> = now.iter().take(8).map(|o| o.prefix.to_string()).collect();
             if now.len() > 8 {
@@ -657,6 +672,17 @@ impl RouterTask {
                 if let Err(e) = self.reload(out) {
                     error!("reload failed, still running the previous config: {e}");
                 }
+            }
+            RibEvent::ApplyConfig { config, done } => {
+                let result = self.apply_config(*config, out);
+                if let Err(e) = &result {
+                    error!("cluster config not applied, still running the previous one: {e}");
+                }
+                let _ = done.send(result);
+            }
+            RibEvent::ClusterOriginations(prefixes) => {
+                self.cluster_originated = prefixes;
+                self.refresh_originations(out);
             }
             RibEvent::Shutdown { done } => return Some(done),
         }
@@ -860,10 +886,18 @@ impl RouterTask {
         let _ = reply.send(resp);
     }
 
-    /// Apply a changed config file, touching only what changed. Returns a
-    /// list of what was done, in words.
+    /// Re-read the config file and apply it ([`RouterTask::apply_config`]).
     fn reload(&mut self, out: &mut Outputs) -> Result<Vec<String>, String> {
+        if self.from_cluster {
+            return Err("in Kubernetes mode the config comes from the KrouteConfig objects: edit those (it is applied as it changes)".into());
+        }
         let new = config::load(&self.config_path).map_err(|e| e.to_string())?;
+        self.apply_config(new, out)
+    }
+
+    /// Apply a changed config, touching only what changed (an unchanged
+    /// peer keeps its session). Returns a list of what was done, in words.
+    fn apply_config(&mut self, new: Config, out: &mut Outputs) -> Result<Vec<String>, String> {
         let mut done = Vec::new();
         if new.router.asn != self.config.router.asn
             || new.router.router_id != self.config.router.router_id
