@@ -24,7 +24,7 @@ pub use password::Password;
 pub use schema::{
     Advertise, Api, Bfd, Config, GracefulRestart, GracefulRestartOverride, GroupName, Kernel,
     LimitAction, Listen, MaxPrefixes, Peer, PodCidrSource, PodCidrs, PrefixLimit, Router,
-    ServiceAddresses,
+    SecretRef, ServiceAddresses,
 };
 use validate::validate;
 
@@ -78,7 +78,22 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 }
 
 /// Parse and check config text; `file_name` is used in error messages.
+/// A file has no Secrets: `passwordSecretRef` is an error here.
 pub fn parse(text: &str, file_name: &str) -> Result<Config, ConfigError> {
+    parse_with_secrets(text, file_name, None)
+}
+
+/// Looks up a `passwordSecretRef` (Kubernetes mode): the Secret's value,
+/// or why there is none.
+pub type SecretLookup<'a> = &'a dyn Fn(&SecretRef) -> Result<String, String>;
+
+/// [`parse`], with `peers[].passwordSecretRef` resolved through `secrets`
+/// (`None`: not allowed, as in a file).
+pub fn parse_with_secrets(
+    text: &str,
+    file_name: &str,
+    secrets: Option<SecretLookup<'_>>,
+) -> Result<Config, ConfigError> {
     // Syntax first, so the errors below are all about content.
     // (Not into a `Value`: that rejects duplicate keys without a key path.)
     let doc: Option<serde::de::IgnoredAny> =
@@ -95,18 +110,48 @@ pub fn parse(text: &str, file_name: &str) -> Result<Config, ConfigError> {
     let de = serde_yaml_ng::Deserializer::from_str(text);
     let mut config: Config = serde_path_to_error::deserialize(de)
         .map_err(|e| ConfigError::from_serde(file_name, text, e))?;
-    read_password_files(&mut config, Path::new(file_name))
+    read_password_files(&mut config, Path::new(file_name), secrets)
         .map_err(|(path, message)| ConfigError::at(file_name, text, &path, message))?;
     validate(&config)
         .map_err(|(path, message)| ConfigError::at(file_name, text, &path, message))?;
     Ok(config)
 }
 
-/// Fill `password` from `passwordFile` for every peer that has one. A
-/// relative path is relative to the config file's directory.
-fn read_password_files(c: &mut Config, config_file: &Path) -> Result<(), (KeyPath, String)> {
+/// Fill `password` from `passwordFile` or `passwordSecretRef` for every
+/// peer that has one. A relative path is relative to the config file's
+/// directory.
+fn read_password_files(
+    c: &mut Config,
+    config_file: &Path,
+    secrets: Option<SecretLookup<'_>>,
+) -> Result<(), (KeyPath, String)> {
     let base = config_file.parent().unwrap_or(Path::new("."));
     for (i, peer) in c.peers.iter_mut().enumerate() {
+        if let Some(r) = &peer.password_secret_ref {
+            let path = KeyPath::default()
+                .key("peers")
+                .index(i)
+                .key("passwordSecretRef");
+            if peer.password.is_some() || peer.password_file.is_some() {
+                return Err((
+                    path,
+                    "give one of `password`, `passwordFile` or `passwordSecretRef`".to_string(),
+                ));
+            }
+            let Some(lookup) = secrets else {
+                return Err((
+                    path,
+                    "Secrets are read only in Kubernetes mode (kroute daemon --kubernetes); \
+                     in a file use `password` or `passwordFile`"
+                        .to_string(),
+                ));
+            };
+            let value = lookup(r).map_err(|m| (path.clone(), m))?;
+            let what = format!("Secret {:?} key {:?}", r.name, r.key);
+            peer.password =
+                Some(password::referenced(&value).map_err(|m| (path, format!("{what}: {m}")))?);
+            continue;
+        }
         let Some(file) = &peer.password_file else {
             continue;
         };

@@ -36,7 +36,8 @@ impl Password {
         self.key.len()
     }
 
-    /// Read from `passwordFile` (so `to_yaml` writes the file name, not the key).
+    /// Read from `passwordFile` or `passwordSecretRef` (so `to_yaml` writes
+    /// the file name or the reference, not the key).
     pub fn from_file(&self) -> bool {
         self.from_file
     }
@@ -75,11 +76,19 @@ pub(super) fn not_inline(p: &Option<Password>) -> bool {
 pub(super) fn read_file(file: &Path) -> Result<Password, String> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    referenced(&text).map_err(|m| format!("{}: {m}", file.display()))
+}
+
+/// The key held elsewhere (a file, a Secret's value): one trailing newline
+/// (`\n` or `\r\n`) stripped, as `echo KEY > file` or
+/// `kubectl create secret --from-file` leave one; 1..=80 bytes. Like a
+/// file's key it is never written back by `to_yaml` (the reference is).
+pub(super) fn referenced(text: &str) -> Result<Password, String> {
     let key = text
         .strip_suffix('\n')
         .map(|k| k.strip_suffix('\r').unwrap_or(k))
-        .unwrap_or(&text);
-    check_len(key.len()).map_err(|m| format!("{}: {m}", file.display()))?;
+        .unwrap_or(text);
+    check_len(key.len())?;
     Ok(Password {
         key: key.to_string(),
         from_file: true,

@@ -276,6 +276,10 @@ pub struct Peer {
     /// newline stripped; read at load and reload).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
+    /// Kubernetes mode only: the TCP-MD5 key from a Secret in kroute's
+    /// namespace, instead of `password` / `passwordFile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret_ref: Option<SecretRef>,
     /// For a peer on a loopback address: the uids whose sockets may connect
     /// as this peer (anyone else on the node could otherwise impersonate it).
     #[serde(default = "default_local_users")]
@@ -316,6 +320,14 @@ pub struct Peer {
         skip_serializing_if = "Option::is_none"
     )]
     pub bfd: Option<Bfd>,
+}
+
+/// `peers[].passwordSecretRef`: key `key` of Secret `name`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretRef {
+    pub name: String,
+    pub key: String,
 }
 
 /// `peers[].bfd` timers: we send every `interval` ms (at most) and want

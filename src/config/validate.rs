@@ -316,6 +316,16 @@ fn check_advertise(c: &Config) -> Result<(), Invalid> {
                         .to_string(),
                 ));
             }
+            if let Some(sel) = &s.selector {
+                let none = std::collections::BTreeMap::new();
+                if let Err((at, message)) = crate::kubernetes::render::selector_matches(sel, &none)
+                {
+                    return Err((
+                        path.key("services").key("selector"),
+                        format!("{at}: {message}"),
+                    ));
+                }
+            }
         }
         for (j, ifname) in a.interfaces.iter().enumerate() {
             // Linux: IFNAMSIZ is 16 with the NUL; no '/' or whitespace.

@@ -2,18 +2,18 @@
 //! (`advertise[].podCIDRs`) and the addresses of the selected Services
 //! (`advertise[].services`), each with its entry's communities.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::ResourceExt;
 use tracing::warn;
 
 use super::cilium::CiliumNode;
+use super::render::selector_matches;
 use crate::config::{Advertise, PodCidrSource, ServiceAddresses};
 
 /// The objects the advertisements are computed from.
@@ -98,7 +98,9 @@ fn service_prefixes(s: &ServiceAddresses, view: &ClusterView) -> Vec<IpNet> {
     let mut out = Vec::new();
     for svc in &view.services {
         if let Some(sel) = &s.selector {
-            if !selector_matches(sel, svc.labels()) {
+            // A malformed selector (the config check rejects those)
+            // selects nothing.
+            if !selector_matches(sel, svc.labels()).unwrap_or(false) {
                 continue;
             }
         }
@@ -169,29 +171,6 @@ fn has_ready_local_endpoint(svc: &Service, view: &ClusterView) -> bool {
                     && e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true)
             })
     })
-}
-
-/// Kubernetes label selector semantics: every `matchLabels` pair and every
-/// `matchExpressions` requirement holds; an empty selector matches all.
-pub fn selector_matches(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let pairs = sel
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    let exprs = sel.match_expressions.iter().flatten().all(|e| {
-        let values = e.values.as_deref().unwrap_or_default();
-        let value = labels.get(&e.key);
-        match e.operator.as_str() {
-            "In" => value.is_some_and(|v| values.contains(v)),
-            "NotIn" => value.is_none_or(|v| !values.contains(v)),
-            "Exists" => value.is_some(),
-            "DoesNotExist" => value.is_none(),
-            // The API server rejects other operators; match nothing.
-            _ => false,
-        }
-    });
-    pairs && exprs
 }
 
 #[cfg(test)]
@@ -286,27 +265,5 @@ mod tests {
             prefixes(&originations(&ads, &view)),
             ["192.0.2.10/32", "192.0.2.11/32"]
         );
-    }
-
-    #[test]
-    fn selectors_follow_kubernetes_semantics() {
-        let sel: LabelSelector = serde_json::from_value(serde_json::json!({
-            "matchLabels": { "app": "web" },
-            "matchExpressions": [{ "key": "tier", "operator": "NotIn", "values": ["internal"] }],
-        }))
-        .unwrap();
-        let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
-        assert!(selector_matches(&sel, &labels(&[("app", "web")])));
-        assert!(!selector_matches(
-            &sel,
-            &labels(&[("app", "web"), ("tier", "internal")])
-        ));
-        assert!(!selector_matches(&sel, &labels(&[("app", "api")])));
-        assert!(selector_matches(&LabelSelector::default(), &labels(&[])));
     }
 }

@@ -11,7 +11,6 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use tracing::{info, warn};
 
-use super::advertise::selector_matches;
 use super::crd::KrouteConfig;
 use super::watch::Watches;
 
@@ -96,11 +95,7 @@ impl Conditions {
         let api: Api<KrouteConfig> = Api::all(client.clone());
         let prefix = format!("node {}:", self.node);
         for cfg in watches.configs.objects() {
-            let selected = cfg
-                .spec
-                .node_selector
-                .as_ref()
-                .is_none_or(|s| selector_matches(s, node.labels()));
+            let selected = super::render::selects(&cfg, &node).unwrap_or(true);
             if !selected {
                 continue;
             }

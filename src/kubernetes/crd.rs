@@ -20,7 +20,9 @@ use serde::{Deserialize, Serialize};
     shortname = "kcfg",
     status = "KrouteConfigStatus"
 )]
-#[serde(rename_all = "camelCase")]
+// Unknown keys are refused, as in the file: the API server prunes them
+// (structural schema), but `kroute config check` reads the manifest itself.
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KrouteConfigSpec {
     /// The nodes this config applies to; absent: every node.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -3,7 +3,8 @@
 //! Service addresses advertised from the API, and the node's routing health
 //! written back as a `KrouteNodeState`.
 //!
-//! Layout: `crd` (the `KrouteConfig` resource), `state` (the
+//! Layout: `crd` (the `KrouteConfig` resource), `render` (a node's config
+//! from the configs that select it), `state` (the
 //! `KrouteNodeState` resource); the CRDs are generated from their types.
 //! The daemon side: `client` (connecting), `watch` (the reflectors),
 //! `run` (the task that renders, applies and advertises), `advertise`
@@ -18,6 +19,7 @@ pub mod client;
 pub mod cluster_check;
 pub mod conditions;
 pub mod crd;
+pub mod render;
 pub mod run;
 pub mod state;
 pub mod watch;
@@ -29,56 +31,38 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{Node, Secret};
 use kube::ResourceExt;
 
-use crate::config::{self, Config};
 use crd::KrouteConfig;
 
-/// The config for `node` from the `KrouteConfig`s that select it.
-///
-/// Interim, until the renderer (`render.rs`: templates, conflicts,
-/// `passwordSecretRef`) is merged: exactly one selecting config, its
-/// sections taken as they are.
+/// The config for `node` from the `KrouteConfig`s that select it
+/// ([`render::render`]), `passwordSecretRef` read from `secrets`.
 pub fn render_for_node(
     configs: &[Arc<KrouteConfig>],
     node: &Node,
-    _secrets: &[Arc<Secret>],
-) -> Result<Config, String> {
-    let selecting: Vec<&Arc<KrouteConfig>> = configs
-        .iter()
-        .filter(|c| {
-            c.spec
-                .node_selector
-                .as_ref()
-                .is_none_or(|s| advertise::selector_matches(s, node.labels()))
-        })
-        .collect();
-    let cfg = match selecting.as_slice() {
-        [] => return Err(format!("no KrouteConfig selects node {}", node.name_any())),
-        [one] => one,
-        many => {
-            return Err(format!(
-                "several KrouteConfigs select node {}: {}",
-                node.name_any(),
-                many.iter()
-                    .map(|c| c.name_any())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
+    secrets: &[Arc<Secret>],
+) -> Result<render::Rendered, render::RenderError> {
+    let configs: Vec<KrouteConfig> = configs.iter().map(|c| KrouteConfig::clone(c)).collect();
+    render::render(&configs, node, &Secrets(secrets))
+}
+
+/// The Secrets the watcher holds (kroute's namespace only).
+struct Secrets<'a>(&'a [Arc<Secret>]);
+
+impl render::SecretSource for Secrets<'_> {
+    fn secret(&self, name: &str, key: &str) -> Result<String, String> {
+        let secret = self
+            .0
+            .iter()
+            .find(|s| s.name_any() == name)
+            .ok_or_else(|| format!("no Secret {name:?} in kroute's namespace"))?;
+        if let Some(v) = secret.string_data.as_ref().and_then(|d| d.get(key)) {
+            return Ok(v.clone());
         }
-    };
-    let mut doc = serde_json::Map::new();
-    let s = &cfg.spec;
-    for (key, v) in [
-        ("router", &s.router),
-        ("api", &s.api),
-        ("kernel", &s.kernel),
-        ("peers", &s.peers),
-        ("policies", &s.policies),
-        ("advertise", &s.advertise),
-    ] {
-        if let Some(v) = v {
-            doc.insert(key.to_string(), v.clone());
-        }
+        let bytes = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .ok_or_else(|| format!("Secret {name:?} has no key {key:?}"))?;
+        String::from_utf8(bytes.0.clone())
+            .map_err(|_| format!("Secret {name:?} key {key:?} is not UTF-8 text"))
     }
-    let yaml = serde_yaml_ng::to_string(&doc).map_err(|e| e.to_string())?;
-    config::parse(&yaml, &format!("KrouteConfig {}", cfg.name_any())).map_err(|e| e.to_string())
 }

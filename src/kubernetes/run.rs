@@ -129,7 +129,9 @@ fn render(watches: &Watches, opts: &Options) -> Result<Config, String> {
         &watches.configs.objects(),
         &node,
         &watches.secrets.objects(),
-    )?;
+    )
+    .map_err(|e| e.to_string())?
+    .config;
     if let Some(s) = &opts.socket {
         config.api.socket = s.clone();
     }

@@ -61,6 +61,7 @@ impl Peer {
             export: PolicyChain::Unset,
             password: None,
             password_file: None,
+            password_secret_ref: None,
             local_users: super::default_local_users(),
             ttl_security: None,
             max_prefixes: None,
