@@ -1,0 +1,189 @@
+//! Kubernetes mode end to end: kroute daemons (`--kubernetes`) in node
+//! namespaces on one LAN with a BIRD rack router (eBGP to every node) and
+//! the API stand-in (`tests/kube/apiserver.py`); the cluster's objects are
+//! written with the real `kube` client, routes are checked at the rack
+//! router and in the nodes' kernels.
+
+mod common;
+#[path = "kube/harness.rs"]
+mod harness;
+
+use std::time::{Duration, Instant};
+
+use common::bird::Bird;
+use common::peer::{PeerDaemon, PeerNeighbor, PeerSpec};
+use common::{netns, route_via, wait_until, Lan, CONVERGE};
+use harness::{krouteconfig, kubeadm_node, tail, ApiServer, KubeKroute};
+use labkit::Netns;
+use serde_json::json;
+
+const TOR: &str = "10.99.0.254";
+const TOR_ASN: u32 = 65000;
+const API: &str = "10.99.0.100";
+
+/// The nodes: name, address, ASN, pod CIDR.
+const NODES: [(&str, &str, u32, &str); 3] = [
+    ("node-a", "10.99.0.1", 65001, "10.244.1.0/24"),
+    ("node-b", "10.99.0.2", 65002, "10.244.2.0/24"),
+    ("node-c", "10.99.0.3", 65003, "10.244.3.0/24"),
+];
+
+/// One rack: the router, the API stand-in and a namespace per node.
+struct Rack {
+    // Drop order: daemons, then namespaces.
+    tor: Bird,
+    api: ApiServer,
+    nodes: Vec<Netns>,
+    _tor_ns: Netns,
+    _lan: Lan,
+}
+
+impl Rack {
+    fn new(tag: &str) -> Rack {
+        let mut lan = Lan::new(tag);
+        let tor_ns = netns(&format!("tor{tag}"));
+        lan.attach(&tor_ns, &[&format!("{TOR}/24")]);
+        let api_ns = netns(&format!("api{tag}"));
+        lan.attach(&api_ns, &[&format!("{API}/24")]);
+        let nodes: Vec<Netns> = NODES
+            .iter()
+            .map(|(name, addr, _, _)| {
+                let ns = netns(&format!("{}{tag}", &name[5..]));
+                lan.attach(&ns, &[&format!("{addr}/24")]);
+                ns
+            })
+            .collect();
+        let tor = Bird::start(
+            &tor_ns,
+            PeerSpec {
+                asn: TOR_ASN,
+                router_id: TOR.into(),
+                neighbors: NODES
+                    .iter()
+                    .map(|(_, addr, asn, _)| PeerNeighbor::new(addr, TOR, *asn, &["ipv4-unicast"]))
+                    .collect(),
+                install_kernel: false,
+            },
+        );
+        let api = ApiServer::start(api_ns, API);
+        Rack {
+            tor,
+            api,
+            nodes,
+            _tor_ns: tor_ns,
+            _lan: lan,
+        }
+    }
+
+    fn ns(&self, i: usize) -> &Netns {
+        &self.nodes[i]
+    }
+
+    fn add_node(&self, i: usize) {
+        let (name, addr, asn, cidr) = NODES[i];
+        self.api.apply(kubeadm_node(name, addr, asn, &[cidr]));
+    }
+
+    fn kroute(&self, i: usize) -> KubeKroute {
+        KubeKroute::start(self.ns(i), NODES[i].0, &self.api.kubeconfig())
+    }
+
+    /// The next hops the rack router has for `prefix`.
+    fn tor_next_hops(&self, prefix: &str) -> Vec<String> {
+        let mut hops: Vec<String> = self
+            .tor
+            .routes_for(prefix)
+            .into_iter()
+            .flat_map(|r| r.next_hops)
+            .collect();
+        hops.sort();
+        hops
+    }
+
+    fn wait_tor(&self, prefix: &str, want: &[&str], within: Duration) {
+        wait_until(
+            within,
+            &format!("the rack router's paths for {prefix}"),
+            || {
+                let got = self.tor_next_hops(prefix);
+                if got == want {
+                    Ok(())
+                } else {
+                    Err(format!("next hops {got:?}, want {want:?}"))
+                }
+            },
+        )
+    }
+}
+
+fn wait_installed(ns: &Netns, prefix: &str, k: &KubeKroute) {
+    wait_until(
+        CONVERGE,
+        &format!("{prefix} in {}'s kernel", k.node),
+        || {
+            route_via(ns, prefix)
+                .map(|_| ())
+                .ok_or_else(|| format!("not installed\n{}", tail(&k.log())))
+        },
+    )
+}
+
+fn wait_absent(ns: &Netns, prefix: &str) {
+    common::kernel::wait_absent(ns, prefix)
+}
+
+#[test]
+fn pod_cidrs_follow_the_node_objects() {
+    let rack = Rack::new("pc");
+    rack.add_node(0);
+    rack.add_node(1);
+    rack.api.apply(krouteconfig(
+        "rack",
+        TOR,
+        TOR_ASN,
+        json!([{ "podCIDRs": true }]),
+    ));
+    let mut a = rack.kroute(0);
+    let mut b = rack.kroute(1);
+    a.wait_established("tor");
+    b.wait_established("tor");
+    // Each node advertises its own pod CIDR and installs the other's.
+    rack.wait_tor("10.244.1.0/24", &["10.99.0.1"], CONVERGE);
+    rack.wait_tor("10.244.2.0/24", &["10.99.0.2"], CONVERGE);
+    wait_installed(rack.ns(1), "10.244.1.0/24", &b);
+    wait_installed(rack.ns(0), "10.244.2.0/24", &a);
+
+    // A node joins: its kroute advertises its CIDR, the others install it.
+    rack.add_node(2);
+    let mut c = rack.kroute(2);
+    c.wait_established("tor");
+    wait_installed(rack.ns(0), "10.244.3.0/24", &a);
+    wait_installed(rack.ns(1), "10.244.3.0/24", &b);
+    wait_installed(rack.ns(2), "10.244.1.0/24", &c);
+
+    // The pod CIDR changes: the new one at the rack router within a
+    // second of the API write (3 s allowed), the old one withdrawn.
+    let t0 = Instant::now();
+    rack.api.patch(
+        "v1",
+        "Node",
+        None,
+        "node-a",
+        json!({ "spec": { "podCIDR": "10.244.11.0/24", "podCIDRs": ["10.244.11.0/24"] } }),
+    );
+    rack.wait_tor("10.244.11.0/24", &["10.99.0.1"], Duration::from_secs(3));
+    rack.wait_tor("10.244.1.0/24", &[], Duration::from_secs(3));
+    let took = t0.elapsed();
+    wait_installed(rack.ns(1), "10.244.11.0/24", &b);
+    wait_absent(rack.ns(1), "10.244.1.0/24");
+    eprintln!("pod CIDR change at the rack router after {took:?}");
+
+    // The node is deleted: its CIDR leaves every kernel.
+    rack.api.delete("v1", "Node", None, "node-c");
+    rack.wait_tor("10.244.3.0/24", &[], CONVERGE);
+    wait_absent(rack.ns(0), "10.244.3.0/24");
+    wait_absent(rack.ns(1), "10.244.3.0/24");
+    // The rest stays.
+    assert!(route_via(rack.ns(1), "10.244.11.0/24").is_some());
+    c.stop();
+}
