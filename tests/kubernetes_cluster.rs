@@ -187,3 +187,122 @@ fn pod_cidrs_follow_the_node_objects() {
     assert!(route_via(rack.ns(1), "10.244.11.0/24").is_some());
     c.stop();
 }
+
+/// `status.podRoutes` of node `name`'s KrouteNodeState: (CIDR, installed,
+/// reason).
+fn pod_routes(rack: &Rack, name: &str) -> Vec<(String, bool, Option<String>)> {
+    let Some(state) = rack
+        .api
+        .get("kroute.io/v1alpha1", "KrouteNodeState", None, name)
+    else {
+        return Vec::new();
+    };
+    let mut routes: Vec<(String, bool, Option<String>)> = state["status"]["podRoutes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            (
+                r["podCIDR"].as_str().unwrap_or_default().to_string(),
+                r["installed"].as_bool().unwrap_or(false),
+                r["reason"].as_str().map(String::from),
+            )
+        })
+        .collect();
+    routes.sort();
+    routes
+}
+
+#[test]
+fn node_states_and_cluster_check_name_each_missing_pair() {
+    let rack = Rack::new("ns");
+    for i in 0..3 {
+        rack.add_node(i);
+    }
+    rack.api.apply(krouteconfig(
+        "rack",
+        TOR,
+        TOR_ASN,
+        json!([{ "podCIDRs": true }]),
+    ));
+    let mut nodes: Vec<KubeKroute> = (0..3).map(|i| rack.kroute(i)).collect();
+    for k in &mut nodes {
+        k.wait_established("tor");
+    }
+    // Every node's state: the other two CIDRs installed, its own advertised.
+    wait_until(CONVERGE, "every KrouteNodeState all installed", || {
+        for (name, _, _, own) in NODES {
+            let routes = pod_routes(&rack, name);
+            let want: Vec<(String, bool, Option<String>)> = NODES
+                .iter()
+                .filter(|n| n.0 != name)
+                .map(|n| (n.3.to_string(), true, None))
+                .collect();
+            if routes != want {
+                return Err(format!("{name}: {routes:?}"));
+            }
+            let state = rack
+                .api
+                .get("kroute.io/v1alpha1", "KrouteNodeState", None, name)
+                .unwrap();
+            if state["status"]["advertisedPodCIDRs"] != json!([own]) {
+                return Err(format!(
+                    "{name} advertises {}",
+                    state["status"]["advertisedPodCIDRs"]
+                ));
+            }
+        }
+        Ok(())
+    });
+    let state = rack
+        .api
+        .get("kroute.io/v1alpha1", "KrouteNodeState", None, "node-a")
+        .unwrap();
+    assert_eq!(state["metadata"]["ownerReferences"][0]["kind"], "Node");
+    assert_eq!(state["status"]["sessions"][0]["peer"], "tor");
+    assert_eq!(state["status"]["sessions"][0]["state"], "Established");
+    assert_eq!(state["status"]["sessionsSummary"], "1/1 Established");
+    let out = rack.api.kroute_cli(&["cluster", "check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("all 6 pairs installed"), "{text}");
+    eprintln!("{text}");
+
+    // The rack router stops talking to node-b: b misses a's and c's CIDRs,
+    // a and c miss b's, each named with the reason.
+    rack.tor
+        .birdc(&["disable", &common::bird::proto_name("10.99.0.2")]);
+    wait_until(
+        CONVERGE,
+        "node-b's state to show the missing routes",
+        || {
+            let routes = pod_routes(&rack, "node-b");
+            if routes.iter().all(|r| !r.1 && r.2.is_some()) && routes.len() == 2 {
+                Ok(())
+            } else {
+                Err(format!("{routes:?}"))
+            }
+        },
+    );
+    wait_until(CONVERGE, "node-a's state to miss node-b's CIDR", || {
+        let routes = pod_routes(&rack, "node-a");
+        match routes.iter().find(|r| r.0 == "10.244.2.0/24") {
+            Some((_, false, Some(_))) => Ok(()),
+            _ => Err(format!("{routes:?}")),
+        }
+    });
+    let out = rack.api.kroute_cli(&["cluster", "check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("node-b: 10.244.1.0/24 of node-a:"), "{text}");
+    assert!(text.contains("node-a: 10.244.2.0/24 of node-b:"), "{text}");
+    assert!(text.contains("4 of 6 pairs missing"), "{text}");
+    let json_out = rack.api.kroute_cli(&["cluster", "check", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json_out.stdout).expect("json");
+    assert_eq!(v["missing"], 4);
+}

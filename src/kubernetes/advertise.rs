@@ -50,30 +50,39 @@ pub fn originations(advertise: &[Advertise], view: &ClusterView) -> Vec<rib::Ori
 /// This node's pod CIDRs from `source` (none while its object is absent:
 /// a deleted node advertises nothing).
 pub fn pod_cidrs(source: PodCidrSource, view: &ClusterView) -> Vec<IpNet> {
-    let texts: Vec<String> = match source {
+    all_pod_cidrs(source, view)
+        .into_iter()
+        .filter(|(node, _)| *node == view.node)
+        .map(|(_, p)| p)
+        .collect()
+}
+
+/// Every node's pod CIDRs from `source`: `(node name, CIDR)`.
+pub fn all_pod_cidrs(source: PodCidrSource, view: &ClusterView) -> Vec<(String, IpNet)> {
+    let texts: Vec<(String, Vec<String>)> = match source {
         PodCidrSource::Node => view
             .nodes
             .iter()
-            .find(|n| n.name_any() == view.node)
-            .map(|n| node_pod_cidrs(n))
-            .unwrap_or_default(),
+            .map(|n| (n.name_any(), node_pod_cidrs(n)))
+            .collect(),
         PodCidrSource::CiliumNode => view
             .cilium_nodes
             .iter()
-            .find(|n| n.name_any() == view.node)
-            .map(|n| n.spec.ipam.pod_cidrs.clone())
-            .unwrap_or_default(),
+            .map(|n| (n.name_any(), n.spec.ipam.pod_cidrs.clone()))
+            .collect(),
     };
-    texts
-        .iter()
-        .filter_map(|t| match t.parse::<IpNet>() {
-            Ok(p) => Some(p.trunc()),
-            Err(_) => {
-                warn!(node = %view.node, cidr = %t, "pod CIDR is not a prefix: not advertised");
-                None
+    let mut out = Vec::new();
+    for (node, cidrs) in texts {
+        for t in cidrs {
+            match t.parse::<IpNet>() {
+                Ok(p) => out.push((node.clone(), p.trunc())),
+                Err(_) => {
+                    warn!(node = %node, cidr = %t, "pod CIDR is not a prefix: ignored")
+                }
             }
-        })
-        .collect()
+        }
+    }
+    out
 }
 
 /// `spec.podCIDRs`, or the older single `spec.podCIDR`.

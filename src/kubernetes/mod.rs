@@ -19,6 +19,7 @@ pub mod client;
 pub mod cluster_check;
 pub mod conditions;
 pub mod crd;
+pub mod node_state;
 pub mod render;
 pub mod run;
 pub mod state;

@@ -56,6 +56,7 @@ pub struct Cluster {
     /// What the router task was last told to originate.
     originated: Vec<rib::Origination>,
     pub(super) conditions: Conditions,
+    node_state: super::node_state::Publisher,
 }
 
 /// Connect, watch, and find the config to start with: rendered from the
@@ -108,6 +109,7 @@ pub async fn start(opts: Options) -> Result<(Config, Cluster), String> {
     };
     let cluster = Cluster {
         conditions: Conditions::new(&opts.node),
+        node_state: super::node_state::Publisher::new(&opts.node),
         opts,
         client,
         watches,
@@ -186,7 +188,7 @@ impl Cluster {
                 }
                 _ = tick.tick() => {}
             }
-            self.publish().await;
+            self.publish(&router).await;
         }
     }
 
@@ -240,10 +242,47 @@ impl Cluster {
 
     /// Conditions and the node's state, to the API server (skipped while
     /// it is away: they are written again when it is back).
-    async fn publish(&mut self) {
-        if self.watches.api_unreachable() {
+    async fn publish(&mut self, router: &mpsc::Sender<RibEvent>) {
+        if self.watches.api_unreachable() || !self.watches.config_synced() {
             return;
         }
         self.conditions.publish(&self.client, &self.watches).await;
+        if !self.node_state.due() {
+            return;
+        }
+        let Some(node) = self
+            .watches
+            .nodes
+            .objects()
+            .into_iter()
+            .find(|n| n.name_any() == self.opts.node)
+        else {
+            return;
+        };
+        let source = self
+            .applied
+            .advertise
+            .iter()
+            .find_map(|a| a.pod_cidrs)
+            .map_or(PodCidrSource::Node, |p| p.source);
+        let view = self.watches.view(&self.opts.node);
+        let (own, others): (Vec<_>, Vec<_>) = advertise::all_pod_cidrs(source, &view)
+            .into_iter()
+            .partition(|(n, _)| *n == self.opts.node);
+        let advertised = own
+            .into_iter()
+            .map(|(_, p)| p)
+            .filter(|p| self.originated.iter().any(|o| o.prefix == *p))
+            .collect();
+        self.node_state
+            .publish(
+                &self.client,
+                router,
+                &node,
+                others,
+                advertised,
+                self.conditions.condition(),
+            )
+            .await;
     }
 }

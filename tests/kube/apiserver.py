@@ -14,6 +14,8 @@ Added here (kmock 0.8 lacks them):
   `410 Gone`, which makes the client list again, as a real API server's
   compacted history does;
 * metadata.uid and metadata.creationTimestamp on create;
+* error Status reasons as the API server spells them (`NotFound`,
+  `AlreadyExists`: clients tell "absent" from other errors by them);
 * --state FILE: the objects are saved on every change and loaded at start,
   so "the API server stopped and came back" keeps the cluster;
 * the resources kroute reads, declared for discovery.
@@ -36,6 +38,7 @@ import os
 import time
 import uuid
 
+import aiohttp.web
 import kmock
 
 RESOURCES = {
@@ -48,6 +51,9 @@ RESOURCES = {
     'kroute.io/v1alpha1/krouteconfigs': ('KrouteConfig', False, ['status']),
     'kroute.io/v1alpha1/kroutenodestates': ('KrouteNodeState', False, ['status']),
 }
+
+# Status reasons by HTTP code, as the API server spells them.
+REASONS = {404: 'NotFound', 409: 'AlreadyExists'}
 
 
 def key_of(resource):
@@ -89,6 +95,18 @@ class ApiServer(kmock.KubernetesEmulator):
                 'verbs': ['get', 'list', 'watch', 'create', 'patch', 'update', 'delete'],
                 'subresources': subresources,
             }
+
+    async def _render_error(self, exc):
+        # Real reasons (kube's `get_opt` takes a 404 for "absent" only with
+        # reason NotFound; kmock says "Object Not Found").
+        if isinstance(exc, kmock.KubernetesError) and exc.status in REASONS:
+            return aiohttp.web.json_response({
+                'apiVersion': 'v1', 'kind': 'Status', 'metadata': {},
+                'code': exc.status, 'status': 'Failure',
+                'reason': REASONS[exc.status], 'message': exc.message or REASONS[exc.status],
+                'details': {},
+            }, status=exc.status)
+        return await super()._render_error(exc)
 
     def next_rv(self):
         self.rv += 1

@@ -107,6 +107,18 @@ impl ApiServer {
         std::fs::read_to_string(self.dir.path().join("apiserver.log")).unwrap_or_default()
     }
 
+    /// `kroute ARGS --kubeconfig FILE` inside the API's namespace (where
+    /// the API is reachable), e.g. `cluster check`.
+    pub fn kroute_cli(&self, args: &[&str]) -> std::process::Output {
+        self.ns
+            .command(BIN)
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .output()
+            .unwrap_or_else(|e| panic!("{BIN}: {e}"))
+    }
+
     /// Run `f` with a client, on a thread inside the API's namespace.
     fn with_client<T: Send + 'static>(
         &self,
