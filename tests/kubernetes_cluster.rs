@@ -306,3 +306,230 @@ fn node_states_and_cluster_check_name_each_missing_pair() {
     let v: serde_json::Value = serde_json::from_slice(&json_out.stdout).expect("json");
     assert_eq!(v["missing"], 4);
 }
+
+/// A `type: LoadBalancer` Service as a cluster with a load balancer
+/// controller (MetalLB, Cilium LB IPAM) has it once an address is given.
+fn lb_service(name: &str, ip: &str, etp: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": { "name": name, "namespace": "default", "labels": { "app": name } },
+        "spec": {
+            "type": "LoadBalancer",
+            "selector": { "app": name },
+            "ports": [{ "name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080, "nodePort": 31080 }],
+            "clusterIP": "10.96.12.34",
+            "clusterIPs": ["10.96.12.34"],
+            "ipFamilies": ["IPv4"],
+            "ipFamilyPolicy": "SingleStack",
+            "externalTrafficPolicy": etp,
+            "internalTrafficPolicy": "Cluster",
+            "sessionAffinity": "None",
+            "allocateLoadBalancerNodePorts": true,
+        },
+        "status": { "loadBalancer": { "ingress": [{ "ip": ip, "ipMode": "VIP" }] } },
+    })
+}
+
+/// The Service's EndpointSlice (as the EndpointSlice controller writes
+/// it) with one ready endpoint on `node`.
+fn endpoint_slice(service: &str, node: &str, ready: bool) -> serde_json::Value {
+    json!({
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": format!("{service}-7x2kq"),
+            "namespace": "default",
+            "labels": {
+                "kubernetes.io/service-name": service,
+                "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+            },
+            "ownerReferences": [{ "apiVersion": "v1", "kind": "Service", "name": service, "uid": "0b5f0c8e-3f41-4f5e-9d1c-3b9e2f0f3c11", "controller": true, "blockOwnerDeletion": true }],
+        },
+        "addressType": "IPv4",
+        "endpoints": [{
+            "addresses": ["10.244.1.17"],
+            "conditions": { "ready": ready, "serving": ready, "terminating": false },
+            "nodeName": node,
+            "targetRef": { "kind": "Pod", "namespace": "default", "name": format!("{service}-5d8f9c7b6d-abcde"), "uid": "7c1e2d3f-4a5b-6c7d-8e9f-0a1b2c3d4e5f" },
+        }],
+        "ports": [{ "name": "http", "port": 8080, "protocol": "TCP" }],
+    })
+}
+
+#[test]
+fn load_balancer_addresses_follow_services_and_local_endpoints() {
+    let rack = Rack::new("sv");
+    rack.add_node(0);
+    rack.add_node(1);
+    rack.api.apply(krouteconfig(
+        "rack",
+        TOR,
+        TOR_ASN,
+        json!([
+            { "podCIDRs": true },
+            { "services": { "loadBalancerIPs": true, "externalIPs": true }, "communities": ["65000:100"] },
+        ]),
+    ));
+    let mut a = rack.kroute(0);
+    let mut b = rack.kroute(1);
+    a.wait_established("tor");
+    b.wait_established("tor");
+    const VIP: &str = "192.0.2.10/32";
+
+    // externalTrafficPolicy Cluster: every node attracts the address.
+    rack.api.apply(lb_service("web", "192.0.2.10", "Cluster"));
+    rack.wait_tor(VIP, &["10.99.0.1", "10.99.0.2"], Duration::from_secs(3));
+
+    // Local: only the node with the ready endpoint.
+    rack.api.apply(endpoint_slice("web", "node-a", true));
+    rack.api.patch("v1", "Service", Some("default"), "web", json!({ "spec": { "externalTrafficPolicy": "Local" } }));
+    rack.wait_tor(VIP, &["10.99.0.1"], Duration::from_secs(3));
+
+    // The endpoint moves to node-b.
+    rack.api.patch(
+        "discovery.k8s.io/v1",
+        "EndpointSlice",
+        Some("default"),
+        "web-7x2kq",
+        json!({ "endpoints": endpoint_slice("web", "node-b", true)["endpoints"] }),
+    );
+    rack.wait_tor(VIP, &["10.99.0.2"], Duration::from_secs(3));
+
+    // Not ready: no node has a local endpoint, so none attracts it.
+    rack.api.patch(
+        "discovery.k8s.io/v1",
+        "EndpointSlice",
+        Some("default"),
+        "web-7x2kq",
+        json!({ "endpoints": endpoint_slice("web", "node-b", false)["endpoints"] }),
+    );
+    rack.wait_tor(VIP, &[], Duration::from_secs(3));
+    rack.api.patch(
+        "discovery.k8s.io/v1",
+        "EndpointSlice",
+        Some("default"),
+        "web-7x2kq",
+        json!({ "endpoints": endpoint_slice("web", "node-b", true)["endpoints"] }),
+    );
+    rack.wait_tor(VIP, &["10.99.0.2"], Duration::from_secs(3));
+    // The community of the advertisement rides along.
+    let shown = rack.tor.birdc(&["show", "route", "192.0.2.10/32", "all"]);
+    assert!(shown.contains("(65000,100)"), "{shown}");
+
+    // The Service goes: withdrawn everywhere; pod CIDRs untouched.
+    rack.api.delete("v1", "Service", Some("default"), "web");
+    rack.wait_tor(VIP, &[], Duration::from_secs(3));
+    rack.wait_tor("10.244.1.0/24", &["10.99.0.1"], CONVERGE);
+}
+
+/// The `Valid` condition of a KrouteConfig or KrouteNodeState: (status,
+/// message).
+fn valid_condition(rack: &Rack, kind: &str, name: &str) -> Option<(String, String)> {
+    let obj = rack.api.get("kroute.io/v1alpha1", kind, None, name)?;
+    obj["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Valid")
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap_or_default().to_string(),
+                c["message"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+}
+
+#[test]
+fn a_config_edit_applies_in_place_and_a_bad_one_keeps_the_last_good_config() {
+    let rack = Rack::new("ce");
+    rack.add_node(0);
+    rack.add_node(1);
+    rack.api.apply(krouteconfig("rack", TOR, TOR_ASN, json!([{ "podCIDRs": true }])));
+    let mut a = rack.kroute(0);
+    let mut b = rack.kroute(1);
+    a.wait_established("tor");
+    b.wait_established("tor");
+    rack.wait_tor("10.244.1.0/24", &["10.99.0.1"], CONVERGE);
+    let tor_before = rack.tor.protocol_line("10.99.0.1");
+
+    // A second peer and a static prefix for every node: applied, the
+    // session to the rack router untouched.
+    let mut spec = krouteconfig("rack", TOR, TOR_ASN, json!([
+        { "podCIDRs": true },
+        { "prefixes": ["198.51.100.0/24"] },
+    ]))["spec"]
+        .clone();
+    spec["peers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "name": "spare", "address": "10.99.0.200", "asn": 65100, "import": "all", "export": "all" }));
+    rack.api.patch("kroute.io/v1alpha1", "KrouteConfig", None, "rack", json!({ "spec": spec }));
+    rack.wait_tor("198.51.100.0/24", &["10.99.0.1", "10.99.0.2"], CONVERGE);
+    wait_until(CONVERGE, "node-a's peer spare configured", || {
+        a.client()
+            .neighbors()
+            .map_err(|e| e.to_string())?
+            .iter()
+            .any(|n| n.name == "spare")
+            .then_some(())
+            .ok_or_else(|| "no peer spare yet".to_string())
+    });
+    for k in [&a, &b] {
+        let tor = k.session("tor");
+        assert_eq!(tor.flaps, 0, "{}: the session to the rack router was reset", k.node);
+        assert_eq!(tor.state, kroute::events::SessionState::Established);
+    }
+    assert_eq!(rack.tor.protocol_line("10.99.0.1"), tor_before, "BIRD saw the session change");
+    wait_until(CONVERGE, "the config's Valid condition", || {
+        match valid_condition(&rack, "KrouteConfig", "rack") {
+            Some((s, _)) if s == "True" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+
+    // A bad edit: a label no node has. Nothing changes on the nodes, the
+    // condition names the node and the key, on the config and the states.
+    rack.api.patch(
+        "kroute.io/v1alpha1",
+        "KrouteConfig",
+        None,
+        "rack",
+        json!({ "spec": { "router": { "asn": "${node.labels['kroute.io/no-such-label']}" } } }),
+    );
+    wait_until(CONVERGE, "Valid=False on the config", || {
+        match valid_condition(&rack, "KrouteConfig", "rack") {
+            Some((s, m)) if s == "False" && m.contains("kroute.io/no-such-label") && m.contains("node-") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    wait_until(CONVERGE, "Valid=False on node-a's state", || {
+        match valid_condition(&rack, "KrouteNodeState", "node-a") {
+            Some((s, m)) if s == "False" && m.contains("spec.router.asn") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    assert!(a.log().contains("still running the last good one"), "{}", tail(&a.log()));
+    for k in [&a, &b] {
+        assert_eq!(k.session("tor").flaps, 0, "{}: reset by a bad edit", k.node);
+    }
+    rack.wait_tor("198.51.100.0/24", &["10.99.0.1", "10.99.0.2"], CONVERGE);
+    rack.wait_tor("10.244.2.0/24", &["10.99.0.2"], CONVERGE);
+
+    // Fixed: valid again everywhere.
+    rack.api.patch(
+        "kroute.io/v1alpha1",
+        "KrouteConfig",
+        None,
+        "rack",
+        json!({ "spec": { "router": { "asn": "${node.labels['kroute.io/asn']}" } } }),
+    );
+    wait_until(CONVERGE, "Valid=True again", || {
+        let cfg = valid_condition(&rack, "KrouteConfig", "rack");
+        let a_state = valid_condition(&rack, "KrouteNodeState", "node-a");
+        match (&cfg, &a_state) {
+            (Some((c, _)), Some((s, _))) if c == "True" && s == "True" => Ok(()),
+            _ => Err(format!("config {cfg:?}, node-a {a_state:?}")),
+        }
+    });
+    assert_eq!(a.session("tor").flaps, 0);
+}
