@@ -127,6 +127,11 @@ fn kubernetes_daemon(cli: &Cli, log_format: LogFormat, k: &KubernetesArgs) -> Ex
         }
     };
     tune_malloc();
+    if std::env::var_os("RUST_LOG").is_none() {
+        // kube's client logs every failed connection at ERROR; kroute's
+        // watchers say it once per outage (and when the watch resumes).
+        std::env::set_var("RUST_LOG", "info,kube_client::client::builder=off");
+    }
     init_logs(log_format);
     daemon::install_panic_exit();
     let rt = match tokio::runtime::Builder::new_multi_thread()

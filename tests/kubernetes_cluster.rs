@@ -383,7 +383,13 @@ fn load_balancer_addresses_follow_services_and_local_endpoints() {
 
     // Local: only the node with the ready endpoint.
     rack.api.apply(endpoint_slice("web", "node-a", true));
-    rack.api.patch("v1", "Service", Some("default"), "web", json!({ "spec": { "externalTrafficPolicy": "Local" } }));
+    rack.api.patch(
+        "v1",
+        "Service",
+        Some("default"),
+        "web",
+        json!({ "spec": { "externalTrafficPolicy": "Local" } }),
+    );
     rack.wait_tor(VIP, &["10.99.0.1"], Duration::from_secs(3));
 
     // The endpoint moves to node-b.
@@ -444,7 +450,12 @@ fn a_config_edit_applies_in_place_and_a_bad_one_keeps_the_last_good_config() {
     let rack = Rack::new("ce");
     rack.add_node(0);
     rack.add_node(1);
-    rack.api.apply(krouteconfig("rack", TOR, TOR_ASN, json!([{ "podCIDRs": true }])));
+    rack.api.apply(krouteconfig(
+        "rack",
+        TOR,
+        TOR_ASN,
+        json!([{ "podCIDRs": true }]),
+    ));
     let mut a = rack.kroute(0);
     let mut b = rack.kroute(1);
     a.wait_established("tor");
@@ -454,16 +465,27 @@ fn a_config_edit_applies_in_place_and_a_bad_one_keeps_the_last_good_config() {
 
     // A second peer and a static prefix for every node: applied, the
     // session to the rack router untouched.
-    let mut spec = krouteconfig("rack", TOR, TOR_ASN, json!([
-        { "podCIDRs": true },
-        { "prefixes": ["198.51.100.0/24"] },
-    ]))["spec"]
+    let mut spec = krouteconfig(
+        "rack",
+        TOR,
+        TOR_ASN,
+        json!([
+            { "podCIDRs": true },
+            { "prefixes": ["198.51.100.0/24"] },
+        ]),
+    )["spec"]
         .clone();
     spec["peers"]
         .as_array_mut()
         .unwrap()
         .push(json!({ "name": "spare", "address": "10.99.0.200", "asn": 65100, "import": "all", "export": "all" }));
-    rack.api.patch("kroute.io/v1alpha1", "KrouteConfig", None, "rack", json!({ "spec": spec }));
+    rack.api.patch(
+        "kroute.io/v1alpha1",
+        "KrouteConfig",
+        None,
+        "rack",
+        json!({ "spec": spec }),
+    );
     rack.wait_tor("198.51.100.0/24", &["10.99.0.1", "10.99.0.2"], CONVERGE);
     wait_until(CONVERGE, "node-a's peer spare configured", || {
         a.client()
@@ -476,16 +498,26 @@ fn a_config_edit_applies_in_place_and_a_bad_one_keeps_the_last_good_config() {
     });
     for k in [&a, &b] {
         let tor = k.session("tor");
-        assert_eq!(tor.flaps, 0, "{}: the session to the rack router was reset", k.node);
+        assert_eq!(
+            tor.flaps, 0,
+            "{}: the session to the rack router was reset",
+            k.node
+        );
         assert_eq!(tor.state, kroute::events::SessionState::Established);
     }
-    assert_eq!(rack.tor.protocol_line("10.99.0.1"), tor_before, "BIRD saw the session change");
-    wait_until(CONVERGE, "the config's Valid condition", || {
-        match valid_condition(&rack, "KrouteConfig", "rack") {
+    assert_eq!(
+        rack.tor.protocol_line("10.99.0.1"),
+        tor_before,
+        "BIRD saw the session change"
+    );
+    wait_until(
+        CONVERGE,
+        "the config's Valid condition",
+        || match valid_condition(&rack, "KrouteConfig", "rack") {
             Some((s, _)) if s == "True" => Ok(()),
             other => Err(format!("{other:?}")),
-        }
-    });
+        },
+    );
 
     // A bad edit: a label no node has. Nothing changes on the nodes, the
     // condition names the node and the key, on the config and the states.
@@ -496,19 +528,31 @@ fn a_config_edit_applies_in_place_and_a_bad_one_keeps_the_last_good_config() {
         "rack",
         json!({ "spec": { "router": { "asn": "${node.labels['kroute.io/no-such-label']}" } } }),
     );
-    wait_until(CONVERGE, "Valid=False on the config", || {
-        match valid_condition(&rack, "KrouteConfig", "rack") {
-            Some((s, m)) if s == "False" && m.contains("kroute.io/no-such-label") && m.contains("node-") => Ok(()),
+    wait_until(
+        CONVERGE,
+        "Valid=False on the config",
+        || match valid_condition(&rack, "KrouteConfig", "rack") {
+            Some((s, m))
+                if s == "False" && m.contains("kroute.io/no-such-label") && m.contains("node-") =>
+            {
+                Ok(())
+            }
             other => Err(format!("{other:?}")),
-        }
-    });
-    wait_until(CONVERGE, "Valid=False on node-a's state", || {
-        match valid_condition(&rack, "KrouteNodeState", "node-a") {
+        },
+    );
+    wait_until(
+        CONVERGE,
+        "Valid=False on node-a's state",
+        || match valid_condition(&rack, "KrouteNodeState", "node-a") {
             Some((s, m)) if s == "False" && m.contains("spec.router.asn") => Ok(()),
             other => Err(format!("{other:?}")),
-        }
-    });
-    assert!(a.log().contains("still running the last good one"), "{}", tail(&a.log()));
+        },
+    );
+    assert!(
+        a.log().contains("still running the last good one"),
+        "{}",
+        tail(&a.log())
+    );
     for k in [&a, &b] {
         assert_eq!(k.session("tor").flaps, 0, "{}: reset by a bad edit", k.node);
     }
@@ -532,4 +576,102 @@ fn a_config_edit_applies_in_place_and_a_bad_one_keeps_the_last_good_config() {
         }
     });
     assert_eq!(a.session("tor").flaps, 0);
+}
+
+/// What the rack router and node-b's kernel route, to compare over time.
+fn routing_snapshot(rack: &Rack) -> (Vec<String>, Vec<String>) {
+    let mut tor: Vec<String> = rack
+        .tor
+        .rib()
+        .into_iter()
+        .map(|r| format!("{} via {:?}", r.prefix, r.next_hops))
+        .collect();
+    tor.sort();
+    let mut kernel: Vec<String> = common::kernel::kernel_routes(rack.ns(1), 4)
+        .into_iter()
+        .map(|r| format!("{r:?}"))
+        .collect();
+    kernel.sort();
+    (tor, kernel)
+}
+
+#[test]
+fn an_api_outage_changes_nothing_then_resyncs_and_a_restart_uses_the_cache() {
+    let mut rack = Rack::new("ou");
+    rack.add_node(0);
+    rack.add_node(1);
+    rack.api.apply(krouteconfig(
+        "rack",
+        TOR,
+        TOR_ASN,
+        json!([{ "podCIDRs": true }, { "services": {} }]),
+    ));
+    rack.api.apply(lb_service("web", "192.0.2.10", "Cluster"));
+    let mut a = rack.kroute(0);
+    let mut b = rack.kroute(1);
+    a.wait_established("tor");
+    b.wait_established("tor");
+    rack.wait_tor("10.244.1.0/24", &["10.99.0.1"], CONVERGE);
+    rack.wait_tor("192.0.2.10/32", &["10.99.0.1", "10.99.0.2"], CONVERGE);
+    wait_installed(rack.ns(1), "10.244.1.0/24", &b);
+    let before = routing_snapshot(&rack);
+
+    // The API server goes away for 60 s (the figure;
+    // KROUTE_TEST_API_OUTAGE_SECS to change it): no route changes.
+    let outage = std::env::var("KROUTE_TEST_API_OUTAGE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    rack.api.stop();
+    let until = Instant::now() + Duration::from_secs(outage);
+    while Instant::now() < until {
+        std::thread::sleep(Duration::from_secs(5));
+        assert_eq!(
+            routing_snapshot(&rack),
+            before,
+            "routes changed during the API outage"
+        );
+        a.assert_alive();
+        b.assert_alive();
+    }
+    assert_eq!(a.session("tor").flaps, 0);
+    assert!(
+        a.log().contains("watch failed, retrying"),
+        "{}",
+        tail(&a.log())
+    );
+
+    // Back, with node-a's pod CIDR changed meanwhile: kroute lists again
+    // (its watch position is from before the restart: 410 Gone) and
+    // applies what changed.
+    rack.api.edit_saved("v1/nodes", "node-a", |n| {
+        n["spec"]["podCIDR"] = json!("10.244.21.0/24");
+        n["spec"]["podCIDRs"] = json!(["10.244.21.0/24"]);
+    });
+    rack.api.start_again();
+    rack.wait_tor("10.244.21.0/24", &["10.99.0.1"], CONVERGE);
+    rack.wait_tor("10.244.1.0/24", &[], CONVERGE);
+    wait_installed(rack.ns(1), "10.244.21.0/24", &b);
+    rack.wait_tor("192.0.2.10/32", &["10.99.0.1", "10.99.0.2"], CONVERGE);
+
+    // kroute restarts while the API server is down: it starts from the
+    // config and prefixes it cached.
+    rack.api.stop();
+    a.stop();
+    rack.wait_tor("10.244.21.0/24", &[], CONVERGE);
+    a.start_again();
+    a.wait_established("tor");
+    rack.wait_tor("10.244.21.0/24", &["10.99.0.1"], CONVERGE);
+    rack.wait_tor("192.0.2.10/32", &["10.99.0.1", "10.99.0.2"], CONVERGE);
+    assert!(
+        a.log()
+            .contains("the API server does not answer: starting from the cached config"),
+        "{}",
+        tail(&a.log())
+    );
+    // And when it is back, nothing is lost.
+    rack.api.start_again();
+    std::thread::sleep(Duration::from_secs(3));
+    rack.wait_tor("10.244.21.0/24", &["10.99.0.1"], CONVERGE);
+    rack.wait_tor("192.0.2.10/32", &["10.99.0.1", "10.99.0.2"], CONVERGE);
 }

@@ -12,11 +12,13 @@ use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{self, Store};
+use kube::runtime::utils::Backoff;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, Resource};
@@ -120,7 +122,7 @@ where
     let synced = Arc::new(AtomicBool::new(false));
     let failing = Arc::new(AtomicBool::new(false));
     let stream = watcher::watcher(api, watcher::Config::default())
-        .default_backoff()
+        .backoff(WatchBackoff::new())
         .reflect(writer);
     let (s, f, changed) = (synced.clone(), failing.clone(), changed.clone());
     tokio::spawn(async move {
@@ -158,5 +160,76 @@ where
         store,
         synced,
         failing,
+    }
+}
+
+/// The wait between watch retries: 1 s doubling to 10 s, each plus up to
+/// a quarter more at random (nodes that lost the API server together do
+/// not all retry together). kube's default (client-go's: up to 30 s, plus
+/// up to as much again) would leave a node up to a minute behind a
+/// recovered API server; a node's six watches every ~10 s are still
+/// light on a struggling one.
+struct WatchBackoff {
+    next: Duration,
+    seed: u64,
+}
+
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+impl WatchBackoff {
+    fn new() -> WatchBackoff {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        WatchBackoff {
+            next: BACKOFF_MIN,
+            seed: u64::from(nanos) ^ (u64::from(std::process::id()) << 32) | 1,
+        }
+    }
+
+    /// xorshift64: enough to spread retries, no dependency.
+    fn random(&mut self) -> u64 {
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        self.seed
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let base = self.next;
+        self.next = (self.next * 2).min(BACKOFF_MAX);
+        let quarter = base.as_millis() as u64 / 4;
+        let jitter = self.random() % (quarter + 1);
+        Some(base + Duration::from_millis(jitter))
+    }
+}
+
+impl Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.next = BACKOFF_MIN;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_to_at_most_ten_seconds_and_a_quarter() {
+        let mut b = WatchBackoff::new();
+        let waits: Vec<Duration> = (&mut b).take(10).collect();
+        assert!(
+            waits[0] >= BACKOFF_MIN && waits[0] <= BACKOFF_MIN * 5 / 4,
+            "{waits:?}"
+        );
+        assert!(waits.iter().all(|w| *w <= BACKOFF_MAX * 5 / 4), "{waits:?}");
+        assert!(waits[9] >= BACKOFF_MAX, "{waits:?}");
+        b.reset();
+        assert!(b.next().unwrap() <= BACKOFF_MIN * 5 / 4);
     }
 }

@@ -107,6 +107,23 @@ impl ApiServer {
         std::fs::read_to_string(self.dir.path().join("apiserver.log")).unwrap_or_default()
     }
 
+    /// While stopped: change a saved object (`resource` as "v1/nodes"), as
+    /// if it had changed while this node could not see the API server.
+    pub fn edit_saved(&self, resource: &str, name: &str, f: impl FnOnce(&mut Value)) {
+        assert!(self.process.is_none(), "stop the API server first");
+        let path = self.dir.path().join("state.json");
+        let mut saved: Value =
+            serde_json::from_slice(&std::fs::read(&path).expect("state file")).expect("state json");
+        let obj = saved["objects"]
+            .as_array_mut()
+            .expect("objects")
+            .iter_mut()
+            .find(|o| o["resource"] == resource && o["name"] == name)
+            .unwrap_or_else(|| panic!("no saved {resource} {name}"));
+        f(&mut obj["object"]);
+        std::fs::write(&path, serde_json::to_vec(&saved).unwrap()).expect("state file");
+    }
+
     /// `kroute ARGS --kubeconfig FILE` inside the API's namespace (where
     /// the API is reachable), e.g. `cluster check`.
     pub fn kroute_cli(&self, args: &[&str]) -> std::process::Output {
@@ -308,7 +325,7 @@ impl KubeKroute {
         let p = Spawn::new("kroute", &argv)
             .netns(&ns)
             .env("NODE_NAME", &self.node)
-            .env("RUST_LOG", "info,kube=warn")
+            .env("RUST_LOG", "info,kube_client::client::builder=off")
             .log(&self.dir.path().join("kroute.log"))
             .append_log()
             .start()
@@ -327,6 +344,20 @@ impl KubeKroute {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("kroute.log")).unwrap_or_default()
+    }
+
+    /// Panic with the log tail if it has exited.
+    pub fn assert_alive(&mut self) {
+        if let Some(p) = &mut self.process {
+            if let Err(e) = p.check_alive() {
+                panic!(
+                    "{} exited: {e}
+{}",
+                    self.node,
+                    tail(&self.log())
+                );
+            }
+        }
     }
 
     pub fn client(&self) -> kroute::api::Client {
