@@ -18,6 +18,7 @@ declare -A provides=(
     [exabgp]=exabgp
     [procps]=pgrep
     [python3]=python3
+    [python3-pip]=pip3
     [g++]=g++
     [util-linux]=setpriv
 )
@@ -39,6 +40,15 @@ if getent group frrvty >/dev/null && ! id -nG root | grep -qw frrvty; then
     usermod -a -G frrvty root
 fi
 mkdir -p /var/run/frr && chown frr:frr /var/run/frr
+
+# The Kubernetes API the tests run against (tests/kube/apiserver.py):
+# PyPI's kmock, the Kopf project's API mock. Debian 12 marks its Python as
+# externally managed, hence --break-system-packages (root, test machine).
+if ! python3 -c 'import kmock' >/dev/null 2>&1; then
+    echo "setup-debian.sh: pip install kmock"
+    pip3 install -q --break-system-packages 'kmock==0.8' 2>/dev/null \
+        || pip3 install -q 'kmock==0.8'
+fi
 
 if ! command -v cargo >/dev/null 2>&1; then
     echo "setup-debian.sh: cargo is missing; install a Rust toolchain (rustup) first" >&2

@@ -222,7 +222,7 @@ mod tests {
     fn entry(pods: bool, services: bool) -> Advertise {
         let mut a = Advertise::of_prefixes(Vec::new());
         a.pod_cidrs = pods.then(PodCidrs::default);
-        a.services = services.then(|| ServiceAddresses {
+        a.services = services.then_some(ServiceAddresses {
             load_balancer_ips: true,
             external_ips: true,
             cluster_ips: false,

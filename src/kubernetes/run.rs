@@ -57,6 +57,8 @@ pub struct Cluster {
     originated: Vec<rib::Origination>,
     pub(super) conditions: Conditions,
     node_state: super::node_state::Publisher,
+    /// What the cache on disk holds, once written or read.
+    cached: Option<(Config, Vec<rib::Origination>)>,
 }
 
 /// Connect, watch, and find the config to start with: rendered from the
@@ -71,9 +73,13 @@ pub async fn start(opts: Options) -> Result<(Config, Cluster), String> {
         if watches.config_synced() {
             match render(&watches, &opts) {
                 Ok(c) => {
-                    let o = cluster_originations(&c, &watches, &opts.node);
+                    // A source not listed yet (no CiliumNode CRD yet, say):
+                    // what was cached until it is.
+                    let o = cluster_originations(&c, &watches, &opts.node)
+                        .or_else(|| cached.as_ref().map(|c| c.originations.clone()))
+                        .unwrap_or_default();
                     info!(node = %opts.node, "config rendered from the cluster");
-                    break (c, o.unwrap_or_default());
+                    break (c, o);
                 }
                 Err(e) => match &cached {
                     Some(c) => {
@@ -110,6 +116,7 @@ pub async fn start(opts: Options) -> Result<(Config, Cluster), String> {
     let cluster = Cluster {
         conditions: Conditions::new(&opts.node),
         node_state: super::node_state::Publisher::new(&opts.node),
+        cached: cached.map(|c| (c.config, c.originations)),
         opts,
         client,
         watches,
@@ -177,7 +184,11 @@ impl Cluster {
         {
             return;
         }
-        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        // What changed while starting, and the first cache write.
+        if !self.sync(&router).await {
+            return;
+        }
+        let mut tick = tokio::time::interval(super::node_state::MIN_INTERVAL);
         loop {
             tokio::select! {
                 _ = self.watches.changed.notified() => {
@@ -229,15 +240,21 @@ impl Cluster {
                 }
             }
         }
-        if let Err(e) = cache::store(
-            &self.opts.state_dir,
-            &self.opts.node,
-            &self.applied,
-            &self.originated,
-        ) {
-            error!("cannot write the cache: {e}");
-        }
+        self.store_cache();
         true
+    }
+
+    /// Write the cache when what runs differs from what it holds (most
+    /// API events change neither, and each write is fsynced).
+    fn store_cache(&mut self) {
+        let now = (self.applied.clone(), self.originated.clone());
+        if self.cached.as_ref() == Some(&now) {
+            return;
+        }
+        match cache::store(&self.opts.state_dir, &self.opts.node, &now.0, &now.1) {
+            Ok(()) => self.cached = Some(now),
+            Err(e) => error!("cannot write the cache: {e}"),
+        }
     }
 
     /// Conditions and the node's state, to the API server (skipped while
