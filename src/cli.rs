@@ -72,6 +72,20 @@ pub enum Command {
         #[command(subcommand)]
         what: ConfigCmd,
     },
+    /// Print the Kubernetes manifests: CRDs, RBAC and the DaemonSet
+    /// (`kubectl apply -f -`)
+    Manifests {
+        /// The container image
+        #[arg(long, default_value_t = crate::kubernetes::manifests::default_image())]
+        image: String,
+        /// A Secret in kroute-system that `passwordSecretRef`s name (repeat for
+        /// several); kroute may `get` only these
+        #[arg(long = "secret", value_name = "NAME")]
+        secrets: Vec<String>,
+        /// The nodes' `api.http.port`: where the probes ask
+        #[arg(long, default_value_t = crate::kubernetes::manifests::DEFAULT_HTTP_PORT)]
+        http_port: u16,
+    },
     /// The cluster's routing health, from every node's KrouteNodeState
     Cluster {
         #[command(subcommand)]
@@ -144,12 +158,17 @@ pub enum PeerAction {
 
 #[derive(Subcommand, Debug)]
 pub enum ConfigCmd {
-    /// Parse and validate a config file; prints the first error with file:line
+    /// Parse and validate a config file, or a KrouteConfig manifest rendered
+    /// for a Node (--node); prints the first error with file and key
     Check {
         file: PathBuf,
         /// Also print the config in canonical form, every default spelled out
         #[arg(long)]
         print: bool,
+        /// FILE is a KrouteConfig manifest (one or several YAML documents):
+        /// render it for this Node manifest (`kubectl get node N -o yaml`)
+        #[arg(long, value_name = "NODE_YAML")]
+        node: Option<PathBuf>,
     },
 }
 
@@ -169,24 +188,82 @@ impl Cli {
 /// `kroute config check FILE [--print]`: what to print if the file is
 /// valid (a summary, or with `print` the canonical YAML).
 pub fn check_config(file: &Path, print: bool) -> Result<String, ConfigError> {
-    let mut c = crate::config::load(file)?;
+    let c = crate::config::load(file)?;
+    Ok(checked(&file.display().to_string(), c, print))
+}
+
+/// The summary line, or with `print` the canonical YAML with its secrets
+/// kept secret: inline passwords are printed redacted, those from
+/// `passwordFile` or `passwordSecretRef` not at all (the reference is).
+fn checked(what: &str, mut c: crate::config::Config, print: bool) -> String {
     if print {
-        // Secrets stay secret: inline passwords are printed redacted, and
-        // those from `passwordFile` not at all (the file name is).
         for p in &mut c.peers {
             if p.password.as_ref().is_some_and(|pw| !pw.from_file()) {
                 p.password = Some(crate::config::Password::redacted());
             }
         }
-        return Ok(c.to_yaml());
+        return c.to_yaml();
     }
-    Ok(format!(
-        "{}: ok ({} peers, {} policies, {} advertise entries)\n",
-        file.display(),
+    format!(
+        "{what}: ok ({} peers, {} policies, {} advertise entries)\n",
         c.peers.len(),
         c.policies.len(),
         c.advertise.len()
-    ))
+    )
+}
+
+/// `kroute config check FILE [--node NODE_YAML] [--print]`: a config file
+/// as [`check_config`], or a `KrouteConfig` manifest rendered for the Node
+/// in `node` (Secrets are not read: a `passwordSecretRef` gets a
+/// placeholder key, never printed).
+pub fn check(file: &Path, node: Option<&Path>, print: bool) -> Result<String, String> {
+    use crate::kubernetes::{manifest, render};
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|e| format!("{}: cannot read: {e}", p.display()))
+    };
+    let text = read(file)?;
+    let name = file.display().to_string();
+    match (manifest::is_manifest(&text), node) {
+        (false, None) => check_config(file, print).map_err(|e| e.to_string()),
+        (false, Some(_)) => Err(format!(
+            "{name}: --node renders a KrouteConfig manifest, and this is a config file \
+             (no `kind: KrouteConfig`); leave --node out to check it"
+        )),
+        (true, None) => Err(format!(
+            "{name}: a KrouteConfig manifest is rendered for a Node: give --node NODE_YAML \
+             (`kubectl get node NAME -o yaml`)"
+        )),
+        (true, Some(node_file)) => {
+            let located = manifest::configs(&text, &name)?;
+            let node_name = node_file.display().to_string();
+            let node = manifest::node(&read(node_file)?, &node_name)?;
+            let configs: Vec<_> = located.iter().map(|(c, _)| c.clone()).collect();
+            let r = render::render(&configs, &node, &render::PlaceholderSecrets).map_err(|e| {
+                // The key path is in the last config the error names.
+                let origin = e.configs.last().and_then(|n| {
+                    located
+                        .iter()
+                        .find(|(c, _)| c.metadata.name.as_deref() == Some(n))
+                        .map(|(_, o)| *o)
+                });
+                let place = match origin {
+                    Some(o) if !e.path.is_empty() => o.place(&text, &name, &e.path),
+                    _ => name.clone(),
+                };
+                format!("{place}: {e}")
+            })?;
+            let what = format!(
+                "{name}: node {:?} (KrouteConfig {})",
+                node_name_of(&node),
+                r.configs.join(", ")
+            );
+            Ok(checked(&what, r.config, print))
+        }
+    }
+}
+
+fn node_name_of(node: &k8s_openapi::api::core::v1::Node) -> String {
+    node.metadata.name.clone().unwrap_or_default()
 }
 
 /// Run a client command: ask the daemon and print its answer.
@@ -272,6 +349,7 @@ pub fn run_client(cli: &Cli) -> Result<(), String> {
         }
         Command::Daemon { .. }
         | Command::Config { .. }
+        | Command::Manifests { .. }
         | Command::Lab { .. }
         | Command::Cluster { .. } => {
             unreachable!("handled in main")

@@ -22,8 +22,8 @@ pub use error::ConfigError;
 use error::KeyPath;
 pub use password::Password;
 pub use schema::{
-    Advertise, Api, Bfd, Config, GracefulRestart, GracefulRestartOverride, GroupName, Kernel,
-    LimitAction, Listen, MaxPrefixes, Peer, PodCidrSource, PodCidrs, PrefixLimit, Router,
+    Advertise, Api, Bfd, Config, GracefulRestart, GracefulRestartOverride, GroupName, HttpListen,
+    Kernel, LimitAction, Listen, MaxPrefixes, Peer, PodCidrSource, PodCidrs, PrefixLimit, Router,
     SecretRef, ServiceAddresses,
 };
 use validate::validate;
@@ -42,6 +42,13 @@ pub fn protocol_name(protocol: u8) -> String {
         Some((name, _)) => name.to_string(),
         None => protocol.to_string(),
     }
+}
+
+/// Line and column (1-based) of the value at key path `path` (as errors
+/// print it: `spec.peers[1].name`) in YAML document `document` (0-based)
+/// of `text`; the deepest existing node on the way when it is absent.
+pub fn position(text: &str, document: usize, path: &str) -> Option<(usize, usize)> {
+    error::locate_in_document(text, document, &KeyPath::parse(path))
 }
 
 /// Read and check the config file at `path`.

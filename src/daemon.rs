@@ -6,6 +6,7 @@
 //! API socket ──Request──────────┘  └── SIGHUP (reload)
 //! listener ◀──watch<AccessList>── router task (peers, passwords, GTSM; on reload)
 //! BFD task ──RibEvent::Bfd──▶ router task ──BfdCmd (sessions on start/reload)──▶ BFD task
+//! router task ──watch<Readiness>──▶ HTTP listener (api.http: /healthz, /readyz)
 //! ```
 //!
 //! The listener ([`crate::listener`]) closes connections that may not be
@@ -110,6 +111,17 @@ pub async fn run_config(
     }
 
     tokio::spawn(crate::api::serve(api_listener, ev_tx.clone()));
+    let (ready_tx, ready_rx) = watch::channel(crate::events::Readiness::NotReady(
+        "initial convergence: waiting for every peer's End-of-RIB".to_string(),
+    ));
+    if let Some(http) = &cfg.api.http {
+        let addr = SocketAddr::new(http.address, http.port);
+        let l = crate::http::bind(addr)
+            .await
+            .map_err(|e| format!("api.http {addr}: {e}"))?;
+        info!(%addr, "serving /healthz and /readyz");
+        tokio::spawn(crate::http::serve(l, crate::http::Routes::health(ready_rx)));
+    }
     let bfd = crate::bfd::spawn(ev_tx.clone());
     let router = RouterTask::new(
         config_path.to_path_buf(),
@@ -118,7 +130,8 @@ pub async fn run_config(
         ev_tx.clone(),
         access_tx,
         bfd,
-    );
+    )
+    .with_readiness(ready_tx);
     let router = match cluster {
         Some(cluster) => {
             tokio::spawn(cluster.run(ev_tx.clone()));

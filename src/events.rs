@@ -7,6 +7,7 @@
 //! API task ──RibEvent::Api { Request, Reply }──▶ router task ──Response──▶ API task
 //! signals ──RibEvent::{Reload, Shutdown}──▶ router task
 //! BFD sessions ──RibEvent::Bfd──▶ router task ──BfdCmd──▶ BFD task
+//! router task ──watch<Readiness>──▶ HTTP listener (`/readyz`)
 //! ```
 //!
 //! The FIB side (`kernel::RouteChange`, `kernel::FibEvent`) is the kernel
@@ -229,6 +230,17 @@ impl Default for PeerStatus {
     fn default() -> PeerStatus {
         PeerStatus::new()
     }
+}
+
+/// Whether the daemon is ready (`/readyz`): its config is loaded (in
+/// Kubernetes mode: rendered) and the initial convergence is over (every
+/// peer up and its End-of-RIB in, or the deadline passed). One writer, the
+/// router task; readers through a `watch` channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// Not yet, and why.
+    NotReady(String),
+    Ready,
 }
 
 /// A request on the control API (one JSON line from a client), which the

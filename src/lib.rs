@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod events;
+pub mod http;
 pub mod kubernetes;
 pub mod lab;
 pub mod output;

@@ -84,8 +84,8 @@ fn main() -> ExitCode {
             }
         }
         Command::Config {
-            what: ConfigCmd::Check { file, print },
-        } => match cli::check_config(file, *print) {
+            what: ConfigCmd::Check { file, print, node },
+        } => match cli::check(file, node.as_deref(), *print) {
             Ok(text) => {
                 print!("{text}");
                 ExitCode::SUCCESS
@@ -98,6 +98,19 @@ fn main() -> ExitCode {
         Command::Cluster {
             what: ClusterCmd::Check { kubeconfig },
         } => kroute::kubernetes::cluster_check::main(kubeconfig.as_deref(), cli.output),
+        Command::Manifests {
+            image,
+            secrets,
+            http_port,
+        } => {
+            let options = kroute::kubernetes::manifests::Options {
+                image: image.clone(),
+                secrets: secrets.clone(),
+                http_port: *http_port,
+            };
+            print!("{}", kroute::kubernetes::manifests::all(&options));
+            ExitCode::SUCCESS
+        }
         Command::Lab { what } => match lab::run(what, cli.output) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -107,6 +107,8 @@ pub struct RouterTask {
     import_log: rib::ImportLog,
     /// The BFD task, told the peers with `bfd` on start and reload.
     bfd: BfdHandle,
+    /// `/readyz`: set Ready at the end of the initial convergence.
+    readiness: Option<watch::Sender<crate::events::Readiness>>,
 }
 
 /// The BFD sessions `c` asks for: one per peer with `bfd`.
@@ -267,6 +269,7 @@ impl RouterTask {
             refreshes_answered: Vec::new(),
             import_log: rib::ImportLog::new(IMPORT_LOG_WINDOW),
             bfd,
+            readiness: None,
         }
     }
 
@@ -274,6 +277,13 @@ impl RouterTask {
     /// ([`RibEvent::ApplyConfig`]); there is no file to reload.
     pub fn config_from_cluster(mut self) -> RouterTask {
         self.from_cluster = true;
+        self
+    }
+
+    /// Publish readiness (`/readyz`) on `tx`: Ready once the initial
+    /// convergence is over.
+    pub fn with_readiness(mut self, tx: watch::Sender<crate::events::Readiness>) -> RouterTask {
+        self.readiness = Some(tx);
         self
     }
 
@@ -544,6 +554,9 @@ impl RouterTask {
             );
             self.fib.initial_sync_done();
             self.initial_sync_done = true;
+            if let Some(tx) = &self.readiness {
+                tx.send_replace(crate::events::Readiness::Ready);
+            }
             self.send_deferred_end_of_rib();
         }
     }

@@ -40,6 +40,11 @@ struct Rack {
 
 impl Rack {
     fn new(tag: &str) -> Rack {
+        Rack::with_tor_options(tag, &[])
+    }
+
+    /// With raw BIRD options per node address (e.g. a TCP-MD5 password).
+    fn with_tor_options(tag: &str, options: &[(&str, &str)]) -> Rack {
         let mut lan = Lan::new(tag);
         let tor_ns = netns(&format!("tor{tag}"));
         lan.attach(&tor_ns, &[&format!("{TOR}/24")]);
@@ -53,7 +58,7 @@ impl Rack {
                 ns
             })
             .collect();
-        let tor = Bird::start(
+        let tor = Bird::start_with(
             &tor_ns,
             PeerSpec {
                 asn: TOR_ASN,
@@ -64,6 +69,7 @@ impl Rack {
                     .collect(),
                 install_kernel: false,
             },
+            options,
         );
         let api = ApiServer::start(api_ns, API);
         Rack {
@@ -674,4 +680,30 @@ fn an_api_outage_changes_nothing_then_resyncs_and_a_restart_uses_the_cache() {
     std::thread::sleep(Duration::from_secs(3));
     rack.wait_tor("10.244.21.0/24", &["10.99.0.1"], CONVERGE);
     rack.wait_tor("192.0.2.10/32", &["10.99.0.1", "10.99.0.2"], CONVERGE);
+}
+
+#[test]
+fn a_tcp_md5_key_comes_from_the_secret_the_config_names() {
+    let rack = Rack::with_tor_options("md", &[("10.99.0.1", "password \"s3cret-from-k8s\";")]);
+    rack.add_node(0);
+    // As `kubectl create secret generic kroute-bgp --from-file=tor` makes
+    // it: base64 data, the file's trailing newline included.
+    rack.api.apply(json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": { "name": "kroute-bgp", "namespace": "kroute-system" },
+        "type": "Opaque",
+        "data": { "tor": "czNjcmV0LWZyb20tazhzCg==" },
+    }));
+    let mut cfg = krouteconfig("rack", TOR, TOR_ASN, json!([{ "podCIDRs": true }]));
+    cfg["spec"]["peers"][0]["passwordSecretRef"] = json!({ "name": "kroute-bgp", "key": "tor" });
+    rack.api.apply(cfg);
+    let mut a = rack.kroute(0);
+    a.wait_established("tor");
+    rack.wait_tor("10.244.1.0/24", &["10.99.0.1"], CONVERGE);
+    assert!(
+        !a.log().contains("s3cret"),
+        "the key is in the log:\n{}",
+        a.log()
+    );
 }

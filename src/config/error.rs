@@ -123,6 +123,46 @@ fn locate_nth(text: &str, path: &KeyPath, nth: usize) -> Option<Pos> {
     }
 }
 
+/// Line and column of the node at `path` in YAML document `document`
+/// (0-based) of a multi-document `text`, or of the deepest existing node on
+/// the way to it.
+pub(super) fn locate_in_document(
+    text: &str,
+    document: usize,
+    path: &KeyPath,
+) -> Option<(usize, usize)> {
+    let de = serde_yaml_ng::Deserializer::from_str(text).nth(document)?;
+    match Locate(&path.0, 0).deserialize(de) {
+        Ok(()) => None,
+        Err(e) => e.location().map(|l| (l.line(), l.column())),
+    }
+}
+
+impl KeyPath {
+    /// `spec.peers[1].name` read back (keys without `.`, `[` or `]`).
+    pub(super) fn parse(path: &str) -> KeyPath {
+        let mut segs = Vec::new();
+        for part in path.split('.').filter(|p| !p.is_empty()) {
+            let mut rest = part;
+            if let Some(open) = rest.find('[') {
+                if open > 0 {
+                    segs.push(Seg::Key(rest[..open].to_string()));
+                }
+                rest = &rest[open..];
+                while let Some(close) = rest.find(']') {
+                    if let Ok(i) = rest[1..close].parse() {
+                        segs.push(Seg::Index(i));
+                    }
+                    rest = &rest[close + 1..];
+                }
+            } else {
+                segs.push(Seg::Key(rest.to_string()));
+            }
+        }
+        KeyPath(segs)
+    }
+}
+
 /// The path still to walk, and how many matches of its last key to skip.
 struct Locate<'a>(&'a [Seg], usize);
 

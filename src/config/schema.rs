@@ -153,6 +153,19 @@ pub struct Api {
     /// use the CLI without root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<GroupName>,
+    /// The HTTP listener for `/healthz` and `/readyz` (Kubernetes probes);
+    /// absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpListen>,
+}
+
+/// `api.http`: where the HTTP listener binds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpListen {
+    pub address: IpAddr,
+    #[serde(deserialize_with = "de::port")]
+    pub port: u16,
 }
 
 /// A group, by name or by number.
@@ -168,6 +181,7 @@ impl Default for Api {
         Api {
             socket: default_socket(),
             group: None,
+            http: None,
         }
     }
 }

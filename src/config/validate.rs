@@ -32,6 +32,7 @@ pub(super) fn validate(c: &Config) -> Result<(), Invalid> {
     }
 
     check_graceful_restart(&router.key("gracefulRestart"), &c.router.graceful_restart)?;
+    check_http(c)?;
 
     let policy_names = check_policies(c)?;
     let peer_names = check_peers(c, &policy_names)?;
@@ -128,6 +129,27 @@ fn check_peers<'c>(c: &'c Config, policies: &[&str]) -> Result<HashSet<&'c str>,
         check_chain(&path, "export", &peer.export, policies)?;
     }
     Ok(names.into_keys().collect())
+}
+
+/// `api.http` cannot take the BGP listener's TCP port on an overlapping
+/// address (the second bind would fail at start).
+fn check_http(c: &Config) -> Result<(), Invalid> {
+    let (Some(http), Some(bgp)) = (&c.api.http, &c.router.listen) else {
+        return Ok(());
+    };
+    let overlap = http.address == bgp.address
+        || http.address.is_unspecified()
+        || bgp.address.is_unspecified();
+    if http.port == bgp.port && overlap {
+        return Err((
+            KeyPath::default().key("api").key("http").key("port"),
+            format!(
+                "port {} is the BGP listener's (router.listen {}:{})",
+                http.port, bgp.address, bgp.port
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// RFC 4724 §3: the Restart Time field has 12 bits.

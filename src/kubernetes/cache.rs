@@ -145,6 +145,10 @@ mod tests {
             large_communities: Vec::new(),
         }];
         store(&dir, "w1", &config, &o).unwrap();
+        // It may hold TCP-MD5 keys.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path(&dir)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
         let back = load(&dir, "w1").unwrap().unwrap();
         assert_eq!(back.config, config);
         assert_eq!(back.originations, o);

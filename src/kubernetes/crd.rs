@@ -18,7 +18,11 @@ use serde::{Deserialize, Serialize};
     version = "v1alpha1",
     kind = "KrouteConfig",
     shortname = "kcfg",
-    status = "KrouteConfigStatus"
+    status = "KrouteConfigStatus",
+    printcolumn = r#"{"name":"Valid","type":"string","jsonPath":".status.conditions[?(@.type==\"Valid\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Valid\")].reason"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Valid\")].message"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 // Unknown keys are refused, as in the file: the API server prunes them
 // (structural schema), but `kroute config check` reads the manifest itself.

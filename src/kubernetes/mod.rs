@@ -4,13 +4,17 @@
 //! written back as a `KrouteNodeState`.
 //!
 //! Layout: `crd` (the `KrouteConfig` resource), `render` (a node's config
-//! from the configs that select it), `state` (the
+//! from the configs that select it), `manifest` (reading KrouteConfig and
+//! Node manifests for `config check --node`), `manifests` (what `kroute
+//! manifests` prints: CRDs, RBAC, DaemonSet), `state` (the
 //! `KrouteNodeState` resource); the CRDs are generated from their types.
 //! The daemon side: `client` (connecting), `watch` (the reflectors),
 //! `run` (the task that renders, applies and advertises), `advertise`
 //! (pure: pod CIDRs and Service addresses to originate), `cache` (the
-//! last config on disk), `conditions` (the `Valid` condition), `cilium`
-//! (the part of `CiliumNode` kroute reads).
+//! last config on disk), `conditions` (the `Valid` condition), `secrets`
+//! (the Secrets `passwordSecretRef` names, read by name), `node_state`
+//! (this node's `KrouteNodeState`), `cilium` (the part of `CiliumNode`
+//! kroute reads); `cluster_check` is `kroute cluster check`.
 
 pub mod advertise;
 pub mod cache;
@@ -19,9 +23,12 @@ pub mod client;
 pub mod cluster_check;
 pub mod conditions;
 pub mod crd;
+pub mod manifest;
+pub mod manifests;
 pub mod node_state;
 pub mod render;
 pub mod run;
+pub mod secrets;
 pub mod state;
 pub mod watch;
 
@@ -29,8 +36,7 @@ pub use run::{start, Cluster, Options};
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Secret};
-use kube::ResourceExt;
+use k8s_openapi::api::core::v1::Node;
 
 use crd::KrouteConfig;
 
@@ -39,31 +45,8 @@ use crd::KrouteConfig;
 pub fn render_for_node(
     configs: &[Arc<KrouteConfig>],
     node: &Node,
-    secrets: &[Arc<Secret>],
+    secrets: &dyn render::SecretSource,
 ) -> Result<render::Rendered, render::RenderError> {
     let configs: Vec<KrouteConfig> = configs.iter().map(|c| KrouteConfig::clone(c)).collect();
-    render::render(&configs, node, &Secrets(secrets))
-}
-
-/// The Secrets the watcher holds (kroute's namespace only).
-struct Secrets<'a>(&'a [Arc<Secret>]);
-
-impl render::SecretSource for Secrets<'_> {
-    fn secret(&self, name: &str, key: &str) -> Result<String, String> {
-        let secret = self
-            .0
-            .iter()
-            .find(|s| s.name_any() == name)
-            .ok_or_else(|| format!("no Secret {name:?} in kroute's namespace"))?;
-        if let Some(v) = secret.string_data.as_ref().and_then(|d| d.get(key)) {
-            return Ok(v.clone());
-        }
-        let bytes = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(key))
-            .ok_or_else(|| format!("Secret {name:?} has no key {key:?}"))?;
-        String::from_utf8(bytes.0.clone())
-            .map_err(|_| format!("Secret {name:?} key {key:?} is not UTF-8 text"))
-    }
+    render::render(&configs, node, secrets)
 }

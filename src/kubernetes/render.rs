@@ -76,7 +76,8 @@ pub struct Rendered {
 /// Why a node has no config: the node, the configs involved (one for a bad
 /// value, two for a conflict, all selected ones for a problem of the
 /// merged whole, none when nothing selects the node) and the key path
-/// inside the config (`spec.router.asn`).
+/// inside the config (`spec.router.asn`; in a conflict, inside the last
+/// config named).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct RenderError {
     pub node: String,
@@ -90,10 +91,10 @@ impl fmt::Display for RenderError {
     /// `KrouteConfig "fabric", node "n3": spec.router.asn: label 'kroute.io/asn' is missing`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let quoted: Vec<String> = self.configs.iter().map(|c| format!("{c:?}")).collect();
-        match quoted.len() {
-            0 => {}
-            1 => write!(f, "KrouteConfig {}, ", quoted[0])?,
-            _ => write!(f, "KrouteConfigs {}, ", quoted.join(" and "))?,
+        match quoted.as_slice() {
+            [] => {}
+            [one] => write!(f, "KrouteConfig {one}, ")?,
+            [init @ .., last] => write!(f, "KrouteConfigs {} and {last}, ", init.join(", "))?,
         }
         write!(f, "node {:?}: ", self.node)?;
         if !self.path.is_empty() {

@@ -23,6 +23,7 @@ use tracing::{error, info, warn};
 use super::advertise;
 use super::cache;
 use super::conditions::Conditions;
+use super::secrets::Secrets;
 use super::watch::Watches;
 use crate::config::{Config, PodCidrSource};
 use crate::events::RibEvent;
@@ -57,6 +58,7 @@ pub struct Cluster {
     originated: Vec<rib::Origination>,
     pub(super) conditions: Conditions,
     node_state: super::node_state::Publisher,
+    secrets: Secrets,
     /// What the cache on disk holds, once written or read.
     cached: Option<(Config, Vec<rib::Origination>)>,
 }
@@ -65,13 +67,17 @@ pub struct Cluster {
 /// cluster, or the cache when the API server does not answer in time.
 pub async fn start(opts: Options) -> Result<(Config, Cluster), String> {
     let client = super::client::connect(opts.kubeconfig.as_deref()).await?;
-    let watches = Watches::start(&client, &opts.namespace);
+    let watches = Watches::start(&client);
+    let mut secrets = Secrets::default();
     let cached = cache::load(&opts.state_dir, &opts.node)?;
     let deadline = Instant::now() + START_WAIT;
     let mut last_note = Instant::now();
     let (config, originated) = loop {
         if watches.config_synced() {
-            match render(&watches, &opts) {
+            secrets
+                .refresh(&client, &opts.namespace, &watches.configs.objects())
+                .await;
+            match render(&watches, &opts, &secrets) {
                 Ok(c) => {
                     // A source not listed yet (no CiliumNode CRD yet, say):
                     // what was cached until it is.
@@ -116,6 +122,7 @@ pub async fn start(opts: Options) -> Result<(Config, Cluster), String> {
     let cluster = Cluster {
         conditions: Conditions::new(&opts.node),
         node_state: super::node_state::Publisher::new(&opts.node),
+        secrets,
         cached: cached.map(|c| (c.config, c.originations)),
         opts,
         client,
@@ -127,20 +134,16 @@ pub async fn start(opts: Options) -> Result<(Config, Cluster), String> {
 }
 
 /// The config for this node from the `KrouteConfig`s, with `--socket`.
-fn render(watches: &Watches, opts: &Options) -> Result<Config, String> {
+fn render(watches: &Watches, opts: &Options, secrets: &Secrets) -> Result<Config, String> {
     let node = watches
         .nodes
         .objects()
         .into_iter()
         .find(|n| n.name_any() == opts.node)
         .ok_or_else(|| format!("no Node named {:?} (NODE_NAME)", opts.node))?;
-    let mut config = super::render_for_node(
-        &watches.configs.objects(),
-        &node,
-        &watches.secrets.objects(),
-    )
-    .map_err(|e| e.to_string())?
-    .config;
+    let mut config = super::render_for_node(&watches.configs.objects(), &node, secrets)
+        .map_err(|e| e.to_string())?
+        .config;
     if let Some(s) = &opts.socket {
         config.api.socket = s.clone();
     }
@@ -197,7 +200,12 @@ impl Cluster {
                         return;
                     }
                 }
-                _ = tick.tick() => {}
+                // Secrets are read, not watched: a rotated key shows here.
+                _ = tick.tick() => {
+                    if !self.sync(&router).await {
+                        return;
+                    }
+                }
             }
             self.publish(&router).await;
         }
@@ -209,7 +217,16 @@ impl Cluster {
         if !self.watches.config_synced() {
             return true;
         }
-        match render(&self.watches, &self.opts) {
+        if !self.watches.api_unreachable() {
+            self.secrets
+                .refresh(
+                    &self.client,
+                    &self.opts.namespace,
+                    &self.watches.configs.objects(),
+                )
+                .await;
+        }
+        match render(&self.watches, &self.opts, &self.secrets) {
             Err(e) => self.conditions.set_invalid(e),
             Ok(c) if c == self.applied => self.conditions.set_valid(),
             Ok(c) => {

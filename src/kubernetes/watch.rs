@@ -1,6 +1,7 @@
 //! The watchers: one `kube::runtime` reflector per resource kroute reads,
 //! each keeping a store of the objects. Every change wakes the Kubernetes
 //! task ([`Watches::changed`]).
+//! Secrets are read by name instead (`secrets.rs`).
 //!
 //! While the API server is away the stores keep what they had (the
 //! watchers retry with backoff, nothing is removed); when a watch cannot
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Secret, Service};
+use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::utils::Backoff;
@@ -67,15 +68,14 @@ pub struct Watches {
     pub services: Watched<Service>,
     pub endpoint_slices: Watched<EndpointSlice>,
     pub configs: Watched<KrouteConfig>,
-    pub secrets: Watched<Secret>,
     /// Notified on every change of any store.
     pub changed: Arc<Notify>,
 }
 
 impl Watches {
-    /// Start the watchers (Secrets only in `namespace`, where
-    /// `passwordSecretRef` names them).
-    pub fn start(client: &Client, namespace: &str) -> Watches {
+    /// Start the watchers. (Secrets are not watched: kroute may only
+    /// `get` the ones named, see `secrets.rs`.)
+    pub fn start(client: &Client) -> Watches {
         let changed = Arc::new(Notify::new());
         Watches {
             nodes: spawn("nodes", Api::all(client.clone()), &changed),
@@ -83,18 +83,13 @@ impl Watches {
             services: spawn("services", Api::all(client.clone()), &changed),
             endpoint_slices: spawn("endpointslices", Api::all(client.clone()), &changed),
             configs: spawn("krouteconfigs", Api::all(client.clone()), &changed),
-            secrets: spawn(
-                "secrets",
-                Api::namespaced(client.clone(), namespace),
-                &changed,
-            ),
             changed,
         }
     }
 
     /// What rendering the config needs has been listed once.
     pub fn config_synced(&self) -> bool {
-        self.nodes.synced() && self.configs.synced() && self.secrets.synced()
+        self.nodes.synced() && self.configs.synced()
     }
 
     /// Some watch is failing now (the API server is unreachable).

@@ -386,6 +386,20 @@ fn no_router_in_any_selected_config_names_them_all() {
 }
 
 #[test]
+fn an_error_of_the_merged_whole_names_every_config() {
+    let e = RenderError {
+        node: "n1".into(),
+        configs: vec!["a".into(), "b".into(), "c".into()],
+        path: String::new(),
+        message: "m".into(),
+    };
+    assert_eq!(
+        e.to_string(),
+        "KrouteConfigs \"a\", \"b\" and \"c\", node \"n1\": m"
+    );
+}
+
+#[test]
 fn a_node_no_config_selects_is_an_error() {
     let e = render(&[config(UPSTREAMS)], &kubeadm_node(), &no_secrets()).unwrap_err();
     assert!(e.configs.is_empty());
