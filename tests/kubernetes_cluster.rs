@@ -707,3 +707,61 @@ fn a_tcp_md5_key_comes_from_the_secret_the_config_names() {
         a.log()
     );
 }
+
+#[test]
+fn pod_cidrs_from_cilium_nodes_when_the_node_has_none() {
+    let rack = Rack::new("cn");
+    for (name, addr, asn, _) in &NODES[..2] {
+        rack.api.apply(harness::talos_node(name, addr, *asn));
+    }
+    rack.api.apply(harness::cilium_node(
+        "node-a",
+        "10.99.0.1",
+        &["10.0.1.0/24"],
+    ));
+    rack.api.apply(harness::cilium_node(
+        "node-b",
+        "10.99.0.2",
+        &["10.0.2.0/24"],
+    ));
+    rack.api.apply(krouteconfig(
+        "rack",
+        TOR,
+        TOR_ASN,
+        json!([{ "podCIDRs": { "source": "ciliumNode" } }]),
+    ));
+    let mut a = rack.kroute(0);
+    let mut b = rack.kroute(1);
+    a.wait_established("tor");
+    b.wait_established("tor");
+    rack.wait_tor("10.0.1.0/24", &["10.99.0.1"], CONVERGE);
+    wait_installed(rack.ns(1), "10.0.1.0/24", &b);
+    wait_installed(rack.ns(0), "10.0.2.0/24", &a);
+    // Cilium's operator gives node-a a second CIDR.
+    rack.api.patch(
+        "cilium.io/v2",
+        "CiliumNode",
+        None,
+        "node-a",
+        json!({ "spec": { "ipam": { "podCIDRs": ["10.0.1.0/24", "10.0.11.0/24"] } } }),
+    );
+    rack.wait_tor("10.0.11.0/24", &["10.99.0.1"], Duration::from_secs(3));
+    wait_installed(rack.ns(1), "10.0.11.0/24", &b);
+    // node-b's state lists both of node-a's CIDRs as installed.
+    wait_until(
+        CONVERGE,
+        "node-b's state with node-a's CiliumNode CIDRs",
+        || {
+            let routes = pod_routes(&rack, "node-b");
+            let want = vec![
+                ("10.0.1.0/24".to_string(), true, None),
+                ("10.0.11.0/24".to_string(), true, None),
+            ];
+            if routes == want {
+                Ok(())
+            } else {
+                Err(format!("{routes:?}"))
+            }
+        },
+    );
+}

@@ -482,3 +482,65 @@ pub fn krouteconfig(name: &str, tor: &str, tor_asn: u32, advertise: Value) -> Va
         },
     })
 }
+
+/// A Node as Talos registers it with Cilium's cluster-pool IPAM: no
+/// `spec.podCIDRs` (Cilium's operator allocates them in the CiliumNode).
+pub fn talos_node(name: &str, address: &str, asn: u32) -> Value {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "kubernetes.io/arch": "amd64",
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "node.kubernetes.io/exclude-from-external-load-balancers": "",
+                "kroute.io/asn": asn.to_string(),
+            },
+            "annotations": {
+                "cluster.talos.dev/node-id": "nXzC8jvX1oQd6dQ6yDsKg1lGm2k7Jb2p4Yq9rT0uVwE",
+                "talos.dev/owned-labels": "[\"kroute.io/asn\"]",
+                "node.alpha.kubernetes.io/ttl": "0",
+            },
+        },
+        "spec": {},
+        "status": {
+            "addresses": [
+                { "type": "InternalIP", "address": address },
+                { "type": "Hostname", "address": name },
+            ],
+            "nodeInfo": {
+                "architecture": "amd64", "containerRuntimeVersion": "containerd://2.0.2",
+                "kernelVersion": "6.12.6-talos", "kubeProxyVersion": "", "kubeletVersion": "v1.32.1",
+                "operatingSystem": "linux", "osImage": "Talos (v1.9.2)",
+                "bootID": "", "machineID": "", "systemUUID": "",
+            },
+        },
+    })
+}
+
+/// The CiliumNode Cilium's agent and operator keep for `node`, with the
+/// pod CIDRs cluster-pool IPAM gave it.
+pub fn cilium_node(name: &str, address: &str, pod_cidrs: &[&str]) -> Value {
+    serde_json::json!({
+        "apiVersion": "cilium.io/v2",
+        "kind": "CiliumNode",
+        "metadata": {
+            "name": name,
+            "labels": { "kubernetes.io/hostname": name, "kubernetes.io/os": "linux" },
+            "ownerReferences": [{ "apiVersion": "v1", "kind": "Node", "name": name, "uid": "3c1e9d2a-7b4f-4e8a-9c6d-5f2b1a0e8d7c" }],
+        },
+        "spec": {
+            "addresses": [
+                { "type": "InternalIP", "ip": address },
+                { "type": "CiliumInternalIP", "ip": "10.0.1.96" },
+            ],
+            "alibaba-cloud": {}, "azure": {}, "encryption": {}, "eni": {},
+            "health": { "ipv4": "10.0.1.12" },
+            "ingress": {},
+            "ipam": { "podCIDRs": pod_cidrs, "pools": {} },
+        },
+        "status": { "alibaba-cloud": {}, "azure": {}, "eni": {}, "ipam": { "operator-status": {} } },
+    })
+}
