@@ -340,7 +340,8 @@ fn check_advertise(c: &Config) -> Result<(), Invalid> {
             }
             if let Some(sel) = &s.selector {
                 let none = std::collections::BTreeMap::new();
-                if let Err((at, message)) = crate::kubernetes::render::selector_matches(sel, &none)
+                if let Err((at, message)) =
+                    crate::kubernetes::selector::selector_matches(sel, &none)
                 {
                     return Err((
                         path.key("services").key("selector"),

@@ -13,7 +13,7 @@ use kube::ResourceExt;
 use tracing::warn;
 
 use super::cilium::CiliumNode;
-use super::render::selector_matches;
+use super::selector::selector_matches;
 use crate::config::{Advertise, PodCidrSource, ServiceAddresses};
 
 /// The objects the advertisements are computed from.

@@ -29,6 +29,7 @@ pub mod node_state;
 pub mod render;
 pub mod run;
 pub mod secrets;
+pub mod selector;
 pub mod state;
 pub mod watch;
 
