@@ -582,6 +582,32 @@ fn a_config_edit_applies_in_place_and_a_bad_one_keeps_the_last_good_config() {
         }
     });
     assert_eq!(a.session("tor").flaps, 0);
+
+    // A change the running daemon cannot apply (the ASN): refused, said
+    // so, nothing reset; offered once, not on every tick.
+    rack.api.patch(
+        "kroute.io/v1alpha1",
+        "KrouteConfig",
+        None,
+        "rack",
+        json!({ "spec": { "router": { "asn": 65099 } } }),
+    );
+    wait_until(
+        CONVERGE,
+        "Valid=False: needs a restart",
+        || match valid_condition(&rack, "KrouteNodeState", "node-a") {
+            Some((s, m)) if s == "False" && m.contains("need a restart") => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    let refusals = a
+        .log()
+        .lines()
+        .filter(|l| l.contains("kroute::rib_task: cluster config not applied"))
+        .count();
+    assert_eq!(refusals, 1, "{}", tail(&a.log()));
+    assert_eq!(a.session("tor").flaps, 0);
 }
 
 /// What the rack router and node-b's kernel route, to compare over time.

@@ -59,6 +59,8 @@ pub struct Cluster {
     pub(super) conditions: Conditions,
     node_state: super::node_state::Publisher,
     secrets: Secrets,
+    /// The last config the router task refused.
+    refused: Option<Config>,
     /// What the cache on disk holds, once written or read.
     cached: Option<(Config, Vec<rib::Origination>)>,
 }
@@ -123,6 +125,7 @@ pub async fn start(opts: Options) -> Result<(Config, Cluster), String> {
         conditions: Conditions::new(&opts.node),
         node_state: super::node_state::Publisher::new(&opts.node),
         secrets,
+        refused: None,
         cached: cached.map(|c| (c.config, c.originations)),
         opts,
         client,
@@ -174,10 +177,6 @@ fn cluster_originations(
 }
 
 impl Cluster {
-    pub fn node(&self) -> &str {
-        &self.opts.node
-    }
-
     /// Until the daemon ends: apply what the cluster says.
     pub async fn run(mut self, router: mpsc::Sender<RibEvent>) {
         if router
@@ -229,6 +228,9 @@ impl Cluster {
         match render(&self.watches, &self.opts, &self.secrets) {
             Err(e) => self.conditions.set_invalid(e),
             Ok(c) if c == self.applied => self.conditions.set_valid(),
+            // Refused already (e.g. an ASN change needs a restart): not
+            // offered again every tick; the condition still says why.
+            Ok(c) if self.refused.as_ref() == Some(&c) => {}
             Ok(c) => {
                 let (done, answer) = oneshot::channel();
                 let ev = RibEvent::ApplyConfig {
@@ -242,9 +244,13 @@ impl Cluster {
                     Ok(Ok(changes)) => {
                         info!(node = %self.opts.node, "cluster config applied: {}", changes.join("; "));
                         self.applied = c;
+                        self.refused = None;
                         self.conditions.set_valid();
                     }
-                    Ok(Err(e)) => self.conditions.set_invalid(e),
+                    Ok(Err(e)) => {
+                        self.refused = Some(c);
+                        self.conditions.set_invalid(e);
+                    }
                     Err(_) => return false,
                 }
             }
