@@ -33,14 +33,6 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The packages may start their daemons on install where an init system
-# exists; the tests start their own instances in namespaces.
-# vtysh talks to FRR daemons only for members of frrvty.
-if getent group frrvty >/dev/null && ! id -nG root | grep -qw frrvty; then
-    usermod -a -G frrvty root
-fi
-mkdir -p /var/run/frr && chown frr:frr /var/run/frr
-
 # The Kubernetes API the tests run against (tests/kube/apiserver.py):
 # PyPI's kmock, the Kopf project's API mock. Debian 12 marks its Python as
 # externally managed, hence --break-system-packages (root, test machine).
@@ -49,6 +41,14 @@ if ! python3 -c 'import kmock' >/dev/null 2>&1; then
     pip3 install -q --break-system-packages 'kmock==0.8' 2>/dev/null \
         || pip3 install -q 'kmock==0.8'
 fi
+
+# The packages may start their daemons on install where an init system
+# exists; the tests start their own instances in namespaces.
+# vtysh talks to FRR daemons only for members of frrvty.
+if getent group frrvty >/dev/null && ! id -nG root | grep -qw frrvty; then
+    usermod -a -G frrvty root
+fi
+mkdir -p /var/run/frr && chown frr:frr /var/run/frr
 
 if ! command -v cargo >/dev/null 2>&1; then
     echo "setup-debian.sh: cargo is missing; install a Rust toolchain (rustup) first" >&2
