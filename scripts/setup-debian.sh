@@ -18,6 +18,7 @@ declare -A provides=(
     [exabgp]=exabgp
     [procps]=pgrep
     [python3]=python3
+    [python3-pip]=pip3
     [g++]=g++
     [util-linux]=setpriv
 )
@@ -30,6 +31,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The Kubernetes API the tests run against (tests/kube/apiserver.py):
+# PyPI's kmock, the Kopf project's API mock. Debian 12 marks its Python as
+# externally managed, hence --break-system-packages (root, test machine).
+if ! python3 -c 'import kmock' >/dev/null 2>&1; then
+    echo "setup-debian.sh: pip install kmock"
+    pip3 install -q --break-system-packages 'kmock==0.8' 2>/dev/null \
+        || pip3 install -q 'kmock==0.8'
 fi
 
 # The packages may start their daemons on install where an init system

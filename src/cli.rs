@@ -49,6 +49,8 @@ pub enum Command {
         /// object per line (for journald, Loki, Elasticsearch)
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
+        #[command(flatten)]
+        kubernetes: KubernetesArgs,
     },
     /// Show neighbors, routes or the kernel FIB
     Show {
@@ -84,11 +86,46 @@ pub enum Command {
         #[arg(long, default_value_t = crate::kubernetes::manifests::DEFAULT_HTTP_PORT)]
         http_port: u16,
     },
+    /// The cluster's routing health, from every node's KrouteNodeState
+    Cluster {
+        #[command(subcommand)]
+        what: ClusterCmd,
+    },
     /// The seed clusters on this machine, in network namespaces, with kroute
     /// on every node (root only)
     Lab {
         #[command(subcommand)]
         what: crate::lab::LabCmd,
+    },
+}
+
+/// `kroute daemon --kubernetes`: the config from the cluster.
+#[derive(clap::Args, Debug, Clone)]
+pub struct KubernetesArgs {
+    /// Take the config from the cluster's KrouteConfigs (node name from
+    /// NODE_NAME) and advertise pod CIDRs and Services from the API
+    #[arg(long, conflicts_with = "config")]
+    pub kubernetes: bool,
+    /// Connect with this kubeconfig instead of the in-cluster service account
+    #[arg(long, requires = "kubernetes")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Where the last rendered config is cached (started from when the API
+    /// server is unreachable)
+    #[arg(long, default_value = "/var/lib/kroute", requires = "kubernetes")]
+    pub state_dir: PathBuf,
+    /// The namespace of the Secrets `passwordSecretRef` names
+    #[arg(long, default_value = "kroute-system", requires = "kubernetes")]
+    pub namespace: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCmd {
+    /// Every node x every node's pod CIDRs: installed (✓) or why not;
+    /// exit status 1 when any pair is missing
+    Check {
+        /// Default: $KUBECONFIG, else ~/.kube/config, else in-cluster
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
     },
 }
 
@@ -313,7 +350,8 @@ pub fn run_client(cli: &Cli) -> Result<(), String> {
         Command::Daemon { .. }
         | Command::Config { .. }
         | Command::Manifests { .. }
-        | Command::Lab { .. } => {
+        | Command::Lab { .. }
+        | Command::Cluster { .. } => {
             unreachable!("handled in main")
         }
     };

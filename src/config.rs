@@ -23,7 +23,8 @@ use error::KeyPath;
 pub use password::Password;
 pub use schema::{
     Advertise, Api, Bfd, Config, GracefulRestart, GracefulRestartOverride, GroupName, HttpListen,
-    Kernel, LimitAction, Listen, MaxPrefixes, Peer, PrefixLimit, Router, SecretRef,
+    Kernel, LimitAction, Listen, MaxPrefixes, Peer, PodCidrSource, PodCidrs, PrefixLimit, Router,
+    SecretRef, ServiceAddresses,
 };
 use validate::validate;
 
@@ -60,7 +61,27 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         path: String::new(),
         message: format!("cannot read: {e}"),
     })?;
-    parse(&text, &file)
+    let config = parse(&text, &file)?;
+    // The addresses these keys name come from the API.
+    if let Some((i, a)) = config
+        .advertise
+        .iter()
+        .enumerate()
+        .find(|(_, a)| a.from_kubernetes())
+    {
+        let key = if a.pod_cidrs.is_some() {
+            "podCIDRs"
+        } else {
+            "services"
+        };
+        return Err(ConfigError::at(
+            &file,
+            &text,
+            &KeyPath::default().key("advertise").index(i).key(key),
+            format!("`{key}` needs Kubernetes mode (`kroute daemon --kubernetes`): a config file has no Node or Services to read it from"),
+        ));
+    }
+    Ok(config)
 }
 
 /// Parse and check config text; `file_name` is used in error messages.

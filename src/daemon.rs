@@ -66,6 +66,16 @@ pub fn fib_config(c: &Config) -> kernel::FibConfig {
 
 pub async fn run(config_path: &Path) -> Result<(), String> {
     let cfg = config::load(config_path).map_err(|e| e.to_string())?;
+    run_config(cfg, config_path, None).await
+}
+
+/// `run` with the config given; with `cluster` (Kubernetes mode) the
+/// config comes from the cluster and `config_path` is only named in logs.
+pub async fn run_config(
+    cfg: Config,
+    config_path: &Path,
+    cluster: Option<crate::kubernetes::Cluster>,
+) -> Result<(), String> {
     info!(
         asn = cfg.router.asn,
         router_id = %cfg.router.router_id,
@@ -122,6 +132,13 @@ pub async fn run(config_path: &Path) -> Result<(), String> {
         bfd,
     )
     .with_readiness(ready_tx);
+    let router = match cluster {
+        Some(cluster) => {
+            tokio::spawn(cluster.run(ev_tx.clone()));
+            router.config_from_cluster()
+        }
+        None => router,
+    };
     let router = tokio::spawn(async move {
         test_panic_point("rib");
         router.run(ev_rx, fib_rx).await

@@ -82,6 +82,16 @@ pub enum RibEvent {
     },
     /// SIGHUP: re-read the config file.
     Reload,
+    /// Kubernetes mode: apply a config rendered from the cluster as a
+    /// reload does (only what changed); `done` gets what was done, in
+    /// words, or why nothing was.
+    ApplyConfig {
+        config: Box<crate::config::Config>,
+        done: oneshot::Sender<Result<Vec<String>, String>>,
+    },
+    /// Kubernetes mode: the prefixes read from the API (pod CIDRs, Service
+    /// addresses), originated besides the config's own.
+    ClusterOriginations(Vec<rib::Origination>),
     Shutdown {
         done: oneshot::Sender<()>,
     },

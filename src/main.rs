@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use kroute::cli::{self, Cli, Command, ConfigCmd, LogFormat};
+use kroute::cli::{self, Cli, ClusterCmd, Command, ConfigCmd, KubernetesArgs, LogFormat};
 use kroute::{daemon, lab};
 
 /// Two glibc settings that keep a full table's transient buffers from
@@ -51,9 +51,15 @@ fn init_logs(format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
-        Command::Daemon { log_format } => {
+        Command::Daemon {
+            log_format,
+            kubernetes,
+        } if kubernetes.kubernetes => kubernetes_daemon(&cli, *log_format, kubernetes),
+        Command::Daemon { log_format, .. } => {
             let Some(path) = cli.config.clone() else {
-                eprintln!("kroute daemon needs a config file: kroute daemon -c FILE");
+                eprintln!(
+                    "kroute daemon needs a config file: kroute daemon -c FILE (or --kubernetes)"
+                );
                 return ExitCode::from(2);
             };
             tune_malloc();
@@ -89,6 +95,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Cluster {
+            what: ClusterCmd::Check { kubeconfig },
+        } => kroute::kubernetes::cluster_check::main(kubeconfig.as_deref(), cli.output),
         Command::Manifests {
             image,
             secrets,
@@ -116,5 +125,55 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// `kroute daemon --kubernetes`: the config rendered from the cluster.
+fn kubernetes_daemon(cli: &Cli, log_format: LogFormat, k: &KubernetesArgs) -> ExitCode {
+    let node = match std::env::var("NODE_NAME") {
+        Ok(n) if !n.is_empty() => n,
+        _ => {
+            eprintln!(
+                "kroute daemon --kubernetes needs NODE_NAME (from the downward API: spec.nodeName)"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    tune_malloc();
+    if std::env::var_os("RUST_LOG").is_none() {
+        // kube's client logs every failed connection at ERROR; kroute's
+        // watchers say it once per outage (and when the watch resumes).
+        std::env::set_var("RUST_LOG", "info,kube_client::client::builder=off");
+    }
+    init_logs(log_format);
+    daemon::install_panic_exit();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kroute: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let opts = kroute::kubernetes::Options {
+        kubeconfig: k.kubeconfig.clone(),
+        node,
+        state_dir: k.state_dir.clone(),
+        namespace: k.namespace.clone(),
+        socket: cli.socket.clone(),
+    };
+    let cache = kroute::kubernetes::cache::path(&opts.state_dir);
+    let run = async move {
+        let (config, cluster) = kroute::kubernetes::start(opts).await?;
+        daemon::run_config(config, &cache, Some(cluster)).await
+    };
+    match rt.block_on(run) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kroute: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -99,6 +99,11 @@ pub struct RouterTask {
     deferral: Option<Deferral>,
     /// What we last gave the RIB to originate (interface addresses change).
     originated: Vec<rib::Origination>,
+    /// Kubernetes mode: what the API says to originate (pod CIDRs, Service
+    /// addresses), set by the Kubernetes task.
+    cluster_originated: Vec<rib::Origination>,
+    /// Kubernetes mode: the config comes from the cluster, not a file.
+    from_cluster: bool,
     /// The peers the listener lets in, republished on reload.
     access: watch::Sender<AccessList>,
     /// Rate limit of the import problem log (treat-as-withdraw, attribute
@@ -289,11 +294,20 @@ impl RouterTask {
             restarting_until: restarting.then(|| started + deferral_time),
             deferral: restarting.then(Deferral::default),
             originated: Vec::new(),
+            cluster_originated: Vec::new(),
+            from_cluster: false,
             access,
             import_log: rib::ImportLog::new(IMPORT_LOG_WINDOW),
             bfd,
             readiness: None,
         }
+    }
+
+    /// Kubernetes mode: the config is applied by the Kubernetes task
+    /// ([`RibEvent::ApplyConfig`]); there is no file to reload.
+    pub fn config_from_cluster(mut self) -> RouterTask {
+        self.from_cluster = true;
+        self
     }
 
     /// Publish readiness (`/readyz`) on `tx`: Ready once the initial
@@ -518,7 +532,8 @@ impl RouterTask {
 
     /// Give the RIB the prefixes to originate if they changed.
     fn refresh_originations(&mut self, out: &mut Outputs) {
-        let now = originations(&self.config);
+        let mut now = originations(&self.config);
+        now.extend(self.cluster_originated.iter().cloned());
         if now != self.originated {
             let mut shown: Vec<String> = now.iter().take(8).map(|o| o.prefix.to_string()).collect();
             if now.len() > 8 {
@@ -759,6 +774,17 @@ impl RouterTask {
                     error!("reload failed, still running the previous config: {e}");
                 }
             }
+            RibEvent::ApplyConfig { config, done } => {
+                let result = self.apply_config(*config, out);
+                if let Err(e) = &result {
+                    error!("cluster config not applied, still running the previous one: {e}");
+                }
+                let _ = done.send(result);
+            }
+            RibEvent::ClusterOriginations(prefixes) => {
+                self.cluster_originated = prefixes;
+                self.refresh_originations(out);
+            }
             RibEvent::Shutdown { done } => return Some(done),
         }
         None
@@ -988,10 +1014,18 @@ impl RouterTask {
         let _ = reply.send(resp);
     }
 
-    /// Apply a changed config file, touching only what changed. Returns a
-    /// list of what was done, in words.
+    /// Re-read the config file and apply it ([`RouterTask::apply_config`]).
     fn reload(&mut self, out: &mut Outputs) -> Result<Vec<String>, String> {
+        if self.from_cluster {
+            return Err("in Kubernetes mode the config comes from the KrouteConfig objects: edit those (it is applied as it changes)".into());
+        }
         let new = config::load(&self.config_path).map_err(|e| e.to_string())?;
+        self.apply_config(new, out)
+    }
+
+    /// Apply a changed config, touching only what changed (an unchanged
+    /// peer keeps its session). Returns a list of what was done, in words.
+    fn apply_config(&mut self, new: Config, out: &mut Outputs) -> Result<Vec<String>, String> {
         let mut done = Vec::new();
         if new.router.asn != self.config.router.asn
             || new.router.router_id != self.config.router.router_id

@@ -176,7 +176,10 @@ fn bad_configs() -> Vec<Bad> {
         bad("routerId 0.0.0.0", "router:\n  asn: 65000\n  routerId: 0.0.0.0\n", 3, "router.routerId", "must not be 0.0.0.0"),
         bad("bad prefix", format!("{ROUTER}advertise:\n  - prefixes: [10.0.0.0/8, 10.0.0/8]\n"), 5, "advertise[0].prefixes[1]", "invalid prefix \"10.0.0/8\""),
         bad("host bits set", format!("{ROUTER}advertise:\n  - prefixes:\n      - fd00::1/64\n"), 6, "advertise[0].prefixes[0]", "did you mean fd00::/64?"),
-        bad("advertise nothing", format!("{ROUTER}advertise:\n  - communities: [\"1:1\"]\n"), 5, "advertise[0]", "give `prefixes`, `interfaces` or both"),
+        bad("advertise nothing", format!("{ROUTER}advertise:\n  - communities: [\"1:1\"]\n"), 5, "advertise[0]", "give `prefixes`, `interfaces`, `podCIDRs` or `services`"),
+        bad("podCIDRs not a flag or source", format!("{ROUTER}advertise:\n  - podCIDRs: maybe\n"), 5, "advertise[0].podCIDRs", "expected `true`, `false` or `{ source: node | ciliumNode }`"),
+        bad("services advertising nothing", format!("{ROUTER}advertise:\n  - services: {{ loadBalancerIPs: false, externalIPs: false }}\n"), 5, "advertise[0].services", "advertises nothing"),
+        bad("services selector operator", format!("{ROUTER}advertise:\n  - services:\n      selector: {{ matchExpressions: [{{ key: a, operator: Maybe }}] }}\n"), 6, "advertise[0].services.selector", "Maybe"),
         bad(
             "duplicate peer name",
             with_peer("  - name: up\n    address: 10.0.0.3\n    asn: 65002\n"),
@@ -375,4 +378,30 @@ fn always_compare_med_parses_and_prints() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("alwaysCompareMed"), "{e}");
+}
+
+#[test]
+fn kubernetes_advertisements_in_a_file_name_the_key() {
+    let dir = std::env::temp_dir().join(format!("kroute-k8s-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (key, entry) in [("podCIDRs", "podCIDRs: true"), ("services", "services: {}")] {
+        let file = dir.join(format!("{key}.yaml"));
+        std::fs::write(
+            &file,
+            format!("{ROUTER}advertise:\n  - prefixes: [10.0.0.0/24]\n  - {entry}\n"),
+        )
+        .unwrap();
+        let err = kroute::config::load(&file).expect_err("file mode must refuse it");
+        let shown = err.to_string();
+        assert_eq!(err.line, 6, "{shown}");
+        assert_eq!(err.path, format!("advertise[1].{key}"), "{shown}");
+        assert!(
+            shown.contains("needs Kubernetes mode (`kroute daemon --kubernetes`)"),
+            "{shown}"
+        );
+        // The same text is a valid config for the renderer.
+        let text = std::fs::read_to_string(&file).unwrap();
+        parse(&text, "rendered").expect("valid in Kubernetes mode");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -776,6 +776,8 @@ fn advertised_interface_addresses_follow_changes() {
             interfaces: vec!["lo".into()],
             communities: Vec::new(),
             large_communities: Vec::new(),
+            pod_cidrs: None,
+            services: None,
         }];
     });
     t.wait_established();

@@ -569,6 +569,104 @@ pub struct Advertise {
     pub communities: Vec<Community>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub large_communities: Vec<LargeCommunity>,
+    /// Kubernetes mode only: this node's pod CIDRs (`podCIDRs: true` is
+    /// `{ source: node }`).
+    #[serde(
+        default,
+        rename = "podCIDRs",
+        deserialize_with = "pod_cidrs",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pod_cidrs: Option<PodCidrs>,
+    /// Kubernetes mode only: Service addresses as /32 and /128 routes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub services: Option<ServiceAddresses>,
+}
+
+impl Advertise {
+    /// An advertisement of `prefixes` without communities.
+    pub fn of_prefixes(prefixes: Vec<IpNet>) -> Advertise {
+        Advertise {
+            prefixes,
+            interfaces: Vec::new(),
+            communities: Vec::new(),
+            large_communities: Vec::new(),
+            pod_cidrs: None,
+            services: None,
+        }
+    }
+
+    /// Its addresses come from the Kubernetes API (`podCIDRs`, `services`).
+    pub fn from_kubernetes(&self) -> bool {
+        self.pod_cidrs.is_some() || self.services.is_some()
+    }
+}
+
+/// `advertise[].podCIDRs`: where this node's pod CIDRs are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodCidrs {
+    #[serde(default)]
+    pub source: PodCidrSource,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PodCidrSource {
+    /// `Node.spec.podCIDRs` (the controller manager's node IPAM).
+    #[default]
+    Node,
+    /// `CiliumNode.spec.ipam.podCIDRs` (Cilium's cluster-pool IPAM, which
+    /// leaves the Node's field empty).
+    CiliumNode,
+}
+
+/// `podCIDRs: true | false | { source: node | ciliumNode }`.
+fn pod_cidrs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<PodCidrs>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        Flag(bool),
+        Source(PodCidrs),
+    }
+    // Untagged errors say nothing useful: name the accepted forms.
+    match Form::deserialize(d).map_err(|_| {
+        serde::de::Error::custom("expected `true`, `false` or `{ source: node | ciliumNode }`")
+    })? {
+        Form::Flag(true) => Ok(Some(PodCidrs::default())),
+        Form::Flag(false) => Ok(None),
+        Form::Source(s) => Ok(Some(s)),
+    }
+}
+
+impl Default for PodCidrs {
+    fn default() -> Self {
+        PodCidrs {
+            source: PodCidrSource::Node,
+        }
+    }
+}
+
+/// `advertise[].services`: which addresses of the selected Services.
+/// `externalTrafficPolicy: Local` limits the external addresses (load
+/// balancer and external IPs) to nodes with a ready local endpoint,
+/// `internalTrafficPolicy: Local` the cluster IPs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceAddresses {
+    /// `status.loadBalancer.ingress[].ip` of `type: LoadBalancer` Services.
+    #[serde(default = "yes", rename = "loadBalancerIPs")]
+    pub load_balancer_ips: bool,
+    /// `spec.externalIPs`.
+    #[serde(default = "yes", rename = "externalIPs")]
+    pub external_ips: bool,
+    /// `spec.clusterIPs` (not of headless Services).
+    #[serde(default, rename = "clusterIPs")]
+    pub cluster_ips: bool,
+    /// Only Services whose labels match (`matchLabels`, `matchExpressions`
+    /// as in Kubernetes); absent: every Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
 }
 
 fn is_unset(c: &PolicyChain) -> bool {

@@ -331,8 +331,31 @@ fn check_neighbor_refs(c: &Config, peers: &HashSet<&str>) -> Result<(), Invalid>
 fn check_advertise(c: &Config) -> Result<(), Invalid> {
     for (i, a) in c.advertise.iter().enumerate() {
         let path = KeyPath::default().key("advertise").index(i);
-        if a.prefixes.is_empty() && a.interfaces.is_empty() {
-            return Err((path, "give `prefixes`, `interfaces` or both".to_string()));
+        if a.prefixes.is_empty() && a.interfaces.is_empty() && !a.from_kubernetes() {
+            return Err((
+                path,
+                "give `prefixes`, `interfaces`, `podCIDRs` or `services`".to_string(),
+            ));
+        }
+        if let Some(s) = &a.services {
+            if !(s.load_balancer_ips || s.external_ips || s.cluster_ips) {
+                return Err((
+                    path.key("services"),
+                    "advertises nothing: enable `loadBalancerIPs`, `externalIPs` or `clusterIPs`"
+                        .to_string(),
+                ));
+            }
+            if let Some(sel) = &s.selector {
+                let none = std::collections::BTreeMap::new();
+                if let Err((at, message)) =
+                    crate::kubernetes::selector::selector_matches(sel, &none)
+                {
+                    return Err((
+                        path.key("services").key("selector"),
+                        format!("{at}: {message}"),
+                    ));
+                }
+            }
         }
         for (j, ifname) in a.interfaces.iter().enumerate() {
             // Linux: IFNAMSIZ is 16 with the NUL; no '/' or whitespace.

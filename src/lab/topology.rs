@@ -501,6 +501,8 @@ pub fn kroute_config(t: &Topology, n: &Node) -> Config {
             interfaces: Vec::new(),
             communities,
             large_communities,
+            pod_cidrs: None,
+            services: None,
         }],
         policies: vec![
             Policy {

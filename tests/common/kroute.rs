@@ -56,6 +56,8 @@ pub fn advertise(prefixes: &[&str]) -> Vec<Advertise> {
         interfaces: Vec::new(),
         communities: Vec::new(),
         large_communities: Vec::new(),
+        pod_cidrs: None,
+        services: None,
     }]
 }
 
