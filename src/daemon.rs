@@ -7,6 +7,7 @@
 //! listener ◀──watch<AccessList>── router task (peers, passwords, GTSM; on reload)
 //! BFD task ──RibEvent::Bfd──▶ router task ──BfdCmd (sessions on start/reload)──▶ BFD task
 //! router task ──watch<Readiness>──▶ HTTP listener (api.http: /healthz, /readyz)
+//! HTTP listener ──Request::Metrics──▶ router task (/metrics, at scrape time)
 //! ```
 //!
 //! The listener ([`crate::listener`]) closes connections that may not be
@@ -65,6 +66,9 @@ pub fn fib_config(c: &Config) -> kernel::FibConfig {
 }
 
 pub async fn run(config_path: &Path) -> Result<(), String> {
+    let process = crate::metrics::Process {
+        started: std::time::SystemTime::now(),
+    };
     let cfg = config::load(config_path).map_err(|e| e.to_string())?;
     info!(
         asn = cfg.router.asn,
@@ -109,8 +113,9 @@ pub async fn run(config_path: &Path) -> Result<(), String> {
         let l = crate::http::bind(addr)
             .await
             .map_err(|e| format!("api.http {addr}: {e}"))?;
-        info!(%addr, "serving /healthz and /readyz");
-        tokio::spawn(crate::http::serve(l, crate::http::Routes::health(ready_rx)));
+        info!(%addr, "serving /healthz, /readyz and /metrics");
+        let routes = crate::http::Routes::health(ready_rx.clone()).metrics(ev_tx.clone(), process);
+        tokio::spawn(crate::http::serve(l, routes));
     }
     let bfd = crate::bfd::spawn(ev_tx.clone());
     let router = RouterTask::new(

@@ -16,6 +16,8 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -209,6 +211,29 @@ pub struct PeerStatus {
     pub refresh_coalesced: u64,
     /// The graceful restart capability of the last Established session.
     pub graceful_restart: Option<PeerGracefulRestart>,
+    /// BGP messages in and out over all of the peer's connections; the
+    /// session's reader and writer count, `/metrics` reads.
+    pub messages: Arc<MessageCounters>,
+}
+
+/// BGP messages counted by a peer's connections since the peer was
+/// configured (counters only grow; a reset session keeps counting).
+#[derive(Debug, Default)]
+pub struct MessageCounters {
+    pub messages_in: AtomicU64,
+    pub messages_out: AtomicU64,
+    pub notifications_in: AtomicU64,
+    pub notifications_out: AtomicU64,
+}
+
+impl MessageCounters {
+    pub fn count(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
 }
 
 impl PeerStatus {
@@ -228,6 +253,7 @@ impl PeerStatus {
             refresh_ignored: 0,
             refresh_coalesced: 0,
             graceful_restart: None,
+            messages: Arc::default(),
         }
     }
 }
@@ -270,6 +296,8 @@ pub enum Request {
     Reload,
     /// `show bfd`: the BFD sessions.
     Bfd,
+    /// `/metrics`: every counter the router task can see (`MetricsView`).
+    Metrics,
     /// `kroute peer NAME reset`: start a peer held down by `maxPrefixes`,
     /// or reset its session (Cease/4).
     ResetPeer {

@@ -13,6 +13,7 @@ pub mod events;
 pub mod http;
 pub mod kubernetes;
 pub mod lab;
+pub mod metrics;
 pub mod output;
 
 pub(crate) mod ifaddrs;

@@ -75,8 +75,8 @@ mod worker;
 mod writer;
 
 pub use config::FibConfig;
-pub use netlink::describe as describe_errno;
-pub use report::{FibEntry, FibEvent};
+pub use netlink::{describe as describe_errno, errno_name};
+pub use report::{FibCounters, FibEntry, FibEvent};
 
 /// A BGP next hop as learned (the wire type: the RIB's next-hop sets are
 /// handed over as they are); the FIB resolves it to a kernel gateway and
@@ -101,6 +101,7 @@ struct Inner {
     /// One permit per [`Fib::apply`] batch the worker has not taken in
     /// yet (see [`APPLY_QUEUE`]).
     apply_room: Arc<Semaphore>,
+    counters: Arc<FibCounters>,
 }
 
 /// Batches of changes queued for the worker at most. The worker takes
@@ -152,8 +153,16 @@ impl Fib {
         let (tx, rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         // Subscribed before the dumps: nothing falls between them.
-        let worker =
-            worker::Worker::new(cfg.clone(), events, query, write, mon.fd(), stop.clone())?;
+        let counters = Arc::new(FibCounters::default());
+        let worker = worker::Worker::new(
+            cfg.clone(),
+            events,
+            query,
+            write,
+            mon.fd(),
+            stop.clone(),
+            counters.clone(),
+        )?;
         let mon_tx = tx.clone();
         let ours = monitor::Ours {
             table: cfg.table,
@@ -170,6 +179,7 @@ impl Fib {
             inner: Arc::new(Inner {
                 tx,
                 apply_room: Arc::new(Semaphore::new(APPLY_QUEUE)),
+                counters,
             }),
         })
     }
@@ -240,6 +250,11 @@ impl Fib {
     #[doc(hidden)]
     pub fn deafen_for_tests(&self, deaf: bool) {
         self.send(Cmd::Deafen(deaf));
+    }
+
+    /// What the FIB has written, refused and resynced so far (`/metrics`).
+    pub fn counters(&self) -> &FibCounters {
+        &self.inner.counters
     }
 
     /// Resolves once every change applied so far has been written.

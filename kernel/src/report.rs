@@ -1,8 +1,10 @@
 //! What the FIB reports: events to the RIB, and each prefix's state for
 //! `show fib` and `explain`.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use ipnet::IpNet;
@@ -64,4 +66,40 @@ fn display_all<S: serde::Serializer>(v: &[BgpNextHop], s: S) -> Result<S::Ok, S:
         Some(ll) => format!("{} ({ll})", nh.address),
         None => nh.address.to_string(),
     }))
+}
+
+/// What the FIB has done since it started, counted as it goes (the
+/// writer and the worker add, [`crate::Fib::counters`] reads): for
+/// `/metrics`.
+#[derive(Debug, Default)]
+pub struct FibCounters {
+    /// Netlink messages (route and nexthop object changes) sent.
+    pub messages_written: AtomicU64,
+    /// `sendmsg` calls, one per batch.
+    pub batches_written: AtomicU64,
+    /// Full resyncs with the kernel (lost notifications, or `Fib::resync`).
+    pub resyncs: AtomicU64,
+    /// Messages the kernel refused, by errno.
+    refused: Mutex<BTreeMap<i32, u64>>,
+}
+
+impl FibCounters {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn refused(&self, errno: i32) {
+        if let Ok(mut m) = self.refused.lock() {
+            *m.entry(errno).or_default() += 1;
+        }
+    }
+
+    /// Refusals so far, by errno.
+    pub fn refused_by_errno(&self) -> BTreeMap<i32, u64> {
+        self.refused.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
 }
