@@ -8,6 +8,7 @@
 //! BFD task ──RibEvent::Bfd──▶ router task ──BfdCmd (sessions on start/reload)──▶ BFD task
 //! router task ──watch<Readiness>──▶ HTTP listener (api.http: /healthz, /readyz)
 //! HTTP listener ──Request::Metrics──▶ router task (/metrics, at scrape time)
+//! watch<Readiness> ──▶ sd_notify READY=1 ($NOTIFY_SOCKET, `crate::notify`)
 //! ```
 //!
 //! The listener ([`crate::listener`]) closes connections that may not be
@@ -108,6 +109,8 @@ pub async fn run(config_path: &Path) -> Result<(), String> {
     let (ready_tx, ready_rx) = watch::channel(crate::events::Readiness::NotReady(
         "initial convergence: waiting for every peer's End-of-RIB".to_string(),
     ));
+    // systemd (Type=notify): READY=1 with /readyz, not at start.
+    tokio::spawn(crate::notify::ready_when(ready_rx.clone()));
     if let Some(http) = &cfg.api.http {
         let addr = SocketAddr::new(http.address, http.port);
         let l = crate::http::bind(addr)
@@ -146,6 +149,7 @@ pub async fn run(config_path: &Path) -> Result<(), String> {
         }
     }
     info!("shutting down");
+    crate::notify::stopping();
     let (done_tx, done_rx) = oneshot::channel();
     if ev_tx
         .send(RibEvent::Shutdown { done: done_tx })

@@ -14,6 +14,7 @@ pub mod http;
 pub mod kubernetes;
 pub mod lab;
 pub mod metrics;
+pub mod notify;
 pub mod output;
 
 pub(crate) mod ifaddrs;
