@@ -23,7 +23,7 @@ use error::KeyPath;
 pub use password::Password;
 pub use schema::{
     Advertise, Api, Bfd, Config, GracefulRestart, GracefulRestartOverride, GroupName, HttpListen,
-    Kernel, LimitAction, Listen, MaxPrefixes, Peer, PrefixLimit, Router, SecretRef,
+    Kernel, LimitAction, Listen, Log, LogFormat, MaxPrefixes, Peer, PrefixLimit, Router, SecretRef,
 };
 use validate::validate;
 

@@ -57,7 +57,14 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             };
             tune_malloc();
-            init_logs(*log_format);
+            // The flag wins; else the config's `log.format`. A config that
+            // does not load is reported by the daemon, in text.
+            let format = log_format.unwrap_or_else(|| {
+                kroute::config::load(&path)
+                    .map(|c| c.log.format)
+                    .unwrap_or_default()
+            });
+            init_logs(format);
             daemon::install_panic_exit();
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -947,9 +947,10 @@ impl RouterTask {
             || new.kernel != self.config.kernel
             || new.api != self.config.api
             || new.router.listen != self.config.router.listen
+            || new.log != self.config.log
         {
             return Err(
-                "router.asn, router.routerId, router.listen, kernel and api changes need a restart of the daemon"
+                "router.asn, router.routerId, router.listen, kernel, api and log changes need a restart of the daemon"
                     .into(),
             );
         }

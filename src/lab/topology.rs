@@ -512,6 +512,7 @@ pub fn kroute_config(t: &Topology, n: &Node) -> Config {
                 rules: vec![own_prefixes],
             },
         ],
+        log: config::Log::default(),
     }
 }
 
