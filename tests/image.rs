@@ -270,7 +270,7 @@ fn the_static_binary_runs_alone_and_routes() {
     .log(&root.path().join("kroute.log"))
     .start()
     .unwrap();
-    let client = Client::new(&root.path().join("run/kroute/kroute.sock"));
+    let client = Client::new(root.path().join("run/kroute/kroute.sock"));
     let mut bird = Bird::start(
         &b_ns,
         PeerSpec {
