@@ -208,7 +208,7 @@ fn has_interpreter(elf: &[u8]) -> bool {
 
 /// `argv` in a root holding only what `root` holds, with no environment.
 fn alone(root: &Path, argv: &[&str]) -> std::process::Output {
-    Command::new("chroot")
+    Command::new("/usr/sbin/chroot")
         .arg(root)
         .args(argv)
         .env_clear()
@@ -258,7 +258,7 @@ fn the_static_binary_runs_alone_and_routes() {
     let mut daemon = Spawn::new(
         "static-kroute",
         &[
-            "chroot",
+            "/usr/sbin/chroot",
             root_str,
             "/kroute",
             "daemon",
