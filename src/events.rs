@@ -217,22 +217,52 @@ pub struct PeerStatus {
 }
 
 /// BGP messages counted by a peer's connections since the peer was
-/// configured (counters only grow; a reset session keeps counting).
+/// configured (they only grow; a reset session keeps counting). The
+/// readers count what they decode, the peer task what it hands a writer.
 #[derive(Debug, Default)]
 pub struct MessageCounters {
-    pub messages_in: AtomicU64,
-    pub messages_out: AtomicU64,
-    pub notifications_in: AtomicU64,
-    pub notifications_out: AtomicU64,
+    received: AtomicU64,
+    sent: AtomicU64,
+    notifications_received: AtomicU64,
+    notifications_sent: AtomicU64,
+}
+
+/// A [`MessageCounters`] reading.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MessageCounts {
+    pub received: u64,
+    pub sent: u64,
+    pub notifications_received: u64,
+    pub notifications_sent: u64,
 }
 
 impl MessageCounters {
-    pub fn count(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
+    /// One message decoded.
+    pub fn received(&self, notification: bool) {
+        self.received.fetch_add(1, Ordering::Relaxed);
+        if notification {
+            self.notifications_received.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
-    pub fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
+    /// `n` messages handed to a connection's writer.
+    pub fn sent(&self, n: u64) {
+        self.sent.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A NOTIFICATION handed to a connection's writer.
+    pub fn sent_notification(&self) {
+        self.sent(1);
+        self.notifications_sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn read(&self) -> MessageCounts {
+        MessageCounts {
+            received: self.received.load(Ordering::Relaxed),
+            sent: self.sent.load(Ordering::Relaxed),
+            notifications_received: self.notifications_received.load(Ordering::Relaxed),
+            notifications_sent: self.notifications_sent.load(Ordering::Relaxed),
+        }
     }
 }
 

@@ -76,7 +76,8 @@ mod writer;
 
 pub use config::FibConfig;
 pub use netlink::{describe as describe_errno, errno_name};
-pub use report::{FibCounters, FibEntry, FibEvent};
+use report::FibCounters;
+pub use report::{FibCounts, FibEntry, FibEvent};
 
 /// A BGP next hop as learned (the wire type: the RIB's next-hop sets are
 /// handed over as they are); the FIB resolves it to a kernel gateway and
@@ -253,8 +254,8 @@ impl Fib {
     }
 
     /// What the FIB has written, refused and resynced so far (`/metrics`).
-    pub fn counters(&self) -> &FibCounters {
-        &self.inner.counters
+    pub fn counters(&self) -> FibCounts {
+        self.inner.counters.read()
     }
 
     /// Resolves once every change applied so far has been written.

@@ -69,23 +69,34 @@ fn display_all<S: serde::Serializer>(v: &[BgpNextHop], s: S) -> Result<S::Ok, S:
 }
 
 /// What the FIB has done since it started, counted as it goes (the
-/// writer and the worker add, [`crate::Fib::counters`] reads): for
+/// writer and the worker count, [`crate::Fib::counters`] reads): for
 /// `/metrics`.
 #[derive(Debug, Default)]
-pub struct FibCounters {
-    /// Netlink messages (route and nexthop object changes) sent.
-    pub messages_written: AtomicU64,
-    /// `sendmsg` calls, one per batch.
-    pub batches_written: AtomicU64,
-    /// Full resyncs with the kernel (lost notifications, or `Fib::resync`).
-    pub resyncs: AtomicU64,
-    /// Messages the kernel refused, by errno.
+pub(crate) struct FibCounters {
+    messages_written: AtomicU64,
+    batches_written: AtomicU64,
+    resyncs: AtomicU64,
     refused: Mutex<BTreeMap<i32, u64>>,
 }
 
+/// A reading of the FIB's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FibCounts {
+    /// Netlink messages (route and nexthop object changes) sent.
+    pub messages_written: u64,
+    /// `sendmsg` calls, one per batch.
+    pub batches_written: u64,
+    /// Full resyncs with the kernel (lost notifications, or `Fib::resync`).
+    pub resyncs: u64,
+    /// Messages the kernel refused, by errno.
+    pub refused_by_errno: BTreeMap<i32, u64>,
+}
+
 impl FibCounters {
-    pub(crate) fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
+    /// One batch of `messages` sent.
+    pub(crate) fn wrote(&self, messages: u64) {
+        self.messages_written.fetch_add(messages, Ordering::Relaxed);
+        self.batches_written.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn refused(&self, errno: i32) {
@@ -94,12 +105,16 @@ impl FibCounters {
         }
     }
 
-    /// Refusals so far, by errno.
-    pub fn refused_by_errno(&self) -> BTreeMap<i32, u64> {
-        self.refused.lock().map(|m| m.clone()).unwrap_or_default()
+    pub(crate) fn resynced(&self) {
+        self.resyncs.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
+    pub(crate) fn read(&self) -> FibCounts {
+        FibCounts {
+            messages_written: self.messages_written.load(Ordering::Relaxed),
+            batches_written: self.batches_written.load(Ordering::Relaxed),
+            resyncs: self.resyncs.load(Ordering::Relaxed),
+            refused_by_errno: self.refused.lock().map(|m| m.clone()).unwrap_or_default(),
+        }
     }
 }

@@ -271,7 +271,7 @@ impl Worker {
                 return;
             }
             Cmd::Overrun => {
-                FibCounters::add(&self.counters.resyncs, 1);
+                self.counters.resynced();
                 // Logged once, with counts, when the resync is done.
                 match self.resolver.refresh_links(&mut self.query) {
                     Ok(down) => down.into_iter().for_each(|i| self.recheck.link_down(i)),

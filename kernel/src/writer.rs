@@ -150,8 +150,7 @@ impl Writer {
         self.buf[fl..fl + 2].copy_from_slice(&flags.to_ne_bytes());
         stats.messages += n;
         stats.batches += 1;
-        FibCounters::add(&self.counters.messages_written, n as u64);
-        FibCounters::add(&self.counters.batches_written, 1);
+        self.counters.wrote(n as u64);
 
         let mut results: Vec<Option<NlError>> = vec![None; n];
         let mut complete = false;

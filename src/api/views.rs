@@ -276,8 +276,7 @@ impl PeerMetricsView {
         counters: rib::PeerCounters,
         import: rib::ImportCounters,
     ) -> Self {
-        use crate::events::MessageCounters as M;
-        let m = &status.messages;
+        let m = status.messages.read();
         PeerMetricsView {
             name: name.to_string(),
             state: status.state,
@@ -290,10 +289,10 @@ impl PeerMetricsView {
             prefixes_accepted: counters.accepted,
             prefixes_advertised: counters.advertised,
             prefixes_rejected: counters.received.saturating_sub(counters.accepted),
-            messages_in: M::get(&m.messages_in),
-            messages_out: M::get(&m.messages_out),
-            notifications_in: M::get(&m.notifications_in),
-            notifications_out: M::get(&m.notifications_out),
+            messages_in: m.received,
+            messages_out: m.sent,
+            notifications_in: m.notifications_received,
+            notifications_out: m.notifications_sent,
             updates_treated_as_withdraw: import.treat_as_withdraw,
         }
     }
@@ -325,14 +324,13 @@ pub struct FibMetricsView {
 }
 
 impl FibMetricsView {
-    pub fn new(c: &kernel::FibCounters) -> Self {
-        use kernel::FibCounters as C;
+    pub fn new(c: kernel::FibCounts) -> Self {
         FibMetricsView {
-            netlink_messages: C::get(&c.messages_written),
-            netlink_batches: C::get(&c.batches_written),
-            resyncs: C::get(&c.resyncs),
+            netlink_messages: c.messages_written,
+            netlink_batches: c.batches_written,
+            resyncs: c.resyncs,
             errors: c
-                .refused_by_errno()
+                .refused_by_errno
                 .into_iter()
                 .map(|(errno, n)| {
                     let name = kernel::errno_name(errno)

@@ -166,10 +166,7 @@ pub async fn run_reader(mut rd: OwnedReadHalf, mut a: ReaderArgs) {
             let msg = match decode_message(&buf[used..], &codec) {
                 Ok(Some((msg, len))) => {
                     used += len;
-                    MessageCounters::count(&a.counters.messages_in, 1);
-                    if matches!(msg, Message::Notification(_)) {
-                        MessageCounters::count(&a.counters.notifications_in, 1);
-                    }
+                    a.counters.received(matches!(msg, Message::Notification(_)));
                     msg
                 }
                 Ok(None) => break,

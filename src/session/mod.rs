@@ -89,7 +89,7 @@ impl Conn {
         for m in msgs {
             encode_message(m, &self.codec, &mut out);
         }
-        MessageCounters::count(&self.counters.messages_out, msgs.len() as u64);
+        self.counters.sent(msgs.len() as u64);
         let total = self.queued.add(out.len());
         let _ = self.writer.send(Outgoing::Bytes(out));
         total <= connection::SEND_QUEUE_LIMIT
@@ -98,8 +98,7 @@ impl Conn {
     fn close(self, nf: Option<Notification>) {
         let mut out = Vec::new();
         if let Some(nf) = nf {
-            MessageCounters::count(&self.counters.messages_out, 1);
-            MessageCounters::count(&self.counters.notifications_out, 1);
+            self.counters.sent_notification();
             encode_message(&Message::Notification(nf), &self.codec, &mut out);
         }
         let _ = self.writer.send(Outgoing::Close(out));
