@@ -3,7 +3,8 @@
 //! and its routes are in the kernel, and after the peer withdrew one and
 //! closed the session; the exposition text is parsed and the values
 //! checked against what the kernel and BIRD show. The Grafana dashboard's
-//! every metric must exist in such a real scrape.
+//! every metric must exist in such a real scrape. A route the kernel
+//! refuses is counted as failed and by its errno, then as installed.
 //! Needs root and `bird2` (see `common/mod.rs`).
 
 mod common;
@@ -226,7 +227,7 @@ fn metrics_follow_the_session_and_its_routes() {
         assert!(!names.is_empty(), "no kroute metric in {expr}");
         for name in names {
             // Its series are per errno: there are none until the kernel
-            // refuses a message (the unit test renders one).
+            // refuses a message (`a_refused_route_is_counted_…` makes one).
             if name == "kroute_fib_netlink_errors_total" {
                 continue;
             }
@@ -306,4 +307,81 @@ fn metric_names(expr: &str) -> Vec<String> {
         rest = &tail[end..];
     }
     names
+}
+
+/// The first nexthop object id the FIB hands out (kernel/src/nexthop.rs
+/// `FIRST_ID`), and how many from it are squatted so that every try of
+/// the FIB within them is refused (as in `tests/fib_confirm.rs`).
+const FIRST_NEXTHOP_ID: u32 = 0x6b72_0000;
+const SQUATTED: u32 = 16;
+
+#[test]
+fn a_refused_route_is_counted_as_failed_and_by_its_errno() {
+    let k_ns = netns("kmeterr");
+    let b_ns = netns("bmeterr");
+    let v = veth(&k_ns, &b_ns, &[&format!("{K4}/24")], &[&format!("{B4}/24")]);
+    let mut cfg = k::config(KROUTE_ASN, "10.255.0.1");
+    cfg.peers.push(k::peer("bird", B4, PEER_ASN, &[V4]));
+    cfg.api.http = Some(HttpListen {
+        address: K4.parse::<IpAddr>().unwrap(),
+        port: PORT,
+    });
+    let kroute = Kroute::start(&k_ns, cfg);
+    wait_until(CONVERGE, "/metrics answers", || {
+        try_scrape(&k_ns).map_err(|e| format!("{e}\n{}", kroute.log_tails(5)))
+    });
+    // Someone else holds the nexthop ids the FIB hands out next: the
+    // kernel refuses the objects (EEXIST), and the route that needs one.
+    for id in FIRST_NEXTHOP_ID..FIRST_NEXTHOP_ID + SQUATTED {
+        k_ns.ip(&[
+            "nexthop",
+            "add",
+            "id",
+            &id.to_string(),
+            "via",
+            B4,
+            "dev",
+            &v.dev_a,
+        ])
+        .unwrap();
+    }
+    let mut bird = Bird::start(
+        &b_ns,
+        PeerSpec {
+            asn: PEER_ASN,
+            router_id: B4.into(),
+            neighbors: vec![PeerNeighbor::new(K4, B4, KROUTE_ASN, &[V4])],
+            install_kernel: false,
+        },
+    );
+    bird.announce(R1);
+    let refused = wait_until(CONVERGE, "the refusal counted", || {
+        let s = scrape(&k_ns);
+        (s.v4("kroute_fib_routes_failed") == 1.0)
+            .then_some(s)
+            .ok_or_else(|| kroute.log_tails(5))
+    });
+    assert_eq!(refused.v4("kroute_fib_routes_installed"), 0.0);
+    assert!(
+        refused.get("kroute_fib_netlink_errors_total{errno=\"EEXIST\"}") >= 1.0,
+        "{refused:?}"
+    );
+    assert!(!kernel_routes(&k_ns).contains(R1));
+
+    // The ids given back, a retry gets the route in.
+    for id in FIRST_NEXTHOP_ID..FIRST_NEXTHOP_ID + SQUATTED {
+        let _ = k_ns.ip(&["nexthop", "del", "id", &id.to_string()]);
+    }
+    let fixed = wait_until(CONVERGE, "installed after the retry", || {
+        let s = scrape(&k_ns);
+        (s.v4("kroute_fib_routes_installed") == 1.0 && s.v4("kroute_fib_routes_failed") == 0.0)
+            .then_some(s)
+            .ok_or_else(|| kernel_routes(&k_ns))
+    });
+    assert!(kernel_routes(&k_ns).contains(R1));
+    // Counters do not go back.
+    assert!(
+        fixed.get("kroute_fib_netlink_errors_total{errno=\"EEXIST\"}")
+            >= refused.get("kroute_fib_netlink_errors_total{errno=\"EEXIST\"}")
+    );
 }
