@@ -3,11 +3,12 @@
 //! * `/healthz`: 200 while the process runs (the liveness probe: it does
 //!   not depend on the router task, so a busy RIB is not a dead process);
 //! * `/readyz`: 200 once the daemon is [`Readiness::Ready`], else 503 with
-//!   the reason (the readiness probe).
+//!   the reason (the readiness probe);
+//! * `/metrics`: Prometheus exposition, asked of the router task at each
+//!   scrape ([`crate::metrics`]).
 //!
 //! Routes are a table of path → handler ([`Routes`]); a handler is async,
-//! so one that must ask another task (a future `/metrics`) adds one
-//! `.route(...)` line.
+//! so one that must ask another task (`/metrics`) is one `.route(...)`.
 
 use std::future::Future;
 use std::net::SocketAddr;
