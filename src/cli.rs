@@ -34,21 +34,18 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// How the daemon writes its log lines.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
+/// How the daemon writes its log lines (also `log.format` in the config).
+pub use crate::config::LogFormat;
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the router (foreground; logs to stderr, RUST_LOG sets the level)
     Daemon {
         /// Log lines as text (coloured only on a terminal) or as one JSON
-        /// object per line (for journald, Loki, Elasticsearch)
-        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-        log_format: LogFormat,
+        /// object per line (for journald, Loki, Elasticsearch); overrides
+        /// the config's `log.format` (default: text)
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormat>,
         #[command(flatten)]
         kubernetes: KubernetesArgs,
     },

@@ -23,8 +23,8 @@ use error::KeyPath;
 pub use password::Password;
 pub use schema::{
     Advertise, Api, Bfd, Config, GracefulRestart, GracefulRestartOverride, GroupName, HttpListen,
-    Kernel, LimitAction, Listen, MaxPrefixes, Peer, PodCidrSource, PodCidrs, PrefixLimit, Router,
-    SecretRef, ServiceAddresses,
+    Kernel, LimitAction, Listen, Log, LogFormat, MaxPrefixes, Peer, PodCidrSource, PodCidrs,
+    PrefixLimit, Router, SecretRef, ServiceAddresses,
 };
 use validate::validate;
 

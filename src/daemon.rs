@@ -7,6 +7,8 @@
 //! listener ◀──watch<AccessList>── router task (peers, passwords, GTSM; on reload)
 //! BFD task ──RibEvent::Bfd──▶ router task ──BfdCmd (sessions on start/reload)──▶ BFD task
 //! router task ──watch<Readiness>──▶ HTTP listener (api.http: /healthz, /readyz)
+//! HTTP listener ──Request::Metrics──▶ router task (/metrics, at scrape time)
+//! watch<Readiness> ──▶ sd_notify READY=1 ($NOTIFY_SOCKET, `crate::notify`)
 //! ```
 //!
 //! The listener ([`crate::listener`]) closes connections that may not be
@@ -76,6 +78,9 @@ pub async fn run_config(
     config_path: &Path,
     cluster: Option<crate::kubernetes::Cluster>,
 ) -> Result<(), String> {
+    let process = crate::metrics::Process {
+        started: std::time::SystemTime::now(),
+    };
     info!(
         asn = cfg.router.asn,
         router_id = %cfg.router.router_id,
@@ -114,13 +119,16 @@ pub async fn run_config(
     let (ready_tx, ready_rx) = watch::channel(crate::events::Readiness::NotReady(
         "initial convergence: waiting for every peer's End-of-RIB".to_string(),
     ));
+    // systemd (Type=notify): READY=1 with /readyz, not at start.
+    tokio::spawn(crate::notify::ready_when(ready_rx.clone()));
     if let Some(http) = &cfg.api.http {
         let addr = SocketAddr::new(http.address, http.port);
         let l = crate::http::bind(addr)
             .await
             .map_err(|e| format!("api.http {addr}: {e}"))?;
-        info!(%addr, "serving /healthz and /readyz");
-        tokio::spawn(crate::http::serve(l, crate::http::Routes::health(ready_rx)));
+        info!(%addr, "serving /healthz, /readyz and /metrics");
+        let routes = crate::http::Routes::health(ready_rx.clone()).metrics(ev_tx.clone(), process);
+        tokio::spawn(crate::http::serve(l, routes));
     }
     let bfd = crate::bfd::spawn(ev_tx.clone());
     let router = RouterTask::new(
@@ -158,6 +166,7 @@ pub async fn run_config(
         }
     }
     info!("shutting down");
+    crate::notify::stopping();
     let (done_tx, done_rx) = oneshot::channel();
     if ev_tx
         .send(RibEvent::Shutdown { done: done_tx })

@@ -16,6 +16,8 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -221,6 +223,59 @@ pub struct PeerStatus {
     pub refresh_coalesced: u64,
     /// The graceful restart capability of the last Established session.
     pub graceful_restart: Option<PeerGracefulRestart>,
+    /// BGP messages in and out over all of the peer's connections; the
+    /// session's reader and writer count, `/metrics` reads.
+    pub messages: Arc<MessageCounters>,
+}
+
+/// BGP messages counted by a peer's connections since the peer was
+/// configured (they only grow; a reset session keeps counting). The
+/// readers count what they decode, the peer task what it hands a writer.
+#[derive(Debug, Default)]
+pub struct MessageCounters {
+    received: AtomicU64,
+    sent: AtomicU64,
+    notifications_received: AtomicU64,
+    notifications_sent: AtomicU64,
+}
+
+/// A [`MessageCounters`] reading.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MessageCounts {
+    pub received: u64,
+    pub sent: u64,
+    pub notifications_received: u64,
+    pub notifications_sent: u64,
+}
+
+impl MessageCounters {
+    /// One message decoded.
+    pub fn received(&self, notification: bool) {
+        self.received.fetch_add(1, Ordering::Relaxed);
+        if notification {
+            self.notifications_received.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// `n` messages handed to a connection's writer.
+    pub fn sent(&self, n: u64) {
+        self.sent.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A NOTIFICATION handed to a connection's writer.
+    pub fn sent_notification(&self) {
+        self.sent(1);
+        self.notifications_sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn read(&self) -> MessageCounts {
+        MessageCounts {
+            received: self.received.load(Ordering::Relaxed),
+            sent: self.sent.load(Ordering::Relaxed),
+            notifications_received: self.notifications_received.load(Ordering::Relaxed),
+            notifications_sent: self.notifications_sent.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl PeerStatus {
@@ -240,6 +295,7 @@ impl PeerStatus {
             refresh_ignored: 0,
             refresh_coalesced: 0,
             graceful_restart: None,
+            messages: Arc::default(),
         }
     }
 }
@@ -282,6 +338,8 @@ pub enum Request {
     Reload,
     /// `show bfd`: the BFD sessions.
     Bfd,
+    /// `/metrics`: every counter the router task can see (`MetricsView`).
+    Metrics,
     /// `kroute peer NAME reset`: start a peer held down by `maxPrefixes`,
     /// or reset its session (Cease/4).
     ResetPeer {

@@ -3,11 +3,12 @@
 //! * `/healthz`: 200 while the process runs (the liveness probe: it does
 //!   not depend on the router task, so a busy RIB is not a dead process);
 //! * `/readyz`: 200 once the daemon is [`Readiness::Ready`], else 503 with
-//!   the reason (the readiness probe).
+//!   the reason (the readiness probe);
+//! * `/metrics`: Prometheus exposition, asked of the router task at each
+//!   scrape ([`crate::metrics`]).
 //!
 //! Routes are a table of path → handler ([`Routes`]); a handler is async,
-//! so one that must ask another task (a future `/metrics`) adds one
-//! `.route(...)` line.
+//! so one that must ask another task (`/metrics`) is one `.route(...)`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -32,18 +33,24 @@ const MAX_CONNECTIONS: usize = 32;
 /// A client that has not sent its request headers by then is dropped.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// What a handler answers: status and a plain-text body.
+/// The content type of a plain-text reply.
+pub const TEXT: &str = "text/plain; charset=utf-8";
+
+/// What a handler answers: status, body and its content type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub status: StatusCode,
     pub body: String,
+    pub content_type: &'static str,
 }
 
 impl Reply {
+    /// 200 with a plain-text body.
     pub fn ok(body: impl Into<String>) -> Reply {
         Reply {
             status: StatusCode::OK,
             body: body.into(),
+            content_type: TEXT,
         }
     }
 }
@@ -73,6 +80,17 @@ impl Routes {
         self
     }
 
+    /// `/metrics` (see [`crate::metrics`]), asking `router` at each scrape.
+    pub fn metrics(
+        self,
+        router: tokio::sync::mpsc::Sender<crate::events::RibEvent>,
+        process: crate::metrics::Process,
+    ) -> Routes {
+        self.route("/metrics", move || {
+            crate::metrics::scrape(router.clone(), process)
+        })
+    }
+
     /// `/healthz` and `/readyz`, reading readiness from `ready`.
     pub fn health(ready: watch::Receiver<Readiness>) -> Routes {
         Routes::new()
@@ -85,6 +103,7 @@ impl Routes {
                         Readiness::NotReady(why) => Reply {
                             status: StatusCode::SERVICE_UNAVAILABLE,
                             body: format!("not ready: {why}\n"),
+                            content_type: TEXT,
                         },
                     }
                 }
@@ -104,17 +123,19 @@ impl Routes {
         let reply = handler().await;
         // HEAD: hyper sends the headers (Content-Length included) and
         // leaves the body out.
-        text(reply.status, reply.body)
+        typed(reply.status, reply.body, reply.content_type)
     }
 }
 
 fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    typed(status, body, TEXT)
+}
+
+fn typed(status: StatusCode, body: String, content_type: &'static str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 

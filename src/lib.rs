@@ -13,6 +13,8 @@ pub mod events;
 pub mod http;
 pub mod kubernetes;
 pub mod lab;
+pub mod metrics;
+pub mod notify;
 pub mod output;
 
 pub(crate) mod ifaddrs;

@@ -54,7 +54,11 @@ fn main() -> ExitCode {
         Command::Daemon {
             log_format,
             kubernetes,
-        } if kubernetes.kubernetes => kubernetes_daemon(&cli, *log_format, kubernetes),
+        } if kubernetes.kubernetes => {
+            // The config (and its `log.format`) comes from the cluster
+            // later: the flag or text.
+            kubernetes_daemon(&cli, log_format.unwrap_or_default(), kubernetes)
+        }
         Command::Daemon { log_format, .. } => {
             let Some(path) = cli.config.clone() else {
                 eprintln!(
@@ -63,7 +67,14 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             };
             tune_malloc();
-            init_logs(*log_format);
+            // The flag wins; else the config's `log.format`. A config that
+            // does not load is reported by the daemon, in text.
+            let format = log_format.unwrap_or_else(|| {
+                kroute::config::load(&path)
+                    .map(|c| c.log.format)
+                    .unwrap_or_default()
+            });
+            init_logs(format);
             daemon::install_panic_exit();
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

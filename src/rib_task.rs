@@ -889,6 +889,40 @@ impl RouterTask {
             .collect()
     }
 
+    /// `/metrics`: the counters of the peers, the RIB and the FIB, read
+    /// from their owners now.
+    fn metrics(&self) -> crate::api::views::MetricsView {
+        use crate::api::views::{FamilyMetricsView, FibMetricsView, MetricsView, PeerMetricsView};
+        MetricsView {
+            peers: self
+                .peers
+                .iter()
+                .map(|(id, e)| {
+                    PeerMetricsView::new(
+                        &e.cfg.name,
+                        &e.status.borrow(),
+                        self.rib.peer_counters(*id),
+                        self.rib.import_counters(*id),
+                    )
+                })
+                .collect(),
+            families: self
+                .rib
+                .family_counts()
+                .into_iter()
+                .map(|(family, c)| FamilyMetricsView {
+                    family,
+                    prefixes: c.prefixes,
+                    fib_installed: c.fib_installed,
+                    fib_pending: c.fib_pending,
+                    fib_failed: c.fib_failed,
+                })
+                .collect(),
+            decision_runs: self.rib.decision_runs(),
+            fib: FibMetricsView::new(self.fib.counters()),
+        }
+    }
+
     fn peer_id(&self, name: &str) -> Option<PeerId> {
         self.peers
             .iter()
@@ -1001,6 +1035,7 @@ impl RouterTask {
                 });
                 return;
             }
+            Request::Metrics => json(serde_json::to_value(self.metrics())),
             Request::Reload => match self.reload(out) {
                 Ok(changes) => json(serde_json::to_value(ReloadView {
                     reloaded: true,
@@ -1032,9 +1067,10 @@ impl RouterTask {
             || new.kernel != self.config.kernel
             || new.api != self.config.api
             || new.router.listen != self.config.router.listen
+            || new.log != self.config.log
         {
             return Err(
-                "router.asn, router.routerId, router.listen, kernel and api changes need a restart of the daemon"
+                "router.asn, router.routerId, router.listen, kernel, api and log changes need a restart of the daemon"
                     .into(),
             );
         }

@@ -75,8 +75,9 @@ mod worker;
 mod writer;
 
 pub use config::FibConfig;
-pub use netlink::describe as describe_errno;
-pub use report::{FibEntry, FibEvent};
+pub use netlink::{describe as describe_errno, errno_name};
+use report::FibCounters;
+pub use report::{FibCounts, FibEntry, FibEvent};
 
 /// A BGP next hop as learned (the wire type: the RIB's next-hop sets are
 /// handed over as they are); the FIB resolves it to a kernel gateway and
@@ -103,6 +104,7 @@ struct Inner {
     apply_room: Arc<Semaphore>,
     /// Routes of ours a previous run left in the kernel, found at start.
     previous_run_routes: usize,
+    counters: Arc<FibCounters>,
 }
 
 /// Batches of changes queued for the worker at most. The worker takes
@@ -154,8 +156,16 @@ impl Fib {
         let (tx, rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         // Subscribed before the dumps: nothing falls between them.
-        let worker =
-            worker::Worker::new(cfg.clone(), events, query, write, mon.fd(), stop.clone())?;
+        let counters = Arc::new(FibCounters::default());
+        let worker = worker::Worker::new(
+            cfg.clone(),
+            events,
+            query,
+            write,
+            mon.fd(),
+            stop.clone(),
+            counters.clone(),
+        )?;
         let previous_run_routes = worker.previous_run_routes();
         let mon_tx = tx.clone();
         let ours = monitor::Ours {
@@ -174,6 +184,7 @@ impl Fib {
                 tx,
                 apply_room: Arc::new(Semaphore::new(APPLY_QUEUE)),
                 previous_run_routes,
+                counters,
             }),
         })
     }
@@ -251,6 +262,11 @@ impl Fib {
     #[doc(hidden)]
     pub fn deafen_for_tests(&self, deaf: bool) {
         self.send(Cmd::Deafen(deaf));
+    }
+
+    /// What the FIB has written, refused and resynced so far (`/metrics`).
+    pub fn counters(&self) -> FibCounts {
+        self.inner.counters.read()
     }
 
     /// Resolves once every change applied so far has been written.

@@ -378,7 +378,8 @@ pub fn describe(errno: i32, text: Option<&str>) -> String {
     s
 }
 
-fn errno_name(errno: i32) -> Option<&'static str> {
+/// The symbolic name of `errno` ("EINVAL"), for the ones netlink returns.
+pub fn errno_name(errno: i32) -> Option<&'static str> {
     Some(match errno {
         libc::EPERM => "EPERM",
         libc::ENOENT => "ENOENT",

@@ -1,8 +1,10 @@
 //! What the FIB reports: events to the RIB, and each prefix's state for
 //! `show fib` and `explain`.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use ipnet::IpNet;
@@ -64,4 +66,55 @@ fn display_all<S: serde::Serializer>(v: &[BgpNextHop], s: S) -> Result<S::Ok, S:
         Some(ll) => format!("{} ({ll})", nh.address),
         None => nh.address.to_string(),
     }))
+}
+
+/// What the FIB has done since it started, counted as it goes (the
+/// writer and the worker count, [`crate::Fib::counters`] reads): for
+/// `/metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct FibCounters {
+    messages_written: AtomicU64,
+    batches_written: AtomicU64,
+    resyncs: AtomicU64,
+    refused: Mutex<BTreeMap<i32, u64>>,
+}
+
+/// A reading of the FIB's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FibCounts {
+    /// Netlink messages (route and nexthop object changes) sent.
+    pub messages_written: u64,
+    /// `sendmsg` calls, one per batch.
+    pub batches_written: u64,
+    /// Full resyncs with the kernel (lost notifications, or `Fib::resync`).
+    pub resyncs: u64,
+    /// Messages the kernel refused, by errno.
+    pub refused_by_errno: BTreeMap<i32, u64>,
+}
+
+impl FibCounters {
+    /// One batch of `messages` sent.
+    pub(crate) fn wrote(&self, messages: u64) {
+        self.messages_written.fetch_add(messages, Ordering::Relaxed);
+        self.batches_written.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn refused(&self, errno: i32) {
+        if let Ok(mut m) = self.refused.lock() {
+            *m.entry(errno).or_default() += 1;
+        }
+    }
+
+    pub(crate) fn resynced(&self) {
+        self.resyncs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn read(&self) -> FibCounts {
+        FibCounts {
+            messages_written: self.messages_written.load(Ordering::Relaxed),
+            batches_written: self.batches_written.load(Ordering::Relaxed),
+            resyncs: self.resyncs.load(Ordering::Relaxed),
+            refused_by_errno: self.refused.lock().map(|m| m.clone()).unwrap_or_default(),
+        }
+    }
 }

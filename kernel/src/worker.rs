@@ -26,7 +26,7 @@ use crate::nexthop::Objects;
 use crate::query::Query;
 use crate::quiet::{Quiet, QUIET_SWEEP};
 use crate::recheck::{Changes, Recheck};
-use crate::report::{FibEntry, FibEvent};
+use crate::report::{FibCounters, FibEntry, FibEvent};
 use crate::resolver::Resolver;
 use crate::show;
 use crate::table::{self, RouteTable};
@@ -49,6 +49,7 @@ pub(crate) struct Worker {
     sync: InitialSync,
     /// Tells the monitor thread to stop.
     stop: Arc<AtomicBool>,
+    counters: Arc<FibCounters>,
 }
 
 /// What a resync found comparing the kernel's nexthop objects with ours.
@@ -83,6 +84,7 @@ impl Worker {
         write: NlSocket,
         monitor_fd: i32,
         stop: Arc<AtomicBool>,
+        counters: Arc<FibCounters>,
     ) -> io::Result<Worker> {
         let key = RouteKey {
             table: cfg.table,
@@ -108,13 +110,14 @@ impl Worker {
         Ok(Worker {
             table: RouteTable::new(events.clone()),
             resolver: Resolver::new(links, events),
-            installer: Installer::new(Writer::new(write, key), objects),
+            installer: Installer::new(Writer::new(write, key, counters.clone()), objects),
             quiet: Quiet::new(monitor_fd),
             recheck: Recheck::default(),
             sync: InitialSync::new(stale),
             stop,
             query,
             cfg,
+            counters,
         })
     }
 
@@ -273,6 +276,7 @@ impl Worker {
                 return;
             }
             Cmd::Overrun => {
+                self.counters.resynced();
                 // Logged once, with counts, when the resync is done.
                 match self.resolver.refresh_links(&mut self.query) {
                     Ok(down) => down.into_iter().for_each(|i| self.recheck.link_down(i)),

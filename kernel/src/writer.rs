@@ -14,6 +14,7 @@ use netlink_packet_core::{NLMSG_ERROR, NLM_F_ACK};
 use crate::msg::{self, KernelHop, RouteKey};
 use crate::netlink::{header_of, parse_error, split_messages, NlError, NlSocket};
 use crate::nexthop::{self, ObjOp};
+use crate::report::FibCounters;
 
 /// Bytes of netlink messages per `sendmsg`.
 const BATCH_BYTES: usize = 64 * 1024;
@@ -61,10 +62,11 @@ pub(crate) struct Writer {
     batch: Vec<Op>,
     first_seq: u32,
     last_off: usize,
+    counters: Arc<FibCounters>,
 }
 
 impl Writer {
-    pub(crate) fn new(sock: NlSocket, key: RouteKey) -> Writer {
+    pub(crate) fn new(sock: NlSocket, key: RouteKey, counters: Arc<FibCounters>) -> Writer {
         Writer {
             sock,
             key,
@@ -73,6 +75,7 @@ impl Writer {
             batch: Vec::new(),
             first_seq: 1,
             last_off: 0,
+            counters,
         }
     }
 
@@ -147,6 +150,7 @@ impl Writer {
         self.buf[fl..fl + 2].copy_from_slice(&flags.to_ne_bytes());
         stats.messages += n;
         stats.batches += 1;
+        self.counters.wrote(n as u64);
 
         let mut results: Vec<Option<NlError>> = vec![None; n];
         let mut complete = false;
@@ -201,6 +205,7 @@ impl Writer {
             let outcome = match r {
                 Some(e) => {
                     stats.refused += 1;
+                    self.counters.refused(e.errno);
                     Outcome::Refused(e)
                 }
                 None if complete => Outcome::Done,

@@ -159,6 +159,19 @@ pub struct RouteQuery {
     pub table: Table,
 }
 
+/// The Loc-RIB and its FIB states for one family (`/metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FamilyCounts {
+    /// Prefixes with a best path.
+    pub prefixes: usize,
+    /// Of the prefixes that want a kernel route: confirmed by the kernel,
+    /// not confirmed yet, refused.
+    pub fib_installed: usize,
+    pub fib_pending: usize,
+    pub fib_failed: usize,
+}
+
 /// Per-peer prefix counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -84,6 +84,8 @@ pub struct Rib {
     fib_confirms: bool,
     /// Paths kept for peers in graceful restart (`stale.rs`).
     stale: stale::StaleRoutes,
+    /// Times the decision process ran for a prefix (`/metrics`).
+    decisions: u64,
 }
 
 impl Rib {
@@ -105,6 +107,7 @@ impl Rib {
             fib_failed: HashMap::new(),
             fib_confirms: false,
             stale: stale::StaleRoutes::default(),
+            decisions: 0,
         }
     }
 
@@ -652,6 +655,34 @@ impl Rib {
         })
     }
 
+    /// Times the decision process ran for a prefix since the start.
+    pub fn decision_runs(&self) -> u64 {
+        self.decisions
+    }
+
+    /// The Loc-RIB's size and FIB states per family: one walk of the
+    /// table (for `/metrics`, at scrape time).
+    pub fn family_counts(&self) -> [(Family, crate::FamilyCounts); 2] {
+        let mut v4 = crate::FamilyCounts::default();
+        let mut v6 = crate::FamilyCounts::default();
+        for (prefix, dest) in self.table.iter() {
+            let c = match prefix {
+                ipnet::IpNet::V4(_) => &mut v4,
+                ipnet::IpNet::V6(_) => &mut v6,
+            };
+            if dest.best().is_some() {
+                c.prefixes += 1;
+            }
+            match self.fib_state_of(dest) {
+                Some(FibState::Installed) => c.fib_installed += 1,
+                Some(FibState::Pending) => c.fib_pending += 1,
+                Some(FibState::Failed) => c.fib_failed += 1,
+                None => {}
+            }
+        }
+        [(Family::Ipv4Unicast, v4), (Family::Ipv6Unicast, v6)]
+    }
+
     /// Number of distinct interned attribute sets and paths (for tests and
     /// metrics).
     pub fn interned(&self) -> (usize, usize) {
@@ -938,6 +969,7 @@ impl Rib {
             return;
         };
         ctx.decide(dest);
+        self.decisions += 1;
 
         let fib = ctx.fib_set(dest);
         let old = dest.fib();

@@ -235,6 +235,113 @@ pub struct ReloadView {
     pub changes: Vec<String>,
 }
 
+/// What `/metrics` exposes from the router task, collected at scrape
+/// time (`crate::metrics` renders it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsView {
+    pub peers: Vec<PeerMetricsView>,
+    /// The Loc-RIB and its kernel routes, per family.
+    pub families: Vec<FamilyMetricsView>,
+    /// Times the decision process ran for a prefix.
+    pub decision_runs: u64,
+    pub fib: FibMetricsView,
+}
+
+/// One peer in [`MetricsView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerMetricsView {
+    pub name: String,
+    pub state: SessionState,
+    /// 0 while not Established.
+    pub uptime_seconds: u64,
+    pub flaps: u32,
+    pub prefixes_received: usize,
+    pub prefixes_accepted: usize,
+    pub prefixes_advertised: usize,
+    /// Received but refused by import policy or checks.
+    pub prefixes_rejected: usize,
+    pub messages_in: u64,
+    pub messages_out: u64,
+    pub notifications_in: u64,
+    pub notifications_out: u64,
+    pub updates_treated_as_withdraw: u64,
+}
+
+impl PeerMetricsView {
+    pub fn new(
+        name: &str,
+        status: &PeerStatus,
+        counters: rib::PeerCounters,
+        import: rib::ImportCounters,
+    ) -> Self {
+        let m = status.messages.read();
+        PeerMetricsView {
+            name: name.to_string(),
+            state: status.state,
+            uptime_seconds: status
+                .established_at
+                .map(|t| t.elapsed().as_secs())
+                .unwrap_or(0),
+            flaps: status.flaps,
+            prefixes_received: counters.received,
+            prefixes_accepted: counters.accepted,
+            prefixes_advertised: counters.advertised,
+            prefixes_rejected: counters.received.saturating_sub(counters.accepted),
+            messages_in: m.received,
+            messages_out: m.sent,
+            notifications_in: m.notifications_received,
+            notifications_out: m.notifications_sent,
+            updates_treated_as_withdraw: import.treat_as_withdraw,
+        }
+    }
+}
+
+/// One family in [`MetricsView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FamilyMetricsView {
+    pub family: Family,
+    /// Prefixes with a best path.
+    pub prefixes: usize,
+    pub fib_installed: usize,
+    pub fib_pending: usize,
+    pub fib_failed: usize,
+}
+
+/// The FIB's own counters in [`MetricsView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FibMetricsView {
+    /// Netlink messages sent.
+    pub netlink_messages: u64,
+    /// `sendmsg` calls (batches).
+    pub netlink_batches: u64,
+    pub resyncs: u64,
+    /// Messages the kernel refused, by errno name ("EINVAL").
+    pub errors: Vec<(String, u64)>,
+}
+
+impl FibMetricsView {
+    pub fn new(c: kernel::FibCounts) -> Self {
+        FibMetricsView {
+            netlink_messages: c.messages_written,
+            netlink_batches: c.batches_written,
+            resyncs: c.resyncs,
+            errors: c
+                .refused_by_errno
+                .into_iter()
+                .map(|(errno, n)| {
+                    let name = kernel::errno_name(errno)
+                        .map_or_else(|| format!("errno {errno}"), str::to_string);
+                    (name, n)
+                })
+                .collect(),
+        }
+    }
+}
+
 /// An `Option` the daemon always writes (`null` for `None`): missing is an
 /// error. (serde reads a missing `Option` as `None` unless the field has its
 /// own deserializer.)

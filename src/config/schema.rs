@@ -36,6 +36,27 @@ pub struct Config {
     /// (an empty iBGP AS_PATH is left as it is).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<Policy>,
+    #[serde(default)]
+    pub log: Log,
+}
+
+/// `log`: how the daemon writes its log lines (read at start; the
+/// daemon's `--log-format` wins over it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Log {
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+/// Log lines as text (coloured only on a terminal) or one JSON object per
+/// line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

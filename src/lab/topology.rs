@@ -514,6 +514,7 @@ pub fn kroute_config(t: &Topology, n: &Node) -> Config {
                 rules: vec![own_prefixes],
             },
         ],
+        log: config::Log::default(),
     }
 }
 

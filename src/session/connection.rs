@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, watch};
 
 use wire::{decode_message, Family, Message, Notification, SessionCodec, Update};
 
-use crate::events::RibEvent;
+use crate::events::{MessageCounters, RibEvent};
 use rib::PeerId;
 
 pub use super::fsm::ConnId;
@@ -140,6 +140,8 @@ pub struct ReaderArgs {
     /// Set by the peer task when the session is Established on this
     /// connection; dropped when the connection is closed.
     pub delivery: watch::Receiver<Option<Delivery>>,
+    /// The peer's message counters (`/metrics`).
+    pub counters: Arc<MessageCounters>,
 }
 
 pub async fn run_reader(mut rd: OwnedReadHalf, mut a: ReaderArgs) {
@@ -164,6 +166,7 @@ pub async fn run_reader(mut rd: OwnedReadHalf, mut a: ReaderArgs) {
             let msg = match decode_message(&buf[used..], &codec) {
                 Ok(Some((msg, len))) => {
                     used += len;
+                    a.counters.received(matches!(msg, Message::Notification(_)));
                     msg
                 }
                 Ok(None) => break,

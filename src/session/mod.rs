@@ -30,6 +30,7 @@ pub mod socket;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::net::TcpStream;
@@ -41,7 +42,7 @@ use rib::PeerId;
 use wire::notification as n;
 use wire::{encode_message, Message, Notification, SessionCodec, Update};
 
-use crate::events::{PeerCmd, PeerStatus, RibEvent, SessionState};
+use crate::events::{MessageCounters, PeerCmd, PeerStatus, RibEvent, SessionState};
 use connection::{
     ConnEvent, ConnId, Delivery, EventSender, Outgoing, ReaderArgs, SendQueue, WriterArgs,
 };
@@ -76,6 +77,8 @@ struct Conn {
     codec: SessionCodec,
     delivery: watch::Sender<Option<Delivery>>,
     reader: JoinHandle<()>,
+    /// The peer's message counters (`/metrics`).
+    counters: Arc<MessageCounters>,
 }
 
 impl Conn {
@@ -86,6 +89,7 @@ impl Conn {
         for m in msgs {
             encode_message(m, &self.codec, &mut out);
         }
+        self.counters.sent(msgs.len() as u64);
         let total = self.queued.add(out.len());
         let _ = self.writer.send(Outgoing::Bytes(out));
         total <= connection::SEND_QUEUE_LIMIT
@@ -94,6 +98,7 @@ impl Conn {
     fn close(self, nf: Option<Notification>) {
         let mut out = Vec::new();
         if let Some(nf) = nf {
+            self.counters.sent_notification();
             encode_message(&Message::Notification(nf), &self.codec, &mut out);
         }
         let _ = self.writer.send(Outgoing::Close(out));
@@ -516,6 +521,7 @@ impl PeerTask {
                 events: self.conn_events.clone(),
                 rib: self.rib.clone(),
                 delivery: delivery_rx,
+                counters: self.status.borrow().messages.clone(),
             },
         ));
         let conn = Conn {
@@ -525,6 +531,7 @@ impl PeerTask {
             codec: SessionCodec::default(),
             delivery,
             reader,
+            counters: self.status.borrow().messages.clone(),
         };
         self.conns.insert(id, conn);
         id

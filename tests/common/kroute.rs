@@ -81,10 +81,17 @@ pub struct Kroute {
 impl Kroute {
     /// Write the config and start `kroute daemon -c FILE` in `ns`; returns
     /// once the API answers.
-    pub fn start(ns: &Netns, mut config: Config) -> Kroute {
+    pub fn start(ns: &Netns, config: Config) -> Kroute {
+        Kroute::start_with_env(ns, config, &[])
+    }
+
+    /// [`Kroute::start`] with these environment variables set too.
+    pub fn start_with_env(ns: &Netns, mut config: Config, envs: &[(&str, &str)]) -> Kroute {
         let dir = test_dir(&format!("kroute-{}", ns.name()));
-        let spec = KrouteSpec::in_dir(BIN.as_ref(), dir.path(), String::new());
+        let mut spec = KrouteSpec::in_dir(BIN.as_ref(), dir.path(), String::new());
         config.api.socket = spec.socket.clone();
+        spec.envs
+            .extend(envs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let spec = KrouteSpec {
             config: lk::to_yaml(&config).unwrap_or_else(|e| panic!("{e}")),
             ..spec

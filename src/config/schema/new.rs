@@ -18,6 +18,7 @@ impl Config {
             peers: Vec::new(),
             advertise: Vec::new(),
             policies: Vec::new(),
+            log: super::Log::default(),
         }
     }
 }
