@@ -21,6 +21,7 @@ declare -A provides=(
     [python3-pip]=pip3
     [g++]=g++
     [util-linux]=setpriv
+    [curl]=curl
 )
 missing=()
 for pkg in "${!provides[@]}"; do
