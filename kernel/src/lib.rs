@@ -17,6 +17,21 @@
 //!   [`Fib::apply`] waits while a few batches are queued.
 //! * Routes point at kernel nexthop objects shared by every route with the
 //!   same kernel next hops (see `nexthop`), unless disabled or unavailable.
+//! * Prefix-independent failover: when a next hop of an ECMP group fails
+//!   (its link loses carrier, or it stops resolving), the group is
+//!   re-pointed at its surviving members with one RTM_NEWNEXTHOP replace
+//!   (on carrier loss the kernel has already dropped the member; the
+//!   replace confirms it), and every route on the group keeps forwarding
+//!   through it unwritten. A route's kernel record names its object, and
+//!   the object knows what it forwards on now, so the per-prefix changes
+//!   the RIB sends next (best set = the survivors) find the route already
+//!   right and cost no write; the shrunk group takes no new routes, and
+//!   routes move off it (one write each, make-before-break) only when
+//!   their next hops come back. A failover of a full table is a handful of
+//!   messages ([`Fib::messages_written`] counts them). Not covered: a route
+//!   whose every path fails (a single best path with a backup): the kernel
+//!   deletes a group with its last member, and its routes with it (Linux
+//!   `remove_nh_grp_entry`), so those are written again, one message each.
 //! * Next hops are resolved like `ip route get fibmatch ADDR`, re-resolved
 //!   (debounced) on every link, address or foreign route change, and routes
 //!   follow their next hops in and out of the kernel. A next hop neither
@@ -45,7 +60,7 @@
 //! less specific non-BGP route would cover it.
 
 use std::net::IpAddr;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
@@ -101,6 +116,8 @@ struct Inner {
     /// One permit per [`Fib::apply`] batch the worker has not taken in
     /// yet (see [`APPLY_QUEUE`]).
     apply_room: Arc<Semaphore>,
+    /// Netlink messages the worker has written (see [`Fib::messages_written`]).
+    sent: Arc<AtomicU64>,
 }
 
 /// Batches of changes queued for the worker at most. The worker takes
@@ -151,9 +168,17 @@ impl Fib {
         netlink::drop_own_writes(mon.fd(), write.portid()?)?;
         let (tx, rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
         // Subscribed before the dumps: nothing falls between them.
-        let worker =
-            worker::Worker::new(cfg.clone(), events, query, write, mon.fd(), stop.clone())?;
+        let worker = worker::Worker::new(
+            cfg.clone(),
+            events,
+            query,
+            write,
+            mon.fd(),
+            stop.clone(),
+            sent.clone(),
+        )?;
         let mon_tx = tx.clone();
         let ours = monitor::Ours {
             table: cfg.table,
@@ -170,6 +195,7 @@ impl Fib {
             inner: Arc::new(Inner {
                 tx,
                 apply_room: Arc::new(Semaphore::new(APPLY_QUEUE)),
+                sent,
             }),
         })
     }
@@ -240,6 +266,14 @@ impl Fib {
     #[doc(hidden)]
     pub fn deafen_for_tests(&self, deaf: bool) {
         self.send(Cmd::Deafen(deaf));
+    }
+
+    /// Netlink messages written to the kernel since [`Fib::start`]: route
+    /// writes and nexthop object changes alike, each counted once (a batch
+    /// of many messages is one `sendmsg`). What a failover cost is the
+    /// difference across it.
+    pub fn messages_written(&self) -> u64 {
+        self.inner.sent.load(Ordering::Relaxed)
     }
 
     /// Resolves once every change applied so far has been written.

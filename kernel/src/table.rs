@@ -479,7 +479,7 @@ impl RouteTable {
             let wanted = r.want.map(|w| self.wanted.get(w));
             let want = wanted.map(|set| desired(set));
             let to_install = matches!(want, Some(Desired::Install(_)));
-            match write_for(want, r.cur(), |id| sets.get(id)) {
+            match write_for(want, r.cur(), |id| sets.forwards(id)) {
                 Write::None => {
                     if let (true, Some(set)) = (to_install, wanted) {
                         // Already right in the kernel: confirmed as is.
@@ -511,11 +511,11 @@ impl RouteTable {
     /// route's kernel state unknown.
     pub(crate) fn follow(&mut self, op: Op, outcome: Outcome, sets: &mut HopSets) -> bool {
         match (op, outcome) {
-            (Op::Replace(p, h, _), Outcome::Done) => {
+            (Op::Replace(p, h, nhid), Outcome::Done) => {
                 // The object reference taken for this write is kept by
                 // the installed route; the one it replaces is let go.
                 // (Acquired first: rewriting the same set keeps its number.)
-                let id = sets.installed(&h);
+                let id = sets.installed(&h, nhid);
                 let r = self.routes.entry(p);
                 r.replace_cur(Current::Installed(id), sets);
                 // The worker takes no change between a step's sweep and its
@@ -579,9 +579,9 @@ impl RouteTable {
     }
 
     /// After next hops were resolved again: routes installed with a set
-    /// the kernel `flushed` without telling become unknown, and those and
-    /// the routes wanting a next hop whose resolution `changed` are to be
-    /// written again.
+    /// the kernel `flushed` without telling become unknown, and those, the
+    /// routes on a shrunk group and the routes wanting a next hop whose
+    /// resolution `changed` are to be looked at again by the sweep.
     pub(crate) fn mark_changed(
         &mut self,
         changed: &FastSet<IpAddr>,
@@ -590,8 +590,16 @@ impl RouteTable {
     ) {
         for (p, r) in self.routes.iter_mut() {
             if let Current::Installed(id) = r.cur() {
-                if flushed(sets.get(id)) {
+                if flushed(sets.forwards(id)) {
                     r.replace_cur(Current::Unknown, sets);
+                    self.dirty.mark(p, r);
+                    continue;
+                }
+                if sets.shrunk(id) {
+                    // Still forwarding through its group's survivors; the
+                    // sweep finds whether that is what it wants now (no
+                    // write) or it is to move (its next hops are back, or
+                    // it never wanted to lose the one that went).
                     self.dirty.mark(p, r);
                     continue;
                 }

@@ -6,7 +6,7 @@
 //! shutdown (`lifecycle`) and `show fib` (`show`).
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
@@ -83,6 +83,7 @@ impl Worker {
         write: NlSocket,
         monitor_fd: i32,
         stop: Arc<AtomicBool>,
+        sent: Arc<AtomicU64>,
     ) -> io::Result<Worker> {
         let key = RouteKey {
             table: cfg.table,
@@ -108,7 +109,7 @@ impl Worker {
         Ok(Worker {
             table: RouteTable::new(events.clone()),
             resolver: Resolver::new(links, events),
-            installer: Installer::new(Writer::new(write, key), objects),
+            installer: Installer::new(Writer::new(write, key, sent), objects),
             quiet: Quiet::new(monitor_fd),
             recheck: Recheck::default(),
             sync: InitialSync::new(stale),
@@ -296,6 +297,19 @@ impl Worker {
         } else {
             FastSet::default()
         };
+        if changes.resolve && (!changed.is_empty() || changes.any_flushed()) {
+            // Before the routes are looked at: a route on a group that
+            // still has survivors keeps forwarding through it.
+            let alive = self.resolver.alive_hops();
+            let shrunk = self
+                .installer
+                .shrink_objects(|h| alive.contains(h) && !changes.flushed(std::slice::from_ref(h)));
+            if shrunk > 0 {
+                tracing::info!(
+                    "re-pointed {shrunk} nexthop groups at their surviving next hops; routes using them are not rewritten"
+                );
+            }
+        }
         if !changed.is_empty() || changes.any_flushed() {
             self.table
                 .mark_changed(&changed, |h| changes.flushed(h), self.installer.sets_mut());

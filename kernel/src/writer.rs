@@ -6,6 +6,7 @@
 //! number, which maps back to the operation.
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use ipnet::IpNet;
@@ -61,11 +62,15 @@ pub(crate) struct Writer {
     batch: Vec<Op>,
     first_seq: u32,
     last_off: usize,
+    /// Messages sent in this run (route and object ones), shared with the
+    /// [`crate::Fib`] handle for `Fib::messages_written`.
+    sent: Arc<AtomicU64>,
 }
 
 impl Writer {
-    pub(crate) fn new(sock: NlSocket, key: RouteKey) -> Writer {
+    pub(crate) fn new(sock: NlSocket, key: RouteKey, sent: Arc<AtomicU64>) -> Writer {
         Writer {
+            sent,
             sock,
             key,
             buf: Vec::with_capacity(BATCH_BYTES + 4096),
@@ -128,7 +133,10 @@ impl Writer {
                 return nexthop::push_new_single(b, *id, hop, self.key.protocol);
             }
             Op::Object(ObjOp::Group { id, members }) => {
-                return nexthop::push_new_group(b, *id, members, self.key.protocol);
+                return nexthop::push_group(b, *id, members, self.key.protocol, false);
+            }
+            Op::Object(ObjOp::Regroup { id, members }) => {
+                return nexthop::push_group(b, *id, members, self.key.protocol, true);
             }
             Op::Object(ObjOp::Delete { id }) => return nexthop::push_del(b, *id),
         };
@@ -147,6 +155,7 @@ impl Writer {
         self.buf[fl..fl + 2].copy_from_slice(&flags.to_ne_bytes());
         stats.messages += n;
         stats.batches += 1;
+        self.sent.fetch_add(n as u64, Ordering::Relaxed);
 
         let mut results: Vec<Option<NlError>> = vec![None; n];
         let mut complete = false;

@@ -1,0 +1,131 @@
+//! Prefix-independent failover: routes sharing an ECMP group keep
+//! forwarding through it when one of its next hops fails, and the FIB's
+//! cost is a few messages whatever the number of prefixes.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use kernel::{Fib, FibChange};
+
+/// Prefixes in each test: far more than the messages a failover may cost.
+const N: u32 = 2000;
+
+const A: &str = "10.0.0.2";
+const B: &str = "10.0.1.2";
+
+fn table(nhs: &[&str]) -> Vec<FibChange> {
+    (0..N)
+        .map(|i| change(&format!("10.{}.{}.0/24", 100 + i / 256, i % 256), nhs))
+        .collect()
+}
+
+/// Counts the table's prefixes in the kernel by what they forward on:
+/// (via veth0 and veth1, via veth1 only, anything else or missing).
+fn census(ns: &Ns) -> (u32, u32, u32) {
+    let routes = ns.v4();
+    let (mut both, mut b_only, mut other) = (0, 0, 0);
+    for i in 0..N {
+        let dst = format!("10.{}.{}.0/24", 100 + i / 256, i % 256);
+        match find(&routes, &dst).map(paths) {
+            Some(p) if p == vec![pair(A, "veth0"), pair(B, "veth1")] => both += 1,
+            Some(p) if p == vec![pair(B, "veth1")] => b_only += 1,
+            _ => other += 1,
+        }
+    }
+    (both, b_only, other)
+}
+
+fn pair(gw: &str, dev: &str) -> (String, String) {
+    (gw.to_string(), dev.to_string())
+}
+
+/// Polls (at most 5 s) until every prefix forwards as `want` says.
+async fn wait_census(ns: &Ns, what: &str, want: (u32, u32, u32)) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let c = census(ns);
+        if c == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: (both, b only, other) = {c:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Lets the FIB notice and act on a kernel change, then waits until it
+/// has written everything.
+async fn settle(fib: &Fib) {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    fib.flush().await;
+}
+
+/// The table's group is re-pointed (or the kernel shrank it) and the RIB's
+/// changes that follow (best set = the survivor) are taken without a write
+/// per prefix; when the failed next hop is back, the table returns to both.
+async fn fail_and_recover(ns: Ns, fib: Fib, fail: &str, restore: &str) {
+    fib.apply(table(&[A, B])).await;
+    fib.flush().await;
+    wait_census(&ns, "the table via both", (N, 0, 0)).await;
+    let before = fib.messages_written();
+
+    ns.ip(fail);
+    wait_census(&ns, "every prefix via the survivor", (0, N, 0)).await;
+    settle(&fib).await;
+    // The RIB then selects the survivor alone for every prefix.
+    fib.apply(table(&[B])).await;
+    settle(&fib).await;
+    let cost = fib.messages_written() - before;
+    assert_eq!(census(&ns), (0, N, 0));
+    assert!(
+        cost <= 8,
+        "failover of {N} prefixes cost {cost} netlink messages"
+    );
+    let entries = fib.entries(None).await;
+    assert!(entries.iter().all(
+        |e| e.status == "installed" && e.kernel_next_hops == vec![format!("via {B} dev veth1")]
+    ));
+
+    ns.ip(restore);
+    settle(&fib).await;
+    fib.apply(table(&[A, B])).await;
+    fib.flush().await;
+    wait_census(&ns, "the table via both again", (N, 0, 0)).await;
+    // The shrunk group went with its last route: A, B and one group.
+    settle(&fib).await;
+    assert_eq!(ns.objects().len(), 3, "{:?}", ns.objects());
+    fib.shutdown().await;
+    assert!(ns.objects().is_empty(), "{:?}", ns.objects());
+}
+
+#[test]
+fn carrier_loss_keeps_the_table_on_its_shrunk_group() {
+    let ns = Netns::new("pic-carrier");
+    ns.run(|ns| async move {
+        let (fib, _rx) = start(cfg());
+        // The kernel itself drops the member on carrier loss; the FIB
+        // must neither rewrite the routes nor lose the group.
+        fail_and_recover(ns, fib, "link set veth0p down", "link set veth0p up").await;
+    });
+}
+
+#[test]
+fn an_unreachable_next_hop_is_taken_out_of_the_group_with_one_message() {
+    let ns = Netns::new("pic-unreach");
+    ns.run(|ns| async move {
+        let (fib, _rx) = start(cfg());
+        // No carrier change: A becomes unreachable (its subnet goes) and
+        // the kernel keeps the objects; the FIB re-points the group.
+        fail_and_recover(
+            ns,
+            fib,
+            "addr del 10.0.0.1/24 dev veth0",
+            "addr add 10.0.0.1/24 dev veth0",
+        )
+        .await;
+    });
+}
