@@ -129,3 +129,72 @@ fn an_unreachable_next_hop_is_taken_out_of_the_group_with_one_message() {
         .await;
     });
 }
+
+/// The kernel's routes of ours (`ip -j route`, counted).
+fn kernel_count(ns: &Ns) -> usize {
+    ns.v4().len()
+}
+
+/// Figures for BENCHMARKS.md: `KROUTE_FAILOVER_N` (default 100000) ECMP
+/// prefixes, one next hop loses carrier; prints the messages the FIB wrote
+/// and how long it took to have nothing left to write. Run with
+/// `cargo test --release -p kernel --test failover -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn failover_at_scale() {
+    let n: u32 = std::env::var("KROUTE_FAILOVER_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let ns = Netns::new("pic-scale");
+    ns.run(move |ns| async move {
+        let (fib, _rx) = start(cfg());
+        let changes = |nhs: &[&str]| -> Vec<FibChange> {
+            (0..n)
+                .map(|i| {
+                    let mut c = change("10.0.0.0/24", nhs);
+                    c.prefix = ipnet::IpNet::V4(
+                        ipnet::Ipv4Net::new(std::net::Ipv4Addr::from(0x0b00_0000 + (i << 8)), 24)
+                            .unwrap(),
+                    );
+                    c
+                })
+                .collect()
+        };
+        for chunk in changes(&[A, B]).chunks(16 * 1024) {
+            fib.apply(chunk.to_vec()).await;
+        }
+        fib.flush().await;
+        assert_eq!(kernel_count(&ns), n as usize);
+        let before = fib.messages_written();
+        let t0 = std::time::Instant::now();
+        ns.ip("link set veth0p down");
+        // The FIB notices (debounced), re-points, finds every route right.
+        while fib.messages_written() == before && t0.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let noticed = t0.elapsed();
+        fib.flush().await;
+        let fib_done = t0.elapsed();
+        let fo = fib.messages_written() - before;
+        // What the RIB sends next: the survivor alone, every prefix.
+        let t1 = std::time::Instant::now();
+        for chunk in changes(&[B]).chunks(16 * 1024) {
+            fib.apply(chunk.to_vec()).await;
+        }
+        fib.flush().await;
+        let retag = t1.elapsed();
+        let total = fib.messages_written() - before;
+        let routes = ns.v4();
+        let via_b = routes
+            .iter()
+            .filter(|r| paths(r) == vec![pair(B, "veth1")])
+            .count();
+        println!(
+            "failover of {n} ECMP prefixes: {fo} messages, first after {noticed:?}, FIB idle after {fib_done:?}; the RIB's {n} changes after: {} more messages in {retag:?}; {via_b} routes via the survivor",
+            total - fo,
+        );
+        assert_eq!(via_b, n as usize);
+        fib.shutdown().await;
+    });
+}
