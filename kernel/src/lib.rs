@@ -28,10 +28,15 @@
 //!   right and cost no write; the shrunk group takes no new routes, and
 //!   routes move off it (one write each, make-before-break) only when
 //!   their next hops come back. A failover of a full table is a handful of
-//!   messages ([`Fib::messages_written`] counts them). Not covered: a route
-//!   whose every path fails (a single best path with a backup): the kernel
-//!   deletes a group with its last member, and its routes with it (Linux
-//!   `remove_nh_grp_entry`), so those are written again, one message each.
+//!   messages ([`Fib::messages_written`] counts them).
+//! * Backup sets: a [`FibChange`] names the prefix's backup next-hop set
+//!   too (where the RIB's decision would go without the best set's next
+//!   hops); when none of the best set resolves, the route is written via
+//!   the backup at once, before the RIB has selected again, and `show fib`
+//!   says so. That is one write per prefix: the kernel deletes a group
+//!   with its last member, and its routes with it (Linux
+//!   `remove_nh_grp_entry`), so a lost single best path cannot be
+//!   re-pointed in place.
 //! * Next hops are resolved like `ip route get fibmatch ADDR`, re-resolved
 //!   (debounced) on every link, address or foreign route change, and routes
 //!   follow their next hops in and out of the kernel. A next hop neither

@@ -11,7 +11,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
 use ipnet::IpNet;
-use tables::fib::FibChange;
+use tables::fib::{FibChange, FibSets};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
@@ -229,20 +229,32 @@ impl Worker {
         // No `routes.reserve(changes.len())`: withdrawals would make the
         // table double its capacity just as it is about to empty.
         let mut last_nh = None;
-        for FibChange { prefix, next_hops } in changes {
+        for FibChange {
+            prefix,
+            next_hops,
+            backup,
+        } in changes
+        {
             let next_hops = table::sorted(next_hops);
             let prefix = prefix.trunc();
             if next_hops.is_empty() {
                 self.table.withdraw(prefix);
                 continue;
             }
-            for nh in next_hops.iter() {
+            let backup = table::sorted(backup);
+            for nh in next_hops.iter().chain(backup.iter()) {
                 if last_nh != Some(nh.address) {
                     self.resolver.ensure(&mut self.query, nh.address);
                     last_nh = Some(nh.address);
                 }
             }
-            self.table.want(prefix, next_hops);
+            self.table.want_sets(
+                prefix,
+                FibSets {
+                    best: next_hops,
+                    backup,
+                },
+            );
         }
     }
 

@@ -198,3 +198,71 @@ fn failover_at_scale() {
         fib.shutdown().await;
     });
 }
+
+/// A best path with a backup (no ECMP): when the best next hop loses
+/// carrier the kernel deletes the routes through it (a group goes with its
+/// last member), and the FIB writes each prefix via the backup at once,
+/// without waiting for the RIB; the RIB's changes that follow (best = the
+/// old backup) cost no write.
+#[test]
+fn a_lost_best_next_hop_fails_over_to_the_backup_without_the_rib() {
+    let ns = Netns::new("pic-backup");
+    ns.run(|ns| async move {
+        let (fib, _rx) = start(cfg());
+        let with_backup: Vec<FibChange> = table(&[A])
+            .into_iter()
+            .map(|c| FibChange {
+                backup: set(&[B]),
+                ..c
+            })
+            .collect();
+        fib.apply(with_backup.clone()).await;
+        fib.flush().await;
+        let routes = ns.v4();
+        assert_eq!(routes.len(), N as usize);
+        assert!(routes.iter().all(|r| paths(r) == vec![pair(A, "veth0")]));
+
+        ns.ip("link set veth0p down");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let r = ns.v4();
+            let via_b = r
+                .iter()
+                .filter(|r| paths(r) == vec![pair(B, "veth1")])
+                .count();
+            if via_b == N as usize {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{via_b} of {N} via the backup"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let e = fib.entries(None).await;
+        assert!(e.iter().all(|e| e.status == "installed"
+            && e.kernel_next_hops == vec![format!("via {B} dev veth1")]
+            && e.detail.as_deref().is_some_and(|d| d.contains("backup"))));
+        settle(&fib).await;
+        let before = fib.messages_written();
+        fib.apply(table(&[B])).await;
+        settle(&fib).await;
+        assert_eq!(
+            fib.messages_written(),
+            before,
+            "the RIB's re-selection wrote"
+        );
+
+        // The best next hop is back and the RIB selects it again.
+        ns.ip("link set veth0p up");
+        settle(&fib).await;
+        fib.apply(with_backup).await;
+        fib.flush().await;
+        let r = ns.v4();
+        assert!(
+            r.iter().all(|r| paths(r) == vec![pair(A, "veth0")]),
+            "{r:?}"
+        );
+        fib.shutdown().await;
+    });
+}
