@@ -327,10 +327,13 @@ fn wait_both_established(
     }
 }
 
+/// One census: when its dump started and ended, and what it found.
+type Observed = (Instant, Instant, Result<Census, String>);
+
 /// Censuses of the receiver's kernel, back to back, on a thread inside
 /// its namespace; each with the time its dump ended.
 struct CensusPoller {
-    latest: Arc<Mutex<Option<(Instant, Instant, Result<Census, String>)>>>,
+    latest: Arc<Mutex<Option<Observed>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -427,7 +430,17 @@ fn start_ping(trio: &Trio, target: &str) -> Result<Child, String> {
     let interval = format!("{:.3}", 1.0 / f64::from(PING_RATE));
     trio.receiver
         .command("ping")
-        .args(["-q", "-n", "-i", &interval, "-I", PING_SOURCE, "-W", "1", target])
+        .args([
+            "-q",
+            "-n",
+            "-i",
+            &interval,
+            "-I",
+            PING_SOURCE,
+            "-W",
+            "1",
+            target,
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -398,7 +398,6 @@ fn label(v4: usize, v6: usize) -> String {
     format!("{} IPv4 + {} IPv6", f(v4), f(v6))
 }
 
-#[allow(clippy::too_many_arguments)]
 fn failover_cmd(
     kinds: &[Kind],
     t: &TableArgs,
@@ -413,7 +412,9 @@ fn failover_cmd(
         return Err("failover needs root (network namespaces, kernel routes)".into());
     }
     if let Some(k) = kinds.iter().find(|k| k.is_bound() || !k.programs_kernel()) {
-        return Err(format!("{k} does not program the kernel: no failover to measure"));
+        return Err(format!(
+            "{k} does not program the kernel: no failover to measure"
+        ));
     }
     netns::install_signal_cleanup();
     let load_start = loadavg();
@@ -442,7 +443,13 @@ fn failover_cmd(
     }
     let versions: Vec<String> = kinds
         .iter()
-        .map(|&k| format!("* {}: {}", k.label(), receivers::version(k, &opts.kroute_bin)))
+        .map(|&k| {
+            format!(
+                "* {}: {}",
+                k.label(),
+                receivers::version(k, &opts.kroute_bin)
+            )
+        })
         .collect();
     let header = format!(
         "## Failover: {}\n\n* Command: `{}`\n* Date: {}\n* Machine: {}\n* Load average at the start: {}, at the end: {}\n* Table: {src}, {v4} IPv4 + {v6} IPv6 prefixes, announced by both senders\n{}\n",
@@ -470,6 +477,7 @@ fn failover_cmd(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_cmd(
     kinds: &[Kind],
     t: &TableArgs,

@@ -107,7 +107,7 @@ mod tests {
 
     #[test]
     fn accepted_is_the_senders_session() {
-        let c = config(std::path::Path::new("/tmp/k.sock"), true);
+        let c = config(std::path::Path::new("/tmp/k.sock"), true, false);
         let other = Peer::new("other", "10.0.0.9".parse().unwrap(), 65009);
         let views: Vec<_> = [(&other, 1), (&c.peers[0], 10_000)]
             .into_iter()
@@ -128,7 +128,7 @@ mod tests {
 
     #[test]
     fn config_round_trips() {
-        let c = config(std::path::Path::new("/tmp/k.sock"), false);
+        let c = config(std::path::Path::new("/tmp/k.sock"), false, false);
         assert_eq!(kroute::config::parse(&c.to_yaml(), "bench.yaml"), Ok(c));
     }
 }
