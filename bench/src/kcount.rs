@@ -267,6 +267,171 @@ impl RouteCounter {
     }
 }
 
+const RTM_NEWNEXTHOP: u16 = 104;
+const RTM_GETNEXTHOP: u16 = 106;
+const RTA_OIF: u16 = 4;
+const RTA_MULTIPATH: u16 = 9;
+const NHA_ID: u16 = 1;
+const NHA_GROUP: u16 = 2;
+const NHA_OIF: u16 = 5;
+
+/// The receiver's routes by the links they leave by (the failover run):
+/// how many forward only through the first link, only through the
+/// second, through both (ECMP), or otherwise.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Census {
+    pub first: u64,
+    pub second: u64,
+    pub both: u64,
+    pub other: u64,
+}
+
+/// Which links a route's paths leave by: bit 0 the first, bit 1 the
+/// second, bit 2 any other.
+fn link_bits(oif: u32, links: (u32, u32)) -> u8 {
+    if oif == links.0 {
+        1
+    } else if oif == links.1 {
+        2
+    } else {
+        4
+    }
+}
+
+impl RouteCounter {
+    /// Every receiver route in the main table by the links it forwards on,
+    /// resolving nexthop objects (RTA_NH_ID) through a dump of them, so a
+    /// route counts where the kernel really sends it.
+    pub fn census(&mut self, links: (u32, u32)) -> io::Result<Census> {
+        let objects = self.nexthop_links(links)?;
+        let mut c = Census::default();
+        for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
+            self.seq += 1;
+            let mut req = [0u8; NLMSG_HDRLEN + RTMSG_LEN];
+            req[0..4].copy_from_slice(&((NLMSG_HDRLEN + RTMSG_LEN) as u32).to_ne_bytes());
+            req[4..6].copy_from_slice(&RTM_GETROUTE.to_ne_bytes());
+            req[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+            req[8..12].copy_from_slice(&self.seq.to_ne_bytes());
+            req[16] = family;
+            req[16 + 4] = RT_TABLE_MAIN;
+            self.send(&req)?;
+            loop {
+                let n = recv(&self.fd, &mut self.buf)?;
+                let done = walk(&self.buf[..n], |ty, body| {
+                    if ty != RTM_NEWROUTE {
+                        return Ok(());
+                    }
+                    let Some(m) = parse_route(body) else {
+                        return Ok(());
+                    };
+                    if !counts_as_receiver_route(&m) {
+                        return Ok(());
+                    }
+                    let mut bits = 0u8;
+                    if let Some(id) = attr(m.attrs, RTA_NH_ID).and_then(u32_of) {
+                        bits |= objects.get(&id).copied().unwrap_or(4);
+                    }
+                    if let Some(oif) = attr(m.attrs, RTA_OIF).and_then(u32_of) {
+                        bits |= link_bits(oif, links);
+                    }
+                    if let Some(mut mp) = attr(m.attrs, RTA_MULTIPATH) {
+                        // struct rtnexthop { u16 len; u8 flags; u8 hops; i32 ifindex; }
+                        while mp.len() >= 8 {
+                            let len = usize::from(u16::from_ne_bytes([mp[0], mp[1]]));
+                            let oif = u32::from_ne_bytes([mp[4], mp[5], mp[6], mp[7]]);
+                            bits |= link_bits(oif, links);
+                            if len < 8 {
+                                break;
+                            }
+                            mp = &mp[(len.div_ceil(4) * 4).min(mp.len())..];
+                        }
+                    }
+                    match bits {
+                        1 => c.first += 1,
+                        2 => c.second += 1,
+                        3 => c.both += 1,
+                        _ => c.other += 1,
+                    }
+                    Ok(())
+                })?;
+                if done {
+                    break;
+                }
+            }
+        }
+        Ok(c)
+    }
+
+    fn send(&self, req: &[u8]) -> io::Result<()> {
+        // SAFETY: req is a valid buffer.
+        let n = unsafe { libc::send(self.fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Every nexthop object's links (as [`link_bits`]), groups through
+    /// their members.
+    fn nexthop_links(
+        &mut self,
+        links: (u32, u32),
+    ) -> io::Result<std::collections::HashMap<u32, u8>> {
+        self.seq += 1;
+        let mut req = [0u8; NLMSG_HDRLEN + 8];
+        req[0..4].copy_from_slice(&((NLMSG_HDRLEN + 8) as u32).to_ne_bytes());
+        req[4..6].copy_from_slice(&RTM_GETNEXTHOP.to_ne_bytes());
+        req[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+        req[8..12].copy_from_slice(&self.seq.to_ne_bytes());
+        let mut singles = std::collections::HashMap::new();
+        let mut groups: Vec<(u32, Vec<u32>)> = Vec::new();
+        if self.send(&req).is_err() {
+            // No nexthop objects (before Linux 5.3): routes carry their hops.
+            return Ok(singles);
+        }
+        loop {
+            let n = recv(&self.fd, &mut self.buf)?;
+            let done = walk(&self.buf[..n], |ty, body| {
+                if ty != RTM_NEWNEXTHOP || body.len() < 8 {
+                    return Ok(());
+                }
+                let a = &body[8..];
+                let Some(id) = attr(a, NHA_ID).and_then(u32_of) else {
+                    return Ok(());
+                };
+                if let Some(g) = attr(a, NHA_GROUP) {
+                    // struct nexthop_grp { u32 id; u8 weight; u8 weight_high; u16 resvd; }
+                    let members = g.chunks_exact(8).filter_map(u32_of).collect();
+                    groups.push((id, members));
+                } else if let Some(oif) = attr(a, NHA_OIF).and_then(u32_of) {
+                    singles.insert(id, link_bits(oif, links));
+                } else {
+                    singles.insert(id, 4);
+                }
+                Ok(())
+            });
+            match done {
+                Ok(true) => break,
+                Ok(false) => {}
+                // EOPNOTSUPP and the like: no objects to resolve.
+                Err(_) => return Ok(singles),
+            }
+        }
+        for (id, members) in groups {
+            let bits = members
+                .iter()
+                .map(|m| singles.get(m).copied().unwrap_or(4))
+                .fold(0, |a, b| a | b);
+            singles.insert(id, bits);
+        }
+        Ok(singles)
+    }
+}
+
+fn u32_of(b: &[u8]) -> Option<u32> {
+    Some(u32::from_ne_bytes(b.get(..4)?.try_into().ok()?))
+}
+
 /// Listens to route events and tracks which of a watched set of prefixes are
 /// in the kernel's main table.
 pub struct RouteWatch {

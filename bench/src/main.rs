@@ -5,6 +5,7 @@
 
 mod blast;
 mod encode;
+mod failover;
 mod idle;
 mod kcount;
 mod mrt;
@@ -92,6 +93,32 @@ enum Cmd {
         next_hop4: Ipv4Addr,
         #[arg(long, default_value = netns::SENDER_V6)]
         next_hop6: Ipv6Addr,
+    },
+    /// The failover run (bench/README.md): two senders announce the same
+    /// table over two links, the receiver converges, the first sender's
+    /// link loses carrier; time until the kernel forwards every prefix via
+    /// the survivor, and pings lost; Markdown to --out
+    Failover {
+        #[arg(long, value_delimiter = ',', default_value = "kroute,bird,frr")]
+        receivers: Vec<Kind>,
+        #[command(flatten)]
+        table: TableArgs,
+        /// preferred (backup by a longer AS_PATH), ecmp (equal paths)
+        #[arg(long, value_delimiter = ',', default_value = "preferred,ecmp")]
+        variants: Vec<failover::Variant>,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        #[arg(long, default_value = "target/release/kroute")]
+        kroute: PathBuf,
+        #[arg(long, default_value = "/tmp/bench-failover.md")]
+        out: PathBuf,
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Seconds allowed for the load and for the failover each
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        #[arg(long)]
+        keep_logs: bool,
     },
     /// Run the benchmark (as root): every receiver alone in its own network
     /// namespaces, the same table, median of --repeat runs; writes --out.
@@ -210,6 +237,29 @@ fn main() -> ExitCode {
             };
             blast_cmd(params, updates, &table, next_hop4, next_hop6)
         }
+        Cmd::Failover {
+            receivers,
+            table,
+            variants,
+            repeat,
+            kroute,
+            out,
+            json,
+            timeout,
+            keep_logs,
+        } => failover_cmd(
+            &receivers,
+            &table,
+            &variants,
+            repeat,
+            &failover::Opts {
+                kroute_bin: kroute,
+                timeout: Duration::from_secs(timeout),
+                keep_logs,
+            },
+            &out,
+            json,
+        ),
         Cmd::Run {
             receivers,
             table,
@@ -346,6 +396,85 @@ fn label(v4: usize, v6: usize) -> String {
         }
     };
     format!("{} IPv4 + {} IPv6", f(v4), f(v6))
+}
+
+fn failover_cmd(
+    kinds: &[Kind],
+    t: &TableArgs,
+    variants: &[failover::Variant],
+    repeat: usize,
+    opts: &failover::Opts,
+    out: &PathBuf,
+    json: Option<PathBuf>,
+) -> Result<(), String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err("failover needs root (network namespaces, kernel routes)".into());
+    }
+    if let Some(k) = kinds.iter().find(|k| k.is_bound() || !k.programs_kernel()) {
+        return Err(format!(
+            "{k} does not program the kernel: no failover to measure"
+        ));
+    }
+    netns::install_signal_cleanup();
+    let load_start = loadavg();
+    let (table, src) = load_table(t, (100_000, 20_000))?;
+    let (v4, v6) = table.counts();
+    let mut samples = Vec::new();
+    for rep in 1..=repeat {
+        for &variant in variants {
+            for &k in kinds {
+                let waited = idle::wait_idle(Duration::from_secs(30));
+                if waited > 2.0 {
+                    eprintln!("  (waited {waited:.0} s for the machine to settle)");
+                }
+                let s = failover::measure(k, variant, &table, opts, rep);
+                eprintln!(
+                    "  {k:<6} {variant:?} run {rep}: converged {} s, failover {} s, pings lost {} of {}{}",
+                    fmt_opt(s.converge_s),
+                    fmt_opt(s.failover_s),
+                    s.pings_lost.map_or("-".into(), |v| v.to_string()),
+                    s.pings_sent.map_or("-".into(), |v| v.to_string()),
+                    s.error.as_ref().map_or(String::new(), |e| format!(" FAILED: {e}"))
+                );
+                samples.push(s);
+            }
+        }
+    }
+    let versions: Vec<String> = kinds
+        .iter()
+        .map(|&k| {
+            format!(
+                "* {}: {}",
+                k.label(),
+                receivers::version(k, &opts.kroute_bin)
+            )
+        })
+        .collect();
+    let header = format!(
+        "## Failover: {}\n\n* Command: `{}`\n* Date: {}\n* Machine: {}\n* Load average at the start: {}, at the end: {}\n* Table: {src}, {v4} IPv4 + {v6} IPv6 prefixes, announced by both senders\n{}\n",
+        label(v4, v6),
+        std::env::args()
+            .map(|a| if a.contains(' ') { format!("'{a}'") } else { a })
+            .collect::<Vec<_>>()
+            .join(" "),
+        command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+        report::machine(),
+        load_start,
+        loadavg(),
+        versions.join("\n"),
+    );
+    let md = failover::report(&samples, &header);
+    std::fs::write(out, &md).map_err(|e| format!("{}: {e}", out.display()))?;
+    eprintln!("wrote {}", out.display());
+    if let Some(j) = json {
+        let text = serde_json::to_string_pretty(&samples).map_err(|e| e.to_string())?;
+        std::fs::write(&j, text).map_err(|e| format!("{}: {e}", j.display()))?;
+    }
+    if samples.iter().any(|s| s.error.is_some()) {
+        return Err("some runs failed (see the report)".into());
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -115,6 +115,13 @@ pub const SENDER_V6: &str = "fd00:6b62::1";
 pub const RECEIVER_V6: &str = "fd00:6b62::2";
 pub const RECEIVER_IF: &str = "eth-r";
 const SENDER_IF: &str = "eth-s";
+/// The failover run's second sender, on a second link to the receiver.
+pub const SENDER2_V4: &str = "10.255.254.1";
+pub const RECEIVER2_V4: &str = "10.255.254.2";
+pub const SENDER2_V6: &str = "fd00:6b63::1";
+pub const RECEIVER2_V6: &str = "fd00:6b63::2";
+pub const RECEIVER2_IF: &str = "eth-r2";
+const SENDER2_IF: &str = "eth-s2";
 
 /// A sender namespace and a receiver namespace joined by a veth pair.
 pub struct Pair {
@@ -137,6 +144,36 @@ impl Pair {
             ns.add_addr(dev, &format!("{v6}/64"))?;
         }
         Ok(Pair { sender, receiver })
+    }
+}
+
+/// The failover run: two senders, each on its own link to the receiver.
+pub struct Trio {
+    pub sender: Netns,
+    pub sender2: Netns,
+    pub receiver: Netns,
+}
+
+impl Trio {
+    pub fn create(stem: &str) -> labkit::Result<Trio> {
+        let Pair { sender, receiver } = Pair::create(stem)?;
+        let sender2 = create_netns(&format!("{stem}-s2"))?;
+        veth(&sender2, SENDER2_IF, &receiver, RECEIVER2_IF)?;
+        sender2.add_addr(SENDER2_IF, &format!("{SENDER2_V4}/30"))?;
+        sender2.add_addr(SENDER2_IF, &format!("{SENDER2_V6}/64"))?;
+        receiver.add_addr(RECEIVER2_IF, &format!("{RECEIVER2_V4}/30"))?;
+        receiver.add_addr(RECEIVER2_IF, &format!("{RECEIVER2_V6}/64"))?;
+        Ok(Trio {
+            sender,
+            sender2,
+            receiver,
+        })
+    }
+
+    /// The first sender's end of its link, whose carrier the failover
+    /// takes away.
+    pub fn sender_if() -> &'static str {
+        SENDER_IF
     }
 }
 

@@ -129,3 +129,49 @@ fn every_receiver_gets_every_prefix() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     assert!(st.success(), "kroute-bench run failed");
 }
+
+/// The failover run at 4k prefixes, both variants, kroute, BIRD and FRR
+/// once (`KROUTE_BENCH_FAILOVER_RECEIVERS` narrows them): every run must
+/// converge and end with every prefix via the surviving sender (the
+/// harness's census says so, or the run reports an error). No time is
+/// asserted.
+#[test]
+fn failover_moves_every_prefix_to_the_survivor() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "needs root");
+    let receivers = std::env::var("KROUTE_BENCH_FAILOVER_RECEIVERS")
+        .unwrap_or_else(|_| "kroute,bird,frr".into());
+    let kroute = if receivers.split(',').any(|k| k == "kroute") {
+        kroute_binary()
+    } else {
+        PathBuf::from("kroute-not-needed")
+    };
+    let out = std::env::temp_dir().join(format!("kroute-bench-fo-smoke-{}", std::process::id()));
+    std::fs::create_dir_all(&out).unwrap();
+    let json = out.join("failover.json");
+    let st = Command::new(env!("CARGO_BIN_EXE_kroute-bench"))
+        .arg("failover")
+        .args(["--receivers", &receivers])
+        .args(["--ipv4", "3000", "--ipv6", "1000", "--repeat", "1"])
+        .args(["--timeout", "120", "--keep-logs"])
+        .arg("--kroute")
+        .arg(&kroute)
+        .arg("--out")
+        .arg(out.join("failover.md"))
+        .arg("--json")
+        .arg(&json)
+        .status()
+        .expect("running kroute-bench failover");
+    let text = std::fs::read_to_string(&json).expect("kroute-bench wrote no samples");
+    let samples: Vec<Value> = serde_json::from_str(&text).unwrap();
+    let _ = std::fs::remove_dir_all(&out);
+    let n = receivers.split(',').count() * 2;
+    assert_eq!(samples.len(), n, "{samples:?}");
+    for s in &samples {
+        assert!(s["error"].is_null(), "{s}");
+        assert!(s["failoverS"].as_f64().is_some(), "{s}");
+        assert_eq!(s["census"]["second"].as_u64(), Some(4000), "{s}");
+        assert!(s["pingsSent"].as_u64().unwrap_or(0) > 0, "{s}");
+    }
+    assert!(st.success(), "kroute-bench failover failed");
+}

@@ -20,13 +20,22 @@ use crate::netlink::NlError;
 use crate::nexthop::{ObjOp, Objects};
 use crate::writer::{Op, Outcome, Writer};
 
-/// What routes in the kernel hold: their kernel next-hop set, numbered so
-/// that a route keeps 4 bytes, and, with nexthop objects, one reference to
-/// the object of that set. A write in flight holds an object reference too
-/// (taken by [`HopSets::for_write`]); the route keeps it if the write is
-/// done.
+/// What a route in the kernel holds: the kernel next hops it was written
+/// with and the nexthop object it points at (0: none, the hops are in the
+/// route). The object tells routes with the same hops apart once one
+/// object shrank (see `Objects::shrink`) and a fresh one serves new routes.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Held {
+    pub(crate) hops: Arc<[KernelHop]>,
+    pub(crate) nhid: u32,
+}
+
+/// What routes in the kernel hold ([`Held`]), numbered so that a route
+/// keeps 4 bytes, and, with nexthop objects, one reference to its object.
+/// A write in flight holds an object reference too (taken by
+/// [`HopSets::for_write`]); the route keeps it if the write is done.
 pub(crate) struct HopSets {
-    sets: Numbered<[KernelHop]>,
+    sets: Numbered<Held>,
     /// None: next hops are written into each route.
     objects: Option<Objects>,
 }
@@ -39,8 +48,27 @@ impl HopSets {
         }
     }
 
+    /// The kernel next hops a route holding `id` was written with.
+    #[cfg(test)]
     pub(crate) fn get(&self, id: Id) -> &[KernelHop] {
-        self.sets.get(id)
+        &self.sets.get(id).hops
+    }
+
+    /// What a route holding `id` forwards on now: its object's current
+    /// hops (fewer than it was written with after a member failed), or the
+    /// hops written into the route.
+    pub(crate) fn forwards(&self, id: Id) -> &[KernelHop] {
+        let held = self.sets.get(id);
+        self.objects
+            .as_ref()
+            .and_then(|o| o.forwards(held.nhid))
+            .map_or(&held.hops[..], |f| &f[..])
+    }
+
+    /// Whether a route holding `id` is on a group that shrank since it was
+    /// written: it forwards on fewer hops than it was written with.
+    pub(crate) fn shrunk(&self, id: Id) -> bool {
+        self.forwards(id).len() != self.sets.get(id).hops.len()
     }
 
     /// The nexthop object to write a route with (0: none, hops in the
@@ -49,33 +77,41 @@ impl HopSets {
         self.objects.as_mut().map_or(0, |o| o.acquire(hops))
     }
 
-    /// A write of `hops` was done: the route holds them now.
-    pub(crate) fn installed(&mut self, hops: &Arc<[KernelHop]>) -> Id {
-        self.sets.acquire(hops, || hops.clone())
+    /// A write of `hops` through `nhid` was done: the route holds them now.
+    pub(crate) fn installed(&mut self, hops: &Arc<[KernelHop]>, nhid: u32) -> Id {
+        let held = Held {
+            hops: hops.clone(),
+            nhid,
+        };
+        self.sets.acquire(&held, || {
+            Arc::new(Held {
+                hops: hops.clone(),
+                nhid,
+            })
+        })
     }
 
-    /// A write of `hops` was not done: it lets go of its object.
-    fn not_installed(&mut self, hops: &[KernelHop]) {
+    /// A write through `nhid` was not done: it lets go of its object.
+    fn not_installed(&mut self, nhid: u32) {
         if let Some(o) = self.objects.as_mut() {
-            o.release(hops);
+            o.release(nhid);
         }
     }
 
-    /// Whether kernel route `k` is what a route of ours installed with set
-    /// `id` looks like: pointing at that set's object, or carrying its
-    /// next hops.
+    /// Whether kernel route `k` is what a route of ours holding `id` looks
+    /// like: pointing at its object, or carrying its next hops.
     pub(crate) fn matches(&self, id: Id, k: &crate::msg::RawRoute) -> bool {
-        let hops = self.sets.get(id);
+        let held = self.sets.get(id);
         if k.nhid != 0 {
-            return self.objects.as_ref().and_then(|o| o.id_of(hops)) == Some(k.nhid);
+            return held.nhid == k.nhid && self.objects.as_ref().is_some_and(|o| o.is_sent(k.nhid));
         }
-        k.hops[..] == hops[..]
+        held.nhid == 0 && k.hops[..] == held.hops[..]
     }
 
     /// A route lets go of what it held installed.
     pub(crate) fn release(&mut self, id: Id) {
         if let Some(o) = self.objects.as_mut() {
-            o.release(self.sets.get(id));
+            o.release(self.sets.get(id).nhid);
         }
         self.sets.release(id);
     }
@@ -101,6 +137,13 @@ impl Installer {
     /// The hop set of nexthop object `id`, if it is one of ours.
     pub(crate) fn object_hops(&self, id: u32) -> Option<Arc<[KernelHop]>> {
         self.sets.objects.as_ref().and_then(|o| o.hops_of(id))
+    }
+
+    /// Re-points the groups some of whose hops `alive` says are gone at
+    /// their survivors (see `Objects::shrink`); written with the next
+    /// [`Installer::run`]. Returns how many.
+    pub(crate) fn shrink_objects(&mut self, alive: impl Fn(&KernelHop) -> bool) -> usize {
+        self.sets.objects.as_mut().map_or(0, |o| o.shrink(alive))
     }
 
     /// Forgets the objects whose hops `flushed` says the kernel removed
@@ -175,8 +218,14 @@ impl Installer {
         }
         self.writer
             .write(creates.into_iter().map(Op::Object), &mut |op, outcome| {
-                if let (Op::Object(ObjOp::Single { id, .. } | ObjOp::Group { id, .. }), o) =
-                    (op, outcome)
+                if let (
+                    Op::Object(
+                        ObjOp::Single { id, .. }
+                        | ObjOp::Group { id, .. }
+                        | ObjOp::Regroup { id, .. },
+                    ),
+                    o,
+                ) = (op, outcome)
                 {
                     match o {
                         Outcome::Done => {}
@@ -259,13 +308,13 @@ impl Installer {
         let sets = &mut self.sets;
         let mut outcome_of = |op: Op, outcome: Outcome| {
             match (&op, &outcome) {
-                (Op::Replace(p, h, _), Outcome::Refused(e)) => {
+                (Op::Replace(p, _, nhid), Outcome::Refused(e)) => {
                     if first_refusal.is_none() {
                         first_refusal = Some((*p, e.to_string()));
                     }
-                    sets.not_installed(h);
+                    sets.not_installed(*nhid);
                 }
-                (Op::Replace(_, h, _), Outcome::Unknown) => sets.not_installed(h),
+                (Op::Replace(_, _, nhid), Outcome::Unknown) => sets.not_installed(*nhid),
                 (Op::Delete { prefix, .. }, Outcome::Refused(e))
                     if e.errno != libc::ESRCH && first_refusal.is_none() =>
                 {
@@ -376,9 +425,10 @@ mod tests {
         // Two writes in flight; one is done, one fails.
         let nhid = sets.for_write(&h);
         assert_eq!(sets.for_write(&h), nhid, "one object for one set");
-        let id = sets.installed(&h);
+        let id = sets.installed(&h, nhid);
         assert_eq!(sets.get(id), &h[..]);
-        sets.not_installed(&h);
+        assert_eq!(sets.forwards(id), &h[..]);
+        sets.not_installed(nhid);
         let objects = sets.objects.as_mut().unwrap();
         objects.take_creates();
         assert!(
@@ -395,8 +445,8 @@ mod tests {
         let mut sets = HopSets::new(None);
         let h: Arc<[KernelHop]> = Arc::from([hop("10.0.0.1", 2)]);
         assert_eq!(sets.for_write(&h), 0);
-        let id = sets.installed(&h);
-        assert_eq!(sets.installed(&h), id, "one number per set");
+        let id = sets.installed(&h, 0);
+        assert_eq!(sets.installed(&h, 0), id, "one number per set");
         sets.release(id);
         sets.release(id);
     }

@@ -17,6 +17,26 @@
 //!   [`Fib::apply`] waits while a few batches are queued.
 //! * Routes point at kernel nexthop objects shared by every route with the
 //!   same kernel next hops (see `nexthop`), unless disabled or unavailable.
+//! * Prefix-independent failover: when a next hop of an ECMP group fails
+//!   (its link loses carrier, or it stops resolving), the group is
+//!   re-pointed at its surviving members with one RTM_NEWNEXTHOP replace
+//!   (on carrier loss the kernel has already dropped the member; the
+//!   replace confirms it), and every route on the group keeps forwarding
+//!   through it unwritten. A route's kernel record names its object, and
+//!   the object knows what it forwards on now, so the per-prefix changes
+//!   the RIB sends next (best set = the survivors) find the route already
+//!   right and cost no write; the shrunk group takes no new routes, and
+//!   routes move off it (one write each, make-before-break) only when
+//!   their next hops come back. A failover of a full table is a handful of
+//!   messages ([`Fib::messages_written`] counts them).
+//! * Backup sets: a [`FibChange`] names the prefix's backup next-hop set
+//!   too (where the RIB's decision would go without the best set's next
+//!   hops); when none of the best set resolves, the route is written via
+//!   the backup at once, before the RIB has selected again, and `show fib`
+//!   says so. That is one write per prefix: the kernel deletes a group
+//!   with its last member, and its routes with it (Linux
+//!   `remove_nh_grp_entry`), so a lost single best path cannot be
+//!   re-pointed in place.
 //! * Next hops are resolved like `ip route get fibmatch ADDR`, re-resolved
 //!   (debounced) on every link, address or foreign route change, and routes
 //!   follow their next hops in and out of the kernel. A next hop neither
@@ -267,6 +287,14 @@ impl Fib {
     /// What the FIB has written, refused and resynced so far (`/metrics`).
     pub fn counters(&self) -> FibCounts {
         self.inner.counters.read()
+    }
+
+    /// Netlink messages written to the kernel since [`Fib::start`]: route
+    /// writes and nexthop object changes alike, each counted once (a batch
+    /// of many messages is one `sendmsg`). What a failover cost is the
+    /// difference across it.
+    pub fn messages_written(&self) -> u64 {
+        self.inner.counters.read().messages_written
     }
 
     /// Resolves once every change applied so far has been written.

@@ -113,14 +113,16 @@ pub(crate) fn push_new_single(buf: &mut Vec<u8>, id: u32, hop: &KernelHop, proto
     finish(buf, start);
 }
 
-/// RTM_NEWNEXTHOP for a multipath group of existing objects, equal weights.
-pub(crate) fn push_new_group(buf: &mut Vec<u8>, id: u32, members: &[u32], protocol: u8) {
-    let start = begin(
-        buf,
-        RTM_NEWNEXTHOP,
-        NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL,
-        0,
-    );
+/// RTM_NEWNEXTHOP for a multipath group of existing objects, equal
+/// weights: an exclusive create, or (`replace`) new members for an
+/// existing group.
+pub(crate) fn push_group(buf: &mut Vec<u8>, id: u32, members: &[u32], protocol: u8, replace: bool) {
+    let flags = if replace {
+        NLM_F_REQUEST | NLM_F_REPLACE
+    } else {
+        NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL
+    };
+    let start = begin(buf, RTM_NEWNEXTHOP, flags, 0);
     nhmsg(buf, AF_UNSPEC, protocol);
     push_attr(buf, NHA_ID, &id.to_ne_bytes());
     // struct nexthop_grp { u32 id; u8 weight (0 means 1); u8 weight_high; u16 resvd }
@@ -200,25 +202,51 @@ pub(crate) fn parse(raw: &[u8]) -> Option<(u32, u8)> {
 /// A change for the writer to send.
 #[derive(Debug, Clone)]
 pub(crate) enum ObjOp {
-    Single { id: u32, hop: KernelHop },
-    Group { id: u32, members: Vec<u32> },
-    Delete { id: u32 },
+    Single {
+        id: u32,
+        hop: KernelHop,
+    },
+    Group {
+        id: u32,
+        members: Vec<u32>,
+    },
+    /// An existing group re-pointed at fewer members (RTM_NEWNEXTHOP with
+    /// NLM_F_REPLACE): every route using it follows, none is rewritten.
+    Regroup {
+        id: u32,
+        members: Vec<u32>,
+    },
+    Delete {
+        id: u32,
+    },
 }
 
 struct Obj {
-    id: u32,
-    /// Installed routes using it, plus (for a single hop) groups containing it.
+    /// The kernel next hops it was created for.
+    hops: Arc<[KernelHop]>,
+    /// What it forwards on now: `hops`, or, for a group some of whose
+    /// members failed, the survivors (see [`Objects::shrink`]).
+    forwards: Arc<[KernelHop]>,
+    /// A group's member objects (one per hop of `forwards`).
+    members: Vec<u32>,
+    /// Installed routes and writes in flight using it, plus (for a single
+    /// hop) groups containing it.
     refs: u32,
     /// Its creation is sent (or queued to be); false once refused.
     sent: bool,
 }
 
-/// The objects of this run, keyed by their kernel next-hop set (one hop:
-/// a single object; more: a group of single objects).
+/// The objects of this run, by id. An object that forwards on exactly the
+/// hops it was created for is also found by those hops and shared by every
+/// new route with them (one hop: a single object; more: a group of single
+/// objects). A shrunk group is not: it serves the routes that were on it
+/// when a member failed, until they move or go.
 pub(crate) struct Objects {
     /// Ours are of this protocol.
     protocol: u8,
-    by_hops: FastMap<Arc<[KernelHop]>, Obj>,
+    by_id: FastMap<u32, Obj>,
+    /// Ids of the objects that forward on exactly their hops, by hops.
+    fresh: FastMap<Arc<[KernelHop]>, u32>,
     next_id: u32,
     /// Ids that existed when we started (anyone's), never handed out.
     taken: FastSet<u32>,
@@ -239,7 +267,8 @@ impl Objects {
             .collect();
         Objects {
             protocol,
-            by_hops: FastMap::default(),
+            by_id: FastMap::default(),
+            fresh: FastMap::default(),
             next_id: FIRST_ID,
             taken: existing.into_iter().map(|(id, _)| id).collect(),
             previous_run,
@@ -252,7 +281,7 @@ impl Objects {
         loop {
             let id = self.next_id;
             self.next_id = self.next_id.checked_add(1).unwrap_or(FIRST_ID);
-            if id != 0 && !self.taken.contains(&id) {
+            if id != 0 && !self.taken.contains(&id) && !self.by_id.contains_key(&id) {
                 return id;
             }
         }
@@ -261,63 +290,130 @@ impl Objects {
     /// The object for `hops`, counting one more user; queues its creation
     /// (and its members') if it is new.
     pub(crate) fn acquire(&mut self, hops: &Arc<[KernelHop]>) -> u32 {
-        if let Some(o) = self.by_hops.get_mut(&hops[..]) {
-            o.refs += 1;
-            return o.id;
+        if let Some(&id) = self.fresh.get(&hops[..]) {
+            self.by_id.get_mut(&id).expect("fresh ids are live").refs += 1;
+            return id;
         }
         let id = self.allocate();
-        if let [hop] = &hops[..] {
+        let members = if let [hop] = &hops[..] {
             self.creates.push(ObjOp::Single { id, hop: *hop });
+            Vec::new()
         } else {
-            let members = hops
+            let members: Vec<u32> = hops
                 .iter()
                 .map(|h| self.acquire(&Arc::from([*h])))
                 .collect();
-            self.creates.push(ObjOp::Group { id, members });
-        }
-        self.by_hops.insert(
-            hops.clone(),
-            Obj {
+            self.creates.push(ObjOp::Group {
                 id,
+                members: members.clone(),
+            });
+            members
+        };
+        self.by_id.insert(
+            id,
+            Obj {
+                hops: hops.clone(),
+                forwards: hops.clone(),
+                members,
                 refs: 1,
                 sent: true,
             },
         );
+        self.fresh.insert(hops.clone(), id);
         id
     }
 
-    /// One user fewer; an object nobody uses is queued for deletion.
-    pub(crate) fn release(&mut self, hops: &[KernelHop]) {
-        let Some(o) = self.by_hops.get_mut(hops) else {
+    /// One user fewer of object `id`; an object nobody uses is queued for
+    /// deletion, and lets go of its members.
+    pub(crate) fn release(&mut self, id: u32) {
+        let Some(o) = self.by_id.get_mut(&id) else {
             return;
         };
         o.refs -= 1;
         if o.refs > 0 {
             return;
         }
-        let o = self.by_hops.remove(hops).expect("present");
-        if o.sent {
-            self.deletes.push(o.id);
+        let o = self.by_id.remove(&id).expect("present");
+        if self.fresh.get(&o.hops[..]) == Some(&id) {
+            self.fresh.remove(&o.hops[..]);
         }
-        if hops.len() > 1 {
-            for h in hops {
-                self.release(&[*h]);
-            }
+        if o.sent {
+            self.deletes.push(id);
+        }
+        for m in o.members {
+            self.release(m);
         }
     }
 
-    /// Creations to send, members before their groups. Whoever takes them
-    /// sends them before any route that uses them.
+    /// What object `id` forwards on now.
+    pub(crate) fn forwards(&self, id: u32) -> Option<&Arc<[KernelHop]>> {
+        self.by_id.get(&id).map(|o| &o.forwards)
+    }
+
+    /// Prefix-independent failover: every group that forwards on a hop
+    /// `alive` says is gone, and on at least one that is not, is
+    /// re-pointed at its survivors with one replace each (queued with the
+    /// creations) — the routes using it follow without a write of their
+    /// own. When the kernel flushed the failed member itself (carrier
+    /// loss: it removes the member from its groups), the replace only
+    /// confirms what it did. Groups left with no survivor, and single
+    /// objects, are not touched: their routes are written again (the
+    /// kernel removes a group with its last member, and its routes with
+    /// it). Returns how many groups were re-pointed.
+    pub(crate) fn shrink(&mut self, alive: impl Fn(&KernelHop) -> bool) -> usize {
+        let mut shrunk = Vec::new();
+        for (&id, o) in &self.by_id {
+            if o.members.is_empty() || !o.sent || o.forwards.iter().all(&alive) {
+                continue;
+            }
+            let keep: Vec<usize> = (0..o.forwards.len())
+                .filter(|&i| alive(&o.forwards[i]))
+                .collect();
+            if !keep.is_empty() {
+                shrunk.push((id, keep));
+            }
+        }
+        let n = shrunk.len();
+        for (id, keep) in shrunk {
+            let o = self.by_id.get_mut(&id).expect("listed above");
+            let forwards: Arc<[KernelHop]> = keep.iter().map(|&i| o.forwards[i]).collect();
+            let members: Vec<u32> = keep.iter().map(|&i| o.members[i]).collect();
+            let dropped: Vec<u32> = o
+                .members
+                .iter()
+                .copied()
+                .filter(|m| !members.contains(m))
+                .collect();
+            o.forwards = forwards;
+            o.members = members.clone();
+            let hops = o.hops.clone();
+            if self.fresh.get(&hops[..]) == Some(&id) {
+                // New routes with these hops get an object of their own.
+                self.fresh.remove(&hops[..]);
+            }
+            self.creates.push(ObjOp::Regroup { id, members });
+            for m in dropped {
+                self.release(m);
+            }
+        }
+        n
+    }
+
+    /// Creations (and re-pointings) to send, members before their groups.
+    /// Whoever takes them sends them before any route that uses them.
     pub(crate) fn take_creates(&mut self) -> Vec<ObjOp> {
         std::mem::take(&mut self.creates)
     }
 
-    /// The kernel refused to create `id`: forget it so the next use tries
-    /// again. Its users are refused too and release it; `sent` is cleared
-    /// so no deletion is sent for it.
+    /// The kernel refused to create `id`: new users get a fresh try. Its
+    /// users are refused too and release it; `sent` is cleared so no
+    /// deletion is sent for it.
     pub(crate) fn refused(&mut self, id: u32) {
-        if let Some(o) = self.by_hops.values_mut().find(|o| o.id == id) {
+        if let Some(o) = self.by_id.get_mut(&id) {
             o.sent = false;
+            if self.fresh.get(&o.hops[..]) == Some(&id) {
+                self.fresh.remove(&o.hops[..]);
+            }
         }
     }
 
@@ -326,35 +422,39 @@ impl Objects {
         std::mem::take(&mut self.deletes)
     }
 
-    /// The hop set of object `id`, if it is one of ours.
+    /// What object `id` forwards on, if it is one of ours.
     pub(crate) fn hops_of(&self, id: u32) -> Option<Arc<[KernelHop]>> {
-        self.by_hops
-            .iter()
-            .find(|(_, o)| o.id == id)
-            .map(|(h, _)| h.clone())
+        self.by_id.get(&id).map(|o| o.forwards.clone())
     }
 
-    /// Forgets every object whose hops match `gone` (the kernel flushed or
-    /// changed them), so the next use creates a fresh one; the old ids are
-    /// queued for deletion in case the kernel still has them. Call after
-    /// the routes using them have released them.
+    /// Forgets every object whose current hops match `gone` (the kernel
+    /// flushed or changed them), so the next use creates a fresh one; the
+    /// old ids are queued for deletion in case the kernel still has them.
+    /// Call after the routes using them have released them.
     pub(crate) fn forget(&mut self, gone: impl Fn(&[KernelHop]) -> bool) {
-        let keys: Vec<Arc<[KernelHop]>> =
-            self.by_hops.keys().filter(|k| gone(k)).cloned().collect();
+        let ids: Vec<(u32, bool)> = self
+            .by_id
+            .iter()
+            .filter(|(_, o)| gone(&o.forwards))
+            .map(|(id, o)| (*id, !o.members.is_empty()))
+            .collect();
         // Groups first: their deletion must precede their members'.
-        let (groups, singles): (Vec<_>, Vec<_>) = keys.into_iter().partition(|k| k.len() > 1);
-        for k in groups.into_iter().chain(singles) {
-            if let Some(o) = self.by_hops.remove(&k[..]) {
+        let (groups, singles): (Vec<_>, Vec<_>) = ids.into_iter().partition(|(_, g)| *g);
+        for (id, _) in groups.into_iter().chain(singles) {
+            if let Some(o) = self.by_id.remove(&id) {
+                if self.fresh.get(&o.hops[..]) == Some(&id) {
+                    self.fresh.remove(&o.hops[..]);
+                }
                 if o.sent {
-                    self.deletes.push(o.id);
+                    self.deletes.push(id);
                 }
             }
         }
     }
 
-    /// The object of `hops`, if one of ours exists in the kernel.
-    pub(crate) fn id_of(&self, hops: &[KernelHop]) -> Option<u32> {
-        self.by_hops.get(hops).filter(|o| o.sent).map(|o| o.id)
+    /// Whether `id` is one of ours and in the kernel (as far as we know).
+    pub(crate) fn is_sent(&self, id: u32) -> bool {
+        self.by_id.get(&id).is_some_and(|o| o.sent)
     }
 
     /// Against the kernel's objects (`kernel`: every (id, protocol)): the
@@ -363,16 +463,17 @@ impl Objects {
     pub(crate) fn compare(&self, kernel: &[(u32, u8)]) -> (Vec<Arc<[KernelHop]>>, Vec<u32>) {
         let present: FastSet<u32> = kernel.iter().map(|(id, _)| *id).collect();
         let missing = self
-            .by_hops
+            .by_id
             .iter()
-            .filter(|(_, o)| o.sent && !present.contains(&o.id))
-            .map(|(h, _)| h.clone())
+            .filter(|(id, o)| o.sent && !present.contains(id))
+            .map(|(_, o)| o.forwards.clone())
             .collect();
-        let ours: FastSet<u32> = self.by_hops.values().map(|o| o.id).collect();
         let strays = kernel
             .iter()
             .filter(|(id, p)| {
-                *p == self.protocol && !ours.contains(id) && !self.previous_run.contains(id)
+                *p == self.protocol
+                    && !self.by_id.contains_key(id)
+                    && !self.previous_run.contains(id)
             })
             .map(|(id, _)| *id)
             .collect();
@@ -381,7 +482,7 @@ impl Objects {
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.by_hops.len()
+        self.by_id.len()
     }
 }
 
@@ -421,10 +522,10 @@ mod tests {
         assert!(
             matches!(&creates[2], ObjOp::Group { id, members } if *id == id_ab && members[0] == id_a)
         );
-        o.release(&a);
-        o.release(&a);
+        o.release(id_a);
+        o.release(id_a);
         assert!(o.take_deletes().is_empty(), "the group still uses a");
-        o.release(&ab);
+        o.release(id_ab);
         let d = o.take_deletes();
         assert_eq!(d.len(), 3);
         assert_eq!(d[0], id_ab, "group first");
@@ -438,7 +539,7 @@ mod tests {
         let id = o.acquire(&a);
         o.take_creates();
         o.refused(id);
-        o.release(&a);
+        o.release(id);
         assert!(o.take_deletes().is_empty());
         let id = o.acquire(&a);
         o.take_creates();
@@ -446,6 +547,55 @@ mod tests {
         assert_eq!(o.take_deletes(), vec![id]);
         let id2 = o.acquire(&a);
         assert_ne!(id, id2, "a forgotten object is created anew");
+    }
+
+    #[test]
+    fn a_group_shrinks_to_its_survivors_and_new_users_get_a_fresh_one() {
+        let mut o = Objects::new(186, vec![]);
+        let (a, b, c) = (hop("10.0.0.1", 2), hop("10.0.1.1", 3), hop("10.0.2.1", 4));
+        let abc: Arc<[KernelHop]> = Arc::from([a, b, c]);
+        let ab: Arc<[KernelHop]> = Arc::from([a, b]);
+        let single_a: Arc<[KernelHop]> = Arc::from([a]);
+        let g = o.acquire(&abc);
+        let g2 = o.acquire(&ab);
+        let s = o.acquire(&single_a);
+        o.take_creates();
+        // a fails: both groups keep forwarding on what is left, one
+        // replace each; the single object is left for its routes to move.
+        assert_eq!(o.shrink(|h| *h != a), 2);
+        let ops = o.take_creates();
+        assert_eq!(ops.len(), 2);
+        let mut sizes: Vec<usize> = ops
+            .iter()
+            .map(|op| match op {
+                ObjOp::Regroup { members, .. } => members.len(),
+                other => panic!("not a regroup: {other:?}"),
+            })
+            .collect();
+        sizes.sort();
+        assert_eq!(sizes, [1, 2]);
+        assert_eq!(o.forwards(g).unwrap()[..], [b, c]);
+        assert_eq!(o.forwards(g2).unwrap()[..], [b]);
+        assert_eq!(o.forwards(s).unwrap()[..], [a]);
+        assert!(
+            o.take_deletes().is_empty(),
+            "a's single object still has a user"
+        );
+        // Nothing more to do on a second look.
+        assert_eq!(o.shrink(|h| *h != a), 0);
+        // Routes wanting a, b, c again get a new object forwarding on all.
+        let fresh = o.acquire(&abc);
+        assert_ne!(fresh, g);
+        assert_eq!(o.forwards(fresh).unwrap()[..], [a, b, c]);
+        // The shrunk group goes with its last route, and lets go of its
+        // remaining members only.
+        o.release(g);
+        assert_eq!(o.take_deletes(), vec![g]);
+        // A group with no survivor is not shrunk (the kernel removes it):
+        // with only c alive the fresh group shrinks to c, g2 (b) stays.
+        assert_eq!(o.shrink(|h| *h == c), 1);
+        assert_eq!(o.forwards(fresh).unwrap()[..], [c]);
+        assert_eq!(o.forwards(g2).unwrap()[..], [b]);
     }
 
     #[test]

@@ -173,6 +173,16 @@ impl Resolver {
         changed
     }
 
+    /// Every kernel next hop some reachable BGP next hop resolves to now:
+    /// what a nexthop object may still forward on (see `Objects::shrink`).
+    pub(crate) fn alive_hops(&self) -> FastSet<KernelHop> {
+        self.nexthops
+            .values()
+            .filter(|nh| matches!(nh.res.state, NexthopState::Reachable { .. }))
+            .flat_map(|nh| nh.res.hops.iter().copied())
+            .collect()
+    }
+
     /// What a route with these BGP next hops should be in the kernel.
     pub(crate) fn desired(&self, nhs: &[BgpNextHop]) -> Desired {
         desired(nhs, |a| self.nexthops.get(a).map(|n| &n.res))

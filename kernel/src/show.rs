@@ -7,8 +7,8 @@ use ipnet::IpNet;
 
 use crate::report::FibEntry;
 use crate::resolver::{Desired, Resolver};
-use crate::table::{Current, RouteTable};
-use wire::NextHop as BgpNextHop;
+use crate::table::{with_backup, Current, RouteTable};
+use tables::fib::FibSets;
 
 /// Every wanted prefix, sorted (or just `prefix`, if wanted).
 pub(crate) fn entries(
@@ -41,24 +41,36 @@ fn entry(
     resolver: &Resolver,
     install: bool,
     prefix: IpNet,
-    nhs: &[BgpNextHop],
+    sets: &FibSets,
 ) -> FibEntry {
-    let want = resolver.desired(nhs);
+    let (want, on_backup) = with_backup(sets, |nhs| resolver.desired(nhs));
     let hops = match &want {
         Desired::Install(h) => h.iter().map(|h| resolver.hop_text(&prefix, h)).collect(),
         _ => Vec::new(),
     };
     let failure = table.failure(&prefix);
-    let (status, detail) = status(
+    let (status, mut detail) = status(
         install,
         &want,
         table.current(&prefix),
         failure.map(|(e, _)| e),
         failure.map(|(_, t)| t.map(|t| t.saturating_duration_since(Instant::now()))),
     );
+    if on_backup && detail.is_none() {
+        // Truthful about what the kernel forwards on: the backup's hops.
+        let why = match resolver.desired(&sets.best) {
+            Desired::Unresolved(w) => w,
+            _ => String::new(),
+        };
+        let backup: Vec<String> = sets.backup.iter().map(|n| n.address.to_string()).collect();
+        detail = Some(format!(
+            "via the backup path ({}): best next hops unreachable: {why}",
+            backup.join(", ")
+        ));
+    }
     FibEntry {
         prefix,
-        bgp_next_hops: nhs.to_vec(),
+        bgp_next_hops: sets.best.to_vec(),
         kernel_next_hops: hops,
         status,
         detail,

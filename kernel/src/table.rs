@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ipnet::IpNet;
-use tables::fib::NhSet;
+use tables::fib::{FibSets, NhSet};
 use tables::{Id, Numbered, PrefixMap};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -54,7 +54,8 @@ pub(crate) enum Current {
 /// fits beside it.
 #[derive(Debug, Default)]
 struct Route {
-    /// Wanted BGP next hops, an id in `RouteTable::wanted` (None: withdrawn).
+    /// Wanted BGP next hops (best and backup), an id in
+    /// `RouteTable::wanted` (None: withdrawn).
     want: Option<Id>,
     /// With `State::Installed`: the kernel next hops.
     hops: Option<Id>,
@@ -258,6 +259,23 @@ pub(crate) fn write_for<'a>(
     }
 }
 
+/// What a prefix wanting `sets` comes to: its best set's resolution, or,
+/// when none of the best set is reachable, its backup's if that is (the
+/// FIB's own failover: at once, not after the RIB has selected again).
+/// True when it is the backup's.
+pub(crate) fn with_backup(
+    sets: &FibSets,
+    desired: impl Fn(&[BgpNextHop]) -> Desired,
+) -> (Desired, bool) {
+    let best = desired(&sets.best);
+    if matches!(best, Desired::Unresolved(_)) && !sets.backup.is_empty() {
+        if let backup @ Desired::Install(_) = desired(&sets.backup) {
+            return (backup, true);
+        }
+    }
+    (best, false)
+}
+
 /// The first retry of a refused route waits this long; each refusal in a
 /// row doubles it, up to [`RETRY_MAX`].
 pub(crate) const RETRY_FIRST: Duration = Duration::from_secs(1);
@@ -310,7 +328,7 @@ pub(crate) struct RouteTable {
     routes: PrefixMap<Route>,
     /// The BGP next-hop sets routes want (`Route::want`): the very `Arc`s
     /// the RIB handed over.
-    wanted: Numbered<NhSet>,
+    wanted: Numbered<FibSets>,
     /// For each BGP next hop, how many sets in `wanted` name it (sets,
     /// not routes: counted when a set is first wanted and when its last
     /// route lets go).
@@ -356,11 +374,23 @@ impl RouteTable {
     }
 
     /// `prefix` is to have these next hops (sorted, no duplicates, not
-    /// empty); the set is kept as it is, shared.
+    /// empty), without a backup.
+    #[cfg(test)]
     pub(crate) fn want(&mut self, prefix: IpNet, next_hops: Arc<NhSet>) {
-        let id = self.wanted.acquire(&next_hops, || next_hops.clone());
+        let sets = FibSets {
+            best: next_hops,
+            backup: tables::fib::no_next_hops(),
+        };
+        self.want_sets(prefix, sets)
+    }
+
+    /// `prefix` is to have the best set of `sets` (sorted, no duplicates,
+    /// not empty), or its backup when none of the best is reachable; the
+    /// sets are kept as they are, shared.
+    pub(crate) fn want_sets(&mut self, prefix: IpNet, sets: FibSets) {
+        let id = self.wanted.acquire(&sets, || Arc::new(sets.clone()));
         if self.wanted.users(id) == 1 {
-            for nh in next_hops.iter() {
+            for nh in sets.best.iter().chain(sets.backup.iter()) {
                 *self.hop_users.entry(nh.address).or_default() += 1;
             }
         }
@@ -404,7 +434,8 @@ impl RouteTable {
     /// next hops lose a user.
     fn release_want(&mut self, id: Id) {
         if self.wanted.users(id) == 1 {
-            for nh in self.wanted.get(id).iter() {
+            let sets = self.wanted.get(id);
+            for nh in sets.best.iter().chain(sets.backup.iter()) {
                 if let Some(n) = self.hop_users.get_mut(&nh.address) {
                     *n -= 1;
                     if *n == 0 {
@@ -477,13 +508,13 @@ impl RouteTable {
                 continue;
             };
             let wanted = r.want.map(|w| self.wanted.get(w));
-            let want = wanted.map(|set| desired(set));
+            let want = wanted.map(|sets| with_backup(sets, &desired).0);
             let to_install = matches!(want, Some(Desired::Install(_)));
-            match write_for(want, r.cur(), |id| sets.get(id)) {
+            match write_for(want, r.cur(), |id| sets.forwards(id)) {
                 Write::None => {
-                    if let (true, Some(set)) = (to_install, wanted) {
+                    if let (true, Some(sets)) = (to_install, wanted) {
                         // Already right in the kernel: confirmed as is.
-                        self.confirmed.push((p, set.clone()));
+                        self.confirmed.push((p, sets.best.clone()));
                     }
                 }
                 Write::Replace(h) => {
@@ -511,17 +542,17 @@ impl RouteTable {
     /// route's kernel state unknown.
     pub(crate) fn follow(&mut self, op: Op, outcome: Outcome, sets: &mut HopSets) -> bool {
         match (op, outcome) {
-            (Op::Replace(p, h, _), Outcome::Done) => {
+            (Op::Replace(p, h, nhid), Outcome::Done) => {
                 // The object reference taken for this write is kept by
                 // the installed route; the one it replaces is let go.
                 // (Acquired first: rewriting the same set keeps its number.)
-                let id = sets.installed(&h);
+                let id = sets.installed(&h, nhid);
                 let r = self.routes.entry(p);
                 r.replace_cur(Current::Installed(id), sets);
                 // The worker takes no change between a step's sweep and its
                 // outcomes: the set wanted now is the one written.
                 if let Some(w) = r.want {
-                    self.confirmed.push((p, self.wanted.get(w).clone()));
+                    self.confirmed.push((p, self.wanted.get(w).best.clone()));
                 }
                 self.forget_failure(&p);
                 false
@@ -530,9 +561,9 @@ impl RouteTable {
                 let error = e.to_string();
                 let r = self.routes.entry(p);
                 r.replace_cur(Current::Failed, sets);
-                let next_hops = r
-                    .want
-                    .map_or_else(tables::fib::no_next_hops, |w| self.wanted.get(w).clone());
+                let next_hops = r.want.map_or_else(tables::fib::no_next_hops, |w| {
+                    self.wanted.get(w).best.clone()
+                });
                 let wait = self.schedule_retry(p, error.as_str().into(), Instant::now());
                 let _ = self.events.send(FibEvent::RouteFailed {
                     prefix: p,
@@ -579,9 +610,9 @@ impl RouteTable {
     }
 
     /// After next hops were resolved again: routes installed with a set
-    /// the kernel `flushed` without telling become unknown, and those and
-    /// the routes wanting a next hop whose resolution `changed` are to be
-    /// written again.
+    /// the kernel `flushed` without telling become unknown, and those, the
+    /// routes on a shrunk group and the routes wanting a next hop whose
+    /// resolution `changed` are to be looked at again by the sweep.
     pub(crate) fn mark_changed(
         &mut self,
         changed: &FastSet<IpAddr>,
@@ -590,15 +621,28 @@ impl RouteTable {
     ) {
         for (p, r) in self.routes.iter_mut() {
             if let Current::Installed(id) = r.cur() {
-                if flushed(sets.get(id)) {
+                if flushed(sets.forwards(id)) {
                     r.replace_cur(Current::Unknown, sets);
+                    self.dirty.mark(p, r);
+                    continue;
+                }
+                if sets.shrunk(id) {
+                    // Still forwarding through its group's survivors; the
+                    // sweep finds whether that is what it wants now (no
+                    // write) or it is to move (its next hops are back, or
+                    // it never wanted to lose the one that went).
                     self.dirty.mark(p, r);
                     continue;
                 }
             }
             if let Some(w) = r.want {
-                let nhs = self.wanted.get(w);
-                if nhs.iter().any(|n| changed.contains(&n.address)) {
+                let sets = self.wanted.get(w);
+                if sets
+                    .best
+                    .iter()
+                    .chain(sets.backup.iter())
+                    .any(|n| changed.contains(&n.address))
+                {
                     self.dirty.mark(p, r);
                 }
             }
@@ -759,16 +803,16 @@ impl RouteTable {
     }
 
     /// The wanted next hops of `prefix`, if it is wanted.
-    pub(crate) fn wanted(&self, prefix: &IpNet) -> Option<&[BgpNextHop]> {
+    pub(crate) fn wanted(&self, prefix: &IpNet) -> Option<&FibSets> {
         let w = self.routes.get(prefix)?.want?;
         Some(self.wanted.get(w))
     }
 
     /// Every wanted prefix with its next hops, in table order.
-    pub(crate) fn all_wanted(&self) -> impl Iterator<Item = (IpNet, &[BgpNextHop])> + '_ {
+    pub(crate) fn all_wanted(&self) -> impl Iterator<Item = (IpNet, &FibSets)> + '_ {
         self.routes
             .iter()
-            .filter_map(|(p, r)| r.want.map(|w| (p, &self.wanted.get(w)[..])))
+            .filter_map(|(p, r)| r.want.map(|w| (p, &**self.wanted.get(w))))
     }
 
     /// The kernel's words for `prefix`'s last refused write, and when it

@@ -11,7 +11,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
 use ipnet::IpNet;
-use tables::fib::FibChange;
+use tables::fib::{FibChange, FibSets};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
@@ -236,20 +236,32 @@ impl Worker {
         // No `routes.reserve(changes.len())`: withdrawals would make the
         // table double its capacity just as it is about to empty.
         let mut last_nh = None;
-        for FibChange { prefix, next_hops } in changes {
+        for FibChange {
+            prefix,
+            next_hops,
+            backup,
+        } in changes
+        {
             let next_hops = table::sorted(next_hops);
             let prefix = prefix.trunc();
             if next_hops.is_empty() {
                 self.table.withdraw(prefix);
                 continue;
             }
-            for nh in next_hops.iter() {
+            let backup = table::sorted(backup);
+            for nh in next_hops.iter().chain(backup.iter()) {
                 if last_nh != Some(nh.address) {
                     self.resolver.ensure(&mut self.query, nh.address);
                     last_nh = Some(nh.address);
                 }
             }
-            self.table.want(prefix, next_hops);
+            self.table.want_sets(
+                prefix,
+                FibSets {
+                    best: next_hops,
+                    backup,
+                },
+            );
         }
     }
 
@@ -305,6 +317,19 @@ impl Worker {
         } else {
             FastSet::default()
         };
+        if changes.resolve && (!changed.is_empty() || changes.any_flushed()) {
+            // Before the routes are looked at: a route on a group that
+            // still has survivors keeps forwarding through it.
+            let alive = self.resolver.alive_hops();
+            let shrunk = self
+                .installer
+                .shrink_objects(|h| alive.contains(h) && !changes.flushed(std::slice::from_ref(h)));
+            if shrunk > 0 {
+                tracing::info!(
+                    "re-pointed {shrunk} nexthop groups at their surviving next hops; routes using them are not rewritten"
+                );
+            }
+        }
         if !changed.is_empty() || changes.any_flushed() {
             self.table
                 .mark_changed(&changed, |h| changes.flushed(h), self.installer.sets_mut());

@@ -131,7 +131,10 @@ impl Writer {
                 return nexthop::push_new_single(b, *id, hop, self.key.protocol);
             }
             Op::Object(ObjOp::Group { id, members }) => {
-                return nexthop::push_new_group(b, *id, members, self.key.protocol);
+                return nexthop::push_group(b, *id, members, self.key.protocol, false);
+            }
+            Op::Object(ObjOp::Regroup { id, members }) => {
+                return nexthop::push_group(b, *id, members, self.key.protocol, true);
             }
             Op::Object(ObjOp::Delete { id }) => return nexthop::push_del(b, *id),
         };

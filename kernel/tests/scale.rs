@@ -14,9 +14,11 @@ fn routes(n: u32, nhs: &[&str]) -> Vec<FibChange> {
     nhs.sort();
     let nhs = std::sync::Arc::new(nhs);
     (0..n)
-        .map(|i| FibChange {
-            prefix: IpNet::V4(Ipv4Net::new(Ipv4Addr::from(0x0b00_0000 + (i << 8)), 24).unwrap()),
-            next_hops: nhs.clone(),
+        .map(|i| {
+            FibChange::new(
+                IpNet::V4(Ipv4Net::new(Ipv4Addr::from(0x0b00_0000 + (i << 8)), 24).unwrap()),
+                nhs.clone(),
+            )
         })
         .collect()
 }

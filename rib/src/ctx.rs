@@ -6,11 +6,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
+use tables::fib::FibSets;
 use tables::Numbered;
 use wire::{NextHop, Origin};
 
-use crate::attrs::{Attrs, Interner, NhSet, PathInfo, LOCAL_PEER};
+use crate::attrs::{Attrs, Interner, PathInfo, LOCAL_PEER};
 use crate::decision::{self, Candidate, DecisionCtx, Fate};
 use crate::policy::Policies;
 use crate::table::Dest;
@@ -33,9 +35,9 @@ pub(crate) struct Peer {
 pub(crate) struct Interners {
     pub attrs: Interner<Attrs>,
     pub paths: Interner<PathInfo>,
-    /// The next-hop sets given to the FIB, numbered: `Dest` records one
-    /// in 4 bytes.
-    pub nhsets: Numbered<NhSet>,
+    /// The best and backup next-hop sets given to the FIB, numbered:
+    /// `Dest` records both in 4 bytes.
+    pub nhsets: Numbered<FibSets>,
 }
 
 impl Interners {
@@ -269,8 +271,62 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// The next-hop set the FIB should hold for `dest`, `None` for nothing.
-    pub fn fib_set(&self, dest: &Dest) -> Option<Vec<NextHop>> {
+    /// The next-hop sets the FIB should hold for `dest`: the best (the
+    /// multipath set's reachable next hops) and the backup (see
+    /// [`Ctx::backup_set`]); `None` for nothing.
+    pub fn fib_set(&self, dest: &Dest) -> Option<(Vec<NextHop>, Vec<NextHop>)> {
+        let best = self.best_set(dest)?;
+        let backup = self.backup_set(dest, &best);
+        Some((best, backup))
+    }
+
+    /// Where `dest` would go if every next hop of `best` failed: the
+    /// multipath set the decision picks among the other paths that are
+    /// eligible and reachable through other next hops (RFC 4271 §9.1.2
+    /// run on what would be left). Empty when there is none. The FIB
+    /// forwards on it as soon as `best` is unreachable, before this RIB has
+    /// selected again.
+    fn backup_set(&self, dest: &Dest, best: &[NextHop]) -> Vec<NextHop> {
+        let n = dest.nbest();
+        let paths = dest.paths();
+        if paths.len() <= n {
+            return Vec::new();
+        }
+        let mut rest: Vec<&Arc<PathInfo>> = paths[n..]
+            .iter()
+            .filter(|p| {
+                !p.is_local()
+                    && self.eligible(p)
+                    && matches!(self.nh_status(p), NhStatus::Reachable(_))
+                    && !best.contains(&p.post.next_hop)
+            })
+            .collect();
+        if rest.is_empty() {
+            return Vec::new();
+        }
+        // Canonical order, as for the decision itself.
+        rest.sort_by_key(|p| {
+            self.peers
+                .get(&p.peer)
+                .map(|q| q.cfg.address)
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+        });
+        let cands: Vec<Candidate> = rest.iter().map(|p| self.candidate(p)).collect();
+        let chosen = decision::select(
+            &cands,
+            self.cfg.max_paths,
+            self.cfg.multipath_relax,
+            &self.decision_ctx(),
+        );
+        let mut v: Vec<NextHop> = chosen.iter().map(|&i| rest[i].post.next_hop).collect();
+        v.sort_by_key(|h| (h.address, h.link_local));
+        v.dedup();
+        v
+    }
+
+    /// The reachable next hops of `dest`'s multipath set, `None` for
+    /// nothing to install.
+    fn best_set(&self, dest: &Dest) -> Option<Vec<NextHop>> {
         if !self.cfg.install {
             return None;
         }

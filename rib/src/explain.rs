@@ -162,7 +162,7 @@ impl Ctx<'_> {
         if self.nh_status(best) == NhStatus::Local {
             return (false, "not installed: next hop is local".into());
         }
-        let set = |id| strings(rib.ints.nhsets.get(id)).join(", ");
+        let set = |id| strings(&rib.ints.nhsets.get(id).best).join(", ");
         match (dest.fib(), rib.fib_state_of(dest)) {
             (Some(id), Some(FibState::Installed)) => (true, format!("installed via {}", set(id))),
             (Some(id), Some(FibState::Pending)) => (

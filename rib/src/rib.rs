@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
+use tables::fib::FibSets;
 
 use wire::{Family, NextHop, Origin, PathAttributes, Prefix, Update};
 
@@ -612,7 +613,7 @@ impl Rib {
     ) {
         let current = self.table.get(&prefix).and_then(Dest::fib);
         let is_current = current.is_some_and(|id| {
-            let set = self.ints.nhsets.get(id);
+            let set = &self.ints.nhsets.get(id).best;
             Arc::ptr_eq(set, written) || **set == **written
         });
         if is_current {
@@ -975,23 +976,38 @@ impl Rib {
         let old = dest.fib();
         let same = match (&fib, old) {
             (None, None) => true,
-            (Some(v), Some(id)) => **self.ints.nhsets.get(id) == *v,
+            (Some((best, backup)), Some(id)) => {
+                let o = self.ints.nhsets.get(id);
+                *o.best == *best && *o.backup == *backup
+            }
             _ => false,
         };
         if !same {
             // Acquired before the old one is released, so an id freed by
             // the release is never the one just handed out.
-            let new = fib.map(|v| self.ints.nhsets.acquire(&v, || Arc::new(v.clone())));
+            let new = fib.map(|(best, backup)| {
+                let sets = FibSets {
+                    best: Arc::new(best),
+                    backup: Arc::new(backup),
+                };
+                self.ints.nhsets.acquire(&sets, || Arc::new(sets.clone()))
+            });
             if let Some(id) = old {
                 self.ints.nhsets.release(id);
             }
             dest.set_fib(new);
-            // The interned set itself: a full table has few distinct sets,
-            // so a change costs a pointer, not an allocation.
-            out.fib.push(FibChange {
-                prefix,
-                next_hops: new
-                    .map_or_else(crate::no_next_hops, |id| self.ints.nhsets.get(id).clone()),
+            // The interned sets themselves: a full table has few distinct
+            // pairs, so the change the FIB keeps costs two pointers.
+            out.fib.push(match new {
+                Some(id) => {
+                    let sets = self.ints.nhsets.get(id);
+                    FibChange {
+                        prefix,
+                        next_hops: sets.best.clone(),
+                        backup: sets.backup.clone(),
+                    }
+                }
+                None => FibChange::new(prefix, crate::no_next_hops()),
             });
             self.fib_failed.remove(&prefix);
         }

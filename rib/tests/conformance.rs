@@ -182,7 +182,12 @@ fn fib_json(out: &Outputs) -> Vec<Value> {
         .iter()
         .map(|c| {
             let hops: Vec<String> = c.next_hops.iter().map(|h| h.to_string()).collect();
-            json!({ "prefix": c.prefix, "nextHops": hops })
+            let backup: Vec<String> = c.backup.iter().map(|h| h.to_string()).collect();
+            if backup.is_empty() {
+                json!({ "prefix": c.prefix, "nextHops": hops })
+            } else {
+                json!({ "prefix": c.prefix, "nextHops": hops, "backup": backup })
+            }
         })
         .collect()
 }

@@ -62,10 +62,7 @@ fn import_policy_change_reevaluates_stored_paths() {
     );
     assert_eq!(
         out.fib,
-        vec![FibChange {
-            prefix: p("10.1.0.0/24"),
-            next_hops: rib::no_next_hops()
-        }]
+        vec![FibChange::new(p("10.1.0.0/24"), rib::no_next_hops())]
     );
     assert_eq!(withdrawn(&out, 2), vec![p("10.1.0.0/24")]);
     assert!(announced(&out, 2).is_empty(), "10.2.0.0/24 unchanged");

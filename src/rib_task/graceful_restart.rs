@@ -9,12 +9,11 @@
 //! `staleTime`. Either time running out removes what is still stale.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use tracing::{info, warn};
-use wire::{Family, NextHop};
+use wire::Family;
 
 use rib::{FibChange, Outputs, PeerId, Rib};
 
@@ -211,14 +210,14 @@ pub(super) fn tick(
 /// grow again as the sessions come up one by one.
 #[derive(Debug, Default)]
 pub(super) struct Deferral {
-    held: BTreeMap<IpNet, Arc<Vec<NextHop>>>,
+    held: BTreeMap<IpNet, FibChange>,
 }
 
 impl Deferral {
     /// Keep `changes` back (a later change of a prefix replaces an earlier).
     pub(super) fn hold(&mut self, changes: Vec<FibChange>) {
         for c in changes {
-            self.held.insert(c.prefix, c.next_hops);
+            self.held.insert(c.prefix, c);
         }
     }
 
@@ -228,9 +227,7 @@ impl Deferral {
 
     /// The changes held, one per prefix, in prefix order.
     pub(super) fn release(self) -> impl Iterator<Item = FibChange> {
-        self.held
-            .into_iter()
-            .map(|(prefix, next_hops)| FibChange { prefix, next_hops })
+        self.held.into_values()
     }
 }
 
@@ -243,18 +240,21 @@ pub(super) fn waits_for_end_of_rib(capability: Option<&PeerGracefulRestart>) -> 
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use rib::no_next_hops;
+    use wire::NextHop;
 
     fn change(prefix: &str, hops: &[&str]) -> FibChange {
-        FibChange {
-            prefix: prefix.parse().unwrap(),
-            next_hops: Arc::new(
+        FibChange::new(
+            prefix.parse().unwrap(),
+            Arc::new(
                 hops.iter()
                     .map(|a| NextHop::new(a.parse().unwrap()))
                     .collect(),
             ),
-        }
+        )
     }
 
     #[test]
@@ -268,20 +268,14 @@ mod tests {
         // is withdrawn again.
         d.hold(vec![
             change("fd00:101:224:2::/64", &["fd00:101::fffc", "fd00:101::fffd"]),
-            FibChange {
-                prefix: "10.0.0.0/24".parse().unwrap(),
-                next_hops: no_next_hops(),
-            },
+            FibChange::new("10.0.0.0/24".parse().unwrap(), no_next_hops()),
         ]);
         assert_eq!(d.len(), 2);
         let out: Vec<FibChange> = d.release().collect();
         assert_eq!(
             out,
             vec![
-                FibChange {
-                    prefix: "10.0.0.0/24".parse().unwrap(),
-                    next_hops: no_next_hops(),
-                },
+                FibChange::new("10.0.0.0/24".parse().unwrap(), no_next_hops()),
                 change("fd00:101:224:2::/64", &["fd00:101::fffc", "fd00:101::fffd"]),
             ]
         );

@@ -28,6 +28,33 @@ pub struct FibChange {
     /// table has few distinct sets, and the FIB keeps this very `Arc` for
     /// the prefix.
     pub next_hops: Arc<NhSet>,
+    /// The backup set: where the prefix would go if every next hop of
+    /// `next_hops` failed (the next-hop set the decision would pick
+    /// without the paths through them); empty: none. Sorted, without
+    /// duplicates, none of `next_hops`' members. The FIB forwards on it at
+    /// once when the whole best set becomes unreachable, without waiting
+    /// for the RIB to select again (prefix-independent failover).
+    pub backup: Arc<NhSet>,
+}
+
+impl FibChange {
+    /// A change without a backup set.
+    pub fn new(prefix: IpNet, next_hops: Arc<NhSet>) -> FibChange {
+        FibChange {
+            prefix,
+            next_hops,
+            backup: no_next_hops(),
+        }
+    }
+}
+
+/// A prefix's best and backup next-hop sets, as one value: what the RIB
+/// numbers per prefix and the FIB keeps per prefix (one 4-byte number for
+/// both).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FibSets {
+    pub best: Arc<NhSet>,
+    pub backup: Arc<NhSet>,
 }
 
 /// The next-hop set of a removal, shared.
@@ -63,10 +90,10 @@ mod tests {
 
     #[test]
     fn a_change_serializes_in_camel_case() {
-        let c = FibChange {
-            prefix: "10.0.0.0/24".parse().unwrap(),
-            next_hops: Arc::new(vec![NextHop::new("192.0.2.1".parse().unwrap())]),
-        };
+        let c = FibChange::new(
+            "10.0.0.0/24".parse().unwrap(),
+            Arc::new(vec![NextHop::new("192.0.2.1".parse().unwrap())]),
+        );
         let v = serde_json::to_value(&c).unwrap();
         assert_eq!(v["prefix"], "10.0.0.0/24");
         assert_eq!(v["nextHops"][0]["address"], "192.0.2.1");

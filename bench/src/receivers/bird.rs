@@ -6,8 +6,8 @@ use std::time::Duration;
 use labkit::bird::{self, BgpProtocol, BirdConfig, BirdSpec, Channel, KernelProtocol, Log};
 use labkit::Afi;
 
-use super::receiver::{check, Ctx, Receiver, PEER_NAME, RECEIVER_ASN, SENDER_ASN};
-use crate::netns::{RECEIVER_V4, SENDER_V4};
+use super::receiver::{check, Ctx, Receiver, PEER2_NAME, PEER_NAME, RECEIVER_ASN, SENDER_ASN};
+use crate::netns::{RECEIVER2_V4, RECEIVER_V4, SENDER2_V4, SENDER_V4};
 
 pub struct Bird {
     daemon: bird::Bird,
@@ -16,8 +16,41 @@ pub struct Bird {
     log: std::path::PathBuf,
 }
 
-pub fn config(log: &std::path::Path) -> BirdConfig {
+pub fn config(log: &std::path::Path, failover: bool) -> BirdConfig {
     let families = [Afi::Ipv4, Afi::Ipv6];
+    let session = |name: &str, local: &str, neighbor: &str| {
+        let mut options: Vec<String> = [
+            "passive on;",
+            "connect delay time 1;",
+            "connect retry time 1;",
+        ]
+        .map(String::from)
+        .into();
+        if failover {
+            // Shut the session the moment its link loses carrier (BIRD's
+            // fastest reaction; off by default).
+            options.push("check link on;".into());
+        }
+        BgpProtocol {
+            name: name.into(),
+            local_address: local.into(),
+            local_as: RECEIVER_ASN,
+            neighbor_address: neighbor.into(),
+            neighbor_as: SENDER_ASN,
+            options,
+            channels: families
+                .iter()
+                .map(|&afi| Channel {
+                    export: "none".into(),
+                    ..Channel::all(afi)
+                })
+                .collect(),
+        }
+    };
+    let mut bgp = vec![session(PEER_NAME, RECEIVER_V4, SENDER_V4)];
+    if failover {
+        bgp.push(session(PEER2_NAME, RECEIVER2_V4, SENDER2_V4));
+    }
     BirdConfig {
         log: Log::File {
             path: log.to_path_buf(),
@@ -32,31 +65,12 @@ pub fn config(log: &std::path::Path) -> BirdConfig {
                 afi,
                 import: "none".into(),
                 export: "all".into(),
-                merge_paths: false,
+                // Equal BGP paths as one multipath kernel route (ECMP).
+                merge_paths: failover,
             })
             .collect(),
         statics: Vec::new(),
-        bgp: vec![BgpProtocol {
-            name: PEER_NAME.into(),
-            local_address: RECEIVER_V4.into(),
-            local_as: RECEIVER_ASN,
-            neighbor_address: SENDER_V4.into(),
-            neighbor_as: SENDER_ASN,
-            options: [
-                "passive on;",
-                "connect delay time 1;",
-                "connect retry time 1;",
-            ]
-            .map(String::from)
-            .into(),
-            channels: families
-                .iter()
-                .map(|&afi| Channel {
-                    export: "none".into(),
-                    ..Channel::all(afi)
-                })
-                .collect(),
-        }],
+        bgp,
     }
 }
 
@@ -65,7 +79,7 @@ impl Bird {
         let log = ctx.dir.join("bird.messages.log");
         let spec = BirdSpec {
             own_process_group: true,
-            ..BirdSpec::new(&ctx.dir, config(&log).render())
+            ..BirdSpec::new(&ctx.dir, config(&log, ctx.failover).render())
         };
         let daemon = bird::Bird::start(ctx.ns, &spec)?;
         Ok(Bird { daemon, log })
@@ -110,7 +124,7 @@ mod tests {
     #[test]
     fn bird_accepts_the_config() {
         let dir = std::env::temp_dir().join(format!("kb-birdconf-{}", std::process::id()));
-        let text = config(&dir.join("bird.messages.log")).render();
+        let text = config(&dir.join("bird.messages.log"), false).render();
         assert_contains_all(
             &text,
             &[

@@ -9,26 +9,34 @@ use labkit::frr::{self, BgpdConfig, FrrSpec, Neighbor};
 use labkit::Afi;
 
 use super::receiver::{Ctx, Receiver, RECEIVER_ASN, SENDER_ASN};
-use crate::netns::{self, RECEIVER_V4, SENDER_V4};
+use crate::netns::{self, RECEIVER_V4, SENDER2_V4, SENDER_V4};
 
 pub struct Frr {
     daemon: frr::Frr,
 }
 
-pub fn config(name: &str) -> BgpdConfig {
+pub fn config(name: &str, failover: bool) -> BgpdConfig {
+    let neighbor = |address: &str| Neighbor {
+        address: address.into(),
+        remote_as: SENDER_ASN,
+        passive: true,
+        connect_timer: Some(1),
+        families: vec![(Afi::Ipv4, Vec::new()), (Afi::Ipv6, Vec::new())],
+        ..Neighbor::default()
+    };
+    let mut neighbors = vec![neighbor(SENDER_V4)];
+    if failover {
+        // FRR's defaults already react to carrier loss at once (`bgp
+        // fast-external-failover`, zebra's link tracking) and install up
+        // to 64 equal eBGP paths; nothing to switch on.
+        neighbors.push(neighbor(SENDER2_V4));
+    }
     BgpdConfig {
         hostname: name.into(),
         asn: RECEIVER_ASN,
         router_id: RECEIVER_V4.into(),
         default_ipv4_unicast: true,
-        neighbors: vec![Neighbor {
-            address: SENDER_V4.into(),
-            remote_as: SENDER_ASN,
-            passive: true,
-            connect_timer: Some(1),
-            families: vec![(Afi::Ipv4, Vec::new()), (Afi::Ipv6, Vec::new())],
-            ..Neighbor::default()
-        }],
+        neighbors,
         ..BgpdConfig::default()
     }
 }
@@ -41,7 +49,7 @@ impl Frr {
             // The netlink receive buffer Debian's /etc/frr/daemons sets.
             zebra_args: vec!["-s".into(), "90000000".into()],
             own_process_group: true,
-            ..FrrSpec::new(name, config(name).render())
+            ..FrrSpec::new(name, config(name, ctx.failover).render())
         };
         let daemon = frr::Frr::start(ctx.ns, &spec)?;
         Ok(Frr { daemon })
@@ -79,7 +87,7 @@ mod tests {
 
     #[test]
     fn bgpd_conf_has_the_passive_sender_in_both_families() {
-        let c = config("kb-1-r").render();
+        let c = config("kb-1-r", false).render();
         assert_contains_all(
             &c,
             &[

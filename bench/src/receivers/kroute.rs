@@ -11,8 +11,8 @@ use kroute::config::{Config, Listen, Peer, Router};
 use labkit::kroute::{self as kroute_lab, KrouteSpec};
 use rib::policy::PolicyChain;
 
-use super::receiver::{Ctx, Receiver, PEER_NAME, RECEIVER_ASN, SENDER_ASN};
-use crate::netns::{RECEIVER_V4, SENDER_V4};
+use super::receiver::{Ctx, Receiver, PEER2_NAME, PEER_NAME, RECEIVER_ASN, SENDER_ASN};
+use crate::netns::{RECEIVER_V4, SENDER2_V4, SENDER_V4};
 
 pub struct Kroute {
     daemon: kroute_lab::Kroute,
@@ -21,7 +21,7 @@ pub struct Kroute {
 
 /// The receiver's config: the sender as one passive eBGP peer, both
 /// families, everything imported, nothing exported.
-pub fn config(socket: &std::path::Path, install: bool) -> Config {
+pub fn config(socket: &std::path::Path, install: bool, failover: bool) -> Config {
     let mut c = Config::new(Router {
         listen: Some(Listen {
             address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -37,6 +37,17 @@ pub fn config(socket: &std::path::Path, install: bool) -> Config {
         export: PolicyChain::None,
         ..Peer::new(PEER_NAME, IpAddr::V4(lit(SENDER_V4)), SENDER_ASN)
     });
+    if failover {
+        // Equal paths from the two senders are installed together; the
+        // FIB follows carrier loss by itself (nothing to switch on).
+        c.router.max_paths = 4;
+        c.peers.push(Peer {
+            passive: true,
+            import: PolicyChain::All,
+            export: PolicyChain::None,
+            ..Peer::new(PEER2_NAME, IpAddr::V4(lit(SENDER2_V4)), SENDER_ASN)
+        });
+    }
     c
 }
 
@@ -52,7 +63,7 @@ impl Kroute {
             ..KrouteSpec::in_dir(
                 &ctx.kroute_bin,
                 &ctx.dir,
-                config(&socket, install).to_yaml(),
+                config(&socket, install, ctx.failover).to_yaml(),
             )
         };
         let daemon = kroute_lab::Kroute::start(ctx.ns, spec)?;
@@ -96,7 +107,7 @@ mod tests {
 
     #[test]
     fn accepted_is_the_senders_session() {
-        let c = config(std::path::Path::new("/tmp/k.sock"), true);
+        let c = config(std::path::Path::new("/tmp/k.sock"), true, false);
         let other = Peer::new("other", "10.0.0.9".parse().unwrap(), 65009);
         let views: Vec<_> = [(&other, 1), (&c.peers[0], 10_000)]
             .into_iter()
@@ -117,7 +128,7 @@ mod tests {
 
     #[test]
     fn config_round_trips() {
-        let c = config(std::path::Path::new("/tmp/k.sock"), false);
+        let c = config(std::path::Path::new("/tmp/k.sock"), false, false);
         assert_eq!(kroute::config::parse(&c.to_yaml(), "bench.yaml"), Ok(c));
     }
 }

@@ -10,12 +10,18 @@ pub const SENDER_ASN: u32 = 65000;
 pub const RECEIVER_ASN: u32 = 65001;
 /// The sender's session name in every receiver's config.
 pub const PEER_NAME: &str = "blaster";
+/// The failover run's second sender.
+pub const PEER2_NAME: &str = "blaster2";
 
 pub struct Ctx<'a> {
     pub ns: &'a Netns,
     /// A scratch directory for configs and logs.
     pub dir: PathBuf,
     pub kroute_bin: PathBuf,
+    /// The failover run: a second sender (10.255.254.1, same AS) on a
+    /// second link, equal paths installed as ECMP, and each daemon's
+    /// fastest reaction to a link losing carrier switched on.
+    pub failover: bool,
 }
 
 pub trait Receiver {

@@ -158,13 +158,21 @@ pub fn nh(a: &str) -> BgpNextHop {
 }
 
 pub fn change(prefix: &str, nhs: &[&str]) -> FibChange {
+    FibChange::new(prefix.parse().unwrap(), set(nhs))
+}
+
+/// A next-hop set, sorted.
+pub fn set(nhs: &[&str]) -> std::sync::Arc<Vec<BgpNextHop>> {
+    let mut v: Vec<_> = nhs.iter().map(|a| nh(a)).collect();
+    v.sort();
+    std::sync::Arc::new(v)
+}
+
+/// A change with a backup set.
+pub fn change_with_backup(prefix: &str, nhs: &[&str], backup: &[&str]) -> FibChange {
     FibChange {
-        prefix: prefix.parse().unwrap(),
-        next_hops: {
-            let mut v: Vec<_> = nhs.iter().map(|a| nh(a)).collect();
-            v.sort();
-            std::sync::Arc::new(v)
-        },
+        backup: set(backup),
+        ..change(prefix, nhs)
     }
 }
 

@@ -1,0 +1,565 @@
+//! The failover run: two senders announce the same table to one receiver,
+//! over two links; the receiver converges; then the first sender's end of
+//! its link goes down (the receiver's side loses carrier). Measured: the
+//! time until the kernel forwards every prefix through the second link
+//! only (a census of the main table by outgoing link, nexthop objects
+//! resolved), and the packets a ping into the table (100 per second) lost.
+//!
+//! Variants: `preferred` (the second sender's AS_PATH is one longer, so
+//! the first is best and the second a backup) and `ecmp` (equal paths,
+//! both installed).
+
+use std::ffi::CString;
+use std::net::{IpAddr, SocketAddr};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver as Rx, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::blast::{self, Control, Event, SessionParams, Target};
+use crate::encode::{self, NextHops};
+use crate::kcount::{Census, RouteCounter};
+use crate::netns::{self, enter_thread, Trio};
+use crate::receivers::{self, Ctx, Kind, SENDER_ASN};
+use crate::report::median;
+use crate::table::Table;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Variant {
+    Preferred,
+    Ecmp,
+}
+
+impl std::str::FromStr for Variant {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Variant, String> {
+        match s {
+            "preferred" => Ok(Variant::Preferred),
+            "ecmp" => Ok(Variant::Ecmp),
+            _ => Err(format!("unknown variant {s:?} (preferred, ecmp)")),
+        }
+    }
+}
+
+impl Variant {
+    fn label(self) -> &'static str {
+        match self {
+            Variant::Preferred => "preferred path lost (backup by AS_PATH)",
+            Variant::Ecmp => "one of two ECMP paths lost",
+        }
+    }
+}
+
+pub struct Opts {
+    pub kroute_bin: std::path::PathBuf,
+    /// Budget for the load and for the failover each.
+    pub timeout: Duration,
+    pub keep_logs: bool,
+}
+
+/// The receiver's loopback address the pings come from (both senders route
+/// it back over their own link).
+const PING_SOURCE: &str = "10.254.0.1";
+/// Pings per second.
+const PING_RATE: u32 = 100;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sample {
+    pub receiver: Kind,
+    pub variant: Variant,
+    pub run: usize,
+    pub prefixes: u64,
+    /// Both sessions up → the kernel holds every prefix as converged.
+    pub converge_s: Option<f64>,
+    /// Carrier lost → the kernel forwards every prefix via the survivor.
+    pub failover_s: Option<f64>,
+    pub pings_sent: Option<u64>,
+    pub pings_lost: Option<u64>,
+    /// The last census before giving up (on an error).
+    pub census: Option<Census>,
+    /// How long the census that found the failover done took to dump:
+    /// the resolution of `failover_s` (it is an upper bound by this much).
+    pub census_dump_s: Option<f64>,
+    pub error: Option<String>,
+}
+
+pub fn measure(kind: Kind, variant: Variant, table: &Table, opts: &Opts, run: usize) -> Sample {
+    let (v4, v6) = table.counts();
+    let mut s = Sample {
+        receiver: kind,
+        variant,
+        run,
+        prefixes: (v4 + v6) as u64,
+        converge_s: None,
+        failover_s: None,
+        pings_sent: None,
+        pings_lost: None,
+        census: None,
+        census_dump_s: None,
+        error: None,
+    };
+    let stem = netns::unique(&format!("f{}", &kind.as_str()[..2]));
+    let mut dir = match netns::scratch_dir(std::env::temp_dir().join(&stem)) {
+        Ok(d) => d,
+        Err(e) => {
+            s.error = Some(format!("scratch directory: {e}"));
+            return s;
+        }
+    };
+    if let Err(e) = run_once(kind, variant, table, opts, &stem, dir.path(), &mut s) {
+        s.error = Some(e);
+        if opts.keep_logs {
+            netns::keep_dir(&mut dir);
+            eprintln!("  logs kept in {}", dir.path().display());
+        }
+    }
+    s
+}
+
+fn run_once(
+    kind: Kind,
+    variant: Variant,
+    table: &Table,
+    opts: &Opts,
+    stem: &str,
+    dir: &std::path::Path,
+    s: &mut Sample,
+) -> Result<(), String> {
+    let trio = Trio::create(stem).map_err(|e| format!("namespaces: {e}"))?;
+    let target = ping_target(table).ok_or("the table has no IPv4 prefix to ping")?;
+    setup_ping_addresses(&trio, &target).map_err(|e| format!("ping addresses: {e}"))?;
+
+    let ctx = Ctx {
+        ns: &trio.receiver,
+        dir: dir.to_path_buf(),
+        kroute_bin: opts.kroute_bin.clone(),
+        failover: true,
+    };
+    let mut rx = receivers::start(kind, &ctx).map_err(|e| e.to_string())?;
+    let with_logs = |rx: &dyn receivers::Receiver, e: String| format!("{e} (logs: {})", rx.logs());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rx.rib_count().is_none() {
+        rx.check_alive().map_err(|e| with_logs(&*rx, e))?;
+        if Instant::now() > deadline {
+            return Err(with_logs(&*rx, format!("{kind} does not answer its CLI")));
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+
+    let census = CensusPoller::start(&trio.receiver)?;
+    let (first, second) = updates(table, variant);
+    let (ev_tx, ev_rx) = mpsc::channel();
+    let (ctl1, ctl1_rx) = mpsc::channel();
+    let (ctl2, ctl2_rx) = mpsc::channel();
+    spawn_sender(
+        trio.sender.name(),
+        netns::SENDER_V4,
+        netns::RECEIVER_V4,
+        first,
+        ctl1_rx,
+        ev_tx.clone(),
+    );
+    spawn_sender(
+        trio.sender2.name(),
+        netns::SENDER2_V4,
+        netns::RECEIVER2_V4,
+        second,
+        ctl2_rx,
+        ev_tx,
+    );
+    let result = (|| {
+        let est = wait_both_established(&ev_rx, &mut *rx)?;
+        let converged = |c: &Census| match variant {
+            Variant::Preferred => c.first == s.prefixes,
+            Variant::Ecmp => c.both == s.prefixes,
+        };
+        let (at, _, _) = census.wait(est, opts.timeout, &mut *rx, converged, &mut s.census)?;
+        s.converge_s = Some(at.saturating_duration_since(est).as_secs_f64());
+        // Settled: nothing the receiver still does should count.
+        thread::sleep(Duration::from_secs(2));
+
+        let mut ping = start_ping(&trio, &target)?;
+        thread::sleep(Duration::from_secs(1));
+        let lost_at = Instant::now();
+        trio.sender
+            .ip(&["link", "set", Trio::sender_if(), "down"])
+            .map_err(|e| format!("link down: {e}"))?;
+        let survivor = |c: &Census| c.second == s.prefixes;
+        let waited = census.wait(lost_at, opts.timeout, &mut *rx, survivor, &mut s.census);
+        thread::sleep(Duration::from_secs(1));
+        let (sent, received) = stop_ping(&mut ping)?;
+        s.pings_sent = Some(sent);
+        s.pings_lost = Some(sent.saturating_sub(received));
+        let (at, _, dump) = waited?;
+        s.failover_s = Some(at.saturating_duration_since(lost_at).as_secs_f64());
+        s.census_dump_s = Some(dump.as_secs_f64());
+        Ok(())
+    })();
+    census.stop();
+    // The sessions end with the namespaces; a Cease first where it can go.
+    let _ = ctl1.send(Control::Close);
+    let _ = ctl2.send(Control::Close);
+    result.map_err(|e| with_logs(&*rx, e))
+}
+
+/// Host 1 of the table's first IPv4 prefix.
+fn ping_target(table: &Table) -> Option<String> {
+    table.prefixes().find_map(|p| match p {
+        IpNet::V4(n) if n.prefix_len() < 32 => {
+            Some(std::net::Ipv4Addr::from(u32::from(n.network()) + 1).to_string())
+        }
+        _ => None,
+    })
+}
+
+/// Both senders answer for the target; the receiver pings from its own
+/// loopback address, which each sender routes back over its link.
+fn setup_ping_addresses(trio: &Trio, target: &str) -> labkit::Result<()> {
+    trio.receiver.add_addr("lo", &format!("{PING_SOURCE}/32"))?;
+    for (ns, via) in [
+        (&trio.sender, netns::RECEIVER_V4),
+        (&trio.sender2, netns::RECEIVER2_V4),
+    ] {
+        ns.add_addr("lo", &format!("{target}/32"))?;
+        ns.ip(&["route", "add", &format!("{PING_SOURCE}/32"), "via", via])?;
+    }
+    Ok(())
+}
+
+/// The two senders' UPDATEs: the same table, each with its own next hop;
+/// for `preferred` the second one's AS_PATH is one AS longer.
+fn updates(table: &Table, variant: Variant) -> (Arc<Vec<u8>>, Arc<Vec<u8>>) {
+    let encode_with = |t: &Table, v4: &str, v6: &str| {
+        let nh = NextHops {
+            v4: v4.parse().expect("valid"),
+            v6: v6.parse().expect("valid"),
+        };
+        let mut out = Vec::new();
+        encode::announce(t, &nh, &mut out);
+        encode::end_of_rib(&mut out);
+        Arc::new(out)
+    };
+    let first = encode_with(table, netns::SENDER_V4, netns::SENDER_V6);
+    let second = match variant {
+        Variant::Ecmp => encode_with(table, netns::SENDER2_V4, netns::SENDER2_V6),
+        Variant::Preferred => {
+            let mut longer = table.clone();
+            for g in &mut longer.groups {
+                g.attrs.as_path.prepend(SENDER_ASN, 1);
+            }
+            encode_with(&longer, netns::SENDER2_V4, netns::SENDER2_V6)
+        }
+    };
+    (first, second)
+}
+
+fn spawn_sender(
+    ns: &str,
+    router_id: &str,
+    receiver: &str,
+    updates: Arc<Vec<u8>>,
+    ctl: Rx<Control>,
+    ev: Sender<Result<Event, String>>,
+) {
+    let ns = ns.to_string();
+    let params = SessionParams {
+        local_asn: SENDER_ASN,
+        router_id: router_id.parse().expect("valid"),
+        hold_time: 180,
+        target: Target::Connect(SocketAddr::new(
+            receiver.parse::<IpAddr>().expect("valid"),
+            179,
+        )),
+        connect_timeout: Duration::from_secs(60),
+    };
+    thread::spawn(move || {
+        if let Err(e) = enter_thread(&ns) {
+            let _ = ev.send(Err(format!("entering {ns}: {e}")));
+            return;
+        }
+        let (btx, brx) = mpsc::channel();
+        let fwd_ev = ev.clone();
+        let fwd = thread::spawn(move || {
+            for e in brx {
+                if fwd_ev.send(Ok(e)).is_err() {
+                    break;
+                }
+            }
+        });
+        if let Err(e) = blast::run_session(&params, &updates, ctl, btx) {
+            let _ = ev.send(Err(format!("sender in {ns}: {e}")));
+        }
+        let _ = fwd.join();
+    });
+}
+
+fn wait_both_established(
+    ev: &Rx<Result<Event, String>>,
+    rx: &mut dyn receivers::Receiver,
+) -> Result<Instant, String> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut up = 0;
+    loop {
+        match ev.recv_timeout(Duration::from_millis(200)) {
+            Ok(Ok(Event::Established { at, .. })) => {
+                up += 1;
+                if up == 2 {
+                    return Ok(at);
+                }
+            }
+            Ok(Ok(Event::PeerGone { why, .. })) => return Err(format!("session lost: {why}")),
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(_)) => {}
+            Err(_) => {
+                rx.check_alive()?;
+                if Instant::now() > deadline {
+                    return Err(format!("{up} of 2 sessions up within 90 s"));
+                }
+            }
+        }
+    }
+}
+
+/// One census: when its dump started and ended, and what it found.
+type Observed = (Instant, Instant, Result<Census, String>);
+
+/// Censuses of the receiver's kernel, back to back, on a thread inside
+/// its namespace; each with the time its dump ended.
+struct CensusPoller {
+    latest: Arc<Mutex<Option<Observed>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl CensusPoller {
+    fn start(ns: &labkit::Netns) -> Result<CensusPoller, String> {
+        let name = ns.name().to_string();
+        let latest = Arc::new(Mutex::new(None));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (l, st) = (latest.clone(), stop.clone());
+        let (ready_tx, ready_rx) = mpsc::channel();
+        thread::spawn(move || {
+            let setup = (|| {
+                enter_thread(&name).map_err(|e| e.to_string())?;
+                let index = |dev: &str| {
+                    let c = CString::new(dev).expect("no NUL");
+                    // SAFETY: a valid C string; the lookup is in this
+                    // thread's namespace.
+                    unsafe { libc::if_nametoindex(c.as_ptr()) }
+                };
+                let links = (index(netns::RECEIVER_IF), index(netns::RECEIVER2_IF));
+                if links.0 == 0 || links.1 == 0 {
+                    return Err("receiver links not found".to_string());
+                }
+                let counter = RouteCounter::new().map_err(|e| e.to_string())?;
+                Ok((links, counter))
+            })();
+            let (links, mut counter) = match setup {
+                Ok(v) => {
+                    let _ = ready_tx.send(Ok(()));
+                    v
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            while !st.load(Ordering::Relaxed) {
+                let start = Instant::now();
+                let c = counter.census(links).map_err(|e| e.to_string());
+                *l.lock().unwrap_or_else(|e| e.into_inner()) = Some((start, Instant::now(), c));
+                thread::sleep(Duration::from_millis(5));
+            }
+        });
+        ready_rx
+            .recv()
+            .map_err(|_| "census thread died".to_string())??;
+        Ok(CensusPoller { latest, stop })
+    }
+
+    /// Waits until a census whose dump began after `after` satisfies
+    /// `done`; returns when that dump ended, and how long it took. `last`
+    /// keeps the latest census seen.
+    fn wait(
+        &self,
+        after: Instant,
+        timeout: Duration,
+        rx: &mut dyn receivers::Receiver,
+        done: impl Fn(&Census) -> bool,
+        last: &mut Option<Census>,
+    ) -> Result<(Instant, Census, Duration), String> {
+        loop {
+            let obs = self
+                .latest
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            if let Some((start, end, c)) = obs {
+                let c = c?;
+                if start >= after {
+                    *last = Some(c);
+                    if done(&c) {
+                        return Ok((end, c, end - start));
+                    }
+                }
+            }
+            rx.check_alive()?;
+            if after.elapsed() > timeout {
+                return Err(format!(
+                    "not there after {:.0} s; kernel by link: {:?}",
+                    timeout.as_secs_f64(),
+                    last
+                ));
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn start_ping(trio: &Trio, target: &str) -> Result<Child, String> {
+    let interval = format!("{:.3}", 1.0 / f64::from(PING_RATE));
+    trio.receiver
+        .command("ping")
+        .args([
+            "-q",
+            "-n",
+            "-i",
+            &interval,
+            "-I",
+            PING_SOURCE,
+            "-W",
+            "1",
+            target,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("ping: {e}"))
+}
+
+/// Stops the ping (SIGINT: it prints its summary); (sent, received).
+fn stop_ping(ping: &mut Child) -> Result<(u64, u64), String> {
+    // SAFETY: signalling our own child by PID.
+    unsafe {
+        libc::kill(ping.id() as libc::pid_t, libc::SIGINT);
+    }
+    let out = std::mem::replace(ping, dummy_child()?)
+        .wait_with_output()
+        .map_err(|e| format!("ping: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse_ping(&text).ok_or_else(|| format!("no ping summary in {text:?}"))
+}
+
+/// A finished child to leave in place of the one waited for.
+fn dummy_child() -> Result<Child, String> {
+    std::process::Command::new("true")
+        .spawn()
+        .map_err(|e| format!("true: {e}"))
+}
+
+/// "N packets transmitted, M received, ..." → (N, M).
+fn parse_ping(text: &str) -> Option<(u64, u64)> {
+    let line = text.lines().find(|l| l.contains("packets transmitted"))?;
+    let mut nums = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.parse::<u64>().ok());
+    Some((nums.next()??, nums.next()??))
+}
+
+/// The Markdown section for BENCHMARKS.md: per variant, per receiver, the
+/// median failover time and ping loss with their spread over the runs.
+pub fn report(samples: &[Sample], header: &str) -> String {
+    let mut out = String::new();
+    out += header;
+    for variant in [Variant::Preferred, Variant::Ecmp] {
+        let of: Vec<&Sample> = samples.iter().filter(|s| s.variant == variant).collect();
+        if of.is_empty() {
+            continue;
+        }
+        out += &format!("\n### {}\n\n", variant.label());
+        out += "| receiver | runs | carrier lost → every prefix via the survivor (s) | spread (s) | × BIRD | census dump (s) | pings lost (of 100/s) | spread | converge (s) |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n";
+        let bird = median(
+            of.iter()
+                .filter(|s| s.receiver == Kind::Bird)
+                .filter_map(|s| s.failover_s)
+                .collect(),
+        );
+        let mut kinds: Vec<Kind> = Vec::new();
+        for s in &of {
+            if !kinds.contains(&s.receiver) {
+                kinds.push(s.receiver);
+            }
+        }
+        for k in kinds {
+            let runs: Vec<&&Sample> = of.iter().filter(|s| s.receiver == k).collect();
+            let ok: Vec<f64> = runs.iter().filter_map(|s| s.failover_s).collect();
+            let lost: Vec<f64> = runs
+                .iter()
+                .filter_map(|s| s.pings_lost.map(|l| l as f64))
+                .collect();
+            let conv: Vec<f64> = runs.iter().filter_map(|s| s.converge_s).collect();
+            let dump: Vec<f64> = runs.iter().filter_map(|s| s.census_dump_s).collect();
+            let spread = |v: &[f64], digits: usize| match (
+                v.iter().cloned().reduce(f64::min),
+                v.iter().cloned().reduce(f64::max),
+            ) {
+                (Some(a), Some(b)) => format!("{a:.digits$}–{b:.digits$}"),
+                _ => "n/a".into(),
+            };
+            let m = median(ok.clone());
+            let ratio = match (m, bird) {
+                (Some(a), Some(b)) if b > 0.0 => format!("{:.3}×", a / b),
+                _ => "n/a".into(),
+            };
+            out += &format!(
+                "| {} | {} of {} | {} | {} | {ratio} | {} | {} | {} | {} |\n",
+                k.label(),
+                ok.len(),
+                runs.len(),
+                m.map_or("n/a".into(), |v| format!("{v:.3}")),
+                spread(&ok, 3),
+                median(dump).map_or("n/a".into(), |v| format!("{v:.3}")),
+                median(lost.clone()).map_or("n/a".into(), |v| format!("{v:.0}")),
+                spread(&lost, 0),
+                median(conv).map_or("n/a".into(), |v| format!("{v:.2}")),
+            );
+        }
+    }
+    let errors: Vec<String> = samples
+        .iter()
+        .filter_map(|s| {
+            s.error
+                .as_ref()
+                .map(|e| format!("* {} {:?} run {}: {e}", s.receiver, s.variant, s.run))
+        })
+        .collect();
+    if !errors.is_empty() {
+        out += "\nErrors:\n\n";
+        out += &errors.join("\n");
+        out += "\n";
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ping_summaries_parse() {
+        let t = "--- 10.0.0.1 ping statistics ---\n812 packets transmitted, 790 received, 2.7% packet loss, time 8123ms\n";
+        assert_eq!(parse_ping(t), Some((812, 790)));
+        assert_eq!(parse_ping("nothing"), None);
+    }
+}

@@ -1,0 +1,268 @@
+//! Prefix-independent failover: routes sharing an ECMP group keep
+//! forwarding through it when one of its next hops fails, and the FIB's
+//! cost is a few messages whatever the number of prefixes.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use kernel::{Fib, FibChange};
+
+/// Prefixes in each test: far more than the messages a failover may cost.
+const N: u32 = 2000;
+
+const A: &str = "10.0.0.2";
+const B: &str = "10.0.1.2";
+
+fn table(nhs: &[&str]) -> Vec<FibChange> {
+    (0..N)
+        .map(|i| change(&format!("10.{}.{}.0/24", 100 + i / 256, i % 256), nhs))
+        .collect()
+}
+
+/// Counts the table's prefixes in the kernel by what they forward on:
+/// (via veth0 and veth1, via veth1 only, anything else or missing).
+fn census(ns: &Ns) -> (u32, u32, u32) {
+    let routes = ns.v4();
+    let (mut both, mut b_only, mut other) = (0, 0, 0);
+    for i in 0..N {
+        let dst = format!("10.{}.{}.0/24", 100 + i / 256, i % 256);
+        match find(&routes, &dst).map(paths) {
+            Some(p) if p == vec![pair(A, "veth0"), pair(B, "veth1")] => both += 1,
+            Some(p) if p == vec![pair(B, "veth1")] => b_only += 1,
+            _ => other += 1,
+        }
+    }
+    (both, b_only, other)
+}
+
+fn pair(gw: &str, dev: &str) -> (String, String) {
+    (gw.to_string(), dev.to_string())
+}
+
+/// Polls (at most 5 s) until every prefix forwards as `want` says.
+async fn wait_census(ns: &Ns, what: &str, want: (u32, u32, u32)) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let c = census(ns);
+        if c == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: (both, b only, other) = {c:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Lets the FIB notice and act on a kernel change, then waits until it
+/// has written everything.
+async fn settle(fib: &Fib) {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    fib.flush().await;
+}
+
+/// The table's group is re-pointed (or the kernel shrank it) and the RIB's
+/// changes that follow (best set = the survivor) are taken without a write
+/// per prefix; when the failed next hop is back, the table returns to both.
+async fn fail_and_recover(ns: Ns, fib: Fib, fail: &str, restore: &str) {
+    fib.apply(table(&[A, B])).await;
+    fib.flush().await;
+    wait_census(&ns, "the table via both", (N, 0, 0)).await;
+    let before = fib.messages_written();
+
+    ns.ip(fail);
+    wait_census(&ns, "every prefix via the survivor", (0, N, 0)).await;
+    settle(&fib).await;
+    // The RIB then selects the survivor alone for every prefix.
+    fib.apply(table(&[B])).await;
+    settle(&fib).await;
+    let cost = fib.messages_written() - before;
+    assert_eq!(census(&ns), (0, N, 0));
+    assert!(
+        cost <= 8,
+        "failover of {N} prefixes cost {cost} netlink messages"
+    );
+    let entries = fib.entries(None).await;
+    assert!(entries.iter().all(
+        |e| e.status == "installed" && e.kernel_next_hops == vec![format!("via {B} dev veth1")]
+    ));
+
+    ns.ip(restore);
+    settle(&fib).await;
+    fib.apply(table(&[A, B])).await;
+    fib.flush().await;
+    wait_census(&ns, "the table via both again", (N, 0, 0)).await;
+    // The shrunk group went with its last route: A, B and one group.
+    settle(&fib).await;
+    assert_eq!(ns.objects().len(), 3, "{:?}", ns.objects());
+    fib.shutdown().await;
+    assert!(ns.objects().is_empty(), "{:?}", ns.objects());
+}
+
+#[test]
+fn carrier_loss_keeps_the_table_on_its_shrunk_group() {
+    let ns = Netns::new("pic-carrier");
+    ns.run(|ns| async move {
+        let (fib, _rx) = start(cfg());
+        // The kernel itself drops the member on carrier loss; the FIB
+        // must neither rewrite the routes nor lose the group.
+        fail_and_recover(ns, fib, "link set veth0p down", "link set veth0p up").await;
+    });
+}
+
+#[test]
+fn an_unreachable_next_hop_is_taken_out_of_the_group_with_one_message() {
+    let ns = Netns::new("pic-unreach");
+    ns.run(|ns| async move {
+        let (fib, _rx) = start(cfg());
+        // No carrier change: A becomes unreachable (its subnet goes) and
+        // the kernel keeps the objects; the FIB re-points the group.
+        fail_and_recover(
+            ns,
+            fib,
+            "addr del 10.0.0.1/24 dev veth0",
+            "addr add 10.0.0.1/24 dev veth0",
+        )
+        .await;
+    });
+}
+
+/// The kernel's routes of ours (`ip -j route`, counted).
+fn kernel_count(ns: &Ns) -> usize {
+    ns.v4().len()
+}
+
+/// Figures for BENCHMARKS.md: `KROUTE_FAILOVER_N` (default 100000) ECMP
+/// prefixes, one next hop loses carrier; prints the messages the FIB wrote
+/// and how long it took to have nothing left to write. Run with
+/// `cargo test --release -p kernel --test failover -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn failover_at_scale() {
+    let n: u32 = std::env::var("KROUTE_FAILOVER_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let ns = Netns::new("pic-scale");
+    ns.run(move |ns| async move {
+        let (fib, _rx) = start(cfg());
+        let changes = |nhs: &[&str]| -> Vec<FibChange> {
+            (0..n)
+                .map(|i| {
+                    let mut c = change("10.0.0.0/24", nhs);
+                    c.prefix = ipnet::IpNet::V4(
+                        ipnet::Ipv4Net::new(std::net::Ipv4Addr::from(0x0b00_0000 + (i << 8)), 24)
+                            .unwrap(),
+                    );
+                    c
+                })
+                .collect()
+        };
+        for chunk in changes(&[A, B]).chunks(16 * 1024) {
+            fib.apply(chunk.to_vec()).await;
+        }
+        fib.flush().await;
+        assert_eq!(kernel_count(&ns), n as usize);
+        let before = fib.messages_written();
+        let t0 = std::time::Instant::now();
+        ns.ip("link set veth0p down");
+        // The FIB notices (debounced), re-points, finds every route right.
+        while fib.messages_written() == before && t0.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let noticed = t0.elapsed();
+        fib.flush().await;
+        let fib_done = t0.elapsed();
+        let fo = fib.messages_written() - before;
+        // What the RIB sends next: the survivor alone, every prefix.
+        let t1 = std::time::Instant::now();
+        for chunk in changes(&[B]).chunks(16 * 1024) {
+            fib.apply(chunk.to_vec()).await;
+        }
+        fib.flush().await;
+        let retag = t1.elapsed();
+        let total = fib.messages_written() - before;
+        let routes = ns.v4();
+        let via_b = routes
+            .iter()
+            .filter(|r| paths(r) == vec![pair(B, "veth1")])
+            .count();
+        println!(
+            "failover of {n} ECMP prefixes: {fo} messages, first after {noticed:?}, FIB idle after {fib_done:?}; the RIB's {n} changes after: {} more messages in {retag:?}; {via_b} routes via the survivor",
+            total - fo,
+        );
+        assert_eq!(via_b, n as usize);
+        fib.shutdown().await;
+    });
+}
+
+/// A best path with a backup (no ECMP): when the best next hop loses
+/// carrier the kernel deletes the routes through it (a group goes with its
+/// last member), and the FIB writes each prefix via the backup at once,
+/// without waiting for the RIB; the RIB's changes that follow (best = the
+/// old backup) cost no write.
+#[test]
+fn a_lost_best_next_hop_fails_over_to_the_backup_without_the_rib() {
+    let ns = Netns::new("pic-backup");
+    ns.run(|ns| async move {
+        let (fib, _rx) = start(cfg());
+        let with_backup: Vec<FibChange> = table(&[A])
+            .into_iter()
+            .map(|c| FibChange {
+                backup: set(&[B]),
+                ..c
+            })
+            .collect();
+        fib.apply(with_backup.clone()).await;
+        fib.flush().await;
+        let routes = ns.v4();
+        assert_eq!(routes.len(), N as usize);
+        assert!(routes.iter().all(|r| paths(r) == vec![pair(A, "veth0")]));
+
+        ns.ip("link set veth0p down");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let r = ns.v4();
+            let via_b = r
+                .iter()
+                .filter(|r| paths(r) == vec![pair(B, "veth1")])
+                .count();
+            if via_b == N as usize {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{via_b} of {N} via the backup"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let e = fib.entries(None).await;
+        assert!(e.iter().all(|e| e.status == "installed"
+            && e.kernel_next_hops == vec![format!("via {B} dev veth1")]
+            && e.detail.as_deref().is_some_and(|d| d.contains("backup"))));
+        settle(&fib).await;
+        let before = fib.messages_written();
+        fib.apply(table(&[B])).await;
+        settle(&fib).await;
+        assert_eq!(
+            fib.messages_written(),
+            before,
+            "the RIB's re-selection wrote"
+        );
+
+        // The best next hop is back and the RIB selects it again.
+        ns.ip("link set veth0p up");
+        settle(&fib).await;
+        fib.apply(with_backup).await;
+        fib.flush().await;
+        let r = ns.v4();
+        assert!(
+            r.iter().all(|r| paths(r) == vec![pair(A, "veth0")]),
+            "{r:?}"
+        );
+        fib.shutdown().await;
+    });
+}

@@ -1,0 +1,133 @@
+//! Prefix-independent failover against the daemon: two BIRD upstreams
+//! announce the same prefixes as equal paths (ECMP); the first one's link
+//! loses carrier; every prefix must forward via the survivor at once, a
+//! ping into the table must keep working, and kroute must not rewrite the
+//! routes one by one (its route writes are counted with `ip monitor`).
+//! Needs root and BIRD 2 (see `common/mod.rs`).
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::bird::Bird;
+use common::scenarios::Topo;
+use common::PeerDaemon;
+
+/// Prefixes both peers announce; the ping target is in the first.
+const N: usize = 24;
+const TARGET: &str = "10.77.0.1";
+
+fn prefix(i: usize) -> String {
+    format!("10.77.{i}.0/24")
+}
+
+fn ping(t: &Topo<Bird>) -> bool {
+    t.k_ns
+        .output(&["ping", "-c", "3", "-i", "0.2", "-W", "1", TARGET])
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The nexthop object a route points at and how many members it has now.
+fn object_of(t: &Topo<Bird>, p: &str) -> (u64, usize) {
+    let out = t.k_ns.ip(&["-j", "route", "show", p]).expect("ip route");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("ip -j");
+    let id = v[0]["nhid"].as_u64().expect("route points at an object");
+    let out = t
+        .k_ns
+        .ip(&["-j", "nexthop", "show", "id", &id.to_string()])
+        .expect("ip nexthop");
+    let o: serde_json::Value = serde_json::from_str(&out).expect("ip -j");
+    let members = o[0]["group"].as_array().map_or(1, |g| g.len());
+    (id, members)
+}
+
+#[test]
+fn ecmp_carrier_loss_fails_over_without_rewriting_routes() {
+    let mut t = Topo::<Bird>::p2p("pic", 2, false, |c| c.router.max_paths = 4);
+    for (ns, p) in t.peer_ns.iter().zip(t.peers.iter_mut()) {
+        // Both upstreams answer for the target: a ping works via either.
+        ns.add_addr("lo", &format!("{TARGET}/32")).expect("address");
+        for i in 0..N {
+            p.announce(&prefix(i));
+        }
+    }
+    t.wait_established();
+    for i in 0..N {
+        t.wait_kernel_via(&prefix(i), &[1, 2]);
+    }
+    assert!(ping(&t), "no ping via both upstreams");
+    let (group, members) = object_of(&t, &prefix(0));
+    assert_eq!(members, 2);
+
+    // kroute's route writes from here on, as the kernel announces them.
+    // Without compat mode the kernel does not announce, per route, what
+    // a change of a nexthop object does to the routes using it: what is
+    // left is what was written.
+    t.k_ns
+        .run(&["sysctl", "-qw", "net.ipv4.nexthop_compat_mode=0"])
+        .expect("sysctl");
+    let mut monitor = t
+        .k_ns
+        .command("ip")
+        .args(["-o", "monitor", "route"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("ip monitor");
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Upstream 1's end goes down: kroute's side loses carrier.
+    t.peer_ns[0]
+        .ip(&["link", "set", &t.links[0].p_dev, "down"])
+        .expect("link down");
+    common::wait_until(common::CONVERGE, "every route on the shrunk group", || {
+        let on: Vec<(u64, usize)> = (0..N).map(|i| object_of(&t, &prefix(i))).collect();
+        if on.iter().all(|o| *o == (group, 1)) {
+            Ok(())
+        } else {
+            Err(format!("{on:?}"))
+        }
+    });
+    // The RIB reselects every prefix (best = upstream 2 alone); give it
+    // time, then every route is still on the same, shrunk group.
+    std::thread::sleep(Duration::from_secs(3));
+    for i in 0..N {
+        assert_eq!(object_of(&t, &prefix(i)), (group, 1), "{}", prefix(i));
+    }
+    let _ = monitor.kill();
+    let out = monitor.wait_with_output().expect("ip monitor output");
+    t.k_ns
+        .run(&["sysctl", "-qw", "net.ipv4.nexthop_compat_mode=1"])
+        .expect("sysctl");
+    for i in 0..N {
+        t.wait_kernel_via(&prefix(i), &[2]);
+    }
+    assert!(ping(&t), "no ping via the surviving upstream");
+    // `show fib` says what the kernel forwards on: the survivor.
+    let survivor = format!("via {} dev {}", t.links[1].p4, t.links[1].k_dev);
+    for e in t.kroute.fib() {
+        assert_eq!(e.status, "installed", "{e:?}");
+        assert_eq!(e.kernel_next_hops, vec![survivor.clone()], "{e:?}");
+    }
+
+    let lines = String::from_utf8_lossy(&out.stdout);
+    let writes = lines.lines().filter(|l| l.contains("10.77.")).count();
+    assert!(
+        writes <= 2,
+        "failover of {N} prefixes rewrote {writes} routes:\n{lines}"
+    );
+
+    // Back: every prefix via both again, once the sessions have settled
+    // (upstream 1 may have dropped its session with the link and opens a
+    // new one when it returns).
+    t.peer_ns[0]
+        .ip(&["link", "set", &t.links[0].p_dev, "up"])
+        .expect("link up");
+    t.wait_established();
+    std::thread::sleep(Duration::from_secs(2));
+    t.wait_established();
+    for i in 0..N {
+        t.wait_kernel_via(&prefix(i), &[1, 2]);
+    }
+    assert!(ping(&t), "no ping after recovery");
+}
