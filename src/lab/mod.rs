@@ -3,8 +3,11 @@
 //! `up` builds a scenario out of network namespaces (a LAN bridge, nodes,
 //! pods, upstream FRR routers), runs kroute on every node (this same binary,
 //! `kroute daemon`, inside the node's namespace) next to a stand-in for the
-//! CNI's BGP control plane (GoBGP, which Cilium embeds), waits until every
-//! node's kernel holds the other nodes' pod CIDRs, and prints a ping matrix.
+//! CNI's BGP control plane (GoBGP, which Cilium embeds) — or, in the
+//! kubernetes scenario, `kroute daemon --kubernetes` against a Kubernetes
+//! API stand-in — waits until every node's kernel holds the other nodes'
+//! pod CIDRs, and prints a ping matrix. `break export R` / `repair export
+//! R` make an upstream send its nodes nothing, for `kroute cluster check`.
 //! `status` shows sessions, kernel routes and the matrix; `down` kills every
 //! process by PID and deletes every namespace it created.
 //!
@@ -343,7 +346,9 @@ fn up(args: &UpArgs, output: Output) -> Result<()> {
                     "                           every node x pod CIDR, from the API (at {}:{}, in {})",
                     api.address, api.port, api.ns
                 );
-                println!("  kroute lab break export r1    r1 sends its nodes nothing; `repair` undoes it");
+                println!(
+                    "  kroute lab break export r1  r1 sends its nodes nothing; `repair export r1` undoes it"
+                );
             }
             println!("  kroute lab down          stop everything, delete the namespaces");
         }
