@@ -185,6 +185,10 @@ pub fn start_api(state: &mut State) -> Result<()> {
     write(&script, SCRIPT)?;
     write(&objects, &saved_objects(&state.topology).to_string())?;
     write(&api.kubeconfig, &kubeconfig(&api))?;
+    // For reading (and `kroute config check --node`): what the API serves.
+    let manifest = serde_yaml_ng::to_string(&krouteconfig(&state.topology))
+        .map_err(|e| Error::Other(format!("KrouteConfig: {e}")))?;
+    write(&api.dir.join("krouteconfig.yaml"), &manifest)?;
     let ns = Netns::open(&api.ns)?;
     ns.add_addr(
         &api.dev,

@@ -267,7 +267,9 @@ pub const API_PORT: u16 = 6443;
 
 /// kubernetes: the upstream router (1-based) of node `i` of `routers`.
 /// Each node peers with one router, as each of seed 000's nodes peers with
-/// the FRR of the Proxmox host it runs on: n1 and n4 with r1, and so on.
+/// one FRR upstream; spread over the routers (n1 and n4 with r1, and so
+/// on), so that one router's fault costs some nodes their routes and not
+/// others, which `kroute cluster check` then tells apart.
 pub fn upstream_of(i: u8, routers: u8) -> u8 {
     (i - 1) % routers + 1
 }
@@ -606,8 +608,9 @@ pub fn kroute_config_file(t: &Topology, n: &Node) -> String {
     match t.scenario {
         Scenario::Kubernetes => {
             y += &format!(
-                "# Node {} of `kroute lab up --scenario kubernetes`: not used by the\n\
-                 # lab (its kroute reads the KrouteConfig), written for reading.\n",
+                "# Node {} of `kroute lab up --scenario kubernetes`: what the lab's\n\
+                 # KrouteConfig (api/krouteconfig.yaml) renders to for this node; the\n\
+                 # lab's kroute reads the KrouteConfig from the API, not this file.\n",
                 n.name
             );
         }
