@@ -34,7 +34,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The Kubernetes API the tests run against (tests/kube/apiserver.py):
+# The Kubernetes API the tests and `kroute lab up --scenario kubernetes` run
+# against (src/lab/apiserver.py):
 # PyPI's kmock, the Kopf project's API mock. Debian 12 marks its Python as
 # externally managed, hence --break-system-packages (root, test machine).
 if ! python3 -c 'import kmock' >/dev/null 2>&1; then

@@ -1,6 +1,6 @@
 //! Kubernetes mode end to end: kroute daemons (`--kubernetes`) in node
 //! namespaces on one LAN with a BIRD rack router (eBGP to every node) and
-//! the API stand-in (`tests/kube/apiserver.py`); the cluster's objects are
+//! the API stand-in (`src/lab/apiserver.py`); the cluster's objects are
 //! written with the real `kube` client, routes are checked at the rack
 //! router and in the nodes' kernels.
 

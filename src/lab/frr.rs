@@ -65,3 +65,37 @@ pub fn start(state: &mut State, i: usize) -> Result<()> {
     }
     Ok(())
 }
+
+/// The route-map `kroute lab break export` hangs on a router's node
+/// sessions: it denies everything, so the router sends the nodes nothing.
+const BROKEN_EXPORT: &str = "kroute-lab-broken-export";
+
+/// Break (or repair) router `r`'s export to the nodes: a deny-all
+/// route-map outbound on every node neighbor, both families, then a soft
+/// outbound refresh so the withdrawals go out at once (FRR would otherwise
+/// wait for its route-map delay timer).
+pub fn set_export_broken(t: &Topology, r: &Router, broken: bool) -> Result<()> {
+    let no = if broken { "" } else { "no " };
+    let mut cmds: Vec<String> = vec![
+        "configure terminal".into(),
+        format!("route-map {BROKEN_EXPORT} deny 10"),
+        "exit".into(),
+        format!("router bgp {}", r.asn),
+    ];
+    for afi in ["ipv6", "ipv4"] {
+        cmds.push(format!("address-family {afi} unicast"));
+        for n in r.neighbors.iter().filter(|n| t.node(&n.name).is_some()) {
+            cmds.push(format!(
+                "{no}neighbor {} route-map {BROKEN_EXPORT} out",
+                n.address
+            ));
+        }
+        cmds.push("exit-address-family".into());
+    }
+    cmds.push("end".into());
+    for afi in ["ipv6", "ipv4"] {
+        cmds.push(format!("clear bgp {afi} unicast * soft out"));
+    }
+    let cmds: Vec<&str> = cmds.iter().map(String::as_str).collect();
+    labkit::frr::vtysh(&r.ns, &cmds).map(drop)
+}

@@ -3,8 +3,11 @@
 //! `up` builds a scenario out of network namespaces (a LAN bridge, nodes,
 //! pods, upstream FRR routers), runs kroute on every node (this same binary,
 //! `kroute daemon`, inside the node's namespace) next to a stand-in for the
-//! CNI's BGP control plane (GoBGP, which Cilium embeds), waits until every
-//! node's kernel holds the other nodes' pod CIDRs, and prints a ping matrix.
+//! CNI's BGP control plane (GoBGP, which Cilium embeds) — or, in the
+//! kubernetes scenario, `kroute daemon --kubernetes` against a Kubernetes
+//! API stand-in — waits until every node's kernel holds the other nodes'
+//! pod CIDRs, and prints a ping matrix. `break export R` / `repair export
+//! R` make an upstream send its nodes nothing, for `kroute cluster check`.
 //! `status` shows sessions, kernel routes and the matrix; `down` kills every
 //! process by PID and deletes every namespace it created.
 //!
@@ -18,6 +21,7 @@
 //! procs.rs     the state file; detached daemons in it, stopped by PID
 //! frr.rs       FRR (zebra + bgpd) per router namespace
 //! gobgp.rs     the CNI stand-in (gobgpd) per node namespace
+//! kube.rs      kubernetes: the API stand-in, its objects, kroute --kubernetes
 //! status.rs    sessions (API socket), kernel routes, ping matrix
 //! render.rs    tables and the matrix
 //! ```
@@ -29,6 +33,7 @@
 
 mod frr;
 mod gobgp;
+mod kube;
 mod netns;
 mod procs;
 mod render;
@@ -68,6 +73,29 @@ pub enum LabCmd {
         #[command(flatten)]
         name: NameArg,
     },
+    /// Break something on purpose, e.g. `break export r1`: the router
+    /// sends the nodes nothing (its sessions stay up), as an upstream with
+    /// a bad outbound policy does; `cluster check` then names what is missing
+    Break(BreakArgs),
+    /// Undo `break` (e.g. `repair export r1`)
+    Repair(BreakArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BreakArgs {
+    /// What to break or repair
+    #[arg(value_enum)]
+    pub what: Breakable,
+    /// The upstream router (r1, r2, ...)
+    pub router: String,
+    #[command(flatten)]
+    pub name: NameArg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Breakable {
+    /// The router's export to the nodes (a deny-all outbound route-map)
+    Export,
 }
 
 #[derive(Args, Debug)]
@@ -146,7 +174,49 @@ pub fn run(cmd: &LabCmd, output: Output) -> Result<()> {
             }
             Ok(())
         }
+        LabCmd::Break(args) => set_broken(args, true),
+        LabCmd::Repair(args) => set_broken(args, false),
     }
+}
+
+/// `break export R` / `repair export R`.
+fn set_broken(args: &BreakArgs, broken: bool) -> Result<()> {
+    let mut state = load_state(&args.name.name)?;
+    let t = &state.topology;
+    let Some(r) = t.routers.iter().find(|r| r.name == args.router).cloned() else {
+        let names: Vec<&str> = t.routers.iter().map(|r| r.name.as_str()).collect();
+        return Err(Error::Other(format!(
+            "no router {} (routers: {})",
+            args.router,
+            names.join(", ")
+        )));
+    };
+    match args.what {
+        Breakable::Export => frr::set_export_broken(t, &r, broken)?,
+    }
+    state.broken_exports.retain(|x| *x != r.name);
+    if broken {
+        state.broken_exports.push(r.name.clone());
+    }
+    state.save()?;
+    let nodes: Vec<&str> = r
+        .neighbors
+        .iter()
+        .filter(|n| state.topology.node(&n.name).is_some())
+        .map(|n| n.name.as_str())
+        .collect();
+    if broken {
+        println!(
+            "{}'s export to {} is broken (sessions stay up, it sends them no routes); \
+             `kroute lab repair export {}` undoes it",
+            r.name,
+            nodes.join(", "),
+            r.name
+        );
+    } else {
+        println!("{}'s export to {} is repaired", r.name, nodes.join(", "));
+    }
+    Ok(())
 }
 
 fn load_state(name: &str) -> Result<State> {
@@ -193,6 +263,9 @@ fn require_programs(topo: &Topology) -> Result<()> {
     }
     for (program, package) in need {
         labkit::cmd::require_program(&program, package)?;
+    }
+    if topo.kubernetes.is_some() {
+        kube::require_python()?;
     }
     Ok(())
 }
@@ -263,6 +336,20 @@ fn up(args: &UpArgs, output: Output) -> Result<()> {
                     .map(|n| n.pod.cidr_v6.to_string())
                     .unwrap_or_default()
             );
+            if let Some(api) = &state.topology.kubernetes {
+                println!(
+                    "  ip netns exec {} kroute cluster check --kubeconfig {}",
+                    api.ns,
+                    api.kubeconfig.display()
+                );
+                println!(
+                    "                           every node x pod CIDR, from the API (at {}:{}, in {})",
+                    api.address, api.port, api.ns
+                );
+                println!(
+                    "  kroute lab break export r1  r1 sends its nodes nothing; `repair export r1` undoes it"
+                );
+            }
             println!("  kroute lab down          stop everything, delete the namespaces");
         }
     }
@@ -298,11 +385,16 @@ fn build(state: &mut State) -> Result<()> {
             gobgp::announce(state, i)?;
         }
     }
+    kube::start_api(state)?;
     for i in 0..state.topology.routers.len() {
         frr::start(state, i)?;
     }
     for i in 0..state.topology.nodes.len() {
-        procs::start_kroute(state, i)?;
+        if state.topology.kubernetes.is_some() {
+            kube::start_kroute(state, i)?;
+        } else {
+            procs::start_kroute(state, i)?;
+        }
     }
     Ok(())
 }

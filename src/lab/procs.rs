@@ -32,6 +32,9 @@ pub struct State {
     pub processes: Vec<ProcRecord>,
     /// Directories outside the state dir to remove (FRR's run dirs).
     pub run_dirs: Vec<PathBuf>,
+    /// Routers whose export to the nodes `kroute lab break export` broke.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub broken_exports: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +101,7 @@ impl State {
             namespaces: Vec::new(),
             processes: Vec::new(),
             run_dirs: Vec::new(),
+            broken_exports: Vec::new(),
         };
         s.save()?;
         Ok(s)
@@ -185,6 +189,10 @@ pub fn restart_kroute(state: &mut State, node: &str) -> Result<()> {
         p.id.terminate(Duration::from_secs(5))?;
         state.processes.retain(|q| *q != p);
         state.save()?;
+    }
+    if state.topology.kubernetes.is_some() {
+        // Its config comes from the cluster again (or its cache).
+        return super::kube::start_kroute(state, i);
     }
     // The config in its directory, which may have been edited since `up`.
     let config = &state.topology.nodes[i].config;

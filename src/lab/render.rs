@@ -115,6 +115,27 @@ pub fn status(state: &State, r: &Report) -> String {
         r.routers.len(),
         r.state_dir
     );
+    if let Some(api) = &t.kubernetes {
+        let running = state
+            .process("api", "apiserver")
+            .map(|p| {
+                format!(
+                    "{} {}",
+                    p.id.pid,
+                    if p.alive() { "running" } else { "STOPPED" }
+                )
+            })
+            .unwrap_or_else(|| "not started".into());
+        out += &format!(
+            "API stand-in http://{}:{} in {} (apiserver {running}); \
+             ip netns exec {} kroute cluster check --kubeconfig {}\n",
+            api.address,
+            api.port,
+            api.ns,
+            api.ns,
+            api.kubeconfig.display()
+        );
+    }
     // Pod CIDRs and services: the routes the lab is about.
     let interesting: Vec<IpNet> = t
         .nodes
@@ -209,6 +230,12 @@ pub fn status(state: &State, r: &Report) -> String {
             .collect();
         for l in table(&["NAME", "NAMESPACE", "ASN", "ADDRESSES", "DAEMONS"], rows).lines() {
             out += &format!("  {l}\n");
+        }
+        for r in &state.broken_exports {
+            out += &format!(
+                "  {r}: export to the nodes BROKEN by `kroute lab break export {r}` \
+                 (`kroute lab repair export {r}` undoes it)\n"
+            );
         }
     }
     out += "\n";

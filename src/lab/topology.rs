@@ -37,6 +37,10 @@ pub enum Scenario {
     /// Seed 004: a service address on one node reached by TCP from pods on
     /// the others; the reply needs the return route to the pod CIDR
     ClusteripReturnPath,
+    /// Seed 000's nodes and routers without Cilium's BGP: kroute in
+    /// Kubernetes mode, its config (one KrouteConfig) and the pod CIDRs
+    /// from an API stand-in
+    Kubernetes,
 }
 
 impl fmt::Display for Scenario {
@@ -45,6 +49,7 @@ impl fmt::Display for Scenario {
             Scenario::CiliumFrr => "cilium-frr",
             Scenario::SameAsnRr => "same-asn-rr",
             Scenario::ClusteripReturnPath => "clusterip-return-path",
+            Scenario::Kubernetes => "kubernetes",
         })
     }
 }
@@ -83,6 +88,25 @@ pub struct Topology {
     pub fabric: Fabric,
     pub nodes: Vec<Node>,
     pub routers: Vec<Router>,
+    /// The API stand-in (kubernetes scenario only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubeApi>,
+}
+
+/// The Kubernetes API stand-in (`apiserver.py`) of the kubernetes
+/// scenario: in the fabric namespace, on an address of the LAN bridge, so
+/// every node reaches it over the LAN as a node reaches its API server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KubeApi {
+    pub ns: String,
+    /// The bridge that gets `address`.
+    pub dev: String,
+    pub address: Ipv4Addr,
+    pub port: u16,
+    /// Its script, saved objects, log and the kubeconfig.
+    pub dir: PathBuf,
+    pub kubeconfig: PathBuf,
 }
 
 /// The shared LAN: a bridge in its own namespace.
@@ -214,6 +238,16 @@ impl Topology {
         v
     }
 
+    /// kubernetes: the one router node `n` peers with (None: every router).
+    pub fn upstream(&self, n: &Node) -> Option<&Router> {
+        if self.scenario != Scenario::Kubernetes {
+            return None;
+        }
+        let i = self.nodes.iter().position(|m| m.name == n.name)?;
+        let k = upstream_of(i as u8 + 1, self.routers.len() as u8);
+        self.routers.get(usize::from(k) - 1)
+    }
+
     /// Service addresses pods are expected to reach (ping matrix columns).
     pub fn services(&self) -> Vec<(&Node, IpNet)> {
         if self.scenario != Scenario::ClusteripReturnPath {
@@ -224,6 +258,20 @@ impl Topology {
             .flat_map(|n| n.vips.iter().map(move |v| (n, *v)))
             .collect()
     }
+}
+
+/// The API stand-in's address on the LAN (after the nodes, before the
+/// routers) and port.
+pub const API_ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 101, 0, 200);
+pub const API_PORT: u16 = 6443;
+
+/// kubernetes: the upstream router (1-based) of node `i` of `routers`.
+/// Each node peers with one router, as each of seed 000's nodes peers with
+/// one FRR upstream; spread over the routers (n1 and n4 with r1, and so
+/// on), so that one router's fault costs some nodes their routes and not
+/// others, which `kroute cluster check` then tells apart.
+pub fn upstream_of(i: u8, routers: u8) -> u8 {
+    (i - 1) % routers + 1
 }
 
 /// Lay out the scenario.
@@ -237,7 +285,7 @@ pub fn build(o: &LabOptions) -> Result<Topology, String> {
         return Err(format!("--nodes {n}: the lab builds 2 to 9 nodes"));
     }
     let routers = match o.scenario {
-        Scenario::CiliumFrr => 3,
+        Scenario::CiliumFrr | Scenario::Kubernetes => 3,
         Scenario::SameAsnRr | Scenario::ClusteripReturnPath => 2,
     };
     let lan_v6: Ipv6Net = "fd00:101::/64".parse().expect("literal");
@@ -259,6 +307,17 @@ pub fn build(o: &LabOptions) -> Result<Topology, String> {
             lan_v6,
             lan_v4,
         },
+        kubernetes: (o.scenario == Scenario::Kubernetes).then(|| {
+            let dir = o.state_dir.join("api");
+            KubeApi {
+                ns: ns("fabric"),
+                dev: "br0".into(),
+                address: API_ADDRESS,
+                port: API_PORT,
+                kubeconfig: dir.join("kubeconfig"),
+                dir,
+            }
+        }),
         nodes,
         routers,
     })
@@ -320,6 +379,8 @@ fn node(o: &LabOptions, i: u8, ns: &impl Fn(&str) -> String) -> Node {
     };
     let (cni, originate) = match o.scenario {
         Scenario::SameAsnRr => (None, vec![IpNet::V6(pod.cidr_v6), IpNet::V4(pod.cidr_v4)]),
+        // kroute originates the pod CIDRs itself (`podCIDRs: true`).
+        Scenario::Kubernetes => (None, Vec::new()),
         _ => {
             let mut routes = vec![
                 CniRoute {
@@ -393,7 +454,11 @@ fn router(
     };
     let mut neighbors: Vec<RouterNeighbor> = nodes
         .iter()
-        .map(|n| RouterNeighbor {
+        .enumerate()
+        .filter(|(i, _)| {
+            o.scenario != Scenario::Kubernetes || upstream_of(*i as u8 + 1, count) == k
+        })
+        .map(|(_, n)| RouterNeighbor {
             name: n.name.clone(),
             address: n.lan_v6,
             asn: n.asn,
@@ -440,7 +505,11 @@ pub fn kroute_config(t: &Topology, n: &Node) -> Config {
         });
     }
     let allow_as_in = u8::from(t.scenario == Scenario::SameAsnRr && t.allow_as_in);
-    for r in &t.routers {
+    for r in t
+        .routers
+        .iter()
+        .filter(|r| t.upstream(n).is_none_or(|u| u.name == r.name))
+    {
         peers.push(Peer {
             allow_as_in,
             import: cluster.clone(),
@@ -481,7 +550,11 @@ pub fn kroute_config(t: &Topology, n: &Node) -> Config {
     };
     Config {
         router: config::Router {
-            max_paths: t.routers.len().max(1),
+            max_paths: if t.scenario == Scenario::Kubernetes {
+                1
+            } else {
+                t.routers.len().max(1)
+            },
             hold_time: 9,
             connect_retry: 2,
             ..config::Router::new(n.asn, n.router_id)
@@ -501,7 +574,7 @@ pub fn kroute_config(t: &Topology, n: &Node) -> Config {
             interfaces: Vec::new(),
             communities,
             large_communities,
-            pod_cidrs: None,
+            pod_cidrs: (t.scenario == Scenario::Kubernetes).then(config::PodCidrs::default),
             services: None,
         }],
         policies: vec![
@@ -534,6 +607,14 @@ fn lab_value<T: std::str::FromStr<Err = String>>(s: &str) -> T {
 pub fn kroute_config_file(t: &Topology, n: &Node) -> String {
     let mut y = String::new();
     match t.scenario {
+        Scenario::Kubernetes => {
+            y += &format!(
+                "# Node {} of `kroute lab up --scenario kubernetes`: what the lab's\n\
+                 # KrouteConfig (api/krouteconfig.yaml) renders to for this node; the\n\
+                 # lab's kroute reads the KrouteConfig from the API, not this file.\n",
+                n.name
+            );
+        }
         Scenario::CiliumFrr | Scenario::ClusteripReturnPath => {
             y += &format!(
                 "# Node {} of `kroute lab up --scenario {}` (seed 000): Cilium's BGP\n\
@@ -577,6 +658,8 @@ pub fn kroute_config_file(t: &Topology, n: &Node) -> String {
 pub fn router_peer_name(t: &Topology, r: &Router) -> String {
     match t.scenario {
         Scenario::SameAsnRr => format!("rr-{}", r.name),
+        // One name for all nodes: one KrouteConfig, one upstream each.
+        Scenario::Kubernetes => "upstream".to_string(),
         _ => format!("frr-{}", r.name),
     }
 }
@@ -597,6 +680,10 @@ fn cluster_ranges(s: Scenario) -> Vec<(&'static str, &'static str)> {
         Scenario::ClusteripReturnPath => {
             v.push(("fd00:101:96::/108 le 128", "services"));
             v.push(("10.101.96.0/24 le 32", "services (IPv4)"));
+            v.push(("fd00:101:fe::/64 le 128", "node loopbacks"));
+            v.push(("10.101.254.0/24 le 32", "node loopbacks (IPv4)"));
+        }
+        Scenario::Kubernetes => {
             v.push(("fd00:101:fe::/64 le 128", "node loopbacks"));
             v.push(("10.101.254.0/24 le 32", "node loopbacks (IPv4)"));
         }

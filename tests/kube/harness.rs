@@ -19,7 +19,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_kroute");
 const PORT: u16 = 6443;
 
 fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kube/apiserver.py")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lab/apiserver.py")
 }
 
 /// The API stand-in, listening on `address:6443` in its namespace.
