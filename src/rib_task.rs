@@ -235,6 +235,7 @@ pub fn originations(c: &Config) -> Vec<rib::Origination> {
                 prefix,
                 communities: a.communities.clone(),
                 large_communities: a.large_communities.clone(),
+                local_pref: a.local_pref,
             });
         }
     }

@@ -776,6 +776,7 @@ fn advertised_interface_addresses_follow_changes() {
             interfaces: vec!["lo".into()],
             communities: Vec::new(),
             large_communities: Vec::new(),
+            local_pref: None,
             pod_cidrs: None,
             services: None,
         }];

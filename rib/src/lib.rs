@@ -106,6 +106,8 @@ pub struct Origination {
     pub prefix: wire::Prefix,
     pub communities: Vec<Community>,
     pub large_communities: Vec<LargeCommunity>,
+    /// LOCAL_PREF towards iBGP peers (`advertise[].localPref`).
+    pub local_pref: Option<u32>,
 }
 
 /// The RIB→FIB contract (defined once in `tables::fib`, used as is by the

@@ -490,6 +490,7 @@ impl Rib {
                     origin: Some(Origin::Igp),
                     communities: o.communities.into(),
                     large_communities: o.large_communities.into(),
+                    local_pref: o.local_pref,
                     ..Default::default()
                 },
             });

@@ -135,11 +135,13 @@ fn originated_prefixes_exported_with_communities() {
                 prefix: p("10.244.1.0/24"),
                 communities: vec![c],
                 large_communities: vec![],
+                local_pref: None,
             },
             Origination {
                 prefix: p("fd00:244:1::/64"),
                 communities: vec![],
                 large_communities: vec![],
+                local_pref: None,
             },
         ],
         &mut out,
@@ -179,6 +181,31 @@ fn originated_prefixes_exported_with_communities() {
     assert_eq!(withdrawn(&out, 1).len(), 2);
     let e = rib.explain(&p("10.244.1.0/24"));
     assert!(e.paths.is_empty());
+}
+
+/// `advertise[].localPref`: what iBGP peers are told; eBGP peers never
+/// see LOCAL_PREF (RFC 4271 §5.1.5).
+#[test]
+fn originated_local_pref_goes_to_ibgp_peers_only() {
+    let mut rib = Rib::new(cfg());
+    add_up(&mut rib, 1, ebgp("a", "192.0.2.1", 65101), "192.0.2.1");
+    add_up(&mut rib, 2, ibgp("i", "10.0.0.2"), "10.0.0.2");
+    let mut out = Outputs::default();
+    rib.set_originated(
+        vec![Origination {
+            prefix: p("10.244.1.0/24"),
+            communities: vec![],
+            large_communities: vec![],
+            local_pref: Some(250),
+        }],
+        &mut out,
+    );
+    let to_i = announced(&out, 2);
+    assert_eq!(to_i.len(), 1);
+    assert_eq!(to_i[0].2.local_pref, Some(250));
+    let to_a = announced(&out, 1);
+    assert_eq!(to_a.len(), 1);
+    assert_eq!(to_a[0].2.local_pref, None);
 }
 
 #[test]

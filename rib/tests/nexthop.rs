@@ -159,6 +159,7 @@ fn originated_and_learned_is_not_installed() {
             prefix: p("10.244.0.0/24"),
             communities: vec![],
             large_communities: vec![],
+            local_pref: None,
         }],
         &mut out,
     );

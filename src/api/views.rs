@@ -567,6 +567,7 @@ mod tests {
                 prefix: "10.9.0.0/24".parse().unwrap(),
                 communities: Vec::new(),
                 large_communities: Vec::new(),
+                local_pref: None,
             }],
             &mut out,
         );

@@ -590,6 +590,10 @@ pub struct Advertise {
     pub communities: Vec<Community>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub large_communities: Vec<LargeCommunity>,
+    /// LOCAL_PREF these routes carry to iBGP peers (RFC 4271 §5.1.5; never
+    /// sent over eBGP); absent: 100, as for every route we send over iBGP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_pref: Option<u32>,
     /// Kubernetes mode only: this node's pod CIDRs (`podCIDRs: true` is
     /// `{ source: node }`).
     #[serde(
@@ -612,6 +616,7 @@ impl Advertise {
             interfaces: Vec::new(),
             communities: Vec::new(),
             large_communities: Vec::new(),
+            local_pref: None,
             pod_cidrs: None,
             services: None,
         }

@@ -42,6 +42,7 @@ pub fn originations(advertise: &[Advertise], view: &ClusterView) -> Vec<rib::Ori
             prefix,
             communities: a.communities.clone(),
             large_communities: a.large_communities.clone(),
+            local_pref: a.local_pref,
         }));
     }
     out

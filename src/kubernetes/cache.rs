@@ -36,7 +36,18 @@ struct OnDisk {
     /// The canonical YAML (`Config::to_yaml`): read back by the config
     /// parser, so a cache is checked like any config.
     config: String,
+    /// The values of the Secrets the config names (`passwordSecretRef`):
+    /// a start from the cache has no API to read them from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    secrets: Vec<SecretOnDisk>,
     originations: Vec<OriginationOnDisk>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SecretOnDisk {
+    name: String,
+    key: String,
+    value: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -47,6 +58,8 @@ struct OriginationOnDisk {
     communities: Vec<Community>,
     #[serde(default)]
     large_communities: Vec<LargeCommunity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    local_pref: Option<u32>,
 }
 
 pub fn path(state_dir: &Path) -> PathBuf {
@@ -66,12 +79,26 @@ pub fn store(
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
         config: config.to_yaml(),
+        secrets: config
+            .peers
+            .iter()
+            .filter_map(|p| {
+                let r = p.password_secret_ref.as_ref()?;
+                let key = p.password.as_ref()?;
+                Some(SecretOnDisk {
+                    name: r.name.clone(),
+                    key: r.key.clone(),
+                    value: String::from_utf8_lossy(key.as_bytes()).into_owned(),
+                })
+            })
+            .collect(),
         originations: originations
             .iter()
             .map(|o| OriginationOnDisk {
                 prefix: o.prefix,
                 communities: o.communities.clone(),
                 large_communities: o.large_communities.clone(),
+                local_pref: o.local_pref,
             })
             .collect(),
     };
@@ -110,8 +137,19 @@ pub fn load(state_dir: &Path, node: &str) -> Result<Option<Cached>, String> {
             disk.node
         ));
     }
-    let config = config::parse(&disk.config, &format!("{} (config)", p.display()))
-        .map_err(|e| e.to_string())?;
+    let secrets = |r: &config::SecretRef| {
+        disk.secrets
+            .iter()
+            .find(|s| s.name == r.name && s.key == r.key)
+            .map(|s| s.value.clone())
+            .ok_or_else(|| format!("Secret {}/{} is not in the cache", r.name, r.key))
+    };
+    let config = config::parse_with_secrets(
+        &disk.config,
+        &format!("{} (config)", p.display()),
+        Some(&secrets),
+    )
+    .map_err(|e| e.to_string())?;
     Ok(Some(Cached {
         config,
         originations: disk
@@ -121,6 +159,7 @@ pub fn load(state_dir: &Path, node: &str) -> Result<Option<Cached>, String> {
                 prefix: o.prefix,
                 communities: o.communities,
                 large_communities: o.large_communities,
+                local_pref: o.local_pref,
             })
             .collect(),
         written_at: disk.written_at,
@@ -143,6 +182,7 @@ mod tests {
             prefix: "10.244.1.0/24".parse().unwrap(),
             communities: Vec::new(),
             large_communities: Vec::new(),
+            local_pref: Some(200),
         }];
         store(&dir, "w1", &config, &o).unwrap();
         // It may hold TCP-MD5 keys.
@@ -156,6 +196,25 @@ mod tests {
             .unwrap_err()
             .contains("written for node \"w1\""));
         assert!(load(&dir.join("none"), "w1").unwrap().is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A node whose TCP-MD5 key comes from a Secret must be able to start
+    /// from the cache while the API is away: the key is kept with it.
+    #[test]
+    fn a_cached_config_with_a_secret_password_reads_back_with_its_key() {
+        let dir = std::env::temp_dir().join(format!("kroute-cache-secret-{}", std::process::id()));
+        let yaml = "router: { asn: 65001, routerId: 10.0.0.1 }\npeers:\n  - name: tor\n    address: 10.0.0.2\n    asn: 65000\n    passwordSecretRef: { name: bgp, key: tor }\n";
+        let secrets = |r: &config::SecretRef| {
+            assert_eq!((r.name.as_str(), r.key.as_str()), ("bgp", "tor"));
+            Ok("s3cret".to_string())
+        };
+        let config = config::parse_with_secrets(yaml, "t.yaml", Some(&secrets)).unwrap();
+        store(&dir, "w1", &config, &[]).unwrap();
+        let back = load(&dir, "w1").unwrap().unwrap();
+        assert_eq!(back.config, config);
+        let key = back.config.peers[0].password.as_ref().expect("the key");
+        assert_eq!(key.as_bytes(), b"s3cret");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

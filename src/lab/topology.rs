@@ -574,6 +574,7 @@ pub fn kroute_config(t: &Topology, n: &Node) -> Config {
             interfaces: Vec::new(),
             communities,
             large_communities,
+            local_pref: None,
             pod_cidrs: (t.scenario == Scenario::Kubernetes).then(config::PodCidrs::default),
             services: None,
         }],

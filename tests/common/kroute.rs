@@ -56,6 +56,7 @@ pub fn advertise(prefixes: &[&str]) -> Vec<Advertise> {
         interfaces: Vec::new(),
         communities: Vec::new(),
         large_communities: Vec::new(),
+        local_pref: None,
         pod_cidrs: None,
         services: None,
     }]
