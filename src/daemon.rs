@@ -127,7 +127,10 @@ pub async fn run_config(
             .await
             .map_err(|e| format!("api.http {addr}: {e}"))?;
         info!(%addr, "serving /healthz, /readyz and /metrics");
-        let routes = crate::http::Routes::health(ready_rx.clone()).metrics(ev_tx.clone(), process);
+        let router = ev_tx.clone();
+        let routes = crate::http::Routes::health(ready_rx.clone()).route("/metrics", move || {
+            crate::metrics::scrape(router.clone(), process)
+        });
         tokio::spawn(crate::http::serve(l, routes));
     }
     let bfd = crate::bfd::spawn(ev_tx.clone());

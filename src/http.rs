@@ -80,17 +80,6 @@ impl Routes {
         self
     }
 
-    /// `/metrics` (see [`crate::metrics`]), asking `router` at each scrape.
-    pub fn metrics(
-        self,
-        router: tokio::sync::mpsc::Sender<crate::events::RibEvent>,
-        process: crate::metrics::Process,
-    ) -> Routes {
-        self.route("/metrics", move || {
-            crate::metrics::scrape(router.clone(), process)
-        })
-    }
-
     /// `/healthz` and `/readyz`, reading readiness from `ready`.
     pub fn health(ready: watch::Receiver<Readiness>) -> Routes {
         Routes::new()

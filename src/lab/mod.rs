@@ -169,7 +169,13 @@ pub fn run(cmd: &LabCmd, output: Output) -> Result<()> {
                 nodes.clone()
             };
             for node in &picked {
-                procs::restart_kroute(&mut state, node)?;
+                let i = procs::stop_kroute(&mut state, node)?;
+                if state.topology.kubernetes.is_some() {
+                    // Its config comes from the cluster again (or its cache).
+                    kube::start_kroute(&mut state, i)?;
+                } else {
+                    procs::start_kroute_from_file(&mut state, i)?;
+                }
                 println!("kroute on {node} restarted");
             }
             Ok(())

@@ -169,8 +169,10 @@ fn run_kroute(state: &mut State, i: usize, yaml: String) -> Result<()> {
     Ok(())
 }
 
-/// Stop kroute on `node` if it runs, then start it again.
-pub fn restart_kroute(state: &mut State, node: &str) -> Result<()> {
+/// Stop kroute on `node` if it runs; returns the node's index (the caller
+/// starts it again: from its file, [`start_kroute_from_file`], or from the
+/// cluster in the kubernetes scenario).
+pub fn stop_kroute(state: &mut State, node: &str) -> Result<usize> {
     let i = state
         .topology
         .nodes
@@ -190,11 +192,12 @@ pub fn restart_kroute(state: &mut State, node: &str) -> Result<()> {
         state.processes.retain(|q| *q != p);
         state.save()?;
     }
-    if state.topology.kubernetes.is_some() {
-        // Its config comes from the cluster again (or its cache).
-        return super::kube::start_kroute(state, i);
-    }
-    // The config in its directory, which may have been edited since `up`.
+    Ok(i)
+}
+
+/// Start kroute on node `i` with the config in its directory, which may
+/// have been edited since `up`.
+pub fn start_kroute_from_file(state: &mut State, i: usize) -> Result<()> {
     let config = &state.topology.nodes[i].config;
     let yaml =
         std::fs::read_to_string(config).map_err(io_err(format!("read {}", config.display())))?;
