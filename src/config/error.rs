@@ -289,11 +289,61 @@ impl ConfigError {
         text: &str,
         err: serde_path_to_error::Error<serde_yaml_ng::Error>,
     ) -> ConfigError {
+        let e = Explained::of(err);
+        // The YAML deserializer knows the position of the scalar or key that
+        // failed, but an error raised after a value was read (a `FromStr`
+        // check, an untagged enum) only gets the enclosing mapping's
+        // position. The locator finds the node of the key path itself; an
+        // ancestor's position is always earlier, so take the later one.
+        let located = match (e.key_error, e.duplicate) {
+            (true, _) => None,
+            (false, true) => locate_nth(text, &e.path, 1),
+            (false, false) => locate(text, &e.path),
+        };
+        let pos = match (e.yaml_pos, located) {
+            (Some(a), Some(b)) => Some(if b.index > a.index { b } else { a }),
+            (a, b) => a.or(b),
+        };
+        Self::at_pos(file, pos, &e.path, e.message)
+    }
+
+    /// An error from deserializing a document kroute derived from `text`
+    /// (peer templates expanded): the YAML position is in the derived
+    /// document, so the node is found in `text` by its key path alone (an
+    /// unknown key by the key's own path).
+    pub(super) fn from_serde_derived(
+        file: &str,
+        text: &str,
+        err: serde_path_to_error::Error<serde_yaml_ng::Error>,
+    ) -> ConfigError {
+        let e = Explained::of(err);
+        let pos = match &e.unknown_key {
+            Some(key) => locate(text, &e.path.key(key)),
+            None => locate(text, &e.path),
+        };
+        Self::at_pos(file, pos, &e.path, e.message)
+    }
+}
+
+/// A serde error as kroute words it: the key path it is about and the
+/// message, with what the YAML deserializer knew of its position.
+struct Explained {
+    path: KeyPath,
+    message: String,
+    yaml_pos: Option<Pos>,
+    /// An unknown key (the path names its mapping): this key.
+    unknown_key: Option<String>,
+    key_error: bool,
+    duplicate: bool,
+}
+
+impl Explained {
+    fn of(err: serde_path_to_error::Error<serde_yaml_ng::Error>) -> Explained {
         let mut path = KeyPath::from_serde(err.path());
         let inner = err.into_inner();
         let yaml_pos = inner.location().map(|l| Pos::of(&l));
         let raw = bare_message(&inner, yaml_pos, &path);
-        let mut key_error = false;
+        let mut unknown_key = None;
         let mut duplicate = false;
         let message = match Ticked::parse(&raw) {
             Some(t) if raw.starts_with("unknown field") => {
@@ -302,8 +352,9 @@ impl ConfigError {
                 if path.0.last() == Some(&Seg::Key(t.name.clone())) {
                     path.0.pop();
                 }
-                key_error = true;
-                format!("unknown key {:?}{}", t.name, suggest(&t.name, &t.expected))
+                let m = format!("unknown key {:?}{}", t.name, suggest(&t.name, &t.expected));
+                unknown_key = Some(t.name);
+                m
             }
             Some(t) if raw.starts_with("unknown variant") => {
                 format!(
@@ -328,21 +379,14 @@ impl ConfigError {
             }
             _ => raw,
         };
-        // The YAML deserializer knows the position of the scalar or key that
-        // failed, but an error raised after a value was read (a `FromStr`
-        // check, an untagged enum) only gets the enclosing mapping's
-        // position. The locator finds the node of the key path itself; an
-        // ancestor's position is always earlier, so take the later one.
-        let located = match (key_error, duplicate) {
-            (true, _) => None,
-            (false, true) => locate_nth(text, &path, 1),
-            (false, false) => locate(text, &path),
-        };
-        let pos = match (yaml_pos, located) {
-            (Some(a), Some(b)) => Some(if b.index > a.index { b } else { a }),
-            (a, b) => a.or(b),
-        };
-        Self::at_pos(file, pos, &path, message)
+        Explained {
+            path,
+            message,
+            yaml_pos,
+            key_error: unknown_key.is_some(),
+            unknown_key,
+            duplicate,
+        }
     }
 }
 
