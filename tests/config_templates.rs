@@ -4,12 +4,10 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::bird::Bird;
 use common::peer::PeerDaemon;
-use common::scenarios::{Topo, P4, PEER_ASN};
-use common::wait_until;
+use common::scenarios::{Topo, C4, P4, PEER_ASN};
+use common::{wait_until, CONVERGE};
 use kroute::config::{parse, Bfd, Config};
 use rib::policy::PolicyChain;
 use wire::Family;
@@ -175,4 +173,89 @@ fn a_check_on_a_key_from_the_template_points_at_the_template_and_names_the_peer(
     let e = err("peerTemplates:\n  - { name: t }\npeers:\n  - { name: n1, address: 10.0.1.1, template: t, bogus: 1 }\n");
     assert!(e.starts_with("t.yaml:5:"), "{e}");
     assert!(e.contains("peers[0]: unknown key \"bogus\""), "{e}");
+}
+
+/// The hold time BIRD agreed with kroute (`Hold timer: LEFT/AGREED`).
+fn bird_hold_time(bird: &Bird, neighbor: &str) -> Result<u32, String> {
+    let all = bird.protocol_all(neighbor);
+    all.lines()
+        .find_map(|l| l.trim().strip_prefix("Hold timer:"))
+        .and_then(|v| v.trim().rsplit('/').next()?.trim().parse().ok())
+        .ok_or_else(|| format!("no hold timer (session not up?):\n{all}"))
+}
+
+/// kroute's config file with its one BIRD peer written through a template.
+fn templated(t: &Topo<Bird>, hold_time: u16, import: &str) -> String {
+    let mut plain = t.kroute.config.clone();
+    let peer = plain.peers.remove(0);
+    let base = t.kroute.yaml_of(&plain);
+    format!(
+        "{base}peerTemplates:\n  - {{ name: birds, asn: {PEER_ASN}, families: [ipv4-unicast], \
+         holdTime: {hold_time}, import: {import}, export: all }}\n\
+         peers:\n  - {{ name: {}, address: {}, template: birds }}\n",
+        peer.name, peer.address
+    )
+}
+
+/// A reload that changes a template reaches the peer that uses it: its
+/// import policy (a route leaves the kernel) and its hold time (BIRD agrees
+/// a new one; BIRD proposes 9 s, the lower proposal wins, RFC 4271 §4.2).
+#[test]
+fn reload_applies_a_template_change_to_its_peer() {
+    let mut t = Topo::<Bird>::p2p("tplr", 1, false, |_| {});
+    t.peers[0].announce(P4);
+    t.peers[0].announce(C4);
+    t.wait_established();
+    t.wait_kernel_via(P4, &[1]);
+    let k4 = t.links[0].k4.clone();
+
+    let apply = |t: &mut Topo<Bird>, hold_time: u16, import: &str| {
+        let text = templated(t, hold_time, import);
+        t.kroute.write_config_text(&text);
+        t.kroute.cli_ok(&["reload"]);
+    };
+    apply(&mut t, 6, "all");
+    wait_until(
+        CONVERGE,
+        "BIRD to agree hold time 6",
+        || match bird_hold_time(&t.peers[0], &k4)? {
+            6 => Ok(()),
+            h => Err(format!("hold time {h}")),
+        },
+    );
+    t.wait_established();
+    t.wait_kernel_via(P4, &[1]);
+
+    // An import policy in the template: nothing from the peer is used.
+    apply(&mut t, 6, "none");
+    t.wait_kernel_absent(P4);
+    t.wait_kernel_absent(C4);
+
+    // Back to all, and a new hold time.
+    apply(&mut t, 4, "all");
+    wait_until(
+        CONVERGE,
+        "BIRD to agree hold time 4",
+        || match bird_hold_time(&t.peers[0], &k4)? {
+            4 => Ok(()),
+            h => Err(format!("hold time {h}")),
+        },
+    );
+    t.wait_kernel_via(P4, &[1]);
+    t.wait_kernel_via(C4, &[1]);
+}
+
+#[test]
+fn a_key_given_twice_is_named_also_in_a_templated_file() {
+    let e = err("peerTemplates:\n  - name: t\n    holdTime: 30\n    holdTime: 31\n");
+    assert_eq!(
+        e,
+        "t.yaml:5:15: peerTemplates[0].holdTime: key \"holdTime\" is given more than once"
+    );
+    let e = err("peers:\n  - { name: n1, address: 10.0.1.1, template: t, asn: 1, asn: 2 }\n");
+    assert!(
+        e.starts_with("t.yaml:3:")
+            && e.contains("peers[0].asn: key \"asn\" is given more than once"),
+        "{e}"
+    );
 }

@@ -38,8 +38,12 @@ const PASSWORD_KEYS: [&str; 3] = ["password", "passwordFile", "passwordSecretRef
 /// when it has neither `peerTemplates` nor a peer with `template` (or is not
 /// a plain YAML mapping: the ordinary parse reports why).
 pub(super) fn expand(text: &str, file: &str) -> Option<Result<Expanded, ConfigError>> {
-    let Ok(Value::Mapping(doc)) = serde_yaml_ng::from_str::<Value>(text) else {
-        return None;
+    let doc = match serde_yaml_ng::from_str::<Value>(text) {
+        Ok(Value::Mapping(doc)) => doc,
+        Ok(_) => return None,
+        // A YAML mapping value refuses a key given twice, without a key
+        // path: find it with one (else `peerTemplates` would look unknown).
+        Err(_) => return unique_keys(text, file).err().map(Err),
     };
     let uses_templates = doc.contains_key(TEMPLATES)
         || peers_of(&doc).any(|p| p.as_mapping().is_some_and(|m| m.contains_key(TEMPLATE)));
@@ -47,6 +51,85 @@ pub(super) fn expand(text: &str, file: &str) -> Option<Result<Expanded, ConfigEr
         return None;
     }
     Some(Expansion::of(doc, text, file))
+}
+
+/// Every mapping of `text` has each key once.
+fn unique_keys(text: &str, file: &str) -> Result<(), ConfigError> {
+    let de = serde_yaml_ng::Deserializer::from_str(text);
+    serde_path_to_error::deserialize::<_, UniqueKeys>(de)
+        .map(|_| ())
+        .map_err(|e| ConfigError::from_serde(file, text, e))
+}
+
+/// Walks a document, failing at the second occurrence of a key in a
+/// mapping (with serde's "duplicate field" wording, as the typed parse).
+struct UniqueKeys;
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueKeys)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeys {
+    type Value = UniqueKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any YAML value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
+        let mut seen: Vec<Value> = Vec::new();
+        while let Some(key) = map.next_key::<Value>()? {
+            if seen.contains(&key) {
+                let name = key
+                    .as_str()
+                    .map_or_else(|| format!("{key:?}"), str::to_string);
+                return Err(serde::de::Error::custom(format_args!(
+                    "duplicate field `{name}`"
+                )));
+            }
+            map.next_value::<UniqueKeys>()?;
+            seen.push(key);
+        }
+        Ok(UniqueKeys)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self, A::Error> {
+        while seq.next_element::<UniqueKeys>()?.is_some() {}
+        Ok(UniqueKeys)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueKeys)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_unit<E>(self) -> Result<Self, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_none<E>(self) -> Result<Self, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, e: A) -> Result<Self, A::Error> {
+        use serde::de::VariantAccess;
+        let (_, v) = e.variant::<Value>()?;
+        v.newtype_variant::<UniqueKeys>()
+    }
 }
 
 fn peers_of(doc: &Mapping) -> impl Iterator<Item = &Value> {
