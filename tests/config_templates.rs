@@ -4,9 +4,9 @@
 
 mod common;
 
-use common::bird::Bird;
+use common::bird::{proto_name, Bird};
 use common::peer::PeerDaemon;
-use common::scenarios::{Topo, C4, P4, PEER_ASN};
+use common::scenarios::{Topo, C4, P4, P6, PEER_ASN};
 use common::{wait_until, CONVERGE};
 use kroute::config::{parse, Bfd, Config};
 use rib::policy::PolicyChain;
@@ -184,30 +184,59 @@ fn bird_hold_time(bird: &Bird, neighbor: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("no hold timer (session not up?):\n{all}"))
 }
 
-/// kroute's config file with its one BIRD peer written through a template.
+/// kroute's config file with its BIRD peers written through templates:
+/// the IPv4 session's `birds` (hold time and import policy as given), the
+/// IPv6 session's `birds6`, always what the peer had written out.
 fn templated(t: &Topo<Bird>, hold_time: u16, import: &str) -> String {
     let mut plain = t.kroute.config.clone();
-    let peer = plain.peers.remove(0);
+    let peers = std::mem::take(&mut plain.peers);
     let base = t.kroute.yaml_of(&plain);
-    format!(
-        "{base}peerTemplates:\n  - {{ name: birds, asn: {PEER_ASN}, families: [ipv4-unicast], \
+    let mut text = format!(
+        "{base}peerTemplates:\n\
+         \x20 - {{ name: birds, asn: {PEER_ASN}, families: [ipv4-unicast], \
          holdTime: {hold_time}, import: {import}, export: all }}\n\
-         peers:\n  - {{ name: {}, address: {}, template: birds }}\n",
-        peer.name, peer.address
-    )
+         \x20 - {{ name: birds6, asn: {PEER_ASN}, families: [ipv6-unicast], import: all, export: all }}\n\
+         peers:\n"
+    );
+    for p in &peers {
+        let template = if p.address.is_ipv4() {
+            "birds"
+        } else {
+            "birds6"
+        };
+        text += &format!(
+            "  - {{ name: {}, address: \"{}\", template: {template} }}\n",
+            p.name, p.address
+        );
+    }
+    text
 }
 
 /// A reload that changes a template reaches the peer that uses it: its
-/// import policy (a route leaves the kernel) and its hold time (BIRD agrees
-/// a new one; BIRD proposes 9 s, the lower proposal wins, RFC 4271 §4.2).
+/// import policy (a route leaves the kernel, no session reset) and its hold
+/// time (the session resets and BIRD agrees the new one; BIRD proposes 9 s,
+/// the lower proposal wins, RFC 4271 §4.2). The peer whose template did not
+/// change, and whose keys are what they were before templates, is never
+/// reset.
 #[test]
 fn reload_applies_a_template_change_to_its_peer() {
-    let mut t = Topo::<Bird>::p2p("tplr", 1, false, |_| {});
+    let mut t = Topo::<Bird>::p2p("tplr", 1, true, |_| {});
     t.peers[0].announce(P4);
     t.peers[0].announce(C4);
+    t.peers[0].announce(P6);
     t.wait_established();
     t.wait_kernel_via(P4, &[1]);
+    t.wait_kernel_via(P6, &[1]);
     let k4 = t.links[0].k4.clone();
+    let k6 = t.links[0].k6.clone();
+    // Sessions kroute reset for a config change: the NOTIFICATIONs BIRD got.
+    let resets = |t: &Topo<Bird>, neighbor: &str| {
+        let proto = proto_name(neighbor);
+        let log = t.peers[0].log();
+        log.lines()
+            .filter(|l| l.contains(&proto) && l.contains("Other configuration change"))
+            .count()
+    };
 
     let apply = |t: &mut Topo<Bird>, hold_time: u16, import: &str| {
         let text = templated(t, hold_time, import);
@@ -225,11 +254,13 @@ fn reload_applies_a_template_change_to_its_peer() {
     );
     t.wait_established();
     t.wait_kernel_via(P4, &[1]);
+    assert_eq!(resets(&t, &k4), 1, "a new hold time resets the session");
 
     // An import policy in the template: nothing from the peer is used.
     apply(&mut t, 6, "none");
     t.wait_kernel_absent(P4);
     t.wait_kernel_absent(C4);
+    assert_eq!(resets(&t, &k4), 1, "a policy change resets nothing");
 
     // Back to all, and a new hold time.
     apply(&mut t, 4, "all");
@@ -243,19 +274,12 @@ fn reload_applies_a_template_change_to_its_peer() {
     );
     t.wait_kernel_via(P4, &[1]);
     t.wait_kernel_via(C4, &[1]);
-}
-
-#[test]
-fn a_key_given_twice_is_named_also_in_a_templated_file() {
-    let e = err("peerTemplates:\n  - name: t\n    holdTime: 30\n    holdTime: 31\n");
+    t.wait_kernel_via(P6, &[1]);
+    assert_eq!(resets(&t, &k4), 2);
     assert_eq!(
-        e,
-        "t.yaml:5:15: peerTemplates[0].holdTime: key \"holdTime\" is given more than once"
+        resets(&t, &k6),
+        0,
+        "the IPv6 session's config never changed"
     );
-    let e = err("peers:\n  - { name: n1, address: 10.0.1.1, template: t, asn: 1, asn: 2 }\n");
-    assert!(
-        e.starts_with("t.yaml:3:")
-            && e.contains("peers[0].asn: key \"asn\" is given more than once"),
-        "{e}"
-    );
+    t.kroute.established(&Topo::<Bird>::v6_name(1)).unwrap();
 }
