@@ -283,3 +283,18 @@ fn reload_applies_a_template_change_to_its_peer() {
     );
     t.kroute.established(&Topo::<Bird>::v6_name(1)).unwrap();
 }
+
+#[test]
+fn a_key_given_twice_is_named_also_in_a_templated_file() {
+    let e = err("peerTemplates:\n  - name: t\n    holdTime: 30\n    holdTime: 31\n");
+    assert_eq!(
+        e,
+        "t.yaml:5:15: peerTemplates[0].holdTime: key \"holdTime\" is given more than once"
+    );
+    let e = err("peers:\n  - { name: n1, address: 10.0.1.1, template: t, asn: 1, asn: 2 }\n");
+    assert!(
+        e.starts_with("t.yaml:3:")
+            && e.contains("peers[0].asn: key \"asn\" is given more than once"),
+        "{e}"
+    );
+}
