@@ -128,11 +128,11 @@ fn a_bad_key_or_value_in_a_template_is_reported_at_the_template() {
 #[test]
 fn name_and_address_are_a_peers_own() {
     let e = err("peerTemplates:\n  - name: t\n    address: 10.0.0.2\n");
-    assert_eq!(e, "t.yaml:4:14: peerTemplates[0].address: `address` is not allowed in a template: it belongs to each peer (templates do not nest)");
+    assert_eq!(e, "t.yaml:4:14: peerTemplates[0].address: `address` is not allowed in a template: it belongs to each peer");
     let e = err("peerTemplates:\n  - name: t\n    template: u\n");
-    assert!(
-        e.starts_with("t.yaml:4:15: peerTemplates[0].template: "),
-        "{e}"
+    assert_eq!(
+        e,
+        "t.yaml:4:15: peerTemplates[0].template: `template` is not allowed in a template: templates do not nest"
     );
     let e = err("peerTemplates:\n  - asn: 65001\n");
     assert_eq!(

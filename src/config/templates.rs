@@ -216,12 +216,14 @@ impl Expansion<'_> {
             }
             for key in PEER_ONLY {
                 if t.contains_key(key) {
+                    let why = if key == TEMPLATE {
+                        "templates do not nest"
+                    } else {
+                        "it belongs to each peer"
+                    };
                     return Err(self.error(
                         &path.key(key),
-                        format!(
-                            "`{key}` is not allowed in a template: it belongs to each peer \
-                             (templates do not nest)"
-                        ),
+                        format!("`{key}` is not allowed in a template: {why}"),
                     ));
                 }
             }
