@@ -8,7 +8,9 @@
 //!
 //! `schema.rs` holds the file's types and their defaults, `de.rs` the
 //! deserializers of values with a range or a name, `validate.rs` the
-//! checks across fields; this module reads a file through them.
+//! checks across fields, `templates.rs` the expansion of peer templates
+//! (before the rest, on the YAML document); this module reads a file
+//! through them.
 
 use std::path::Path;
 
