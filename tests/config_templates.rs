@@ -301,3 +301,15 @@ fn a_key_given_twice_is_named_also_in_a_templated_file() {
         "{e}"
     );
 }
+
+#[test]
+fn a_number_is_a_name_as_for_peers() {
+    let c = ok("peerTemplates:\n  - { name: 65001, asn: 65001 }\n\
+                peers:\n  - { name: n1, address: 10.0.1.1, template: 65001 }\n");
+    assert_eq!(c.peers[0].asn, 65001);
+    let e = err("peerTemplates:\n  - { name: [a], asn: 65001 }\n");
+    assert_eq!(
+        e,
+        "t.yaml:3:13: peerTemplates[0].name: a template name is a string"
+    );
+}

@@ -132,6 +132,16 @@ impl<'de> serde::de::Visitor<'de> for UniqueKeys {
     }
 }
 
+/// A name as YAML gives it: `nodes`, or a plain `65001` read as a string
+/// (as a peer's `name` is).
+fn name_of(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 fn peers_of(doc: &Mapping) -> impl Iterator<Item = &Value> {
     doc.get("peers")
         .and_then(Value::as_sequence)
@@ -197,14 +207,16 @@ impl Expansion<'_> {
                     "expected a mapping of peer keys with a `name`".to_string(),
                 ));
             };
-            let name = match t.get("name") {
-                Some(Value::String(n)) => n.clone(),
-                Some(_) => {
-                    return Err(
-                        self.error(&path.key("name"), "a template name is a string".to_string())
-                    )
+            let name = match t.get("name").map(name_of) {
+                Some(Some(name)) => name,
+                Some(None) => {
+                    let m = "a template name is a string".to_string();
+                    return Err(self.error(&path.key("name"), m));
                 }
-                None => return Err(self.error(&path.key("name"), "required key is missing".into())),
+                None => {
+                    let m = "required key is missing".to_string();
+                    return Err(self.error(&path.key("name"), m));
+                }
             };
             super::validate::check_name(&path.key("name"), "template", &name)
                 .map_err(|(p, m)| self.error(&p, m))?;
@@ -281,7 +293,7 @@ impl Expansion<'_> {
             return Ok(None);
         };
         let path = KeyPath::default().key("peers").index(i).key(TEMPLATE);
-        let Value::String(wanted) = wanted else {
+        let Some(wanted) = name_of(&wanted) else {
             return Err(self.error(&path, "expected a template name".to_string()));
         };
         let Some(index) = templates.iter().position(|(n, _)| *n == wanted) else {
