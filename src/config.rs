@@ -8,7 +8,9 @@
 //!
 //! `schema.rs` holds the file's types and their defaults, `de.rs` the
 //! deserializers of values with a range or a name, `validate.rs` the
-//! checks across fields; this module reads a file through them.
+//! checks across fields, `templates.rs` the expansion of peer templates
+//! (before the rest, on the YAML document); this module reads a file
+//! through them.
 
 use std::path::Path;
 
@@ -16,6 +18,7 @@ mod de;
 mod error;
 mod password;
 mod schema;
+mod templates;
 mod validate;
 
 pub use error::ConfigError;
@@ -114,14 +117,37 @@ pub fn parse_with_secrets(
             message: "required key is missing (the file is empty)".to_string(),
         });
     }
-    let de = serde_yaml_ng::Deserializer::from_str(text);
-    let mut config: Config = serde_path_to_error::deserialize(de)
-        .map_err(|e| ConfigError::from_serde(file_name, text, e))?;
-    read_password_files(&mut config, Path::new(file_name), secrets)
-        .map_err(|(path, message)| ConfigError::at(file_name, text, &path, message))?;
-    validate(&config)
-        .map_err(|(path, message)| ConfigError::at(file_name, text, &path, message))?;
+    let Some(expanded) = templates::expand(text, file_name).transpose()? else {
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        let mut config: Config = serde_path_to_error::deserialize(de)
+            .map_err(|e| ConfigError::from_serde(file_name, text, e))?;
+        check(&mut config, text, file_name, secrets)?;
+        return Ok(config);
+    };
+    // Errors are placed in the file by key path (see `templates.rs`).
+    let de = serde_yaml_ng::Deserializer::from_str(&expanded.text);
+    let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        expanded.place(
+            ConfigError::from_serde_derived(file_name, text, e),
+            text,
+            None,
+        )
+    })?;
+    check(&mut config, text, file_name, secrets)
+        .map_err(|e| expanded.place(e, text, Some(&config)))?;
     Ok(config)
+}
+
+/// Passwords read and the checks across keys, for a deserialized config.
+fn check(
+    config: &mut Config,
+    text: &str,
+    file_name: &str,
+    secrets: Option<SecretLookup<'_>>,
+) -> Result<(), ConfigError> {
+    read_password_files(config, Path::new(file_name), secrets)
+        .map_err(|(path, message)| ConfigError::at(file_name, text, &path, message))?;
+    validate(config).map_err(|(path, message)| ConfigError::at(file_name, text, &path, message))
 }
 
 /// Fill `password` from `passwordFile` or `passwordSecretRef` for every

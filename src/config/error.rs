@@ -117,7 +117,17 @@ fn locate(text: &str, path: &KeyPath) -> Option<Pos> {
 /// `path` in its mapping (for duplicate keys).
 fn locate_nth(text: &str, path: &KeyPath, nth: usize) -> Option<Pos> {
     let de = serde_yaml_ng::Deserializer::from_str(text);
-    match Locate(&path.0, nth).deserialize(de) {
+    match Locate(&path.0, nth, false).deserialize(de) {
+        Ok(()) => None,
+        Err(e) => e.location().map(|l| Pos::of(&l)),
+    }
+}
+
+/// The position of the last key of `path` itself (not its value), for an
+/// unknown key.
+fn locate_key(text: &str, path: &KeyPath) -> Option<Pos> {
+    let de = serde_yaml_ng::Deserializer::from_str(text);
+    match Locate(&path.0, 0, true).deserialize(de) {
         Ok(()) => None,
         Err(e) => e.location().map(|l| Pos::of(&l)),
     }
@@ -132,7 +142,7 @@ pub(super) fn locate_in_document(
     path: &KeyPath,
 ) -> Option<(usize, usize)> {
     let de = serde_yaml_ng::Deserializer::from_str(text).nth(document)?;
-    match Locate(&path.0, 0).deserialize(de) {
+    match Locate(&path.0, 0, false).deserialize(de) {
         Ok(()) => None,
         Err(e) => e.location().map(|l| (l.line(), l.column())),
     }
@@ -163,8 +173,54 @@ impl KeyPath {
     }
 }
 
-/// The path still to walk, and how many matches of its last key to skip.
-struct Locate<'a>(&'a [Seg], usize);
+/// The path still to walk, how many matches of its last key to skip, and
+/// whether to stop at that key rather than at its value.
+struct Locate<'a>(&'a [Seg], usize, bool);
+
+/// A mapping key, failing on purpose when it is the one looked for.
+struct Key<'a> {
+    want: &'a str,
+    stop: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for Key<'_> {
+    /// The key when it is a string.
+    type Value = Option<String>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key<'_> {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a mapping key")
+    }
+
+    // Failing inside the visit gives the error the key's own position.
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        if self.stop && s == self.want {
+            return Err(here());
+        }
+        Ok(Some(s.to_string()))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
 
 fn here<E: de::Error>() -> E {
     E::custom("located")
@@ -187,10 +243,14 @@ impl<'de> Visitor<'de> for Locate<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         if let Some((Seg::Key(want), rest)) = self.0.split_first() {
             let mut skip = if rest.is_empty() { self.1 } else { 0 };
-            while let Some(key) = map.next_key::<serde_yaml_ng::Value>()? {
-                if key.as_str() == Some(want.as_str()) {
+            loop {
+                let stop = self.2 && rest.is_empty() && skip == 0;
+                let Some(key) = map.next_key_seed(Key { want, stop })? else {
+                    break;
+                };
+                if key.as_deref() == Some(want.as_str()) {
                     if skip == 0 {
-                        return map.next_value_seed(Locate(rest, self.1));
+                        return map.next_value_seed(Locate(rest, self.1, self.2));
                     }
                     skip -= 1;
                 }
@@ -209,7 +269,10 @@ impl<'de> Visitor<'de> for Locate<'_> {
                 }
                 i += 1;
             }
-            if seq.next_element_seed(Locate(rest, self.1))?.is_some() {
+            if seq
+                .next_element_seed(Locate(rest, self.1, self.2))?
+                .is_some()
+            {
                 return Ok(());
             }
         }
@@ -289,11 +352,61 @@ impl ConfigError {
         text: &str,
         err: serde_path_to_error::Error<serde_yaml_ng::Error>,
     ) -> ConfigError {
+        let e = Explained::of(err);
+        // The YAML deserializer knows the position of the scalar or key that
+        // failed, but an error raised after a value was read (a `FromStr`
+        // check, an untagged enum) only gets the enclosing mapping's
+        // position. The locator finds the node of the key path itself; an
+        // ancestor's position is always earlier, so take the later one.
+        let located = match (e.key_error, e.duplicate) {
+            (true, _) => None,
+            (false, true) => locate_nth(text, &e.path, 1),
+            (false, false) => locate(text, &e.path),
+        };
+        let pos = match (e.yaml_pos, located) {
+            (Some(a), Some(b)) => Some(if b.index > a.index { b } else { a }),
+            (a, b) => a.or(b),
+        };
+        Self::at_pos(file, pos, &e.path, e.message)
+    }
+
+    /// An error from deserializing a document kroute derived from `text`
+    /// (peer templates expanded): the YAML position is in the derived
+    /// document, so the node is found in `text` by its key path alone (an
+    /// unknown key: the key itself).
+    pub(super) fn from_serde_derived(
+        file: &str,
+        text: &str,
+        err: serde_path_to_error::Error<serde_yaml_ng::Error>,
+    ) -> ConfigError {
+        let e = Explained::of(err);
+        let pos = match &e.unknown_key {
+            Some(key) => locate_key(text, &e.path.key(key)),
+            None => locate(text, &e.path),
+        };
+        Self::at_pos(file, pos, &e.path, e.message)
+    }
+}
+
+/// A serde error as kroute words it: the key path it is about and the
+/// message, with what the YAML deserializer knew of its position.
+struct Explained {
+    path: KeyPath,
+    message: String,
+    yaml_pos: Option<Pos>,
+    /// An unknown key (the path names its mapping): this key.
+    unknown_key: Option<String>,
+    key_error: bool,
+    duplicate: bool,
+}
+
+impl Explained {
+    fn of(err: serde_path_to_error::Error<serde_yaml_ng::Error>) -> Explained {
         let mut path = KeyPath::from_serde(err.path());
         let inner = err.into_inner();
         let yaml_pos = inner.location().map(|l| Pos::of(&l));
         let raw = bare_message(&inner, yaml_pos, &path);
-        let mut key_error = false;
+        let mut unknown_key = None;
         let mut duplicate = false;
         let message = match Ticked::parse(&raw) {
             Some(t) if raw.starts_with("unknown field") => {
@@ -302,8 +415,9 @@ impl ConfigError {
                 if path.0.last() == Some(&Seg::Key(t.name.clone())) {
                     path.0.pop();
                 }
-                key_error = true;
-                format!("unknown key {:?}{}", t.name, suggest(&t.name, &t.expected))
+                let m = format!("unknown key {:?}{}", t.name, suggest(&t.name, &t.expected));
+                unknown_key = Some(t.name);
+                m
             }
             Some(t) if raw.starts_with("unknown variant") => {
                 format!(
@@ -328,21 +442,14 @@ impl ConfigError {
             }
             _ => raw,
         };
-        // The YAML deserializer knows the position of the scalar or key that
-        // failed, but an error raised after a value was read (a `FromStr`
-        // check, an untagged enum) only gets the enclosing mapping's
-        // position. The locator finds the node of the key path itself; an
-        // ancestor's position is always earlier, so take the later one.
-        let located = match (key_error, duplicate) {
-            (true, _) => None,
-            (false, true) => locate_nth(text, &path, 1),
-            (false, false) => locate(text, &path),
-        };
-        let pos = match (yaml_pos, located) {
-            (Some(a), Some(b)) => Some(if b.index > a.index { b } else { a }),
-            (a, b) => a.or(b),
-        };
-        Self::at_pos(file, pos, &path, message)
+        Explained {
+            path,
+            message,
+            yaml_pos,
+            key_error: unknown_key.is_some(),
+            unknown_key,
+            duplicate,
+        }
     }
 }
 

@@ -47,7 +47,7 @@ pub(super) fn validate(c: &Config) -> Result<(), Invalid> {
     check_advertise(c)
 }
 
-fn check_name(path: &KeyPath, what: &str, name: &str) -> Result<(), Invalid> {
+pub(super) fn check_name(path: &KeyPath, what: &str, name: &str) -> Result<(), Invalid> {
     if name.is_empty() {
         return Err((path.clone(), format!("{what} name must not be empty")));
     }

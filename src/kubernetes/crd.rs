@@ -47,6 +47,10 @@ pub struct KrouteConfigSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "any_list")]
     pub peers: Option<serde_json::Value>,
+    /// The file's `peerTemplates` list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_list")]
+    pub peer_templates: Option<serde_json::Value>,
     /// The file's `policies` list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "any_list")]

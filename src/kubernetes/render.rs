@@ -17,8 +17,9 @@
 //! 3. **Merge** the selected configs, in name order:
 //!    * `router`, `api`, `kernel`: set by one config only; two configs
 //!      setting the same section conflict.
-//!    * `peers`, `policies`, `advertise`: concatenated. A peer or policy
-//!      name defined twice (in one config or in two) conflicts.
+//!    * `peers`, `peerTemplates`, `policies`, `advertise`: concatenated. A
+//!      peer, template or policy name defined twice (in one config or in
+//!      two) conflicts. A peer may use a template of another config.
 //! 4. **Check**: the merged document is read by the file's own parser and
 //!    checks ([`crate::config::parse_with_secrets`]), so a config renders
 //!    to exactly what the same YAML in a file gives; `passwordSecretRef`
@@ -302,7 +303,7 @@ fn fill_value(v: &mut Value, path: &str, node: &NodeFacts) -> Result<(), (String
 
 /// The sections of the config file, in the order the file has them.
 const SECTIONS: [&str; 3] = ["router", "api", "kernel"];
-const LISTS: [&str; 3] = ["peers", "policies", "advertise"];
+const LISTS: [&str; 4] = ["peers", "peerTemplates", "policies", "advertise"];
 
 /// A config's sections with its templates filled, by section name.
 fn filled_spec(c: &KrouteConfig, node: &NodeFacts) -> Result<Map<String, Value>, RenderError> {
@@ -312,6 +313,7 @@ fn filled_spec(c: &KrouteConfig, node: &NodeFacts) -> Result<Map<String, Value>,
         ("api", &s.api),
         ("kernel", &s.kernel),
         ("peers", &s.peers),
+        ("peerTemplates", &s.peer_templates),
         ("policies", &s.policies),
         ("advertise", &s.advertise),
     ];
@@ -401,7 +403,12 @@ impl Merged {
 
     /// Peer and policy names are unique across every selected config.
     fn check_names(&self, node: &str) -> Result<(), RenderError> {
-        for (list, what) in [("peers", "peer"), ("policies", "policy")] {
+        let lists = [
+            ("peers", "peer"),
+            ("peerTemplates", "template"),
+            ("policies", "policy"),
+        ];
+        for (list, what) in lists {
             let mut seen: BTreeMap<&str, &Origin> = BTreeMap::new();
             for (origin, item) in self.lists.get(list).into_iter().flatten() {
                 let Some(name) = item.get("name").and_then(Value::as_str) else {

@@ -559,3 +559,48 @@ fn an_unknown_key_in_the_spec_is_refused() {
         .to_string();
     assert!(e.contains("unknown field `peer`"), "{e}");
 }
+
+/// Templates concatenate like peers: one config defines the template, the
+/// other's peers use it; a template name defined twice conflicts.
+const NODE_TEMPLATE: &str = r#"
+metadata: { name: b-templates }
+spec:
+  peerTemplates:
+    - { name: tors, asn: 4200001000, holdTime: 9, import: all, export: none }
+"#;
+
+#[test]
+fn peer_templates_merge_across_configs_and_conflict_by_name() {
+    let peers = r#"
+metadata: { name: c-peers }
+spec:
+  peers:
+    - { name: tor1, address: "fd00:101::fffe", template: tors }
+    - { name: tor2, address: "fd00:102::fffe", template: tors, holdTime: 30 }
+"#;
+    let cs = [config(peers), config(NODE_TEMPLATE), config(ROUTER_ONLY)];
+    let r = render(&cs, &talos_node(), &no_secrets()).unwrap();
+    let tor1 = r.config.peers.iter().find(|p| p.name == "tor1").unwrap();
+    let tor2 = r.config.peers.iter().find(|p| p.name == "tor2").unwrap();
+    assert_eq!((tor1.asn, tor1.hold_time), (4_200_001_000, Some(9)));
+    assert_eq!((tor2.asn, tor2.hold_time), (4_200_001_000, Some(30)));
+    assert_eq!(tor1.export, rib::policy::PolicyChain::None);
+
+    let again = NODE_TEMPLATE.replace("b-templates", "d-templates");
+    let cs = [config(NODE_TEMPLATE), config(&again), config(ROUTER_ONLY)];
+    let e = render(&cs, &talos_node(), &no_secrets()).unwrap_err();
+    assert_eq!(e.path, "spec.peerTemplates[0].name");
+    assert_eq!(e.configs, ["b-templates", "d-templates"]);
+    assert!(
+        e.message
+            .contains("template name \"tors\" is also defined by KrouteConfig \"b-templates\""),
+        "{e}"
+    );
+
+    // An error inside a template points into the config that has it.
+    let bad = NODE_TEMPLATE.replace("holdTime: 9", "holdTime: 2");
+    let cs = [config(&bad), config(ROUTER_ONLY)];
+    let e = render(&cs, &talos_node(), &no_secrets()).unwrap_err();
+    assert_eq!(e.configs, ["b-templates"]);
+    assert_eq!(e.path, "spec.peerTemplates[0].holdTime");
+}
