@@ -75,24 +75,7 @@ fn main() -> ExitCode {
                     .unwrap_or_default()
             });
             init_logs(format);
-            daemon::install_panic_exit();
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("kroute: cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match rt.block_on(daemon::run(&path)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("kroute: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            run_daemon(daemon::run(&path))
         }
         Command::Config {
             what: ConfigCmd::Check { file, print, node },
@@ -157,17 +140,6 @@ fn kubernetes_daemon(cli: &Cli, log_format: LogFormat, k: &KubernetesArgs) -> Ex
         std::env::set_var("RUST_LOG", "info,kube_client::client::builder=off");
     }
     init_logs(log_format);
-    daemon::install_panic_exit();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("kroute: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let opts = kroute::kubernetes::Options {
         kubeconfig: k.kubeconfig.clone(),
         node,
@@ -179,6 +151,23 @@ fn kubernetes_daemon(cli: &Cli, log_format: LogFormat, k: &KubernetesArgs) -> Ex
     let run = async move {
         let (config, cluster) = kroute::kubernetes::start(opts).await?;
         daemon::run_config(config, &cache, Some(cluster)).await
+    };
+    run_daemon(run)
+}
+
+/// Run the daemon's future on a multi-threaded runtime; a panic in any
+/// task ends the process (non-zero), an error is printed.
+fn run_daemon(run: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
+    daemon::install_panic_exit();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kroute: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
     };
     match rt.block_on(run) {
         Ok(()) => ExitCode::SUCCESS,
