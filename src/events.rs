@@ -287,6 +287,27 @@ pub enum Request {
     ResetPeer {
         name: String,
     },
+    /// `show neighbor NAME`: everything about one peer.
+    Neighbor {
+        name: String,
+    },
+    /// `show status`: the daemon as a whole.
+    Status,
+    /// `kroute peer NAME disable`: close the session with Cease/2
+    /// (administrative shutdown, RFC 4486) and keep it down, reloads
+    /// included, until `enable`.
+    DisablePeer {
+        name: String,
+    },
+    /// `kroute peer NAME enable`: undo `disable`.
+    EnablePeer {
+        name: String,
+    },
+    /// `kroute peer NAME refresh`: re-run import over the stored
+    /// Adj-RIB-In and send the whole Adj-RIB-Out again, session kept.
+    RefreshPeer {
+        name: String,
+    },
 }
 
 /// The router task's answer to a [`Request`], sent back to the client as is.

@@ -30,6 +30,7 @@ use crate::session::PeerTask;
 const IMPORT_LOG_WINDOW: Duration = Duration::from_secs(60);
 mod graceful_restart;
 use graceful_restart::{Deferral, GrPeer, StaleWait};
+mod operator;
 
 struct PeerEntry {
     cfg: config::Peer,
@@ -113,6 +114,11 @@ pub struct RouterTask {
     bfd: BfdHandle,
     /// `/readyz`: set Ready at the end of the initial convergence.
     readiness: Option<watch::Sender<crate::events::Readiness>>,
+    /// Peers `kroute peer NAME disable` keeps down (by name, so that a
+    /// reload does not bring them back).
+    disabled: std::collections::BTreeSet<String>,
+    /// When the running config was loaded (`show status`).
+    config_loaded: std::time::SystemTime,
 }
 
 /// The BFD sessions `c` asks for: one per peer with `bfd`.
@@ -300,6 +306,8 @@ impl RouterTask {
             import_log: rib::ImportLog::new(IMPORT_LOG_WINDOW),
             bfd,
             readiness: None,
+            disabled: std::collections::BTreeSet::new(),
+            config_loaded: std::time::SystemTime::now(),
         }
     }
 
@@ -321,11 +329,15 @@ impl RouterTask {
         let id = self.next_peer_id;
         self.next_peer_id += 1;
         self.rib.add_peer(id, peer_config(p));
-        let (cmd, status) = PeerTask::spawn(
-            id,
-            session_config(&self.config, p, self.restarting_until),
-            self.events.clone(),
-        );
+        let (cmd, status) = if self.disabled.contains(&p.name) {
+            operator::disabled_peer()
+        } else {
+            PeerTask::spawn(
+                id,
+                session_config(&self.config, p, self.restarting_until),
+                self.events.clone(),
+            )
+        };
         self.peers.insert(
             id,
             PeerEntry {
@@ -599,10 +611,11 @@ impl RouterTask {
             return;
         }
         let all_converged = self.peers.values().all(|p| {
-            p.generation.is_some()
-                && (p.awaiting_eor.is_empty()
-                    || !graceful_restart::waits_for_end_of_rib(p.graceful_restart.as_ref())
-                    || p.up_since.is_some_and(|t| t.elapsed() > EOR_GRACE))
+            self.disabled.contains(&p.cfg.name)
+                || p.generation.is_some()
+                    && (p.awaiting_eor.is_empty()
+                        || !graceful_restart::waits_for_end_of_rib(p.graceful_restart.as_ref())
+                        || p.up_since.is_some_and(|t| t.elapsed() > EOR_GRACE))
         });
         let deadline = Duration::from_secs(u64::from(
             self.config.router.graceful_restart.selection_deferral_time,
@@ -986,6 +999,11 @@ impl RouterTask {
                     Response::Ok(serde_json::json!({ "reset": name }))
                 }
             },
+            Request::Neighbor { name } => self.neighbor_detail(&name),
+            Request::Status => return self.status(reply),
+            Request::DisablePeer { name } => self.disable_peer(&name, out),
+            Request::EnablePeer { name } => self.enable_peer(&name, out),
+            Request::RefreshPeer { name } => self.refresh_peer(&name, out),
             Request::Bfd => {
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 self.bfd.show(tx);
@@ -1057,6 +1075,7 @@ impl RouterTask {
                         data: vec![],
                     }));
                     self.rib.remove_peer(id, out);
+                    self.disabled.remove(&name);
                     done.push(format!("peer {name} removed"));
                 }
                 Some(p) => {
@@ -1123,6 +1142,7 @@ impl RouterTask {
         if done.is_empty() {
             done.push("no changes".to_string());
         }
+        self.config_loaded = std::time::SystemTime::now();
         for d in &done {
             info!("reload: {d}");
         }

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 use super::views::{
-    BfdSessionView, ExplainView, FibEntryView, NeighborView, ReloadView, RouteView,
+    BfdSessionView, ExplainView, FibEntryView, NeighborDetailView, NeighborView, ReloadView,
+    RouteView, StatusView,
 };
 use crate::events::{Request, Response};
 
@@ -60,6 +61,19 @@ impl Client {
     /// `show neighbors`.
     pub fn neighbors(&self) -> Result<Vec<NeighborView>, ClientError> {
         self.typed(&Request::Neighbors, "neighbors")
+    }
+
+    /// `show neighbor NAME`.
+    pub fn neighbor(&self, name: &str) -> Result<NeighborDetailView, ClientError> {
+        let req = Request::Neighbor {
+            name: name.to_string(),
+        };
+        self.typed(&req, "neighbor")
+    }
+
+    /// `show status`.
+    pub fn status(&self) -> Result<StatusView, ClientError> {
+        self.typed(&Request::Status, "status")
     }
 
     /// `show routes`: the Loc-RIB, or with `received`/`advertised` a peer's
