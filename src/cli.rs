@@ -989,7 +989,7 @@ fn routes_table(routes: &[RouteView]) -> String {
                 format!("{mark} {}", r.prefix),
                 r.next_hops.join(","),
                 r.peer.clone(),
-                r.as_path.clone(),
+                r.as_path.to_string(),
                 opt(r.local_pref),
                 opt(r.med),
                 match &r.stale {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::bird::Bird;
 use common::kroute as k;
-use common::scenarios::{Topo, ADV4, P4};
+use common::scenarios::{Topo, ADV4, P4, PEER_ASN};
 use common::{route_via, wait_until, PeerDaemon, CONVERGE};
 use kroute::api::views::{NeighborDetailView, StatusView, SCHEMA_VERSION};
 use kroute::events::SessionState;
@@ -63,6 +63,15 @@ fn show_neighbor_and_status_describe_a_live_session() {
     let e = t.kroute.cli_raw(&["show", "neighbor", "nobody"]);
     assert!(!e.status.success());
     assert!(String::from_utf8_lossy(&e.stderr).contains("no peer named \"nobody\""));
+
+    // The AS path in JSON is a list of segments.
+    let json = t.kroute.cli_ok(&["show", "routes", P4, "-o", "json"]);
+    let routes: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        routes[0]["asPath"],
+        serde_json::json!([{"type": "sequence", "asns": [PEER_ASN]}]),
+        "{routes}"
+    );
 
     let json = t.kroute.cli_ok(&["show", "status", "-o", "json"]);
     let s: StatusView = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
