@@ -75,6 +75,9 @@ pub enum Command {
     },
     /// Re-read the config file and apply only what changed
     Reload,
+    /// Session and route events as they happen, until interrupted (with
+    /// `-o json` one object per line)
+    Watch,
     /// Act on one peer: disable, enable, reset or refresh its session
     Peer {
         /// The peer's `name` in the config
@@ -594,6 +597,7 @@ pub fn run_client(cli: &Cli) -> Result<(), String> {
                 v.text
             }
         }
+        Command::Watch => return watch(&client, json),
         Command::Reload => {
             let v = client.reload().map_err(|e| e.to_string())?;
             if json {
@@ -634,6 +638,70 @@ pub fn run_client(cli: &Cli) -> Result<(), String> {
     Ok(())
 }
 
+/// `kroute watch`: each event on its own line, flushed at once (for
+/// `| grep` and the like); ends when stdout is closed.
+fn watch(client: &Client, json: bool) -> Result<(), String> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout();
+    client
+        .watch(|event| {
+            let line = if json {
+                serde_json::to_string(&event).unwrap_or_default()
+            } else {
+                watch_line(&event)
+            };
+            writeln!(stdout, "{line}")
+                .and_then(|()| stdout.flush())
+                .is_ok()
+        })
+        .map_err(|e| e.to_string())
+}
+
+/// A watch event in words: `TIME  session tor-a Established`.
+fn watch_line(event: &crate::api::views::WatchEvent) -> String {
+    use crate::api::views::WatchEvent;
+    let time = |t: u64| utc(t);
+    match event {
+        WatchEvent::Session {
+            time_unix,
+            peer,
+            state,
+            reason,
+        } => {
+            let why = reason
+                .as_ref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
+            let what = if *state == crate::events::SessionState::Established {
+                "up (Established)".to_string()
+            } else {
+                format!("down{why}")
+            };
+            format!("{}  session {peer} {what}", time(*time_unix))
+        }
+        WatchEvent::Route {
+            time_unix,
+            prefix,
+            next_hops,
+        } => {
+            let what = if next_hops.is_empty() {
+                "withdrawn".to_string()
+            } else {
+                format!("via {}", next_hops.join(", "))
+            };
+            format!("{}  route {prefix} {what}", time(*time_unix))
+        }
+        WatchEvent::Peer {
+            time_unix,
+            peer,
+            action,
+        } => format!("{}  peer {peer} {action} by the operator", time(*time_unix)),
+        WatchEvent::Lagged { missed } => {
+            format!("(read too slowly: {missed} events missed)")
+        }
+    }
+}
+
 /// `-o json`: the answer, pretty-printed. Through `serde_json::Value` so
 /// the keys come in the order they always had (sorted), whatever the
 /// order of the view's fields.
@@ -661,11 +729,16 @@ fn duration(secs: u64) -> String {
     }
 }
 
-/// A Unix time as UTC `YYYY-MM-DD HH:MM:SS` and how long ago.
+/// A Unix time as UTC `YYYY-MM-DD HH:MM:SS UTC` and how long ago.
 fn when(unix: u64, now: u64) -> String {
     if unix == 0 {
         return "-".to_string();
     }
+    format!("{} ({} ago)", utc(unix), duration(now.saturating_sub(unix)))
+}
+
+/// A Unix time as UTC `YYYY-MM-DD HH:MM:SS UTC`.
+fn utc(unix: u64) -> String {
     let (days, secs) = (unix / 86400, unix % 86400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days as i64 + 719_468;
@@ -678,8 +751,7 @@ fn when(unix: u64, now: u64) -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     let (h, mi, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    let ago = duration(now.saturating_sub(unix));
-    format!("{y:04}-{m:02}-{d:02} {h:02}:{mi:02}:{s:02} UTC ({ago} ago)")
+    format!("{y:04}-{m:02}-{d:02} {h:02}:{mi:02}:{s:02} UTC")
 }
 
 fn now_unix() -> u64 {
@@ -1042,6 +1114,15 @@ mod tests {
         assert_eq!(reparsed, crate::config::load(file).unwrap());
         let missing = check_config(Path::new("/nonexistent/kroute.yaml")).unwrap_err();
         assert!(missing.to_string().contains("cannot read"), "{missing}");
+    }
+
+    #[test]
+    fn unix_times_read_as_utc() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_796_183_999), "2026-12-02 03:59:59 UTC");
+        assert_eq!(when(1_000, 1_061), "1970-01-01 00:16:40 UTC (00:01:01 ago)");
+        assert_eq!(when(0, 5), "-");
     }
 
     #[test]

@@ -70,6 +70,11 @@ pub enum RibEvent {
         request: Request,
         reply: Reply,
     },
+    /// `kroute watch`: the API task asks for the stream of session and
+    /// route events ([`Request::Watch`]).
+    Watch {
+        reply: oneshot::Sender<tokio::sync::broadcast::Receiver<crate::api::views::WatchEvent>>,
+    },
     /// A BFD session's state changed (`crate::bfd`). `teardown`: it went
     /// from Up to Down on a detected failure, so the BGP session to
     /// `address` must close now (RFC 5882 §4.3).
@@ -308,6 +313,9 @@ pub enum Request {
     RefreshPeer {
         name: String,
     },
+    /// `kroute watch`: answered with one line per event, as they happen,
+    /// until the client closes the connection.
+    Watch,
 }
 
 /// The router task's answer to a [`Request`], sent back to the client as is.

@@ -119,6 +119,8 @@ pub struct RouterTask {
     disabled: std::collections::BTreeSet<String>,
     /// When the running config was loaded (`show status`).
     config_loaded: std::time::SystemTime,
+    /// `kroute watch`: session and route events, to every watcher.
+    watchers: tokio::sync::broadcast::Sender<crate::api::views::WatchEvent>,
 }
 
 /// The BFD sessions `c` asks for: one per peer with `bfd`.
@@ -308,6 +310,7 @@ impl RouterTask {
             readiness: None,
             disabled: std::collections::BTreeSet::new(),
             config_loaded: std::time::SystemTime::now(),
+            watchers: tokio::sync::broadcast::channel(operator::WATCH_BACKLOG).0,
         }
     }
 
@@ -402,6 +405,7 @@ impl RouterTask {
     /// wait always ends.
     async fn flush(&mut self, mut out: Outputs) {
         let fib = std::mem::take(&mut out.fib);
+        self.watch_routes(&fib);
         match &mut self.deferral {
             Some(held) => held.hold(fib),
             None => self.fib.apply(fib).await,
@@ -671,6 +675,8 @@ impl RouterTask {
                     e.graceful_restart = graceful_restart;
                     e.deferred_eor.clear();
                     e.ready = true;
+                    let up = crate::events::SessionState::Established;
+                    operator::watch_session(&self.watchers, &e.cfg.name, up, None);
                     if e.stale.is_some() {
                         let p = e.gr_peer(peer, &self.config.router);
                         e.stale =
@@ -686,6 +692,9 @@ impl RouterTask {
             } => {
                 if let Some(e) = self.peers.get_mut(&peer) {
                     if e.generation == Some(generation) {
+                        let why = e.status.borrow().last_error.clone();
+                        let down = crate::events::SessionState::Idle;
+                        operator::watch_session(&self.watchers, &e.cfg.name, down, why);
                         e.generation = None;
                         e.ready = false;
                         e.up_since = None;
@@ -782,6 +791,9 @@ impl RouterTask {
                     .await
             }
             RibEvent::Api { request, reply } => self.api(request, reply, out),
+            RibEvent::Watch { reply } => {
+                let _ = reply.send(self.watchers.subscribe());
+            }
             RibEvent::Reload => {
                 if let Err(e) = self.reload(out) {
                     error!("reload failed, still running the previous config: {e}");
@@ -996,6 +1008,7 @@ impl RouterTask {
                 Some(id) => {
                     let _ = self.peers[&id].cmd.send(PeerCmd::Reset);
                     info!(peer = %name, "reset by the operator");
+                    self.watch_peer(&name, "reset");
                     Response::Ok(serde_json::json!({ "reset": name }))
                 }
             },
@@ -1004,6 +1017,9 @@ impl RouterTask {
             Request::DisablePeer { name } => self.disable_peer(&name, out),
             Request::EnablePeer { name } => self.enable_peer(&name, out),
             Request::RefreshPeer { name } => self.refresh_peer(&name, out),
+            Request::Watch => Response::Error(
+                "watch is a stream, answered by the API server, not a request".into(),
+            ),
             Request::Bfd => {
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 self.bfd.show(tx);

@@ -176,3 +176,95 @@ fn refresh_sends_the_adj_rib_out_again_and_keeps_the_session() {
     t.wait_kernel_via(P4, &[1]);
     t.kroute.stop();
 }
+
+/// `kroute watch -o json` as a child process; its lines arrive on a
+/// channel. Killed (by its handle) on drop.
+struct Watch {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<serde_json::Value>,
+}
+
+impl Watch {
+    fn start(socket: &std::path::Path) -> Watch {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kroute"))
+            .arg("--socket")
+            .arg(socket)
+            .args(["watch", "-o", "json"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                let v = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("not one JSON object per line: {e}: {line}"));
+                if tx.send(v).is_err() {
+                    return;
+                }
+            }
+        });
+        Watch { child, lines }
+    }
+
+    /// The next event matching `want`, skipping others; panics after
+    /// `CONVERGE` with what was seen.
+    fn expect(&self, what: &str, want: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + CONVERGE;
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(v) if want(&v) => return v,
+                Ok(v) => seen.push(v),
+                Err(_) => break,
+            }
+        }
+        panic!("no {what} event; saw {seen:?}");
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn watch_streams_session_and_route_events() {
+    let mut t = Topo::<Bird>::p2p("cliwatch", 1, false, |_| {});
+    t.wait_established();
+    let name = Topo::<Bird>::v4_name(1);
+    let w = Watch::start(&t.kroute.socket());
+    // The watch is registered once the daemon answers it; a route
+    // announced after a short wait is surely seen.
+    std::thread::sleep(Duration::from_millis(500));
+    t.peers[0].announce(P4);
+    let ev = w.expect("route added", |v| {
+        v["event"] == "route" && v["prefix"] == P4
+    });
+    assert_eq!(ev["nextHops"], serde_json::json!([t.links[0].p4]), "{ev}");
+    assert!(ev["timeUnix"].as_u64().unwrap() > 1_600_000_000, "{ev}");
+
+    t.kroute.cli_ok(&["peer", &name, "disable"]);
+    w.expect("operator action", |v| {
+        v["event"] == "peer" && v["peer"] == name.as_str() && v["action"] == "disabled"
+    });
+    w.expect("route withdrawn", |v| {
+        v["event"] == "route" && v["prefix"] == P4 && v["nextHops"] == serde_json::json!([])
+    });
+    t.kroute.cli_ok(&["peer", &name, "enable"]);
+    w.expect("session up", |v| {
+        v["event"] == "session" && v["peer"] == name.as_str() && v["state"] == "Established"
+    });
+    w.expect("route back", |v| v["event"] == "route" && v["prefix"] == P4);
+    t.peers[0].kill();
+    let down = w.expect("session down", |v| {
+        v["event"] == "session" && v["peer"] == name.as_str() && v["state"] == "Idle"
+    });
+    assert!(down["reason"].is_string(), "{down}");
+    drop(w);
+    t.kroute.stop();
+}

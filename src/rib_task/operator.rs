@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tracing::info;
 
 use rib::{Outputs, RouteQuery, Table};
@@ -13,9 +13,41 @@ use wire::{Family, Notification, Prefix};
 
 use super::{peer_config, RouterTask};
 use crate::api::views::{
-    unix_seconds, FamilyCountView, NeighborDetailView, StatusView, TimersView, SCHEMA_VERSION,
+    next_hop_text, unix_seconds, FamilyCountView, NeighborDetailView, StatusView, TimersView,
+    WatchEvent, SCHEMA_VERSION,
 };
-use crate::events::{PeerCmd, PeerStatus, Reply, Response};
+use crate::events::{PeerCmd, PeerStatus, Reply, Response, SessionState};
+
+/// Events kept for a watcher that has not read them yet; one further
+/// behind is told how many it missed ([`WatchEvent::Lagged`]).
+pub const WATCH_BACKLOG: usize = 4096;
+
+fn now_unix() -> u64 {
+    unix_seconds(std::time::SystemTime::now())
+}
+
+/// Hand an event to the watchers, built only when there is one (a full
+/// table's routes arrive at start, mostly with nobody watching).
+fn tell(watchers: &broadcast::Sender<WatchEvent>, event: impl FnOnce() -> WatchEvent) {
+    if watchers.receiver_count() > 0 {
+        let _ = watchers.send(event());
+    }
+}
+
+/// A session of `peer` came up or went down.
+pub fn watch_session(
+    watchers: &broadcast::Sender<WatchEvent>,
+    peer: &str,
+    state: SessionState,
+    reason: Option<String>,
+) {
+    tell(watchers, || WatchEvent::Session {
+        time_unix: now_unix(),
+        peer: peer.to_string(),
+        state,
+        reason,
+    });
+}
 
 /// What a disabled peer's status says, in `show neighbors` too.
 pub const DISABLED: &str = "disabled by the operator: `kroute peer NAME enable` starts it";
@@ -43,6 +75,29 @@ fn no_peer(name: &str) -> Response {
 }
 
 impl RouterTask {
+    /// The best routes changed as the kernel is told (`flush`).
+    pub(super) fn watch_routes(&self, fib: &[rib::FibChange]) {
+        if self.watchers.receiver_count() == 0 {
+            return;
+        }
+        let time_unix = now_unix();
+        for change in fib {
+            let _ = self.watchers.send(WatchEvent::Route {
+                time_unix,
+                prefix: change.prefix,
+                next_hops: change.next_hops.iter().map(next_hop_text).collect(),
+            });
+        }
+    }
+
+    pub(super) fn watch_peer(&self, peer: &str, action: &str) {
+        tell(&self.watchers, || WatchEvent::Peer {
+            time_unix: now_unix(),
+            peer: peer.to_string(),
+            action: action.to_string(),
+        });
+    }
+
     /// `show neighbor NAME`.
     pub(super) fn neighbor_detail(&self, name: &str) -> Response {
         let Some(id) = self.peer_id(name) else {
@@ -159,6 +214,7 @@ impl RouterTask {
         // Back in the registry without a task: `show neighbors` lists it.
         self.add_peer(&e.cfg);
         info!(peer = %name, "disabled by the operator (Cease/2 administrative shutdown sent)");
+        self.watch_peer(name, "disabled");
         ok(serde_json::json!({ "peer": name, "disabled": true, "changed": true }))
     }
 
@@ -174,6 +230,7 @@ impl RouterTask {
         self.rib.remove_peer(id, out);
         self.add_peer(&e.cfg);
         info!(peer = %name, "enabled by the operator");
+        self.watch_peer(name, "enabled");
         ok(serde_json::json!({ "peer": name, "disabled": false, "changed": true }))
     }
 
@@ -198,6 +255,7 @@ impl RouterTask {
             self.rib.route_refresh(id, family, out);
         }
         info!(peer = %name, "soft refresh by the operator: import re-run, Adj-RIB-Out sent again");
+        self.watch_peer(name, "refreshed");
         ok(serde_json::json!({ "peer": name, "refreshed": families }))
     }
 }
