@@ -865,7 +865,14 @@ fn neighbor_text(d: &NeighborDetailView) -> String {
             "State",
             format!("{state}, since {}", when(d.last_change_unix, now)),
         ),
-        ("Uptime", duration(n.uptime_seconds)),
+        // "-" only while not Established (duration() writes 0 as "-").
+        (
+            "Uptime",
+            match (n.state, n.uptime_seconds) {
+                (crate::events::SessionState::Established, 0) => "00:00:00".to_string(),
+                (_, secs) => duration(secs),
+            },
+        ),
         ("Remote router ID", opt_or(n.remote_router_id, "-")),
         ("Passive", yes_no(d.passive)),
         (
