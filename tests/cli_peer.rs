@@ -238,9 +238,15 @@ fn watch_streams_session_and_route_events() {
     t.wait_established();
     let name = Topo::<Bird>::v4_name(1);
     let w = Watch::start(&t.kroute.socket());
-    // The watch is registered once the daemon answers it; a route
-    // announced after a short wait is surely seen.
-    std::thread::sleep(Duration::from_millis(500));
+    // The watch is live once it reports an event: a refresh makes one.
+    wait_until(CONVERGE, "the watch to report a refresh", || {
+        t.kroute.cli_ok(&["peer", &name, "refresh"]);
+        match w.lines.recv_timeout(Duration::from_millis(300)) {
+            Ok(v) if v["event"] == "peer" && v["action"] == "refreshed" => Ok(()),
+            Ok(v) => Err(format!("other event: {v}")),
+            Err(_) => Err("no event yet".to_string()),
+        }
+    });
     t.peers[0].announce(P4);
     let ev = w.expect("route added", |v| {
         v["event"] == "route" && v["prefix"] == P4
