@@ -7,18 +7,28 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 use rib::Table;
 
-use crate::api::views::BfdSessionView;
+use crate::api::views::{BfdSessionView, NeighborDetailView, StatusView};
 use crate::api::{Client, FibEntryView, NeighborView, RouteView};
 use crate::config::ConfigError;
 use crate::output::{table, Output};
 
+mod warnings;
+pub use warnings::{warnings, ConfigWarning};
+
 pub const DEFAULT_SOCKET: &str = "/run/kroute/kroute.sock";
+
+/// `lab` is listed apart from the router's commands: it is the demo and
+/// test bench, not something to run on a node.
+const LAB_HELP: &str = "\
+Lab (a demo on this machine, not for a node):
+  lab  The seed clusters on this machine, in network namespaces, with kroute on every node (root only)";
 
 #[derive(Parser, Debug)]
 #[command(
     name = "kroute",
     version,
-    about = "BGP node router for bare-metal Kubernetes: learns routes, installs them in the kernel, explains every decision"
+    about = "BGP node router for bare-metal Kubernetes: learns routes, installs them in the kernel, explains every decision",
+    after_help = LAB_HELP
 )]
 pub struct Cli {
     /// API socket of the daemon (default: from -c FILE, else /run/kroute/kroute.sock)
@@ -27,7 +37,8 @@ pub struct Cli {
     /// Config file (the daemon's; the CLI reads api.socket from it)
     #[arg(short = 'c', long = "config", global = true)]
     pub config: Option<PathBuf>,
-    /// Output format
+    /// Output format: aligned tables, or JSON (its shape is versioned, see
+    /// the README's CLI section)
     #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
     #[command(subcommand)]
@@ -49,17 +60,24 @@ pub enum Command {
         #[command(flatten)]
         kubernetes: KubernetesArgs,
     },
-    /// Show neighbors, routes or the kernel FIB
+    /// Show the daemon's status, neighbors, routes, the kernel FIB or BFD
     Show {
         #[command(subcommand)]
         what: Show,
     },
     /// Explain every decision about a prefix: import, best path, kernel, export
-    Explain { prefix: String },
+    Explain {
+        /// ADDRESS/LENGTH (e.g. 10.0.0.0/24) or an address (a host route)
+        prefix: String,
+    },
     /// Re-read the config file and apply only what changed
     Reload,
-    /// Act on one peer: `kroute peer NAME reset`
+    /// Session and route events as they happen, until interrupted (with
+    /// `-o json` one object per line)
+    Watch,
+    /// Act on one peer: disable, enable, reset or refresh its session
     Peer {
+        /// The peer's `name` in the config
         name: String,
         #[command(subcommand)]
         action: PeerAction,
@@ -88,8 +106,18 @@ pub enum Command {
         #[command(subcommand)]
         what: ClusterCmd,
     },
+    /// Shell completion script for bash, zsh or fish, on stdout
+    /// (e.g. `kroute completion bash > /etc/bash_completion.d/kroute`)
+    Completion {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// The man page (roff), on stdout (`kroute man | man -l -`)
+    Man,
     /// The seed clusters on this machine, in network namespaces, with kroute
     /// on every node (root only)
+    #[command(hide = true)]
     Lab {
         #[command(subcommand)]
         what: crate::lab::LabCmd,
@@ -128,29 +156,57 @@ pub enum ClusterCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum Show {
+    /// Version, router ID, uptime, config file and when it was loaded,
+    /// RIB and FIB counts
+    Status,
     /// BGP sessions and their prefix counts
     Neighbors,
+    /// Everything about one peer: negotiated capabilities and families,
+    /// timers, counters, last error and NOTIFICATION, BFD and graceful
+    /// restart
+    Neighbor {
+        /// The peer's `name` in the config
+        name: String,
+    },
     /// Loc-RIB paths, or what a peer sent (--received) or was sent (--advertised)
     Routes {
+        /// Only this prefix (ADDRESS/LENGTH, or an address: the routes
+        /// covering it)
         prefix: Option<String>,
-        #[arg(long)]
+        /// Only the paths from (or with --advertised: to) this peer
+        #[arg(long, value_name = "NAME")]
         peer: Option<String>,
+        /// The peer's Adj-RIB-In: what it sent, before import policy
+        /// (rejected paths too, with the reason)
         #[arg(long, requires = "peer", conflicts_with = "advertised")]
         received: bool,
+        /// The peer's Adj-RIB-Out: what kroute sent it, after export policy
         #[arg(long, requires = "peer")]
         advertised: bool,
     },
     /// Routes kroute wants in the kernel and their state
-    Fib { prefix: Option<String> },
+    Fib {
+        /// Only this prefix (ADDRESS/LENGTH or an address)
+        prefix: Option<String>,
+    },
     /// BFD sessions: discriminators, state, intervals, counters
     Bfd,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum PeerAction {
+    /// Close the session with Cease/2 (administrative shutdown) and keep
+    /// it down, across reloads too, until `enable`; its routes leave the
+    /// RIB and the kernel
+    Disable,
+    /// Let a disabled peer connect again
+    Enable,
     /// Start a peer that `maxPrefixes` holds down, or reset its session
     /// (Cease/4) and connect again
     Reset,
+    /// Soft refresh, session kept: run import again over what the peer
+    /// sent (Adj-RIB-In) and send it all of its Adj-RIB-Out again
+    Refresh,
 }
 
 #[derive(Subcommand, Debug)]
@@ -158,6 +214,7 @@ pub enum ConfigCmd {
     /// Parse and validate a config file, or a KrouteConfig manifest rendered
     /// for a Node (--node); prints the first error with file and key
     Check {
+        /// The config file (or with --node a KrouteConfig manifest)
         file: PathBuf,
         /// Also print the config in canonical form, every default spelled out
         #[arg(long)]
@@ -182,38 +239,101 @@ impl Cli {
     }
 }
 
-/// `kroute config check FILE [--print]`: what to print if the file is
-/// valid (a summary, or with `print` the canonical YAML).
-pub fn check_config(file: &Path, print: bool) -> Result<String, ConfigError> {
-    let c = crate::config::load(file)?;
-    Ok(checked(&file.display().to_string(), c, print))
+/// What `kroute config check` found in a valid file.
+#[derive(Debug)]
+pub struct Checked {
+    /// "FILE" or "FILE: node N (KrouteConfig A, B)".
+    pub what: String,
+    pub config: crate::config::Config,
+    pub warnings: Vec<ConfigWarning>,
 }
 
-/// The summary line, or with `print` the canonical YAML with its secrets
-/// kept secret: inline passwords are printed redacted, those from
-/// `passwordFile` or `passwordSecretRef` not at all (the reference is).
-fn checked(what: &str, mut c: crate::config::Config, print: bool) -> String {
-    if print {
-        for p in &mut c.peers {
-            if p.password.as_ref().is_some_and(|pw| !pw.from_file()) {
-                p.password = Some(crate::config::Password::redacted());
-            }
+impl Checked {
+    /// The summary line, or with `print` the canonical YAML with its
+    /// secrets kept secret: inline passwords are printed redacted, those
+    /// from `passwordFile` or `passwordSecretRef` not at all (the
+    /// reference is).
+    pub fn text(&self, print: bool) -> String {
+        let c = &self.config;
+        if print {
+            return redacted(c.clone()).to_yaml();
         }
-        return c.to_yaml();
+        let warned = match self.warnings.len() {
+            0 => String::new(),
+            n => format!(", {n} warning{}", if n == 1 { "" } else { "s" }),
+        };
+        format!(
+            "{}: ok ({} peers, {} policies, {} advertise entries{warned})\n",
+            self.what,
+            c.peers.len(),
+            c.policies.len(),
+            c.advertise.len()
+        )
     }
-    format!(
-        "{what}: ok ({} peers, {} policies, {} advertise entries)\n",
-        c.peers.len(),
-        c.policies.len(),
-        c.advertise.len()
-    )
+
+    /// The warnings as compilers print them: `FILE:LINE: warning: KEY: ...`.
+    pub fn warning_lines(&self, file: &Path) -> String {
+        self.warnings
+            .iter()
+            .map(|w| {
+                let line = w.line.map(|l| format!(":{l}")).unwrap_or_default();
+                format!(
+                    "{}{line}: warning: {}: {}\n",
+                    file.display(),
+                    w.key,
+                    w.message
+                )
+            })
+            .collect()
+    }
+
+    /// `-o json`: `ok`, the counts, the warnings, and with `print` the
+    /// canonical config.
+    pub fn json(&self, print: bool) -> serde_json::Value {
+        let c = &self.config;
+        let mut v = serde_json::json!({
+            "schemaVersion": crate::api::views::SCHEMA_VERSION,
+            "file": self.what,
+            "ok": true,
+            "peers": c.peers.len(),
+            "policies": c.policies.len(),
+            "advertise": c.advertise.len(),
+            "warnings": self.warnings,
+        });
+        if print {
+            v["config"] = serde_json::to_value(redacted(c.clone())).unwrap_or_default();
+        }
+        v
+    }
 }
 
-/// `kroute config check FILE [--node NODE_YAML] [--print]`: a config file
-/// as [`check_config`], or a `KrouteConfig` manifest rendered for the Node
+fn redacted(mut c: crate::config::Config) -> crate::config::Config {
+    for p in &mut c.peers {
+        if p.password.as_ref().is_some_and(|pw| !pw.from_file()) {
+            p.password = Some(crate::config::Password::redacted());
+        }
+    }
+    c
+}
+
+/// `kroute config check FILE`: the file checked, with its warnings.
+pub fn check_config(file: &Path) -> Result<Checked, ConfigError> {
+    let c = crate::config::load(file)?;
+    // load() read it just now; a file that vanished since gets no lines.
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    Ok(Checked {
+        what: file.display().to_string(),
+        warnings: warnings(&c, &text),
+        config: c,
+    })
+}
+
+/// `kroute config check FILE [--node NODE_YAML]`: a config file as
+/// [`check_config`], or a `KrouteConfig` manifest rendered for the Node
 /// in `node` (Secrets are not read: a `passwordSecretRef` gets a
-/// placeholder key, never printed).
-pub fn check(file: &Path, node: Option<&Path>, print: bool) -> Result<String, String> {
+/// placeholder key, never printed; warnings carry no line, the config
+/// being a rendering).
+pub fn check(file: &Path, node: Option<&Path>) -> Result<Checked, String> {
     use crate::kubernetes::{manifest, render};
     let read = |p: &Path| {
         std::fs::read_to_string(p).map_err(|e| format!("{}: cannot read: {e}", p.display()))
@@ -221,7 +341,7 @@ pub fn check(file: &Path, node: Option<&Path>, print: bool) -> Result<String, St
     let text = read(file)?;
     let name = file.display().to_string();
     match (manifest::is_manifest(&text), node) {
-        (false, None) => check_config(file, print).map_err(|e| e.to_string()),
+        (false, None) => check_config(file).map_err(|e| e.to_string()),
         (false, Some(_)) => Err(format!(
             "{name}: --node renders a KrouteConfig manifest, and this is a config file \
              (no `kind: KrouteConfig`); leave --node out to check it"
@@ -254,8 +374,142 @@ pub fn check(file: &Path, node: Option<&Path>, print: bool) -> Result<String, St
                 node_name_of(&node),
                 r.configs.join(", ")
             );
-            Ok(checked(&what, r.config, print))
+            let warnings = warnings(&r.config, "")
+                .into_iter()
+                .map(|w| ConfigWarning { line: None, ..w })
+                .collect();
+            Ok(Checked {
+                what,
+                config: r.config,
+                warnings,
+            })
         }
+    }
+}
+
+/// `kroute config check` as a command: the summary (or the canonical
+/// config) on stdout, warnings on stderr; with `-o json` one object on
+/// stdout, `{"ok": false, "error": ...}` when the file is invalid.
+pub fn config_check_main(
+    file: &Path,
+    node: Option<&Path>,
+    print: bool,
+    output: Output,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let checked = check(file, node);
+    if output == Output::Json {
+        let (v, code) = match &checked {
+            Ok(c) => (c.json(print), ExitCode::SUCCESS),
+            Err(e) => (
+                serde_json::json!({
+                    "schemaVersion": crate::api::views::SCHEMA_VERSION,
+                    "file": file.display().to_string(),
+                    "ok": false,
+                    "error": e,
+                }),
+                ExitCode::FAILURE,
+            ),
+        };
+        print!("{}", to_json(&v));
+        return code;
+    }
+    match checked {
+        Ok(c) => {
+            eprint!("{}", c.warning_lines(file));
+            print!("{}", c.text(print));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `kroute completion SHELL` and `kroute man`: generated from the same
+/// definition as the parser, so they never drift from it.
+pub fn generate(command: &Command, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let mut cmd = documented_command();
+    match command {
+        Command::Completion { shell } => {
+            clap_complete::generate(*shell, &mut cmd, "kroute", out);
+            Ok(())
+        }
+        Command::Man => {
+            // The subcommands in the page, each with its options.
+            clap_mangen::Man::new(cmd.clone()).render(out)?;
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                man_section(sub, "kroute", out)?;
+            }
+            Ok(())
+        }
+        _ => unreachable!("only completion and man are generated"),
+    }
+}
+
+/// The command definition with `lab` shown (it is only left out of the
+/// top-level `--help` list, to be listed apart).
+pub fn documented_command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command().mut_subcommand("lab", |lab| lab.hide(false));
+    // Propagates the global options into the subcommands, which the man
+    // page renders one by one.
+    cmd.build();
+    cmd
+}
+
+/// A `.SH` section for a subcommand (and its own subcommands): usage,
+/// what it does and its arguments.
+fn man_section(
+    cmd: &clap::Command,
+    parent: &str,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let name = format!("{parent} {}", cmd.get_name());
+    let mut cmd = cmd.clone().bin_name(&name);
+    writeln!(out, ".SH \"{}\"", name.to_uppercase())?;
+    let usage = cmd.render_usage().to_string();
+    let usage = usage.trim_start_matches("Usage: ");
+    writeln!(out, ".B {}", roff_escape(usage))?;
+    if let Some(about) = cmd.get_long_about().or(cmd.get_about()) {
+        writeln!(out, ".PP\n{}", roff_escape(&about.to_string()))?;
+    }
+    for arg in cmd
+        .get_arguments()
+        .filter(|a| !a.is_hide_set() && !a.is_global_set())
+    {
+        let flag = match (arg.get_short(), arg.get_long()) {
+            (Some(s), Some(l)) => format!("-{s}, --{l}"),
+            (None, Some(l)) => format!("--{l}"),
+            (Some(s), None) => format!("-{s}"),
+            (None, None) => arg.get_id().as_str().to_uppercase(),
+        };
+        let help = arg
+            .get_long_help()
+            .or(arg.get_help())
+            .map(|h| h.to_string());
+        writeln!(
+            out,
+            ".TP\n\\fB{}\\fR\n{}",
+            roff_escape(&flag),
+            roff_escape(&help.unwrap_or_default())
+        )?;
+    }
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        man_section(sub, &name, out)?;
+    }
+    Ok(())
+}
+
+/// Text safe in a roff line: backslashes doubled, a leading `.` or `'`
+/// guarded.
+fn roff_escape(s: &str) -> String {
+    let s = s.replace('\\', "\\\\").replace('\n', " ");
+    if s.starts_with('.') || s.starts_with('\'') {
+        format!("\\&{s}")
+    } else {
+        s
     }
 }
 
@@ -269,6 +523,22 @@ pub fn run_client(cli: &Cli) -> Result<(), String> {
     let json = cli.output == Output::Json;
     let text = match &cli.command {
         Command::Show { what } => match what {
+            Show::Status => {
+                let v = client.status().map_err(|e| e.to_string())?;
+                if json {
+                    to_json(&v)
+                } else {
+                    status_text(&v)
+                }
+            }
+            Show::Neighbor { name } => {
+                let v = client.neighbor(name).map_err(|e| e.to_string())?;
+                if json {
+                    to_json(&v)
+                } else {
+                    neighbor_text(&v)
+                }
+            }
             Show::Neighbors => {
                 let v = client.neighbors().map_err(|e| e.to_string())?;
                 if json {
@@ -324,6 +594,7 @@ pub fn run_client(cli: &Cli) -> Result<(), String> {
                 v.text
             }
         }
+        Command::Watch => return watch(&client, json),
         Command::Reload => {
             let v = client.reload().map_err(|e| e.to_string())?;
             if json {
@@ -332,28 +603,100 @@ pub fn run_client(cli: &Cli) -> Result<(), String> {
                 v.changes.iter().map(|c| format!("{c}\n")).collect()
             }
         }
-        Command::Peer {
-            name,
-            action: PeerAction::Reset,
-        } => {
-            let req = crate::events::Request::ResetPeer { name: name.clone() };
+        Command::Peer { name, action } => {
+            use crate::events::Request;
+            let name = name.clone();
+            let (req, done) = match action {
+                PeerAction::Disable => (Request::DisablePeer { name: name.clone() }, "disabled"),
+                PeerAction::Enable => (Request::EnablePeer { name: name.clone() }, "enabled"),
+                PeerAction::Reset => (Request::ResetPeer { name: name.clone() }, "reset"),
+                PeerAction::Refresh => (Request::RefreshPeer { name: name.clone() }, "refreshed"),
+            };
             let v = client.request(&req).map_err(|e| e.to_string())?;
             if json {
                 to_json(&v)
+            } else if v.get("changed") == Some(&serde_json::Value::Bool(false)) {
+                format!("peer {name} was already {done}\n")
             } else {
-                format!("peer {name} reset\n")
+                format!("peer {name} {done}\n")
             }
         }
         Command::Daemon { .. }
         | Command::Config { .. }
         | Command::Manifests { .. }
         | Command::Lab { .. }
+        | Command::Completion { .. }
+        | Command::Man
         | Command::Cluster { .. } => {
             unreachable!("handled in main")
         }
     };
     print!("{text}");
     Ok(())
+}
+
+/// `kroute watch`: each event on its own line, flushed at once (for
+/// `| grep` and the like); ends when stdout is closed.
+fn watch(client: &Client, json: bool) -> Result<(), String> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout();
+    client
+        .watch(|event| {
+            let line = if json {
+                serde_json::to_string(&event).unwrap_or_default()
+            } else {
+                watch_line(&event)
+            };
+            writeln!(stdout, "{line}")
+                .and_then(|()| stdout.flush())
+                .is_ok()
+        })
+        .map_err(|e| e.to_string())
+}
+
+/// A watch event in words: `TIME  session tor-a Established`.
+fn watch_line(event: &crate::api::views::WatchEvent) -> String {
+    use crate::api::views::WatchEvent;
+    let time = |t: u64| utc(t);
+    match event {
+        WatchEvent::Session {
+            time_unix,
+            peer,
+            state,
+            reason,
+        } => {
+            let why = reason
+                .as_ref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
+            let what = if *state == crate::events::SessionState::Established {
+                "up (Established)".to_string()
+            } else {
+                format!("down{why}")
+            };
+            format!("{}  session {peer} {what}", time(*time_unix))
+        }
+        WatchEvent::Route {
+            time_unix,
+            prefix,
+            next_hops,
+        } => {
+            let what = if next_hops.is_empty() {
+                "withdrawn".to_string()
+            } else {
+                format!("via {}", next_hops.join(", "))
+            };
+            format!("{}  route {prefix} {what}", time(*time_unix))
+        }
+        WatchEvent::Peer {
+            time_unix,
+            peer,
+            action,
+        } => format!("{}  peer {peer} {action} by the operator", time(*time_unix)),
+        WatchEvent::Lagged { missed } => {
+            format!("(read too slowly: {missed} events missed)")
+        }
+    }
 }
 
 /// `-o json`: the answer, pretty-printed. Through `serde_json::Value` so
@@ -381,6 +724,235 @@ fn duration(secs: u64) -> String {
     } else {
         format!("{h:02}:{m:02}:{s:02}")
     }
+}
+
+/// A Unix time as UTC `YYYY-MM-DD HH:MM:SS UTC` and how long ago.
+fn when(unix: u64, now: u64) -> String {
+    if unix == 0 {
+        return "-".to_string();
+    }
+    format!("{} ({} ago)", utc(unix), duration(now.saturating_sub(unix)))
+}
+
+/// A Unix time as UTC `YYYY-MM-DD HH:MM:SS UTC`.
+fn utc(unix: u64) -> String {
+    let (days, secs) = (unix / 86400, unix % 86400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (h, mi, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    format!("{y:04}-{m:02}-{d:02} {h:02}:{mi:02}:{s:02} UTC")
+}
+
+fn now_unix() -> u64 {
+    crate::api::views::unix_seconds(std::time::SystemTime::now())
+}
+
+/// `name: value` lines, the names padded to one width.
+fn fields(rows: &[(&str, String)]) -> String {
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    rows.iter()
+        .map(|(k, v)| format!("{k:<width$}  {v}\n"))
+        .collect()
+}
+
+fn status_text(s: &StatusView) -> String {
+    let now = now_unix();
+    let rib = s
+        .rib
+        .iter()
+        .map(|f| format!("{}: {} prefixes, {} paths", f.family, f.prefixes, f.paths))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let fib = if s.fib.is_empty() {
+        "empty".to_string()
+    } else {
+        s.fib
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    fields(&[
+        ("Version", s.version.clone()),
+        ("Router", format!("AS{} id {}", s.asn, s.router_id)),
+        ("Uptime", duration(s.uptime_seconds)),
+        (
+            "Config",
+            s.config_file
+                .clone()
+                .unwrap_or_else(|| "from Kubernetes (KrouteConfig)".to_string()),
+        ),
+        ("Config loaded", when(s.config_loaded_unix, now)),
+        (
+            "Peers",
+            format!(
+                "{} configured, {} established, {} disabled",
+                s.peers_configured, s.peers_established, s.peers_disabled
+            ),
+        ),
+        (
+            "Convergence",
+            if s.initial_convergence_done {
+                "initial convergence done"
+            } else {
+                "initial convergence in progress"
+            }
+            .to_string(),
+        ),
+        ("RIB", rib),
+        ("FIB", fib),
+    ])
+}
+
+fn families(f: &[wire::Family]) -> String {
+    if f.is_empty() {
+        return "-".to_string();
+    }
+    f.iter()
+        .map(|f| f.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn chain(c: &rib::policy::PolicyChain) -> String {
+    use rib::policy::PolicyChain;
+    match c {
+        PolicyChain::Unset => "(not set)".to_string(),
+        PolicyChain::All => "all".to_string(),
+        PolicyChain::None => "none".to_string(),
+        PolicyChain::Named(v) => v.join(", "),
+    }
+}
+
+/// `show neighbor NAME` as text, in the order of vtysh's `show bgp
+/// neighbor`: who, session, timers, capabilities, counters, errors.
+fn neighbor_text(d: &NeighborDetailView) -> String {
+    let n = &d.neighbor;
+    let now = now_unix();
+    let state = if d.disabled {
+        format!("{} (disabled)", n.state)
+    } else {
+        n.state.to_string()
+    };
+    let mut rows = vec![
+        (
+            "Neighbor",
+            format!(
+                "{} {} port {}, AS{} ({})",
+                n.name, n.address, n.port, n.asn, d.kind
+            ),
+        ),
+        (
+            "Local",
+            format!(
+                "AS{}, address {}",
+                d.local_asn,
+                opt_or(n.local_address, "-")
+            ),
+        ),
+        (
+            "State",
+            format!("{state}, since {}", when(d.last_change_unix, now)),
+        ),
+        // "-" only while not Established (duration() writes 0 as "-").
+        (
+            "Uptime",
+            match (n.state, n.uptime_seconds) {
+                (crate::events::SessionState::Established, 0) => "00:00:00".to_string(),
+                (_, secs) => duration(secs),
+            },
+        ),
+        ("Remote router ID", opt_or(n.remote_router_id, "-")),
+        ("Passive", yes_no(d.passive)),
+        (
+            "Hold time",
+            format!(
+                "{} s configured, {} negotiated, keepalive {}",
+                d.timers.hold_time_configured,
+                opt_or(d.timers.hold_time_negotiated.map(|h| format!("{h} s")), "-"),
+                opt_or(d.timers.keepalive.map(|k| format!("{k} s")), "-")
+            ),
+        ),
+        ("Connect retry", format!("{} s", d.timers.connect_retry)),
+        ("Families configured", families(&d.configured_families)),
+        ("Families negotiated", families(&n.families)),
+        ("Import policy", chain(&d.import)),
+        ("Export policy", chain(&d.export)),
+        (
+            "Prefixes",
+            format!(
+                "{} received, {} accepted, {} advertised, {} too big to send",
+                n.prefixes_received, n.prefixes_accepted, n.prefixes_advertised, n.prefixes_too_big
+            ),
+        ),
+        ("UPDATEs queued", d.updates_queued.to_string()),
+        (
+            "Import problems",
+            format!(
+                "{} treated as withdraw, {} attributes discarded, {} NLRI ignored",
+                n.updates_treated_as_withdraw, n.attributes_discarded, n.nlri_ignored
+            ),
+        ),
+        (
+            "Route refresh",
+            format!(
+                "{} ignored, {} coalesced",
+                n.route_refresh_ignored, n.route_refresh_coalesced
+            ),
+        ),
+        ("Flaps", n.flaps.to_string()),
+        ("Last error", opt_or(n.last_error.as_ref(), "-")),
+    ];
+    if let Some(h) = &n.held_down {
+        rows.push(("Held down", h.clone()));
+    }
+    rows.push((
+        "BFD",
+        match (d.bfd_configured, n.bfd) {
+            (false, _) => "not configured".to_string(),
+            (true, Some(s)) => s.to_string(),
+            (true, None) => "configured".to_string(),
+        },
+    ));
+    rows.push((
+        "Graceful restart",
+        format!(
+            "we advertise it: {}; the peer: {}",
+            yes_no(d.graceful_restart_advertised),
+            match &n.graceful_restart {
+                None => "no capability".to_string(),
+                Some(g) => format!(
+                    "restart time {} s{}, families {}, forwarding kept {}, {} stale routes{}",
+                    g.restart_time,
+                    if g.restarting { " (restarting)" } else { "" },
+                    families(&g.families),
+                    families(&g.forwarding_preserved),
+                    g.stale_routes,
+                    g.stale
+                        .as_ref()
+                        .map(|s| format!(" ({s})"))
+                        .unwrap_or_default()
+                ),
+            }
+        ),
+    ));
+    fields(&rows)
+}
+
+fn opt_or<T: ToString>(v: Option<T>, none: &str) -> String {
+    v.map_or_else(|| none.to_string(), |v| v.to_string())
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.to_string()
 }
 
 fn neighbors_table(neighbors: &[NeighborView]) -> String {
@@ -493,7 +1065,7 @@ fn routes_table(routes: &[RouteView]) -> String {
                 format!("{mark} {}", r.prefix),
                 r.next_hops.join(","),
                 r.peer.clone(),
-                r.as_path.clone(),
+                r.as_path.to_string(),
                 opt(r.local_pref),
                 opt(r.med),
                 match &r.stale {
@@ -533,19 +1105,28 @@ mod tests {
     #[test]
     fn config_check_summarises_or_prints_the_canonical_form() {
         let file = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/node.yaml"));
-        let summary = check_config(file, false).unwrap();
+        let checked = check_config(file).unwrap();
         assert_eq!(
-            summary,
+            checked.text(false),
             format!(
                 "{}: ok (2 peers, 0 policies, 1 advertise entries)\n",
                 file.display()
             )
         );
-        let yaml = check_config(file, true).unwrap();
+        let yaml = checked.text(true);
         let reparsed = crate::config::parse(&yaml, "printed.yaml").unwrap();
         assert_eq!(reparsed, crate::config::load(file).unwrap());
-        let missing = check_config(Path::new("/nonexistent/kroute.yaml"), false).unwrap_err();
+        let missing = check_config(Path::new("/nonexistent/kroute.yaml")).unwrap_err();
         assert!(missing.to_string().contains("cannot read"), "{missing}");
+    }
+
+    #[test]
+    fn unix_times_read_as_utc() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_796_183_999), "2026-12-02 03:59:59 UTC");
+        assert_eq!(when(1_000, 1_061), "1970-01-01 00:16:40 UTC (00:01:01 ago)");
+        assert_eq!(when(0, 5), "-");
     }
 
     #[test]

@@ -72,6 +72,11 @@ pub enum RibEvent {
         request: Request,
         reply: Reply,
     },
+    /// `kroute watch`: the API task asks for the stream of session and
+    /// route events ([`Request::Watch`]).
+    Watch {
+        reply: oneshot::Sender<tokio::sync::broadcast::Receiver<crate::api::views::WatchEvent>>,
+    },
     /// A BFD session's state changed (`crate::bfd`). `teardown`: it went
     /// from Up to Down on a detected failure, so the BGP session to
     /// `address` must close now (RFC 5882 §4.3).
@@ -345,6 +350,30 @@ pub enum Request {
     ResetPeer {
         name: String,
     },
+    /// `show neighbor NAME`: everything about one peer.
+    Neighbor {
+        name: String,
+    },
+    /// `show status`: the daemon as a whole.
+    Status,
+    /// `kroute peer NAME disable`: close the session with Cease/2
+    /// (administrative shutdown, RFC 4486) and keep it down, reloads
+    /// included, until `enable`.
+    DisablePeer {
+        name: String,
+    },
+    /// `kroute peer NAME enable`: undo `disable`.
+    EnablePeer {
+        name: String,
+    },
+    /// `kroute peer NAME refresh`: re-run import over the stored
+    /// Adj-RIB-In and send the whole Adj-RIB-Out again, session kept.
+    RefreshPeer {
+        name: String,
+    },
+    /// `kroute watch`: answered with one line per event, as they happen,
+    /// until the client closes the connection.
+    Watch,
 }
 
 /// The router task's answer to a [`Request`], sent back to the client as is.

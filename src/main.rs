@@ -79,16 +79,16 @@ fn main() -> ExitCode {
         }
         Command::Config {
             what: ConfigCmd::Check { file, print, node },
-        } => match cli::check(file, node.as_deref(), *print) {
-            Ok(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
+        } => cli::config_check_main(file, node.as_deref(), *print, cli.output),
+        Command::Completion { .. } | Command::Man => {
+            match cli::generate(&cli.command, &mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("kroute: {e}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::FAILURE
-            }
-        },
+        }
         Command::Cluster {
             what: ClusterCmd::Check { kubeconfig },
         } => kroute::kubernetes::cluster_check::main(kubeconfig.as_deref(), cli.output),

@@ -30,6 +30,7 @@ use crate::session::PeerTask;
 const IMPORT_LOG_WINDOW: Duration = Duration::from_secs(60);
 mod graceful_restart;
 use graceful_restart::{Deferral, GrPeer, StaleWait};
+mod operator;
 
 struct PeerEntry {
     cfg: config::Peer,
@@ -113,6 +114,13 @@ pub struct RouterTask {
     bfd: BfdHandle,
     /// `/readyz`: set Ready at the end of the initial convergence.
     readiness: Option<watch::Sender<crate::events::Readiness>>,
+    /// Peers `kroute peer NAME disable` keeps down (by name, so that a
+    /// reload does not bring them back).
+    disabled: std::collections::BTreeSet<String>,
+    /// When the running config was loaded (`show status`).
+    config_loaded: std::time::SystemTime,
+    /// `kroute watch`: session and route events, to every watcher.
+    watchers: tokio::sync::broadcast::Sender<crate::api::views::WatchEvent>,
 }
 
 /// The BFD sessions `c` asks for: one per peer with `bfd`.
@@ -301,6 +309,9 @@ impl RouterTask {
             import_log: rib::ImportLog::new(IMPORT_LOG_WINDOW),
             bfd,
             readiness: None,
+            disabled: std::collections::BTreeSet::new(),
+            config_loaded: std::time::SystemTime::now(),
+            watchers: tokio::sync::broadcast::channel(operator::WATCH_BACKLOG).0,
         }
     }
 
@@ -322,11 +333,15 @@ impl RouterTask {
         let id = self.next_peer_id;
         self.next_peer_id += 1;
         self.rib.add_peer(id, peer_config(p));
-        let (cmd, status) = PeerTask::spawn(
-            id,
-            session_config(&self.config, p, self.restarting_until),
-            self.events.clone(),
-        );
+        let (cmd, status) = if self.disabled.contains(&p.name) {
+            operator::disabled_peer()
+        } else {
+            PeerTask::spawn(
+                id,
+                session_config(&self.config, p, self.restarting_until),
+                self.events.clone(),
+            )
+        };
         self.peers.insert(
             id,
             PeerEntry {
@@ -391,6 +406,7 @@ impl RouterTask {
     /// wait always ends.
     async fn flush(&mut self, mut out: Outputs) {
         let fib = std::mem::take(&mut out.fib);
+        self.watch_routes(&fib);
         match &mut self.deferral {
             Some(held) => held.hold(fib),
             None => self.fib.apply(fib).await,
@@ -600,10 +616,11 @@ impl RouterTask {
             return;
         }
         let all_converged = self.peers.values().all(|p| {
-            p.generation.is_some()
-                && (p.awaiting_eor.is_empty()
-                    || !graceful_restart::waits_for_end_of_rib(p.graceful_restart.as_ref())
-                    || p.up_since.is_some_and(|t| t.elapsed() > EOR_GRACE))
+            self.disabled.contains(&p.cfg.name)
+                || p.generation.is_some()
+                    && (p.awaiting_eor.is_empty()
+                        || !graceful_restart::waits_for_end_of_rib(p.graceful_restart.as_ref())
+                        || p.up_since.is_some_and(|t| t.elapsed() > EOR_GRACE))
         });
         let deadline = Duration::from_secs(u64::from(
             self.config.router.graceful_restart.selection_deferral_time,
@@ -659,6 +676,8 @@ impl RouterTask {
                     e.graceful_restart = graceful_restart;
                     e.deferred_eor.clear();
                     e.ready = true;
+                    let up = crate::events::SessionState::Established;
+                    operator::watch_session(&self.watchers, &e.cfg.name, up, None);
                     if e.stale.is_some() {
                         let p = e.gr_peer(peer, &self.config.router);
                         e.stale =
@@ -674,6 +693,9 @@ impl RouterTask {
             } => {
                 if let Some(e) = self.peers.get_mut(&peer) {
                     if e.generation == Some(generation) {
+                        let why = e.status.borrow().last_error.clone();
+                        let down = crate::events::SessionState::Idle;
+                        operator::watch_session(&self.watchers, &e.cfg.name, down, why);
                         e.generation = None;
                         e.ready = false;
                         e.up_since = None;
@@ -770,6 +792,9 @@ impl RouterTask {
                     .await
             }
             RibEvent::Api { request, reply } => self.api(request, reply, out),
+            RibEvent::Watch { reply } => {
+                let _ = reply.send(self.watchers.subscribe());
+            }
             RibEvent::Reload => {
                 if let Err(e) = self.reload(out) {
                     error!("reload failed, still running the previous config: {e}");
@@ -1018,9 +1043,18 @@ impl RouterTask {
                 Some(id) => {
                     let _ = self.peers[&id].cmd.send(PeerCmd::Reset);
                     info!(peer = %name, "reset by the operator");
+                    self.watch_peer(&name, "reset");
                     Response::Ok(serde_json::json!({ "reset": name }))
                 }
             },
+            Request::Neighbor { name } => self.neighbor_detail(&name),
+            Request::Status => return self.status(reply),
+            Request::DisablePeer { name } => self.disable_peer(&name, out),
+            Request::EnablePeer { name } => self.enable_peer(&name, out),
+            Request::RefreshPeer { name } => self.refresh_peer(&name, out),
+            Request::Watch => Response::Error(
+                "watch is a stream, answered by the API server, not a request".into(),
+            ),
             Request::Bfd => {
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 self.bfd.show(tx);
@@ -1094,6 +1128,7 @@ impl RouterTask {
                         data: vec![],
                     }));
                     self.rib.remove_peer(id, out);
+                    self.disabled.remove(&name);
                     done.push(format!("peer {name} removed"));
                 }
                 Some(p) => {
@@ -1160,6 +1195,7 @@ impl RouterTask {
         if done.is_empty() {
             done.push("no changes".to_string());
         }
+        self.config_loaded = std::time::SystemTime::now();
         for d in &done {
             info!("reload: {d}");
         }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize};
-use wire::Prefix;
+use wire::{AsPath, Prefix};
 
 use crate::attrs::{Attrs, PathInfo, LOCAL_PEER};
 use crate::ctx::{Ctx, NhStatus};
@@ -44,7 +44,8 @@ pub struct PathExplanation {
     pub peer_address: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_hop: Option<String>,
-    pub as_path: String,
+    /// In JSON a list of segments: `[{"type": "sequence", "asns": [..]}]`.
+    pub as_path: AsPath,
     pub origin: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub local_pref: Option<u32>,
@@ -76,7 +77,7 @@ pub struct PeerExport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_hop: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub as_path: Option<String>,
+    pub as_path: Option<AsPath>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -99,7 +100,9 @@ pub struct RouteView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fib: Option<FibState>,
     pub next_hops: Vec<String>,
-    pub as_path: String,
+    /// In JSON a list of segments: `[{"type": "sequence", "asns": [..]}]`
+    /// (`set` for an AS_SET); `[]` for an empty path.
+    pub as_path: AsPath,
     pub origin: String,
     #[serde(deserialize_with = "required")]
     pub local_pref: Option<u32>,
@@ -127,8 +130,8 @@ fn strings<T: ToString>(v: &[T]) -> Vec<String> {
     v.iter().map(ToString::to_string).collect()
 }
 
-fn as_path_str(a: &Attrs) -> String {
-    a.attrs.as_path.to_string()
+fn as_path_of(a: &Attrs) -> AsPath {
+    a.attrs.as_path.clone()
 }
 
 impl Ctx<'_> {
@@ -233,7 +236,7 @@ impl Ctx<'_> {
             from: self.peer_name(p.peer),
             peer_address: peer.map(|q| q.cfg.address.to_string()),
             next_hop: (!p.is_local()).then(|| p.post.next_hop.to_string()),
-            as_path: as_path_str(&p.post),
+            as_path: as_path_of(&p.post),
             origin: a.origin.map_or("-", origin_str).to_string(),
             local_pref: a.local_pref,
             med: a.med,
@@ -346,7 +349,7 @@ impl Rib {
                         peer: name,
                         advertised: true,
                         next_hop: Some(a.next_hop.to_string()),
-                        as_path: Some(as_path_str(a)),
+                        as_path: Some(as_path_of(a)),
                         reason: None,
                     },
                     (None, None) => PeerExport {
@@ -454,7 +457,7 @@ impl Rib {
                             installed: false,
                             fib: None,
                             next_hops: vec![a.next_hop.address.to_string()],
-                            as_path: as_path_str(a),
+                            as_path: as_path_of(a),
                             origin: a.attrs.origin.map_or("-", origin_str).into(),
                             local_pref: a.attrs.local_pref,
                             med: a.attrs.med,
@@ -502,7 +505,7 @@ fn view(
         } else {
             vec![a.next_hop.address.to_string()]
         },
-        as_path: as_path_str(a),
+        as_path: as_path_of(a),
         origin: a.attrs.origin.map_or("-", origin_str).into(),
         local_pref: a.attrs.local_pref,
         med: a.attrs.med,
@@ -541,9 +544,9 @@ impl fmt::Display for Explanation {
                 .unwrap_or_default();
             writeln!(f, "  {mark} {:<w$}{addr}  {}", p.from, p.status)?;
             let path = if p.as_path.is_empty() {
-                "(empty)"
+                "(empty)".to_string()
             } else {
-                &p.as_path
+                p.as_path.to_string()
             };
             write!(f, "      as-path {path}  origin {}", p.origin)?;
             if let Some(lp) = p.local_pref {
@@ -586,9 +589,9 @@ impl fmt::Display for Explanation {
                         p.peer,
                         p.next_hop.as_deref().unwrap_or("-"),
                         p.as_path
-                            .as_deref()
-                            .filter(|s| !s.is_empty())
-                            .unwrap_or("(empty)")
+                            .as_ref()
+                            .filter(|a| !a.is_empty())
+                            .map_or_else(|| "(empty)".to_string(), |a| a.to_string())
                     )?;
                 } else {
                     writeln!(

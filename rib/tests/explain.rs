@@ -109,7 +109,10 @@ fn routes_views_serialize_camel_case() {
     ] {
         assert!(v.get(k).is_some(), "missing {k}: {v}");
     }
-    assert_eq!(v["asPath"], "65101 65201");
+    assert_eq!(
+        v["asPath"],
+        serde_json::json!([{"type": "sequence", "asns": [65101, 65201]}])
+    );
     assert_eq!(v["nextHops"][0], "192.0.2.1");
     assert_eq!(v["peer"], "tor-a");
     assert_eq!(v["prefix"], "10.8.1.0/24");
@@ -135,7 +138,7 @@ fn routes_views_serialize_camel_case() {
         table: Table::Advertised,
     });
     assert_eq!(adv.len(), 2);
-    assert_eq!(adv[0].as_path, "65000 65101");
+    assert_eq!(adv[0].as_path.to_string(), "65000 65101");
     assert_eq!(
         rib.peer_counters(3),
         PeerCounters {

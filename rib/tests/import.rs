@@ -119,7 +119,7 @@ fn ibgp_without_import_policy_accepts_and_defaults_local_pref() {
     );
     let r = loc(&rib, "10.1.0.0/24");
     assert!(r[0].best);
-    assert_eq!(r[0].as_path, "");
+    assert_eq!(r[0].as_path.to_string(), "");
 }
 
 #[test]
@@ -368,7 +368,7 @@ fn policy_actions_set_continue_reject() {
     assert_eq!(v.communities, vec!["65000:100".to_string()]);
     assert_eq!(v.large_communities, vec!["65000:1:1".to_string()]);
     // Inbound, prepends are the peer's AS (65101), not ours.
-    assert_eq!(v.as_path, "65101 65101 65101");
+    assert_eq!(v.as_path.to_string(), "65101 65101 65101");
     let err = judge(policies, "10.66.1.0/24", a).unwrap_err();
     assert!(
         err.contains("rejected by policy \"filter\" rule 1 (of 2)"),
@@ -463,7 +463,7 @@ fn import_prepend_is_the_peers_as_and_export_adds_ours_once() {
         update_v4(&["10.1.0.0/24"], "192.0.2.1", attrs(&[65101, 65201])),
     );
     assert_eq!(
-        loc(&rib, "10.1.0.0/24")[0].as_path,
+        loc(&rib, "10.1.0.0/24")[0].as_path.to_string(),
         "65101 65101 65101 65201"
     );
     // Not a loop for anyone: our AS appears once, prepended at export.
@@ -498,10 +498,10 @@ fn import_prepend_over_ibgp_is_the_neighbouring_as() {
         update_v4(&["10.2.0.0/24"], "10.0.0.2", attrs(&[])),
     );
     assert_eq!(
-        loc(&rib, "10.1.0.0/24")[0].as_path,
+        loc(&rib, "10.1.0.0/24")[0].as_path.to_string(),
         "65201 65201 65201 65301"
     );
     // Originated inside our AS: nothing to prepend but ourselves, which
     // would read as a loop to our iBGP neighbours; left as it is.
-    assert_eq!(loc(&rib, "10.2.0.0/24")[0].as_path, "");
+    assert_eq!(loc(&rib, "10.2.0.0/24")[0].as_path.to_string(), "");
 }

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 use super::views::{
-    BfdSessionView, ExplainView, FibEntryView, NeighborView, ReloadView, RouteView,
+    BfdSessionView, ExplainView, FibEntryView, NeighborDetailView, NeighborView, ReloadView,
+    RouteView, StatusView, WatchEvent,
 };
 use crate::events::{Request, Response};
 
@@ -60,6 +61,45 @@ impl Client {
     /// `show neighbors`.
     pub fn neighbors(&self) -> Result<Vec<NeighborView>, ClientError> {
         self.typed(&Request::Neighbors, "neighbors")
+    }
+
+    /// `show neighbor NAME`.
+    pub fn neighbor(&self, name: &str) -> Result<NeighborDetailView, ClientError> {
+        let req = Request::Neighbor {
+            name: name.to_string(),
+        };
+        self.typed(&req, "neighbor")
+    }
+
+    /// `kroute watch`: `each` gets every event as it comes, until it
+    /// returns false or the daemon closes the stream.
+    pub fn watch(&self, mut each: impl FnMut(WatchEvent) -> bool) -> Result<(), ClientError> {
+        let mut stream =
+            UnixStream::connect(&self.socket).map_err(|source| self.connect_error(source))?;
+        let mut line = serde_json::to_vec(&Request::Watch).map_err(io::Error::from)?;
+        line.push(b'\n');
+        stream.write_all(&line)?;
+        let mut lines = BufReader::new(stream);
+        loop {
+            let mut answer = String::new();
+            if lines.read_line(&mut answer)? == 0 {
+                return Ok(());
+            }
+            let value = match serde_json::from_str::<Response>(&answer)
+                .map_err(ClientError::BadResponse)?
+            {
+                Response::Ok(v) => v,
+                Response::Error(e) => return Err(ClientError::Daemon(e)),
+            };
+            if !each(decode(value, "watch")?) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// `show status`.
+    pub fn status(&self) -> Result<StatusView, ClientError> {
+        self.typed(&Request::Status, "status")
     }
 
     /// `show routes`: the Loc-RIB, or with `received`/`advertised` a peer's

@@ -130,6 +130,7 @@ async fn handle(stream: UnixStream, rib: mpsc::Sender<RibEvent>) -> io::Result<(
         };
         let resp = match serde_json::from_str::<Request>(&line) {
             Err(e) => Response::Error(format!("bad request: {e}")),
+            Ok(Request::Watch) => return watch(&rib, &mut wr).await,
             Ok(req) => {
                 let (tx, rx) = oneshot::channel();
                 if rib
@@ -149,6 +150,36 @@ async fn handle(stream: UnixStream, rib: mpsc::Sender<RibEvent>) -> io::Result<(
         };
         let mut out = serde_json::to_vec(&resp)?;
         out.push(b'\n');
+        wr.write_all(&out).await?;
+    }
+}
+
+/// `kroute watch`: one line per event (a [`Response::Ok`] with a
+/// `WatchEvent`) until the client goes away or the daemon exits.
+async fn watch(
+    rib: &mpsc::Sender<RibEvent>,
+    wr: &mut tokio::net::unix::OwnedWriteHalf,
+) -> io::Result<()> {
+    use tokio::sync::broadcast::error::RecvError;
+    let (tx, rx) = oneshot::channel();
+    let events = match rib.send(RibEvent::Watch { reply: tx }).await {
+        Ok(()) => rx.await.ok(),
+        Err(_) => None,
+    };
+    let Some(mut events) = events else {
+        let mut out = serde_json::to_vec(&Response::Error("daemon is shutting down".into()))?;
+        out.push(b'\n');
+        return wr.write_all(&out).await;
+    };
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            Err(RecvError::Lagged(missed)) => crate::api::views::WatchEvent::Lagged { missed },
+            Err(RecvError::Closed) => return Ok(()),
+        };
+        let mut out = serde_json::to_vec(&Response::Ok(serde_json::to_value(event)?))?;
+        out.push(b'\n');
+        // Fails once the client has closed: the watch ends.
         wr.write_all(&out).await?;
     }
 }

@@ -140,6 +140,148 @@ impl NeighborView {
     }
 }
 
+/// `show neighbor NAME`: the `show neighbors` row and what else there is
+/// to know about one peer (as `birdc show protocols all` / vtysh `show bgp
+/// neighbor`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NeighborDetailView {
+    /// Version of this JSON's shape, see [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    pub neighbor: NeighborView,
+    /// `kroute peer NAME disable` keeps it down until `enable`.
+    pub disabled: bool,
+    /// "ebgp" or "ibgp".
+    pub kind: String,
+    pub local_asn: u32,
+    pub passive: bool,
+    /// The families configured; `neighbor.families` are those negotiated.
+    pub configured_families: Vec<Family>,
+    /// The import and export policy chains (`null`: not set, which for an
+    /// eBGP peer means nothing is exchanged, RFC 8212).
+    pub import: rib::policy::PolicyChain,
+    pub export: rib::policy::PolicyChain,
+    pub timers: TimersView,
+    /// UPDATEs waiting in the Adj-RIB-Out for the session's writer.
+    pub updates_queued: usize,
+    /// Seconds since the Unix epoch of the last state change.
+    pub last_change_unix: u64,
+    /// `bfd` configured for the peer; its state is `neighbor.bfd`.
+    pub bfd_configured: bool,
+    /// We advertise graceful restart to this peer (`gracefulRestart.enabled`).
+    pub graceful_restart_advertised: bool,
+}
+
+/// A peer's timers in seconds: configured, and the negotiated ones while a
+/// session is up (RFC 4271 §4.2, §10).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimersView {
+    /// What we propose in OPEN.
+    pub hold_time_configured: u16,
+    /// The lower of both OPENs' hold times.
+    #[serde(deserialize_with = "required")]
+    pub hold_time_negotiated: Option<u16>,
+    /// A third of the negotiated hold time (0: no keepalives).
+    #[serde(deserialize_with = "required")]
+    pub keepalive: Option<u16>,
+    pub connect_retry: u32,
+}
+
+/// The version of the API's JSON (`-o json`): raised when a field is
+/// renamed, removed or changes type; new fields may come without. 2: the
+/// AS path became a list of segments.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// `show status`: the daemon as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusView {
+    pub schema_version: u32,
+    pub version: String,
+    pub asn: u32,
+    pub router_id: Ipv4Addr,
+    pub uptime_seconds: u64,
+    /// The config file; `null` in Kubernetes mode (the config comes from
+    /// KrouteConfig objects).
+    #[serde(deserialize_with = "required")]
+    pub config_file: Option<String>,
+    /// Seconds since the Unix epoch when the running config was loaded
+    /// (start or last successful reload).
+    pub config_loaded_unix: u64,
+    pub peers_configured: usize,
+    pub peers_established: usize,
+    pub peers_disabled: usize,
+    /// Initial convergence over (every peer up with its End-of-RIB, or the
+    /// deadline passed).
+    pub initial_convergence_done: bool,
+    pub rib: Vec<FamilyCountView>,
+    /// FIB entries by status ("installed", "pending", ...).
+    pub fib: std::collections::BTreeMap<String, usize>,
+}
+
+/// Loc-RIB size of one family.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FamilyCountView {
+    pub family: Family,
+    /// Prefixes with a best path.
+    pub prefixes: usize,
+    /// Paths, every peer's.
+    pub paths: usize,
+}
+
+/// Seconds since the Unix epoch (0 before it).
+pub fn unix_seconds(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// One line of `kroute watch`: a session or route event as it happens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    tag = "event",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum WatchEvent {
+    /// A session came up (Established) or went down.
+    Session {
+        time_unix: u64,
+        peer: String,
+        state: SessionState,
+        /// Why it went down, as `show neighbor` says it.
+        #[serde(deserialize_with = "required")]
+        reason: Option<String>,
+    },
+    /// The best route of a prefix changed as given to the kernel: its next
+    /// hops, or none when it is withdrawn.
+    Route {
+        time_unix: u64,
+        prefix: IpNet,
+        next_hops: Vec<String>,
+    },
+    /// An operator's action on a peer (`kroute peer NAME ...`).
+    Peer {
+        time_unix: u64,
+        peer: String,
+        action: String,
+    },
+    /// The watcher read too slowly and this many events were dropped for
+    /// it (the daemon never waits for a watcher).
+    Lagged { missed: u64 },
+}
+
+/// A next hop as `show fib` writes it: "10.0.0.1", or "fd00::1 (fe80::1)"
+/// with a link-local.
+pub fn next_hop_text(nh: &wire::NextHop) -> String {
+    match nh.link_local {
+        Some(ll) => format!("{} ({ll})", nh.address),
+        None => nh.address.to_string(),
+    }
+}
+
 /// One session in `show bfd` (RFC 5880 §6.8.1 variables; intervals in
 /// microseconds, as on the wire).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -226,8 +226,8 @@ pub fn routes_received_into_kernel<P: PeerDaemon>() {
         );
         assert_eq!(r.peer, peer, "{r:?}");
         assert_eq!(
-            r.as_path.split_whitespace().collect::<Vec<_>>(),
-            vec![PEER_ASN.to_string()],
+            r.as_path.asns().collect::<Vec<_>>(),
+            vec![PEER_ASN],
             "{r:?}"
         );
         let gws = t.gateways(1, prefix);
