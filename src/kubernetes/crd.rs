@@ -43,6 +43,12 @@ pub struct KrouteConfigSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "any_object")]
     pub kernel: Option<serde_json::Value>,
+    /// The file's `log` section. The log starts before the first config
+    /// is rendered, so in Kubernetes mode it takes `--log-format` (the
+    /// DaemonSet's args); this section is read and checked like the file's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_object")]
+    pub log: Option<serde_json::Value>,
     /// The file's `peers` list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "any_list")]

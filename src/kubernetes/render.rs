@@ -15,7 +15,7 @@
 //!    with the label `"65001"` is the number 65001, as `asn: 65001` is in
 //!    a file. A missing label, annotation or address is an error.
 //! 3. **Merge** the selected configs, in name order:
-//!    * `router`, `api`, `kernel`: set by one config only; two configs
+//!    * `router`, `api`, `kernel`, `log`: set by one config only; two configs
 //!      setting the same section conflict.
 //!    * `peers`, `peerTemplates`, `policies`, `advertise`: concatenated. A
 //!      peer, template or policy name defined twice (in one config or in
@@ -302,7 +302,7 @@ fn fill_value(v: &mut Value, path: &str, node: &NodeFacts) -> Result<(), (String
 }
 
 /// The sections of the config file, in the order the file has them.
-const SECTIONS: [&str; 3] = ["router", "api", "kernel"];
+const SECTIONS: [&str; 4] = ["router", "api", "kernel", "log"];
 const LISTS: [&str; 4] = ["peers", "peerTemplates", "policies", "advertise"];
 
 /// A config's sections with its templates filled, by section name.
@@ -312,6 +312,7 @@ fn filled_spec(c: &KrouteConfig, node: &NodeFacts) -> Result<Map<String, Value>,
         ("router", &s.router),
         ("api", &s.api),
         ("kernel", &s.kernel),
+        ("log", &s.log),
         ("peers", &s.peers),
         ("peerTemplates", &s.peer_templates),
         ("policies", &s.policies),
