@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -75,7 +76,7 @@ pub enum RibEvent {
     /// `kroute watch`: the API task asks for the stream of session and
     /// route events ([`Request::Watch`]).
     Watch {
-        reply: oneshot::Sender<tokio::sync::broadcast::Receiver<crate::api::views::WatchEvent>>,
+        reply: oneshot::Sender<tokio::sync::broadcast::Receiver<WatchEvent>>,
     },
     /// A BFD session's state changed (`crate::bfd`). `teardown`: it went
     /// from Up to Down on a detected failure, so the BGP session to
@@ -386,3 +387,46 @@ pub enum Response {
 
 /// Where the router task sends its [`Response`].
 pub type Reply = oneshot::Sender<Response>;
+
+/// One line of `kroute watch`: a session or route event as it happens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    tag = "event",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum WatchEvent {
+    /// A session came up (Established) or went down.
+    Session {
+        time_unix: u64,
+        peer: String,
+        state: SessionState,
+        /// Why it went down, as `show neighbor` says it.
+        #[serde(deserialize_with = "required_option")]
+        reason: Option<String>,
+    },
+    /// The best route of a prefix changed as given to the kernel: its next
+    /// hops, or none when it is withdrawn.
+    Route {
+        time_unix: u64,
+        prefix: IpNet,
+        next_hops: Vec<String>,
+    },
+    /// An operator's action on a peer (`kroute peer NAME ...`).
+    Peer {
+        time_unix: u64,
+        peer: String,
+        action: String,
+    },
+    /// The watcher read too slowly and this many events were dropped for
+    /// it (the daemon never waits for a watcher).
+    Lagged { missed: u64 },
+}
+
+/// An `Option` the daemon always writes (`null` for `None`): missing is an
+/// error, as in the API's views.
+fn required_option<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    Option::<T>::deserialize(d)
+}

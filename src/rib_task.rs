@@ -311,7 +311,7 @@ impl RouterTask {
             readiness: None,
             disabled: std::collections::BTreeSet::new(),
             config_loaded: std::time::SystemTime::now(),
-            watchers: tokio::sync::broadcast::channel(operator::WATCH_BACKLOG).0,
+            watchers: tokio::sync::broadcast::channel(Self::WATCH_BACKLOG).0,
         }
     }
 
@@ -334,7 +334,7 @@ impl RouterTask {
         self.next_peer_id += 1;
         self.rib.add_peer(id, peer_config(p));
         let (cmd, status) = if self.disabled.contains(&p.name) {
-            operator::disabled_peer()
+            Self::disabled_peer()
         } else {
             PeerTask::spawn(
                 id,
@@ -677,7 +677,7 @@ impl RouterTask {
                     e.deferred_eor.clear();
                     e.ready = true;
                     let up = crate::events::SessionState::Established;
-                    operator::watch_session(&self.watchers, &e.cfg.name, up, None);
+                    Self::watch_session(&self.watchers, &e.cfg.name, up, None);
                     if e.stale.is_some() {
                         let p = e.gr_peer(peer, &self.config.router);
                         e.stale =
@@ -695,7 +695,7 @@ impl RouterTask {
                     if e.generation == Some(generation) {
                         let why = e.status.borrow().last_error.clone();
                         let down = crate::events::SessionState::Idle;
-                        operator::watch_session(&self.watchers, &e.cfg.name, down, why);
+                        Self::watch_session(&self.watchers, &e.cfg.name, down, why);
                         e.generation = None;
                         e.ready = false;
                         e.up_since = None;

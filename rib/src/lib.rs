@@ -167,6 +167,8 @@ pub struct RouteQuery {
 pub struct FamilyCounts {
     /// Prefixes with a best path.
     pub prefixes: usize,
+    /// Accepted paths (the Loc-RIB's candidates, best ones included).
+    pub paths: usize,
     /// Of the prefixes that want a kernel route: confirmed by the kernel,
     /// not confirmed yet, refused.
     pub fib_installed: usize,

@@ -675,6 +675,7 @@ impl Rib {
             if dest.best().is_some() {
                 c.prefixes += 1;
             }
+            c.paths += dest.paths().iter().filter(|p| p.accepted()).count();
             match self.fib_state_of(dest) {
                 Some(FibState::Installed) => c.fib_installed += 1,
                 Some(FibState::Pending) => c.fib_pending += 1,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use wire::Family;
 
 use crate::config;
-pub use crate::events::BfdState;
+pub use crate::events::{BfdState, WatchEvent};
 use crate::events::{PeerStatus, SessionState};
 
 pub use rib::{Explanation, PathExplanation, PeerExport, RouteView};
@@ -236,41 +236,6 @@ pub fn unix_seconds(t: std::time::SystemTime) -> u64 {
     t.duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// One line of `kroute watch`: a session or route event as it happens.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(
-    tag = "event",
-    rename_all = "camelCase",
-    rename_all_fields = "camelCase"
-)]
-pub enum WatchEvent {
-    /// A session came up (Established) or went down.
-    Session {
-        time_unix: u64,
-        peer: String,
-        state: SessionState,
-        /// Why it went down, as `show neighbor` says it.
-        #[serde(deserialize_with = "required")]
-        reason: Option<String>,
-    },
-    /// The best route of a prefix changed as given to the kernel: its next
-    /// hops, or none when it is withdrawn.
-    Route {
-        time_unix: u64,
-        prefix: IpNet,
-        next_hops: Vec<String>,
-    },
-    /// An operator's action on a peer (`kroute peer NAME ...`).
-    Peer {
-        time_unix: u64,
-        peer: String,
-        action: String,
-    },
-    /// The watcher read too slowly and this many events were dropped for
-    /// it (the daemon never waits for a watcher).
-    Lagged { missed: u64 },
 }
 
 /// A next hop as `show fib` writes it: "10.0.0.1", or "fd00::1 (fe80::1)"

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::info;
 
-use rib::{Outputs, RouteQuery, Table};
+use rib::Outputs;
 use wire::notification as n;
-use wire::{Family, Notification, Prefix};
+use wire::Notification;
 
 use super::{peer_config, RouterTask};
 use crate::api::views::{
@@ -17,10 +17,6 @@ use crate::api::views::{
     WatchEvent, SCHEMA_VERSION,
 };
 use crate::events::{PeerCmd, PeerStatus, Reply, Response, SessionState};
-
-/// Events kept for a watcher that has not read them yet; one further
-/// behind is told how many it missed ([`WatchEvent::Lagged`]).
-pub const WATCH_BACKLOG: usize = 4096;
 
 fn now_unix() -> u64 {
     unix_seconds(std::time::SystemTime::now())
@@ -34,34 +30,8 @@ fn tell(watchers: &broadcast::Sender<WatchEvent>, event: impl FnOnce() -> WatchE
     }
 }
 
-/// A session of `peer` came up or went down.
-pub fn watch_session(
-    watchers: &broadcast::Sender<WatchEvent>,
-    peer: &str,
-    state: SessionState,
-    reason: Option<String>,
-) {
-    tell(watchers, || WatchEvent::Session {
-        time_unix: now_unix(),
-        peer: peer.to_string(),
-        state,
-        reason,
-    });
-}
-
 /// What a disabled peer's status says, in `show neighbors` too.
 pub const DISABLED: &str = "disabled by the operator: `kroute peer NAME enable` starts it";
-
-/// The handles of a disabled peer, which has no task: commands go nowhere
-/// (a connection it makes is closed at once), its status stays Idle.
-pub fn disabled_peer() -> (mpsc::UnboundedSender<PeerCmd>, watch::Receiver<PeerStatus>) {
-    let (cmd, _) = mpsc::unbounded_channel();
-    let (_, status) = watch::channel(PeerStatus {
-        last_error: Some(DISABLED.to_string()),
-        ..PeerStatus::new()
-    });
-    (cmd, status)
-}
 
 fn ok<T: serde::Serialize>(v: T) -> Response {
     match serde_json::to_value(v) {
@@ -74,7 +44,39 @@ fn no_peer(name: &str) -> Response {
     Response::Error(format!("no peer named {name:?}"))
 }
 
+// Associated items rather than free functions: the router task names
+// them as `Self::…`, so this module is the only one naming the other.
 impl RouterTask {
+    /// Events kept for a watcher that has not read them yet; one further
+    /// behind is told how many it missed ([`WatchEvent::Lagged`]).
+    pub(super) const WATCH_BACKLOG: usize = 4096;
+
+    /// A session of `peer` came up or went down.
+    pub(super) fn watch_session(
+        watchers: &broadcast::Sender<WatchEvent>,
+        peer: &str,
+        state: SessionState,
+        reason: Option<String>,
+    ) {
+        tell(watchers, || WatchEvent::Session {
+            time_unix: now_unix(),
+            peer: peer.to_string(),
+            state,
+            reason,
+        });
+    }
+
+    /// The handles of a disabled peer, which has no task: commands go nowhere
+    /// (a connection it makes is closed at once), its status stays Idle.
+    pub(super) fn disabled_peer() -> (mpsc::UnboundedSender<PeerCmd>, watch::Receiver<PeerStatus>) {
+        let (cmd, _) = mpsc::unbounded_channel();
+        let (_, status) = watch::channel(PeerStatus {
+            last_error: Some(DISABLED.to_string()),
+            ..PeerStatus::new()
+        });
+        (cmd, status)
+    }
+
     /// The best routes changed as the kernel is told (`flush`).
     pub(super) fn watch_routes(&self, fib: &[rib::FibChange]) {
         if self.watchers.receiver_count() == 0 {
@@ -138,32 +140,18 @@ impl RouterTask {
     /// `show status`. The FIB answers asynchronously, so the reply is sent
     /// from a task once it has.
     pub(super) fn status(&self, reply: Reply) {
-        let mut rib: BTreeMap<Family, FamilyCountView> = [Family::Ipv4Unicast, Family::Ipv6Unicast]
+        // Counted in the table (no route views built: this runs in the
+        // router task, also at a full table).
+        let rib = self
+            .rib
+            .family_counts()
             .into_iter()
-            .map(|family| {
-                let v = FamilyCountView {
-                    family,
-                    prefixes: 0,
-                    paths: 0,
-                };
-                (family, v)
+            .map(|(family, c)| FamilyCountView {
+                family,
+                prefixes: c.prefixes,
+                paths: c.paths,
             })
             .collect();
-        let loc = self.rib.routes(&RouteQuery {
-            prefix: None,
-            peer: None,
-            table: Table::Loc,
-        });
-        for r in &loc {
-            let family = match r.prefix {
-                Prefix::V4(_) => Family::Ipv4Unicast,
-                Prefix::V6(_) => Family::Ipv6Unicast,
-            };
-            if let Some(c) = rib.get_mut(&family) {
-                c.paths += 1;
-                c.prefixes += usize::from(r.best);
-            }
-        }
         let mut view = StatusView {
             schema_version: SCHEMA_VERSION,
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -180,7 +168,7 @@ impl RouterTask {
                 .count(),
             peers_disabled: self.disabled.len(),
             initial_convergence_done: self.initial_sync_done,
-            rib: rib.into_values().collect(),
+            rib,
             fib: BTreeMap::new(),
         };
         let fib = self.fib.clone();
