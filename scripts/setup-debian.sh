@@ -40,8 +40,9 @@ fi
 # externally managed, hence --break-system-packages (root, test machine).
 if ! python3 -c 'import kmock' >/dev/null 2>&1; then
     echo "setup-debian.sh: pip install kmock"
-    pip3 install -q --break-system-packages 'kmock==0.8' 2>/dev/null \
-        || pip3 install -q 'kmock==0.8'
+    # `python3 -m pip`: the same interpreter the tests and the lab run.
+    python3 -m pip install -q --break-system-packages 'kmock==0.8' 2>/dev/null \
+        || python3 -m pip install -q 'kmock==0.8'
 fi
 
 # The packages may start their daemons on install where an init system
