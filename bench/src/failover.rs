@@ -144,14 +144,7 @@ fn run_once(
     };
     let mut rx = receivers::start(kind, &ctx).map_err(|e| e.to_string())?;
     let with_logs = |rx: &dyn receivers::Receiver, e: String| format!("{e} (logs: {})", rx.logs());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while rx.rib_count().is_none() {
-        rx.check_alive().map_err(|e| with_logs(&*rx, e))?;
-        if Instant::now() > deadline {
-            return Err(with_logs(&*rx, format!("{kind} does not answer its CLI")));
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
+    rx.wait_ready(kind)?;
 
     let census = CensusPoller::start(&trio.receiver)?;
     let (first, second) = updates(table, variant);

@@ -221,15 +221,7 @@ fn daemon(
     let mut rx = receivers::start(kind, &ctx).map_err(|e| e.to_string())?;
     let with_logs = |rx: &dyn receivers::Receiver, e: String| format!("{e} (logs: {})", rx.logs());
 
-    // Ready when its CLI answers.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while rx.rib_count().is_none() {
-        rx.check_alive().map_err(|e| with_logs(&*rx, e))?;
-        if Instant::now() > deadline {
-            return Err(with_logs(&*rx, format!("{kind} does not answer its CLI")));
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
+    rx.wait_ready(kind)?;
     let poller = Poller::start(&pair.receiver, opts.kernel_poll).map_err(|e| e.to_string())?;
     let base = poller
         .fresh(Instant::now(), Duration::from_secs(30))

@@ -130,6 +130,26 @@ impl Drop for Running {
     }
 }
 
+impl Running {
+    /// Wait (at most 30 s) until the daemon's CLI answers: it is ready for
+    /// the session. An error carries where its logs are.
+    pub fn wait_ready(&mut self, kind: Kind) -> Result<(), String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while self.rib_count().is_none() {
+            let failed = match self.check_alive() {
+                Err(e) => Some(e),
+                Ok(()) => (std::time::Instant::now() > deadline)
+                    .then(|| format!("{kind} does not answer its CLI")),
+            };
+            if let Some(e) = failed {
+                return Err(format!("{e} (logs: {})", self.logs()));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    }
+}
+
 /// Start a receiver; its processes are registered for the signal cleanup.
 pub fn start(kind: Kind, ctx: &Ctx) -> labkit::Result<Running> {
     let rx: Box<dyn Receiver> = match kind {
