@@ -846,8 +846,12 @@ fn neighbor_text(d: &NeighborDetailView) -> String {
         (
             "Neighbor",
             format!(
-                "{} {} port {}, AS{} ({})",
-                n.name, n.address, n.port, n.asn, d.kind
+                "{} {} port {}, AS {} ({})",
+                n.name,
+                n.address,
+                n.port,
+                n.asn_text(),
+                d.kind
             ),
         ),
         (
@@ -964,7 +968,7 @@ fn neighbors_table(neighbors: &[NeighborView]) -> String {
             let mut row = vec![
                 n.name.clone(),
                 n.address.to_string(),
-                n.asn.to_string(),
+                n.asn_text(),
                 n.state.to_string(),
                 duration(n.uptime_seconds),
                 n.prefixes_received.to_string(),

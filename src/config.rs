@@ -26,7 +26,7 @@ use error::KeyPath;
 pub use password::Password;
 pub use schema::{
     Advertise, Api, Bfd, Config, GracefulRestart, GracefulRestartOverride, GroupName, HttpListen,
-    Kernel, LimitAction, Listen, Log, LogFormat, MaxPrefixes, Peer, PodCidrSource, PodCidrs,
+    Kernel, LimitAction, Listen, Log, LogFormat, MaxPrefixes, Peer, PeerAsn, PodCidrSource, PodCidrs,
     PrefixLimit, Router, SecretRef, ServiceAddresses,
 };
 use validate::validate;

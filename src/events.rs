@@ -34,6 +34,8 @@ pub enum RibEvent {
         peer: PeerId,
         generation: u64,
         info: rib::SessionInfo,
+        /// The AS in the peer's OPEN (learned for `asn: external`).
+        remote_asn: u32,
         /// The peer's graceful restart capability, if it sent one.
         graceful_restart: Option<PeerGracefulRestart>,
     },
@@ -213,6 +215,8 @@ pub struct PeerStatus {
     pub established_at: Option<Instant>,
     pub last_error: Option<String>,
     pub remote_router_id: Option<Ipv4Addr>,
+    /// The AS in the peer's last OPEN.
+    pub remote_asn: Option<u32>,
     /// Negotiated hold time.
     pub hold_time: Option<u16>,
     /// Families both sides announced.
@@ -292,6 +296,7 @@ impl PeerStatus {
             established_at: None,
             last_error: None,
             remote_router_id: None,
+            remote_asn: None,
             hold_time: None,
             families: Vec::new(),
             local_address: None,

@@ -59,6 +59,8 @@ struct PeerEntry {
     /// The session's writer has room for a batch of UPDATEs: set when it
     /// comes up and by [`RibEvent::SendReady`], cleared by each batch.
     ready: bool,
+    /// `asn: external`: the AS of the peer's last OPEN.
+    learned_asn: Option<u32>,
 }
 
 impl PeerEntry {
@@ -156,11 +158,20 @@ pub fn rib_config(c: &Config) -> rib::RibConfig {
     }
 }
 
-fn peer_config(p: &config::Peer) -> rib::PeerConfig {
+/// The RIB's view of peer `p`; `learned`: the AS of its last OPEN, used
+/// when its `asn` is a kind (`external`). Before any OPEN an `external`
+/// peer has no AS and no session: nothing is exported to it or imported
+/// from it, so the stand-in only has to be some AS other than ours.
+fn peer_config(p: &config::Peer, local_asn: u32, learned: Option<u32>) -> rib::PeerConfig {
+    let remote_asn = p
+        .asn
+        .known(local_asn)
+        .or(learned)
+        .unwrap_or(if local_asn == 1 { 2 } else { 1 });
     rib::PeerConfig {
         name: p.name.clone(),
         address: p.address,
-        remote_asn: p.asn,
+        remote_asn,
         families: p.families.clone(),
         allow_as_in: p.allow_as_in,
         next_hop_self: p.next_hop_self,
@@ -332,7 +343,8 @@ impl RouterTask {
     fn add_peer(&mut self, p: &config::Peer) {
         let id = self.next_peer_id;
         self.next_peer_id += 1;
-        self.rib.add_peer(id, peer_config(p));
+        self.rib
+            .add_peer(id, peer_config(p, self.config.router.asn, None));
         let (cmd, status) = if self.disabled.contains(&p.name) {
             Self::disabled_peer()
         } else {
@@ -358,6 +370,7 @@ impl RouterTask {
                 stale: None,
                 deferred_eor: Vec::new(),
                 ready: false,
+                learned_asn: None,
             },
         );
     }
@@ -665,9 +678,20 @@ impl RouterTask {
                 peer,
                 generation,
                 info,
+                remote_asn,
                 graceful_restart,
             } => {
                 if let Some(e) = self.peers.get_mut(&peer) {
+                    // `asn: external`: the AS of this OPEN is the peer's
+                    // from now on (first AS check, AS_PATH, eBGP rules).
+                    let local_asn = self.config.router.asn;
+                    if e.cfg.asn.known(local_asn).is_none()
+                        && e.learned_asn != Some(remote_asn)
+                    {
+                        e.learned_asn = Some(remote_asn);
+                        let cfg = peer_config(&e.cfg, local_asn, e.learned_asn);
+                        self.rib.set_peer_config(peer, cfg, out);
+                    }
                     e.generation = Some(generation);
                     e.awaiting_eor = info.families.iter().copied().collect();
                     e.up_since = Some(Instant::now());
@@ -1148,8 +1172,9 @@ impl RouterTask {
                             "peer {name}: session settings changed, session reset"
                         ));
                     } else {
-                        if peer_config(&old_p) != peer_config(&p) {
-                            self.rib.set_peer_config(id, peer_config(&p), out);
+                        let (asn, learned) = (self.config.router.asn, self.peers[&id].learned_asn);
+                        if peer_config(&old_p, asn, learned) != peer_config(&p, asn, learned) {
+                            self.rib.set_peer_config(id, peer_config(&p, asn, learned), out);
                             done.push(format!(
                                 "peer {name}: policy settings re-applied without a session reset"
                             ));

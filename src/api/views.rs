@@ -24,7 +24,14 @@ pub struct NeighborView {
     pub name: String,
     pub address: IpAddr,
     pub port: u16,
-    pub asn: u32,
+    /// As configured: a number, `external` or `internal`.
+    pub asn: config::PeerAsn,
+    /// The AS in the peer's last OPEN (what `external` / `internal` learned).
+    #[serde(deserialize_with = "required")]
+    pub learned_asn: Option<u32>,
+    /// A dynamic neighbor: the listen range that let it in.
+    #[serde(deserialize_with = "required")]
+    pub dynamic: Option<DynamicView>,
     /// 0 while not Established.
     pub uptime_seconds: u64,
     pub prefixes_received: usize,
@@ -89,7 +96,27 @@ pub struct GracefulRestartView {
     pub stale: Option<String>,
 }
 
+/// `show neighbors` of a dynamic neighbor: where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DynamicView {
+    /// The `router.listen.ranges` prefix its address is in.
+    pub range: IpNet,
+    /// The peer template it is built from.
+    pub template: String,
+}
+
 impl NeighborView {
+    /// The peer's AS for people: the number, or the kind with what it
+    /// learned (`external (65010 learned)`).
+    pub fn asn_text(&self) -> String {
+        match (self.asn, self.learned_asn) {
+            (config::PeerAsn::Number(n), _) => n.to_string(),
+            (kind, Some(learned)) => format!("{kind} ({learned} learned)"),
+            (kind, None) => kind.to_string(),
+        }
+    }
+
     /// The view of a configured peer from its session's status and the
     /// RIB's counters.
     pub fn new(
@@ -103,6 +130,8 @@ impl NeighborView {
             address: peer.address,
             port: peer.port,
             asn: peer.asn,
+            learned_asn: status.remote_asn,
+            dynamic: None,
             uptime_seconds: status
                 .established_at
                 .map(|t| t.elapsed().as_secs())

@@ -270,8 +270,10 @@ pub struct Peer {
     pub address: IpAddr,
     #[serde(default = "default_port", deserialize_with = "de::port")]
     pub port: u16,
-    #[serde(deserialize_with = "de::asn")]
-    pub asn: u32,
+    /// A number, or `external` / `internal`: any AS of that kind, the one
+    /// in the peer's OPEN (see [`PeerAsn`]).
+    #[serde(deserialize_with = "de::peer_asn")]
+    pub asn: PeerAsn,
     /// Source address to bind for outgoing connections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_address: Option<IpAddr>,
@@ -522,10 +524,91 @@ impl Serialize for MaxPrefixes {
     }
 }
 
+/// `peers[].asn`: the remote AS a session accepts (FRR's `remote-as
+/// external | internal | NUMBER`). With a kind, the AS is learned from the
+/// peer's OPEN and then used wherever the peer's AS is needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PeerAsn {
+    Number(u32),
+    /// Any AS but ours: an eBGP session.
+    External,
+    /// Our own AS: an iBGP session.
+    Internal,
+}
+
+impl PeerAsn {
+    /// The AS known before the OPEN: a number, or ours for `internal`.
+    pub fn known(self, local_asn: u32) -> Option<u32> {
+        match self {
+            PeerAsn::Number(n) => Some(n),
+            PeerAsn::Internal => Some(local_asn),
+            PeerAsn::External => None,
+        }
+    }
+
+    /// Whether a peer whose OPEN says `remote` may be this peer.
+    pub fn accepts(self, local_asn: u32, remote: u32) -> bool {
+        match self {
+            PeerAsn::Number(n) => remote == n,
+            PeerAsn::Internal => remote == local_asn,
+            PeerAsn::External => remote != local_asn,
+        }
+    }
+
+    /// An iBGP session (its kind is known before the OPEN).
+    pub fn is_ibgp(self, local_asn: u32) -> bool {
+        match self {
+            PeerAsn::Number(n) => n == local_asn,
+            PeerAsn::Internal => true,
+            PeerAsn::External => false,
+        }
+    }
+
+    /// What the peer's OPEN must say, in words (for the Bad Peer AS log).
+    pub fn expected(self, local_asn: u32) -> String {
+        match self {
+            PeerAsn::Number(n) => format!("AS {n}"),
+            PeerAsn::Internal => format!("internal (our AS {local_asn})"),
+            PeerAsn::External => format!("external (any AS but our {local_asn})"),
+        }
+    }
+}
+
+impl From<u32> for PeerAsn {
+    fn from(n: u32) -> PeerAsn {
+        PeerAsn::Number(n)
+    }
+}
+
+impl std::fmt::Display for PeerAsn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerAsn::Number(n) => write!(f, "{n}"),
+            PeerAsn::External => f.write_str("external"),
+            PeerAsn::Internal => f.write_str("internal"),
+        }
+    }
+}
+
+impl Serialize for PeerAsn {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            PeerAsn::Number(n) => s.serialize_u32(*n),
+            kind => s.serialize_str(&kind.to_string()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PeerAsn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<PeerAsn, D::Error> {
+        de::peer_asn(d)
+    }
+}
+
 impl Peer {
-    /// Same ASN as ours.
+    /// iBGP: our AS, or `internal`.
     pub fn is_ibgp(&self, local_asn: u32) -> bool {
-        self.asn == local_asn
+        self.asn.is_ibgp(local_asn)
     }
 
     /// The TTL of our packets to this peer.

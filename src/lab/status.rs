@@ -135,7 +135,11 @@ pub fn sessions(socket: &Path) -> Result<Vec<Session>, String> {
         .map(|n| Session {
             peer: n.name,
             address: n.address,
-            asn: n.asn,
+            // The lab configures numbers; a kind shows what it learned.
+            asn: match n.asn {
+                crate::config::PeerAsn::Number(asn) => asn,
+                _ => n.learned_asn.unwrap_or(0),
+            },
             state: n.state,
             prefixes_received: n.prefixes_received,
             prefixes_accepted: n.prefixes_accepted,

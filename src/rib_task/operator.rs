@@ -238,7 +238,8 @@ impl RouterTask {
             ));
         }
         let families = e.status.borrow().families.clone();
-        self.rib.set_peer_config(id, peer_config(&e.cfg), out);
+        let cfg = peer_config(&e.cfg, self.config.router.asn, e.learned_asn);
+        self.rib.set_peer_config(id, cfg, out);
         for &family in &families {
             self.rib.route_refresh(id, family, out);
         }

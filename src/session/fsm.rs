@@ -54,7 +54,6 @@ pub enum Side {
 pub struct FsmConfig {
     pub local_router_id: Ipv4Addr,
     pub local_asn: u32,
-    pub remote_asn: u32,
     /// Never connect out; only accept the peer's connections.
     pub passive: bool,
     /// Upper bound of the connect-retry backoff.
@@ -817,7 +816,7 @@ impl Fsm {
                     self.cfg.local_router_id,
                     self.cfg.local_asn,
                     negotiated.remote_router_id,
-                    self.cfg.remote_asn,
+                    negotiated.remote_asn,
                 );
                 let loser = if kept == side { other_id } else { id };
                 self.close(loser, Some(collision), Reason::Collision { kept }, out);

@@ -55,7 +55,8 @@ use socket::SocketOptions;
 pub struct SessionConfig {
     pub name: String,
     pub remote: SocketAddr,
-    pub remote_asn: u32,
+    /// The AS the peer's OPEN must say (a number or a kind).
+    pub remote_asn: crate::config::PeerAsn,
     pub local: LocalOpen,
     pub passive: bool,
     pub socket: SocketOptions,
@@ -190,7 +191,6 @@ impl PeerTask {
         let fsm_cfg = FsmConfig {
             local_router_id: cfg.local.router_id,
             local_asn: cfg.local.asn,
-            remote_asn: cfg.remote_asn,
             passive: cfg.passive,
             connect_retry: cfg.connect_retry,
         };
@@ -342,10 +342,21 @@ impl PeerTask {
     /// What a connection's reader saw, as an FSM event.
     fn event_of(&self, id: ConnId, ev: ConnEvent) -> Event {
         match ev {
-            ConnEvent::Open(o) => Event::OpenReceived(
-                id,
-                open::negotiate(&self.cfg.local, self.cfg.remote_asn, &o),
-            ),
+            ConnEvent::Open(o) => {
+                let negotiated = open::negotiate(&self.cfg.local, self.cfg.remote_asn, &o);
+                if let Err(nf) = &negotiated {
+                    if (nf.code, nf.subcode) == (n::OPEN_MESSAGE_ERROR, n::open::BAD_PEER_AS) {
+                        warn!(
+                            peer = %self.cfg.name,
+                            remote_as = o.asn,
+                            "OPEN refused (NOTIFICATION 2/2 Bad Peer AS): the peer says AS {}, expected {}",
+                            o.asn,
+                            self.cfg.remote_asn.expected(self.cfg.local.asn)
+                        );
+                    }
+                }
+                Event::OpenReceived(id, negotiated)
+            }
             ConnEvent::Keepalive => Event::KeepaliveReceived(id),
             ConnEvent::Update => Event::UpdateReceived(id),
             ConnEvent::Notification(nf) => Event::NotificationReceived(id, nf),
@@ -568,6 +579,7 @@ impl PeerTask {
         self.status.send_modify(|s| {
             s.established_at = Some(Instant::now());
             s.remote_router_id = Some(neg.remote_router_id);
+            s.remote_asn = Some(neg.remote_asn);
             s.hold_time = Some(neg.hold_time);
             s.families = neg.families.clone();
             s.local_address = local_ip;
@@ -580,6 +592,7 @@ impl PeerTask {
                 peer: self.id,
                 generation,
                 info,
+                remote_asn: neg.remote_asn,
                 graceful_restart: neg.peer_graceful_restart,
             })
             .await;

@@ -4,6 +4,7 @@
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
+use crate::config::PeerAsn;
 pub use crate::events::PeerGracefulRestart;
 use wire::notification as n;
 use wire::{Capability, Family, GracefulRestartFamily, Notification, Open, SessionCodec, AS_TRANS};
@@ -38,6 +39,8 @@ pub struct LocalGracefulRestart {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Negotiated {
     pub remote_router_id: Ipv4Addr,
+    /// The AS in the peer's OPEN (the one learned for `asn: external`).
+    pub remote_asn: u32,
     pub hold_time: u16,
     /// Send a KEEPALIVE this often (a third of the hold time, RFC 4271 §4.4).
     pub keepalive_secs: u16,
@@ -87,14 +90,15 @@ fn notification(code: u8, subcode: u8, data: Vec<u8>) -> Notification {
     }
 }
 
-/// Check the peer's OPEN against what we expect (RFC 4271 §6.2) and agree
-/// on hold time, families and ASN width.
+/// Check the peer's OPEN against what we expect (RFC 4271 §6.2: its AS is
+/// the configured one, or of the configured kind) and agree on hold time,
+/// families and ASN width.
 pub fn negotiate(
     local: &LocalOpen,
-    expected_asn: u32,
+    expected: PeerAsn,
     remote: &Open,
 ) -> Result<Negotiated, Notification> {
-    if remote.asn != expected_asn {
+    if !expected.accepts(local.asn, remote.asn) {
         // Data: the 2-octet "My AS" field as received (RFC 4271 §6.2).
         let two = u16::try_from(remote.asn).unwrap_or(AS_TRANS);
         return Err(notification(
@@ -105,7 +109,7 @@ pub fn negotiate(
     }
     let id = remote.router_id;
     // RFC 6286 §2.2: zero is invalid; the same ID as ours is invalid on iBGP.
-    if id.is_unspecified() || (id == local.router_id && expected_asn == local.asn) {
+    if id.is_unspecified() || (id == local.router_id && remote.asn == local.asn) {
         return Err(notification(
             n::OPEN_MESSAGE_ERROR,
             n::open::BAD_BGP_IDENTIFIER,
@@ -156,6 +160,7 @@ pub fn negotiate(
     });
     Ok(Negotiated {
         remote_router_id: id,
+        remote_asn: remote.asn,
         hold_time,
         keepalive_secs: hold_time / 3,
         families,
@@ -197,7 +202,7 @@ mod tests {
                 Capability::FourOctetAs(65000),
             ],
         );
-        let n = negotiate(&local(), 65000, &r).unwrap();
+        let n = negotiate(&local(), PeerAsn::Number(65000), &r).unwrap();
         assert_eq!(n.families, vec![Family::Ipv6Unicast]);
         assert_eq!(n.hold_time, 30);
         assert_eq!(n.keepalive_secs, 10);
@@ -206,14 +211,29 @@ mod tests {
 
     #[test]
     fn no_multiprotocol_means_ipv4_only_and_two_octet() {
-        let n = negotiate(&local(), 65000, &remote(65000, vec![])).unwrap();
+        let n = negotiate(&local(), PeerAsn::Number(65000), &remote(65000, vec![])).unwrap();
         assert_eq!(n.families, vec![Family::Ipv4Unicast]);
         assert!(!n.codec.four_octet_as);
     }
 
     #[test]
     fn wrong_asn_is_bad_peer_as() {
-        let e = negotiate(&local(), 65001, &remote(65000, vec![])).unwrap_err();
+        let e = negotiate(&local(), PeerAsn::Number(65001), &remote(65000, vec![])).unwrap_err();
+        assert_eq!((e.code, e.subcode), (2, 2));
+    }
+
+    /// `asn: external` takes any AS but ours, `internal` only ours; the
+    /// AS is learned from the OPEN.
+    #[test]
+    fn kinds_accept_their_ases_and_learn_them() {
+        let ours = local().asn;
+        let n = negotiate(&local(), PeerAsn::External, &remote(65010, vec![])).unwrap();
+        assert_eq!(n.remote_asn, 65010);
+        let e = negotiate(&local(), PeerAsn::External, &remote(ours, vec![])).unwrap_err();
+        assert_eq!((e.code, e.subcode), (2, 2));
+        let n = negotiate(&local(), PeerAsn::Internal, &remote(ours, vec![])).unwrap();
+        assert_eq!(n.remote_asn, ours);
+        let e = negotiate(&local(), PeerAsn::Internal, &remote(65010, vec![])).unwrap_err();
         assert_eq!((e.code, e.subcode), (2, 2));
     }
 
@@ -221,7 +241,7 @@ mod tests {
     fn same_router_id_on_ibgp_is_rejected() {
         let mut r = remote(4210101011, vec![]);
         r.router_id = local().router_id;
-        let e = negotiate(&local(), 4210101011, &r).unwrap_err();
+        let e = negotiate(&local(), PeerAsn::Number(4210101011), &r).unwrap_err();
         assert_eq!((e.code, e.subcode), (2, 3));
     }
 
@@ -316,7 +336,7 @@ mod tests {
                 },
             ],
         );
-        let n = negotiate(&local(), 65000, &r).unwrap();
+        let n = negotiate(&local(), PeerAsn::Number(65000), &r).unwrap();
         assert_eq!(
             n.peer_graceful_restart,
             Some(PeerGracefulRestart {
@@ -326,7 +346,7 @@ mod tests {
                 forwarding_preserved: vec![Family::Ipv4Unicast],
             })
         );
-        let plain = negotiate(&local(), 65000, &remote(65000, vec![])).unwrap();
+        let plain = negotiate(&local(), PeerAsn::Number(65000), &remote(65000, vec![])).unwrap();
         assert_eq!(plain.peer_graceful_restart, None);
     }
 }

@@ -48,7 +48,7 @@ impl Peer {
             name: name.to_string(),
             address,
             port: super::default_port(),
-            asn,
+            asn: super::PeerAsn::Number(asn),
             local_address: None,
             passive: false,
             multihop: None,

@@ -582,8 +582,8 @@ spec:
     let r = render(&cs, &talos_node(), &no_secrets()).unwrap();
     let tor1 = r.config.peers.iter().find(|p| p.name == "tor1").unwrap();
     let tor2 = r.config.peers.iter().find(|p| p.name == "tor2").unwrap();
-    assert_eq!((tor1.asn, tor1.hold_time), (4_200_001_000, Some(9)));
-    assert_eq!((tor2.asn, tor2.hold_time), (4_200_001_000, Some(30)));
+    assert_eq!((tor1.asn, tor1.hold_time), (4_200_001_000.into(), Some(9)));
+    assert_eq!((tor2.asn, tor2.hold_time), (4_200_001_000.into(), Some(30)));
     assert_eq!(tor1.export, rib::policy::PolicyChain::None);
 
     let again = NODE_TEMPLATE.replace("b-templates", "d-templates");

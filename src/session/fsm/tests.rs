@@ -15,7 +15,6 @@ fn config(passive: bool) -> FsmConfig {
     FsmConfig {
         local_router_id: OUR_ID,
         local_asn: OUR_ASN,
-        remote_asn: PEER_ASN,
         passive,
         connect_retry: Duration::from_secs(30),
     }
@@ -24,6 +23,7 @@ fn config(passive: bool) -> FsmConfig {
 fn negotiated(remote_id: Ipv4Addr, hold_time: u16) -> Negotiated {
     Negotiated {
         remote_router_id: remote_id,
+        remote_asn: PEER_ASN,
         hold_time,
         keepalive_secs: hold_time / 3,
         families: vec![Family::Ipv4Unicast],
