@@ -875,6 +875,12 @@ fn neighbor_text(d: &NeighborDetailView) -> String {
             },
         ),
         ("Remote router ID", opt_or(n.remote_router_id, "-")),
+        (
+            "Dynamic",
+            n.dynamic.as_ref().map_or("no".to_string(), |d| {
+                format!("yes, range {} (template {})", d.range, d.template)
+            }),
+        ),
         ("Passive", yes_no(d.passive)),
         (
             "Hold time",
@@ -962,6 +968,8 @@ fn yes_no(b: bool) -> String {
 fn neighbors_table(neighbors: &[NeighborView]) -> String {
     // The BFD column only when some peer runs BFD.
     let with_bfd = neighbors.iter().any(|n| n.bfd.is_some());
+    // The DYNAMIC column (range and template) only with dynamic neighbors.
+    let with_dynamic = neighbors.iter().any(|n| n.dynamic.is_some());
     let rows = neighbors
         .iter()
         .map(|n| {
@@ -984,6 +992,12 @@ fn neighbors_table(neighbors: &[NeighborView]) -> String {
             if with_bfd {
                 row.insert(4, n.bfd.map_or("-".to_string(), |s| s.to_string()));
             }
+            if with_dynamic {
+                let from = n.dynamic.as_ref().map_or("-".to_string(), |d| {
+                    format!("{} ({})", d.range, d.template)
+                });
+                row.insert(3, from);
+            }
             row
         })
         .collect();
@@ -1001,6 +1015,9 @@ fn neighbors_table(neighbors: &[NeighborView]) -> String {
     ];
     if with_bfd {
         headers.insert(4, "BFD");
+    }
+    if with_dynamic {
+        headers.insert(3, "DYNAMIC");
     }
     table(&headers, rows)
 }

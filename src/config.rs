@@ -26,7 +26,7 @@ use error::KeyPath;
 pub use password::Password;
 pub use schema::{
     Advertise, Api, Bfd, Config, GracefulRestart, GracefulRestartOverride, GroupName, HttpListen,
-    Kernel, LimitAction, Listen, Log, LogFormat, MaxPrefixes, Peer, PeerAsn, PodCidrSource, PodCidrs,
+    Kernel, LimitAction, Listen, ListenRange, Log, LogFormat, MaxPrefixes, Peer, PeerAsn, PodCidrSource, PodCidrs,
     PrefixLimit, Router, SecretRef, ServiceAddresses,
 };
 use validate::validate;
@@ -159,12 +159,25 @@ fn read_password_files(
     secrets: Option<SecretLookup<'_>>,
 ) -> Result<(), (KeyPath, String)> {
     let base = config_file.parent().unwrap_or(Path::new("."));
-    for (i, peer) in c.peers.iter_mut().enumerate() {
+    // The configured peers, and the template peers of `router.listen.ranges`.
+    let ranges = c.router.listen.iter_mut().flat_map(|l| l.ranges.iter_mut());
+    let listed = ranges.enumerate().map(|(i, r)| {
+        let at = KeyPath::default()
+            .key("router")
+            .key("listen")
+            .key("ranges")
+            .index(i)
+            .key("peer");
+        (at, &mut r.peer)
+    });
+    let configured = c
+        .peers
+        .iter_mut()
+        .enumerate()
+        .map(|(i, p)| (KeyPath::default().key("peers").index(i), p));
+    for (at, peer) in configured.chain(listed) {
         if let Some(r) = &peer.password_secret_ref {
-            let path = KeyPath::default()
-                .key("peers")
-                .index(i)
-                .key("passwordSecretRef");
+            let path = at.key("passwordSecretRef");
             if peer.password.is_some() || peer.password_file.is_some() {
                 return Err((
                     path,
@@ -188,7 +201,7 @@ fn read_password_files(
         let Some(file) = &peer.password_file else {
             continue;
         };
-        let path = KeyPath::default().key("peers").index(i).key("passwordFile");
+        let path = at.key("passwordFile");
         if peer.password.is_some() {
             return Err((
                 path,

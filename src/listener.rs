@@ -2,7 +2,9 @@
 //! be the peer they come from, before they reach any channel.
 //!
 //! Checks, in order, for each accepted connection:
-//! 1. the source address is a configured peer's;
+//! 1. the source address is a configured peer's, or else in one of
+//!    `router.listen.ranges` (a dynamic neighbor; the longest range's
+//!    template gives the settings below, the router task its `limit`);
 //! 2. GTSM (RFC 5082 §3), if the peer has `ttlSecurity`: the SYN arrived
 //!    with TTL >= the peer's minimum; later segments are held to it by the
 //!    kernel (IP_MINTTL / IPV6_MINHOPCOUNT on the connection);
@@ -19,6 +21,8 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
 use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
@@ -41,20 +45,48 @@ pub struct PeerAccess {
     pub password: Option<Password>,
 }
 
-/// The configured peers by address.
-pub type AccessList = HashMap<IpAddr, PeerAccess>;
+/// Who may connect: the configured peers by address, and the listen
+/// ranges of dynamic neighbors.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessList {
+    pub peers: HashMap<IpAddr, PeerAccess>,
+    /// By prefix; `name` is the template's.
+    pub ranges: Vec<(IpNet, PeerAccess)>,
+}
+
+impl AccessList {
+    /// The settings a connection from `addr` is held to: its configured
+    /// peer's, else its longest range's (configured peers win, RFC-less
+    /// but what FRR and BIRD do).
+    fn get(&self, addr: &IpAddr) -> Option<&PeerAccess> {
+        self.peers.get(addr).or_else(|| {
+            self.ranges
+                .iter()
+                .filter(|(prefix, _)| prefix.contains(addr))
+                .max_by_key(|(prefix, _)| prefix.prefix_len())
+                .map(|(_, access)| access)
+        })
+    }
+}
+
+fn access(p: &crate::config::Peer) -> PeerAccess {
+    PeerAccess {
+        name: p.name.clone(),
+        min_ttl: p.min_ttl(),
+        local_users: p.local_users.clone(),
+        password: p.password.clone(),
+    }
+}
 
 /// The access list of a config. Two peers on one address (other ports)
 /// share the first one's settings: the listener cannot tell them apart.
 pub fn access_list(c: &Config) -> AccessList {
-    let mut list = AccessList::new();
+    let mut list = AccessList::default();
     for p in &c.peers {
-        list.entry(p.address).or_insert_with(|| PeerAccess {
-            name: p.name.clone(),
-            min_ttl: p.min_ttl(),
-            local_users: p.local_users.clone(),
-            password: p.password.clone(),
-        });
+        list.peers.entry(p.address).or_insert_with(|| access(p));
+    }
+    for r in crate::dynamic::ranges(c) {
+        list.ranges.push((r.prefix, access(&r.peer)));
     }
     list
 }
@@ -62,6 +94,7 @@ pub fn access_list(c: &Config) -> AccessList {
 /// Why a connection was closed at accept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Refusal {
+    /// Neither a configured peer's address nor in a listen range.
     NotAPeer,
     TtlTooLow { ttl: u8, min: u8 },
     Gtsm(String),
@@ -86,7 +119,9 @@ impl Refusal {
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Refusal::NotAPeer => f.write_str("not a configured peer's address"),
+            Refusal::NotAPeer => {
+                f.write_str("not a configured peer's address nor in a listen range")
+            }
             Refusal::TtlTooLow { ttl, min } => write!(
                 f,
                 "ttlSecurity: SYN arrived with TTL {ttl}, below the minimum {min} (RFC 5082)"
@@ -196,8 +231,9 @@ impl RefusalLog {
 pub struct Listener {
     socket: TcpListener,
     access: watch::Receiver<AccessList>,
-    /// The keys now on the listening socket.
-    md5_keys: HashMap<IpAddr, Password>,
+    /// The keys now on the listening socket, by address (a host prefix)
+    /// or range.
+    md5_keys: HashMap<IpNet, Password>,
     pending: Pending,
     log: RefusalLog,
 }
@@ -220,39 +256,50 @@ impl Listener {
     /// Bring the listening socket in line with `list`.
     fn apply(&mut self, list: &AccessList) {
         self.sync_md5(list);
-        let gtsm = list.values().any(|p| p.min_ttl.is_some());
+        let gtsm = (list.peers.values())
+            .chain(list.ranges.iter().map(|(_, p)| p))
+            .any(|p| p.min_ttl.is_some());
         if let Err(e) = socket::listener_ttl(&self.socket, gtsm.then_some(255)) {
             warn!("setting the listener's TTL for ttlSecurity: {e}");
         }
     }
 
     /// Set, change and remove TCP-MD5 keys so the listener has exactly
-    /// the keys of `list`.
+    /// the keys of `list`: one per peer address, one per range prefix (the
+    /// kernel signs with the longest matching key, so a configured peer's
+    /// own key wins inside a range).
     fn sync_md5(&mut self, list: &AccessList) {
-        let wanted: HashMap<IpAddr, Password> = list
-            .iter()
-            .filter_map(|(a, p)| p.password.clone().map(|pw| (*a, pw)))
+        let peers = list.peers.iter().map(|(a, p)| (IpNet::from(*a), p));
+        let ranges = list.ranges.iter().map(|(prefix, p)| (*prefix, p));
+        let named: HashMap<IpNet, &str> = peers
+            .clone()
+            .chain(ranges.clone())
+            .map(|(k, p)| (k, p.name.as_str()))
             .collect();
-        let removed: Vec<IpAddr> = self
+        let wanted: HashMap<IpNet, Password> = peers
+            .chain(ranges)
+            .filter_map(|(k, p)| p.password.clone().map(|pw| (k, pw)))
+            .collect();
+        let removed: Vec<IpNet> = self
             .md5_keys
             .keys()
-            .filter(|a| !wanted.contains_key(a))
+            .filter(|k| !wanted.contains_key(k))
             .copied()
             .collect();
-        for addr in removed {
-            if let Err(e) = socket::listener_md5(&self.socket, addr, None) {
-                warn!(peer_address = %addr, "removing TCP-MD5 key from the listener: {e}");
+        for key in removed {
+            if let Err(e) = socket::listener_md5(&self.socket, key, None) {
+                warn!(peer_address = %key, "removing TCP-MD5 key from the listener: {e}");
             }
-            self.md5_keys.remove(&addr);
+            self.md5_keys.remove(&key);
         }
-        for (addr, pw) in wanted {
-            if self.md5_keys.get(&addr) == Some(&pw) {
+        for (key, pw) in wanted {
+            if self.md5_keys.get(&key) == Some(&pw) {
                 continue;
             }
-            let peer = list.get(&addr).map(|p| p.name.as_str()).unwrap_or("-");
-            match socket::listener_md5(&self.socket, addr, Some(&pw)) {
+            let peer = named.get(&key).copied().unwrap_or("-");
+            match socket::listener_md5(&self.socket, key, Some(&pw)) {
                 Ok(()) => {
-                    self.md5_keys.insert(addr, pw);
+                    self.md5_keys.insert(key, pw);
                 }
                 Err(e) => warn!(peer, "TCP-MD5 on listener: {e}"),
             }
@@ -420,12 +467,31 @@ mod tests {
                     \x20 - { name: cni, address: '::1', asn: 65000, localUsers: [0, 1000] }\n";
         let c = crate::config::parse(yaml, "t.yaml").unwrap();
         let list = access_list(&c);
-        let a = &list[&"192.0.2.1".parse::<IpAddr>().unwrap()];
+        let a = &list.peers[&"192.0.2.1".parse::<IpAddr>().unwrap()];
         assert_eq!(a.min_ttl, Some(255));
         assert_eq!(a.local_users, vec![0]);
         assert_eq!(a.password, Some(Password::new("pw")));
-        let cni = &list[&"::1".parse::<IpAddr>().unwrap()];
+        let cni = &list.peers[&"::1".parse::<IpAddr>().unwrap()];
         assert_eq!(cni.local_users, vec![0, 1000]);
         assert_eq!(cni.min_ttl, None);
+    }
+
+    #[test]
+    fn ranges_let_strangers_in_and_configured_peers_win() {
+        let yaml = "router:\n  asn: 65000\n  routerId: 10.0.0.1\n  listen:\n    ranges:\n\
+                    \x20     - { prefix: 10.1.0.0/16, template: nodes }\n\
+                    \x20     - { prefix: 10.1.2.0/24, template: gtsm }\n\
+                    peerTemplates:\n\
+                    \x20 - { name: nodes, asn: external, password: pw }\n\
+                    \x20 - { name: gtsm, asn: internal, ttlSecurity: true }\n\
+                    peers:\n  - { name: a, address: 10.1.2.3, asn: 65001 }\n";
+        let list = access_list(&crate::config::parse(yaml, "t.yaml").unwrap());
+        let at = |a: &str| list.get(&a.parse().unwrap()).map(|p| p.name.clone());
+        assert_eq!(at("10.1.2.3").as_deref(), Some("a"));
+        assert_eq!(at("10.1.2.4").as_deref(), Some("gtsm"));
+        assert_eq!(at("10.1.9.9").as_deref(), Some("nodes"));
+        assert_eq!(at("10.2.0.1"), None);
+        let nodes = list.get(&"10.1.9.9".parse().unwrap()).unwrap();
+        assert_eq!(nodes.password, Some(Password::new("pw")));
     }
 }

@@ -49,6 +49,11 @@ struct FamilyLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RangeLabel {
+    range: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrnoLabel {
     errno: String,
 }
@@ -230,6 +235,31 @@ pub fn render(view: &MetricsView, process: Process, rss_bytes: Option<u64>) -> S
         );
     }
 
+    let range = |r: &crate::api::views::RangeMetricsView| RangeLabel {
+        range: r.range.to_string(),
+    };
+    family_of(
+        &mut reg,
+        "bgp_dynamic_peers",
+        "Dynamic neighbors from the listen range now",
+        view.ranges.iter().map(|r| (range(r), r.peers as u64)),
+        set_gauge,
+    );
+    family_of(
+        &mut reg,
+        "bgp_dynamic_peers_limit",
+        "The listen range's limit of dynamic neighbors",
+        view.ranges.iter().map(|r| (range(r), u64::from(r.limit))),
+        set_gauge,
+    );
+    family_of(
+        &mut reg,
+        "bgp_dynamic_refused",
+        "Connections into the listen range refused because it was at its limit",
+        view.ranges.iter().map(|r| (range(r), r.refused)),
+        set_counter,
+    );
+
     let decisions = Counter::<u64>::default();
     decisions.inc_by(view.decision_runs);
     reg.register(
@@ -390,6 +420,12 @@ mod tests {
                 resyncs: 0,
                 errors: vec![("EINVAL".into(), 1)],
             },
+            ranges: vec![crate::api::views::RangeMetricsView {
+                range: "10.0.0.0/16".parse().unwrap(),
+                peers: 2,
+                limit: 100,
+                refused: 5,
+            }],
         }
     }
 
@@ -415,6 +451,8 @@ mod tests {
             "kroute_rib_prefixes{family=\"ipv4-unicast\"} 7",
             "kroute_fib_routes_failed{family=\"ipv4-unicast\"} 1",
             "kroute_rib_decision_runs_total 99",
+            "kroute_bgp_dynamic_peers{range=\"10.0.0.0/16\"} 2",
+            "kroute_bgp_dynamic_refused_total{range=\"10.0.0.0/16\"} 5",
             "kroute_fib_netlink_messages_total 8",
             "kroute_fib_netlink_errors_total{errno=\"EINVAL\"} 1",
             "kroute_process_resident_memory_bytes 4096",

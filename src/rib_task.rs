@@ -61,7 +61,22 @@ struct PeerEntry {
     ready: bool,
     /// `asn: external`: the AS of the peer's last OPEN.
     learned_asn: Option<u32>,
+    /// A dynamic neighbor: the listen range it came in through.
+    dynamic: Option<Dynamic>,
 }
+
+/// Where a dynamic neighbor came from (see [`crate::dynamic`]).
+struct Dynamic {
+    range: ipnet::IpNet,
+    /// When its entry was made (or its last session ended): an entry
+    /// without a session this long after is removed.
+    since: Instant,
+}
+
+/// A dynamic neighbor with no session (its OPEN refused, its connection
+/// lost before Established, its graceful restart wait over) is removed
+/// this long after it came or lost its session.
+const DYNAMIC_IDLE: Duration = Duration::from_secs(5);
 
 impl PeerEntry {
     fn gr_peer<'a>(&'a self, id: PeerId, router: &config::Router) -> GrPeer<'a> {
@@ -123,6 +138,8 @@ pub struct RouterTask {
     config_loaded: std::time::SystemTime,
     /// `kroute watch`: session and route events, to every watcher.
     watchers: tokio::sync::broadcast::Sender<crate::api::views::WatchEvent>,
+    /// Dynamic neighbors refused over their range's limit.
+    over_limit: crate::dynamic::OverLimit,
 }
 
 /// The BFD sessions `c` asks for: one per peer with `bfd`.
@@ -323,6 +340,7 @@ impl RouterTask {
             disabled: std::collections::BTreeSet::new(),
             config_loaded: std::time::SystemTime::now(),
             watchers: tokio::sync::broadcast::channel(Self::WATCH_BACKLOG).0,
+            over_limit: crate::dynamic::OverLimit::default(),
         }
     }
 
@@ -340,7 +358,7 @@ impl RouterTask {
         self
     }
 
-    fn add_peer(&mut self, p: &config::Peer) {
+    fn add_peer(&mut self, p: &config::Peer) -> PeerId {
         let id = self.next_peer_id;
         self.next_peer_id += 1;
         self.rib
@@ -371,8 +389,96 @@ impl RouterTask {
                 deferred_eor: Vec::new(),
                 ready: false,
                 learned_asn: None,
+                dynamic: None,
             },
         );
+        id
+    }
+
+    /// A connection from `remote`, which is no configured peer's: a new
+    /// dynamic neighbor if its listen range has room, else it is closed
+    /// (dropping `stream` closes it). The listener let in only addresses
+    /// in a range, but a reload may have removed it since.
+    fn incoming_dynamic(&mut self, stream: tokio::net::TcpStream, remote: IpAddr) {
+        let ranges = crate::dynamic::ranges(&self.config);
+        let Some(range) = crate::dynamic::range_for(ranges, remote).cloned() else {
+            info!(%remote, "connection from an address that is not a configured peer nor in a listen range: closed");
+            return;
+        };
+        let members = self
+            .peers
+            .values()
+            .filter(|e| e.dynamic.as_ref().is_some_and(|d| d.range == range.prefix))
+            .count();
+        if members >= range.limit as usize {
+            if let Some(refused) = self.over_limit.refused(range.prefix, Instant::now()) {
+                warn!(
+                    %remote,
+                    range = %range.prefix,
+                    limit = range.limit,
+                    refused,
+                    "dynamic neighbor refused: its listen range is at its limit (connection closed)"
+                );
+            }
+            return;
+        }
+        let p = crate::dynamic::peer_for(&range, remote);
+        info!(
+            peer = %p.name,
+            range = %range.prefix,
+            template = %range.peer.name,
+            dynamic_peers = members + 1,
+            limit = range.limit,
+            "dynamic neighbor: connection accepted, peer added"
+        );
+        let id = self.add_peer(&p);
+        let e = self.peers.get_mut(&id).expect("just added");
+        e.dynamic = Some(Dynamic {
+            range: range.prefix,
+            since: Instant::now(),
+        });
+        let _ = e.cmd.send(PeerCmd::Incoming(stream));
+    }
+
+    /// Take dynamic neighbor `id` out of the registry and the RIB (with
+    /// its routes), ending its task (with Cease `subcode` if it still has
+    /// a session).
+    fn remove_dynamic(&mut self, id: PeerId, subcode: u8, why: &str, out: &mut Outputs) {
+        let Some(e) = self.peers.remove(&id) else {
+            return;
+        };
+        let _ = e.cmd.send(PeerCmd::Stop(Notification {
+            code: n::CEASE,
+            subcode,
+            data: vec![],
+        }));
+        self.rib.remove_peer(id, out);
+        info!(peer = %e.cfg.name, "dynamic neighbor removed: {why}");
+        self.watch_peer(&e.cfg.name, "removed");
+    }
+
+    /// Dynamic neighbors without a session for [`DYNAMIC_IDLE`] leave.
+    fn sweep_dynamic(&mut self, out: &mut Outputs) {
+        use crate::events::SessionState;
+        let idle: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, e)| {
+                e.dynamic
+                    .as_ref()
+                    .is_some_and(|d| d.since.elapsed() >= DYNAMIC_IDLE)
+                    && e.generation.is_none()
+                    && e.stale.is_none()
+                    && matches!(
+                        e.status.borrow().state,
+                        SessionState::Idle | SessionState::Active
+                    )
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in idle {
+            self.remove_dynamic(id, n::cease::PEER_DECONFIGURED, "no session", out);
+        }
     }
 
     /// Check the peer's Adj-RIB-In against its `maxPrefixes`. Returns true
@@ -530,6 +636,7 @@ impl RouterTask {
                 _ = tick.tick() => {
                     self.check_initial_sync().await;
                     self.check_stale(&mut out);
+                    self.sweep_dynamic(&mut out);
                     // `advertise.interfaces` follows address changes.
                     if self.config.advertise.iter().any(|a| !a.interfaces.is_empty()) {
                         self.refresh_originations(&mut out);
@@ -731,6 +838,11 @@ impl RouterTask {
                                 graceful_restart::session_lost(&mut self.rib, &p, out)
                             {
                                 e.stale = wait;
+                                // A dynamic neighbor stays while its routes
+                                // are kept for it (RFC 4724 helper).
+                                if let Some(d) = &mut e.dynamic {
+                                    d.since = Instant::now();
+                                }
                                 return None;
                             }
                         }
@@ -739,6 +851,10 @@ impl RouterTask {
                         let mut down = self.rib.peer_down_start(peer);
                         while self.rib.peer_down_step(&mut down, PEER_DOWN_STEP, out) {
                             self.flush(std::mem::take(out)).await;
+                        }
+                        let dynamic = self.peers.get(&peer).is_some_and(|e| e.dynamic.is_some());
+                        if dynamic {
+                            self.remove_dynamic(peer, n::cease::PEER_DECONFIGURED, "its session ended", out);
                         }
                     }
                 }
@@ -799,9 +915,7 @@ impl RouterTask {
                     Some(e) => {
                         let _ = e.cmd.send(PeerCmd::Incoming(stream));
                     }
-                    None => {
-                        info!(%remote, "connection from an address that is not a configured peer: closed")
-                    }
+                    None => self.incoming_dynamic(stream, remote),
                 }
                 // Handed on (or closed): the listener may queue the next one.
                 drop(slot);
@@ -930,6 +1044,11 @@ impl RouterTask {
                     self.rib.import_counters(*id),
                 );
                 v.bfd = e.bfd;
+                v.dynamic = e.dynamic.as_ref().map(|d| crate::api::views::DynamicView {
+                    range: d.range,
+                    template: crate::dynamic::range_of(crate::dynamic::ranges(&self.config), d.range)
+                        .map_or_else(String::new, |r| r.peer.name.clone()),
+                });
                 if let Some(gr) = &mut v.graceful_restart {
                     gr.stale_routes = self.rib.stale_count(*id);
                     gr.stale = e.stale.map(|w| w.note(now));
@@ -970,6 +1089,17 @@ impl RouterTask {
                 .collect(),
             decision_runs: self.rib.decision_runs(),
             fib: FibMetricsView::new(self.fib.counters()),
+            ranges: crate::dynamic::ranges(&self.config)
+                .iter()
+                .map(|r| crate::api::views::RangeMetricsView {
+                    range: r.prefix,
+                    peers: (self.peers.values())
+                        .filter(|e| e.dynamic.as_ref().is_some_and(|d| d.range == r.prefix))
+                        .count(),
+                    limit: r.limit,
+                    refused: self.over_limit.total(r.prefix),
+                })
+                .collect(),
         }
     }
 
@@ -1121,11 +1251,12 @@ impl RouterTask {
     /// peer keeps its session). Returns a list of what was done, in words.
     fn apply_config(&mut self, new: Config, out: &mut Outputs) -> Result<Vec<String>, String> {
         let mut done = Vec::new();
+        let bound = |c: &Config| c.router.listen.as_ref().map(config::Listen::socket_address);
         if new.router.asn != self.config.router.asn
             || new.router.router_id != self.config.router.router_id
             || new.kernel != self.config.kernel
             || new.api != self.config.api
-            || new.router.listen != self.config.router.listen
+            || bound(&new) != bound(&self.config)
             || new.log != self.config.log
         {
             return Err(
@@ -1142,7 +1273,35 @@ impl RouterTask {
         let ids: Vec<PeerId> = self.peers.keys().copied().collect();
         for id in ids {
             let name = self.peers[&id].cfg.name.clone();
-            let new_p = self.config.peers.iter().find(|p| p.name == name).cloned();
+            let dynamic_range = self.peers[&id].dynamic.as_ref().map(|d| d.range);
+            let new_p = match dynamic_range {
+                None => self.config.peers.iter().find(|p| p.name == name).cloned(),
+                // A dynamic neighbor follows its range's template.
+                Some(range) => {
+                    let address = self.peers[&id].cfg.address;
+                    let new_p = crate::dynamic::range_of(crate::dynamic::ranges(&self.config), range)
+                        .map(|r| crate::dynamic::peer_for(r, address));
+                    let Some(p) = new_p else {
+                        let why = "its listen range was removed";
+                        self.remove_dynamic(id, n::cease::PEER_DECONFIGURED, why, out);
+                        done.push(format!("dynamic neighbor {name} removed (range {range} gone)"));
+                        continue;
+                    };
+                    if session_config(&old, &self.peers[&id].cfg, self.restarting_until)
+                        != session_config(&self.config, &p, self.restarting_until)
+                    {
+                        // Reset: it comes back under the new template.
+                        let why = "its template's session settings changed (session reset)";
+                        let change = n::cease::OTHER_CONFIGURATION_CHANGE;
+                        self.remove_dynamic(id, change, why, out);
+                        done.push(format!(
+                            "dynamic neighbor {name}: session settings changed, session reset"
+                        ));
+                        continue;
+                    }
+                    Some(p)
+                }
+            };
             match new_p {
                 None => {
                     let e = self.peers.remove(&id).unwrap();

@@ -382,6 +382,20 @@ pub struct MetricsView {
     /// Times the decision process ran for a prefix.
     pub decision_runs: u64,
     pub fib: FibMetricsView,
+    /// Dynamic neighbors per `router.listen.ranges` prefix.
+    pub ranges: Vec<RangeMetricsView>,
+}
+
+/// One listen range in [`MetricsView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RangeMetricsView {
+    pub range: IpNet,
+    /// Dynamic neighbors from the range now.
+    pub peers: usize,
+    pub limit: u32,
+    /// Connections refused over the limit since the start.
+    pub refused: u64,
 }
 
 /// One peer in [`MetricsView`].
@@ -560,7 +574,7 @@ mod tests {
         v["uptimeSeconds"] = json!(75);
         let expected = json!({
             "name": "tor-a", "address": "192.0.2.1", "port": 179, "asn": 65101,
-            "uptimeSeconds": 75, "prefixesReceived": 7, "prefixesAccepted": 5,
+            "learnedAsn": null, "dynamic": null, "uptimeSeconds": 75, "prefixesReceived": 7, "prefixesAccepted": 5,
             "prefixesAdvertised": 3, "prefixesTooBig": 0, "state": "Established", "lastError": null,
             "remoteRouterId": "192.0.2.1", "holdTime": 90,
             "families": ["ipv4-unicast", "ipv6-unicast"],

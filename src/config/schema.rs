@@ -154,13 +154,24 @@ pub struct GracefulRestartOverride {
     pub stale_time: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Listen {
     #[serde(default = "default_listen_address")]
     pub address: IpAddr,
     #[serde(default = "default_port", deserialize_with = "de::port")]
     pub port: u16,
+    /// Dynamic neighbors: connections from these prefixes are accepted as
+    /// passive peers built from a template (see [`ListenRange`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ranges: Vec<ListenRange>,
+}
+
+impl Listen {
+    /// Where the socket is bound: what a reload cannot change.
+    pub fn socket_address(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::new(self.address, self.port)
+    }
 }
 
 impl Default for Listen {
@@ -168,8 +179,31 @@ impl Default for Listen {
         Listen {
             address: default_listen_address(),
             port: default_port(),
+            ranges: Vec::new(),
         }
     }
+}
+
+/// `router.listen.ranges[]`: `{ prefix, template, limit }` in the file
+/// (FRR's `bgp listen range`). A connection from an address in `prefix`
+/// (the longest matching range; a configured peer's address wins) is
+/// accepted as a passive peer named by its address, with the template's
+/// settings. The template expansion (`templates.rs`) turns `template` into
+/// `peer`, the template's keys read as one peer (its name the template's,
+/// its address the prefix's first: each dynamic peer gets its own).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListenRange {
+    pub prefix: IpNet,
+    /// Most dynamic peers at once from this range (1..); more are refused
+    /// at accept.
+    #[serde(default = "default_range_limit")]
+    pub limit: u32,
+    pub peer: Peer,
+}
+
+fn default_range_limit() -> u32 {
+    100
 }
 
 /// The control socket the CLI talks to.
@@ -577,6 +611,13 @@ impl PeerAsn {
 impl From<u32> for PeerAsn {
     fn from(n: u32) -> PeerAsn {
         PeerAsn::Number(n)
+    }
+}
+
+/// `peer.asn == 65001`: the peer is configured with that number.
+impl PartialEq<u32> for PeerAsn {
+    fn eq(&self, n: &u32) -> bool {
+        *self == PeerAsn::Number(*n)
     }
 }
 

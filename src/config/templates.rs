@@ -46,7 +46,8 @@ pub(super) fn expand(text: &str, file: &str) -> Option<Result<Expanded, ConfigEr
         Err(_) => return unique_keys(text, file).err().map(Err),
     };
     let uses_templates = doc.contains_key(TEMPLATES)
-        || peers_of(&doc).any(|p| p.as_mapping().is_some_and(|m| m.contains_key(TEMPLATE)));
+        || peers_of(&doc).any(|p| p.as_mapping().is_some_and(|m| m.contains_key(TEMPLATE)))
+        || ranges_of(&doc).next().is_some();
     if !uses_templates {
         return None;
     }
@@ -149,6 +150,24 @@ fn peers_of(doc: &Mapping) -> impl Iterator<Item = &Value> {
         .flatten()
 }
 
+/// `router.listen.ranges`: dynamic neighbors, each naming a template.
+fn ranges_of(doc: &Mapping) -> impl Iterator<Item = &Value> {
+    doc.get("router")
+        .and_then(|r| r.get("listen"))
+        .and_then(|l| l.get("ranges"))
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+}
+
+fn ranges_path(i: usize) -> KeyPath {
+    KeyPath::default()
+        .key("router")
+        .key("listen")
+        .key("ranges")
+        .index(i)
+}
+
 /// A document with its templates expanded, and where each expanded peer's
 /// keys came from (to place errors about them).
 pub(super) struct Expanded {
@@ -156,6 +175,8 @@ pub(super) struct Expanded {
     pub(super) text: String,
     /// By peer index: the template it uses and the keys it took from it.
     used: BTreeMap<usize, Use>,
+    /// By `router.listen.ranges` index: the template its `peer` is.
+    ranges: BTreeMap<usize, usize>,
 }
 
 struct Use {
@@ -184,8 +205,17 @@ impl Expansion<'_> {
                 }
             }
         }
+        let mut ranges = BTreeMap::new();
+        let listen = doc.get_mut("router").and_then(|r| r.get_mut("listen"));
+        if let Some(Value::Sequence(list)) = listen.and_then(|l| l.get_mut("ranges")) {
+            for (i, range) in list.iter_mut().enumerate() {
+                if let Some(t) = x.apply_range(i, range, &templates)? {
+                    ranges.insert(i, t);
+                }
+            }
+        }
         let text = serde_yaml_ng::to_string(&doc).expect("YAML values always serialize");
-        Ok(Expanded { text, used })
+        Ok(Expanded { text, used, ranges })
     }
 
     fn error(&self, path: &KeyPath, message: String) -> ConfigError {
@@ -279,6 +309,65 @@ impl Expansion<'_> {
             .map_err(|e| ConfigError::from_serde_derived(self.file, self.text, e))
     }
 
+    /// Range `i`: its `template` becomes `peer`, the template's keys as
+    /// one passive peer (the address a stand-in: each connection brings
+    /// its own). Returns the template's index.
+    fn apply_range(
+        &self,
+        i: usize,
+        range: &mut Value,
+        templates: &[(String, Mapping)],
+    ) -> Result<Option<usize>, ConfigError> {
+        let Value::Mapping(m) = range else {
+            return Ok(None); // the parser says what a range is
+        };
+        let path = ranges_path(i);
+        let Some(wanted) = m.remove(TEMPLATE) else {
+            if m.contains_key("peer") {
+                return Ok(None); // as `config check --print` writes it
+            }
+            return Err(self.error(
+                &path.key(TEMPLATE),
+                "required key is missing: the name of the peer template dynamic neighbors from this range are built from".to_string(),
+            ));
+        };
+        let path = path.key(TEMPLATE);
+        if m.contains_key("peer") {
+            return Err(self.error(
+                &path,
+                "give `template` or `peer` (what `config check --print` writes for it), not both"
+                    .to_string(),
+            ));
+        }
+        let Some(wanted) = name_of(&wanted) else {
+            return Err(self.error(&path, "expected a template name".to_string()));
+        };
+        let Some(index) = templates.iter().position(|(n, _)| *n == wanted) else {
+            return Err(self.error(&path, undefined(&wanted, templates)));
+        };
+        let mut peer = templates[index].1.clone();
+        if !peer.contains_key("asn") {
+            return Err(self.error(
+                &path,
+                format!("template {wanted:?} has no `asn`: dynamic neighbors take theirs from the template (a number, `external` or `internal`)"),
+            ));
+        }
+        // The prefix's own address as the stand-in (the parser checks
+        // the prefix itself).
+        let address = m
+            .get("prefix")
+            .and_then(Value::as_str)
+            .and_then(|p| p.parse::<ipnet::IpNet>().ok())
+            .map_or("192.0.2.1".to_string(), |p| p.network().to_string());
+        peer.insert("name".into(), Value::String(wanted));
+        peer.insert("address".into(), Value::String(address));
+        // Dynamic neighbors only ever accept (they have no address to
+        // connect to).
+        peer.insert("passive".into(), Value::Bool(true));
+        m.insert("peer".into(), Value::Mapping(peer));
+        Ok(Some(index))
+    }
+
     /// Expand peer `i` if it names a template.
     fn apply(
         &self,
@@ -297,16 +386,7 @@ impl Expansion<'_> {
             return Err(self.error(&path, "expected a template name".to_string()));
         };
         let Some(index) = templates.iter().position(|(n, _)| *n == wanted) else {
-            let defined = if templates.is_empty() {
-                format!("no {TEMPLATES} are defined")
-            } else {
-                let names: Vec<&str> = templates.iter().map(|(n, _)| n.as_str()).collect();
-                format!("defined: {}", names.join(", "))
-            };
-            return Err(self.error(
-                &path,
-                format!("template {wanted:?} is not defined ({defined})"),
-            ));
+            return Err(self.error(&path, undefined(&wanted, templates)));
         };
         let own_password = PASSWORD_KEYS.iter().any(|k| m.contains_key(*k));
         let mut keys = Vec::new();
@@ -327,6 +407,17 @@ impl Expansion<'_> {
     }
 }
 
+/// Template `wanted` is not among `templates`: which are.
+fn undefined(wanted: &str, templates: &[(String, Mapping)]) -> String {
+    let defined = if templates.is_empty() {
+        format!("no {TEMPLATES} are defined")
+    } else {
+        let names: Vec<&str> = templates.iter().map(|(n, _)| n.as_str()).collect();
+        format!("defined: {}", names.join(", "))
+    };
+    format!("template {wanted:?} is not defined ({defined})")
+}
+
 impl Expanded {
     /// An error about the expanded document, placed in the file: one about
     /// a key a peer took from its template is reported at the template's
@@ -338,6 +429,9 @@ impl Expanded {
         config: Option<&Config>,
     ) -> ConfigError {
         let path = KeyPath::parse(&err.path);
+        if let Some(e) = self.place_range(&err, &path, text) {
+            return e;
+        }
         let (Some(Seg::Key(list)), Some(Seg::Index(i)), Some(Seg::Key(key))) =
             (path.0.first(), path.0.get(1), path.0.get(2))
         else {
@@ -364,5 +458,30 @@ impl Expanded {
                 u.name, err.message
             ),
         )
+    }
+
+    /// An error in a range's `peer` (made from a template) is placed at
+    /// the template's key; errors about a key the range's `peer` does not
+    /// take from its template (name, address, passive) at the range.
+    fn place_range(&self, err: &ConfigError, path: &KeyPath, text: &str) -> Option<ConfigError> {
+        let [Seg::Key(r), Seg::Key(l), Seg::Key(list), Seg::Index(i), Seg::Key(peer), rest @ ..] =
+            path.0.as_slice()
+        else {
+            return None;
+        };
+        if (r.as_str(), l.as_str(), list.as_str(), peer.as_str())
+            != ("router", "listen", "ranges", "peer")
+        {
+            return None;
+        }
+        let template = *self.ranges.get(i)?;
+        let mut at = KeyPath::default().key(TEMPLATES).index(template);
+        at.0.extend(rest.iter().cloned());
+        Some(ConfigError::at(
+            &err.file,
+            text,
+            &at,
+            format!("in router.listen.ranges[{i}] (dynamic neighbors): {}", err.message),
+        ))
     }
 }

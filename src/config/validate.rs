@@ -43,6 +43,7 @@ pub(super) fn validate(c: &Config) -> Result<(), Invalid> {
 
     let policy_names = check_policies(c)?;
     let peer_names = check_peers(c, &policy_names)?;
+    check_ranges(c, &policy_names)?;
     check_neighbor_refs(c, &peer_names)?;
     check_advertise(c)
 }
@@ -116,26 +117,99 @@ fn check_peers<'c>(c: &'c Config, policies: &[&str]) -> Result<HashSet<&'c str>,
                 ));
             }
         }
-        check_families(&path.key("families"), &peer.families)?;
-        if peer.route_reflector_client && !peer.is_ibgp(c.router.asn) {
+        check_peer_settings(c, &path, peer, policies)?;
+    }
+    Ok(names.into_keys().collect())
+}
+
+/// The checks of one peer's session and policy settings (a configured
+/// peer's, or a listen range's template peer).
+fn check_peer_settings(
+    c: &Config,
+    path: &KeyPath,
+    peer: &Peer,
+    policies: &[&str],
+) -> Result<(), Invalid> {
+    check_families(&path.key("families"), &peer.families)?;
+    if peer.route_reflector_client && !peer.is_ibgp(c.router.asn) {
+        return Err((
+            path.key("routeReflectorClient"),
+            format!(
+                "only an iBGP peer can be a route reflector client (peer AS {} is not router AS {})",
+                peer.asn, c.router.asn
+            ),
+        ));
+    }
+    check_access(path, peer)?;
+    check_graceful_restart(
+        &path.key("gracefulRestart"),
+        &peer.graceful_restart_or(&c.router),
+    )?;
+    check_limits(path, peer)?;
+    check_chain(path, "import", &peer.import, policies)?;
+    check_chain(path, "export", &peer.export, policies)
+}
+
+/// `router.listen.ranges`: distinct prefixes, a limit, template settings a
+/// dynamic neighbor can have.
+fn check_ranges(c: &Config, policies: &[&str]) -> Result<(), Invalid> {
+    let Some(listen) = &c.router.listen else {
+        return Ok(());
+    };
+    let mut seen: HashMap<ipnet::IpNet, usize> = HashMap::new();
+    for (i, r) in listen.ranges.iter().enumerate() {
+        let path = KeyPath::default()
+            .key("router")
+            .key("listen")
+            .key("ranges")
+            .index(i);
+        if r.prefix.trunc() != r.prefix {
             return Err((
-                path.key("routeReflectorClient"),
+                path.key("prefix"),
                 format!(
-                    "only an iBGP peer can be a route reflector client (peer AS {} is not router AS {})",
-                    peer.asn, c.router.asn
+                    "{} has host bits set (the range is {})",
+                    r.prefix,
+                    r.prefix.trunc()
                 ),
             ));
         }
-        check_access(&path, peer)?;
-        check_graceful_restart(
-            &path.key("gracefulRestart"),
-            &peer.graceful_restart_or(&c.router),
-        )?;
-        check_limits(&path, peer)?;
-        check_chain(&path, "import", &peer.import, policies)?;
-        check_chain(&path, "export", &peer.export, policies)?;
+        if let Some(first) = seen.insert(r.prefix, i) {
+            return Err((
+                path.key("prefix"),
+                format!(
+                    "router.listen.ranges[{first}] already has prefix {}",
+                    r.prefix
+                ),
+            ));
+        }
+        if r.limit == 0 {
+            return Err((
+                path.key("limit"),
+                "limit 0 would refuse every connection: give at least 1 (or remove the range)"
+                    .to_string(),
+            ));
+        }
+        let peer = path.key("peer");
+        if r.peer.bfd.is_some() {
+            return Err((
+                peer.key("bfd"),
+                "bfd is not available for dynamic neighbors (a BFD session is set up for a configured address); use a configured peer".to_string(),
+            ));
+        }
+        if let Some(local) = r.peer.local_address {
+            if local.is_ipv4() != r.prefix.addr().is_ipv4() {
+                return Err((
+                    peer.key("localAddress"),
+                    format!(
+                        "{local} and the range {} are of different families",
+                        r.prefix
+                    ),
+                ));
+            }
+        }
+        check_peer_settings(c, &peer, &r.peer, policies)?;
     }
-    Ok(names.into_keys().collect())
+    Ok(())
 }
 
 /// `api.http` cannot take the BGP listener's TCP port on an overlapping

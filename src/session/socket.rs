@@ -100,15 +100,69 @@ pub fn configure_accepted(stream: &TcpStream, opts: &SocketOptions) -> io::Resul
 /// dropped).
 pub fn listener_md5(
     listener: &TcpListener,
-    peer: IpAddr,
+    peers: ipnet::IpNet,
     password: Option<&Password>,
 ) -> io::Result<()> {
     let sock = socket2::SockRef::from(listener);
-    match password {
-        Some(pw) => set_md5(&sock, peer, pw.as_bytes()),
-        None => md5sig(&sock, peer, &[]),
+    let key = password.map_or(&[][..], |pw| pw.as_bytes());
+    if password.is_some() && (key.is_empty() || key.len() > 80) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "TCP-MD5 password must be 1..=80 bytes",
+        ));
     }
+    if peers.prefix_len() == peers.max_prefix_len() {
+        return md5sig(&sock, peers.addr(), key);
+    }
+    md5sig_prefix(&sock, peers, key)
 }
+
+/// TCP_MD5SIG_EXT with TCP_MD5SIG_FLAG_PREFIX (Linux 4.13+): one key for
+/// every peer address in `peers` (dynamic neighbors); an empty `key`
+/// removes it.
+fn md5sig_prefix(s: &Socket, peers: ipnet::IpNet, key: &[u8]) -> io::Result<()> {
+    // SAFETY: all-zero is a valid bit pattern for this plain C struct.
+    let mut sig: TcpMd5Sig = unsafe { std::mem::zeroed() };
+    let (addr, len) = match (peers.addr(), s.domain()?) {
+        // An IPv6 socket sees IPv4 peers as mapped addresses: ::ffff:0:0/96.
+        (IpAddr::V4(v4), d) if d == Domain::IPV6 => {
+            (IpAddr::V6(v4.to_ipv6_mapped()), peers.prefix_len() + 96)
+        }
+        (a, _) => (a, peers.prefix_len()),
+    };
+    let sa: socket2::SockAddr = SocketAddr::new(addr, 0).into();
+    // SAFETY: copying `sa.len()` bytes (≤ sizeof sockaddr_storage) into the
+    // storage field.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            sa.as_ptr() as *const u8,
+            &mut sig.addr as *mut _ as *mut u8,
+            sa.len() as usize,
+        );
+    }
+    sig.flags = TCP_MD5SIG_FLAG_PREFIX;
+    sig.prefixlen = len;
+    sig.keylen = key.len() as u16;
+    sig.key[..key.len()].copy_from_slice(key);
+    // SAFETY: valid fd, pointer to a properly sized struct.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            TCP_MD5SIG_EXT,
+            &sig as *const _ as *const libc::c_void,
+            std::mem::size_of::<TcpMd5Sig>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// linux/tcp.h.
+const TCP_MD5SIG_EXT: libc::c_int = 32;
+const TCP_MD5SIG_FLAG_PREFIX: u8 = 1;
 
 /// The TTL of the listener's own segments (its SYN-ACKs): 255 while any
 /// peer uses GTSM, whose side drops a SYN-ACK that arrives with less; the
