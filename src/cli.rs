@@ -993,9 +993,10 @@ fn neighbors_table(neighbors: &[NeighborView]) -> String {
                 row.insert(4, n.bfd.map_or("-".to_string(), |s| s.to_string()));
             }
             if with_dynamic {
-                let from = n.dynamic.as_ref().map_or("-".to_string(), |d| {
-                    format!("{} ({})", d.range, d.template)
-                });
+                let from = n
+                    .dynamic
+                    .as_ref()
+                    .map_or("-".to_string(), |d| format!("{} ({})", d.range, d.template));
                 row.insert(3, from);
             }
             row

@@ -26,8 +26,8 @@ use error::KeyPath;
 pub use password::Password;
 pub use schema::{
     Advertise, Api, Bfd, Config, GracefulRestart, GracefulRestartOverride, GroupName, HttpListen,
-    Kernel, LimitAction, Listen, ListenRange, Log, LogFormat, MaxPrefixes, Peer, PeerAsn, PodCidrSource, PodCidrs,
-    PrefixLimit, Router, SecretRef, ServiceAddresses,
+    Kernel, LimitAction, Listen, ListenRange, Log, LogFormat, MaxPrefixes, Peer, PeerAsn,
+    PodCidrSource, PodCidrs, PrefixLimit, Router, SecretRef, ServiceAddresses,
 };
 use validate::validate;
 

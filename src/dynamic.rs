@@ -15,7 +15,10 @@ use crate::config::{Config, ListenRange, Peer};
 
 /// The ranges of `c`.
 pub fn ranges(c: &Config) -> &[ListenRange] {
-    c.router.listen.as_ref().map_or(&[], |l| l.ranges.as_slice())
+    c.router
+        .listen
+        .as_ref()
+        .map_or(&[], |l| l.ranges.as_slice())
 }
 
 /// The range `addr` falls in: the longest prefix that contains it (as
@@ -120,7 +123,10 @@ mod tests {
         assert_eq!(r.limit, 5);
         let a: IpAddr = "10.0.3.4".parse().unwrap();
         let p = peer_for(r, a);
-        assert_eq!((p.name.as_str(), p.address, p.passive), ("10.0.3.4", a, true));
+        assert_eq!(
+            (p.name.as_str(), p.address, p.passive),
+            ("10.0.3.4", a, true)
+        );
         assert_eq!(p.asn, crate::config::PeerAsn::External);
         assert_eq!(p.hold_time, Some(9));
     }

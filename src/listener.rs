@@ -96,9 +96,15 @@ pub fn access_list(c: &Config) -> AccessList {
 enum Refusal {
     /// Neither a configured peer's address nor in a listen range.
     NotAPeer,
-    TtlTooLow { ttl: u8, min: u8 },
+    TtlTooLow {
+        ttl: u8,
+        min: u8,
+    },
     Gtsm(String),
-    LocalUser { uid: u32, allowed: Vec<u32> },
+    LocalUser {
+        uid: u32,
+        allowed: Vec<u32>,
+    },
     OwnerUnknown(String),
     AlreadyPending,
 }

@@ -792,9 +792,7 @@ impl RouterTask {
                     // `asn: external`: the AS of this OPEN is the peer's
                     // from now on (first AS check, AS_PATH, eBGP rules).
                     let local_asn = self.config.router.asn;
-                    if e.cfg.asn.known(local_asn).is_none()
-                        && e.learned_asn != Some(remote_asn)
-                    {
+                    if e.cfg.asn.known(local_asn).is_none() && e.learned_asn != Some(remote_asn) {
                         e.learned_asn = Some(remote_asn);
                         let cfg = peer_config(&e.cfg, local_asn, e.learned_asn);
                         self.rib.set_peer_config(peer, cfg, out);
@@ -854,7 +852,12 @@ impl RouterTask {
                         }
                         let dynamic = self.peers.get(&peer).is_some_and(|e| e.dynamic.is_some());
                         if dynamic {
-                            self.remove_dynamic(peer, n::cease::PEER_DECONFIGURED, "its session ended", out);
+                            self.remove_dynamic(
+                                peer,
+                                n::cease::PEER_DECONFIGURED,
+                                "its session ended",
+                                out,
+                            );
                         }
                     }
                 }
@@ -1046,8 +1049,11 @@ impl RouterTask {
                 v.bfd = e.bfd;
                 v.dynamic = e.dynamic.as_ref().map(|d| crate::api::views::DynamicView {
                     range: d.range,
-                    template: crate::dynamic::range_of(crate::dynamic::ranges(&self.config), d.range)
-                        .map_or_else(String::new, |r| r.peer.name.clone()),
+                    template: crate::dynamic::range_of(
+                        crate::dynamic::ranges(&self.config),
+                        d.range,
+                    )
+                    .map_or_else(String::new, |r| r.peer.name.clone()),
                 });
                 if let Some(gr) = &mut v.graceful_restart {
                     gr.stale_routes = self.rib.stale_count(*id);
@@ -1279,12 +1285,15 @@ impl RouterTask {
                 // A dynamic neighbor follows its range's template.
                 Some(range) => {
                     let address = self.peers[&id].cfg.address;
-                    let new_p = crate::dynamic::range_of(crate::dynamic::ranges(&self.config), range)
-                        .map(|r| crate::dynamic::peer_for(r, address));
+                    let new_p =
+                        crate::dynamic::range_of(crate::dynamic::ranges(&self.config), range)
+                            .map(|r| crate::dynamic::peer_for(r, address));
                     let Some(p) = new_p else {
                         let why = "its listen range was removed";
                         self.remove_dynamic(id, n::cease::PEER_DECONFIGURED, why, out);
-                        done.push(format!("dynamic neighbor {name} removed (range {range} gone)"));
+                        done.push(format!(
+                            "dynamic neighbor {name} removed (range {range} gone)"
+                        ));
                         continue;
                     };
                     if session_config(&old, &self.peers[&id].cfg, self.restarting_until)
@@ -1333,7 +1342,8 @@ impl RouterTask {
                     } else {
                         let (asn, learned) = (self.config.router.asn, self.peers[&id].learned_asn);
                         if peer_config(&old_p, asn, learned) != peer_config(&p, asn, learned) {
-                            self.rib.set_peer_config(id, peer_config(&p, asn, learned), out);
+                            self.rib
+                                .set_peer_config(id, peer_config(&p, asn, learned), out);
                             done.push(format!(
                                 "peer {name}: policy settings re-applied without a session reset"
                             ));

@@ -481,7 +481,10 @@ impl Expanded {
             &err.file,
             text,
             &at,
-            format!("in router.listen.ranges[{i}] (dynamic neighbors): {}", err.message),
+            format!(
+                "in router.listen.ranges[{i}] (dynamic neighbors): {}",
+                err.message
+            ),
         ))
     }
 }
