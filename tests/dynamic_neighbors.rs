@@ -76,7 +76,21 @@ impl Lab {
     /// A node daemon on link i with AS `asn`, one IPv4 session to kroute,
     /// announcing its prefix.
     fn node<P: PeerDaemon>(&self, i: usize, asn: u32) -> P {
-        let spec = PeerSpec {
+        let mut p = P::start(self.ns(i), Self::spec(i, asn));
+        p.announce(&node_prefix(i));
+        p
+    }
+
+    /// BIRD as [`Lab::node`], with `options` in its protocol for kroute.
+    fn bird_with(&self, i: usize, asn: u32, options: &str) -> Bird {
+        let k = k_addr(i);
+        let mut p = Bird::start_with(self.ns(i), Self::spec(i, asn), &[(&k, options)]);
+        p.announce(&node_prefix(i));
+        p
+    }
+
+    fn spec(i: usize, asn: u32) -> PeerSpec {
+        PeerSpec {
             asn,
             router_id: node_addr(i),
             neighbors: vec![PeerNeighbor::new(
@@ -86,10 +100,7 @@ impl Lab {
                 &["ipv4-unicast"],
             )],
             install_kernel: true,
-        };
-        let mut p = P::start(self.ns(i), spec);
-        p.announce(&node_prefix(i));
-        p
+        }
     }
 
     fn wait_kernel_via(&self, i: usize) {
@@ -260,6 +271,28 @@ fn outside_the_range_and_over_the_limit_are_refused() {
         lab.kroute.neighbors()
     );
     assert!(route_via(&lab.k_ns, &node_prefix(5)).is_none());
+}
+
+/// TCP-MD5 (RFC 2385) for a range: one key on the listening socket for the
+/// whole prefix. A node with the key gets its session; one with another
+/// key never does (the kernel drops its segments).
+#[test]
+fn a_range_password_signs_its_sessions() {
+    let lab = Lab::new("dynmd5", &[1, 2], |c| {
+        let mut r = range("10.0.0.0/8", 10, PeerAsn::External);
+        r.peer.password = Some(kroute::config::Password::new("s3cret"));
+        with_ranges(vec![r])(c)
+    });
+    let good = lab.bird_with(1, NODE_ASN, "password \"s3cret\";");
+    let bad = lab.bird_with(2, NODE_ASN, "password \"other\";");
+    wait_until(CONVERGE, "the node with the key Established", || {
+        lab.kroute.established(&node_addr(1))
+    });
+    lab.wait_kernel_via(1);
+    good.session_state(&k_addr(1)).unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(bad.session_state(&k_addr(2)).is_err());
+    assert!(dynamic(&lab, 2).is_none_or(|n| n.state != SessionState::Established));
 }
 
 /// kroute's config as a file that builds the range from template `nodes`

@@ -123,13 +123,13 @@ pub fn listener_md5(
 fn md5sig_prefix(s: &Socket, peers: ipnet::IpNet, key: &[u8]) -> io::Result<()> {
     // SAFETY: all-zero is a valid bit pattern for this plain C struct.
     let mut sig: TcpMd5Sig = unsafe { std::mem::zeroed() };
-    let (addr, len) = match (peers.addr(), s.domain()?) {
-        // An IPv6 socket sees IPv4 peers as mapped addresses: ::ffff:0:0/96.
-        (IpAddr::V4(v4), d) if d == Domain::IPV6 => {
-            (IpAddr::V6(v4.to_ipv6_mapped()), peers.prefix_len() + 96)
-        }
-        (a, _) => (a, peers.prefix_len()),
+    // An IPv6 socket takes IPv4 peers as mapped addresses, with the
+    // prefix length still the IPv4 one (the kernel keys them as IPv4).
+    let addr = match (peers.addr(), s.domain()?) {
+        (IpAddr::V4(v4), d) if d == Domain::IPV6 => IpAddr::V6(v4.to_ipv6_mapped()),
+        (a, _) => a,
     };
+    let len = peers.prefix_len();
     let sa: socket2::SockAddr = SocketAddr::new(addr, 0).into();
     // SAFETY: copying `sa.len()` bytes (≤ sizeof sockaddr_storage) into the
     // storage field.
