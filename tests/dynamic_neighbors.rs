@@ -273,6 +273,55 @@ fn outside_the_range_and_over_the_limit_are_refused() {
     assert!(route_via(&lab.k_ns, &node_prefix(5)).is_none());
 }
 
+/// Graceful restart helper rules hold for dynamic neighbors: a node that
+/// advertised GR (BIRD `graceful restart on`) and is killed keeps its
+/// neighbor entry and its routes (stale, still in the kernel) until it is
+/// back; it then comes back as the same dynamic neighbor.
+#[test]
+fn a_graceful_restart_node_keeps_its_routes_while_it_is_away() {
+    let lab = Lab::new(
+        "dyngr",
+        &[1],
+        with_ranges(vec![range("10.0.0.0/8", 10, PeerAsn::External)]),
+    );
+    let gr = "graceful restart on;";
+    let mut bird = lab.bird_with(1, NODE_ASN, gr);
+    wait_until(CONVERGE, "dynamic neighbor Established", || {
+        lab.kroute.established(&node_addr(1))
+    });
+    lab.wait_kernel_via(1);
+    assert!(dynamic(&lab, 1).unwrap().graceful_restart.is_some());
+    bird.kill();
+    drop(bird);
+    wait_until(
+        CONVERGE,
+        "the session down, its routes stale",
+        || match dynamic(&lab, 1) {
+            Some(n) if n.state != SessionState::Established => {
+                match n.graceful_restart.as_ref().map(|g| g.stale_routes) {
+                    Some(1) => Ok(()),
+                    other => Err(format!("stale routes {other:?}")),
+                }
+            }
+            other => Err(format!("{other:?}")),
+        },
+    );
+    // Longer than a dynamic neighbor without a session is kept (5 s).
+    std::thread::sleep(Duration::from_secs(7));
+    assert!(dynamic(&lab, 1).is_some(), "{:?}", lab.kroute.neighbors());
+    lab.wait_kernel_via(1);
+    let _bird = lab.bird_with(1, NODE_ASN, gr);
+    wait_until(
+        CONVERGE,
+        "the node back as the same dynamic neighbor",
+        || lab.kroute.established(&node_addr(1)),
+    );
+    lab.wait_kernel_via(1);
+    assert_eq!(lab.kroute.neighbors().len(), 1);
+    // The entry that waited for it (a new one would have no flap).
+    assert_eq!(dynamic(&lab, 1).unwrap().flaps, 1);
+}
+
 /// TCP-MD5 (RFC 2385) for a range: one key on the listening socket for the
 /// whole prefix. A node with the key gets its session; one with another
 /// key never does (the kernel drops its segments).
