@@ -121,6 +121,8 @@ pub struct RouterTask {
     config_loaded: std::time::SystemTime,
     /// `kroute watch`: session and route events, to every watcher.
     watchers: tokio::sync::broadcast::Sender<crate::api::views::WatchEvent>,
+    /// BMP (RFC 7854): what the collectors are told.
+    bmp: crate::bmp::Bmp,
 }
 
 /// The BFD sessions `c` asks for: one per peer with `bfd`.
@@ -291,6 +293,7 @@ impl RouterTask {
             );
         }
         RouterTask {
+            bmp: crate::bmp::Bmp::new(config.router.router_id, config.router.asn),
             config_path,
             config,
             rib,
@@ -475,6 +478,7 @@ impl RouterTask {
             self.add_peer(p);
         }
         self.bfd.configure(bfd_peers(&self.config));
+        self.bmp.configure(&self.config.bmp);
         let mut out = Outputs::default();
         self.refresh_originations(&mut out);
         self.flush(out).await;
@@ -517,6 +521,7 @@ impl RouterTask {
                 _ = tick.tick() => {
                     self.check_initial_sync().await;
                     self.check_stale(&mut out);
+                    self.bmp.tick(&self.rib);
                     // `advertise.interfaces` follows address changes.
                     if self.config.advertise.iter().any(|a| !a.interfaces.is_empty()) {
                         self.refresh_originations(&mut out);
@@ -666,8 +671,13 @@ impl RouterTask {
                 generation,
                 info,
                 graceful_restart,
+                opens,
             } => {
                 if let Some(e) = self.peers.get_mut(&peer) {
+                    if let Some(o) = &opens {
+                        let (asn, id) = (e.cfg.asn, info.remote_router_id);
+                        self.bmp.session_up(peer, asn, id, &info.families, o);
+                    }
                     e.generation = Some(generation);
                     e.awaiting_eor = info.families.iter().copied().collect();
                     e.up_since = Some(Instant::now());
@@ -690,9 +700,11 @@ impl RouterTask {
                 peer,
                 generation,
                 may_restart,
+                end,
             } => {
                 if let Some(e) = self.peers.get_mut(&peer) {
                     if e.generation == Some(generation) {
+                        self.bmp.session_down(peer, &end);
                         let why = e.status.borrow().last_error.clone();
                         let down = crate::events::SessionState::Idle;
                         Self::watch_session(&self.watchers, &e.cfg.name, down, why);
@@ -735,7 +747,16 @@ impl RouterTask {
                             e.awaiting_eor.remove(&f);
                         }
                     }
+                    // BMP: as received (pre-policy), then what import
+                    // made of it (post-policy).
+                    let copy = self.bmp.active().then(|| u.clone());
+                    if let Some(c) = &copy {
+                        self.bmp.received(peer, c);
+                    }
                     let report = self.rib.receive(peer, u, out);
+                    if let Some(c) = &copy {
+                        self.bmp.imported(peer, c, &self.rib);
+                    }
                     self.log_import(peer, &report);
                     // Per UPDATE: the Adj-RIB-In exceeds the limit by at
                     // most one message's prefixes.
@@ -863,6 +884,8 @@ impl RouterTask {
         if e.generation.is_some() && !keep.is_empty() {
             warn!(peer = %e.cfg.name, %address, families = ?keep, "BFD: peer down; its BFD shares fate with its control plane (C bit clear) and its forwarding survives a restart (F bit): closing the BGP session without a NOTIFICATION, its routes stay stale (graceful restart)");
             let _ = e.cmd.send(PeerCmd::ExitForRestart);
+            self.bmp
+                .session_down(id, &crate::events::SessionEnd::LocalClosed);
             let (cmd, status) = PeerTask::spawn(
                 id,
                 session_config(&self.config, &e.cfg, self.restarting_until),
@@ -881,11 +904,13 @@ impl RouterTask {
         }
         let e = self.peers.remove(&id).expect("found above");
         warn!(peer = %e.cfg.name, %address, "BFD: peer down, closing the BGP session (Cease/10) and withdrawing its routes");
-        let _ = e.cmd.send(PeerCmd::Stop(Notification {
+        let nf = Notification {
             code: n::CEASE,
             subcode: n::cease::BFD_DOWN,
             data: vec![],
-        }));
+        };
+        self.bmp.peer_stopped(id, &nf);
+        let _ = e.cmd.send(PeerCmd::Stop(nf));
         self.rib.remove_peer(id, out);
         self.flush(std::mem::take(out)).await;
         self.add_peer(&e.cfg);
@@ -1109,7 +1134,9 @@ impl RouterTask {
                     .into(),
             );
         }
+        let mut policies_changed = false;
         if rib_config(&new) != rib_config(&self.config) {
+            policies_changed = true;
             self.rib.set_config(rib_config(&new), out);
             done.push("policies / decision settings re-applied".to_string());
         }
@@ -1122,6 +1149,7 @@ impl RouterTask {
             match new_p {
                 None => {
                     let e = self.peers.remove(&id).unwrap();
+                    self.bmp.peer_removed(id);
                     let _ = e.cmd.send(PeerCmd::Stop(Notification {
                         code: n::CEASE,
                         subcode: n::cease::PEER_DECONFIGURED,
@@ -1137,11 +1165,13 @@ impl RouterTask {
                         != session_config(&self.config, &p, self.restarting_until)
                     {
                         let e = self.peers.remove(&id).unwrap();
-                        let _ = e.cmd.send(PeerCmd::Stop(Notification {
+                        let nf = Notification {
                             code: n::CEASE,
                             subcode: n::cease::OTHER_CONFIGURATION_CHANGE,
                             data: vec![],
-                        }));
+                        };
+                        self.bmp.peer_stopped(id, &nf);
+                        let _ = e.cmd.send(PeerCmd::Stop(nf));
                         self.rib.remove_peer(id, out);
                         self.add_peer(&p);
                         done.push(format!(
@@ -1149,6 +1179,7 @@ impl RouterTask {
                         ));
                     } else {
                         if peer_config(&old_p) != peer_config(&p) {
+                            policies_changed = true;
                             self.rib.set_peer_config(id, peer_config(&p), out);
                             done.push(format!(
                                 "peer {name}: policy settings re-applied without a session reset"
@@ -1192,6 +1223,13 @@ impl RouterTask {
             self.refresh_originations(out);
             done.push("advertised prefixes updated".to_string());
         }
+        if policies_changed {
+            self.bmp.policies_changed(&self.rib);
+        }
+        if old.bmp != self.config.bmp {
+            self.bmp.configure(&self.config.bmp);
+            done.push("BMP collectors updated".to_string());
+        }
         if done.is_empty() {
             done.push("no changes".to_string());
         }
@@ -1225,6 +1263,7 @@ impl RouterTask {
             }));
         }
         self.fib.shutdown().await;
+        self.bmp.shutdown().await;
         // Give the sessions a moment to put their NOTIFICATIONs on the wire.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
