@@ -261,3 +261,76 @@ fn pmbmpd_sees_peers_routes_and_a_reconnect() {
     assert!(c["messagesSent"].as_u64().unwrap() > 10, "{status}");
     drop(gobgp);
 }
+
+/// `bmp[]` errors name the file, the line and the key; defaults apply.
+#[test]
+fn bmp_config_errors_name_file_line_and_key() {
+    let base = "router: { asn: 65001, routerId: 10.0.0.1 }\nbmp:\n";
+    let ok = kroute::config::parse(
+        &format!("{base}  - address: 192.0.2.10\n    port: 1790\n"),
+        "k.yaml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let c = &ok.bmp[0];
+    assert_eq!(
+        c.monitoring,
+        vec![BmpMonitoring::PrePolicy, BmpMonitoring::PostPolicy]
+    );
+    assert_eq!((c.statistics_interval, c.queue_limit_mib), (60, 64));
+    let cases = [
+        (
+            "  - address: 192.0.2.10\n    port: 1790\n  - address: 192.0.2.10\n    port: 1790\n",
+            "k.yaml:6",
+            "bmp[1].port: collector 192.0.2.10:1790 is already configured at bmp[0]",
+        ),
+        (
+            "  - address: 0.0.0.0\n    port: 1790\n",
+            "k.yaml:3",
+            "bmp[0].address: 0.0.0.0 is not a collector's address",
+        ),
+        (
+            "  - address: 192.0.2.10\n    port: 1790\n    monitoring: []\n",
+            "k.yaml:5",
+            "bmp[0].monitoring: monitoring must name",
+        ),
+        (
+            "  - address: 192.0.2.10\n    port: 1790\n    monitoring: [prePolicy, prePolicy]\n",
+            "k.yaml:5",
+            "bmp[0].monitoring[1]: prePolicy is listed twice",
+        ),
+        (
+            "  - address: 192.0.2.10\n    port: 1790\n    monitoring: [locRib]\n",
+            "k.yaml:5",
+            "locRib",
+        ),
+        (
+            "  - address: 192.0.2.10\n    port: 1790\n    statisticsInterval: 2\n",
+            "k.yaml:5",
+            "bmp[0].statisticsInterval: statisticsInterval 2 is out of range",
+        ),
+        (
+            "  - address: 192.0.2.10\n    port: 1790\n    queueLimitMiB: 0\n",
+            "k.yaml:5",
+            "bmp[0].queueLimitMiB: queueLimitMiB 0 is out of range",
+        ),
+        ("  - address: 192.0.2.10\n", "k.yaml:3", "port"),
+        (
+            "  - address: 192.0.2.10\n    port: 0\n",
+            "k.yaml:4",
+            "a TCP port 1..=65535",
+        ),
+        (
+            "  - address: 192.0.2.10\n    port: 1790\n    sysName: x\n",
+            "k.yaml:5",
+            "sysName",
+        ),
+    ];
+    for (yaml, at, what) in cases {
+        let e = kroute::config::parse(&format!("{base}{yaml}"), "k.yaml")
+            .map(|_| ())
+            .expect_err(yaml)
+            .to_string();
+        assert!(e.starts_with(at), "{yaml}: {e}");
+        assert!(e.contains(what), "{yaml}: {e}");
+    }
+}

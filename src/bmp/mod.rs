@@ -449,13 +449,16 @@ fn end_of_rib(f: Family) -> Update {
     }
 }
 
+/// A family and an interned attribute set (compared by address).
+type GroupKey = (Family, *const Attrs);
+
 /// Prefixes to announce, grouped by their (interned) attributes, and to
 /// withdraw: a view of an Adj-RIB-In as few UPDATEs.
 #[derive(Default)]
 struct View<'a> {
-    announce: HashMap<(Family, *const Attrs), (&'a Arc<Attrs>, Vec<Prefix>)>,
+    announce: HashMap<GroupKey, (&'a Arc<Attrs>, Vec<Prefix>)>,
     /// Groups in the order first seen (stable output).
-    order: Vec<(Family, *const Attrs)>,
+    order: Vec<GroupKey>,
     withdraw: Vec<Prefix>,
 }
 
