@@ -334,3 +334,67 @@ fn bmp_config_errors_name_file_line_and_key() {
         assert!(e.contains(what), "{yaml}: {e}");
     }
 }
+
+/// A reload adds a collector (it gets the live peer and its route) and
+/// removes it again (Termination), the BGP session untouched throughout.
+#[test]
+fn reload_adds_and_removes_a_collector_without_touching_sessions() {
+    let dir = test_dir("bmpreload");
+    let k_ns = netns("kbmpr");
+    let b_ns = netns("bbmpr");
+    let _vb = veth(&k_ns, &b_ns, &[&format!("{K4}/24")], &[&format!("{B4}/24")]);
+    let log = dir.path().join("bmp.json");
+    let _collector = start_pmbmpd(&k_ns, dir.path(), &log);
+    let mut cfg = k::config(KROUTE_ASN, "10.255.0.1");
+    cfg.peers.push(k::peer("bird", B4, PEER_ASN, &[V4]));
+    let mut kroute = Kroute::start(&k_ns, cfg);
+    let mut bird = Bird::start(
+        &b_ns,
+        PeerSpec {
+            asn: PEER_ASN,
+            router_id: B4.into(),
+            neighbors: vec![PeerNeighbor::new(K4, B4, KROUTE_ASN, &[V4])],
+            install_kernel: false,
+        },
+    );
+    bird.announce(R1);
+    wait_until(CONVERGE, "R1 from BIRD", || {
+        (kroute.routes(R1).len() == 1)
+            .then_some(())
+            .ok_or_else(|| kroute.log_tails(5))
+    });
+    assert!(messages(&log).is_empty(), "no bmp configured yet");
+
+    kroute.config.bmp = vec![BmpCollector {
+        address: "127.0.0.1".parse().unwrap(),
+        port: COLLECTOR_PORT,
+        monitoring: vec![BmpMonitoring::PostPolicy],
+        statistics_interval: 0,
+        queue_limit_mib: 16,
+    }];
+    kroute.reload();
+    let m = wait_until(CONVERGE, "the added collector gets the peer", || {
+        let m = messages(&log);
+        (of_type(&m, "peer_up").iter().any(|u| u["peer_ip"] == B4)
+            && route(&m, B4, R1, true).is_some())
+        .then_some(m.clone())
+        .ok_or_else(|| format!("{}\n{}", show(&m), kroute.log_tails(5)))
+    });
+    assert!(
+        route(&m, B4, R1, false).is_none(),
+        "monitoring: [postPolicy] only: {}",
+        show(&m)
+    );
+
+    kroute.config.bmp.clear();
+    kroute.reload();
+    wait_until(CONVERGE, "Termination to the removed collector", || {
+        let m = messages(&log);
+        (!of_type(&m, "term").is_empty())
+            .then_some(())
+            .ok_or_else(|| show(&m))
+    });
+    let n = kroute.neighbor("bird").unwrap();
+    assert_eq!(n.flaps, 0, "the BGP session stayed up: {n:?}");
+    assert!(kroute.established("bird").is_ok());
+}
