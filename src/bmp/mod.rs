@@ -269,7 +269,12 @@ impl Bmp {
                 _ => view.withdraw(prefix),
             }
         }
-        let msgs = view.encode(&p.header(true, SystemTime::now()));
+        let h = p.header(true, SystemTime::now());
+        let mut msgs = view.encode(&h);
+        // The peer's End-of-RIB ends the post-policy view's family too.
+        if let Some(f) = u.end_of_rib() {
+            msgs.extend(encode::route_monitoring(&h, &end_of_rib(f)));
+        }
         self.broadcast(|c| {
             if c.wants(BmpMonitoring::PostPolicy) {
                 msgs.clone()
