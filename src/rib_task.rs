@@ -675,8 +675,7 @@ impl RouterTask {
             } => {
                 if let Some(e) = self.peers.get_mut(&peer) {
                     if let Some(o) = &opens {
-                        let (asn, id) = (e.cfg.asn, info.remote_router_id);
-                        self.bmp.session_up(peer, asn, id, &info.families, o);
+                        self.bmp.session_up(peer, &info.families, o);
                     }
                     e.generation = Some(generation);
                     e.awaiting_eor = info.families.iter().copied().collect();

@@ -163,18 +163,13 @@ impl Bmp {
         }
     }
 
-    pub fn session_up(
-        &mut self,
-        id: PeerId,
-        asn: u32,
-        bgp_id: std::net::Ipv4Addr,
-        families: &[Family],
-        opens: &SessionOpens,
-    ) {
+    /// The session is Established: Peer Up, with the AS and BGP ID of the
+    /// peer's OPEN.
+    pub fn session_up(&mut self, id: PeerId, families: &[Family], opens: &SessionOpens) {
         let mut p = UpPeer {
             address: opens.remote.ip().to_canonical(),
-            asn,
-            bgp_id,
+            asn: opens.received.asn,
+            bgp_id: opens.received.router_id,
             peer_up: Vec::new(),
             families: families.to_vec(),
         };
