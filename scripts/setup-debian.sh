@@ -22,6 +22,7 @@ declare -A provides=(
     [g++]=g++
     [util-linux]=setpriv
     [curl]=curl
+    [pmacct]=pmbmpd
 )
 missing=()
 for pkg in "${!provides[@]}"; do

@@ -809,7 +809,33 @@ fn status_text(s: &StatusView) -> String {
         ),
         ("RIB", rib),
         ("FIB", fib),
-    ])
+    ]) + &bmp_text(s, now)
+}
+
+/// One line per BMP collector: its connection, since when, what it got.
+fn bmp_text(s: &StatusView, now: u64) -> String {
+    let rows: Vec<(String, String)> = s
+        .bmp
+        .iter()
+        .map(|c| {
+            let mut v = format!(
+                "{} {}, {} messages sent, {} connections",
+                c.state,
+                when(c.since_unix, now),
+                c.messages_sent,
+                c.connects
+            );
+            if let Some(e) = &c.last_error {
+                v.push_str(&format!("; last error: {e}"));
+            }
+            (
+                format!("BMP {}", std::net::SocketAddr::new(c.address, c.port)),
+                v,
+            )
+        })
+        .collect();
+    let rows: Vec<(&str, String)> = rows.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    fields(&rows)
 }
 
 fn families(f: &[wire::Family]) -> String {

@@ -28,6 +28,30 @@ use tokio::sync::oneshot;
 use rib::PeerId;
 use wire::{Family, Notification, Update};
 
+/// The connection of an Established session: its addresses and the OPENs
+/// as sent and as received (BMP Peer Up, RFC 7854 §4.10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionOpens {
+    pub local: std::net::SocketAddr,
+    pub remote: std::net::SocketAddr,
+    pub sent: wire::Open,
+    pub received: wire::Open,
+}
+
+/// How an Established session ended (BMP Peer Down reasons, RFC 7854
+/// §4.9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// We closed it with this NOTIFICATION.
+    SentNotification(Notification),
+    /// The peer closed it with this NOTIFICATION.
+    ReceivedNotification(Notification),
+    /// We closed it without a NOTIFICATION.
+    LocalClosed,
+    /// The connection closed under us (no NOTIFICATION).
+    RemoteClosed,
+}
+
 /// What the router task (the RIB's one owner) is told.
 pub enum RibEvent {
     SessionUp {
@@ -38,6 +62,8 @@ pub enum RibEvent {
         remote_asn: u32,
         /// The peer's graceful restart capability, if it sent one.
         graceful_restart: Option<PeerGracefulRestart>,
+        /// The connection's addresses and OPENs (BMP Peer Up).
+        opens: Option<Box<SessionOpens>>,
     },
     SessionDown {
         peer: PeerId,
@@ -46,6 +72,8 @@ pub enum RibEvent {
         /// keep its routes with us (RFC 4724 §4.2): the TCP connection
         /// failed or the hold timer ran out, no NOTIFICATION said otherwise.
         may_restart: bool,
+        /// How it ended (BMP Peer Down).
+        end: SessionEnd,
     },
     Updates {
         peer: PeerId,

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod bfd;
+pub mod bmp;
 pub mod cli;
 pub mod config;
 pub mod daemon;

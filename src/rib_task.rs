@@ -140,6 +140,8 @@ pub struct RouterTask {
     watchers: tokio::sync::broadcast::Sender<crate::api::views::WatchEvent>,
     /// Dynamic neighbors refused over their range's limit.
     over_limit: crate::dynamic::OverLimit,
+    /// BMP (RFC 7854): what the collectors are told.
+    bmp: crate::bmp::Bmp,
 }
 
 /// The BFD sessions `c` asks for: one per peer with `bfd`.
@@ -319,6 +321,7 @@ impl RouterTask {
             );
         }
         RouterTask {
+            bmp: crate::bmp::Bmp::new(config.router.router_id, config.router.asn),
             config_path,
             config,
             rib,
@@ -447,6 +450,7 @@ impl RouterTask {
         let Some(e) = self.peers.remove(&id) else {
             return;
         };
+        self.bmp.peer_removed(id);
         let _ = e.cmd.send(PeerCmd::Stop(Notification {
             code: n::CEASE,
             subcode,
@@ -594,6 +598,7 @@ impl RouterTask {
             self.add_peer(p);
         }
         self.bfd.configure(bfd_peers(&self.config));
+        self.bmp.configure(&self.config.bmp);
         let mut out = Outputs::default();
         self.refresh_originations(&mut out);
         self.flush(out).await;
@@ -637,6 +642,7 @@ impl RouterTask {
                     self.check_initial_sync().await;
                     self.check_stale(&mut out);
                     self.sweep_dynamic(&mut out);
+                    self.bmp.tick(&self.rib);
                     // `advertise.interfaces` follows address changes.
                     if self.config.advertise.iter().any(|a| !a.interfaces.is_empty()) {
                         self.refresh_originations(&mut out);
@@ -787,6 +793,7 @@ impl RouterTask {
                 info,
                 remote_asn,
                 graceful_restart,
+                opens,
             } => {
                 if let Some(e) = self.peers.get_mut(&peer) {
                     // `asn: external`: the AS of this OPEN is the peer's
@@ -796,6 +803,9 @@ impl RouterTask {
                         e.learned_asn = Some(remote_asn);
                         let cfg = peer_config(&e.cfg, local_asn, e.learned_asn);
                         self.rib.set_peer_config(peer, cfg, out);
+                    }
+                    if let Some(o) = &opens {
+                        self.bmp.session_up(peer, &info.families, o);
                     }
                     e.generation = Some(generation);
                     e.awaiting_eor = info.families.iter().copied().collect();
@@ -819,9 +829,11 @@ impl RouterTask {
                 peer,
                 generation,
                 may_restart,
+                end,
             } => {
                 if let Some(e) = self.peers.get_mut(&peer) {
                     if e.generation == Some(generation) {
+                        self.bmp.session_down(peer, &end);
                         let why = e.status.borrow().last_error.clone();
                         let down = crate::events::SessionState::Idle;
                         Self::watch_session(&self.watchers, &e.cfg.name, down, why);
@@ -878,7 +890,16 @@ impl RouterTask {
                             e.awaiting_eor.remove(&f);
                         }
                     }
+                    // BMP: as received (pre-policy), then what import
+                    // made of it (post-policy).
+                    let copy = self.bmp.active().then(|| u.clone());
+                    if let Some(c) = &copy {
+                        self.bmp.received(peer, c);
+                    }
                     let report = self.rib.receive(peer, u, out);
+                    if let Some(c) = &copy {
+                        self.bmp.imported(peer, c, &self.rib);
+                    }
                     self.log_import(peer, &report);
                     // Per UPDATE: the Adj-RIB-In exceeds the limit by at
                     // most one message's prefixes.
@@ -1004,6 +1025,8 @@ impl RouterTask {
         if e.generation.is_some() && !keep.is_empty() {
             warn!(peer = %e.cfg.name, %address, families = ?keep, "BFD: peer down; its BFD shares fate with its control plane (C bit clear) and its forwarding survives a restart (F bit): closing the BGP session without a NOTIFICATION, its routes stay stale (graceful restart)");
             let _ = e.cmd.send(PeerCmd::ExitForRestart);
+            self.bmp
+                .session_down(id, &crate::events::SessionEnd::LocalClosed);
             let (cmd, status) = PeerTask::spawn(
                 id,
                 session_config(&self.config, &e.cfg, self.restarting_until),
@@ -1022,11 +1045,13 @@ impl RouterTask {
         }
         let e = self.peers.remove(&id).expect("found above");
         warn!(peer = %e.cfg.name, %address, "BFD: peer down, closing the BGP session (Cease/10) and withdrawing its routes");
-        let _ = e.cmd.send(PeerCmd::Stop(Notification {
+        let nf = Notification {
             code: n::CEASE,
             subcode: n::cease::BFD_DOWN,
             data: vec![],
-        }));
+        };
+        self.bmp.peer_stopped(id, &nf);
+        let _ = e.cmd.send(PeerCmd::Stop(nf));
         self.rib.remove_peer(id, out);
         self.flush(std::mem::take(out)).await;
         self.add_peer(&e.cfg);
@@ -1270,7 +1295,9 @@ impl RouterTask {
                     .into(),
             );
         }
+        let mut policies_changed = false;
         if rib_config(&new) != rib_config(&self.config) {
+            policies_changed = true;
             self.rib.set_config(rib_config(&new), out);
             done.push("policies / decision settings re-applied".to_string());
         }
@@ -1314,6 +1341,7 @@ impl RouterTask {
             match new_p {
                 None => {
                     let e = self.peers.remove(&id).unwrap();
+                    self.bmp.peer_removed(id);
                     let _ = e.cmd.send(PeerCmd::Stop(Notification {
                         code: n::CEASE,
                         subcode: n::cease::PEER_DECONFIGURED,
@@ -1329,11 +1357,13 @@ impl RouterTask {
                         != session_config(&self.config, &p, self.restarting_until)
                     {
                         let e = self.peers.remove(&id).unwrap();
-                        let _ = e.cmd.send(PeerCmd::Stop(Notification {
+                        let nf = Notification {
                             code: n::CEASE,
                             subcode: n::cease::OTHER_CONFIGURATION_CHANGE,
                             data: vec![],
-                        }));
+                        };
+                        self.bmp.peer_stopped(id, &nf);
+                        let _ = e.cmd.send(PeerCmd::Stop(nf));
                         self.rib.remove_peer(id, out);
                         self.add_peer(&p);
                         done.push(format!(
@@ -1342,6 +1372,7 @@ impl RouterTask {
                     } else {
                         let (asn, learned) = (self.config.router.asn, self.peers[&id].learned_asn);
                         if peer_config(&old_p, asn, learned) != peer_config(&p, asn, learned) {
+                            policies_changed = true;
                             self.rib
                                 .set_peer_config(id, peer_config(&p, asn, learned), out);
                             done.push(format!(
@@ -1386,6 +1417,13 @@ impl RouterTask {
             self.refresh_originations(out);
             done.push("advertised prefixes updated".to_string());
         }
+        if policies_changed {
+            self.bmp.policies_changed(&self.rib);
+        }
+        if old.bmp != self.config.bmp {
+            self.bmp.configure(&self.config.bmp);
+            done.push("BMP collectors updated".to_string());
+        }
         if done.is_empty() {
             done.push("no changes".to_string());
         }
@@ -1419,6 +1457,7 @@ impl RouterTask {
             }));
         }
         self.fib.shutdown().await;
+        self.bmp.shutdown().await;
         // Give the sessions a moment to put their NOTIFICATIONs on the wire.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

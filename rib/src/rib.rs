@@ -657,6 +657,20 @@ impl Rib {
         })
     }
 
+    /// The peer's path for `prefix` in Adj-RIB-In: as received, after
+    /// import, and the import verdict (BMP route monitoring).
+    pub fn adj_rib_in_path(&self, id: PeerId, prefix: &Prefix) -> Option<&Arc<PathInfo>> {
+        self.table.get(prefix)?.path_of(id)
+    }
+
+    /// Every path of the peer in Adj-RIB-In, by prefix (a walk of the
+    /// table: BMP's dump when a collector connects).
+    pub fn adj_rib_in(&self, id: PeerId) -> impl Iterator<Item = (Prefix, &Arc<PathInfo>)> + '_ {
+        self.table
+            .iter()
+            .filter_map(move |(prefix, dest)| Some((prefix, dest.path_of(id)?)))
+    }
+
     /// Times the decision process ran for a prefix since the start.
     pub fn decision_runs(&self) -> u64 {
         self.decisions

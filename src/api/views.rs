@@ -247,6 +247,28 @@ pub struct StatusView {
     pub rib: Vec<FamilyCountView>,
     /// FIB entries by status ("installed", "pending", ...).
     pub fib: std::collections::BTreeMap<String, usize>,
+    /// The BMP collectors (`bmp`) and their connections.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bmp: Vec<BmpCollectorView>,
+}
+
+/// A BMP collector's connection (`show status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BmpCollectorView {
+    pub address: IpAddr,
+    pub port: u16,
+    /// `connecting`, `connected`, `retry in Ns` or `stopped`.
+    pub state: String,
+    /// Seconds since the Unix epoch when it entered that state.
+    pub since_unix: u64,
+    /// BMP messages written, over all connections.
+    pub messages_sent: u64,
+    /// Connections made since the collector was configured.
+    pub connects: u64,
+    /// Queued and not yet written.
+    pub queued_bytes: usize,
+    pub last_error: Option<String>,
 }
 
 /// Loc-RIB size of one family.

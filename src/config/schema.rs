@@ -38,6 +38,58 @@ pub struct Config {
     pub policies: Vec<Policy>,
     #[serde(default)]
     pub log: Log,
+    /// BMP collectors (RFC 7854) this router reports its peers and their
+    /// routes to; reload adds and removes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bmp: Vec<BmpCollector>,
+}
+
+/// `bmp[]`: one BMP collector (RFC 7854), reached over TCP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BmpCollector {
+    pub address: IpAddr,
+    #[serde(deserialize_with = "de::port")]
+    pub port: u16,
+    /// Which Adj-RIB-In views are sent as Route Monitoring.
+    #[serde(default = "default_bmp_monitoring")]
+    pub monitoring: Vec<BmpMonitoring>,
+    /// Seconds between Statistics Reports (RFC 7854 §4.8); 0 = none.
+    #[serde(default = "default_bmp_statistics_interval")]
+    pub statistics_interval: u32,
+    /// Unsent messages this collector may hold, in MiB: a collector that
+    /// reads slower is disconnected and resynchronised on reconnect.
+    #[serde(rename = "queueLimitMiB", default = "default_bmp_queue_limit")]
+    pub queue_limit_mib: u32,
+}
+
+/// `bmp[].monitoring`: RFC 7854 §2's pre-policy and post-policy
+/// Adj-RIB-In.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BmpMonitoring {
+    PrePolicy,
+    PostPolicy,
+}
+
+impl BmpMonitoring {
+    /// As the config spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BmpMonitoring::PrePolicy => "prePolicy",
+            BmpMonitoring::PostPolicy => "postPolicy",
+        }
+    }
+}
+
+pub(super) fn default_bmp_monitoring() -> Vec<BmpMonitoring> {
+    vec![BmpMonitoring::PrePolicy, BmpMonitoring::PostPolicy]
+}
+pub(super) fn default_bmp_statistics_interval() -> u32 {
+    60
+}
+pub(super) fn default_bmp_queue_limit() -> u32 {
+    64
 }
 
 /// `log`: how the daemon writes its log lines (read at start; the

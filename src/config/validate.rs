@@ -45,7 +45,67 @@ pub(super) fn validate(c: &Config) -> Result<(), Invalid> {
     let peer_names = check_peers(c, &policy_names)?;
     check_ranges(c, &policy_names)?;
     check_neighbor_refs(c, &peer_names)?;
-    check_advertise(c)
+    check_advertise(c)?;
+    check_bmp(c)
+}
+
+/// `bmp[]`: a reachable address, each collector once, a monitoring list
+/// without repeats, bounds that make sense.
+fn check_bmp(c: &Config) -> Result<(), Invalid> {
+    let mut seen: Vec<(IpAddr, u16)> = Vec::new();
+    for (i, b) in c.bmp.iter().enumerate() {
+        let path = KeyPath::default().key("bmp").index(i);
+        if b.address.is_unspecified() || b.address.is_multicast() {
+            return Err((
+                path.key("address"),
+                format!("{} is not a collector's address", b.address),
+            ));
+        }
+        if let Some(first) = seen.iter().position(|s| *s == (b.address, b.port)) {
+            return Err((
+                path.key("port"),
+                format!(
+                    "collector {}:{} is already configured at bmp[{first}]",
+                    b.address, b.port
+                ),
+            ));
+        }
+        seen.push((b.address, b.port));
+        if b.monitoring.is_empty() {
+            return Err((
+                path.key("monitoring"),
+                "monitoring must name prePolicy, postPolicy or both (leave it out for both)"
+                    .to_string(),
+            ));
+        }
+        for (j, m) in b.monitoring.iter().enumerate() {
+            if b.monitoring[..j].contains(m) {
+                return Err((
+                    path.key("monitoring").index(j),
+                    format!("{} is listed twice", m.as_str()),
+                ));
+            }
+        }
+        if b.statistics_interval != 0 && !(5..=86400).contains(&b.statistics_interval) {
+            return Err((
+                path.key("statisticsInterval"),
+                format!(
+                    "statisticsInterval {} is out of range (0 = off, else 5..=86400 seconds)",
+                    b.statistics_interval
+                ),
+            ));
+        }
+        if !(1..=4096).contains(&b.queue_limit_mib) {
+            return Err((
+                path.key("queueLimitMiB"),
+                format!(
+                    "queueLimitMiB {} is out of range (1..=4096)",
+                    b.queue_limit_mib
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn check_name(path: &KeyPath, what: &str, name: &str) -> Result<(), Invalid> {

@@ -589,6 +589,7 @@ pub fn kroute_config(t: &Topology, n: &Node) -> Config {
             },
         ],
         log: config::Log::default(),
+        bmp: Vec::new(),
     }
 }
 

@@ -170,6 +170,7 @@ impl RouterTask {
             initial_convergence_done: self.initial_sync_done,
             rib,
             fib: BTreeMap::new(),
+            bmp: self.bmp.views(),
         };
         let fib = self.fib.clone();
         tokio::spawn(async move {
@@ -193,11 +194,13 @@ impl RouterTask {
             return ok(serde_json::json!({ "peer": name, "disabled": true, "changed": false }));
         }
         let e = self.peers.remove(&id).expect("peer_id found it");
-        let _ = e.cmd.send(PeerCmd::Stop(Notification {
+        let nf = Notification {
             code: n::CEASE,
             subcode: n::cease::ADMINISTRATIVE_SHUTDOWN,
             data: vec![],
-        }));
+        };
+        self.bmp.peer_stopped(id, &nf);
+        let _ = e.cmd.send(PeerCmd::Stop(nf));
         self.rib.remove_peer(id, out);
         // Back in the registry without a task: `show neighbors` lists it.
         self.add_peer(&e.cfg);

@@ -42,7 +42,9 @@ use rib::PeerId;
 use wire::notification as n;
 use wire::{encode_message, Message, Notification, SessionCodec, Update};
 
-use crate::events::{MessageCounters, PeerCmd, PeerStatus, RibEvent, SessionState};
+use crate::events::{
+    MessageCounters, PeerCmd, PeerStatus, RibEvent, SessionEnd, SessionOpens, SessionState,
+};
 use connection::{
     ConnEvent, ConnId, Delivery, EventSender, Outgoing, ReaderArgs, SendQueue, WriterArgs,
 };
@@ -71,6 +73,11 @@ pub struct SessionConfig {
 /// The I/O side of one connection; its FSM state is in [`Fsm`].
 struct Conn {
     local_addr: Option<SocketAddr>,
+    remote_addr: Option<SocketAddr>,
+    /// The OPENs exchanged on this connection, as sent and as received
+    /// (BMP Peer Up, RFC 7854 §4.10).
+    sent_open: Option<wire::Open>,
+    received_open: Option<wire::Open>,
     writer: mpsc::UnboundedSender<Outgoing>,
     /// Bytes handed to the writer and not yet written.
     queued: SendQueue,
@@ -154,6 +161,8 @@ pub struct PeerTask {
     /// restart peer may come back from (read at [`Action::SessionDown`],
     /// which follows the Established connection's close).
     last_close_may_restart: bool,
+    /// How the last connection closed (BMP Peer Down, RFC 7854 §4.9).
+    last_end: SessionEnd,
 }
 
 /// RFC 4724 §4.2: the peer's routes are kept when the TCP session ends
@@ -211,6 +220,7 @@ impl PeerTask {
             conn_events,
             connects,
             last_close_may_restart: false,
+            last_end: SessionEnd::LocalClosed,
         };
         tokio::spawn(task.run(cmd_rx, conn_rx, connect_rx));
         (cmd_tx, status_rx)
@@ -285,6 +295,9 @@ impl PeerTask {
                     // Not the FSM's business: the router's.
                     ConnEvent::Room => self.ask_for_updates(id).await,
                     ev => {
+                        if let (ConnEvent::Open(o), Some(c)) = (&ev, self.conns.get_mut(&id)) {
+                            c.received_open = Some(o.clone());
+                        }
                         let ev = self.event_of(id, ev);
                         self.feed(ev).await;
                     }
@@ -387,11 +400,10 @@ impl PeerTask {
                 });
             }
             Action::SendOpen(id) => {
-                if let Some(c) = self.conns.get(&id) {
-                    c.send(&[Message::Open(open::local_open(
-                        &self.cfg.local,
-                        Instant::now(),
-                    ))]);
+                if let Some(c) = self.conns.get_mut(&id) {
+                    let o = open::local_open(&self.cfg.local, Instant::now());
+                    c.send(&[Message::Open(o.clone())]);
+                    c.sent_open = Some(o);
                 }
             }
             Action::SendKeepalive(id) => {
@@ -411,6 +423,9 @@ impl PeerTask {
             } => {
                 self.timers.stop_conn(conn);
                 self.last_close_may_restart = close_may_restart(&reason);
+                if let Some(end) = session_end(&reason, notify.as_ref()) {
+                    self.last_end = end;
+                }
                 let mut why = reason.to_string();
                 if let Some(nf) = &notify {
                     why.push_str(&format!("; sent NOTIFICATION: {}", fsm::describe(nf)));
@@ -448,6 +463,7 @@ impl PeerTask {
                         peer: self.id,
                         generation,
                         may_restart: self.last_close_may_restart,
+                        end: self.last_end.clone(),
                     })
                     .await;
             }
@@ -511,6 +527,7 @@ impl PeerTask {
         let id = self.next_conn;
         self.next_conn += 1;
         let local_addr = stream.local_addr().ok();
+        let remote_addr = stream.peer_addr().ok();
         let (rd, wr) = stream.into_split();
         // Unbounded (this task must not wait for its writer, which waits
         // for it) but holding one batch of UPDATEs at a time: see
@@ -537,6 +554,9 @@ impl PeerTask {
         ));
         let conn = Conn {
             local_addr,
+            remote_addr,
+            sent_open: None,
+            received_open: None,
             writer: w_tx,
             queued,
             codec: SessionCodec::default(),
@@ -586,6 +606,14 @@ impl PeerTask {
             s.last_error = None;
             s.graceful_restart = neg.peer_graceful_restart.clone();
         });
+        let opens = self.conns.get(&id).and_then(|c| {
+            Some(Box::new(SessionOpens {
+                local: c.local_addr?,
+                remote: c.remote_addr?,
+                sent: c.sent_open.clone()?,
+                received: c.received_open.clone()?,
+            }))
+        });
         let _ = self
             .rib
             .send(RibEvent::SessionUp {
@@ -594,6 +622,7 @@ impl PeerTask {
                 info,
                 remote_asn: neg.remote_asn,
                 graceful_restart: neg.peer_graceful_restart,
+                opens,
             })
             .await;
         if let Some(c) = self.conns.get(&id) {
@@ -603,6 +632,21 @@ impl PeerTask {
             }));
         }
     }
+}
+
+/// How a connection's close ends its session, for BMP Peer Down (RFC 7854
+/// §4.9); `None` for the closes of a connection that lost a collision,
+/// which leave the session as it was.
+fn session_end(reason: &Reason, sent: Option<&Notification>) -> Option<SessionEnd> {
+    Some(match (reason, sent) {
+        (Reason::Collision { .. } | Reason::CollisionWithEstablished | Reason::Replaced, _) => {
+            return None
+        }
+        (_, Some(nf)) => SessionEnd::SentNotification(nf.clone()),
+        (Reason::NotificationReceived(nf), None) => SessionEnd::ReceivedNotification(nf.clone()),
+        (Reason::PeerClosed(_), None) => SessionEnd::RemoteClosed,
+        (_, None) => SessionEnd::LocalClosed,
+    })
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ impl Config {
             advertise: Vec::new(),
             policies: Vec::new(),
             log: super::Log::default(),
+            bmp: Vec::new(),
         }
     }
 }
