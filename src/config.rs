@@ -25,9 +25,9 @@ pub use error::ConfigError;
 use error::KeyPath;
 pub use password::Password;
 pub use schema::{
-    Advertise, Api, Bfd, Config, GracefulRestart, GracefulRestartOverride, GroupName, HttpListen,
-    Kernel, LimitAction, Listen, Log, LogFormat, MaxPrefixes, Peer, PodCidrSource, PodCidrs,
-    PrefixLimit, Router, SecretRef, ServiceAddresses,
+    Advertise, Api, Bfd, Config, Domain, DomainRule, GracefulRestart, GracefulRestartOverride,
+    GroupName, HttpListen, Kernel, LimitAction, Listen, Log, LogFormat, MaxPrefixes, Peer,
+    PodCidrSource, PodCidrs, PrefixLimit, Router, SecretRef, ServiceAddresses,
 };
 use validate::validate;
 

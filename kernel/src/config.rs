@@ -19,7 +19,16 @@ pub struct FibConfig {
     /// instead of carrying their next hops; falls back by itself on a
     /// kernel without them.
     pub nexthop_objects: bool,
+    /// The nexthop object ids this FIB hands out, and the only ids of its
+    /// protocol it takes for its own (a previous run's, strays to delete).
+    /// Ids are per network namespace, not per table: FIBs of different
+    /// tables in one namespace need disjoint ranges.
+    pub nexthop_ids: std::ops::RangeInclusive<u32>,
 }
+
+/// Ids the default FIB hands out: away from the low ids `ip nexthop` users
+/// and zebra pick. Ranges for further FIBs lie below it.
+pub const DEFAULT_NEXTHOP_IDS: std::ops::RangeInclusive<u32> = 0x6b72_0000..=u32::MAX;
 
 impl Default for FibConfig {
     fn default() -> Self {
@@ -30,6 +39,7 @@ impl Default for FibConfig {
             install: true,
             keep_on_exit: false,
             nexthop_objects: true,
+            nexthop_ids: DEFAULT_NEXTHOP_IDS,
         }
     }
 }

@@ -12,7 +12,10 @@ use wire::{Community, Family, LargeCommunity};
 use super::de;
 use super::password::{self, Password};
 
+mod domain;
 mod new;
+
+pub use domain::{Domain, DomainRule};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +41,10 @@ pub struct Config {
     pub policies: Vec<Policy>,
     #[serde(default)]
     pub log: Log,
+    /// Routing domains besides the default one (`kernel.table`), see
+    /// [`Domain`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<Domain>,
 }
 
 /// `log`: how the daemon writes its log lines (read at start; the
@@ -363,6 +370,10 @@ pub struct Peer {
         skip_serializing_if = "Option::is_none"
     )]
     pub bfd: Option<Bfd>,
+    /// The routing domain (`domains[].name`) the peer belongs to; absent:
+    /// the default domain (`kernel.table`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
 }
 
 /// `peers[].passwordSecretRef`: key `key` of Secret `name`.
@@ -606,6 +617,10 @@ pub struct Advertise {
     /// Kubernetes mode only: Service addresses as /32 and /128 routes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub services: Option<ServiceAddresses>,
+    /// Advertise to the peers of this routing domain (`domains[].name`)
+    /// instead of the default domain's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
 }
 
 impl Advertise {
@@ -619,6 +634,7 @@ impl Advertise {
             local_pref: None,
             pod_cidrs: None,
             services: None,
+            domain: None,
         }
     }
 

@@ -19,6 +19,7 @@ impl Config {
             advertise: Vec::new(),
             policies: Vec::new(),
             log: super::Log::default(),
+            domains: Vec::new(),
         }
     }
 }
@@ -71,6 +72,7 @@ impl Peer {
             next_hop_ipv6: None,
             bfd: None,
             graceful_restart: None,
+            domain: None,
         }
     }
 }
