@@ -135,6 +135,8 @@ pub async fn run_config(
         tokio::spawn(crate::http::serve(l, routes));
     }
     let bfd = crate::bfd::spawn(ev_tx.clone());
+    // Each routing domain's FIB, in this namespace like the default one.
+    let domains = crate::domains::Domains::start(&cfg)?;
     let router = RouterTask::new(
         config_path.to_path_buf(),
         cfg.clone(),
@@ -143,7 +145,8 @@ pub async fn run_config(
         access_tx,
         bfd,
     )
-    .with_readiness(ready_tx);
+    .with_readiness(ready_tx)
+    .with_domains(domains);
     let router = match cluster {
         Some(cluster) => {
             tokio::spawn(cluster.run(ev_tx.clone()));

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod notify;
 pub mod output;
 
+pub(crate) mod domains;
 pub(crate) mod ifaddrs;
 pub(crate) mod listener;
 pub(crate) mod pending;
