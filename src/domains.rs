@@ -150,7 +150,14 @@ impl Domains {
             let domain = domains.start_domain(c, d)?;
             domains.list.insert(d.name.clone(), domain);
         }
-        domains.reconcile_rules(c)?;
+        if let Err(e) = domains.reconcile_rules(c) {
+            if !c.domains.is_empty() {
+                return Err(e);
+            }
+            // Only leftovers of a run with domains to clean up: not worth
+            // refusing to start over.
+            warn!("{e}");
+        }
         Ok(domains)
     }
 
