@@ -22,16 +22,12 @@ use tracing::{info, warn};
 
 use crate::config::{self, Config};
 
-/// Nexthop object ids of the domain with table `table` (tables 1..=65535,
-/// see `config::Domain::table`): 4096 ids each, below the default FIB's
-/// range, so that the FIBs of one namespace never hand out the same id
-/// (ids are per namespace, not per table) and each finds its own objects
-/// of a previous run again.
-pub fn nexthop_ids(table: u32) -> RangeInclusive<u32> {
-    const BASE: u32 = 0x4000_0000;
-    const PER_DOMAIN: u32 = 0x1000;
-    let first = BASE + table * PER_DOMAIN;
-    first..=first + (PER_DOMAIN - 1)
+/// Nexthop object ids of the domain with table `table`: 4096 of their own
+/// (`kernel::nexthop_ids_of_table`), so that the FIBs of one namespace
+/// never hand out the same id (ids are per namespace, not per table).
+/// Domain tables are 1..=65535 (`config::Domain::table`).
+fn nexthop_ids(table: u32) -> RangeInclusive<u32> {
+    kernel::nexthop_ids_of_table(u16::try_from(table).expect("validated: 1..=65535"))
 }
 
 /// The `ip rule`s `c` asks for, over all domains.

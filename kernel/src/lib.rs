@@ -95,7 +95,7 @@ mod table;
 mod worker;
 mod writer;
 
-pub use config::{FibConfig, DEFAULT_NEXTHOP_IDS};
+pub use config::{nexthop_ids_of_table, FibConfig, DEFAULT_NEXTHOP_IDS, TABLE_NEXTHOP_IDS};
 pub use netlink::{describe as describe_errno, errno_name};
 use report::FibCounters;
 pub use report::{FibCounts, FibEntry, FibEvent};

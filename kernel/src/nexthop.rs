@@ -261,12 +261,23 @@ pub(crate) struct Objects {
     deletes: Vec<u32>,
 }
 
+/// Whether an object of our protocol with id `id` is ours, for a FIB
+/// handing out `ids` (see `FibConfig::nexthop_ids`).
+fn owns(ids: &RangeInclusive<u32>, id: u32) -> bool {
+    let tables = crate::config::TABLE_NEXTHOP_IDS;
+    if tables.contains(ids.start()) {
+        ids.contains(&id)
+    } else {
+        !tables.contains(&id)
+    }
+}
+
 impl Objects {
     /// `existing`: every (id, protocol) the kernel holds now.
     pub(crate) fn new(protocol: u8, ids: RangeInclusive<u32>, existing: Vec<(u32, u8)>) -> Objects {
         let previous_run = existing
             .iter()
-            .filter(|(id, p)| *p == protocol && ids.contains(id))
+            .filter(|(id, p)| *p == protocol && owns(&ids, *id))
             .map(|(id, _)| *id)
             .collect();
         Objects {
@@ -480,7 +491,7 @@ impl Objects {
             .iter()
             .filter(|(id, p)| {
                 *p == self.protocol
-                    && self.ids.contains(id)
+                    && owns(&self.ids, *id)
                     && !self.by_id.contains_key(id)
                     && !self.previous_run.contains(id)
             })
@@ -517,10 +528,9 @@ mod tests {
 
     #[test]
     fn objects_are_shared_counted_and_deleted_when_unused() {
-        let prev = FIRST_ID + 7;
-        let existing = vec![(FIRST_ID, 11), (prev, 186), (7, 186)];
+        let existing = vec![(FIRST_ID, 11), (7, 186)];
         let mut o = Objects::new(186, crate::config::DEFAULT_NEXTHOP_IDS, existing);
-        assert_eq!(o.previous_run, vec![prev], "7 is in no range of ours");
+        assert_eq!(o.previous_run, vec![7]);
         let a: Arc<[KernelHop]> = Arc::from([hop("10.0.0.1", 2)]);
         let ab: Arc<[KernelHop]> = Arc::from([hop("10.0.0.1", 2), hop("10.0.1.1", 3)]);
         let id_a = o.acquire(&a);
@@ -544,20 +554,39 @@ mod tests {
     }
 
     #[test]
-    fn ids_stay_in_the_range_and_other_ranges_are_not_ours() {
-        let other = (FIRST_ID - 10, 186);
-        let mut o = Objects::new(186, 100..=102, vec![(101, 11), other]);
-        assert!(o.previous_run.is_empty());
+    fn ids_stay_in_the_range_and_other_fibs_objects_are_not_ours() {
+        let table100 = crate::config::nexthop_ids_of_table(100);
+        let table200 = *crate::config::nexthop_ids_of_table(200).start();
+        let (first, last) = (*table100.start(), *table100.end());
+        let existing = vec![
+            (first + 1, 11),
+            (last, 186),
+            (table200, 186),
+            (FIRST_ID, 186),
+        ];
+        let mut o = Objects::new(186, table100.clone(), existing.clone());
+        assert_eq!(o.previous_run, vec![last], "only its own range");
         let ids: Vec<u32> = ["10.0.0.1", "10.0.0.2"]
             .iter()
             .map(|a| o.acquire(&Arc::from([hop(a, 2)])))
             .collect();
-        assert_eq!(ids, vec![100, 102], "101 is taken; wraps within the range");
-        let (_, strays) = o.compare(&[other, (100, 186), (102, 186)]);
+        assert_eq!(ids, vec![first, first + 2], "an id in use is skipped");
+        let (_, strays) = o.compare(&[(table200, 186), (FIRST_ID, 186)]);
         assert!(
             strays.is_empty(),
-            "another FIB's object is no stray of ours"
+            "other FIBs' objects are no strays of this one"
         );
+        // The main FIB leaves every table FIB's objects alone.
+        let main = Objects::new(186, crate::config::DEFAULT_NEXTHOP_IDS, existing);
+        assert_eq!(main.previous_run, vec![FIRST_ID]);
+        // Wraps within its range.
+        let mut tiny = Objects::new(186, 0x4000_0000..=0x4000_0001, vec![]);
+        let a = tiny.acquire(&Arc::from([hop("10.0.0.1", 2)]));
+        let b = tiny.acquire(&Arc::from([hop("10.0.0.2", 2)]));
+        tiny.release(a);
+        let _ = tiny.take_deletes();
+        let c = tiny.acquire(&Arc::from([hop("10.0.0.3", 2)]));
+        assert_eq!((a, b, c), (0x4000_0000, 0x4000_0001, 0x4000_0000));
     }
 
     #[test]

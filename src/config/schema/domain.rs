@@ -51,7 +51,7 @@ const RT_TABLES: &[&str] = &["/etc/iproute2/rt_tables", "/usr/share/iproute2/rt_
 
 /// Highest table number a domain may use: nexthop object ids are handed
 /// out per domain from a range derived from its table (see
-/// `crate::domains::nexthop_ids`).
+/// `kernel::nexthop_ids_of_table`).
 pub const MAX_DOMAIN_TABLE: u32 = 65535;
 
 /// The number of table `name` in an `rt_tables` text (`NUMBER NAME` lines,
