@@ -288,7 +288,9 @@ fn internet_domain() -> Domain {
 }
 
 impl Node {
-    fn start() -> Node {
+    /// The node with its two uplinks; `tweak` may change kroute's config
+    /// before it starts.
+    fn start(tweak: impl FnOnce(&mut kroute::config::Config)) -> Node {
         let k_ns = netns("kdom");
         let bird_ns = netns("bdom");
         let frr_ns = netns("fdom");
@@ -337,6 +339,7 @@ impl Node {
         to_internet[0].domain = Some("internet".into());
         cfg.advertise = k::advertise(&[POD_CIDR]);
         cfg.advertise.extend(to_internet);
+        tweak(&mut cfg);
         let kroute = Kroute::start(&k_ns, cfg);
 
         let spec = |asn: u32, addr: &str, kaddr: &str| PeerSpec {
@@ -402,7 +405,7 @@ impl Node {
 
 #[test]
 fn two_domains_tables_rules_forwarding_and_reload() {
-    let mut n = Node::start();
+    let mut n = Node::start(|_| {});
     // Both tables exactly: no route of one uplink in the other's table,
     // the overlapping prefix in both, each via its own uplink.
     let internet = Node::want_internet_table();
@@ -532,4 +535,37 @@ fn two_domains_tables_rules_forwarding_and_reload() {
     n.kroute.stop();
     assert_eq!(bgp_rules(&n.k_ns), vec![], "rules left after exit");
     n.wait_table("100", &BTreeSet::new());
+}
+
+#[test]
+fn keep_on_exit_keeps_the_domain_rules_and_routes_across_a_restart() {
+    let mut n = Node::start(|c| c.kernel.keep_on_exit = true);
+    let internet = Node::want_internet_table();
+    let rule = vec![(1000, POD_CIDR.to_string(), "100".to_string())];
+    n.wait_table("100", &internet);
+    n.kroute.stop();
+    // Forwarding survives kroute: the routes and the rule that selects
+    // them stay.
+    assert_eq!(
+        table_routes(&n.k_ns, "100").unwrap_or_else(|e| panic!("{e}")),
+        internet
+    );
+    assert_eq!(bgp_rules(&n.k_ns), rule, "the rule stays with the routes");
+    // (BIRD drops its route back to the pods with the session: no ping.)
+    let get = route_get(
+        &n.k_ns,
+        INTERNET_HOST,
+        &["from", POD_ADDR, "iif", &n.pod_dev],
+    );
+    assert!(
+        get.contains(&format!("via {BIRD_ADDR}")),
+        "kroute stopped: {get}"
+    );
+    // Started again: the same table and one rule, not two.
+    n.kroute.start_again(&n.k_ns);
+    wait_until(CONVERGE, "the internet peer to come back", || {
+        n.kroute.established("internet")
+    });
+    n.wait_table("100", &internet);
+    assert_eq!(bgp_rules(&n.k_ns), rule);
 }
