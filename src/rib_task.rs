@@ -1395,13 +1395,18 @@ impl RouterTask {
                 }
             }
         }
-        if old.domains != self.config.domains {
-            match self.domains.reconfigure(&self.config) {
-                Ok(d) => done.extend(d),
-                Err(e) => {
-                    error!("reload: routing domains: {e}");
-                    done.push(format!("routing domains: {e}"));
-                }
+        // The rules are made right on every reload, also when someone
+        // changed them by hand.
+        let domains = if old.domains != self.config.domains {
+            self.domains.reconfigure(&self.config)
+        } else {
+            self.domains.reconcile_rules(&self.config)
+        };
+        match domains {
+            Ok(d) => done.extend(d),
+            Err(e) => {
+                error!("reload: routing domains: {e}");
+                done.push(format!("routing domains: {e}"));
             }
         }
         for p in moved {

@@ -502,6 +502,18 @@ fn two_domains_tables_rules_forwarding_and_reload() {
     let unknown = n.kroute.cli_raw(&["show", "fib", "--domain", "storage"]);
     assert!(!unknown.status.success(), "an unknown domain is an error");
 
+    // A rule deleted by hand is back after a reload (the reload reports it).
+    n.k_ns
+        .ip(&["rule", "del", "priority", "1000"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(bgp_rules(&n.k_ns), vec![]);
+    n.kroute.reload();
+    assert_eq!(
+        bgp_rules(&n.k_ns),
+        vec![(1000, POD_CIDR.to_string(), "100".to_string())],
+        "the reload puts the rule back"
+    );
+
     // Reload without the domain (and its peer and advertisement, which
     // name it).
     n.kroute.config.domains.clear();
