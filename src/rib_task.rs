@@ -326,8 +326,30 @@ impl RouterTask {
         }
     }
 
-    /// The routing domains (`domains:`), started by the daemon.
+    /// The routing domains (`domains:`), started by the daemon. Routes a
+    /// previous run left in a domain's table make this a restart too
+    /// (graceful restart), as those in the default one do.
     pub fn with_domains(mut self, domains: Domains) -> RouterTask {
+        let previous: usize = domains
+            .list
+            .values()
+            .map(|d| d.fib.previous_run_routes())
+            .sum();
+        let c = &self.config;
+        if self.restarting_until.is_none()
+            && previous > 0
+            && c.graceful_restart_enabled()
+            && c.kernel.install
+        {
+            let deferral =
+                Duration::from_secs(u64::from(c.router.graceful_restart.selection_deferral_time));
+            info!(
+                routes = previous,
+                "graceful restart: restarting with the previous run's routes in the domains' tables (R and F bits set)"
+            );
+            self.restarting_until = Some(self.started + deferral);
+            self.deferral = Some(Deferral::default());
+        }
         self.domains = domains;
         self
     }
