@@ -69,6 +69,9 @@ pub enum Command {
     Explain {
         /// ADDRESS/LENGTH (e.g. 10.0.0.0/24) or an address (a host route)
         prefix: String,
+        /// In this routing domain (`domains[].name`) instead of the default
+        #[arg(long, value_name = "NAME")]
+        domain: Option<String>,
     },
     /// Re-read the config file and apply only what changed
     Reload,
@@ -183,12 +186,20 @@ pub enum Show {
         /// The peer's Adj-RIB-Out: what kroute sent it, after export policy
         #[arg(long, requires = "peer")]
         advertised: bool,
+        /// The Loc-RIB of this routing domain (`domains[].name`)
+        #[arg(long, value_name = "NAME")]
+        domain: Option<String>,
     },
     /// Routes kroute wants in the kernel and their state
     Fib {
         /// Only this prefix (ADDRESS/LENGTH or an address)
         prefix: Option<String>,
+        /// The FIB of this routing domain (its kernel table)
+        #[arg(long, value_name = "NAME")]
+        domain: Option<String>,
     },
+    /// Routing domains: kernel table, ip rules, peers, route counts
+    Domains,
     /// BFD sessions: discriminators, state, intervals, counters
     Bfd,
 }
@@ -552,6 +563,7 @@ pub fn run_client(cli: &Cli) -> Result<(), String> {
                 peer,
                 received,
                 advertised,
+                domain,
             } => {
                 let table = if *received {
                     Table::Received
@@ -561,7 +573,7 @@ pub fn run_client(cli: &Cli) -> Result<(), String> {
                     Table::Loc
                 };
                 let v = client
-                    .routes(prefix.as_deref(), peer.as_deref(), table)
+                    .routes_in(domain.as_deref(), prefix.as_deref(), peer.as_deref(), table)
                     .map_err(|e| e.to_string())?;
                 if json {
                     to_json(&v)
@@ -569,8 +581,18 @@ pub fn run_client(cli: &Cli) -> Result<(), String> {
                     routes_table(&v)
                 }
             }
-            Show::Fib { prefix } => {
-                let v = client.fib(prefix.as_deref()).map_err(|e| e.to_string())?;
+            Show::Domains => {
+                let v = client.domains().map_err(|e| e.to_string())?;
+                if json {
+                    to_json(&v)
+                } else {
+                    domains_table(&v)
+                }
+            }
+            Show::Fib { prefix, domain } => {
+                let v = client
+                    .fib_in(domain.as_deref(), prefix.as_deref())
+                    .map_err(|e| e.to_string())?;
                 if json {
                     to_json(&v)
                 } else {
@@ -586,8 +608,10 @@ pub fn run_client(cli: &Cli) -> Result<(), String> {
                 }
             }
         },
-        Command::Explain { prefix } => {
-            let v = client.explain(prefix).map_err(|e| e.to_string())?;
+        Command::Explain { prefix, domain } => {
+            let v = client
+                .explain_in(domain.as_deref(), prefix)
+                .map_err(|e| e.to_string())?;
             if json {
                 to_json(&v.explanation)
             } else {
@@ -992,10 +1016,12 @@ fn yes_no(b: bool) -> String {
 }
 
 fn neighbors_table(neighbors: &[NeighborView]) -> String {
-    // The BFD column only when some peer runs BFD.
+    // The BFD column only when some peer runs BFD, DOMAIN only with
+    // routing domains.
     let with_bfd = neighbors.iter().any(|n| n.bfd.is_some());
     // The DYNAMIC column (range and template) only with dynamic neighbors.
     let with_dynamic = neighbors.iter().any(|n| n.dynamic.is_some());
+    let with_domain = neighbors.iter().any(|n| n.domain.is_some());
     let rows = neighbors
         .iter()
         .map(|n| {
@@ -1025,6 +1051,9 @@ fn neighbors_table(neighbors: &[NeighborView]) -> String {
                     .map_or("-".to_string(), |d| format!("{} ({})", d.range, d.template));
                 row.insert(3, from);
             }
+            if with_domain {
+                row.insert(3, n.domain.clone().unwrap_or_else(|| "default".into()));
+            }
             row
         })
         .collect();
@@ -1046,6 +1075,35 @@ fn neighbors_table(neighbors: &[NeighborView]) -> String {
     if with_dynamic {
         headers.insert(3, "DYNAMIC");
     }
+    if with_domain {
+        headers.insert(3, "DOMAIN");
+    }
+    table(&headers, rows)
+}
+
+fn domains_table(domains: &[crate::api::views::DomainView]) -> String {
+    let rows = domains
+        .iter()
+        .map(|d| {
+            vec![
+                d.name.clone(),
+                crate::config::table_name(d.table),
+                d.prefixes.to_string(),
+                d.fib_installed.to_string(),
+                if d.peers.is_empty() {
+                    "-".to_string()
+                } else {
+                    d.peers.join(",")
+                },
+                if d.rules.is_empty() {
+                    "-".to_string()
+                } else {
+                    d.rules.join("; ")
+                },
+            ]
+        })
+        .collect();
+    let headers = ["NAME", "TABLE", "PREFIXES", "INSTALLED", "PEERS", "RULES"];
     table(&headers, rows)
 }
 

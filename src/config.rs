@@ -25,7 +25,7 @@ pub use error::ConfigError;
 use error::KeyPath;
 pub use password::Password;
 pub use schema::{
-    Advertise, Api, Bfd, BmpCollector, BmpMonitoring, Config, GracefulRestart,
+    Advertise, Api, Bfd, BmpCollector, BmpMonitoring, Config, Domain, DomainRule, GracefulRestart,
     GracefulRestartOverride, GroupName, HttpListen, Kernel, LimitAction, Listen, ListenRange, Log,
     LogFormat, MaxPrefixes, Peer, PeerAsn, PodCidrSource, PodCidrs, PrefixLimit, Router, SecretRef,
     ServiceAddresses,

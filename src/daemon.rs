@@ -63,6 +63,7 @@ pub fn fib_config(c: &Config) -> kernel::FibConfig {
         // Graceful restart (RFC 4724): our forwarding state survives us.
         keep_on_exit: c.kernel.keep_on_exit || c.graceful_restart_enabled(),
         nexthop_objects: c.kernel.nexthop_objects,
+        nexthop_ids: kernel::DEFAULT_NEXTHOP_IDS,
     }
 }
 
@@ -134,6 +135,8 @@ pub async fn run_config(
         tokio::spawn(crate::http::serve(l, routes));
     }
     let bfd = crate::bfd::spawn(ev_tx.clone());
+    // Each routing domain's FIB, in this namespace like the default one.
+    let domains = crate::domains::Domains::start(&cfg)?;
     let router = RouterTask::new(
         config_path.to_path_buf(),
         cfg.clone(),
@@ -142,7 +145,8 @@ pub async fn run_config(
         access_tx,
         bfd,
     )
-    .with_readiness(ready_tx);
+    .with_readiness(ready_tx)
+    .with_domains(domains);
     let router = match cluster {
         Some(cluster) => {
             tokio::spawn(cluster.run(ev_tx.clone()));

@@ -367,13 +367,23 @@ pub enum Request {
         peer: Option<String>,
         received: bool,
         advertised: bool,
+        /// The routing domain's Loc-RIB (`--domain`); absent: the default.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        domain: Option<String>,
     },
     Fib {
         prefix: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        domain: Option<String>,
     },
     Explain {
         prefix: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        domain: Option<String>,
     },
+    /// `show domains`: the routing domains, their tables, rules and
+    /// route counts.
+    Domains,
     Reload,
     /// `show bfd`: the BFD sessions.
     Bfd,

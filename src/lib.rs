@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod notify;
 pub mod output;
 
+pub(crate) mod domains;
 pub(crate) mod dynamic;
 pub(crate) mod ifaddrs;
 pub(crate) mod listener;

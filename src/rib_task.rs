@@ -22,6 +22,7 @@ use wire::{Family, Notification, Prefix, Update};
 use crate::api::views::{BfdState, ExplainView, FibEntryView, NeighborView, ReloadView};
 use crate::bfd::BfdHandle;
 use crate::config::{self, Config};
+use crate::domains::Domains;
 use crate::events::{PeerCmd, PeerGracefulRestart, PeerStatus, Reply, Request, Response, RibEvent};
 use crate::listener::{access_list, AccessList};
 use crate::session::PeerTask;
@@ -142,6 +143,8 @@ pub struct RouterTask {
     over_limit: crate::dynamic::OverLimit,
     /// BMP (RFC 7854): what the collectors are told.
     bmp: crate::bmp::Bmp,
+    /// The routing domains besides the default one (`domains:`).
+    domains: Domains,
 }
 
 /// The BFD sessions `c` asks for: one per peer with `bfd`.
@@ -257,8 +260,14 @@ fn session_config(
 /// The prefixes we originate: static ones and the addresses of the named
 /// interfaces as host routes.
 pub fn originations(c: &Config) -> Vec<rib::Origination> {
+    originations_in(c, None)
+}
+
+/// [`originations`] of the `advertise[]` entries naming routing domain
+/// `domain` (None: those naming none, for the default domain).
+pub fn originations_in(c: &Config, domain: Option<&str>) -> Vec<rib::Origination> {
     let mut out = Vec::new();
-    for a in &c.advertise {
+    for a in c.advertise.iter().filter(|a| a.domain.as_deref() == domain) {
         let mut prefixes: Vec<Prefix> = a.prefixes.clone();
         for ifname in &a.interfaces {
             for addr in crate::ifaddrs::of_interface(ifname) {
@@ -320,8 +329,10 @@ impl RouterTask {
                 "graceful restart: restarting with the previous run's routes in the kernel (R and F bits set); they stay untouched until End-of-RIB from every peer"
             );
         }
+        let domains = Domains::none(config.kernel.protocol);
         RouterTask {
             bmp: crate::bmp::Bmp::new(config.router.router_id, config.router.asn),
+            domains,
             config_path,
             config,
             rib,
@@ -347,6 +358,44 @@ impl RouterTask {
         }
     }
 
+    /// The routing domains (`domains:`), started by the daemon. Routes a
+    /// previous run left in a domain's table make this a restart too
+    /// (graceful restart), as those in the default one do.
+    pub fn with_domains(mut self, domains: Domains) -> RouterTask {
+        let previous: usize = domains
+            .list
+            .values()
+            .map(|d| d.fib.previous_run_routes())
+            .sum();
+        let c = &self.config;
+        if self.restarting_until.is_none()
+            && previous > 0
+            && c.graceful_restart_enabled()
+            && c.kernel.install
+        {
+            let deferral =
+                Duration::from_secs(u64::from(c.router.graceful_restart.selection_deferral_time));
+            info!(
+                routes = previous,
+                "graceful restart: restarting with the previous run's routes in the domains' tables (R and F bits set)"
+            );
+            self.restarting_until = Some(self.started + deferral);
+            self.deferral = Some(Deferral::default());
+        }
+        self.domains = domains;
+        self
+    }
+
+    /// The domain of peer `peer` (None: the default domain).
+    fn domain_of(&self, peer: PeerId) -> Option<&str> {
+        self.peers.get(&peer).and_then(|e| e.cfg.domain.as_deref())
+    }
+
+    /// The RIB peer `peer`'s routes are decided in.
+    fn rib_of(&self, peer: PeerId) -> &Rib {
+        self.domains.rib_ref(&self.rib, self.domain_of(peer))
+    }
+
     /// Kubernetes mode: the config is applied by the Kubernetes task
     /// ([`RibEvent::ApplyConfig`]); there is no file to reload.
     pub fn config_from_cluster(mut self) -> RouterTask {
@@ -364,8 +413,10 @@ impl RouterTask {
     fn add_peer(&mut self, p: &config::Peer) -> PeerId {
         let id = self.next_peer_id;
         self.next_peer_id += 1;
-        self.rib
-            .add_peer(id, peer_config(p, self.config.router.asn, None));
+        let cfg = peer_config(p, self.config.router.asn, None);
+        self.domains
+            .rib_mut(&mut self.rib, p.domain.as_deref())
+            .add_peer(id, cfg);
         let (cmd, status) = if self.disabled.contains(&p.name) {
             Self::disabled_peer()
         } else {
@@ -456,7 +507,10 @@ impl RouterTask {
             subcode,
             data: vec![],
         }));
-        self.rib.remove_peer(id, out);
+        let (rib, out) = self
+            .domains
+            .rib_out(&mut self.rib, out, e.cfg.domain.as_deref());
+        rib.remove_peer(id, out);
         info!(peer = %e.cfg.name, "dynamic neighbor removed: {why}");
         self.watch_peer(&e.cfg.name, "removed");
     }
@@ -498,7 +552,10 @@ impl RouterTask {
             let Some(limit) = mp.limit_of(family) else {
                 continue;
             };
-            let received = self.rib.received_in(peer, family);
+            let received = self
+                .domains
+                .rib_ref(&self.rib, e.cfg.domain.as_deref())
+                .received_in(peer, family);
             if received <= limit as usize {
                 e.over_limit.remove(&family);
                 continue;
@@ -546,6 +603,7 @@ impl RouterTask {
         }
         // The RIB keeps UPDATEs for `pull` (pull model): none are here.
         debug_assert!(out.updates.is_empty());
+        self.flush_domains().await;
         self.send_to_ready_peers();
     }
 
@@ -556,11 +614,22 @@ impl RouterTask {
         let ready: Vec<PeerId> = self
             .peers
             .iter()
-            .filter(|(id, e)| e.ready && e.generation.is_some() && self.rib.has_pending(**id))
+            .filter(|(id, e)| {
+                e.ready
+                    && e.generation.is_some()
+                    && self
+                        .domains
+                        .rib_ref(&self.rib, e.cfg.domain.as_deref())
+                        .has_pending(**id)
+            })
             .map(|(id, _)| *id)
             .collect();
         for peer in ready {
-            let pulled = self.rib.pull(peer, SEND_BATCH);
+            let domain = self.domain_of(peer).map(str::to_string);
+            let pulled = self
+                .domains
+                .rib_mut(&mut self.rib, domain.as_deref())
+                .pull(peer, SEND_BATCH);
             let mut updates = pulled.updates;
             let defer = self.defers_end_of_rib(peer);
             let Some(e) = self.peers.get_mut(&peer) else {
@@ -603,6 +672,11 @@ impl RouterTask {
         self.refresh_originations(&mut out);
         self.flush(out).await;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut domain_fib_events = self
+            .domains
+            .events
+            .take()
+            .expect("the router task runs once");
         loop {
             let mut out = Outputs::default();
             tokio::select! {
@@ -638,11 +712,15 @@ impl RouterTask {
                     }
                 }
                 Some(ev) = fib_events.recv() => self.fib_event(ev, &mut out),
+                Some((name, ev)) = domain_fib_events.recv() => self.domain_fib_event(&name, ev),
                 _ = tick.tick() => {
                     self.check_initial_sync().await;
                     self.check_stale(&mut out);
                     self.sweep_dynamic(&mut out);
-                    self.bmp.tick(&self.rib);
+                    let (domains, rib, peers) = (&self.domains, &self.rib, &self.peers);
+                    self.bmp.tick(&|id| {
+                        domains.rib_ref(rib, peers.get(&id).and_then(|e| e.cfg.domain.as_deref()))
+                    });
                     // `advertise.interfaces` follows address changes.
                     if self.config.advertise.iter().any(|a| !a.interfaces.is_empty()) {
                         self.refresh_originations(&mut out);
@@ -654,27 +732,58 @@ impl RouterTask {
     }
 
     fn fib_event(&mut self, ev: FibEvent, out: &mut Outputs) {
-        match ev {
-            FibEvent::Nexthop { address, state } => self.rib.set_nexthop(address, state, out),
-            FibEvent::RouteFailed {
-                prefix,
-                next_hops,
-                error,
-                ..
-            } => self
-                .rib
-                .set_fib_status_of(prefix, &next_hops, FibStatus::Failed(error)),
-            FibEvent::RoutesInstalled(routes) => {
-                for (prefix, next_hops) in routes {
-                    self.rib
-                        .set_fib_status_of(prefix, &next_hops, FibStatus::Installed);
-                }
+        fib_event_to(&mut self.rib, ev, out);
+    }
+
+    /// An event of domain `name`'s FIB (none once the domain is gone).
+    fn domain_fib_event(&mut self, name: &str, ev: FibEvent) {
+        if let Some(d) = self.domains.list.get_mut(name) {
+            fib_event_to(&mut d.rib, ev, &mut d.pending);
+        }
+    }
+
+    /// Each domain's outputs to its FIB (the UPDATEs wait in its RIB for
+    /// `send_to_ready_peers`); the domains a reload removed are emptied
+    /// (their peers' withdrawals written) and stopped.
+    async fn flush_domains(&mut self) {
+        let mut work = Vec::new();
+        for d in self.domains.list.values_mut() {
+            work.push((d.fib.clone(), std::mem::take(&mut d.pending)));
+        }
+        let retired = std::mem::take(&mut self.domains.retired);
+        for (fib, mut out) in work {
+            let changes = std::mem::take(&mut out.fib);
+            self.watch_routes(&changes);
+            fib.apply(changes).await;
+            if !out.unwatch_nexthops.is_empty() {
+                fib.unwatch_nexthops(out.unwatch_nexthops);
             }
+            if !out.watch_nexthops.is_empty() {
+                fib.watch_nexthops(out.watch_nexthops);
+            }
+            for (peer, report) in &out.import_reports {
+                self.log_import(*peer, report);
+            }
+        }
+        for mut d in retired {
+            let out = std::mem::take(&mut d.pending);
+            d.fib.apply(out.fib).await;
+            d.fib.flush().await;
+            d.fib.shutdown().await;
+            info!(domain = %d.cfg.name, table = d.cfg.table, "routing domain stopped");
         }
     }
 
     /// Give the RIB the prefixes to originate if they changed.
     fn refresh_originations(&mut self, out: &mut Outputs) {
+        for d in self.domains.list.values_mut() {
+            let now = originations_in(&self.config, Some(&d.cfg.name));
+            if now != d.originated {
+                info!(domain = %d.cfg.name, prefixes = now.len(), "originating into the domain");
+                d.originated = now.clone();
+                d.rib.set_originated(now, &mut d.pending);
+            }
+        }
         let mut now = originations(&self.config);
         now.extend(self.cluster_originated.iter().cloned());
         if now != self.originated {
@@ -693,7 +802,10 @@ impl RouterTask {
         let now = Instant::now();
         for (id, e) in self.peers.iter_mut() {
             if let Some(wait) = e.stale {
-                e.stale = graceful_restart::tick(&mut self.rib, *id, &e.cfg.name, wait, now, out);
+                let (rib, out) = self
+                    .domains
+                    .rib_out(&mut self.rib, out, e.cfg.domain.as_deref());
+                e.stale = graceful_restart::tick(rib, *id, &e.cfg.name, wait, now, out);
             }
         }
     }
@@ -772,6 +884,9 @@ impl RouterTask {
                 "initial convergence: removing routes a previous run left in the kernel that are no longer wanted"
             );
             self.fib.initial_sync_done();
+            for d in self.domains.list.values() {
+                d.fib.initial_sync_done();
+            }
             self.initial_sync_done = true;
             if let Some(tx) = &self.readiness {
                 tx.send_replace(crate::events::Readiness::Ready);
@@ -802,7 +917,10 @@ impl RouterTask {
                     if e.cfg.asn.known(local_asn).is_none() && e.learned_asn != Some(remote_asn) {
                         e.learned_asn = Some(remote_asn);
                         let cfg = peer_config(&e.cfg, local_asn, e.learned_asn);
-                        self.rib.set_peer_config(peer, cfg, out);
+                        let (rib, dout) =
+                            self.domains
+                                .rib_out(&mut self.rib, out, e.cfg.domain.as_deref());
+                        rib.set_peer_config(peer, cfg, dout);
                     }
                     if let Some(o) = &opens {
                         self.bmp.session_up(peer, &info.families, o);
@@ -817,12 +935,13 @@ impl RouterTask {
                     e.ready = true;
                     let up = crate::events::SessionState::Established;
                     Self::watch_session(&self.watchers, &e.cfg.name, up, None);
+                    let domain = e.cfg.domain.clone();
+                    let (rib, out) = self.domains.rib_out(&mut self.rib, out, domain.as_deref());
                     if e.stale.is_some() {
                         let p = e.gr_peer(peer, &self.config.router);
-                        e.stale =
-                            graceful_restart::session_back(&mut self.rib, &p, &info.families, out);
+                        e.stale = graceful_restart::session_back(rib, &p, &info.families, out);
                     }
-                    self.rib.peer_up(peer, info, out);
+                    rib.peer_up(peer, info, out);
                 }
             }
             RibEvent::SessionDown {
@@ -842,11 +961,12 @@ impl RouterTask {
                         e.up_since = None;
                         e.stale = None;
                         e.deferred_eor.clear();
+                        let domain = e.cfg.domain.clone();
                         if may_restart {
                             let p = e.gr_peer(peer, &self.config.router);
-                            if let Some(wait) =
-                                graceful_restart::session_lost(&mut self.rib, &p, out)
-                            {
+                            let (rib, out) =
+                                self.domains.rib_out(&mut self.rib, out, domain.as_deref());
+                            if let Some(wait) = graceful_restart::session_lost(rib, &p, out) {
                                 e.stale = wait;
                                 // A dynamic neighbor stays while its routes
                                 // are kept for it (RFC 4724 helper).
@@ -858,8 +978,17 @@ impl RouterTask {
                         }
                         // In steps, each flushed: a full table's withdrawal
                         // is never held as one list of changes.
-                        let mut down = self.rib.peer_down_start(peer);
-                        while self.rib.peer_down_step(&mut down, PEER_DOWN_STEP, out) {
+                        let mut down = self
+                            .domains
+                            .rib_mut(&mut self.rib, domain.as_deref())
+                            .peer_down_start(peer);
+                        loop {
+                            let (rib, dout) =
+                                self.domains.rib_out(&mut self.rib, out, domain.as_deref());
+                            if !rib.peer_down_step(&mut down, PEER_DOWN_STEP, dout) {
+                                break;
+                            }
+                            // Flushes the domain's outputs too.
                             self.flush(std::mem::take(out)).await;
                         }
                         let dynamic = self.peers.get(&peer).is_some_and(|e| e.dynamic.is_some());
@@ -896,9 +1025,11 @@ impl RouterTask {
                     if let Some(c) = &copy {
                         self.bmp.received(peer, c);
                     }
-                    let report = self.rib.receive(peer, u, out);
+                    let domain = self.domain_of(peer).map(str::to_string);
+                    let (rib, dout) = self.domains.rib_out(&mut self.rib, out, domain.as_deref());
+                    let report = rib.receive(peer, u, dout);
                     if let Some(c) = &copy {
-                        self.bmp.imported(peer, c, &self.rib);
+                        self.bmp.imported(peer, c, rib);
                     }
                     self.log_import(peer, &report);
                     // Per UPDATE: the Adj-RIB-In exceeds the limit by at
@@ -915,7 +1046,9 @@ impl RouterTask {
             } => {
                 if self.peers.get(&peer).and_then(|e| e.generation) == Some(generation) {
                     // Answered through `pull`, which says when it is done.
-                    self.rib.route_refresh(peer, family, out);
+                    let domain = self.domain_of(peer).map(str::to_string);
+                    let (rib, out) = self.domains.rib_out(&mut self.rib, out, domain.as_deref());
+                    rib.route_refresh(peer, family, out);
                 }
             }
             RibEvent::SendReady { peer, generation } => {
@@ -1038,7 +1171,10 @@ impl RouterTask {
             e.deferred_eor.clear();
             let kept = {
                 let p = e.gr_peer(id, &self.config.router);
-                graceful_restart::bfd_down(&mut self.rib, &p, &keep, out)
+                let (rib, out) = self
+                    .domains
+                    .rib_out(&mut self.rib, out, e.cfg.domain.as_deref());
+                graceful_restart::bfd_down(rib, &p, &keep, out)
             };
             e.stale = kept.flatten();
             return;
@@ -1052,7 +1188,10 @@ impl RouterTask {
         };
         self.bmp.peer_stopped(id, &nf);
         let _ = e.cmd.send(PeerCmd::Stop(nf));
-        self.rib.remove_peer(id, out);
+        let (rib, dout) = self
+            .domains
+            .rib_out(&mut self.rib, out, e.cfg.domain.as_deref());
+        rib.remove_peer(id, dout);
         self.flush(std::mem::take(out)).await;
         self.add_peer(&e.cfg);
         if let Some(new) = self.peers.values_mut().find(|n| n.cfg.name == e.cfg.name) {
@@ -1065,11 +1204,12 @@ impl RouterTask {
         self.peers
             .iter()
             .map(|(id, e)| {
+                let rib = self.rib_of(*id);
                 let mut v = NeighborView::new(
                     &e.cfg,
                     &e.status.borrow(),
-                    self.rib.peer_counters(*id),
-                    self.rib.import_counters(*id),
+                    rib.peer_counters(*id),
+                    rib.import_counters(*id),
                 );
                 v.bfd = e.bfd;
                 v.dynamic = e.dynamic.as_ref().map(|d| crate::api::views::DynamicView {
@@ -1081,7 +1221,7 @@ impl RouterTask {
                     .map_or_else(String::new, |r| r.peer.name.clone()),
                 });
                 if let Some(gr) = &mut v.graceful_restart {
-                    gr.stale_routes = self.rib.stale_count(*id);
+                    gr.stale_routes = rib.stale_count(*id);
                     gr.stale = e.stale.map(|w| w.note(now));
                 }
                 v
@@ -1101,8 +1241,8 @@ impl RouterTask {
                     PeerMetricsView::new(
                         &e.cfg.name,
                         &e.status.borrow(),
-                        self.rib.peer_counters(*id),
-                        self.rib.import_counters(*id),
+                        self.rib_of(*id).peer_counters(*id),
+                        self.rib_of(*id).import_counters(*id),
                     )
                 })
                 .collect(),
@@ -1134,6 +1274,61 @@ impl RouterTask {
         }
     }
 
+    /// `--domain NAME`: the domain if it exists (None: the default).
+    fn check_domain<'a>(&self, domain: Option<&'a str>) -> Result<Option<&'a str>, String> {
+        match domain {
+            Some(d) if !self.domains.list.contains_key(d) => {
+                let known: Vec<&str> = self.domains.list.keys().map(String::as_str).collect();
+                Err(format!(
+                    "no routing domain named {d:?} (configured: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ))
+            }
+            d => Ok(d),
+        }
+    }
+
+    /// `show domains`: the default domain, then each configured one.
+    fn domain_views(&self) -> Vec<crate::api::views::DomainView> {
+        let view = |name: &str, table: u32, rules: Vec<String>, rib: &Rib, domain: Option<&str>| {
+            let counts = rib.family_counts();
+            crate::api::views::DomainView {
+                name: name.to_string(),
+                table,
+                rules,
+                peers: self
+                    .peers
+                    .values()
+                    .filter(|e| e.cfg.domain.as_deref() == domain)
+                    .map(|e| e.cfg.name.clone())
+                    .collect(),
+                prefixes: counts.iter().map(|(_, c)| c.prefixes).sum(),
+                fib_installed: counts.iter().map(|(_, c)| c.fib_installed).sum(),
+            }
+        };
+        let mut out = vec![view(
+            "default",
+            self.config.kernel.table,
+            Vec::new(),
+            &self.rib,
+            None,
+        )];
+        let rules = crate::domains::wanted_rules(&self.config);
+        for (name, d) in &self.domains.list {
+            let mine = rules
+                .iter()
+                .filter(|r| r.table == d.cfg.table)
+                .map(ToString::to_string)
+                .collect();
+            out.push(view(name, d.cfg.table, mine, &d.rib, Some(name)));
+        }
+        out
+    }
+
     fn peer_id(&self, name: &str) -> Option<PeerId> {
         self.peers
             .iter()
@@ -1148,12 +1343,18 @@ impl RouterTask {
         };
         let resp = match request {
             Request::Neighbors => json(serde_json::to_value(self.neighbors())),
+            Request::Domains => json(serde_json::to_value(self.domain_views())),
             Request::Routes {
                 prefix,
                 peer,
                 received,
                 advertised,
+                domain,
             } => {
+                if let Err(e) = self.check_domain(domain.as_deref()) {
+                    let _ = reply.send(Response::Error(e));
+                    return;
+                }
                 let prefix = match prefix.as_deref().map(parse_prefix).transpose() {
                     Ok(p) => p,
                     Err(e) => {
@@ -1178,7 +1379,12 @@ impl RouterTask {
                 } else {
                     Table::Loc
                 };
-                let mut routes = self.rib.routes(&RouteQuery {
+                let rib = match peer_id {
+                    // A peer's Adj-RIBs are in its domain's RIB.
+                    Some(id) if domain.is_none() => self.rib_of(id),
+                    _ => self.domains.rib_ref(&self.rib, domain.as_deref()),
+                };
+                let mut routes = rib.routes(&RouteQuery {
                     prefix,
                     peer: peer_id,
                     table,
@@ -1189,7 +1395,15 @@ impl RouterTask {
                 }
                 json(serde_json::to_value(routes))
             }
-            Request::Fib { prefix } => {
+            Request::Fib { prefix, domain } => {
+                let fib = match self.check_domain(domain.as_deref()) {
+                    Err(e) => {
+                        let _ = reply.send(Response::Error(e));
+                        return;
+                    }
+                    Ok(None) => self.fib.clone(),
+                    Ok(Some(d)) => self.domains.list[d].fib.clone(),
+                };
                 let prefix = match prefix.as_deref().map(parse_prefix).transpose() {
                     Ok(p) => p,
                     Err(e) => {
@@ -1197,7 +1411,6 @@ impl RouterTask {
                         return;
                     }
                 };
-                let fib = self.fib.clone();
                 tokio::spawn(async move {
                     let entries: Vec<FibEntryView> = fib
                         .entries(prefix)
@@ -1212,10 +1425,12 @@ impl RouterTask {
                 });
                 return;
             }
-            Request::Explain { prefix } => match parse_prefix(&prefix) {
+            Request::Explain { prefix, domain } => match parse_prefix(&prefix)
+                .and_then(|p| Ok((p, self.check_domain(domain.as_deref())?)))
+            {
                 Err(e) => Response::Error(e),
-                Ok(p) => {
-                    let mut e = self.rib.explain(&p);
+                Ok((p, domain)) => {
+                    let mut e = self.domains.rib_ref(&self.rib, domain).explain(&p);
                     let now = Instant::now();
                     for path in e.paths.iter_mut().filter(|x| x.stale.is_some()) {
                         path.stale = self.stale_note(&path.from, now).or(path.stale.take());
@@ -1299,8 +1514,14 @@ impl RouterTask {
         if rib_config(&new) != rib_config(&self.config) {
             policies_changed = true;
             self.rib.set_config(rib_config(&new), out);
+            for d in self.domains.list.values_mut() {
+                d.rib.set_config(rib_config(&new), &mut d.pending);
+            }
             done.push("policies / decision settings re-applied".to_string());
         }
+        // Peers that change domain (or whose domain changes table) leave
+        // their RIB before the domains change, and join the new one after.
+        let mut moved = Vec::new();
         let old = std::mem::replace(&mut self.config, new);
         // Peers removed or whose session parameters changed.
         let ids: Vec<PeerId> = self.peers.keys().copied().collect();
@@ -1347,13 +1568,38 @@ impl RouterTask {
                         subcode: n::cease::PEER_DECONFIGURED,
                         data: vec![],
                     }));
-                    self.rib.remove_peer(id, out);
+                    let (rib, out) =
+                        self.domains
+                            .rib_out(&mut self.rib, out, e.cfg.domain.as_deref());
+                    rib.remove_peer(id, out);
                     self.disabled.remove(&name);
                     done.push(format!("peer {name} removed"));
                 }
                 Some(p) => {
                     let old_p = self.peers[&id].cfg.clone();
-                    if session_config(&old, &old_p, self.restarting_until)
+                    let table = |c: &Config, d: &Option<String>| {
+                        d.as_ref()
+                            .and_then(|d| c.domains.iter().find(|x| &x.name == d))
+                            .map(|x| x.table)
+                    };
+                    if old_p.domain != p.domain
+                        || table(&old, &old_p.domain) != table(&self.config, &p.domain)
+                    {
+                        let e = self.peers.remove(&id).unwrap();
+                        let _ = e.cmd.send(PeerCmd::Stop(Notification {
+                            code: n::CEASE,
+                            subcode: n::cease::OTHER_CONFIGURATION_CHANGE,
+                            data: vec![],
+                        }));
+                        let (rib, out) =
+                            self.domains
+                                .rib_out(&mut self.rib, out, e.cfg.domain.as_deref());
+                        rib.remove_peer(id, out);
+                        done.push(format!(
+                            "peer {name}: routing domain changed, session reset"
+                        ));
+                        moved.push(p);
+                    } else if session_config(&old, &old_p, self.restarting_until)
                         != session_config(&self.config, &p, self.restarting_until)
                     {
                         let e = self.peers.remove(&id).unwrap();
@@ -1364,7 +1610,10 @@ impl RouterTask {
                         };
                         self.bmp.peer_stopped(id, &nf);
                         let _ = e.cmd.send(PeerCmd::Stop(nf));
-                        self.rib.remove_peer(id, out);
+                        let (rib, out) =
+                            self.domains
+                                .rib_out(&mut self.rib, out, e.cfg.domain.as_deref());
+                        rib.remove_peer(id, out);
                         self.add_peer(&p);
                         done.push(format!(
                             "peer {name}: session settings changed, session reset"
@@ -1373,8 +1622,10 @@ impl RouterTask {
                         let (asn, learned) = (self.config.router.asn, self.peers[&id].learned_asn);
                         if peer_config(&old_p, asn, learned) != peer_config(&p, asn, learned) {
                             policies_changed = true;
-                            self.rib
-                                .set_peer_config(id, peer_config(&p, asn, learned), out);
+                            let (rib, out) =
+                                self.domains
+                                    .rib_out(&mut self.rib, out, p.domain.as_deref());
+                            rib.set_peer_config(id, peer_config(&p, asn, learned), out);
                             done.push(format!(
                                 "peer {name}: policy settings re-applied without a session reset"
                             ));
@@ -1399,6 +1650,23 @@ impl RouterTask {
                 }
             }
         }
+        // The rules are made right on every reload, also when someone
+        // changed them by hand.
+        let domains = if old.domains != self.config.domains {
+            self.domains.reconfigure(&self.config)
+        } else {
+            self.domains.reconcile_rules(&self.config)
+        };
+        match domains {
+            Ok(d) => done.extend(d),
+            Err(e) => {
+                error!("reload: routing domains: {e}");
+                done.push(format!("routing domains: {e}"));
+            }
+        }
+        for p in moved {
+            self.add_peer(&p);
+        }
         let new_peers: Vec<config::Peer> = self
             .config
             .peers
@@ -1416,9 +1684,15 @@ impl RouterTask {
         if old.advertise != self.config.advertise {
             self.refresh_originations(out);
             done.push("advertised prefixes updated".to_string());
+        } else if old.domains != self.config.domains {
+            // A domain added starts with nothing originated.
+            self.refresh_originations(out);
         }
         if policies_changed {
-            self.bmp.policies_changed(&self.rib);
+            let (domains, rib, peers) = (&self.domains, &self.rib, &self.peers);
+            self.bmp.policies_changed(&|id| {
+                domains.rib_ref(rib, peers.get(&id).and_then(|e| e.cfg.domain.as_deref()))
+            });
         }
         if old.bmp != self.config.bmp {
             self.bmp.configure(&self.config.bmp);
@@ -1458,6 +1732,8 @@ impl RouterTask {
         }
         self.fib.shutdown().await;
         self.bmp.shutdown().await;
+        let keep = self.config.kernel.keep_on_exit || self.config.graceful_restart_enabled();
+        self.domains.shutdown(keep).await;
         // Give the sessions a moment to put their NOTIFICATIONs on the wire.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -1470,4 +1746,22 @@ fn parse_prefix(s: &str) -> Result<Prefix, String> {
     IpAddr::from_str(s)
         .map(Prefix::from)
         .map_err(|_| format!("invalid prefix {s:?} (expected ADDRESS/LENGTH or ADDRESS)"))
+}
+
+/// What a FIB reported, to the RIB whose changes it writes.
+fn fib_event_to(rib: &mut Rib, ev: FibEvent, out: &mut Outputs) {
+    match ev {
+        FibEvent::Nexthop { address, state } => rib.set_nexthop(address, state, out),
+        FibEvent::RouteFailed {
+            prefix,
+            next_hops,
+            error,
+            ..
+        } => rib.set_fib_status_of(prefix, &next_hops, FibStatus::Failed(error)),
+        FibEvent::RoutesInstalled(routes) => {
+            for (prefix, next_hops) in routes {
+                rib.set_fib_status_of(prefix, &next_hops, FibStatus::Installed);
+            }
+        }
+    }
 }

@@ -779,6 +779,7 @@ fn advertised_interface_addresses_follow_changes() {
             local_pref: None,
             pod_cidrs: None,
             services: None,
+            domain: None,
         }];
     });
     t.wait_established();

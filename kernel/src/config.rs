@@ -1,5 +1,7 @@
 //! What the FIB writes and how it behaves at exit.
 
+use std::ops::RangeInclusive;
+
 use serde::{Deserialize, Serialize};
 
 /// What the FIB writes and how it behaves at exit.
@@ -19,6 +21,32 @@ pub struct FibConfig {
     /// instead of carrying their next hops; falls back by itself on a
     /// kernel without them.
     pub nexthop_objects: bool,
+    /// The nexthop object ids this FIB hands out. Ids are per network
+    /// namespace, not per table: FIBs of different tables in one namespace
+    /// need disjoint ranges ([`DEFAULT_NEXTHOP_IDS`] for the main FIB,
+    /// [`nexthop_ids_of_table`] for the others). Which objects of its
+    /// protocol found in the kernel are its own (a previous run's, strays
+    /// to delete) follows from it: a table FIB's are those in its range;
+    /// the main FIB's are all outside [`TABLE_NEXTHOP_IDS`], as before
+    /// there were several.
+    pub nexthop_ids: RangeInclusive<u32>,
+}
+
+/// Ids the main FIB hands out: away from the low ids `ip nexthop` users
+/// and zebra pick.
+pub const DEFAULT_NEXTHOP_IDS: RangeInclusive<u32> = 0x6b72_0000..=u32::MAX;
+
+/// Ids set aside for the FIBs of further tables in a namespace, 4096 per
+/// table 1..=65535 (see [`nexthop_ids_of_table`]).
+pub const TABLE_NEXTHOP_IDS: RangeInclusive<u32> = 0x4000_0000..=0x4fff_ffff;
+
+/// The ids of the FIB writing table `table` (1..=65535) next to the main
+/// one: derived from the table, so that each finds its own objects of a
+/// previous run again whatever the order the FIBs start in.
+pub fn nexthop_ids_of_table(table: u16) -> RangeInclusive<u32> {
+    const PER_TABLE: u32 = 0x1000;
+    let first = TABLE_NEXTHOP_IDS.start() + u32::from(table) * PER_TABLE;
+    first..=first + (PER_TABLE - 1)
 }
 
 impl Default for FibConfig {
@@ -30,6 +58,7 @@ impl Default for FibConfig {
             install: true,
             keep_on_exit: false,
             nexthop_objects: true,
+            nexthop_ids: DEFAULT_NEXTHOP_IDS,
         }
     }
 }

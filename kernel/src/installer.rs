@@ -420,7 +420,11 @@ mod tests {
 
     #[test]
     fn a_done_write_moves_its_object_to_the_route_and_a_failed_one_lets_go() {
-        let mut sets = HopSets::new(Some(Objects::new(186, Vec::new())));
+        let mut sets = HopSets::new(Some(Objects::new(
+            186,
+            crate::config::DEFAULT_NEXTHOP_IDS,
+            Vec::new(),
+        )));
         let h: Arc<[KernelHop]> = Arc::from([hop("10.0.0.1", 2)]);
         // Two writes in flight; one is done, one fails.
         let nhid = sets.for_write(&h);

@@ -89,15 +89,17 @@ mod recheck;
 mod repairs;
 mod report;
 mod resolver;
+mod rules;
 mod show;
 mod table;
 mod worker;
 mod writer;
 
-pub use config::FibConfig;
+pub use config::{nexthop_ids_of_table, FibConfig, DEFAULT_NEXTHOP_IDS, TABLE_NEXTHOP_IDS};
 pub use netlink::{describe as describe_errno, errno_name};
 use report::FibCounters;
 pub use report::{FibCounts, FibEntry, FibEvent};
+pub use rules::{PolicyRule, RuleChanges, RuleSelector, Rules};
 
 /// A BGP next hop as learned (the wire type: the RIB's next-hop sets are
 /// handed over as they are); the FIB resolves it to a kernel gateway and

@@ -15,6 +15,7 @@
 //! no nexthop messages, so they are encoded here (include/uapi/linux/nexthop.h).
 
 use std::net::IpAddr;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use ipnet::IpNet;
@@ -49,10 +50,11 @@ const AF_INET: u8 = libc::AF_INET as u8;
 const AF_INET6: u8 = libc::AF_INET6 as u8;
 const RTN_UNICAST: u8 = 1;
 
-/// Ids we hand out start here, away from the low ids `ip nexthop` users
-/// and zebra pick; ids in use at start are skipped, and creation is
-/// exclusive, so a clash is refused rather than overwriting someone's object.
-const FIRST_ID: u32 = 0x6b72_0000;
+/// Ids we hand out by default start here (`FibConfig::nexthop_ids`); ids in
+/// use at start are skipped, and creation is exclusive, so a clash is
+/// refused rather than overwriting someone's object.
+#[cfg(test)]
+const FIRST_ID: u32 = *crate::config::DEFAULT_NEXTHOP_IDS.start();
 
 fn family(a: &IpAddr) -> u8 {
     match a {
@@ -242,8 +244,10 @@ struct Obj {
 /// objects). A shrunk group is not: it serves the routes that were on it
 /// when a member failed, until they move or go.
 pub(crate) struct Objects {
-    /// Ours are of this protocol.
+    /// Ours are of this protocol and in this id range (other FIBs of the
+    /// namespace, for other tables, use other ranges).
     protocol: u8,
+    ids: RangeInclusive<u32>,
     by_id: FastMap<u32, Obj>,
     /// Ids of the objects that forward on exactly their hops, by hops.
     fresh: FastMap<Arc<[KernelHop]>, u32>,
@@ -257,19 +261,31 @@ pub(crate) struct Objects {
     deletes: Vec<u32>,
 }
 
+/// Whether an object of our protocol with id `id` is ours, for a FIB
+/// handing out `ids` (see `FibConfig::nexthop_ids`).
+fn owns(ids: &RangeInclusive<u32>, id: u32) -> bool {
+    let tables = crate::config::TABLE_NEXTHOP_IDS;
+    if tables.contains(ids.start()) {
+        ids.contains(&id)
+    } else {
+        !tables.contains(&id)
+    }
+}
+
 impl Objects {
     /// `existing`: every (id, protocol) the kernel holds now.
-    pub(crate) fn new(protocol: u8, existing: Vec<(u32, u8)>) -> Objects {
+    pub(crate) fn new(protocol: u8, ids: RangeInclusive<u32>, existing: Vec<(u32, u8)>) -> Objects {
         let previous_run = existing
             .iter()
-            .filter(|(_, p)| *p == protocol)
+            .filter(|(id, p)| *p == protocol && owns(&ids, *id))
             .map(|(id, _)| *id)
             .collect();
         Objects {
             protocol,
+            next_id: *ids.start(),
+            ids,
             by_id: FastMap::default(),
             fresh: FastMap::default(),
-            next_id: FIRST_ID,
             taken: existing.into_iter().map(|(id, _)| id).collect(),
             previous_run,
             creates: Vec::new(),
@@ -280,7 +296,10 @@ impl Objects {
     fn allocate(&mut self) -> u32 {
         loop {
             let id = self.next_id;
-            self.next_id = self.next_id.checked_add(1).unwrap_or(FIRST_ID);
+            self.next_id = match id.checked_add(1) {
+                Some(next) if self.ids.contains(&next) => next,
+                _ => *self.ids.start(),
+            };
             if id != 0 && !self.taken.contains(&id) && !self.by_id.contains_key(&id) {
                 return id;
             }
@@ -472,6 +491,7 @@ impl Objects {
             .iter()
             .filter(|(id, p)| {
                 *p == self.protocol
+                    && owns(&self.ids, *id)
                     && !self.by_id.contains_key(id)
                     && !self.previous_run.contains(id)
             })
@@ -508,7 +528,8 @@ mod tests {
 
     #[test]
     fn objects_are_shared_counted_and_deleted_when_unused() {
-        let mut o = Objects::new(186, vec![(FIRST_ID, 11), (7, 186)]);
+        let existing = vec![(FIRST_ID, 11), (7, 186)];
+        let mut o = Objects::new(186, crate::config::DEFAULT_NEXTHOP_IDS, existing);
         assert_eq!(o.previous_run, vec![7]);
         let a: Arc<[KernelHop]> = Arc::from([hop("10.0.0.1", 2)]);
         let ab: Arc<[KernelHop]> = Arc::from([hop("10.0.0.1", 2), hop("10.0.1.1", 3)]);
@@ -533,8 +554,44 @@ mod tests {
     }
 
     #[test]
+    fn ids_stay_in_the_range_and_other_fibs_objects_are_not_ours() {
+        let table100 = crate::config::nexthop_ids_of_table(100);
+        let table200 = *crate::config::nexthop_ids_of_table(200).start();
+        let (first, last) = (*table100.start(), *table100.end());
+        let existing = vec![
+            (first + 1, 11),
+            (last, 186),
+            (table200, 186),
+            (FIRST_ID, 186),
+        ];
+        let mut o = Objects::new(186, table100.clone(), existing.clone());
+        assert_eq!(o.previous_run, vec![last], "only its own range");
+        let ids: Vec<u32> = ["10.0.0.1", "10.0.0.2"]
+            .iter()
+            .map(|a| o.acquire(&Arc::from([hop(a, 2)])))
+            .collect();
+        assert_eq!(ids, vec![first, first + 2], "an id in use is skipped");
+        let (_, strays) = o.compare(&[(table200, 186), (FIRST_ID, 186)]);
+        assert!(
+            strays.is_empty(),
+            "other FIBs' objects are no strays of this one"
+        );
+        // The main FIB leaves every table FIB's objects alone.
+        let main = Objects::new(186, crate::config::DEFAULT_NEXTHOP_IDS, existing);
+        assert_eq!(main.previous_run, vec![FIRST_ID]);
+        // Wraps within its range.
+        let mut tiny = Objects::new(186, 0x4000_0000..=0x4000_0001, vec![]);
+        let a = tiny.acquire(&Arc::from([hop("10.0.0.1", 2)]));
+        let b = tiny.acquire(&Arc::from([hop("10.0.0.2", 2)]));
+        tiny.release(a);
+        let _ = tiny.take_deletes();
+        let c = tiny.acquire(&Arc::from([hop("10.0.0.3", 2)]));
+        assert_eq!((a, b, c), (0x4000_0000, 0x4000_0001, 0x4000_0000));
+    }
+
+    #[test]
     fn refused_objects_are_not_deleted_and_forgotten_ones_are() {
-        let mut o = Objects::new(186, vec![]);
+        let mut o = Objects::new(186, crate::config::DEFAULT_NEXTHOP_IDS, vec![]);
         let a: Arc<[KernelHop]> = Arc::from([hop("10.0.0.1", 2)]);
         let id = o.acquire(&a);
         o.take_creates();
@@ -551,7 +608,7 @@ mod tests {
 
     #[test]
     fn a_group_shrinks_to_its_survivors_and_new_users_get_a_fresh_one() {
-        let mut o = Objects::new(186, vec![]);
+        let mut o = Objects::new(186, crate::config::DEFAULT_NEXTHOP_IDS, vec![]);
         let (a, b, c) = (hop("10.0.0.1", 2), hop("10.0.1.1", 3), hop("10.0.2.1", 4));
         let abc: Arc<[KernelHop]> = Arc::from([a, b, c]);
         let ab: Arc<[KernelHop]> = Arc::from([a, b]);

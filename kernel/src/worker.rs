@@ -31,6 +31,7 @@ use crate::resolver::Resolver;
 use crate::show;
 use crate::table::{self, RouteTable};
 use crate::writer::{Op, Writer};
+use std::ops::RangeInclusive;
 
 /// Prefixes written per step of a sweep. Between steps the worker takes in
 /// what the RIB sent meanwhile, so changes wait in the route table rather
@@ -94,7 +95,7 @@ impl Worker {
         let mut query = Query::new(query, cfg.table, cfg.protocol);
         let links = query.links()?;
         let objects = if cfg.install && cfg.nexthop_objects {
-            objects(&mut query, cfg.protocol)
+            objects(&mut query, cfg.protocol, cfg.nexthop_ids.clone())
         } else {
             None
         };
@@ -550,10 +551,10 @@ impl Worker {
 
 /// Every nexthop object in the kernel, or None (with a warning) when the
 /// kernel has none (before Linux 5.3): routes then carry their next hops.
-fn objects(query: &mut Query, protocol: u8) -> Option<Objects> {
+fn objects(query: &mut Query, protocol: u8, ids: RangeInclusive<u32>) -> Option<Objects> {
     match query.objects() {
         Ok(existing) => {
-            let objects = Objects::new(protocol, existing);
+            let objects = Objects::new(protocol, ids, existing);
             if !objects.previous_run.is_empty() {
                 tracing::info!(
                     "found {} nexthop objects of protocol {} from a previous run; kept until initial sync",

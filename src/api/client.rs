@@ -110,29 +110,66 @@ impl Client {
         peer: Option<&str>,
         table: rib::Table,
     ) -> Result<Vec<RouteView>, ClientError> {
+        self.routes_in(None, prefix, peer, table)
+    }
+
+    /// [`Client::routes`] of routing domain `domain` (None: the default).
+    pub fn routes_in(
+        &self,
+        domain: Option<&str>,
+        prefix: Option<&str>,
+        peer: Option<&str>,
+        table: rib::Table,
+    ) -> Result<Vec<RouteView>, ClientError> {
         let req = Request::Routes {
             prefix: prefix.map(String::from),
             peer: peer.map(String::from),
             received: table == rib::Table::Received,
             advertised: table == rib::Table::Advertised,
+            domain: domain.map(String::from),
         };
         self.typed(&req, "routes")
     }
 
     /// `show fib`: what the FIB wants in the kernel and its state.
     pub fn fib(&self, prefix: Option<&str>) -> Result<Vec<FibEntryView>, ClientError> {
+        self.fib_in(None, prefix)
+    }
+
+    /// [`Client::fib`] of routing domain `domain` (None: the default).
+    pub fn fib_in(
+        &self,
+        domain: Option<&str>,
+        prefix: Option<&str>,
+    ) -> Result<Vec<FibEntryView>, ClientError> {
         let req = Request::Fib {
             prefix: prefix.map(String::from),
+            domain: domain.map(String::from),
         };
         self.typed(&req, "fib")
     }
 
     /// `explain PREFIX`.
     pub fn explain(&self, prefix: &str) -> Result<ExplainView, ClientError> {
+        self.explain_in(None, prefix)
+    }
+
+    /// [`Client::explain`] in routing domain `domain` (None: the default).
+    pub fn explain_in(
+        &self,
+        domain: Option<&str>,
+        prefix: &str,
+    ) -> Result<ExplainView, ClientError> {
         let req = Request::Explain {
             prefix: prefix.to_string(),
+            domain: domain.map(String::from),
         };
         self.typed(&req, "explain")
+    }
+
+    /// `show domains`.
+    pub fn domains(&self) -> Result<Vec<crate::api::views::DomainView>, ClientError> {
+        self.typed(&Request::Domains, "domains")
     }
 
     /// `show bfd`: the BFD sessions.

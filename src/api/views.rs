@@ -75,6 +75,26 @@ pub struct NeighborView {
     /// session and the stale routes kept for it; null: it sent none.
     #[serde(deserialize_with = "required")]
     pub graceful_restart: Option<GracefulRestartView>,
+    /// The routing domain (`peers[].domain`); absent: the default one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+}
+
+/// One routing domain in `show domains`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DomainView {
+    /// `default` for the default domain (`kernel.table`).
+    pub name: String,
+    pub table: u32,
+    /// Its `ip rule`s as `ip rule` prints them (`PRIORITY: from PREFIX
+    /// lookup TABLE`).
+    pub rules: Vec<String>,
+    pub peers: Vec<String>,
+    /// Prefixes in its Loc-RIB.
+    pub prefixes: usize,
+    /// Of those, installed in its kernel table.
+    pub fib_installed: usize,
 }
 
 /// A neighbour's graceful restart, in `show neighbors`.
@@ -165,6 +185,7 @@ impl NeighborView {
                     stale_routes: 0,
                     stale: None,
                 }),
+            domain: peer.domain.clone(),
         }
     }
 }

@@ -29,6 +29,9 @@ use crate::events::{SessionEnd, SessionOpens};
 use collector::{Handle, LinkState};
 use encode::{DownReason, PeerHeader, Stat};
 
+/// The RIB a peer's routes live in (its routing domain's).
+pub type RibOf<'a> = &'a dyn Fn(PeerId) -> &'a Rib;
+
 /// A peer with an Established session, as BMP describes it.
 struct UpPeer {
     address: IpAddr,
@@ -281,10 +284,10 @@ impl Bmp {
 
     /// Import policy changed (reload): the post-policy view of every peer
     /// again, rejected prefixes withdrawn.
-    pub fn policies_changed(&mut self, rib: &Rib) {
+    pub fn policies_changed(&mut self, ribs: RibOf<'_>) {
         let ids: Vec<PeerId> = self.peers.keys().copied().collect();
         for id in ids {
-            let msgs = self.dump(id, rib, true, true);
+            let msgs = self.dump(id, ribs(id), true, true);
             self.broadcast(|c| {
                 if c.wants(BmpMonitoring::PostPolicy) {
                     msgs.clone()
@@ -322,18 +325,18 @@ impl Bmp {
 
     /// Every second (the router task's tick): bring newly connected
     /// collectors up to date, send Statistics Reports when due.
-    pub fn tick(&mut self, rib: &Rib) {
+    pub fn tick(&mut self, ribs: RibOf<'_>) {
         for i in 0..self.collectors.len() {
             let epoch = self.collectors[i].handle.epoch();
             if epoch != 0 && epoch != self.collectors[i].synced {
-                self.sync(i, epoch, rib);
+                self.sync(i, epoch, ribs);
             }
             let c = &self.collectors[i];
             let interval = Duration::from_secs(u64::from(c.cfg.statistics_interval));
             if c.cfg.statistics_interval > 0 && c.last_stats.elapsed() >= interval {
                 self.collectors[i].last_stats = Instant::now();
                 if let Some(epoch) = self.collectors[i].live() {
-                    for m in self.statistics(rib) {
+                    for m in self.statistics(ribs) {
                         self.collectors[i].send(epoch, m);
                     }
                 }
@@ -342,7 +345,7 @@ impl Bmp {
     }
 
     /// The initial dump to collector `i` on its connection `epoch`.
-    fn sync(&mut self, i: usize, epoch: u64, rib: &Rib) {
+    fn sync(&mut self, i: usize, epoch: u64, ribs: RibOf<'_>) {
         let (pre, post) = {
             let c = &self.collectors[i];
             (
@@ -353,10 +356,10 @@ impl Bmp {
         let mut msgs: Vec<Vec<u8>> = self.peers.values().map(|p| p.peer_up.clone()).collect();
         for id in self.peers.keys() {
             if pre {
-                msgs.extend(self.dump(*id, rib, false, false));
+                msgs.extend(self.dump(*id, ribs(*id), false, false));
             }
             if post {
-                msgs.extend(self.dump(*id, rib, true, false));
+                msgs.extend(self.dump(*id, ribs(*id), true, false));
             }
         }
         let c = &mut self.collectors[i];
@@ -367,11 +370,12 @@ impl Bmp {
     }
 
     /// One Statistics Report per Established peer (RFC 7854 §4.8).
-    fn statistics(&self, rib: &Rib) -> Vec<Vec<u8>> {
+    fn statistics(&self, ribs: RibOf<'_>) -> Vec<Vec<u8>> {
         let now = SystemTime::now();
         self.peers
             .iter()
             .map(|(id, p)| {
+                let rib = ribs(*id);
                 let counts = rib.peer_counters(*id);
                 let import = rib.import_counters(*id);
                 let mut stats = vec![

@@ -12,7 +12,10 @@ use wire::{Community, Family, LargeCommunity};
 use super::de;
 use super::password::{self, Password};
 
+mod domain;
 mod new;
+
+pub use domain::{Domain, DomainRule};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,6 +45,10 @@ pub struct Config {
     /// routes to; reload adds and removes them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bmp: Vec<BmpCollector>,
+    /// Routing domains besides the default one (`kernel.table`), see
+    /// [`Domain`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<Domain>,
 }
 
 /// `bmp[]`: one BMP collector (RFC 7854), reached over TCP.
@@ -451,6 +458,10 @@ pub struct Peer {
         skip_serializing_if = "Option::is_none"
     )]
     pub bfd: Option<Bfd>,
+    /// The routing domain (`domains[].name`) the peer belongs to; absent:
+    /// the default domain (`kernel.table`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
 }
 
 /// `peers[].passwordSecretRef`: key `key` of Secret `name`.
@@ -782,6 +793,10 @@ pub struct Advertise {
     /// Kubernetes mode only: Service addresses as /32 and /128 routes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub services: Option<ServiceAddresses>,
+    /// Advertise to the peers of this routing domain (`domains[].name`)
+    /// instead of the default domain's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
 }
 
 impl Advertise {
@@ -795,6 +810,7 @@ impl Advertise {
             local_pref: None,
             pod_cidrs: None,
             services: None,
+            domain: None,
         }
     }
 

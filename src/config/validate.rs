@@ -12,6 +12,8 @@ use super::error::KeyPath;
 use super::password;
 use super::schema::{Config, GracefulRestart, Peer, PrefixLimit};
 
+mod domains;
+
 type Invalid = (KeyPath, String);
 
 /// The first problem found, with the key path of the offending value.
@@ -45,6 +47,7 @@ pub(super) fn validate(c: &Config) -> Result<(), Invalid> {
     let peer_names = check_peers(c, &policy_names)?;
     check_ranges(c, &policy_names)?;
     check_neighbor_refs(c, &peer_names)?;
+    domains::check_domains(c)?;
     check_advertise(c)?;
     check_bmp(c)
 }

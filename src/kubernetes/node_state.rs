@@ -175,7 +175,14 @@ impl Publisher {
         let Some(neighbors) = ask::<Vec<NeighborView>>(router, Request::Neighbors).await else {
             return;
         };
-        let Some(fib) = ask::<Vec<FibEntryView>>(router, Request::Fib { prefix: None }).await
+        let Some(fib) = ask::<Vec<FibEntryView>>(
+            router,
+            Request::Fib {
+                prefix: None,
+                domain: None,
+            },
+        )
+        .await
         else {
             return;
         };
@@ -190,6 +197,7 @@ impl Publisher {
             } else {
                 let req = Request::Explain {
                     prefix: cidr.to_string(),
+                    domain: None,
                 };
                 ask::<ExplainView>(router, req).await
             };

@@ -577,6 +577,7 @@ pub fn kroute_config(t: &Topology, n: &Node) -> Config {
             local_pref: None,
             pod_cidrs: (t.scenario == Scenario::Kubernetes).then(config::PodCidrs::default),
             services: None,
+            domain: None,
         }],
         policies: vec![
             Policy {
@@ -590,6 +591,7 @@ pub fn kroute_config(t: &Topology, n: &Node) -> Config {
         ],
         log: config::Log::default(),
         bmp: Vec::new(),
+        domains: Vec::new(),
     }
 }
 

@@ -129,7 +129,7 @@ impl RouterTask {
                 keepalive: status.hold_time.map(|h| h / 3),
                 connect_retry: router.connect_retry,
             },
-            updates_queued: self.rib.queued(id),
+            updates_queued: self.rib_of(id).queued(id),
             last_change_unix: unix_seconds(status.last_change),
             bfd_configured: p.bfd.is_some(),
             graceful_restart_advertised: p.graceful_restart_or(router).enabled,
@@ -201,7 +201,10 @@ impl RouterTask {
         };
         self.bmp.peer_stopped(id, &nf);
         let _ = e.cmd.send(PeerCmd::Stop(nf));
-        self.rib.remove_peer(id, out);
+        let (rib, out) = self
+            .domains
+            .rib_out(&mut self.rib, out, e.cfg.domain.as_deref());
+        rib.remove_peer(id, out);
         // Back in the registry without a task: `show neighbors` lists it.
         self.add_peer(&e.cfg);
         info!(peer = %name, "disabled by the operator (Cease/2 administrative shutdown sent)");
@@ -218,7 +221,10 @@ impl RouterTask {
             return ok(serde_json::json!({ "peer": name, "disabled": false, "changed": false }));
         }
         let e = self.peers.remove(&id).expect("peer_id found it");
-        self.rib.remove_peer(id, out);
+        let (rib, out) = self
+            .domains
+            .rib_out(&mut self.rib, out, e.cfg.domain.as_deref());
+        rib.remove_peer(id, out);
         self.add_peer(&e.cfg);
         info!(peer = %name, "enabled by the operator");
         self.watch_peer(name, "enabled");
@@ -242,9 +248,11 @@ impl RouterTask {
         }
         let families = e.status.borrow().families.clone();
         let cfg = peer_config(&e.cfg, self.config.router.asn, e.learned_asn);
-        self.rib.set_peer_config(id, cfg, out);
+        let domain = e.cfg.domain.clone();
+        let (rib, out) = self.domains.rib_out(&mut self.rib, out, domain.as_deref());
+        rib.set_peer_config(id, cfg, out);
         for &family in &families {
-            self.rib.route_refresh(id, family, out);
+            rib.route_refresh(id, family, out);
         }
         info!(peer = %name, "soft refresh by the operator: import re-run, Adj-RIB-Out sent again");
         self.watch_peer(name, "refreshed");

@@ -59,6 +59,7 @@ pub fn advertise(prefixes: &[&str]) -> Vec<Advertise> {
         local_pref: None,
         pod_cidrs: None,
         services: None,
+        domain: None,
     }]
 }
 

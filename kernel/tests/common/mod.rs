@@ -145,6 +145,7 @@ pub fn cfg() -> FibConfig {
         install: true,
         keep_on_exit: false,
         nexthop_objects: true,
+        nexthop_ids: kernel::DEFAULT_NEXTHOP_IDS,
     }
 }
 

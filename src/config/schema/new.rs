@@ -20,6 +20,7 @@ impl Config {
             policies: Vec::new(),
             log: super::Log::default(),
             bmp: Vec::new(),
+            domains: Vec::new(),
         }
     }
 }
@@ -72,6 +73,7 @@ impl Peer {
             next_hop_ipv6: None,
             bfd: None,
             graceful_restart: None,
+            domain: None,
         }
     }
 }

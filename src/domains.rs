@@ -1,0 +1,268 @@
+//! Routing domains (`domains:`): each a RIB of its own (its peers' routes
+//! decided among themselves, exported only to its peers) and a FIB of its
+//! own writing into the domain's kernel table, plus the `ip rule`s that
+//! send traffic there. Owned by the router task; the default domain (the
+//! router task's own RIB and FIB, `kernel.table`) is not in here.
+//!
+//! Nothing crosses domains by itself: a domain's peers are sent what its
+//! RIB holds (their own routes, reflected or re-advertised as BGP does)
+//! and what `advertise[]` entries naming the domain originate. That is
+//! the only way to put a prefix into another domain: leaking learned
+//! routes between domains is a route-leak risk (an Internet default into
+//! the cluster fabric, the cluster's routes to the Internet) and is not
+//! done.
+
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+
+use kernel::{Fib, FibEvent, PolicyRule, RuleSelector, Rules};
+use rib::{Outputs, Rib};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::config::{self, Config};
+
+/// Nexthop object ids of the domain with table `table`: 4096 of their own
+/// (`kernel::nexthop_ids_of_table`), so that the FIBs of one namespace
+/// never hand out the same id (ids are per namespace, not per table).
+/// Domain tables are 1..=65535 (`config::Domain::table`).
+fn nexthop_ids(table: u32) -> RangeInclusive<u32> {
+    kernel::nexthop_ids_of_table(u16::try_from(table).expect("validated: 1..=65535"))
+}
+
+/// The `ip rule`s `c` asks for, over all domains.
+pub fn wanted_rules(c: &Config) -> Vec<PolicyRule> {
+    c.domains
+        .iter()
+        .flat_map(|d| {
+            d.rules.iter().filter_map(|r| {
+                let selector = match (&r.from, &r.to, r.fwmark, &r.iif) {
+                    (Some(p), _, _, _) => RuleSelector::From(*p),
+                    (_, Some(p), _, _) => RuleSelector::To(*p),
+                    (_, _, Some(m), _) => RuleSelector::Fwmark(m),
+                    (_, _, _, Some(i)) => RuleSelector::Iif(i.clone()),
+                    _ => return None, // validation requires one
+                };
+                Some(PolicyRule {
+                    priority: r.priority,
+                    selector,
+                    table: d.table,
+                })
+            })
+        })
+        .collect()
+}
+
+/// One domain: its RIB, its FIB and what its RIB produced since the last
+/// flush (its FIB changes go to its FIB, its UPDATEs wait in its RIB's
+/// Adj-RIB-Out like the default domain's).
+pub struct Domain {
+    pub cfg: config::Domain,
+    pub rib: Rib,
+    pub fib: Fib,
+    pub pending: Outputs,
+    /// What its RIB was last given to originate.
+    pub originated: Vec<rib::Origination>,
+}
+
+/// Every configured domain by name, the rules, and the FIB events of all
+/// domain FIBs tagged with the domain's name.
+pub struct Domains {
+    pub list: BTreeMap<String, Domain>,
+    /// Domains removed by a reload, emptied and stopped at the next flush.
+    pub retired: Vec<Domain>,
+    events_tx: mpsc::UnboundedSender<(String, FibEvent)>,
+    pub events: Option<mpsc::UnboundedReceiver<(String, FibEvent)>>,
+    /// None when nothing is installed (`kernel.install: false`): no rules
+    /// are written either.
+    rules: Option<Rules>,
+    protocol: u8,
+}
+
+impl Domains {
+    /// No domains (and no rules touched): the router task's start value.
+    pub fn none(protocol: u8) -> Domains {
+        let (events_tx, events) = mpsc::unbounded_channel();
+        Domains {
+            list: BTreeMap::new(),
+            retired: Vec::new(),
+            events_tx,
+            events: Some(events),
+            rules: None,
+            protocol,
+        }
+    }
+
+    /// The RIB of `domain` (None: the default domain's, `default`).
+    /// Every domain a peer names exists (validated, and the router task
+    /// moves peers before a reload retires their domain).
+    pub fn rib_ref<'a>(&'a self, default: &'a Rib, domain: Option<&str>) -> &'a Rib {
+        match domain.and_then(|d| self.list.get(d)) {
+            Some(d) => &d.rib,
+            None => default,
+        }
+    }
+
+    /// [`Domains::rib_ref`], mutable.
+    pub fn rib_mut<'a>(&'a mut self, default: &'a mut Rib, domain: Option<&str>) -> &'a mut Rib {
+        match domain.and_then(|d| self.list.get_mut(d)) {
+            Some(d) => &mut d.rib,
+            None => default,
+        }
+    }
+
+    /// The RIB of `domain` and the outputs it writes into: the domain's
+    /// own (flushed to its FIB), or `default_out` for the default domain.
+    pub fn rib_out<'a>(
+        &'a mut self,
+        default: &'a mut Rib,
+        default_out: &'a mut Outputs,
+        domain: Option<&str>,
+    ) -> (&'a mut Rib, &'a mut Outputs) {
+        match domain.and_then(|d| self.list.get_mut(d)) {
+            Some(d) => (&mut d.rib, &mut d.pending),
+            None => (default, default_out),
+        }
+    }
+
+    /// Starts a FIB per domain of `c` and writes the rules. In the calling
+    /// thread's network namespace, like `kernel::Fib::start`.
+    pub fn start(c: &Config) -> Result<Domains, String> {
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let rules = if c.kernel.install {
+            Some(Rules::open(c.kernel.protocol).map_err(|e| format!("netlink (rules): {e}"))?)
+        } else {
+            None
+        };
+        let mut domains = Domains {
+            list: BTreeMap::new(),
+            retired: Vec::new(),
+            events_tx,
+            events: Some(events),
+            rules,
+            protocol: c.kernel.protocol,
+        };
+        for d in &c.domains {
+            let domain = domains.start_domain(c, d)?;
+            domains.list.insert(d.name.clone(), domain);
+        }
+        if let Err(e) = domains.reconcile_rules(c) {
+            if !c.domains.is_empty() {
+                return Err(e);
+            }
+            // Only leftovers of a run with domains to clean up: not worth
+            // refusing to start over.
+            warn!("{e}");
+        }
+        Ok(domains)
+    }
+
+    fn start_domain(&self, c: &Config, d: &config::Domain) -> Result<Domain, String> {
+        let fib_cfg = kernel::FibConfig {
+            table: d.table,
+            nexthop_ids: nexthop_ids(d.table),
+            ..crate::daemon::fib_config(c)
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let fib = Fib::start(fib_cfg, tx)
+            .map_err(|e| format!("domain {}: cannot open netlink: {e}", d.name))?;
+        let (name, events) = (d.name.clone(), self.events_tx.clone());
+        // Tag each event with its domain; ends when the FIB stops.
+        tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                if events.send((name.clone(), ev)).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut rib = Rib::new(crate::rib_task::rib_config(c));
+        rib.set_fib_confirms(true);
+        rib.set_pull_exports(true);
+        info!(domain = %d.name, table = d.table, "routing domain started");
+        Ok(Domain {
+            cfg: d.clone(),
+            rib,
+            fib,
+            pending: Outputs::default(),
+            originated: Vec::new(),
+        })
+    }
+
+    /// Makes the kernel's rules those of `c`'s domains; a list of what
+    /// changed, in words.
+    pub fn reconcile_rules(&mut self, c: &Config) -> Result<Vec<String>, String> {
+        let Some(rules) = &mut self.rules else {
+            return Ok(Vec::new());
+        };
+        let changes = rules
+            .reconcile(&wanted_rules(c))
+            .map_err(|e| format!("ip rules: {e}"))?;
+        let mut done: Vec<String> = changes
+            .added
+            .iter()
+            .map(|r| format!("rule added: {r}"))
+            .collect();
+        if changes.removed > 0 {
+            done.push(format!("{} rules removed", changes.removed));
+        }
+        for d in &done {
+            info!("{d}");
+        }
+        Ok(done)
+    }
+
+    /// Starts the domains `new` adds and retires those it removes or
+    /// whose table changes (their peers must have left their RIBs first:
+    /// the router task moves them). Returns what it did, in words.
+    pub fn reconfigure(&mut self, new: &Config) -> Result<Vec<String>, String> {
+        let mut done = Vec::new();
+        let names: Vec<String> = self.list.keys().cloned().collect();
+        for name in names {
+            let keep = new
+                .domains
+                .iter()
+                .find(|d| d.name == name)
+                .is_some_and(|d| d.table == self.list[&name].cfg.table);
+            if !keep {
+                let d = self.list.remove(&name).expect("listed");
+                done.push(format!(
+                    "domain {name} removed (table {} emptied)",
+                    d.cfg.table
+                ));
+                self.retired.push(d);
+            }
+        }
+        for d in &new.domains {
+            match self.list.get_mut(&d.name) {
+                Some(have) => have.cfg = d.clone(),
+                None => {
+                    let domain = self.start_domain(new, d)?;
+                    self.list.insert(d.name.clone(), domain);
+                    done.push(format!("domain {} added (table {})", d.name, d.table));
+                }
+            }
+        }
+        done.extend(self.reconcile_rules(new)?);
+        Ok(done)
+    }
+
+    /// At exit: stop every FIB (each removes its routes unless they are
+    /// kept), and remove the rules unless the routes stay (`keepOnExit`,
+    /// graceful restart): then the rules stay too, so that forwarding
+    /// survives the restart.
+    pub async fn shutdown(&mut self, keep_routes: bool) {
+        for d in self.list.values() {
+            d.fib.shutdown().await;
+        }
+        if keep_routes {
+            return;
+        }
+        if let Some(rules) = &mut self.rules {
+            match rules.remove_all() {
+                Ok(0) => {}
+                Ok(n) => info!("removed {n} ip rules of protocol {}", self.protocol),
+                Err(e) => warn!("removing our ip rules: {e}"),
+            }
+        }
+    }
+}
