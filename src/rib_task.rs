@@ -205,6 +205,7 @@ fn session_config(
             router_id: c.router.router_id,
             hold_time: p.hold_time_or(&c.router),
             families: p.families.clone(),
+            extended_next_hop: p.extended_next_hop(),
             graceful_restart: local_graceful_restart(
                 &p.graceful_restart_or(&c.router),
                 restarting_until,

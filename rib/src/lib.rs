@@ -98,6 +98,11 @@ pub struct SessionInfo {
     pub local_next_hop_v6: Option<Ipv6Addr>,
     /// RFC 8950 negotiated: IPv4 NLRI may carry `local_next_hop_v6`.
     pub extended_next_hop_v4: bool,
+    /// Our link-local address on the link shared with the peer, sent
+    /// beside `local_next_hop_v6` (the 32-octet form of RFC 2545 §3) when
+    /// we are the next hop; none: the peer is not on a shared link, or the
+    /// IPv6 next hop is configured (`nextHopIpv6`).
+    pub local_link_local: Option<Ipv6Addr>,
 }
 
 /// A prefix this node announces itself.

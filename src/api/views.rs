@@ -170,6 +170,19 @@ pub struct NeighborDetailView {
     pub bfd_configured: bool,
     /// We advertise graceful restart to this peer (`gracefulRestart.enabled`).
     pub graceful_restart_advertised: bool,
+    /// RFC 8950 extended next hop (IPv4 unicast over IPv6 next hops).
+    #[serde(default)]
+    pub extended_next_hop: ExtendedNextHopView,
+}
+
+/// A peer's RFC 8950 capability, in `show neighbor NAME`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExtendedNextHopView {
+    /// We advertise it (`extendedNextHop`).
+    pub advertised: bool,
+    /// Both sides advertised it in the last Established session.
+    pub negotiated: bool,
 }
 
 /// A peer's timers in seconds: configured, and the negotiated ones while a
@@ -648,6 +661,7 @@ mod tests {
                     local_next_hop_v4: Some("10.0.0.1".parse().unwrap()),
                     local_next_hop_v6: None,
                     extended_next_hop_v4: false,
+                    local_link_local: None,
                 },
                 &mut out,
             );

@@ -343,6 +343,12 @@ pub struct Peer {
     /// Next hop we advertise for IPv6 routes (else derived from the session).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_hop_ipv6: Option<Ipv6Addr>,
+    /// RFC 8950 extended next hop: advertise the capability for IPv4
+    /// unicast over IPv6 next hops, accept IPv4 routes with an IPv6 next
+    /// hop, and (negotiated, without `nextHopIpv4`) send ours with one.
+    /// Default off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extended_next_hop: Option<bool>,
     /// Most prefixes the peer may send (see [`MaxPrefixes`]); none: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_prefixes: Option<MaxPrefixes>,
@@ -526,6 +532,12 @@ impl Peer {
     /// Same ASN as ours.
     pub fn is_ibgp(&self, local_asn: u32) -> bool {
         self.asn == local_asn
+    }
+
+    /// Whether the RFC 8950 extended next hop capability is advertised
+    /// (`extendedNextHop`, default off).
+    pub fn extended_next_hop(&self) -> bool {
+        self.extended_next_hop.unwrap_or(false)
     }
 
     /// The TTL of our packets to this peer.

@@ -117,6 +117,12 @@ fn check_peers<'c>(c: &'c Config, policies: &[&str]) -> Result<HashSet<&'c str>,
             }
         }
         check_families(&path.key("families"), &peer.families)?;
+        if peer.extended_next_hop() && !peer.families.contains(&Family::Ipv4Unicast) {
+            return Err((
+                path.key("extendedNextHop"),
+                "extended next hop (RFC 8950) carries IPv4 routes: add ipv4-unicast to families or remove extendedNextHop".into(),
+            ));
+        }
         if peer.route_reflector_client && !peer.is_ibgp(c.router.asn) {
             return Err((
                 path.key("routeReflectorClient"),
