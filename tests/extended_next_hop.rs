@@ -125,8 +125,7 @@ impl Topo {
                 let rib = rib();
                 match rib.iter().find(|r| r.prefix == prefix) {
                     Some(r)
-                        if r.next_hops.iter().any(|n| n == K6)
-                            && r.next_hops.iter().any(|n| *n == k_ll) =>
+                        if r.next_hops.iter().any(|n| n == K6) && r.next_hops.contains(&k_ll) =>
                     {
                         Ok(())
                     }
