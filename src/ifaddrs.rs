@@ -3,6 +3,7 @@
 
 use std::ffi::CStr;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::num::NonZeroU32;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IfAddr {
@@ -124,29 +125,42 @@ pub fn sibling_v6(ip: IpAddr) -> Option<Ipv6Addr> {
     })
 }
 
-/// Our IPv6 link-local address on the link a session from `local` to
-/// `peer` runs over, if it runs over one shared link: the local address is
-/// itself link-local, or the peer's address is on-link (inside a prefix of
-/// the local address' interface). RFC 2545 §3: the link-local next hop is
-/// sent beside the global one only to a peer on the same link.
-pub fn shared_link_local(local: IpAddr, peer: IpAddr) -> Option<Ipv6Addr> {
-    if let IpAddr::V6(v6) = local {
-        if is_link_local_v6(&v6) {
-            return Some(v6);
-        }
-    }
+/// The link a session runs over when it runs over one shared link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedLink {
+    pub ifindex: NonZeroU32,
+    /// Our link-local address on it, if it has one.
+    pub link_local: Option<Ipv6Addr>,
+}
+
+/// The link shared by a session from `local` to `peer`: the local
+/// address' interface when the local address is link-local or the peer's
+/// address is on-link (inside a prefix of that interface). RFC 2545 §3:
+/// the link-local next hop is sent beside the global one only to a peer
+/// on the same link, and a link-local next hop received is an address on
+/// that link.
+pub fn shared_link(local: IpAddr, peer: IpAddr) -> Option<SharedLink> {
     let addrs = all();
     let ifname = &addrs.iter().find(|a| a.address == local)?.interface;
-    let on_link = addrs
-        .iter()
-        .filter(|a| &a.interface == ifname)
-        .any(|a| same_prefix(a.address, peer, a.prefix_len));
+    let local_is_ll = matches!(local, IpAddr::V6(v6) if is_link_local_v6(&v6));
+    let on_link = local_is_ll
+        || addrs
+            .iter()
+            .filter(|a| &a.interface == ifname)
+            .any(|a| same_prefix(a.address, peer, a.prefix_len));
     if !on_link {
         return None;
     }
-    addrs.iter().find_map(|a| match a.address {
+    let name = std::ffi::CString::new(ifname.as_str()).ok()?;
+    // SAFETY: `name` is a NUL-terminated string that outlives the call.
+    let ifindex = NonZeroU32::new(unsafe { libc::if_nametoindex(name.as_ptr()) })?;
+    let link_local = addrs.iter().find_map(|a| match a.address {
         IpAddr::V6(v6) if &a.interface == ifname && is_link_local_v6(&v6) => Some(v6),
         _ => None,
+    });
+    Some(SharedLink {
+        ifindex,
+        link_local,
     })
 }
 
@@ -197,14 +211,10 @@ mod tests {
     }
 
     #[test]
-    fn loopback_sessions_are_on_no_shared_link() {
-        // lo has no link-local address.
-        assert_eq!(
-            shared_link_local(
-                IpAddr::V6(Ipv6Addr::LOCALHOST),
-                IpAddr::V6(Ipv6Addr::LOCALHOST)
-            ),
-            None
-        );
+    fn loopback_sessions_have_no_link_local() {
+        // ::1 is on lo and on-link, but lo has no link-local address.
+        let lo = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        let link = shared_link(lo, lo).expect("::1 is on lo");
+        assert_eq!(link.link_local, None);
     }
 }

@@ -84,8 +84,9 @@ impl Topo {
         );
     }
 
-    /// The peer's loopback is in kroute's kernel via an IPv6 gateway (its
-    /// global or link-local address) on the link.
+    /// The peer's loopback is in kroute's kernel via an IPv6 gateway: the
+    /// link-local address the peer sent beside its global one (on-link),
+    /// on the link's interface.
     fn wait_peer_route_via_inet6(&self) {
         let p_ll = link_local(&self.p_ns, &self.link.dev_b);
         let prefix = format!("{P_LO}/32");
@@ -93,11 +94,7 @@ impl Topo {
             CONVERGE,
             &format!("{prefix} in kroute's kernel via inet6"),
             || match route_via(&self.k_ns, &prefix) {
-                Some(nhs)
-                    if nhs.len() == 1
-                        && (nhs[0].0 == P6 || nhs[0].0 == p_ll)
-                        && nhs[0].1 == self.link.dev_a =>
-                {
+                Some(nhs) if nhs.len() == 1 && nhs[0].0 == p_ll && nhs[0].1 == self.link.dev_a => {
                     Ok(())
                 }
                 other => Err(format!(
@@ -152,16 +149,16 @@ impl Topo {
     }
 }
 
-#[test]
-fn bird_ipv4_over_ipv6_next_hops_both_ways() {
-    let t = topo("enhb");
-    let dir = test_dir("enh-bird");
+/// A BIRD peer with `extended next hop on` towards kroute at `neighbor`
+/// from `local`, installing its BGP routes in its kernel and announcing
+/// `statics` (blackholes).
+fn bird_config(router_id: &str, local: &str, neighbor: &str, statics: &[&str]) -> String {
     let ipv4 = Channel {
         options: vec!["extended next hop on;".into()],
         ..Channel::all(Afi::Ipv4)
     };
-    let config = BirdConfig {
-        router_id: "10.255.16.2".into(),
+    BirdConfig {
+        router_id: router_id.into(),
         kernel: [Afi::Ipv4, Afi::Ipv6]
             .map(|afi| KernelProtocol {
                 name: format!("k_{}", afi.name()),
@@ -171,19 +168,25 @@ fn bird_ipv4_over_ipv6_next_hops_both_ways() {
                 merge_paths: false,
             })
             .to_vec(),
-        statics: vec![StaticProtocol {
-            name: "s4".into(),
-            afi: Afi::Ipv4,
-            routes: vec![StaticRoute {
-                prefix: format!("{P_LO}/32"),
-                attrs: vec![],
-            }],
-        }],
+        statics: [Afi::Ipv4, Afi::Ipv6]
+            .map(|afi| StaticProtocol {
+                name: format!("s_{}", afi.name()),
+                afi,
+                routes: statics
+                    .iter()
+                    .filter(|p| Afi::of(p) == afi)
+                    .map(|p| StaticRoute {
+                        prefix: p.to_string(),
+                        attrs: vec![],
+                    })
+                    .collect(),
+            })
+            .to_vec(),
         bgp: vec![BgpProtocol {
             name: "up".into(),
-            local_address: P6.into(),
+            local_address: local.into(),
             local_as: PEER_ASN,
-            neighbor_address: K6.into(),
+            neighbor_address: neighbor.into(),
             neighbor_as: KROUTE_ASN,
             options: vec![
                 "connect delay time 1;".into(),
@@ -195,17 +198,127 @@ fn bird_ipv4_over_ipv6_next_hops_both_ways() {
             channels: vec![ipv4, Channel::all(Afi::Ipv6)],
         }],
         ..Default::default()
-    };
-    let bird = lkbird::Bird::start(&t.p_ns, &BirdSpec::new(dir.path(), config.render()))
-        .unwrap_or_else(|e| panic!("{e}"));
-    t.wait_negotiated(|| match bird.established("up") {
+    }
+    .render()
+}
+
+fn bird_up(bird: &lkbird::Bird) -> Result<(), String> {
+    match bird.established("up") {
         Ok(r) => r,
         Err(e) => Err(e.to_string()),
-    });
+    }
+}
+
+#[test]
+fn bird_ipv4_over_ipv6_next_hops_both_ways() {
+    let t = topo("enhb");
+    let dir = test_dir("enh-bird");
+    let config = bird_config("10.255.16.2", P6, K6, &[&format!("{P_LO}/32")]);
+    let bird = lkbird::Bird::start(&t.p_ns, &BirdSpec::new(dir.path(), config))
+        .unwrap_or_else(|e| panic!("{e}"));
+    t.wait_negotiated(|| bird_up(&bird));
     t.wait_peer_route_via_inet6();
     t.wait_our_route_at_peer(|| bird.rib().unwrap_or_default());
     t.wait_ping();
     drop(bird);
+}
+
+/// Next hops (gateway, dev) of kroute's route for `prefix`, sorted.
+fn sorted_via(ns: &Netns, prefix: &str) -> Option<Vec<(String, String)>> {
+    route_via(ns, prefix).map(|mut v| {
+        v.sort();
+        v
+    })
+}
+
+/// Two uplinks to two BIRD routers announcing the same IPv4 and IPv6
+/// prefixes, each next hop global + link-local: kroute installs both
+/// families ECMP via the routers' link-local addresses, each with its
+/// interface (IPv4 `via inet6`); one uplink down, the routes keep the
+/// other.
+#[test]
+fn ecmp_over_two_links_via_link_local_next_hops() {
+    const E4: &str = "10.16.9.0/24";
+    const E6: &str = "fd00:16:9::/64";
+    let k_ns = netns("kenhe");
+    let mut cfg = k::config(KROUTE_ASN, "10.255.16.1");
+    let mut links = Vec::new();
+    let mut birds = Vec::new();
+    let mut dirs = Vec::new();
+    let mut nss = Vec::new();
+    for i in 1..=2 {
+        let p_ns = netns(&format!("penhe{i}"));
+        let (kaddr, paddr) = (format!("fd00:16:{i}::1"), format!("fd00:16:{i}::2"));
+        let link = veth(
+            &k_ns,
+            &p_ns,
+            &[&format!("{kaddr}/64")],
+            &[&format!("{paddr}/64")],
+        );
+        let mut kp = k::peer(&format!("up{i}"), &paddr, PEER_ASN, &[V4, V6]);
+        kp.extended_next_hop = Some(true);
+        cfg.peers.push(kp);
+        let dir = test_dir(&format!("enh-ecmp{i}"));
+        let conf = bird_config(&format!("10.255.16.{}", 10 + i), &paddr, &kaddr, &[E4, E6]);
+        let bird = lkbird::Bird::start(&p_ns, &BirdSpec::new(dir.path(), conf))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let ll = link_local(&p_ns, &link.dev_b);
+        links.push((link, ll));
+        birds.push(bird);
+        dirs.push(dir);
+        nss.push(p_ns);
+    }
+    let kroute = Kroute::start(&k_ns, cfg);
+    wait_until(CONVERGE, "both sessions", || {
+        kroute.established("up1")?;
+        kroute.established("up2")?;
+        birds.iter().try_for_each(bird_up)
+    });
+    let mut both: Vec<(String, String)> = links
+        .iter()
+        .map(|(l, ll)| (ll.clone(), l.dev_a.clone()))
+        .collect();
+    both.sort();
+    for prefix in [E4, E6] {
+        wait_until(
+            CONVERGE,
+            &format!("{prefix} ECMP via {both:?}"),
+            || match sorted_via(&k_ns, prefix) {
+                Some(v) if v == both => Ok(()),
+                other => Err(format!(
+                    "{other:?}; kernel: {}",
+                    common::kernel::describe(&k_ns)
+                )),
+            },
+        );
+    }
+    // `show fib` names the BGP next hop as sent (global + link-local) and
+    // the kernel one as installed (link-local, interface).
+    let fib = kroute.cli_ok(&["show", "fib"]);
+    assert!(
+        fib.contains(&format!("via {} dev {}", links[0].1, links[0].0.dev_a)),
+        "{fib}"
+    );
+    // Uplink 1 loses its carrier: both families keep uplink 2 only.
+    k_ns.set_link(&links[0].0.dev_a, false)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rest = vec![(links[1].1.clone(), links[1].0.dev_a.clone())];
+    for prefix in [E4, E6] {
+        wait_until(
+            CONVERGE,
+            &format!("{prefix} via {rest:?} only"),
+            || match sorted_via(&k_ns, prefix) {
+                Some(v) if v == rest => Ok(()),
+                other => Err(format!(
+                    "{other:?}; kernel: {}",
+                    common::kernel::describe(&k_ns)
+                )),
+            },
+        );
+    }
+    drop(kroute);
+    drop(birds);
+    drop(links);
 }
 
 #[test]

@@ -134,7 +134,9 @@ impl Ctx<'_> {
         });
 
         let path_nh = best.post.next_hop;
+        // A link-local next hop means nothing on another link.
         let keep = !nh_self
+            && !path_nh.address_is_link_local()
             && match (family, path_nh.address) {
                 (Family::Ipv4Unicast, IpAddr::V4(_)) | (Family::Ipv6Unicast, IpAddr::V6(_)) => true,
                 (Family::Ipv4Unicast, IpAddr::V6(_)) => session.extended_next_hop_v4,
@@ -150,6 +152,7 @@ impl Ctx<'_> {
             let own_v6 = |v6| NextHop {
                 address: IpAddr::V6(v6),
                 link_local: session.local_link_local,
+                interface: None,
             };
             match family {
                 Family::Ipv4Unicast => match (session.local_next_hop_v4, session.local_next_hop_v6)
@@ -364,6 +367,7 @@ mod tests {
             next_hop: NextHop {
                 address: "2001:db8::1".parse().unwrap(),
                 link_local: Some("fe80::1".parse().unwrap()),
+                interface: None,
             },
             attrs: PathAttributes {
                 origin: Some(Origin::Igp),

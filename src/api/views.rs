@@ -662,6 +662,7 @@ mod tests {
                     local_next_hop_v6: None,
                     extended_next_hop_v4: false,
                     local_link_local: None,
+                    interface: None,
                 },
                 &mut out,
             );
@@ -762,6 +763,7 @@ mod tests {
                 bgp_next_hops: vec![kernel::BgpNextHop {
                     address: "fd00::1".parse().unwrap(),
                     link_local: Some("fe80::1".parse().unwrap()),
+                    interface: None,
                 }],
                 kernel_next_hops: vec!["via fe80::1 dev veth0".into()],
                 status: "installed".into(),

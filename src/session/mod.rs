@@ -601,9 +601,12 @@ fn session_info(
     let local_next_hop_v6 = cfg
         .next_hop_ipv6
         .or_else(|| local_ip.and_then(crate::ifaddrs::sibling_v6));
-    let local_link_local = match (cfg.next_hop_ipv6, local_ip) {
-        (None, Some(ip)) => crate::ifaddrs::shared_link_local(ip, socket::unmap(cfg.remote.ip())),
-        _ => None,
+    let link =
+        local_ip.and_then(|ip| crate::ifaddrs::shared_link(ip, socket::unmap(cfg.remote.ip())));
+    // Our link-local next hop only beside our own derived global one.
+    let local_link_local = match cfg.next_hop_ipv6 {
+        None => link.as_ref().and_then(|l| l.link_local),
+        Some(_) => None,
     };
     rib::SessionInfo {
         remote_router_id: neg.remote_router_id,
@@ -612,6 +615,7 @@ fn session_info(
         local_next_hop_v6,
         extended_next_hop_v4: neg.extended_next_hop_v4,
         local_link_local,
+        interface: link.map(|l| l.ifindex),
     }
 }
 
