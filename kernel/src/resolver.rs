@@ -438,6 +438,42 @@ mod tests {
         );
     }
 
+    fn scoped(address: &str, link_local: Option<&str>, ifindex: u32) -> BgpNextHop {
+        BgpNextHop {
+            link_local: link_local.map(|l| l.parse().unwrap()),
+            interface: std::num::NonZeroU32::new(ifindex),
+            ..BgpNextHop::new(address.parse().unwrap())
+        }
+    }
+
+    #[test]
+    fn link_local_only_next_hops_go_on_their_interface() {
+        assert_eq!(
+            scoped_hop(&scoped("fe80::2", None, 7), None),
+            Some(hop("fe80::2", 7))
+        );
+        // Without an interface there is nothing to install it on.
+        assert_eq!(scoped_hop(&scoped("fe80::2", None, 0), None), None);
+    }
+
+    #[test]
+    fn global_plus_link_local_uses_the_link_local_only_when_the_global_is_on_link() {
+        let nh = scoped("fd00::2", Some("fe80::2"), 7);
+        // fd00::2 on-link on interface 7: via fe80::2 there.
+        let on_link = reachable(&[hop("fd00::2", 7)]);
+        assert_eq!(scoped_hop(&nh, Some(&on_link)), Some(hop("fe80::2", 7)));
+        // Through a router, or on another interface: the global as resolved.
+        let routed = reachable(&[hop("fd00::9", 7)]);
+        assert_eq!(scoped_hop(&nh, Some(&routed)), None);
+        let elsewhere = reachable(&[hop("fd00::2", 8)]);
+        assert_eq!(scoped_hop(&nh, Some(&elsewhere)), None);
+        assert_eq!(
+            scoped_hop(&nh, Some(&Resolved::unreachable("no route"))),
+            None
+        );
+        assert_eq!(scoped_hop(&nh, None), None);
+    }
+
     #[test]
     fn links_that_went_down_or_away_are_found() {
         let link = |up| Link {
