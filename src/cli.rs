@@ -983,6 +983,14 @@ fn neighbor_text(d: &NeighborDetailView) -> String {
         },
     ));
     rows.push((
+        "Extended next hop",
+        format!(
+            "we advertise it: {}; negotiated: {}",
+            yes_no(d.extended_next_hop.advertised),
+            yes_no(d.extended_next_hop.negotiated)
+        ),
+    ));
+    rows.push((
         "Graceful restart",
         format!(
             "we advertise it: {}; the peer: {}",

@@ -54,19 +54,6 @@ pub fn install_panic_exit() {
     }));
 }
 
-pub fn fib_config(c: &Config) -> kernel::FibConfig {
-    kernel::FibConfig {
-        table: c.kernel.table,
-        protocol: c.kernel.protocol,
-        metric: c.kernel.metric,
-        install: c.kernel.install,
-        // Graceful restart (RFC 4724): our forwarding state survives us.
-        keep_on_exit: c.kernel.keep_on_exit || c.graceful_restart_enabled(),
-        nexthop_objects: c.kernel.nexthop_objects,
-        nexthop_ids: kernel::DEFAULT_NEXTHOP_IDS,
-    }
-}
-
 pub async fn run(config_path: &Path) -> Result<(), String> {
     let cfg = config::load(config_path).map_err(|e| e.to_string())?;
     run_config(cfg, config_path, None).await
@@ -98,7 +85,7 @@ pub async fn run_config(
     // with the FIB's writes (one confirmation per write step), that is
     // with what the bounded direction let through.
     let (fib_tx, fib_rx) = mpsc::unbounded_channel();
-    let fib = kernel::Fib::start(fib_config(&cfg), fib_tx)
+    let fib = kernel::Fib::start(crate::domains::fib_config(&cfg), fib_tx)
         .map_err(|e| format!("cannot open netlink (are you root?): {e}"))?;
     let api_listener = crate::api::bind(&cfg.api.socket, cfg.api.group.as_ref())
         .map_err(|e| format!("api socket {}: {e}", cfg.api.socket.display()))?;

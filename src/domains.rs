@@ -161,7 +161,7 @@ impl Domains {
         let fib_cfg = kernel::FibConfig {
             table: d.table,
             nexthop_ids: nexthop_ids(d.table),
-            ..crate::daemon::fib_config(c)
+            ..fib_config(c)
         };
         let (tx, mut rx) = mpsc::unbounded_channel();
         let fib = Fib::start(fib_cfg, tx)
@@ -175,7 +175,7 @@ impl Domains {
                 }
             }
         });
-        let mut rib = Rib::new(crate::rib_task::rib_config(c));
+        let mut rib = Rib::new(rib_config(c));
         rib.set_fib_confirms(true);
         rib.set_pull_exports(true);
         info!(domain = %d.name, table = d.table, "routing domain started");
@@ -264,5 +264,34 @@ impl Domains {
                 Err(e) => warn!("removing our ip rules: {e}"),
             }
         }
+    }
+}
+
+/// The RIB's settings from `c` (every domain's RIB has the same).
+pub fn rib_config(c: &Config) -> rib::RibConfig {
+    rib::RibConfig {
+        local_asn: c.router.asn,
+        router_id: c.router.router_id,
+        cluster_id: c.router.cluster_id,
+        max_paths: c.router.max_paths,
+        multipath_relax: c.router.multipath_relax,
+        always_compare_med: c.router.always_compare_med,
+        install: c.kernel.install,
+        policies: c.policies.clone(),
+    }
+}
+
+/// The default domain's FIB settings from `c` (a domain's differ in the
+/// table and the nexthop id range).
+pub fn fib_config(c: &Config) -> kernel::FibConfig {
+    kernel::FibConfig {
+        table: c.kernel.table,
+        protocol: c.kernel.protocol,
+        metric: c.kernel.metric,
+        install: c.kernel.install,
+        // Graceful restart (RFC 4724): our forwarding state survives us.
+        keep_on_exit: c.kernel.keep_on_exit || c.graceful_restart_enabled(),
+        nexthop_objects: c.kernel.nexthop_objects,
+        nexthop_ids: kernel::DEFAULT_NEXTHOP_IDS,
     }
 }

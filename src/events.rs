@@ -261,6 +261,9 @@ pub struct PeerStatus {
     pub refresh_coalesced: u64,
     /// The graceful restart capability of the last Established session.
     pub graceful_restart: Option<PeerGracefulRestart>,
+    /// RFC 8950 (IPv4 over IPv6 next hops) negotiated in the last
+    /// Established session.
+    pub extended_next_hop: bool,
     /// BGP messages in and out over all of the peer's connections; the
     /// session's reader and writer count, `/metrics` reads.
     pub messages: Arc<MessageCounters>,
@@ -334,6 +337,7 @@ impl PeerStatus {
             refresh_ignored: 0,
             refresh_coalesced: 0,
             graceful_restart: None,
+            extended_next_hop: false,
             messages: Arc::default(),
         }
     }

@@ -22,7 +22,7 @@ use wire::{Family, Notification, Prefix, Update};
 use crate::api::views::{BfdState, ExplainView, FibEntryView, NeighborView, ReloadView};
 use crate::bfd::BfdHandle;
 use crate::config::{self, Config};
-use crate::domains::Domains;
+use crate::domains::{rib_config, Domains};
 use crate::events::{PeerCmd, PeerGracefulRestart, PeerStatus, Reply, Request, Response, RibEvent};
 use crate::listener::{access_list, AccessList};
 use crate::session::PeerTask;
@@ -167,19 +167,6 @@ fn bfd_peers(c: &Config) -> Vec<crate::bfd::BfdPeer> {
         .collect()
 }
 
-pub fn rib_config(c: &Config) -> rib::RibConfig {
-    rib::RibConfig {
-        local_asn: c.router.asn,
-        router_id: c.router.router_id,
-        cluster_id: c.router.cluster_id,
-        max_paths: c.router.max_paths,
-        multipath_relax: c.router.multipath_relax,
-        always_compare_med: c.router.always_compare_med,
-        install: c.kernel.install,
-        policies: c.policies.clone(),
-    }
-}
-
 /// The RIB's view of peer `p`; `learned`: the AS of its last OPEN, used
 /// when its `asn` is a kind (`external`). Before any OPEN an `external`
 /// peer has no AS and no session: nothing is exported to it or imported
@@ -238,6 +225,7 @@ fn session_config(
             router_id: c.router.router_id,
             hold_time: p.hold_time_or(&c.router),
             families: p.families.clone(),
+            extended_next_hop: p.extended_next_hop(),
             graceful_restart: local_graceful_restart(
                 &p.graceful_restart_or(&c.router),
                 restarting_until,

@@ -153,7 +153,15 @@ fn wait_route(k_ns: &Netns, l: &Link) {
         CONVERGE,
         &format!("{} via {} in kroute's kernel", l.prefix, l.via),
         || match route_via(k_ns, l.prefix) {
-            Some(nhs) if nhs.iter().any(|(gw, _)| gw == l.via) => Ok(()),
+            // On a shared link the peer's global + link-local IPv6 next
+            // hop is installed via the link-local.
+            Some(nhs)
+                if nhs.iter().any(|(gw, _)| {
+                    gw == l.via || (l.via.contains(':') && gw.starts_with("fe80:"))
+                }) =>
+            {
+                Ok(())
+            }
             other => Err(format!("{other:?}")),
         },
     )

@@ -105,6 +105,8 @@ impl Harness {
             local_next_hop_v4: Some("10.0.0.1".parse().unwrap()),
             local_next_hop_v6: Some("fd00::1".parse().unwrap()),
             extended_next_hop_v4: bit(3),
+            local_link_local: None,
+            interface: None,
         };
         let codec = |n: u8| SessionCodec {
             four_octet_as: bit(n),

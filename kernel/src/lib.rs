@@ -57,10 +57,14 @@
 //! how often routes others changed are put back), and below
 //! them `writer` (batches), `nexthop` (object messages), `msg`, `netlink`.
 //!
-//! Limits: a BGP next hop whose `address` is link-local (fe80::/10) cannot be
-//! resolved without an interface and is reported unreachable; the
-//! `link_local` field of [`BgpNextHop`] is carried but not used for
-//! installation yet. A next hop whose best kernel match is a route of our own
+//! Link-local next hops: a BGP next hop carries the interface of the
+//! session it came over (`interface`, set by the RIB). A link-local-only
+//! one is installed on that interface without resolution (while the link
+//! is up); a global + link-local one goes via the link-local when the
+//! global is on-link on that interface, else via the global as resolved.
+//!
+//! Limits: a link-local next hop without an interface is unreachable. A
+//! next hop whose best kernel match is a route of our own
 //! protocol is unreachable ("resolves only through a BGP route"), even if a
 //! less specific non-BGP route would cover it.
 

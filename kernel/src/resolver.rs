@@ -7,6 +7,8 @@
 //! us when that answer changes, so every next hop is resolved again after
 //! any link, address or foreign route change (see `recheck`).
 
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
@@ -39,6 +41,10 @@ struct NextHop {
 pub(crate) struct Resolver {
     links: HashMap<u32, Link>,
     nexthops: FastMap<IpAddr, NextHop>,
+    /// Kernel next hops through a link-local address on a given interface
+    /// (see [`scoped_hop`]), one shared slice each, as resolutions are:
+    /// every route through the same neighbour shares it.
+    scoped: RefCell<FastMap<KernelHop, Arc<[KernelHop]>>>,
     events: UnboundedSender<FibEvent>,
 }
 
@@ -47,6 +53,7 @@ impl Resolver {
         Resolver {
             links,
             nexthops: FastMap::default(),
+            scoped: RefCell::default(),
             events,
         }
     }
@@ -176,16 +183,44 @@ impl Resolver {
     /// Every kernel next hop some reachable BGP next hop resolves to now:
     /// what a nexthop object may still forward on (see `Objects::shrink`).
     pub(crate) fn alive_hops(&self) -> FastSet<KernelHop> {
+        let scoped = self.scoped.borrow();
         self.nexthops
             .values()
             .filter(|nh| matches!(nh.res.state, NexthopState::Reachable { .. }))
             .flat_map(|nh| nh.res.hops.iter().copied())
+            .chain(scoped.keys().copied().filter(|h| self.link_up(h.ifindex)))
             .collect()
+    }
+
+    fn link_up(&self, index: u32) -> bool {
+        self.links.get(&index).is_some_and(|l| l.up)
     }
 
     /// What a route with these BGP next hops should be in the kernel.
     pub(crate) fn desired(&self, nhs: &[BgpNextHop]) -> Desired {
-        desired(nhs, |a| self.nexthops.get(a).map(|n| &n.res))
+        let state_of = |nh: &BgpNextHop| -> Option<Cow<'_, Resolved>> {
+            let global = self.nexthops.get(&nh.address).map(|n| &n.res);
+            match scoped_hop(nh, global) {
+                Some(h) if self.link_up(h.ifindex) => {
+                    let hops = self
+                        .scoped
+                        .borrow_mut()
+                        .entry(h)
+                        .or_insert_with(|| Arc::from([h]))
+                        .clone();
+                    Some(Cow::Owned(Resolved {
+                        state: NexthopState::Reachable { metric: 0 },
+                        hops,
+                    }))
+                }
+                Some(h) => Some(Cow::Owned(Resolved::unreachable(format!(
+                    "interface {} is down",
+                    self.link_name(h.ifindex)
+                )))),
+                None => global.map(Cow::Borrowed),
+            }
+        };
+        desired(nhs, state_of)
     }
 
     /// A kernel next hop in words, as `ip route` writes it: "via 10.0.0.1
@@ -199,6 +234,34 @@ impl Resolver {
         };
         format!("via {family}{} dev {dev}", h.gateway)
     }
+}
+
+/// The kernel next hop of a BGP next hop through its link-local address,
+/// when it has one on a known interface (the session's link): a
+/// link-local-only next hop always; a global + link-local one when the
+/// global address is on-link on that same interface (it resolves to
+/// itself there), as FRR installs it. Otherwise none: the global address
+/// is resolved as usual. `global`: the global address' resolution.
+fn scoped_hop(nh: &BgpNextHop, global: Option<&Resolved>) -> Option<KernelHop> {
+    let ifindex = nh.interface?.get();
+    if nh.address_is_link_local() {
+        return Some(KernelHop {
+            gateway: nh.address,
+            ifindex,
+        });
+    }
+    let ll = nh.link_local?;
+    let on_link = KernelHop {
+        gateway: nh.address,
+        ifindex,
+    };
+    let r = global?;
+    (matches!(r.state, NexthopState::Reachable { .. }) && r.hops[..] == [on_link]).then_some(
+        KernelHop {
+            gateway: IpAddr::V6(ll),
+            ifindex,
+        },
+    )
 }
 
 fn link_name(links: &HashMap<u32, Link>, index: u32) -> String {
@@ -221,9 +284,12 @@ fn links_gone_down(old: &HashMap<u32, Link>, fresh: &HashMap<u32, Link>) -> Vec<
 /// as resolved (shared, not copied: the common case at a full table). More:
 /// the union of the reachable ones' kernel next hops (ECMP); none reachable
 /// but one local: local; else unresolved, with every reason.
-fn desired<'a>(nhs: &[BgpNextHop], state_of: impl Fn(&IpAddr) -> Option<&'a Resolved>) -> Desired {
+fn desired<'a>(
+    nhs: &[BgpNextHop],
+    state_of: impl Fn(&BgpNextHop) -> Option<Cow<'a, Resolved>>,
+) -> Desired {
     if let [one] = nhs {
-        return match state_of(&one.address) {
+        return match state_of(one) {
             Some(r) => match &r.state {
                 NexthopState::Reachable { .. } => Desired::Install(r.hops.clone()),
                 NexthopState::Local => Desired::Local,
@@ -238,7 +304,7 @@ fn desired<'a>(nhs: &[BgpNextHop], state_of: impl Fn(&IpAddr) -> Option<&'a Reso
     let mut local = false;
     let mut why = Vec::new();
     for nh in nhs {
-        match state_of(&nh.address) {
+        match state_of(nh) {
             Some(r) => match &r.state {
                 NexthopState::Reachable { .. } => hops.extend(r.hops.iter().copied()),
                 NexthopState::Local => local = true,
@@ -325,7 +391,7 @@ mod tests {
     }
 
     fn decide(known: &HashMap<IpAddr, Resolved>, addrs: &[&str]) -> Desired {
-        desired(&nhs(addrs), |a| known.get(a))
+        desired(&nhs(addrs), |nh| known.get(&nh.address).map(Cow::Borrowed))
     }
 
     #[test]
@@ -370,6 +436,42 @@ mod tests {
             decide(&k, &["10.0.2.1", "10.0.3.1"]),
             Desired::Unresolved("10.0.2.1: no route; 10.0.3.1: not resolved yet".into())
         );
+    }
+
+    fn scoped(address: &str, link_local: Option<&str>, ifindex: u32) -> BgpNextHop {
+        BgpNextHop {
+            link_local: link_local.map(|l| l.parse().unwrap()),
+            interface: std::num::NonZeroU32::new(ifindex),
+            ..BgpNextHop::new(address.parse().unwrap())
+        }
+    }
+
+    #[test]
+    fn link_local_only_next_hops_go_on_their_interface() {
+        assert_eq!(
+            scoped_hop(&scoped("fe80::2", None, 7), None),
+            Some(hop("fe80::2", 7))
+        );
+        // Without an interface there is nothing to install it on.
+        assert_eq!(scoped_hop(&scoped("fe80::2", None, 0), None), None);
+    }
+
+    #[test]
+    fn global_plus_link_local_uses_the_link_local_only_when_the_global_is_on_link() {
+        let nh = scoped("fd00::2", Some("fe80::2"), 7);
+        // fd00::2 on-link on interface 7: via fe80::2 there.
+        let on_link = reachable(&[hop("fd00::2", 7)]);
+        assert_eq!(scoped_hop(&nh, Some(&on_link)), Some(hop("fe80::2", 7)));
+        // Through a router, or on another interface: the global as resolved.
+        let routed = reachable(&[hop("fd00::9", 7)]);
+        assert_eq!(scoped_hop(&nh, Some(&routed)), None);
+        let elsewhere = reachable(&[hop("fd00::2", 8)]);
+        assert_eq!(scoped_hop(&nh, Some(&elsewhere)), None);
+        assert_eq!(
+            scoped_hop(&nh, Some(&Resolved::unreachable("no route"))),
+            None
+        );
+        assert_eq!(scoped_hop(&nh, None), None);
     }
 
     #[test]

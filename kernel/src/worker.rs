@@ -251,6 +251,11 @@ impl Worker {
             }
             let backup = table::sorted(backup);
             for nh in next_hops.iter().chain(backup.iter()) {
+                // A link-local-only next hop has nothing to resolve: it is
+                // on its interface (see `Resolver::desired`).
+                if nh.on_link_only().is_some() {
+                    continue;
+                }
                 if last_nh != Some(nh.address) {
                     self.resolver.ensure(&mut self.query, nh.address);
                     last_nh = Some(nh.address);

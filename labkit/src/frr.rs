@@ -76,6 +76,8 @@ pub struct Neighbor {
     pub passive: bool,
     /// `neighbor X bfd` (needs bfdd).
     pub bfd: bool,
+    /// `neighbor X capability extended-nexthop` (RFC 8950).
+    pub extended_nexthop: bool,
     /// Address families to activate, each with extra `neighbor X ...`
     /// lines for that family (e.g. `next-hop-self force`,
     /// `route-map NAME out`).
@@ -168,6 +170,9 @@ impl BgpdConfig {
             }
             if n.bfd {
                 let _ = writeln!(c, " neighbor {a} bfd");
+            }
+            if n.extended_nexthop {
+                let _ = writeln!(c, " neighbor {a} capability extended-nexthop");
             }
         }
         for afi in [Afi::Ipv4, Afi::Ipv6] {

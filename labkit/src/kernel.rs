@@ -87,17 +87,20 @@ pub fn parse_routes(json: &str, afi: Afi) -> std::result::Result<Vec<KernelRoute
     }
     let v: Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
     let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    // A gateway of the other family (`via inet6 fe80::1`, RFC 5549 /
+    // RTA_VIA) is `"via": {"family": "inet6", "host": ADDR}`.
+    let gw = |v: &Value| match v.pointer("/via/host").and_then(Value::as_str) {
+        Some(h) => h.to_string(),
+        None => s(v, "gateway"),
+    };
     let list = v.as_array().ok_or("not a JSON array")?;
     Ok(list
         .iter()
         .map(|r| KernelRoute {
             dst: normalize_dst(&s(r, "dst"), afi),
             nexthops: match r.get("nexthops").and_then(Value::as_array) {
-                Some(nhs) => nhs
-                    .iter()
-                    .map(|nh| (s(nh, "gateway"), s(nh, "dev")))
-                    .collect(),
-                None => vec![(s(r, "gateway"), s(r, "dev"))],
+                Some(nhs) => nhs.iter().map(|nh| (gw(nh), s(nh, "dev"))).collect(),
+                None => vec![(gw(r), s(r, "dev"))],
             },
             protocol: s(r, "protocol"),
             kind: r

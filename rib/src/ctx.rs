@@ -82,6 +82,12 @@ impl<'a> Ctx<'a> {
         if p.is_local() {
             return NhStatus::Originated;
         }
+        // A link-local address on the link of the session that sent it is
+        // directly connected while the session is up; the FIB installs it
+        // on that interface (and follows the link's carrier).
+        if p.post.next_hop.on_link_only().is_some() {
+            return NhStatus::Reachable(0);
+        }
         match self.nexthops.get(&p.post.next_hop.address) {
             None => NhStatus::Unresolved,
             Some(NexthopState::Unreachable(r)) => NhStatus::Unreachable(r),

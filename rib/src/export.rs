@@ -134,26 +134,35 @@ impl Ctx<'_> {
         });
 
         let path_nh = best.post.next_hop;
+        // A link-local next hop means nothing on another link.
         let keep = !nh_self
+            && !path_nh.address_is_link_local()
             && match (family, path_nh.address) {
                 (Family::Ipv4Unicast, IpAddr::V4(_)) | (Family::Ipv6Unicast, IpAddr::V6(_)) => true,
                 (Family::Ipv4Unicast, IpAddr::V6(_)) => session.extended_next_hop_v4,
                 (Family::Ipv6Unicast, IpAddr::V4(_)) => false,
             };
+        // A kept next hop goes as the address only: a link-local address
+        // the path came with belongs to another link.
         let next_hop = if keep {
             NextHop::new(path_nh.address)
         } else {
+            // Ourselves as an IPv6 next hop: with our link-local address on
+            // a shared link (RFC 2545 §3; RFC 8950 §3 for IPv4 NLRI).
+            let own_v6 = |v6| NextHop {
+                address: IpAddr::V6(v6),
+                link_local: session.local_link_local,
+                interface: None,
+            };
             match family {
                 Family::Ipv4Unicast => match (session.local_next_hop_v4, session.local_next_hop_v6)
                 {
                     (Some(v4), _) => NextHop::new(IpAddr::V4(v4)),
-                    (None, Some(v6)) if session.extended_next_hop_v4 => {
-                        NextHop::new(IpAddr::V6(v6))
-                    }
+                    (None, Some(v6)) if session.extended_next_hop_v4 => own_v6(v6),
                     _ => return Err("no IPv4 next hop for this session".into()),
                 },
                 Family::Ipv6Unicast => match session.local_next_hop_v6 {
-                    Some(v6) => NextHop::new(IpAddr::V6(v6)),
+                    Some(v6) => own_v6(v6),
                     None => return Err("no IPv6 next hop for this session".into()),
                 },
             }
@@ -358,6 +367,7 @@ mod tests {
             next_hop: NextHop {
                 address: "2001:db8::1".parse().unwrap(),
                 link_local: Some("fe80::1".parse().unwrap()),
+                interface: None,
             },
             attrs: PathAttributes {
                 origin: Some(Origin::Igp),

@@ -26,6 +26,7 @@ mod stale;
 pub mod table;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::num::NonZeroU32;
 
 use serde::Serialize;
 use wire::{Community, LargeCommunity};
@@ -98,6 +99,15 @@ pub struct SessionInfo {
     pub local_next_hop_v6: Option<Ipv6Addr>,
     /// RFC 8950 negotiated: IPv4 NLRI may carry `local_next_hop_v6`.
     pub extended_next_hop_v4: bool,
+    /// Our link-local address on the link shared with the peer, sent
+    /// beside `local_next_hop_v6` (the 32-octet form of RFC 2545 §3) when
+    /// we are the next hop; none: the peer is not on a shared link, or the
+    /// IPv6 next hop is configured (`nextHopIpv6`).
+    pub local_link_local: Option<Ipv6Addr>,
+    /// The interface the session runs over when the peer is on a shared
+    /// link: the scope of the link-local next hops it sends (kept in the
+    /// paths' next hops, see [`wire::NextHop::interface`]).
+    pub interface: Option<NonZeroU32>,
 }
 
 /// A prefix this node announces itself.

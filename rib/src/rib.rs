@@ -316,6 +316,13 @@ impl Rib {
             return ImportReport::default();
         };
         let mut report = screen(&peer.cfg, self.cfg.local_asn, session, &mut update);
+        // A link-local next hop is an address on the session's link: give
+        // it that interface, the FIB installs through it.
+        if let (Some(r), Some(link)) = (update.mp_reach.as_mut(), session.interface) {
+            if r.next_hop.link_local.is_some() || r.next_hop.address_is_link_local() {
+                r.next_hop.interface = Some(link);
+            }
+        }
         let reachable = update.nlri.len() + update.mp_reach.as_ref().map_or(0, |r| r.nlri.len());
         if report.treat_as_withdraw.is_none() {
             report.treat_as_withdraw = self.own_next_hop_error(id, &update);
@@ -743,6 +750,11 @@ impl Rib {
         if path.is_local() || !path.accepted() {
             return;
         }
+        // Nothing to resolve for a link-local-only next hop: it is on the
+        // session's link (see `Ctx::nh_status`).
+        if path.post.next_hop.on_link_only().is_some() {
+            return;
+        }
         let addr = path.post.next_hop.address;
         *self.nexthop_users.entry(addr).or_default() += 1;
         if self.watched.insert(addr) {
@@ -767,6 +779,9 @@ impl Rib {
     /// through a next hop it finds unresolved).
     fn path_gone(&mut self, path: &PathInfo, out: &mut Outputs) {
         if path.is_local() || !path.accepted() {
+            return;
+        }
+        if path.post.next_hop.on_link_only().is_some() {
             return;
         }
         let addr = path.post.next_hop.address;

@@ -410,6 +410,8 @@ fn run(dir: &Path) -> Run {
                     local_next_hop_v4: u.next_hop_v4,
                     local_next_hop_v6: u.next_hop_v6,
                     extended_next_hop_v4: u.extended_next_hop_v4,
+                    local_link_local: None,
+                    interface: None,
                 },
                 &mut out,
             ),

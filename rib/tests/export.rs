@@ -391,3 +391,32 @@ fn peer_down_in_steps_covers_every_prefix_once() {
     );
     assert_eq!(rib.peer_counters(2).advertised, 1);
 }
+
+#[test]
+fn own_ipv6_next_hop_carries_the_shared_link_local_kept_ones_do_not() {
+    let mut rib = Rib::new(cfg());
+    add_up(&mut rib, 1, ebgp("a", "192.0.2.1", 65101), "192.0.2.1");
+    reach(&mut rib, "192.0.2.1", 0);
+    rib.add_peer(2, ebgp("link", "fd00::2", 65102));
+    let mut out = Outputs::default();
+    rib.peer_up(
+        2,
+        SessionInfo {
+            local_next_hop_v4: None,
+            extended_next_hop_v4: true,
+            local_link_local: Some("fe80::1".parse().unwrap()),
+            ..session("10.0.0.2")
+        },
+        &mut out,
+    );
+    let out = receive(
+        &mut rib,
+        1,
+        update_v4(&["10.1.0.0/24"], "192.0.2.1", attrs(&[65101])),
+    );
+    let (_, u) = out.updates.iter().find(|(id, _)| *id == 2).unwrap();
+    let r = u.mp_reach.as_ref().unwrap();
+    assert_eq!(r.family, Family::Ipv4Unicast);
+    assert_eq!(r.next_hop.address, ip("fd00::1"));
+    assert_eq!(r.next_hop.link_local, Some("fe80::1".parse().unwrap()));
+}

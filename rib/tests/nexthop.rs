@@ -176,3 +176,50 @@ fn originated_and_learned_is_not_installed() {
         lost.detail
     );
 }
+
+/// A link-local next hop is an address on the session's link: the path
+/// carries that interface to the FIB, and a link-local-only one needs no
+/// resolution (there is nothing to resolve it with).
+#[test]
+fn link_local_next_hops_carry_the_sessions_interface() {
+    let link = std::num::NonZeroU32::new(7);
+    let mut rib = Rib::new(cfg());
+    rib.add_peer(1, ebgp("tor", "fe80::2", 65101));
+    let mut out = Outputs::default();
+    rib.peer_up(
+        1,
+        SessionInfo {
+            interface: link,
+            ..session("192.0.2.1")
+        },
+        &mut out,
+    );
+    let out = receive(
+        &mut rib,
+        1,
+        update_v6(&["2001:db8:1::/48"], "fe80::2", attrs(&[65101])),
+    );
+    assert!(out.watch_nexthops.is_empty(), "{:?}", out.watch_nexthops);
+    let change = out
+        .fib
+        .iter()
+        .find(|c| c.prefix == p("2001:db8:1::/48"))
+        .expect("installed without waiting for a resolution");
+    assert_eq!(change.next_hops.len(), 1);
+    assert_eq!(change.next_hops[0].address, ip("fe80::2"));
+    assert_eq!(change.next_hops[0].interface, link);
+
+    // Global + link-local: the global is resolved as ever, the interface
+    // goes along for the FIB to pick the link-local on that link.
+    let mut u = update_v6(&["2001:db8:2::/48"], "2001:db8::2", attrs(&[65101]));
+    u.mp_reach.as_mut().unwrap().next_hop.link_local = Some("fe80::2".parse().unwrap());
+    let out = receive(&mut rib, 1, u);
+    assert_eq!(out.watch_nexthops, vec![ip("2001:db8::2")]);
+    let out = reach(&mut rib, "2001:db8::2", 0);
+    let change = out
+        .fib
+        .iter()
+        .find(|c| c.prefix == p("2001:db8:2::/48"))
+        .expect("installed once the global resolves");
+    assert_eq!(change.next_hops[0].interface, link);
+}

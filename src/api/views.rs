@@ -220,6 +220,19 @@ pub struct NeighborDetailView {
     pub bfd_configured: bool,
     /// We advertise graceful restart to this peer (`gracefulRestart.enabled`).
     pub graceful_restart_advertised: bool,
+    /// RFC 8950 extended next hop (IPv4 unicast over IPv6 next hops).
+    #[serde(default)]
+    pub extended_next_hop: ExtendedNextHopView,
+}
+
+/// A peer's RFC 8950 capability, in `show neighbor NAME`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExtendedNextHopView {
+    /// We advertise it (`extendedNextHop`).
+    pub advertised: bool,
+    /// Both sides advertised it in the last Established session.
+    pub negotiated: bool,
 }
 
 /// A peer's timers in seconds: configured, and the negotiated ones while a
@@ -734,6 +747,8 @@ mod tests {
                     local_next_hop_v4: Some("10.0.0.1".parse().unwrap()),
                     local_next_hop_v6: None,
                     extended_next_hop_v4: false,
+                    local_link_local: None,
+                    interface: None,
                 },
                 &mut out,
             );
@@ -834,6 +849,7 @@ mod tests {
                 bgp_next_hops: vec![kernel::BgpNextHop {
                     address: "fd00::1".parse().unwrap(),
                     link_local: Some("fe80::1".parse().unwrap()),
+                    interface: None,
                 }],
                 kernel_next_hops: vec!["via fe80::1 dev veth0".into()],
                 status: "installed".into(),

@@ -320,38 +320,3 @@ pub(super) fn ser_ttl_security<S: Serializer>(v: &Option<u8>, s: S) -> Result<S:
         }
     }
 }
-
-/// `peers[].asn`: a number, or `external` / `internal` (any AS of that
-/// kind, learned from the peer's OPEN).
-pub(super) fn peer_asn<'de, D: Deserializer<'de>>(d: D) -> Result<super::PeerAsn, D::Error> {
-    struct V;
-    const EXPECTING: &str =
-        "an ASN in 1..=4294967294 other than 23456 (AS_TRANS), `external` or `internal`";
-    impl<'de> Visitor<'de> for V {
-        type Value = super::PeerAsn;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str(EXPECTING)
-        }
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-            if valid_asn(v) {
-                Ok(super::PeerAsn::Number(v as u32))
-            } else {
-                Err(E::invalid_value(Unexpected::Unsigned(v), &self))
-            }
-        }
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-            match u64::try_from(v) {
-                Ok(u) => self.visit_u64(u),
-                Err(_) => Err(E::invalid_value(Unexpected::Signed(v), &self)),
-            }
-        }
-        fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
-            match s {
-                "external" => Ok(super::PeerAsn::External),
-                "internal" => Ok(super::PeerAsn::Internal),
-                _ => Err(E::invalid_value(Unexpected::Str(s), &self)),
-            }
-        }
-    }
-    d.deserialize_any(V)
-}

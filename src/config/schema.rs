@@ -365,7 +365,6 @@ pub struct Peer {
     pub port: u16,
     /// A number, or `external` / `internal`: any AS of that kind, the one
     /// in the peer's OPEN (see [`PeerAsn`]).
-    #[serde(deserialize_with = "de::peer_asn")]
     pub asn: PeerAsn,
     /// Source address to bind for outgoing connections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -438,6 +437,12 @@ pub struct Peer {
     /// Next hop we advertise for IPv6 routes (else derived from the session).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_hop_ipv6: Option<Ipv6Addr>,
+    /// RFC 8950 extended next hop: advertise the capability for IPv4
+    /// unicast over IPv6 next hops, accept IPv4 routes with an IPv6 next
+    /// hop, and (negotiated, without `nextHopIpv4`) send ours with one.
+    /// Default off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extended_next_hop: Option<bool>,
     /// Most prefixes the peer may send (see [`MaxPrefixes`]); none: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_prefixes: Option<MaxPrefixes>,
@@ -704,8 +709,39 @@ impl Serialize for PeerAsn {
 }
 
 impl<'de> Deserialize<'de> for PeerAsn {
+    /// A number, or `external` / `internal` (checked in the visitor, so
+    /// an error carries the value's own line and column).
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<PeerAsn, D::Error> {
-        de::peer_asn(d)
+        struct V;
+        const EXPECTING: &str =
+            "an ASN in 1..=4294967294 other than 23456 (AS_TRANS), `external` or `internal`";
+        impl serde::de::Visitor<'_> for V {
+            type Value = PeerAsn;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(EXPECTING)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                if de::valid_asn(v) {
+                    Ok(PeerAsn::Number(v as u32))
+                } else {
+                    Err(E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+                }
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                match u64::try_from(v) {
+                    Ok(u) => self.visit_u64(u),
+                    Err(_) => Err(E::invalid_value(serde::de::Unexpected::Signed(v), &self)),
+                }
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                match s {
+                    "external" => Ok(PeerAsn::External),
+                    "internal" => Ok(PeerAsn::Internal),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(s), &self)),
+                }
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -713,6 +749,12 @@ impl Peer {
     /// iBGP: our AS, or `internal`.
     pub fn is_ibgp(&self, local_asn: u32) -> bool {
         self.asn.is_ibgp(local_asn)
+    }
+
+    /// Whether the RFC 8950 extended next hop capability is advertised
+    /// (`extendedNextHop`, default off).
+    pub fn extended_next_hop(&self) -> bool {
+        self.extended_next_hop.unwrap_or(false)
     }
 
     /// The TTL of our packets to this peer.

@@ -11,10 +11,11 @@ use wire::Family;
 use super::error::KeyPath;
 use super::password;
 use super::schema::{Config, GracefulRestart, Peer, PrefixLimit};
+pub(super) use name::check_name;
+use name::Invalid;
 
 mod domains;
-
-type Invalid = (KeyPath, String);
+mod name;
 
 /// The first problem found, with the key path of the offending value.
 pub(super) fn validate(c: &Config) -> Result<(), Invalid> {
@@ -111,22 +112,6 @@ fn check_bmp(c: &Config) -> Result<(), Invalid> {
     Ok(())
 }
 
-pub(super) fn check_name(path: &KeyPath, what: &str, name: &str) -> Result<(), Invalid> {
-    if name.is_empty() {
-        return Err((path.clone(), format!("{what} name must not be empty")));
-    }
-    if let Some(bad) = name
-        .chars()
-        .find(|ch| !(ch.is_ascii_alphanumeric() || "_.-".contains(*ch)))
-    {
-        return Err((
-            path.clone(),
-            format!("{what} name {name:?} contains {bad:?} (allowed: letters, digits, _ . -)"),
-        ));
-    }
-    Ok(())
-}
-
 /// Policy names are valid and unique; returns them in file order.
 fn check_policies(c: &Config) -> Result<Vec<&str>, Invalid> {
     let mut names: Vec<&str> = Vec::new();
@@ -194,6 +179,12 @@ fn check_peer_settings(
     policies: &[&str],
 ) -> Result<(), Invalid> {
     check_families(&path.key("families"), &peer.families)?;
+    if peer.extended_next_hop() && !peer.families.contains(&Family::Ipv4Unicast) {
+        return Err((
+            path.key("extendedNextHop"),
+            "extended next hop (RFC 8950) carries IPv4 routes: add ipv4-unicast to families or remove extendedNextHop".into(),
+        ));
+    }
     if peer.route_reflector_client && !peer.is_ibgp(c.router.asn) {
         return Err((
             path.key("routeReflectorClient"),

@@ -13,8 +13,8 @@ use wire::Notification;
 
 use super::{peer_config, RouterTask};
 use crate::api::views::{
-    next_hop_text, unix_seconds, FamilyCountView, NeighborDetailView, StatusView, TimersView,
-    WatchEvent, SCHEMA_VERSION,
+    next_hop_text, unix_seconds, ExtendedNextHopView, FamilyCountView, NeighborDetailView,
+    StatusView, TimersView, WatchEvent, SCHEMA_VERSION,
 };
 use crate::events::{PeerCmd, PeerStatus, Reply, Response, SessionState};
 
@@ -133,6 +133,10 @@ impl RouterTask {
             last_change_unix: unix_seconds(status.last_change),
             bfd_configured: p.bfd.is_some(),
             graceful_restart_advertised: p.graceful_restart_or(router).enabled,
+            extended_next_hop: ExtendedNextHopView {
+                advertised: p.extended_next_hop(),
+                negotiated: status.extended_next_hop,
+            },
             neighbor,
         })
     }

@@ -29,7 +29,7 @@ pub mod open;
 pub mod socket;
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -576,19 +576,7 @@ impl PeerTask {
             .get(&id)
             .and_then(|c| c.local_addr)
             .map(|a| socket::unmap(a.ip()));
-        let info = rib::SessionInfo {
-            remote_router_id: neg.remote_router_id,
-            families: neg.families.clone(),
-            local_next_hop_v4: self
-                .cfg
-                .next_hop_ipv4
-                .or_else(|| local_ip.and_then(crate::ifaddrs::sibling_v4)),
-            local_next_hop_v6: self
-                .cfg
-                .next_hop_ipv6
-                .or_else(|| local_ip.and_then(crate::ifaddrs::sibling_v6)),
-            extended_next_hop_v4: false,
-        };
+        let info = session_info(&self.cfg, &neg, local_ip);
         info!(
             peer = %self.cfg.name,
             remote_id = %neg.remote_router_id,
@@ -605,6 +593,7 @@ impl PeerTask {
             s.local_address = local_ip;
             s.last_error = None;
             s.graceful_restart = neg.peer_graceful_restart.clone();
+            s.extended_next_hop = neg.extended_next_hop_v4;
         });
         let opens = self.conns.get(&id).and_then(|c| {
             Some(Box::new(SessionOpens {
@@ -647,6 +636,44 @@ fn session_end(reason: &Reason, sent: Option<&Notification>) -> Option<SessionEn
         (Reason::PeerClosed(_), None) => SessionEnd::RemoteClosed,
         (_, None) => SessionEnd::LocalClosed,
     })
+}
+
+/// What the RIB learns about an established session: the negotiated
+/// families and RFC 8950, and our next hops towards the peer.
+fn session_info(
+    cfg: &SessionConfig,
+    neg: &Negotiated,
+    local_ip: Option<IpAddr>,
+) -> rib::SessionInfo {
+    // RFC 8950 over an IPv6 session: IPv4 routes go with our IPv6 next hop
+    // unless `nextHopIpv4` says otherwise (an IPv4 address that happens to
+    // be on the interface is not what the peer asked for).
+    let v4_over_v6 = neg.extended_next_hop_v4 && local_ip.is_some_and(|ip| ip.is_ipv6());
+    let local_next_hop_v4 = cfg.next_hop_ipv4.or_else(|| {
+        (!v4_over_v6)
+            .then_some(local_ip)
+            .flatten()
+            .and_then(crate::ifaddrs::sibling_v4)
+    });
+    let local_next_hop_v6 = cfg
+        .next_hop_ipv6
+        .or_else(|| local_ip.and_then(crate::ifaddrs::sibling_v6));
+    let link =
+        local_ip.and_then(|ip| crate::ifaddrs::shared_link(ip, socket::unmap(cfg.remote.ip())));
+    // Our link-local next hop only beside our own derived global one.
+    let local_link_local = match cfg.next_hop_ipv6 {
+        None => link.as_ref().and_then(|l| l.link_local),
+        Some(_) => None,
+    };
+    rib::SessionInfo {
+        remote_router_id: neg.remote_router_id,
+        families: neg.families.clone(),
+        local_next_hop_v4,
+        local_next_hop_v6,
+        extended_next_hop_v4: neg.extended_next_hop_v4,
+        local_link_local,
+        interface: link.map(|l| l.ifindex),
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,10 @@ use std::time::Instant;
 use crate::config::PeerAsn;
 pub use crate::events::PeerGracefulRestart;
 use wire::notification as n;
-use wire::{Capability, Family, GracefulRestartFamily, Notification, Open, SessionCodec, AS_TRANS};
+use wire::{
+    Capability, ExtendedNextHopEntry, Family, GracefulRestartFamily, Notification, Open,
+    SessionCodec, AS_TRANS,
+};
 
 /// What we announce about ourselves to one peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +22,9 @@ pub struct LocalOpen {
     /// Advertise the graceful restart capability (RFC 4724 §3); none:
     /// do not advertise it.
     pub graceful_restart: Option<LocalGracefulRestart>,
+    /// Advertise the extended next hop capability (RFC 8950 §3) for IPv4
+    /// unicast with IPv6 next hops, if IPv4 unicast is one of `families`.
+    pub extended_next_hop: bool,
 }
 
 /// What our graceful restart capability says.
@@ -48,6 +54,30 @@ pub struct Negotiated {
     pub codec: SessionCodec,
     /// The peer's graceful restart capability, if it sent one.
     pub peer_graceful_restart: Option<PeerGracefulRestart>,
+    /// RFC 8950 negotiated for IPv4 unicast over IPv6 next hops: both
+    /// sides advertised it (§3: a speaker sends such routes only to a
+    /// peer that advertised the capability, and accepts them only if it
+    /// advertised it itself).
+    pub extended_next_hop_v4: bool,
+}
+
+/// The RFC 8950 capability entry kroute advertises: IPv4 unicast NLRI
+/// (AFI 1, SAFI 1) with IPv6 next hops (next hop AFI 2).
+const ENH_V4_OVER_V6: ExtendedNextHopEntry = ExtendedNextHopEntry {
+    family: Family::Ipv4Unicast,
+    next_hop_afi: 2,
+};
+
+/// Whether `open` carries the RFC 8950 entry for IPv4 unicast over IPv6.
+fn has_enh_v4_over_v6(open: &Open) -> bool {
+    open.has_capability(
+        |c| matches!(c, Capability::ExtendedNextHop(e) if e.contains(&ENH_V4_OVER_V6)),
+    )
+}
+
+/// Whether our OPEN to this peer carries it.
+fn advertises_enh(l: &LocalOpen) -> bool {
+    l.extended_next_hop && l.families.contains(&Family::Ipv4Unicast)
 }
 
 /// Our OPEN, sent at `now` (the graceful restart R bit depends on it).
@@ -57,6 +87,9 @@ pub fn local_open(l: &LocalOpen, now: Instant) -> Open {
         .iter()
         .map(|f| Capability::Multiprotocol(*f))
         .collect();
+    if advertises_enh(l) {
+        caps.push(Capability::ExtendedNextHop(vec![ENH_V4_OVER_V6]));
+    }
     caps.push(Capability::RouteRefresh);
     caps.push(Capability::FourOctetAs(l.asn));
     if let Some(gr) = &l.graceful_restart {
@@ -126,7 +159,7 @@ pub fn negotiate(
     let hold_time = local.hold_time.min(remote.hold_time);
     let remote_families: Vec<Family> = remote.families().collect();
     let remote_mp = remote.has_capability(|c| matches!(c, Capability::Multiprotocol(_)));
-    let families = local
+    let families: Vec<Family> = local
         .families
         .iter()
         .copied()
@@ -140,6 +173,9 @@ pub fn negotiate(
             }
         })
         .collect();
+    let extended_next_hop_v4 = advertises_enh(local)
+        && has_enh_v4_over_v6(remote)
+        && families.contains(&Family::Ipv4Unicast);
     let four_octet_as = remote.has_capability(|c| matches!(c, Capability::FourOctetAs(_)));
     let peer_graceful_restart = remote.capabilities.iter().find_map(|c| match c {
         Capability::GracefulRestart {
@@ -166,6 +202,7 @@ pub fn negotiate(
         families,
         codec: SessionCodec { four_octet_as },
         peer_graceful_restart,
+        extended_next_hop_v4,
     })
 }
 
@@ -180,6 +217,7 @@ mod tests {
             hold_time: 90,
             families: vec![Family::Ipv4Unicast, Family::Ipv6Unicast],
             graceful_restart: None,
+            extended_next_hop: false,
         }
     }
 
@@ -348,5 +386,78 @@ mod tests {
         );
         let plain = negotiate(&local(), PeerAsn::Number(65000), &remote(65000, vec![])).unwrap();
         assert_eq!(plain.peer_graceful_restart, None);
+    }
+
+    fn enh_remote() -> Open {
+        remote(
+            65000,
+            vec![
+                Capability::Multiprotocol(Family::Ipv4Unicast),
+                Capability::Multiprotocol(Family::Ipv6Unicast),
+                Capability::ExtendedNextHop(vec![ExtendedNextHopEntry {
+                    family: Family::Ipv4Unicast,
+                    next_hop_afi: 2,
+                }]),
+            ],
+        )
+    }
+
+    #[test]
+    fn extended_next_hop_is_advertised_only_when_configured() {
+        let is_enh = |c: &Capability| matches!(c, Capability::ExtendedNextHop(_));
+        assert!(!local_open(&local(), Instant::now()).has_capability(is_enh));
+        let mut l = local();
+        l.extended_next_hop = true;
+        let o = local_open(&l, Instant::now());
+        assert!(o.has_capability(|c| *c == Capability::ExtendedNextHop(vec![ENH_V4_OVER_V6])));
+        // Code 5, AFI 1 / SAFI 1 / next hop AFI 2 on the wire, and back.
+        let mut buf = Vec::new();
+        wire::encode_message(
+            &wire::Message::Open(o.clone()),
+            &SessionCodec::default(),
+            &mut buf,
+        );
+        let (back, _) = wire::decode_message(&buf, &SessionCodec::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(back, wire::Message::Open(o));
+        // Without IPv4 unicast there is nothing to carry.
+        l.families = vec![Family::Ipv6Unicast];
+        assert!(!local_open(&l, Instant::now()).has_capability(is_enh));
+    }
+
+    #[test]
+    fn extended_next_hop_needs_both_sides() {
+        let mut l = local();
+        assert!(
+            !negotiate(&l, PeerAsn::Number(65000), &enh_remote())
+                .unwrap()
+                .extended_next_hop_v4
+        );
+        l.extended_next_hop = true;
+        assert!(
+            negotiate(&l, PeerAsn::Number(65000), &enh_remote())
+                .unwrap()
+                .extended_next_hop_v4
+        );
+        let plain = remote(65000, vec![Capability::Multiprotocol(Family::Ipv4Unicast)]);
+        assert!(
+            !negotiate(&l, PeerAsn::Number(65000), &plain)
+                .unwrap()
+                .extended_next_hop_v4
+        );
+        // The peer's entry for another next hop AFI does not count.
+        let other = remote(
+            65000,
+            vec![Capability::ExtendedNextHop(vec![ExtendedNextHopEntry {
+                family: Family::Ipv4Unicast,
+                next_hop_afi: 1,
+            }])],
+        );
+        assert!(
+            !negotiate(&l, PeerAsn::Number(65000), &other)
+                .unwrap()
+                .extended_next_hop_v4
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::num::NonZeroU32;
 use std::str::FromStr;
 
 use ipnet::{IpNet, Ipv4Net};
@@ -421,6 +422,13 @@ pub struct NextHop {
     pub address: IpAddr,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link_local: Option<Ipv6Addr>,
+    /// The interface (index) the link-local address (`link_local`, or
+    /// `address` when it is link-local) belongs to: the link of the
+    /// session the route came over. Local knowledge, never on the wire
+    /// (the decoder leaves it empty, the RIB fills it in); a link-local
+    /// address means nothing without it (RFC 4291 §2.5.6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<NonZeroU32>,
 }
 
 impl NextHop {
@@ -428,7 +436,19 @@ impl NextHop {
         NextHop {
             address,
             link_local: None,
+            interface: None,
         }
+    }
+
+    /// `address` is an IPv6 link-local address (fe80::/10).
+    pub fn address_is_link_local(&self) -> bool {
+        matches!(self.address, IpAddr::V6(a) if (a.segments()[0] & 0xffc0) == 0xfe80)
+    }
+
+    /// A link-local-only next hop on a known interface: reachable exactly
+    /// while that link is, nothing to resolve.
+    pub fn on_link_only(&self) -> Option<NonZeroU32> {
+        self.interface.filter(|_| self.address_is_link_local())
     }
 }
 

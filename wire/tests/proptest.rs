@@ -127,7 +127,8 @@ fn mp_reach() -> impl Strategy<Value = MpReach> {
                 any::<u32>().prop_map(|a| NextHop::new(IpAddr::V4(Ipv4Addr::from(a)))),
                 (v6_nonzero(), proptest::option::of(v6_nonzero())).prop_map(|(a, ll)| NextHop {
                     address: IpAddr::V6(a),
-                    link_local: ll
+                    link_local: ll,
+                    interface: None,
                 }),
             ]
             .boxed(),
@@ -135,6 +136,7 @@ fn mp_reach() -> impl Strategy<Value = MpReach> {
                 .prop_map(|(a, ll)| NextHop {
                     address: IpAddr::V6(a),
                     link_local: ll,
+                    interface: None,
                 })
                 .boxed(),
         };

@@ -26,6 +26,7 @@ pub fn config(socket: &std::path::Path, install: bool, failover: bool) -> Config
         listen: Some(Listen {
             address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             port: 179,
+            ranges: Vec::new(),
         }),
         ..Router::new(RECEIVER_ASN, lit(RECEIVER_V4))
     });

@@ -60,6 +60,8 @@ pub fn session(router_id: &str) -> SessionInfo {
         local_next_hop_v4: Some("10.0.0.1".parse().unwrap()),
         local_next_hop_v6: Some("fd00::1".parse().unwrap()),
         extended_next_hop_v4: false,
+        local_link_local: None,
+        interface: None,
     }
 }
 

@@ -71,6 +71,7 @@ impl Peer {
             send_hold_time: None,
             next_hop_ipv4: None,
             next_hop_ipv6: None,
+            extended_next_hop: None,
             bfd: None,
             graceful_restart: None,
             domain: None,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::super::error::KeyPath;
 use super::super::schema::Config;
-use super::{check_name, Invalid};
+use super::name::{check_name, Invalid};
 
 /// Tables a domain cannot use: the kernel's own (`local` 255, `main` 254,
 /// `default` 253; `main` is the default domain's unless `kernel.table`

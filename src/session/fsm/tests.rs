@@ -31,6 +31,7 @@ fn negotiated(remote_id: Ipv4Addr, hold_time: u16) -> Negotiated {
             four_octet_as: true,
         },
         peer_graceful_restart: None,
+        extended_next_hop_v4: false,
     }
 }
 

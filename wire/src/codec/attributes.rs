@@ -286,6 +286,7 @@ fn decode_mp_reach(v: &[u8]) -> Result<Option<MpReach>, ()> {
             NextHop {
                 address: IpAddr::V6(v6(nh)),
                 link_local: (!ll.is_unspecified()).then_some(ll),
+                interface: None,
             }
         }
         _ => return Err(()),

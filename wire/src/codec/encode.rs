@@ -430,6 +430,7 @@ mod tests {
         let next_hop = NextHop {
             address: "2001:db8::1".parse().unwrap(),
             link_local: Some("fe80::1".parse().unwrap()),
+            interface: None,
         };
         sweep(
             |a| Update {
