@@ -63,6 +63,7 @@ pub fn fib_config(c: &Config) -> kernel::FibConfig {
         // Graceful restart (RFC 4724): our forwarding state survives us.
         keep_on_exit: c.kernel.keep_on_exit || c.graceful_restart_enabled(),
         nexthop_objects: c.kernel.nexthop_objects,
+        backup_routes: c.kernel.backup_routes,
     }
 }
 

@@ -19,6 +19,12 @@ pub struct FibConfig {
     /// instead of carrying their next hops; falls back by itself on a
     /// kernel without them.
     pub nexthop_objects: bool,
+    /// True: a prefix with a backup set also gets a standby route via it
+    /// at `metric + 1` (pointing at the backup's nexthop object), which the
+    /// kernel falls back to by itself when the primary's next hop goes:
+    /// failover of a lost single best path costs no write per prefix.
+    /// Needs `nexthop_objects`; doubles the kernel routes of such prefixes.
+    pub backup_routes: bool,
 }
 
 impl Default for FibConfig {
@@ -30,6 +36,7 @@ impl Default for FibConfig {
             install: true,
             keep_on_exit: false,
             nexthop_objects: true,
+            backup_routes: false,
         }
     }
 }

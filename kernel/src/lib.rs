@@ -192,6 +192,7 @@ impl Fib {
             table: cfg.table,
             protocol: cfg.protocol,
             metric: cfg.metric,
+            standbys: cfg.backup_routes,
         };
         std::thread::Builder::new()
             .name("fib-monitor".into())

@@ -107,8 +107,18 @@ impl Worker {
                 cfg.table
             );
         }
+        let mut table = RouteTable::new(events.clone());
+        if cfg.backup_routes {
+            if objects.is_some() {
+                table.set_standbys(true);
+            } else {
+                tracing::warn!(
+                    "kernel.backupRoutes needs nexthop objects (kernel.nexthopObjects and Linux 5.3+); no backup routes are written"
+                );
+            }
+        }
         Ok(Worker {
-            table: RouteTable::new(events.clone()),
+            table,
             resolver: Resolver::new(links, events),
             installer: Installer::new(Writer::new(write, key, counters.clone()), objects),
             quiet: Quiet::new(monitor_fd),
@@ -420,9 +430,13 @@ impl Worker {
         let table = &mut self.table;
         let sets = self.installer.sets_mut();
         let mut rec = table.reconcile_start();
+        // Standbys are ours at the next metric, wanted or not.
+        let standby_metric = metric.saturating_add(1);
         let dumped = self.query.each_our_route(|k| {
             if k.metric == metric {
                 table.reconcile_one(&mut rec, k, sets);
+            } else if k.metric == standby_metric {
+                table.reconcile_standby(&mut rec, k, sets);
             }
         });
         if let Err(e) = dumped {
@@ -436,16 +450,16 @@ impl Worker {
         if n > 0 {
             tracing::info!("kernel table differs from our view for {n} prefixes; rewriting them");
         }
-        if !remove_strays || !self.sync.done() || rec.strays.is_empty() || !self.cfg.install {
+        let strays = rec.strays.len() + rec.standby_strays.len();
+        if !remove_strays || !self.sync.done() || strays == 0 || !self.cfg.install {
             return (n, 0);
         }
         tracing::info!(
-            "removing {} routes of protocol {} in table {} that we do not want",
-            rec.strays.len(),
+            "removing {strays} routes of protocol {} in table {} that we do not want",
             self.cfg.protocol,
             self.cfg.table
         );
-        let removed = rec.strays.len();
+        let removed = strays;
         let ops = rec
             .strays
             .into_iter()
@@ -454,6 +468,11 @@ impl Worker {
                 metric,
                 track: false,
             })
+            .chain(rec.standby_strays.into_iter().map(|prefix| Op::Delete {
+                prefix,
+                metric: standby_metric,
+                track: false,
+            }))
             .collect();
         self.install(ops);
         (n, removed)
@@ -518,7 +537,17 @@ impl Worker {
             return;
         }
         let table = &self.table;
-        let ops = lifecycle::leftover_removals(leftovers, |p| table.current(p), self.cfg.metric);
+        let metric = self.cfg.metric;
+        let ops = lifecycle::leftover_removals(leftovers, |p, m| {
+            if m == metric {
+                table.current(p)
+            } else if m == metric.saturating_add(1) {
+                // A previous run's standby, written again by ours.
+                table.standby(p)
+            } else {
+                crate::table::Current::Absent
+            }
+        });
         if !ops.is_empty() {
             tracing::info!(
                 "initial sync: removing {} routes of a previous run",
@@ -537,7 +566,8 @@ impl Worker {
             tracing::info!("FIB stopped; {n} routes left in the kernel");
             return;
         }
-        let ops = lifecycle::shutdown_removals(self.table.in_kernel(), self.cfg.metric);
+        let mut ops = lifecycle::shutdown_removals(self.table.in_kernel(), self.cfg.metric);
+        ops.extend(self.table.standbys_in_kernel().map(Op::StandbyDelete));
         let n = ops.len();
         self.install(ops);
         tracing::info!("FIB stopped; removed {n} routes from the kernel");

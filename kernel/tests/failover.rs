@@ -37,10 +37,6 @@ fn census(ns: &Ns) -> (u32, u32, u32) {
     (both, b_only, other)
 }
 
-fn pair(gw: &str, dev: &str) -> (String, String) {
-    (gw.to_string(), dev.to_string())
-}
-
 /// Polls (at most 5 s) until every prefix forwards as `want` says.
 async fn wait_census(ns: &Ns, what: &str, want: (u32, u32, u32)) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -264,5 +260,112 @@ fn a_lost_best_next_hop_fails_over_to_the_backup_without_the_rib() {
             "{r:?}"
         );
         fib.shutdown().await;
+    });
+}
+
+/// Our routes in the kernel at `metric` forwarding via `gw` on `dev`.
+fn count_at(routes: &[serde_json::Value], metric: u64, gw: &str, dev: &str) -> usize {
+    routes
+        .iter()
+        .filter(|r| r["metric"].as_u64() == Some(metric) && paths(r) == vec![pair(gw, dev)])
+        .count()
+}
+
+/// What the kernel would forward a packet to `addr` on: `ip route get`.
+fn route_get(ns: &Ns, addr: &str) -> String {
+    ns.ip(&format!("route get {addr}"))
+}
+
+/// Polls (at most 5 s) until `ok` holds for our IPv4 routes.
+async fn wait_routes(ns: &Ns, what: &str, ok: impl Fn(&[serde_json::Value]) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = ns.v4();
+        if ok(&r) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {} routes",
+            r.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `kernel.backupRoutes`: every prefix with a backup also has a standby
+/// route via it at the next metric. When the best next hop loses carrier
+/// the kernel removes the primaries with their object and forwards on the
+/// standbys by itself: the FIB writes nothing per prefix, neither then nor
+/// for the RIB's changes that follow (best = the old backup), and `show
+/// fib` says the standby forwards. When the best path is back the
+/// primaries are written again, the standbys stay.
+#[test]
+fn with_backup_routes_a_lost_best_next_hop_costs_no_write_per_prefix() {
+    let ns = Netns::new("pic-standby");
+    ns.run(|ns| async move {
+        let (fib, _rx) = start(kernel::FibConfig {
+            backup_routes: true,
+            ..cfg()
+        });
+        let with_backup: Vec<FibChange> = table(&[A])
+            .into_iter()
+            .map(|c| FibChange {
+                backup: set(&[B]),
+                ..c
+            })
+            .collect();
+        let n = N as usize;
+        let both_ready = |r: &[serde_json::Value]| {
+            count_at(r, 20, A, "veth0") == n && count_at(r, 21, B, "veth1") == n
+        };
+        fib.apply(with_backup.clone()).await;
+        fib.flush().await;
+        wait_routes(&ns, "primaries via A, standbys via B", both_ready).await;
+        assert!(route_get(&ns, "10.100.0.1").contains(&format!("via {A} dev veth0")));
+        let e = fib.entries(None).await;
+        assert!(e.iter().all(|e| e.status == "installed"
+            && e.detail
+                .as_deref()
+                .is_some_and(|d| d.contains("pre-installed"))));
+        settle(&fib).await;
+        let before = fib.messages_written();
+
+        ns.ip("link set veth0p down");
+        wait_routes(&ns, "every prefix via the standby alone", |r| {
+            r.len() == n && count_at(r, 21, B, "veth1") == n
+        })
+        .await;
+        assert!(route_get(&ns, "10.100.0.1").contains(&format!("via {B} dev veth1")));
+        settle(&fib).await;
+        let e = fib.entries(None).await;
+        assert!(
+            e.iter().all(|e| e.status == "installed"
+                && e.kernel_next_hops == vec![format!("via {B} dev veth1")]
+                && e.detail.as_deref().is_some_and(|d| d.contains("standby"))),
+            "{:?}",
+            e.first()
+        );
+        // The RIB selects the old backup as best, without a backup.
+        fib.apply(table(&[B])).await;
+        settle(&fib).await;
+        let cost = fib.messages_written() - before;
+        println!("failover of {N} prefixes onto their standbys: {cost} netlink messages");
+        assert!(
+            cost <= 4,
+            "failover of {N} prefixes cost {cost} netlink messages"
+        );
+        assert_eq!(ns.v4().len(), n);
+
+        // The best path is back, and the RIB selects it again.
+        ns.ip("link set veth0p up");
+        settle(&fib).await;
+        fib.apply(with_backup).await;
+        fib.flush().await;
+        wait_routes(&ns, "primaries via A again", both_ready).await;
+        assert!(route_get(&ns, "10.100.0.1").contains(&format!("via {A} dev veth0")));
+        fib.shutdown().await;
+        assert!(ns.v4().is_empty(), "{:?}", ns.v4().first());
+        assert!(ns.objects().is_empty(), "{:?}", ns.objects());
     });
 }

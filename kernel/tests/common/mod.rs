@@ -145,6 +145,7 @@ pub fn cfg() -> FibConfig {
         install: true,
         keep_on_exit: false,
         nexthop_objects: true,
+        backup_routes: false,
     }
 }
 
