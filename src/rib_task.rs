@@ -710,6 +710,11 @@ impl RouterTask {
                                 return None;
                             }
                         }
+                        // Before the per-prefix changes: the FIB moves what
+                        // went via the peer's address (the next hop of an
+                        // eBGP peer's paths) with a message per nexthop
+                        // object, not per prefix (kernel::Fib::next_hops_down).
+                        self.fib.next_hops_down(vec![e.cfg.address]);
                         // In steps, each flushed: a full table's withdrawal
                         // is never held as one list of changes.
                         let mut down = self.rib.peer_down_start(peer);

@@ -61,6 +61,8 @@ pub struct Opts {
     /// Budget for the load and for the failover each.
     pub timeout: Duration,
     pub keep_logs: bool,
+    /// kroute with `kernel.backupRoutes: true`.
+    pub backup_routes: bool,
 }
 
 /// The receiver's loopback address the pings come from (both senders route
@@ -141,6 +143,7 @@ fn run_once(
         dir: dir.to_path_buf(),
         kroute_bin: opts.kroute_bin.clone(),
         failover: true,
+        backup_routes: opts.backup_routes && kind == Kind::Kroute,
     };
     let mut rx = receivers::start(kind, &ctx).map_err(|e| e.to_string())?;
     let with_logs = |rx: &dyn receivers::Receiver, e: String| format!("{e} (logs: {})", rx.logs());
@@ -169,7 +172,10 @@ fn run_once(
     );
     let result = (|| {
         let est = wait_both_established(&ev_rx, &mut *rx)?;
+        let standbys = ctx.backup_routes;
         let converged = |c: &Census| match variant {
+            // With backup routes, converged once the standbys are in too.
+            Variant::Preferred if standbys => c.first == s.prefixes && c.shadowed == s.prefixes,
             Variant::Preferred => c.first == s.prefixes,
             Variant::Ecmp => c.both == s.prefixes,
         };

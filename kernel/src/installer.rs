@@ -151,6 +151,16 @@ impl Installer {
         self.sets.objects.as_mut().map_or(0, |o| o.shrink(alive))
     }
 
+    /// The hops of our objects that forward on no hop `alive` keeps (see
+    /// `Objects::dead`).
+    pub(crate) fn dead_objects(&self, alive: impl Fn(&KernelHop) -> bool) -> Vec<Arc<[KernelHop]>> {
+        self.sets
+            .objects
+            .as_ref()
+            .map(|o| o.dead(alive))
+            .unwrap_or_default()
+    }
+
     /// Forgets the objects whose hops `flushed` says the kernel removed
     /// (see `Objects::forget`).
     pub(crate) fn forget_objects(&mut self, flushed: impl Fn(&[KernelHop]) -> bool) {

@@ -232,6 +232,21 @@ impl Fib {
         self.send(Cmd::Watch(addrs));
     }
 
+    /// The RIB no longer has the paths via these next hops (the session
+    /// that brought them went down, with its link still up: hold timer,
+    /// BFD, a Cease, `peer X disable`). Until a change names one of them
+    /// again, the FIB takes them as unreachable at once, before the RIB's
+    /// per-prefix changes arrive: every group through them is re-pointed
+    /// at its survivors (one RTM_NEWNEXTHOP each), and with backup routes
+    /// the objects through them alone are deleted, so that the kernel
+    /// drops their primaries and forwards on the standbys (one message per
+    /// object). The RIB's changes that follow are then re-tags.
+    pub fn next_hops_down(&self, addrs: Vec<IpAddr>) {
+        if !addrs.is_empty() {
+            self.send(Cmd::NextHopsDown(addrs));
+        }
+    }
+
     /// Stops reporting these next hops; each is no longer resolved once
     /// no wanted route names it either.
     pub fn unwatch_nexthops(&self, addrs: Vec<IpAddr>) {

@@ -39,6 +39,12 @@ struct NextHop {
 pub(crate) struct Resolver {
     links: HashMap<u32, Link>,
     nexthops: FastMap<IpAddr, NextHop>,
+    /// Next hops the RIB lost its paths via (`Fib::next_hops_down`):
+    /// unreachable for routes, whatever the kernel says, until a change
+    /// names them again.
+    down: FastSet<IpAddr>,
+    /// What a next hop in `down` resolves to.
+    session_down: Resolved,
     events: UnboundedSender<FibEvent>,
 }
 
@@ -47,6 +53,8 @@ impl Resolver {
         Resolver {
             links,
             nexthops: FastMap::default(),
+            down: FastSet::default(),
+            session_down: Resolved::unreachable("its BGP session went down"),
             events,
         }
     }
@@ -177,15 +185,34 @@ impl Resolver {
     /// what a nexthop object may still forward on (see `Objects::shrink`).
     pub(crate) fn alive_hops(&self) -> FastSet<KernelHop> {
         self.nexthops
-            .values()
-            .filter(|nh| matches!(nh.res.state, NexthopState::Reachable { .. }))
-            .flat_map(|nh| nh.res.hops.iter().copied())
+            .iter()
+            .filter(|(a, nh)| {
+                matches!(nh.res.state, NexthopState::Reachable { .. }) && !self.down.contains(a)
+            })
+            .flat_map(|(_, nh)| nh.res.hops.iter().copied())
             .collect()
+    }
+
+    /// The RIB lost its paths via `addr`: unreachable for routes until
+    /// [`Resolver::revive`]. True if it was not down yet.
+    pub(crate) fn set_down(&mut self, addr: IpAddr) -> bool {
+        self.down.insert(addr)
+    }
+
+    /// A change names `addr` again: it resolves as the kernel says. True
+    /// if it was down.
+    pub(crate) fn revive(&mut self, addr: &IpAddr) -> bool {
+        !self.down.is_empty() && self.down.remove(addr)
     }
 
     /// What a route with these BGP next hops should be in the kernel.
     pub(crate) fn desired(&self, nhs: &[BgpNextHop]) -> Desired {
-        desired(nhs, |a| self.nexthops.get(a).map(|n| &n.res))
+        desired(nhs, |a| {
+            if self.down.contains(a) {
+                return Some(&self.session_down);
+            }
+            self.nexthops.get(a).map(|n| &n.res)
+        })
     }
 
     /// A kernel next hop in words, as `ip route` writes it: "via 10.0.0.1

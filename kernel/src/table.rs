@@ -508,6 +508,11 @@ impl RouteTable {
         self.standbys = on;
     }
 
+    /// Whether prefixes get standby routes.
+    pub(crate) fn standbys(&self) -> bool {
+        self.standbys
+    }
+
     /// `prefix` is to have these next hops (sorted, no duplicates, not
     /// empty), without a backup.
     #[cfg(test)]

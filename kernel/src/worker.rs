@@ -31,6 +31,7 @@ use crate::resolver::Resolver;
 use crate::show;
 use crate::table::{self, RouteTable};
 use crate::writer::{Op, Writer};
+use std::net::IpAddr;
 
 /// Prefixes written per step of a sweep. Between steps the worker takes in
 /// what the RIB sent meanwhile, so changes wait in the route table rather
@@ -172,6 +173,7 @@ impl Worker {
                 match cmd {
                     Cmd::Apply(changes, _room) => self.apply(changes),
                     Cmd::Watch(addrs) => self.resolver.watch(&mut self.query, addrs),
+                    Cmd::NextHopsDown(addrs) => self.next_hops_down(addrs),
                     Cmd::Unwatch(addrs) => {
                         for a in addrs {
                             self.resolver.unwatch(a, self.table.uses_hop(&a));
@@ -242,10 +244,44 @@ impl Worker {
         self.stop.store(true, Ordering::Relaxed);
     }
 
+    /// The RIB lost its paths via `addrs` with their links up (see
+    /// `Fib::next_hops_down`): they are taken as unreachable now; groups
+    /// through them are re-pointed at their survivors; with standby
+    /// routes, the objects left forwarding on nothing alive are deleted
+    /// (the kernel removes the primaries using them and forwards on the
+    /// standbys), their routes taken as gone; then the prefixes wanting
+    /// them are looked at again (re-tags where the kernel is right).
+    fn next_hops_down(&mut self, addrs: Vec<IpAddr>) {
+        let changed: FastSet<IpAddr> = addrs
+            .into_iter()
+            .filter(|a| self.table.uses_hop(a) && self.resolver.set_down(*a))
+            .collect();
+        if changed.is_empty() {
+            return;
+        }
+        let alive = self.resolver.alive_hops();
+        let shrunk = self.installer.shrink_objects(|h| alive.contains(h));
+        let mut gone = Changes::default();
+        if self.table.standbys() {
+            for hops in self.installer.dead_objects(|h| alive.contains(h)) {
+                gone.object_gone(hops);
+            }
+        }
+        tracing::info!(
+            "next hops {:?} lost their session: {shrunk} nexthop groups re-pointed at their survivors, {} objects removed for the routes' standbys",
+            changed,
+            gone.objects_gone()
+        );
+        self.table
+            .mark_changed(&changed, |h| gone.flushed(h), self.installer.sets_mut());
+        self.installer.forget_objects(|h| gone.flushed(h));
+    }
+
     fn apply(&mut self, changes: Vec<FibChange>) {
         // No `routes.reserve(changes.len())`: withdrawals would make the
         // table double its capacity just as it is about to empty.
         let mut last_nh = None;
+        let mut revived: FastSet<IpAddr> = FastSet::default();
         for FibChange {
             prefix,
             next_hops,
@@ -262,6 +298,9 @@ impl Worker {
             for nh in next_hops.iter().chain(backup.iter()) {
                 if last_nh != Some(nh.address) {
                     self.resolver.ensure(&mut self.query, nh.address);
+                    if self.resolver.revive(&nh.address) {
+                        revived.insert(nh.address);
+                    }
                     last_nh = Some(nh.address);
                 }
             }
@@ -272,6 +311,12 @@ impl Worker {
                     backup,
                 },
             );
+        }
+        if !revived.is_empty() {
+            // Named again: the routes wanting them are looked at again.
+            tracing::info!("next hops {revived:?} are in use again");
+            self.table
+                .mark_changed(&revived, |_| false, self.installer.sets_mut());
         }
     }
 

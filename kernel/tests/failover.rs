@@ -369,3 +369,82 @@ fn with_backup_routes_a_lost_best_next_hop_costs_no_write_per_prefix() {
         assert!(ns.objects().is_empty(), "{:?}", ns.objects());
     });
 }
+
+/// The best path's session goes down with its link up (hold timer, BFD,
+/// a Cease): the RIB says so (`next_hops_down`) before its per-prefix
+/// changes. With backup routes the object of the lost next hop is deleted
+/// (the kernel drops the primaries, the standbys forward); on an ECMP
+/// group the group is re-pointed at the survivor. Either way a handful of
+/// messages, and the RIB's changes after it are re-tags; when the session
+/// is back (a change names the next hop again) the routes return to it.
+#[test]
+fn a_lost_session_with_the_link_up_costs_a_message_per_object() {
+    let ns = Netns::new("pic-session");
+    ns.run(|ns| async move {
+        let (fib, _rx) = start(kernel::FibConfig {
+            backup_routes: true,
+            ..cfg()
+        });
+        let with_backup: Vec<FibChange> = table(&[A])
+            .into_iter()
+            .map(|c| FibChange {
+                backup: set(&[B]),
+                ..c
+            })
+            .collect();
+        let n = N as usize;
+        let both_ready = |r: &[serde_json::Value]| {
+            count_at(r, 20, A, "veth0") == n && count_at(r, 21, B, "veth1") == n
+        };
+        fib.apply(with_backup.clone()).await;
+        fib.flush().await;
+        wait_routes(&ns, "primaries via A, standbys via B", both_ready).await;
+        settle(&fib).await;
+        let before = fib.messages_written();
+
+        let a: std::net::IpAddr = A.parse().unwrap();
+        fib.next_hops_down(vec![a]);
+        fib.apply(table(&[B])).await;
+        settle(&fib).await;
+        let cost = fib.messages_written() - before;
+        println!("session loss of {N} prefixes' best path: {cost} netlink messages");
+        assert!(
+            cost <= 4,
+            "session loss of {N} prefixes cost {cost} messages"
+        );
+        let r = ns.v4();
+        assert_eq!((r.len(), count_at(&r, 21, B, "veth1")), (n, n));
+        assert!(route_get(&ns, "10.100.0.1").contains(&format!("via {B} dev veth1")));
+
+        // Back: the RIB names A again.
+        fib.apply(with_backup).await;
+        fib.flush().await;
+        wait_routes(&ns, "primaries via A again", both_ready).await;
+        fib.shutdown().await;
+        assert!(ns.v4().is_empty());
+        assert!(ns.objects().is_empty(), "{:?}", ns.objects());
+    });
+}
+
+#[test]
+fn a_lost_session_shrinks_an_ecmp_group_with_one_message() {
+    let ns = Netns::new("pic-sess-ecmp");
+    ns.run(|ns| async move {
+        let (fib, _rx) = start(cfg());
+        fib.apply(table(&[A, B])).await;
+        fib.flush().await;
+        wait_census(&ns, "the table via both", (N, 0, 0)).await;
+        settle(&fib).await;
+        let before = fib.messages_written();
+        fib.next_hops_down(vec![A.parse().unwrap()]);
+        wait_census(&ns, "every prefix via the survivor", (0, N, 0)).await;
+        fib.apply(table(&[B])).await;
+        settle(&fib).await;
+        let cost = fib.messages_written() - before;
+        assert!(cost <= 2, "session loss on ECMP cost {cost} messages");
+        fib.apply(table(&[A, B])).await;
+        fib.flush().await;
+        wait_census(&ns, "the table via both again", (N, 0, 0)).await;
+        fib.shutdown().await;
+    });
+}
