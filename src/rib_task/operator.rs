@@ -198,6 +198,9 @@ impl RouterTask {
             subcode: n::cease::ADMINISTRATIVE_SHUTDOWN,
             data: vec![],
         }));
+        // As for any session lost with the link up: the FIB moves what
+        // went via the peer before the per-prefix changes.
+        self.fib.next_hops_down(vec![e.cfg.address]);
         self.rib.remove_peer(id, out);
         // Back in the registry without a task: `show neighbors` lists it.
         self.add_peer(&e.cfg);
