@@ -1504,6 +1504,68 @@ mod tests {
         assert!(t.has_dirty());
     }
 
+    /// 192.0.2.1 via ifindex 2, anything else via ifindex 3.
+    fn by_address(nhs: &[BgpNextHop]) -> Desired {
+        let one = nhs[0].address.to_string() == "192.0.2.1";
+        Desired::Install(Arc::from([hop(
+            if one { "10.0.0.1" } else { "10.0.1.1" },
+            if one { 2 } else { 3 },
+        )]))
+    }
+
+    /// With standbys, a prefix's primary goes out in one sweep and its
+    /// standby in the next (after every primary); once the primary is
+    /// gone with its object, the standby forwarding what is wanted is the
+    /// prefix's route: the RIB's re-selection writes nothing; a
+    /// withdrawal removes both at once.
+    #[test]
+    fn standbys_follow_the_primaries_and_take_over_without_a_write() {
+        let (mut t, _rx) = table();
+        t.set_standbys(true);
+        let mut sets = HopSets::new(Some(crate::nexthop::Objects::new(186, Vec::new())));
+        let p = net("10.0.1.0/24");
+        t.want_sets(
+            p,
+            FibSets {
+                best: nhs("192.0.2.1"),
+                backup: nhs("192.0.2.2"),
+            },
+        );
+        t.start_sweep();
+        let step = t.sweep_step(10, by_address, &mut sets, 20).unwrap();
+        assert_eq!(prefixes(&step), ["+10.0.1.0/24"], "the primary first");
+        done(&mut t, step, &mut sets);
+        t.end_sweep_if_clean();
+        assert!(t.has_dirty(), "the standby is still to write");
+        assert!(t.sweep_step(10, by_address, &mut sets, 20).is_none());
+        t.start_sweep();
+        let step = t.sweep_step(10, by_address, &mut sets, 20).unwrap();
+        assert_eq!(prefixes(&step), ["+standby 10.0.1.0/24"]);
+        done(&mut t, step, &mut sets);
+        t.end_sweep_if_clean();
+        assert!(!t.has_dirty() && !t.sweeping());
+        assert!(matches!(t.standby(&p), Current::Installed(_)));
+        // Link 2 loses carrier: the kernel removed the primary's object
+        // and the primary with it.
+        let flushed = |h: &[KernelHop]| h.iter().any(|k| k.ifindex == 2);
+        t.mark_changed(&FastSet::default(), flushed, &mut sets);
+        assert_eq!(t.current(&p), Current::Absent);
+        // The RIB selects the old backup, without a backup of its own.
+        t.want(p, nhs("192.0.2.2"));
+        t.start_sweep();
+        let step = t.sweep_step(10, by_address, &mut sets, 20).unwrap();
+        assert!(step.is_empty(), "{:?}", prefixes(&step));
+        t.end_sweep_if_clean();
+        assert!(!t.has_dirty());
+        t.withdraw(p);
+        t.start_sweep();
+        let step = t.sweep_step(10, by_address, &mut sets, 20).unwrap();
+        assert_eq!(prefixes(&step), ["-standby 10.0.1.0/24"]);
+        done(&mut t, step, &mut sets);
+        assert_eq!(t.wanted(&p), None);
+        assert_eq!(t.standbys_in_kernel().count(), 0);
+    }
+
     #[test]
     fn backoff_doubles_from_one_second_to_a_minute() {
         let secs: Vec<u64> = (1..=9).map(|n| backoff(n).as_secs()).collect();
