@@ -721,6 +721,9 @@ impl RouterTask {
                         while self.rib.peer_down_step(&mut down, PEER_DOWN_STEP, out) {
                             self.flush(std::mem::take(out)).await;
                         }
+                        self.flush(std::mem::take(out)).await;
+                        let address = self.peers.get(&peer).map(|e| e.cfg.address);
+                        self.fib.next_hops_settled(address.into_iter().collect());
                     }
                 }
             }
@@ -796,7 +799,20 @@ impl RouterTask {
                 self.bfd_changed(address, state, teardown, control_plane_independent, out)
                     .await
             }
-            RibEvent::Api { request, reply } => self.api(request, reply, out),
+            RibEvent::Api { request, reply } => {
+                let disabled = match &request {
+                    Request::DisablePeer { name } => {
+                        self.peer_id(name).map(|id| self.peers[&id].cfg.address)
+                    }
+                    _ => None,
+                };
+                self.api(request, reply, out);
+                if let Some(address) = disabled {
+                    // Its withdrawals handed over: see disable_peer.
+                    self.flush(std::mem::take(out)).await;
+                    self.fib.next_hops_settled(vec![address]);
+                }
+            }
             RibEvent::Watch { reply } => {
                 let _ = reply.send(self.watchers.subscribe());
             }

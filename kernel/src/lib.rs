@@ -247,6 +247,17 @@ impl Fib {
         }
     }
 
+    /// The RIB has handed over (applied) every change that follows the
+    /// loss of these next hops' session: they resolve as the kernel says
+    /// again, and routes still wanting them (paths via the same address
+    /// from another session) go back to them. Call after
+    /// [`Fib::next_hops_down`] and the changes it announced.
+    pub fn next_hops_settled(&self, addrs: Vec<IpAddr>) {
+        if !addrs.is_empty() {
+            self.send(Cmd::NextHopsSettled(addrs));
+        }
+    }
+
     /// Stops reporting these next hops; each is no longer resolved once
     /// no wanted route names it either.
     pub fn unwatch_nexthops(&self, addrs: Vec<IpAddr>) {

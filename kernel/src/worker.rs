@@ -174,6 +174,7 @@ impl Worker {
                     Cmd::Apply(changes, _room) => self.apply(changes),
                     Cmd::Watch(addrs) => self.resolver.watch(&mut self.query, addrs),
                     Cmd::NextHopsDown(addrs) => self.next_hops_down(addrs),
+                    Cmd::NextHopsSettled(addrs) => self.next_hops_settled(addrs),
                     Cmd::Unwatch(addrs) => {
                         for a in addrs {
                             self.resolver.unwatch(a, self.table.uses_hop(&a));
@@ -275,6 +276,19 @@ impl Worker {
         self.table
             .mark_changed(&changed, |h| gone.flushed(h), self.installer.sets_mut());
         self.installer.forget_objects(|h| gone.flushed(h));
+    }
+
+    /// The RIB's changes after a session loss are in: the next hops
+    /// resolve as the kernel says again (see `Fib::next_hops_settled`).
+    fn next_hops_settled(&mut self, addrs: Vec<IpAddr>) {
+        let revived: FastSet<IpAddr> = addrs
+            .into_iter()
+            .filter(|a| self.resolver.revive(a))
+            .collect();
+        if !revived.is_empty() {
+            self.table
+                .mark_changed(&revived, |_| false, self.installer.sets_mut());
+        }
     }
 
     fn apply(&mut self, changes: Vec<FibChange>) {
