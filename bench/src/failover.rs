@@ -80,6 +80,9 @@ pub struct Sample {
     pub prefixes: u64,
     /// Both sessions up → the kernel holds every prefix as converged.
     pub converge_s: Option<f64>,
+    /// Both sessions up → every prefix forwards via the preferred sender
+    /// (with kroute's backup routes: before its standbys are all in).
+    pub primaries_s: Option<f64>,
     /// Carrier lost → the kernel forwards every prefix via the survivor.
     pub failover_s: Option<f64>,
     pub pings_sent: Option<u64>,
@@ -100,6 +103,7 @@ pub fn measure(kind: Kind, variant: Variant, table: &Table, opts: &Opts, run: us
         run,
         prefixes: (v4 + v6) as u64,
         converge_s: None,
+        primaries_s: None,
         failover_s: None,
         pings_sent: None,
         pings_lost: None,
@@ -179,6 +183,11 @@ fn run_once(
             Variant::Preferred => c.first == s.prefixes,
             Variant::Ecmp => c.both == s.prefixes,
         };
+        if variant == Variant::Preferred {
+            let primaries = |c: &Census| c.first == s.prefixes;
+            let (at, _, _) = census.wait(est, opts.timeout, &mut *rx, primaries, &mut s.census)?;
+            s.primaries_s = Some(at.saturating_duration_since(est).as_secs_f64());
+        }
         let (at, _, _) = census.wait(est, opts.timeout, &mut *rx, converged, &mut s.census)?;
         s.converge_s = Some(at.saturating_duration_since(est).as_secs_f64());
         // Settled: nothing the receiver still does should count.

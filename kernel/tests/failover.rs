@@ -451,3 +451,61 @@ fn a_lost_session_shrinks_an_ecmp_group_with_one_message() {
         fib.shutdown().await;
     });
 }
+
+/// Standbys are ours like the primaries: one deleted by someone else is
+/// put back, one lost while notifications were (deafened, then a resync)
+/// too; a restart with keepOnExit adopts the previous run's standbys
+/// (the initial sync removes none of them) and shutdown removes both.
+#[test]
+fn standbys_are_repaired_resynced_and_adopted_after_a_restart() {
+    let ns = Netns::new("pic-stb-life");
+    ns.run(|ns| async move {
+        let backup_cfg = kernel::FibConfig {
+            backup_routes: true,
+            keep_on_exit: true,
+            ..cfg()
+        };
+        let changes: Vec<FibChange> = (0..4)
+            .map(|i| change_with_backup(&format!("10.200.{i}.0/24"), &[A], &[B]))
+            .collect();
+        let all = |r: &[serde_json::Value]| {
+            count_at(r, 20, A, "veth0") == 4 && count_at(r, 21, B, "veth1") == 4
+        };
+        let (fib, _rx) = start(backup_cfg.clone());
+        fib.apply(changes.clone()).await;
+        fib.flush().await;
+        wait_routes(&ns, "primaries and standbys", all).await;
+
+        ns.ip("route del 10.200.1.0/24 metric 21");
+        wait_routes(&ns, "the deleted standby put back", all).await;
+
+        fib.deafen_for_tests(true);
+        settle(&fib).await;
+        ns.ip("route del 10.200.2.0/24 metric 21");
+        fib.deafen_for_tests(false);
+        fib.resync();
+        wait_routes(&ns, "the standby lost unheard put back", all).await;
+
+        // Restart: the next run adopts both kinds of routes.
+        fib.shutdown().await;
+        assert!(all(&ns.v4()), "keepOnExit keeps both");
+        let (fib, _rx) = start(backup_cfg);
+        assert_eq!(fib.previous_run_routes(), 8);
+        fib.apply(changes).await;
+        fib.flush().await;
+        fib.initial_sync_done();
+        settle(&fib).await;
+        let r = ns.v4();
+        assert!(all(&r) && r.len() == 8, "{r:?}");
+        drop(fib);
+        let (fib, _rx) = start(kernel::FibConfig {
+            backup_routes: true,
+            ..cfg()
+        });
+        fib.initial_sync_done();
+        settle(&fib).await;
+        fib.shutdown().await;
+        assert!(ns.v4().is_empty(), "{:?}", ns.v4());
+        assert!(ns.objects().is_empty(), "{:?}", ns.objects());
+    });
+}
