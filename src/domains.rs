@@ -111,6 +111,14 @@ impl Domains {
         }
     }
 
+    /// The FIB of `domain` (`default` for the default domain).
+    pub fn fib_ref<'a>(&'a self, default: &'a Fib, domain: Option<&str>) -> &'a Fib {
+        match domain.and_then(|d| self.list.get(d)) {
+            Some(d) => &d.fib,
+            None => default,
+        }
+    }
+
     /// The RIB of `domain` and the outputs it writes into: the domain's
     /// own (flushed to its FIB), or `default_out` for the default domain.
     pub fn rib_out<'a>(
@@ -293,5 +301,6 @@ pub fn fib_config(c: &Config) -> kernel::FibConfig {
         keep_on_exit: c.kernel.keep_on_exit || c.graceful_restart_enabled(),
         nexthop_objects: c.kernel.nexthop_objects,
         nexthop_ids: kernel::DEFAULT_NEXTHOP_IDS,
+        backup_routes: c.kernel.backup_routes,
     }
 }

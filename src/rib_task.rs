@@ -964,6 +964,13 @@ impl RouterTask {
                                 return None;
                             }
                         }
+                        // Before the per-prefix changes: the FIB moves what
+                        // went via the peer's address (the next hop of an
+                        // eBGP peer's paths) with a message per nexthop
+                        // object, not per prefix (kernel::Fib::next_hops_down).
+                        self.domains
+                            .fib_ref(&self.fib, domain.as_deref())
+                            .next_hops_down(vec![e.cfg.address]);
                         // In steps, each flushed: a full table's withdrawal
                         // is never held as one list of changes.
                         let mut down = self
@@ -978,6 +985,12 @@ impl RouterTask {
                             }
                             // Flushes the domain's outputs too.
                             self.flush(std::mem::take(out)).await;
+                        }
+                        self.flush(std::mem::take(out)).await;
+                        if let Some(e) = self.peers.get(&peer) {
+                            self.domains
+                                .fib_ref(&self.fib, e.cfg.domain.as_deref())
+                                .next_hops_settled(vec![e.cfg.address]);
                         }
                         let dynamic = self.peers.get(&peer).is_some_and(|e| e.dynamic.is_some());
                         if dynamic {
@@ -1074,7 +1087,23 @@ impl RouterTask {
                 self.bfd_changed(address, state, teardown, control_plane_independent, out)
                     .await
             }
-            RibEvent::Api { request, reply } => self.api(request, reply, out),
+            RibEvent::Api { request, reply } => {
+                let disabled = match &request {
+                    Request::DisablePeer { name } => self.peer_id(name).map(|id| {
+                        let c = &self.peers[&id].cfg;
+                        (c.address, c.domain.clone())
+                    }),
+                    _ => None,
+                };
+                self.api(request, reply, out);
+                if let Some((address, domain)) = disabled {
+                    // Its withdrawals handed over: see disable_peer.
+                    self.flush(std::mem::take(out)).await;
+                    self.domains
+                        .fib_ref(&self.fib, domain.as_deref())
+                        .next_hops_settled(vec![address]);
+                }
+            }
             RibEvent::Watch { reply } => {
                 let _ = reply.send(self.watchers.subscribe());
             }

@@ -168,6 +168,7 @@ fn bad_configs() -> Vec<Bad> {
             "unknown key \"prefix\" (did you mean prefixes?)",
         ),
         bad("wrong type", "router:\n  asn: sixty\n  routerId: 10.0.0.1\n", 2, "router.asn", "invalid type: string \"sixty\""),
+        bad("backupRoutes without nexthop objects", format!("{ROUTER}kernel:\n  nexthopObjects: false\n  backupRoutes: true\n"), 6, "kernel.backupRoutes", "backupRoutes needs nexthopObjects: true"),
         bad("wrong type for a section", format!("{ROUTER}peers: yes\n"), 4, "peers", "invalid type"),
         bad("ASN 0", "router:\n  asn: 0\n  routerId: 10.0.0.1\n", 2, "router.asn", "invalid value: integer `0`, expected an ASN"),
         bad("ASN 23456", with_peer("").replace("65001", "23456"), 7, "peers[0].asn", "23456 (AS_TRANS)"),

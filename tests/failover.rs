@@ -131,3 +131,146 @@ fn ecmp_carrier_loss_fails_over_without_rewriting_routes() {
     }
     assert!(ping(&t), "no ping after recovery");
 }
+
+/// Our routes for `p` as (metric, gateway, dev), lowest metric first.
+fn routes_of(t: &Topo<Bird>, p: &str) -> Vec<(u64, String, String)> {
+    let out = t
+        .k_ns
+        .ip(&["-j", "route", "show", "exact", p, "proto", "bgp"])
+        .expect("ip route");
+    let v: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap_or_default();
+    let mut r: Vec<(u64, String, String)> = v
+        .iter()
+        .map(|r| {
+            (
+                r["metric"].as_u64().unwrap_or(0),
+                r["gateway"].as_str().unwrap_or("").to_string(),
+                r["dev"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    r.sort();
+    r
+}
+
+/// kernel.backupRoutes against the daemon: upstream 1 is preferred
+/// (upstream 2's AS_PATH is one longer), so each prefix has a primary via
+/// 1 and a standby via 2 at the next metric. Upstream 1's link loses
+/// carrier: the kernel forwards on the standbys by itself, the ping keeps
+/// working, and kroute writes no route for the failover nor for the RIB's
+/// re-selection after it. Then upstream 1 returns (primaries back), and
+/// its session is closed with the link up (`peer X disable`): the
+/// standbys forward again, with no write per prefix either.
+#[test]
+fn preferred_path_lost_with_backup_routes_rewrites_no_route() {
+    let mut t = Topo::<Bird>::p2p("pbk", 2, false, |c| c.kernel.backup_routes = true);
+    for (i, (ns, p)) in t.peer_ns.iter().zip(t.peers.iter_mut()).enumerate() {
+        ns.add_addr("lo", &format!("{TARGET}/32")).expect("address");
+        for j in 0..N {
+            if i == 0 {
+                p.announce(&prefix(j));
+            } else {
+                p.announce_prepend(&prefix(j), &[65099]);
+            }
+        }
+    }
+    t.wait_established();
+    let gw = |i: usize| t.links[i].p4.clone();
+    let dev = |i: usize| t.links[i].k_dev.clone();
+    let both = vec![(20, gw(0), dev(0)), (21, gw(1), dev(1))];
+    let standby_only = vec![(21, gw(1), dev(1))];
+    let wait_all = |what: &str, want: &Vec<(u64, String, String)>| {
+        common::wait_until(common::CONVERGE, what, || {
+            match (0..N)
+                .map(|i| routes_of(&t, &prefix(i)))
+                .find(|r| r != want)
+            {
+                None => Ok(()),
+                Some(r) => Err(format!("{r:?}")),
+            }
+        })
+    };
+    wait_all("primaries via 1, standbys via 2", &both);
+    assert!(ping(&t), "no ping via the preferred upstream");
+
+    t.k_ns
+        .run(&["sysctl", "-qw", "net.ipv4.nexthop_compat_mode=0"])
+        .expect("sysctl");
+    let watch = |t: &Topo<Bird>| {
+        let m = t
+            .k_ns
+            .command("ip")
+            .args(["-o", "monitor", "route"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("ip monitor");
+        std::thread::sleep(Duration::from_millis(300));
+        m
+    };
+    // Stops counting; `ip route` shows the gateways of routes on objects
+    // again (compat mode).
+    let writes = |m: std::process::Child, t: &Topo<Bird>| {
+        let mut m = m;
+        let _ = m.kill();
+        let out = m.wait_with_output().expect("ip monitor output");
+        t.k_ns
+            .run(&["sysctl", "-qw", "net.ipv4.nexthop_compat_mode=1"])
+            .expect("sysctl");
+        let lines = String::from_utf8_lossy(&out.stdout).into_owned();
+        (
+            lines.lines().filter(|l| l.contains("10.77.")).count(),
+            lines,
+        )
+    };
+
+    // 1. Carrier loss on upstream 1's link; the RIB re-selects meanwhile.
+    let monitor = watch(&t);
+    t.peer_ns[0]
+        .ip(&["link", "set", &t.links[0].p_dev, "down"])
+        .expect("link down");
+    assert!(ping(&t), "no ping via the standby routes");
+    std::thread::sleep(Duration::from_secs(3));
+    let (n, lines) = writes(monitor, &t);
+    wait_all("every prefix on its standby alone", &standby_only);
+    for e in t.kroute.fib() {
+        assert_eq!(e.status, "installed", "{e:?}");
+        assert_eq!(
+            e.kernel_next_hops,
+            vec![format!("via {} dev {}", gw(1), dev(1))]
+        );
+    }
+    assert!(
+        n <= 2,
+        "carrier-loss failover of {N} prefixes wrote {n} routes:\n{lines}"
+    );
+
+    // Back: the primaries return.
+    t.peer_ns[0]
+        .ip(&["link", "set", &t.links[0].p_dev, "up"])
+        .expect("link up");
+    t.wait_established();
+    wait_all("primaries via 1 again", &both);
+
+    // 2. The preferred session closes with its link up.
+    t.k_ns
+        .run(&["sysctl", "-qw", "net.ipv4.nexthop_compat_mode=0"])
+        .expect("sysctl");
+    let monitor = watch(&t);
+    let name = t.kroute.config.peers[0].name.clone();
+    t.kroute.cli_ok(&["peer", &name, "disable"]);
+    assert!(ping(&t), "no ping after the session loss");
+    std::thread::sleep(Duration::from_secs(2));
+    let (n, lines) = writes(monitor, &t);
+    wait_all(
+        "every prefix on its standby after the session loss",
+        &standby_only,
+    );
+    assert!(
+        n <= 2,
+        "session-loss failover of {N} prefixes wrote {n} routes:\n{lines}"
+    );
+    t.kroute.cli_ok(&["peer", &name, "enable"]);
+    t.wait_established();
+    wait_all("primaries via 1 after the session is back", &both);
+    assert!(ping(&t), "no ping after recovery");
+}

@@ -61,6 +61,8 @@ pub struct Opts {
     /// Budget for the load and for the failover each.
     pub timeout: Duration,
     pub keep_logs: bool,
+    /// kroute with `kernel.backupRoutes: true`.
+    pub backup_routes: bool,
 }
 
 /// The receiver's loopback address the pings come from (both senders route
@@ -78,6 +80,9 @@ pub struct Sample {
     pub prefixes: u64,
     /// Both sessions up → the kernel holds every prefix as converged.
     pub converge_s: Option<f64>,
+    /// Both sessions up → every prefix forwards via the preferred sender
+    /// (with kroute's backup routes: before its standbys are all in).
+    pub primaries_s: Option<f64>,
     /// Carrier lost → the kernel forwards every prefix via the survivor.
     pub failover_s: Option<f64>,
     pub pings_sent: Option<u64>,
@@ -98,6 +103,7 @@ pub fn measure(kind: Kind, variant: Variant, table: &Table, opts: &Opts, run: us
         run,
         prefixes: (v4 + v6) as u64,
         converge_s: None,
+        primaries_s: None,
         failover_s: None,
         pings_sent: None,
         pings_lost: None,
@@ -141,6 +147,7 @@ fn run_once(
         dir: dir.to_path_buf(),
         kroute_bin: opts.kroute_bin.clone(),
         failover: true,
+        backup_routes: opts.backup_routes && kind == Kind::Kroute,
     };
     let mut rx = receivers::start(kind, &ctx).map_err(|e| e.to_string())?;
     let with_logs = |rx: &dyn receivers::Receiver, e: String| format!("{e} (logs: {})", rx.logs());
@@ -169,10 +176,18 @@ fn run_once(
     );
     let result = (|| {
         let est = wait_both_established(&ev_rx, &mut *rx)?;
+        let standbys = ctx.backup_routes;
         let converged = |c: &Census| match variant {
+            // With backup routes, converged once the standbys are in too.
+            Variant::Preferred if standbys => c.first == s.prefixes && c.shadowed == s.prefixes,
             Variant::Preferred => c.first == s.prefixes,
             Variant::Ecmp => c.both == s.prefixes,
         };
+        if variant == Variant::Preferred {
+            let primaries = |c: &Census| c.first == s.prefixes;
+            let (at, _, _) = census.wait(est, opts.timeout, &mut *rx, primaries, &mut s.census)?;
+            s.primaries_s = Some(at.saturating_duration_since(est).as_secs_f64());
+        }
         let (at, _, _) = census.wait(est, opts.timeout, &mut *rx, converged, &mut s.census)?;
         s.converge_s = Some(at.saturating_duration_since(est).as_secs_f64());
         // Settled: nothing the receiver still does should count.

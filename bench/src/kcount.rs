@@ -284,6 +284,10 @@ pub struct Census {
     pub second: u64,
     pub both: u64,
     pub other: u64,
+    /// Routes behind a prefix's forwarding one (a higher metric, e.g.
+    /// kroute's standby routes at metric + 1): not counted above, since
+    /// the kernel does not forward on them while the first is there.
+    pub shadowed: u64,
 }
 
 /// Which links a route's paths leave by: bit 0 the first, bit 1 the
@@ -305,6 +309,8 @@ impl RouteCounter {
     pub fn census(&mut self, links: (u32, u32)) -> io::Result<Census> {
         let objects = self.nexthop_links(links)?;
         let mut c = Census::default();
+        // A dump lists a prefix's routes together, lowest metric first.
+        let mut last: Option<(u8, u8, Vec<u8>)> = None;
         for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
             self.seq += 1;
             let mut req = [0u8; NLMSG_HDRLEN + RTMSG_LEN];
@@ -327,6 +333,15 @@ impl RouteCounter {
                     if !counts_as_receiver_route(&m) {
                         return Ok(());
                     }
+                    let dst = attr(m.attrs, RTA_DST).unwrap_or(&[]);
+                    if last
+                        .as_ref()
+                        .is_some_and(|(f, l, d)| *f == m.family && *l == m.dst_len && d[..] == *dst)
+                    {
+                        c.shadowed += 1;
+                        return Ok(());
+                    }
+                    last = Some((m.family, m.dst_len, dst.to_vec()));
                     let mut bits = 0u8;
                     if let Some(id) = attr(m.attrs, RTA_NH_ID).and_then(u32_of) {
                         bits |= objects.get(&id).copied().unwrap_or(4);

@@ -119,6 +119,9 @@ enum Cmd {
         timeout: u64,
         #[arg(long)]
         keep_logs: bool,
+        /// kroute with `kernel.backupRoutes: true` (standby routes at metric + 1)
+        #[arg(long)]
+        backup_routes: bool,
     },
     /// Run the benchmark (as root): every receiver alone in its own network
     /// namespaces, the same table, median of --repeat runs; writes --out.
@@ -247,6 +250,7 @@ fn main() -> ExitCode {
             json,
             timeout,
             keep_logs,
+            backup_routes,
         } => failover_cmd(
             &receivers,
             &table,
@@ -256,6 +260,7 @@ fn main() -> ExitCode {
                 kroute_bin: kroute,
                 timeout: Duration::from_secs(timeout),
                 keep_logs,
+                backup_routes,
             },
             &out,
             json,

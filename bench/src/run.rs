@@ -213,6 +213,7 @@ fn daemon(
     let timeout = phase_timeout(opts, expected);
     let pair = Pair::create(stem).map_err(|e| format!("namespaces: {e}"))?;
     let ctx = Ctx {
+        backup_routes: false,
         ns: &pair.receiver,
         dir: dir.path().to_path_buf(),
         kroute_bin: opts.kroute_bin.clone(),

@@ -15,6 +15,11 @@ pub(crate) enum Cmd {
     /// the route table).
     Apply(Vec<FibChange>, OwnedSemaphorePermit),
     Watch(Vec<IpAddr>),
+    /// The RIB lost the paths via these next hops (their session went
+    /// down with the link up): see `Fib::next_hops_down`.
+    NextHopsDown(Vec<IpAddr>),
+    /// The RIB has handed over its changes for that loss.
+    NextHopsSettled(Vec<IpAddr>),
     Unwatch(Vec<IpAddr>),
     InitialSyncDone,
     Entries(Option<IpNet>, oneshot::Sender<Vec<FibEntry>>),

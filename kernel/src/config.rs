@@ -30,6 +30,12 @@ pub struct FibConfig {
     /// the main FIB's are all outside [`TABLE_NEXTHOP_IDS`], as before
     /// there were several.
     pub nexthop_ids: RangeInclusive<u32>,
+    /// True: a prefix with a backup set also gets a standby route via it
+    /// at `metric + 1` (pointing at the backup's nexthop object), which the
+    /// kernel falls back to by itself when the primary's next hop goes:
+    /// failover of a lost single best path costs no write per prefix.
+    /// Needs `nexthop_objects`; doubles the kernel routes of such prefixes.
+    pub backup_routes: bool,
 }
 
 /// Ids the main FIB hands out: away from the low ids `ip nexthop` users
@@ -59,6 +65,7 @@ impl Default for FibConfig {
             keep_on_exit: false,
             nexthop_objects: true,
             nexthop_ids: DEFAULT_NEXTHOP_IDS,
+            backup_routes: false,
         }
     }
 }

@@ -65,6 +65,11 @@ impl HopSets {
             .map_or(&held.hops[..], |f| &f[..])
     }
 
+    /// The nexthop object a route holding `id` points at (0: none).
+    pub(crate) fn object_of(&self, id: Id) -> u32 {
+        self.sets.get(id).nhid
+    }
+
     /// Whether a route holding `id` is on a group that shrank since it was
     /// written: it forwards on fewer hops than it was written with.
     pub(crate) fn shrunk(&self, id: Id) -> bool {
@@ -146,6 +151,16 @@ impl Installer {
         self.sets.objects.as_mut().map_or(0, |o| o.shrink(alive))
     }
 
+    /// The hops of our objects that forward on no hop `alive` keeps (see
+    /// `Objects::dead`).
+    pub(crate) fn dead_objects(&self, alive: impl Fn(&KernelHop) -> bool) -> Vec<Arc<[KernelHop]>> {
+        self.sets
+            .objects
+            .as_ref()
+            .map(|o| o.dead(alive))
+            .unwrap_or_default()
+    }
+
     /// Forgets the objects whose hops `flushed` says the kernel removed
     /// (see `Objects::forget`).
     pub(crate) fn forget_objects(&mut self, flushed: impl Fn(&[KernelHop]) -> bool) {
@@ -194,7 +209,7 @@ impl Installer {
             // Routes whose object the kernel refused are refused with its words.
             let mut pre = Vec::new();
             ops.retain(|op| match op {
-                Op::Replace(_, _, nhid) if refused.contains_key(nhid) => {
+                Op::Replace(_, _, nhid) | Op::Standby(_, _, nhid) if refused.contains_key(nhid) => {
                     pre.push((op.clone(), refused[nhid].clone()));
                     false
                 }
@@ -308,14 +323,16 @@ impl Installer {
         let sets = &mut self.sets;
         let mut outcome_of = |op: Op, outcome: Outcome| {
             match (&op, &outcome) {
-                (Op::Replace(p, _, nhid), Outcome::Refused(e)) => {
+                (Op::Replace(p, _, nhid) | Op::Standby(p, _, nhid), Outcome::Refused(e)) => {
                     if first_refusal.is_none() {
                         first_refusal = Some((*p, e.to_string()));
                     }
                     sets.not_installed(*nhid);
                 }
-                (Op::Replace(_, _, nhid), Outcome::Unknown) => sets.not_installed(*nhid),
-                (Op::Delete { prefix, .. }, Outcome::Refused(e))
+                (Op::Replace(_, _, nhid) | Op::Standby(_, _, nhid), Outcome::Unknown) => {
+                    sets.not_installed(*nhid)
+                }
+                (Op::Delete { prefix, .. } | Op::StandbyDelete(prefix), Outcome::Refused(e))
                     if e.errno != libc::ESRCH && first_refusal.is_none() =>
                 {
                     first_refusal = Some((*prefix, e.to_string()));
@@ -367,7 +384,10 @@ impl<F: FnMut(Op, Outcome, &mut HopSets) -> bool> Follow for F {}
 /// Installs do not care about the direction.
 fn sort_for_kernel(ops: &mut [Op]) {
     let key = |op: &Op| match op {
-        Op::Replace(p, ..) | Op::Delete { prefix: p, .. } => Some(*p),
+        Op::Replace(p, ..)
+        | Op::Delete { prefix: p, .. }
+        | Op::Standby(p, ..)
+        | Op::StandbyDelete(p) => Some(*p),
         Op::Object(_) => None,
     };
     ops.sort_unstable_by_key(|op| std::cmp::Reverse(key(op)));
@@ -382,7 +402,7 @@ mod tests {
     fn prefix_of(op: &Op) -> Option<IpNet> {
         match op {
             Op::Replace(p, ..) | Op::Delete { prefix: p, .. } => Some(*p),
-            Op::Object(_) => None,
+            _ => None,
         }
     }
 

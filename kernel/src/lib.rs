@@ -198,6 +198,7 @@ impl Fib {
             table: cfg.table,
             protocol: cfg.protocol,
             metric: cfg.metric,
+            standbys: cfg.backup_routes,
         };
         std::thread::Builder::new()
             .name("fib-monitor".into())
@@ -235,6 +236,32 @@ impl Fib {
     /// keeps reporting changes.
     pub fn watch_nexthops(&self, addrs: Vec<IpAddr>) {
         self.send(Cmd::Watch(addrs));
+    }
+
+    /// The RIB no longer has the paths via these next hops (the session
+    /// that brought them went down, with its link still up: hold timer,
+    /// BFD, a Cease, `peer X disable`). Until a change names one of them
+    /// again, the FIB takes them as unreachable at once, before the RIB's
+    /// per-prefix changes arrive: every group through them is re-pointed
+    /// at its survivors (one RTM_NEWNEXTHOP each), and with backup routes
+    /// the objects through them alone are deleted, so that the kernel
+    /// drops their primaries and forwards on the standbys (one message per
+    /// object). The RIB's changes that follow are then re-tags.
+    pub fn next_hops_down(&self, addrs: Vec<IpAddr>) {
+        if !addrs.is_empty() {
+            self.send(Cmd::NextHopsDown(addrs));
+        }
+    }
+
+    /// The RIB has handed over (applied) every change that follows the
+    /// loss of these next hops' session: they resolve as the kernel says
+    /// again, and routes still wanting them (paths via the same address
+    /// from another session) go back to them. Call after
+    /// [`Fib::next_hops_down`] and the changes it announced.
+    pub fn next_hops_settled(&self, addrs: Vec<IpAddr>) {
+        if !addrs.is_empty() {
+            self.send(Cmd::NextHopsSettled(addrs));
+        }
     }
 
     /// Stops reporting these next hops; each is no longer resolved once

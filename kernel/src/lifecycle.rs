@@ -57,15 +57,15 @@ impl InitialSync {
 
 /// The deletions that remove a previous run's `leftovers`: all but those
 /// this run has installed with the same metric (`current` says what we
-/// hold), which our writes replaced. Untracked: our view does not follow.
+/// hold at a metric: our own, or the standby's next one), which our writes
+/// replaced. Untracked: our view does not follow.
 pub(crate) fn leftover_removals(
     leftovers: Vec<(IpNet, u32)>,
-    current: impl Fn(&IpNet) -> Current,
-    metric: u32,
+    current: impl Fn(&IpNet, u32) -> Current,
 ) -> Vec<Op> {
     leftovers
         .into_iter()
-        .filter(|(p, m)| !(*m == metric && matches!(current(p), Current::Installed(_))))
+        .filter(|(p, m)| !matches!(current(p, *m), Current::Installed(_)))
         .map(|(prefix, metric)| Op::Delete {
             prefix,
             metric,
@@ -117,9 +117,9 @@ mod tests {
     #[test]
     fn leftovers_replaced_in_place_stay_the_rest_go() {
         let id = some_id();
-        let current = |p: &IpNet| match p.to_string().as_str() {
-            "10.0.0.0/24" | "10.0.1.0/24" => Current::Installed(id),
-            "10.0.2.0/24" => Current::Failed,
+        let current = |p: &IpNet, m: u32| match (p.to_string().as_str(), m) {
+            ("10.0.0.0/24" | "10.0.1.0/24", 20) => Current::Installed(id),
+            ("10.0.2.0/24", 20) => Current::Failed,
             _ => Current::Absent,
         };
         let leftovers = vec![
@@ -129,7 +129,7 @@ mod tests {
             (net("10.0.3.0/24"), 20), // not wanted any more
         ];
         assert_eq!(
-            deleted(&leftover_removals(leftovers, current, 20)),
+            deleted(&leftover_removals(leftovers, current)),
             [
                 ("10.0.1.0/24".into(), 30, false),
                 ("10.0.2.0/24".into(), 20, false),

@@ -45,6 +45,8 @@ pub(crate) struct Ours {
     pub table: u32,
     pub protocol: u8,
     pub metric: u32,
+    /// Standby routes at `metric + 1` are ours too (`kernel.backupRoutes`).
+    pub standbys: bool,
 }
 
 pub(crate) fn run(mut sock: NlSocket, tx: mpsc::Sender<Cmd>, stop: Arc<AtomicBool>, ours: Ours) {
@@ -105,7 +107,8 @@ pub(crate) fn run(mut sock: NlSocket, tx: mpsc::Sender<Cmd>, stop: Arc<AtomicBoo
                     Some(r) => {
                         // Routes of our protocol do not resolve next hops.
                         changed |= r.protocol != protocol;
-                        if r.table == ours.table && r.metric == ours.metric {
+                        let standby = ours.standbys && r.metric == ours.metric.wrapping_add(1);
+                        if r.table == ours.table && (r.metric == ours.metric || standby) {
                             touched.push(r.prefix);
                         }
                     }

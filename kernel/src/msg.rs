@@ -30,6 +30,17 @@ pub(crate) struct RouteKey {
     pub metric: u32,
 }
 
+impl RouteKey {
+    /// Where a prefix's standby route goes (`kernel.backupRoutes`): the
+    /// next metric, so that the kernel prefers the primary while it exists.
+    pub(crate) fn standby(&self) -> RouteKey {
+        RouteKey {
+            metric: self.metric.saturating_add(1),
+            ..*self
+        }
+    }
+}
+
 pub(crate) fn family_of(addr: &IpAddr) -> AddressFamily {
     match addr {
         IpAddr::V4(_) => AddressFamily::Inet,

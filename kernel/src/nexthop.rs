@@ -418,6 +418,17 @@ impl Objects {
         n
     }
 
+    /// The hops of every object (of ours, in the kernel) that forwards on
+    /// nothing `alive` says is alive: single objects of a dead hop, and
+    /// groups none of whose members survive.
+    pub(crate) fn dead(&self, alive: impl Fn(&KernelHop) -> bool) -> Vec<Arc<[KernelHop]>> {
+        self.by_id
+            .values()
+            .filter(|o| o.sent && !o.forwards.iter().any(&alive))
+            .map(|o| o.forwards.clone())
+            .collect()
+    }
+
     /// Creations (and re-pointings) to send, members before their groups.
     /// Whoever takes them sends them before any route that uses them.
     pub(crate) fn take_creates(&mut self) -> Vec<ObjOp> {

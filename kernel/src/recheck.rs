@@ -127,6 +127,11 @@ impl Changes {
         self.objects_gone.push(hops);
     }
 
+    /// How many objects are gone.
+    pub(crate) fn objects_gone(&self) -> usize {
+        self.objects_gone.len()
+    }
+
     /// How many links went down.
     pub(crate) fn links_down(&self) -> usize {
         self.links_down.len()

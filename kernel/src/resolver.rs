@@ -45,6 +45,12 @@ pub(crate) struct Resolver {
     /// (see [`scoped_hop`]), one shared slice each, as resolutions are:
     /// every route through the same neighbour shares it.
     scoped: RefCell<FastMap<KernelHop, Arc<[KernelHop]>>>,
+    /// Next hops the RIB lost its paths via (`Fib::next_hops_down`):
+    /// unreachable for routes, whatever the kernel says, until a change
+    /// names them again.
+    down: FastSet<IpAddr>,
+    /// What a next hop in `down` resolves to.
+    session_down: Resolved,
     events: UnboundedSender<FibEvent>,
 }
 
@@ -54,6 +60,8 @@ impl Resolver {
             links,
             nexthops: FastMap::default(),
             scoped: RefCell::default(),
+            down: FastSet::default(),
+            session_down: Resolved::unreachable("its BGP session went down"),
             events,
         }
     }
@@ -185,9 +193,11 @@ impl Resolver {
     pub(crate) fn alive_hops(&self) -> FastSet<KernelHop> {
         let scoped = self.scoped.borrow();
         self.nexthops
-            .values()
-            .filter(|nh| matches!(nh.res.state, NexthopState::Reachable { .. }))
-            .flat_map(|nh| nh.res.hops.iter().copied())
+            .iter()
+            .filter(|(a, nh)| {
+                matches!(nh.res.state, NexthopState::Reachable { .. }) && !self.down.contains(a)
+            })
+            .flat_map(|(_, nh)| nh.res.hops.iter().copied())
             .chain(scoped.keys().copied().filter(|h| self.link_up(h.ifindex)))
             .collect()
     }
@@ -196,9 +206,24 @@ impl Resolver {
         self.links.get(&index).is_some_and(|l| l.up)
     }
 
+    /// The RIB lost its paths via `addr`: unreachable for routes until
+    /// [`Resolver::revive`]. True if it was not down yet.
+    pub(crate) fn set_down(&mut self, addr: IpAddr) -> bool {
+        self.down.insert(addr)
+    }
+
+    /// A change names `addr` again: it resolves as the kernel says. True
+    /// if it was down.
+    pub(crate) fn revive(&mut self, addr: &IpAddr) -> bool {
+        !self.down.is_empty() && self.down.remove(addr)
+    }
+
     /// What a route with these BGP next hops should be in the kernel.
     pub(crate) fn desired(&self, nhs: &[BgpNextHop]) -> Desired {
         let state_of = |nh: &BgpNextHop| -> Option<Cow<'_, Resolved>> {
+            if self.down.contains(&nh.address) {
+                return Some(Cow::Borrowed(&self.session_down));
+            }
             let global = self.nexthops.get(&nh.address).map(|n| &n.res);
             match scoped_hop(nh, global) {
                 Some(h) if self.link_up(h.ifindex) => {

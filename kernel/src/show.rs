@@ -49,13 +49,35 @@ fn entry(
         _ => Vec::new(),
     };
     let failure = table.failure(&prefix);
+    let primary = table.current(&prefix);
+    let standby = table.standby(&prefix);
+    // A standby with no primary is what the kernel forwards on (the
+    // sweep takes it as the prefix's route when it forwards as wanted).
+    let forwarding = match (primary, standby) {
+        (Current::Absent, Current::Installed(_)) => standby,
+        _ => primary,
+    };
     let (status, mut detail) = status(
         install,
         &want,
-        table.current(&prefix),
+        forwarding,
         failure.map(|(e, _)| e),
         failure.map(|(_, t)| t.map(|t| t.saturating_duration_since(Instant::now()))),
     );
+    if forwarding != primary && detail.is_none() {
+        detail = Some(
+            "via the standby route at the next metric: the primary went with its next hop".into(),
+        );
+    } else if matches!(primary, Current::Installed(_))
+        && matches!(standby, Current::Installed(_))
+        && detail.is_none()
+    {
+        let backup: Vec<String> = sets.backup.iter().map(|n| n.address.to_string()).collect();
+        detail = Some(format!(
+            "backup route via {} pre-installed at the next metric",
+            backup.join(", ")
+        ));
+    }
     if on_backup && detail.is_none() {
         // Truthful about what the kernel forwards on: the backup's hops.
         let why = match resolver.desired(&sets.best) {

@@ -48,23 +48,36 @@ pub(crate) enum Current {
     Unknown,
 }
 
-/// Everything we know about one prefix: 12 bytes. A full table has few
+/// Everything we know about one prefix: 16 bytes. A full table has few
 /// distinct next-hop sets, so a route refers to its sets by number; our
-/// view of the kernel ([`Current`]) is kept flat, so that the `dirty` flag
-/// fits beside it.
+/// view of the kernel ([`Current`]) is kept flat, so that the flags fit
+/// beside it. A prefix may have two routes of ours in the kernel: the
+/// primary at our metric, and (`kernel.backupRoutes`) a standby at the
+/// next metric, via the backup set, which the kernel falls back to by
+/// itself when the primary goes with its next hop's object.
 #[derive(Debug, Default)]
 struct Route {
     /// Wanted BGP next hops (best and backup), an id in
     /// `RouteTable::wanted` (None: withdrawn).
     want: Option<Id>,
-    /// With `State::Installed`: the kernel next hops.
+    /// With `state == Installed`: the primary's kernel next hops.
     hops: Option<Id>,
+    /// With `standby_state == Installed`: the standby's kernel next hops.
+    standby: Option<Id>,
     state: State,
-    /// To be written (see [`Dirty`]).
-    dirty: bool,
-    /// During a [`Reconcile`]: the kernel's dump had this prefix.
-    seen: bool,
+    standby_state: State,
+    /// [`DIRTY`], [`STANDBY_DIRTY`], [`SEEN`], [`STANDBY_SEEN`].
+    flags: u8,
 }
+
+/// The primary is to be written (see [`Dirty`]).
+const DIRTY: u8 = 1;
+/// The standby is to be written, after every dirty primary.
+const STANDBY_DIRTY: u8 = 2;
+/// During a [`Reconcile`]: the kernel's dump had the primary.
+const SEEN: u8 = 4;
+/// During a [`Reconcile`]: the kernel's dump had the standby.
+const STANDBY_SEEN: u8 = 8;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 enum State {
@@ -75,23 +88,49 @@ enum State {
     Unknown,
 }
 
+fn cur_of(state: State, hops: Option<Id>) -> Current {
+    match (state, hops) {
+        (State::Installed, Some(id)) => Current::Installed(id),
+        (State::Failed, _) => Current::Failed,
+        (State::Unknown, _) => Current::Unknown,
+        _ => Current::Absent,
+    }
+}
+
+fn split(cur: Current) -> (State, Option<Id>) {
+    match cur {
+        Current::Absent => (State::Absent, None),
+        Current::Installed(id) => (State::Installed, Some(id)),
+        Current::Failed => (State::Failed, None),
+        Current::Unknown => (State::Unknown, None),
+    }
+}
+
 impl Route {
     fn cur(&self) -> Current {
-        match (self.state, self.hops) {
-            (State::Installed, Some(id)) => Current::Installed(id),
-            (State::Failed, _) => Current::Failed,
-            (State::Unknown, _) => Current::Unknown,
-            _ => Current::Absent,
+        cur_of(self.state, self.hops)
+    }
+
+    /// What we believe the kernel holds at the standby's metric.
+    fn standby_cur(&self) -> Current {
+        cur_of(self.standby_state, self.standby)
+    }
+
+    fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
+    fn set(&mut self, flag: u8, on: bool) {
+        if on {
+            self.flags |= flag;
+        } else {
+            self.flags &= !flag;
         }
     }
 
-    fn set_cur(&mut self, cur: Current) {
-        (self.state, self.hops) = match cur {
-            Current::Absent => (State::Absent, None),
-            Current::Installed(id) => (State::Installed, Some(id)),
-            Current::Failed => (State::Failed, None),
-            Current::Unknown => (State::Unknown, None),
-        };
+    /// Neither the primary nor the standby may be in the kernel.
+    fn gone(&self) -> bool {
+        self.cur() == Current::Absent && self.standby_cur() == Current::Absent
     }
 
     /// Our view of the kernel becomes `cur`; what the route held installed
@@ -100,7 +139,15 @@ impl Route {
         if let Current::Installed(id) = self.cur() {
             sets.release(id);
         }
-        self.set_cur(cur);
+        (self.state, self.hops) = split(cur);
+    }
+
+    /// The same for the standby.
+    fn replace_standby(&mut self, cur: Current, sets: &mut HopSets) {
+        if let Current::Installed(id) = self.standby_cur() {
+            sets.release(id);
+        }
+        (self.standby_state, self.standby) = split(cur);
     }
 }
 
@@ -112,6 +159,8 @@ impl Route {
 /// dropped and sweeps walk the routes for their flags until none is left.
 #[derive(Debug)]
 struct Dirty {
+    /// The route flag it keeps ([`DIRTY`] or [`STANDBY_DIRTY`]).
+    bit: u8,
     /// Routes flagged.
     count: usize,
     /// Exactly the flagged prefixes, or None when there are too many.
@@ -121,18 +170,19 @@ struct Dirty {
 impl Dirty {
     const LIST_MAX: usize = 64 * 1024;
 
-    fn new() -> Dirty {
+    fn new(bit: u8) -> Dirty {
         Dirty {
+            bit,
             count: 0,
             list: Some(PrefixMap::default()),
         }
     }
 
     fn mark(&mut self, prefix: IpNet, r: &mut Route) {
-        if r.dirty {
+        if r.has(self.bit) {
             return;
         }
-        r.dirty = true;
+        r.set(self.bit, true);
         self.count += 1;
         if let Some(list) = &mut self.list {
             list.insert(prefix, ());
@@ -144,7 +194,7 @@ impl Dirty {
 
     /// Before `prefix`'s route is removed from the table.
     fn forget(&mut self, prefix: &IpNet, r: &Route) {
-        if r.dirty {
+        if r.has(self.bit) {
             self.count -= 1;
             if let Some(list) = &mut self.list {
                 list.remove(prefix);
@@ -177,14 +227,14 @@ impl Dirty {
                 .collect(),
             None => routes
                 .iter_below(bound)
-                .filter(|(_, r)| r.dirty)
+                .filter(|(_, r)| r.has(self.bit))
                 .map(|(p, _)| p)
                 .take(n)
                 .collect(),
         };
         for p in &taken {
             if let Some(r) = routes.get_mut(p) {
-                r.dirty = false;
+                r.set(self.bit, false);
             }
         }
         self.count -= taken.len();
@@ -201,17 +251,17 @@ impl Dirty {
             Some(list) => {
                 for p in list.keys() {
                     if let Some(r) = routes.get_mut(&p) {
-                        r.dirty = false;
+                        r.set(self.bit, false);
                     }
                 }
             }
             None => {
                 for (_, r) in routes.iter_mut() {
-                    r.dirty = false;
+                    r.set(self.bit, false);
                 }
             }
         }
-        *self = Dirty::new();
+        *self = Dirty::new(self.bit);
     }
 
     /// With none left flagged, listing starts again.
@@ -229,6 +279,8 @@ enum Sweep {
     Idle,
     /// Writing dirty prefixes below this bound next (None: at the top).
     Below(Option<IpNet>),
+    /// No primary is dirty: writing dirty standbys below this bound next.
+    StandbyBelow(Option<IpNet>),
 }
 
 /// What a prefix's write is, from what we want and what the kernel holds.
@@ -259,6 +311,70 @@ pub(crate) fn write_for<'a>(
     }
 }
 
+/// What a prefix's routes are to be: the primary's write and the
+/// standby's, and whether what the prefix wants is in the kernel
+/// without a write (to confirm to the RIB).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Plan {
+    pub primary: Write,
+    pub standby: Write,
+    pub in_place: bool,
+}
+
+/// The writes that take a prefix from what the kernel holds (`cur`,
+/// `standby`) to `wanted` (None: withdrawn). With `standbys` a prefix
+/// whose best set resolves has a standby route via its backup set, when
+/// that resolves too. A standby that forwards on what the primary is to
+/// forward on, with no primary in the kernel (it went with its next hop's
+/// object, and the kernel fell back to the standby by itself), is taken as
+/// the prefix's route: the RIB's changes that follow a failover are then
+/// re-tags, not writes.
+pub(crate) fn plan<'a>(
+    wanted: Option<&FibSets>,
+    cur: Current,
+    standby: Current,
+    standbys: bool,
+    desired: impl Fn(&[BgpNextHop]) -> Desired,
+    forwards: impl Fn(Id) -> &'a [KernelHop],
+) -> Plan {
+    let (want, on_backup) = match wanted {
+        Some(sets) => {
+            let (d, b) = with_backup(sets, &desired);
+            (Some(d), b)
+        }
+        None => (None, false),
+    };
+    let standby_want = match (wanted, &want) {
+        (Some(sets), Some(Desired::Install(_)))
+            if standbys && !on_backup && !sets.backup.is_empty() =>
+        {
+            match desired(&sets.backup) {
+                d @ Desired::Install(_) => Some(d),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    if let (Some(Desired::Install(h)), Current::Absent, Current::Installed(s), None) =
+        (&want, cur, standby, &standby_want)
+    {
+        if forwards(s)[..] == h[..] {
+            return Plan {
+                primary: Write::None,
+                standby: Write::None,
+                in_place: true,
+            };
+        }
+    }
+    let installing = matches!(want, Some(Desired::Install(_)));
+    let primary = write_for(want, cur, &forwards);
+    Plan {
+        in_place: installing && primary == Write::None,
+        primary,
+        standby: write_for(standby_want, standby, &forwards),
+    }
+}
+
 /// What a prefix wanting `sets` comes to: its best set's resolution, or,
 /// when none of the best set is reachable, its backup's if that is (the
 /// FIB's own failover: at once, not after the RIB has selected again).
@@ -280,6 +396,9 @@ pub(crate) fn with_backup(
 /// row doubles it, up to [`RETRY_MAX`].
 pub(crate) const RETRY_FIRST: Duration = Duration::from_secs(1);
 pub(crate) const RETRY_MAX: Duration = Duration::from_secs(60);
+/// A refused standby is tried again after this long (it is no forwarding
+/// route while the primary is there, so it is not reported to the RIB).
+const STANDBY_RETRY: Duration = Duration::from_secs(10);
 
 /// The wait before the retry that follows the `refusals`-th refusal in a
 /// row (1-based).
@@ -298,6 +417,8 @@ pub(crate) struct Reconcile {
     pub differing: usize,
     /// Kernel routes of ours for prefixes we do not have at all.
     pub strays: Vec<IpNet>,
+    /// The same at the standby's metric.
+    pub standby_strays: Vec<IpNet>,
 }
 
 /// What [`RouteTable::mark_touched`] did.
@@ -345,8 +466,13 @@ pub(crate) struct RouteTable {
     retries: BTreeSet<(Instant, IpNet)>,
     /// How often each touched prefix was repaired lately.
     repairs: Repairs,
-    /// Prefixes to be written.
+    /// Prefixes whose primary is to be written.
     dirty: Dirty,
+    /// Prefixes whose standby is to be written: after every dirty
+    /// primary, so that standbys never delay the table's routes.
+    standby_dirty: Dirty,
+    /// Whether prefixes get standby routes (`kernel.backupRoutes`).
+    standbys: bool,
     sweep: Sweep,
     /// Prefixes found or written right in this write step, with the set
     /// they want: sent as one [`FibEvent::RoutesInstalled`] by
@@ -366,11 +492,25 @@ impl RouteTable {
             reported_failed: FastMap::default(),
             retries: BTreeSet::new(),
             repairs: Repairs::default(),
-            dirty: Dirty::new(),
+            dirty: Dirty::new(DIRTY),
+            standby_dirty: Dirty::new(STANDBY_DIRTY),
+            standbys: false,
             sweep: Sweep::Idle,
             confirmed: Vec::new(),
             events,
         }
+    }
+
+    /// Prefixes with a backup set get a standby route via it, at the next
+    /// metric (only with nexthop objects: the kernel removes a route with
+    /// its object, and only then does it fall back to the standby).
+    pub(crate) fn set_standbys(&mut self, on: bool) {
+        self.standbys = on;
+    }
+
+    /// Whether prefixes get standby routes.
+    pub(crate) fn standbys(&self) -> bool {
+        self.standbys
     }
 
     /// `prefix` is to have these next hops (sorted, no duplicates, not
@@ -421,8 +561,9 @@ impl RouteTable {
             self.release_want(w);
         }
         if let Some(r) = self.routes.get_mut(&prefix) {
-            if r.cur() == Current::Absent {
+            if r.gone() {
                 self.dirty.forget(&prefix, r);
+                self.standby_dirty.forget(&prefix, r);
                 self.routes.remove(&prefix);
             } else {
                 self.dirty.mark(prefix, r);
@@ -461,20 +602,26 @@ impl RouteTable {
 
     /// Changes not yet written.
     pub(crate) fn has_dirty(&self) -> bool {
-        !self.dirty.is_empty()
+        !self.dirty.is_empty() || !self.standby_dirty.is_empty()
     }
 
     /// Nothing is to be written (install disabled): unflags everything.
     pub(crate) fn clear_dirty(&mut self) {
         self.dirty.clear(&mut self.routes);
+        self.standby_dirty.clear(&mut self.routes);
     }
 
     pub(crate) fn sweeping(&self) -> bool {
-        matches!(self.sweep, Sweep::Below(_))
+        !matches!(self.sweep, Sweep::Idle)
     }
 
-    /// Starts a sweep from the top; returns how many prefixes are dirty.
+    /// Starts a sweep from the top, of the dirty primaries or, with none,
+    /// of the dirty standbys; returns how many prefixes it has to look at.
     pub(crate) fn start_sweep(&mut self) -> usize {
+        if self.dirty.is_empty() && !self.standby_dirty.is_empty() {
+            self.sweep = Sweep::StandbyBelow(None);
+            return self.standby_dirty.len();
+        }
         self.sweep = Sweep::Below(None);
         self.dirty.len()
     }
@@ -490,11 +637,23 @@ impl RouteTable {
         sets: &mut HopSets,
         metric: u32,
     ) -> Option<Vec<Op>> {
-        let Sweep::Below(bound) = self.sweep else {
-            return None;
+        if matches!(self.sweep, Sweep::StandbyBelow(_)) && !self.dirty.is_empty() {
+            // Primaries first: the standby sweep starts again later.
+            self.sweep = Sweep::Below(None);
+        }
+        let (standby_pass, bound) = match self.sweep {
+            Sweep::Idle => return None,
+            Sweep::Below(b) => (false, b),
+            Sweep::StandbyBelow(b) => (true, b),
         };
-        let step = self.dirty.take_below(&mut self.routes, bound, n);
+        let dirty = if standby_pass {
+            &mut self.standby_dirty
+        } else {
+            &mut self.dirty
+        };
+        let step = dirty.take_below(&mut self.routes, bound, n);
         match step.last() {
+            Some(p) if standby_pass => self.sweep = Sweep::StandbyBelow(Some(*p)),
             Some(p) => self.sweep = Sweep::Below(Some(*p)),
             None => {
                 // At the bottom: what is dirty now starts the next sweep.
@@ -504,28 +663,46 @@ impl RouteTable {
         }
         let mut ops = Vec::with_capacity(step.len());
         for p in step {
-            let Some(r) = self.routes.get(&p) else {
+            let Some(r) = self.routes.get_mut(&p) else {
                 continue;
             };
             let wanted = r.want.map(|w| self.wanted.get(w));
-            let want = wanted.map(|sets| with_backup(sets, &desired).0);
-            let to_install = matches!(want, Some(Desired::Install(_)));
-            match write_for(want, r.cur(), |id| sets.forwards(id)) {
-                Write::None => {
-                    if let (true, Some(sets)) = (to_install, wanted) {
-                        // Already right in the kernel: confirmed as is.
-                        self.confirmed.push((p, sets.best.clone()));
-                    }
+            let plan = plan(
+                wanted.map(|w| &**w),
+                r.cur(),
+                r.standby_cur(),
+                self.standbys,
+                &desired,
+                |id| sets.forwards(id),
+            );
+            if !standby_pass {
+                if let (true, Some(sets)) = (plan.in_place, wanted) {
+                    // Already right in the kernel: confirmed as is.
+                    self.confirmed.push((p, sets.best.clone()));
                 }
+                match plan.primary {
+                    Write::None => {}
+                    Write::Replace(h) => {
+                        let nhid = sets.for_write(&h);
+                        ops.push(Op::Replace(p, h, nhid))
+                    }
+                    Write::Delete => ops.push(Op::Delete {
+                        prefix: p,
+                        metric,
+                        track: true,
+                    }),
+                }
+            }
+            match plan.standby {
+                Write::None => {}
+                // A standby to write waits for the standby sweep; one to
+                // remove goes now (a withdrawn prefix must stop forwarding).
+                Write::Replace(_) if !standby_pass => self.standby_dirty.mark(p, r),
                 Write::Replace(h) => {
                     let nhid = sets.for_write(&h);
-                    ops.push(Op::Replace(p, h, nhid))
+                    ops.push(Op::Standby(p, h, nhid))
                 }
-                Write::Delete => ops.push(Op::Delete {
-                    prefix: p,
-                    metric,
-                    track: true,
-                }),
+                Write::Delete => ops.push(Op::StandbyDelete(p)),
             }
         }
         Some(ops)
@@ -533,7 +710,11 @@ impl RouteTable {
 
     /// After a step's writes: with nothing left dirty, the sweep is over.
     pub(crate) fn end_sweep_if_clean(&mut self) {
-        if self.dirty.is_empty() {
+        let clean = match self.sweep {
+            Sweep::StandbyBelow(_) => self.standby_dirty.is_empty() && self.dirty.is_empty(),
+            _ => self.dirty.is_empty(),
+        };
+        if clean {
             self.sweep = Sweep::Idle;
         }
     }
@@ -589,13 +770,52 @@ impl RouteTable {
                     return true;
                 }
                 r.replace_cur(Current::Absent, sets);
-                if r.want.is_none() {
-                    self.dirty.forget(&prefix, r);
-                    self.routes.remove(&prefix);
+                self.remove_if_done(prefix);
+                false
+            }
+            (Op::Standby(p, h, nhid), Outcome::Done) => {
+                let id = sets.installed(&h, nhid);
+                self.routes
+                    .entry(p)
+                    .replace_standby(Current::Installed(id), sets);
+                false
+            }
+            (Op::Standby(p, _, _), Outcome::Refused(_)) => {
+                // Not reported to the RIB: the prefix forwards on its
+                // primary; the installer logged the kernel's words.
+                self.routes.entry(p).replace_standby(Current::Failed, sets);
+                self.retries.insert((Instant::now() + STANDBY_RETRY, p));
+                false
+            }
+            (Op::Standby(p, _, _), Outcome::Unknown) => {
+                self.routes.entry(p).replace_standby(Current::Unknown, sets);
+                true
+            }
+            (Op::StandbyDelete(p), outcome) => {
+                let Some(r) = self.routes.get_mut(&p) else {
+                    return false;
+                };
+                if matches!(outcome, Outcome::Unknown) {
+                    r.replace_standby(Current::Unknown, sets);
+                    return true;
                 }
+                r.replace_standby(Current::Absent, sets);
+                self.remove_if_done(p);
                 false
             }
             (Op::Object(_), _) => false,
+        }
+    }
+
+    /// A withdrawn prefix leaves the table once neither of its routes may
+    /// be in the kernel.
+    fn remove_if_done(&mut self, prefix: IpNet) {
+        if let Some(r) = self.routes.get_mut(&prefix) {
+            if r.want.is_none() && r.gone() {
+                self.dirty.forget(&prefix, r);
+                self.standby_dirty.forget(&prefix, r);
+                self.routes.remove(&prefix);
+            }
         }
     }
 
@@ -619,10 +839,35 @@ impl RouteTable {
         flushed: impl Fn(&[KernelHop]) -> bool,
         sets: &mut HopSets,
     ) {
+        // A route on an object the kernel removed (its only hop, or every
+        // member of its group, flushed) went with it: absent, not unknown,
+        // so that a standby that took over is seen as the prefix's route.
+        let went = |id: Id, sets: &HopSets| {
+            let h = sets.forwards(id);
+            sets.object_of(id) != 0 && h.iter().all(|k| flushed(std::slice::from_ref(k)))
+        };
         for (p, r) in self.routes.iter_mut() {
+            if let Current::Installed(id) = r.standby_cur() {
+                if flushed(sets.forwards(id)) {
+                    let now = if went(id, sets) {
+                        Current::Absent
+                    } else {
+                        Current::Unknown
+                    };
+                    r.replace_standby(now, sets);
+                    self.standby_dirty.mark(p, r);
+                } else if sets.shrunk(id) {
+                    self.standby_dirty.mark(p, r);
+                }
+            }
             if let Current::Installed(id) = r.cur() {
                 if flushed(sets.forwards(id)) {
-                    r.replace_cur(Current::Unknown, sets);
+                    let now = if went(id, sets) {
+                        Current::Absent
+                    } else {
+                        Current::Unknown
+                    };
+                    r.replace_cur(now, sets);
                     self.dirty.mark(p, r);
                     continue;
                 }
@@ -706,6 +951,10 @@ impl RouteTable {
                     self.dirty.mark(p, r);
                     n += 1;
                 }
+                if matches!(r.standby_cur(), Current::Failed | Current::Unknown) {
+                    self.standby_dirty.mark(p, r);
+                    n += 1;
+                }
             }
         }
         n
@@ -726,13 +975,27 @@ impl RouteTable {
             let Some(r) = self.routes.get_mut(p) else {
                 continue;
             };
-            if !matches!(r.cur(), Current::Installed(_)) {
+            let primary = matches!(r.cur(), Current::Installed(_));
+            let standby = matches!(r.standby_cur(), Current::Installed(_));
+            if !primary && !standby {
                 continue;
             }
-            r.replace_cur(Current::Unknown, sets);
+            // Which of the two was touched is not said: both are written
+            // again (one message each).
+            if primary {
+                r.replace_cur(Current::Unknown, sets);
+            }
+            if standby {
+                r.replace_standby(Current::Unknown, sets);
+            }
             match self.repairs.repair(*p, now) {
                 When::Now => {
-                    self.dirty.mark(*p, r);
+                    if primary {
+                        self.dirty.mark(*p, r);
+                    }
+                    if standby {
+                        self.standby_dirty.mark(*p, r);
+                    }
                     t.now += 1;
                 }
                 When::At(at) => {
@@ -749,7 +1012,7 @@ impl RouteTable {
     /// ours (see [`Reconcile`]).
     pub(crate) fn reconcile_start(&mut self) -> Reconcile {
         for (_, r) in self.routes.iter_mut() {
-            r.seen = false;
+            r.set(SEEN | STANDBY_SEEN, false);
         }
         Reconcile::default()
     }
@@ -763,7 +1026,7 @@ impl RouteTable {
             rec.strays.push(k.prefix);
             return;
         };
-        r.seen = true;
+        r.set(SEEN, true);
         let differs = match r.cur() {
             Current::Installed(id) => !sets.matches(id, k),
             Current::Absent => r.want.is_some(),
@@ -776,13 +1039,45 @@ impl RouteTable {
         }
     }
 
+    /// One kernel route of ours at the standby's metric, compared as
+    /// [`RouteTable::reconcile_one`] does the primary; one for a prefix we
+    /// do not have, or when standbys are off, is a stray.
+    pub(crate) fn reconcile_standby(
+        &mut self,
+        rec: &mut Reconcile,
+        k: &RawRoute,
+        sets: &mut HopSets,
+    ) {
+        let Some(r) = self.routes.get_mut(&k.prefix) else {
+            rec.standby_strays.push(k.prefix);
+            return;
+        };
+        r.set(STANDBY_SEEN, true);
+        let differs = match r.standby_cur() {
+            Current::Installed(id) => !sets.matches(id, k),
+            // Not ours to keep unless the sweep finds it wanted.
+            Current::Absent => true,
+            Current::Failed | Current::Unknown => false,
+        };
+        if differs {
+            r.replace_standby(Current::Unknown, sets);
+            self.standby_dirty.mark(k.prefix, r);
+            rec.differing += 1;
+        }
+    }
+
     /// After the dump: routes we hold installed that it lacked are to be
     /// written again. Returns what the comparison found.
     pub(crate) fn reconcile_end(&mut self, mut rec: Reconcile, sets: &mut HopSets) -> Reconcile {
         for (p, r) in self.routes.iter_mut() {
-            if matches!(r.cur(), Current::Installed(_)) && !r.seen {
+            if matches!(r.cur(), Current::Installed(_)) && !r.has(SEEN) {
                 r.replace_cur(Current::Unknown, sets);
                 self.dirty.mark(p, r);
+                rec.differing += 1;
+            }
+            if matches!(r.standby_cur(), Current::Installed(_)) && !r.has(STANDBY_SEEN) {
+                r.replace_standby(Current::Unknown, sets);
+                self.standby_dirty.mark(p, r);
                 rec.differing += 1;
             }
         }
@@ -794,11 +1089,27 @@ impl RouteTable {
         self.routes.get(prefix).map_or(Current::Absent, Route::cur)
     }
 
+    /// What we believe the kernel holds for `prefix` at the standby's
+    /// metric.
+    pub(crate) fn standby(&self, prefix: &IpNet) -> Current {
+        self.routes
+            .get(prefix)
+            .map_or(Current::Absent, Route::standby_cur)
+    }
+
     /// Every prefix of ours the kernel may hold (not known absent).
     pub(crate) fn in_kernel(&self) -> impl Iterator<Item = IpNet> + '_ {
         self.routes
             .iter()
             .filter(|(_, r)| r.cur() != Current::Absent)
+            .map(|(p, _)| p)
+    }
+
+    /// Every prefix whose standby the kernel may hold.
+    pub(crate) fn standbys_in_kernel(&self) -> impl Iterator<Item = IpNet> + '_ {
+        self.routes
+            .iter()
+            .filter(|(_, r)| r.standby_cur() != Current::Absent)
             .map(|(p, _)| p)
     }
 
@@ -869,6 +1180,8 @@ mod tests {
             .map(|op| match op {
                 Op::Replace(p, ..) => format!("+{p}"),
                 Op::Delete { prefix, .. } => format!("-{prefix}"),
+                Op::Standby(p, ..) => format!("+standby {p}"),
+                Op::StandbyDelete(p) => format!("-standby {p}"),
                 Op::Object(_) => "object".into(),
             })
             .collect()
@@ -887,7 +1200,7 @@ mod tests {
     fn dirty_prefixes_come_out_once_listed_or_not() {
         for n in [10u32, Dirty::LIST_MAX as u32 + 10] {
             let mut routes: PrefixMap<Route> = PrefixMap::default();
-            let mut dirty = Dirty::new();
+            let mut dirty = Dirty::new(DIRTY);
             for i in 0..n {
                 let p: IpNet = Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + (i << 8)), 24)
                     .unwrap()
@@ -917,15 +1230,16 @@ mod tests {
             assert!(all.windows(2).all(|w| w[0] > w[1]), "highest first, once");
             assert!(!all.contains(&gone));
             assert!(dirty.is_empty());
-            assert!(routes.values().all(|r| !r.dirty));
+            assert!(routes.values().all(|r| !r.has(DIRTY)));
             assert!(dirty.list.is_some(), "listing again once none is left");
         }
     }
 
     #[test]
     fn a_route_stays_small() {
-        // With a 5-byte IPv4 key, a B-tree leaf of 11 routes is 200 bytes.
-        assert_eq!(std::mem::size_of::<Route>(), 12);
+        // With a 5-byte IPv4 key, a B-tree leaf of 11 routes is 240 bytes
+        // (two kernel routes per prefix with backup routes: 4 bytes more).
+        assert_eq!(std::mem::size_of::<Route>(), 16);
     }
 
     /// A sweep goes down once: what becomes dirty below its position is
@@ -1188,6 +1502,72 @@ mod tests {
         assert_eq!(at, now + crate::repairs::WINDOW);
         assert_eq!(t.retry_due(at), 1);
         assert!(t.has_dirty());
+    }
+
+    /// 192.0.2.1 via ifindex 2, anything else via ifindex 3.
+    fn by_address(nhs: &[BgpNextHop]) -> Desired {
+        let one = nhs[0].address.to_string() == "192.0.2.1";
+        Desired::Install(Arc::from([hop(
+            if one { "10.0.0.1" } else { "10.0.1.1" },
+            if one { 2 } else { 3 },
+        )]))
+    }
+
+    /// With standbys, a prefix's primary goes out in one sweep and its
+    /// standby in the next (after every primary); once the primary is
+    /// gone with its object, the standby forwarding what is wanted is the
+    /// prefix's route: the RIB's re-selection writes nothing; a
+    /// withdrawal removes both at once.
+    #[test]
+    fn standbys_follow_the_primaries_and_take_over_without_a_write() {
+        let (mut t, _rx) = table();
+        t.set_standbys(true);
+        let mut sets = HopSets::new(Some(crate::nexthop::Objects::new(
+            186,
+            crate::config::DEFAULT_NEXTHOP_IDS,
+            Vec::new(),
+        )));
+        let p = net("10.0.1.0/24");
+        t.want_sets(
+            p,
+            FibSets {
+                best: nhs("192.0.2.1"),
+                backup: nhs("192.0.2.2"),
+            },
+        );
+        t.start_sweep();
+        let step = t.sweep_step(10, by_address, &mut sets, 20).unwrap();
+        assert_eq!(prefixes(&step), ["+10.0.1.0/24"], "the primary first");
+        done(&mut t, step, &mut sets);
+        t.end_sweep_if_clean();
+        assert!(t.has_dirty(), "the standby is still to write");
+        assert!(t.sweep_step(10, by_address, &mut sets, 20).is_none());
+        t.start_sweep();
+        let step = t.sweep_step(10, by_address, &mut sets, 20).unwrap();
+        assert_eq!(prefixes(&step), ["+standby 10.0.1.0/24"]);
+        done(&mut t, step, &mut sets);
+        t.end_sweep_if_clean();
+        assert!(!t.has_dirty() && !t.sweeping());
+        assert!(matches!(t.standby(&p), Current::Installed(_)));
+        // Link 2 loses carrier: the kernel removed the primary's object
+        // and the primary with it.
+        let flushed = |h: &[KernelHop]| h.iter().any(|k| k.ifindex == 2);
+        t.mark_changed(&FastSet::default(), flushed, &mut sets);
+        assert_eq!(t.current(&p), Current::Absent);
+        // The RIB selects the old backup, without a backup of its own.
+        t.want(p, nhs("192.0.2.2"));
+        t.start_sweep();
+        let step = t.sweep_step(10, by_address, &mut sets, 20).unwrap();
+        assert!(step.is_empty(), "{:?}", prefixes(&step));
+        t.end_sweep_if_clean();
+        assert!(!t.has_dirty());
+        t.withdraw(p);
+        t.start_sweep();
+        let step = t.sweep_step(10, by_address, &mut sets, 20).unwrap();
+        assert_eq!(prefixes(&step), ["-standby 10.0.1.0/24"]);
+        done(&mut t, step, &mut sets);
+        assert_eq!(t.wanted(&p), None);
+        assert_eq!(t.standbys_in_kernel().count(), 0);
     }
 
     #[test]

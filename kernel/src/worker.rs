@@ -31,6 +31,7 @@ use crate::resolver::Resolver;
 use crate::show;
 use crate::table::{self, RouteTable};
 use crate::writer::{Op, Writer};
+use std::net::IpAddr;
 use std::ops::RangeInclusive;
 
 /// Prefixes written per step of a sweep. Between steps the worker takes in
@@ -108,8 +109,18 @@ impl Worker {
                 cfg.table
             );
         }
+        let mut table = RouteTable::new(events.clone());
+        if cfg.backup_routes {
+            if objects.is_some() {
+                table.set_standbys(true);
+            } else {
+                tracing::warn!(
+                    "kernel.backupRoutes needs nexthop objects (kernel.nexthopObjects and Linux 5.3+); no backup routes are written"
+                );
+            }
+        }
         Ok(Worker {
-            table: RouteTable::new(events.clone()),
+            table,
             resolver: Resolver::new(links, events),
             installer: Installer::new(Writer::new(write, key, counters.clone()), objects),
             quiet: Quiet::new(monitor_fd),
@@ -163,6 +174,8 @@ impl Worker {
                 match cmd {
                     Cmd::Apply(changes, _room) => self.apply(changes),
                     Cmd::Watch(addrs) => self.resolver.watch(&mut self.query, addrs),
+                    Cmd::NextHopsDown(addrs) => self.next_hops_down(addrs),
+                    Cmd::NextHopsSettled(addrs) => self.next_hops_settled(addrs),
                     Cmd::Unwatch(addrs) => {
                         for a in addrs {
                             self.resolver.unwatch(a, self.table.uses_hop(&a));
@@ -233,10 +246,57 @@ impl Worker {
         self.stop.store(true, Ordering::Relaxed);
     }
 
+    /// The RIB lost its paths via `addrs` with their links up (see
+    /// `Fib::next_hops_down`): they are taken as unreachable now; groups
+    /// through them are re-pointed at their survivors; with standby
+    /// routes, the objects left forwarding on nothing alive are deleted
+    /// (the kernel removes the primaries using them and forwards on the
+    /// standbys), their routes taken as gone; then the prefixes wanting
+    /// them are looked at again (re-tags where the kernel is right).
+    fn next_hops_down(&mut self, addrs: Vec<IpAddr>) {
+        let changed: FastSet<IpAddr> = addrs
+            .into_iter()
+            .filter(|a| self.table.uses_hop(a) && self.resolver.set_down(*a))
+            .collect();
+        if changed.is_empty() {
+            return;
+        }
+        let alive = self.resolver.alive_hops();
+        let shrunk = self.installer.shrink_objects(|h| alive.contains(h));
+        let mut gone = Changes::default();
+        if self.table.standbys() {
+            for hops in self.installer.dead_objects(|h| alive.contains(h)) {
+                gone.object_gone(hops);
+            }
+        }
+        tracing::info!(
+            "next hops {:?} lost their session: {shrunk} nexthop groups re-pointed at their survivors, {} objects removed for the routes' standbys",
+            changed,
+            gone.objects_gone()
+        );
+        self.table
+            .mark_changed(&changed, |h| gone.flushed(h), self.installer.sets_mut());
+        self.installer.forget_objects(|h| gone.flushed(h));
+    }
+
+    /// The RIB's changes after a session loss are in: the next hops
+    /// resolve as the kernel says again (see `Fib::next_hops_settled`).
+    fn next_hops_settled(&mut self, addrs: Vec<IpAddr>) {
+        let revived: FastSet<IpAddr> = addrs
+            .into_iter()
+            .filter(|a| self.resolver.revive(a))
+            .collect();
+        if !revived.is_empty() {
+            self.table
+                .mark_changed(&revived, |_| false, self.installer.sets_mut());
+        }
+    }
+
     fn apply(&mut self, changes: Vec<FibChange>) {
         // No `routes.reserve(changes.len())`: withdrawals would make the
         // table double its capacity just as it is about to empty.
         let mut last_nh = None;
+        let mut revived: FastSet<IpAddr> = FastSet::default();
         for FibChange {
             prefix,
             next_hops,
@@ -258,6 +318,9 @@ impl Worker {
                 }
                 if last_nh != Some(nh.address) {
                     self.resolver.ensure(&mut self.query, nh.address);
+                    if self.resolver.revive(&nh.address) {
+                        revived.insert(nh.address);
+                    }
                     last_nh = Some(nh.address);
                 }
             }
@@ -268,6 +331,12 @@ impl Worker {
                     backup,
                 },
             );
+        }
+        if !revived.is_empty() {
+            // Named again: the routes wanting them are looked at again.
+            tracing::info!("next hops {revived:?} are in use again");
+            self.table
+                .mark_changed(&revived, |_| false, self.installer.sets_mut());
         }
     }
 
@@ -426,9 +495,13 @@ impl Worker {
         let table = &mut self.table;
         let sets = self.installer.sets_mut();
         let mut rec = table.reconcile_start();
+        // Standbys are ours at the next metric, wanted or not.
+        let standby_metric = metric.saturating_add(1);
         let dumped = self.query.each_our_route(|k| {
             if k.metric == metric {
                 table.reconcile_one(&mut rec, k, sets);
+            } else if k.metric == standby_metric {
+                table.reconcile_standby(&mut rec, k, sets);
             }
         });
         if let Err(e) = dumped {
@@ -442,16 +515,16 @@ impl Worker {
         if n > 0 {
             tracing::info!("kernel table differs from our view for {n} prefixes; rewriting them");
         }
-        if !remove_strays || !self.sync.done() || rec.strays.is_empty() || !self.cfg.install {
+        let strays = rec.strays.len() + rec.standby_strays.len();
+        if !remove_strays || !self.sync.done() || strays == 0 || !self.cfg.install {
             return (n, 0);
         }
         tracing::info!(
-            "removing {} routes of protocol {} in table {} that we do not want",
-            rec.strays.len(),
+            "removing {strays} routes of protocol {} in table {} that we do not want",
             self.cfg.protocol,
             self.cfg.table
         );
-        let removed = rec.strays.len();
+        let removed = strays;
         let ops = rec
             .strays
             .into_iter()
@@ -460,6 +533,11 @@ impl Worker {
                 metric,
                 track: false,
             })
+            .chain(rec.standby_strays.into_iter().map(|prefix| Op::Delete {
+                prefix,
+                metric: standby_metric,
+                track: false,
+            }))
             .collect();
         self.install(ops);
         (n, removed)
@@ -524,7 +602,17 @@ impl Worker {
             return;
         }
         let table = &self.table;
-        let ops = lifecycle::leftover_removals(leftovers, |p| table.current(p), self.cfg.metric);
+        let metric = self.cfg.metric;
+        let ops = lifecycle::leftover_removals(leftovers, |p, m| {
+            if m == metric {
+                table.current(p)
+            } else if m == metric.saturating_add(1) {
+                // A previous run's standby, written again by ours.
+                table.standby(p)
+            } else {
+                crate::table::Current::Absent
+            }
+        });
         if !ops.is_empty() {
             tracing::info!(
                 "initial sync: removing {} routes of a previous run",
@@ -543,7 +631,8 @@ impl Worker {
             tracing::info!("FIB stopped; {n} routes left in the kernel");
             return;
         }
-        let ops = lifecycle::shutdown_removals(self.table.in_kernel(), self.cfg.metric);
+        let mut ops = lifecycle::shutdown_removals(self.table.in_kernel(), self.cfg.metric);
+        ops.extend(self.table.standbys_in_kernel().map(Op::StandbyDelete));
         let n = ops.len();
         self.install(ops);
         tracing::info!("FIB stopped; removed {n} routes from the kernel");

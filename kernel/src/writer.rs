@@ -31,6 +31,11 @@ pub(crate) enum Op {
         metric: u32,
         track: bool,
     },
+    /// Install or replace the prefix's standby route (`kernel.backupRoutes`),
+    /// at the metric after ours, as `Replace` does.
+    Standby(IpNet, Arc<[KernelHop]>, u32),
+    /// Remove the prefix's standby route.
+    StandbyDelete(IpNet),
     /// Create or delete a nexthop object.
     Object(ObjOp),
 }
@@ -120,6 +125,14 @@ impl Writer {
                 return nexthop::push_route(b, p, &self.key, *nhid);
             }
             Op::Replace(p, hops, _) => msg::new_route(p, hops, &self.key, 0),
+            Op::Standby(p, hops, nhid) => {
+                let key = self.key.standby();
+                if *nhid != 0 {
+                    return nexthop::push_route(b, p, &key, *nhid);
+                }
+                msg::new_route(p, hops, &key, 0)
+            }
+            Op::StandbyDelete(p) => msg::del_route(p, &self.key.standby(), 0),
             Op::Delete { prefix, metric, .. } => {
                 let key = RouteKey {
                     metric: *metric,

@@ -37,10 +37,6 @@ fn census(ns: &Ns) -> (u32, u32, u32) {
     (both, b_only, other)
 }
 
-fn pair(gw: &str, dev: &str) -> (String, String) {
-    (gw.to_string(), dev.to_string())
-}
-
 /// Polls (at most 5 s) until every prefix forwards as `want` says.
 async fn wait_census(ns: &Ns, what: &str, want: (u32, u32, u32)) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -264,5 +260,252 @@ fn a_lost_best_next_hop_fails_over_to_the_backup_without_the_rib() {
             "{r:?}"
         );
         fib.shutdown().await;
+    });
+}
+
+/// Our routes in the kernel at `metric` forwarding via `gw` on `dev`.
+fn count_at(routes: &[serde_json::Value], metric: u64, gw: &str, dev: &str) -> usize {
+    routes
+        .iter()
+        .filter(|r| r["metric"].as_u64() == Some(metric) && paths(r) == vec![pair(gw, dev)])
+        .count()
+}
+
+/// What the kernel would forward a packet to `addr` on: `ip route get`.
+fn route_get(ns: &Ns, addr: &str) -> String {
+    ns.ip(&format!("route get {addr}"))
+}
+
+/// Polls (at most 5 s) until `ok` holds for our IPv4 routes.
+async fn wait_routes(ns: &Ns, what: &str, ok: impl Fn(&[serde_json::Value]) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = ns.v4();
+        if ok(&r) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {} routes",
+            r.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `kernel.backupRoutes`: every prefix with a backup also has a standby
+/// route via it at the next metric. When the best next hop loses carrier
+/// the kernel removes the primaries with their object and forwards on the
+/// standbys by itself: the FIB writes nothing per prefix, neither then nor
+/// for the RIB's changes that follow (best = the old backup), and `show
+/// fib` says the standby forwards. When the best path is back the
+/// primaries are written again, the standbys stay.
+#[test]
+fn with_backup_routes_a_lost_best_next_hop_costs_no_write_per_prefix() {
+    let ns = Netns::new("pic-standby");
+    ns.run(|ns| async move {
+        let (fib, _rx) = start(kernel::FibConfig {
+            backup_routes: true,
+            ..cfg()
+        });
+        let with_backup: Vec<FibChange> = table(&[A])
+            .into_iter()
+            .map(|c| FibChange {
+                backup: set(&[B]),
+                ..c
+            })
+            .collect();
+        let n = N as usize;
+        let both_ready = |r: &[serde_json::Value]| {
+            count_at(r, 20, A, "veth0") == n && count_at(r, 21, B, "veth1") == n
+        };
+        fib.apply(with_backup.clone()).await;
+        fib.flush().await;
+        wait_routes(&ns, "primaries via A, standbys via B", both_ready).await;
+        assert!(route_get(&ns, "10.100.0.1").contains(&format!("via {A} dev veth0")));
+        let e = fib.entries(None).await;
+        assert!(e.iter().all(|e| e.status == "installed"
+            && e.detail
+                .as_deref()
+                .is_some_and(|d| d.contains("pre-installed"))));
+        settle(&fib).await;
+        let before = fib.messages_written();
+
+        ns.ip("link set veth0p down");
+        wait_routes(&ns, "every prefix via the standby alone", |r| {
+            r.len() == n && count_at(r, 21, B, "veth1") == n
+        })
+        .await;
+        assert!(route_get(&ns, "10.100.0.1").contains(&format!("via {B} dev veth1")));
+        settle(&fib).await;
+        let e = fib.entries(None).await;
+        assert!(
+            e.iter().all(|e| e.status == "installed"
+                && e.kernel_next_hops == vec![format!("via {B} dev veth1")]
+                && e.detail.as_deref().is_some_and(|d| d.contains("standby"))),
+            "{:?}",
+            e.first()
+        );
+        // The RIB selects the old backup as best, without a backup.
+        fib.apply(table(&[B])).await;
+        settle(&fib).await;
+        let cost = fib.messages_written() - before;
+        println!("failover of {N} prefixes onto their standbys: {cost} netlink messages");
+        assert!(
+            cost <= 4,
+            "failover of {N} prefixes cost {cost} netlink messages"
+        );
+        assert_eq!(ns.v4().len(), n);
+
+        // The best path is back, and the RIB selects it again.
+        ns.ip("link set veth0p up");
+        settle(&fib).await;
+        fib.apply(with_backup).await;
+        fib.flush().await;
+        wait_routes(&ns, "primaries via A again", both_ready).await;
+        assert!(route_get(&ns, "10.100.0.1").contains(&format!("via {A} dev veth0")));
+        fib.shutdown().await;
+        assert!(ns.v4().is_empty(), "{:?}", ns.v4().first());
+        assert!(ns.objects().is_empty(), "{:?}", ns.objects());
+    });
+}
+
+/// The best path's session goes down with its link up (hold timer, BFD,
+/// a Cease): the RIB says so (`next_hops_down`) before its per-prefix
+/// changes. With backup routes the object of the lost next hop is deleted
+/// (the kernel drops the primaries, the standbys forward); on an ECMP
+/// group the group is re-pointed at the survivor. Either way a handful of
+/// messages, and the RIB's changes after it are re-tags; when the session
+/// is back (a change names the next hop again) the routes return to it.
+#[test]
+fn a_lost_session_with_the_link_up_costs_a_message_per_object() {
+    let ns = Netns::new("pic-session");
+    ns.run(|ns| async move {
+        let (fib, _rx) = start(kernel::FibConfig {
+            backup_routes: true,
+            ..cfg()
+        });
+        let with_backup: Vec<FibChange> = table(&[A])
+            .into_iter()
+            .map(|c| FibChange {
+                backup: set(&[B]),
+                ..c
+            })
+            .collect();
+        let n = N as usize;
+        let both_ready = |r: &[serde_json::Value]| {
+            count_at(r, 20, A, "veth0") == n && count_at(r, 21, B, "veth1") == n
+        };
+        fib.apply(with_backup.clone()).await;
+        fib.flush().await;
+        wait_routes(&ns, "primaries via A, standbys via B", both_ready).await;
+        settle(&fib).await;
+        let before = fib.messages_written();
+
+        let a: std::net::IpAddr = A.parse().unwrap();
+        fib.next_hops_down(vec![a]);
+        fib.apply(table(&[B])).await;
+        // The RIB has handed over its changes: A counts again, and no
+        // route wants it.
+        fib.next_hops_settled(vec![a]);
+        settle(&fib).await;
+        let cost = fib.messages_written() - before;
+        println!("session loss of {N} prefixes' best path: {cost} netlink messages");
+        assert!(
+            cost <= 4,
+            "session loss of {N} prefixes cost {cost} messages"
+        );
+        let r = ns.v4();
+        assert_eq!((r.len(), count_at(&r, 21, B, "veth1")), (n, n));
+        assert!(route_get(&ns, "10.100.0.1").contains(&format!("via {B} dev veth1")));
+
+        // Back: the RIB names A again.
+        fib.apply(with_backup).await;
+        fib.flush().await;
+        wait_routes(&ns, "primaries via A again", both_ready).await;
+        fib.shutdown().await;
+        assert!(ns.v4().is_empty());
+        assert!(ns.objects().is_empty(), "{:?}", ns.objects());
+    });
+}
+
+#[test]
+fn a_lost_session_shrinks_an_ecmp_group_with_one_message() {
+    let ns = Netns::new("pic-sess-ecmp");
+    ns.run(|ns| async move {
+        let (fib, _rx) = start(cfg());
+        fib.apply(table(&[A, B])).await;
+        fib.flush().await;
+        wait_census(&ns, "the table via both", (N, 0, 0)).await;
+        settle(&fib).await;
+        let before = fib.messages_written();
+        fib.next_hops_down(vec![A.parse().unwrap()]);
+        wait_census(&ns, "every prefix via the survivor", (0, N, 0)).await;
+        fib.apply(table(&[B])).await;
+        settle(&fib).await;
+        let cost = fib.messages_written() - before;
+        assert!(cost <= 2, "session loss on ECMP cost {cost} messages");
+        fib.apply(table(&[A, B])).await;
+        fib.flush().await;
+        wait_census(&ns, "the table via both again", (N, 0, 0)).await;
+        fib.shutdown().await;
+    });
+}
+
+/// Standbys are ours like the primaries: one deleted by someone else is
+/// put back, one lost while notifications were (deafened, then a resync)
+/// too; a restart with keepOnExit adopts the previous run's standbys
+/// (the initial sync removes none of them) and shutdown removes both.
+#[test]
+fn standbys_are_repaired_resynced_and_adopted_after_a_restart() {
+    let ns = Netns::new("pic-stb-life");
+    ns.run(|ns| async move {
+        let backup_cfg = kernel::FibConfig {
+            backup_routes: true,
+            keep_on_exit: true,
+            ..cfg()
+        };
+        let changes: Vec<FibChange> = (0..4)
+            .map(|i| change_with_backup(&format!("10.200.{i}.0/24"), &[A], &[B]))
+            .collect();
+        let all = |r: &[serde_json::Value]| {
+            count_at(r, 20, A, "veth0") == 4 && count_at(r, 21, B, "veth1") == 4
+        };
+        let (fib, _rx) = start(backup_cfg.clone());
+        fib.apply(changes.clone()).await;
+        fib.flush().await;
+        wait_routes(&ns, "primaries and standbys", all).await;
+
+        ns.ip("route del 10.200.1.0/24 metric 21");
+        wait_routes(&ns, "the deleted standby put back", all).await;
+
+        fib.deafen_for_tests(true);
+        settle(&fib).await;
+        ns.ip("route del 10.200.2.0/24 metric 21");
+        fib.deafen_for_tests(false);
+        fib.resync();
+        wait_routes(&ns, "the standby lost unheard put back", all).await;
+
+        // Restart: the next run adopts both kinds of routes.
+        fib.shutdown().await;
+        assert!(all(&ns.v4()), "keepOnExit keeps both");
+        let (fib, _rx) = start(backup_cfg);
+        assert_eq!(fib.previous_run_routes(), 8);
+        fib.apply(changes).await;
+        fib.flush().await;
+        fib.initial_sync_done();
+        settle(&fib).await;
+        let r = ns.v4();
+        assert!(all(&r) && r.len() == 8, "{r:?}");
+        drop(fib);
+        let (fib, _rx) = start(kernel::FibConfig {
+            backup_routes: true,
+            ..cfg()
+        });
+        fib.initial_sync_done();
+        settle(&fib).await;
+        fib.shutdown().await;
+        assert!(ns.v4().is_empty(), "{:?}", ns.v4());
+        assert!(ns.objects().is_empty(), "{:?}", ns.objects());
     });
 }

@@ -340,6 +340,12 @@ pub struct Kernel {
     /// kernel work per route; falls back by itself on older kernels.
     #[serde(default = "yes")]
     pub nexthop_objects: bool,
+    /// Pre-install a standby route per prefix with a backup path, at
+    /// `metric + 1` via the backup's nexthop object: the kernel falls back
+    /// to it by itself when the best path's next hop goes (no write per
+    /// prefix on failover). Doubles those prefixes' kernel routes.
+    #[serde(default)]
+    pub backup_routes: bool,
 }
 
 impl Default for Kernel {
@@ -351,6 +357,7 @@ impl Default for Kernel {
             metric: default_metric(),
             keep_on_exit: false,
             nexthop_objects: true,
+            backup_routes: false,
         }
     }
 }

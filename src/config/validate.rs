@@ -35,6 +35,7 @@ pub(super) fn validate(c: &Config) -> Result<(), Invalid> {
     }
 
     check_graceful_restart(&router.key("gracefulRestart"), &c.router.graceful_restart)?;
+    check_backup_routes(c)?;
     check_http(c)?;
     let deferral = c.router.graceful_restart.selection_deferral_time;
     if !(1..=3600).contains(&deferral) {
@@ -108,6 +109,29 @@ fn check_bmp(c: &Config) -> Result<(), Invalid> {
                 ),
             ));
         }
+    }
+    Ok(())
+}
+
+/// Standby routes point at nexthop objects and sit at the next metric.
+fn check_backup_routes(c: &Config) -> Result<(), Invalid> {
+    let k = &c.kernel;
+    if !k.backup_routes {
+        return Ok(());
+    }
+    let at = KeyPath::default().key("kernel").key("backupRoutes");
+    if !k.nexthop_objects {
+        return Err((
+            at,
+            "backupRoutes needs nexthopObjects: true (the kernel falls back to a backup route only when the best route goes with its nexthop object)".to_string(),
+        ));
+    }
+    if k.metric == u32::MAX {
+        return Err((
+            at,
+            "backupRoutes puts backup routes at metric + 1: metric must be below 4294967295"
+                .to_string(),
+        ));
     }
     Ok(())
 }

@@ -205,6 +205,11 @@ impl RouterTask {
         };
         self.bmp.peer_stopped(id, &nf);
         let _ = e.cmd.send(PeerCmd::Stop(nf));
+        // As for any session lost with the link up: the FIB moves what
+        // went via the peer before the per-prefix changes.
+        self.domains
+            .fib_ref(&self.fib, e.cfg.domain.as_deref())
+            .next_hops_down(vec![e.cfg.address]);
         let (rib, out) = self
             .domains
             .rib_out(&mut self.rib, out, e.cfg.domain.as_deref());

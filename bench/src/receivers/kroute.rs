@@ -61,11 +61,11 @@ impl Kroute {
         let socket = ctx.dir.join("kroute.sock");
         let spec = KrouteSpec {
             own_process_group: true,
-            ..KrouteSpec::in_dir(
-                &ctx.kroute_bin,
-                &ctx.dir,
-                config(&socket, install, ctx.failover).to_yaml(),
-            )
+            ..KrouteSpec::in_dir(&ctx.kroute_bin, &ctx.dir, {
+                let mut c = config(&socket, install, ctx.failover);
+                c.kernel.backup_routes = ctx.backup_routes;
+                c.to_yaml()
+            })
         };
         let daemon = kroute_lab::Kroute::start(ctx.ns, spec)?;
         let api = Client::new(daemon.socket());

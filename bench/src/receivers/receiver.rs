@@ -22,6 +22,9 @@ pub struct Ctx<'a> {
     /// second link, equal paths installed as ECMP, and each daemon's
     /// fastest reaction to a link losing carrier switched on.
     pub failover: bool,
+    /// kroute only: `kernel.backupRoutes` (the failover run's
+    /// `--backup-routes`).
+    pub backup_routes: bool,
 }
 
 pub trait Receiver {

@@ -146,6 +146,7 @@ pub fn cfg() -> FibConfig {
         keep_on_exit: false,
         nexthop_objects: true,
         nexthop_ids: kernel::DEFAULT_NEXTHOP_IDS,
+        backup_routes: false,
     }
 }
 
