@@ -3,6 +3,7 @@
 //! UPDATEs, `blast` replays one over a BGP session, `run` does the whole
 //! benchmark in network namespaces and writes BENCHMARKS.md.
 
+mod bird_sender;
 mod blast;
 mod encode;
 mod failover;
@@ -51,6 +52,11 @@ struct TableArgs {
     /// instead of generating one; the first entry of each prefix is used
     #[arg(long)]
     mrt: Option<PathBuf>,
+    /// One prefix per UPDATE: every prefix gets its own attribute set (its
+    /// group's, with a MED unique to it), as a table of distinct routes
+    /// reaches a receiver from BIRD
+    #[arg(long)]
+    one_per_update: bool,
 }
 
 #[derive(Subcommand)]
@@ -171,10 +177,26 @@ enum Cmd {
         /// Keep the scratch directory (configs, logs) of a failed run
         #[arg(long)]
         keep_logs: bool,
+        /// Who sends the table: the blaster (pre-encoded UPDATEs written as
+        /// fast as TCP takes them) or BIRD (static routes exported over
+        /// eBGP: what a user peers with); comma-separated for both
+        #[arg(long, value_delimiter = ',', default_value = "blaster")]
+        sender: Vec<run::SenderKind>,
     },
 }
 
 fn load_table(t: &TableArgs, default: (usize, usize)) -> Result<(Table, String), String> {
+    let (table, what) = load_grouped(t, default)?;
+    if t.one_per_update {
+        return Ok((
+            table.one_per_update(),
+            format!("{what}, one prefix per UPDATE (each its own MED)"),
+        ));
+    }
+    Ok((table, what))
+}
+
+fn load_grouped(t: &TableArgs, default: (usize, usize)) -> Result<(Table, String), String> {
     match &t.mrt {
         Some(path) => {
             let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -280,13 +302,19 @@ fn main() -> ExitCode {
             kernel_poll_ms,
             rib_poll_ms,
             keep_logs,
+            sender,
         } => {
+            if churn && sender.contains(&run::SenderKind::Bird) {
+                eprintln!("kroute-bench: the churn run needs the blaster as the sender");
+                return ExitCode::FAILURE;
+            }
             let opts = run::Opts {
                 kroute_bin: kroute,
                 timeout: timeout.map(Duration::from_secs),
                 rib_poll: Duration::from_millis(rib_poll_ms),
                 kernel_poll: Duration::from_millis(kernel_poll_ms),
                 keep_logs,
+                sender: run::SenderKind::Blaster,
             };
             let churn_cfg = (
                 churn_prefixes,
@@ -295,6 +323,7 @@ fn main() -> ExitCode {
             );
             run_cmd(
                 &receivers,
+                &sender,
                 &table,
                 churn,
                 churn_cfg,
@@ -485,6 +514,7 @@ fn failover_cmd(
 #[allow(clippy::too_many_arguments)]
 fn run_cmd(
     kinds: &[Kind],
+    senders: &[run::SenderKind],
     t: &TableArgs,
     churn: bool,
     churn_cfg: (usize, Duration, Duration),
@@ -525,7 +555,10 @@ fn run_cmd(
     let mut infos = Vec::new();
     let mut source = String::new();
     let mut failures = Vec::new();
-    for (size, is_churn) in specs {
+    let points = specs
+        .into_iter()
+        .flat_map(|spec| senders.iter().map(move |&sender| (spec, sender)));
+    for ((size, is_churn), sender) in points {
         let t0 = Instant::now();
         let (table, src) = load_table(t, size.unwrap_or((1_000_000, 200_000)))?;
         source = src;
@@ -534,6 +567,13 @@ fn run_cmd(
         if is_churn {
             name = format!("churn: {} of {name}", churn_cfg.0);
         }
+        if sender == run::SenderKind::Bird {
+            name = format!("{name}, BIRD sender");
+        }
+        let opts = &run::Opts {
+            sender,
+            ..opts.clone()
+        };
         let attribute_sets = table.groups.len();
         let prepared = run::Prepared::new(name.clone(), table, is_churn.then_some(churn_cfg));
         eprintln!(

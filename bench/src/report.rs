@@ -93,6 +93,43 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     }
 }
 
+/// The ratio of medians, then the spread of the per-run ratios: run `r`
+/// of `kind` over run `r` of `base` (the runs of one repetition follow
+/// each other, so they share the machine's load), min–max over the
+/// repetitions where both succeeded.
+fn ratio_spread(
+    samples: &[Sample],
+    kind: Kind,
+    base: Kind,
+    point: &str,
+    f: impl Fn(&Sample) -> Option<f64>,
+) -> String {
+    let of = |k: Kind| -> Vec<(usize, f64)> {
+        samples
+            .iter()
+            .filter(|s| s.receiver == k && s.point == point && s.error.is_none())
+            .filter_map(|s| Some((s.rep, f(s)?)))
+            .collect()
+    };
+    let (ours, theirs) = (of(kind), of(base));
+    let mut per_run: Vec<f64> = ours
+        .iter()
+        .filter_map(|(rep, a)| {
+            let (_, b) = theirs.iter().find(|(r, _)| r == rep)?;
+            (*b > 0.0).then(|| a / b)
+        })
+        .collect();
+    let mid = ratio(
+        median(ours.iter().map(|(_, v)| *v).collect()),
+        median(theirs.iter().map(|(_, v)| *v).collect()),
+    );
+    per_run.sort_by(f64::total_cmp);
+    match (per_run.first(), per_run.last()) {
+        (Some(lo), Some(hi)) if per_run.len() > 1 => format!("{mid} ({lo:.2}–{hi:.2})"),
+        _ => mid,
+    }
+}
+
 fn rss_mib(s: &Sample) -> Option<f64> {
     s.peak_rss_kib.map(|k| k as f64 / 1024.0)
 }
@@ -121,15 +158,6 @@ fn load_table(out: &mut String, samples: &[Sample], kinds: &[Kind], point: &str)
          drop → kernel empty (s) | × BIRD | × bound | × floor | peak RSS (MiB) | × BIRD | bytes / route | CPU (s) | × BIRD |\n",
     );
     out.push_str("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
-    let bird_r = med(samples, Kind::Bird, point, |s| s.rib_s);
-    let bird_k = med(samples, Kind::Bird, point, |s| s.kernel_s);
-    let bird_d = med(samples, Kind::Bird, point, |s| s.drop_s);
-    let bird_m = med(samples, Kind::Bird, point, rss_mib);
-    let bird_c = med(samples, Kind::Bird, point, |s| s.cpu_s);
-    let bound_k = med(samples, Kind::Kernel, point, |s| s.kernel_s);
-    let bound_d = med(samples, Kind::Kernel, point, |s| s.drop_s);
-    let floor_k = med(samples, Kind::Netlink, point, |s| s.kernel_s);
-    let floor_d = med(samples, Kind::Netlink, point, |s| s.drop_s);
     for &k in kinds {
         let rib = med(samples, k, point, |s| s.rib_s);
         let kern = med(samples, k, point, |s| s.kernel_s);
@@ -158,24 +186,24 @@ fn load_table(out: &mut String, samples: &[Sample], kinds: &[Kind], point: &str)
             } else {
                 num(rib, 2)
             },
-            ratio(rib, bird_r),
+            ratio_spread(samples, k, Kind::Bird, point, |s| s.rib_s),
             kern_s,
-            ratio(kern, bird_k),
-            ratio(kern, bound_k),
-            ratio(kern, floor_k),
+            ratio_spread(samples, k, Kind::Bird, point, |s| s.kernel_s),
+            ratio_spread(samples, k, Kind::Kernel, point, |s| s.kernel_s),
+            ratio_spread(samples, k, Kind::Netlink, point, |s| s.kernel_s),
             drop_s,
-            ratio(drop, bird_d),
-            ratio(drop, bound_d),
-            ratio(drop, floor_d),
+            ratio_spread(samples, k, Kind::Bird, point, |s| s.drop_s),
+            ratio_spread(samples, k, Kind::Kernel, point, |s| s.drop_s),
+            ratio_spread(samples, k, Kind::Netlink, point, |s| s.drop_s),
             mem_s,
             if k.is_bound() {
                 "n/a".into()
             } else {
-                ratio(mem, bird_m)
+                ratio_spread(samples, k, Kind::Bird, point, rss_mib)
             },
             bpr_s,
             num(cpu, 2),
-            ratio(cpu, bird_c),
+            ratio_spread(samples, k, Kind::Bird, point, |s| s.cpu_s),
         );
     }
 }
@@ -186,7 +214,6 @@ fn churn_table(out: &mut String, samples: &[Sample], kinds: &[Kind], point: &str
          last announce → all back (ms) | × BIRD |\n",
     );
     out.push_str("|---|---|--:|--:|--:|--:|--:|--:|\n");
-    let bird_final = med(samples, Kind::Bird, point, |s| s.churn.as_ref()?.final_ms);
     for &k in kinds {
         if !k.programs_kernel() || k.is_bound() {
             continue;
@@ -208,7 +235,10 @@ fn churn_table(out: &mut String, samples: &[Sample], kinds: &[Kind], point: &str
             num(c(|c| c.lag_p90_ms), 0),
             num(c(|c| c.lag_max_ms), 0),
             num(fin, 0),
-            ratio(fin, bird_final),
+            ratio_spread(samples, k, Kind::Bird, point, |s| s
+                .churn
+                .as_ref()?
+                .final_ms),
         );
     }
 }
@@ -219,7 +249,9 @@ pub fn markdown(meta: &Meta, points: &[PointInfo], kinds: &[Kind], samples: &[Sa
     o.push_str(
         "Written by `kroute-bench run` (bench/README.md explains the harness and how to rerun \
          it). Every figure is the median of the runs listed; ratios are this receiver's median \
-         over BIRD's (× BIRD) or over the kernel's own bound (× bound); lower is better.\n\n",
+         over BIRD's (× BIRD) or over the kernel's own bound (× bound); lower is better. \
+         In brackets after a ratio: the lowest and highest ratio of one run to the other \
+         receiver's run of the same repetition.\n\n",
     );
     let _ = writeln!(o, "* Command: `{}`", meta.command);
     let _ = writeln!(o, "* Date: {}", meta.date);

@@ -17,6 +17,7 @@ use ipnet::IpNet;
 use labkit::{procfs, Netns, ScratchDir};
 use serde::Serialize;
 
+use crate::bird_sender::{self, BirdEvent};
 use crate::blast::{self, Control, Event, SessionParams, Target};
 use crate::encode::{self, NextHops};
 use crate::netns::{self, enter_thread, Pair};
@@ -98,6 +99,16 @@ pub struct Opts {
     /// Least time between two kernel dumps.
     pub kernel_poll: Duration,
     pub keep_logs: bool,
+    pub sender: SenderKind,
+}
+
+/// Who sends the table to the receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SenderKind {
+    /// `blast.rs`: pre-encoded UPDATEs, written as fast as TCP takes them.
+    Blaster,
+    /// `bird_sender.rs`: BIRD 2 exporting the table as static routes.
+    Bird,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -235,9 +246,16 @@ fn daemon(
 
     let (ctl_tx, ctl_rx) = mpsc::channel();
     let (ev_tx, ev_rx) = mpsc::channel();
-    let sender = spawn_sender(&pair, p.updates.clone(), ctl_rx, ev_tx);
+    let sender = match opts.sender {
+        SenderKind::Blaster => spawn_sender(&pair, p.updates.clone(), ctl_rx, ev_tx),
+        SenderKind::Bird => spawn_bird_sender(&pair, dir, p.table.clone(), ctl_rx, ev_tx)?,
+    };
     let result = (|| {
-        let est = wait_established(&ev_rx, &mut *rx)?;
+        let limit = match opts.sender {
+            SenderKind::Blaster => Duration::from_secs(90),
+            SenderKind::Bird => Duration::from_secs(90) + bird_sender::START_TIMEOUT * 2,
+        };
+        let est = wait_established(&ev_rx, &mut *rx, limit)?;
 
         // Load: until the RIB and the kernel hold every prefix.
         let mut sent = None;
@@ -309,7 +327,8 @@ fn daemon(
         let _ = ctl_tx.send(Control::Close);
         let closed = loop {
             match ev_rx.recv_timeout(Duration::from_secs(30)) {
-                Ok(SenderEvent::Blast(Event::Closed { at })) => break at,
+                Ok(SenderEvent::Blast(Event::Closed { at }))
+                | Ok(SenderEvent::Bird(BirdEvent::Closed(at))) => break at,
                 Ok(SenderEvent::Failed(e)) => return Err(format!("sender: {e}")),
                 Ok(_) => {}
                 Err(_) => return Err("the sender did not close the session".into()),
@@ -370,7 +389,35 @@ fn daemon(
 
 enum SenderEvent {
     Blast(Event),
+    Bird(BirdEvent),
     Failed(String),
+}
+
+fn spawn_bird_sender(
+    pair: &Pair,
+    dir: &ScratchDir,
+    table: Table,
+    ctl: Rx<Control>,
+    ev: Sender<SenderEvent>,
+) -> Result<thread::JoinHandle<()>, String> {
+    let ns = Netns::open(pair.sender.name()).map_err(|e| format!("sender namespace: {e}"))?;
+    let dir = dir.path().join("sender");
+    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(thread::spawn(move || {
+        let (btx, brx) = mpsc::channel();
+        let fwd_ev = ev.clone();
+        let fwd = thread::spawn(move || {
+            for e in brx {
+                if fwd_ev.send(SenderEvent::Bird(e)).is_err() {
+                    break;
+                }
+            }
+        });
+        if let Err(e) = bird_sender::run(&ns, &dir, &table, ctl, btx) {
+            let _ = ev.send(SenderEvent::Failed(e));
+        }
+        let _ = fwd.join();
+    }))
 }
 
 fn spawn_sender(
@@ -413,11 +460,13 @@ fn spawn_sender(
     })
 }
 
+/// `limit`: the BIRD sender first loads the table, which takes minutes.
 fn wait_established(
     ev: &Rx<SenderEvent>,
     rx: &mut dyn receivers::Receiver,
+    limit: Duration,
 ) -> Result<Instant, String> {
-    let deadline = Instant::now() + Duration::from_secs(90);
+    let deadline = Instant::now() + limit;
     loop {
         match ev.recv_timeout(Duration::from_millis(200)) {
             Ok(SenderEvent::Blast(Event::Established { at, peer })) => {
@@ -427,12 +476,13 @@ fn wait_established(
                 }
                 return Ok(at);
             }
+            Ok(SenderEvent::Bird(BirdEvent::Established(at))) => return Ok(at),
             Ok(SenderEvent::Failed(e)) => return Err(format!("sender: {e}")),
             Ok(_) => {}
             Err(_) => {
                 rx.check_alive()?;
                 if Instant::now() > deadline {
-                    return Err("no session within 90 s".into());
+                    return Err(format!("no session within {} s", limit.as_secs()));
                 }
             }
         }

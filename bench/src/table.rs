@@ -42,6 +42,28 @@ impl Table {
         self.groups.iter().map(|g| g.prefixes.len()).sum()
     }
 
+    /// Every prefix in its own attribute set (its group's attributes with a
+    /// MED unique to the prefix), so every UPDATE carries one prefix: what
+    /// a table whose routes differ in their attributes looks like on the
+    /// wire, and what a BIRD sender writes for such a table. It measures a
+    /// receiver's cost per UPDATE message rather than per prefix.
+    pub fn one_per_update(&self) -> Table {
+        let mut out = Table::default();
+        let mut med = 0u32;
+        for g in &self.groups {
+            for p in &g.prefixes {
+                let mut attrs = g.attrs.clone();
+                attrs.med = Some(med);
+                med += 1;
+                out.groups.push(Group {
+                    attrs,
+                    prefixes: vec![*p],
+                });
+            }
+        }
+        out
+    }
+
     /// `n` prefixes spread evenly over the table (for the churn run), each
     /// with its group's attributes, as groups again.
     pub fn sample(&self, n: usize) -> Table {

@@ -209,6 +209,12 @@ impl Bird {
     /// Write the config to `DIR/bird.conf`, have BIRD parse it (`bird -p`),
     /// start BIRD in `ns` and wait until `birdc` answers.
     pub fn start(ns: &Netns, spec: &BirdSpec) -> Result<Bird> {
+        Bird::start_within(ns, spec, START_TIMEOUT)
+    }
+
+    /// [`Bird::start`], allowing `timeout` until `birdc` answers (a config
+    /// with a full table of static routes takes BIRD a while to parse).
+    pub fn start_within(ns: &Netns, spec: &BirdSpec, timeout: Duration) -> Result<Bird> {
         let (dir, config) = (spec.dir.as_path(), spec.config.as_str());
         cmd::require_program("bird", "bird2")?;
         cmd::require_program("birdc", "bird2")?;
@@ -231,7 +237,7 @@ impl Bird {
         }
         let mut process = spawn.start()?;
         let ctl_path = PathBuf::from(&ctl);
-        process.wait_ready("BIRD's control socket", START_TIMEOUT, || {
+        process.wait_ready("BIRD's control socket", timeout, || {
             let out = birdc(&ctl_path, &["show", "status"])?;
             if out.contains("Daemon is up") {
                 Ok(())

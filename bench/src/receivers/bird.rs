@@ -74,12 +74,39 @@ pub fn config(log: &std::path::Path, failover: bool) -> BirdConfig {
     }
 }
 
+/// What a BIRD operator with a full table sets in its kernel protocols
+/// (bench/README.md, "BIRD's kernel protocol"): a netlink receive buffer
+/// large enough for the kernel's echo of a full table's writes. With the
+/// default (1 MiB) the kernel drops notifications under load ("Kernel
+/// dropped some netlink messages, will resync on next scan", dozens of
+/// times a load), and the next periodic scan (`scan time`, 60 s) then
+/// resyncs the whole table mid-load: the 16 s vs 81 s runs of one table.
+const KERNEL_OPTIONS: &str = "netlink rx buffer 268435456;";
+
+fn with_kernel_options(config: String) -> String {
+    config
+        .lines()
+        .map(|l| match l.strip_prefix("protocol kernel ") {
+            Some(rest) => match rest.split_once(" { ") {
+                Some((name, body)) => {
+                    format!("protocol kernel {name} {{ {KERNEL_OPTIONS} {body}\n")
+                }
+                None => format!("{l}\n"),
+            },
+            None => format!("{l}\n"),
+        })
+        .collect()
+}
+
 impl Bird {
     pub fn start(ctx: &Ctx) -> labkit::Result<Bird> {
         let log = ctx.dir.join("bird.messages.log");
         let spec = BirdSpec {
             own_process_group: true,
-            ..BirdSpec::new(&ctx.dir, config(&log, ctx.failover).render())
+            ..BirdSpec::new(
+                &ctx.dir,
+                with_kernel_options(config(&log, ctx.failover).render()),
+            )
         };
         let daemon = bird::Bird::start(ctx.ns, &spec)?;
         Ok(Bird { daemon, log })
@@ -124,13 +151,13 @@ mod tests {
     #[test]
     fn bird_accepts_the_config() {
         let dir = std::env::temp_dir().join(format!("kb-birdconf-{}", std::process::id()));
-        let text = config(&dir.join("bird.messages.log"), false).render();
+        let text = with_kernel_options(config(&dir.join("bird.messages.log"), false).render());
         assert_contains_all(
             &text,
             &[
                 "protocol bgp blaster {",
                 "  passive on;\n",
-                "protocol kernel kernel6 { ipv6 { import none; export all; }; }",
+                "protocol kernel kernel6 { netlink rx buffer 268435456; ipv6 { import none; export all; }; }",
                 "  ipv6 { import all; export none; };",
             ],
         );
