@@ -65,6 +65,14 @@ pub struct KrouteConfigSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "any_list")]
     pub advertise: Option<serde_json::Value>,
+    /// The file's `domains` list (routing domains).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_list")]
+    pub domains: Option<serde_json::Value>,
+    /// The file's `bmp` list (BMP collectors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_list")]
+    pub bmp: Option<serde_json::Value>,
 }
 
 /// What the nodes found when they rendered this config.

@@ -303,7 +303,14 @@ fn fill_value(v: &mut Value, path: &str, node: &NodeFacts) -> Result<(), (String
 
 /// The sections of the config file, in the order the file has them.
 const SECTIONS: [&str; 4] = ["router", "api", "kernel", "log"];
-const LISTS: [&str; 4] = ["peers", "peerTemplates", "policies", "advertise"];
+const LISTS: [&str; 6] = [
+    "peers",
+    "peerTemplates",
+    "policies",
+    "advertise",
+    "domains",
+    "bmp",
+];
 
 /// A config's sections with its templates filled, by section name.
 fn filled_spec(c: &KrouteConfig, node: &NodeFacts) -> Result<Map<String, Value>, RenderError> {
@@ -317,6 +324,8 @@ fn filled_spec(c: &KrouteConfig, node: &NodeFacts) -> Result<Map<String, Value>,
         ("peerTemplates", &s.peer_templates),
         ("policies", &s.policies),
         ("advertise", &s.advertise),
+        ("domains", &s.domains),
+        ("bmp", &s.bmp),
     ];
     let mut out = Map::new();
     for (key, value) in parts {

@@ -604,3 +604,37 @@ spec:
     assert_eq!(e.configs, ["b-templates"]);
     assert_eq!(e.path, "spec.peerTemplates[0].holdTime");
 }
+
+#[test]
+fn bmp_collectors_and_routing_domains_render_as_in_the_file() {
+    let yaml = r#"
+apiVersion: kroute.io/v1alpha1
+kind: KrouteConfig
+metadata: { name: ops }
+spec:
+  router: { asn: 65001, routerId: 10.0.0.1 }
+  peers:
+    - { name: inet, address: 10.1.0.2, asn: 65100, domain: internet, import: all, export: none }
+  domains:
+    - name: internet
+      table: 100
+      rules: [{ from: "${node.internalIPv4}/32", priority: 1000 }]
+  bmp:
+    - { address: 192.0.2.9, port: 1790, monitoring: [postPolicy] }
+"#;
+    let r = render_one(yaml, &kubeadm_node()).unwrap();
+    let file = r#"
+router: { asn: 65001, routerId: 10.0.0.1 }
+peers:
+  - { name: inet, address: 10.1.0.2, asn: 65100, domain: internet, import: all, export: none }
+domains:
+  - { name: internet, table: 100, rules: [{ from: 192.168.10.13/32, priority: 1000 }] }
+bmp:
+  - { address: 192.0.2.9, port: 1790, monitoring: [postPolicy] }
+"#;
+    assert_eq!(r.config, config::parse(file, "node.yaml").unwrap());
+    // A bad collector fails at the config's own key.
+    let bad = yaml.replace("port: 1790", "port: 0");
+    let e = render_one(&bad, &kubeadm_node()).unwrap_err().to_string();
+    assert!(e.contains("spec.bmp[0]"), "{e}");
+}
