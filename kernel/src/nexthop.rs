@@ -63,14 +63,16 @@ fn family(a: &IpAddr) -> u8 {
     }
 }
 
-fn push_addr(buf: &mut Vec<u8>, kind: u16, a: &IpAddr) {
+/// A netlink attribute holding an address (4 or 16 bytes).
+pub(crate) fn push_addr(buf: &mut Vec<u8>, kind: u16, a: &IpAddr) {
     match a {
         IpAddr::V4(v) => push_attr(buf, kind, &v.octets()),
         IpAddr::V6(v) => push_attr(buf, kind, &v.octets()),
     }
 }
 
-fn push_attr(buf: &mut Vec<u8>, kind: u16, data: &[u8]) {
+/// A netlink attribute (RFC 3549 TLV, padded to 4 bytes).
+pub(crate) fn push_attr(buf: &mut Vec<u8>, kind: u16, data: &[u8]) {
     let len = 4 + data.len();
     buf.extend_from_slice(&(len as u16).to_ne_bytes());
     buf.extend_from_slice(&kind.to_ne_bytes());

@@ -16,6 +16,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use crate::netlink::{header_of, NlError, NlSocket, NLMSG_HDRLEN};
+use crate::nexthop::{push_addr, push_attr};
 
 const RTM_NEWRULE: u16 = 32;
 const RTM_DELRULE: u16 = 33;
@@ -261,21 +262,6 @@ fn message(kind: u16, flags: u16, family: u8) -> Vec<u8> {
 fn finish(buf: &mut [u8]) {
     let len = buf.len() as u32;
     buf[0..4].copy_from_slice(&len.to_ne_bytes());
-}
-
-fn push_attr(buf: &mut Vec<u8>, kind: u16, data: &[u8]) {
-    let len = 4 + data.len();
-    buf.extend_from_slice(&(len as u16).to_ne_bytes());
-    buf.extend_from_slice(&kind.to_ne_bytes());
-    buf.extend_from_slice(data);
-    buf.resize(buf.len() + ((len + 3) & !3) - len, 0);
-}
-
-fn push_addr(buf: &mut Vec<u8>, kind: u16, a: &IpAddr) {
-    match a {
-        IpAddr::V4(v) => push_attr(buf, kind, &v.octets()),
-        IpAddr::V6(v) => push_attr(buf, kind, &v.octets()),
-    }
 }
 
 fn addr_of(family: u8, data: &[u8]) -> Option<IpAddr> {
