@@ -64,6 +64,19 @@ fn pod_cidr(i: usize) -> String {
 fn pod_addr(i: usize) -> String {
     format!("fd00:101:224:{}::10", i + 1)
 }
+/// The link-local address of `dev` in `ns`.
+fn link_local_of(ns: &Netns, dev: &str) -> String {
+    let out = ns
+        .ip(&["-6", "-o", "addr", "show", "dev", dev, "scope", "link"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    out.split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .unwrap_or_else(|| panic!("no link-local address on {dev}: {out}"))
+        .to_string()
+}
+
 fn router_lan(j: usize) -> String {
     format!("fd00:101::{:x}", 0xfffc + j)
 }
@@ -94,6 +107,9 @@ struct Node {
 struct Router {
     frr: Frr,
     ns: Netns,
+    /// Its link-local address on the LAN: kroute installs routes via a
+    /// peer's link-local on a shared link (RFC 2545 next hops), as FRR does.
+    link_local: String,
 }
 
 struct Cluster {
@@ -198,10 +214,15 @@ impl Cluster {
         let mut routers = Vec::new();
         for j in 0..3 {
             let ns = netns(&format!("r{}{tag}", j + 1));
-            lan.attach(&ns, &[&format!("{}/64", router_lan(j))]);
+            let dev = lan.attach(&ns, &[&format!("{}/64", router_lan(j))]);
+            let link_local = link_local_of(&ns, &dev);
             let frr = Frr::start(&ns, &FrrSpec::new(ns.name(), bgpd_config(j, &ns, gr.frr)))
                 .unwrap_or_else(|e| panic!("{e}"));
-            routers.push(Router { frr, ns });
+            routers.push(Router {
+                frr,
+                ns,
+                link_local,
+            });
         }
         let mut nodes = Vec::new();
         for i in 0..NODES {
@@ -329,7 +350,10 @@ impl Cluster {
             ])
             .unwrap_or_else(|e| panic!("{e}"));
         (0..3)
-            .find(|&j| got.contains(&format!("via {} ", router_lan(j))))
+            .find(|&j| {
+                got.contains(&format!("via {} ", router_lan(j)))
+                    || got.contains(&format!("via {} ", self.routers[j].link_local))
+            })
             .unwrap_or_else(|| panic!("no upstream in `ip route get`: {got}"))
     }
 }
@@ -654,6 +678,7 @@ fn without_graceful_restart(tag: &str, what: Restart, gr: Gr) {
     let mut c = Cluster::new(tag, gr);
     let n1 = c.nodes[0].ns.name().to_string();
     let upstream = c.router_carrying_ping();
+    let upstream_gateways = [router_lan(upstream), c.routers[upstream].link_local.clone()];
     let gone = move || -> bool {
         let ns = Netns::open(&n1).unwrap_or_else(|e| panic!("{e}"));
         match route_via(&ns, &pod_cidr(2)) {
@@ -661,7 +686,7 @@ fn without_graceful_restart(tag: &str, what: Restart, gr: Gr) {
             // Upstream restarts: only that upstream's path goes.
             Some(via) => {
                 matches!(what, Restart::UpstreamKilled)
-                    && !via.iter().any(|(gw, _)| *gw == router_lan(upstream))
+                    && !via.iter().any(|(gw, _)| upstream_gateways.contains(gw))
             }
         }
     };
