@@ -176,7 +176,8 @@ mod tests {
     #[test]
     fn bird_accepts_the_config() {
         let dir = std::env::temp_dir().join(format!("kb-birdconf-{}", std::process::id()));
-        let text = with_kernel_options(config(&dir.join("bird.messages.log"), false, false).render());
+        let text =
+            with_kernel_options(config(&dir.join("bird.messages.log"), false, false).render());
         assert_contains_all(
             &text,
             &[
@@ -184,6 +185,30 @@ mod tests {
                 "  passive on;\n",
                 "protocol kernel kernel6 { netlink rx buffer 268435456; ipv6 { import none; export all; }; }",
                 "  ipv6 { import all; export none; };",
+            ],
+        );
+        if labkit::cmd::find_program("bird").is_none() {
+            eprintln!("bird not installed; not parsed");
+            return;
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        let parsed = labkit::bird::write_config(&dir.join("bird.conf"), &text);
+        let _ = std::fs::remove_dir_all(&dir);
+        parsed.unwrap();
+    }
+
+    #[test]
+    fn bird_accepts_the_bfd_config() {
+        let dir = std::env::temp_dir().join(format!("kb-birdbfd-{}", std::process::id()));
+        let text =
+            with_kernel_options(config(&dir.join("log"), true, true).render()) + &bfd_protocol();
+        assert_contains_all(
+            &text,
+            &[
+                "protocol bgp blaster2 {",
+                "  bfd on;\n",
+                "    min rx interval 100 ms;\n",
+                "    multiplier 3;\n",
             ],
         );
         if labkit::cmd::find_program("bird").is_none() {

@@ -9,8 +9,7 @@ use labkit::frr::{self, BgpdConfig, FrrSpec, Neighbor};
 use labkit::Afi;
 
 use super::receiver::{
-    Ctx, Receiver, BFD_INTERVAL_MS, BFD_MULTIPLIER, PEER2_NAME, PEER_NAME, RECEIVER_ASN,
-    SENDER_ASN,
+    Ctx, Receiver, BFD_INTERVAL_MS, BFD_MULTIPLIER, PEER2_NAME, PEER_NAME, RECEIVER_ASN, SENDER_ASN,
 };
 use crate::netns::{self, RECEIVER_V4, SENDER2_V4, SENDER_V4};
 
@@ -141,5 +140,27 @@ mod tests {
             ],
         );
         assert!(!c.contains("no bgp default ipv4-unicast"), "{c}");
+    }
+
+    #[test]
+    fn bfd_variant_puts_both_neighbors_on_the_bench_profile() {
+        let c = config("kb-1-r", true, true).render();
+        assert_contains_all(
+            &c,
+            &[
+                " neighbor 10.255.255.1 bfd profile bench\n",
+                " neighbor 10.255.254.1 bfd profile bench\n",
+            ],
+        );
+        assert_contains_all(
+            &bfdd_config("kb-1-r"),
+            &[
+                " profile bench\n",
+                "  receive-interval 100\n",
+                "  transmit-interval 100\n",
+                "  detect-multiplier 3\n",
+            ],
+        );
+        assert!(!config("kb-1-r", true, false).render().contains("bfd"));
     }
 }

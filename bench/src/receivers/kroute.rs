@@ -13,8 +13,7 @@ use labkit::kroute::{self as kroute_lab, KrouteSpec};
 use rib::policy::PolicyChain;
 
 use super::receiver::{
-    Ctx, Receiver, BFD_INTERVAL_MS, BFD_MULTIPLIER, PEER2_NAME, PEER_NAME, RECEIVER_ASN,
-    SENDER_ASN,
+    Ctx, Receiver, BFD_INTERVAL_MS, BFD_MULTIPLIER, PEER2_NAME, PEER_NAME, RECEIVER_ASN, SENDER_ASN,
 };
 use crate::netns::{RECEIVER_V4, SENDER2_V4, SENDER_V4};
 
