@@ -28,7 +28,7 @@ use crate::blast::{self, Control, Event, SessionParams, Target};
 use crate::encode::{self, NextHops};
 use crate::kcount::{Census, RouteCounter};
 use crate::netns::{self, enter_thread, Trio};
-use crate::receivers::{self, Ctx, Kind, PEER_NAME, SENDER_ASN};
+use crate::receivers::{self, Ctx, Kind, PEER2_NAME, PEER_NAME, SENDER_ASN};
 use crate::report::median;
 use crate::table::Table;
 
@@ -227,6 +227,13 @@ fn run_once(
         s.converge_s = Some(at.saturating_duration_since(est).as_secs_f64());
         for r in &mut responders {
             r.wait_up(BFD_UP_TIMEOUT)?;
+        }
+        // A session BFD took down on the way (a flap) is not coming back:
+        // the blast senders do not reconnect. Say so instead of timing out.
+        for peer in [PEER_NAME, PEER2_NAME] {
+            if rx.session_established(peer) == Some(false) {
+                return Err(format!("session {peer} down before the failure"));
+            }
         }
         // Settled: nothing the receiver still does should count.
         thread::sleep(Duration::from_secs(2));
