@@ -296,10 +296,9 @@ fn wait_session_down(
     timeout: Duration,
 ) -> Result<Instant, String> {
     loop {
-        match rx.session_established(PEER_NAME) {
-            Some(false) => return Ok(Instant::now()),
-            // None: its CLI did not answer this time (busy); ask again.
-            Some(true) | None => {}
+        // None: its CLI did not answer this time (busy); ask again.
+        if rx.session_established(PEER_NAME) == Some(false) {
+            return Ok(Instant::now());
         }
         if after.elapsed() > timeout {
             return Err(format!(
