@@ -610,8 +610,10 @@ pub fn report(samples: &[Sample], header: &str) -> String {
         for k in kinds {
             let runs: Vec<&&Sample> = of.iter().filter(|s| s.receiver == k).collect();
             let ok: Vec<f64> = runs.iter().filter_map(|s| s.failover_s).collect();
+            // A failed run's ping ran into the timeout: not a loss figure.
             let lost: Vec<f64> = runs
                 .iter()
+                .filter(|s| s.failover_s.is_some())
                 .filter_map(|s| s.pings_lost.map(|l| l as f64))
                 .collect();
             let conv: Vec<f64> = runs.iter().filter_map(|s| s.converge_s).collect();
