@@ -6,8 +6,10 @@
 //! resolved), and the packets a ping into the table (100 per second) lost.
 //!
 //! Variants: `preferred` (the second sender's AS_PATH is one longer, so
-//! the first is best and the second a backup) and `ecmp` (equal paths,
-//! both installed).
+//! the first is best and the second a backup), `ecmp` (equal paths, both
+//! installed), and `bfd`: as `preferred`, but the first sender silently
+//! stops answering (every packet dropped in its namespace, the link stays
+//! up) and the receiver learns it from BFD (`bfd_responder.rs`).
 
 use std::ffi::CString;
 use std::net::{IpAddr, SocketAddr};
@@ -21,11 +23,12 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 use serde::Serialize;
 
+use crate::bfd_responder::Responder as BfdResponder;
 use crate::blast::{self, Control, Event, SessionParams, Target};
 use crate::encode::{self, NextHops};
 use crate::kcount::{Census, RouteCounter};
 use crate::netns::{self, enter_thread, Trio};
-use crate::receivers::{self, Ctx, Kind, SENDER_ASN};
+use crate::receivers::{self, Ctx, Kind, PEER2_NAME, PEER_NAME, SENDER_ASN};
 use crate::report::median;
 use crate::table::Table;
 
@@ -34,6 +37,7 @@ use crate::table::Table;
 pub enum Variant {
     Preferred,
     Ecmp,
+    Bfd,
 }
 
 impl std::str::FromStr for Variant {
@@ -42,7 +46,8 @@ impl std::str::FromStr for Variant {
         match s {
             "preferred" => Ok(Variant::Preferred),
             "ecmp" => Ok(Variant::Ecmp),
-            _ => Err(format!("unknown variant {s:?} (preferred, ecmp)")),
+            "bfd" => Ok(Variant::Bfd),
+            _ => Err(format!("unknown variant {s:?} (preferred, ecmp, bfd)")),
         }
     }
 }
@@ -52,9 +57,21 @@ impl Variant {
         match self {
             Variant::Preferred => "preferred path lost (backup by AS_PATH)",
             Variant::Ecmp => "one of two ECMP paths lost",
+            Variant::Bfd => {
+                "preferred sender silently stops answering, detected by BFD (backup by AS_PATH)"
+            }
         }
     }
+
+    /// The first sender is the best path, the second its backup.
+    fn has_backup(self) -> bool {
+        matches!(self, Variant::Preferred | Variant::Bfd)
+    }
 }
+
+/// How long the receiver and the responders get to bring BFD Up once the
+/// table is in (it runs from the session's start; this is slack).
+const BFD_UP_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub struct Opts {
     pub kroute_bin: std::path::PathBuf,
@@ -83,8 +100,12 @@ pub struct Sample {
     /// Both sessions up → every prefix forwards via the preferred sender
     /// (with kroute's backup routes: before its standbys are all in).
     pub primaries_s: Option<f64>,
-    /// Carrier lost → the kernel forwards every prefix via the survivor.
+    /// Carrier lost (or, `bfd`, packets dropped) → the kernel forwards
+    /// every prefix via the survivor.
     pub failover_s: Option<f64>,
+    /// `bfd`: packets dropped → the receiver reports the first session
+    /// down (its CLI polled back to back; an upper bound by one poll).
+    pub detect_s: Option<f64>,
     pub pings_sent: Option<u64>,
     pub pings_lost: Option<u64>,
     /// The last census before giving up (on an error).
@@ -105,6 +126,7 @@ pub fn measure(kind: Kind, variant: Variant, table: &Table, opts: &Opts, run: us
         converge_s: None,
         primaries_s: None,
         failover_s: None,
+        detect_s: None,
         pings_sent: None,
         pings_lost: None,
         census: None,
@@ -148,7 +170,18 @@ fn run_once(
         kroute_bin: opts.kroute_bin.clone(),
         failover: true,
         backup_routes: opts.backup_routes && kind == Kind::Kroute,
+        bfd: variant == Variant::Bfd,
     };
+    // Declared after the namespaces: stopped before they go.
+    let mut responders = Vec::new();
+    if variant == Variant::Bfd {
+        for (ns, local, receiver) in [
+            (&trio.sender, netns::SENDER_V4, netns::RECEIVER_V4),
+            (&trio.sender2, netns::SENDER2_V4, netns::RECEIVER2_V4),
+        ] {
+            responders.push(BfdResponder::start(ns, local, receiver)?);
+        }
+    }
     let mut rx = receivers::start(kind, &ctx).map_err(|e| e.to_string())?;
     let with_logs = |rx: &dyn receivers::Receiver, e: String| format!("{e} (logs: {})", rx.logs());
     rx.wait_ready(kind)?;
@@ -179,26 +212,44 @@ fn run_once(
         let standbys = ctx.backup_routes;
         let converged = |c: &Census| match variant {
             // With backup routes, converged once the standbys are in too.
-            Variant::Preferred if standbys => c.first == s.prefixes && c.shadowed == s.prefixes,
-            Variant::Preferred => c.first == s.prefixes,
+            Variant::Preferred | Variant::Bfd if standbys => {
+                c.first == s.prefixes && c.shadowed == s.prefixes
+            }
+            Variant::Preferred | Variant::Bfd => c.first == s.prefixes,
             Variant::Ecmp => c.both == s.prefixes,
         };
-        if variant == Variant::Preferred {
+        if variant.has_backup() {
             let primaries = |c: &Census| c.first == s.prefixes;
             let (at, _, _) = census.wait(est, opts.timeout, &mut *rx, primaries, &mut s.census)?;
             s.primaries_s = Some(at.saturating_duration_since(est).as_secs_f64());
         }
         let (at, _, _) = census.wait(est, opts.timeout, &mut *rx, converged, &mut s.census)?;
         s.converge_s = Some(at.saturating_duration_since(est).as_secs_f64());
+        for r in &mut responders {
+            r.wait_up(BFD_UP_TIMEOUT)?;
+        }
+        // A session BFD took down on the way (a flap) is not coming back:
+        // the blast senders do not reconnect. Say so instead of timing out.
+        for peer in [PEER_NAME, PEER2_NAME] {
+            if rx.session_established(peer) == Some(false) {
+                return Err(format!("session {peer} down before the failure"));
+            }
+        }
         // Settled: nothing the receiver still does should count.
         thread::sleep(Duration::from_secs(2));
 
         let mut ping = start_ping(&trio, &target)?;
         thread::sleep(Duration::from_secs(1));
         let lost_at = Instant::now();
-        trio.sender
-            .ip(&["link", "set", Trio::sender_if(), "down"])
-            .map_err(|e| format!("link down: {e}"))?;
+        if variant == Variant::Bfd {
+            silence(&trio.sender)?;
+            let down = wait_session_down(&*rx, lost_at, opts.timeout)?;
+            s.detect_s = Some(down.saturating_duration_since(lost_at).as_secs_f64());
+        } else {
+            trio.sender
+                .ip(&["link", "set", Trio::sender_if(), "down"])
+                .map_err(|e| format!("link down: {e}"))?;
+        }
         let survivor = |c: &Census| c.second == s.prefixes;
         let waited = census.wait(lost_at, opts.timeout, &mut *rx, survivor, &mut s.census);
         thread::sleep(Duration::from_secs(1));
@@ -215,6 +266,48 @@ fn run_once(
     let _ = ctl1.send(Control::Close);
     let _ = ctl2.send(Control::Close);
     result.map_err(|e| with_logs(&*rx, e))
+}
+
+/// Every packet in and out of `ns` dropped: its BGP and BFD go silent,
+/// its link keeps carrier.
+fn silence(ns: &labkit::Netns) -> Result<(), String> {
+    for chain in ["INPUT", "OUTPUT"] {
+        let out = ns
+            .command("iptables")
+            .args(["-w", "-I", chain, "-j", "DROP"])
+            .output()
+            .map_err(|e| format!("iptables: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "iptables -I {chain} -j DROP in {}: {}",
+                ns.name(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Polls the receiver until it reports the first sender's session down;
+/// returns when it answered so.
+fn wait_session_down(
+    rx: &dyn receivers::Receiver,
+    after: Instant,
+    timeout: Duration,
+) -> Result<Instant, String> {
+    loop {
+        // None: its CLI did not answer this time (busy); ask again.
+        if rx.session_established(PEER_NAME) == Some(false) {
+            return Ok(Instant::now());
+        }
+        if after.elapsed() > timeout {
+            return Err(format!(
+                "session still up {:.0} s after its packets were dropped",
+                timeout.as_secs_f64()
+            ));
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Host 1 of the table's first IPv4 prefix.
@@ -257,7 +350,7 @@ fn updates(table: &Table, variant: Variant) -> (Arc<Vec<u8>>, Arc<Vec<u8>>) {
     let first = encode_with(table, netns::SENDER_V4, netns::SENDER_V6);
     let second = match variant {
         Variant::Ecmp => encode_with(table, netns::SENDER2_V4, netns::SENDER2_V6),
-        Variant::Preferred => {
+        Variant::Preferred | Variant::Bfd => {
             let mut longer = table.clone();
             for g in &mut longer.groups {
                 g.attrs.as_path.prepend(SENDER_ASN, 1);
@@ -490,13 +583,18 @@ fn parse_ping(text: &str) -> Option<(u64, u64)> {
 pub fn report(samples: &[Sample], header: &str) -> String {
     let mut out = String::new();
     out += header;
-    for variant in [Variant::Preferred, Variant::Ecmp] {
+    for variant in [Variant::Preferred, Variant::Ecmp, Variant::Bfd] {
         let of: Vec<&Sample> = samples.iter().filter(|s| s.variant == variant).collect();
         if of.is_empty() {
             continue;
         }
         out += &format!("\n### {}\n\n", variant.label());
-        out += "| receiver | runs | carrier lost → every prefix via the survivor (s) | spread (s) | × BIRD | census dump (s) | pings lost (of 100/s) | spread | converge (s) |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n";
+        let bfd = variant == Variant::Bfd;
+        if bfd {
+            out += "| receiver | runs | drop → session down (BFD) (s) | spread (s) | drop → every prefix via the survivor (s) | spread (s) | × BIRD | census dump (s) | pings lost (of 100/s) | spread | converge (s) |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n";
+        } else {
+            out += "| receiver | runs | carrier lost → every prefix via the survivor (s) | spread (s) | × BIRD | census dump (s) | pings lost (of 100/s) | spread | converge (s) |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n";
+        }
         let bird = median(
             of.iter()
                 .filter(|s| s.receiver == Kind::Bird)
@@ -512,8 +610,10 @@ pub fn report(samples: &[Sample], header: &str) -> String {
         for k in kinds {
             let runs: Vec<&&Sample> = of.iter().filter(|s| s.receiver == k).collect();
             let ok: Vec<f64> = runs.iter().filter_map(|s| s.failover_s).collect();
+            // A failed run's ping ran into the timeout: not a loss figure.
             let lost: Vec<f64> = runs
                 .iter()
+                .filter(|s| s.failover_s.is_some())
                 .filter_map(|s| s.pings_lost.map(|l| l as f64))
                 .collect();
             let conv: Vec<f64> = runs.iter().filter_map(|s| s.converge_s).collect();
@@ -525,13 +625,23 @@ pub fn report(samples: &[Sample], header: &str) -> String {
                 (Some(a), Some(b)) => format!("{a:.digits$}–{b:.digits$}"),
                 _ => "n/a".into(),
             };
+            let detect: Vec<f64> = runs.iter().filter_map(|s| s.detect_s).collect();
+            let detect_cols = if bfd {
+                format!(
+                    " {} | {} |",
+                    median(detect.clone()).map_or("n/a".into(), |v| format!("{v:.3}")),
+                    spread(&detect, 3)
+                )
+            } else {
+                String::new()
+            };
             let m = median(ok.clone());
             let ratio = match (m, bird) {
                 (Some(a), Some(b)) if b > 0.0 => format!("{:.3}×", a / b),
                 _ => "n/a".into(),
             };
             out += &format!(
-                "| {} | {} of {} | {} | {} | {ratio} | {} | {} | {} | {} |\n",
+                "| {} | {} of {} |{detect_cols} {} | {} | {ratio} | {} | {} | {} | {} |\n",
                 k.label(),
                 ok.len(),
                 runs.len(),

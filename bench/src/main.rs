@@ -3,6 +3,7 @@
 //! UPDATEs, `blast` replays one over a BGP session, `run` does the whole
 //! benchmark in network namespaces and writes BENCHMARKS.md.
 
+mod bfd_responder;
 mod bird_sender;
 mod blast;
 mod encode;
@@ -109,7 +110,8 @@ enum Cmd {
         receivers: Vec<Kind>,
         #[command(flatten)]
         table: TableArgs,
-        /// preferred (backup by a longer AS_PATH), ecmp (equal paths)
+        /// preferred (backup by a longer AS_PATH), ecmp (equal paths), bfd
+        /// (as preferred; the first sender goes silent, BFD detects it)
         #[arg(long, value_delimiter = ',', default_value = "preferred,ecmp")]
         variants: Vec<failover::Variant>,
         #[arg(long, default_value_t = 3)]
@@ -464,8 +466,9 @@ fn failover_cmd(
                 }
                 let s = failover::measure(k, variant, &table, opts, rep);
                 eprintln!(
-                    "  {k:<6} {variant:?} run {rep}: converged {} s, failover {} s, pings lost {} of {}{}",
+                    "  {k:<6} {variant:?} run {rep}: converged {} s,{} failover {} s, pings lost {} of {}{}",
                     fmt_opt(s.converge_s),
+                    s.detect_s.map_or(String::new(), |d| format!(" detected {d:.3} s,")),
                     fmt_opt(s.failover_s),
                     s.pings_lost.map_or("-".into(), |v| v.to_string()),
                     s.pings_sent.map_or("-".into(), |v| v.to_string()),

@@ -229,6 +229,7 @@ fn daemon(
         dir: dir.path().to_path_buf(),
         kroute_bin: opts.kroute_bin.clone(),
         failover: false,
+        bfd: false,
     };
     let mut rx = receivers::start(kind, &ctx).map_err(|e| e.to_string())?;
     let with_logs = |rx: &dyn receivers::Receiver, e: String| format!("{e} (logs: {})", rx.logs());

@@ -447,7 +447,16 @@ impl SessionTask {
             for a in actions {
                 match a {
                     Action::ArmDetect(d) => detect = Some(Instant::now() + d),
-                    Action::SendNow { final_ } => self.send(&sock, dest, final_).await,
+                    Action::SendNow { final_ } => {
+                        self.send(&sock, dest, final_).await;
+                        // The periodic packet counts from this one, at the
+                        // interval as it is now: going Up cuts it from the
+                        // slow 1 s to the configured one (RFC 5880 §6.8.3),
+                        // and a remote that went Up with a 300 ms detection
+                        // time must not wait out the old slow schedule.
+                        let r = self.random();
+                        next_tx = Instant::now() + self.session.next_tx_delay(r);
+                    }
                     Action::StateChanged { from, to, diag } => {
                         self.counters.state_changes += 1;
                         self.state_changed(from, to, diag);

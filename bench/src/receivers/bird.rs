@@ -6,7 +6,10 @@ use std::time::Duration;
 use labkit::bird::{self, BgpProtocol, BirdConfig, BirdSpec, Channel, KernelProtocol, Log};
 use labkit::Afi;
 
-use super::receiver::{check, Ctx, Receiver, PEER2_NAME, PEER_NAME, RECEIVER_ASN, SENDER_ASN};
+use super::receiver::{
+    check, Ctx, Receiver, BFD_INTERVAL_MS, BFD_MULTIPLIER, PEER2_NAME, PEER_NAME, RECEIVER_ASN,
+    SENDER_ASN,
+};
 use crate::netns::{RECEIVER2_V4, RECEIVER_V4, SENDER2_V4, SENDER_V4};
 
 pub struct Bird {
@@ -16,7 +19,7 @@ pub struct Bird {
     log: std::path::PathBuf,
 }
 
-pub fn config(log: &std::path::Path, failover: bool) -> BirdConfig {
+pub fn config(log: &std::path::Path, failover: bool, bfd: bool) -> BirdConfig {
     let families = [Afi::Ipv4, Afi::Ipv6];
     let session = |name: &str, local: &str, neighbor: &str| {
         let mut options: Vec<String> = [
@@ -30,6 +33,11 @@ pub fn config(log: &std::path::Path, failover: bool) -> BirdConfig {
             // Shut the session the moment its link loses carrier (BIRD's
             // fastest reaction; off by default).
             options.push("check link on;".into());
+        }
+        if bfd {
+            // The session goes down with its BFD session (timers in
+            // `protocol bfd`, see `bfd_protocol`).
+            options.push("bfd on;".into());
         }
         BgpProtocol {
             name: name.into(),
@@ -98,15 +106,26 @@ fn with_kernel_options(config: String) -> String {
         .collect()
 }
 
+/// BIRD's BFD: one `protocol bfd` for every interface with the bench's
+/// timers (BIRD's own default is 10 ms TX, 1 s idle).
+fn bfd_protocol() -> String {
+    format!(
+        "protocol bfd {{\n  interface \"*\" {{\n    min rx interval {BFD_INTERVAL_MS} ms;\n    \
+         min tx interval {BFD_INTERVAL_MS} ms;\n    idle tx interval 1000 ms;\n    \
+         multiplier {BFD_MULTIPLIER};\n  }};\n}}\n"
+    )
+}
+
 impl Bird {
     pub fn start(ctx: &Ctx) -> labkit::Result<Bird> {
         let log = ctx.dir.join("bird.messages.log");
+        let mut text = with_kernel_options(config(&log, ctx.failover, ctx.bfd).render());
+        if ctx.bfd {
+            text += &bfd_protocol();
+        }
         let spec = BirdSpec {
             own_process_group: true,
-            ..BirdSpec::new(
-                &ctx.dir,
-                with_kernel_options(config(&log, ctx.failover).render()),
-            )
+            ..BirdSpec::new(&ctx.dir, text)
         };
         let daemon = bird::Bird::start(ctx.ns, &spec)?;
         Ok(Bird { daemon, log })
@@ -124,6 +143,12 @@ impl Receiver for Bird {
             .birdc(&["show", "protocols", "all", PEER_NAME])
             .ok()?;
         out.contains(PEER_NAME).then(|| bird::parse_imported(&out))
+    }
+
+    fn session_established(&self, peer: &str) -> Option<bool> {
+        let out = self.daemon.birdc(&["show", "protocols", peer]).ok()?;
+        let line = out.lines().find(|l| l.starts_with(peer))?;
+        Some(line.contains("Established"))
     }
 
     fn check_alive(&mut self) -> Result<(), String> {
@@ -151,7 +176,8 @@ mod tests {
     #[test]
     fn bird_accepts_the_config() {
         let dir = std::env::temp_dir().join(format!("kb-birdconf-{}", std::process::id()));
-        let text = with_kernel_options(config(&dir.join("bird.messages.log"), false).render());
+        let text =
+            with_kernel_options(config(&dir.join("bird.messages.log"), false, false).render());
         assert_contains_all(
             &text,
             &[
@@ -159,6 +185,30 @@ mod tests {
                 "  passive on;\n",
                 "protocol kernel kernel6 { netlink rx buffer 268435456; ipv6 { import none; export all; }; }",
                 "  ipv6 { import all; export none; };",
+            ],
+        );
+        if labkit::cmd::find_program("bird").is_none() {
+            eprintln!("bird not installed; not parsed");
+            return;
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        let parsed = labkit::bird::write_config(&dir.join("bird.conf"), &text);
+        let _ = std::fs::remove_dir_all(&dir);
+        parsed.unwrap();
+    }
+
+    #[test]
+    fn bird_accepts_the_bfd_config() {
+        let dir = std::env::temp_dir().join(format!("kb-birdbfd-{}", std::process::id()));
+        let text =
+            with_kernel_options(config(&dir.join("log"), true, true).render()) + &bfd_protocol();
+        assert_contains_all(
+            &text,
+            &[
+                "protocol bgp blaster2 {",
+                "  bfd on;\n",
+                "    min rx interval 100 ms;\n",
+                "    multiplier 3;\n",
             ],
         );
         if labkit::cmd::find_program("bird").is_none() {

@@ -7,11 +7,14 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use kroute::api::{Client, NeighborView};
-use kroute::config::{Config, Listen, Peer, Router};
+use kroute::config::{Bfd, Config, Listen, Peer, Router};
+use kroute::events::SessionState;
 use labkit::kroute::{self as kroute_lab, KrouteSpec};
 use rib::policy::PolicyChain;
 
-use super::receiver::{Ctx, Receiver, PEER2_NAME, PEER_NAME, RECEIVER_ASN, SENDER_ASN};
+use super::receiver::{
+    Ctx, Receiver, BFD_INTERVAL_MS, BFD_MULTIPLIER, PEER2_NAME, PEER_NAME, RECEIVER_ASN, SENDER_ASN,
+};
 use crate::netns::{RECEIVER_V4, SENDER2_V4, SENDER_V4};
 
 pub struct Kroute {
@@ -64,6 +67,14 @@ impl Kroute {
             ..KrouteSpec::in_dir(&ctx.kroute_bin, &ctx.dir, {
                 let mut c = config(&socket, install, ctx.failover);
                 c.kernel.backup_routes = ctx.backup_routes;
+                if ctx.bfd {
+                    for p in &mut c.peers {
+                        p.bfd = Some(Bfd {
+                            interval: BFD_INTERVAL_MS,
+                            multiplier: BFD_MULTIPLIER,
+                        });
+                    }
+                }
                 c.to_yaml()
             })
         };
@@ -86,6 +97,12 @@ impl Receiver for Kroute {
 
     fn rib_count(&self) -> Option<u64> {
         accepted(&self.api.neighbors().ok()?)
+    }
+
+    fn session_established(&self, peer: &str) -> Option<bool> {
+        let all = self.api.neighbors().ok()?;
+        let n = all.iter().find(|n| n.name == peer)?;
+        Some(n.state == SessionState::Established)
     }
 
     fn check_alive(&mut self) -> Result<(), String> {

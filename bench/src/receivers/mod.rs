@@ -18,7 +18,9 @@ use std::process::Command;
 use std::str::FromStr;
 use std::time::Duration;
 
-pub use receiver::{Ctx, Receiver, RECEIVER_ASN, SENDER_ASN};
+pub use receiver::{
+    Ctx, Receiver, BFD_INTERVAL_MS, BFD_MULTIPLIER, PEER2_NAME, PEER_NAME, RECEIVER_ASN, SENDER_ASN,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -25,7 +25,16 @@ pub struct Ctx<'a> {
     /// kroute only: `kernel.backupRoutes` (the failover run's
     /// `--backup-routes`).
     pub backup_routes: bool,
+    /// The failover run's `bfd` variant: BFD on both sessions with
+    /// [`BFD_INTERVAL_MS`] × [`BFD_MULTIPLIER`].
+    pub bfd: bool,
 }
+
+/// BFD timers of the `bfd` failover variant, the same for every receiver
+/// and for the senders' responders: desired TX = required RX = 100 ms,
+/// detection after 3 missed packets (RFC 5880 §6.8.4: 300 ms).
+pub const BFD_INTERVAL_MS: u32 = 100;
+pub const BFD_MULTIPLIER: u8 = 3;
 
 pub trait Receiver {
     /// Every process of the receiver (for RSS and CPU).
@@ -33,6 +42,11 @@ pub trait Receiver {
     /// Prefixes from the sender in the RIB (accepted), or None while the
     /// daemon does not answer yet.
     fn rib_count(&self) -> Option<u64>;
+    /// Is the session named `peer` Established? None where the receiver
+    /// cannot say (or does not answer).
+    fn session_established(&self, _peer: &str) -> Option<bool> {
+        None
+    }
     /// An error if a process died.
     fn check_alive(&mut self) -> Result<(), String>;
     /// Where its logs are, for error messages.
