@@ -93,7 +93,21 @@ pub fn spawn(events: mpsc::Sender<RibEvent>) -> BfdHandle {
         receivers_bound: false,
         next_discr: seed() | 1,
     };
-    tokio::spawn(manager.run(rx));
+    // The sessions run on a thread of their own: a router task or FIB
+    // busy with a full table's withdrawal must not delay a transmit or a
+    // receive past the detection time of another peer's session (100 ms x
+    // 3 has to hold on a 2-core node while 120k routes move). FRR runs
+    // bfdd as a process of its own for the same reason.
+    std::thread::Builder::new()
+        .name("kroute-bfd".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("the BFD thread's runtime");
+            rt.block_on(manager.run(rx));
+        })
+        .expect("start the BFD thread");
     BfdHandle { cmd }
 }
 
