@@ -323,16 +323,25 @@ fn connect_from(src: Ipv4Addr, dst: SocketAddrV4) -> io::Result<TcpStream> {
     }
 }
 
+/// Like a BGP speaker's ConnectRetry: a connection refused, or closed by
+/// the reflector before Established (BIRD closes one that arrives while
+/// its protocol is not ready), is tried again until `deadline`.
 fn session(sh: &Shared, i: usize, deadline: Instant) -> Result<(), String> {
     let me = sh.nodes[i];
-    let dst = SocketAddrV4::new(REFLECTOR_V4, 179);
-    let mut s = loop {
-        match connect_from(me.v4, dst) {
-            Ok(s) => break s,
-            Err(e) if Instant::now() >= deadline => return Err(format!("connect to {dst}: {e}")),
+    let (s, buf) = loop {
+        match handshake(&me) {
+            Ok(up) => break up,
+            Err(e) if Instant::now() >= deadline => return Err(e),
             Err(_) => thread::sleep(Duration::from_millis(200)),
         }
     };
+    established(sh, i, s, buf)
+}
+
+/// TCP, OPEN and KEEPALIVE both ways: the session is Established.
+fn handshake(me: &Node) -> Result<(TcpStream, Vec<u8>), String> {
+    let dst = SocketAddrV4::new(REFLECTOR_V4, 179);
+    let mut s = connect_from(me.v4, dst).map_err(|e| format!("connect to {dst}: {e}"))?;
     s.set_nodelay(true).map_err(|e| e.to_string())?;
     s.write_all(&encode::open(ASN, me.v4, HOLD_TIME))
         .map_err(|e| format!("sending OPEN: {e}"))?;
@@ -353,6 +362,11 @@ fn session(sh: &Shared, i: usize, deadline: Instant) -> Result<(), String> {
         }
         other => return Err(format!("expected KEEPALIVE, got {other:?}")),
     }
+    Ok((s, buf))
+}
+
+fn established(sh: &Shared, i: usize, s: TcpStream, buf: Vec<u8>) -> Result<(), String> {
+    let me = sh.nodes[i];
     let _ = sh.established[i].set(Instant::now());
     let writer = s.try_clone().map_err(|e| e.to_string())?;
     let _ = sh.writers[i].set(Mutex::new(writer));
