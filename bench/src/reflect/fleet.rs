@@ -205,6 +205,8 @@ pub struct Fleet {
 /// any hold time a receiver may answer with (kroute/FRR 90 s, BIRD 240 s).
 const HOLD_TIME: u16 = 90;
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(20);
+/// How long a node waits for the reflector's OPEN and KEEPALIVE.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Fleet {
     /// Start `n` sessions from namespace `ns` to the reflector; each keeps
@@ -331,7 +333,9 @@ fn session(sh: &Shared, i: usize, deadline: Instant) -> Result<(), String> {
     let (s, buf) = loop {
         match handshake(&me) {
             Ok(up) => break up,
-            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(e) if Instant::now() >= deadline || sh.closing.load(Ordering::Relaxed) => {
+                return Err(e)
+            }
             Err(_) => thread::sleep(Duration::from_millis(200)),
         }
     };
@@ -343,6 +347,10 @@ fn handshake(me: &Node) -> Result<(TcpStream, Vec<u8>), String> {
     let dst = SocketAddrV4::new(REFLECTOR_V4, 179);
     let mut s = connect_from(me.v4, dst).map_err(|e| format!("connect to {dst}: {e}"))?;
     s.set_nodelay(true).map_err(|e| e.to_string())?;
+    // A reflector that accepted the connection but never answers: give
+    // up and connect again (and never block the fleet's close).
+    s.set_read_timeout(Some(HANDSHAKE_TIMEOUT))
+        .map_err(|e| e.to_string())?;
     s.write_all(&encode::open(ASN, me.v4, HOLD_TIME))
         .map_err(|e| format!("sending OPEN: {e}"))?;
     let mut buf = Vec::new();
@@ -362,6 +370,7 @@ fn handshake(me: &Node) -> Result<(TcpStream, Vec<u8>), String> {
         }
         other => return Err(format!("expected KEEPALIVE, got {other:?}")),
     }
+    s.set_read_timeout(None).map_err(|e| e.to_string())?;
     Ok((s, buf))
 }
 
