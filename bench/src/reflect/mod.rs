@@ -328,11 +328,16 @@ pub fn report(samples: &[Sample], kinds: &[Kind], header: &str) -> String {
     let mut sizes: Vec<usize> = samples.iter().map(|s| s.nodes).collect();
     sizes.sort_unstable();
     sizes.dedup();
-    let others: Vec<Kind> = kinds
-        .iter()
-        .copied()
-        .filter(|k| *k != Kind::Kroute)
-        .collect();
+    // kroute's ratio to each other reflector, when kroute ran.
+    let others: Vec<Kind> = if kinds.contains(&Kind::Kroute) {
+        kinds
+            .iter()
+            .copied()
+            .filter(|k| *k != Kind::Kroute)
+            .collect()
+    } else {
+        Vec::new()
+    };
     for n in sizes {
         let at: Vec<&Sample> = samples
             .iter()
@@ -456,4 +461,46 @@ pub fn run(
         return Err(format!("{failed} run(s) failed (see the report)"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(receiver: Kind, run: usize, converge: f64) -> Sample {
+        Sample {
+            receiver,
+            nodes: 100,
+            run,
+            all_established_s: Some(0.1),
+            converge_s: Some(converge),
+            after_last_up_s: Some(converge - 0.1),
+            withdraw_s: Some(0.01),
+            idle_rss_kib: Some(1000),
+            peak_rss_kib: Some(11_000),
+            cpu_s: Some(0.5),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn report_gives_medians_and_kroutes_ratio_with_its_spread() {
+        let samples = [
+            sample(Kind::Kroute, 1, 1.0),
+            sample(Kind::Bird, 1, 4.0),
+            sample(Kind::Kroute, 2, 3.0),
+            sample(Kind::Bird, 2, 4.0),
+        ];
+        let md = report(&samples, &[Kind::Kroute, Kind::Bird], "");
+        assert!(
+            md.contains("| first session up → every node has every route (s) | 2.00 | 4.00 | 0.50× (0.25–0.75) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| memory per session (KiB) | 100.0 | 100.0 | 1.00× (1.00–1.00) |"),
+            "{md}"
+        );
+        let alone = report(&samples[1..2], &[Kind::Bird], "");
+        assert!(!alone.contains("kroute ÷"), "{alone}");
+    }
 }
