@@ -113,7 +113,7 @@ fn connect(p: &SessionParams) -> io::Result<TcpStream> {
 }
 
 /// Read one whole message during the handshake.
-fn read_message(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Message, String> {
+pub(crate) fn read_message(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Message, String> {
     loop {
         match decode_message(buf, &CODEC) {
             Ok(Some((m, used))) => {

@@ -13,6 +13,7 @@ mod kcount;
 mod mrt;
 mod netns;
 mod receivers;
+mod reflect;
 mod report;
 mod rng;
 mod run;
@@ -130,6 +131,31 @@ enum Cmd {
         /// kroute with `kernel.backupRoutes: true` (standby routes at metric + 1)
         #[arg(long)]
         backup_routes: bool,
+    },
+    /// The cluster-scale run (as root, bench/README.md): N nodes, each
+    /// announcing 2 pod CIDRs over iBGP to one route reflector (all its
+    /// clients); time until every node has every route, RSS, CPU, and one
+    /// node's withdrawal; Markdown to --out
+    Reflect {
+        /// Comma-separated: kroute,bird,frr
+        #[arg(long, value_delimiter = ',', default_value = "kroute,bird,frr")]
+        receivers: Vec<Kind>,
+        /// Nodes (sessions), comma-separated for several points
+        #[arg(long, value_delimiter = ',', default_value = "100")]
+        peers: Vec<usize>,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        #[arg(long, default_value = "target/release/kroute")]
+        kroute: PathBuf,
+        #[arg(long, default_value = "/tmp/bench-reflect.md")]
+        out: PathBuf,
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Seconds allowed for convergence and for the withdrawal each
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        #[arg(long)]
+        keep_logs: bool,
     },
     /// Run the benchmark (as root): every receiver alone in its own network
     /// namespaces, the same table, median of --repeat runs; writes --out.
@@ -285,6 +311,27 @@ fn main() -> ExitCode {
                 timeout: Duration::from_secs(timeout),
                 keep_logs,
                 backup_routes,
+            },
+            &out,
+            json,
+        ),
+        Cmd::Reflect {
+            receivers,
+            peers,
+            repeat,
+            kroute,
+            out,
+            json,
+            timeout,
+            keep_logs,
+        } => reflect_cmd(
+            &receivers,
+            &peers,
+            repeat,
+            &reflect::Opts {
+                kroute_bin: kroute,
+                timeout: Duration::from_secs(timeout),
+                keep_logs,
             },
             &out,
             json,
@@ -512,6 +559,49 @@ fn failover_cmd(
         return Err("some runs failed (see the report)".into());
     }
     Ok(())
+}
+
+fn reflect_cmd(
+    kinds: &[Kind],
+    sizes: &[usize],
+    repeat: usize,
+    opts: &reflect::Opts,
+    out: &std::path::Path,
+    json: Option<PathBuf>,
+) -> Result<(), String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err("reflect needs root (network namespaces, kernel routes)".into());
+    }
+    netns::install_signal_cleanup();
+    let load_start = loadavg();
+    let header = || {
+        let versions: Vec<String> = kinds
+            .iter()
+            .map(|&k| {
+                format!(
+                    "* {}: {}",
+                    k.label(),
+                    receivers::version(k, &opts.kroute_bin)
+                )
+            })
+            .collect();
+        format!(
+            "## Cluster scale: route reflector, {} nodes\n\n* Command: `{}`\n* Date: {}\n* Machine: {}\n* Load average at the start: {}, at the end: {}\n* Each node: iBGP (AS {}), one IPv4 /24 + one IPv6 /64 pod CIDR; the reflector has every node as a route-reflector client and installs its best paths in the kernel\n{}\n",
+            sizes.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", "),
+            std::env::args()
+                .map(|a| if a.contains(' ') { format!("'{a}'") } else { a })
+                .collect::<Vec<_>>()
+                .join(" "),
+            command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+            report::machine(),
+            load_start,
+            loadavg(),
+            reflect::ASN,
+            versions.join("\n"),
+        )
+    };
+    reflect::run(kinds, sizes, repeat, opts, out, header, json.as_deref())
 }
 
 #[allow(clippy::too_many_arguments)]

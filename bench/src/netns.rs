@@ -177,8 +177,13 @@ impl Trio {
     }
 }
 
-fn create_netns(name: &str) -> labkit::Result<Netns> {
+/// Record a namespace for the signal handler (before creating it).
+pub fn register_netns(name: &str) {
     registry().netns.push(name.to_string());
+}
+
+fn create_netns(name: &str) -> labkit::Result<Netns> {
+    register_netns(name);
     Netns::create(name, &Setup::BARE)
 }
 
