@@ -25,10 +25,10 @@ pub use error::ConfigError;
 use error::KeyPath;
 pub use password::Password;
 pub use schema::{
-    Advertise, Api, Bfd, BmpCollector, BmpMonitoring, Config, Domain, DomainRule, GracefulRestart,
-    GracefulRestartOverride, GroupName, HttpListen, Kernel, LimitAction, Listen, ListenRange, Log,
-    LogFormat, MaxPrefixes, Peer, PeerAsn, PodCidrSource, PodCidrs, PrefixLimit, Router, SecretRef,
-    ServiceAddresses,
+    Advertise, Api, Bfd, BmpCollector, BmpMonitoring, Config, Domain, DomainImport, DomainRule,
+    GracefulRestart, GracefulRestartOverride, GroupName, HttpListen, Kernel, LimitAction, Listen,
+    ListenRange, Log, LogFormat, MaxPrefixes, Peer, PeerAsn, PodCidrSource, PodCidrs, PrefixLimit,
+    Router, SecretRef, ServiceAddresses, DEFAULT_DOMAIN,
 };
 use validate::validate;
 

@@ -6,21 +6,26 @@
 //!
 //! Nothing crosses domains by itself: a domain's peers are sent what its
 //! RIB holds (their own routes, reflected or re-advertised as BGP does)
-//! and what `advertise[]` entries naming the domain originate. That is
-//! the only way to put a prefix into another domain: leaking learned
-//! routes between domains is a route-leak risk (an Internet default into
-//! the cluster fabric, the cluster's routes to the Internet) and is not
-//! done.
+//! and what `advertise[]` entries naming the domain originate. Learned
+//! routes go from one domain into another only through an explicit
+//! `domains[].importFrom` policy (leaking is a route-leak risk: an
+//! Internet default into the cluster fabric, the cluster's routes to the
+//! Internet): the source domain's best paths become paths of a pseudo-peer
+//! "leaked from domain A" in the receiving RIB (`rib`'s `leak.rs`), fed
+//! after every event by [`Domains::run_leaks`]. A leaked path is never
+//! leaked again, so routes cannot circle between domains.
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 
 use kernel::{Fib, FibEvent, PolicyRule, RuleSelector, Rules};
-use rib::{Outputs, Rib};
+use rib::attrs::Attrs;
+use rib::{Outputs, PeerId, Rib, LEAK_PEERS};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
+use wire::Prefix;
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, DEFAULT_DOMAIN};
 
 /// Nexthop object ids of the domain with table `table`: 4096 of their own
 /// (`kernel::nexthop_ids_of_table`), so that the FIBs of one namespace
@@ -63,6 +68,9 @@ pub struct Domain {
     pub pending: Outputs,
     /// What its RIB was last given to originate.
     pub originated: Vec<rib::Origination>,
+    /// Its `importFrom` sources (a domain name, or `default`) and the
+    /// pseudo-peer each is in its RIB.
+    pub leaks: BTreeMap<String, PeerId>,
 }
 
 /// Every configured domain by name, the rules, and the FIB events of all
@@ -193,6 +201,7 @@ impl Domains {
             fib,
             pending: Outputs::default(),
             originated: Vec::new(),
+            leaks: BTreeMap::new(),
         })
     }
 
@@ -252,6 +261,127 @@ impl Domains {
         }
         done.extend(self.reconcile_rules(new)?);
         Ok(done)
+    }
+
+    /// The RIB of domain `name` (`default`: `default`), if it exists.
+    fn source<'a>(&'a self, default: &'a Rib, name: &str) -> Option<&'a Rib> {
+        if name == DEFAULT_DOMAIN {
+            Some(default)
+        } else {
+            self.list.get(name).map(|d| &d.rib)
+        }
+    }
+
+    /// Makes every domain's leak sources those of `c`'s `importFrom`: a
+    /// new one gets the source's whole table, a removed one's paths are
+    /// withdrawn, a changed policy judges the leaked paths again. Turns on
+    /// the change record of the domains leaked from. Returns what changed,
+    /// in words.
+    pub fn apply_leaks(&mut self, c: &Config, default: &mut Rib) -> Vec<String> {
+        let mut done = Vec::new();
+        let names: Vec<String> = self.list.keys().cloned().collect();
+        for name in &names {
+            let wanted: Vec<config::DomainImport> = c
+                .domains
+                .iter()
+                .find(|d| &d.name == name)
+                .map(|d| d.import_from.clone())
+                .unwrap_or_default();
+            let d = self.list.get_mut(name).expect("listed");
+            let gone: Vec<String> = d
+                .leaks
+                .keys()
+                .filter(|src| !wanted.iter().any(|w| &w.domain == *src))
+                .cloned()
+                .collect();
+            for src in gone {
+                let id = d.leaks.remove(&src).expect("listed");
+                d.rib.remove_leak_source(id, &mut d.pending);
+                done.push(format!("domain {name}: no longer imports from {src}"));
+            }
+            let mut fresh = Vec::new();
+            for w in &wanted {
+                let id = match d.leaks.get(&w.domain) {
+                    Some(id) => *id,
+                    None => {
+                        let id = LEAK_PEERS
+                            .clone()
+                            .find(|id| !d.leaks.values().any(|x| x == id))
+                            .expect("far more ids than domains");
+                        d.leaks.insert(w.domain.clone(), id);
+                        fresh.push((w.domain.clone(), id));
+                        done.push(format!("domain {name}: imports from {}", w.domain));
+                        id
+                    }
+                };
+                d.rib
+                    .set_leak_source(id, &w.domain, w.policy.clone(), &mut d.pending);
+            }
+            // The whole table of each new source.
+            for (src, id) in fresh {
+                let all = match self.source(default, &src) {
+                    Some(r) => r.leakable_all(),
+                    None => continue,
+                };
+                let changes = all.into_iter().map(|(p, a)| (p, Some(a))).collect();
+                let d = self.list.get_mut(name).expect("listed");
+                d.rib.leak_in(id, changes, &mut d.pending);
+            }
+        }
+        let leaked_from = |src: &str| {
+            c.domains
+                .iter()
+                .any(|d| d.import_from.iter().any(|w| w.domain == src))
+        };
+        default.set_leak_log(leaked_from(DEFAULT_DOMAIN));
+        for (name, d) in self.list.iter_mut() {
+            d.rib.set_leak_log(leaked_from(name));
+        }
+        done
+    }
+
+    /// Hands every leak its source's changes since the last call: for each
+    /// prefix decided again there, the source's best path now (or none).
+    /// A change a leak causes in its receiving domain may in turn be
+    /// leaked from there by another domain (never the leaked path itself,
+    /// only what it displaced): a few rounds, the rest waits for the next
+    /// event.
+    pub fn run_leaks(&mut self, default: &mut Rib) {
+        if self.list.values().all(|d| d.leaks.is_empty()) {
+            return;
+        }
+        for _round in 0..4 {
+            let mut changed: BTreeMap<String, Vec<Prefix>> = BTreeMap::new();
+            let v = default.take_leak_changes();
+            if !v.is_empty() {
+                changed.insert(DEFAULT_DOMAIN.to_string(), v);
+            }
+            for (name, d) in self.list.iter_mut() {
+                let v = d.rib.take_leak_changes();
+                if !v.is_empty() {
+                    changed.insert(name.clone(), v);
+                }
+            }
+            if changed.is_empty() {
+                return;
+            }
+            let mut work: Vec<(String, PeerId, Vec<(Prefix, Option<Attrs>)>)> = Vec::new();
+            for (name, d) in &self.list {
+                for (src, id) in &d.leaks {
+                    let (Some(prefixes), Some(rib)) = (changed.get(src), self.source(default, src))
+                    else {
+                        continue;
+                    };
+                    let v = prefixes.iter().map(|p| (*p, rib.leakable(p))).collect();
+                    work.push((name.clone(), *id, v));
+                }
+            }
+            for (name, id, changes) in work {
+                if let Some(d) = self.list.get_mut(&name) {
+                    d.rib.leak_in(id, changes, &mut d.pending);
+                }
+            }
+        }
     }
 
     /// At exit: stop every FIB (each removes its routes unless they are

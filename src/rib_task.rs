@@ -371,6 +371,8 @@ impl RouterTask {
             self.deferral = Some(Deferral::default());
         }
         self.domains = domains;
+        let config = self.config.clone();
+        self.domains.apply_leaks(&config, &mut self.rib);
         self
     }
 
@@ -734,6 +736,7 @@ impl RouterTask {
     /// `send_to_ready_peers`); the domains a reload removed are emptied
     /// (their peers' withdrawals written) and stopped.
     async fn flush_domains(&mut self) {
+        self.domains.run_leaks(&mut self.rib);
         let mut work = Vec::new();
         for d in self.domains.list.values_mut() {
             work.push((d.fib.clone(), std::mem::take(&mut d.pending)));
@@ -1452,7 +1455,20 @@ impl RouterTask {
                     for path in e.paths.iter_mut().filter(|x| x.stale.is_some()) {
                         path.stale = self.stale_note(&path.from, now).or(path.stale.take());
                     }
-                    json(serde_json::to_value(ExplainView::from(e)))
+                    // The next hops as installed: the FIB's answer (its
+                    // task resolves interface names), off this task.
+                    let fib = self.domains.fib_ref(&self.fib, domain).clone();
+                    tokio::spawn(async move {
+                        if e.fib.is_some() {
+                            if let Some(entry) =
+                                fib.entries(Some(p.into())).await.into_iter().next()
+                            {
+                                e.kernel_next_hops = entry.kernel_next_hops;
+                            }
+                        }
+                        let _ = reply.send(json(serde_json::to_value(ExplainView::from(e))));
+                    });
+                    return;
                 }
             },
             Request::ResetPeer { name } => match self.peer_id(&name) {
@@ -1674,6 +1690,10 @@ impl RouterTask {
         } else {
             self.domains.reconcile_rules(&self.config)
         };
+        let domains = domains.map(|mut d| {
+            d.extend(self.domains.apply_leaks(&self.config, &mut self.rib));
+            d
+        });
         match domains {
             Ok(d) => done.extend(d),
             Err(e) => {

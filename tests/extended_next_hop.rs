@@ -110,6 +110,41 @@ impl Topo {
         assert!(raw.contains("via inet6"), "{raw}");
     }
 
+    /// `explain` shows the next hop as the peer sent it (its global and
+    /// link-local addresses) and as installed (the link-local on the
+    /// link's interface, `via inet6`), in text and JSON.
+    fn assert_explain_next_hops(&self) {
+        let p_ll = link_local(&self.p_ns, &self.link.dev_b);
+        let prefix = format!("{P_LO}/32");
+        let sent = format!("sent: {P6} {p_ll}");
+        let installed = format!("installed: via inet6 {p_ll} dev {}", self.link.dev_a);
+        wait_until(
+            CONVERGE,
+            "explain to show the next hop sent and installed",
+            || {
+                let text = self.kroute.cli_ok(&["explain", &prefix]);
+                if text.contains(&sent) && text.contains(&installed) {
+                    Ok(text)
+                } else {
+                    Err(format!("want {sent:?} and {installed:?} in:\n{text}"))
+                }
+            },
+        );
+        let json = self.kroute.cli_ok(&["explain", &prefix, "-o", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&json).expect("explain JSON");
+        let e = &v;
+        assert_eq!(
+            e["paths"][0]["sentNextHop"],
+            serde_json::json!(format!("{P6} {p_ll}")),
+            "{json}"
+        );
+        assert_eq!(
+            e["kernelNextHops"],
+            serde_json::json!([format!("via inet6 {p_ll} dev {}", self.link.dev_a)]),
+            "{json}"
+        );
+    }
+
     /// kroute's loopback reached the peer with our IPv6 next hop and our
     /// link-local beside it (RFC 2545 §3 on a shared link).
     fn wait_our_route_at_peer(&self, rib: impl Fn() -> Vec<BgpPath>) {
@@ -218,6 +253,7 @@ fn bird_ipv4_over_ipv6_next_hops_both_ways() {
         .unwrap_or_else(|e| panic!("{e}"));
     t.wait_negotiated(|| bird_up(&bird));
     t.wait_peer_route_via_inet6();
+    t.assert_explain_next_hops();
     t.wait_our_route_at_peer(|| bird.rib().unwrap_or_default());
     t.wait_ping();
     drop(bird);
@@ -357,6 +393,7 @@ fn frr_ipv4_over_ipv6_next_hops_both_ways() {
         other => Err(format!("{other:?}")),
     });
     t.wait_peer_route_via_inet6();
+    t.assert_explain_next_hops();
     t.wait_our_route_at_peer(|| frr.rib().unwrap_or_default());
     t.wait_ping();
     // FRR installed our IPv4 route via an IPv6 gateway too.

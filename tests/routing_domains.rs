@@ -15,7 +15,7 @@ use common::bird::Bird;
 use common::frr::Frr;
 use common::kroute::{self as k, Kroute};
 use common::{netns, veth, wait_until, PeerDaemon, PeerNeighbor, PeerSpec, CONVERGE};
-use kroute::config::{parse, Domain, DomainRule};
+use kroute::config::{parse, Domain, DomainImport, DomainRule};
 use labkit::Netns;
 
 const ROUTER: &str = "router:\n  asn: 65000\n  routerId: 10.0.0.1\n";
@@ -115,6 +115,42 @@ fn config_errors_name_the_key_and_say_what_is_wrong() {
             "10.244.1.1/24 has host bits set (did you mean 10.244.1.0/24?)",
         ),
         (
+            "leak from an unknown domain",
+            with_domains(&format!("{INTERNET}    importFrom:\n      - {{ domain: storage, policy: all }}\n"), "internet"),
+            "domains[0].importFrom[0].domain",
+            "unknown domain \"storage\" (defined: internet; the default domain is \"default\")",
+        ),
+        (
+            "leak from itself",
+            with_domains(&format!("{INTERNET}    importFrom:\n      - {{ domain: internet, policy: all }}\n"), "internet"),
+            "domains[0].importFrom[0].domain",
+            "domain \"internet\" cannot import from itself",
+        ),
+        (
+            "leak without a policy",
+            with_domains(&format!("{INTERNET}    importFrom:\n      - {{ domain: default }}\n"), "internet"),
+            "domains[0].importFrom[0].policy",
+            "a leak needs a policy",
+        ),
+        (
+            "leak through an unknown policy",
+            with_domains(&format!("{INTERNET}    importFrom:\n      - {{ domain: default, policy: pods }}\n"), "internet"),
+            "domains[0].importFrom[0].policy",
+            "policy \"pods\" is not defined (no policies are defined)",
+        ),
+        (
+            "the same source twice",
+            with_domains(&format!("{INTERNET}    importFrom:\n      - {{ domain: default, policy: all }}\n      - {{ domain: default, policy: all }}\n"), "internet"),
+            "domains[0].importFrom[1].domain",
+            "domain \"default\" is already imported from at importFrom[0]",
+        ),
+        (
+            "a domain called default",
+            with_domains("  - name: default\n    table: 100\n", "default"),
+            "domains[0].name",
+            "\"default\" is the default domain's name",
+        ),
+        (
             "duplicate name",
             with_domains(&format!("{INTERNET}  - name: internet\n    table: 200\n"), "internet"),
             "domains[1].name",
@@ -175,7 +211,7 @@ const OVERLAP_HOST: &str = "10.250.0.1";
 
 struct Node {
     kroute: Kroute,
-    _bird: Bird,
+    bird: Bird,
     frr: Frr,
     _bird_ns: Netns,
     _frr_ns: Netns,
@@ -284,6 +320,7 @@ fn internet_domain() -> Domain {
             iif: None,
             priority: 1000,
         }],
+        import_from: Vec::new(),
     }
 }
 
@@ -361,7 +398,7 @@ impl Node {
         frr.announce(OVERLAP);
         Node {
             kroute,
-            _bird: bird,
+            bird,
             frr,
             _bird_ns: bird_ns,
             _frr_ns: frr_ns,
@@ -580,4 +617,137 @@ fn keep_on_exit_keeps_the_domain_rules_and_routes_across_a_restart() {
     });
     n.wait_table("100", &internet);
     assert_eq!(bgp_rules(&n.k_ns), rule);
+}
+
+/// The cluster prefix the leak policy lets into the internet domain (the
+/// other cluster prefix stays out).
+const LEAKED: &str = "10.244.2.0/24";
+
+/// `policies:` with `cluster-to-internet`: LEAKED only.
+fn leak_policies() -> Vec<rib::policy::Policy> {
+    parse(
+        &format!(
+            "{ROUTER}policies:\n  - name: cluster-to-internet\n    rules:\n      - match: {{ prefixes: [\"{LEAKED}\"] }}\n        action: accept\n"
+        ),
+        "policy.yaml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .policies
+}
+
+/// The prefixes BIRD (the internet uplink) learned from kroute.
+fn bird_prefixes(n: &Node) -> BTreeSet<String> {
+    n.bird.rib().iter().map(|r| r.prefix.clone()).collect()
+}
+
+/// Each peer's flap count (a session reset counts one).
+fn flaps(n: &Node) -> Vec<(String, u32, bool)> {
+    n.kroute
+        .neighbors()
+        .into_iter()
+        .map(|v| {
+            (
+                v.name,
+                v.flaps,
+                v.uptime_seconds > 0 || v.prefixes_received > 0,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_cluster_route_leaks_into_the_internet_domain_only_by_policy() {
+    let mut n = Node::start(|c| c.policies = leak_policies());
+    let internet = Node::want_internet_table();
+    let main = Node::want_main_table();
+    n.wait_table("100", &internet);
+    n.wait_table("main", &main);
+    wait_until(CONVERGE, "BIRD to learn the pod CIDR", || {
+        let got = bird_prefixes(&n);
+        got.contains(POD_CIDR)
+            .then_some(())
+            .ok_or(format!("BIRD has {got:?}"))
+    });
+    // Without the leak: the cluster's prefix is neither in table 100 nor
+    // at the internet peer, and pods reach it through the default route.
+    assert!(
+        !bird_prefixes(&n).contains(LEAKED),
+        "leaked without a policy"
+    );
+    let pod_get = |n: &Node| {
+        route_get(
+            &n.k_ns,
+            CLUSTER_HOST,
+            &["from", POD_ADDR, "iif", &n.pod_dev],
+        )
+    };
+    assert!(pod_get(&n).contains(BIRD_ADDR), "{}", pod_get(&n));
+    let before = flaps(&n);
+
+    // Reload adding the leak: the policy's prefix only, with its cluster
+    // next hop, in table 100; advertised to BIRD; no session reset.
+    n.kroute.config.domains[0].import_from = vec![DomainImport {
+        domain: "default".into(),
+        policy: serde_json::from_value(serde_json::json!("cluster-to-internet")).unwrap(),
+    }];
+    n.kroute.reload();
+    let mut leaked = internet.clone();
+    leaked.insert((LEAKED.to_string(), FRR_ADDR.to_string()));
+    n.wait_table("100", &leaked);
+    n.wait_table("main", &main);
+    wait_until(CONVERGE, "BIRD to learn the leaked prefix", || {
+        let got = bird_prefixes(&n);
+        if got.contains(CLUSTER_PREFIXES[1]) {
+            return Err(format!("more than the policy allows leaked: {got:?}"));
+        }
+        got.contains(LEAKED)
+            .then_some(())
+            .ok_or(format!("BIRD has {got:?}"))
+    });
+    assert!(
+        !bird_prefixes(&n).contains(CLUSTER_PREFIXES[1]),
+        "the policy lets only {LEAKED} through"
+    );
+    assert!(
+        pod_get(&n).contains(FRR_ADDR),
+        "pod traffic to the cluster host: {}",
+        pod_get(&n)
+    );
+    wait_until(
+        CONVERGE,
+        "the pod to ping the cluster host through the leak",
+        || ping(&n.pod_ns, &[CLUSTER_HOST]),
+    );
+    let explain = n
+        .kroute
+        .cli_ok(&["explain", LEAKED, "--domain", "internet"]);
+    println!("kroute explain {LEAKED} --domain internet:\n{explain}");
+    assert!(explain.contains("leaked from domain default"), "{explain}");
+    assert_eq!(flaps(&n), before, "the reload reset a session");
+
+    // Withdrawn in the source domain: gone from table 100 and from BIRD.
+    n.frr.withdraw(LEAKED);
+    n.wait_table("100", &internet);
+    wait_until(CONVERGE, "BIRD to lose the leaked prefix", || {
+        let got = bird_prefixes(&n);
+        (!got.contains(LEAKED))
+            .then_some(())
+            .ok_or(format!("BIRD still has {got:?}"))
+    });
+    // Back in the source: leaked again.
+    n.frr.announce(LEAKED);
+    n.wait_table("100", &leaked);
+
+    // Reload removing the leak: gone again, sessions untouched.
+    n.kroute.config.domains[0].import_from.clear();
+    n.kroute.reload();
+    n.wait_table("100", &internet);
+    n.wait_table("main", &main);
+    wait_until(CONVERGE, "BIRD to lose the prefix no longer leaked", || {
+        let got = bird_prefixes(&n);
+        (!got.contains(LEAKED))
+            .then_some(())
+            .ok_or(format!("BIRD still has {got:?}"))
+    });
+    assert_eq!(flaps(&n), before, "the reload reset a session");
 }

@@ -31,6 +31,11 @@ pub struct Explanation {
     pub fib: Option<FibState>,
     /// "installed via ...", "pending: ..." or "not installed: <why>".
     pub kernel: String,
+    /// The route's next hops as the FIB writes them to the kernel
+    /// ("via inet6 fe80::1 dev eth1"), filled in by the daemon from its
+    /// FIB (the RIB does not know interfaces by name); empty: none known.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernel_next_hops: Vec<String>,
     pub peers: Vec<PeerExport>,
 }
 
@@ -44,6 +49,11 @@ pub struct PathExplanation {
     pub peer_address: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_hop: Option<String>,
+    /// The next hop as the peer sent it, before import policy: the
+    /// address, and the link-local address after it when the peer sent
+    /// both (RFC 2545 §3): "2001:db8::1 fe80::1".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_next_hop: Option<String>,
     /// In JSON a list of segments: `[{"type": "sequence", "asns": [..]}]`.
     pub as_path: AsPath,
     pub origin: String,
@@ -234,8 +244,18 @@ impl Ctx<'_> {
         };
         PathExplanation {
             from: self.peer_name(p.peer),
-            peer_address: peer.map(|q| q.cfg.address.to_string()),
+            // A leak source has no address of its own.
+            peer_address: peer
+                .filter(|_| !crate::is_leak_peer(p.peer))
+                .map(|q| q.cfg.address.to_string()),
             next_hop: (!p.is_local()).then(|| p.post.next_hop.to_string()),
+            sent_next_hop: (!p.is_local()).then(|| {
+                let nh = &p.pre.next_hop;
+                match nh.link_local {
+                    Some(ll) => format!("{} {ll}", nh.address),
+                    None => nh.address.to_string(),
+                }
+            }),
             as_path: as_path_of(&p.post),
             origin: a.origin.map_or("-", origin_str).to_string(),
             local_pref: a.local_pref,
@@ -325,6 +345,7 @@ impl Rib {
                 installed: false,
                 fib: None,
                 kernel: "not installed: no path".into(),
+                kernel_next_hops: Vec::new(),
                 peers: Vec::new(),
             };
         };
@@ -341,6 +362,8 @@ impl Rib {
         let peers = self
             .peers
             .iter()
+            // Leak sources are fed, never sent to.
+            .filter(|(id, _)| !crate::is_leak_peer(**id))
             .map(|(id, peer)| {
                 let sent = self.adj_out.get(id).and_then(|a| a.get(&prefix));
                 let name = peer.cfg.name.clone();
@@ -401,6 +424,7 @@ impl Rib {
             installed,
             fib: rib_fib,
             kernel,
+            kernel_next_hops: Vec::new(),
             peers,
         }
     }
@@ -566,6 +590,9 @@ impl fmt::Display for Explanation {
                     p.large_communities.join(" ")
                 )?;
             }
+            if let Some(sent) = &p.sent_next_hop {
+                writeln!(f, "      sent: {sent}")?;
+            }
             writeln!(f, "      {}", p.next_hop_state)?;
             writeln!(f, "      import: {}", p.import)?;
             if let Some(s) = &p.stale {
@@ -577,6 +604,9 @@ impl fmt::Display for Explanation {
         }
         writeln!(f)?;
         writeln!(f, "kernel: {}", self.kernel)?;
+        if !self.kernel_next_hops.is_empty() {
+            writeln!(f, "installed: {}", self.kernel_next_hops.join(", "))?;
+        }
         if !self.peers.is_empty() {
             writeln!(f)?;
             writeln!(f, "advertised to:")?;

@@ -61,7 +61,11 @@ impl Ctx<'_> {
         if to_ebgp && a.communities.contains(&Community::NO_EXPORT) {
             return Err("NO_EXPORT community: not sent to eBGP peers".into());
         }
-        let source = (!best.is_local())
+        // A path leaked from another routing domain is sent as if we
+        // originated it (`leak.rs`): its next hop and its iBGP history
+        // belong to the other domain.
+        let leaked = crate::is_leak_peer(best.peer);
+        let source = (!best.is_local() && !leaked)
             .then(|| self.peers.get(&best.peer))
             .flatten();
         let from_ibgp = source.is_some_and(|s| s.cfg.remote_asn == local_asn);
@@ -107,6 +111,7 @@ impl Ctx<'_> {
             || peer.cfg.next_hop_self
             || outcome.next_hop_self
             || best.is_local()
+            || leaked
             || path_nh_local;
         if to_ebgp {
             out.as_path

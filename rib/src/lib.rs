@@ -20,6 +20,7 @@ mod explain;
 mod export;
 mod import;
 mod import_report;
+mod leak;
 pub mod policy;
 mod rib;
 mod stale;
@@ -35,6 +36,7 @@ pub use adj_rib_out::Pulled;
 pub use explain::{Explanation, PathExplanation, PeerExport, RouteView};
 pub use import::ImportLog;
 pub use import_report::{ImportCounters, ImportReport};
+pub use leak::{is_leak_peer, leak_source_name, LEAK_PEERS};
 pub use rib::{PeerDown, Rib};
 
 /// The daemon's handle for a configured peer.

@@ -87,6 +87,9 @@ pub struct Rib {
     stale: stale::StaleRoutes,
     /// Times the decision process ran for a prefix (`/metrics`).
     decisions: u64,
+    /// Prefixes decided since another domain last took its leaks from
+    /// here (`leak.rs`); None while no domain leaks from this one.
+    pub(crate) leak_log: Option<HashSet<Prefix>>,
 }
 
 impl Rib {
@@ -109,6 +112,7 @@ impl Rib {
             fib_confirms: false,
             stale: stale::StaleRoutes::default(),
             decisions: 0,
+            leak_log: None,
         }
     }
 
@@ -874,7 +878,13 @@ impl Rib {
         }
     }
 
-    fn insert_path(&mut self, id: PeerId, prefix: Prefix, info: Arc<PathInfo>, out: &mut Outputs) {
+    pub(crate) fn insert_path(
+        &mut self,
+        id: PeerId,
+        prefix: Prefix,
+        info: Arc<PathInfo>,
+        out: &mut Outputs,
+    ) {
         let accepted = info.accepted();
         // Counted before the old path goes: a replacement with the same
         // next hop never unwatches it.
@@ -901,7 +911,7 @@ impl Rib {
         }
     }
 
-    fn withdraw_path(&mut self, id: PeerId, prefix: Prefix, out: &mut Outputs) {
+    pub(crate) fn withdraw_path(&mut self, id: PeerId, prefix: Prefix, out: &mut Outputs) {
         let Some(old) = self.table.get_mut(&prefix).and_then(|d| d.remove(id)) else {
             return;
         };
@@ -978,6 +988,15 @@ impl Rib {
         }
     }
 
+    /// Decision, FIB and export for `prefixes`.
+    pub(crate) fn process_some(&mut self, prefixes: Vec<Prefix>, out: &mut Outputs) {
+        let mut batch = self.batch_all();
+        for p in prefixes {
+            self.process(p, &mut batch, out);
+        }
+        self.finish(batch, out);
+    }
+
     fn process_all(&mut self, out: &mut Outputs) {
         let keys: Vec<Prefix> = self.table.keys().collect();
         let mut batch = self.batch_all();
@@ -1002,6 +1021,9 @@ impl Rib {
         };
         ctx.decide(dest);
         self.decisions += 1;
+        if let Some(log) = &mut self.leak_log {
+            log.insert(prefix);
+        }
 
         let fib = ctx.fib_set(dest);
         let old = dest.fib();

@@ -15,7 +15,7 @@ use super::password::{self, Password};
 mod domain;
 mod new;
 
-pub use domain::{Domain, DomainRule};
+pub use domain::{Domain, DomainImport, DomainRule, DEFAULT_DOMAIN};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

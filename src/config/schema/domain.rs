@@ -5,6 +5,7 @@
 use std::fmt;
 
 use ipnet::IpNet;
+use rib::policy::PolicyChain;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +23,25 @@ pub struct Domain {
     /// Policy rules that send traffic to `table`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<DomainRule>,
+    /// Routes leaked into this domain from others, each through a policy
+    /// (nothing crosses domains otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub import_from: Vec<DomainImport>,
 }
+
+/// `domains[].importFrom[]`: the best paths of `domain` (`default`: the
+/// default domain) that `policy` accepts become paths of this domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DomainImport {
+    pub domain: String,
+    /// Policy names (or `all`); required.
+    #[serde(default)]
+    pub policy: PolicyChain,
+}
+
+/// The name `importFrom` uses for the default domain (`kernel.table`).
+pub const DEFAULT_DOMAIN: &str = "default";
 
 /// `domains[].rules[]`: one `ip rule` (`priority N <selector> lookup
 /// TABLE`); exactly one selector.

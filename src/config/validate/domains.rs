@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 
 use super::super::error::KeyPath;
-use super::super::schema::Config;
+use super::super::schema::{Config, DEFAULT_DOMAIN};
 use super::name::{check_name, Invalid};
+use rib::policy::PolicyChain;
 
 /// Tables a domain cannot use: the kernel's own (`local` 255, `main` 254,
 /// `default` 253; `main` is the default domain's unless `kernel.table`
@@ -24,6 +25,12 @@ pub(super) fn check_domains(c: &Config) -> Result<(), Invalid> {
     for (i, d) in c.domains.iter().enumerate() {
         let path = root.index(i);
         check_name(&path.key("name"), "domain", &d.name)?;
+        if d.name == DEFAULT_DOMAIN {
+            return Err((
+                path.key("name"),
+                format!("{DEFAULT_DOMAIN:?} is the default domain's name (kernel.table), as in `importFrom` and `show domains`"),
+            ));
+        }
         if let Some(first) = names.insert(&d.name, i) {
             return Err((
                 path.key("name"),
@@ -123,12 +130,76 @@ pub(super) fn check_domains(c: &Config) -> Result<(), Invalid> {
             ));
         }
     }
+    check_leaks(c, &listed)?;
     for (i, a) in c.advertise.iter().enumerate() {
         if let Some(d) = a.domain.as_deref().filter(|d| !known(d)) {
             return Err((
                 KeyPath::default().key("advertise").index(i).key("domain"),
                 format!("unknown domain {d:?} ({})", listed()),
             ));
+        }
+    }
+    Ok(())
+}
+
+/// `domains[].importFrom`: an existing other domain, each once, through a
+/// policy that exists (leaking is never implicit).
+fn check_leaks(c: &Config, listed: &dyn Fn() -> String) -> Result<(), Invalid> {
+    let policies: Vec<&str> = c.policies.iter().map(|p| p.name.as_str()).collect();
+    for (i, d) in c.domains.iter().enumerate() {
+        let path = KeyPath::default().key("domains").index(i).key("importFrom");
+        for (j, l) in d.import_from.iter().enumerate() {
+            let lpath = path.index(j);
+            if l.domain == d.name {
+                return Err((
+                    lpath.key("domain"),
+                    format!("domain {:?} cannot import from itself", d.name),
+                ));
+            }
+            if l.domain != DEFAULT_DOMAIN && !c.domains.iter().any(|x| x.name == l.domain) {
+                return Err((
+                    lpath.key("domain"),
+                    format!(
+                        "unknown domain {:?} ({}; the default domain is {DEFAULT_DOMAIN:?})",
+                        l.domain,
+                        listed()
+                    ),
+                ));
+            }
+            if let Some(first) = d.import_from[..j].iter().position(|x| x.domain == l.domain) {
+                return Err((
+                    lpath.key("domain"),
+                    format!(
+                        "domain {:?} is already imported from at importFrom[{first}]",
+                        l.domain
+                    ),
+                ));
+            }
+            match &l.policy {
+                PolicyChain::Unset => {
+                    return Err((
+                        lpath.key("policy"),
+                        "a leak needs a policy (leaking every route is a route-leak risk; write `all` if that is really meant)".to_string(),
+                    ))
+                }
+                PolicyChain::Named(names) if names.is_empty() => {
+                    return Err((lpath.key("policy"), "empty policy list".to_string()))
+                }
+                PolicyChain::Named(names) => {
+                    if let Some(n) = names.iter().find(|n| !policies.contains(&n.as_str())) {
+                        let defined = if policies.is_empty() {
+                            "no policies are defined".to_string()
+                        } else {
+                            format!("defined: {}", policies.join(", "))
+                        };
+                        return Err((
+                            lpath.key("policy"),
+                            format!("policy {n:?} is not defined ({defined})"),
+                        ));
+                    }
+                }
+                PolicyChain::All | PolicyChain::None => {}
+            }
         }
     }
     Ok(())
