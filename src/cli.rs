@@ -789,22 +789,40 @@ fn fields(rows: &[(&str, String)]) -> String {
 
 fn status_text(s: &StatusView) -> String {
     let now = now_unix();
-    let rib = s
-        .rib
-        .iter()
-        .map(|f| format!("{}: {} prefixes, {} paths", f.family, f.prefixes, f.paths))
-        .collect::<Vec<_>>()
-        .join("; ");
-    let fib = if s.fib.is_empty() {
-        "empty".to_string()
-    } else {
-        s.fib
-            .iter()
-            .map(|(k, n)| format!("{n} {k}"))
+    let rib_text = |rib: &[crate::api::views::FamilyCountView]| {
+        rib.iter()
+            .map(|f| format!("{}: {} prefixes, {} paths", f.family, f.prefixes, f.paths))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join("; ")
     };
-    fields(&[
+    let fib_text = |fib: &std::collections::BTreeMap<String, usize>| {
+        if fib.is_empty() {
+            "empty".to_string()
+        } else {
+            fib.iter()
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let (rib, fib) = (rib_text(&s.rib), fib_text(&s.fib));
+    // With routing domains the totals above, then each domain's share.
+    let domains: Vec<(String, String)> = s
+        .domains
+        .iter()
+        .map(|d| {
+            (
+                format!("Domain {}", d.name),
+                format!(
+                    "table {}; RIB {}; FIB {}",
+                    crate::config::table_name(d.table),
+                    rib_text(&d.rib),
+                    fib_text(&d.fib)
+                ),
+            )
+        })
+        .collect();
+    let mut rows = vec![
         ("Version", s.version.clone()),
         ("Router", format!("AS{} id {}", s.asn, s.router_id)),
         ("Uptime", duration(s.uptime_seconds)),
@@ -833,7 +851,9 @@ fn status_text(s: &StatusView) -> String {
         ),
         ("RIB", rib),
         ("FIB", fib),
-    ]) + &bmp_text(s, now)
+    ];
+    rows.extend(domains.iter().map(|(k, v)| (k.as_str(), v.clone())));
+    fields(&rows) + &bmp_text(s, now)
 }
 
 /// One line per BMP collector: its connection, since when, what it got.

@@ -46,6 +46,8 @@ struct PeerLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FamilyLabel {
     family: String,
+    /// The routing domain: `default` or `domains[].name`.
+    domain: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -203,6 +205,7 @@ pub fn render(view: &MetricsView, process: Process, rss_bytes: Option<u64>) -> S
 
     let fam = |f: &crate::api::views::FamilyMetricsView| FamilyLabel {
         family: f.family.to_string(),
+        domain: f.domain.clone(),
     };
     for (name, help, f) in [
         (
@@ -406,13 +409,24 @@ mod tests {
                 notifications_out: 0,
                 updates_treated_as_withdraw: 2,
             }],
-            families: vec![FamilyMetricsView {
-                family: wire::Family::Ipv4Unicast,
-                prefixes: 7,
-                fib_installed: 6,
-                fib_pending: 0,
-                fib_failed: 1,
-            }],
+            families: vec![
+                FamilyMetricsView {
+                    domain: "default".into(),
+                    family: wire::Family::Ipv4Unicast,
+                    prefixes: 7,
+                    fib_installed: 6,
+                    fib_pending: 0,
+                    fib_failed: 1,
+                },
+                FamilyMetricsView {
+                    domain: "internet".into(),
+                    family: wire::Family::Ipv4Unicast,
+                    prefixes: 12,
+                    fib_installed: 11,
+                    fib_pending: 1,
+                    fib_failed: 0,
+                },
+            ],
             decision_runs: 99,
             fib: FibMetricsView {
                 netlink_messages: 8,
@@ -448,8 +462,10 @@ mod tests {
             "kroute_bgp_messages_received_total{peer=\"tor1\"} 20",
             "kroute_bgp_notifications_received_total{peer=\"tor1\"} 1",
             "kroute_bgp_updates_treated_as_withdraw_total{peer=\"tor1\"} 2",
-            "kroute_rib_prefixes{family=\"ipv4-unicast\"} 7",
-            "kroute_fib_routes_failed{family=\"ipv4-unicast\"} 1",
+            "kroute_rib_prefixes{family=\"ipv4-unicast\",domain=\"default\"} 7",
+            "kroute_fib_routes_failed{family=\"ipv4-unicast\",domain=\"default\"} 1",
+            "kroute_rib_prefixes{family=\"ipv4-unicast\",domain=\"internet\"} 12",
+            "kroute_fib_routes_pending{family=\"ipv4-unicast\",domain=\"internet\"} 1",
             "kroute_rib_decision_runs_total 99",
             "kroute_bgp_dynamic_peers{range=\"10.0.0.0/16\"} 2",
             "kroute_bgp_dynamic_refused_total{range=\"10.0.0.0/16\"} 5",

@@ -738,14 +738,18 @@ impl RouterTask {
     async fn flush_domains(&mut self) {
         self.domains.run_leaks(&mut self.rib);
         let mut work = Vec::new();
-        for d in self.domains.list.values_mut() {
-            work.push((d.fib.clone(), std::mem::take(&mut d.pending)));
+        for (name, d) in self.domains.list.iter_mut() {
+            work.push((name.clone(), d.fib.clone(), std::mem::take(&mut d.pending)));
         }
         let retired = std::mem::take(&mut self.domains.retired);
-        for (fib, mut out) in work {
+        for (name, fib, mut out) in work {
             let changes = std::mem::take(&mut out.fib);
             self.watch_routes(&changes);
-            fib.apply(changes).await;
+            // Held with the default domain's while we restart (RFC 4724 §4.1).
+            match &mut self.deferral {
+                Some(held) => held.hold_in(&name, changes),
+                None => fib.apply(changes).await,
+            }
             if !out.unwatch_nexthops.is_empty() {
                 fib.unwatch_nexthops(out.unwatch_nexthops);
             }
@@ -757,6 +761,9 @@ impl RouterTask {
             }
         }
         for mut d in retired {
+            if let Some(held) = &mut self.deferral {
+                held.forget(&d.cfg.name);
+            }
             let out = std::mem::take(&mut d.pending);
             d.fib.apply(out.fib).await;
             d.fib.flush().await;
@@ -861,13 +868,21 @@ impl RouterTask {
                     routes = held.len(),
                     "graceful restart: selection deferral over; installing its result"
                 );
-                let mut changes = held.release();
+                let (mut changes, domains) = held.release();
                 loop {
                     let batch: Vec<_> = changes.by_ref().take(FLUSH_AT).collect();
                     if batch.is_empty() {
                         break;
                     }
                     self.fib.apply(batch).await;
+                }
+                for (name, changes) in domains {
+                    let Some(d) = self.domains.list.get(&name) else {
+                        continue;
+                    };
+                    for batch in changes.chunks(FLUSH_AT) {
+                        d.fib.apply(batch.to_vec()).await;
+                    }
                 }
             }
             info!(
@@ -1266,20 +1281,33 @@ impl RouterTask {
                     )
                 })
                 .collect(),
-            families: self
-                .rib
-                .family_counts()
-                .into_iter()
-                .map(|(family, c)| FamilyMetricsView {
-                    family,
-                    prefixes: c.prefixes,
-                    fib_installed: c.fib_installed,
-                    fib_pending: c.fib_pending,
-                    fib_failed: c.fib_failed,
+            // Every routing domain, labelled (the default one first).
+            families: std::iter::once((config::DEFAULT_DOMAIN, &self.rib))
+                .chain(self.domains.list.iter().map(|(n, d)| (n.as_str(), &d.rib)))
+                .flat_map(|(domain, rib)| {
+                    rib.family_counts()
+                        .into_iter()
+                        .map(move |(family, c)| FamilyMetricsView {
+                            domain: domain.to_string(),
+                            family,
+                            prefixes: c.prefixes,
+                            fib_installed: c.fib_installed,
+                            fib_pending: c.fib_pending,
+                            fib_failed: c.fib_failed,
+                        })
                 })
                 .collect(),
-            decision_runs: self.rib.decision_runs(),
-            fib: FibMetricsView::new(self.fib.counters()),
+            decision_runs: self.rib.decision_runs()
+                + (self.domains.list.values())
+                    .map(|d| d.rib.decision_runs())
+                    .sum::<u64>(),
+            fib: self.domains.list.values().fold(
+                FibMetricsView::new(self.fib.counters()),
+                |mut all, d| {
+                    all.add(FibMetricsView::new(d.fib.counters()));
+                    all
+                },
+            ),
             ranges: crate::dynamic::ranges(&self.config)
                 .iter()
                 .map(|r| crate::api::views::RangeMetricsView {

@@ -82,7 +82,9 @@ impl Scrape {
     }
 
     fn v4(&self, metric: &str) -> f64 {
-        self.get(&format!("{metric}{{family=\"ipv4-unicast\"}}"))
+        self.get(&format!(
+            "{metric}{{family=\"ipv4-unicast\",domain=\"default\"}}"
+        ))
     }
 
     /// Whether metric `name` (as PromQL names it) is declared.

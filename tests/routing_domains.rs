@@ -440,9 +440,36 @@ impl Node {
     }
 }
 
+/// Where kroute's `/metrics` listens in the two-domain tests.
+const METRICS_PORT: u16 = 9816;
+
+/// The value of `series` (e.g. `kroute_rib_prefixes{...}`) in a scrape of
+/// kroute's `/metrics` from its own namespace.
+fn metric(n: &Node, series: &str) -> Result<f64, String> {
+    let out = n
+        .k_ns
+        .output(&[
+            "curl",
+            "-sS",
+            "--max-time",
+            "10",
+            &format!("http://10.2.0.1:{METRICS_PORT}/metrics"),
+        ])
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .ok_or_else(|| format!("{series} not in:\n{text}"))
+}
+
 #[test]
 fn two_domains_tables_rules_forwarding_and_reload() {
-    let mut n = Node::start(|_| {});
+    let mut n = Node::start(|c| {
+        c.api.http = Some(kroute::config::HttpListen {
+            address: "10.2.0.1".parse().unwrap(),
+            port: METRICS_PORT,
+        })
+    });
     // Both tables exactly: no route of one uplink in the other's table,
     // the overlapping prefix in both, each via its own uplink.
     let internet = Node::want_internet_table();
@@ -518,6 +545,56 @@ fn two_domains_tables_rules_forwarding_and_reload() {
             .then_some(())
             .ok_or(format!("FRR has {got:?}"))
     });
+
+    // `/metrics` and `show status` count every domain, each labelled:
+    // the internet domain's routes (its table's, plus the pod CIDR it
+    // originates) and the default domain's (main's, plus the pod CIDR).
+    let family = "family=\"ipv4-unicast\"";
+    let want = [
+        ("internet", internet.len() + 1, internet.len()),
+        ("default", main.len() + 1, main.len()),
+    ];
+    wait_until(CONVERGE, "/metrics to count both domains", || {
+        for (domain, prefixes, installed) in want {
+            let labels = format!("{{{family},domain=\"{domain}\"}}");
+            let p = metric(&n, &format!("kroute_rib_prefixes{labels}"))?;
+            let i = metric(&n, &format!("kroute_fib_routes_installed{labels}"))?;
+            if (p, i) != (prefixes as f64, installed as f64) {
+                return Err(format!(
+                    "{domain}: {p} prefixes, {i} installed; want {prefixes}, {installed}"
+                ));
+            }
+        }
+        Ok(())
+    });
+    let status: serde_json::Value =
+        serde_json::from_str(&n.kroute.cli_ok(&["show", "status", "-o", "json"])).unwrap();
+    let installed = |v: &serde_json::Value| v["fib"]["installed"].as_u64().unwrap_or(0) as usize;
+    assert_eq!(
+        installed(&status),
+        internet.len() + main.len(),
+        "show status: the FIB over all domains: {status:#}"
+    );
+    let domains = status["domains"].as_array().cloned().unwrap_or_default();
+    let by_name = |name: &str| domains.iter().find(|d| d["name"] == name).cloned();
+    let internet_status = by_name("internet").unwrap_or_else(|| panic!("{status:#}"));
+    assert_eq!(internet_status["table"], 100);
+    assert_eq!(installed(&internet_status), internet.len(), "{status:#}");
+    assert_eq!(
+        internet_status["rib"][0]["prefixes"],
+        internet.len() + 1,
+        "{status:#}"
+    );
+    let default_status = by_name("default").unwrap_or_else(|| panic!("{status:#}"));
+    assert_eq!(installed(&default_status), main.len(), "{status:#}");
+    let text = n.kroute.cli_ok(&["show", "status"]);
+    println!("kroute show status:\n{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("Domain internet")
+            && l.contains("table 100")
+            && l.contains(&format!("{} installed", internet.len()))),
+        "{text}"
+    );
 
     // The CLI names each peer's domain and each domain's table and rule.
     let neighbors = n.kroute.cli_ok(&["show", "neighbors"]);
@@ -750,4 +827,159 @@ fn a_cluster_route_leaks_into_the_internet_domain_only_by_policy() {
             .ok_or(format!("BIRD still has {got:?}"))
     });
     assert_eq!(flaps(&n), before, "the reload reset a session");
+}
+
+/// The gateways of table `table`'s `proto bgp` route for `prefix` in
+/// `ns`, sorted (through nexthop objects and groups where kroute uses
+/// them); empty: no route.
+fn table_gateways(ns: &Netns, table: &str, prefix: &str) -> Vec<String> {
+    let out = ns
+        .ip(&[
+            "-j", "-4", "route", "show", "table", table, "exact", prefix, "proto", "bgp",
+        ])
+        .unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    let mut gws = Vec::new();
+    for r in v.as_array().into_iter().flatten() {
+        if let Some(nhs) = r["nexthops"].as_array() {
+            gws.extend(
+                nhs.iter()
+                    .filter_map(|h| h["gateway"].as_str().map(str::to_string)),
+            );
+        } else if let Some(gw) = r["gateway"].as_str() {
+            gws.push(gw.to_string());
+        } else if let Some(id) = r["nhid"].as_u64() {
+            let out = ns
+                .ip(&["-j", "nexthop", "show", "id", &id.to_string()])
+                .unwrap_or_default();
+            let o: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+            let o = &o[0];
+            match o["group"].as_array() {
+                Some(group) => gws.extend(
+                    group
+                        .iter()
+                        .filter_map(|m| m["id"].as_u64())
+                        .map(|id| nexthop_gateway(ns, id)),
+                ),
+                None => gws.extend(o["gateway"].as_str().map(str::to_string)),
+            }
+        }
+    }
+    gws.sort();
+    gws
+}
+
+/// The selection deferral (RFC 4724 §4.1) holds a routing domain's kernel
+/// changes too: an ECMP route of the internet domain (table 100) over
+/// BIRD and FRR stays exactly as the previous run left it while kroute
+/// restarts after SIGKILL and only BIRD is back (FRR held off by a
+/// blackhole towards kroute in its namespace), polled every 100 ms; it is
+/// released when FRR is back. Without the deferral in the domain the
+/// route would shrink to BIRD's next hop for as long as FRR is away.
+#[test]
+fn selection_deferral_holds_a_domain_table_over_a_restart() {
+    const ECMP: &str = "10.201.0.0/24";
+    let k_ns = netns("kdgr");
+    let a_ns = netns("adgr");
+    let b_ns = netns("bdgr");
+    veth(
+        &k_ns,
+        &a_ns,
+        &["10.1.0.1/24"],
+        &[&format!("{BIRD_ADDR}/24")],
+    );
+    veth(&k_ns, &b_ns, &["10.2.0.1/24"], &[&format!("{FRR_ADDR}/24")]);
+    let mut cfg = k::config(65001, "10.255.0.1");
+    cfg.router.hold_time = 9;
+    cfg.router.connect_retry = 2;
+    cfg.router.multipath_relax = true;
+    cfg.router.graceful_restart.enabled = true;
+    cfg.domains = vec![internet_domain()];
+    for (name, addr, asn) in [("a", BIRD_ADDR, 65010), ("b", FRR_ADDR, 65020)] {
+        let mut p = k::peer(name, addr, asn, &["ipv4-unicast"]);
+        p.domain = Some("internet".into());
+        cfg.peers.push(p);
+    }
+    let mut kroute = Kroute::start(&k_ns, cfg);
+    let spec = |asn: u32, addr: &str, kaddr: &str| PeerSpec {
+        asn,
+        router_id: addr.to_string(),
+        neighbors: vec![PeerNeighbor::new(kaddr, addr, 65001, &["ipv4-unicast"])],
+        install_kernel: false,
+    };
+    let mut bird = Bird::start(&a_ns, spec(65010, BIRD_ADDR, "10.1.0.1"));
+    let mut frr = Frr::start(&b_ns, spec(65020, FRR_ADDR, "10.2.0.1"));
+    bird.announce(ECMP);
+    frr.announce(ECMP);
+    let both = vec![BIRD_ADDR.to_string(), FRR_ADDR.to_string()];
+    let check = |ns: &Netns| -> Result<(), String> {
+        let gws = table_gateways(ns, "100", ECMP);
+        if gws == both {
+            Ok(())
+        } else {
+            Err(format!("{ECMP} in table 100 via {gws:?}"))
+        }
+    };
+    wait_until(
+        CONVERGE,
+        "the ECMP route over BIRD and FRR in table 100",
+        || check(&k_ns),
+    );
+
+    // Polled from a thread of its own, every 100 ms.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ns_name = k_ns.name().to_string();
+    let (s, both_w) = (stop.clone(), both.clone());
+    let watcher = std::thread::spawn(move || {
+        let ns = Netns::open(&ns_name).unwrap_or_else(|e| panic!("{e}"));
+        let (mut polls, mut misses) = (0usize, Vec::new());
+        while !s.load(std::sync::atomic::Ordering::Relaxed) {
+            let gws = table_gateways(&ns, "100", ECMP);
+            if gws != both_w {
+                misses.push(gws);
+            }
+            polls += 1;
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        (polls, misses)
+    });
+    kroute.kill();
+    let hold_off = ["route", "add", "blackhole", "10.2.0.1/32"];
+    b_ns.ip(&hold_off).unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    kroute.start_again(&k_ns);
+    wait_until(CONVERGE, "kroute's session to BIRD again", || {
+        kroute.established("a")
+    });
+    // BIRD is back, FRR is not: the route is still the previous run's.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    check(&k_ns).unwrap_or_else(|e| panic!("while FRR is away: {e}"));
+    assert!(
+        !kroute.log_tails(400).contains("selection deferral over"),
+        "the deferral ended without FRR"
+    );
+    b_ns.ip(&["route", "del", "blackhole", "10.2.0.1/32"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    wait_until(CONVERGE, "kroute's session to FRR again", || {
+        kroute.established("b")
+    });
+    wait_until(CONVERGE, "the selection deferral to end", || {
+        if kroute.log_tails(400).contains("selection deferral over") {
+            Ok(())
+        } else {
+            Err("not yet".into())
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (polls, misses) = watcher.join().expect("watcher");
+    assert!(polls > 40, "{polls} polls");
+    assert!(
+        misses.is_empty(),
+        "table 100 changed over kroute's restart ({} polls of {polls}), first: {:?}",
+        misses.len(),
+        misses.first()
+    );
+    check(&k_ns).unwrap_or_else(|e| panic!("{e}"));
+    drop((bird, frr));
 }

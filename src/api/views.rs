@@ -278,12 +278,28 @@ pub struct StatusView {
     /// Initial convergence over (every peer up with its End-of-RIB, or the
     /// deadline passed).
     pub initial_convergence_done: bool,
+    /// Over every routing domain.
     pub rib: Vec<FamilyCountView>,
-    /// FIB entries by status ("installed", "pending", ...).
+    /// FIB entries by status ("installed", "pending", ...), over every
+    /// routing domain.
     pub fib: std::collections::BTreeMap<String, usize>,
+    /// With `domains:`, each domain's share of `rib` and `fib` (the
+    /// default domain first); empty without.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<DomainStatusView>,
     /// The BMP collectors (`bmp`) and their connections.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bmp: Vec<BmpCollectorView>,
+}
+
+/// One routing domain in `show status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DomainStatusView {
+    pub name: String,
+    pub table: u32,
+    pub rib: Vec<FamilyCountView>,
+    pub fib: std::collections::BTreeMap<String, usize>,
 }
 
 /// A BMP collector's connection (`show status`).
@@ -508,6 +524,9 @@ impl PeerMetricsView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FamilyMetricsView {
+    /// The routing domain (`default`, or `domains[].name`).
+    #[serde(default = "default_domain")]
+    pub domain: String,
     pub family: Family,
     /// Prefixes with a best path.
     pub prefixes: usize,
@@ -529,7 +548,24 @@ pub struct FibMetricsView {
     pub errors: Vec<(String, u64)>,
 }
 
+fn default_domain() -> String {
+    crate::config::DEFAULT_DOMAIN.to_string()
+}
+
 impl FibMetricsView {
+    /// Adds another FIB's counters (a routing domain's) to these.
+    pub fn add(&mut self, other: FibMetricsView) {
+        self.netlink_messages += other.netlink_messages;
+        self.netlink_batches += other.netlink_batches;
+        self.resyncs += other.resyncs;
+        for (errno, n) in other.errors {
+            match self.errors.iter_mut().find(|(e, _)| *e == errno) {
+                Some((_, m)) => *m += n,
+                None => self.errors.push((errno, n)),
+            }
+        }
+    }
+
     pub fn new(c: kernel::FibCounts) -> Self {
         FibMetricsView {
             netlink_messages: c.messages_written,

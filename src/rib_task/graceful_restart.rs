@@ -207,10 +207,14 @@ pub(super) fn tick(
 /// over the result goes to the FIB in one pass and only then the
 /// previous run's leftovers are removed. A prefix that exists before and
 /// after is replaced in place, never missing; ECMP sets do not shrink and
-/// grow again as the sessions come up one by one.
+/// grow again as the sessions come up one by one. Every routing domain's
+/// FIB changes are held alike (each domain's table kept the previous
+/// run's routes too), and released with the default domain's.
 #[derive(Debug, Default)]
 pub(super) struct Deferral {
     held: BTreeMap<IpNet, FibChange>,
+    /// The same, per routing domain (`domains[].name`).
+    domains: BTreeMap<String, BTreeMap<IpNet, FibChange>>,
 }
 
 impl Deferral {
@@ -221,13 +225,42 @@ impl Deferral {
         }
     }
 
-    pub(super) fn len(&self) -> usize {
-        self.held.len()
+    /// [`Deferral::hold`] for routing domain `domain`'s FIB.
+    pub(super) fn hold_in(&mut self, domain: &str, changes: Vec<FibChange>) {
+        if changes.is_empty() {
+            return;
+        }
+        let held = self.domains.entry(domain.to_string()).or_default();
+        for c in changes {
+            held.insert(c.prefix, c);
+        }
     }
 
-    /// The changes held, one per prefix, in prefix order.
-    pub(super) fn release(self) -> impl Iterator<Item = FibChange> {
-        self.held.into_values()
+    /// Domain `domain` is gone (a reload removed it): nothing of it is
+    /// held any more (its FIB empties its table itself).
+    pub(super) fn forget(&mut self, domain: &str) {
+        self.domains.remove(domain);
+    }
+
+    /// Changes held, over all domains.
+    pub(super) fn len(&self) -> usize {
+        self.held.len() + self.domains.values().map(BTreeMap::len).sum::<usize>()
+    }
+
+    /// The changes held, one per prefix, in prefix order: the default
+    /// domain's and, by name, each routing domain's.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn release(
+        self,
+    ) -> (
+        impl Iterator<Item = FibChange>,
+        impl Iterator<Item = (String, Vec<FibChange>)>,
+    ) {
+        let domains = self
+            .domains
+            .into_iter()
+            .map(|(name, held)| (name, held.into_values().collect()));
+        (self.held.into_values(), domains)
     }
 }
 
@@ -258,7 +291,7 @@ mod tests {
     }
 
     #[test]
-    fn deferral_keeps_the_latest_change_per_prefix_in_prefix_order() {
+    fn deferral_keeps_the_latest_change_per_prefix_in_prefix_order_per_domain() {
         let mut d = Deferral::default();
         d.hold(vec![
             change("fd00:101:224:2::/64", &["fd00:101::fffc"]),
@@ -270,8 +303,22 @@ mod tests {
             change("fd00:101:224:2::/64", &["fd00:101::fffc", "fd00:101::fffd"]),
             FibChange::new("10.0.0.0/24".parse().unwrap(), no_next_hops()),
         ]);
-        assert_eq!(d.len(), 2);
-        let out: Vec<FibChange> = d.release().collect();
+        d.hold_in("internet", vec![change("0.0.0.0/0", &["10.9.0.1"])]);
+        d.hold_in("internet", vec![change("0.0.0.0/0", &["10.9.0.2"])]);
+        d.hold_in("storage", vec![change("10.5.0.0/16", &["10.8.0.1"])]);
+        d.forget("storage");
+        assert_eq!(d.len(), 3);
+        let (default, domains) = d.release();
+        let domains: Vec<(String, Vec<FibChange>)> = domains.collect();
+        assert_eq!(
+            domains,
+            vec![(
+                "internet".to_string(),
+                vec![change("0.0.0.0/0", &["10.9.0.2"])]
+            )],
+            "per domain, the latest change; a forgotten domain's are gone"
+        );
+        let out: Vec<FibChange> = default.collect();
         assert_eq!(
             out,
             vec![

@@ -13,8 +13,8 @@ use wire::Notification;
 
 use super::{peer_config, RouterTask};
 use crate::api::views::{
-    next_hop_text, unix_seconds, ExtendedNextHopView, FamilyCountView, NeighborDetailView,
-    StatusView, TimersView, WatchEvent, SCHEMA_VERSION,
+    next_hop_text, unix_seconds, DomainStatusView, ExtendedNextHopView, FamilyCountView,
+    NeighborDetailView, StatusView, TimersView, WatchEvent, SCHEMA_VERSION,
 };
 use crate::events::{PeerCmd, PeerStatus, Reply, Response, SessionState};
 
@@ -146,16 +146,50 @@ impl RouterTask {
     pub(super) fn status(&self, reply: Reply) {
         // Counted in the table (no route views built: this runs in the
         // router task, also at a full table).
-        let rib = self
-            .rib
-            .family_counts()
-            .into_iter()
-            .map(|(family, c)| FamilyCountView {
-                family,
-                prefixes: c.prefixes,
-                paths: c.paths,
-            })
-            .collect();
+        let counts = |rib: &rib::Rib| -> Vec<FamilyCountView> {
+            rib.family_counts()
+                .into_iter()
+                .map(|(family, c)| FamilyCountView {
+                    family,
+                    prefixes: c.prefixes,
+                    paths: c.paths,
+                })
+                .collect()
+        };
+        // Every routing domain: the default one, then each configured
+        // one, with its FIB (asked below).
+        let mut domains = vec![(
+            DomainStatusView {
+                name: crate::config::DEFAULT_DOMAIN.to_string(),
+                table: self.config.kernel.table,
+                rib: counts(&self.rib),
+                fib: BTreeMap::new(),
+            },
+            self.fib.clone(),
+        )];
+        for (name, d) in &self.domains.list {
+            domains.push((
+                DomainStatusView {
+                    name: name.clone(),
+                    table: d.cfg.table,
+                    rib: counts(&d.rib),
+                    fib: BTreeMap::new(),
+                },
+                d.fib.clone(),
+            ));
+        }
+        let mut rib: Vec<FamilyCountView> = Vec::new();
+        for (d, _) in &domains {
+            for c in &d.rib {
+                match rib.iter_mut().find(|x| x.family == c.family) {
+                    Some(x) => {
+                        x.prefixes += c.prefixes;
+                        x.paths += c.paths;
+                    }
+                    None => rib.push(c.clone()),
+                }
+            }
+        }
         let mut view = StatusView {
             schema_version: SCHEMA_VERSION,
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -174,14 +208,21 @@ impl RouterTask {
             initial_convergence_done: self.initial_sync_done,
             rib,
             fib: BTreeMap::new(),
+            domains: Vec::new(),
             bmp: self.bmp.views(),
         };
-        let fib = self.fib.clone();
+        let with_domains = !self.domains.list.is_empty();
         tokio::spawn(async move {
-            for entry in fib.entries(None).await {
-                // "failed: <errno>" counted as one status.
-                let status = entry.status.split(':').next().unwrap_or_default();
-                *view.fib.entry(status.to_string()).or_default() += 1;
+            for (mut d, fib) in domains {
+                for entry in fib.entries(None).await {
+                    // "failed: <errno>" counted as one status.
+                    let status = entry.status.split(':').next().unwrap_or_default();
+                    *d.fib.entry(status.to_string()).or_default() += 1;
+                    *view.fib.entry(status.to_string()).or_default() += 1;
+                }
+                if with_domains {
+                    view.domains.push(d);
+                }
             }
             let _ = reply.send(ok(view));
         });
