@@ -27,6 +27,9 @@ use wire::Prefix;
 
 use crate::config::{self, Config, DEFAULT_DOMAIN};
 
+/// A leak source's new states, per prefix (None: no path).
+type LeakChanges = Vec<(Prefix, Option<Attrs>)>;
+
 /// Nexthop object ids of the domain with table `table`: 4096 of their own
 /// (`kernel::nexthop_ids_of_table`), so that the FIBs of one namespace
 /// never hand out the same id (ids are per namespace, not per table).
@@ -365,7 +368,7 @@ impl Domains {
             if changed.is_empty() {
                 return;
             }
-            let mut work: Vec<(String, PeerId, Vec<(Prefix, Option<Attrs>)>)> = Vec::new();
+            let mut work: Vec<(String, PeerId, LeakChanges)> = Vec::new();
             for (name, d) in &self.list {
                 for (src, id) in &d.leaks {
                     let (Some(prefixes), Some(rib)) = (changed.get(src), self.source(default, src))

@@ -1488,9 +1488,7 @@ impl RouterTask {
                     let fib = self.domains.fib_ref(&self.fib, domain).clone();
                     tokio::spawn(async move {
                         if e.fib.is_some() {
-                            if let Some(entry) =
-                                fib.entries(Some(p.into())).await.into_iter().next()
-                            {
+                            if let Some(entry) = fib.entries(Some(p)).await.into_iter().next() {
                                 e.kernel_next_hops = entry.kernel_next_hops;
                             }
                         }
