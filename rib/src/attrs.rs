@@ -15,6 +15,16 @@ use crate::PeerId;
 /// The peer id used for locally originated paths.
 pub const LOCAL_PEER: PeerId = PeerId::MAX;
 
+/// Peer ids of leak sources, the pseudo-peers through which a routing
+/// domain's RIB gets another domain's paths (`leak.rs`): just below
+/// [`LOCAL_PEER`], far above what the daemon hands its peers.
+pub const LEAK_PEERS: std::ops::RangeInclusive<PeerId> = (LOCAL_PEER - 4096)..=(LOCAL_PEER - 1);
+
+/// Whether `id` is a leak source's pseudo-peer.
+pub fn is_leak_peer(id: PeerId) -> bool {
+    LEAK_PEERS.contains(&id)
+}
+
 /// A path's attributes together with its next hop (NEXT_HOP or the MP_REACH
 /// next hop). `attrs.next_hop` is left `None` in the RIB; the encoder side
 /// fills it in for IPv4 NLRI sent in the classic NLRI field.

@@ -122,7 +122,7 @@ impl<'a> Ctx<'a> {
 
     fn own_next_hop_allowed(&self, peer: PeerId, nh: IpAddr) -> bool {
         // A leaked path's next hop was judged in its own domain.
-        if crate::is_leak_peer(peer) {
+        if crate::attrs::is_leak_peer(peer) {
             return true;
         }
         self.peers.get(&peer).is_none_or(|peer| {
@@ -175,7 +175,7 @@ impl<'a> Ctx<'a> {
                 NhStatus::Reachable(m) => m,
                 _ => 0,
             },
-            router_id: if p.is_local() || crate::is_leak_peer(p.peer) {
+            router_id: if p.is_local() || crate::attrs::is_leak_peer(p.peer) {
                 self.cfg.router_id
             } else {
                 a.originator_id.unwrap_or(peer_router_id)

@@ -246,7 +246,7 @@ impl Ctx<'_> {
             from: self.peer_name(p.peer),
             // A leak source has no address of its own.
             peer_address: peer
-                .filter(|_| !crate::is_leak_peer(p.peer))
+                .filter(|_| !crate::attrs::is_leak_peer(p.peer))
                 .map(|q| q.cfg.address.to_string()),
             next_hop: (!p.is_local()).then(|| p.post.next_hop.to_string()),
             sent_next_hop: (!p.is_local()).then(|| {
@@ -363,7 +363,7 @@ impl Rib {
             .peers
             .iter()
             // Leak sources are fed, never sent to.
-            .filter(|(id, _)| !crate::is_leak_peer(**id))
+            .filter(|(id, _)| !crate::attrs::is_leak_peer(**id))
             .map(|(id, peer)| {
                 let sent = self.adj_out.get(id).and_then(|a| a.get(&prefix));
                 let name = peer.cfg.name.clone();
@@ -590,7 +590,13 @@ impl fmt::Display for Explanation {
                     p.large_communities.join(" ")
                 )?;
             }
-            if let Some(sent) = &p.sent_next_hop {
+            // As sent, when that says more than the next hop line below:
+            // a global + link-local pair (RFC 2545 §3), or another address.
+            if let Some(sent) = p
+                .sent_next_hop
+                .as_ref()
+                .filter(|s| Some(*s) != p.next_hop.as_ref())
+            {
                 writeln!(f, "      sent: {sent}")?;
             }
             writeln!(f, "      {}", p.next_hop_state)?;

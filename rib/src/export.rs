@@ -64,7 +64,7 @@ impl Ctx<'_> {
         // A path leaked from another routing domain is sent as if we
         // originated it (`leak.rs`): its next hop and its iBGP history
         // belong to the other domain.
-        let leaked = crate::is_leak_peer(best.peer);
+        let leaked = crate::attrs::is_leak_peer(best.peer);
         let source = (!best.is_local() && !leaked)
             .then(|| self.peers.get(&best.peer))
             .flatten();

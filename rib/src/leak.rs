@@ -15,25 +15,15 @@
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
-use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use wire::{Family, Prefix};
 
-use crate::attrs::{Attrs, LOCAL_PEER};
+use crate::attrs::{is_leak_peer, Attrs};
 use crate::ctx::Ctx;
 use crate::import::import_path;
 use crate::policy::PolicyChain;
 use crate::{Outputs, PeerConfig, PeerId, Rib};
-
-/// Peer ids of leak sources: just below [`LOCAL_PEER`], far above what the
-/// daemon hands its peers.
-pub const LEAK_PEERS: RangeInclusive<PeerId> = (LOCAL_PEER - 4096)..=(LOCAL_PEER - 1);
-
-/// Whether `id` is a leak source's pseudo-peer.
-pub fn is_leak_peer(id: PeerId) -> bool {
-    LEAK_PEERS.contains(&id)
-}
 
 /// The pseudo-peer's name, shown as a path's source in `explain` and `show
 /// routes`.

@@ -33,10 +33,11 @@ use serde::Serialize;
 use wire::{Community, LargeCommunity};
 
 pub use adj_rib_out::Pulled;
+pub use attrs::{is_leak_peer, LEAK_PEERS};
 pub use explain::{Explanation, PathExplanation, PeerExport, RouteView};
 pub use import::ImportLog;
 pub use import_report::{ImportCounters, ImportReport};
-pub use leak::{is_leak_peer, leak_source_name, LEAK_PEERS};
+pub use leak::leak_source_name;
 pub use rib::{PeerDown, Rib};
 
 /// The daemon's handle for a configured peer.
