@@ -1128,10 +1128,23 @@ fn domains_table(domains: &[crate::api::views::DomainView]) -> String {
                 } else {
                     d.rules.join("; ")
                 },
+                if d.imports.is_empty() {
+                    "-".to_string()
+                } else {
+                    d.imports.join("; ")
+                },
             ]
         })
         .collect();
-    let headers = ["NAME", "TABLE", "PREFIXES", "INSTALLED", "PEERS", "RULES"];
+    let headers = [
+        "NAME",
+        "TABLE",
+        "PREFIXES",
+        "INSTALLED",
+        "PEERS",
+        "RULES",
+        "IMPORTS",
+    ];
     table(&headers, rows)
 }
 

@@ -76,6 +76,36 @@ pub struct Domain {
     pub leaks: BTreeMap<String, PeerId>,
 }
 
+impl Domain {
+    /// Its leaks for `show domains`: "SOURCE via POLICY: N accepted" (the
+    /// paths its policy let in).
+    pub fn import_views(&self) -> Vec<String> {
+        self.cfg
+            .import_from
+            .iter()
+            .map(|w| {
+                let accepted = self
+                    .leaks
+                    .get(&w.domain)
+                    .map_or(0, |id| self.rib.peer_counters(*id).accepted);
+                let policy = serde_json::to_value(&w.policy)
+                    .ok()
+                    .map(|v| match v {
+                        serde_json::Value::String(s) => s,
+                        serde_json::Value::Array(a) => a
+                            .iter()
+                            .filter_map(|x| x.as_str())
+                            .collect::<Vec<_>>()
+                            .join(","),
+                        other => other.to_string(),
+                    })
+                    .unwrap_or_default();
+                format!("{} via {policy}: {accepted} accepted", w.domain)
+            })
+            .collect()
+    }
+}
+
 /// Every configured domain by name, the rules, and the FIB events of all
 /// domain FIBs tagged with the domain's name.
 pub struct Domains {

@@ -1356,6 +1356,7 @@ impl RouterTask {
                     .collect(),
                 prefixes: counts.iter().map(|(_, c)| c.prefixes).sum(),
                 fib_installed: counts.iter().map(|(_, c)| c.fib_installed).sum(),
+                imports: Vec::new(),
             }
         };
         let mut out = vec![view(
@@ -1372,7 +1373,9 @@ impl RouterTask {
                 .filter(|r| r.table == d.cfg.table)
                 .map(ToString::to_string)
                 .collect();
-            out.push(view(name, d.cfg.table, mine, &d.rib, Some(name)));
+            let mut v = view(name, d.cfg.table, mine, &d.rib, Some(name));
+            v.imports = d.import_views();
+            out.push(v);
         }
         out
     }

@@ -800,6 +800,12 @@ fn a_cluster_route_leaks_into_the_internet_domain_only_by_policy() {
         .cli_ok(&["explain", LEAKED, "--domain", "internet"]);
     println!("kroute explain {LEAKED} --domain internet:\n{explain}");
     assert!(explain.contains("leaked from domain default"), "{explain}");
+    let domains = n.kroute.cli_ok(&["show", "domains"]);
+    println!("kroute show domains:\n{domains}");
+    assert!(
+        domains.contains("default via cluster-to-internet: 1 accepted"),
+        "{domains}"
+    );
     assert_eq!(flaps(&n), before, "the reload reset a session");
 
     // Withdrawn in the source domain: gone from table 100 and from BIRD.

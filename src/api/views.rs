@@ -95,6 +95,9 @@ pub struct DomainView {
     pub prefixes: usize,
     /// Of those, installed in its kernel table.
     pub fib_installed: usize,
+    /// Its `importFrom` leaks: "SOURCE via POLICY: N accepted".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub imports: Vec<String>,
 }
 
 /// A neighbour's graceful restart, in `show neighbors`.
