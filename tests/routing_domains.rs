@@ -712,6 +712,18 @@ fn leak_policies() -> Vec<rib::policy::Policy> {
     .policies
 }
 
+/// [`leak_policies`] with `also` let through as well.
+fn leak_policies_also(also: &str) -> Vec<rib::policy::Policy> {
+    parse(
+        &format!(
+            "{ROUTER}policies:\n  - name: cluster-to-internet\n    rules:\n      - match: {{ prefixes: [\"{LEAKED}\", \"{also}\"] }}\n        action: accept\n"
+        ),
+        "policy.yaml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .policies
+}
+
 /// The prefixes BIRD (the internet uplink) learned from kroute.
 fn bird_prefixes(n: &Node) -> BTreeSet<String> {
     n.bird.rib().iter().map(|r| r.prefix.clone()).collect()
@@ -806,6 +818,19 @@ fn a_cluster_route_leaks_into_the_internet_domain_only_by_policy() {
         domains.contains("default via cluster-to-internet: 1 accepted"),
         "{domains}"
     );
+    assert_eq!(flaps(&n), before, "the reload reset a session");
+
+    // A reload changing the policy's contents (the leak's name stays)
+    // judges the leaked paths again: the second cluster prefix comes in
+    // too, sessions untouched.
+    n.kroute.config.policies = leak_policies_also(CLUSTER_PREFIXES[1]);
+    n.kroute.reload();
+    let mut wider = leaked.clone();
+    wider.insert((CLUSTER_PREFIXES[1].to_string(), FRR_ADDR.to_string()));
+    n.wait_table("100", &wider);
+    n.kroute.config.policies = leak_policies();
+    n.kroute.reload();
+    n.wait_table("100", &leaked);
     assert_eq!(flaps(&n), before, "the reload reset a session");
 
     // Withdrawn in the source domain: gone from table 100 and from BIRD.
