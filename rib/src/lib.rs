@@ -10,7 +10,8 @@
 //! (best path), `policy` (schema + evaluator), `ctx` (the read-only view
 //! the pure parts get), `import`/`export` (the per-peer pipelines),
 //! `explain` (why), `adj_rib_out` (per peer: what was sent and what is
-//! still to send), `rib` (the event handlers, which use all of them).
+//! still to send), `leak` (paths another routing domain's RIB offers, by
+//! policy), `rib` (the event handlers, which use all of them).
 
 mod adj_rib_out;
 pub mod attrs;
