@@ -23,6 +23,8 @@ declare -A provides=(
     [util-linux]=setpriv
     [curl]=curl
     [pmacct]=pmbmpd
+    # The benchmark's BFD variant drops a sender's packets with iptables.
+    [iptables]=iptables
 )
 missing=()
 for pkg in "${!provides[@]}"; do
