@@ -242,6 +242,7 @@ fn session_config(
         connect_retry: Duration::from_secs(u64::from(c.router.connect_retry)),
         next_hop_ipv4: p.next_hop_ipv4,
         next_hop_ipv6: p.next_hop_ipv6,
+        interface: p.interface.clone(),
     }
 }
 
@@ -1080,13 +1081,21 @@ impl RouterTask {
             RibEvent::Incoming {
                 stream,
                 remote,
+                interface,
                 slot,
             } => {
-                let target = self
-                    .peers
-                    .values()
-                    .find(|e| e.cfg.address == remote && e.generation.is_none())
-                    .or_else(|| self.peers.values().find(|e| e.cfg.address == remote));
+                let target = match &interface {
+                    // BGP unnumbered: the peer of the interface it came in on.
+                    Some(ifname) => self
+                        .peers
+                        .values()
+                        .find(|e| e.cfg.interface.as_ref() == Some(ifname)),
+                    None => self
+                        .peers
+                        .values()
+                        .find(|e| e.cfg.address == remote && e.generation.is_none())
+                        .or_else(|| self.peers.values().find(|e| e.cfg.address == remote)),
+                };
                 match target {
                     Some(e) => {
                         let _ = e.cmd.send(PeerCmd::Incoming(stream));
