@@ -523,6 +523,27 @@ mod tests {
     }
 
     #[test]
+    fn interface_peers_are_found_by_the_link_local_scope() {
+        let yaml = "router: { asn: 65000, routerId: 10.0.0.1 }\n\
+                    peers:\n\
+                    \x20 - { name: tor, interface: lo, asn: external, ttlSecurity: true }\n\
+                    \x20 - { name: a, address: 192.0.2.1, asn: 65001 }\n";
+        let list = access_list(&crate::config::parse(yaml, "t.yaml").unwrap());
+        assert_eq!(list.interfaces["lo"].name, "tor");
+        assert_eq!(list.interfaces["lo"].min_ttl, Some(255));
+        // Its stand-in address is nobody's.
+        assert!(list.get(&"::".parse().unwrap()).is_none());
+        // A link-local source names its interface by scope (lo is 1); a
+        // global one, or one without scope, none.
+        let on_lo: SocketAddr = "[fe80::2%1]:40000".parse().unwrap();
+        assert_eq!(link_local_interface(on_lo).as_deref(), Some("lo"));
+        let no_scope: SocketAddr = "[fe80::2]:40000".parse().unwrap();
+        assert_eq!(link_local_interface(no_scope), None);
+        let global: SocketAddr = "[fd00::2%1]:40000".parse().unwrap();
+        assert_eq!(link_local_interface(global), None);
+    }
+
+    #[test]
     fn ranges_let_strangers_in_and_configured_peers_win() {
         let yaml = "router:\n  asn: 65000\n  routerId: 10.0.0.1\n  listen:\n    ranges:\n\
                     \x20     - { prefix: 10.1.0.0/16, template: nodes }\n\
