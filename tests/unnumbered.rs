@@ -187,6 +187,13 @@ fn frr_unnumbered_both_families_over_one_session() {
     wait_via(&k_ns, &format!("{p4}/32"), &via);
     wait_via(&k_ns, &format!("{p6}/128"), &via);
     assert_via_inet6(&k_ns, &format!("{p4}/32"));
+    // `explain` shows it installed via the link-local on the interface.
+    let installed = format!("installed: via inet6 {p_ll} dev {}", link.dev_a);
+    let explain = kroute.cli_ok(&["explain", &format!("{p4}/32")]);
+    assert!(
+        explain.contains(&installed),
+        "want {installed:?} in:\n{explain}"
+    );
     // Ours at FRR with our link-local next hop (IPv4 too: RFC 8950).
     wait_at_frr(&frr, &format!("{k4}/32"), &k_ll);
     wait_at_frr(&frr, &format!("{k6}/128"), &k_ll);
