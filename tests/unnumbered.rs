@@ -307,3 +307,80 @@ fn ecmp_over_two_unnumbered_uplinks() {
     drop(kroute);
     drop(uplinks);
 }
+
+/// A neighbour that sends no router advertisements (BIRD, configured with
+/// kroute's link-local address `fe80::…%IF`) is learned from the
+/// connection it opens: kroute accepts it as the interface's peer, and
+/// BIRD's IPv6 route lands via its link-local on the interface.
+#[test]
+fn bird_connecting_without_router_advertisements_is_accepted() {
+    use labkit::bird::{self as lkbird, BgpProtocol, BirdConfig, BirdSpec, Channel};
+    use labkit::bird::{KernelProtocol, StaticProtocol, StaticRoute};
+    use labkit::Afi;
+    let (k6, p6) = ("fd00:20:1::1", "fd00:20:2::1");
+    let k_ns = netns("kunbd");
+    let p_ns = netns("punbd");
+    let link = veth(&k_ns, &p_ns, &[], &[]);
+    add_loopbacks(&k_ns, "10.20.1.1", k6);
+    let mut cfg = kroute_config(65001, "10.255.20.1", "10.20.1.1", k6);
+    cfg.peers.push(iface_peer("bird", &link.dev_a));
+    let kroute = Kroute::start(&k_ns, cfg);
+    let (k_ll, p_ll) = (
+        link_local(&k_ns, &link.dev_a),
+        link_local(&p_ns, &link.dev_b),
+    );
+    let conf = BirdConfig {
+        router_id: "10.255.20.2".into(),
+        kernel: vec![KernelProtocol {
+            name: "k6".into(),
+            afi: Afi::Ipv6,
+            import: "none".into(),
+            export: "where source = RTS_BGP".into(),
+            merge_paths: false,
+        }],
+        statics: vec![StaticProtocol {
+            name: "s6".into(),
+            afi: Afi::Ipv6,
+            routes: vec![StaticRoute {
+                prefix: format!("{p6}/128"),
+                attrs: vec![],
+            }],
+        }],
+        bgp: vec![BgpProtocol {
+            name: "up".into(),
+            local_address: p_ll.clone(),
+            local_as: 65004,
+            neighbor_address: format!("{k_ll}%{}", link.dev_b),
+            neighbor_as: 65001,
+            options: vec![
+                "connect delay time 1;".into(),
+                "connect retry time 2;".into(),
+                "error wait time 1, 4;".into(),
+                "hold time 9;".into(),
+            ],
+            channels: vec![Channel::all(Afi::Ipv6)],
+        }],
+        ..Default::default()
+    }
+    .render();
+    let dir = common::test_dir("unn-bird");
+    let bird = lkbird::Bird::start(&p_ns, &BirdSpec::new(dir.path(), conf))
+        .unwrap_or_else(|e| panic!("{e}"));
+    wait_until(CONVERGE, "the session BIRD opened", || {
+        kroute.established("bird")?;
+        match bird.established("up") {
+            Ok(r) => r,
+            Err(e) => Err(e.to_string()),
+        }
+    });
+    let n = kroute.neighbor("bird").expect("the neighbor");
+    assert_eq!(
+        n.neighbour.map(|a| a.to_string()),
+        Some(p_ll.clone()),
+        "{n:?}"
+    );
+    assert_eq!(n.learned_asn, Some(65004), "{n:?}");
+    wait_via(&k_ns, &format!("{p6}/128"), &[(p_ll, link.dev_a.clone())]);
+    drop(bird);
+    drop(kroute);
+}
