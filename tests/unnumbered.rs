@@ -384,3 +384,53 @@ fn bird_connecting_without_router_advertisements_is_accepted() {
     drop(bird);
     drop(kroute);
 }
+
+/// Reload adds an interface peer (the listener lets its link-local
+/// connections in from then on) and, when its import policy changes,
+/// applies that without resetting the session; removing it stops it.
+#[test]
+fn reload_adds_changes_and_removes_an_interface_peer() {
+    let p6 = "fd00:21:2::1";
+    let k_ns = netns("kunr");
+    let p_ns = netns("punr");
+    let link = veth(&k_ns, &p_ns, &[], &[]);
+    add_loopbacks(&p_ns, "10.21.2.1", p6);
+    let mut kroute = Kroute::start(&k_ns, k::config(65001, "10.255.21.1"));
+    let conf = frr_config(
+        p_ns.name(),
+        "10.255.21.2",
+        &[&link.dev_b],
+        &[&format!("{p6}/128")],
+    );
+    let frr = lkfrr::Frr::start(&p_ns, &FrrSpec::new(p_ns.name(), conf))
+        .unwrap_or_else(|e| panic!("{e}"));
+    kroute.config.peers.push(Peer {
+        import: rib::policy::PolicyChain::None,
+        ..iface_peer("tor", &link.dev_a)
+    });
+    kroute.reload();
+    wait_until(CONVERGE, "the session added by reload", || {
+        kroute.established("tor")?;
+        frr_up(&frr, &link.dev_b)
+    });
+    let p_ll = link_local(&p_ns, &link.dev_b);
+    // import none: nothing installed yet; import all by reload, no reset.
+    assert!(route_via(&k_ns, &format!("{p6}/128")).is_none());
+    k::peer_mut(&mut kroute.config, "tor").import = rib::policy::PolicyChain::All;
+    kroute.reload();
+    wait_via(&k_ns, &format!("{p6}/128"), &[(p_ll, link.dev_a.clone())]);
+    let n = kroute.neighbor("tor").expect("tor");
+    assert_eq!(n.flaps, 0, "the policy change reset the session: {n:?}");
+    // Removed: the session goes and so does its route.
+    kroute.config.peers.clear();
+    kroute.reload();
+    wait_until(CONVERGE, "FRR to lose the session", || {
+        match frr_up(&frr, &link.dev_b) {
+            Ok(()) => Err("still Established".to_string()),
+            Err(_) => Ok(()),
+        }
+    });
+    common::kernel::wait_absent(&k_ns, &format!("{p6}/128"));
+    drop(frr);
+    drop(kroute);
+}
