@@ -918,7 +918,7 @@ fn neighbor_text(d: &NeighborDetailView) -> String {
             format!(
                 "{} {} port {}, AS {} ({})",
                 n.name,
-                n.address,
+                n.address_text(),
                 n.port,
                 n.asn_text(),
                 d.kind
@@ -1055,7 +1055,7 @@ fn neighbors_table(neighbors: &[NeighborView]) -> String {
         .map(|n| {
             let mut row = vec![
                 n.name.clone(),
-                n.address.to_string(),
+                n.address_text(),
                 n.asn_text(),
                 n.state.to_string(),
                 duration(n.uptime_seconds),

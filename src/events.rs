@@ -97,6 +97,8 @@ pub enum RibEvent {
     Incoming {
         stream: TcpStream,
         remote: IpAddr,
+        /// A link-local connection on a BGP unnumbered peer's interface.
+        interface: Option<String>,
         slot: crate::pending::PendingSlot,
     },
     Api {
@@ -264,6 +266,9 @@ pub struct PeerStatus {
     /// RFC 8950 (IPv4 over IPv6 next hops) negotiated in the last
     /// Established session.
     pub extended_next_hop: bool,
+    /// An interface peer (BGP unnumbered): the neighbour's link-local
+    /// address, once learned.
+    pub neighbour: Option<IpAddr>,
     /// BGP messages in and out over all of the peer's connections; the
     /// session's reader and writer count, `/metrics` reads.
     pub messages: Arc<MessageCounters>,
@@ -338,6 +343,7 @@ impl PeerStatus {
             refresh_coalesced: 0,
             graceful_restart: None,
             extended_next_hop: false,
+            neighbour: None,
             messages: Arc::default(),
         }
     }

@@ -26,3 +26,4 @@ pub(crate) mod pending;
 pub(crate) mod rib_task;
 pub(crate) mod session;
 pub(crate) mod sock_diag;
+pub(crate) mod unnumbered;

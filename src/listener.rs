@@ -52,6 +52,8 @@ pub struct AccessList {
     pub peers: HashMap<IpAddr, PeerAccess>,
     /// By prefix; `name` is the template's.
     pub ranges: Vec<(IpNet, PeerAccess)>,
+    /// BGP unnumbered peers by interface: any link-local address on it.
+    pub interfaces: HashMap<String, PeerAccess>,
 }
 
 impl AccessList {
@@ -83,7 +85,14 @@ fn access(p: &crate::config::Peer) -> PeerAccess {
 pub fn access_list(c: &Config) -> AccessList {
     let mut list = AccessList::default();
     for p in &c.peers {
-        list.peers.entry(p.address).or_insert_with(|| access(p));
+        match &p.interface {
+            Some(ifname) => {
+                list.interfaces.insert(ifname.clone(), access(p));
+            }
+            None => {
+                list.peers.entry(p.address).or_insert_with(|| access(p));
+            }
+        }
     }
     for r in crate::dynamic::ranges(c) {
         list.ranges.push((r.prefix, access(&r.peer)));
@@ -264,6 +273,7 @@ impl Listener {
         self.sync_md5(list);
         let gtsm = (list.peers.values())
             .chain(list.ranges.iter().map(|(_, p)| p))
+            .chain(list.interfaces.values())
             .any(|p| p.min_ttl.is_some());
         if let Err(e) = socket::listener_ttl(&self.socket, gtsm.then_some(255)) {
             warn!("setting the listener's TTL for ttlSecurity: {e}");
@@ -275,6 +285,7 @@ impl Listener {
     /// kernel signs with the longest matching key, so a configured peer's
     /// own key wins inside a range).
     fn sync_md5(&mut self, list: &AccessList) {
+        // Interface peers have no TCP-MD5 (refused at config load).
         let peers = list.peers.iter().map(|(a, p)| (IpNet::from(*a), p));
         let ranges = list.ranges.iter().map(|(prefix, p)| (*prefix, p));
         let named: HashMap<IpNet, &str> = peers
@@ -344,7 +355,15 @@ impl Listener {
     /// closing it (dropping the stream closes it).
     fn check(&mut self, stream: TcpStream, remote: SocketAddr) -> Option<RibEvent> {
         let addr = socket::unmap(remote.ip());
-        let access = self.access.borrow().get(&addr).cloned();
+        // From a link-local address on an interface peer's interface: that
+        // peer; otherwise by address as for any other connection.
+        let list = self.access.borrow();
+        let interface = link_local_interface(remote).filter(|i| list.interfaces.contains_key(i));
+        let access = match &interface {
+            Some(ifname) => list.interfaces.get(ifname).cloned(),
+            None => list.get(&addr).cloned(),
+        };
+        drop(list);
         let Some(access) = access else {
             let _ = self.log.refused(addr, &Refusal::NotAPeer, None);
             return None;
@@ -367,9 +386,30 @@ impl Listener {
         Some(RibEvent::Incoming {
             stream,
             remote: addr,
+            interface,
             slot,
         })
     }
+}
+
+/// The interface a connection from an IPv6 link-local address came in
+/// on (its scope), the key of a BGP unnumbered peer.
+fn link_local_interface(remote: SocketAddr) -> Option<String> {
+    let SocketAddr::V6(r) = remote else {
+        return None;
+    };
+    if !crate::unnumbered::ra::is_link_local(r.ip()) || r.scope_id() == 0 {
+        return None;
+    }
+    let mut name = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `name` has the IF_NAMESIZE bytes if_indextoname writes.
+    let p = unsafe { libc::if_indextoname(r.scope_id(), name.as_mut_ptr()) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: if_indextoname wrote a NUL-terminated name into `name`.
+    let name = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) };
+    Some(name.to_string_lossy().into_owned())
 }
 
 #[cfg(test)]
@@ -480,6 +520,27 @@ mod tests {
         let cni = &list.peers[&"::1".parse::<IpAddr>().unwrap()];
         assert_eq!(cni.local_users, vec![0, 1000]);
         assert_eq!(cni.min_ttl, None);
+    }
+
+    #[test]
+    fn interface_peers_are_found_by_the_link_local_scope() {
+        let yaml = "router: { asn: 65000, routerId: 10.0.0.1 }\n\
+                    peers:\n\
+                    \x20 - { name: tor, interface: lo, asn: external, ttlSecurity: true }\n\
+                    \x20 - { name: a, address: 192.0.2.1, asn: 65001 }\n";
+        let list = access_list(&crate::config::parse(yaml, "t.yaml").unwrap());
+        assert_eq!(list.interfaces["lo"].name, "tor");
+        assert_eq!(list.interfaces["lo"].min_ttl, Some(255));
+        // Its stand-in address is nobody's.
+        assert!(list.get(&"::".parse().unwrap()).is_none());
+        // A link-local source names its interface by scope (lo is 1); a
+        // global one, or one without scope, none.
+        let on_lo: SocketAddr = "[fe80::2%1]:40000".parse().unwrap();
+        assert_eq!(link_local_interface(on_lo).as_deref(), Some("lo"));
+        let no_scope: SocketAddr = "[fe80::2]:40000".parse().unwrap();
+        assert_eq!(link_local_interface(no_scope), None);
+        let global: SocketAddr = "[fd00::2%1]:40000".parse().unwrap();
+        assert_eq!(link_local_interface(global), None);
     }
 
     #[test]

@@ -62,6 +62,13 @@ struct PeerEntry {
     ready: bool,
     /// `asn: external`: the AS of the peer's last OPEN.
     learned_asn: Option<u32>,
+    /// An interface peer (BGP unnumbered): its neighbour's link-local
+    /// address in its last session, the RIB's peer address from then on
+    /// (the decision's lowest-address tie-break, RFC 4271 §9.1.2.2 (g)).
+    /// Not given to the FIB's `next_hops_down`, which goes by address
+    /// alone: routers often use one link-local (fe80::1) on every link, and
+    /// another uplink's routes via the same address must not move.
+    learned_address: Option<IpAddr>,
     /// A dynamic neighbor: the listen range it came in through.
     dynamic: Option<Dynamic>,
 }
@@ -171,7 +178,13 @@ fn bfd_peers(c: &Config) -> Vec<crate::bfd::BfdPeer> {
 /// when its `asn` is a kind (`external`). Before any OPEN an `external`
 /// peer has no AS and no session: nothing is exported to it or imported
 /// from it, so the stand-in only has to be some AS other than ours.
-fn peer_config(p: &config::Peer, local_asn: u32, learned: Option<u32>) -> rib::PeerConfig {
+/// `address`: an interface peer's learned neighbour address.
+fn peer_config(
+    p: &config::Peer,
+    local_asn: u32,
+    learned: Option<u32>,
+    address: Option<IpAddr>,
+) -> rib::PeerConfig {
     let remote_asn = p
         .asn
         .known(local_asn)
@@ -179,7 +192,7 @@ fn peer_config(p: &config::Peer, local_asn: u32, learned: Option<u32>) -> rib::P
         .unwrap_or(if local_asn == 1 { 2 } else { 1 });
     rib::PeerConfig {
         name: p.name.clone(),
-        address: p.address,
+        address: address.unwrap_or(p.address),
         remote_asn,
         families: p.families.clone(),
         allow_as_in: p.allow_as_in,
@@ -242,6 +255,7 @@ fn session_config(
         connect_retry: Duration::from_secs(u64::from(c.router.connect_retry)),
         next_hop_ipv4: p.next_hop_ipv4,
         next_hop_ipv6: p.next_hop_ipv6,
+        interface: p.interface.clone(),
     }
 }
 
@@ -403,7 +417,7 @@ impl RouterTask {
     fn add_peer(&mut self, p: &config::Peer) -> PeerId {
         let id = self.next_peer_id;
         self.next_peer_id += 1;
-        let cfg = peer_config(p, self.config.router.asn, None);
+        let cfg = peer_config(p, self.config.router.asn, None, None);
         self.domains
             .rib_mut(&mut self.rib, p.domain.as_deref())
             .add_peer(id, cfg);
@@ -433,6 +447,7 @@ impl RouterTask {
                 deferred_eor: Vec::new(),
                 ready: false,
                 learned_asn: None,
+                learned_address: None,
                 dynamic: None,
             },
         );
@@ -920,9 +935,18 @@ impl RouterTask {
                     // `asn: external`: the AS of this OPEN is the peer's
                     // from now on (first AS check, AS_PATH, eBGP rules).
                     let local_asn = self.config.router.asn;
-                    if e.cfg.asn.known(local_asn).is_none() && e.learned_asn != Some(remote_asn) {
-                        e.learned_asn = Some(remote_asn);
-                        let cfg = peer_config(&e.cfg, local_asn, e.learned_asn);
+                    let learned_asn = match e.cfg.asn.known(local_asn) {
+                        None => Some(remote_asn),
+                        Some(_) => e.learned_asn,
+                    };
+                    let learned_address = match &e.cfg.interface {
+                        Some(_) => opens.as_ref().map(|o| o.remote.ip()),
+                        None => None,
+                    };
+                    if (learned_asn, learned_address) != (e.learned_asn, e.learned_address) {
+                        e.learned_asn = learned_asn;
+                        e.learned_address = learned_address;
+                        let cfg = peer_config(&e.cfg, local_asn, learned_asn, learned_address);
                         let (rib, dout) =
                             self.domains
                                 .rib_out(&mut self.rib, out, e.cfg.domain.as_deref());
@@ -1080,13 +1104,21 @@ impl RouterTask {
             RibEvent::Incoming {
                 stream,
                 remote,
+                interface,
                 slot,
             } => {
-                let target = self
-                    .peers
-                    .values()
-                    .find(|e| e.cfg.address == remote && e.generation.is_none())
-                    .or_else(|| self.peers.values().find(|e| e.cfg.address == remote));
+                let target = match &interface {
+                    // BGP unnumbered: the peer of the interface it came in on.
+                    Some(ifname) => self
+                        .peers
+                        .values()
+                        .find(|e| e.cfg.interface.as_ref() == Some(ifname)),
+                    None => self
+                        .peers
+                        .values()
+                        .find(|e| e.cfg.address == remote && e.generation.is_none())
+                        .or_else(|| self.peers.values().find(|e| e.cfg.address == remote)),
+                };
                 match target {
                     Some(e) => {
                         let _ = e.cmd.send(PeerCmd::Incoming(stream));
@@ -1681,13 +1713,17 @@ impl RouterTask {
                             "peer {name}: session settings changed, session reset"
                         ));
                     } else {
-                        let (asn, learned) = (self.config.router.asn, self.peers[&id].learned_asn);
-                        if peer_config(&old_p, asn, learned) != peer_config(&p, asn, learned) {
+                        let e = &self.peers[&id];
+                        let (asn, learned, la) =
+                            (self.config.router.asn, e.learned_asn, e.learned_address);
+                        if peer_config(&old_p, asn, learned, la)
+                            != peer_config(&p, asn, learned, la)
+                        {
                             policies_changed = true;
                             let (rib, out) =
                                 self.domains
                                     .rib_out(&mut self.rib, out, p.domain.as_deref());
-                            rib.set_peer_config(id, peer_config(&p, asn, learned), out);
+                            rib.set_peer_config(id, peer_config(&p, asn, learned, la), out);
                             done.push(format!(
                                 "peer {name}: policy settings re-applied without a session reset"
                             ));

@@ -130,6 +130,11 @@ fn with_peer(extra: &str) -> String {
     format!("{ROUTER}peers:\n  - name: up\n    address: 10.0.0.2\n    asn: 65001\n{extra}")
 }
 
+/// `ROUTER` plus one BGP unnumbered peer on eth1; its keys start at line 6.
+fn unnumbered(extra: &str) -> String {
+    format!("{ROUTER}peers:\n  - name: up\n    interface: eth1\n    asn: external\n{extra}")
+}
+
 struct Bad {
     what: &'static str,
     yaml: String,
@@ -299,6 +304,16 @@ fn bad_configs() -> Vec<Bad> {
         bad("YAML syntax error", "router:\n  asn: 65000\n routerId: 10.0.0.1\n", 3, "", "YAML syntax error"),
         bad("YAML syntax error in flow", "router: { asn: 65000, routerId: [10.0.0.1 }\n", 1, "", "YAML syntax error"),
         bad("duplicate key", "router:\n  asn: 65000\n  asn: 65001\n  routerId: 10.0.0.1\n", 3, "router.asn", "key \"asn\" is given more than once"),
+        // BGP unnumbered (`interface` peers): what needs an address is refused.
+        bad("peer without address or interface", format!("{ROUTER}peers:\n  - name: up\n    asn: 65001\n"), 5, "peers[0]", "give the peer's address, or `interface`"),
+        bad("interface and address", with_peer("    interface: eth1\n"), 6, "peers[0].address", "give either `address` or `interface`"),
+        bad("interface named twice", unnumbered("    bfd: false\n  - { name: up2, interface: eth1, asn: external }\n"), 9, "peers[1].interface", "interface eth1 is already peers[0]'s"),
+        bad("bad interface name", unnumbered("").replace("eth1", "eth/1"), 6, "peers[0].interface", "is not an interface name"),
+        bad("interface peer with bfd", unnumbered("    bfd: true\n"), 8, "peers[0].bfd", "bfd is not supported on an interface peer"),
+        bad("interface peer with password", unnumbered("    password: secret\n"), 8, "peers[0].password", "password is not supported on an interface peer"),
+        bad("interface peer passive", unnumbered("    passive: true\n"), 8, "peers[0].passive", "passive is not supported on an interface peer"),
+        bad("interface peer multihop", unnumbered("    multihop: 2\n"), 8, "peers[0].multihop", "multihop is not supported on an interface peer"),
+        bad("interface peer localAddress", unnumbered("    localAddress: 10.0.0.1\n"), 8, "peers[0].localAddress", "localAddress is not supported on an interface peer"),
     ]
 }
 
@@ -413,4 +428,26 @@ fn kubernetes_advertisements_in_a_file_name_the_key() {
         parse(&text, "rendered").expect("valid in Kubernetes mode");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An `interface` peer parses without an address, has RFC 8950 extended
+/// next hop on unless told otherwise, and prints back without the
+/// internal stand-in address.
+#[test]
+fn interface_peers_parse_and_round_trip() {
+    let c = parse(
+        &unnumbered("  - { name: up2, interface: eth2, asn: 65002, extendedNextHop: false }\n"),
+        "u.yaml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.peers[0].interface.as_deref(), Some("eth1"));
+    assert!(c.peers[0].extended_next_hop());
+    assert!(!c.peers[1].extended_next_hop());
+    let printed = c.to_yaml();
+    let peers = printed.split("\npeers:").nth(1).expect("a peers section");
+    assert!(
+        peers.contains("interface: eth1") && !peers.contains("address"),
+        "{printed}"
+    );
+    assert_eq!(parse(&printed, "again.yaml").unwrap(), c);
 }

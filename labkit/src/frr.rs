@@ -65,7 +65,11 @@ pub fn run_dir(instance: &str) -> PathBuf {
 /// One `neighbor` of [`BgpdConfig`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Neighbor {
+    /// An address, or an interface name with `interface`.
     pub address: String,
+    /// BGP unnumbered: `neighbor IF interface remote-as N` (zebra then
+    /// sends router advertisements on IF).
+    pub interface: bool,
     pub remote_as: u32,
     pub description: Option<String>,
     /// `timers connect N` (seconds; FRR's default is 120).
@@ -152,7 +156,8 @@ impl BgpdConfig {
         }
         for n in &self.neighbors {
             let a = &n.address;
-            let _ = writeln!(c, " neighbor {a} remote-as {}", n.remote_as);
+            let kind = if n.interface { " interface" } else { "" };
+            let _ = writeln!(c, " neighbor {a}{kind} remote-as {}", n.remote_as);
             if let Some(d) = &n.description {
                 let _ = writeln!(c, " neighbor {a} description {d}");
             }

@@ -319,6 +319,17 @@ impl Rib {
         let Some(session) = &peer.session else {
             return ImportReport::default();
         };
+        // RFC 2545 §3 wants a global next hop, but on a session over
+        // link-local addresses only (BGP unnumbered) BIRD sends `::` beside
+        // its link-local one: on the session's own link that is the
+        // link-local next hop alone.
+        if let (Some(r), Some(_)) = (update.mp_reach.as_mut(), session.interface) {
+            if r.next_hop.address.is_unspecified() {
+                if let Some(ll) = r.next_hop.link_local.take() {
+                    r.next_hop.address = IpAddr::V6(ll);
+                }
+            }
+        }
         let mut report = screen(&peer.cfg, self.cfg.local_asn, session, &mut update);
         // A link-local next hop is an address on the session's link: give
         // it that interface, the FIB installs through it.

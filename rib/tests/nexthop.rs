@@ -223,3 +223,44 @@ fn link_local_next_hops_carry_the_sessions_interface() {
         .expect("installed once the global resolves");
     assert_eq!(change.next_hops[0].interface, link);
 }
+
+/// On a session over link-local addresses only, BIRD sends a global next
+/// hop of `::` beside its link-local one: that is the link-local next hop
+/// on the session's link, not an unspecified (unusable) one. Off a shared
+/// link (no interface), `::` stays an error.
+#[test]
+fn unspecified_global_beside_a_link_local_is_the_link_local() {
+    let link = std::num::NonZeroU32::new(7);
+    let mut rib = Rib::new(cfg());
+    rib.add_peer(1, ebgp("tor", "fe80::2", 65101));
+    rib.add_peer(2, ebgp("far", "2001:db8::9", 65102));
+    let mut out = Outputs::default();
+    rib.peer_up(
+        1,
+        SessionInfo {
+            interface: link,
+            ..session("192.0.2.1")
+        },
+        &mut out,
+    );
+    rib.peer_up(2, session("192.0.2.2"), &mut out);
+    let bird_form = |prefix: &str, asn: u32| {
+        let mut u = update_v6(&[prefix], "::", attrs(&[asn]));
+        u.mp_reach.as_mut().unwrap().next_hop.link_local = Some("fe80::2".parse().unwrap());
+        u
+    };
+    let out = receive(&mut rib, 1, bird_form("2001:db8:3::/48", 65101));
+    let change = out
+        .fib
+        .iter()
+        .find(|c| c.prefix == p("2001:db8:3::/48"))
+        .expect("installed via the link-local");
+    assert_eq!(change.next_hops[0].address, ip("fe80::2"));
+    assert_eq!(change.next_hops[0].interface, link);
+    let out = receive(&mut rib, 2, bird_form("2001:db8:4::/48", 65102));
+    assert!(
+        !out.fib.iter().any(|c| c.prefix == p("2001:db8:4::/48")),
+        "{:?}",
+        out.fib
+    );
+}

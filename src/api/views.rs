@@ -22,7 +22,14 @@ pub use rib::{Explanation, PathExplanation, PeerExport, RouteView};
 #[serde(rename_all = "camelCase")]
 pub struct NeighborView {
     pub name: String,
+    /// An interface peer's: the learned neighbour's (`::` until then).
     pub address: IpAddr,
+    /// BGP unnumbered: the interface the peer is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// BGP unnumbered: the neighbour's link-local address, once learned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neighbour: Option<IpAddr>,
     pub port: u16,
     /// As configured: a number, `external` or `internal`.
     pub asn: config::PeerAsn,
@@ -140,6 +147,16 @@ impl NeighborView {
         }
     }
 
+    /// The peer's address for people; an interface peer's as
+    /// `fe80::1%eth1`, or the interface alone until its neighbour is known.
+    pub fn address_text(&self) -> String {
+        match (&self.interface, self.neighbour) {
+            (Some(ifname), Some(a)) => format!("{a}%{ifname}"),
+            (Some(ifname), None) => format!("{ifname} (neighbour not learned)"),
+            (None, _) => self.address.to_string(),
+        }
+    }
+
     /// The view of a configured peer from its session's status and the
     /// RIB's counters.
     pub fn new(
@@ -150,7 +167,9 @@ impl NeighborView {
     ) -> Self {
         NeighborView {
             name: peer.name.clone(),
-            address: peer.address,
+            address: status.neighbour.unwrap_or(peer.address),
+            interface: peer.interface.clone(),
+            neighbour: status.neighbour,
             port: peer.port,
             asn: peer.asn,
             learned_asn: status.remote_asn,

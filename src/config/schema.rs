@@ -367,7 +367,15 @@ impl Default for Kernel {
 pub struct Peer {
     /// Unique, `[A-Za-z0-9_.-]+`.
     pub name: String,
+    /// The peer's address; absent for an `interface` peer (kept as the
+    /// unspecified address `::` inside, never written back).
+    #[serde(default = "unspecified", skip_serializing_if = "is_unspecified")]
     pub address: IpAddr,
+    /// BGP unnumbered: the session runs over this interface's IPv6
+    /// link-local addresses, the neighbour's learned from its router
+    /// advertisements (or its connection); instead of `address`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
     #[serde(default = "default_port", deserialize_with = "de::port")]
     pub port: u16,
     /// A number, or `external` / `internal`: any AS of that kind, the one
@@ -447,7 +455,7 @@ pub struct Peer {
     /// RFC 8950 extended next hop: advertise the capability for IPv4
     /// unicast over IPv6 next hops, accept IPv4 routes with an IPv6 next
     /// hop, and (negotiated, without `nextHopIpv4`) send ours with one.
-    /// Default off.
+    /// Default off, on for `interface` peers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extended_next_hop: Option<bool>,
     /// Most prefixes the peer may send (see [`MaxPrefixes`]); none: no limit.
@@ -759,9 +767,10 @@ impl Peer {
     }
 
     /// Whether the RFC 8950 extended next hop capability is advertised
-    /// (`extendedNextHop`, default off).
+    /// (`extendedNextHop`, default off; on for `interface` peers, whose
+    /// one IPv6 session carries the IPv4 routes too).
     pub fn extended_next_hop(&self) -> bool {
-        self.extended_next_hop.unwrap_or(false)
+        self.extended_next_hop.unwrap_or(self.interface.is_some())
     }
 
     /// The TTL of our packets to this peer.
@@ -948,6 +957,14 @@ fn is_true(b: &bool) -> bool {
 fn default_listen() -> Option<Listen> {
     Some(Listen::default())
 }
+fn unspecified() -> IpAddr {
+    IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+}
+
+fn is_unspecified(a: &IpAddr) -> bool {
+    a.is_unspecified()
+}
+
 fn default_listen_address() -> IpAddr {
     IpAddr::V6(Ipv6Addr::UNSPECIFIED)
 }

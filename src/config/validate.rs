@@ -159,6 +159,7 @@ fn check_policies(c: &Config) -> Result<Vec<&str>, Invalid> {
 fn check_peers<'c>(c: &'c Config, policies: &[&str]) -> Result<HashSet<&'c str>, Invalid> {
     let mut names: HashMap<&str, usize> = HashMap::new();
     let mut endpoints: HashMap<(IpAddr, u16), usize> = HashMap::new();
+    let mut interfaces: HashMap<&str, usize> = HashMap::new();
     for (i, peer) in c.peers.iter().enumerate() {
         let path = KeyPath::default().key("peers").index(i);
         check_name(&path.key("name"), "peer", &peer.name)?;
@@ -171,8 +172,29 @@ fn check_peers<'c>(c: &'c Config, policies: &[&str]) -> Result<HashSet<&'c str>,
                 ),
             ));
         }
+        if let Some(ifname) = &peer.interface {
+            if let Some(first) = interfaces.insert(ifname.as_str(), i) {
+                return Err((
+                    path.key("interface"),
+                    format!(
+                        "interface {ifname} is already peers[{first}]'s: one peer per interface"
+                    ),
+                ));
+            }
+            check_interface_peer(&path, peer, ifname)?;
+            check_peer_settings(c, &path, peer, policies)?;
+            continue;
+        }
         let a = peer.address;
-        if a.is_unspecified() || a.is_multicast() {
+        // Absent reads as `::` (the stand-in of interface peers).
+        if a.is_unspecified() {
+            return Err((
+                path.clone(),
+                "no usable `address`: give the peer's address, or `interface` for BGP unnumbered"
+                    .into(),
+            ));
+        }
+        if a.is_multicast() {
             return Err((path.key("address"), format!("{a} is not a unicast address")));
         }
         if let Some(first) = endpoints.insert((a, peer.port), i) {
@@ -192,6 +214,81 @@ fn check_peers<'c>(c: &'c Config, policies: &[&str]) -> Result<HashSet<&'c str>,
         check_peer_settings(c, &path, peer, policies)?;
     }
     Ok(names.into_keys().collect())
+}
+
+/// An `interface` peer (BGP unnumbered): no address of its own, a valid
+/// interface name, and none of the settings that need the neighbour's
+/// address before the session starts (they are refused rather than
+/// silently ignored).
+fn check_interface_peer(path: &KeyPath, peer: &Peer, ifname: &str) -> Result<(), Invalid> {
+    let at = |key: &str| path.key(key);
+    // IFNAMSIZ is 16 with the NUL; the kernel refuses '/', ':' and blanks.
+    let valid = !ifname.is_empty()
+        && ifname.len() < 16
+        && ifname != "."
+        && ifname != ".."
+        && !ifname.contains(['/', ':'])
+        && !ifname.chars().any(char::is_whitespace);
+    if !valid {
+        return Err((
+            at("interface"),
+            format!(
+                "{ifname:?} is not an interface name (1..=15 characters, no '/', ':' or blanks)"
+            ),
+        ));
+    }
+    if !peer.address.is_unspecified() {
+        return Err((
+            at("address"),
+            "give either `address` or `interface` (BGP unnumbered: the neighbour's link-local address is learned), not both".into(),
+        ));
+    }
+    let unsupported = |key: &str, why: &str| {
+        Err((
+            at(key),
+            format!("{key} is not supported on an interface peer: {why}"),
+        ))
+    };
+    if peer.bfd.is_some() {
+        return unsupported(
+            "bfd",
+            "the BFD session needs the neighbour's address at start",
+        );
+    }
+    if peer.password.is_some() {
+        return unsupported(
+            "password",
+            "the TCP-MD5 key is bound to an address known only at run time",
+        );
+    }
+    if peer.password_file.is_some() {
+        return unsupported(
+            "passwordFile",
+            "the TCP-MD5 key is bound to an address known only at run time",
+        );
+    }
+    if peer.password_secret_ref.is_some() {
+        return unsupported(
+            "passwordSecretRef",
+            "the TCP-MD5 key is bound to an address known only at run time",
+        );
+    }
+    if peer.passive {
+        return unsupported(
+            "passive",
+            "kroute both accepts the neighbour's connection and connects to it",
+        );
+    }
+    if peer.multihop.is_some() {
+        return unsupported("multihop", "the neighbour is on the link");
+    }
+    if peer.local_address.is_some() {
+        return unsupported(
+            "localAddress",
+            "the session runs from our link-local address on the interface",
+        );
+    }
+    Ok(())
 }
 
 /// The checks of one peer's session and policy settings (a configured

@@ -26,11 +26,13 @@ pub fn config(t: &Topology, r: &Router) -> BgpdConfig {
                 Vec::new()
             };
             Neighbor {
-                address: n.address.to_string(),
+                address: n.frr_name(),
+                interface: n.interface.is_some(),
                 remote_as: n.asn,
                 description: Some(n.name.clone()),
                 connect_timer: Some(2),
-                update_source: Some(r.lan_v6.to_string()),
+                // An unnumbered session runs from the link's link-local.
+                update_source: n.interface.is_none().then(|| r.lan_v6.to_string()),
                 advertisement_interval: Some(0),
                 families: vec![(Afi::Ipv4, extra.clone()), (Afi::Ipv6, extra)],
                 ..Neighbor::default()
@@ -87,7 +89,7 @@ pub fn set_export_broken(t: &Topology, r: &Router, broken: bool) -> Result<()> {
         for n in r.neighbors.iter().filter(|n| t.node(&n.name).is_some()) {
             cmds.push(format!(
                 "{no}neighbor {} route-map {BROKEN_EXPORT} out",
-                n.address
+                n.frr_name()
             ));
         }
         cmds.push("exit-address-family".into());

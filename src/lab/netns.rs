@@ -50,9 +50,18 @@ pub fn create_all(state: &mut State) -> Result<()> {
     }
     for n in &t.nodes {
         let ns = Netns::open(&n.ns)?;
-        lan.attach(&ns, &n.lan_dev, &n.fabric_dev)?;
-        ns.add_addr(&n.lan_dev, &format!("{}/{p6}", n.lan_v6))?;
-        ns.add_addr(&n.lan_dev, &format!("{}/{p4}", n.lan_v4))?;
+        if n.uplinks.is_empty() {
+            lan.attach(&ns, &n.lan_dev, &n.fabric_dev)?;
+            ns.add_addr(&n.lan_dev, &format!("{}/{p6}", n.lan_v6))?;
+            ns.add_addr(&n.lan_dev, &format!("{}/{p4}", n.lan_v4))?;
+        }
+        // unnumbered: no LAN for the node, one link per router with only
+        // the kernel's link-local addresses (no DAD: usable at once).
+        for u in &n.uplinks {
+            let router = t.routers.iter().find(|r| r.name == u.router);
+            let router = router.ok_or_else(|| Error::Other(format!("no router {}", u.router)))?;
+            veth(&ns, &u.node_dev, &Netns::open(&router.ns)?, &u.router_dev)?;
+        }
         for a in n.loopbacks.iter().chain(&n.vips) {
             ns.add_addr("lo", &host(a))?;
         }

@@ -41,6 +41,10 @@ pub enum Scenario {
     /// Kubernetes mode, its config (one KrouteConfig) and the pod CIDRs
     /// from an API stand-in
     Kubernetes,
+    /// Seed 000 with BGP unnumbered uplinks: each node has a point-to-point
+    /// link to each router with no address on it, kroute's peers are
+    /// `interface` peers, FRR's `neighbor IF interface`
+    Unnumbered,
 }
 
 impl fmt::Display for Scenario {
@@ -50,6 +54,7 @@ impl fmt::Display for Scenario {
             Scenario::SameAsnRr => "same-asn-rr",
             Scenario::ClusteripReturnPath => "clusterip-return-path",
             Scenario::Kubernetes => "kubernetes",
+            Scenario::Unnumbered => "unnumbered",
         })
     }
 }
@@ -141,6 +146,10 @@ pub struct Node {
     pub cni: Option<Cni>,
     /// Prefixes kroute originates (`advertise.prefixes`).
     pub originate: Vec<IpNet>,
+    /// unnumbered: the node's point-to-point links, one per router (no
+    /// LAN, no addresses on them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uplinks: Vec<Uplink>,
     /// This node's files: config, API socket, logs.
     pub dir: PathBuf,
     pub config: PathBuf,
@@ -208,12 +217,35 @@ pub struct Router {
     pub run_dir: PathBuf,
 }
 
+/// unnumbered: a veth from a node (`up1` for r1) to a router (`n1` for
+/// node n1), with only the kernel's link-local addresses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Uplink {
+    pub router: String,
+    pub node_dev: String,
+    pub router_dev: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RouterNeighbor {
     pub name: String,
+    /// `::` for an unnumbered neighbour (see `interface`).
     pub address: Ipv6Addr,
     pub asn: u32,
+    /// unnumbered: the router's interface towards the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+}
+
+impl RouterNeighbor {
+    /// How FRR names the neighbour: its address or its interface.
+    pub fn frr_name(&self) -> String {
+        self.interface
+            .clone()
+            .unwrap_or_else(|| self.address.to_string())
+    }
 }
 
 impl Topology {
@@ -285,14 +317,25 @@ pub fn build(o: &LabOptions) -> Result<Topology, String> {
         return Err(format!("--nodes {n}: the lab builds 2 to 9 nodes"));
     }
     let routers = match o.scenario {
-        Scenario::CiliumFrr | Scenario::Kubernetes => 3,
+        Scenario::CiliumFrr | Scenario::Kubernetes | Scenario::Unnumbered => 3,
         Scenario::SameAsnRr | Scenario::ClusteripReturnPath => 2,
     };
     let lan_v6: Ipv6Net = "fd00:101::/64".parse().expect("literal");
     let lan_v4: Ipv4Net = "10.101.0.0/24".parse().expect("literal");
     let ns = |short: &str| format!("{}-{short}", o.name);
 
-    let nodes: Vec<Node> = (1..=n).map(|i| node(o, i, &ns)).collect();
+    let mut nodes: Vec<Node> = (1..=n).map(|i| node(o, i, &ns)).collect();
+    if o.scenario == Scenario::Unnumbered {
+        for (i, node) in nodes.iter_mut().enumerate() {
+            node.uplinks = (1..=routers)
+                .map(|k| Uplink {
+                    router: format!("r{k}"),
+                    node_dev: format!("up{k}"),
+                    router_dev: format!("n{}", i + 1),
+                })
+                .collect();
+        }
+    }
     let routers: Vec<Router> = (1..=routers)
         .map(|k| router(o, k, routers, &nodes, &ns))
         .collect();
@@ -368,7 +411,7 @@ fn node(o: &LabOptions, i: u8, ns: &impl Fn(&str) -> String) -> Node {
         ),
     };
     let vips = match o.scenario {
-        Scenario::CiliumFrr => vec![
+        Scenario::CiliumFrr | Scenario::Unnumbered => vec![
             net(&format!("fd00:101:250::{id}/128")),
             net(&format!("10.101.250.{id}/32")),
         ],
@@ -431,6 +474,7 @@ fn node(o: &LabOptions, i: u8, ns: &impl Fn(&str) -> String) -> Node {
         pod,
         cni,
         originate,
+        uplinks: Vec::new(),
         config: dir.join("kroute.yaml"),
         socket: dir.join("kroute.sock"),
         dir,
@@ -458,10 +502,19 @@ fn router(
         .filter(|(i, _)| {
             o.scenario != Scenario::Kubernetes || upstream_of(*i as u8 + 1, count) == k
         })
-        .map(|(_, n)| RouterNeighbor {
-            name: n.name.clone(),
-            address: n.lan_v6,
-            asn: n.asn,
+        .map(|(i, n)| match o.scenario {
+            Scenario::Unnumbered => RouterNeighbor {
+                name: n.name.clone(),
+                address: Ipv6Addr::UNSPECIFIED,
+                asn: n.asn,
+                interface: Some(format!("n{}", i + 1)),
+            },
+            _ => RouterNeighbor {
+                name: n.name.clone(),
+                address: n.lan_v6,
+                asn: n.asn,
+                interface: None,
+            },
         })
         .collect();
     if mesh {
@@ -471,6 +524,7 @@ fn router(
                 name: format!("r{j}"),
                 address: v6(&format!("fd00:101::{:x}", 0xfffe - back)),
                 asn,
+                interface: None,
             });
         }
     }
@@ -505,10 +559,25 @@ pub fn kroute_config(t: &Topology, n: &Node) -> Config {
         });
     }
     let allow_as_in = u8::from(t.scenario == Scenario::SameAsnRr && t.allow_as_in);
+    for u in &n.uplinks {
+        // BGP unnumbered: the router's AS is learned (`asn: external`).
+        peers.push(Peer {
+            interface: Some(u.node_dev.clone()),
+            asn: config::PeerAsn::External,
+            import: cluster.clone(),
+            export: PolicyChain::Named(vec![OWN_POLICY.into()]),
+            ..Peer::new(
+                &format!("frr-{}", u.router),
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                1,
+            )
+        });
+    }
     for r in t
         .routers
         .iter()
         .filter(|r| t.upstream(n).is_none_or(|u| u.name == r.name))
+        .filter(|_| n.uplinks.is_empty())
     {
         peers.push(Peer {
             allow_as_in,
@@ -619,6 +688,17 @@ pub fn kroute_config_file(t: &Topology, n: &Node) -> String {
                 n.name
             );
         }
+        Scenario::Unnumbered => {
+            y += &format!(
+                "# Node {} of `kroute lab up --scenario unnumbered` (seed 000 with BGP\n\
+                 # unnumbered uplinks): Cilium's BGP control plane (GoBGP, AS {CLUSTER_ASN})\n\
+                 # peers with kroute over [::1]; kroute peers with each upstream FRR router\n\
+                 # over a point-to-point link with no address (`interface: upK`), the\n\
+                 # router's link-local address learned from its router advertisements, both\n\
+                 # families on one session (IPv4 routes `via inet6 fe80::… dev upK`).\n",
+                n.name
+            );
+        }
         Scenario::CiliumFrr | Scenario::ClusteripReturnPath => {
             y += &format!(
                 "# Node {} of `kroute lab up --scenario {}` (seed 000): Cilium's BGP\n\
@@ -675,7 +755,7 @@ fn cluster_ranges(s: Scenario) -> Vec<(&'static str, &'static str)> {
         ("10.101.224.0/20 le 24", "pod CIDRs (IPv4)"),
     ];
     match s {
-        Scenario::CiliumFrr => {
+        Scenario::CiliumFrr | Scenario::Unnumbered => {
             v.push(("fd00:101:250::/112 le 128", "LoadBalancer VIPs"));
             v.push(("10.101.250.0/24 le 32", "LoadBalancer VIPs (IPv4)"));
             v.push(("fd00:101:fe::/64 le 128", "node loopbacks"));
@@ -776,6 +856,7 @@ mod tests {
             Scenario::CiliumFrr,
             Scenario::SameAsnRr,
             Scenario::ClusteripReturnPath,
+            Scenario::Unnumbered,
         ] {
             let t = topo(s, None);
             for n in &t.nodes {
@@ -791,6 +872,36 @@ mod tests {
                 assert!(c.kernel.keep_on_exit);
             }
         }
+    }
+
+    #[test]
+    fn unnumbered_links_each_node_to_each_router() {
+        let t = topo(Scenario::Unnumbered, None);
+        assert_eq!((t.nodes.len(), t.routers.len()), (6, 3));
+        for (i, n) in t.nodes.iter().enumerate() {
+            let devs: Vec<&str> = n.uplinks.iter().map(|u| u.node_dev.as_str()).collect();
+            assert_eq!(devs, ["up1", "up2", "up3"]);
+            let c = kroute_config(&t, n);
+            let ifaces: Vec<Option<&str>> =
+                c.peers.iter().map(|p| p.interface.as_deref()).collect();
+            assert_eq!(ifaces, [None, Some("up1"), Some("up2"), Some("up3")]);
+            assert!(c.peers[1..]
+                .iter()
+                .all(|p| p.asn == config::PeerAsn::External));
+            for r in &t.routers {
+                let nb = r.neighbors.iter().find(|nb| nb.name == n.name).unwrap();
+                assert_eq!(nb.interface, Some(format!("n{}", i + 1)));
+                assert_eq!(nb.frr_name(), format!("n{}", i + 1));
+            }
+        }
+        // The routers' iBGP mesh stays on the LAN, by address.
+        let mesh: Vec<_> = t.routers[0]
+            .neighbors
+            .iter()
+            .filter(|nb| nb.name.starts_with('r'))
+            .collect();
+        assert_eq!(mesh.len(), 2);
+        assert!(mesh.iter().all(|nb| nb.interface.is_none()));
     }
 
     #[test]
@@ -846,6 +957,7 @@ mod tests {
                 Scenario::ClusteripReturnPath,
                 "clusterip-return-path-node.yaml",
             ),
+            (Scenario::Unnumbered, "unnumbered-node.yaml"),
         ] {
             let t = topo(s, None);
             let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

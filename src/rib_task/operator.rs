@@ -297,7 +297,12 @@ impl RouterTask {
             ));
         }
         let families = e.status.borrow().families.clone();
-        let cfg = peer_config(&e.cfg, self.config.router.asn, e.learned_asn);
+        let cfg = peer_config(
+            &e.cfg,
+            self.config.router.asn,
+            e.learned_asn,
+            e.learned_address,
+        );
         let domain = e.cfg.domain.clone();
         let (rib, out) = self.domains.rib_out(&mut self.rib, out, domain.as_deref());
         rib.set_peer_config(id, cfg, out);

@@ -119,6 +119,10 @@ pub enum Event {
     /// closes its connections with Cease/4 and connects again.
     Reset,
     RestartTimerExpired,
+    /// An interface peer's link went down or its neighbour changed
+    /// (BGP unnumbered): close without a NOTIFICATION (it could not be
+    /// delivered) and stay Idle until [`Event::ManualStart`].
+    LinkDown,
 }
 
 impl Event {
@@ -133,7 +137,8 @@ impl Event {
             | Event::TcpAccepted(_)
             | Event::PrefixLimitExceeded { .. }
             | Event::Reset
-            | Event::RestartTimerExpired => None,
+            | Event::RestartTimerExpired
+            | Event::LinkDown => None,
             Event::HoldTimerExpired(id)
             | Event::KeepaliveTimerExpired(id)
             | Event::TcpClosed(id, _)
@@ -239,6 +244,9 @@ pub enum Reason {
     /// A connection while the peer is stopped (Idle).
     NotStarted,
     Stopped(Notification),
+    /// The interface of an unnumbered peer went down, or the neighbour on
+    /// it changed.
+    LinkDown,
 }
 
 /// A NOTIFICATION in words, with its RFC 8203 shutdown communication.
@@ -318,6 +326,7 @@ impl fmt::Display for Reason {
             Reason::Replaced => f.write_str("replaced by a newer connection from the peer"),
             Reason::NotStarted => f.write_str("peer not started"),
             Reason::Stopped(_) => f.write_str("stopping"),
+            Reason::LinkDown => f.write_str("the interface went down or its neighbour changed"),
         }
     }
 }
@@ -552,14 +561,17 @@ impl Fsm {
                         restart_after,
                     };
                     let nf = max_prefixes_notification(family, limit);
-                    self.stop(nf, reason.clone(), &mut out);
+                    self.stop(Some(nf), reason.clone(), &mut out);
                     self.held_down = Some(reason);
                     if let Some(after) = restart_after {
                         out.push(Action::StartTimer(Timer::Restart, after));
                     }
                 }
             }
-            (_, Event::ManualStop(nf)) => self.stop(nf.clone(), Reason::Stopped(nf), &mut out),
+            (_, Event::ManualStop(nf)) => {
+                self.stop(Some(nf.clone()), Reason::Stopped(nf), &mut out)
+            }
+            (_, Event::LinkDown) => self.stop(None, Reason::LinkDown, &mut out),
             (_, Event::ConnectRetryExpired) => {
                 self.retry_pending = false;
                 self.connect_if_idle(&mut out);
@@ -692,12 +704,12 @@ impl Fsm {
         }
     }
 
-    /// Stopped (Idle): close every connection with `nf`.
-    fn stop(&mut self, nf: Notification, reason: Reason, out: &mut Vec<Action>) {
+    /// Stopped (Idle): close every connection, with `nf` if given.
+    fn stop(&mut self, nf: Option<Notification>, reason: Reason, out: &mut Vec<Action>) {
         self.started = false;
         self.connecting = false;
         for c in [self.ours.take(), self.theirs.take()].into_iter().flatten() {
-            self.finish(c, Some(nf.clone()), reason.clone(), out);
+            self.finish(c, nf.clone(), reason.clone(), out);
         }
         if std::mem::take(&mut self.retry_pending) {
             out.push(Action::StopTimer(Timer::ConnectRetry));

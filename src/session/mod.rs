@@ -68,6 +68,10 @@ pub struct SessionConfig {
     pub next_hop_ipv6: Option<Ipv6Addr>,
     /// RFC 9687 send hold time.
     pub send_hold: Duration,
+    /// BGP unnumbered: the interface whose neighbour this session runs
+    /// to; `remote`'s address is then a stand-in, the neighbour's
+    /// link-local address comes from discovery ([`crate::unnumbered`]).
+    pub interface: Option<String>,
 }
 
 /// The I/O side of one connection; its FSM state is in [`Fsm`].
@@ -163,6 +167,8 @@ pub struct PeerTask {
     last_close_may_restart: bool,
     /// How the last connection closed (BMP Peer Down, RFC 7854 §4.9).
     last_end: SessionEnd,
+    /// An interface peer: what discovery says about its link.
+    link: Option<watch::Receiver<crate::unnumbered::Link>>,
 }
 
 /// RFC 4724 §4.2: the peer's routes are kept when the TCP session ends
@@ -208,8 +214,11 @@ impl PeerTask {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|t| t.as_nanos() as u64)
             .unwrap_or(0);
+        let link = (cfg.interface.clone())
+            .map(|ifname| crate::unnumbered::spawn(cfg.name.clone(), ifname));
         let task = PeerTask {
             id,
+            link,
             cfg,
             rib,
             status,
@@ -274,8 +283,18 @@ impl PeerTask {
         mut conn_events: mpsc::Receiver<(ConnId, ConnEvent)>,
         mut connects: mpsc::UnboundedReceiver<std::io::Result<TcpStream>>,
     ) {
-        self.feed(Event::ManualStart).await;
+        // An interface peer starts once its neighbour is known.
+        if self.link.is_none() {
+            self.feed(Event::ManualStart).await;
+        }
         loop {
+            let link = self.link.clone();
+            let link_changed = async {
+                match link {
+                    Some(mut rx) => rx.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
             let next_timer = self.timers.next();
             let timer = async {
                 match next_timer {
@@ -318,6 +337,12 @@ impl PeerTask {
                     };
                     self.feed(ev).await;
                 }
+                true = link_changed => {
+                    let now = self.link.as_mut().map(|rx| *rx.borrow_and_update());
+                    if let Some(now) = now {
+                        self.follow_link(now).await;
+                    }
+                }
                 cmd = cmds.recv() => match cmd {
                     None => {
                         self.feed(Event::ManualStop(cease(n::cease::ADMINISTRATIVE_SHUTDOWN))).await;
@@ -331,6 +356,7 @@ impl PeerTask {
                     // no NOTIFICATION, nothing told to the RIB.
                     Some(PeerCmd::ExitForRestart) => return,
                     Some(PeerCmd::Incoming(stream)) => {
+                        self.neighbour_connected(&stream).await;
                         if let Err(e) = socket::configure_accepted(&stream, &self.cfg.socket) {
                             warn!(peer = %self.cfg.name, "setting socket options on accepted connection: {e}");
                         }
@@ -350,6 +376,61 @@ impl PeerTask {
                 },
             }
         }
+    }
+
+    /// An interface peer's link or neighbour changed: a session to another
+    /// address (or over a link that is gone) ends, one to a newly known
+    /// neighbour starts.
+    async fn follow_link(&mut self, link: crate::unnumbered::Link) {
+        let port = self.cfg.remote.port();
+        let remote = match (link.up, link.remote(port)) {
+            (_, Some(r)) => Some(SocketAddr::V6(r)),
+            // Up, nothing heard yet: a neighbour learned from its
+            // connection on this same link stays.
+            (Some(ifindex), None) => match self.cfg.remote {
+                SocketAddr::V6(r) if r.scope_id() == ifindex && !r.ip().is_unspecified() => {
+                    Some(self.cfg.remote)
+                }
+                _ => None,
+            },
+            (None, None) => None,
+        };
+        let neighbour = remote.map(|r| r.ip());
+        self.status.send_modify(|s| s.neighbour = neighbour);
+        if remote == Some(self.cfg.remote) {
+            return;
+        }
+        if self.cfg.remote.ip().is_unspecified() {
+            // Not started yet: nothing to close.
+        } else {
+            self.feed(Event::LinkDown).await;
+        }
+        match remote {
+            Some(r) => {
+                self.cfg.remote = r;
+                self.feed(Event::ManualStart).await;
+            }
+            None => self.cfg.remote = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+        }
+    }
+
+    /// A connection accepted for an interface peer names its neighbour
+    /// (a neighbour that sends no RAs is found this way), and starts the
+    /// session if it was waiting for one.
+    async fn neighbour_connected(&mut self, stream: &TcpStream) {
+        let (Some(link), Ok(SocketAddr::V6(from))) = (&self.link, stream.peer_addr()) else {
+            return;
+        };
+        let up = link.borrow().up;
+        if up.is_none() || self.cfg.remote.ip() == IpAddr::V6(*from.ip()) {
+            return;
+        }
+        let learned = crate::unnumbered::Link {
+            up,
+            neighbour: Some(*from.ip()),
+        };
+        info!(peer = %self.cfg.name, neighbour = %from.ip(), "neighbour learned from its connection");
+        self.follow_link(learned).await;
     }
 
     /// What a connection's reader saw, as an FSM event.
@@ -393,6 +474,11 @@ impl PeerTask {
         match action {
             Action::Connect => {
                 let remote = self.cfg.remote;
+                if remote.ip().is_unspecified() {
+                    let why = "the neighbour's link-local address is not known yet".to_string();
+                    let _ = self.connects.send(Err(std::io::Error::other(why)));
+                    return;
+                }
                 let opts = self.cfg.socket.clone();
                 let tx = self.connects.clone();
                 tokio::spawn(async move {
@@ -655,9 +741,17 @@ fn session_info(
             .flatten()
             .and_then(crate::ifaddrs::sibling_v4)
     });
+    // BGP unnumbered on a link without a global address: our link-local
+    // address is the next hop (sent as both the global and the link-local
+    // one, as FRR does; RFC 2545 §3 needs no global address on the link).
+    let own_link_local = match local_ip {
+        Some(IpAddr::V6(v6)) if cfg.interface.is_some() => Some(v6),
+        _ => None,
+    };
     let local_next_hop_v6 = cfg
         .next_hop_ipv6
-        .or_else(|| local_ip.and_then(crate::ifaddrs::sibling_v6));
+        .or_else(|| local_ip.and_then(crate::ifaddrs::sibling_v6))
+        .or(own_link_local);
     let link =
         local_ip.and_then(|ip| crate::ifaddrs::shared_link(ip, socket::unmap(cfg.remote.ip())));
     // Our link-local next hop only beside our own derived global one.

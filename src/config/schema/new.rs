@@ -49,6 +49,7 @@ impl Peer {
         Peer {
             name: name.to_string(),
             address,
+            interface: None,
             port: super::default_port(),
             asn: super::PeerAsn::Number(asn),
             local_address: None,

@@ -857,3 +857,18 @@ fn update_before_established_does_not_block_the_next_session() {
     fsm.handle(Event::KeepaliveReceived(3));
     assert_eq!(fsm.established(), Some((3, 1)));
 }
+
+#[test]
+fn link_down_closes_without_a_notification_and_waits_for_a_start() {
+    let mut fsm = established();
+    let a = fsm.handle(Event::LinkDown);
+    assert_eq!(closes(&a), vec![(OURS, None)]);
+    assert_eq!(reasons(&a), vec![Reason::LinkDown]);
+    assert!(a.contains(&Action::SessionDown { generation: 1 }));
+    assert_eq!(retry_timer(&a), None);
+    assert!(!a.contains(&Action::Connect));
+    assert_eq!(fsm.state(), Idle);
+    // The link back with a neighbour: the peer task starts it again.
+    let a = fsm.handle(Event::ManualStart);
+    assert!(a.contains(&Action::Connect), "{a:?}");
+}
