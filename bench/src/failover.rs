@@ -110,7 +110,8 @@ pub struct Sample {
     pub detect_s: Option<f64>,
     pub pings_sent: Option<u64>,
     pub pings_lost: Option<u64>,
-    /// The last census before giving up (on an error).
+    /// The full census that proved the failover (on an error, the last
+    /// census seen).
     pub census: Option<Census>,
     /// The bounds `failover_s` lies in: the start of the last filtered
     /// poll that still found a route via the lost link (or the failure),
