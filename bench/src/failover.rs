@@ -26,7 +26,7 @@ use serde::Serialize;
 use crate::bfd_responder::Responder as BfdResponder;
 use crate::blast::{self, Control, Event, SessionParams, Target};
 use crate::encode::{self, NextHops};
-use crate::kcount::{Census, RouteCounter};
+use crate::kcount::{Census, ChangeClock, RouteCounter};
 use crate::netns::{self, enter_thread, Trio};
 use crate::receivers::{self, Ctx, Kind, PEER2_NAME, PEER_NAME, SENDER_ASN};
 use crate::report::median;
@@ -101,18 +101,36 @@ pub struct Sample {
     /// (with kroute's backup routes: before its standbys are all in).
     pub primaries_s: Option<f64>,
     /// Carrier lost (or, `bfd`, packets dropped) → the kernel forwards
-    /// every prefix via the survivor.
+    /// no route via the lost link any more (every prefix via the
+    /// survivor, as the full census after it proves): the notification
+    /// estimate inside the polls' bounds (see [`resolve`]).
     pub failover_s: Option<f64>,
     /// `bfd`: packets dropped → the receiver reports the first session
     /// down (its CLI polled back to back; an upper bound by one poll).
     pub detect_s: Option<f64>,
     pub pings_sent: Option<u64>,
     pub pings_lost: Option<u64>,
-    /// The last census before giving up (on an error).
+    /// The full census that proved the failover (on an error, the last
+    /// census seen).
     pub census: Option<Census>,
-    /// How long the census that found the failover done took to dump:
-    /// the resolution of `failover_s` (it is an upper bound by this much).
+    /// The bounds `failover_s` lies in: the start of the last filtered
+    /// poll that still found a route via the lost link (or the failure),
+    /// and the end of the first that found none.
+    pub failover_lo_s: Option<f64>,
+    pub failover_hi_s: Option<f64>,
+    /// `failover_s` is a notification's arrival inside the bounds (else
+    /// the upper bound).
+    pub failover_by_event: Option<bool>,
+    /// The dump time of the first filtered poll that found no route via
+    /// the lost link.
     pub census_dump_s: Option<f64>,
+    /// Failure → the end of the full census that found every prefix via
+    /// the survivor (the proof; an upper bound by one full dump).
+    pub proof_s: Option<f64>,
+    /// The first full census after the filtered poll was the proof (else
+    /// a prefix was still missing or elsewhere then, and `failover_s` is
+    /// the proof's end).
+    pub proof_first: Option<bool>,
     pub error: Option<String>,
 }
 
@@ -130,7 +148,12 @@ pub fn measure(kind: Kind, variant: Variant, table: &Table, opts: &Opts, run: us
         pings_sent: None,
         pings_lost: None,
         census: None,
+        failover_lo_s: None,
+        failover_hi_s: None,
+        failover_by_event: None,
         census_dump_s: None,
+        proof_s: None,
+        proof_first: None,
         error: None,
     };
     let stem = netns::unique(&format!("f{}", &kind.as_str()[..2]));
@@ -240,25 +263,34 @@ fn run_once(
 
         let mut ping = start_ping(&trio, &target)?;
         thread::sleep(Duration::from_secs(1));
+        census.prepare_failure(opts.timeout)?;
         let lost_at = Instant::now();
         if variant == Variant::Bfd {
             silence(&trio.sender)?;
+            census.set_mode(Mode::Lost);
             let down = wait_session_down(&*rx, lost_at, opts.timeout)?;
             s.detect_s = Some(down.saturating_duration_since(lost_at).as_secs_f64());
         } else {
             trio.sender
                 .ip(&["link", "set", Trio::sender_if(), "down"])
                 .map_err(|e| format!("link down: {e}"))?;
+            census.set_mode(Mode::Lost);
         }
-        let survivor = |c: &Census| c.second == s.prefixes;
-        let waited = census.wait(lost_at, opts.timeout, &mut *rx, survivor, &mut s.census);
+        let waited = wait_failover(&census, lost_at, opts.timeout, &mut *rx, s.prefixes);
         thread::sleep(Duration::from_secs(1));
         let (sent, received) = stop_ping(&mut ping)?;
         s.pings_sent = Some(sent);
         s.pings_lost = Some(sent.saturating_sub(received));
-        let (at, _, dump) = waited?;
-        s.failover_s = Some(at.saturating_duration_since(lost_at).as_secs_f64());
-        s.census_dump_s = Some(dump.as_secs_f64());
+        let f = waited?;
+        let secs = |t: Instant| Some(t.saturating_duration_since(lost_at).as_secs_f64());
+        s.failover_s = secs(f.resolved.at);
+        s.failover_lo_s = secs(f.resolved.lo);
+        s.failover_hi_s = secs(f.resolved.hi);
+        s.failover_by_event = Some(f.resolved.by_event);
+        s.census_dump_s = Some(f.resolved.dump.as_secs_f64());
+        s.proof_s = secs(f.proof_end);
+        s.proof_first = Some(f.proof_first);
+        s.census = Some(f.proof);
         Ok(())
     })();
     census.stop();
@@ -266,6 +298,50 @@ fn run_once(
     let _ = ctl1.send(Control::Close);
     let _ = ctl2.send(Control::Close);
     result.map_err(|e| with_logs(&*rx, e))
+}
+
+/// The failover as measured: when the last route via the lost link left,
+/// and the full census after it that proves every prefix via the survivor.
+struct Failover {
+    resolved: Resolved,
+    proof_end: Instant,
+    proof: Census,
+    proof_first: bool,
+}
+
+/// The census's part of the failure begun at `failed` (its mode already
+/// `Lost`): the filtered polls until no route is via the lost link, then
+/// full censuses until one finds all `prefixes` via the survivor. If the
+/// first full census does not (a prefix missing or elsewhere: deleted
+/// and not yet added again), the failover is taken at the proof's end.
+fn wait_failover(
+    census: &CensusPoller,
+    failed: Instant,
+    timeout: Duration,
+    rx: &mut dyn receivers::Receiver,
+    prefixes: u64,
+) -> Result<Failover, String> {
+    let mut resolved = census.wait_lost_link_empty(failed, timeout, rx)?;
+    let survivor = |c: &Census| c.second == prefixes;
+    let (end, first) = census.next_full(resolved.hi, timeout, rx)?;
+    if survivor(&first) {
+        return Ok(Failover {
+            resolved,
+            proof_end: end,
+            proof: first,
+            proof_first: true,
+        });
+    }
+    let mut last = None;
+    let (proof_end, proof, _) = census.wait(end, timeout, rx, survivor, &mut last)?;
+    resolved.at = proof_end;
+    resolved.by_event = false;
+    Ok(Failover {
+        resolved,
+        proof_end,
+        proof,
+        proof_first: false,
+    })
 }
 
 /// Every packet in and out of `ns` dropped: its BGP and BFD go silent,
@@ -431,19 +507,110 @@ fn wait_both_established(
 /// One census: when its dump started and ended, and what it found.
 type Observed = (Instant, Instant, Result<Census, String>);
 
-/// Censuses of the receiver's kernel, back to back, on a thread inside
-/// its namespace; each with the time its dump ended.
+/// What the census thread does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Full censuses back to back (the load, the proof afterwards).
+    Full,
+    /// Nothing: waiting for the failure to start.
+    Idle,
+    /// Filtered polls: only the routes still via the lost link.
+    Lost,
+}
+
+/// One filtered poll after the failure: when its dump ran and how many
+/// routes it still found forwarding via the lost link.
+#[derive(Debug, Clone, Copy)]
+struct LostPoll {
+    start: Instant,
+    end: Instant,
+    via_lost: u64,
+}
+
+#[derive(Default)]
+struct Shared {
+    latest: Option<Observed>,
+    /// The census thread saw `Mode::Idle` and is between dumps.
+    idle: bool,
+    lost_polls: Vec<LostPoll>,
+    lost_error: Option<String>,
+    /// Arrival times of relevant notifications while recording.
+    events: Vec<Instant>,
+    recording: bool,
+    /// The notification socket overflowed while recording: `events` is
+    /// not complete.
+    overflowed: bool,
+}
+
+/// When the last route via the lost link left, as the polls and the
+/// notifications bound it (all times after the failure began).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Resolved {
+    /// The estimate: `hi`, or the latest notification before it.
+    at: Instant,
+    /// The last poll that still found a route via the lost link began
+    /// here (or the failure did): the last route left after it.
+    lo: Instant,
+    /// The first poll that found none ended here.
+    hi: Instant,
+    /// That poll's dump time.
+    dump: Duration,
+    by_event: bool,
+}
+
+/// The moment the last route via the lost link left, from the polls since
+/// the failure began at `failed` and the notifications' arrival times.
+/// The first poll that found none bounds it from above (its end, `hi`),
+/// the last one before that still found some from below (its start, `lo`;
+/// the failure if none did). A route leaves the lost link only by a
+/// change the kernel announces (a route replaced or deleted, an object
+/// changed) or by the link's own change (the kernel drops its objects and
+/// shrinks groups silently, at the carrier change); so with a complete
+/// stream the latest notification in (lo, hi] came no earlier than the
+/// last route's departure, and is the better upper bound. Without one
+/// (the stream overflowed, or nothing arrived there), `hi`.
+fn resolve(
+    failed: Instant,
+    polls: &[LostPoll],
+    events: &[Instant],
+    complete: bool,
+) -> Option<Resolved> {
+    let polls: Vec<&LostPoll> = polls.iter().filter(|p| p.start >= failed).collect();
+    let done = polls.iter().position(|p| p.via_lost == 0)?;
+    let hi = polls[done].end;
+    let lo = polls[..done].last().map_or(failed, |p| p.start);
+    let latest = events
+        .iter()
+        .filter(|&&t| t > lo && t <= hi)
+        .max()
+        .copied()
+        .filter(|_| complete);
+    Some(Resolved {
+        at: latest.unwrap_or(hi),
+        lo,
+        hi,
+        dump: polls[done].end - polls[done].start,
+        by_event: latest.is_some(),
+    })
+}
+
+/// Censuses of the receiver's kernel on a thread inside its namespace
+/// (full ones back to back, or during a failure the filtered polls), and
+/// a second thread there timestamping route, nexthop and link
+/// notifications.
 struct CensusPoller {
-    latest: Arc<Mutex<Option<Observed>>>,
+    shared: Arc<Mutex<Shared>>,
+    mode: Arc<Mutex<Mode>>,
     stop: Arc<AtomicBool>,
 }
 
 impl CensusPoller {
     fn start(ns: &labkit::Netns) -> Result<CensusPoller, String> {
         let name = ns.name().to_string();
-        let latest = Arc::new(Mutex::new(None));
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let mode = Arc::new(Mutex::new(Mode::Full));
         let stop = Arc::new(AtomicBool::new(false));
-        let (l, st) = (latest.clone(), stop.clone());
+        let (sh, md, st) = (shared.clone(), mode.clone(), stop.clone());
         let (ready_tx, ready_rx) = mpsc::channel();
         thread::spawn(move || {
             let setup = (|| {
@@ -459,9 +626,10 @@ impl CensusPoller {
                     return Err("receiver links not found".to_string());
                 }
                 let counter = RouteCounter::new().map_err(|e| e.to_string())?;
-                Ok((links, counter))
+                let clock = ChangeClock::new(links.0).map_err(|e| e.to_string())?;
+                Ok((links, counter, clock))
             })();
-            let (links, mut counter) = match setup {
+            let (links, mut counter, clock) = match setup {
                 Ok(v) => {
                     let _ = ready_tx.send(Ok(()));
                     v
@@ -471,17 +639,98 @@ impl CensusPoller {
                     return;
                 }
             };
+            let (sh2, st2) = (sh.clone(), st.clone());
+            thread::spawn(move || record_changes(clock, &sh2, &st2));
             while !st.load(Ordering::Relaxed) {
+                let mode = *lock(&md);
+                lock(&sh).idle = mode == Mode::Idle;
                 let start = Instant::now();
-                let c = counter.census(links).map_err(|e| e.to_string());
-                *l.lock().unwrap_or_else(|e| e.into_inner()) = Some((start, Instant::now(), c));
-                thread::sleep(Duration::from_millis(5));
+                match mode {
+                    Mode::Idle => {}
+                    Mode::Full => {
+                        let c = counter.census(links).map_err(|e| e.to_string());
+                        lock(&sh).latest = Some((start, Instant::now(), c));
+                    }
+                    Mode::Lost => match counter.via_first(links) {
+                        Ok(via_lost) => lock(&sh).lost_polls.push(LostPoll {
+                            start,
+                            end: Instant::now(),
+                            via_lost,
+                        }),
+                        Err(e) => lock(&sh).lost_error = Some(e.to_string()),
+                    },
+                }
+                thread::sleep(Duration::from_millis(1));
             }
         });
         ready_rx
             .recv()
             .map_err(|_| "census thread died".to_string())??;
-        Ok(CensusPoller { latest, stop })
+        Ok(CensusPoller { shared, mode, stop })
+    }
+
+    fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_mode(&self, m: Mode) {
+        *self.mode.lock().unwrap_or_else(|e| e.into_inner()) = m;
+    }
+
+    /// Stops the censuses (the one under way finishes) and starts
+    /// recording notifications: the failure may begin.
+    fn prepare_failure(&self, timeout: Duration) -> Result<(), String> {
+        self.shared().idle = false;
+        self.set_mode(Mode::Idle);
+        let t0 = Instant::now();
+        while !self.shared().idle {
+            if t0.elapsed() > timeout {
+                return Err("the census did not pause".into());
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+        let mut s = self.shared();
+        s.lost_polls.clear();
+        s.events.clear();
+        s.overflowed = false;
+        s.recording = true;
+        Ok(())
+    }
+
+    /// The failure has begun at `failed` (and the mode is `Lost`): waits
+    /// for a filtered poll that finds no route via the lost link; the
+    /// moment, as [`resolve`] makes it. Full censuses resume afterwards.
+    fn wait_lost_link_empty(
+        &self,
+        failed: Instant,
+        timeout: Duration,
+        rx: &mut dyn receivers::Receiver,
+    ) -> Result<Resolved, String> {
+        let result = loop {
+            {
+                let s = self.shared();
+                if let Some(e) = &s.lost_error {
+                    break Err(format!("filtered census: {e}"));
+                }
+                if let Some(r) = resolve(failed, &s.lost_polls, &s.events, !s.overflowed) {
+                    break Ok(r);
+                }
+            }
+            rx.check_alive()?;
+            if failed.elapsed() > timeout {
+                let left = self.shared().lost_polls.last().map(|p| p.via_lost);
+                break Err(format!(
+                    "routes still via the lost link after {:.0} s: {left:?}",
+                    timeout.as_secs_f64()
+                ));
+            }
+            thread::sleep(Duration::from_millis(2));
+        };
+        let mut s = self.shared();
+        s.recording = false;
+        drop(s);
+        self.set_mode(Mode::Full);
+        result
     }
 
     /// Waits until a census whose dump began after `after` satisfies
@@ -496,11 +745,7 @@ impl CensusPoller {
         last: &mut Option<Census>,
     ) -> Result<(Instant, Census, Duration), String> {
         loop {
-            let obs = self
-                .latest
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
+            let obs = self.shared().latest.clone();
             if let Some((start, end, c)) = obs {
                 let c = c?;
                 if start >= after {
@@ -522,8 +767,44 @@ impl CensusPoller {
         }
     }
 
+    /// The first full census whose dump began after `after`.
+    fn next_full(
+        &self,
+        after: Instant,
+        timeout: Duration,
+        rx: &mut dyn receivers::Receiver,
+    ) -> Result<(Instant, Census), String> {
+        let mut last = None;
+        let (end, c, _) = self.wait(after, timeout, rx, |_| true, &mut last)?;
+        Ok((end, c))
+    }
+
     fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The notification thread: timestamps the datagrams that hold a relevant
+/// change while the failure is recorded.
+fn record_changes(mut clock: ChangeClock, shared: &Mutex<Shared>, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        let r = clock.poll();
+        let now = Instant::now();
+        let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+        match r {
+            Ok(true) if s.recording => s.events.push(now),
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => s.overflowed |= s.recording,
+            Err(_) => {
+                s.overflowed |= s.recording;
+                drop(s);
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
     }
 }
 
@@ -590,10 +871,11 @@ pub fn report(samples: &[Sample], header: &str) -> String {
         }
         out += &format!("\n### {}\n\n", variant.label());
         let bfd = variant == Variant::Bfd;
+        let common = "every prefix via the survivor (s) | spread (s) | × BIRD | census bounds (s) | full census proof (s) | pings lost (of 100/s) | spread | converge (s) |";
         if bfd {
-            out += "| receiver | runs | drop → session down (BFD) (s) | spread (s) | drop → every prefix via the survivor (s) | spread (s) | × BIRD | census dump (s) | pings lost (of 100/s) | spread | converge (s) |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n";
+            out += &format!("| receiver | runs | drop → session down (BFD) (s) | spread (s) | drop → {common}\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
         } else {
-            out += "| receiver | runs | carrier lost → every prefix via the survivor (s) | spread (s) | × BIRD | census dump (s) | pings lost (of 100/s) | spread | converge (s) |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n";
+            out += &format!("| receiver | runs | carrier lost → {common}\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
         }
         let bird = median(
             of.iter()
@@ -617,7 +899,13 @@ pub fn report(samples: &[Sample], header: &str) -> String {
                 .filter_map(|s| s.pings_lost.map(|l| l as f64))
                 .collect();
             let conv: Vec<f64> = runs.iter().filter_map(|s| s.converge_s).collect();
-            let dump: Vec<f64> = runs.iter().filter_map(|s| s.census_dump_s).collect();
+            let lo: Vec<f64> = runs.iter().filter_map(|s| s.failover_lo_s).collect();
+            let hi: Vec<f64> = runs.iter().filter_map(|s| s.failover_hi_s).collect();
+            let proof: Vec<f64> = runs.iter().filter_map(|s| s.proof_s).collect();
+            let bounds = match (median(lo), median(hi)) {
+                (Some(a), Some(b)) => format!("{a:.3}–{b:.3}"),
+                _ => "n/a".into(),
+            };
             let spread = |v: &[f64], digits: usize| match (
                 v.iter().cloned().reduce(f64::min),
                 v.iter().cloned().reduce(f64::max),
@@ -641,13 +929,13 @@ pub fn report(samples: &[Sample], header: &str) -> String {
                 _ => "n/a".into(),
             };
             out += &format!(
-                "| {} | {} of {} |{detect_cols} {} | {} | {ratio} | {} | {} | {} | {} |\n",
+                "| {} | {} of {} |{detect_cols} {} | {} | {ratio} | {bounds} | {} | {} | {} | {} |\n",
                 k.label(),
                 ok.len(),
                 runs.len(),
                 m.map_or("n/a".into(), |v| format!("{v:.3}")),
                 spread(&ok, 3),
-                median(dump).map_or("n/a".into(), |v| format!("{v:.3}")),
+                median(proof).map_or("n/a".into(), |v| format!("{v:.3}")),
                 median(lost.clone()).map_or("n/a".into(), |v| format!("{v:.0}")),
                 spread(&lost, 0),
                 median(conv).map_or("n/a".into(), |v| format!("{v:.2}")),
@@ -679,5 +967,57 @@ mod tests {
         let t = "--- 10.0.0.1 ping statistics ---\n812 packets transmitted, 790 received, 2.7% packet loss, time 8123ms\n";
         assert_eq!(parse_ping(t), Some((812, 790)));
         assert_eq!(parse_ping("nothing"), None);
+    }
+
+    fn at(t0: Instant, ms: u64) -> Instant {
+        t0 + Duration::from_millis(ms)
+    }
+
+    fn poll(t0: Instant, start: u64, end: u64, via_lost: u64) -> LostPoll {
+        LostPoll {
+            start: at(t0, start),
+            end: at(t0, end),
+            via_lost,
+        }
+    }
+
+    #[test]
+    fn the_last_route_left_between_the_last_poll_that_saw_one_and_the_first_that_did_not() {
+        let t0 = Instant::now();
+        let failed = at(t0, 1000);
+        let polls = [
+            // Under way when the failure began: not counted.
+            poll(t0, 900, 1100, 0),
+            poll(t0, 1100, 1300, 500),
+            poll(t0, 1301, 1400, 20),
+            poll(t0, 1401, 1450, 0),
+            poll(t0, 1451, 1500, 0),
+        ];
+        let events = [at(t0, 1001), at(t0, 1350), at(t0, 1420), at(t0, 1460)];
+        let r = resolve(failed, &polls, &events, true).unwrap();
+        assert_eq!((r.lo, r.hi), (at(t0, 1301), at(t0, 1450)));
+        assert_eq!(r.dump, Duration::from_millis(49));
+        // The latest change inside the bounds.
+        assert_eq!((r.at, r.by_event), (at(t0, 1420), true));
+        // Changes were lost: the upper bound.
+        let r = resolve(failed, &polls, &events, false).unwrap();
+        assert_eq!((r.at, r.by_event), (at(t0, 1450), false));
+        // Nothing arrived inside: the upper bound.
+        let r = resolve(failed, &polls, &events[..1], true).unwrap();
+        assert_eq!((r.at, r.by_event), (at(t0, 1450), false));
+        // Not yet done.
+        assert_eq!(resolve(failed, &polls[..3], &events, true), None);
+    }
+
+    #[test]
+    fn a_first_poll_that_finds_none_is_bounded_by_the_failure() {
+        let t0 = Instant::now();
+        let polls = [poll(t0, 1000, 1030, 0)];
+        let events = [at(t0, 999), at(t0, 1002)];
+        let r = resolve(at(t0, 1000), &polls, &events, true).unwrap();
+        assert_eq!(
+            (r.lo, r.hi, r.at),
+            (at(t0, 1000), at(t0, 1030), at(t0, 1002))
+        );
     }
 }

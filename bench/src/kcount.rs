@@ -227,19 +227,9 @@ impl RouteCounter {
 
     fn dump_family(&mut self, family: u8) -> io::Result<u64> {
         self.seq += 1;
-        let mut req = [0u8; NLMSG_HDRLEN + RTMSG_LEN];
-        req[0..4].copy_from_slice(&((NLMSG_HDRLEN + RTMSG_LEN) as u32).to_ne_bytes());
-        req[4..6].copy_from_slice(&RTM_GETROUTE.to_ne_bytes());
-        req[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-        req[8..12].copy_from_slice(&self.seq.to_ne_bytes());
-        req[16] = family;
         // With strict checking the kernel filters on the table itself.
-        req[16 + 4] = RT_TABLE_MAIN;
-        // SAFETY: req is a valid buffer.
-        let n = unsafe { libc::send(self.fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let req = dump_request(family, None, self.seq);
+        self.send(&req)?;
         let mut count = 0u64;
         loop {
             let n = recv(&self.fd, &mut self.buf)?;
@@ -302,6 +292,61 @@ fn link_bits(oif: u32, links: (u32, u32)) -> u8 {
     }
 }
 
+/// A receiver route as a dump lists it.
+enum Route {
+    /// The prefix's first route: the one the kernel forwards on, leaving
+    /// by these links (as [`link_bits`], or-ed over its paths).
+    Forwarding(u8),
+    /// Behind the prefix's first route (a higher metric).
+    Shadowed,
+}
+
+/// The links a route's paths leave by (as [`link_bits`]), its nexthop
+/// object resolved through `objects`.
+fn route_links(
+    m: &RouteMsg,
+    objects: &std::collections::HashMap<u32, u8>,
+    links: (u32, u32),
+) -> u8 {
+    let mut bits = 0u8;
+    if let Some(id) = attr(m.attrs, RTA_NH_ID).and_then(u32_of) {
+        bits |= objects.get(&id).copied().unwrap_or(4);
+    }
+    if let Some(oif) = attr(m.attrs, RTA_OIF).and_then(u32_of) {
+        bits |= link_bits(oif, links);
+    }
+    if let Some(mut mp) = attr(m.attrs, RTA_MULTIPATH) {
+        // struct rtnexthop { u16 len; u8 flags; u8 hops; i32 ifindex; }
+        while mp.len() >= 8 {
+            let len = usize::from(u16::from_ne_bytes([mp[0], mp[1]]));
+            let oif = u32::from_ne_bytes([mp[4], mp[5], mp[6], mp[7]]);
+            bits |= link_bits(oif, links);
+            if len < 8 {
+                break;
+            }
+            mp = &mp[(len.div_ceil(4) * 4).min(mp.len())..];
+        }
+    }
+    bits
+}
+
+/// An RTM_GETROUTE dump request for one family's main table; with `oif`,
+/// an RTA_OIF attribute the kernel filters on (strict checking is on).
+fn dump_request(family: u8, oif: Option<u32>, seq: u32) -> Vec<u8> {
+    let mut req = vec![0u8; NLMSG_HDRLEN + RTMSG_LEN];
+    req[4..6].copy_from_slice(&RTM_GETROUTE.to_ne_bytes());
+    req[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    req[8..12].copy_from_slice(&seq.to_ne_bytes());
+    req[NLMSG_HDRLEN] = family;
+    req[NLMSG_HDRLEN + 4] = RT_TABLE_MAIN;
+    if let Some(oif) = oif {
+        push_attr(&mut req, RTA_OIF, &oif.to_ne_bytes());
+    }
+    let len = req.len() as u32;
+    req[0..4].copy_from_slice(&len.to_ne_bytes());
+    req
+}
+
 impl RouteCounter {
     /// Every receiver route in the main table by the links it forwards on,
     /// resolving nexthop objects (RTA_NH_ID) through a dump of them, so a
@@ -309,72 +354,84 @@ impl RouteCounter {
     pub fn census(&mut self, links: (u32, u32)) -> io::Result<Census> {
         let objects = self.nexthop_links(links)?;
         let mut c = Census::default();
-        // A dump lists a prefix's routes together, lowest metric first.
-        let mut last: Option<(u8, u8, Vec<u8>)> = None;
         for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
-            self.seq += 1;
-            let mut req = [0u8; NLMSG_HDRLEN + RTMSG_LEN];
-            req[0..4].copy_from_slice(&((NLMSG_HDRLEN + RTMSG_LEN) as u32).to_ne_bytes());
-            req[4..6].copy_from_slice(&RTM_GETROUTE.to_ne_bytes());
-            req[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-            req[8..12].copy_from_slice(&self.seq.to_ne_bytes());
-            req[16] = family;
-            req[16 + 4] = RT_TABLE_MAIN;
-            self.send(&req)?;
-            loop {
-                let n = recv(&self.fd, &mut self.buf)?;
-                let done = walk(&self.buf[..n], |ty, body| {
-                    if ty != RTM_NEWROUTE {
-                        return Ok(());
-                    }
-                    let Some(m) = parse_route(body) else {
-                        return Ok(());
-                    };
-                    if !counts_as_receiver_route(&m) {
-                        return Ok(());
-                    }
-                    let dst = attr(m.attrs, RTA_DST).unwrap_or(&[]);
-                    if last
-                        .as_ref()
-                        .is_some_and(|(f, l, d)| *f == m.family && *l == m.dst_len && d[..] == *dst)
-                    {
-                        c.shadowed += 1;
-                        return Ok(());
-                    }
-                    last = Some((m.family, m.dst_len, dst.to_vec()));
-                    let mut bits = 0u8;
-                    if let Some(id) = attr(m.attrs, RTA_NH_ID).and_then(u32_of) {
-                        bits |= objects.get(&id).copied().unwrap_or(4);
-                    }
-                    if let Some(oif) = attr(m.attrs, RTA_OIF).and_then(u32_of) {
-                        bits |= link_bits(oif, links);
-                    }
-                    if let Some(mut mp) = attr(m.attrs, RTA_MULTIPATH) {
-                        // struct rtnexthop { u16 len; u8 flags; u8 hops; i32 ifindex; }
-                        while mp.len() >= 8 {
-                            let len = usize::from(u16::from_ne_bytes([mp[0], mp[1]]));
-                            let oif = u32::from_ne_bytes([mp[4], mp[5], mp[6], mp[7]]);
-                            bits |= link_bits(oif, links);
-                            if len < 8 {
-                                break;
-                            }
-                            mp = &mp[(len.div_ceil(4) * 4).min(mp.len())..];
-                        }
-                    }
-                    match bits {
-                        1 => c.first += 1,
-                        2 => c.second += 1,
-                        3 => c.both += 1,
-                        _ => c.other += 1,
-                    }
-                    Ok(())
-                })?;
-                if done {
-                    break;
-                }
-            }
+            self.classified(family, None, &objects, links, |route| match route {
+                Route::Shadowed => c.shadowed += 1,
+                Route::Forwarding(1) => c.first += 1,
+                Route::Forwarding(2) => c.second += 1,
+                Route::Forwarding(3) => c.both += 1,
+                Route::Forwarding(_) => c.other += 1,
+            })?;
         }
         Ok(c)
+    }
+
+    /// How many receiver routes still forward through the first of `links`
+    /// (alone or in an ECMP set): a dump the kernel filters by that device
+    /// (RTA_OIF in a strictly checked request), so it returns only those
+    /// routes and costs a walk of the table, not a copy of it. The kernel's
+    /// filter resolves nexthop objects and groups itself
+    /// (`fib_info_nh_uses_dev`, `fib6_info_uses_dev`); the routes it
+    /// returns are classified again all the same (objects resolved as in
+    /// [`census`](Self::census)), in case a kernel ignores the filter.
+    /// A route behind another (a higher metric) via the link counts as
+    /// well, since the one in front is not in the dump: this errs late.
+    pub fn via_first(&mut self, links: (u32, u32)) -> io::Result<u64> {
+        let objects = self.nexthop_links(links)?;
+        let mut n = 0;
+        for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
+            self.classified(family, Some(links.0), &objects, links, |route| {
+                if matches!(route, Route::Forwarding(bits) if bits & 1 != 0) {
+                    n += 1;
+                }
+            })?;
+        }
+        Ok(n)
+    }
+
+    /// Dumps one family's main table (only routes via `oif` if given) and
+    /// hands each receiver route to `f`, classified.
+    fn classified(
+        &mut self,
+        family: u8,
+        oif: Option<u32>,
+        objects: &std::collections::HashMap<u32, u8>,
+        links: (u32, u32),
+        mut f: impl FnMut(Route),
+    ) -> io::Result<()> {
+        self.seq += 1;
+        let req = dump_request(family, oif, self.seq);
+        self.send(&req)?;
+        // A dump lists a prefix's routes together, lowest metric first.
+        let mut last: Option<(u8, u8, Vec<u8>)> = None;
+        loop {
+            let n = recv(&self.fd, &mut self.buf)?;
+            let done = walk(&self.buf[..n], |ty, body| {
+                if ty != RTM_NEWROUTE {
+                    return Ok(());
+                }
+                let Some(m) = parse_route(body) else {
+                    return Ok(());
+                };
+                if !counts_as_receiver_route(&m) {
+                    return Ok(());
+                }
+                let dst = attr(m.attrs, RTA_DST).unwrap_or(&[]);
+                if last
+                    .as_ref()
+                    .is_some_and(|(f, l, d)| *f == m.family && *l == m.dst_len && d[..] == *dst)
+                {
+                    f(Route::Shadowed);
+                    return Ok(());
+                }
+                last = Some((m.family, m.dst_len, dst.to_vec()));
+                f(Route::Forwarding(route_links(&m, objects, links)));
+                Ok(())
+            })?;
+            if done {
+                return Ok(());
+            }
+        }
     }
 
     fn send(&self, req: &[u8]) -> io::Result<()> {
@@ -513,6 +570,84 @@ impl RouteWatch {
             Ok(())
         })?;
         Ok(changed)
+    }
+}
+
+const RTM_NEWLINK: u16 = 16;
+const RTM_DELLINK: u16 = 17;
+const RTM_DELNEXTHOP: u16 = 105;
+const RTMGRP_LINK: u32 = 0x1;
+/// RTNLGRP_NEXTHOP (32) as a bind(2) group bit.
+const RTMGRP_NEXTHOP: u32 = 1 << 31;
+
+/// The failover census's clock between its polls: route, nexthop object
+/// and link notifications in the receiver's namespace, each datagram
+/// read as it arrives (the owner timestamps it).
+pub struct ChangeClock {
+    fd: OwnedFd,
+    buf: Vec<u8>,
+    lost: u32,
+}
+
+impl ChangeClock {
+    /// `lost`: the ifindex of the link that fails (its carrier change is
+    /// the moment the kernel drops its nexthop objects and shrinks groups,
+    /// which it does not announce).
+    pub fn new(lost: u32) -> io::Result<ChangeClock> {
+        let groups = RTMGRP_LINK | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE | RTMGRP_NEXTHOP;
+        let fd = socket(groups, 256 << 20)?;
+        let tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 100_000,
+        };
+        // SAFETY: valid pointer and size.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                size_of::<libc::timeval>() as u32,
+            );
+        }
+        Ok(ChangeClock {
+            fd,
+            buf: vec![0u8; 1 << 20],
+            lost,
+        })
+    }
+
+    /// Waits up to ~100 ms for a datagram; Ok(true) if it held a change
+    /// that can move a route off the lost link ([`relevant`]). ENOBUFS is
+    /// an error (changes were lost); the socket keeps working after it.
+    pub fn poll(&mut self) -> io::Result<bool> {
+        let n = match recv(&self.fd, &mut self.buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let mut any = false;
+        let lost = self.lost;
+        walk(&self.buf[..n], |ty, body| {
+            any |= relevant(ty, body, lost);
+            Ok(())
+        })?;
+        Ok(any)
+    }
+}
+
+/// A notification that can take a route off the lost link: a receiver
+/// route's change (an add, replace or delete in the main table), any
+/// nexthop object's, or the lost link's own (carrier or state).
+fn relevant(ty: u16, body: &[u8], lost: u32) -> bool {
+    match ty {
+        RTM_NEWROUTE | RTM_DELROUTE => {
+            parse_route(body).is_some_and(|m| counts_as_receiver_route(&m))
+        }
+        RTM_NEWNEXTHOP | RTM_DELNEXTHOP => true,
+        // struct ifinfomsg: family u8, pad u8, type u16, index i32, ...
+        RTM_NEWLINK | RTM_DELLINK => body.get(4..8).and_then(u32_of) == Some(lost),
+        _ => false,
     }
 }
 
@@ -669,5 +804,170 @@ mod tests {
         let m = parse_route(&body).unwrap();
         assert_eq!(m.table, 1000);
         assert_eq!(prefix_of(&m).unwrap().to_string(), "10.0.0.0/8");
+    }
+
+    #[test]
+    fn a_filtered_dump_request_carries_the_device() {
+        let req = dump_request(libc::AF_INET6 as u8, Some(7), 9);
+        assert_eq!(req.len(), NLMSG_HDRLEN + RTMSG_LEN + 8);
+        assert_eq!(u32_of(&req[0..4]), Some(req.len() as u32));
+        assert_eq!(req[NLMSG_HDRLEN], libc::AF_INET6 as u8);
+        assert_eq!(req[NLMSG_HDRLEN + 4], RT_TABLE_MAIN);
+        assert_eq!(
+            attr(&req[NLMSG_HDRLEN + RTMSG_LEN..], RTA_OIF),
+            Some(&7u32.to_ne_bytes()[..])
+        );
+        assert_eq!(
+            dump_request(libc::AF_INET as u8, None, 1).len(),
+            NLMSG_HDRLEN + RTMSG_LEN
+        );
+    }
+
+    fn route_body(protocol: u8, attrs: &[(u16, Vec<u8>)]) -> Vec<u8> {
+        let mut b = vec![
+            libc::AF_INET as u8,
+            24,
+            0,
+            0,
+            254,
+            protocol,
+            0,
+            RTN_UNICAST,
+            0,
+            0,
+            0,
+            0,
+        ];
+        for (ty, v) in attrs {
+            push_attr(&mut b, *ty, v);
+        }
+        b
+    }
+
+    #[test]
+    fn a_route_leaves_by_its_object_its_device_or_its_multipath() {
+        let links = (3, 4);
+        let objects = std::collections::HashMap::from([(10, 1u8), (11, 2), (12, 3)]);
+        let links_of = |attrs: &[(u16, Vec<u8>)]| {
+            let b = route_body(186, attrs);
+            route_links(&parse_route(&b).unwrap(), &objects, links)
+        };
+        assert_eq!(links_of(&[(RTA_NH_ID, 12u32.to_ne_bytes().to_vec())]), 3);
+        assert_eq!(links_of(&[(RTA_NH_ID, 99u32.to_ne_bytes().to_vec())]), 4);
+        assert_eq!(links_of(&[(RTA_OIF, 4u32.to_ne_bytes().to_vec())]), 2);
+        let mut mp = Vec::new();
+        for oif in [3u32, 4] {
+            mp.extend_from_slice(&8u16.to_ne_bytes());
+            mp.extend_from_slice(&[0, 0]);
+            mp.extend_from_slice(&oif.to_ne_bytes());
+        }
+        assert_eq!(links_of(&[(RTA_MULTIPATH, mp)]), 3);
+    }
+
+    #[test]
+    fn changes_that_can_move_a_route_off_the_lost_link() {
+        let route = route_body(186, &[(RTA_DST, vec![10, 0, 0, 0])]);
+        assert!(relevant(RTM_NEWROUTE, &route, 3));
+        assert!(relevant(RTM_DELROUTE, &route, 3));
+        // An address's own route (proto kernel) is not the receiver's.
+        assert!(!relevant(RTM_DELROUTE, &route_body(RTPROT_KERNEL, &[]), 3));
+        assert!(relevant(RTM_NEWNEXTHOP, &[0u8; 8], 3));
+        let link = |index: u32| {
+            let mut b = vec![0u8; 16];
+            b[4..8].copy_from_slice(&index.to_ne_bytes());
+            b
+        };
+        assert!(relevant(RTM_NEWLINK, &link(3), 3));
+        assert!(!relevant(RTM_NEWLINK, &link(4), 3));
+    }
+
+    /// In a namespace (root): the kernel's RTA_OIF filter returns routes
+    /// on nexthop objects and groups through the device, with the
+    /// objects' paths not copied into the routes (compat mode off); after
+    /// the link loses carrier only the inline routes the kernel keeps
+    /// (linkdown) are still counted, and the change clock heard the link.
+    #[test]
+    fn counts_the_routes_via_a_link_in_a_real_kernel() {
+        let name = labkit::netns::unique_name("kb", "census");
+        let ns = labkit::Netns::create(&name, &labkit::netns::Setup::ROUTER).unwrap();
+        ns.run(&["sysctl", "-qw", "net.ipv4.nexthop_compat_mode=0"])
+            .unwrap();
+        let ip = |a: &str| ns.ip(&a.split_whitespace().collect::<Vec<_>>()).unwrap();
+        for i in 0..2 {
+            ip(&format!("link add veth{i} type veth peer name veth{i}p"));
+            ip(&format!("link set veth{i} up"));
+            ip(&format!("link set veth{i}p up"));
+            ip(&format!("addr add 10.0.{i}.1/24 dev veth{i}"));
+            ip(&format!("addr add 2001:db8:{i}::1/64 dev veth{i} nodad"));
+        }
+        for (id, via) in [(1, "10.0.0.2 dev veth0"), (2, "10.0.1.2 dev veth1")] {
+            ip(&format!("nexthop add id {id} via {via} proto 186"));
+        }
+        for (id, via) in [
+            (11, "2001:db8::2 dev veth0"),
+            (12, "2001:db8:1::2 dev veth1"),
+        ] {
+            ip(&format!("nexthop add id {id} via {via} proto 186"));
+        }
+        ip("nexthop add id 3 group 1/2 proto 186");
+        ip("nexthop add id 13 group 11/12 proto 186");
+        for (dst, how) in [
+            ("10.100.0.0/24", "nhid 1"),
+            ("10.100.1.0/24", "nhid 3"),
+            ("10.100.2.0/24", "nhid 2"),
+            // Behind the one above: the kernel does not forward on it.
+            ("10.100.2.0/24", "nhid 1 metric 30"),
+            ("10.100.3.0/24", "via 10.0.0.2"),
+            ("10.100.4.0/24", "nexthop via 10.0.0.2 nexthop via 10.0.1.2"),
+            ("2001:db8:100::/64", "nhid 11"),
+            ("2001:db8:101::/64", "nhid 13"),
+            ("2001:db8:102::/64", "nhid 12"),
+            ("2001:db8:103::/64", "via 2001:db8::2"),
+        ] {
+            ip(&format!("route add {dst} proto 186 {how}"));
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let h = ns.spawn_thread(move || {
+            let idx = |d: &str| {
+                let c = std::ffi::CString::new(d).unwrap();
+                // SAFETY: a valid C string.
+                unsafe { libc::if_nametoindex(c.as_ptr()) }
+            };
+            let links = (idx("veth0"), idx("veth1"));
+            let mut counter = RouteCounter::new().unwrap();
+            let mut clock = ChangeClock::new(links.0).unwrap();
+            tx.send((
+                counter.via_first(links).unwrap(),
+                counter.census(links).unwrap(),
+            ))
+            .unwrap();
+            go_rx.recv().unwrap();
+            let heard = (0..20).any(|_| clock.poll().unwrap());
+            (counter.via_first(links).unwrap(), heard)
+        });
+        let (via, census) = rx.recv().unwrap();
+        // v4: 100.0, 100.1 (group), 100.3, 100.4 (multipath); v6: 100,
+        // 101, 103. And 100.2's route at metric 30: a filtered dump does
+        // not show the route in front of it (via veth1), so it counts (the
+        // census errs late, never early).
+        assert_eq!(via, 8);
+        assert_eq!(
+            census,
+            Census {
+                first: 4,
+                second: 2,
+                both: 3,
+                other: 0,
+                shadowed: 1
+            }
+        );
+        ip("link set veth0p down");
+        go_tx.send(()).unwrap();
+        let (via, heard) = h.join().unwrap().unwrap();
+        // The objects via veth0 went (their routes with them, the groups
+        // shrank); the inline routes stay, linkdown.
+        assert_eq!(via, 3);
+        assert!(heard, "no notification of the carrier loss");
     }
 }

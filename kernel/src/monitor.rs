@@ -13,8 +13,8 @@ use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 
 use crate::cmd::Cmd;
-use crate::msg::raw_route;
-use crate::netlink::{header_of, split_messages, NlSocket, RTM_DELROUTE, RTM_NEWROUTE};
+use crate::msg::{raw_route, RawRoute};
+use crate::netlink::{header_of, split_messages, NlSocket, RawHeader, RTM_DELROUTE, RTM_NEWROUTE};
 use crate::nexthop;
 
 const RTM_NEWLINK: u16 = 16;
@@ -37,6 +37,17 @@ pub(crate) fn link_cmd(l: &LinkMessage) -> Cmd {
                 .flags
                 .intersects(LinkFlags::Running | LinkFlags::LowerUp),
     }
+}
+
+/// A route of ours the kernel deleted by itself because the nexthop
+/// object it used went (carrier loss or link down flush it, or someone
+/// deleted the object). Only IPv6 reports these (`__remove_nexthop_fib`
+/// deletes IPv6 routes one by one with notifications, while IPv4's go
+/// in a silent flush); the FIB learns of the object's loss from its
+/// RTM_DELNEXTHOP and acts on that, so these must not read as someone
+/// else deleting our routes (which would write every one back).
+fn object_consequence(h: RawHeader, r: &RawRoute, protocol: u8) -> bool {
+    h.kind == RTM_DELROUTE && h.portid == 0 && r.nhid != 0 && r.protocol == protocol
 }
 
 /// The identity of the routes we write.
@@ -79,7 +90,8 @@ pub(crate) fn run(mut sock: NlSocket, tx: mpsc::Sender<Cmd>, stop: Arc<AtomicBoo
         let mut changed = false;
         let mut touched = Vec::new();
         for raw in split_messages(data) {
-            match header_of(raw).kind {
+            let header = header_of(raw);
+            match header.kind {
                 RTM_NEWLINK | RTM_DELLINK => {
                     let Ok(m) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(raw) else {
                         changed = true;
@@ -104,6 +116,7 @@ pub(crate) fn run(mut sock: NlSocket, tx: mpsc::Sender<Cmd>, stop: Arc<AtomicBoo
                     }
                 }
                 RTM_NEWROUTE | RTM_DELROUTE => match raw_route(raw) {
+                    Some(r) if object_consequence(header, &r, protocol) => {}
                     Some(r) => {
                         // Routes of our protocol do not resolve next hops.
                         changed |= r.protocol != protocol;
@@ -128,5 +141,62 @@ pub(crate) fn run(mut sock: NlSocket, tx: mpsc::Sender<Cmd>, stop: Arc<AtomicBoo
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(protocol: u8, nhid: u32) -> RawRoute {
+        RawRoute {
+            prefix: "2001:db8:100::/64".parse().unwrap(),
+            table: 254,
+            protocol,
+            metric: 20,
+            nhid,
+            hops: Vec::new(),
+        }
+    }
+
+    fn header(kind: u16, portid: u32) -> RawHeader {
+        RawHeader {
+            kind,
+            flags: 0,
+            seq: 0,
+            portid,
+        }
+    }
+
+    #[test]
+    fn only_the_kernels_own_deletes_of_our_object_routes_are_its_consequence() {
+        assert!(object_consequence(
+            header(RTM_DELROUTE, 0),
+            &route(186, 7),
+            186
+        ));
+        // Someone's `ip route del`: their socket's port id.
+        assert!(!object_consequence(
+            header(RTM_DELROUTE, 4242),
+            &route(186, 7),
+            186
+        ));
+        // Not on an object: a flush the FIB must hear about.
+        assert!(!object_consequence(
+            header(RTM_DELROUTE, 0),
+            &route(186, 0),
+            186
+        ));
+        // Another protocol's route that had replaced ours went.
+        assert!(!object_consequence(
+            header(RTM_DELROUTE, 0),
+            &route(3, 7),
+            186
+        ));
+        assert!(!object_consequence(
+            header(RTM_NEWROUTE, 0),
+            &route(186, 7),
+            186
+        ));
     }
 }

@@ -253,6 +253,9 @@ pub(crate) struct RawHeader {
     pub kind: u16,
     pub flags: u16,
     pub seq: u32,
+    /// The sender's port id: for a notification, the socket whose request
+    /// caused it; 0 when the kernel acted on its own.
+    pub portid: u32,
 }
 
 pub(crate) fn header_of(raw: &[u8]) -> RawHeader {
@@ -260,6 +263,7 @@ pub(crate) fn header_of(raw: &[u8]) -> RawHeader {
         kind: u16::from_ne_bytes([raw[4], raw[5]]),
         flags: u16::from_ne_bytes([raw[6], raw[7]]),
         seq: u32::from_ne_bytes([raw[8], raw[9], raw[10], raw[11]]),
+        portid: u32::from_ne_bytes([raw[12], raw[13], raw[14], raw[15]]),
     }
 }
 

@@ -509,3 +509,77 @@ fn standbys_are_repaired_resynced_and_adopted_after_a_restart() {
         assert!(ns.objects().is_empty(), "{:?}", ns.objects());
     });
 }
+
+const A6: &str = "2001:db8::2";
+const B6: &str = "2001:db8:1::2";
+
+/// IPv6 with backup routes, carrier loss of the best next hop. Unlike
+/// IPv4's, the kernel reports each IPv6 route it removes with the lost
+/// nexthop object (RTM_DELROUTE, port id 0); those are the object's
+/// consequence, not someone deleting our routes, so the FIB must not
+/// write the primaries back (that was twice the prefixes in messages).
+#[test]
+fn ipv6_carrier_loss_onto_standbys_costs_no_write_per_prefix() {
+    let ns = Netns::new("pic-v6-stb");
+    ns.run(|ns| async move {
+        let (fib, _rx) = start(kernel::FibConfig {
+            backup_routes: true,
+            ..cfg()
+        });
+        let prefix = |i: u32| format!("2001:db8:{:x}:{:x}::/64", 0x100 + i / 256, i % 256);
+        let with_backup: Vec<FibChange> = (0..N)
+            .map(|i| change_with_backup(&prefix(i), &[A6], &[B6]))
+            .collect();
+        let only_b: Vec<FibChange> = (0..N).map(|i| change(&prefix(i), &[B6])).collect();
+        let n = N as usize;
+        let count6 = |r: &[serde_json::Value], metric: u64, gw: &str, dev: &str| {
+            r.iter()
+                .filter(|r| r["metric"].as_u64() == Some(metric) && paths(r) == vec![pair(gw, dev)])
+                .count()
+        };
+        fib.apply(with_backup).await;
+        fib.flush().await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let r = ns.v6();
+            if count6(&r, 20, A6, "veth0") == n && count6(&r, 21, B6, "veth1") == n {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "not installed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        settle(&fib).await;
+        let before = fib.messages_written();
+
+        ns.ip("link set veth0p down");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let r = ns.v6();
+            if r.len() == n && count6(&r, 21, B6, "veth1") == n {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} routes, {} standbys via B",
+                r.len(),
+                count6(&r, 21, B6, "veth1")
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        settle(&fib).await;
+        fib.apply(only_b).await;
+        settle(&fib).await;
+        let cost = fib.messages_written() - before;
+        println!("IPv6 failover of {N} prefixes onto their standbys: {cost} netlink messages");
+        assert!(
+            cost <= 4,
+            "IPv6 failover of {N} prefixes cost {cost} netlink messages"
+        );
+        let r = ns.v6();
+        assert_eq!((r.len(), count6(&r, 21, B6, "veth1")), (n, n));
+        assert!(route_get(&ns, "2001:db8:100::1").contains(&format!("via {B6} dev veth1")));
+        fib.shutdown().await;
+        assert!(ns.v6().is_empty(), "{:?}", ns.v6().first());
+        assert!(ns.objects().is_empty(), "{:?}", ns.objects());
+    });
+}
