@@ -301,13 +301,22 @@ fn node_states_and_cluster_check_name_each_missing_pair() {
             _ => Err(format!("{routes:?}")),
         }
     });
-    let out = rack.api.kroute_cli(&["cluster", "check"]);
-    let text = String::from_utf8_lossy(&out.stdout);
+    // node-c's state (not waited for above) says so a moment later too:
+    // poll `cluster check` until it names all four pairs.
+    let text = wait_until(CONVERGE, "cluster check naming 4 missing pairs", || {
+        let out = rack.api.kroute_cli(&["cluster", "check"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.code() == Some(1)
+            && text.contains("node-b: 10.244.1.0/24 of node-a:")
+            && text.contains("node-a: 10.244.2.0/24 of node-b:")
+            && text.contains("4 of 6 pairs missing")
+        {
+            Ok(text)
+        } else {
+            Err(format!("exit {:?}\n{text}", out.status.code()))
+        }
+    });
     eprintln!("{text}");
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("node-b: 10.244.1.0/24 of node-a:"), "{text}");
-    assert!(text.contains("node-a: 10.244.2.0/24 of node-b:"), "{text}");
-    assert!(text.contains("4 of 6 pairs missing"), "{text}");
     let json_out = rack.api.kroute_cli(&["cluster", "check", "-o", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&json_out.stdout).expect("json");
     assert_eq!(v["missing"], 4);
