@@ -46,20 +46,31 @@ fn service_on_one_node_answers_pods_on_the_others() {
     wait_until(CONVERGE, "pod routes everywhere", || {
         lab.check_pod_routes(&nodes, &[], &[], Some(2))
     });
-    for client in ["n2", "n3"] {
-        for p in ["fd00:101:96::1/128", "10.101.96.1/32"] {
-            assert!(lab.route(client, p).is_some(), "{client}: no route to {p}");
+    // The service address may come in a later UPDATE than the pod CIDRs.
+    wait_until(CONVERGE, "the service address at the clients", || {
+        for client in ["n2", "n3"] {
+            for p in ["fd00:101:96::1/128", "10.101.96.1/32"] {
+                if lab.route(client, p).is_none() {
+                    return Err(format!("{client}: no route to {p}"));
+                }
+            }
         }
-    }
+        Ok(())
+    });
     let (p2, _) = lab.pod_cidrs("n2");
-    let explain = lab.explain("n1", &p2);
-    assert!(explain.contains("kernel: installed"), "{explain}");
+    wait_until(CONVERGE, "n1 explains p2's CIDR as installed", || {
+        let explain = lab.explain("n1", &p2);
+        if explain.contains("kernel: installed") {
+            Ok(())
+        } else {
+            Err(explain)
+        }
+    });
 
     wait_until(CONVERGE, "TCP replies from the service", || {
         tcp_from(&lab, &["p2", "p3"])
     });
-    let st = lab.status();
-    assert_eq!(st["matrix"]["failed"], 0, "{}", st["matrix"]);
+    wait_until(CONVERGE, "full ping matrix", || lab.matrix_ok(&[]));
 
     // 1. Stop upstream r1: everything through r2, no route via r1.
     stop(lab.pid("r1", "bgpd"));
@@ -88,7 +99,10 @@ fn service_on_one_node_answers_pods_on_the_others() {
     wait_until(CONVERGE, "TCP after restarting kroute on n1", || {
         tcp_from(&lab, &["p2", "p3"])
     });
-    lab.check_pod_routes(&nodes, &[], &r1, Some(1))
-        .expect("routes after the restart");
+    // TCP from p2/p3 needs only the service route and n1's return routes;
+    // n1's pod CIDRs may reach the clients' kernels a little later.
+    wait_until(CONVERGE, "routes after the restart", || {
+        lab.check_pod_routes(&nodes, &[], &r1, Some(1))
+    });
     wait_until(CONVERGE, "full matrix", || lab.matrix_ok(&[]));
 }
