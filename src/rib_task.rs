@@ -620,6 +620,7 @@ impl RouterTask {
                 .domains
                 .rib_mut(&mut self.rib, domain.as_deref())
                 .pull(peer, SEND_BATCH);
+            let shared = pulled.shared;
             let mut updates = pulled.updates;
             let defer = self.defers_end_of_rib(peer);
             let Some(e) = self.peers.get_mut(&peer) else {
@@ -633,10 +634,11 @@ impl RouterTask {
                 e.deferred_eor.extend::<Vec<Update>>(eor);
                 updates = rest;
             }
-            if !updates.is_empty() {
+            if shared.is_some() || !updates.is_empty() {
                 e.ready = false;
                 let _ = e.cmd.send(PeerCmd::Send {
                     generation,
+                    shared,
                     updates,
                 });
             }
@@ -835,6 +837,7 @@ impl RouterTask {
                 info!(peer = %e.cfg.name, "initial convergence: sending End-of-RIB");
                 let _ = e.cmd.send(PeerCmd::Send {
                     generation,
+                    shared: None,
                     updates,
                 });
             }
