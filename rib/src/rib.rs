@@ -1189,9 +1189,9 @@ impl Rib {
                 continue;
             };
             let from = best.as_ref().map_or(LOCAL_PEER, |b| b.peer);
-            // Export runs once for the group, towards a member other than
-            // the path's source (which the group never sends it back to).
-            let to = group.representative(from);
+            // Export runs once for the group, towards any member: the
+            // group applies split horizon per member.
+            let to = group.representative();
             let (result, too_big): (Option<Arc<Attrs>>, bool) = match (&best, to) {
                 (None, _) | (_, None) => (None, false),
                 (Some(b), Some(to)) => {
@@ -1199,7 +1199,7 @@ impl Rib {
                     match batch.cache.get(&key) {
                         Some(c) => (c.attrs.clone(), c.too_big),
                         None => {
-                            let e = ctx.export(b, &prefix, to);
+                            let e = ctx.export_to_group(b, &prefix, to);
                             let too_big = e.result.as_ref().is_err_and(|r| r == DOES_NOT_FIT);
                             let r = e.result.ok().map(|a| self.ints.attrs.intern(a));
                             if !e.used_prefix {

@@ -209,10 +209,9 @@ impl UpdateGroup {
         self.members.len()
     }
 
-    /// A member to run export for, other than `not` (the path's source,
-    /// to which export refuses everything).
-    pub fn representative(&self, not: PeerId) -> Option<PeerId> {
-        self.members.keys().copied().find(|m| *m != not)
+    /// A member to run the group's export for.
+    pub fn representative(&self) -> Option<PeerId> {
+        self.members.keys().next().copied()
     }
 
     /// A session joins: it reads the whole table from the start, then

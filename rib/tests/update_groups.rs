@@ -255,3 +255,14 @@ fn a_best_path_moving_to_a_member_withdraws_it_from_that_member_only() {
     assert_eq!(views[1][&p("10.7.0.0/24")], addr(2));
     assert_eq!(views[3][&p("10.7.0.0/24")], addr(2));
 }
+
+#[test]
+fn a_member_joining_a_group_whose_only_member_is_a_routes_source_gets_that_route() {
+    let mut rib = rr(1);
+    announce(&mut rib, 1);
+    drain(&mut rib, 1, &mut BTreeMap::new());
+    join(&mut rib, 2);
+    let mut view = BTreeMap::new();
+    drain(&mut rib, 2, &mut view);
+    assert_eq!(view, expected([1]));
+}
