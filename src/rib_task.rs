@@ -60,8 +60,6 @@ struct PeerEntry {
     /// The session's writer has room for a batch of UPDATEs: set when it
     /// comes up and by [`RibEvent::SendReady`], cleared by each batch.
     ready: bool,
-    /// The session's next batch waits until then ([`COALESCE`]).
-    send_after: Option<Instant>,
     /// `asn: external`: the AS of the peer's last OPEN.
     learned_asn: Option<u32>,
     /// A dynamic neighbor: the listen range it came in through.
@@ -117,9 +115,6 @@ pub struct RouterTask {
     /// peers can have something new to send (a scan of every peer per
     /// SendReady made each route change cost N² at N sessions).
     send_only: Option<Vec<PeerId>>,
-    /// The earliest [`PeerEntry::send_after`] of a ready session with
-    /// something to send: the router task sends again then.
-    send_due: Option<Instant>,
     /// We restart with graceful restart (routes of a previous run were in
     /// the kernel): the R bit until then (RFC 4724 §4.1), else None.
     restarting_until: Option<Instant>,
@@ -294,14 +289,6 @@ const PEER_DOWN_STEP: usize = 16 * 1024;
 /// few hundred KiB encoded for a typical table, at most 4096 octets each.
 const SEND_BATCH: usize = 4096;
 
-/// A session that was handed everything queued for it waits this long
-/// before its next batch, so the changes of a burst (many sessions coming
-/// up at once, each with routes for every other) gather into one batch and
-/// one write instead of a write per change per session (issue 17). A
-/// first change after a quiet spell goes at once, and a session with more
-/// queued than one batch is not held back.
-const COALESCE: Duration = Duration::from_millis(50);
-
 /// Route changes after which the RIB hands its outputs on while it drains
 /// queued events (UPDATEs wait in the Adj-RIB-Out for `Rib::pull`).
 const FLUSH_AT: usize = 16 * 1024;
@@ -349,7 +336,6 @@ impl RouterTask {
             started,
             initial_sync_done: false,
             send_only: None,
-            send_due: None,
             restarting_until: restarting.then(|| started + deferral_time),
             deferral: restarting.then(Deferral::default),
             originated: Vec::new(),
@@ -452,7 +438,6 @@ impl RouterTask {
                 stale: None,
                 deferred_eor: Vec::new(),
                 ready: false,
-                send_after: None,
                 learned_asn: None,
                 dynamic: None,
             },
@@ -630,8 +615,6 @@ impl RouterTask {
             }
             None => self.peers.keys().copied().collect(),
         };
-        let now = Instant::now();
-        let mut due: Option<Instant> = None;
         let ready: Vec<PeerId> = candidates
             .iter()
             .filter_map(|id| self.peers.get_key_value(id))
@@ -643,26 +626,14 @@ impl RouterTask {
                         .rib_ref(&self.rib, e.cfg.domain.as_deref())
                         .has_pending(**id)
             })
-            .filter(|(_, e)| match e.send_after {
-                Some(t) if t > now => {
-                    due = Some(due.map_or(t, |d| d.min(t)));
-                    false
-                }
-                _ => true,
-            })
             .map(|(id, _)| *id)
             .collect();
-        // A later send for those held back (or the earlier one that is
-        // already due stays).
-        self.send_due = match (self.send_due.filter(|d| *d > now), due) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
         for peer in ready {
             let domain = self.domain_of(peer).map(str::to_string);
-            let rib = self.domains.rib_mut(&mut self.rib, domain.as_deref());
-            let pulled = rib.pull(peer, SEND_BATCH);
-            let drained = !rib.has_pending(peer);
+            let pulled = self
+                .domains
+                .rib_mut(&mut self.rib, domain.as_deref())
+                .pull(peer, SEND_BATCH);
             let shared = pulled.shared;
             let mut updates = pulled.updates;
             let defer = self.defers_end_of_rib(peer);
@@ -679,7 +650,6 @@ impl RouterTask {
             }
             if shared.is_some() || !updates.is_empty() {
                 e.ready = false;
-                e.send_after = drained.then(|| now + COALESCE);
                 let _ = e.cmd.send(PeerCmd::Send {
                     generation,
                     shared,
@@ -761,8 +731,6 @@ impl RouterTask {
                     }
                 }
                 Some(ev) = fib_events.recv() => self.fib_event(ev, &mut out),
-                // Sessions held back by COALESCE: the flush below sends.
-                _ = sleep_until_due(self.send_due) => self.send_due = None,
                 Some((name, ev)) = domain_fib_events.recv() => self.domain_fib_event(&name, ev),
                 _ = tick.tick() => {
                     self.check_initial_sync().await;
@@ -1001,7 +969,6 @@ impl RouterTask {
                     e.graceful_restart = graceful_restart;
                     e.deferred_eor.clear();
                     e.ready = true;
-                    e.send_after = None;
                     let up = crate::events::SessionState::Established;
                     Self::watch_session(&self.watchers, &e.cfg.name, up, None);
                     let domain = e.cfg.domain.clone();
@@ -1865,14 +1832,6 @@ impl RouterTask {
         self.domains.shutdown(keep).await;
         // Give the sessions a moment to put their NOTIFICATIONs on the wire.
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Until `due`; never without one.
-async fn sleep_until_due(due: Option<Instant>) {
-    match due {
-        Some(t) => tokio::time::sleep_until(t.into()).await,
-        None => std::future::pending().await,
     }
 }
 

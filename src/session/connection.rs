@@ -256,30 +256,10 @@ pub async fn run_writer(
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     a: WriterArgs,
 ) {
-    let mut out: Vec<u8> = Vec::new();
+    let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut refreshed: Vec<Family> = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut close = false;
-        // An update group's batch alone is written from where it is,
-        // shared with the other sessions, not copied.
-        let first = match first {
-            Outgoing::Shared(b) if rx.is_empty() => {
-                match write_within(&mut wr, &b, a.send_hold).await {
-                    Written::All => {
-                        if a.queued.written(b.len()) {
-                            let _ = a.events.send((a.conn, ConnEvent::Room)).await;
-                        }
-                        continue;
-                    }
-                    Written::Failed => return,
-                    Written::Stuck => {
-                        let _ = a.events.send((a.conn, ConnEvent::SendHoldExpired)).await;
-                        return;
-                    }
-                }
-            }
-            other => other,
-        };
         let mut next = Some(first);
         // Gather what is queued (up to 1 MiB), then write once.
         while let Some(cmd) = next.take() {
@@ -302,11 +282,6 @@ pub async fn run_writer(
             Written::All => {
                 let room = a.queued.written(out.len());
                 out.clear();
-                // An idle session keeps no big buffer (at a thousand
-                // sessions these were most of the memory per session).
-                if out.capacity() > 64 * 1024 {
-                    out = Vec::new();
-                }
                 if room {
                     let _ = a.events.send((a.conn, ConnEvent::Room)).await;
                 }
