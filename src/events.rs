@@ -168,6 +168,9 @@ pub enum PeerCmd {
     /// markers held back for graceful restart.
     Send {
         generation: u64,
+        /// The batch shared by the members of the peer's update group at
+        /// the same place (encoded once per ASN encoding); before `updates`.
+        shared: Option<std::sync::Arc<rib::SharedUpdates>>,
         updates: Vec<Update>,
     },
     /// A TCP connection the listener accepted from this peer's address.

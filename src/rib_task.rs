@@ -117,6 +117,11 @@ pub struct RouterTask {
     events: mpsc::Sender<RibEvent>,
     started: Instant,
     initial_sync_done: bool,
+    /// Set when the events since the last send were only
+    /// [`RibEvent::SendReady`]: nothing in the RIBs changed, so only these
+    /// peers can have something new to send (a scan of every peer per
+    /// SendReady made each route change cost N² at N sessions).
+    send_only: Option<Vec<PeerId>>,
     /// We restart with graceful restart (routes of a previous run were in
     /// the kernel): the R bit until then (RFC 4724 §4.1), else None.
     restarting_until: Option<Instant>,
@@ -344,6 +349,7 @@ impl RouterTask {
             events,
             started,
             initial_sync_done: false,
+            send_only: None,
             restarting_until: restarting.then(|| started + deferral_time),
             deferral: restarting.then(Deferral::default),
             originated: Vec::new(),
@@ -616,9 +622,17 @@ impl RouterTask {
     /// from its Adj-RIB-Out: a slow peer's changes wait there (last state
     /// wins), and no peer waits for another.
     fn send_to_ready_peers(&mut self) {
-        let ready: Vec<PeerId> = self
-            .peers
+        let candidates: Vec<PeerId> = match self.send_only.take() {
+            Some(mut only) => {
+                only.sort_unstable();
+                only.dedup();
+                only
+            }
+            None => self.peers.keys().copied().collect(),
+        };
+        let ready: Vec<PeerId> = candidates
             .iter()
+            .filter_map(|id| self.peers.get_key_value(id))
             .filter(|(id, e)| {
                 e.ready
                     && e.generation.is_some()
@@ -635,6 +649,7 @@ impl RouterTask {
                 .domains
                 .rib_mut(&mut self.rib, domain.as_deref())
                 .pull(peer, SEND_BATCH);
+            let shared = pulled.shared;
             let mut updates = pulled.updates;
             let defer = self.defers_end_of_rib(peer);
             let Some(e) = self.peers.get_mut(&peer) else {
@@ -648,10 +663,11 @@ impl RouterTask {
                 e.deferred_eor.extend::<Vec<Update>>(eor);
                 updates = rest;
             }
-            if !updates.is_empty() {
+            if shared.is_some() || !updates.is_empty() {
                 e.ready = false;
                 let _ = e.cmd.send(PeerCmd::Send {
                     generation,
+                    shared,
                     updates,
                 });
             }
@@ -687,6 +703,14 @@ impl RouterTask {
             tokio::select! {
                 ev = events.recv() => {
                     let Some(ev) = ev else { return };
+                    let mut only = Vec::new();
+                    let mut note = |ev: &RibEvent| {
+                        if let RibEvent::SendReady { peer, .. } = ev {
+                            only.push(*peer);
+                        }
+                    };
+                    let mut touched = !matches!(ev, RibEvent::SendReady { .. });
+                    note(&ev);
                     if let Some(done) = self.handle(ev, &mut out).await {
                         self.flush(out).await;
                         self.shutdown().await;
@@ -702,6 +726,8 @@ impl RouterTask {
                     for _ in 0..256 {
                         match events.try_recv() {
                             Ok(ev) => {
+                                touched |= !matches!(ev, RibEvent::SendReady { .. });
+                                note(&ev);
                                 if let Some(done) = self.handle(ev, &mut out).await {
                                     self.flush(out).await;
                                     self.shutdown().await;
@@ -714,6 +740,9 @@ impl RouterTask {
                             }
                             Err(_) => break,
                         }
+                    }
+                    if !touched {
+                        self.send_only = Some(only);
                     }
                 }
                 Some(ev) = fib_events.recv() => self.fib_event(ev, &mut out),
@@ -850,6 +879,7 @@ impl RouterTask {
                 info!(peer = %e.cfg.name, "initial convergence: sending End-of-RIB");
                 let _ = e.cmd.send(PeerCmd::Send {
                     generation,
+                    shared: None,
                     updates,
                 });
             }

@@ -365,7 +365,7 @@ impl Rib {
             // Leak sources are fed, never sent to.
             .filter(|(id, _)| !crate::attrs::is_leak_peer(**id))
             .map(|(id, peer)| {
-                let sent = self.adj_out.get(id).and_then(|a| a.get(&prefix));
+                let sent = self.group(*id).and_then(|g| g.sent_for(*id, &prefix));
                 let name = peer.cfg.name.clone();
                 match (sent, best) {
                     (Some(a), _) => PeerExport {
@@ -467,11 +467,15 @@ impl Rib {
                 }
             }
             Table::Advertised => {
-                for (id, adj) in &self.adj_out {
+                for (id, gid) in &self.group_of {
                     if q.peer.is_some_and(|p| p != *id) {
                         continue;
                     }
-                    let name = ctx.peer_name(*id);
+                    let Some(adj) = self.groups.get(gid) else {
+                        continue;
+                    };
+                    let id = *id;
+                    let name = ctx.peer_name(id);
                     let mut push = |prefix: Prefix, a: &Arc<Attrs>| {
                         out.push(RouteView {
                             prefix,
@@ -494,11 +498,16 @@ impl Rib {
                     };
                     match &q.prefix {
                         Some(p) => {
-                            if let Some((k, a)) = adj.longest_match(&p.trunc()) {
+                            let p = p.trunc();
+                            let longest = adj
+                                .sent(id)
+                                .filter(|(k, _)| k.contains(&p))
+                                .max_by_key(|(k, _)| k.prefix_len());
+                            if let Some((k, a)) = longest {
                                 push(k, a);
                             }
                         }
-                        None => adj.iter().for_each(|(k, a)| push(k, a)),
+                        None => adj.sent(id).for_each(|(k, a)| push(k, a)),
                     }
                 }
             }

@@ -28,6 +28,20 @@ impl Ctx<'_> {
     /// The export pipeline for `best` (the best path of `prefix`) towards
     /// peer `to`. Pure: `explain` calls it too.
     pub(crate) fn export(&self, best: &PathInfo, prefix: &Prefix, to: PeerId) -> Exported {
+        if best.peer == to {
+            return Exported {
+                result: Err("learned from this peer".into()),
+                used_prefix: false,
+            };
+        }
+        self.export_to_group(best, prefix, to)
+    }
+
+    /// [`Ctx::export`] for the update group of peer `to`, as if `to` were
+    /// not the path's source: the group's other members may get the path,
+    /// and the group itself never sends a member its own path
+    /// (`update_group.rs`).
+    pub(crate) fn export_to_group(&self, best: &PathInfo, prefix: &Prefix, to: PeerId) -> Exported {
         let mut used_prefix = false;
         let result = self.export_inner(best, prefix, to, &mut used_prefix);
         Exported {
@@ -48,9 +62,6 @@ impl Ctx<'_> {
         let family = Family::of_prefix(prefix);
         if !session.families.contains(&family) {
             return Err(format!("family {family} not negotiated"));
-        }
-        if best.peer == to {
-            return Err("learned from this peer".into());
         }
         let local_asn = self.cfg.local_asn;
         let to_ebgp = peer.cfg.remote_asn != local_asn;

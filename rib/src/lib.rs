@@ -9,11 +9,11 @@
 //! Layout: `attrs` (interning), `table` (per-prefix records), `decision`
 //! (best path), `policy` (schema + evaluator), `ctx` (the read-only view
 //! the pure parts get), `import`/`export` (the per-peer pipelines),
-//! `explain` (why), `adj_rib_out` (per peer: what was sent and what is
-//! still to send), `leak` (paths another routing domain's RIB offers, by
+//! `explain` (why), `update_group` (the Adj-RIB-Out, one per group of
+//! peers whose export result is the same: what was sent and what is still
+//! to send), `leak` (paths another routing domain's RIB offers, by
 //! policy), `rib` (the event handlers, which use all of them).
 
-mod adj_rib_out;
 pub mod attrs;
 mod ctx;
 pub mod decision;
@@ -26,6 +26,7 @@ pub mod policy;
 mod rib;
 mod stale;
 pub mod table;
+mod update_group;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::num::NonZeroU32;
@@ -33,13 +34,13 @@ use std::num::NonZeroU32;
 use serde::Serialize;
 use wire::{Community, LargeCommunity};
 
-pub use adj_rib_out::Pulled;
 pub use attrs::{is_leak_peer, LEAK_PEERS};
 pub use explain::{Explanation, PathExplanation, PeerExport, RouteView};
 pub use import::ImportLog;
 pub use import_report::{ImportCounters, ImportReport};
 pub use leak::leak_source_name;
 pub use rib::{PeerDown, Rib};
+pub use update_group::{Pulled, SharedUpdates};
 
 /// The daemon's handle for a configured peer.
 pub type PeerId = u32;

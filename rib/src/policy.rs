@@ -298,6 +298,15 @@ impl Policies {
         self.by_name.get(name)
     }
 
+    /// Whether any of the named policies matches on neighbour names (an
+    /// export result that then depends on the peer's name).
+    pub fn mentions_neighbors(&self, names: &[String]) -> bool {
+        names
+            .iter()
+            .filter_map(|n| self.get(n))
+            .any(|p| p.rules.iter().any(|r| !r.matches.neighbors.is_empty()))
+    }
+
     /// Runs the named policies in order over `attrs`, which set actions
     /// change (cloned on first change only). See the module doc.
     pub fn evaluate(

@@ -8,7 +8,6 @@ use tables::fib::FibSets;
 
 use wire::{Family, NextHop, Origin, PathAttributes, Prefix, Update};
 
-use crate::adj_rib_out::{AdjRibOut, Pulled};
 use crate::attrs::{Attrs, PathInfo, LOCAL_PEER};
 use crate::ctx::{Ctx, Interners, Peer};
 use crate::export::DOES_NOT_FIT;
@@ -17,15 +16,16 @@ use crate::import::{
     withdrawn_path, Standing, TREAT_AS_WITHDRAW,
 };
 use crate::import_report::{ImportCounters, ImportReport};
-use crate::policy::Policies;
+use crate::policy::{Policies, PolicyChain};
 use crate::stale;
 use crate::table::{Dest, FibState, PrefixMap};
+use crate::update_group::{GroupId, GroupKey, Pulled, UpdateGroup};
 use crate::{
     FibChange, FibStatus, NexthopState, Origination, Outputs, PeerConfig, PeerCounters, PeerId,
     RibConfig, SessionInfo,
 };
 
-type ExportKey = (*const PathInfo, PeerId, Family);
+type ExportKey = (*const PathInfo, GroupId, Family);
 
 /// A withdrawal of a peer's paths under way ([`Rib::peer_down_start`]).
 #[derive(Debug)]
@@ -36,11 +36,11 @@ pub struct PeerDown {
     done: bool,
 }
 
-/// Per-event scratch: the peers to export to and a cache of export
-/// results.
+/// Per-event scratch: the update groups to export to and a cache of
+/// export results.
 struct Batch {
-    peers: Vec<PeerId>,
-    /// (best path, destination peer, family) -> export result, for results
+    groups: Vec<GroupId>,
+    /// (best path, destination group, family) -> export result, for results
     /// that do not depend on the prefix.
     cache: HashMap<ExportKey, CachedExport>,
 }
@@ -60,14 +60,15 @@ pub struct Rib {
     pub(crate) policies: Policies,
     pub(crate) peers: BTreeMap<PeerId, Peer>,
     pub(crate) table: PrefixMap<Dest>,
-    /// Per peer with a session: what was sent and what is still to send.
-    pub(crate) adj_out: HashMap<PeerId, AdjRibOut>,
-    /// UPDATEs wait in `adj_out` until [`Rib::pull`] takes them (the
+    /// The Adj-RIB-Out: one per update group (`update_group.rs`), each
+    /// shared by the sessions whose export result is the same.
+    pub(crate) groups: BTreeMap<GroupId, UpdateGroup>,
+    /// Per peer with a session: its group.
+    pub(crate) group_of: HashMap<PeerId, GroupId>,
+    next_group: GroupId,
+    /// UPDATEs wait in the groups until [`Rib::pull`] takes them (the
     /// daemon); off, every event hands them all over in its outputs.
     pull_exports: bool,
-    /// Per peer, the prefixes not advertised because their attributes do
-    /// not fit one 4096-octet UPDATE (counted for `show neighbors`).
-    too_big: HashMap<PeerId, HashSet<Prefix>>,
     pub(crate) ints: Interners,
     pub(crate) nexthops: HashMap<IpAddr, NexthopState>,
     /// Next hops the FIB was asked to watch, or that reported a state.
@@ -99,9 +100,10 @@ impl Rib {
             cfg,
             peers: BTreeMap::new(),
             table: PrefixMap::default(),
-            adj_out: HashMap::new(),
+            groups: BTreeMap::new(),
+            group_of: HashMap::new(),
+            next_group: 0,
             pull_exports: false,
-            too_big: HashMap::new(),
             ints: Interners::default(),
             nexthops: HashMap::new(),
             watched: HashSet::new(),
@@ -119,7 +121,7 @@ impl Rib {
     /// Pull model on (the daemon): an event's UPDATEs are not put in its
     /// outputs but wait, per peer, for [`Rib::pull`], so a slow peer holds
     /// one entry per prefix that differs rather than every change (see
-    /// `adj_rib_out`). Off (the default): each event's outputs carry all
+    /// `update_group`). Off (the default): each event's outputs carry all
     /// the UPDATEs it caused.
     pub fn set_pull_exports(&mut self, on: bool) {
         self.pull_exports = on;
@@ -130,19 +132,130 @@ impl Rib {
     /// changes, then End-of-RIB after the initial table, and ROUTE-REFRESH
     /// answers with the families they complete.
     pub fn pull(&mut self, id: PeerId, budget: usize) -> Pulled {
-        self.adj_out
-            .get_mut(&id)
-            .map_or_else(Pulled::default, |a| a.pull(id, budget))
+        self.group_mut(id)
+            .map_or_else(Pulled::default, |g| g.pull(id, budget))
     }
 
     /// Whether [`Rib::pull`] has something for peer `id`.
     pub fn has_pending(&self, id: PeerId) -> bool {
-        self.adj_out.get(&id).is_some_and(AdjRibOut::has_work)
+        self.group(id).is_some_and(|g| g.has_work(id))
     }
 
     /// Prefixes whose new state waits to be pulled for peer `id`.
     pub fn queued(&self, id: PeerId) -> usize {
-        self.adj_out.get(&id).map_or(0, AdjRibOut::queued)
+        self.group(id).map_or(0, |g| g.queued(id))
+    }
+
+    /// How many update groups there are (`show status`).
+    pub fn update_groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// The update group of peer `id` (a session's).
+    pub(crate) fn group(&self, id: PeerId) -> Option<&UpdateGroup> {
+        self.groups.get(self.group_of.get(&id)?)
+    }
+
+    fn group_mut(&mut self, id: PeerId) -> Option<&mut UpdateGroup> {
+        self.groups.get_mut(self.group_of.get(&id)?)
+    }
+
+    /// What makes peer `id`'s export result (see [`GroupKey`]); None
+    /// without a session.
+    fn group_key(&self, id: PeerId) -> Option<GroupKey> {
+        let peer = self.peers.get(&id)?;
+        let s = peer.session.as_ref()?;
+        let by_name = match &peer.cfg.export {
+            PolicyChain::Named(names) => self.policies.mentions_neighbors(names),
+            _ => false,
+        };
+        let mut families = s.families.clone();
+        families.sort();
+        families.dedup();
+        Some(GroupKey {
+            export: peer.cfg.export.clone(),
+            ebgp: peer.cfg.remote_asn != self.cfg.local_asn,
+            rr_client: peer.cfg.route_reflector_client,
+            next_hop_self: peer.cfg.next_hop_self,
+            families,
+            next_hop_v4: s.local_next_hop_v4,
+            next_hop_v6: s.local_next_hop_v6,
+            link_local: s.local_link_local,
+            extended_next_hop_v4: s.extended_next_hop_v4,
+            neighbor: by_name.then(|| peer.cfg.name.clone()),
+        })
+    }
+
+    /// Puts session `id` in the group its export result calls for, which
+    /// it reads from the start (`leftover`: what it holds from another
+    /// group). Returns the group and whether it is new (then nothing is
+    /// exported to it yet).
+    fn join_group(
+        &mut self,
+        id: PeerId,
+        families: Vec<Family>,
+        leftover: Vec<Prefix>,
+    ) -> Option<(GroupId, bool)> {
+        let key = self.group_key(id)?;
+        let router_id = self.peers.get(&id)?.session.as_ref()?.remote_router_id;
+        let found = self
+            .groups
+            .iter()
+            .find(|(_, g)| g.key == key)
+            .map(|(gid, _)| *gid);
+        let (gid, new) = match found {
+            Some(gid) => (gid, false),
+            None => {
+                let gid = self.next_group;
+                self.next_group += 1;
+                self.groups.insert(gid, UpdateGroup::new(key));
+                (gid, true)
+            }
+        };
+        self.groups
+            .get_mut(&gid)
+            .expect("just found or made")
+            .join(id, router_id, families, leftover);
+        self.group_of.insert(id, gid);
+        Some((gid, new))
+    }
+
+    /// Takes session `id` out of its group (dropped when it was the last
+    /// member); returns the prefixes it holds.
+    fn leave_group(&mut self, id: PeerId) -> Vec<Prefix> {
+        let Some(gid) = self.group_of.remove(&id) else {
+            return Vec::new();
+        };
+        let Some(g) = self.groups.get_mut(&gid) else {
+            return Vec::new();
+        };
+        let held = g.leave(id);
+        if g.member_count() == 0 {
+            self.groups.remove(&gid);
+        }
+        held
+    }
+
+    /// After a reload: a session whose export result can now differ from
+    /// its group's moves to another group (it gets that group's table; what
+    /// it held and that group does not announce is withdrawn).
+    fn regroup(&mut self) {
+        let moving: Vec<PeerId> = self
+            .group_of
+            .iter()
+            .filter(|(id, gid)| {
+                let key = self.group_key(**id);
+                self.groups
+                    .get(gid)
+                    .is_none_or(|g| Some(&g.key) != key.as_ref())
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in moving {
+            let held = self.leave_group(id);
+            // Its End-of-RIB went with its first table.
+            self.join_group(id, Vec::new(), held);
+        }
     }
 
     /// Without the pull model: everything waiting goes in the outputs.
@@ -155,7 +268,7 @@ impl Rib {
             if self.has_pending(id) {
                 let pulled = self.pull(id, usize::MAX);
                 out.updates
-                    .extend(pulled.updates.into_iter().map(|u| (id, u)));
+                    .extend(pulled.into_updates().into_iter().map(|u| (id, u)));
             }
         }
     }
@@ -192,6 +305,7 @@ impl Rib {
     pub fn set_config(&mut self, cfg: RibConfig, out: &mut Outputs) {
         self.policies = Policies::new(&cfg.policies);
         self.cfg = cfg;
+        self.regroup();
         self.reimport(None, out);
         self.process_all(out);
     }
@@ -218,6 +332,7 @@ impl Rib {
             return;
         };
         peer.cfg = cfg;
+        self.regroup();
         self.reimport(Some(id), out);
         self.process_all(out);
     }
@@ -235,9 +350,14 @@ impl Rib {
         };
         let families = info.families.clone();
         peer.session = Some(info);
-        self.adj_out.insert(id, AdjRibOut::new(families));
-        self.too_big.insert(id, HashSet::new());
-        let mut batch = self.batch_for(vec![id]);
+        self.leave_group(id);
+        // Joining a group that exists costs nothing: the session reads the
+        // group's table from the start. A new group is exported to first.
+        let Some((gid, true)) = self.join_group(id, families, Vec::new()) else {
+            self.push_all(out);
+            return;
+        };
+        let mut batch = self.batch_for(vec![gid]);
         let keys: Vec<Prefix> = self.table.keys().collect();
         for p in keys {
             self.process(p, &mut batch, out);
@@ -271,8 +391,7 @@ impl Rib {
         peer.received = 0;
         peer.received_v6 = 0;
         peer.accepted = 0;
-        self.adj_out.remove(&id);
-        self.too_big.remove(&id);
+        self.leave_group(id);
         PeerDown {
             peer: id,
             after: None,
@@ -490,10 +609,10 @@ impl Rib {
     /// The answer is pulled like any UPDATE; [`Pulled::refreshed`] says
     /// when it is complete.
     pub fn route_refresh(&mut self, id: PeerId, family: Family, out: &mut Outputs) {
-        let Some(adj) = self.adj_out.get_mut(&id) else {
+        let Some(g) = self.group_mut(id) else {
             return;
         };
-        adj.refresh(family);
+        g.refresh(id, family);
         self.push_all(out);
     }
 
@@ -651,7 +770,7 @@ impl Rib {
         PeerCounters {
             received: p.received,
             accepted: p.accepted,
-            advertised: self.adj_out.get(&id).map_or(0, |a| a.len()),
+            advertised: self.group(id).map_or(0, |g| g.sent(id).count()),
             too_big: self.not_advertised_too_big(id),
         }
     }
@@ -659,7 +778,7 @@ impl Rib {
     /// Prefixes whose best path is not advertised to the peer because its
     /// attributes do not fit one 4096-octet UPDATE.
     pub fn not_advertised_too_big(&self, id: PeerId) -> usize {
-        self.too_big.get(&id).map_or(0, HashSet::len)
+        self.group(id).map_or(0, |g| g.too_big_for(id))
     }
 
     /// What import refused or ignored from the peer since it was
@@ -735,25 +854,22 @@ impl Rib {
 
     // --- internals -------------------------------------------------------
 
-    fn batch_for(&self, peers: Vec<PeerId>) -> Batch {
+    fn batch_for(&self, groups: Vec<GroupId>) -> Batch {
         Batch {
-            peers,
+            groups,
             cache: HashMap::new(),
         }
     }
 
     fn batch_all(&self) -> Batch {
-        let peers = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.session.is_some())
-            .map(|(id, _)| *id)
-            .collect();
-        self.batch_for(peers)
+        self.batch_for(self.groups.keys().copied().collect())
     }
 
     fn finish(&mut self, batch: Batch, out: &mut Outputs) {
         drop(batch.cache);
+        for g in self.groups.values_mut() {
+            g.collect_garbage();
+        }
         self.push_all(out);
         self.ints.sweep(false);
     }
@@ -1079,15 +1195,22 @@ impl Rib {
         let best = dest.best().cloned();
         let empty = dest.is_empty();
         let family = Family::of_prefix(&prefix);
-        for &to in &batch.peers {
-            let (result, too_big): (Option<Arc<Attrs>>, bool) = match &best {
-                None => (None, false),
-                Some(b) => {
-                    let key = (Arc::as_ptr(b), to, family);
+        for &gid in &batch.groups {
+            let Some(group) = self.groups.get(&gid) else {
+                continue;
+            };
+            let from = best.as_ref().map_or(LOCAL_PEER, |b| b.peer);
+            // Export runs once for the group, towards any member: the
+            // group applies split horizon per member.
+            let to = group.representative();
+            let (result, too_big): (Option<Arc<Attrs>>, bool) = match (&best, to) {
+                (None, _) | (_, None) => (None, false),
+                (Some(b), Some(to)) => {
+                    let key = (Arc::as_ptr(b), gid, family);
                     match batch.cache.get(&key) {
                         Some(c) => (c.attrs.clone(), c.too_big),
                         None => {
-                            let e = ctx.export(b, &prefix, to);
+                            let e = ctx.export_to_group(b, &prefix, to);
                             let too_big = e.result.as_ref().is_err_and(|r| r == DOES_NOT_FIT);
                             let r = e.result.ok().map(|a| self.ints.attrs.intern(a));
                             if !e.used_prefix {
@@ -1103,16 +1226,13 @@ impl Rib {
                     }
                 }
             };
-            if let Some(set) = self.too_big.get_mut(&to) {
-                if too_big {
-                    set.insert(prefix);
-                } else {
-                    set.remove(&prefix);
-                }
+            let group = self.groups.get_mut(&gid).expect("looked up above");
+            if too_big {
+                group.too_big.insert(prefix, from);
+            } else {
+                group.too_big.remove(&prefix);
             }
-            if let Some(adj) = self.adj_out.get_mut(&to) {
-                adj.want(prefix, result);
-            }
+            group.want(prefix, result, from);
         }
         if empty {
             self.table.remove(&prefix);
@@ -1133,7 +1253,7 @@ impl Rib {
             return 0;
         };
         peer.session = None;
-        self.adj_out.remove(&id);
+        self.leave_group(id);
         let paths: Vec<Prefix> = self
             .table
             .iter()

@@ -83,11 +83,11 @@ fn a_slow_peer_costs_one_entry_per_prefix_and_pulls_the_final_table() {
     let mut rib = rib();
     let mut fast = BTreeMap::new();
     // The fast peer's initial table is empty: End-of-RIB at once.
-    let (_, eor) = apply(&mut fast, &rib.pull(2, 4096).updates);
+    let (_, eor) = apply(&mut fast, &rib.pull(2, 4096).into_updates());
     assert!(eor);
     let out = receive(&mut rib, 1, table(0));
     assert!(out.updates.is_empty());
-    apply(&mut fast, &rib.pull(2, 4096).updates);
+    apply(&mut fast, &rib.pull(2, 4096).into_updates());
     assert_eq!(fast.len(), N as usize);
 
     for flap in 1..=100 {
@@ -96,7 +96,7 @@ fn a_slow_peer_costs_one_entry_per_prefix_and_pulls_the_final_table() {
         // The fast peer gets each flap in full.
         let mut got = 0;
         while rib.has_pending(2) {
-            got += apply(&mut fast, &rib.pull(2, 300).updates).0;
+            got += apply(&mut fast, &rib.pull(2, 300).into_updates()).0;
         }
         assert_eq!(got, N as usize);
         assert!(fast.values().all(|m| *m == Some(flap)));
@@ -113,7 +113,7 @@ fn a_slow_peer_costs_one_entry_per_prefix_and_pulls_the_final_table() {
     let mut pulls = 0;
     while rib.has_pending(3) {
         let pulled = rib.pull(3, 128);
-        let (n, e) = apply(&mut slow, &pulled.updates);
+        let (n, e) = apply(&mut slow, &pulled.into_updates());
         assert!(!eor, "nothing after End-of-RIB");
         announced += n;
         eor = e;
@@ -139,10 +139,10 @@ fn a_route_refresh_is_pulled_and_says_when_it_is_done() {
     let mut view = BTreeMap::new();
     let first = rib.pull(2, 600);
     assert!(first.refreshed.is_empty());
-    apply(&mut view, &first.updates);
+    apply(&mut view, &first.into_updates());
     let second = rib.pull(2, 600);
     assert_eq!(second.refreshed, vec![Family::Ipv4Unicast]);
-    let (n, eor) = apply(&mut view, &second.updates);
+    let (n, eor) = apply(&mut view, &second.clone().into_updates());
     assert!(!eor, "a refresh answer has no End-of-RIB");
     assert_eq!(view.len(), N as usize);
     assert!(n > 0);
@@ -201,7 +201,7 @@ fn pulling_at_any_pace_ends_with_what_pushing_sends() {
             }
             if rng.below(7) == 0 {
                 let budget = 1 + rng.below(20) as usize;
-                n_pull += apply(&mut pulled, &pull.pull(3, budget).updates).0;
+                n_pull += apply(&mut pulled, &pull.pull(3, budget).into_updates()).0;
             }
         }
         for o in outs {
@@ -214,7 +214,7 @@ fn pulling_at_any_pace_ends_with_what_pushing_sends() {
             n_push += apply(&mut pushed, &mine).0;
         }
         while pull.has_pending(3) {
-            n_pull += apply(&mut pulled, &pull.pull(3, 5).updates).0;
+            n_pull += apply(&mut pulled, &pull.pull(3, 5).into_updates()).0;
         }
         assert_eq!(pulled, pushed, "seed {seed}");
         assert!(n_pull <= n_push, "seed {seed}: {n_pull} > {n_push}");

@@ -119,6 +119,8 @@ impl SendQueue {
 /// encoded (it knows the codec and counts the bytes, see [`SendQueue`]).
 pub enum Outgoing {
     Bytes(Vec<u8>),
+    /// Bytes shared with other sessions (an update group's batch).
+    Shared(Arc<[u8]>),
     /// Write these bytes (an encoded NOTIFICATION, or nothing) and close.
     Close(Vec<u8>),
     /// Report [`ConnEvent::RefreshWritten`] once everything before this
@@ -264,6 +266,7 @@ pub async fn run_writer(
             match cmd {
                 Outgoing::Bytes(b) if out.is_empty() => out = b,
                 Outgoing::Bytes(b) => out.extend_from_slice(&b),
+                Outgoing::Shared(b) => out.extend_from_slice(&b),
                 Outgoing::RefreshDone(f) => refreshed.push(f),
                 Outgoing::Close(b) => {
                     out.extend_from_slice(&b);

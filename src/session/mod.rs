@@ -107,6 +107,16 @@ impl Conn {
         total <= connection::SEND_QUEUE_LIMIT
     }
 
+    /// Queue an update group's batch, encoded once for every session
+    /// with this codec (see [`Conn::send`]).
+    fn send_shared(&self, s: &rib::SharedUpdates) -> bool {
+        let bytes = s.encoded(&self.codec);
+        self.counters.sent(s.updates().len() as u64);
+        let total = self.queued.add(bytes.len());
+        let _ = self.writer.send(Outgoing::Shared(bytes));
+        total <= connection::SEND_QUEUE_LIMIT
+    }
+
     fn close(self, nf: Option<Notification>) {
         let mut out = Vec::new();
         if let Some(nf) = nf {
@@ -363,7 +373,7 @@ impl PeerTask {
                         let id = self.add_conn(stream);
                         self.feed(Event::TcpAccepted(id)).await;
                     }
-                    Some(PeerCmd::Send { generation, updates }) => self.send_updates(generation, updates).await,
+                    Some(PeerCmd::Send { generation, shared, updates }) => self.send_updates(generation, shared, updates).await,
                     Some(PeerCmd::RefreshAnswered { generation, family }) => {
                         if let Some(c) = self.established_conn(generation) {
                             let _ = c.writer.send(Outgoing::RefreshDone(family));
@@ -573,13 +583,24 @@ impl PeerTask {
             .flatten()
     }
 
-    async fn send_updates(&mut self, generation: u64, updates: Vec<Update>) {
+    async fn send_updates(
+        &mut self,
+        generation: u64,
+        shared: Option<Arc<rib::SharedUpdates>>,
+        updates: Vec<Update>,
+    ) {
         let Some(c) = self.established_conn(generation) else {
             return;
         };
-        let msgs: Vec<Message> = updates.into_iter().map(Message::Update).collect();
         let (id, _) = self.fsm.established().expect("established_conn found it");
-        if !c.send(&msgs) {
+        if let Some(s) = shared {
+            if !c.send_shared(&s) {
+                self.feed(Event::SendQueueFull(id)).await;
+                return;
+            }
+        }
+        let msgs: Vec<Message> = updates.into_iter().map(Message::Update).collect();
+        if !msgs.is_empty() && !c.send(&msgs) {
             self.feed(Event::SendQueueFull(id)).await;
             return;
         }

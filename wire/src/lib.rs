@@ -7,7 +7,7 @@ pub mod notification;
 pub mod types;
 
 pub use codec::{
-    decode_message, encode_message, update_attributes_fit, DecodeError, SessionCodec,
-    MAX_MESSAGE_LEN,
+    decode_message, encode_message, encode_update, update_attributes_fit, DecodeError,
+    SessionCodec, MAX_MESSAGE_LEN,
 };
 pub use types::*;

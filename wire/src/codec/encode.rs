@@ -192,7 +192,9 @@ pub fn update_attributes_fit(u: &Update, codec: &SessionCodec) -> bool {
     mp_ok && (u.nlri.is_empty() || attrs.len() + 5 <= room)
 }
 
-fn encode_update(u: &Update, codec: &SessionCodec, out: &mut Vec<u8>) {
+/// One UPDATE as `encode_message` writes it (split in several when it
+/// does not fit one message), without wrapping it in a [`Message`].
+pub fn encode_update(u: &Update, codec: &SessionCodec, out: &mut Vec<u8>) {
     let mut attrs = Vec::with_capacity(128);
     let reachable = !u.nlri.is_empty() || u.mp_reach.is_some();
     encode_path_attributes(&u.attributes, codec, reachable, &mut attrs);

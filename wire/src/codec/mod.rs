@@ -47,7 +47,7 @@ mod nlri;
 mod rfc7606;
 
 pub use decode::decode_message;
-pub use encode::{encode_message, update_attributes_fit};
+pub use encode::{encode_message, encode_update, update_attributes_fit};
 
 /// RFC 4271 §4: no message is longer than 4096 octets.
 pub const MAX_MESSAGE_LEN: usize = 4096;
