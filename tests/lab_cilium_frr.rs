@@ -23,13 +23,7 @@ fn cilium_frr_pods_reach_each_other_through_kroute() {
     // The kernels hold the routes a moment before every pod answers (the
     // neighbour entries, a loaded machine): poll the matrix, do not race it.
     wait_until(CONVERGE, "full ping matrix", || lab.matrix_ok(&[]));
-    let st = lab.status();
-    assert_eq!(st["matrix"]["total"], 60, "6 pods x 5 others x 2 families");
-    for n in st["nodes"].as_array().unwrap() {
-        let sessions = n["sessions"].as_array().unwrap();
-        assert_eq!(sessions.len(), 4, "cilium + 3 upstreams: {n}");
-        assert!(sessions.iter().all(|s| s["state"] == "Established"), "{n}");
-    }
+    lab.assert_full_matrix_and_sessions(4, "cilium + 3 upstreams");
 
     // kroute installed them (GoBGP never touches the kernel): kroute's FIB
     // view says "installed" for another node's pod CIDR, and its own pod

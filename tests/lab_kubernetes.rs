@@ -83,13 +83,7 @@ fn kubernetes_lab_cluster_check_names_what_a_broken_upstream_loses() {
     });
     // Routes first, answers a moment later: poll the matrix, do not race it.
     wait_until(CONVERGE, "full ping matrix", || lab.matrix_ok(&[]));
-    let st = lab.status();
-    assert_eq!(st["matrix"]["total"], 60, "6 pods x 5 others x 2 families");
-    for n in st["nodes"].as_array().unwrap() {
-        let sessions = n["sessions"].as_array().unwrap();
-        assert_eq!(sessions.len(), 1, "one upstream, no GoBGP: {n}");
-        assert_eq!(sessions[0]["state"], "Established", "{n}");
-    }
+    let st = lab.assert_full_matrix_and_sessions(1, "one upstream, no GoBGP");
     assert!(
         st["nodes"]
             .as_array()

@@ -43,13 +43,7 @@ fn unnumbered_uplinks_carry_both_families() {
         || lab.check_pod_routes(&NODES, &[], &[], Some(3)),
     );
     wait_until(CONVERGE, "full ping matrix", || lab.matrix_ok(&[]));
-    let st = lab.status();
-    assert_eq!(st["matrix"]["total"], 60, "6 pods x 5 others x 2 families");
-    for n in st["nodes"].as_array().unwrap() {
-        let sessions = n["sessions"].as_array().unwrap();
-        assert_eq!(sessions.len(), 4, "cilium + 3 upstreams: {n}");
-        assert!(sessions.iter().all(|s| s["state"] == "Established"), "{n}");
-    }
+    lab.assert_full_matrix_and_sessions(4, "cilium + 3 upstreams");
     n1_ecmp(&lab, 3).unwrap_or_else(|e| panic!("{e}"));
 
     // No address on the node-router links but the kernel's link-local.

@@ -82,6 +82,28 @@ fn socket(groups: u32, rcvbuf: usize) -> io::Result<OwnedFd> {
     }
 }
 
+/// A socket subscribed to `groups` with room for a full table's burst of
+/// notifications, whose reads time out after ~100 ms so that its owner
+/// can stop watching.
+fn event_socket(groups: u32) -> io::Result<OwnedFd> {
+    let fd = socket(groups, 256 << 20)?;
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 100_000,
+    };
+    // SAFETY: valid pointer and size.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            size_of::<libc::timeval>() as u32,
+        );
+    }
+    Ok(fd)
+}
+
 fn recv(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         // SAFETY: buf is valid for its length.
@@ -516,22 +538,7 @@ pub struct RouteWatch {
 impl RouteWatch {
     /// `present` is the state when the watch starts.
     pub fn new(watched: HashSet<IpNet>, present: HashSet<IpNet>) -> io::Result<RouteWatch> {
-        let fd = socket(RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE, 256 << 20)?;
-        // A timeout so the owner can stop the watch.
-        let tv = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 100_000,
-        };
-        // SAFETY: valid pointer and size.
-        unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&tv as *const libc::timeval).cast(),
-                size_of::<libc::timeval>() as u32,
-            );
-        }
+        let fd = event_socket(RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE)?;
         Ok(RouteWatch {
             fd,
             buf: vec![0u8; 1 << 20],
@@ -595,21 +602,7 @@ impl ChangeClock {
     /// which it does not announce).
     pub fn new(lost: u32) -> io::Result<ChangeClock> {
         let groups = RTMGRP_LINK | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE | RTMGRP_NEXTHOP;
-        let fd = socket(groups, 256 << 20)?;
-        let tv = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 100_000,
-        };
-        // SAFETY: valid pointer and size.
-        unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&tv as *const libc::timeval).cast(),
-                size_of::<libc::timeval>() as u32,
-            );
-        }
+        let fd = event_socket(groups)?;
         Ok(ChangeClock {
             fd,
             buf: vec![0u8; 1 << 20],

@@ -290,6 +290,20 @@ impl Lab {
         }
     }
 
+    /// After convergence: the matrix covers all 60 pod pairs (6 pods × 5
+    /// others × 2 families) and every node has `sessions` sessions, all
+    /// Established (`what` names them in the failure). Returns the status.
+    pub fn assert_full_matrix_and_sessions(&self, sessions: usize, what: &str) -> Value {
+        let st = self.status();
+        assert_eq!(st["matrix"]["total"], 60, "6 pods x 5 others x 2 families");
+        for n in st["nodes"].as_array().unwrap() {
+            let s = n["sessions"].as_array().unwrap();
+            assert_eq!(s.len(), sessions, "{what}: {n}");
+            assert!(s.iter().all(|s| s["state"] == "Established"), "{n}");
+        }
+        st
+    }
+
     /// One ping from a pod namespace.
     pub fn ping(&self, pod: &str, addr: &str) -> bool {
         let ns = self.ns(pod);
