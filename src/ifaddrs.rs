@@ -75,10 +75,6 @@ fn sockaddr_ip(sa: *const libc::sockaddr, family: i32) -> Option<IpAddr> {
     }
 }
 
-fn is_link_local_v6(a: &Ipv6Addr) -> bool {
-    (a.segments()[0] & 0xffc0) == 0xfe80
-}
-
 /// Global addresses of interface `name` (no IPv6 link-local).
 pub fn of_interface(name: &str) -> Vec<IpAddr> {
     all()
@@ -86,7 +82,7 @@ pub fn of_interface(name: &str) -> Vec<IpAddr> {
         .filter(|a| a.interface == name)
         .map(|a| a.address)
         .filter(|a| match a {
-            IpAddr::V6(v6) => !is_link_local_v6(v6),
+            IpAddr::V6(v6) => !v6.is_unicast_link_local(),
             IpAddr::V4(_) => true,
         })
         .collect()
@@ -114,7 +110,7 @@ pub fn sibling_v4(ip: IpAddr) -> Option<Ipv4Addr> {
 /// An IPv6 address to use as our next hop when the session runs from `ip`.
 pub fn sibling_v6(ip: IpAddr) -> Option<Ipv6Addr> {
     if let IpAddr::V6(v6) = ip {
-        if !is_link_local_v6(&v6) {
+        if !v6.is_unicast_link_local() {
             return Some(v6);
         }
     }
@@ -142,7 +138,7 @@ pub struct SharedLink {
 pub fn shared_link(local: IpAddr, peer: IpAddr) -> Option<SharedLink> {
     let addrs = all();
     let ifname = &addrs.iter().find(|a| a.address == local)?.interface;
-    let local_is_ll = matches!(local, IpAddr::V6(v6) if is_link_local_v6(&v6));
+    let local_is_ll = matches!(local, IpAddr::V6(v6) if v6.is_unicast_link_local());
     let on_link = local_is_ll
         || addrs
             .iter()
@@ -155,7 +151,7 @@ pub fn shared_link(local: IpAddr, peer: IpAddr) -> Option<SharedLink> {
     // SAFETY: `name` is a NUL-terminated string that outlives the call.
     let ifindex = NonZeroU32::new(unsafe { libc::if_nametoindex(name.as_ptr()) })?;
     let link_local = addrs.iter().find_map(|a| match a.address {
-        IpAddr::V6(v6) if &a.interface == ifname && is_link_local_v6(&v6) => Some(v6),
+        IpAddr::V6(v6) if &a.interface == ifname && v6.is_unicast_link_local() => Some(v6),
         _ => None,
     });
     Some(SharedLink {

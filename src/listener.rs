@@ -398,7 +398,7 @@ fn link_local_interface(remote: SocketAddr) -> Option<String> {
     let SocketAddr::V6(r) = remote else {
         return None;
     };
-    if !crate::unnumbered::ra::is_link_local(r.ip()) || r.scope_id() == 0 {
+    if !r.ip().is_unicast_link_local() || r.scope_id() == 0 {
         return None;
     }
     let mut name = [0 as libc::c_char; libc::IF_NAMESIZE];

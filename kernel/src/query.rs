@@ -159,7 +159,7 @@ fn resolve(
         return Resolved::unreachable("unspecified address");
     }
     if let IpAddr::V6(a) = addr {
-        if (a.segments()[0] & 0xffc0) == 0xfe80 {
+        if a.is_unicast_link_local() {
             return Resolved::unreachable("link-local next hop without interface");
         }
     }

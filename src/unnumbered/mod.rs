@@ -55,7 +55,7 @@ fn learned(
     source: Ipv6Addr,
 ) -> Result<(ra::Message, Option<Ipv6Addr>), ra::Reject> {
     let m = ra::decode(packet, hop_limit, source)?;
-    Ok((m, ra::is_link_local(&source).then_some(source)))
+    Ok((m, source.is_unicast_link_local().then_some(source)))
 }
 
 /// Start discovery on `ifname` for peer `peer`; the receiver sees each

@@ -54,10 +54,6 @@ impl std::fmt::Display for Reject {
     }
 }
 
-pub fn is_link_local(a: &Ipv6Addr) -> bool {
-    (a.segments()[0] & 0xffc0) == 0xfe80
-}
-
 /// Check `packet` (the ICMPv6 message, from its type octet), received with
 /// `hop_limit` from `source`. The checksum was checked by the kernel
 /// (raw ICMPv6 sockets always verify it, RFC 3542 §3.1).
@@ -93,7 +89,7 @@ pub fn decode(packet: &[u8], hop_limit: u8, source: Ipv6Addr) -> Result<Message,
         // An RS from the unspecified address is a host without one yet:
         // no address to learn, but still worth an answer.
         ROUTER_SOLICITATION => Ok(Message::Solicitation),
-        _ if !is_link_local(&source) => Err(Reject::SourceNotLinkLocal(source)),
+        _ if !source.is_unicast_link_local() => Err(Reject::SourceNotLinkLocal(source)),
         _ => Ok(Message::Advertisement {
             router_lifetime: u16::from_be_bytes([packet[6], packet[7]]),
         }),

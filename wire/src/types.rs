@@ -442,7 +442,7 @@ impl NextHop {
 
     /// `address` is an IPv6 link-local address (fe80::/10).
     pub fn address_is_link_local(&self) -> bool {
-        matches!(self.address, IpAddr::V6(a) if (a.segments()[0] & 0xffc0) == 0xfe80)
+        matches!(self.address, IpAddr::V6(a) if a.is_unicast_link_local())
     }
 
     /// A link-local-only next hop on a known interface: reachable exactly
