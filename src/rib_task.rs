@@ -29,7 +29,9 @@ use crate::session::PeerTask;
 
 /// One import problem log line per peer and problem this often.
 const IMPORT_LOG_WINDOW: Duration = Duration::from_secs(60);
+mod coalesce;
 mod graceful_restart;
+use coalesce::{Coalescer, Verdict};
 use graceful_restart::{Deferral, GrPeer, StaleWait};
 mod operator;
 
@@ -60,6 +62,10 @@ struct PeerEntry {
     /// The session's writer has room for a batch of UPDATEs: set when it
     /// comes up and by [`RibEvent::SendReady`], cleared by each batch.
     ready: bool,
+    /// The session's last batch left nothing pending: its next changes
+    /// wait for its update group's next round ([`coalesce`]). False when
+    /// it comes up, so it gets its table at once.
+    caught_up: bool,
     /// `asn: external`: the AS of the peer's last OPEN.
     learned_asn: Option<u32>,
     /// An interface peer (BGP unnumbered): its neighbour's link-local
@@ -122,6 +128,9 @@ pub struct RouterTask {
     /// peers can have something new to send (a scan of every peer per
     /// SendReady made each route change cost N² at N sessions).
     send_only: Option<Vec<PeerId>>,
+    /// Burst coalescing: the update groups' rounds, and when the next one
+    /// a held-back session waits for is due.
+    coalescer: Coalescer,
     /// We restart with graceful restart (routes of a previous run were in
     /// the kernel): the R bit until then (RFC 4724 §4.1), else None.
     restarting_until: Option<Instant>,
@@ -350,6 +359,7 @@ impl RouterTask {
             started,
             initial_sync_done: false,
             send_only: None,
+            coalescer: Coalescer::default(),
             restarting_until: restarting.then(|| started + deferral_time),
             deferral: restarting.then(Deferral::default),
             originated: Vec::new(),
@@ -452,6 +462,7 @@ impl RouterTask {
                 stale: None,
                 deferred_eor: Vec::new(),
                 ready: false,
+                caught_up: false,
                 learned_asn: None,
                 learned_address: None,
                 dynamic: None,
@@ -620,35 +631,54 @@ impl RouterTask {
 
     /// Each Established session with room gets its next batch of UPDATEs
     /// from its Adj-RIB-Out: a slow peer's changes wait there (last state
-    /// wins), and no peer waits for another.
+    /// wins), and no peer waits for another. A session that had caught up
+    /// waits for its update group's next round (burst coalescing,
+    /// [`coalesce`]).
     fn send_to_ready_peers(&mut self) {
-        let candidates: Vec<PeerId> = match self.send_only.take() {
+        let now = Instant::now();
+        // A round that held-back sessions wait for has come: look at every
+        // session, whatever the events were.
+        let round_due = self.coalescer.take_due(now);
+        let only = self.send_only.take().filter(|_| !round_due);
+        let candidates: Vec<PeerId> = match only {
             Some(mut only) => {
                 only.sort_unstable();
                 only.dedup();
                 only
             }
-            None => self.peers.keys().copied().collect(),
+            None => {
+                self.coalescer.forget_quiet(now);
+                self.peers.keys().copied().collect()
+            }
         };
-        let ready: Vec<PeerId> = candidates
-            .iter()
-            .filter_map(|id| self.peers.get_key_value(id))
-            .filter(|(id, e)| {
-                e.ready
-                    && e.generation.is_some()
-                    && self
-                        .domains
-                        .rib_ref(&self.rib, e.cfg.domain.as_deref())
-                        .has_pending(**id)
-            })
-            .map(|(id, _)| *id)
-            .collect();
+        let mut ready: Vec<PeerId> = Vec::new();
+        for id in candidates {
+            let Some(e) = self.peers.get(&id) else {
+                continue;
+            };
+            if !e.ready || e.generation.is_none() {
+                continue;
+            }
+            let domain = e.cfg.domain.as_deref();
+            let rib = self.domains.rib_ref(&self.rib, domain);
+            if !rib.has_pending(id) {
+                continue;
+            }
+            if e.caught_up {
+                if let Some((gid, members)) = rib.update_group_of(id) {
+                    let verdict = self.coalescer.caught_up_member((domain, gid), members, now);
+                    if let Verdict::Hold(_) = verdict {
+                        continue;
+                    }
+                }
+            }
+            ready.push(id);
+        }
         for peer in ready {
             let domain = self.domain_of(peer).map(str::to_string);
-            let pulled = self
-                .domains
-                .rib_mut(&mut self.rib, domain.as_deref())
-                .pull(peer, SEND_BATCH);
+            let rib = self.domains.rib_mut(&mut self.rib, domain.as_deref());
+            let pulled = rib.pull(peer, SEND_BATCH);
+            let caught_up = !rib.has_pending(peer);
             let shared = pulled.shared;
             let mut updates = pulled.updates;
             let defer = self.defers_end_of_rib(peer);
@@ -658,6 +688,7 @@ impl RouterTask {
             let Some(generation) = e.generation else {
                 continue;
             };
+            e.caught_up = caught_up;
             if defer {
                 let (eor, rest) = updates.into_iter().partition(|u| u.end_of_rib().is_some());
                 e.deferred_eor.extend::<Vec<Update>>(eor);
@@ -746,6 +777,9 @@ impl RouterTask {
                     }
                 }
                 Some(ev) = fib_events.recv() => self.fib_event(ev, &mut out),
+                // An update group's next round (burst coalescing): the
+                // flush below sends it.
+                _ = sleep_until(self.coalescer.due()) => {}
                 Some((name, ev)) = domain_fib_events.recv() => self.domain_fib_event(&name, ev),
                 _ = tick.tick() => {
                     self.check_initial_sync().await;
@@ -993,6 +1027,7 @@ impl RouterTask {
                     e.graceful_restart = graceful_restart;
                     e.deferred_eor.clear();
                     e.ready = true;
+                    e.caught_up = false;
                     let up = crate::events::SessionState::Established;
                     Self::watch_session(&self.watchers, &e.cfg.name, up, None);
                     let domain = e.cfg.domain.clone();
@@ -1868,6 +1903,14 @@ impl RouterTask {
         self.domains.shutdown(keep).await;
         // Give the sessions a moment to put their NOTIFICATIONs on the wire.
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Until `due`; for ever without one.
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -146,6 +146,14 @@ impl Rib {
         self.group(id).map_or(0, |g| g.queued(id))
     }
 
+    /// Peer `id`'s update group and how many sessions it has: the router
+    /// paces a group's output as one (burst coalescing). Group ids are
+    /// never reused within one RIB.
+    pub fn update_group_of(&self, id: PeerId) -> Option<(u32, usize)> {
+        let gid = *self.group_of.get(&id)?;
+        Some((gid, self.groups.get(&gid)?.member_count()))
+    }
+
     /// How many update groups there are (`show status`).
     pub fn update_groups(&self) -> usize {
         self.groups.len()

@@ -147,7 +147,10 @@ pub struct ReaderArgs {
 }
 
 pub async fn run_reader(mut rd: OwnedReadHalf, mut a: ReaderArgs) {
-    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    // Small while the session is quiet (KEEPALIVEs, a few UPDATEs), grown
+    // while the peer sends more than each read takes (a full table).
+    let mut chunk = READ_MIN;
+    let mut buf: Vec<u8> = Vec::with_capacity(chunk);
     let mut codec = SessionCodec::default();
     let mut delivery: Option<Delivery> = None;
     let events = a.events.clone();
@@ -225,15 +228,22 @@ pub async fn run_reader(mut rd: OwnedReadHalf, mut a: ReaderArgs) {
             send(ev).await;
             return;
         }
-        if buf.capacity() - buf.len() < 16 * 1024 {
-            buf.reserve(64 * 1024);
+        if buf.is_empty() && chunk == READ_MIN && buf.capacity() > IDLE_BUFFER {
+            buf = Vec::with_capacity(chunk);
         }
+        if buf.capacity() - buf.len() < chunk / 4 {
+            buf.reserve(chunk);
+        }
+        let room = buf.capacity() - buf.len();
         match rd.read_buf(&mut buf).await {
             Ok(0) => {
                 send(ConnEvent::Closed("connection closed by peer".into())).await;
                 return;
             }
-            Ok(_) => {}
+            // A read that filled the room: more is waiting, read more at
+            // once next time; one that did not: the burst is over.
+            Ok(n) if n == room => chunk = (chunk * 2).min(READ_MAX),
+            Ok(_) => chunk = READ_MIN,
             Err(e) => {
                 send(ConnEvent::Closed(format!("read error: {e}"))).await;
                 return;
@@ -241,6 +251,16 @@ pub async fn run_reader(mut rd: OwnedReadHalf, mut a: ReaderArgs) {
         }
     }
 }
+
+/// A reader's buffer: one BGP message (RFC 4271 §4.1) while the session is
+/// quiet, up to 64 KiB per read while a peer sends a table.
+const READ_MIN: usize = 4096;
+const READ_MAX: usize = 64 << 10;
+
+/// The most buffer capacity a reader or a writer keeps between messages:
+/// a session that receives or sends a full table grows its buffers, and
+/// gives the growth back once it is through.
+const IDLE_BUFFER: usize = 16 << 10;
 
 pub struct WriterArgs {
     pub conn: ConnId,
@@ -256,10 +276,33 @@ pub async fn run_writer(
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     a: WriterArgs,
 ) {
-    let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
+    // Allocated when something is to be gathered, and not kept while the
+    // session is idle (see below).
+    let mut out: Vec<u8> = Vec::new();
     let mut refreshed: Vec<Family> = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut close = false;
+        // An update group's batch with nothing behind it (what a caught-up
+        // session gets, the usual case at many sessions) is written from
+        // the bytes every member shares, not copied.
+        let first = match first {
+            Outgoing::Shared(b) if rx.is_empty() => {
+                match write_within(&mut wr, &b, a.send_hold).await {
+                    Written::All => {
+                        if a.queued.written(b.len()) {
+                            let _ = a.events.send((a.conn, ConnEvent::Room)).await;
+                        }
+                        continue;
+                    }
+                    Written::Failed => return,
+                    Written::Stuck => {
+                        let _ = a.events.send((a.conn, ConnEvent::SendHoldExpired)).await;
+                        return;
+                    }
+                }
+            }
+            other => other,
+        };
         let mut next = Some(first);
         // Gather what is queued (up to 1 MiB), then write once.
         while let Some(cmd) = next.take() {
@@ -282,6 +325,12 @@ pub async fn run_writer(
             Written::All => {
                 let room = a.queued.written(out.len());
                 out.clear();
+                // A big buffer is not kept for the next write: at a
+                // thousand sessions, idle writers' buffers were a large
+                // part of the memory per session.
+                if out.capacity() > IDLE_BUFFER {
+                    out = Vec::new();
+                }
                 if room {
                     let _ = a.events.send((a.conn, ConnEvent::Room)).await;
                 }
