@@ -168,6 +168,9 @@ struct Batch {
     first_withdrawal: Option<u64>,
 }
 
+/// Batches kept per group between two changes (see `UpdateGroup::shared`).
+const SHARED_BATCHES: usize = 8;
+
 /// The highest IPv4 prefix: a walk of IPv6 prefixes starts after it (every
 /// IPv4 key sorts before every IPv6 key in a [`PrefixMap`]).
 fn last_v4() -> Prefix {
@@ -187,8 +190,11 @@ pub(crate) struct UpdateGroup {
     /// Prefixes held back because their attributes do not fit one UPDATE,
     /// with the peer whose path it is (not counted for that peer).
     pub too_big: HashMap<Prefix, PeerId>,
-    /// The batch at a cursor, for a budget; valid until the next change.
-    shared: Option<(u64, usize, Arc<Batch>)>,
+    /// The batches at the cursors members pulled from since the last
+    /// change, with their budgets. More than one: during a burst most
+    /// members stand at one cursor and the sessions that joined since at
+    /// others, and the members are pulled in id order, not by cursor.
+    shared: Vec<(u64, usize, Arc<Batch>)>,
 }
 
 impl UpdateGroup {
@@ -201,7 +207,7 @@ impl UpdateGroup {
             members: BTreeMap::new(),
             tombstones: 0,
             too_big: HashMap::new(),
-            shared: None,
+            shared: Vec::new(),
         }
     }
 
@@ -278,7 +284,7 @@ impl UpdateGroup {
                 if moved && !self.members.contains_key(&e.from) && !self.members.contains_key(&from)
                 {
                     e.from = from;
-                    self.shared = None;
+                    self.shared.clear();
                     return;
                 }
                 match (e.attrs.is_some(), want.is_some()) {
@@ -309,7 +315,7 @@ impl UpdateGroup {
         }
         self.version = version;
         self.log.insert(version, prefix);
-        self.shared = None;
+        self.shared.clear();
     }
 
     /// Drops withdrawn entries every member has pulled past, once they
@@ -426,10 +432,12 @@ impl UpdateGroup {
 
     /// The batch a member without exceptions gets at `cursor`.
     fn batch_at(&mut self, cursor: u64, budget: usize) -> Arc<Batch> {
-        if let Some((c, b, batch)) = &self.shared {
-            if *c == cursor && *b == budget {
-                return batch.clone();
-            }
+        let cached = self
+            .shared
+            .iter()
+            .find(|(c, b, _)| *c == cursor && *b == budget);
+        if let Some((_, _, batch)) = cached {
+            return batch.clone();
         }
         let mut b = UpdateBuilder::default();
         let mut batch = Batch {
@@ -471,7 +479,10 @@ impl UpdateGroup {
             ..Default::default()
         });
         let batch = Arc::new(batch);
-        self.shared = Some((cursor, budget, batch.clone()));
+        if self.shared.len() == SHARED_BATCHES {
+            self.shared.remove(0);
+        }
+        self.shared.push((cursor, budget, batch.clone()));
         batch
     }
 
