@@ -71,6 +71,9 @@ pub async fn connect(
     }
 }
 
+/// Connections accepted by the kernel and not yet by kroute.
+const LISTEN_BACKLOG: i32 = 4096;
+
 /// Listen on `addr` (an IPv6 wildcard also accepts IPv4).
 pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     let s = new_socket(&addr)?;
@@ -82,7 +85,13 @@ pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     // Keep each connection's SYN headers, so GTSM can check the TTL the
     // peer's first segment arrived with (`syn_ttl`).
     setsockopt_int(&s, libc::IPPROTO_TCP, libc::TCP_SAVE_SYN, 1)?;
-    s.listen(128)?;
+    // A cluster's nodes connect at once after the reflector restarts: with
+    // room for 128 the accept queue overflowed at 1000 nodes, the kernel
+    // dropped the SYNs beyond it and the nodes' TCP tried again only after
+    // its 1 s and 3 s retransmission timeouts (issue 17: sessions up spread
+    // over ~3 s). The kernel caps this at net.core.somaxconn (4096 since
+    // Linux 5.4).
+    s.listen(LISTEN_BACKLOG)?;
     let std_listener: std::net::TcpListener = s.into();
     TcpListener::from_std(std_listener)
 }
