@@ -71,9 +71,11 @@ struct PeerEntry {
     /// An interface peer (BGP unnumbered): its neighbour's link-local
     /// address in its last session, the RIB's peer address from then on
     /// (the decision's lowest-address tie-break, RFC 4271 §9.1.2.2 (g)).
-    /// Not given to the FIB's `next_hops_down`, which goes by address
-    /// alone: routers often use one link-local (fe80::1) on every link, and
-    /// another uplink's routes via the same address must not move.
+    /// The FIB's `next_hops_down` goes by address alone, so it only gets
+    /// this address when no other session's paths use it
+    /// (`Rib::next_hops_only_via`): routers often use one link-local
+    /// (fe80::1) on every link, and another uplink's routes via the same
+    /// address must not move.
     learned_address: Option<IpAddr>,
     /// A dynamic neighbor: the listen range it came in through.
     dynamic: Option<Dynamic>,
@@ -1072,12 +1074,17 @@ impl RouterTask {
                             }
                         }
                         // Before the per-prefix changes: the FIB moves what
-                        // went via the peer's address (the next hop of an
-                        // eBGP peer's paths) with a message per nexthop
-                        // object, not per prefix (kernel::Fib::next_hops_down).
+                        // went via the next hops only this peer offered (its
+                        // address, the IPv6 next hop it announced in
+                        // MP_REACH) with a message per nexthop object, not
+                        // per prefix (kernel::Fib::next_hops_down).
+                        let lost = self
+                            .domains
+                            .rib_ref(&self.rib, domain.as_deref())
+                            .next_hops_only_via(peer);
                         self.domains
                             .fib_ref(&self.fib, domain.as_deref())
-                            .next_hops_down(vec![e.cfg.address]);
+                            .next_hops_down(lost.clone());
                         // In steps, each flushed: a full table's withdrawal
                         // is never held as one list of changes.
                         let mut down = self
@@ -1094,10 +1101,10 @@ impl RouterTask {
                             self.flush(std::mem::take(out)).await;
                         }
                         self.flush(std::mem::take(out)).await;
-                        if let Some(e) = self.peers.get(&peer) {
+                        if self.peers.contains_key(&peer) {
                             self.domains
-                                .fib_ref(&self.fib, e.cfg.domain.as_deref())
-                                .next_hops_settled(vec![e.cfg.address]);
+                                .fib_ref(&self.fib, domain.as_deref())
+                                .next_hops_settled(lost);
                         }
                         let dynamic = self.peers.get(&peer).is_some_and(|e| e.dynamic.is_some());
                         if dynamic {
@@ -1203,20 +1210,26 @@ impl RouterTask {
                     .await
             }
             RibEvent::Api { request, reply } => {
+                // The next hops disable_peer takes down with the session
+                // (the same list: nothing changes in between).
                 let disabled = match &request {
                     Request::DisablePeer { name } => self.peer_id(name).map(|id| {
-                        let c = &self.peers[&id].cfg;
-                        (c.address, c.domain.clone())
+                        let domain = self.peers[&id].cfg.domain.clone();
+                        let lost = self
+                            .domains
+                            .rib_ref(&self.rib, domain.as_deref())
+                            .next_hops_only_via(id);
+                        (lost, domain)
                     }),
                     _ => None,
                 };
                 self.api(request, reply, out);
-                if let Some((address, domain)) = disabled {
+                if let Some((lost, domain)) = disabled {
                     // Its withdrawals handed over: see disable_peer.
                     self.flush(std::mem::take(out)).await;
                     self.domains
                         .fib_ref(&self.fib, domain.as_deref())
-                        .next_hops_settled(vec![address]);
+                        .next_hops_settled(lost);
                 }
             }
             RibEvent::Watch { reply } => {

@@ -274,3 +274,81 @@ fn preferred_path_lost_with_backup_routes_rewrites_no_route() {
     wait_all("primaries via 1 after the session is back", &both);
     assert!(ping(&t), "no ping after recovery");
 }
+
+/// Both families over one IPv4 session, `kernel.backupRoutes` on: upstream
+/// 1 is preferred; its IPv6 routes come with its global IPv6 address as the
+/// MP_REACH next hop, not the session's address. Its daemon dies (SIGKILL:
+/// the session ends with the link up, as after BFD or the hold timer) and
+/// both families must move to the standbys by their nexthop objects, not
+/// by a netlink message per prefix (the IPv6 next hop used to be left out).
+#[test]
+fn session_lost_moves_both_families_by_their_objects() {
+    let mut t = Topo::<Bird>::p2p_both_over_ipv4("pbf", 2, |c| c.kernel.backup_routes = true);
+    let v6 = |i: usize| format!("fd00:77:{i:x}::/48");
+    let all: Vec<String> = (0..N).map(prefix).chain((0..N).map(v6)).collect();
+    for (i, p) in t.peers.iter_mut().enumerate() {
+        for q in &all {
+            if i == 0 {
+                p.announce(q);
+            } else {
+                p.announce_prepend(q, &[65099]);
+            }
+        }
+    }
+    t.wait_established();
+    // (metric, via peer i) for each of our routes to `q`.
+    let vias = |t: &Topo<Bird>, q: &str| -> Vec<(u64, usize)> {
+        let family = if q.contains(':') { "-6" } else { "-4" };
+        let out = t
+            .k_ns
+            .ip(&[family, "-j", "route", "show", "exact", q, "proto", "bgp"])
+            .expect("ip route");
+        let v: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap_or_default();
+        let mut r: Vec<(u64, usize)> = v
+            .iter()
+            .filter_map(|r| {
+                let gw = r["gateway"].as_str()?;
+                let dev = r["dev"].as_str()?;
+                let i = (1..=2).find(|&i| {
+                    t.gateways(i, q).iter().any(|g| g == gw) && t.links[i - 1].k_dev == dev
+                })?;
+                Some((r["metric"].as_u64().unwrap_or(0), i))
+            })
+            .collect();
+        r.sort();
+        r
+    };
+    let wait_all = |t: &Topo<Bird>, what: &str, want: &[(u64, usize)]| {
+        common::wait_until(common::CONVERGE, what, || {
+            match all.iter().map(|q| (q, vias(t, q))).find(|(_, r)| r != want) {
+                None => Ok(()),
+                Some((q, r)) => Err(format!("{q}: {r:?}")),
+            }
+        })
+    };
+    wait_all(&t, "primaries via 1, standbys via 2", &[(20, 1), (21, 2)]);
+
+    let before = t.kroute.fib_netlink_messages();
+    t.peers[0].kill();
+    common::wait_until(common::CONVERGE, "upstream 1's session down", || {
+        match t.kroute.established(&Topo::<Bird>::v4_name(1)) {
+            Ok(()) => Err("still Established".into()),
+            Err(_) => Ok(()),
+        }
+    });
+    wait_all(&t, "every prefix on its standby alone", &[(21, 2)]);
+    // The RIB's per-prefix changes come after the objects moved: let them
+    // reach the FIB before counting.
+    std::thread::sleep(Duration::from_secs(2));
+    wait_all(&t, "every prefix still on its standby", &[(21, 2)]);
+    let written = t.kroute.fib_netlink_messages() - before;
+    println!(
+        "session loss of {} prefixes in two families: {written} netlink messages",
+        all.len()
+    );
+    assert!(
+        written <= 4,
+        "failover of {} prefixes (two families, one object each) took {written} netlink messages",
+        all.len()
+    );
+}

@@ -38,13 +38,22 @@ struct NextHop {
     watched: bool,
 }
 
+/// A kernel next hop through a link-local address, and the BGP next hops
+/// that were seen resolving to it: it forwards for as long as one of them
+/// is not `down` (a peer announcing a global and a link-local next hop,
+/// RFC 2545 section 3, loses both with its session).
+struct ScopedHop {
+    hops: Arc<[KernelHop]>,
+    via: Vec<IpAddr>,
+}
+
 pub(crate) struct Resolver {
     links: HashMap<u32, Link>,
     nexthops: FastMap<IpAddr, NextHop>,
     /// Kernel next hops through a link-local address on a given interface
     /// (see [`scoped_hop`]), one shared slice each, as resolutions are:
     /// every route through the same neighbour shares it.
-    scoped: RefCell<FastMap<KernelHop, Arc<[KernelHop]>>>,
+    scoped: RefCell<FastMap<KernelHop, ScopedHop>>,
     /// Next hops the RIB lost its paths via (`Fib::next_hops_down`):
     /// unreachable for routes, whatever the kernel says, until a change
     /// names them again.
@@ -198,7 +207,14 @@ impl Resolver {
                 matches!(nh.res.state, NexthopState::Reachable { .. }) && !self.down.contains(a)
             })
             .flat_map(|(_, nh)| nh.res.hops.iter().copied())
-            .chain(scoped.keys().copied().filter(|h| self.link_up(h.ifindex)))
+            .chain(
+                scoped
+                    .iter()
+                    .filter(|(h, s)| {
+                        self.link_up(h.ifindex) && s.via.iter().any(|a| !self.down.contains(a))
+                    })
+                    .map(|(h, _)| *h),
+            )
             .collect()
     }
 
@@ -227,12 +243,15 @@ impl Resolver {
             let global = self.nexthops.get(&nh.address).map(|n| &n.res);
             match scoped_hop(nh, global) {
                 Some(h) if self.link_up(h.ifindex) => {
-                    let hops = self
-                        .scoped
-                        .borrow_mut()
-                        .entry(h)
-                        .or_insert_with(|| Arc::from([h]))
-                        .clone();
+                    let mut scoped = self.scoped.borrow_mut();
+                    let entry = scoped.entry(h).or_insert_with(|| ScopedHop {
+                        hops: Arc::from([h]),
+                        via: Vec::new(),
+                    });
+                    if !entry.via.contains(&nh.address) {
+                        entry.via.push(nh.address);
+                    }
+                    let hops = entry.hops.clone();
                     Some(Cow::Owned(Resolved {
                         state: NexthopState::Reachable { metric: 0 },
                         hops,
@@ -497,6 +516,53 @@ mod tests {
             None
         );
         assert_eq!(scoped_hop(&nh, None), None);
+    }
+
+    #[test]
+    fn a_link_local_hop_dies_with_the_sessions_of_every_next_hop_through_it() {
+        let (events, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let links = [(
+            7,
+            Link {
+                name: "eth0".into(),
+                up: true,
+            },
+        )]
+        .into_iter()
+        .collect();
+        let mut r = Resolver::new(links, events);
+        let global: IpAddr = "fd00::2".parse().unwrap();
+        r.nexthops.insert(
+            global,
+            NextHop {
+                res: reachable(&[hop("fd00::2", 7)]),
+                watched: false,
+            },
+        );
+        let ll = hop("fe80::2", 7);
+        // The peer's global next hop, with its link-local (RFC 2545).
+        let from_global = scoped("fd00::2", Some("fe80::2"), 7);
+        assert_eq!(
+            r.desired(std::slice::from_ref(&from_global)),
+            Desired::Install(Arc::from([ll]))
+        );
+        assert!(r.alive_hops().contains(&ll));
+        r.set_down(global);
+        assert!(
+            !r.alive_hops().contains(&ll),
+            "the link-local hop forwards for the global next hop whose session went down"
+        );
+        r.revive(&global);
+        assert!(r.alive_hops().contains(&ll));
+
+        // Also named on its own (a link-local-only next hop): it lives
+        // while either is up.
+        let alone: IpAddr = "fe80::2".parse().unwrap();
+        r.desired(&[scoped("fe80::2", None, 7)]);
+        r.set_down(global);
+        assert!(r.alive_hops().contains(&ll));
+        r.set_down(alone);
+        assert!(!r.alive_hops().contains(&ll));
     }
 
     #[test]

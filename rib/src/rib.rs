@@ -27,6 +27,37 @@ use crate::{
 
 type ExportKey = (*const PathInfo, GroupId, Family);
 
+/// The accepted paths using one next hop, per peer. Mostly one peer (an
+/// eBGP neighbour's own address); a few when route reflectors pass on the
+/// same third-party next hop.
+#[derive(Debug, Default)]
+struct NexthopUsers {
+    total: u32,
+    by_peer: Vec<(PeerId, u32)>,
+}
+
+impl NexthopUsers {
+    fn add(&mut self, peer: PeerId) {
+        self.total += 1;
+        match self.by_peer.iter_mut().find(|(p, _)| *p == peer) {
+            Some((_, n)) => *n += 1,
+            None => self.by_peer.push((peer, 1)),
+        }
+    }
+
+    /// Returns whether no path uses the next hop any more.
+    fn remove(&mut self, peer: PeerId) -> bool {
+        if let Some(i) = self.by_peer.iter().position(|(p, _)| *p == peer) {
+            self.total -= 1;
+            self.by_peer[i].1 -= 1;
+            if self.by_peer[i].1 == 0 {
+                self.by_peer.swap_remove(i);
+            }
+        }
+        self.total == 0
+    }
+}
+
 /// A withdrawal of a peer's paths under way ([`Rib::peer_down_start`]).
 #[derive(Debug)]
 pub struct PeerDown {
@@ -77,9 +108,11 @@ pub struct Rib {
     /// again): a late state for one is ignored. At most the distinct next
     /// hops ever used, a few addresses.
     unwatched: HashSet<IpAddr>,
-    /// How many accepted paths (not ours) use each next hop: the last one
-    /// gone, it is unwatched.
-    nexthop_users: HashMap<IpAddr, u32>,
+    /// Which peers' accepted paths (not ours) use each next hop, and how
+    /// many: the last one gone, it is unwatched; a session lost takes the
+    /// next hops only its paths used down with it (see
+    /// [`Rib::next_hops_only_via`]).
+    nexthop_users: HashMap<IpAddr, NexthopUsers>,
     originated: HashMap<Prefix, Arc<PathInfo>>,
     pub(crate) fib_failed: HashMap<Prefix, String>,
     /// The FIB answers every FibChange (see [`Rib::set_fib_status`]).
@@ -895,7 +928,7 @@ impl Rib {
             return;
         }
         let addr = path.post.next_hop.address;
-        *self.nexthop_users.entry(addr).or_default() += 1;
+        self.nexthop_users.entry(addr).or_default().add(path.peer);
         if self.watched.insert(addr) {
             self.unwatched.remove(&addr);
             // An unwatch not sent yet is taken back rather than followed
@@ -924,11 +957,10 @@ impl Rib {
             return;
         }
         let addr = path.post.next_hop.address;
-        let Some(n) = self.nexthop_users.get_mut(&addr) else {
+        let Some(users) = self.nexthop_users.get_mut(&addr) else {
             return;
         };
-        *n -= 1;
-        if *n == 0 {
+        if users.remove(path.peer) {
             self.nexthop_users.remove(&addr);
             if self.watched.remove(&addr) {
                 self.unwatched.insert(addr);
@@ -944,7 +976,28 @@ impl Rib {
 
     /// How many accepted paths use next hop `addr` (for tests).
     pub fn nexthop_users(&self, addr: IpAddr) -> u32 {
-        self.nexthop_users.get(&addr).copied().unwrap_or(0)
+        self.nexthop_users.get(&addr).map_or(0, |u| u.total)
+    }
+
+    /// The next hops that only peer `id`'s accepted paths use: what its
+    /// session takes with it when it goes down without a carrier change
+    /// (BFD, hold timer, a Cease), so the FIB can re-point their nexthop
+    /// objects before the per-prefix changes arrive. Besides the session's
+    /// own address these are the next hops it announced for another
+    /// family (an IPv6 next hop in MP_REACH over an IPv4 session, RFC
+    /// 4760 §3) or for a third party. A next hop another peer's paths
+    /// still use stays: two route reflectors passing on the same client's
+    /// next hop lose nothing when one of them goes. Costs one look at each
+    /// distinct next hop, not at each prefix.
+    pub fn next_hops_only_via(&self, id: PeerId) -> Vec<IpAddr> {
+        let mut only: Vec<IpAddr> = self
+            .nexthop_users
+            .iter()
+            .filter(|(_, u)| matches!(u.by_peer.as_slice(), [(p, _)] if *p == id))
+            .map(|(a, _)| *a)
+            .collect();
+        only.sort_unstable();
+        only
     }
 
     fn announce(

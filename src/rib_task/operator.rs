@@ -248,9 +248,13 @@ impl RouterTask {
         let _ = e.cmd.send(PeerCmd::Stop(nf));
         // As for any session lost with the link up: the FIB moves what
         // went via the peer before the per-prefix changes.
+        let lost = self
+            .domains
+            .rib_ref(&self.rib, e.cfg.domain.as_deref())
+            .next_hops_only_via(id);
         self.domains
             .fib_ref(&self.fib, e.cfg.domain.as_deref())
-            .next_hops_down(vec![e.cfg.address]);
+            .next_hops_down(lost);
         let (rib, out) = self
             .domains
             .rib_out(&mut self.rib, out, e.cfg.domain.as_deref());

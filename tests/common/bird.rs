@@ -113,7 +113,11 @@ fn config(
                     if ibgp {
                         ch.options.push("gateway direct;".into());
                     }
-                    if let (Some(nh), Afi::Ipv4) = (&n.next_hop_ipv4, afi) {
+                    let nh = match afi {
+                        Afi::Ipv4 => &n.next_hop_ipv4,
+                        Afi::Ipv6 => &n.next_hop_ipv6,
+                    };
+                    if let Some(nh) = nh {
                         ch.options.push(format!("next hop address {nh};"));
                     }
                     ch

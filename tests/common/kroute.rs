@@ -212,6 +212,18 @@ impl Kroute {
         self.daemon.cli(args).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Netlink messages the daemon's FIBs have sent to the kernel so far
+    /// (`/metrics`' `kroute_fib_netlink_messages_total`).
+    pub fn fib_netlink_messages(&self) -> u64 {
+        let v = self
+            .client
+            .request(&kroute::api::Request::Metrics)
+            .unwrap_or_else(|e| panic!("metrics: {e}"));
+        v["fib"]["netlinkMessages"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no fib.netlinkMessages in {v}"))
+    }
+
     pub fn neighbors(&self) -> Vec<NeighborView> {
         self.client
             .neighbors()

@@ -14,6 +14,9 @@ pub struct PeerNeighbor {
     pub families: Vec<&'static str>,
     /// IPv4 next hop to announce when ipv4-unicast runs over an IPv6 session.
     pub next_hop_ipv4: Option<String>,
+    /// IPv6 next hop to announce when ipv6-unicast runs over an IPv4
+    /// session (BIRD only: `next hop address`).
+    pub next_hop_ipv6: Option<String>,
 }
 
 impl PeerNeighbor {
@@ -24,6 +27,7 @@ impl PeerNeighbor {
             asn,
             families: families.to_vec(),
             next_hop_ipv4: None,
+            next_hop_ipv6: None,
         }
     }
 }

@@ -41,6 +41,16 @@ pub struct Link {
     pub p6: String,
 }
 
+/// Which sessions a point-to-point topology runs to each peer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sessions {
+    Ipv4Only,
+    /// One over IPv4 for ipv4-unicast, one over IPv6 for ipv6-unicast.
+    PerFamily,
+    /// One over IPv4 for both.
+    BothOverIpv4,
+}
+
 pub struct Topo<P: PeerDaemon> {
     // Field order is drop order: daemons first, namespaces last.
     pub kroute: Kroute,
@@ -54,6 +64,27 @@ impl<P: PeerDaemon> Topo<P> {
     /// `n` peers (same ASN `PEER_ASN`), sessions over IPv4 and (if `v6`) IPv6.
     /// `tweak` may change kroute's config before it starts.
     pub fn p2p(tag: &str, n: usize, v6: bool, tweak: impl FnOnce(&mut Config)) -> Topo<P> {
+        let sessions = if v6 {
+            Sessions::PerFamily
+        } else {
+            Sessions::Ipv4Only
+        };
+        Self::p2p_with(tag, n, sessions, tweak)
+    }
+
+    /// `n` peers, one session each over IPv4 carrying both families: the
+    /// peer's IPv6 routes come with its global IPv6 address as the
+    /// MP_REACH next hop (RFC 4760 §3), not the session's address.
+    pub fn p2p_both_over_ipv4(tag: &str, n: usize, tweak: impl FnOnce(&mut Config)) -> Topo<P> {
+        Self::p2p_with(tag, n, Sessions::BothOverIpv4, tweak)
+    }
+
+    fn p2p_with(
+        tag: &str,
+        n: usize,
+        sessions: Sessions,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Topo<P> {
         let k_ns = netns(&format!("k{tag}"));
         let mut cfg = k::config(KROUTE_ASN, "10.255.0.1");
         let mut peer_ns = Vec::new();
@@ -80,14 +111,22 @@ impl<P: PeerDaemon> Topo<P> {
                 p_dev: v.dev_b,
                 ..l
             };
-            let mut neighbors = vec![PeerNeighbor::new(&l.k4, &l.p4, KROUTE_ASN, &[V4])];
+            let families: &[&'static str] = match sessions {
+                Sessions::BothOverIpv4 => &[V4, V6],
+                _ => &[V4],
+            };
+            let mut v4 = PeerNeighbor::new(&l.k4, &l.p4, KROUTE_ASN, families);
+            if sessions == Sessions::BothOverIpv4 {
+                v4.next_hop_ipv6 = Some(l.p6.clone());
+            }
+            let mut neighbors = vec![v4];
             cfg.peers.push(k::peer(
                 &format!("{}{i}v4", P::KIND),
                 &l.p4,
                 PEER_ASN,
-                &[V4],
+                families,
             ));
-            if v6 {
+            if sessions == Sessions::PerFamily {
                 neighbors.push(PeerNeighbor::new(&l.k6, &l.p6, KROUTE_ASN, &[V6]));
                 cfg.peers.push(k::peer(
                     &format!("{}{i}v6", P::KIND),
