@@ -92,6 +92,8 @@ pub async fn run_config(
     // Bounded: when the RIB falls behind, session readers stop reading and
     // TCP pushes back on the sender instead of memory growing.
     let (ev_tx, ev_rx) = mpsc::channel::<RibEvent>(16);
+    // Control API requests, on their own channel (see events::ApiCall).
+    let (api_tx, api_rx) = mpsc::channel(64);
 
     // The router task republishes the peers on reload; the listener reads them.
     let (access_tx, access_rx) = watch::channel(access_list(&cfg));
@@ -103,7 +105,11 @@ pub async fn run_config(
         tokio::spawn(listener.run(ev_tx.clone()));
     }
 
-    tokio::spawn(crate::api::serve(api_listener, ev_tx.clone()));
+    tokio::spawn(crate::api::serve(
+        api_listener,
+        ev_tx.clone(),
+        api_tx.clone(),
+    ));
     let (ready_tx, ready_rx) = watch::channel(crate::events::Readiness::NotReady(
         "initial convergence: waiting for every peer's End-of-RIB".to_string(),
     ));
@@ -115,7 +121,7 @@ pub async fn run_config(
             .await
             .map_err(|e| format!("api.http {addr}: {e}"))?;
         info!(%addr, "serving /healthz, /readyz and /metrics");
-        let router = ev_tx.clone();
+        let router = api_tx.clone();
         let routes = crate::http::Routes::health(ready_rx.clone()).route("/metrics", move || {
             crate::metrics::scrape(router.clone(), process)
         });
@@ -131,12 +137,13 @@ pub async fn run_config(
         ev_tx.clone(),
         access_tx,
         bfd,
+        api_rx,
     )
     .with_readiness(ready_tx)
     .with_domains(domains);
     let router = match cluster {
         Some(cluster) => {
-            tokio::spawn(cluster.run(ev_tx.clone()));
+            tokio::spawn(cluster.run(ev_tx.clone(), api_tx.clone()));
             router.config_from_cluster()
         }
         None => router,

@@ -4,7 +4,7 @@
 //! listener ──RibEvent::Incoming──▶ router task ──PeerCmd──▶ peer tasks
 //! peer tasks ──RibEvent::{SessionUp, Updates, …}──▶ router task
 //! peer tasks ──watch<PeerStatus>──▶ router task (read for `show neighbors`)
-//! API task ──RibEvent::Api { Request, Reply }──▶ router task ──Response──▶ API task
+//! API task, /metrics, node state ──ApiCall { Request, Reply }──▶ router task ──Response──▶ them
 //! signals ──RibEvent::{Reload, Shutdown}──▶ router task
 //! BFD sessions ──RibEvent::Bfd──▶ router task ──BfdCmd──▶ BFD task
 //! router task ──watch<Readiness>──▶ HTTP listener (`/readyz`)
@@ -23,7 +23,7 @@ use std::time::{Instant, SystemTime};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use rib::PeerId;
 use wire::{Family, Notification, Update};
@@ -100,10 +100,6 @@ pub enum RibEvent {
         /// A link-local connection on a BGP unnumbered peer's interface.
         interface: Option<String>,
         slot: crate::pending::PendingSlot,
-    },
-    Api {
-        request: Request,
-        reply: Reply,
     },
     /// `kroute watch`: the API task asks for the stream of session and
     /// route events ([`Request::Watch`]).
@@ -433,6 +429,30 @@ pub enum Request {
     Watch,
 }
 
+impl Request {
+    /// Whether answering it changes nothing: such a request is answered
+    /// even in the middle of long work; the others wait for its end.
+    pub fn reads_only(&self) -> bool {
+        match self {
+            Request::Neighbors
+            | Request::Routes { .. }
+            | Request::Fib { .. }
+            | Request::Explain { .. }
+            | Request::Domains
+            | Request::Bfd
+            | Request::Metrics
+            | Request::Neighbor { .. }
+            | Request::Status => true,
+            Request::Reload
+            | Request::ResetPeer { .. }
+            | Request::DisablePeer { .. }
+            | Request::EnablePeer { .. }
+            | Request::RefreshPeer { .. }
+            | Request::Watch => false,
+        }
+    }
+}
+
 /// The router task's answer to a [`Request`], sent back to the client as is.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -443,6 +463,20 @@ pub enum Response {
 
 /// Where the router task sends its [`Response`].
 pub type Reply = oneshot::Sender<Response>;
+
+/// A control API request and where its answer goes. On a channel of its
+/// own, not among the [`RibEvent`]s, so that the router task can answer
+/// the read-only ones between the steps of long work (a full table's
+/// withdrawal after a session loss): `show neighbors` says a session is
+/// down while its routes are still leaving.
+#[derive(Debug)]
+pub struct ApiCall {
+    pub request: Request,
+    pub reply: Reply,
+}
+
+/// Where control API requests go (the router task's [`ApiCall`] channel).
+pub type ApiSender = mpsc::Sender<ApiCall>;
 
 /// One line of `kroute watch`: a session or route event as it happens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,10 +19,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::api::views::MetricsView;
-use crate::events::{Request, Response, RibEvent, SessionState};
+use crate::events::{ApiCall, ApiSender, Request, Response, SessionState};
 use crate::http::Reply;
 
 /// The content type of what [`render`] writes.
@@ -346,14 +346,14 @@ pub fn rss_bytes() -> Option<u64> {
 }
 
 /// One scrape: ask the router task, render.
-pub async fn scrape(router: mpsc::Sender<RibEvent>, process: Process) -> Reply {
+pub async fn scrape(router: ApiSender, process: Process) -> Reply {
     let unavailable = |why: String| Reply {
         status: hyper::StatusCode::SERVICE_UNAVAILABLE,
         body: format!("metrics unavailable: {why}\n"),
         content_type: crate::http::TEXT,
     };
     let (tx, rx) = oneshot::channel();
-    let asked = router.send(RibEvent::Api {
+    let asked = router.send(ApiCall {
         request: Request::Metrics,
         reply: tx,
     });

@@ -23,7 +23,9 @@ use crate::api::views::{BfdState, ExplainView, FibEntryView, NeighborView, Reloa
 use crate::bfd::BfdHandle;
 use crate::config::{self, Config};
 use crate::domains::{rib_config, Domains};
-use crate::events::{PeerCmd, PeerGracefulRestart, PeerStatus, Reply, Request, Response, RibEvent};
+use crate::events::{
+    ApiCall, PeerCmd, PeerGracefulRestart, PeerStatus, Reply, Request, Response, RibEvent,
+};
 use crate::listener::{access_list, AccessList};
 use crate::session::PeerTask;
 
@@ -123,6 +125,11 @@ pub struct RouterTask {
     peers: BTreeMap<PeerId, PeerEntry>,
     next_peer_id: PeerId,
     events: mpsc::Sender<RibEvent>,
+    /// The control API's requests ([`ApiCall`]).
+    api: mpsc::Receiver<ApiCall>,
+    /// Requests that change state, taken off `api` during long work
+    /// ([`RouterTask::answer_reads`]): handled, in order, after it.
+    api_deferred: std::collections::VecDeque<ApiCall>,
     started: Instant,
     initial_sync_done: bool,
     /// Set when the events since the last send were only
@@ -326,6 +333,7 @@ impl RouterTask {
         events: mpsc::Sender<RibEvent>,
         access: watch::Sender<AccessList>,
         bfd: BfdHandle,
+        api: mpsc::Receiver<ApiCall>,
     ) -> RouterTask {
         let mut rib = Rib::new(rib_config(&config));
         // The FIB answers every change it writes (FibEvent::RoutesInstalled
@@ -358,6 +366,8 @@ impl RouterTask {
             peers: BTreeMap::new(),
             next_peer_id: 1,
             events,
+            api,
+            api_deferred: std::collections::VecDeque::new(),
             started,
             initial_sync_done: false,
             send_only: None,
@@ -778,6 +788,7 @@ impl RouterTask {
                         self.send_only = Some(only);
                     }
                 }
+                Some(call) = self.api.recv() => self.api_call(call, &mut out).await,
                 Some(ev) = fib_events.recv() => self.fib_event(ev, &mut out),
                 // An update group's next round (burst coalescing): the
                 // flush below sends it.
@@ -796,6 +807,10 @@ impl RouterTask {
                         self.refresh_originations(&mut out);
                     }
                 }
+            }
+            // What long work above left waiting (see answer_reads).
+            while let Some(call) = self.api_deferred.pop_front() {
+                self.api_call(call, &mut out).await;
             }
             self.flush(out).await;
         }
@@ -1099,6 +1114,7 @@ impl RouterTask {
                             }
                             // Flushes the domain's outputs too.
                             self.flush(std::mem::take(out)).await;
+                            self.answer_reads();
                         }
                         self.flush(std::mem::take(out)).await;
                         if self.peers.contains_key(&peer) {
@@ -1208,29 +1224,6 @@ impl RouterTask {
             } => {
                 self.bfd_changed(address, state, teardown, control_plane_independent, out)
                     .await
-            }
-            RibEvent::Api { request, reply } => {
-                // The next hops disable_peer takes down with the session
-                // (the same list: nothing changes in between).
-                let disabled = match &request {
-                    Request::DisablePeer { name } => self.peer_id(name).map(|id| {
-                        let domain = self.peers[&id].cfg.domain.clone();
-                        let lost = self
-                            .domains
-                            .rib_ref(&self.rib, domain.as_deref())
-                            .next_hops_only_via(id);
-                        (lost, domain)
-                    }),
-                    _ => None,
-                };
-                self.api(request, reply, out);
-                if let Some((lost, domain)) = disabled {
-                    // Its withdrawals handed over: see disable_peer.
-                    self.flush(std::mem::take(out)).await;
-                    self.domains
-                        .fib_ref(&self.fib, domain.as_deref())
-                        .next_hops_settled(lost);
-                }
             }
             RibEvent::Watch { reply } => {
                 let _ = reply.send(self.watchers.subscribe());
@@ -1495,6 +1488,49 @@ impl RouterTask {
             .iter()
             .find(|(_, e)| e.cfg.name == name)
             .map(|(id, _)| *id)
+    }
+
+    /// One control API request, in turn with the other events.
+    async fn api_call(&mut self, call: ApiCall, out: &mut Outputs) {
+        let ApiCall { request, reply } = call;
+        // The next hops disable_peer takes down with the session (the
+        // same list: nothing changes in between).
+        let disabled = match &request {
+            Request::DisablePeer { name } => self.peer_id(name).map(|id| {
+                let domain = self.peers[&id].cfg.domain.clone();
+                let lost = self
+                    .domains
+                    .rib_ref(&self.rib, domain.as_deref())
+                    .next_hops_only_via(id);
+                (lost, domain)
+            }),
+            _ => None,
+        };
+        self.api(request, reply, out);
+        if let Some((lost, domain)) = disabled {
+            // Its withdrawals handed over: see disable_peer.
+            self.flush(std::mem::take(out)).await;
+            self.domains
+                .fib_ref(&self.fib, domain.as_deref())
+                .next_hops_settled(lost);
+        }
+    }
+
+    /// Between the steps of long work (a full table's withdrawal, which
+    /// takes seconds at 1M routes): answers the read-only requests waiting
+    /// now, and keeps the others for after it, in order
+    /// (`api_deferred`). An operator (or a monitor) asking `show neighbors`
+    /// during a failover learns the session is down at once, and sees the
+    /// routes as far as their withdrawal has gone.
+    fn answer_reads(&mut self) {
+        while let Ok(call) = self.api.try_recv() {
+            if call.request.reads_only() {
+                let mut unused = Outputs::default();
+                self.api(call.request, call.reply, &mut unused);
+            } else {
+                self.api_deferred.push_back(call);
+            }
+        }
     }
 
     fn api(&mut self, request: Request, reply: Reply, out: &mut Outputs) {

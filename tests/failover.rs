@@ -352,3 +352,82 @@ fn session_lost_moves_both_families_by_their_objects() {
         all.len()
     );
 }
+
+/// A table large enough that its withdrawal takes the router task several
+/// steps (`PEER_DOWN_STEP`, 16 Ki prefixes each): the peer dies, and while
+/// its routes are still leaving the CLI must answer, with the session
+/// already down and the table part withdrawn. Before, `show` waited for
+/// the end of the whole withdrawal (3.4 s at 1M routes: a monitor saw the
+/// BFD-detected failure seconds late).
+#[test]
+fn the_cli_answers_while_a_lost_sessions_table_leaves() {
+    const TABLE: u32 = 100_000;
+    let mut t = Topo::<Bird>::p2p("pcli", 1, false, |_| {});
+    // /28s from 10.100.0.0: TABLE distinct prefixes.
+    let table = (0..TABLE).map(|i| {
+        let a =
+            std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(10, 100, 0, 0)) + (i << 4));
+        format!("{a}/28")
+    });
+    t.peers[0].announce_many(table);
+    t.wait_established();
+    // (sessions established, IPv4 prefixes in the RIB), from one answer
+    // (`/metrics`' view: the router task's alone, the FIB not asked).
+    let sample = |t: &Topo<Bird>| -> (usize, usize) {
+        let m: kroute::api::views::MetricsView = serde_json::from_value(
+            t.kroute
+                .request(&kroute::api::Request::Metrics)
+                .expect("metrics"),
+        )
+        .expect("a MetricsView");
+        let up = m
+            .peers
+            .iter()
+            .filter(|p| p.state == kroute::events::SessionState::Established)
+            .count();
+        let n = m
+            .families
+            .iter()
+            .filter(|f| f.family == wire::Family::Ipv4Unicast)
+            .map(|f| f.prefixes)
+            .sum();
+        (up, n)
+    };
+    common::wait_until(
+        common::CONVERGE,
+        "the whole table in the RIB",
+        || match sample(&t).1 {
+            n if n == TABLE as usize => Ok(()),
+            n => Err(format!("{n} of {TABLE} prefixes")),
+        },
+    );
+    t.peers[0].kill();
+    // Every answer until the table is gone: (peers established, prefixes).
+    // Asked back to back: the withdrawal's steps take milliseconds each.
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + common::CONVERGE;
+    loop {
+        let (up, n) = sample(&t);
+        seen.push((up, n));
+        if n == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the table not withdrawn: {n} prefixes left"
+        );
+    }
+    let mid_walk: Vec<_> = seen
+        .iter()
+        .filter(|(up, n)| *up == 0 && *n > 0 && *n < TABLE as usize)
+        .collect();
+    println!(
+        "{} answers, {} during the withdrawal",
+        seen.len(),
+        mid_walk.len()
+    );
+    assert!(
+        !mid_walk.is_empty(),
+        "no answer came while the table was leaving (session down, part of it withdrawn): {seen:?}"
+    );
+}

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
 use crate::config::GroupName;
-use crate::events::{Request, Response, RibEvent};
+use crate::events::{ApiCall, ApiSender, Request, Response, RibEvent};
 
 /// Bind the API socket, replacing a stale socket file of a previous run:
 /// mode 0660, owned by us (root) and by `group` if one is configured, so
@@ -69,15 +69,16 @@ fn group_id(group: &GroupName) -> io::Result<u32> {
     Ok(grp.gr_gid)
 }
 
-/// Serve API connections; runs until the daemon exits.
-pub async fn serve(listener: UnixListener, rib: mpsc::Sender<RibEvent>) {
+/// Serve API connections; runs until the daemon exits. Requests go to
+/// `api`, `watch` streams are asked of `rib`.
+pub async fn serve(listener: UnixListener, rib: mpsc::Sender<RibEvent>, api: ApiSender) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let rib = rib.clone();
+        let (rib, api) = (rib.clone(), api.clone());
         tokio::spawn(async move {
-            if let Err(e) = handle(stream, rib).await {
+            if let Err(e) = handle(stream, rib, api).await {
                 warn!("api connection: {e}");
             }
         });
@@ -113,7 +114,7 @@ async fn next_line<R: tokio::io::AsyncBufRead + Unpin>(rd: &mut R) -> io::Result
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "request is not UTF-8"))
 }
 
-async fn handle(stream: UnixStream, rib: mpsc::Sender<RibEvent>) -> io::Result<()> {
+async fn handle(stream: UnixStream, rib: mpsc::Sender<RibEvent>, api: ApiSender) -> io::Result<()> {
     let (rd, mut wr) = stream.into_split();
     let mut rd = BufReader::new(rd);
     loop {
@@ -133,8 +134,8 @@ async fn handle(stream: UnixStream, rib: mpsc::Sender<RibEvent>) -> io::Result<(
             Ok(Request::Watch) => return watch(&rib, &mut wr).await,
             Ok(req) => {
                 let (tx, rx) = oneshot::channel();
-                if rib
-                    .send(RibEvent::Api {
+                if api
+                    .send(ApiCall {
                         request: req,
                         reply: tx,
                     })

@@ -13,14 +13,14 @@ use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
 use super::state::{
     KrouteNodeState, KrouteNodeStateSpec, KrouteNodeStateStatus, PodRoute, SessionState,
 };
 use crate::api::views::{ExplainView, FibEntryView, NeighborView};
-use crate::events::{Request, Response, RibEvent};
+use crate::events::{ApiCall, ApiSender, Request, Response};
 
 /// The state is written at most this often.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(2);
@@ -163,7 +163,7 @@ impl Publisher {
     pub async fn publish(
         &mut self,
         client: &kube::Client,
-        router: &mpsc::Sender<RibEvent>,
+        router: &ApiSender,
         node: &Node,
         others: Vec<(String, IpNet)>,
         advertised: Vec<IpNet>,
@@ -227,12 +227,9 @@ impl Publisher {
 }
 
 /// Ask the router task; `None` (logged) when it is gone or refuses.
-async fn ask<T: serde::de::DeserializeOwned>(
-    router: &mpsc::Sender<RibEvent>,
-    request: Request,
-) -> Option<T> {
+async fn ask<T: serde::de::DeserializeOwned>(router: &ApiSender, request: Request) -> Option<T> {
     let (reply, answer) = oneshot::channel();
-    router.send(RibEvent::Api { request, reply }).await.ok()?;
+    router.send(ApiCall { request, reply }).await.ok()?;
     match answer.await.ok()? {
         Response::Ok(v) => serde_json::from_value(v)
             .map_err(|e| debug!("node state: unexpected answer: {e}"))

@@ -26,7 +26,7 @@ use super::conditions::Conditions;
 use super::secrets::Secrets;
 use super::watch::Watches;
 use crate::config::{Config, PodCidrSource};
-use crate::events::RibEvent;
+use crate::events::{ApiSender, RibEvent};
 
 /// `kroute daemon --kubernetes` options.
 #[derive(Debug, Clone)]
@@ -177,8 +177,9 @@ fn cluster_originations(
 }
 
 impl Cluster {
-    /// Until the daemon ends: apply what the cluster says.
-    pub async fn run(mut self, router: mpsc::Sender<RibEvent>) {
+    /// Until the daemon ends: apply what the cluster says (to `router`);
+    /// the node's state is read through `api`.
+    pub async fn run(mut self, router: mpsc::Sender<RibEvent>, api: ApiSender) {
         if router
             .send(RibEvent::ClusterOriginations(self.originated.clone()))
             .await
@@ -206,7 +207,7 @@ impl Cluster {
                     }
                 }
             }
-            self.publish(&router).await;
+            self.publish(&api).await;
         }
     }
 
@@ -282,7 +283,7 @@ impl Cluster {
 
     /// Conditions and the node's state, to the API server (skipped while
     /// it is away: they are written again when it is back).
-    async fn publish(&mut self, router: &mpsc::Sender<RibEvent>) {
+    async fn publish(&mut self, router: &ApiSender) {
         if self.watches.api_unreachable() || !self.watches.config_synced() {
             return;
         }

@@ -159,6 +159,14 @@ impl Bird {
         self.reconfigure();
     }
 
+    /// Originate every one of `prefixes` with one reconfiguration (a
+    /// table of tens of thousands of routes, not one `configure` each).
+    pub fn announce_many(&mut self, prefixes: impl IntoIterator<Item = String>) {
+        self.statics
+            .extend(prefixes.into_iter().map(|p| (p, Vec::new())));
+        self.reconfigure();
+    }
+
     fn reconfigure(&mut self) {
         let text = config(&self.spec, &self.statics, &self.rr, &self.extra).render();
         self.bird.configure(&text).unwrap_or_else(|e| panic!("{e}"));

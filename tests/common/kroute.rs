@@ -230,6 +230,11 @@ impl Kroute {
             .unwrap_or_else(|e| panic!("show neighbors: {e}"))
     }
 
+    /// One control API request, its answer as JSON.
+    pub fn request(&self, req: &kroute::api::Request) -> Result<serde_json::Value, String> {
+        self.client.request(req).map_err(|e| e.to_string())
+    }
+
     pub fn neighbor(&self, name: &str) -> Option<NeighborView> {
         self.neighbors().into_iter().find(|n| n.name == name)
     }
