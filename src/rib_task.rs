@@ -1088,40 +1088,8 @@ impl RouterTask {
                                 return None;
                             }
                         }
-                        // Before the per-prefix changes: the FIB moves what
-                        // went via the next hops only this peer offered (its
-                        // address, the IPv6 next hop it announced in
-                        // MP_REACH) with a message per nexthop object, not
-                        // per prefix (kernel::Fib::next_hops_down).
-                        let lost = self
-                            .domains
-                            .rib_ref(&self.rib, domain.as_deref())
-                            .next_hops_only_via(peer);
-                        self.domains
-                            .fib_ref(&self.fib, domain.as_deref())
-                            .next_hops_down(lost.clone());
-                        // In steps, each flushed: a full table's withdrawal
-                        // is never held as one list of changes.
-                        let mut down = self
-                            .domains
-                            .rib_mut(&mut self.rib, domain.as_deref())
-                            .peer_down_start(peer);
-                        loop {
-                            let (rib, dout) =
-                                self.domains.rib_out(&mut self.rib, out, domain.as_deref());
-                            if !rib.peer_down_step(&mut down, PEER_DOWN_STEP, dout) {
-                                break;
-                            }
-                            // Flushes the domain's outputs too.
-                            self.flush(std::mem::take(out)).await;
-                            self.answer_reads();
-                        }
-                        self.flush(std::mem::take(out)).await;
-                        if self.peers.contains_key(&peer) {
-                            self.domains
-                                .fib_ref(&self.fib, domain.as_deref())
-                                .next_hops_settled(lost);
-                        }
+                        self.withdraw_peer(peer, domain.as_deref(), false, out)
+                            .await;
                         let dynamic = self.peers.get(&peer).is_some_and(|e| e.dynamic.is_some());
                         if dynamic {
                             self.remove_dynamic(
@@ -1326,15 +1294,63 @@ impl RouterTask {
         };
         self.bmp.peer_stopped(id, &nf);
         let _ = e.cmd.send(PeerCmd::Stop(nf));
-        let (rib, dout) = self
-            .domains
-            .rib_out(&mut self.rib, out, e.cfg.domain.as_deref());
-        rib.remove_peer(id, dout);
-        self.flush(std::mem::take(out)).await;
-        self.add_peer(&e.cfg);
-        if let Some(new) = self.peers.values_mut().find(|n| n.cfg.name == e.cfg.name) {
-            new.bfd = Some(state);
+        // Back in the registry at once, under a new id with a new session
+        // task: `show neighbors` reports it down while the old id's table
+        // leaves.
+        let new = self.add_peer(&e.cfg);
+        if let Some(n) = self.peers.get_mut(&new) {
+            n.bfd = Some(state);
         }
+        self.withdraw_peer(id, e.cfg.domain.as_deref(), true, out)
+            .await;
+    }
+
+    /// Takes away everything peer `id` offered once its session is gone
+    /// (lost, or closed because BFD declared the peer down). First the FIB
+    /// moves what went via the next hops only this peer offered (its
+    /// address, the IPv6 next hop it announced in MP_REACH_NLRI): a message
+    /// per nexthop object, not per prefix (`kernel::Fib::next_hops_down`).
+    /// Then the RIB withdraws its paths in steps of `PEER_DOWN_STEP`
+    /// prefixes, each flushed, answering read-only requests in between, so
+    /// a full table's withdrawal is never one list of changes nor a
+    /// seconds-long wait for `show neighbors`. `forget` also removes the
+    /// peer from the RIB (its entry was replaced by a new id).
+    async fn withdraw_peer(
+        &mut self,
+        id: PeerId,
+        domain: Option<&str>,
+        forget: bool,
+        out: &mut Outputs,
+    ) {
+        let lost = self
+            .domains
+            .rib_ref(&self.rib, domain)
+            .next_hops_only_via(id);
+        self.domains
+            .fib_ref(&self.fib, domain)
+            .next_hops_down(lost.clone());
+        let mut down = self
+            .domains
+            .rib_mut(&mut self.rib, domain)
+            .peer_down_start(id);
+        loop {
+            let (rib, dout) = self.domains.rib_out(&mut self.rib, out, domain);
+            if !rib.peer_down_step(&mut down, PEER_DOWN_STEP, dout) {
+                break;
+            }
+            // Flushes the domain's outputs too.
+            self.flush(std::mem::take(out)).await;
+            self.answer_reads();
+        }
+        if forget {
+            self.domains.rib_mut(&mut self.rib, domain).forget_peer(id);
+        }
+        self.flush(std::mem::take(out)).await;
+        // Every change through those next hops is handed to the FIB: they
+        // resolve as the kernel says again.
+        self.domains
+            .fib_ref(&self.fib, domain)
+            .next_hops_settled(lost);
     }
 
     fn neighbors(&self) -> Vec<NeighborView> {

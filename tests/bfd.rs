@@ -11,7 +11,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::kroute::{self as k, Kroute};
-use common::{netns, route_via, test_dir, veth, wait_until, CONVERGE};
+use common::{netns, route_via, test_dir, veth, wait_until, Stopped, CONVERGE};
 use kroute::api::views::{BfdSessionView, BfdState};
 use kroute::api::Client;
 use labkit::bird::{self as lb, BgpProtocol, BirdConfig, Channel, StaticProtocol, StaticRoute};
@@ -81,33 +81,6 @@ impl Link {
 /// What a 300 ms × 3 session may take to notice, with a wide margin for a
 /// loaded test machine (the expected time is about 0.9 s).
 const DETECT_BOUND: Duration = Duration::from_secs(3);
-
-/// Resumes stopped processes when dropped, so that a failed test leaves
-/// nothing frozen behind (its daemons are then killed by PID as usual).
-struct Stopped(Vec<u32>);
-
-impl Stopped {
-    fn stop(pids: Vec<u32>) -> Stopped {
-        for &pid in &pids {
-            // SAFETY: plain kill(2) on PIDs this test started.
-            assert_eq!(
-                unsafe { libc::kill(pid as i32, libc::SIGSTOP) },
-                0,
-                "SIGSTOP {pid}"
-            );
-        }
-        Stopped(pids)
-    }
-}
-
-impl Drop for Stopped {
-    fn drop(&mut self) {
-        for &pid in &self.0 {
-            // SAFETY: as above.
-            unsafe { libc::kill(pid as i32, libc::SIGCONT) };
-        }
-    }
-}
 
 /// kroute in `k_ns` with one BFD peer across `l` (300 ms × 3), `hops`
 /// router hops away (`multihop`, above 1 a multihop BFD session).

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use common::bird::Bird;
 use common::scenarios::Topo;
-use common::PeerDaemon;
+use common::{PeerDaemon, Stopped};
+use kroute::api::views::BfdState;
+use kroute::api::Client;
 
 /// Prefixes both peers announce; the ping target is in the first.
 const N: usize = 24;
@@ -283,10 +285,49 @@ fn preferred_path_lost_with_backup_routes_rewrites_no_route() {
 /// by a netlink message per prefix (the IPv6 next hop used to be left out).
 #[test]
 fn session_lost_moves_both_families_by_their_objects() {
-    let mut t = Topo::<Bird>::p2p_both_over_ipv4("pbf", 2, |c| c.kernel.backup_routes = true);
+    upstream_lost_moves_both_families_by_objects("pbf", None, |t| t.peers[0].kill());
+}
+
+/// As above, but upstream 1 goes silent (its BIRD frozen: no carrier
+/// change, no TCP close) and BFD (300 ms x 3) declares it down: the session
+/// is closed for BFD (RFC 5882 §4.3), and its table must move by the
+/// objects just as when the session is lost. Before, that path withdrew
+/// the peer's routes per prefix (seconds at a full table).
+#[test]
+fn bfd_down_moves_both_families_by_their_objects() {
+    upstream_lost_moves_both_families_by_objects("pbd", Some(300), |t| {
+        Stopped::stop(vec![t.peers[0].pid()])
+    });
+}
+
+/// Two BIRD upstreams, one session each over IPv4 carrying both families,
+/// announce the same prefixes (the second with a longer AS_PATH); with
+/// `kernel.backupRoutes` the primaries go via 1, the standbys via 2. With
+/// `bfd` (ms) both sessions run BFD at that interval. `fail` takes
+/// upstream 1 away (what it returns lives to the end of the test); every
+/// prefix must then be on its standby alone, moved by at most a message per
+/// nexthop object (the primaries' objects, one per family), none per
+/// prefix.
+fn upstream_lost_moves_both_families_by_objects<G>(
+    tag: &str,
+    bfd: Option<u32>,
+    fail: impl FnOnce(&mut Topo<Bird>) -> G,
+) {
+    let mut t = Topo::<Bird>::p2p_both_over_ipv4(tag, 2, |c| {
+        c.kernel.backup_routes = true;
+        for p in &mut c.peers {
+            p.bfd = bfd.map(|interval| kroute::config::Bfd {
+                interval,
+                multiplier: 3,
+            });
+        }
+    });
     let v6 = |i: usize| format!("fd00:77:{i:x}::/48");
     let all: Vec<String> = (0..N).map(prefix).chain((0..N).map(v6)).collect();
     for (i, p) in t.peers.iter_mut().enumerate() {
+        if let Some(ms) = bfd {
+            p.enable_bfd(ms);
+        }
         for q in &all {
             if i == 0 {
                 p.announce(q);
@@ -296,6 +337,17 @@ fn session_lost_moves_both_families_by_their_objects() {
         }
     }
     t.wait_established();
+    if bfd.is_some() {
+        common::wait_until(common::CONVERGE, "kroute's BFD sessions Up", || {
+            let s = Client::new(t.kroute.socket())
+                .bfd()
+                .map_err(|e| e.to_string())?;
+            match s.iter().filter(|s| s.state == BfdState::Up).count() {
+                2 => Ok(()),
+                _ => Err(format!("{s:?}")),
+            }
+        });
+    }
     // (metric, via peer i) for each of our routes to `q`.
     let vias = |t: &Topo<Bird>, q: &str| -> Vec<(u64, usize)> {
         let family = if q.contains(':') { "-6" } else { "-4" };
@@ -329,7 +381,7 @@ fn session_lost_moves_both_families_by_their_objects() {
     wait_all(&t, "primaries via 1, standbys via 2", &[(20, 1), (21, 2)]);
 
     let before = t.kroute.fib_netlink_messages();
-    t.peers[0].kill();
+    let _failed = fail(&mut t);
     common::wait_until(common::CONVERGE, "upstream 1's session down", || {
         match t.kroute.established(&Topo::<Bird>::v4_name(1)) {
             Ok(()) => Err("still Established".into()),

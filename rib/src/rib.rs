@@ -380,6 +380,12 @@ impl Rib {
 
     pub fn remove_peer(&mut self, id: PeerId, out: &mut Outputs) {
         self.peer_down(id, out);
+        self.forget_peer(id);
+    }
+
+    /// Forgets a peer whose paths are gone ([`Rib::peer_down`] or all of
+    /// its steps done): what [`Rib::remove_peer`] does after the walk.
+    pub fn forget_peer(&mut self, id: PeerId) {
         self.peers.remove(&id);
     }
 

@@ -21,6 +21,8 @@ pub struct Bird {
     /// Raw extra options per neighbor address, written inside that
     /// neighbor's `protocol bgp` block (e.g. `password "x";`, `enable as4 off;`).
     extra: Vec<(String, String)>,
+    /// BFD on every neighbor at this transmit and receive interval (ms).
+    bfd_interval: Option<u32>,
 }
 
 /// BIRD protocol name for a neighbor address.
@@ -167,8 +169,24 @@ impl Bird {
         self.reconfigure();
     }
 
+    /// BFD (`protocol bfd`, asynchronous mode, multiplier 3) on every
+    /// neighbor at `interval_ms`; `bfd on` in each `protocol bgp`.
+    pub fn enable_bfd(&mut self, interval_ms: u32) {
+        self.bfd_interval = Some(interval_ms);
+        for n in &self.spec.neighbors {
+            self.extra.push((n.address.clone(), "bfd on;".into()));
+        }
+        self.reconfigure();
+    }
+
     fn reconfigure(&mut self) {
-        let text = config(&self.spec, &self.statics, &self.rr, &self.extra).render();
+        let mut text = config(&self.spec, &self.statics, &self.rr, &self.extra).render();
+        if let Some(ms) = self.bfd_interval {
+            text += &format!(
+                "protocol bfd {{\n  interface \"*\" {{\n    min rx interval {ms} ms;\n    \
+                 min tx interval {ms} ms;\n    idle tx interval 1000 ms;\n    multiplier 3;\n  }};\n}}\n"
+            );
+        }
         self.bird.configure(&text).unwrap_or_else(|e| panic!("{e}"));
     }
 
@@ -192,6 +210,7 @@ impl Bird {
             statics: Vec::new(),
             rr: None,
             extra,
+            bfd_interval: None,
         }
     }
 

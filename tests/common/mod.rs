@@ -117,3 +117,29 @@ impl Lan {
         v.dev_a
     }
 }
+/// Resumes stopped processes when dropped, so that a failed test leaves
+/// nothing frozen behind (its daemons are then killed by PID as usual).
+pub struct Stopped(Vec<u32>);
+
+impl Stopped {
+    pub fn stop(pids: Vec<u32>) -> Stopped {
+        for &pid in &pids {
+            // SAFETY: plain kill(2) on PIDs this test started.
+            assert_eq!(
+                unsafe { libc::kill(pid as i32, libc::SIGSTOP) },
+                0,
+                "SIGSTOP {pid}"
+            );
+        }
+        Stopped(pids)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+        }
+    }
+}
