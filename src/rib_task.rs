@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
-use kernel::{Fib, FibEvent};
+use kernel::{Fib, FibChange, FibEvent};
 use rib::{FibStatus, Outputs, PeerId, Rib, RouteQuery, Table};
 use wire::notification as n;
 use wire::{Family, Notification, Prefix, Update};
@@ -623,7 +623,10 @@ impl RouterTask {
         self.watch_routes(&fib);
         match &mut self.deferral {
             Some(held) => held.hold(fib),
-            None => self.fib.apply(fib).await,
+            None => {
+                let handle = self.fib.clone();
+                self.apply_answering(&handle, fib).await;
+            }
         }
         // The RIB keeps the two lists disjoint.
         if !out.unwatch_nexthops.is_empty() {
@@ -843,7 +846,7 @@ impl RouterTask {
             // Held with the default domain's while we restart (RFC 4724 §4.1).
             match &mut self.deferral {
                 Some(held) => held.hold_in(&name, changes),
-                None => fib.apply(changes).await,
+                None => self.apply_answering(&fib, changes).await,
             }
             if !out.unwatch_nexthops.is_empty() {
                 fib.unwatch_nexthops(out.unwatch_nexthops);
@@ -1341,6 +1344,12 @@ impl RouterTask {
             // Flushes the domain's outputs too.
             self.flush(std::mem::take(out)).await;
             self.answer_reads();
+            // A flush with room in the FIB's queue does not suspend this
+            // task: without a yield the whole walk is one poll, and the
+            // tasks it woke (the API connections it just answered sit in
+            // this worker's LIFO slot, which other workers cannot steal)
+            // wait for its end (5.6 s for one `show neighbors` at 1M).
+            tokio::task::yield_now().await;
         }
         if forget {
             self.domains.rib_mut(&mut self.rib, domain).forget_peer(id);
@@ -1540,11 +1549,33 @@ impl RouterTask {
     /// routes as far as their withdrawal has gone.
     fn answer_reads(&mut self) {
         while let Ok(call) = self.api.try_recv() {
-            if call.request.reads_only() {
-                let mut unused = Outputs::default();
-                self.api(call.request, call.reply, &mut unused);
-            } else {
-                self.api_deferred.push_back(call);
+            self.answer_or_defer(call);
+        }
+    }
+
+    fn answer_or_defer(&mut self, call: ApiCall) {
+        if call.request.reads_only() {
+            let mut unused = Outputs::default();
+            self.api(call.request, call.reply, &mut unused);
+        } else {
+            self.api_deferred.push_back(call);
+        }
+    }
+
+    /// `fib.apply(changes)`, answering read-only requests while it waits
+    /// for room in the FIB's queue, as between the steps of long work
+    /// (`answer_reads`): the FIB worker can be in one kernel call for
+    /// seconds (deleting a nexthop object that a million routes use, and
+    /// the kernel then deletes the IPv6 ones one by one), and a session
+    /// lost meanwhile must show as down at once.
+    async fn apply_answering(&mut self, fib: &Fib, changes: Vec<FibChange>) {
+        let apply = fib.apply(changes);
+        tokio::pin!(apply);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut apply => return,
+                Some(call) = self.api.recv() => self.answer_or_defer(call),
             }
         }
     }
