@@ -1177,6 +1177,7 @@ fn bfd_table(sessions: &[BfdSessionView]) -> String {
                 s.detect_time_us.map_or("-".to_string(), ms),
                 format!("{}/{}", s.packets_in, s.packets_out),
                 s.state_changes.to_string(),
+                format!("{}/{}", ms(s.tx_late_max_us), ms(s.rx_gap_max_us)),
                 s.diagnostic.clone(),
             ]
         })
@@ -1193,6 +1194,7 @@ fn bfd_table(sessions: &[BfdSessionView]) -> String {
             "DETECT MS",
             "PKTS IN/OUT",
             "CHANGES",
+            "TX LATE/RX GAP MAX MS",
             "DIAGNOSTIC",
         ],
         rows,

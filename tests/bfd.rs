@@ -200,7 +200,13 @@ fn detect_and_recover(
 
     // The peer answers again: BFD and the routes come back.
     drop(stopped);
-    wait_kroute_bfd(kroute, BfdState::Up);
+    let back = wait_kroute_bfd(kroute, BfdState::Up);
+    // The freeze outlasted the detection time, measured from the peer's
+    // last packet: it shows as the peer's longest silence.
+    assert!(
+        back.rx_gap_max_us >= 900_000,
+        "the peer's silence not counted: {back:?}"
+    );
     wait_until(CONVERGE, "the peer's BFD session Up again", peer_bfd_up);
     wait_route(k_ns, l);
 }

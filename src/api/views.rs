@@ -401,6 +401,12 @@ pub struct BfdSessionView {
     pub packets_in: u64,
     pub packets_out: u64,
     pub state_changes: u64,
+    /// The longest a periodic packet of ours went out after its time.
+    pub tx_late_max_us: u64,
+    /// The longest the peer was silent after a packet that left the
+    /// session Up (the silence that took it down counts once it is heard
+    /// again).
+    pub rx_gap_max_us: u64,
 }
 
 /// One prefix in `show fib`: the FIB's [`kernel::FibEntry`] as the API

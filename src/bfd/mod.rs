@@ -339,6 +339,31 @@ struct Counters {
     packets_in: u64,
     packets_out: u64,
     state_changes: u64,
+    /// The longest a periodic packet went out after its time: a node too
+    /// busy for its BFD timers shows here before a peer declares it down.
+    tx_late_max: Duration,
+    /// The longest the peer was silent after a packet that left the
+    /// session Up (up to its next packet; the silence that took the
+    /// session down counts once the peer is heard again).
+    rx_gap_max: Duration,
+    last_tx: Option<Instant>,
+    /// When the last packet that left the session Up arrived.
+    last_rx_up: Option<Instant>,
+}
+
+impl Counters {
+    fn received(&mut self, now: Instant, up_after: bool) {
+        self.packets_in += 1;
+        if let Some(t) = self.last_rx_up {
+            self.rx_gap_max = self.rx_gap_max.max(now.saturating_duration_since(t));
+        }
+        self.last_rx_up = up_after.then_some(now);
+    }
+
+    /// Milliseconds since `t`, for the log ("-" when never).
+    fn ago(t: Option<Instant>) -> String {
+        t.map_or("-".into(), |t| format!("{}", t.elapsed().as_millis()))
+    }
 }
 
 fn micros(d: Duration) -> u64 {
@@ -364,6 +389,8 @@ fn view_of(peer: &BfdPeer, s: &Session, c: &Counters) -> BfdSessionView {
         packets_in: c.packets_in,
         packets_out: c.packets_out,
         state_changes: c.state_changes,
+        tx_late_max_us: micros(c.tx_late_max),
+        rx_gap_max_us: micros(c.rx_gap_max),
     }
 }
 
@@ -437,8 +464,10 @@ impl SessionTask {
                 }
                 p = packets.recv() => match p {
                     Some(p) => {
-                        self.counters.packets_in += 1;
-                        self.session.receive(&p)
+                        let actions = self.session.receive(&p);
+                        let up = self.session.state == State::Up;
+                        self.counters.received(Instant::now(), up);
+                        actions
                     }
                     None => {
                         self.stop_admin_down(&sock, dest).await;
@@ -446,6 +475,8 @@ impl SessionTask {
                     }
                 },
                 _ = sleep_until(next_tx) => {
+                    let late = Instant::now().saturating_duration_since(next_tx);
+                    self.counters.tx_late_max = self.counters.tx_late_max.max(late);
                     if self.session.may_transmit() {
                         self.send(&sock, dest, false).await;
                     }
@@ -491,7 +522,10 @@ impl SessionTask {
     async fn send(&mut self, sock: &UdpSocket, dest: SocketAddr, final_: bool) {
         let bytes = self.session.packet(final_).encode();
         match sock.send_to(&bytes, dest).await {
-            Ok(_) => self.counters.packets_out += 1,
+            Ok(_) => {
+                self.counters.packets_out += 1;
+                self.counters.last_tx = Some(Instant::now());
+            }
             Err(e) => debug!(peer = %self.peer.name, "BFD send: {e}"),
         }
     }
@@ -501,7 +535,19 @@ impl SessionTask {
         if to == State::Up {
             info!(peer = %self.peer.name, address = %self.peer.address, "BFD session Up");
         } else {
-            warn!(peer = %self.peer.name, address = %self.peer.address, %from, %to, "BFD session {to}: {why}");
+            // Whose silence it was: ours (our packets late, or none sent
+            // for longer than the peer's detection time) or the peer's.
+            let c = &self.counters;
+            warn!(
+                peer = %self.peer.name,
+                address = %self.peer.address,
+                %from,
+                %to,
+                last_sent_ms_ago = %Counters::ago(c.last_tx),
+                last_heard_up_ms_ago = %Counters::ago(c.last_rx_up),
+                tx_late_max_ms = c.tx_late_max.as_millis() as u64,
+                "BFD session {to}: {why}"
+            );
         }
         let _ = self.events.send(RibEvent::Bfd {
             address: self.peer.address,
