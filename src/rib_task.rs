@@ -811,11 +811,18 @@ impl RouterTask {
                     }
                 }
             }
-            // What long work above left waiting (see answer_reads).
-            while let Some(call) = self.api_deferred.pop_front() {
-                self.api_call(call, &mut out).await;
+            // What long work above left waiting (see answer_reads), until
+            // none is: a flush may defer more (`apply_answering`), and the
+            // select above does not look at this queue.
+            loop {
+                while let Some(call) = self.api_deferred.pop_front() {
+                    self.api_call(call, &mut out).await;
+                }
+                self.flush(std::mem::take(&mut out)).await;
+                if self.api_deferred.is_empty() {
+                    break;
+                }
             }
-            self.flush(out).await;
         }
     }
 

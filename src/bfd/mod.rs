@@ -349,6 +349,9 @@ struct Counters {
     last_tx: Option<Instant>,
     /// When the last packet that left the session Up arrived.
     last_rx_up: Option<Instant>,
+    /// `last_rx_up` before the latest packet: for the log of a Down the
+    /// peer signaled (that packet cleared `last_rx_up`).
+    prev_rx_up: Option<Instant>,
 }
 
 impl Counters {
@@ -357,6 +360,7 @@ impl Counters {
         if let Some(t) = self.last_rx_up {
             self.rx_gap_max = self.rx_gap_max.max(now.saturating_duration_since(t));
         }
+        self.prev_rx_up = self.last_rx_up;
         self.last_rx_up = up_after.then_some(now);
     }
 
@@ -544,7 +548,7 @@ impl SessionTask {
                 %from,
                 %to,
                 last_sent_ms_ago = %Counters::ago(c.last_tx),
-                last_heard_up_ms_ago = %Counters::ago(c.last_rx_up),
+                last_heard_up_ms_ago = %Counters::ago(c.last_rx_up.or(c.prev_rx_up)),
                 tx_late_max_ms = c.tx_late_max.as_millis() as u64,
                 "BFD session {to}: {why}"
             );
