@@ -77,6 +77,30 @@ impl<T> PrefixMap<T> {
         }
     }
 
+    /// Hands `p`'s value to `keep` and removes it unless `keep` says true,
+    /// with one lookup; None when `p` is absent, else whether it was kept.
+    pub fn update_or_remove(
+        &mut self,
+        p: IpNet,
+        keep: impl FnOnce(&mut T) -> bool,
+    ) -> Option<bool> {
+        use std::collections::btree_map::Entry;
+        fn at<K: Ord, T>(e: Entry<'_, K, T>, keep: impl FnOnce(&mut T) -> bool) -> Option<bool> {
+            let Entry::Occupied(mut o) = e else {
+                return None;
+            };
+            let kept = keep(o.get_mut());
+            if !kept {
+                o.remove();
+            }
+            Some(kept)
+        }
+        match p {
+            IpNet::V4(n) => at(self.v4.entry(n), keep),
+            IpNet::V6(n) => at(self.v6.entry(n), keep),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.v4.len() + self.v6.len()
     }
@@ -147,6 +171,37 @@ impl<T> PrefixMap<T> {
             None => Box::new(v6(Bound::Unbounded).chain(v4(Bound::Unbounded))),
             Some(IpNet::V6(b)) => Box::new(v6(Bound::Excluded(b)).chain(v4(Bound::Unbounded))),
             Some(IpNet::V4(b)) => Box::new(v4(Bound::Excluded(b))),
+        }
+    }
+
+    /// As [`PrefixMap::iter_below`], with the values mutable: a walk down
+    /// the map that changes what it passes without looking each key up.
+    pub fn iter_below_mut(
+        &mut self,
+        bound: Option<IpNet>,
+    ) -> Box<dyn Iterator<Item = (IpNet, &mut T)> + '_> {
+        fn down<K: Ord + Copy, T>(
+            m: &mut BTreeMap<K, T>,
+            b: Bound<K>,
+            net: fn(K) -> IpNet,
+        ) -> impl Iterator<Item = (IpNet, &mut T)> {
+            m.range_mut((Bound::Unbounded, b))
+                .rev()
+                .map(move |(k, v)| (net(*k), v))
+        }
+        let (v4, v6) = (&mut self.v4, &mut self.v6);
+        match bound {
+            None => Box::new(down(v6, Bound::Unbounded, IpNet::V6).chain(down(
+                v4,
+                Bound::Unbounded,
+                IpNet::V4,
+            ))),
+            Some(IpNet::V6(b)) => Box::new(down(v6, Bound::Excluded(b), IpNet::V6).chain(down(
+                v4,
+                Bound::Unbounded,
+                IpNet::V4,
+            ))),
+            Some(IpNet::V4(b)) => Box::new(down(v4, Bound::Excluded(b), IpNet::V4)),
         }
     }
 
@@ -254,6 +309,47 @@ mod tests {
         assert_eq!(below(Some("::/0")), ["10.1.0.0/16", "10.0.0.0/8"]);
         assert_eq!(below(Some("10.1.0.0/16")), ["10.0.0.0/8"]);
         assert!(below(Some("10.0.0.0/8")).is_empty());
+    }
+
+    #[test]
+    fn walks_down_mutably_as_it_walks_down() {
+        let mut t: PrefixMap<u32> = PrefixMap::default();
+        for p in ["10.0.0.0/8", "10.1.0.0/16", "2001:db8::/32", "fd00::/8"] {
+            t.insert(net(p), 0);
+        }
+        for b in [None, Some("fd00::/8"), Some("::/0"), Some("10.1.0.0/16")] {
+            let b = b.map(net);
+            let keys: Vec<IpNet> = t.iter_below(b).map(|(k, _)| k).collect();
+            let walked: Vec<IpNet> = t
+                .iter_below_mut(b)
+                .map(|(k, v)| {
+                    *v += 1;
+                    k
+                })
+                .collect();
+            assert_eq!(walked, keys, "bound {b:?}");
+        }
+        // Each value was changed once per walk that passed it.
+        let counts: Vec<u32> = t.iter().map(|(_, v)| *v).collect();
+        assert_eq!(counts, [4, 3, 2, 1]);
+    }
+
+    #[test]
+    fn an_entry_is_updated_or_removed_in_one_go() {
+        let mut t: PrefixMap<u32> = PrefixMap::default();
+        t.insert(net("10.0.0.0/8"), 1);
+        t.insert(net("fd00::/8"), 1);
+        assert_eq!(t.update_or_remove(net("10.1.0.0/16"), |_| true), None);
+        let bump = |v: &mut u32| {
+            *v += 1;
+            *v < 3
+        };
+        assert_eq!(t.update_or_remove(net("10.0.0.0/8"), bump), Some(true));
+        assert_eq!(t.get(&net("10.0.0.0/8")), Some(&2));
+        assert_eq!(t.update_or_remove(net("10.0.0.0/8"), bump), Some(false));
+        assert!(!t.contains(&net("10.0.0.0/8")));
+        assert_eq!(t.update_or_remove(net("fd00::/8"), |_| false), Some(false));
+        assert!(t.is_empty());
     }
 
     #[test]
