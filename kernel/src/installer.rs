@@ -32,8 +32,8 @@ pub(crate) struct Held {
 
 /// What routes in the kernel hold ([`Held`]), numbered so that a route
 /// keeps 4 bytes, and, with nexthop objects, one reference to its object.
-/// A write in flight holds an object reference too (taken by
-/// [`HopSets::for_write`]); the route keeps it if the write is done.
+/// A write takes an object reference ([`HopSets::for_write`]), which the
+/// route's installed set keeps.
 pub(crate) struct HopSets {
     sets: Numbered<Held>,
     /// None: next hops are written into each route.
@@ -82,7 +82,9 @@ impl HopSets {
         self.objects.as_mut().map_or(0, |o| o.acquire(hops))
     }
 
-    /// A write of `hops` through `nhid` was done: the route holds them now.
+    /// A route is written with `hops` through `nhid`: it holds them from
+    /// now, with the object reference [`HopSets::for_write`] took (a
+    /// refused write lets go of both, through [`HopSets::release`]).
     pub(crate) fn installed(&mut self, hops: &Arc<[KernelHop]>, nhid: u32) -> Id {
         let held = Held {
             hops: hops.clone(),
@@ -94,13 +96,6 @@ impl HopSets {
                 nhid,
             })
         })
-    }
-
-    /// A write through `nhid` was not done: it lets go of its object.
-    fn not_installed(&mut self, nhid: u32) {
-        if let Some(o) = self.objects.as_mut() {
-            o.release(nhid);
-        }
     }
 
     /// Whether kernel route `k` is what a route of ours holding `id` looks
@@ -323,14 +318,12 @@ impl Installer {
         let sets = &mut self.sets;
         let mut outcome_of = |op: Op, outcome: Outcome| {
             match (&op, &outcome) {
-                (Op::Replace(p, _, nhid) | Op::Standby(p, _, nhid), Outcome::Refused(e)) => {
-                    if first_refusal.is_none() {
-                        first_refusal = Some((*p, e.to_string()));
-                    }
-                    sets.not_installed(*nhid);
-                }
-                (Op::Replace(_, _, nhid) | Op::Standby(_, _, nhid), Outcome::Unknown) => {
-                    sets.not_installed(*nhid)
+                // (A route write's object reference is let go by the
+                // table with the route's installed set: see `follow`.)
+                (Op::Replace(p, ..) | Op::Standby(p, ..), Outcome::Refused(e))
+                    if first_refusal.is_none() =>
+                {
+                    first_refusal = Some((*p, e.to_string()));
                 }
                 (Op::Delete { prefix, .. } | Op::StandbyDelete(prefix), Outcome::Refused(e))
                     if e.errno != libc::ESRCH && first_refusal.is_none() =>
@@ -439,20 +432,21 @@ mod tests {
     }
 
     #[test]
-    fn a_done_write_moves_its_object_to_the_route_and_a_failed_one_lets_go() {
+    fn a_written_route_holds_its_object_and_a_failed_one_lets_go() {
         let mut sets = HopSets::new(Some(Objects::new(
             186,
             crate::config::DEFAULT_NEXTHOP_IDS,
             Vec::new(),
         )));
         let h: Arc<[KernelHop]> = Arc::from([hop("10.0.0.1", 2)]);
-        // Two writes in flight; one is done, one fails.
+        // Two routes written; one is done, one fails and lets go.
         let nhid = sets.for_write(&h);
-        assert_eq!(sets.for_write(&h), nhid, "one object for one set");
         let id = sets.installed(&h, nhid);
+        assert_eq!(sets.for_write(&h), nhid, "one object for one set");
+        assert_eq!(sets.installed(&h, nhid), id, "one installed set");
         assert_eq!(sets.get(id), &h[..]);
         assert_eq!(sets.forwards(id), &h[..]);
-        sets.not_installed(nhid);
+        sets.release(id);
         let objects = sets.objects.as_mut().unwrap();
         objects.take_creates();
         assert!(

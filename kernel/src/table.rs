@@ -492,6 +492,9 @@ pub(crate) struct RouteTable {
     /// they want: sent as one [`FibEvent::RoutesInstalled`] by
     /// [`RouteTable::send_confirmed`].
     confirmed: Vec<(IpNet, Arc<NhSet>)>,
+    /// Prefixes confirmed when planned whose write was then refused or
+    /// left unknown: taken out of `confirmed` before it is sent.
+    unconfirmed: Vec<IpNet>,
     /// RouteFailed and RoutesInstalled go to the RIB from here.
     events: UnboundedSender<FibEvent>,
 }
@@ -511,6 +514,7 @@ impl RouteTable {
             standbys: false,
             sweep: Sweep::Idle,
             confirmed: Vec::new(),
+            unconfirmed: Vec::new(),
             events,
         }
     }
@@ -694,7 +698,14 @@ impl RouteTable {
                 match plan.primary {
                     Write::None => {}
                     Write::Replace(h) => {
+                        // Taken as installed now (see `follow`), so that a
+                        // write that is done costs no second lookup.
                         let nhid = sets.for_write(&h);
+                        let id = sets.installed(&h, nhid);
+                        r.replace_cur(Current::Installed(id), sets);
+                        if let Some(w) = wanted {
+                            confirmed.push((p, w.best.clone()));
+                        }
                         ops.push(Op::Replace(p, h, nhid))
                     }
                     Write::Delete => ops.push(Op::Delete {
@@ -711,6 +722,8 @@ impl RouteTable {
                 (Write::Replace(_), Some(later)) => later.mark(p, r),
                 (Write::Replace(h), None) => {
                     let nhid = sets.for_write(&h);
+                    let id = sets.installed(&h, nhid);
+                    r.replace_standby(Current::Installed(id), sets);
                     ops.push(Op::Standby(p, h, nhid))
                 }
                 (Write::Delete, _) => ops.push(Op::StandbyDelete(p)),
@@ -746,25 +759,25 @@ impl RouteTable {
 
     /// Follows a written route op's outcome; true when it leaves a tracked
     /// route's kernel state unknown.
+    ///
+    /// A replacement (primary or standby) was taken as installed, and
+    /// confirmed, when the sweep step planned it: the worker takes no
+    /// change between a step's sweep and its outcomes, and nearly every
+    /// write is done, so only the rare refusal or lost acknowledgement
+    /// looks its route up again. The installed set it holds keeps the
+    /// object reference taken for the write; a refused or unknown route
+    /// lets go of both.
     pub(crate) fn follow(&mut self, op: Op, outcome: Outcome, sets: &mut HopSets) -> bool {
         match (op, outcome) {
-            (Op::Replace(p, h, nhid), Outcome::Done) => {
-                // The object reference taken for this write is kept by
-                // the installed route; the one it replaces is let go.
-                // (Acquired first: rewriting the same set keeps its number.)
-                let id = sets.installed(&h, nhid);
-                let r = self.routes.entry(p);
-                r.replace_cur(Current::Installed(id), sets);
-                // The worker takes no change between a step's sweep and its
-                // outcomes: the set wanted now is the one written.
-                if let Some(w) = r.want {
-                    self.confirmed.push((p, self.wanted.get(w).best.clone()));
+            (Op::Replace(p, _, _), Outcome::Done) => {
+                if !self.reported_failed.is_empty() {
+                    self.forget_failure(&p);
                 }
-                self.forget_failure(&p);
                 false
             }
             (Op::Replace(p, _, _), Outcome::Refused(e)) => {
                 let error = e.to_string();
+                self.unconfirmed.push(p);
                 let r = self.routes.entry(p);
                 r.replace_cur(Current::Failed, sets);
                 let next_hops = r.want.map_or_else(tables::fib::no_next_hops, |w| {
@@ -780,6 +793,7 @@ impl RouteTable {
                 false
             }
             (Op::Replace(p, _, _), Outcome::Unknown) => {
+                self.unconfirmed.push(p);
                 self.routes.entry(p).replace_cur(Current::Unknown, sets);
                 true
             }
@@ -796,13 +810,7 @@ impl RouteTable {
                 self.update_route(prefix, |r| r.replace_cur(now, sets));
                 unknown
             }
-            (Op::Standby(p, h, nhid), Outcome::Done) => {
-                let id = sets.installed(&h, nhid);
-                self.routes
-                    .entry(p)
-                    .replace_standby(Current::Installed(id), sets);
-                false
-            }
+            (Op::Standby(_, _, _), Outcome::Done) => false,
             (Op::Standby(p, _, _), Outcome::Refused(_)) => {
                 // Not reported to the RIB: the prefix forwards on its
                 // primary; the installer logged the kernel's words.
@@ -846,6 +854,10 @@ impl RouteTable {
 
     /// Sends what this write step confirmed, as one event.
     pub(crate) fn send_confirmed(&mut self) {
+        if !self.unconfirmed.is_empty() {
+            let failed: FastSet<IpNet> = self.unconfirmed.drain(..).collect();
+            self.confirmed.retain(|(p, _)| !failed.contains(p));
+        }
         if !self.confirmed.is_empty() {
             // The next step is likely as large: sized once, not doubled.
             let next = Vec::with_capacity(self.confirmed.len());
@@ -1219,6 +1231,21 @@ mod tests {
         }
     }
 
+    /// One sweep step over every dirty prefix, each write given
+    /// `outcome`; true if one left its route unknown.
+    fn write_all(t: &mut RouteTable, sets: &mut HopSets, outcome: impl Fn() -> Outcome) -> bool {
+        t.start_sweep();
+        let ops = t
+            .sweep_step(usize::MAX, via_one, sets, 20)
+            .unwrap_or_default();
+        let mut unknown = false;
+        for op in ops {
+            unknown |= t.follow(op, outcome(), sets);
+        }
+        t.end_sweep_if_clean();
+        unknown
+    }
+
     /// Past `LIST_MAX` flagged routes the list goes and sweeps walk the
     /// flags; either way every flagged prefix comes out once, highest first.
     #[test]
@@ -1380,24 +1407,29 @@ mod tests {
         let (mut t, mut rx) = table();
         let mut sets = HopSets::new(None);
         let p = net("10.0.1.0/24");
-        let h: Arc<[KernelHop]> = Arc::from([hop("10.0.0.1", 2)]);
         t.want(p, nhs("192.0.2.1"));
-        let refused = crate::netlink::NlError {
-            errno: libc::EINVAL,
-            text: None,
+        let refused = || {
+            Outcome::Refused(crate::netlink::NlError {
+                errno: libc::EINVAL,
+                text: None,
+            })
         };
-        let unconfirmed = t.follow(
-            Op::Replace(p, h.clone(), 0),
-            Outcome::Refused(refused),
-            &mut sets,
-        );
-        assert!(!unconfirmed);
+        assert!(!write_all(&mut t, &mut sets, refused));
         assert_eq!(t.current(&p), Current::Failed);
         assert!(t.failure(&p).unwrap().0.contains("EINVAL"));
         assert!(matches!(rx.try_recv(), Ok(FibEvent::RouteFailed { prefix, .. }) if prefix == p));
-        assert!(t.follow(Op::Replace(p, h.clone(), 0), Outcome::Unknown, &mut sets));
+        t.send_confirmed();
+        assert!(rx.try_recv().is_err(), "a refused write is not confirmed");
+        // Written again (the same set wanted again), the acknowledgement lost.
+        t.want(p, nhs("192.0.2.1"));
+        assert!(write_all(&mut t, &mut sets, || Outcome::Unknown));
         assert_eq!(t.current(&p), Current::Unknown);
-        assert!(!t.follow(Op::Replace(p, h, 0), Outcome::Done, &mut sets));
+        t.send_confirmed();
+        assert!(rx.try_recv().is_err(), "an unknown write is not confirmed");
+        assert!(t.failure(&p).is_some(), "still reported failed");
+        t.want(p, nhs("192.0.2.1"));
+        assert!(!write_all(&mut t, &mut sets, || Outcome::Done));
+        assert!(matches!(t.current(&p), Current::Installed(_)));
         assert_eq!(t.failure(&p), None);
         assert!(rx.try_recv().is_err(), "confirmed with the step, not alone");
         t.send_confirmed();
@@ -1467,8 +1499,8 @@ mod tests {
         let h: Arc<[KernelHop]> = Arc::from([hop("10.0.0.1", 2)]);
         for p in [a, b, d] {
             t.want(p, nhs("192.0.2.1"));
-            t.follow(Op::Replace(p, h.clone(), 0), Outcome::Done, &mut sets);
         }
+        write_all(&mut t, &mut sets, || Outcome::Done);
         t.want(c, nhs("192.0.2.9"));
         t.clear_dirty();
         // The kernel lost b, holds d via another gateway, holds c, which we
@@ -1497,10 +1529,8 @@ mod tests {
         let (mut t, _rx) = table();
         let mut sets = HopSets::new(None);
         let (a, b) = (net("10.0.1.0/24"), net("10.0.2.0/24"));
-        let h: Arc<[KernelHop]> = Arc::from([hop("10.0.0.1", 2)]);
         t.want(a, nhs("192.0.2.1"));
-        t.follow(Op::Replace(a, h, 0), Outcome::Done, &mut sets);
-        t.clear_dirty();
+        write_all(&mut t, &mut sets, || Outcome::Done);
         let now = Instant::now();
         let touched = t.mark_touched(&[a, b, net("10.9.0.0/16")], &mut sets, now);
         assert_eq!(touched.now, 1);
@@ -1513,11 +1543,9 @@ mod tests {
         done(&mut t, step, &mut sets);
         t.end_sweep_if_clean();
         // Fought over: after a few repairs, the next waits for its window.
-        let h: Arc<[KernelHop]> = Arc::from([hop("10.0.0.1", 2)]);
         for _ in 1..crate::repairs::REPAIRS_AT_ONCE {
             assert_eq!(t.mark_touched(&[a], &mut sets, now).now, 1);
-            t.clear_dirty();
-            t.follow(Op::Replace(a, h.clone(), 0), Outcome::Done, &mut sets);
+            write_all(&mut t, &mut sets, || Outcome::Done);
         }
         let touched = t.mark_touched(&[a], &mut sets, now);
         assert_eq!((touched.now, touched.deferred), (0, 1));
