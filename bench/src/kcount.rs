@@ -964,3 +964,49 @@ mod tests {
         assert!(heard, "no notification of the carrier loss");
     }
 }
+
+/// The IPv4 prefixes of the main table as `/proc/net/fib_triestat` counts
+/// them (its first `Main:` section's `Prefixes:`; the kernel walks its
+/// trie for it, about 60 ms at 1M routes, where a netlink dump of the same
+/// table takes a second). Local and connected routes are counted too.
+pub fn triestat_prefixes(text: &str) -> Option<u64> {
+    let main = text.split("\nMain:").nth(1)?;
+    let line = main.lines().find(|l| l.trim_start().starts_with("Prefixes:"))?;
+    line.split(':').nth(1)?.trim().parse().ok()
+}
+
+/// The IPv6 route entries of every table as `/proc/net/rt6_stats` counts
+/// them (a counter the kernel keeps: its fourth field, fib_rt_entries, in
+/// hex). Local and multicast routes are counted too.
+pub fn rt6_stats_entries(text: &str) -> Option<u64> {
+    let field = text.split_whitespace().nth(3)?;
+    u64::from_str_radix(field, 16).ok()
+}
+
+/// Both counts, read in the namespace of the calling thread.
+pub fn tally_routes() -> io::Result<u64> {
+    let read = |name: &str| std::fs::read_to_string(format!("/proc/thread-self/net/{name}"));
+    let bad = |name: &str| io::Error::other(format!("cannot read /proc/net/{name}"));
+    let v4 = triestat_prefixes(&read("fib_triestat")?).ok_or_else(|| bad("fib_triestat"))?;
+    let v6 = rt6_stats_entries(&read("rt6_stats")?).ok_or_else(|| bad("rt6_stats"))?;
+    Ok(v4 + v6)
+}
+
+#[cfg(test)]
+mod tally_tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_read_from_the_kernels_own_statistics() {
+        let triestat = "Basic info: size of leaf: 48 bytes, size of tnode: 40 bytes.\n\
+            Main:\n\tAver depth:     2.33\n\tMax depth:      3\n\tLeaves:         6\n\
+            \tPrefixes:       1000003\n\tInternal nodes: 4\nLocal:\n\tPrefixes:       7\n";
+        assert_eq!(triestat_prefixes(triestat), Some(1_000_003));
+        assert_eq!(triestat_prefixes("Basic info: nothing\n"), None);
+        assert_eq!(
+            rt6_stats_entries("0002 0002 0000 30d42 0000 0000 0000\n"),
+            Some(0x30d42)
+        );
+        assert_eq!(rt6_stats_entries("0002 0002\n"), None);
+    }
+}

@@ -23,7 +23,7 @@ use crate::encode::{self, NextHops};
 use crate::netns::{self, enter_thread, Pair};
 use crate::receivers::{self, Ctx, Kind, SENDER_ASN};
 use crate::table::Table;
-use crate::watch::{Poller, Watcher};
+use crate::watch::{Poller, Reach, Tally, Watcher};
 
 /// What one point of the benchmark sends.
 pub struct Prepared {
@@ -212,6 +212,17 @@ pub fn measure(kind: Kind, p: &Prepared, opts: &Opts, rep: usize) -> Sample {
     s
 }
 
+/// The tally's shortest pause between readings (see `Tally::start`).
+const TALLY_INTERVAL: Duration = Duration::from_millis(20);
+
+/// The earlier of two times something was seen done.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 fn daemon(
     kind: Kind,
     p: &Prepared,
@@ -241,6 +252,19 @@ fn daemon(
         .ok_or("no kernel count")?
         .counts
         .total();
+    // The load's and the drop's end are timed by the tally (a reading
+    // every ~0.1 s at 1M routes) and by the dumps, whichever sees it first.
+    let start_tally = || -> Result<(Tally, u64), String> {
+        let t = Tally::start(&pair.receiver, TALLY_INTERVAL).map_err(|e| e.to_string())?;
+        let base = t
+            .fresh(Instant::now(), Duration::from_secs(30))
+            .ok_or("no kernel route statistics")?;
+        Ok((t, base))
+    };
+    let (mut tally, tally_base) = start_tally()?;
+    if kind.programs_kernel() {
+        tally.watch(Reach::AtLeast(tally_base + expected));
+    }
     let pids = rx.pids();
     let cpu0 = procfs::sum_cpu(&pids);
     s.idle_rss_kib = procfs::sum_mem(&pids).map(|m| m.rss_kib);
@@ -285,9 +309,10 @@ fn daemon(
             }
             let obs = poller.latest();
             if kernel_at.is_none() && kind.programs_kernel() {
-                if let Some(o) = obs.filter(|o| o.counts.total().saturating_sub(base) >= expected) {
-                    kernel_at = Some(o.end);
-                }
+                let dumped = obs
+                    .filter(|o| o.counts.total().saturating_sub(base) >= expected)
+                    .map(|o| o.end);
+                kernel_at = earliest(tally.reached(), dumped);
             }
             if rib_at.is_some() && (kernel_at.is_some() || !kind.programs_kernel()) {
                 break;
@@ -311,20 +336,31 @@ fn daemon(
             .fresh(Instant::now(), timeout)
             .ok_or("no kernel count")?;
         s.kernel_count = Some(o.counts.total().saturating_sub(base));
-        if let Some(e) = poller.error() {
+        if let Some(e) = poller.error().or(tally.error()) {
             return Err(e);
+        }
+        if kind.programs_kernel() && s.kernel_count < Some(expected) {
+            // The tally counts every route of the namespace: some other
+            // route than the receiver's must have made up the number.
+            return Err(format!(
+                "the route statistics said the load was complete, a dump counts {} of {expected}",
+                s.kernel_count.unwrap_or(0)
+            ));
         }
 
         if let Some(c) = &p.churn {
             if kind.programs_kernel() {
                 poller.set_paused(true);
+                drop(tally);
                 let stats = churn(&pair, c, &ctl_tx, &ev_rx, timeout);
                 poller.set_paused(false);
                 s.churn = Some(stats?);
+                tally = start_tally()?.0;
             }
         }
 
         // Drop: close the session, wait for the kernel to be empty again.
+        tally.watch(Reach::AtMost(tally_base));
         let _ = ctl_tx.send(Control::Close);
         let closed = loop {
             match ev_rx.recv_timeout(Duration::from_secs(30)) {
@@ -339,12 +375,11 @@ fn daemon(
             loop {
                 rx.check_alive()?;
                 let o = poller.latest().filter(|o| o.start >= closed);
-                if let Some(o) = o {
-                    if o.counts.total() <= base {
-                        s.drop_s = Some(secs(o.end - closed));
-                        s.kernel_after_drop = Some(0);
-                        break;
-                    }
+                let dumped = o.filter(|o| o.counts.total() <= base).map(|o| o.end);
+                if let Some(at) = earliest(tally.reached(), dumped) {
+                    s.drop_s = Some(secs(at.saturating_duration_since(closed)));
+                    s.kernel_after_drop = Some(0);
+                    break;
                 }
                 if closed.elapsed() > timeout {
                     let left = o.map(|o| o.counts.total().saturating_sub(base));

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
-use crate::kcount::{Counts, RouteCounter, RouteWatch};
+use crate::kcount::{tally_routes, Counts, RouteCounter, RouteWatch};
 use labkit::Netns;
 
 use crate::netns::enter_thread;
@@ -121,6 +121,132 @@ impl Poller {
 }
 
 impl Drop for Poller {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// What a [`Tally`] waits for.
+#[derive(Debug, Clone, Copy)]
+pub enum Reach {
+    AtLeast(u64),
+    AtMost(u64),
+}
+
+#[derive(Default)]
+struct TallyState {
+    latest: Option<(Instant, u64)>,
+    watch: Option<Reach>,
+    /// When a reading first met `watch` since it was set.
+    reached: Option<Instant>,
+}
+
+/// The namespace's route count from the kernel's own statistics
+/// ([`tally_routes`]), read far more often than a table can be dumped: a
+/// dump of a million routes takes about a second, and with the dump
+/// poller's pauses a load's end was seen 1-3 s late. Local and connected
+/// routes are counted too, so compare with a reading taken before the
+/// load. Reads every `min_interval`, or every two reading durations if
+/// that is longer (at most about a third of one core).
+pub struct Tally {
+    state: Arc<Mutex<TallyState>>,
+    error: Arc<Mutex<Option<String>>>,
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Tally {
+    pub fn start(ns: &Netns, min_interval: Duration) -> io::Result<Tally> {
+        let state = Arc::new(Mutex::new(TallyState::default()));
+        let error = Arc::new(Mutex::new(None));
+        let stop = Arc::new(AtomicBool::new(false));
+        let ns = ns.name().to_string();
+        let (st, e, s) = (state.clone(), error.clone(), stop.clone());
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let handle = thread::spawn(move || {
+            if let Err(err) = enter_thread(&ns).and_then(|_| tally_routes().map(|_| ())) {
+                let _ = ready_tx.send(Err(err));
+                return;
+            }
+            let _ = ready_tx.send(Ok(()));
+            while !s.load(Ordering::Relaxed) {
+                let start = Instant::now();
+                match tally_routes() {
+                    Ok(n) => {
+                        let end = Instant::now();
+                        let mut g = st.lock().unwrap_or_else(|x| x.into_inner());
+                        g.latest = Some((end, n));
+                        let met = match g.watch {
+                            Some(Reach::AtLeast(m)) => n >= m,
+                            Some(Reach::AtMost(m)) => n <= m,
+                            None => false,
+                        };
+                        if met && g.reached.is_none() {
+                            // The reading saw it done: at the latest when
+                            // it ended.
+                            g.reached = Some(end);
+                        }
+                        drop(g);
+                        let until = end + min_interval.max((end - start) * 2);
+                        while Instant::now() < until && !s.load(Ordering::Relaxed) {
+                            thread::sleep(Duration::from_millis(2));
+                        }
+                    }
+                    Err(err) => {
+                        *e.lock().unwrap_or_else(|x| x.into_inner()) =
+                            Some(format!("kernel route statistics: {err}"));
+                        return;
+                    }
+                }
+            }
+        });
+        ready_rx
+            .recv()
+            .map_err(|_| io::Error::other("tally thread died"))??;
+        Ok(Tally {
+            state,
+            error,
+            stop,
+            handle: Some(handle),
+        })
+    }
+
+    /// The first reading that ended after `after`.
+    pub fn fresh(&self, after: Instant, timeout: Duration) -> Option<u64> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let latest = self.state.lock().unwrap_or_else(|x| x.into_inner()).latest;
+            if let Some((_, n)) = latest.filter(|(at, _)| *at > after) {
+                return Some(n);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// From now on, wait for a reading that meets `reach`.
+    pub fn watch(&self, reach: Reach) {
+        let mut g = self.state.lock().unwrap_or_else(|x| x.into_inner());
+        g.watch = Some(reach);
+        g.reached = None;
+    }
+
+    /// When a reading first met what [`Tally::watch`] waits for.
+    pub fn reached(&self) -> Option<Instant> {
+        self.state.lock().unwrap_or_else(|x| x.into_inner()).reached
+    }
+
+    pub fn error(&self) -> Option<String> {
+        self.error.lock().unwrap_or_else(|x| x.into_inner()).clone()
+    }
+}
+
+impl Drop for Tally {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(h) = self.handle.take() {
