@@ -971,7 +971,9 @@ mod tests {
 /// table takes a second). Local and connected routes are counted too.
 pub fn triestat_prefixes(text: &str) -> Option<u64> {
     let main = text.split("\nMain:").nth(1)?;
-    let line = main.lines().find(|l| l.trim_start().starts_with("Prefixes:"))?;
+    let line = main
+        .lines()
+        .find(|l| l.trim_start().starts_with("Prefixes:"))?;
     line.split(':').nth(1)?.trim().parse().ok()
 }
 

@@ -302,7 +302,14 @@ impl Objects {
                 Some(next) if self.ids.contains(&next) => next,
                 _ => *self.ids.start(),
             };
-            if id != 0 && !self.taken.contains(&id) && !self.by_id.contains_key(&id) {
+            // Not one queued for deletion either: a route planned after
+            // another let go of an object in the same step must not get its
+            // number, deleted (with the routes on it) once the step is written.
+            if id != 0
+                && !self.taken.contains(&id)
+                && !self.by_id.contains_key(&id)
+                && !self.deletes.contains(&id)
+            {
                 return id;
             }
         }
@@ -600,6 +607,18 @@ mod tests {
         let _ = tiny.take_deletes();
         let c = tiny.acquire(&Arc::from([hop("10.0.0.3", 2)]));
         assert_eq!((a, b, c), (0x4000_0000, 0x4000_0001, 0x4000_0000));
+        // An id queued for deletion is not handed out again before the
+        // deletion is taken (written).
+        let mut tiny = Objects::new(186, 0x4000_0000..=0x4000_0003, vec![]);
+        let ids: Vec<u32> = (1..=4)
+            .map(|i| tiny.acquire(&Arc::from([hop(&format!("10.0.0.{i}"), 2)])))
+            .collect();
+        tiny.release(ids[3]);
+        assert_eq!(tiny.take_deletes(), vec![ids[3]], "written: free again");
+        tiny.release(ids[0]);
+        let next = tiny.acquire(&Arc::from([hop("10.0.0.5", 2)]));
+        assert_eq!(next, ids[3], "not ids[0], whose deletion is still queued");
+        assert_eq!(tiny.take_deletes(), vec![ids[0]]);
     }
 
     #[test]
