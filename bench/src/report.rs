@@ -300,12 +300,17 @@ pub fn markdown(meta: &Meta, points: &[PointInfo], kinds: &[Kind], samples: &[Sa
          own counter (kroute `show neighbors` prefixesAccepted, `birdc show protocols all` \
          imported, FRR `show bgp summary json` pfxRcd, `gobgp neighbor` accepted) reaching every \
          prefix; read every {} ms.\n\
-         * **Established → kernel**: until a netlink dump of the receiver namespace's main table \
-         holds every prefix. Dumps run back to back at most every {} ms (or twice the dump's own \
-         duration), and a dump's end time is recorded, so figures are upper bounds by at most one \
-         polling interval.\n\
+         * **Established → kernel**: until the kernel, asked in the receiver namespace, holds \
+         every prefix: the earlier of the first reading of its route statistics \
+         (`/proc/net/fib_triestat`, `/proc/net/rt6_stats`; every 20 ms or twice a reading's \
+         duration, about 0.1 s at 1M routes) at the count before the load plus every prefix, \
+         and the end of the first netlink dump of the main table holding every prefix (dumps \
+         back to back at most every {} ms or twice a dump's duration, about 3 s at 1M); a dump \
+         after the load must count every prefix as the receiver's. Upper bounds by at most one \
+         reading.\n\
          * **drop → kernel empty**: the sender sends a Cease NOTIFICATION and closes TCP; until a \
-         dump finds none of the routes left.\n\
+         statistics reading is back at the count before the load, or a dump finds none of the \
+         routes left.\n\
          * **peak RSS**: VmHWM summed over the receiver's processes (FRR: zebra + bgpd). \
          **bytes / route**: (peak RSS − RSS when idle before the session) / prefixes.\n\
          * **CPU**: user + system seconds of the receiver's processes from just before the \

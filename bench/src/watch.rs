@@ -16,6 +16,33 @@ use labkit::Netns;
 
 use crate::netns::enter_thread;
 
+/// Starts a thread in namespace `ns` that sets itself up there with
+/// `init` (whose error is the caller's) and then runs `body` with what it
+/// made.
+fn spawn_in<T, I, B>(ns: &Netns, what: &str, init: I, body: B) -> io::Result<JoinHandle<()>>
+where
+    I: FnOnce() -> io::Result<T> + Send + 'static,
+    B: FnOnce(T) + Send + 'static,
+{
+    let ns = ns.name().to_string();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let handle = thread::spawn(move || {
+        match enter_thread(&ns).and_then(|_| init()) {
+            Ok(made) => {
+                let _ = ready_tx.send(Ok(()));
+                body(made)
+            }
+            Err(err) => {
+                let _ = ready_tx.send(Err(err));
+            }
+        };
+    });
+    ready_rx
+        .recv()
+        .map_err(|_| io::Error::other(format!("{what} thread died")))??;
+    Ok(handle)
+}
+
 /// One completed dump: when it started and ended, and what it counted.
 #[derive(Debug, Clone, Copy)]
 pub struct Obs {
@@ -41,21 +68,8 @@ impl Poller {
         let error = Arc::new(Mutex::new(None));
         let stop = Arc::new(AtomicBool::new(false));
         let pause = Arc::new(AtomicBool::new(false));
-        let ns = ns.name().to_string();
         let (l, e, s, p) = (latest.clone(), error.clone(), stop.clone(), pause.clone());
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let handle = thread::spawn(move || {
-            let counter = enter_thread(&ns).and_then(|_| RouteCounter::new());
-            let mut counter = match counter {
-                Ok(c) => {
-                    let _ = ready_tx.send(Ok(()));
-                    c
-                }
-                Err(err) => {
-                    let _ = ready_tx.send(Err(err));
-                    return;
-                }
-            };
+        let handle = spawn_in(ns, "poller", RouteCounter::new, move |mut counter| {
             while !s.load(Ordering::Relaxed) {
                 if p.load(Ordering::Relaxed) {
                     thread::sleep(Duration::from_millis(20));
@@ -80,10 +94,7 @@ impl Poller {
                     }
                 }
             }
-        });
-        ready_rx
-            .recv()
-            .map_err(|_| io::Error::other("poller thread died"))??;
+        })?;
         Ok(Poller {
             latest,
             error,
@@ -163,15 +174,8 @@ impl Tally {
         let state = Arc::new(Mutex::new(TallyState::default()));
         let error = Arc::new(Mutex::new(None));
         let stop = Arc::new(AtomicBool::new(false));
-        let ns = ns.name().to_string();
         let (st, e, s) = (state.clone(), error.clone(), stop.clone());
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let handle = thread::spawn(move || {
-            if let Err(err) = enter_thread(&ns).and_then(|_| tally_routes().map(|_| ())) {
-                let _ = ready_tx.send(Err(err));
-                return;
-            }
-            let _ = ready_tx.send(Ok(()));
+        let handle = spawn_in(ns, "tally", tally_routes, move |_| {
             while !s.load(Ordering::Relaxed) {
                 let start = Instant::now();
                 match tally_routes() {
@@ -202,10 +206,7 @@ impl Tally {
                     }
                 }
             }
-        });
-        ready_rx
-            .recv()
-            .map_err(|_| io::Error::other("tally thread died"))??;
+        })?;
         Ok(Tally {
             state,
             error,
@@ -275,22 +276,10 @@ impl Watcher {
         let state = Arc::new(Mutex::new((Transitions::default(), watched.len())));
         let error = Arc::new(Mutex::new(None));
         let stop = Arc::new(AtomicBool::new(false));
-        let ns = ns.name().to_string();
         let (st, e, s) = (state.clone(), error.clone(), stop.clone());
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let handle = thread::spawn(move || {
-            let n = watched.len();
-            let w = enter_thread(&ns).and_then(|_| RouteWatch::new(watched.clone(), watched));
-            let mut w = match w {
-                Ok(w) => {
-                    let _ = ready_tx.send(Ok(()));
-                    w
-                }
-                Err(err) => {
-                    let _ = ready_tx.send(Err(err));
-                    return;
-                }
-            };
+        let n = watched.len();
+        let init = move || RouteWatch::new(watched.clone(), watched);
+        let handle = spawn_in(ns, "watch", init, move |mut w| {
             while !s.load(Ordering::Relaxed) {
                 match w.poll() {
                     Ok(true) => {
@@ -312,10 +301,7 @@ impl Watcher {
                     }
                 }
             }
-        });
-        ready_rx
-            .recv()
-            .map_err(|_| io::Error::other("watch thread died"))??;
+        })?;
         Ok(Watcher {
             state,
             error,

@@ -406,6 +406,16 @@ pub(crate) fn with_backup(
     (best, false)
 }
 
+/// What the kernel holds of ours after a deletion with `outcome`: nothing
+/// (also when it had nothing to delete), or, without an acknowledgement,
+/// we do not know.
+fn after_delete(outcome: &Outcome) -> Current {
+    match outcome {
+        Outcome::Unknown => Current::Unknown,
+        Outcome::Done | Outcome::Refused(_) => Current::Absent,
+    }
+}
+
 /// The first retry of a refused route waits this long; each refusal in a
 /// row doubles it, up to [`RETRY_MAX`].
 pub(crate) const RETRY_FIRST: Duration = Duration::from_secs(1);
@@ -801,14 +811,9 @@ impl RouteTable {
                 if !track {
                     return false;
                 }
-                let unknown = matches!(outcome, Outcome::Unknown);
-                let now = if unknown {
-                    Current::Unknown
-                } else {
-                    Current::Absent
-                };
+                let now = after_delete(&outcome);
                 self.update_route(prefix, |r| r.replace_cur(now, sets));
-                unknown
+                now == Current::Unknown
             }
             (Op::Standby(_, _, _), Outcome::Done) => false,
             (Op::Standby(p, _, _), Outcome::Refused(_)) => {
@@ -823,14 +828,9 @@ impl RouteTable {
                 true
             }
             (Op::StandbyDelete(p), outcome) => {
-                let unknown = matches!(outcome, Outcome::Unknown);
-                let now = if unknown {
-                    Current::Unknown
-                } else {
-                    Current::Absent
-                };
+                let now = after_delete(&outcome);
                 self.update_route(p, |r| r.replace_standby(now, sets));
-                unknown
+                now == Current::Unknown
             }
             (Op::Object(_), _) => false,
         }
