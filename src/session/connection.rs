@@ -147,10 +147,11 @@ pub struct ReaderArgs {
 }
 
 pub async fn run_reader(mut rd: OwnedReadHalf, mut a: ReaderArgs) {
-    // Small while the session is quiet (KEEPALIVEs, a few UPDATEs), grown
-    // while the peer sends more than each read takes (a full table).
+    // None while the session is quiet (see below), a message's worth for
+    // a KEEPALIVE or a few UPDATEs, grown while the peer sends more than
+    // each read takes (a full table).
     let mut chunk = READ_MIN;
-    let mut buf: Vec<u8> = Vec::with_capacity(chunk);
+    let mut buf: Vec<u8> = Vec::new();
     let mut codec = SessionCodec::default();
     let mut delivery: Option<Delivery> = None;
     let events = a.events.clone();
@@ -228,8 +229,16 @@ pub async fn run_reader(mut rd: OwnedReadHalf, mut a: ReaderArgs) {
             send(ev).await;
             return;
         }
-        if buf.is_empty() && chunk == READ_MIN && buf.capacity() > IDLE_BUFFER {
-            buf = Vec::with_capacity(chunk);
+        if buf.is_empty() && chunk == READ_MIN {
+            // Between bursts a quiet session (a KEEPALIVE now and then, the
+            // usual case at many sessions) holds no buffer: at a thousand
+            // sessions the idle readers' 4 KiB were a tenth of the peak
+            // heap. Allocate once there is something to read.
+            buf = Vec::new();
+            if let Err(e) = rd.readable().await {
+                send(ConnEvent::Closed(format!("read error: {e}"))).await;
+                return;
+            }
         }
         if buf.capacity() - buf.len() < chunk / 4 {
             buf.reserve(chunk);
@@ -257,11 +266,6 @@ pub async fn run_reader(mut rd: OwnedReadHalf, mut a: ReaderArgs) {
 const READ_MIN: usize = 4096;
 const READ_MAX: usize = 64 << 10;
 
-/// The most buffer capacity a reader or a writer keeps between messages:
-/// a session that receives or sends a full table grows its buffers, and
-/// gives the growth back once it is through.
-const IDLE_BUFFER: usize = 16 << 10;
-
 pub struct WriterArgs {
     pub conn: ConnId,
     pub events: EventSender,
@@ -276,8 +280,8 @@ pub async fn run_writer(
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     a: WriterArgs,
 ) {
-    // Allocated when something is to be gathered, and not kept while the
-    // session is idle (see below).
+    // Allocated when something is to be gathered (or the first message's
+    // own bytes), and not kept while the session is idle (see below).
     let mut out: Vec<u8> = Vec::new();
     let mut refreshed: Vec<Family> = Vec::new();
     while let Some(first) = rx.recv().await {
@@ -324,13 +328,11 @@ pub async fn run_writer(
         match write_within(&mut wr, &out, a.send_hold).await {
             Written::All => {
                 let room = a.queued.written(out.len());
-                out.clear();
-                // A big buffer is not kept for the next write: at a
-                // thousand sessions, idle writers' buffers were a large
-                // part of the memory per session.
-                if out.capacity() > IDLE_BUFFER {
-                    out = Vec::new();
-                }
+                // No buffer is kept for the next write (which mostly
+                // brings its own, see above): at a thousand sessions the
+                // writers' kept buffers (up to 16 KiB each) were some
+                // 7 KiB per session of the peak heap.
+                out = Vec::new();
                 if room {
                     let _ = a.events.send((a.conn, ConnEvent::Room)).await;
                 }
