@@ -169,8 +169,10 @@ pub struct PeerTask {
     next_conn: ConnId,
     /// Cloned into each connection's reader and writer.
     conn_events: EventSender,
-    /// Where connect attempts report.
-    connects: mpsc::UnboundedSender<std::io::Result<TcpStream>>,
+    /// Where connect attempts report; made at the first attempt, so a
+    /// passive peer (every dynamic neighbor) has none: an idle channel is
+    /// some 1.5 KiB, a twentieth of a session at a thousand sessions.
+    connects: Option<Connects>,
     /// Whether the last connection closed ended in a way a graceful
     /// restart peer may come back from (read at [`Action::SessionDown`],
     /// which follows the Established connection's close).
@@ -193,6 +195,22 @@ fn close_may_restart(reason: &Reason) -> bool {
     )
 }
 
+/// Connect attempts' results: one per attempt, and the FSM starts one at
+/// a time (the next after the connect-retry timer), so never more than a
+/// few queue.
+type Connects = (
+    mpsc::UnboundedSender<std::io::Result<TcpStream>>,
+    mpsc::UnboundedReceiver<std::io::Result<TcpStream>>,
+);
+
+/// The next connect attempt's result; never, before the first attempt.
+async fn connect_result(c: &mut Option<Connects>) -> Option<std::io::Result<TcpStream>> {
+    match c {
+        Some((_, rx)) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 fn cease(subcode: u8) -> Notification {
     Notification::new(n::CEASE, subcode, vec![])
 }
@@ -210,9 +228,6 @@ impl PeerTask {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (status, status_rx) = watch::channel(PeerStatus::new());
         let (conn_events, conn_rx) = mpsc::channel(connection::CONN_EVENTS);
-        // One result per connect attempt, and the FSM starts one at a time
-        // (the next after the connect-retry timer): never more than a few.
-        let (connects, connect_rx) = mpsc::unbounded_channel();
         let fsm_cfg = FsmConfig {
             local_router_id: cfg.local.router_id,
             local_asn: cfg.local.asn,
@@ -237,11 +252,11 @@ impl PeerTask {
             timers: Timers::default(),
             next_conn: 0,
             conn_events,
-            connects,
+            connects: None,
             last_close_may_restart: false,
             last_end: SessionEnd::LocalClosed,
         };
-        tokio::spawn(task.run(cmd_rx, conn_rx, connect_rx));
+        tokio::spawn(task.run(cmd_rx, conn_rx));
         (cmd_tx, status_rx)
     }
 
@@ -291,7 +306,6 @@ impl PeerTask {
         mut self,
         mut cmds: mpsc::UnboundedReceiver<PeerCmd>,
         mut conn_events: mpsc::Receiver<(ConnId, ConnEvent)>,
-        mut connects: mpsc::UnboundedReceiver<std::io::Result<TcpStream>>,
     ) {
         // An interface peer starts once its neighbour is known.
         if self.link.is_none() {
@@ -340,7 +354,7 @@ impl PeerTask {
                         Timer::Restart => Event::RestartTimerExpired,
                     }).await;
                 }
-                Some(res) = connects.recv() => {
+                Some(res) = connect_result(&mut self.connects) => {
                     let ev = match res {
                         Ok(stream) => Event::TcpConnected(self.add_conn(stream)),
                         Err(e) => Event::TcpConnectFailed(format!("connect to {}: {e}", self.cfg.remote)),
@@ -484,13 +498,14 @@ impl PeerTask {
         match action {
             Action::Connect => {
                 let remote = self.cfg.remote;
+                let tx = self.connects.get_or_insert_with(mpsc::unbounded_channel);
+                let tx = tx.0.clone();
                 if remote.ip().is_unspecified() {
                     let why = "the neighbour's link-local address is not known yet".to_string();
-                    let _ = self.connects.send(Err(std::io::Error::other(why)));
+                    let _ = tx.send(Err(std::io::Error::other(why)));
                     return;
                 }
                 let opts = self.cfg.socket.clone();
-                let tx = self.connects.clone();
                 tokio::spawn(async move {
                     let _ = tx.send(socket::connect(remote, &opts, CONNECT_TIMEOUT).await);
                 });
