@@ -1675,8 +1675,11 @@ mod tests {
         refuse(&mut t, &mut sets);
         assert!(t.next_retry().unwrap() <= Instant::now() + RETRY_FIRST);
         assert!(t.next_retry().unwrap() >= before + RETRY_FIRST);
-        // Installed at last: nothing more to retry.
-        t.follow(Op::Replace(p, h.clone(), 0), Outcome::Done, &mut sets);
+        // Installed at last (written by a sweep, as the worker does):
+        // nothing more to retry.
+        assert!(t.has_dirty(), "its new next hops are still to be written");
+        assert!(!write_all(&mut t, &mut sets, || Outcome::Done));
+        assert!(matches!(t.current(&p), Current::Installed(_)));
         assert_eq!(t.next_retry(), None);
         assert_eq!(t.failure(&p), None);
     }
