@@ -325,6 +325,10 @@ const SEND_BATCH: usize = 4096;
 /// queued events (UPDATEs wait in the Adj-RIB-Out for `Rib::pull`).
 const FLUSH_AT: usize = 16 * 1024;
 
+/// Route changes that go to an idle FIB before the drain of queued events
+/// ends (see `RouterTask::hand_fib_early`).
+const EAGER_FIB: usize = 256;
+
 impl RouterTask {
     pub fn new(
         config_path: PathBuf,
@@ -620,14 +624,7 @@ impl RouterTask {
     /// wait always ends.
     async fn flush(&mut self, mut out: Outputs) {
         let fib = std::mem::take(&mut out.fib);
-        self.watch_routes(&fib);
-        match &mut self.deferral {
-            Some(held) => held.hold(fib),
-            None => {
-                let handle = self.fib.clone();
-                self.apply_answering(&handle, fib).await;
-            }
-        }
+        self.hand_to_fib(fib).await;
         // The RIB keeps the two lists disjoint.
         if !out.unwatch_nexthops.is_empty() {
             self.fib.unwatch_nexthops(out.unwatch_nexthops);
@@ -642,6 +639,34 @@ impl RouterTask {
         debug_assert!(out.updates.is_empty());
         self.flush_domains().await;
         self.send_to_ready_peers();
+    }
+
+    /// The route changes to the FIB (held instead while a restart defers
+    /// selection), after the operator's `watch`.
+    async fn hand_to_fib(&mut self, fib: Vec<FibChange>) {
+        self.watch_routes(&fib);
+        match &mut self.deferral {
+            Some(held) => held.hold(fib),
+            None => {
+                let handle = self.fib.clone();
+                self.apply_answering(&handle, fib).await;
+            }
+        }
+    }
+
+    /// While the FIB worker has no batch waiting, the route changes made so
+    /// far go to it now rather than when the drain of queued events ends:
+    /// its kernel writes then overlap the RIB's work on the rest of a burst
+    /// (a churn burst of 5000 prefixes is read in a few events; the FIB
+    /// started writing only after the RIB had decided all of them). It
+    /// never waits for the FIB's queue, and what else the outputs hold
+    /// keeps its order: the FIB takes next hops to watch after the routes
+    /// in `flush` too.
+    async fn hand_fib_early(&mut self, out: &mut Outputs) {
+        if out.fib.len() >= EAGER_FIB && self.deferral.is_none() && self.fib.nothing_queued() {
+            let fib = std::mem::take(&mut out.fib);
+            self.hand_to_fib(fib).await;
+        }
     }
 
     /// Each Established session with room gets its next batch of UPDATEs
@@ -763,8 +788,10 @@ impl RouterTask {
                         let _ = done.send(());
                         return;
                     }
+                    self.hand_fib_early(&mut out).await;
                     // Drain what else is queued before flushing, so the FIB
-                    // and the peers get big batches under load; but flush
+                    // (unless idle: `hand_fib_early`) and the peers get big
+                    // batches under load; but flush
                     // every FLUSH_AT route changes, so the batches in
                     // flight stay small (draining 256 events of a full
                     // table at once built 26 MB batches, and several were
@@ -782,6 +809,8 @@ impl RouterTask {
                                 }
                                 if out.fib.len() >= FLUSH_AT {
                                     self.flush(std::mem::take(&mut out)).await;
+                                } else {
+                                    self.hand_fib_early(&mut out).await;
                                 }
                             }
                             Err(_) => break,

@@ -220,6 +220,13 @@ impl Fib {
         self.inner.tx.send(cmd).is_ok()
     }
 
+    /// No batch of [`Fib::apply`] is waiting for the worker: it is idle or
+    /// writing what it took in, and the next batch is taken in at its next
+    /// write step.
+    pub fn nothing_queued(&self) -> bool {
+        self.inner.apply_room.available_permits() == APPLY_QUEUE
+    }
+
     /// Queues route changes; waits while [`APPLY_QUEUE`] batches are
     /// queued already (the worker stuck on the kernel), never longer.
     pub async fn apply(&self, changes: Vec<FibChange>) {
