@@ -391,6 +391,7 @@ mod tests {
     use super::*;
 
     use crate::msg::hop;
+    use crate::writer::Track;
 
     fn prefix_of(op: &Op) -> Option<IpNet> {
         match op {
@@ -405,7 +406,7 @@ mod tests {
         let del = |p: &str| Op::Delete {
             prefix: p.parse().unwrap(),
             metric: 20,
-            track: true,
+            track: Track::Outcome,
         };
         let mut ops = vec![
             del("10.0.0.0/24"),

@@ -10,7 +10,7 @@
 use ipnet::IpNet;
 
 use crate::table::Current;
-use crate::writer::Op;
+use crate::writer::{Op, Track};
 
 /// Routes of a previous run, kept until the daemon says the initial routes
 /// are handed over (every peer sent End-of-RIB, RFC 4724 §2, or a deadline
@@ -69,7 +69,7 @@ pub(crate) fn leftover_removals(
         .map(|(prefix, metric)| Op::Delete {
             prefix,
             metric,
-            track: false,
+            track: Track::No,
         })
         .collect()
 }
@@ -81,7 +81,7 @@ pub(crate) fn shutdown_removals(in_kernel: impl Iterator<Item = IpNet>, metric: 
         .map(|prefix| Op::Delete {
             prefix,
             metric,
-            track: true,
+            track: Track::Outcome,
         })
         .collect()
 }
@@ -96,7 +96,7 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn deleted(ops: &[Op]) -> Vec<(String, u32, bool)> {
+    fn deleted(ops: &[Op]) -> Vec<(String, u32, Track)> {
         ops.iter()
             .map(|op| match op {
                 Op::Delete {
@@ -131,9 +131,9 @@ mod tests {
         assert_eq!(
             deleted(&leftover_removals(leftovers, current)),
             [
-                ("10.0.1.0/24".into(), 30, false),
-                ("10.0.2.0/24".into(), 20, false),
-                ("10.0.3.0/24".into(), 20, false),
+                ("10.0.1.0/24".into(), 30, Track::No),
+                ("10.0.2.0/24".into(), 20, Track::No),
+                ("10.0.3.0/24".into(), 20, Track::No),
             ]
         );
     }
@@ -157,8 +157,8 @@ mod tests {
         assert_eq!(
             deleted(&ops),
             [
-                ("10.0.0.0/24".into(), 20, true),
-                ("fd00::/64".into(), 20, true)
+                ("10.0.0.0/24".into(), 20, Track::Outcome),
+                ("fd00::/64".into(), 20, Track::Outcome)
             ]
         );
     }

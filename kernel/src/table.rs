@@ -30,7 +30,7 @@ use crate::msg::{KernelHop, RawRoute};
 use crate::repairs::{Repairs, When};
 use crate::report::FibEvent;
 use crate::resolver::Desired;
-use crate::writer::{Op, Outcome};
+use crate::writer::{Op, Outcome, Track};
 use wire::NextHop as BgpNextHop;
 
 /// What we believe the kernel holds for a prefix.
@@ -213,14 +213,16 @@ impl Dirty {
 
     /// Unflags up to `n` dirty prefixes below `bound`, highest first,
     /// handing each route to `visit` as it goes; returns the last (lowest)
-    /// one. Each route is looked up once: walking the table (no list), the
-    /// walk itself passes it; from the list, one search finds it.
+    /// one. A route for which `visit` returns false leaves the table. Each
+    /// route is looked up once: walking the table (no list), the walk
+    /// itself passes it (those leaving are removed after it); from the
+    /// list, one search finds it, and removes it there.
     fn take_below(
         &mut self,
         routes: &mut PrefixMap<Route>,
         bound: Option<IpNet>,
         n: usize,
-        mut visit: impl FnMut(IpNet, &mut Route),
+        mut visit: impl FnMut(IpNet, &mut Route) -> bool,
     ) -> Option<IpNet> {
         let bit = self.bit;
         let mut taken = 0;
@@ -230,24 +232,30 @@ impl Dirty {
                 for (p, ()) in list.take_below(bound, n) {
                     // (Every listed prefix has its route: `forget` unlists
                     // a route before it leaves.)
-                    if let Some(r) = routes.get_mut(&p) {
+                    routes.update_or_remove(p, |r| {
                         r.set(bit, false);
-                        visit(p, r);
-                    }
+                        visit(p, r)
+                    });
                     taken += 1;
                     last = Some(p);
                 }
             }
             None => {
+                let mut leaving = Vec::new();
                 for (p, r) in routes
                     .iter_below_mut(bound)
                     .filter(|(_, r)| r.has(bit))
                     .take(n)
                 {
                     r.set(bit, false);
-                    visit(p, r);
+                    if !visit(p, r) {
+                        leaving.push(p);
+                    }
                     taken += 1;
                     last = Some(p);
+                }
+                for p in leaving {
+                    routes.remove(&p);
                 }
             }
         }
@@ -718,11 +726,18 @@ impl RouteTable {
                         }
                         ops.push(Op::Replace(p, h, nhid))
                     }
-                    Write::Delete => ops.push(Op::Delete {
-                        prefix: p,
-                        metric,
-                        track: true,
-                    }),
+                    Write::Delete => {
+                        // Taken as deleted now, as a replacement is taken as
+                        // installed: acknowledged or with nothing to delete,
+                        // the kernel then holds nothing of ours; only a lost
+                        // acknowledgement brings the route back (`follow`).
+                        r.replace_cur(Current::Absent, sets);
+                        ops.push(Op::Delete {
+                            prefix: p,
+                            metric,
+                            track: Track::Planned,
+                        })
+                    }
                 }
             }
             match (plan.standby, standby_later.as_deref_mut()) {
@@ -738,6 +753,10 @@ impl RouteTable {
                 }
                 (Write::Delete, _) => ops.push(Op::StandbyDelete(p)),
             }
+            // Kept, unless a withdrawn prefix whose deletion was just
+            // planned: it leaves the table in this same search (a standby
+            // still to delete keeps it until that is written: `follow`).
+            r.want.is_some() || !r.gone() || r.has(DIRTY) || r.has(STANDBY_DIRTY)
         });
         *(if standby_pass {
             &mut self.standby_dirty
@@ -807,13 +826,42 @@ impl RouteTable {
                 self.routes.entry(p).replace_cur(Current::Unknown, sets);
                 true
             }
-            (Op::Delete { prefix, track, .. }, outcome) => {
-                if !track {
-                    return false;
-                }
+            (
+                Op::Delete {
+                    track: Track::No, ..
+                },
+                _,
+            ) => false,
+            (
+                Op::Delete {
+                    prefix,
+                    track: Track::Outcome,
+                    ..
+                },
+                outcome,
+            ) => {
                 let now = after_delete(&outcome);
                 self.update_route(prefix, |r| r.replace_cur(now, sets));
                 now == Current::Unknown
+            }
+            (
+                Op::Delete {
+                    prefix,
+                    track: Track::Planned,
+                    ..
+                },
+                outcome,
+            ) => {
+                // Taken as deleted when planned, the route left the table
+                // if withdrawn (`sweep_step`): a deletion that is done, or
+                // found nothing, needs no second lookup.
+                if after_delete(&outcome) != Current::Unknown {
+                    return false;
+                }
+                self.routes
+                    .entry(prefix)
+                    .replace_cur(Current::Unknown, sets);
+                true
             }
             (Op::Standby(_, _, _), Outcome::Done) => false,
             (Op::Standby(p, _, _), Outcome::Refused(_)) => {
@@ -1272,6 +1320,7 @@ mod tests {
             let mut visit = |p: IpNet, r: &mut Route| {
                 assert!(!r.has(DIRTY), "unflagged when visited");
                 all.push(p);
+                true
             };
             let mut bound = dirty.take_below(&mut routes, None, 2, &mut visit);
             while let Some(last) = dirty.take_below(&mut routes, bound, 1000, &mut visit) {
@@ -1365,7 +1414,7 @@ mod tests {
         let step = t.sweep_step(10, via_one, &mut sets, 20).unwrap();
         assert!(matches!(
             &step[..],
-            [Op::Delete { prefix, metric: 20, track: true }] if *prefix == b
+            [Op::Delete { prefix, metric: 20, track: Track::Planned }] if *prefix == b
         ));
         done(&mut t, step, &mut sets);
         // `a`, found right, is confirmed again (its set may be new to the
@@ -1440,6 +1489,36 @@ mod tests {
         assert!(rx.try_recv().is_err(), "reported once");
         t.send_confirmed();
         assert!(rx.try_recv().is_err(), "nothing more to confirm");
+    }
+
+    #[test]
+    fn a_withdrawn_route_leaves_the_table_when_its_deletion_is_planned() {
+        let (mut t, _rx) = table();
+        let mut sets = HopSets::new(None);
+        let (a, b) = (net("10.0.1.0/24"), net("10.0.2.0/24"));
+        t.want(a, nhs("192.0.2.1"));
+        t.want(b, nhs("192.0.2.1"));
+        assert!(!write_all(&mut t, &mut sets, || Outcome::Done));
+        t.withdraw(a);
+        t.withdraw(b);
+        t.start_sweep();
+        let ops = t.sweep_step(10, via_one, &mut sets, 20).unwrap();
+        assert_eq!(ops.len(), 2);
+        // Gone from the table before any outcome: neither is in the kernel
+        // for us any more, nor waits to be written.
+        assert_eq!(t.in_kernel().count(), 0);
+        assert!(!t.has_dirty());
+        let mut ops = ops.into_iter();
+        assert!(!t.follow(ops.next().unwrap(), Outcome::Done, &mut sets));
+        // The other's acknowledgement is lost: it is back, as unknown (the
+        // kernel may still hold it), until something deletes it for sure.
+        let lost = ops.next().unwrap();
+        let Op::Delete { prefix: lost_prefix, .. } = lost else {
+            panic!("a deletion: {lost:?}");
+        };
+        assert!(t.follow(lost, Outcome::Unknown, &mut sets));
+        assert_eq!(t.current(&lost_prefix), Current::Unknown);
+        assert_eq!(t.in_kernel().collect::<Vec<_>>(), [lost_prefix]);
     }
 
     #[test]

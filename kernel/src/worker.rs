@@ -30,7 +30,7 @@ use crate::report::{FibCounters, FibEntry, FibEvent};
 use crate::resolver::Resolver;
 use crate::show;
 use crate::table::{self, RouteTable};
-use crate::writer::{Op, Writer};
+use crate::writer::{Op, Track, Writer};
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
 
@@ -531,12 +531,12 @@ impl Worker {
             .map(|prefix| Op::Delete {
                 prefix,
                 metric,
-                track: false,
+                track: Track::No,
             })
             .chain(rec.standby_strays.into_iter().map(|prefix| Op::Delete {
                 prefix,
                 metric: standby_metric,
-                track: false,
+                track: Track::No,
             }))
             .collect();
         self.install(ops);

@@ -24,12 +24,12 @@ pub(crate) enum Op {
     /// Install or replace with these kernel next hops: through nexthop
     /// object `nhid`, or written into the route when `nhid` is 0.
     Replace(IpNet, Arc<[KernelHop]>, u32),
-    /// Remove the route with this metric; `track` says whether the worker's
-    /// view of installed routes follows (false for a previous run's routes).
+    /// Remove the route with this metric; `track` says whether and how the
+    /// worker's view of installed routes follows.
     Delete {
         prefix: IpNet,
         metric: u32,
-        track: bool,
+        track: Track,
     },
     /// Install or replace the prefix's standby route (`kernel.backupRoutes`),
     /// at the metric after ours, as `Replace` does.
@@ -38,6 +38,18 @@ pub(crate) enum Op {
     StandbyDelete(IpNet),
     /// Create or delete a nexthop object.
     Object(ObjOp),
+}
+
+/// How the route table follows a deletion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Track {
+    /// Not at all: not a route of its own (a previous run's, a stray).
+    No,
+    /// By its outcome (the removals at shutdown).
+    Outcome,
+    /// Taken as done when a sweep planned it; only a lost acknowledgement
+    /// changes the table.
+    Planned,
 }
 
 #[derive(Debug, Clone)]
