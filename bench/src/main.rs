@@ -710,10 +710,12 @@ fn run_cmd(
                     match (&verdict, &s.churn) {
                         (Err(e), _) => format!(" FAILED: {e}"),
                         (Ok(()), Some(c)) => format!(
-                            ", churn {}/{} phases, median lag {} ms, final {} ms",
+                            ", churn {}/{} phases, median lag {} ms (withdraw {}, announce {}), final {} ms",
                             c.reached,
                             c.phases,
                             fmt_opt(c.lag_median_ms),
+                            fmt_opt(c.withdraw_median_ms),
+                            fmt_opt(c.announce_median_ms),
                             fmt_opt(c.final_ms)
                         ),
                         _ => String::new(),

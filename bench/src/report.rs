@@ -210,10 +210,10 @@ fn load_table(out: &mut String, samples: &[Sample], kinds: &[Kind], point: &str)
 
 fn churn_table(out: &mut String, samples: &[Sample], kinds: &[Kind], point: &str) {
     out.push_str(
-        "| receiver | runs | phases reached | lag median (ms) | lag p90 (ms) | lag max (ms) | \
-         last announce → all back (ms) | × BIRD |\n",
+        "| receiver | runs | phases reached | lag median (ms) | × BIRD | withdraw / announce median (ms) | \
+         lag p90 (ms) | lag max (ms) | last announce → all back (ms) | × BIRD |\n",
     );
-    out.push_str("|---|---|--:|--:|--:|--:|--:|--:|\n");
+    out.push_str("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
     for &k in kinds {
         if !k.programs_kernel() || k.is_bound() {
             continue;
@@ -226,12 +226,18 @@ fn churn_table(out: &mut String, samples: &[Sample], kinds: &[Kind], point: &str
         let fin = c(|c| c.final_ms);
         let _ = writeln!(
             out,
-            "| {} | {} | {} of {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} of {} | {} | {} | {} / {} | {} | {} | {} | {} |",
             k.label(),
             runs_note(samples, k, point),
             num(reached, 0),
             num(phases, 0),
             num(c(|c| c.lag_median_ms), 0),
+            ratio_spread(samples, k, Kind::Bird, point, |s| s
+                .churn
+                .as_ref()?
+                .lag_median_ms),
+            num(c(|c| c.withdraw_median_ms), 0),
+            num(c(|c| c.announce_median_ms), 0),
             num(c(|c| c.lag_p90_ms), 0),
             num(c(|c| c.lag_max_ms), 0),
             num(fin, 0),
@@ -285,7 +291,8 @@ pub fn markdown(meta: &Meta, points: &[PointInfo], kinds: &[Kind], samples: &[Sa
                      re-announced in turn, one burst every {:.1} s, for {secs:.0} s. Lag: from \
                      the burst leaving the sender to the kernel holding none (withdraw) or all \
                      (announce) of them, from route events. A phase counts as reached only if \
-                     that happened before the next burst.\n",
+                     that happened before the next burst. The first × BIRD is of the lag \
+                     median, the second of the last announce.\n",
                     period / 2.0
                 );
                 churn_table(&mut o, samples, kinds, &p.label);

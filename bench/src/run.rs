@@ -121,6 +121,9 @@ pub struct ChurnStats {
     pub lag_median_ms: Option<f64>,
     pub lag_p90_ms: Option<f64>,
     pub lag_max_ms: Option<f64>,
+    /// The median over the withdraw phases alone, and the announce phases.
+    pub withdraw_median_ms: Option<f64>,
+    pub announce_median_ms: Option<f64>,
     /// From the last re-announce to every flapped prefix back in the kernel.
     pub final_ms: Option<f64>,
 }
@@ -586,6 +589,7 @@ fn churn(
     };
     let (t, _) = watcher.snapshot();
     let mut lags = Vec::new();
+    let (mut withdraws, mut announces) = (Vec::new(), Vec::new());
     for (i, (at, withdraw)) in phases.iter().enumerate() {
         let until = phases.get(i + 1).map(|p| p.0);
         let hits = if *withdraw { &t.empty } else { &t.full };
@@ -593,17 +597,27 @@ fn churn(
             .iter()
             .find(|h| **h >= *at && until.is_none_or(|u| **h < u))
         {
-            lags.push((*h - *at).as_secs_f64() * 1000.0);
+            let ms = (*h - *at).as_secs_f64() * 1000.0;
+            lags.push(ms);
+            if *withdraw {
+                withdraws.push(ms);
+            } else {
+                announces.push(ms);
+            }
         }
     }
     let reached = lags.len();
-    lags.sort_by(f64::total_cmp);
+    for l in [&mut lags, &mut withdraws, &mut announces] {
+        l.sort_by(f64::total_cmp);
+    }
     Ok(ChurnStats {
         phases: phases.len(),
         reached,
         lag_median_ms: percentile(&lags, 0.5),
         lag_p90_ms: percentile(&lags, 0.9),
         lag_max_ms: lags.last().copied(),
+        withdraw_median_ms: percentile(&withdraws, 0.5),
+        announce_median_ms: percentile(&announces, 0.5),
         final_ms: Some((final_at - last).as_secs_f64() * 1000.0),
     })
 }
