@@ -1513,7 +1513,11 @@ mod tests {
         // The other's acknowledgement is lost: it is back, as unknown (the
         // kernel may still hold it), until something deletes it for sure.
         let lost = ops.next().unwrap();
-        let Op::Delete { prefix: lost_prefix, .. } = lost else {
+        let Op::Delete {
+            prefix: lost_prefix,
+            ..
+        } = lost
+        else {
             panic!("a deletion: {lost:?}");
         };
         assert!(t.follow(lost, Outcome::Unknown, &mut sets));
