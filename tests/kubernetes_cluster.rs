@@ -477,7 +477,7 @@ fn a_config_edit_applies_in_place_and_a_bad_one_keeps_the_last_good_config() {
     a.wait_established("tor");
     b.wait_established("tor");
     rack.wait_tor("10.244.1.0/24", &["10.99.0.1"], CONVERGE);
-    let tor_before = rack.tor.protocol_line("10.99.0.1");
+    let tor_before = rack.tor.settled_protocol_line("10.99.0.1");
 
     // A second peer and a static prefix for every node: applied, the
     // session to the rack router untouched.

@@ -236,6 +236,24 @@ impl Bird {
         self.bird.pid()
     }
 
+    /// The protocol state line once it has stopped changing (the same on
+    /// two reads half a second apart, for at most 10 s): its "since" was
+    /// seen to move by a millisecond after the session's first routes had
+    /// arrived, with no session change, so a line read that early is not
+    /// the one that stays.
+    pub fn settled_protocol_line(&self, neighbor: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut last = self.protocol_line(neighbor);
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            let now = self.protocol_line(neighbor);
+            if now == last || std::time::Instant::now() > deadline {
+                return now;
+            }
+            last = now;
+        }
+    }
+
     /// The protocol state line (`show protocols NAME`).
     pub fn protocol_line(&self, neighbor: &str) -> String {
         match self.bird.protocol_line(&proto_name(neighbor)) {
