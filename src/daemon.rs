@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info};
 
 use crate::config::{self, Config};
-use crate::events::RibEvent;
+use crate::events::{Incoming, RibEvent};
 use crate::listener::{access_list, Listener};
 use crate::rib_task::RouterTask;
 use crate::session::socket;
@@ -92,6 +92,8 @@ pub async fn run_config(
     // Bounded: when the RIB falls behind, session readers stop reading and
     // TCP pushes back on the sender instead of memory growing.
     let (ev_tx, ev_rx) = mpsc::channel::<RibEvent>(16);
+    // Accepted connections, on their own channel (see events::Incoming).
+    let (incoming_tx, incoming_rx) = mpsc::channel::<Incoming>(64);
     // Control API requests, on their own channel (see events::ApiCall).
     let (api_tx, api_rx) = mpsc::channel(64);
 
@@ -102,7 +104,7 @@ pub async fn run_config(
         let socket = socket::listen(addr).map_err(|e| format!("listen on {addr}: {e}"))?;
         let listener = Listener::new(socket, access_rx);
         info!(%addr, "listening for BGP connections");
-        tokio::spawn(listener.run(ev_tx.clone()));
+        tokio::spawn(listener.run(incoming_tx));
     }
 
     tokio::spawn(crate::api::serve(
@@ -150,7 +152,7 @@ pub async fn run_config(
     };
     let router = tokio::spawn(async move {
         test_panic_point("rib");
-        router.run(ev_rx, fib_rx).await
+        router.run(ev_rx, incoming_rx, fib_rx).await
     });
 
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;

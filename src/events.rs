@@ -1,7 +1,7 @@
 //! The messages between the daemon's tasks, in one place.
 //!
 //! ```text
-//! listener ──RibEvent::Incoming──▶ router task ──PeerCmd──▶ peer tasks
+//! listener ──Incoming──▶ router task ──PeerCmd──▶ peer tasks
 //! peer tasks ──RibEvent::{SessionUp, Updates, …}──▶ router task
 //! peer tasks ──watch<PeerStatus>──▶ router task (read for `show neighbors`)
 //! API task, /metrics, node state ──ApiCall { Request, Reply }──▶ router task ──Response──▶ them
@@ -52,6 +52,22 @@ pub enum SessionEnd {
     RemoteClosed,
 }
 
+/// A connection the listener accepted; the router hands it to the peer
+/// task configured for `remote`. `slot` keeps the listener from queueing
+/// another connection from `remote` until this one is handed on. On a
+/// channel of its own, which the router task looks at every turn before
+/// the sessions' events: on theirs, a session's handshake waited behind
+/// every other session's queued UPDATEs (a thousand nodes coming up at
+/// once).
+#[derive(Debug)]
+pub struct Incoming {
+    pub stream: TcpStream,
+    pub remote: IpAddr,
+    /// A link-local connection on a BGP unnumbered peer's interface.
+    pub interface: Option<String>,
+    pub slot: crate::pending::PendingSlot,
+}
+
 /// What the router task (the RIB's one owner) is told.
 pub enum RibEvent {
     SessionUp {
@@ -90,16 +106,6 @@ pub enum RibEvent {
     SendReady {
         peer: PeerId,
         generation: u64,
-    },
-    /// A connection the listener accepted; the router hands it to the peer
-    /// task configured for `remote`. `slot` keeps the listener from queueing
-    /// another connection from `remote` until this one is handed on.
-    Incoming {
-        stream: TcpStream,
-        remote: IpAddr,
-        /// A link-local connection on a BGP unnumbered peer's interface.
-        interface: Option<String>,
-        slot: crate::pending::PendingSlot,
     },
     /// `kroute watch`: the API task asks for the stream of session and
     /// route events ([`Request::Watch`]).
@@ -167,6 +173,8 @@ pub enum PeerCmd {
         /// The batch shared by the members of the peer's update group at
         /// the same place (encoded once per ASN encoding); before `updates`.
         shared: Option<std::sync::Arc<rib::SharedUpdates>>,
+        /// The shared UPDATEs (indices, ascending) not for this peer.
+        skip: Vec<usize>,
         updates: Vec<Update>,
     },
     /// A TCP connection the listener accepted from this peer's address.

@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
 use crate::config::{Config, Password};
-use crate::events::RibEvent;
+use crate::events::Incoming;
 use crate::pending::Pending;
 use crate::session::socket;
 
@@ -323,7 +323,7 @@ impl Listener {
         }
     }
 
-    pub async fn run(mut self, rib: mpsc::Sender<RibEvent>) {
+    pub async fn run(mut self, rib: mpsc::Sender<Incoming>) {
         loop {
             tokio::select! {
                 changed = self.access.changed() => {
@@ -353,7 +353,7 @@ impl Listener {
 
     /// The event handing `stream` to the router task, or `None` after
     /// closing it (dropping the stream closes it).
-    fn check(&mut self, stream: TcpStream, remote: SocketAddr) -> Option<RibEvent> {
+    fn check(&mut self, stream: TcpStream, remote: SocketAddr) -> Option<Incoming> {
         let addr = socket::unmap(remote.ip());
         // From a link-local address on an interface peer's interface: that
         // peer; otherwise by address as for any other connection.
@@ -383,7 +383,7 @@ impl Listener {
             return None;
         };
         debug!(peer = %access.name, %remote, "connection accepted");
-        Some(RibEvent::Incoming {
+        Some(Incoming {
             stream,
             remote: addr,
             interface,

@@ -24,7 +24,7 @@ use crate::bfd::BfdHandle;
 use crate::config::{self, Config};
 use crate::domains::{rib_config, Domains};
 use crate::events::{
-    ApiCall, PeerCmd, PeerGracefulRestart, PeerStatus, Reply, Request, Response, RibEvent,
+    ApiCall, Incoming, PeerCmd, PeerGracefulRestart, PeerStatus, Reply, Request, Response, RibEvent,
 };
 use crate::listener::{access_list, AccessList};
 use crate::session::PeerTask;
@@ -723,7 +723,7 @@ impl RouterTask {
             let rib = self.domains.rib_mut(&mut self.rib, domain.as_deref());
             let pulled = rib.pull(peer, SEND_BATCH);
             let caught_up = !rib.has_pending(peer);
-            let shared = pulled.shared;
+            let (shared, skip) = (pulled.shared, pulled.skip);
             let mut updates = pulled.updates;
             let defer = self.defers_end_of_rib(peer);
             let Some(e) = self.peers.get_mut(&peer) else {
@@ -743,6 +743,7 @@ impl RouterTask {
                 let _ = e.cmd.send(PeerCmd::Send {
                     generation,
                     shared,
+                    skip,
                     updates,
                 });
             }
@@ -756,6 +757,7 @@ impl RouterTask {
     pub async fn run(
         mut self,
         mut events: mpsc::Receiver<RibEvent>,
+        mut incoming: mpsc::Receiver<Incoming>,
         mut fib_events: mpsc::UnboundedReceiver<FibEvent>,
     ) {
         let peers = self.config.peers.clone();
@@ -775,7 +777,12 @@ impl RouterTask {
             .expect("the router task runs once");
         loop {
             let mut out = Outputs::default();
+            // Connections first, every turn (see `Incoming`).
+            while let Ok(ev) = incoming.try_recv() {
+                self.accept(ev);
+            }
             tokio::select! {
+                Some(ev) = incoming.recv() => self.accept(ev),
                 ev = events.recv() => {
                     let Some(ev) = ev else { return };
                     let mut only = Vec::new();
@@ -869,6 +876,37 @@ impl RouterTask {
                 }
             }
         }
+    }
+
+    /// Hands a connection the listener accepted to the peer task of its
+    /// address (or interface), or to a dynamic neighbour made for it.
+    fn accept(&mut self, conn: Incoming) {
+        let Incoming {
+            stream,
+            remote,
+            interface,
+            slot,
+        } = conn;
+        let target = match &interface {
+            // BGP unnumbered: the peer of the interface it came in on.
+            Some(ifname) => self
+                .peers
+                .values()
+                .find(|e| e.cfg.interface.as_ref() == Some(ifname)),
+            None => self
+                .peers
+                .values()
+                .find(|e| e.cfg.address == remote && e.generation.is_none())
+                .or_else(|| self.peers.values().find(|e| e.cfg.address == remote)),
+        };
+        match target {
+            Some(e) => {
+                let _ = e.cmd.send(PeerCmd::Incoming(stream));
+            }
+            None => self.incoming_dynamic(stream, remote),
+        }
+        // Handed on (or closed): the listener may queue the next one.
+        drop(slot);
     }
 
     fn fib_event(&mut self, ev: FibEvent, out: &mut Outputs) {
@@ -986,6 +1024,7 @@ impl RouterTask {
                 let _ = e.cmd.send(PeerCmd::Send {
                     generation,
                     shared: None,
+                    skip: Vec::new(),
                     updates,
                 });
             }
@@ -1211,33 +1250,6 @@ impl RouterTask {
                         e.ready = true;
                     }
                 }
-            }
-            RibEvent::Incoming {
-                stream,
-                remote,
-                interface,
-                slot,
-            } => {
-                let target = match &interface {
-                    // BGP unnumbered: the peer of the interface it came in on.
-                    Some(ifname) => self
-                        .peers
-                        .values()
-                        .find(|e| e.cfg.interface.as_ref() == Some(ifname)),
-                    None => self
-                        .peers
-                        .values()
-                        .find(|e| e.cfg.address == remote && e.generation.is_none())
-                        .or_else(|| self.peers.values().find(|e| e.cfg.address == remote)),
-                };
-                match target {
-                    Some(e) => {
-                        let _ = e.cmd.send(PeerCmd::Incoming(stream));
-                    }
-                    None => self.incoming_dynamic(stream, remote),
-                }
-                // Handed on (or closed): the listener may queue the next one.
-                drop(slot);
             }
             RibEvent::Bfd {
                 address,

@@ -259,7 +259,9 @@ struct PeerBatch {
 
 impl UpdateBuilder {
     fn batch(&mut self, peer: PeerId) -> &mut PeerBatch {
-        let i = match self.peers.iter().position(|(p, _)| *p == peer) {
+        // From the end: a caller keyed by source meets one source after
+        // another (a shared batch, `UpdateGroup::batch_at`).
+        let i = match self.peers.iter().rposition(|(p, _)| *p == peer) {
             Some(i) => i,
             None => {
                 self.peers.push((peer, PeerBatch::default()));

@@ -97,9 +97,17 @@ struct Member {
 #[derive(Debug, Default)]
 pub struct SharedUpdates {
     updates: Vec<Update>,
+    /// Whose path each UPDATE carries (one source per UPDATE; `NOBODY`
+    /// for withdrawals), so that a member can be handed the batch without
+    /// its own paths ([`Pulled::skip`]).
+    sources: Vec<PeerId>,
     /// Index: whether 4-octet ASNs were negotiated.
-    encoded: [OnceLock<Arc<[u8]>>; 2],
+    encoded: [OnceLock<Encoded>; 2],
 }
+
+/// A batch's messages, and where each UPDATE's start in them (the end
+/// last).
+type Encoded = (Arc<[u8]>, Vec<usize>);
 
 impl SharedUpdates {
     pub fn updates(&self) -> &[Update] {
@@ -109,15 +117,43 @@ impl SharedUpdates {
     /// The messages as sent on a session with `codec`; encoded by the
     /// first member that asks.
     pub fn encoded(&self, codec: &SessionCodec) -> Arc<[u8]> {
-        self.encoded[usize::from(codec.four_octet_as)]
-            .get_or_init(|| {
-                let mut out = Vec::new();
-                for u in &self.updates {
-                    wire::encode_update(u, codec, &mut out);
-                }
-                out.into()
-            })
-            .clone()
+        self.encoded_at(codec).0.clone()
+    }
+
+    /// The messages as sent on a session with `codec`, without the
+    /// UPDATEs at the indices in `skip` (ascending): the byte ranges to
+    /// write, out of the bytes every member shares.
+    pub fn encoded_without(
+        &self,
+        codec: &SessionCodec,
+        skip: &[usize],
+    ) -> (Arc<[u8]>, Vec<std::ops::Range<usize>>) {
+        let (bytes, starts) = self.encoded_at(codec);
+        let mut ranges = Vec::with_capacity(skip.len() + 1);
+        let mut from = 0;
+        for &i in skip {
+            if starts[i] > from {
+                ranges.push(from..starts[i]);
+            }
+            from = starts[i + 1];
+        }
+        if bytes.len() > from {
+            ranges.push(from..bytes.len());
+        }
+        (bytes.clone(), ranges)
+    }
+
+    fn encoded_at(&self, codec: &SessionCodec) -> &Encoded {
+        self.encoded[usize::from(codec.four_octet_as)].get_or_init(|| {
+            let mut out = Vec::new();
+            let mut starts = Vec::with_capacity(self.updates.len() + 1);
+            for u in &self.updates {
+                starts.push(out.len());
+                wire::encode_update(u, codec, &mut out);
+            }
+            starts.push(out.len());
+            (out.into(), starts)
+        })
     }
 }
 
@@ -133,6 +169,10 @@ pub struct Pulled {
     /// UPDATEs shared with the other members at the same cursor; they go
     /// before `updates`.
     pub shared: Option<Arc<SharedUpdates>>,
+    /// Indices (ascending) of the shared UPDATEs this peer does not get:
+    /// its own paths (split horizon), the rest of the batch being the
+    /// same as its group's.
+    pub skip: Vec<usize>,
     /// This peer's own UPDATEs, in order.
     pub updates: Vec<Update>,
     /// Families whose ROUTE-REFRESH answer is complete with these UPDATEs.
@@ -143,7 +183,15 @@ impl Pulled {
     /// All the UPDATEs in order (the shared ones copied).
     pub fn into_updates(self) -> Vec<Update> {
         match self.shared {
-            Some(s) => s.updates.iter().cloned().chain(self.updates).collect(),
+            Some(s) => {
+                let skip = &self.skip;
+                let kept = s
+                    .updates
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| skip.binary_search(i).is_err());
+                kept.map(|(_, u)| u.clone()).chain(self.updates).collect()
+            }
             None => self.updates,
         }
     }
@@ -410,15 +458,23 @@ impl UpdateGroup {
         if m.refreshes.is_empty() && m.leftover.is_empty() && m.cursor < self.version {
             let cursor = m.cursor;
             let batch = self.batch_at(cursor, budget);
-            let m = self.members.get_mut(&id).expect("looked up");
-            if may_share(m, id, &batch) {
+            let m = self.members.get(&id).expect("looked up");
+            if let Some(skip) = self.share_skipping(m, id, &batch) {
+                let m = self.members.get_mut(&id).expect("looked up");
                 m.cursor = batch.next;
                 if !m.own.is_empty() {
                     for p in &batch.announced {
                         m.own.remove(p);
                     }
                 }
-                pulled.shared = Some(batch.updates.clone());
+                // Split horizon: it holds nothing for its own paths.
+                for &i in &skip {
+                    m.own.extend(update_prefixes(&batch.updates.updates[i]));
+                }
+                if skip.len() < batch.updates.updates.len() {
+                    pulled.shared = Some(batch.updates.clone());
+                    pulled.skip = skip;
+                }
                 if m.cursor == self.version {
                     pulled
                         .updates
@@ -439,6 +495,7 @@ impl UpdateGroup {
         if let Some((_, _, batch)) = cached {
             return batch.clone();
         }
+        // Keyed by whose path it is, so that an UPDATE has one source.
         let mut b = UpdateBuilder::default();
         let mut batch = Batch {
             updates: Arc::default(),
@@ -454,7 +511,7 @@ impl UpdateGroup {
             batch.next = *v;
             match &e.attrs {
                 Some(a) => {
-                    b.announce(0, a, *p);
+                    b.announce(e.from, a, *p);
                     batch.announced.push(*p);
                     batch.sources.push(e.from);
                     if let Some(o) = a.attrs.originator_id {
@@ -462,7 +519,7 @@ impl UpdateGroup {
                     }
                 }
                 None => {
-                    b.withdraw(0, *p);
+                    b.withdraw(NOBODY, *p);
                     batch.withdrawn.push(*p);
                     batch.first_withdrawal.get_or_insert(*v);
                 }
@@ -472,10 +529,12 @@ impl UpdateGroup {
         batch.sources.dedup();
         batch.originators.sort_unstable();
         batch.originators.dedup();
-        let mut updates = Vec::new();
-        b.flush_into(&mut updates);
+        let mut from = Vec::new();
+        b.flush(&mut from);
+        let (sources, updates) = from.into_iter().unzip();
         batch.updates = Arc::new(SharedUpdates {
             updates,
+            sources,
             ..Default::default()
         });
         let batch = Arc::new(batch);
@@ -484,6 +543,40 @@ impl UpdateGroup {
         }
         self.shared.push((cursor, budget, batch.clone()));
         batch
+    }
+
+    /// Whether member `m` may take the shared batch, and which of its
+    /// UPDATEs it goes without: those carrying its own paths (split
+    /// horizon), each an UPDATE of its own. Not when the batch withdraws
+    /// what it holds nothing for, nor when it may hold an older state of
+    /// one of its own paths' prefixes (that is withdrawn, by `pull_own`).
+    fn share_skipping(&self, m: &Member, id: PeerId, batch: &Batch) -> Option<Vec<usize>> {
+        if batch.first_withdrawal.is_some_and(|v| v <= m.joined_at)
+            || (!m.own.is_empty() && batch.withdrawn.iter().any(|p| m.own.contains(p)))
+        {
+            return None;
+        }
+        let shared = &batch.updates;
+        if batch.sources.binary_search(&id).is_err()
+            && batch.originators.binary_search(&m.router_id).is_err()
+        {
+            return Some(Vec::new());
+        }
+        let mut skip = Vec::new();
+        for (i, (u, from)) in shared.updates.iter().zip(&shared.sources).enumerate() {
+            let own = *from == id || u.attributes.originator_id == Some(m.router_id);
+            if !own {
+                continue;
+            }
+            let older_held = update_prefixes(u).any(|p| {
+                !m.own.contains(&p) && self.table.get(&p).is_some_and(|e| e.announced_before(m))
+            });
+            if older_held {
+                return None;
+            }
+            skip.push(i);
+        }
+        Some(skip)
     }
 
     /// A pull for one member, with its exceptions.
@@ -620,11 +713,8 @@ fn is_own(m: &Member, id: PeerId, e: &Entry) -> bool {
             .is_some_and(|a| a.attrs.originator_id == Some(m.router_id))
 }
 
-/// Whether member `m` gets exactly the shared batch: none of its
-/// exceptions is in it.
-fn may_share(m: &Member, id: PeerId, batch: &Batch) -> bool {
-    batch.sources.binary_search(&id).is_err()
-        && batch.originators.binary_search(&m.router_id).is_err()
-        && batch.first_withdrawal.is_none_or(|v| v > m.joined_at)
-        && (m.own.is_empty() || batch.withdrawn.iter().all(|p| !m.own.contains(p)))
+/// The prefixes an UPDATE announces.
+fn update_prefixes(u: &Update) -> impl Iterator<Item = Prefix> + '_ {
+    let v4 = u.nlri.iter().map(|n| Prefix::V4(*n));
+    v4.chain(u.mp_reach.iter().flat_map(|r| r.nlri.iter().copied()))
 }

@@ -121,6 +121,77 @@ fn a_member_is_never_sent_its_own_routes() {
 }
 
 #[test]
+fn members_whose_own_routes_are_in_a_batch_share_it_without_them() {
+    // Every client up and announcing at once (a reflector restart): each
+    // batch holds every member's own route.
+    let mut rib = rr(4);
+    for i in 1..=4 {
+        drain(&mut rib, i, &mut BTreeMap::new());
+    }
+    for i in 1..=4 {
+        announce(&mut rib, i);
+    }
+    let codec = SessionCodec {
+        four_octet_as: true,
+    };
+    let pulls: Vec<Pulled> = (1..=4).map(|i| rib.pull(i, 100)).collect();
+    let first = pulls[0].shared.clone().expect("a shared batch");
+    assert_eq!(first.updates().len(), 4, "one UPDATE per source");
+    for (i, pulled) in (1..=4).zip(&pulls) {
+        let s = pulled
+            .shared
+            .as_ref()
+            .expect("shared despite its own route");
+        assert!(Arc::ptr_eq(s, &first), "client {i}: the one batch");
+        assert_eq!(pulled.skip.len(), 1, "client {i}: its own UPDATE only");
+        // What its writer sends is the batch's bytes minus that UPDATE.
+        let (bytes, ranges) = s.encoded_without(&codec, &pulled.skip);
+        let sent: Vec<u8> = ranges
+            .iter()
+            .flat_map(|r| bytes[r.clone()].to_vec())
+            .collect();
+        let mut want = Vec::new();
+        let kept = pulled.clone().into_updates();
+        for u in &kept {
+            wire::encode_update(u, &codec, &mut want);
+        }
+        assert_eq!(sent, want, "client {i}");
+        let prefixes: Vec<String> = kept
+            .iter()
+            .flat_map(|u| &u.nlri)
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(prefixes.len(), 3, "client {i}");
+        assert!(
+            !prefixes.contains(&format!("10.{i}.0.0/24")),
+            "client {i}: not its own"
+        );
+    }
+    // Nothing left, and its own route is no exception to what follows:
+    // client 1's withdrawal reaches the others only.
+    for i in 1..=4 {
+        let mut view = BTreeMap::new();
+        let (ann, wd, _) = drain(&mut rib, i, &mut view);
+        assert_eq!((ann, wd), (0, 0), "client {i}");
+    }
+    receive(&mut rib, 1, withdraw(&["10.1.0.0/24"]));
+    assert!(rib
+        .pull(1, 100)
+        .into_updates()
+        .iter()
+        .all(|u| u.withdrawn.is_empty()));
+    for i in 2..=4 {
+        let wd: usize = rib
+            .pull(i, 100)
+            .into_updates()
+            .iter()
+            .map(|u| u.withdrawn.len())
+            .sum();
+        assert_eq!(wd, 1, "client {i}");
+    }
+}
+
+#[test]
 fn a_member_joining_late_gets_the_whole_table_then_end_of_rib() {
     let mut rib = rr(3);
     for i in 1..=3 {

@@ -122,6 +122,8 @@ pub enum Outgoing {
     Bytes(Vec<u8>),
     /// Bytes shared with other sessions (an update group's batch).
     Shared(Arc<[u8]>),
+    /// Part of such bytes: the batch without this session's own paths.
+    SharedPart(Arc<[u8]>, std::ops::Range<usize>),
     /// Write these bytes (an encoded NOTIFICATION, or nothing) and close.
     Close(Vec<u8>),
     /// Report [`ConnEvent::RefreshWritten`] once everything before this
@@ -135,6 +137,7 @@ impl Outgoing {
         match self {
             Outgoing::Bytes(b) | Outgoing::Close(b) => b,
             Outgoing::Shared(b) => b,
+            Outgoing::SharedPart(b, r) => &b[r.clone()],
             Outgoing::RefreshDone(_) => &[],
         }
     }
@@ -336,7 +339,7 @@ pub async fn run_writer(
                     let _ = a.events.send((a.conn, ConnEvent::RefreshWritten(f))).await;
                 }
                 Outgoing::Close(_) => close = true,
-                Outgoing::Bytes(_) | Outgoing::Shared(_) => {}
+                Outgoing::Bytes(_) | Outgoing::Shared(_) | Outgoing::SharedPart(..) => {}
             }
         }
         if close {

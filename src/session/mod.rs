@@ -108,12 +108,22 @@ impl Conn {
     }
 
     /// Queue an update group's batch, encoded once for every session
-    /// with this codec (see [`Conn::send`]).
-    fn send_shared(&self, s: &rib::SharedUpdates) -> bool {
-        let bytes = s.encoded(&self.codec);
-        self.counters.sent(s.updates().len() as u64);
-        let total = self.queued.add(bytes.len());
-        let _ = self.writer.send(Outgoing::Shared(bytes));
+    /// with this codec (see [`Conn::send`]), without the UPDATEs at the
+    /// indices in `skip` (this peer's own paths).
+    fn send_shared(&self, s: &rib::SharedUpdates, skip: &[usize]) -> bool {
+        self.counters.sent((s.updates().len() - skip.len()) as u64);
+        if skip.is_empty() {
+            let bytes = s.encoded(&self.codec);
+            let total = self.queued.add(bytes.len());
+            let _ = self.writer.send(Outgoing::Shared(bytes));
+            return total <= connection::SEND_QUEUE_LIMIT;
+        }
+        let (bytes, ranges) = s.encoded_without(&self.codec, skip);
+        let mut total = 0;
+        for r in ranges {
+            total = self.queued.add(r.len());
+            let _ = self.writer.send(Outgoing::SharedPart(bytes.clone(), r));
+        }
         total <= connection::SEND_QUEUE_LIMIT
     }
 
@@ -387,7 +397,7 @@ impl PeerTask {
                         let id = self.add_conn(stream);
                         self.feed(Event::TcpAccepted(id)).await;
                     }
-                    Some(PeerCmd::Send { generation, shared, updates }) => self.send_updates(generation, shared, updates).await,
+                    Some(PeerCmd::Send { generation, shared, skip, updates }) => self.send_updates(generation, shared, &skip, updates).await,
                     Some(PeerCmd::RefreshAnswered { generation, family }) => {
                         if let Some(c) = self.established_conn(generation) {
                             let _ = c.writer.send(Outgoing::RefreshDone(family));
@@ -602,6 +612,7 @@ impl PeerTask {
         &mut self,
         generation: u64,
         shared: Option<Arc<rib::SharedUpdates>>,
+        skip: &[usize],
         updates: Vec<Update>,
     ) {
         let Some(c) = self.established_conn(generation) else {
@@ -609,7 +620,7 @@ impl PeerTask {
         };
         let (id, _) = self.fsm.established().expect("established_conn found it");
         if let Some(s) = shared {
-            if !c.send_shared(&s) {
+            if !c.send_shared(&s, skip) {
                 self.feed(Event::SendQueueFull(id)).await;
                 return;
             }
