@@ -17,9 +17,11 @@
 //!
 //! Pull model: a state is handed over only when pulled, and a prefix that
 //! changes many times while a member lags is one entry, its last state.
-//! Members at the same cursor whose next batch holds none of their
-//! exceptions get the same batch ([`SharedUpdates`]): built and encoded
-//! once, shared by every member's writer.
+//! Members at the same cursor get the same batch ([`SharedUpdates`]):
+//! built and encoded once, shared by every member's writer. It has one
+//! UPDATE per source, so a member whose own paths are in it takes it
+//! without those UPDATEs ([`Pulled::skip`]); only a member that must be
+//! sent a withdrawal the others are not gets a batch of its own.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{Ipv4Addr, Ipv6Addr};
