@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use labkit::{procfs, veth, Netns, Setup};
 
 use crate::receivers::Kind;
+use crate::report::median;
 use daemons::Reflector;
 pub use fleet::ASN;
 use fleet::{Fleet, Node, Shared, LINK_V6_LEN, REFLECTOR_V4, REFLECTOR_V6};
@@ -35,6 +36,9 @@ pub struct Sample {
     pub run: usize,
     /// First to last session Established (context).
     pub all_established_s: Option<f64>,
+    /// First session Established → half of them: whether the spread is
+    /// a few late sessions or the whole storm being slow.
+    pub half_established_s: Option<f64>,
     /// First session Established → every node holds every other's CIDRs.
     pub converge_s: Option<f64>,
     /// Last session Established → every node holds every other's CIDRs
@@ -141,6 +145,7 @@ pub fn measure(kind: Kind, n: usize, opts: &Opts, run: usize) -> Sample {
         nodes: n,
         run,
         all_established_s: None,
+        half_established_s: None,
         converge_s: None,
         after_last_up_s: None,
         withdraw_s: None,
@@ -220,6 +225,11 @@ fn drive(s: &mut Sample, rr: &mut Reflector, lab: &Lab, opts: &Opts) -> Result<(
         let first = Shared::earliest(&sh.established).expect("sessions are up");
         let secs = |t: Instant| (t - first).as_secs_f64();
         s.all_established_s = Shared::latest(&sh.established).map(secs);
+        let ups: Vec<f64> = (sh.established.iter())
+            .filter_map(|t| t.get().copied())
+            .map(secs)
+            .collect();
+        s.half_established_s = median(ups);
         s.converge_s = Shared::latest(&sh.complete).map(secs);
         s.after_last_up_s = s.converge_s.zip(s.all_established_s).map(|(c, u)| c - u);
         if n < 2 {
@@ -243,18 +253,6 @@ fn drive(s: &mut Sample, rr: &mut Reflector, lab: &Lab, opts: &Opts) -> Result<(
     s.peak_rss_kib = procfs::sum_mem(&pids).map(|m| m.hwm_kib);
     fleet.close();
     r
-}
-
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    Some(if v.len() % 2 == 1 {
-        v[v.len() / 2]
-    } else {
-        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
-    })
 }
 
 fn fmt(v: Option<f64>, digits: usize) -> String {
@@ -299,8 +297,11 @@ fn ratio(
 
 type Metric = (&'static str, usize, fn(&Sample) -> Option<f64>);
 
-const METRICS: [Metric; 7] = [
+const METRICS: [Metric; 8] = [
     ("first → last session up (s)", 2, |s| s.all_established_s),
+    ("first session up → half of them up (s)", 2, |s| {
+        s.half_established_s
+    }),
     (
         "first session up → every node has every route (s)",
         2,
@@ -377,16 +378,17 @@ pub fn report(samples: &[Sample], kinds: &[Kind], header: &str) -> String {
             let _ = writeln!(md, "{row}");
         }
     }
-    md += "\nEvery run (s, MiB, KiB per session):\n\n| reflector | N | run | up | converge | after last up | withdraw | idle RSS | peak RSS | KiB/session | CPU | error |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    md += "\nEvery run (s, MiB, KiB per session):\n\n| reflector | N | run | up | half up | converge | after last up | withdraw | idle RSS | peak RSS | KiB/session | CPU | error |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     for s in samples {
         let mib = |k: Option<u64>| fmt(k.map(|k| k as f64 / 1024.0), 1);
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             s.receiver,
             s.nodes,
             s.run,
             fmt(s.all_established_s, 2),
+            fmt(s.half_established_s, 2),
             fmt(s.converge_s, 2),
             fmt(s.after_last_up_s, 2),
             fmt(s.withdraw_s, 3),
@@ -435,8 +437,9 @@ pub fn run(
                 let started = Instant::now();
                 let s = measure(k, n, opts, rep);
                 eprintln!(
-                    "  {k:<6} N={n} run {rep}: up {} s, converge {} s, withdraw {} s, peak {} MiB, {} KiB/session, CPU {} s{} [{:.0} s]",
+                    "  {k:<6} N={n} run {rep}: up {} s (half {} s), converge {} s, withdraw {} s, peak {} MiB, {} KiB/session, CPU {} s{} [{:.0} s]",
                     fmt(s.all_established_s, 2),
+                    fmt(s.half_established_s, 2),
                     fmt(s.converge_s, 2),
                     fmt(s.withdraw_s, 3),
                     fmt(s.peak_rss_kib.map(|k| k as f64 / 1024.0), 1),
@@ -473,6 +476,7 @@ mod tests {
             nodes: 100,
             run,
             all_established_s: Some(0.1),
+            half_established_s: Some(0.05),
             converge_s: Some(converge),
             after_last_up_s: Some(converge - 0.1),
             withdraw_s: Some(0.01),
